@@ -1,0 +1,94 @@
+"""flowkit: voice AI agents for LiveKit as typed, checked, drawn and measured graphs.
+
+The public API is what ``__all__`` lists; everything else is internal.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from flowkit.converters import find_converter, register_converter, unregister_converter
+from flowkit.function_node import FunctionNode, node
+from flowkit.graph import Edge, Graph, Subgraph
+from flowkit.job import JobContext
+from flowkit.messages import (
+    AgentState,
+    AgentStateKind,
+    Interrupt,
+    Message,
+    Metrics,
+    TextChunk,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    UserState,
+    UserStateKind,
+    UserTurn,
+    VADEvent,
+    VADEventKind,
+)
+from flowkit.node import Node, NodeParams, NodeStyle
+from flowkit.policy import ErrorPolicy
+from flowkit.ports import AudioFormat, In, Out, Overflow
+from flowkit.problems import GraphError, NodeDefinitionError, NodeParamsError, Problem, ProblemKind
+from flowkit.runtime import (
+    GraphFailed,
+    GraphMetrics,
+    GraphRunner,
+    NodeContext,
+    NodeError,
+    from_async_iterable,
+    to_async_iterator,
+)
+from flowkit.spec import GraphSpec
+
+try:
+    __version__ = version("flowkit-agents")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "AgentState",
+    "AgentStateKind",
+    "AudioFormat",
+    "Edge",
+    "ErrorPolicy",
+    "FunctionNode",
+    "Graph",
+    "GraphError",
+    "GraphFailed",
+    "GraphMetrics",
+    "GraphRunner",
+    "GraphSpec",
+    "In",
+    "Interrupt",
+    "JobContext",
+    "Message",
+    "Metrics",
+    "Node",
+    "NodeContext",
+    "NodeDefinitionError",
+    "NodeError",
+    "NodeParams",
+    "NodeParamsError",
+    "NodeStyle",
+    "Out",
+    "Overflow",
+    "Problem",
+    "ProblemKind",
+    "Subgraph",
+    "TextChunk",
+    "ToolCall",
+    "ToolResult",
+    "Transcript",
+    "UserState",
+    "UserStateKind",
+    "UserTurn",
+    "VADEvent",
+    "VADEventKind",
+    "__version__",
+    "find_converter",
+    "from_async_iterable",
+    "node",
+    "register_converter",
+    "to_async_iterator",
+    "unregister_converter",
+]

@@ -1,0 +1,1 @@
+"""Built-in nodes that need nothing beyond flowkit's core dependencies."""

@@ -1,0 +1,149 @@
+"""The bounded queue between Rx edges and an async consumer.
+
+Rx pushes and has no backpressure, so where a consumer reads at its own pace (an async node's
+``run``) the runtime puts this queue, with the input port's bound and overflow policy. Every
+item remembers the edge it came by, so waits, drops and depth are counted per edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from time import perf_counter_ns
+from typing import Generic, TypeVar
+
+from flowkit.ports import Overflow
+from flowkit.runtime.metrics import EdgeStats
+
+__all__ = ["InputQueue"]
+
+T = TypeVar("T")
+
+
+class InputQueue(Generic[T]):
+    """A bounded FIFO read as an async iterator; ends when its input completes.
+
+    Args:
+        maxsize: The bound.
+        overflow: What a push into a full queue does (see :class:`~flowkit.ports.Overflow`).
+    """
+
+    def __init__(self, maxsize: int, overflow: Overflow) -> None:
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self._items: deque[tuple[int, EdgeStats | None, T]] = deque()
+        self._closed = False
+        self._getter: asyncio.Future[None] | None = None
+        self._room_waiters: list[asyncio.Future[None]] = []
+
+    def push(self, value: T, stats: EdgeStats | None = None) -> None:
+        """Add ``value`` (arriving on the edge ``stats`` counts), applying the overflow policy."""
+        if self._closed:
+            return
+        if len(self._items) >= self.maxsize:
+            if self.overflow is Overflow.DROP_NEWEST:
+                if stats is not None:
+                    stats.dropped += 1
+                return
+            if self.overflow is Overflow.DROP_OLDEST:
+                _, old_stats, _ = self._items.popleft()
+                if old_stats is not None:
+                    old_stats.dropped += 1
+                    old_stats.queued -= 1
+            elif stats is not None:
+                stats.overflowed += 1
+        self._items.append((perf_counter_ns(), stats, value))
+        if stats is not None:
+            stats.queued += 1
+            if stats.queued > stats.max_queued:
+                stats.max_queued = stats.queued
+        self._wake_getter()
+
+    def close(self) -> None:
+        """No more items will come: the iterator ends once the queue is drained."""
+        self._closed = True
+        self._wake_getter()
+        self._release_room_waiters()
+
+    def clear(self) -> int:
+        """Drop every queued item (e.g. a flush on barge-in); return how many were dropped."""
+        dropped = len(self._items)
+        for _, stats, _ in self._items:
+            if stats is not None:
+                stats.queued -= 1
+                stats.dropped += 1
+        self._items.clear()
+        self._release_room_waiters()
+        return dropped
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        """Whether a push now would exceed the bound."""
+        return len(self._items) >= self.maxsize
+
+    async def wait_for_room(self) -> None:
+        """Wait until the queue is below its bound (or closed)."""
+        while self.full() and not self._closed:
+            waiter = asyncio.get_running_loop().create_future()
+            self._room_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._room_waiters:
+                    self._room_waiters.remove(waiter)
+
+    async def get(self) -> T:
+        """The next item; raises ``StopAsyncIteration`` when closed and drained."""
+        while not self._items:
+            if self._closed:
+                raise StopAsyncIteration
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+        enqueued, stats, value = self._items.popleft()
+        if stats is not None:
+            stats.queued -= 1
+            stats.wait.add(perf_counter_ns() - enqueued)
+        if self._room_waiters and not self.full():
+            self._release_room_waiters()
+        return value
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        return await self.get()
+
+    def _wake_getter(self) -> None:
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    def _release_room_waiters(self) -> None:
+        waiters, self._room_waiters = self._room_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<InputQueue {len(self)}/{self.maxsize} {self.overflow} {state}>"
+
+    # Observer protocol, so a queue can be fed by any observable.
+    def on_next(self, value: T) -> None:
+        """Push ``value`` (no edge attribution)."""
+        self.push(value)
+
+    def on_error(self, error: Exception) -> None:  # pragma: no cover - the runtime routes errors
+        """Close the queue; errors are handled by the runtime, not queued."""
+        self.close()
+
+    def on_completed(self) -> None:
+        """Close the queue."""
+        self.close()
+

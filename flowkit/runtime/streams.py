@@ -1,0 +1,323 @@
+"""The wiring fabric: one hot stream per output port, one merged stream per input port.
+
+These are reactivex observables, so node code composes any Rx operator on them, but they are
+written for the hot path: single-threaded (the job's event loop owns them, so no locks), taps
+attached without Rx's per-subscription wrappers, and copy-on-write tuples of listeners so a
+message is delivered with a plain loop.
+
+A message goes ``PortStream.on_next`` → each :class:`EdgeTap` (counts it, times the
+consumer, catches the consumer's exception) → the consumer. Errors never travel along edges:
+the tap hands them to the runtime, which applies the consumer's error policy; a producer and
+its other consumers are untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from time import perf_counter_ns
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from flowkit.ports import Overflow
+from flowkit.runtime.metrics import EdgeStats, NodeStats
+from flowkit.runtime.queues import InputQueue
+
+__all__ = ["Clock", "EdgeTap", "InputStream", "PortStream"]
+
+T = TypeVar("T")
+
+
+class Clock:
+    """Time spent in nested deliveries, so each node is charged only for its own work.
+
+    Deliveries are synchronous and nest (a node's output is delivered while its input is
+    still being handled); ``child`` accumulates the time of deliveries nested in the current
+    one, which the enclosing tap subtracts.
+    """
+
+    __slots__ = ("child",)
+
+    def __init__(self) -> None:
+        self.child = 0
+
+
+class EdgeTap:
+    """One edge's delivery point: counts, times and isolates the consumer.
+
+    Attributes:
+        stats: The edge's counters.
+        consumer: The consuming node's counters.
+        source: The producing port's stream.
+        feedback: The edge closes a declared feedback loop: delivered on the next loop
+            iteration, and it does not hold the consumer's input open.
+        observer: Where messages go (the consumer's observer), set when attached.
+    """
+
+    __slots__ = ("attached", "clock", "consumer", "feedback", "input", "loop", "observer",
+                 "on_failure", "queue", "source", "stats")
+
+    def __init__(
+        self,
+        source: PortStream[Any],
+        stats: EdgeStats,
+        consumer: NodeStats,
+        clock: Clock,
+        on_failure: Callable[[Exception], None],
+        *,
+        feedback: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.source = source
+        self.stats = stats
+        self.consumer = consumer
+        self.clock = clock
+        self.on_failure = on_failure
+        self.feedback = feedback
+        self.loop = loop
+        self.observer: abc.ObserverBase[Any] | None = None
+        self.queue: InputQueue[Any] | None = None
+        self.input: InputStream[Any] | None = None
+        self.attached = False
+
+    def on_next(self, value: Any) -> None:
+        """Deliver ``value`` to the consumer (on the next iteration for a feedback edge)."""
+        if self.feedback and self.loop is not None:
+            self.stats.queued += 1
+            self.loop.call_soon(self._deliver_later, value)
+            return
+        self.deliver(value)
+
+    def deliver(self, value: Any) -> None:
+        """Deliver ``value`` now, measuring the consumer's own time."""
+        self.stats.messages += 1
+        consumer = self.consumer
+        consumer.messages_in += 1
+        queue = self.queue
+        if queue is not None:
+            queue.push(value, self.stats)
+            return
+        clock = self.clock
+        outer = clock.child
+        clock.child = 0
+        start = perf_counter_ns()
+        try:
+            self.observer.on_next(value)  # type: ignore[union-attr]
+        except Exception as exc:  # the consumer failed: its policy decides, not the producer
+            self.on_failure(exc)
+        elapsed = perf_counter_ns() - start
+        own = elapsed - clock.child
+        consumer.busy_ns += own
+        consumer.latency.add(own)
+        clock.child = outer + elapsed
+
+    def _deliver_later(self, value: Any) -> None:
+        self.stats.queued -= 1
+        if self.attached:
+            self.deliver(value)
+
+    def source_completed(self) -> None:
+        """The producer completed; tell the input this edge is done."""
+        if self.input is not None:
+            self.input.edge_completed(self)
+
+
+class PortStream(Observable[T], Generic[T]):
+    """The hot stream of one output port: every message goes to every edge, in order.
+
+    The runtime attaches edge taps directly; any other subscriber (a test, a trace) goes
+    through the usual ``subscribe`` and sees the same messages.
+    """
+
+    def __init__(self, name: str, stats: NodeStats) -> None:
+        super().__init__()
+        self.name = name
+        self.stats = stats
+        self.completed = False
+        self._taps: tuple[EdgeTap, ...] = ()
+        self._plain: tuple[abc.ObserverBase[T], ...] = ()
+
+    @property
+    def listeners(self) -> int:
+        """How many taps and subscribers are attached (zero after the graph closes)."""
+        return len(self._taps) + len(self._plain)
+
+    def attach(self, tap: EdgeTap) -> None:
+        """Attach an edge tap; a completed stream completes it at once."""
+        if self.completed:
+            tap.source_completed()
+            return
+        tap.attached = True
+        self._taps = (*self._taps, tap)
+
+    def detach(self, tap: EdgeTap) -> None:
+        """Detach an edge tap (no-op if it is not attached)."""
+        tap.attached = False
+        self._taps = tuple(t for t in self._taps if t is not tap)
+
+    def on_next(self, value: T) -> None:
+        """Emit ``value`` on every edge out of this port."""
+        self.stats.messages_out += 1
+        for tap in self._taps:
+            tap.on_next(value)
+        for observer in self._plain:
+            observer.on_next(value)
+
+    def on_completed(self) -> None:
+        """The port will emit nothing more: complete every edge and subscriber."""
+        if self.completed:
+            return
+        self.completed = True
+        taps, plain = self._taps, self._plain
+        self._taps, self._plain = (), ()
+        for tap in taps:
+            tap.attached = False
+            tap.source_completed()
+        for observer in plain:
+            observer.on_completed()
+
+    def detach_all(self) -> None:
+        """Drop every listener without completing them (the graph is closing)."""
+        for tap in self._taps:
+            tap.attached = False
+        self._taps, self._plain = (), ()
+
+    async def wait_for_room(self) -> None:
+        """Wait while any ``BLOCK`` queue this port feeds is full."""
+        for tap in self._taps:
+            queue = tap.queue
+            if queue is not None and queue.overflow is Overflow.BLOCK:
+                await queue.wait_for_room()
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        if self.completed:
+            observer.on_completed()
+            return Disposable()
+        self._plain = (*self._plain, observer)
+
+        def remove() -> None:
+            self._plain = tuple(o for o in self._plain if o is not observer)
+
+        return Disposable(remove)
+
+
+class InputStream(Observable[T], Generic[T]):
+    """The merge of every edge into one input port.
+
+    It completes when every non-feedback edge has completed (a feedback edge cannot hold its
+    consumer open, or a loop would never end). Edges are attached while someone subscribes
+    and detached when the last subscriber leaves, so a closed graph holds no subscription.
+    """
+
+    def __init__(self, name: str, taps: list[EdgeTap]) -> None:
+        super().__init__()
+        self.name = name
+        self.taps = taps
+        for tap in taps:
+            tap.input = self
+        self.completed = False
+        self._observers: tuple[abc.ObserverBase[T], ...] = ()
+        self._open: set[int] = set()
+
+    @property
+    def observers(self) -> int:
+        """How many subscribers are attached."""
+        return len(self._observers)
+
+    def add_observer(self, observer: abc.ObserverBase[T]) -> Callable[[], None]:
+        """Attach ``observer`` without Rx's wrappers; returns the function that detaches it."""
+        if self.completed:
+            observer.on_completed()
+            return lambda: None
+        first = not self._observers
+        self._observers = (*self._observers, observer)
+        self._retarget()
+        if first:
+            self._attach_edges()
+
+        def remove() -> None:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+            self._retarget()
+            if not self._observers:
+                self._detach_edges()
+
+        return remove
+
+    def feed_queue(self, queue: InputQueue[T]) -> Callable[[], None]:
+        """Deliver this input into ``queue`` (an async consumer), per edge for its counters."""
+        remove = self.add_observer(queue)
+        for tap in self.taps:
+            tap.queue = queue
+        return remove
+
+    def _retarget(self) -> None:
+        target: abc.ObserverBase[Any] | None
+        if len(self._observers) == 1:
+            target = self._observers[0]
+        elif self._observers:
+            target = _FanOut(self)
+        else:
+            target = None
+        for tap in self.taps:
+            tap.observer = target
+            if target is None:
+                tap.queue = None
+
+    def _attach_edges(self) -> None:
+        holding = [t for t in self.taps if not t.feedback] or list(self.taps)
+        self._open = {id(t) for t in holding}
+        if not self.taps:
+            self._complete()
+            return
+        for tap in self.taps:
+            tap.source.attach(tap)
+
+    def _detach_edges(self) -> None:
+        for tap in self.taps:
+            tap.source.detach(tap)
+
+    def edge_completed(self, tap: EdgeTap) -> None:
+        """One edge's producer completed; complete the input when no holding edge is left."""
+        self._open.discard(id(tap))
+        if not self._open and not self.completed:
+            self._complete()
+
+    def _complete(self) -> None:
+        self.completed = True
+        self._detach_edges()
+        observers, self._observers = self._observers, ()
+        self._retarget()
+        for observer in observers:
+            observer.on_completed()
+
+    def on_next(self, value: T) -> None:
+        """Fan ``value`` out to every subscriber (used when there are several)."""
+        for observer in self._observers:
+            observer.on_next(value)
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return Disposable(self.add_observer(observer))
+
+
+class _FanOut:
+    """Observer that forwards to every subscriber of an input stream."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: InputStream[Any]) -> None:
+        self.stream = stream
+
+    def on_next(self, value: Any) -> None:
+        self.stream.on_next(value)
+
+    def on_error(self, error: Exception) -> None:  # pragma: no cover - errors never travel edges
+        raise error
+
+    def on_completed(self) -> None:  # pragma: no cover - completion is sent by the stream
+        pass
