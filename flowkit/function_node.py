@@ -33,6 +33,10 @@ __all__ = ["FunctionMode", "FunctionNode", "node"]
 
 FunctionMode = Literal["sync", "generator", "async", "async_generator"]
 
+# Port classes subscripted with types only known at run time (typing sees Any).
+_In: Any = In
+_Out: Any = Out
+
 _ITERATORS = {
     collections.abc.Iterator, collections.abc.Iterable, collections.abc.Generator,
 }
@@ -135,14 +139,14 @@ def _build(
                 f"@node {label}: *args/**kwargs cannot become node parameters; list them"
             )
     class_name = name or "".join(part.title() for part in re.split(r"_+", fn.__name__) if part)
-    params_model = pydantic.create_model(  # type: ignore[call-overload]
+    params_model = pydantic.create_model(
         f"{class_name}Params", __base__=NodeParams, **fields
     )
     namespace: dict[str, Any] = {
         "__module__": fn.__module__,
         "__qualname__": class_name,
         "__doc__": inspect.getdoc(fn),
-        "__annotations__": {input_name: In[hints[input_name]]},  # type: ignore[name-defined]
+        "__annotations__": {input_name: _In[hints[input_name]]},
         "Params": params_model,
         "fn": staticmethod(fn),
         "mode": mode,
@@ -151,7 +155,7 @@ def _build(
         "threaded": threaded,
     }
     if out_type is not None:
-        namespace["__annotations__"]["out"] = Out[out_type]  # type: ignore[valid-type]
+        namespace["__annotations__"]["out"] = _Out[out_type]
     if policy is not None:
         namespace["error_policy"] = ErrorPolicy(policy)
     cls = types.new_class(

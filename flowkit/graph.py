@@ -73,11 +73,13 @@ class Subgraph:
 
     def default_input(self) -> In[Any] | str:
         """The exposed input ``>>`` links to, or why there is none."""
-        return _single(self.inputs, f"subgraph {self.name!r}", "input")
+        port = _single(self.inputs, f"subgraph {self.name!r}", "input")
+        return port if isinstance(port, (In, str)) else f"subgraph {self.name!r}: not an input"
 
     def default_output(self) -> Out[Any] | str:
         """The exposed output ``>>`` links from, or why there is none."""
-        return _single(self.outputs, f"subgraph {self.name!r}", "output")
+        port = _single(self.outputs, f"subgraph {self.name!r}", "output")
+        return port if isinstance(port, (Out, str)) else f"subgraph {self.name!r}: not an output"
 
     def __getattr__(self, attr: str) -> Any:
         ports = self.__dict__.get("inputs", {}) | self.__dict__.get("outputs", {})
@@ -95,7 +97,7 @@ class Subgraph:
         return link(self, other)
 
 
-def _single(ports: Mapping[str, Any], label: str, direction: str) -> Any:
+def _single(ports: Mapping[str, Any], label: str, direction: str) -> object:
     if len(ports) == 1:
         return next(iter(ports.values()))
     if not ports:

@@ -77,7 +77,7 @@ class Node:
     """
 
     Params: ClassVar[type[NodeParams]] = NodeParams
-    error_policy: ClassVar[ErrorPolicy] = ErrorPolicy.SKIP
+    error_policy: ErrorPolicy = ErrorPolicy.SKIP
     threaded: ClassVar[bool] = False
     max_restarts: ClassVar[int] = 3
     style: ClassVar[NodeStyle]
@@ -129,7 +129,7 @@ class Node:
         self.group = ""
         self.graph: Graph | None = None
         self.inserted = False
-        self.error_policy: ErrorPolicy = cls.error_policy  # type: ignore[misc]
+        self.error_policy = cls.error_policy
         self.inputs: dict[str, In[Any]] = {}
         self.outputs: dict[str, Out[Any]] = {}
         for name, (in_template, type_) in cls._input_templates.items():
@@ -159,11 +159,11 @@ class Node:
 
     def default_input(self) -> In[Any] | str:
         """The input ``>>`` links to, or a sentence saying why there is none."""
-        return _default_port(self, self.inputs, "input")
+        return typing.cast("In[Any] | str", _default_port(self, self.inputs, "input"))
 
     def default_output(self) -> Out[Any] | str:
         """The output ``>>`` links from, or a sentence saying why there is none."""
-        return _default_port(self, self.outputs, "output")
+        return typing.cast("Out[Any] | str", _default_port(self, self.outputs, "output"))
 
     @overload
     def __rshift__(self, other: N) -> N: ...
@@ -201,7 +201,9 @@ class Node:
         return f"<{type(self).__qualname__}{name}{' ' + params if params else ''}>"
 
 
-def _default_port(node: Node, ports: Mapping[str, Port[Any]], direction: str) -> Any:
+def _default_port(
+    node: Node, ports: Mapping[str, Port[Any]], direction: str
+) -> Port[Any] | str:
     if len(ports) == 1:
         return next(iter(ports.values()))
     marked = [p for p in ports.values() if p.default]
@@ -239,7 +241,9 @@ def _collect_ports(
                 "see it"
             ) from None
         for name, annotation in annotations.items():
-            origin = typing.get_origin(annotation) or annotation
+            origin: Any = typing.get_origin(annotation)
+            if origin is None:
+                origin = annotation
             if origin not in (In, Out):
                 continue
             args = typing.get_args(annotation)

@@ -46,8 +46,6 @@ class ResolvedGraph:
 
 def resolve(graph: Graph) -> ResolvedGraph:
     """Check ``graph`` and plan it (see :class:`ResolvedGraph`)."""
-    from flowkit.graph import Edge
-
     problems: list[Problem] = list(graph._problems)
     nodes: list[Node] = list(graph.nodes.values())
     edges: list[Edge] = []

@@ -15,12 +15,13 @@ when the node has finished (``finish_node``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from reactivex import Observable
+from reactivex import Observable, abc
 
 from flowkit.function_node import FunctionNode
 from flowkit.node import NodeStyle
@@ -47,7 +48,7 @@ def activate(runner: GraphRunner, run: NodeRun) -> None:
         _activate_function(runner, run)
 
 
-class _OutputObserver:
+class _OutputObserver(abc.ObserverBase[Any]):
     """Receives one observable returned by ``wire`` and forwards it to its port stream."""
 
     __slots__ = ("run", "runner", "target")
@@ -74,7 +75,7 @@ class _OutputObserver:
 
 def _activate_rx(runner: GraphRunner, run: NodeRun) -> None:
     node = run.node
-    result = node.wire(**run.inputs)  # type: ignore[attr-defined]
+    result = node.wire(**run.inputs)
     outputs = _normalize(node.name, type(node).__qualname__, list(run.outputs), result)
     for port, observable in outputs.items():
         run.open += 1
@@ -122,7 +123,7 @@ def _queue_inputs(run: NodeRun) -> dict[str, InputQueue[Any]]:
 
 def _activate_async(runner: GraphRunner, run: NodeRun) -> None:
     queues = _queue_inputs(run)
-    coro = run.node.run(**queues)  # type: ignore[attr-defined]
+    coro = run.node.run(**queues)
     runner._create_node_task(run.name, coro, "run", main=True)
 
 
@@ -214,10 +215,9 @@ class _ThreadedCall(_InlineCall):
         future.add_done_callback(self._from_thread)
 
     def _from_thread(self, future: Future[Any]) -> None:
-        try:
+        # The loop may have closed while the thread worked; the result is then moot.
+        with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._deliver, future)
-        except RuntimeError:  # the loop closed while the thread worked
-            pass
 
     def _deliver(self, future: Future[Any]) -> None:
         self.pending -= 1

@@ -115,7 +115,10 @@ def from_async_iterable(
         task = asyncio.get_running_loop().create_task(pump(), name="flowkit:bridge")
         _pumps.add(task)
         task.add_done_callback(_pumps.discard)
-        return Disposable(task.cancel)
+        def cancel() -> None:
+            task.cancel()
+
+        return Disposable(cancel)
 
     return reactivex.create(subscribe)
 

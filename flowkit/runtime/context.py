@@ -49,8 +49,11 @@ class NodeContext:
         )
 
     def create_task(self, coro: Coroutine[Any, Any, R], *, name: str = "") -> asyncio.Task[R]:
-        """Start a task owned by this node: cancelled when the node restarts or the graph
-        closes; an exception it raises is this node's error (its policy applies)."""
+        """Start a task owned by this node.
+
+        The task is cancelled when the node restarts or the graph closes; an exception it
+        raises is this node's error (its policy applies).
+        """
         return self._runner._create_node_task(self.node_name, coro, name)
 
     async def run_in_thread(self, fn: Callable[..., R], *args: Any) -> R:

@@ -34,9 +34,8 @@ class NodeError:
         )
 
 
-class GraphFailed(Exception):
-    """A graph ended because a node failed under the ``END_GRAPH`` policy (or ran out of
-    restarts).
+class GraphFailed(Exception):  # noqa: N818 - reads as what happened: "raise GraphFailed"
+    """A graph ended: a node failed under ``END_GRAPH`` or ran out of restarts.
 
     Attributes:
         node_error: The error that ended the graph.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Coroutine
@@ -142,13 +143,13 @@ class GraphRunner:
             consumer = dst_run.name
             tap = EdgeTap(
                 src_run.outputs[edge.src.name], stats, dst_run.stats, self._clock,
-                lambda exc, consumer=consumer: self._node_failed(consumer, exc),
+                functools.partial(self._node_failed, consumer),
                 feedback=edge.is_feedback, loop=loop,
             )
             taps[(consumer, edge.dst.name)].append(tap)
         for run in self._runs.values():
-            for name, port in run.node.inputs.items():
-                run.inputs[name] = InputStream(port.qualname, taps[(run.name, name)])
+            for name, in_port in run.node.inputs.items():
+                run.inputs[name] = InputStream(in_port.qualname, taps[(run.name, name)])
 
     def _activate(self, run: NodeRun) -> None:
         try:

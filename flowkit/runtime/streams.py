@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from time import perf_counter_ns
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
@@ -25,9 +25,23 @@ from flowkit.ports import Overflow
 from flowkit.runtime.metrics import EdgeStats, NodeStats
 from flowkit.runtime.queues import InputQueue
 
-__all__ = ["Clock", "EdgeTap", "InputStream", "PortStream"]
+__all__ = ["Clock", "EdgeTap", "InputStream", "MessageObserver", "PortStream"]
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class MessageObserver(Protocol[T_contra]):
+    """What an edge delivers to: anything with Rx's three observer methods."""
+
+    def on_next(self, value: T_contra, /) -> None:
+        """Receive one message."""
+
+    def on_error(self, error: Exception, /) -> None:
+        """Receive an error (the runtime never sends one along an edge)."""
+
+    def on_completed(self) -> None:
+        """Receive the end of the stream."""
 
 
 class Clock:
@@ -77,7 +91,7 @@ class EdgeTap:
         self.on_failure = on_failure
         self.feedback = feedback
         self.loop = loop
-        self.observer: abc.ObserverBase[Any] | None = None
+        self.observer: MessageObserver[Any] | None = None
         self.queue: InputQueue[Any] | None = None
         self.input: InputStream[Any] | None = None
         self.attached = False
@@ -220,7 +234,7 @@ class InputStream(Observable[T], Generic[T]):
         for tap in taps:
             tap.input = self
         self.completed = False
-        self._observers: tuple[abc.ObserverBase[T], ...] = ()
+        self._observers: tuple[MessageObserver[T], ...] = ()
         self._open: set[int] = set()
 
     @property
@@ -228,7 +242,7 @@ class InputStream(Observable[T], Generic[T]):
         """How many subscribers are attached."""
         return len(self._observers)
 
-    def add_observer(self, observer: abc.ObserverBase[T]) -> Callable[[], None]:
+    def add_observer(self, observer: MessageObserver[T]) -> Callable[[], None]:
         """Attach ``observer`` without Rx's wrappers; returns the function that detaches it."""
         if self.completed:
             observer.on_completed()
@@ -255,7 +269,7 @@ class InputStream(Observable[T], Generic[T]):
         return remove
 
     def _retarget(self) -> None:
-        target: abc.ObserverBase[Any] | None
+        target: MessageObserver[Any] | None
         if len(self._observers) == 1:
             target = self._observers[0]
         elif self._observers:
