@@ -158,7 +158,11 @@ class Node:
         return cls.__module__.split(".")[0]
 
     def default_input(self) -> In[Any] | str:
-        """The input ``>>`` links to, or a sentence saying why there is none."""
+        """The input ``>>`` links to, or a sentence saying why there is none.
+
+        The default is the only input, else the one marked ``default=True``, else the only
+        required one.
+        """
         return typing.cast("In[Any] | str", _default_port(self, self.inputs, "input"))
 
     def default_output(self) -> Out[Any] | str:
@@ -209,6 +213,11 @@ def _default_port(
     marked = [p for p in ports.values() if p.default]
     if len(marked) == 1:
         return marked[0]
+    # A sink with one required input and optional controls (e.g. audio + interrupt) reads
+    # naturally as ``tts >> sink``.
+    required = [p for p in ports.values() if isinstance(p, In) and p.required]
+    if not marked and len(required) == 1:
+        return required[0]
     label = f"{type(node).__qualname__} node {node.name!r}"
     if not ports:
         return f"{label} has no {direction} port"

@@ -1,0 +1,147 @@
+"""Zero-copy numpy views of :class:`livekit.rtc.AudioFrame`, and frames made from arrays.
+
+An ``AudioFrame`` holds interleaved 16-bit PCM in a buffer (``bytes``, ``bytearray`` or a
+``memoryview``). :func:`samples` views that buffer as an ``int16`` array of shape
+``(samples_per_channel, num_channels)`` without copying it, and :func:`frame_from_samples`
+wraps an ``int16`` array in a frame without copying it. Where a copy cannot be avoided, the
+function says so in its docstring.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+from livekit import rtc
+from numpy.typing import NDArray
+
+from flowkit.ports import AudioFormat
+
+__all__ = [
+    "duration_ms",
+    "frame_format",
+    "frame_from_samples",
+    "samples",
+    "samples_for",
+    "silence",
+]
+
+# WAV files and LiveKit frames are little-endian int16; numpy's native int16 matches that on
+# every platform LiveKit ships for, and this check keeps a big-endian host from silently
+# reading byte-swapped audio.
+if sys.byteorder != "little":  # pragma: no cover - no big-endian CI
+    raise ImportError("flowkit.audio assumes a little-endian host (LiveKit frames are LE int16)")
+
+
+def samples(frame: rtc.AudioFrame) -> NDArray[np.int16]:
+    """View a frame's audio as ``int16`` samples, without copying.
+
+    The array shares memory with the frame: writing to it changes ``frame.data``. It is
+    read-only when the frame wraps an immutable buffer (``bytes``, e.g. frames read from a WAV
+    file); treat frames as immutable messages anyway, since other consumers of the same edge
+    see the same buffer.
+
+    Args:
+        frame: The frame.
+
+    Returns:
+        An array of shape ``(samples_per_channel, num_channels)`` (one row per sample instant,
+        one column per channel).
+    """
+    count = frame.samples_per_channel * frame.num_channels
+    # count= trims a buffer longer than the frame (AudioFrame allows that) without copying.
+    flat = np.frombuffer(frame.data, dtype=np.int16, count=count)
+    return flat.reshape(frame.samples_per_channel, frame.num_channels)
+
+
+def frame_from_samples(array: NDArray[np.int16], sample_rate: int) -> rtc.AudioFrame:
+    """Wrap ``int16`` samples in an :class:`~livekit.rtc.AudioFrame`, without copying if possible.
+
+    No copy is made when ``array`` is C-contiguous and writable: the frame keeps a reference
+    to it and shares its memory. A non-contiguous array (a strided slice, a transposed view)
+    or a read-only one is copied once, because LiveKit hands the frame's address to its native
+    code, which needs one contiguous buffer it can address (read-only numpy buffers are not
+    addressable by ``livekit.rtc``).
+
+    Args:
+        array: Samples, shape ``(n,)`` for mono or ``(n, num_channels)`` interleaved by row.
+        sample_rate: Samples per second per channel.
+
+    Returns:
+        The frame.
+
+    Raises:
+        TypeError: ``array`` is not ``int16`` (convert float audio first, e.g.
+            ``(x * 32767).clip(-32768, 32767).astype(np.int16)``).
+        ValueError: ``array`` has more than two dimensions or ``sample_rate`` is not positive.
+    """
+    if array.dtype != np.int16:
+        raise TypeError(
+            f"frame_from_samples: expected int16 samples, got {array.dtype}; convert first, "
+            "e.g. (x * 32767).clip(-32768, 32767).astype(np.int16) for float audio in [-1, 1]"
+        )
+    if array.ndim not in (1, 2):
+        raise ValueError(
+            f"frame_from_samples: expected shape (n,) or (n, channels), got {array.shape}"
+        )
+    if sample_rate <= 0:
+        raise ValueError(f"frame_from_samples: sample_rate must be positive, got {sample_rate}")
+    num_channels = 1 if array.ndim == 1 else array.shape[1]
+    if array.flags.c_contiguous and array.flags.writeable:
+        # A 1-D uint8 view: AudioFrame copies a memoryview whose byte length differs from
+        # len() of its owner, which for an int16 or 2-D owner it always would.
+        data: memoryview | bytes = memoryview(array.reshape(-1).view(np.uint8))
+    else:
+        data = np.ascontiguousarray(array).tobytes()
+    return rtc.AudioFrame(data, sample_rate, num_channels, array.shape[0])
+
+
+def silence(duration_ms: float, sample_rate: int, num_channels: int = 1) -> rtc.AudioFrame:
+    """A frame of digital silence.
+
+    Args:
+        duration_ms: Its duration (must be a whole number of samples at ``sample_rate``).
+        sample_rate: Samples per second per channel.
+        num_channels: Channels.
+
+    Returns:
+        A zeroed, writable frame.
+    """
+    return rtc.AudioFrame.create(
+        sample_rate, num_channels, samples_for(duration_ms, sample_rate)
+    )
+
+
+def samples_for(duration_ms: float, sample_rate: int) -> int:
+    """How many samples per channel last ``duration_ms`` at ``sample_rate``.
+
+    Args:
+        duration_ms: A duration in milliseconds.
+        sample_rate: Samples per second.
+
+    Returns:
+        The sample count.
+
+    Raises:
+        ValueError: The duration is not a positive whole number of samples at that rate
+            (e.g. 1 ms at 22.05 kHz); choose a duration that divides evenly.
+    """
+    exact = duration_ms * sample_rate / 1000
+    count = round(exact)
+    if count <= 0 or not math.isclose(exact, count, abs_tol=1e-6):
+        raise ValueError(
+            f"{duration_ms} ms at {sample_rate} Hz is {exact:g} samples, not a positive whole "
+            "number; choose a duration that is a whole number of samples (e.g. 10 or 20 ms)"
+        )
+    return count
+
+
+def duration_ms(frame: rtc.AudioFrame) -> float:
+    """The frame's duration in milliseconds."""
+    return frame.samples_per_channel * 1000 / frame.sample_rate
+
+
+def frame_format(frame: rtc.AudioFrame) -> AudioFormat:
+    """The frame's :class:`~flowkit.ports.AudioFormat` (sample rate and channels)."""
+    return AudioFormat(frame.sample_rate, frame.num_channels)

@@ -1,0 +1,126 @@
+"""Small nodes shared by the engine tests (module level, so their annotations resolve)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import reactivex
+from reactivex import Observable
+from reactivex import operators as ops
+
+import flowkit as fk
+
+
+class Numbers(fk.Node):
+    """Rx source: emits the given values, then completes."""
+
+    out: fk.Out[int]
+
+    class Params(fk.NodeParams):
+        values: tuple[int, ...] = (1, 2, 3)
+
+    def __init__(self, values: Iterable[int] = (1, 2, 3)) -> None:
+        super().__init__(values=tuple(values))
+
+    def wire(self) -> Observable[int]:
+        params = self.params
+        assert isinstance(params, Numbers.Params)
+        return reactivex.from_iterable(params.values)
+
+
+class Pusher(fk.Node):
+    """Async source: sends values with send(), optionally pausing between them."""
+
+    out: fk.Out[int]
+
+    class Params(fk.NodeParams):
+        values: tuple[int, ...] = (1, 2, 3)
+        gap: float = 0.0
+
+    async def run(self) -> None:
+        params = self.params
+        assert isinstance(params, Pusher.Params)
+        for value in params.values:
+            if params.gap:
+                await asyncio.sleep(params.gap)
+            self.out.send(value)
+
+
+class Forever(fk.Node):
+    """Async source that never ends: one message per second until cancelled."""
+
+    out: fk.Out[int]
+
+    async def run(self) -> None:
+        i = 0
+        while True:
+            await asyncio.sleep(1.0)
+            self.out.send(i)
+            i += 1
+
+
+class Words(fk.Node):
+    """Rx source of strings."""
+
+    out: fk.Out[str]
+
+    def wire(self) -> Observable[str]:
+        return reactivex.from_iterable(["a", "b"])
+
+
+class AddOne(fk.Node):
+    """Rx transform: x + 1."""
+
+    inp: fk.In[int]
+    out: fk.Out[int]
+
+    def wire(self, inp: Observable[int]) -> Observable[int]:
+        return inp.pipe(ops.map(lambda x: x + 1))
+
+
+class Collect(fk.Node):
+    """Async sink that records everything it receives."""
+
+    inp: fk.In[Any]
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.items: list[Any] = []
+
+    async def run(self, inp: AsyncIterator[Any]) -> None:
+        async for item in inp:
+            self.items.append(item)
+
+
+class TwoOut(fk.Node):
+    """Rx node with two outputs and no default: ``>>`` from it is ambiguous."""
+
+    inp: fk.In[int]
+    evens: fk.Out[int]
+    odds: fk.Out[int]
+
+    def wire(self, inp: Observable[int]) -> dict[str, Observable[int]]:
+        return {
+            "evens": inp.pipe(ops.filter(lambda x: x % 2 == 0)),
+            "odds": inp.pipe(ops.filter(lambda x: x % 2 == 1)),
+        }
+
+
+@fk.node
+def double(x: int) -> int:
+    """Twice the input."""
+    return x * 2
+
+
+@fk.node
+def to_text(x: int) -> str:
+    """The number as text."""
+    return str(x)
+
+
+def collected(node: fk.Node) -> list[Any]:
+    """What a Collect node received."""
+    assert isinstance(node, Collect)
+    return node.items
