@@ -28,9 +28,10 @@ from flowkit.job import JobContext
 
 __all__ = ["GraphFileError", "load_graph"]
 
-# Every load gets its own module name: loading a file twice (``flowkit dev`` reloads, tests)
-# must not hand back the first module's classes or collide with a real package.
-_counter = itertools.count(1)
+# Graph files are imported as ``graph:<stem>``: the colon keeps the name clear of every
+# importable package, and node classes defined in the file read ``graph:voice_agent`` as
+# their library in specs and drawings (stable across loads and machines, so specs diff).
+_PREFIX = "graph:"
 
 
 class GraphFileError(Exception):
@@ -105,7 +106,7 @@ def _on_sys_path(directory: Path) -> Iterator[None]:
 
 
 def _import(file: Path, given: Path) -> types.ModuleType:
-    name = f"_flowkit_graph_{_identifier(file.stem)}_{next(_counter)}"
+    name = _module_name(file)
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:  # pragma: no cover - only for odd suffixes
         raise GraphFileError(f"{given}: cannot be loaded as Python", given)
@@ -191,7 +192,7 @@ def _call_build(build: Any, file: Path, given: Path, job: JobContext) -> Graph:
             line = _line_in(exc, file)
             raise GraphFileError(
                 f"{_where(given, line)}: build(job) raised {type(exc).__name__}: "
-                f"{_one_line(exc)}",
+                f"{_one_line(exc)}; fix build() {'at that line' if line else 'in that file'}",
                 given,
                 line,
             ) from exc
@@ -233,5 +234,16 @@ def _signature(fn: Any) -> str:
         return "(...)"
 
 
-def _identifier(stem: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in stem)
+def _module_name(file: Path) -> str:
+    """``graph:<stem>``, with a suffix when another file with that stem is loaded already.
+
+    Loading the same file again reuses its name (a reload replaces the module); a different
+    file never takes over a name, so its classes cannot shadow the other file's.
+    """
+    base = _PREFIX + "".join(c if c.isalnum() else "_" for c in file.stem)
+    for n in itertools.count(1):
+        name = base if n == 1 else f"{base}~{n}"
+        loaded = sys.modules.get(name)
+        if loaded is None or getattr(loaded, "__file__", None) == str(file):
+            return name
+    raise AssertionError("unreachable")  # pragma: no cover

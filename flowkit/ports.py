@@ -113,7 +113,8 @@ class In(Port[T]):
         required: A required input must have at least one edge for the graph to be valid.
         feedback: Edges into this port close a declared feedback loop (e.g. tool results
             back into the LLM); they are exempt from the cycle check and are delivered on the
-            next loop iteration so that a loop never recurses.
+            next loop iteration so that a loop never recurses. The node owning the loop ends
+            its loop outputs when its other inputs end, which lets the loop complete.
         queue: For async consumers: the bound of the queue between the edge and ``run``.
         overflow: What the queue does when full (see :class:`Overflow`).
         default: Marks the port ``>>`` links when the node has several inputs.
@@ -170,6 +171,10 @@ class Out(Port[T]):
     def send(self, value: T) -> None:
         """Emit ``value`` to every edge out of this port, now."""
         self._running_stream().on_next(value)
+
+    def close(self) -> None:
+        """End this output now: consumers see it complete (a loop owner ends its loop so)."""
+        self._running_stream().on_completed()
 
     async def put(self, value: T) -> None:
         """Emit ``value``, first waiting while a downstream ``BLOCK`` queue is full."""

@@ -91,7 +91,7 @@ def frame_from_samples(array: NDArray[np.int16], sample_rate: int) -> rtc.AudioF
     if array.flags.c_contiguous and array.flags.writeable:
         # A 1-D uint8 view: AudioFrame copies a memoryview whose byte length differs from
         # len() of its owner, which for an int16 or 2-D owner it always would.
-        data: memoryview | bytes = memoryview(array.reshape(-1).view(np.uint8))
+        data: memoryview | bytes = array.reshape(-1).view(np.uint8).data
     else:
         data = np.ascontiguousarray(array).tobytes()
     return rtc.AudioFrame(data, sample_rate, num_channels, array.shape[0])

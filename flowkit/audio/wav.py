@@ -85,7 +85,7 @@ def _open(path: StrPath) -> wave.Wave_read:
     if file.stat().st_size == 0:
         raise AudioFileError(path, "is empty (0 bytes), not a WAV file; record or copy it again")
     try:
-        reader = wave.open(os.fspath(path), "rb")
+        reader = wave.open(os.fspath(path), "rb")  # noqa: SIM115 - the caller closes it
     except EOFError:
         raise AudioFileError(
             path, f"is truncated: its WAV header is incomplete; re-export the file or {convert}"
@@ -196,7 +196,7 @@ class WavWriter:
         fmt = frame_format(frame)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            writer = wave.open(os.fspath(self.path), "wb")
+            writer = wave.open(os.fspath(self.path), "wb")  # noqa: SIM115 - closed by close()
             writer.setnchannels(fmt.num_channels)
             writer.setsampwidth(2)
             writer.setframerate(fmt.sample_rate)

@@ -66,7 +66,7 @@ class EdgeTap:
         consumer: The consuming node's counters.
         source: The producing port's stream.
         feedback: The edge closes a declared feedback loop: delivered on the next loop
-            iteration, and it does not hold the consumer's input open.
+            iteration, so a loop never recurses on the stack.
         observer: Where messages go (the consumer's observer), set when attached.
     """
 
@@ -133,7 +133,18 @@ class EdgeTap:
             self.deliver(value)
 
     def source_completed(self) -> None:
-        """The producer completed; tell the input this edge is done."""
+        """The producer completed; tell the input this edge is done.
+
+        On a feedback edge the completion waits its turn behind the messages already
+        scheduled, as a message would; otherwise it would run around the loop while a
+        message is still being delivered.
+        """
+        if self.feedback and self.loop is not None:
+            self.loop.call_soon(self._complete_input)
+        else:
+            self._complete_input()
+
+    def _complete_input(self) -> None:
         if self.input is not None:
             self.input.edge_completed(self)
 
@@ -187,7 +198,7 @@ class PortStream(Observable[T], Generic[T]):
         taps, plain = self._taps, self._plain
         self._taps, self._plain = (), ()
         for tap in taps:
-            tap.attached = False
+            # Still attached: a feedback edge delivers what it scheduled before completing.
             tap.source_completed()
         for observer in plain:
             observer.on_completed()
@@ -222,9 +233,11 @@ class PortStream(Observable[T], Generic[T]):
 class InputStream(Observable[T], Generic[T]):
     """The merge of every edge into one input port.
 
-    It completes when every non-feedback edge has completed (a feedback edge cannot hold its
-    consumer open, or a loop would never end). Edges are attached while someone subscribes
-    and detached when the last subscriber leaves, so a closed graph holds no subscription.
+    It completes when every edge into it has completed, feedback edges included, so nothing
+    in flight around a loop is lost; the node that owns a loop ends its loop outputs when its
+    other inputs end (it alone knows what it still waits for). Edges are attached while
+    someone subscribes and detached when the last subscriber leaves, so a closed graph holds
+    no subscription.
     """
 
     def __init__(self, name: str, taps: list[EdgeTap]) -> None:
@@ -282,8 +295,7 @@ class InputStream(Observable[T], Generic[T]):
                 tap.queue = None
 
     def _attach_edges(self) -> None:
-        holding = [t for t in self.taps if not t.feedback] or list(self.taps)
-        self._open = {id(t) for t in holding}
+        self._open = {id(t) for t in self.taps}
         if not self.taps:
             self._complete()
             return
@@ -295,7 +307,7 @@ class InputStream(Observable[T], Generic[T]):
             tap.source.detach(tap)
 
     def edge_completed(self, tap: EdgeTap) -> None:
-        """One edge's producer completed; complete the input when no holding edge is left."""
+        """One edge's producer completed; complete the input when no edge is left open."""
         self._open.discard(id(tap))
         if not self._open and not self.completed:
             self._complete()
