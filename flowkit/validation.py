@@ -138,11 +138,13 @@ def _order(nodes: list[Node], edges: list[Edge]) -> tuple[list[Problem], list[No
         if edge.src.node is not None and edge.dst.node is not None and not edge.is_feedback:
             dag.add_edge(edge.src.node.name, edge.dst.node.name)
     problems = []
+    added = {n.name: i for i, n in enumerate(nodes)}
     for component in nx.strongly_connected_components(dag):
-        members = sorted(component)
+        # Name the cycle from the node added first, so the message is the same every run.
+        members = sorted(component, key=added.__getitem__)
         if len(members) == 1 and not dag.has_edge(members[0], members[0]):
             continue
-        cycle = nx.find_cycle(dag.subgraph(members))
+        cycle = nx.find_cycle(dag.subgraph(members), source=members[0])
         path = " -> ".join([cycle[0][0], *(v for _, v in cycle)])
         problems.append(
             Problem(
@@ -157,6 +159,5 @@ def _order(nodes: list[Node], edges: list[Edge]) -> tuple[list[Problem], list[No
         return problems, nodes
     # Dataflow order, ties broken by the order nodes were added, so plans are deterministic.
     by_name = {n.name: n for n in nodes}
-    added = {name: i for i, name in enumerate(by_name)}
     ordered = nx.lexicographical_topological_sort(dag, key=lambda name: f"{added[name]:08d}")
     return [], [by_name[name] for name in ordered]

@@ -2,9 +2,9 @@ from typing import Any
 
 import pytest
 from reactivex import Observable
+from support import AddOne, Collect, TwoOut
 
 import flowkit as fk
-from support import AddOne, Collect, TwoOut
 
 
 class Tagged(fk.Node):

@@ -1,7 +1,7 @@
 import pytest
+from support import AddOne
 
 import flowkit as fk
-from support import AddOne
 
 
 def test_audio_format_reads_naturally_and_rejects_nonsense() -> None:

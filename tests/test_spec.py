@@ -1,8 +1,8 @@
 import pydantic
 import pytest
+from support import AddOne, Collect, Numbers, double
 
 import flowkit as fk
-from support import AddOne, Collect, Numbers, double
 
 
 class Opaque:

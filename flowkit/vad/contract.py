@@ -92,8 +92,9 @@ class VADStream(Protocol):
     def flush(self) -> list[VADDecision]:
         """End the current segment: close an open utterance with an end of speech.
 
-        Audio kept back for lack of a whole window counts toward the timestamp and the kept
-        utterance audio but is not classified. The stream may be pushed into again after a
+        Audio kept back for lack of a whole window is not classified; it counts toward the
+        timestamp and the kept utterance audio, and as speech or silence like the window
+        before it. The stream may be pushed into again after a
         flush; its clock goes on from where it was.
 
         Returns:

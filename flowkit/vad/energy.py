@@ -276,8 +276,9 @@ class EnergyVADStream:
     def flush(self) -> list[VADDecision]:
         """End the current segment, closing an open utterance with an end of speech.
 
-        Audio kept back for lack of a whole window counts toward the timestamp and the kept
-        audio but is not classified. The floor and the clock carry on after a flush.
+        Audio kept back for lack of a whole window is not classified: it counts toward the
+        timestamp and the kept audio, and as speech or silence like the window before it.
+        The floor and the clock carry on after a flush.
 
         Returns:
             An end of speech when an utterance was open, otherwise nothing.
@@ -288,6 +289,9 @@ class EnergyVADStream:
         if rest.size:
             self._keep_audio(rest)
             self._clock += rest.size
+            # Unjudged audio is taken to continue the last window: speech if it was speech.
+            if self._speaking and self._silence_run == 0:
+                self._last_speech_end = self._clock
         self._speech_run = 0
         self._silence_run = 0
         if not self._speaking:

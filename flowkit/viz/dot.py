@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flowkit.spec import EdgeSpec, GraphSpec, NodeSpec
 from flowkit.viz._groups import Group, group_tree
-from flowkit.viz._ids import unique_ids
+from flowkit.viz._labels import param_lines, unique_ids
 
 __all__ = ["quote", "render_dot"]
 
@@ -52,8 +52,7 @@ def _emit_group(lines: list[str], group: Group, cluster_ids: dict[str, str], dep
 def _node(node: NodeSpec) -> str:
     kind = node.kind.rsplit(".", 1)[-1]
     label = "\n".join(
-        [node.name, kind + (" (inserted)" if node.inserted else "")]
-        + [f"{k}={v}" for k, v in node.params.items()]
+        [node.name, kind + (" (inserted)" if node.inserted else ""), *param_lines(node.params)]
     )
     attrs = [f"label={quote(label)}"]
     if node.inserted:

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 from flowkit.spec import EdgeSpec, GraphSpec, NodeSpec
 from flowkit.viz._groups import Group, group_tree
-from flowkit.viz._ids import unique_ids
+from flowkit.viz._labels import param_lines, unique_ids
 
 __all__ = ["render_mermaid"]
 
 # Mermaid's entity codes: the characters that would end a quoted label or a pipe label.
-_ESCAPES = {"&": "#amp;", '"': "#quot;", "|": "#124;", "<": "#lt;", ">": "#gt;"}
+_ESCAPES = {"#": "#35;", "&": "#amp;", '"': "#quot;", "|": "#124;", "<": "#lt;", ">": "#gt;"}
 
 
 def render_mermaid(spec: GraphSpec) -> str:
     """Draw ``spec`` as a Mermaid flowchart."""
     node_ids = unique_ids([n.name for n in spec.nodes], "n_")
     group_ids = unique_ids(sorted({n.group for n in spec.nodes if n.group}), "g_")
-    lines = ["flowchart LR"]
-    if spec.name:
-        lines.insert(0, f"%% graph {spec.name}")
+    lines = ["flowchart LR", f"    %% graph {spec.name}"]
     _emit_group(lines, group_tree(spec), node_ids, group_ids, depth=1)
     for edge in spec.edges:
         lines.append("    " + _edge(edge, node_ids))
@@ -49,8 +47,10 @@ def _emit_group(
 
 def _shape(node: NodeSpec) -> str:
     kind = node.kind.rsplit(".", 1)[-1]
-    lines = [f"<b>{_escape(node.name)}</b>", _escape(kind + (" (inserted)" if node.inserted else ""))]
-    lines += [_escape(f"{k}={v}") for k, v in node.params.items()]
+    lines = [f"<b>{_escape(node.name)}</b>", _escape(kind)]
+    if node.inserted:
+        lines.append("<i>(inserted)</i>")
+    lines += [_escape(line) for line in param_lines(node.params)]
     label = "<br/>".join(lines)
     # Stadium shape for sources and sinks, so the ends of the flow stand out.
     if not node.inputs or not node.outputs:

@@ -8,7 +8,6 @@ graph's problems come last.
 from __future__ import annotations
 
 import io
-import json
 from collections import defaultdict
 
 from rich.console import Console, Group, RenderableType
@@ -18,6 +17,7 @@ from rich.tree import Tree
 from flowkit.spec import EdgeSpec, GraphSpec, NodeSpec, PortSpec
 from flowkit.viz._groups import Group as NodeGroup
 from flowkit.viz._groups import group_tree
+from flowkit.viz._labels import param_lines
 
 __all__ = ["render_text", "text_drawing"]
 
@@ -72,11 +72,18 @@ def _add_items(
 ) -> None:
     for item in group.items:
         if isinstance(item, NodeGroup):
-            sub = branch.add(Text.assemble(("▣ ", "magenta"), (item.label, "bold magenta"),
-                                           (f"  subgraph {item.path}", "dim")))
+            sub = branch.add(_group_label(item))
             _add_items(sub, item, outgoing)
         else:
             _add_node(branch, item, outgoing[item.name])
+
+
+def _group_label(group: NodeGroup) -> Text:
+    text = Text.assemble(("▣ ", "magenta"), (group.label, "bold magenta"), ("  (subgraph", "dim"))
+    if group.path != group.label:
+        text.append(f" {group.path}", style="dim")
+    text.append(")", style="dim")
+    return text
 
 
 def _add_node(branch: Tree, node: NodeSpec, edges: list[EdgeSpec]) -> None:
@@ -89,8 +96,7 @@ def _add_node(branch: Tree, node: NodeSpec, edges: list[EdgeSpec]) -> None:
     if node.inserted:
         label.append("  (inserted)", style="bold yellow")
     if node.params:
-        params = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in node.params.items())
-        label.append(f"  {params}", style="blue")
+        label.append(f"  {', '.join(param_lines(node.params))}", style="blue")
     child = branch.add(label)
     for port in node.inputs:
         child.add(_input(port))

@@ -7,9 +7,9 @@ import pytest
 import reactivex
 from reactivex import Observable
 from reactivex import operators as ops
+from support import AddOne, Collect, Numbers, Pusher, TwoOut, collected, double, to_text
 
 import flowkit as fk
-from support import AddOne, Collect, Numbers, Pusher, TwoOut, collected, double, to_text
 
 
 async def test_each_node_style_in_one_chain() -> None:
