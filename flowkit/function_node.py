@@ -99,7 +99,8 @@ def _build(
 ) -> type[FunctionNode]:
     label = getattr(fn, "__qualname__", repr(fn))
     try:
-        hints = typing.get_type_hints(fn)
+        # include_extras keeps Annotated[int, Field(ge=1)] constraints for the Params model.
+        hints = typing.get_type_hints(fn, include_extras=True)
     except NameError as exc:
         raise NodeDefinitionError(
             f"@node {label}: cannot resolve an annotation ({exc}); import the type at module "

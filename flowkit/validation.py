@@ -110,6 +110,12 @@ def _insert(graph: Graph, converter: Node, edge: Edge, nodes: list[Node]) -> lis
     nodes.append(converter)
     conv_in = next(iter(converter.inputs.values()))
     conv_out = next(iter(converter.outputs.values()))
+    if conv_out.format is not None and conv_out.format != dst.format:
+        raise TypeError(
+            f"converter {type(converter).__qualname__} inserted before {dst.qualname} "
+            f"produces {conv_out.format}, not the {dst.format} that port expects; fix the "
+            "converter factory so the node's output declares the format it was asked for"
+        )
     return [Edge(edge.src, conv_in, edge.feedback), Edge(conv_out, dst, edge.feedback)]
 
 

@@ -94,3 +94,17 @@ def test_decorator_options() -> None:
     assert heavy.__name__ == "Heavy"
     assert heavy.threaded is True
     assert heavy().error_policy is fk.ErrorPolicy.RESTART
+
+
+def test_annotated_constraints_reach_the_params_model() -> None:
+    from typing import Annotated
+
+    import pydantic
+
+    @fk.node
+    def repeat(text: str, *, times: Annotated[int, pydantic.Field(ge=1)] = 1) -> str:
+        return text * times
+
+    assert repeat(times=2).kwargs == {"times": 2}
+    with pytest.raises(fk.NodeParamsError, match="times"):
+        repeat(times=0)

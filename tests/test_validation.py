@@ -153,3 +153,19 @@ def test_converter_factories_must_return_one_in_one_out() -> None:
             g.problems()
     finally:
         fk.unregister_converter(Audio, bad)
+
+
+def test_a_converter_that_produces_the_wrong_format_is_refused() -> None:
+    def wrong(src: fk.AudioFormat, dst: fk.AudioFormat) -> fk.Node:
+        node = Convert(rate=8_000)
+        node.outputs["out"].format = fk.AudioFormat(8_000)
+        return node
+
+    fk.register_converter(Audio, wrong)
+    try:
+        g = fk.Graph("wrong")
+        g.add(Mic()) >> g.add(Ear())
+        with pytest.raises(TypeError, match="produces 8 kHz mono, not the 16 kHz mono"):
+            g.problems()
+    finally:
+        fk.unregister_converter(Audio, wrong)
