@@ -10,10 +10,12 @@ How it decides, window by window (``window_ms`` of audio, 30 ms by default):
    a full-scale sine -3 dBFS. Sums are taken in integers, so a window's level does not
    depend on how the audio was cut into pushes.
 2. **Noise floor.** The floor drops at once to any quieter window and otherwise rises at
-   most ``noise_floor_rise_db_per_s``; it starts at the first window's level and never
-   goes below ``min_noise_floor_db``. Falling fast and rising slowly keeps the floor on the
-   quiet gaps between words, so speech stays above it, while a room that gets louder for
-   good (a fan switched on) is absorbed after a few seconds.
+   most ``noise_floor_rise_db_per_s``; it never goes below ``min_noise_floor_db``. Falling
+   fast and rising slowly keeps the floor on the quiet gaps between words, so speech stays
+   above it, while a room that gets louder for good (a fan switched on) is absorbed after a
+   few seconds. The floor starts at the first window's level, but no higher than
+   ``min_noise_floor_db + speech_snr_db`` (-40 dBFS by default), so that a stream which
+   opens in the middle of speech still hears it.
 3. **Probability.** ``(level - floor) / speech_snr_db``, clipped to ``[0, 1]``: 0 at the
    floor, 1 at ``speech_snr_db`` above it. With the defaults, a window is speech when it
    is 10 dB above the floor (``activation_threshold`` 0.5 of 20 dB) and quieter windows
@@ -24,10 +26,9 @@ How it decides, window by window (``window_ms`` of audio, 30 ms by default):
    windows starts an utterance, ``min_silence_duration`` of consecutive silent windows
    ends it. Both are rounded up to whole windows.
 
-Known limits: a stream that starts in the middle of loud steady sound takes that sound for
-the floor until the first quieter window; a lasting rise in background noise of more than
-``speech_snr_db * activation_threshold`` dB is heard as one utterance of a few seconds
-while the floor catches up.
+Known limits: background noise louder than the starting cap when the stream opens, or a
+lasting rise in background noise of more than ``speech_snr_db * activation_threshold`` dB,
+is heard as one utterance of a few seconds while the floor catches up.
 """
 
 from __future__ import annotations
@@ -330,7 +331,10 @@ class EnergyVADStream:
         """Classify one window and advance the state machine; return a decision if any."""
         opts = self._opts
         previous = self._floor
-        floor = level if previous is None else min(level, previous + self._rise_per_window)
+        if previous is None:
+            # Capped so that a stream which opens mid-sentence still hears that sentence.
+            previous = min(level, opts.min_noise_floor_db + opts.speech_snr_db)
+        floor = min(level, previous + self._rise_per_window)
         floor = max(floor, opts.min_noise_floor_db)
         self._floor = floor
         probability = min(1.0, max(0.0, (level - floor) / opts.speech_snr_db))
