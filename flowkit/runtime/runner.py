@@ -155,7 +155,9 @@ class GraphRunner:
         try:
             activation.activate(self, run)
         except Exception as exc:
-            self._node_failed(run.name, exc)
+            # A node that cannot even start would fail the same way on every re-wire, so
+            # no policy can keep it: the graph ends, naming the node.
+            self._node_failed(run.name, exc, starting=True)
 
     def _deactivate(self, run: NodeRun) -> None:
         cleanup, run.cleanup = run.cleanup, []
@@ -185,7 +187,7 @@ class GraphRunner:
         if self._done is not None and all(r.finished for r in self._runs.values()):
             self._done.set()
 
-    def _node_failed(self, node_name: str, error: Exception) -> None:
+    def _node_failed(self, node_name: str, error: Exception, *, starting: bool = False) -> None:
         run = self._runs[node_name]
         if self.state is not RunnerState.RUNNING:
             log.debug("node %s raised while the graph was %s: %r", node_name, self.state, error)
@@ -194,7 +196,9 @@ class GraphRunner:
         policy = node.error_policy
         style = type(node).style
         rewire = style is not NodeStyle.FUNCTION
-        if policy is ErrorPolicy.END_GRAPH:
+        if starting:
+            action = "ended graph: the node failed to start"
+        elif policy is ErrorPolicy.END_GRAPH:
             action = "ended graph"
         elif policy is ErrorPolicy.RESTART and run.restarts >= type(node).max_restarts:
             action = f"ended graph after {run.restarts} restarts"

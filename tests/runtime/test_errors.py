@@ -128,11 +128,17 @@ class BadWire(fk.Node):
         return None
 
 
-async def test_a_wire_that_returns_nothing_is_an_error_with_a_remedy() -> None:
+@pytest.mark.parametrize("policy", list(fk.ErrorPolicy))
+async def test_a_node_that_fails_to_start_ends_the_graph_whatever_its_policy(
+    policy: fk.ErrorPolicy,
+) -> None:
     g = fk.Graph("badwire")
-    g.add(Numbers([1])) >> g.add(BadWire(), error_policy=fk.ErrorPolicy.END_GRAPH) >> Collect()
-    with pytest.raises(fk.GraphFailed, match="return an observable"):
-        await fk.GraphRunner(g).run()
+    g.add(Numbers([1])) >> g.add(BadWire(), error_policy=policy) >> Collect()
+    runner = fk.GraphRunner(g)
+    with pytest.raises(fk.GraphFailed, match="return an observable") as info:
+        await asyncio.wait_for(runner.run(), 5)
+    assert "the node failed to start" in str(info.value)
+    assert len(runner.node_errors) == 1
 
 
 async def test_task_errors_go_through_the_policy() -> None:
