@@ -1,0 +1,89 @@
+"""The VAD node: start and end of speech, decided by any :class:`~flowkit.vad.VADProvider`.
+
+The node keeps one detector stream per wiring (a restart begins a fresh stream), passes the
+audio on unchanged for the nodes after it (``vad >> stt``), and sends a
+:class:`~flowkit.messages.VADEvent` for every decision. When the provider needs one sample
+rate, the input port declares it, so a graph inserts a resampler in front of the node by
+itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from livekit import rtc
+from reactivex import Observable
+from reactivex import operators as ops
+
+from flowkit.audio.frames import samples
+from flowkit.messages import VADEvent
+from flowkit.node import Node, NodeParams
+from flowkit.nodes.audio import mix_channels
+from flowkit.ports import AudioFormat, In, Out
+from flowkit.vad.contract import VADDecision, VADProvider, VADStream
+from flowkit.vad.energy import EnergyVAD
+
+__all__ = ["VAD"]
+
+
+class VAD(Node):
+    """Voice activity detection: passes audio through and sends start/end of speech events."""
+
+    audio: In[rtc.AudioFrame] = In(doc="the speaker's audio")
+    passthrough: Out[rtc.AudioFrame] = Out(default=True, doc="the same audio, unchanged")
+    events: Out[VADEvent] = Out(doc="start and end of speech")
+
+    class Params(NodeParams):
+        """Parameters of :class:`VAD`."""
+
+        provider: Any
+        speaker: str = "user"
+
+    def __init__(self, provider: VADProvider | None = None, *, speaker: str = "user") -> None:
+        """Create a VAD node.
+
+        Args:
+            provider: The detector; :class:`~flowkit.vad.EnergyVAD` (no model) by default.
+            speaker: The participant identity put on the events.
+        """
+        chosen = provider if provider is not None else EnergyVAD()
+        if not isinstance(chosen, VADProvider):
+            raise TypeError(
+                f"VAD(provider={chosen!r}): a VAD provider has sample_rate, window_ms and "
+                "stream(); see flowkit.vad.VADProvider"
+            )
+        super().__init__(provider=chosen, speaker=speaker)
+        rate = chosen.sample_rate
+        if rate is not None:
+            self.audio.format = AudioFormat(rate, 1)
+
+    def wire(self, audio: Observable[rtc.AudioFrame]) -> dict[str, Observable[rtc.AudioFrame]]:
+        """Detect on every frame; events go out on ``events``, audio on ``passthrough``."""
+        provider: VADProvider = self.params.provider  # type: ignore[attr-defined]
+        speaker: str = self.params.speaker  # type: ignore[attr-defined]
+        stream: VADStream = provider.stream()
+        events = self.events
+
+        def send(decisions: list[VADDecision]) -> None:
+            for d in decisions:
+                events.send(
+                    VADEvent(
+                        kind=d.kind,
+                        timestamp=d.timestamp,
+                        speech_duration=d.speech_duration,
+                        silence_duration=d.silence_duration,
+                        speaker=speaker,
+                    )
+                )
+
+        def detect(frame: rtc.AudioFrame) -> None:
+            block = samples(frame)
+            mono = block[:, 0] if frame.num_channels == 1 else mix_channels(block, 1)[:, 0]
+            send(stream.push(mono, frame.sample_rate))
+
+        # An utterance still open when the audio ends is closed by the flush, before the
+        # node's outputs complete.
+        flushed = audio.pipe(
+            ops.do_action(on_next=detect, on_completed=lambda: send(stream.flush()))
+        )
+        return {"passthrough": flushed}
