@@ -24,7 +24,7 @@ import flowkit
 from flowkit.graph import Graph
 from flowkit.loader import GraphFileError, load_graph
 from flowkit.spec import GraphSpec, ProblemSpec
-from flowkit.viz import RENDERERS, render, text_drawing
+from flowkit.viz import RENDERERS, render, render_text, text_drawing
 
 __all__ = ["EXIT_BAD_FILE", "EXIT_PROBLEMS", "CliState", "load_or_exit", "main", "print_problems"]
 
@@ -138,8 +138,13 @@ def viz(ctx: click.Context, graph_file: Path, fmt: str, output: Path | None) -> 
         output.write_text(render(spec, fmt), encoding="utf-8")
         click.echo(f"wrote {fmt} drawing of graph {spec.name!r} to {output}", err=True)
     elif fmt == "text":
-        # The text drawing lists problems itself, in colour when stdout is a terminal.
-        state.stdout().print(text_drawing(spec), soft_wrap=True)
+        # The text drawing lists problems itself. A terminal gets colour and lines wrapped
+        # inside the tree; a pipe gets plain lines that never wrap, for grep and diff.
+        console = state.stdout()
+        if console.is_terminal:
+            console.print(text_drawing(spec))
+        else:
+            click.echo(render_text(spec), nl=False)
         return
     else:
         click.echo(render(spec, fmt), nl=False)
