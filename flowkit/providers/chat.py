@@ -1,0 +1,215 @@
+"""The conversation an LLM sees: chat messages, a history of them, and tool descriptions.
+
+:class:`ChatMessage` and :class:`ToolSpec` are frozen, so a provider may keep or share
+what it was given. :class:`ChatHistory` is the one mutable piece: the LLM node owns one per
+session, appends to it as the conversation goes, and hands providers an immutable
+snapshot (:attr:`ChatHistory.messages`) per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from flowkit.messages import ToolCall, ToolResult
+
+__all__ = ["ChatHistory", "ChatMessage", "ChatRole", "ToolSpec"]
+
+ChatRole = Literal["system", "user", "assistant", "tool"]
+"""Who wrote a :class:`ChatMessage`."""
+
+_ROLES: frozenset[str] = frozenset(("system", "user", "assistant", "tool"))
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of a conversation.
+
+    Attributes:
+        role: ``"system"`` (instructions), ``"user"``, ``"assistant"`` or ``"tool"`` (the
+            result of a tool call).
+        content: The text. An assistant message that only calls tools may have none.
+        tool_calls: For an assistant message: the tools it called.
+        tool_call_id: For a tool message: the id of the call it answers.
+        name: For a tool message: the tool's name; otherwise an optional speaker name.
+        interrupted: ``True`` when the user cut the reply off: ``content`` is then only the
+            part that was actually played.
+    """
+
+    role: ChatRole
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+    interrupted: bool = False
+
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            raise ValueError(f"ChatMessage role must be one of {sorted(_ROLES)}, got {self.role!r}")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError(
+                "a tool ChatMessage needs the tool_call_id of the call it answers; "
+                "build it with ChatMessage.tool_result(result)"
+            )
+
+    @classmethod
+    def tool_result(cls, result: ToolResult) -> ChatMessage:
+        """The tool message that carries a :class:`~flowkit.messages.ToolResult` to the LLM."""
+        return cls("tool", result.output, tool_call_id=result.call_id, name=result.name)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool the LLM may call, as providers describe it to the model.
+
+    Attributes:
+        name: The tool's name, unique among the tools of one request.
+        description: What the tool does and when to use it; the model reads this.
+        parameters: The arguments as a JSON schema object (``{"type": "object", ...}``).
+    """
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+
+class ChatHistory:
+    """The ordered messages of one conversation, with the instructions as its system message.
+
+    The instructions, when set, are always the first message. Methods that change the
+    history keep tool calls and their results together, because providers reject a tool
+    result whose call is missing.
+    """
+
+    def __init__(
+        self, instructions: str | None = None, messages: Iterable[ChatMessage] = ()
+    ) -> None:
+        """Start a history.
+
+        Args:
+            instructions: The system message; ``None`` for none.
+            messages: Messages that follow it, oldest first. A leading system message here
+                is used as the instructions when ``instructions`` is ``None``.
+        """
+        self._messages: list[ChatMessage] = list(messages)
+        if instructions is not None:
+            self.instructions = instructions
+
+    @property
+    def messages(self) -> tuple[ChatMessage, ...]:
+        """A snapshot of the messages, oldest first: safe to hand to a provider."""
+        return tuple(self._messages)
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    @property
+    def instructions(self) -> str | None:
+        """The system message's text, or ``None``. Setting it replaces the system message."""
+        if self._messages and self._messages[0].role == "system":
+            return self._messages[0].content
+        return None
+
+    @instructions.setter
+    def instructions(self, text: str | None) -> None:
+        has_system = bool(self._messages) and self._messages[0].role == "system"
+        if text is None:
+            if has_system:
+                del self._messages[0]
+        elif has_system:
+            self._messages[0] = replace(self._messages[0], content=text)
+        else:
+            self._messages.insert(0, ChatMessage("system", text))
+
+    def append(self, message: ChatMessage) -> None:
+        """Add a message at the end.
+
+        Raises:
+            ValueError: ``message`` is a system message: set :attr:`instructions` instead,
+                so that there is only ever one, at the top.
+        """
+        if message.role == "system":
+            raise ValueError(
+                "ChatHistory keeps one system message, first: set history.instructions "
+                "instead of appending a system message"
+            )
+        self._messages.append(message)
+
+    def add_user(self, text: str) -> ChatMessage:
+        """Append a user message and return it."""
+        message = ChatMessage("user", text)
+        self.append(message)
+        return message
+
+    def add_assistant(self, text: str, tool_calls: Iterable[ToolCall] = ()) -> ChatMessage:
+        """Append an assistant message (a reply, tool calls, or both) and return it."""
+        message = ChatMessage("assistant", text, tool_calls=tuple(tool_calls))
+        self.append(message)
+        return message
+
+    def add_tool_result(self, result: ToolResult) -> ChatMessage:
+        """Append the result of a tool call and return its message."""
+        message = ChatMessage.tool_result(result)
+        self.append(message)
+        return message
+
+    def truncate_last_assistant(self, played_text: str) -> ChatMessage | None:
+        """Keep only what was played of the last assistant reply, marked interrupted.
+
+        Called after a barge-in, so that the LLM knows what the user actually heard. A
+        reply of which nothing was played and that called no tools is removed.
+
+        Args:
+            played_text: The part of the reply's text that reached the user.
+
+        Returns:
+            The replacement message, or ``None`` when the reply was removed or there is no
+            assistant message.
+        """
+        for index in range(len(self._messages) - 1, -1, -1):
+            message = self._messages[index]
+            if message.role != "assistant":
+                continue
+            if not played_text and not message.tool_calls:
+                del self._messages[index]
+                return None
+            cut = replace(message, content=played_text, interrupted=True)
+            self._messages[index] = cut
+            return cut
+        return None
+
+    def copy(self) -> ChatHistory:
+        """An independent history with the same messages (which are immutable)."""
+        return ChatHistory(messages=self._messages)
+
+    def trim(self, max_messages: int) -> int:
+        """Drop the oldest messages so that at most ``max_messages`` follow the system message.
+
+        The system message always stays. Tool results are never kept without the assistant
+        message that called them, so the history may end up shorter than asked.
+
+        Args:
+            max_messages: How many non-system messages to keep at most (>= 0).
+
+        Returns:
+            How many messages were dropped.
+
+        Raises:
+            ValueError: ``max_messages`` is negative.
+        """
+        if max_messages < 0:
+            raise ValueError(f"trim: max_messages must be >= 0, got {max_messages}")
+        head = 1 if self.instructions is not None else 0
+        body = self._messages[head:]
+        cut = max(0, len(body) - max_messages)
+        # A tool result at the cut would lose its call: drop it (and its siblings) too.
+        while cut < len(body) and body[cut].role == "tool":
+            cut += 1
+        del self._messages[head : head + cut]
+        return cut
+
+    def __repr__(self) -> str:
+        return f"ChatHistory({len(self._messages)} messages)"

@@ -1,0 +1,301 @@
+"""The text-to-speech (TTS) provider contracts, a batch-to-streaming adapter and a meter.
+
+A :class:`BatchTTS` speaks one finished text, streaming the audio out as it is produced
+(Piper, most HTTP APIs). A :class:`StreamingTTS` takes text as the LLM writes it (socket
+APIs that accept partial text). :class:`StreamingTTSFromBatch` makes the first from the
+second by cutting the text into sentences, so speech starts after the first sentence
+rather than after the whole reply.
+
+Audio is :class:`livekit.rtc.AudioFrame` of 16-bit PCM at the provider's ``sample_rate``
+and ``num_channels``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from livekit import rtc
+
+from flowkit.messages import Metrics
+from flowkit.providers.sentences import SentenceSplitter
+
+__all__ = [
+    "BatchTTS",
+    "StreamingTTS",
+    "StreamingTTSFromBatch",
+    "TTSMeter",
+    "TTSStream",
+]
+
+
+@runtime_checkable
+class BatchTTS(Protocol):
+    """A synthesiser of whole texts."""
+
+    @property
+    def name(self) -> str:
+        """The provider's name (usually with the voice), for metrics, logs and errors."""
+        ...
+
+    @property
+    def sample_rate(self) -> int:
+        """The sample rate of the audio it makes, in Hz."""
+        ...
+
+    @property
+    def num_channels(self) -> int:
+        """The channels of the audio it makes."""
+        ...
+
+    def synthesize(self, text: str) -> AsyncIterator[rtc.AudioFrame]:
+        """Speak ``text``, yielding audio as soon as it is produced.
+
+        Closing the iterator or cancelling its reader cancels the request.
+
+        Raises:
+            flowkit.providers.errors.ProviderError: From the iteration, when it fails.
+        """
+        ...
+
+
+@runtime_checkable
+class TTSStream(Protocol):
+    """One synthesis session: push text in as it is written, iterate audio out.
+
+    Iteration ends after :meth:`end_input` once all audio was given, or at once after
+    :meth:`aclose`. A provider failure is raised from the iteration.
+    """
+
+    def push_text(self, text: str) -> None:
+        """Add text (any piece: a token, a word, a sentence)."""
+        ...
+
+    def flush(self) -> None:
+        """End of a segment: speak everything pushed so far without waiting for more."""
+        ...
+
+    def end_input(self) -> None:
+        """No more text: flush, and end the iteration after the last audio."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop now: drop pending text, cancel requests in flight, end the iteration."""
+        ...
+
+    def __aiter__(self) -> TTSStream:
+        """The stream is its own iterator."""
+        ...
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        """The next frame of audio."""
+        ...
+
+
+@runtime_checkable
+class StreamingTTS(Protocol):
+    """A factory of :class:`TTSStream` sessions, shared by every session that uses it."""
+
+    @property
+    def name(self) -> str:
+        """The provider's name, for metrics, logs and error messages."""
+        ...
+
+    @property
+    def sample_rate(self) -> int:
+        """The sample rate of the audio it makes, in Hz."""
+        ...
+
+    @property
+    def num_channels(self) -> int:
+        """The channels of the audio it makes."""
+        ...
+
+    def stream(self) -> TTSStream:
+        """Open a synthesis stream (call from a running event loop)."""
+        ...
+
+
+def _loop_time() -> float:
+    # The loop's clock, so that tests under virtual time (looptime) measure virtual seconds.
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+class TTSMeter:
+    """Measures one synthesis: time to first audio, duration and audio produced.
+
+    Create it when the text is sent, pass it every frame, call :meth:`finish` at the end.
+    """
+
+    def __init__(
+        self, provider: str, node: str = "", clock: Callable[[], float] = _loop_time
+    ) -> None:
+        """Start measuring now.
+
+        Args:
+            provider: The provider's name, put in the metrics' labels.
+            node: The measuring node's name.
+            clock: Seconds from a monotonic clock; the running loop's clock by default.
+        """
+        self._provider, self._node, self._clock = provider, node, clock
+        self._start = clock()
+        self._first: float | None = None
+        self._audio = 0.0
+
+    def frame(self, frame: rtc.AudioFrame) -> None:
+        """Take one frame of the audio."""
+        if self._first is None:
+            self._first = self._clock()
+        self._audio += frame.samples_per_channel / frame.sample_rate
+
+    def finish(self, characters: int = 0, *, cancelled: bool = False) -> Metrics:
+        """The synthesis' metrics.
+
+        Values: ``ttfa`` (seconds to the first audio; the whole duration when there was
+        none), ``duration``, ``audio_duration`` and ``characters``. Labels: ``provider``
+        and ``cancelled``.
+        """
+        end = self._clock()
+        first = end if self._first is None else self._first
+        return Metrics(
+            kind="tts",
+            node=self._node,
+            values={
+                "ttfa": first - self._start,
+                "duration": end - self._start,
+                "audio_duration": self._audio,
+                "characters": float(characters),
+            },
+            labels={"provider": self._provider, "cancelled": cancelled},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: BaseException
+
+
+_END = object()
+
+
+class StreamingTTSFromBatch:
+    """A :class:`StreamingTTS` made of a :class:`BatchTTS` and a sentence splitter.
+
+    Each sentence is sent to the batch synthesiser as soon as it is complete; sentences are
+    synthesised one after the other, so the audio comes out in text order.
+    """
+
+    def __init__(self, tts: BatchTTS, *, min_sentence_length: int = 20) -> None:
+        """Wrap a batch synthesiser.
+
+        Args:
+            tts: The synthesiser, called once per sentence.
+            min_sentence_length: Sentences shorter than this are joined with the next one.
+        """
+        self._tts = tts
+        self._min_length = min_sentence_length
+
+    @property
+    def name(self) -> str:
+        """The batch synthesiser's name."""
+        return self._tts.name
+
+    @property
+    def sample_rate(self) -> int:
+        """The batch synthesiser's sample rate."""
+        return self._tts.sample_rate
+
+    @property
+    def num_channels(self) -> int:
+        """The batch synthesiser's channels."""
+        return self._tts.num_channels
+
+    def stream(self) -> TTSStream:
+        """Open a synthesis stream (call from a running event loop)."""
+        return _SentenceTTSStream(self._tts, SentenceSplitter(self._min_length))
+
+    def __repr__(self) -> str:
+        return f"StreamingTTSFromBatch({self._tts!r})"
+
+
+class _SentenceTTSStream:
+    def __init__(self, tts: BatchTTS, splitter: SentenceSplitter) -> None:
+        self._tts = tts
+        self._splitter = splitter
+        self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        self._frames: asyncio.Queue[rtc.AudioFrame | _Failed | object] = asyncio.Queue()
+        self._input_ended = False
+        self._done = False
+        self._task = asyncio.get_running_loop().create_task(self._synthesize_sentences())
+
+    def push_text(self, text: str) -> None:
+        self._check_open("push_text")
+        for sentence in self._splitter.push(text):
+            self._sentences.put_nowait(sentence)
+
+    def flush(self) -> None:
+        self._check_open("flush")
+        for sentence in self._splitter.flush():
+            self._sentences.put_nowait(sentence)
+
+    def end_input(self) -> None:
+        if self._input_ended:
+            return
+        self.flush()
+        self._input_ended = True
+        self._sentences.put_nowait(None)
+
+    async def aclose(self) -> None:
+        self._input_ended = True
+        self._done = True
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            # Only swallow the worker's cancellation, never our own caller's.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+
+    def __aiter__(self) -> _SentenceTTSStream:
+        return self
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self._frames.get()
+        if isinstance(item, rtc.AudioFrame):
+            return item
+        self._done = True
+        if isinstance(item, _Failed):
+            raise item.error
+        raise StopAsyncIteration
+
+    def _check_open(self, method: str) -> None:
+        if self._input_ended:
+            raise RuntimeError(f"{self._tts.name}: {method}() after end_input() or aclose()")
+
+    async def _synthesize_sentences(self) -> None:
+        try:
+            while (sentence := await self._sentences.get()) is not None:
+                audio = self._tts.synthesize(sentence)
+                try:
+                    async for frame in audio:
+                        self._frames.put_nowait(frame)
+                finally:
+                    # Close at once on cancellation, so the provider's request ends too.
+                    aclose = getattr(audio, "aclose", None)
+                    if aclose is not None:
+                        with contextlib.suppress(Exception):
+                            await aclose()
+        except Exception as error:
+            self._frames.put_nowait(_Failed(error))
+            return
+        self._frames.put_nowait(_END)

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import pytest
+
+from flowkit.messages import ToolCall, ToolResult
+from flowkit.providers import ChatHistory, ChatMessage, ToolSpec
+
+
+def call(call_id: str) -> ToolCall:
+    return ToolCall(call_id=call_id, name="weather", arguments='{"city": "Paris"}')
+
+
+def result(call_id: str) -> ToolResult:
+    return ToolResult(call_id=call_id, name="weather", output="sunny")
+
+
+def test_instructions_are_the_one_system_message_at_the_top() -> None:
+    history = ChatHistory(messages=[ChatMessage("user", "hi")])
+    assert history.instructions is None
+    history.instructions = "Be brief."
+    history.instructions = "Be very brief."
+    assert [m.role for m in history.messages] == ["system", "user"]
+    assert history.messages[0].content == "Be very brief."
+    history.instructions = None
+    assert [m.role for m in history.messages] == ["user"]
+    with pytest.raises(ValueError, match="instructions"):
+        history.append(ChatMessage("system", "sneaky"))
+
+
+def test_messages_are_frozen_and_validated() -> None:
+    message = ChatMessage("user", "hi")
+    with pytest.raises(AttributeError):
+        message.content = "changed"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="role"):
+        ChatMessage("robot", "hi")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tool_call_id"):
+        ChatMessage("tool", "sunny")
+    spec = ToolSpec("weather", "Look up the weather.")
+    assert spec.parameters["type"] == "object"
+
+
+def test_truncate_last_assistant_keeps_what_was_played() -> None:
+    history = ChatHistory("sys")
+    history.add_user("tell me a story")
+    history.add_assistant("Once upon a time there was a fox.")
+    cut = history.truncate_last_assistant("Once upon a time")
+    assert cut is not None and cut.interrupted
+    assert history.messages[-1] == ChatMessage("assistant", "Once upon a time", interrupted=True)
+    assert len(history) == 3
+
+
+def test_truncate_removes_a_reply_nothing_of_which_was_played() -> None:
+    history = ChatHistory("sys")
+    history.add_user("hello")
+    history.add_assistant("Hi! How can I help?")
+    assert history.truncate_last_assistant("") is None
+    assert [m.role for m in history.messages] == ["system", "user"]
+
+
+def test_truncate_keeps_an_unplayed_reply_that_called_tools() -> None:
+    history = ChatHistory()
+    history.add_user("weather?")
+    history.add_assistant("", [call("c1")])
+    history.add_tool_result(result("c1"))
+    history.add_assistant("It is sunny in Paris.")
+    history.add_user("and tomorrow?")
+    cut = history.truncate_last_assistant("It is")
+    assert cut is not None and cut.content == "It is"
+    assert history.messages[3] == cut  # the last assistant, not the tool-calling one
+    assert history.messages[1].tool_calls == (call("c1"),)
+    assert ChatHistory().truncate_last_assistant("x") is None
+
+
+def test_copy_is_independent() -> None:
+    history = ChatHistory("sys")
+    history.add_user("one")
+    twin = history.copy()
+    twin.add_user("two")
+    assert len(history) == 2 and len(twin) == 3
+
+
+def test_trim_keeps_system_and_newest() -> None:
+    history = ChatHistory("sys")
+    for i in range(5):
+        history.add_user(f"u{i}")
+    assert history.trim(2) == 3
+    assert [m.content for m in history.messages] == ["sys", "u3", "u4"]
+    assert history.trim(10) == 0
+    with pytest.raises(ValueError, match="max_messages"):
+        history.trim(-1)
+
+
+def test_trim_never_keeps_a_tool_result_without_its_call() -> None:
+    history = ChatHistory("sys")
+    history.add_user("weather in Paris and Rome?")
+    history.add_assistant("", [call("a"), call("b")])
+    history.add_tool_result(result("a"))
+    history.add_tool_result(result("b"))
+    history.add_assistant("Sunny in both.")
+    # Keeping 3 would start at the result of "a", whose call would be gone.
+    dropped = history.trim(3)
+    assert dropped == 4
+    assert [m.role for m in history.messages] == ["system", "assistant"]
+    # Keeping 4 starts at the call itself: nothing is separated.
+    history = ChatHistory("sys")
+    history.add_assistant("", [call("a")])
+    history.add_tool_result(result("a"))
+    history.add_assistant("Sunny.")
+    assert history.trim(3) == 0
+    assert [m.role for m in history.messages] == ["system", "assistant", "tool", "assistant"]
