@@ -39,6 +39,14 @@ from flowkit.runtime import (
     to_async_iterator,
 )
 from flowkit.spec import GraphSpec
+from flowkit.tools import (
+    FunctionTool,
+    RunContext,
+    StopResponse,
+    ToolError,
+    ToolSet,
+    function_tool,
+)
 
 try:
     __version__ = version("flowkit-agents")
@@ -52,6 +60,7 @@ __all__ = [
     "Edge",
     "ErrorPolicy",
     "FunctionNode",
+    "FunctionTool",
     "Graph",
     "GraphError",
     "GraphFailed",
@@ -74,10 +83,14 @@ __all__ = [
     "Overflow",
     "Problem",
     "ProblemKind",
+    "RunContext",
+    "StopResponse",
     "Subgraph",
     "TextChunk",
     "ToolCall",
+    "ToolError",
     "ToolResult",
+    "ToolSet",
     "Transcript",
     "UserState",
     "UserStateKind",
@@ -87,6 +100,7 @@ __all__ = [
     "__version__",
     "find_converter",
     "from_async_iterable",
+    "function_tool",
     "node",
     "register_converter",
     "to_async_iterator",

@@ -1,0 +1,38 @@
+"""Function tools: Python functions an LLM can call, and the machinery that runs them.
+
+- :func:`function_tool` turns a sync or async function (or method) into a
+  :class:`FunctionTool` with a name, a description and a JSON schema of its arguments;
+- :class:`RunContext` is what a tool sees of the conversation while it runs;
+- :class:`ToolError` and :class:`StopResponse` let a tool steer the conversation;
+- :func:`invoke_tool` / :func:`invoke_all` run calls and turn every outcome, failures
+  included, into a :class:`~flowkit.messages.ToolResult` for the LLM;
+- :class:`ToolSet` holds the tools one LLM may call and gives their specs to a provider.
+
+This package does not depend on the graph runtime; the tool router node builds on it.
+"""
+
+from flowkit.tools.context import RunContext, ToolSession
+from flowkit.tools.errors import DuplicateToolError, StopResponse, ToolDefinitionError, ToolError
+from flowkit.tools.function_tool import FunctionTool, ToolSet, ToolSpec, function_tool, tools_of
+from flowkit.tools.invoke import EMPTY_OUTPUT, AgentLike, ToolOutcome, invoke_all, invoke_tool
+from flowkit.tools.schema import ToolSignature
+
+__all__ = [
+    "EMPTY_OUTPUT",
+    "AgentLike",
+    "DuplicateToolError",
+    "FunctionTool",
+    "RunContext",
+    "StopResponse",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolOutcome",
+    "ToolSession",
+    "ToolSet",
+    "ToolSignature",
+    "ToolSpec",
+    "function_tool",
+    "invoke_all",
+    "invoke_tool",
+    "tools_of",
+]

@@ -1,0 +1,91 @@
+"""What a tool sees while it runs: :class:`RunContext`.
+
+A tool asks for it by annotating a parameter with ``RunContext`` (or ``RunContext[T]`` to
+type the userdata); that parameter is filled by flowkit and never shown to the LLM::
+
+    @function_tool
+    async def book(ctx: RunContext[Booking], date: str) -> str:
+        ctx.userdata.date = date
+        await ctx.say("One moment while I book that.")
+        ...
+
+The LLM node that runs tools builds one context per call. It passes a ``session`` (anything
+with an async ``say(text)``) when it can speak on the tool's behalf; tools run by hand or in
+tests get ``session=None`` and :meth:`RunContext.say` then raises a clear error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, runtime_checkable
+
+# typing_extensions (a pydantic dependency) for the PEP 696 default: a bare ``RunContext``
+# annotation means ``RunContext[Any]`` and passes mypy --strict, as tool authors expect.
+from typing_extensions import TypeVar
+
+from flowkit.messages import ToolCall
+
+__all__ = ["RunContext", "ToolSession"]
+
+UserdataT = TypeVar("UserdataT", default=Any)
+
+
+@runtime_checkable
+class ToolSession(Protocol):
+    """The part of a running agent that a tool may use; the LLM node provides it.
+
+    Kept deliberately small: more hooks are added here when a node can honour them.
+    """
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` to the user now, while the tool keeps running.
+
+        Args:
+            text: What to say, as plain text for TTS.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunContext(Generic[UserdataT]):
+    """The context of one tool call.
+
+    Args:
+        call: The call being answered.
+        userdata: The object the session shares between all tools and turns (your own
+            state: a booking, a customer record, ...). It is shared, not copied, so tools
+            may change it.
+        session: Hooks into the running agent, or ``None`` when there is none (tests,
+            tools run by hand).
+
+    Attributes:
+        call: The call being answered.
+        userdata: The session's shared object.
+        session: Hooks into the running agent, or ``None``.
+    """
+
+    call: ToolCall
+    userdata: UserdataT
+    session: ToolSession | None = None
+
+    @property
+    def turn_id(self) -> int:
+        """The conversation epoch of the call (from :attr:`call`)."""
+        return self.call.turn_id
+
+    async def say(self, text: str) -> None:
+        """Speak to the user while the tool runs, e.g. "let me check that".
+
+        Args:
+            text: What to say.
+
+        Raises:
+            RuntimeError: When the context has no session (the tool runs outside an
+                agent): pass ``session=`` when building the context, or do not call ``say``.
+        """
+        if self.session is None:
+            raise RuntimeError(
+                f"tool {self.call.name!r} called ctx.say() but its RunContext has no session; "
+                "build the context with session=... (the LLM node does this) to let tools speak"
+            )
+        await self.session.say(text)
