@@ -10,11 +10,16 @@ from flowkit.function_node import FunctionNode, node
 from flowkit.graph import Edge, Graph, Subgraph
 from flowkit.job import JobContext
 from flowkit.messages import (
+    AgentAudio,
     AgentState,
     AgentStateKind,
     Interrupt,
+    InterruptAction,
     Message,
     Metrics,
+    Playout,
+    PlayoutEvent,
+    ReplyRequest,
     TextChunk,
     ToolCall,
     ToolResult,
@@ -24,6 +29,7 @@ from flowkit.messages import (
     UserTurn,
     VADEvent,
     VADEventKind,
+    new_turn_id,
 )
 from flowkit.node import Node, NodeParams, NodeStyle
 from flowkit.policy import ErrorPolicy
@@ -54,6 +60,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "AgentAudio",
     "AgentState",
     "AgentStateKind",
     "AudioFormat",
@@ -69,6 +76,7 @@ __all__ = [
     "GraphSpec",
     "In",
     "Interrupt",
+    "InterruptAction",
     "JobContext",
     "Message",
     "Metrics",
@@ -81,8 +89,11 @@ __all__ = [
     "NodeStyle",
     "Out",
     "Overflow",
+    "Playout",
+    "PlayoutEvent",
     "Problem",
     "ProblemKind",
+    "ReplyRequest",
     "RunContext",
     "StopResponse",
     "Subgraph",
@@ -101,6 +112,7 @@ __all__ = [
     "find_converter",
     "from_async_iterable",
     "function_tool",
+    "new_turn_id",
     "node",
     "register_converter",
     "to_async_iterator",

@@ -8,7 +8,10 @@ dispatched job (room, participant, metadata).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowkit.room_io import RoomIO
 
 __all__ = ["JobContext"]
 
@@ -23,6 +26,8 @@ class JobContext:
         metadata: The job's metadata text, as set at dispatch.
         agent_name: The agent name the worker registered with.
         extra: Anything the caller wants a graph file to see (command-line options, ...).
+        io: Where room nodes read and write (``None`` when the graph is only built, e.g.
+            for ``flowkit validate``; a room node then fails to start with a clear error).
     """
 
     job_id: str = "local"
@@ -30,6 +35,7 @@ class JobContext:
     metadata: str = ""
     agent_name: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    io: RoomIO | None = None
 
     @classmethod
     def local(cls, **extra: Any) -> JobContext:

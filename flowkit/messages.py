@@ -11,16 +11,24 @@ tracking cancellations.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from livekit import rtc
+
 __all__ = [
+    "AgentAudio",
     "AgentState",
     "AgentStateKind",
     "Interrupt",
+    "InterruptAction",
     "Message",
     "Metrics",
+    "Playout",
+    "PlayoutEvent",
+    "ReplyRequest",
     "TextChunk",
     "ToolCall",
     "ToolResult",
@@ -30,7 +38,19 @@ __all__ = [
     "UserTurn",
     "VADEvent",
     "VADEventKind",
+    "new_turn_id",
 ]
+
+_turn_ids = itertools.count(1)
+
+
+def new_turn_id() -> int:
+    """A fresh conversation epoch, larger than every id handed out before in this process.
+
+    User turns (the turn detector) and agent-initiated replies (``say``, ``generate_reply``)
+    draw from this one counter, so "newer than" is a plain comparison whatever the source.
+    """
+    return next(_turn_ids)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,12 +139,16 @@ class ToolResult(Message):
         name: The tool's name.
         output: The tool's return value as text (JSON for structured values).
         is_error: ``True`` when ``output`` describes an error for the LLM to see.
+        stop_response: The tool asked that the LLM not reply after this call.
+        handoff: An agent (``instructions`` and ``tools``) the conversation moves to.
     """
 
     call_id: str
     name: str
     output: str
     is_error: bool = False
+    stop_response: bool = False
+    handoff: Any = None
 
 
 class VADEventKind(enum.StrEnum):
@@ -153,15 +177,88 @@ class VADEvent(Message):
     speaker: str = "user"
 
 
+class InterruptAction(enum.StrEnum):
+    """What an :class:`Interrupt` asks of the agent's speech."""
+
+    PAUSE = "pause"
+    """Stop the audio now but keep the rest: it may turn out to be a false interruption."""
+    RESUME = "resume"
+    """It was a false interruption: play on from where the pause stopped."""
+    FLUSH = "flush"
+    """The reply is over: drop what is queued, cancel its work, report what was played."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Interrupt(Message):
-    """Stop the agent's current reply now (barge-in, or an explicit request from code).
+    """Pause, resume or end the agent's reply of ``turn_id`` (barge-in, or from code).
 
     Attributes:
-        reason: Why: ``"barge_in"``, ``"new_turn"``, ``"manual"``, ...
+        action: Pause, resume or flush.
+        reason: Why: ``"barge_in"``, ``"false_interruption"``, ``"manual"``, ...
     """
 
+    action: InterruptAction = InterruptAction.FLUSH
     reason: str = "barge_in"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentAudio(Message):
+    """A piece of the agent's speech, with the text it speaks, on its way to the speaker.
+
+    Attributes:
+        frame: The audio, or ``None`` on the end-of-reply marker.
+        text: The sentence (segment) this audio speaks; the same on each of its frames.
+        segment: The index of that sentence within the reply.
+        final: ``True`` on the end-of-reply marker, after the reply's last frame.
+    """
+
+    frame: rtc.AudioFrame | None
+    text: str = ""
+    segment: int = 0
+    final: bool = False
+
+
+class PlayoutEvent(enum.StrEnum):
+    """What happened to a reply's audio at the speaker."""
+
+    STARTED = "started"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Playout(Message):
+    """The speaker's report on the reply of ``turn_id``.
+
+    Attributes:
+        event: What happened.
+        played_text: The text the listener actually heard so far (whole sentences, and the
+            share of the current one that was played, cut at a word).
+        played_duration: Seconds of the reply's audio played.
+    """
+
+    event: PlayoutEvent
+    played_text: str = ""
+    played_duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplyRequest(Message):
+    """Ask the agent to speak from code: ``generate_reply`` or ``say``.
+
+    Attributes:
+        instructions: Extra instructions for this reply (``generate_reply``).
+        user_text: A user message to add before replying.
+        say: Speak exactly this text, without the LLM (``say``); it joins the history.
+        allow_interruptions: Whether the user may barge in on this reply.
+    """
+
+    instructions: str | None = None
+    user_text: str | None = None
+    say: str | None = None
+    allow_interruptions: bool = True
 
 
 class AgentStateKind(enum.StrEnum):
