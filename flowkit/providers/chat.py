@@ -75,6 +75,21 @@ class ToolSpec:
         default_factory=lambda: {"type": "object", "properties": {}}
     )
 
+    def to_openai(self) -> dict[str, Any]:
+        """The spec in OpenAI's Chat Completions ``tools`` format.
+
+        Returns:
+            ``{"type": "function", "function": {"name", "description", "parameters"}}``.
+        """
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": dict(self.parameters),
+            },
+        }
+
 
 class ChatHistory:
     """The ordered messages of one conversation, with the instructions as its system message.

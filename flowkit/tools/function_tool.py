@@ -25,43 +25,15 @@ import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple, overload
+from typing import Any, overload
 
 import pydantic
 
+from flowkit.providers.chat import ToolSpec
 from flowkit.tools.errors import DuplicateToolError, ToolDefinitionError
 from flowkit.tools.schema import ToolSignature, read_signature
 
 __all__ = ["FunctionTool", "ToolSet", "ToolSpec", "function_tool", "tools_of"]
-
-
-class ToolSpec(NamedTuple):
-    """A tool as an LLM provider is told about it.
-
-    Attributes:
-        name: The tool's name.
-        description: What the tool does, for the LLM.
-        parameters: The JSON schema of its arguments.
-    """
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
-
-    def to_openai(self) -> dict[str, Any]:
-        """The spec in OpenAI's Chat Completions ``tools`` format.
-
-        Returns:
-            ``{"type": "function", "function": {"name", "description", "parameters"}}``.
-        """
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": self.parameters,
-            },
-        }
 
 
 @dataclass(frozen=True, slots=True, eq=False)

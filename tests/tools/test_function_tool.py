@@ -120,7 +120,7 @@ def test_toolset_by_name_and_specs() -> None:
     assert len(tools) == 3
     specs = tools.specs()
     assert specs[0] == ToolSpec("echo", "Repeat the text.", echo.parameters)
-    name, description, parameters = specs[1]
+    name, description, parameters = specs[1].name, specs[1].description, specs[1].parameters
     assert (name, description) == ("add", "Add to the counter.")
     assert parameters["required"] == ["amount"]
     assert specs[0].to_openai() == {
