@@ -124,3 +124,34 @@ def collected(node: fk.Node) -> list[Any]:
     """What a Collect node received."""
     assert isinstance(node, Collect)
     return node.items
+
+
+class Script(fk.Node):
+    """Sends scripted messages: each ``(delay, message)`` after ``delay`` more seconds."""
+
+    out: fk.Out[Any]
+
+    def __init__(self, steps: Iterable[tuple[float, Any]]) -> None:
+        super().__init__()
+        self.steps = list(steps)
+
+    async def run(self) -> None:
+        for delay, message in self.steps:
+            if delay:
+                await asyncio.sleep(delay)
+            self.out.send(message)
+
+
+class TimedCollect(fk.Node):
+    """Records ``(loop time, item)`` for everything it receives."""
+
+    inp: fk.In[Any]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[tuple[float, Any]] = []
+
+    async def run(self, inp: AsyncIterator[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        async for item in inp:
+            self.items.append((loop.time(), item))

@@ -1,0 +1,311 @@
+"""The LLM node: the conversation's history, streamed replies, tool rounds and handoffs.
+
+For each user turn the node adds the user's text to its :class:`ChatHistory`, asks the
+provider for a reply and streams it out as :class:`TextChunk` s. Tool calls go out on
+``tool_calls``; the reply waits for their results (which come back on the ``tool_results``
+feedback loop, from a :class:`~flowkit.nodes.tools.ToolRouter`) and continues, for at most
+``max_tool_steps`` rounds. A newer turn, or an ``Interrupt(FLUSH)`` of the reply's turn,
+cancels the reply: the provider's request is cancelled, not left running. When the speaker
+reports an interrupted reply (``playout``), the history keeps only what was played, marked
+interrupted.
+
+The node owns two feedback loops (tool results and playout), so it ends them itself: when
+its turns, requests and interrupts have ended and the last reply is done, it closes its
+outputs and then drains the loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from flowkit.messages import (
+    Interrupt,
+    InterruptAction,
+    Metrics,
+    Playout,
+    PlayoutEvent,
+    ReplyRequest,
+    TextChunk,
+    ToolCall,
+    ToolResult,
+    UserTurn,
+    new_turn_id,
+)
+from flowkit.node import Node, NodeParams
+from flowkit.ports import In, Out
+from flowkit.providers.chat import ChatHistory, ChatMessage, ToolSpec
+from flowkit.providers.llm import LLMMeter, LLMProvider, TextDelta, ToolCallChunk
+from flowkit.tools.function_tool import FunctionTool
+from flowkit.tools.invoke import AgentLike
+
+__all__ = ["LLM"]
+
+
+class LLM(Node):
+    """Answers user turns with a streamed reply, calling tools through a ToolRouter."""
+
+    turns: In[UserTurn] = In(default=True, doc="committed user turns")
+    tool_results: In[ToolResult] = In(
+        feedback=True, required=False, doc="results of the tool calls (from a ToolRouter)"
+    )
+    playout: In[Playout] = In(
+        feedback=True, required=False, doc="what the speaker played (history truncation)"
+    )
+    interrupt: In[Interrupt] = In(required=False, doc="FLUSH cancels the reply of its turn")
+    requests: In[ReplyRequest] = In(required=False, doc="say / generate_reply from code")
+    text: Out[TextChunk] = Out(default=True, doc="the reply, streamed")
+    tool_calls: Out[ToolCall] = Out(doc="tool calls, to a ToolRouter")
+    metrics: Out[Metrics] = Out(doc="time to first token, tokens/s per request")
+
+    class Params(NodeParams):
+        """Parameters of :class:`LLM`."""
+
+        provider: Any
+        instructions: str = ""
+        tools: tuple[Any, ...] = ()
+        max_tool_steps: int = 3
+        max_history: int | None = None
+        tool_result_timeout: float = 60.0
+
+    def __init__(
+        self,
+        provider: LLMProvider,
+        *,
+        instructions: str = "",
+        tools: Sequence[FunctionTool] = (),
+        agent: AgentLike | None = None,
+        max_tool_steps: int = 3,
+        max_history: int | None = None,
+        tool_result_timeout: float = 60.0,
+    ) -> None:
+        """Create an LLM node.
+
+        Args:
+            provider: The chat model.
+            instructions: The system instructions.
+            tools: The tools the model may call (give the same ones to the ToolRouter).
+            agent: Instructions and tools in one object (instead of the two above).
+            max_tool_steps: Tool rounds per reply; after that the model must answer in text.
+            max_history: Keep at most this many messages (besides the instructions) in each
+                request; older ones are dropped, tool calls with their results.
+            tool_result_timeout: Seconds a reply waits for its tool results before it goes
+                on with an error result for each missing one.
+        """
+        if not isinstance(provider, LLMProvider):
+            raise TypeError(
+                f"LLM(provider={provider!r}): an LLM provider has name and chat(history, "
+                "tools); see flowkit.providers.LLMProvider"
+            )
+        if agent is not None:
+            instructions, tools = agent.instructions, tuple(agent.tools)
+        super().__init__(
+            provider=provider,
+            instructions=instructions,
+            tools=tuple(tools),
+            max_tool_steps=max_tool_steps,
+            max_history=max_history,
+            tool_result_timeout=tool_result_timeout,
+        )
+        self.history = ChatHistory(instructions or None)
+        self._specs: tuple[ToolSpec, ...] = tuple(t.spec() for t in tools)
+        self._reply: asyncio.Task[None] | None = None
+        self._reply_turn = 0
+        self._pending: dict[str, asyncio.Future[ToolResult]] = {}
+        # Interrupted replies whose history entry was not written yet: turn -> played text.
+        self._played: dict[int, str] = {}
+        self._assistant_turn: int | None = None
+        # Text streamed by the request in progress and not yet in the history.
+        self._streamed: list[str] = []
+
+    async def run(
+        self,
+        turns: AsyncIterator[UserTurn],
+        tool_results: AsyncIterator[ToolResult],
+        playout: AsyncIterator[Playout],
+        interrupt: AsyncIterator[Interrupt],
+        requests: AsyncIterator[ReplyRequest],
+    ) -> None:
+        """Serve turns and requests until they end; then close the loops and drain them."""
+        loops = [
+            self.ctx.create_task(self._read_results(tool_results), name="tool_results"),
+            self.ctx.create_task(self._read_playout(playout), name="playout"),
+        ]
+        await asyncio.gather(
+            self._read_turns(turns), self._read_requests(requests),
+            self._read_interrupts(interrupt),
+        )
+        if self._reply is not None:
+            await asyncio.gather(self._reply, return_exceptions=True)
+        for port in (self.text, self.tool_calls, self.metrics):
+            port.close()
+        await asyncio.gather(*loops)
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    async def _read_turns(self, turns: AsyncIterator[UserTurn]) -> None:
+        async for turn in turns:
+            if turn.turn_id < self._reply_turn:
+                continue  # an older turn than the reply in progress: stale
+            self._cancel_reply()
+            self.history.add_user(turn.text)
+            self._start_reply(turn.turn_id)
+
+    async def _read_requests(self, requests: AsyncIterator[ReplyRequest]) -> None:
+        async for request in requests:
+            turn_id = request.turn_id or new_turn_id()
+            self._cancel_reply()
+            if request.say is not None:
+                self._say(turn_id, request.say)
+                continue
+            if request.user_text:
+                self.history.add_user(request.user_text)
+            self._start_reply(turn_id, request.instructions)
+
+    async def _read_interrupts(self, interrupt: AsyncIterator[Interrupt]) -> None:
+        async for message in interrupt:
+            if message.action is InterruptAction.FLUSH and message.turn_id == self._reply_turn:
+                self._cancel_reply()
+
+    async def _read_results(self, results: AsyncIterator[ToolResult]) -> None:
+        async for result in results:
+            future = self._pending.pop(result.call_id, None)
+            if future is not None and not future.done():
+                future.set_result(result)
+
+    async def _read_playout(self, playout: AsyncIterator[Playout]) -> None:
+        async for report in playout:
+            if report.event is not PlayoutEvent.INTERRUPTED:
+                continue
+            if report.turn_id == self._reply_turn:
+                self._cancel_reply()  # the speaker stopped it even if no Interrupt reached us
+            if self._assistant_turn == report.turn_id:
+                self.history.truncate_last_assistant(report.played_text)
+                self._assistant_turn = None
+            else:
+                self._played[report.turn_id] = report.played_text
+
+    # -- replies --------------------------------------------------------------------------
+
+    def _cancel_reply(self) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+            # Recorded now, not when the task unwinds: a new user message is about to be
+            # added and the cut reply must come before it.
+            if self._streamed:
+                self._remember_reply(self._reply_turn, "".join(self._streamed), cut=True)
+        self._streamed = []
+        self._reply = None
+
+    def _start_reply(self, turn_id: int, instructions: str | None = None) -> None:
+        self._reply_turn = turn_id
+        self._reply = self.ctx.create_task(self._generate(turn_id, instructions), name="reply")
+
+    def _say(self, turn_id: int, text: str) -> None:
+        self._reply_turn = turn_id
+        self.text.send(TextChunk(turn_id=turn_id, text=text))
+        self.text.send(TextChunk(turn_id=turn_id, text="", final=True))
+        self._remember_reply(turn_id, text)
+
+    def _remember_reply(self, turn_id: int, text: str, *, cut: bool = False) -> None:
+        """Add the reply to the history, cut to what was played if that is known already."""
+        played = self._played.pop(turn_id, None)
+        if not text:
+            return
+        self.history.add_assistant(text)
+        if played is not None:
+            self.history.truncate_last_assistant(played)
+            return
+        if cut:
+            self.history.truncate_last_assistant(text)  # marked interrupted
+        self._assistant_turn = turn_id
+
+    def _request_history(self, instructions: str | None) -> tuple[ChatMessage, ...]:
+        max_history: int | None = self.params.max_history  # type: ignore[attr-defined]
+        if max_history is not None:
+            self.history.trim(max_history)
+        if not instructions:
+            return self.history.messages
+        view = self.history.copy()
+        view.instructions = f"{view.instructions or ''}\n\n{instructions}".strip()
+        return view.messages
+
+    async def _generate(self, turn_id: int, instructions: str | None) -> None:
+        max_steps: int = self.params.max_tool_steps  # type: ignore[attr-defined]
+        steps = 0
+        while True:
+            tool_choice = "auto" if self._specs and steps < max_steps else "none"
+            calls = await self._request(turn_id, instructions, tool_choice)
+            text, self._streamed = "".join(self._streamed), []
+            if not calls:
+                self._remember_reply(turn_id, text)
+                break
+            self.history.add_assistant(text, calls)
+            steps += 1
+            results = await self._call_tools(calls)
+            for result in results:
+                self.history.add_tool_result(result)
+            self._apply_handoffs(results)
+            if any(r.stop_response for r in results):
+                break
+        self.text.send(TextChunk(turn_id=turn_id, text="", final=True))
+
+    async def _request(
+        self, turn_id: int, instructions: str | None, tool_choice: str
+    ) -> list[ToolCall]:
+        provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
+        meter = LLMMeter(provider.name, self.name)
+        specs = self._specs if tool_choice != "none" else ()
+        stream = provider.chat(self._request_history(instructions), specs, tool_choice=tool_choice)
+        parts = self._streamed = []
+        calls: list[ToolCall] = []
+        cancelled = True
+        try:
+            async for chunk in stream:
+                meter.chunk(chunk)
+                if isinstance(chunk, TextDelta) and chunk.text:
+                    parts.append(chunk.text)
+                    self.text.send(TextChunk(turn_id=turn_id, text=chunk.text))
+                elif isinstance(chunk, ToolCallChunk):
+                    calls.append(chunk.to_tool_call(turn_id))
+            cancelled = False
+        finally:
+            # Closing the stream is what cancels the provider's request on a barge-in.
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                await closer()
+            self.metrics.send(meter.finish(cancelled=cancelled))
+        return calls
+
+    async def _call_tools(self, calls: list[ToolCall]) -> list[ToolResult]:
+        timeout: float = self.params.tool_result_timeout  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        futures = []
+        for call in calls:
+            future: asyncio.Future[ToolResult] = loop.create_future()
+            self._pending[call.call_id] = future
+            futures.append(future)
+        for call in calls:
+            self.tool_calls.send(call)
+        done, _ = await asyncio.wait(futures, timeout=timeout)
+        results = []
+        for call, future in zip(calls, futures, strict=True):
+            if future in done:
+                results.append(future.result())
+                continue
+            self._pending.pop(call.call_id, None)
+            results.append(
+                ToolResult(
+                    turn_id=call.turn_id, call_id=call.call_id, name=call.name, is_error=True,
+                    output=f"the tool {call.name!r} gave no result within {timeout:g} s",
+                )
+            )
+        return results
+
+    def _apply_handoffs(self, results: list[ToolResult]) -> None:
+        for result in results:
+            agent = result.handoff
+            if isinstance(agent, AgentLike):
+                self.history.instructions = agent.instructions or None
+                self._specs = tuple(t.spec() for t in agent.tools)

@@ -1,0 +1,84 @@
+"""The ToolRouter node: runs the LLM's tool calls and sends their results back.
+
+Calls run concurrently (an LLM asking for several tools at once gets them in parallel), each
+with a timeout; a failure becomes an error result the LLM can read (see
+:func:`flowkit.tools.invoke_tool`), never an exception that ends the node. A tool that returns
+another agent hands the conversation over: the router switches to that agent's tools at once
+and the result carries the agent to the LLM, which switches its instructions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from flowkit.messages import ToolCall, ToolResult
+from flowkit.node import Node, NodeParams
+from flowkit.ports import In, Out
+from flowkit.tools.context import RunContext
+from flowkit.tools.function_tool import FunctionTool, ToolSet
+from flowkit.tools.invoke import AgentLike, ToolOutcome, invoke_tool
+
+__all__ = ["ToolRouter"]
+
+
+class ToolRouter(Node):
+    """Runs tool calls, in parallel, and sends back their results."""
+
+    calls: In[ToolCall] = In(doc="tool calls from the LLM")
+    results: Out[ToolResult] = Out(doc="results, to the LLM's tool_results (a feedback loop)")
+
+    class Params(NodeParams):
+        """Parameters of :class:`ToolRouter`."""
+
+        tools: tuple[Any, ...] = ()
+        timeout: float | None = 30.0
+        userdata: Any = None
+
+    def __init__(
+        self,
+        tools: Sequence[FunctionTool] = (),
+        *,
+        agent: AgentLike | None = None,
+        timeout: float | None = 30.0,
+        userdata: Any = None,
+    ) -> None:
+        """Create a tool router.
+
+        Args:
+            tools: The tools it can run (the same ones the LLM node offers).
+            agent: Take the tools from this agent instead.
+            timeout: Seconds a call may take before it becomes an error result.
+            userdata: What ``RunContext.userdata`` gives the tools (session state).
+        """
+        chosen = tuple(agent.tools) if agent is not None else tuple(tools)
+        super().__init__(tools=chosen, timeout=timeout, userdata=userdata)
+        self.toolset = ToolSet(chosen)
+
+    async def run(self, calls: AsyncIterator[ToolCall]) -> None:
+        """Start each call as it arrives; finish when the calls end and all have answered."""
+        running: set[asyncio.Task[None]] = set()
+        async for call in calls:
+            task = self.ctx.create_task(self._answer(call), name=f"tool:{call.name}")
+            running.add(task)
+            task.add_done_callback(running.discard)
+        if running:
+            await asyncio.gather(*running)
+
+    async def _answer(self, call: ToolCall) -> None:
+        params = self.params
+        context: RunContext[Any] = RunContext(call=call, userdata=params.userdata)  # type: ignore[attr-defined]
+        outcome = await invoke_tool(
+            self.toolset, call, context, timeout=params.timeout  # type: ignore[attr-defined]
+        )
+        self.results.send(_result_of(outcome))
+        if outcome.handoff is not None:
+            self.toolset = ToolSet(outcome.handoff.tools)
+
+
+def _result_of(outcome: ToolOutcome) -> ToolResult:
+    return dataclasses.replace(
+        outcome.result, stop_response=outcome.stop_response, handoff=outcome.handoff
+    )

@@ -1,0 +1,256 @@
+import asyncio
+from typing import Any
+
+import pytest
+from support import Collect, Script, collected
+
+import flowkit as fk
+from flowkit.nodes.llm import LLM
+from flowkit.nodes.tools import ToolRouter
+from flowkit.providers.llm import ToolCallChunk
+from flowkit.testing import FakeLLM, FakeReply
+
+
+def _turn(text: str, turn_id: int | None = None) -> fk.UserTurn:
+    return fk.UserTurn(turn_id=turn_id or fk.new_turn_id(), text=text)
+
+
+def _reply_text(chunks: list[fk.TextChunk], turn_id: int) -> str:
+    return "".join(c.text for c in chunks if c.turn_id == turn_id)
+
+
+def _graph(llm: LLM, steps: list[tuple[float, Any]], router: ToolRouter | None = None,
+           **inputs: list[tuple[float, Any]]) -> tuple[fk.Graph, Collect]:
+    g = fk.Graph("llm")
+    g.add(Script(steps), name="turns") >> g.add(llm, name="llm")
+    for port, script in inputs.items():
+        g.add(Script(script), name=port) >> llm.inputs[port]
+    if router is not None:
+        llm.tool_calls >> g.add(router, name="router") >> llm.tool_results
+    text = g.add(Collect(), name="text")
+    llm >> text
+    return g, text
+
+
+@pytest.mark.looptime
+async def test_a_turn_gets_a_streamed_reply_and_the_history_grows() -> None:
+    fake = FakeLLM(["Hello there, friend."], ttft=0.3, token_gap=0.05)
+    llm = LLM(fake, instructions="Be brief.")
+    turn = _turn("hi")
+    g, text = _graph(llm, [(0, turn)])
+    metrics = g.add(Collect(), name="metrics")
+    llm.metrics >> metrics
+    await fk.GraphRunner(g).run()
+    chunks = collected(text)
+    assert _reply_text(chunks, turn.turn_id) == "Hello there, friend."
+    assert chunks[-1].final and all(not c.final for c in chunks[:-1])
+    assert [(m.role, m.content) for m in llm.history.messages] == [
+        ("system", "Be brief."), ("user", "hi"), ("assistant", "Hello there, friend."),
+    ]
+    [m] = collected(metrics)
+    assert m.values["ttft"] == pytest.approx(0.3, abs=0.01)
+
+
+@fk.function_tool
+async def get_weather(city: str) -> str:
+    """Look up today's weather for a city.
+
+    Args:
+        city: The city.
+    """
+    await asyncio.sleep(1.0)
+    return f"sunny in {city}"
+
+
+@fk.function_tool
+async def get_time(city: str) -> str:
+    """Look up the local time of a city."""
+    await asyncio.sleep(1.0)
+    return f"noon in {city}"
+
+
+@pytest.mark.looptime
+async def test_tool_calls_run_in_parallel_and_the_reply_continues() -> None:
+    fake = FakeLLM([
+        FakeReply(tool_calls=(
+            ToolCallChunk("c1", "get_weather", '{"city": "Paris"}'),
+            ToolCallChunk("c2", "get_time", '{"city": "Paris"}'),
+        )),
+        "It is sunny and noon.",
+    ], ttft=0.1, token_gap=0.0)
+    llm = LLM(fake, tools=[get_weather, get_time])
+    turn = _turn("weather and time in Paris?")
+    g, text = _graph(llm, [(0, turn)], router=ToolRouter([get_weather, get_time]))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await fk.GraphRunner(g).run()
+    assert _reply_text(collected(text), turn.turn_id) == "It is sunny and noon."
+    assert loop.time() - start == pytest.approx(0.1 + 1.0 + 0.1, abs=0.05)  # parallel: 1 s
+    second = fake.requests[1].history
+    tool_messages = [m.content for m in second if m.role == "tool"]
+    assert tool_messages == ["sunny in Paris", "noon in Paris"]
+    assert [t.name for t in fake.requests[0].tools] == ["get_weather", "get_time"]
+
+
+@fk.function_tool
+async def flaky(city: str) -> str:
+    """A tool that fails."""
+    raise fk.ToolError(f"no station in {city}")
+
+
+@pytest.mark.looptime
+async def test_tool_errors_go_back_to_the_llm_and_steps_are_limited() -> None:
+    call = FakeReply(tool_calls=(ToolCallChunk("c", "flaky", '{"city": "Atlantis"}'),))
+    fake = FakeLLM([call, call, "Sorry, I could not find it."], ttft=0.0, token_gap=0.0)
+    llm = LLM(fake, tools=[flaky], max_tool_steps=2)
+    turn = _turn("weather in Atlantis?")
+    g, text = _graph(llm, [(0, turn)], router=ToolRouter([flaky]))
+    await fk.GraphRunner(g).run()
+    assert [r.tool_choice for r in fake.requests] == ["auto", "auto", "none"]
+    assert fake.requests[2].tools == ()
+    errors = [m.content for m in fake.requests[1].history if m.role == "tool"]
+    assert errors == ["no station in Atlantis"]
+    assert _reply_text(collected(text), turn.turn_id) == "Sorry, I could not find it."
+
+
+@fk.function_tool
+async def hang_up() -> None:
+    """End the call."""
+    raise fk.StopResponse()
+
+
+@pytest.mark.looptime
+async def test_stop_response_ends_the_reply_without_more_text() -> None:
+    fake = FakeLLM([FakeReply(text="Goodbye!", tool_calls=(ToolCallChunk("c", "hang_up"),))])
+    llm = LLM(fake, tools=[hang_up])
+    turn = _turn("bye")
+    g, text = _graph(llm, [(0, turn)], router=ToolRouter([hang_up]))
+    await fk.GraphRunner(g).run()
+    assert len(fake.requests) == 1
+    assert collected(text)[-1].final and _reply_text(collected(text), turn.turn_id) == "Goodbye!"
+
+
+class Billing:
+    instructions = "You are the billing agent."
+
+    @property
+    def tools(self) -> list[fk.FunctionTool]:
+        return [refund]
+
+
+@fk.function_tool
+async def refund(order: str) -> str:
+    """Refund an order."""
+    return f"refunded {order}"
+
+
+@fk.function_tool
+async def to_billing() -> Billing:
+    """Transfer the user to billing."""
+    return Billing()
+
+
+@pytest.mark.looptime
+async def test_handoff_switches_instructions_and_tools_and_keeps_history() -> None:
+    fake = FakeLLM([
+        FakeReply(tool_calls=(ToolCallChunk("c1", "to_billing"),)),
+        "Billing here.",
+        FakeReply(tool_calls=(ToolCallChunk("c2", "refund", '{"order": "42"}'),)),
+        "Done.",
+    ], ttft=0.0, token_gap=0.0)
+    llm = LLM(fake, instructions="You are the front desk.", tools=[to_billing])
+    first, second = _turn("I need a refund"), _turn("order 42")
+    g, text = _graph(llm, [(0, first), (1.0, second)], router=ToolRouter([to_billing]))
+    await fk.GraphRunner(g).run()
+    assert fake.requests[1].history[0].content == "You are the billing agent."
+    assert [t.name for t in fake.requests[2].tools] == ["refund"]
+    assert any(m.content == "I need a refund" for m in fake.requests[2].history)
+    assert _reply_text(collected(text), second.turn_id) == "Done."
+    results = [m.content for m in fake.requests[3].history if m.role == "tool"]
+    assert results[-1] == "refunded 42"
+
+
+@pytest.mark.looptime
+async def test_a_new_turn_cancels_the_reply_in_flight() -> None:
+    # The second reply is slow, so an uncancelled first request would have time to finish.
+    fake = FakeLLM(["one two three four five six seven eight", FakeReply(text="Sure.", ttft=2.0)],
+                   ttft=0.1, token_gap=0.1)
+    llm = LLM(fake)
+    first, second = _turn("tell me a story"), _turn("actually, stop")
+    g, text = _graph(llm, [(0, first), (0.35, second)])
+    await fk.GraphRunner(g).run()
+    assert fake.requests[0].cancelled and not fake.requests[0].completed
+    assert len(fake.requests[0].chunks) <= 4  # cancelled at 0.35 s, not at the end
+    assert fake.requests[1].completed
+    roles = [(m.role, m.content, m.interrupted) for m in llm.history.messages]
+    assert roles[0] == ("user", "tell me a story", False)
+    assert roles[1][0] == "assistant" and roles[1][2] is True
+    assert roles[1][1] and "eight" not in roles[1][1]
+    assert roles[2:] == [("user", "actually, stop", False), ("assistant", "Sure.", False)]
+    assert not any(c.final for c in collected(text) if c.turn_id == first.turn_id)
+
+
+@pytest.mark.looptime
+async def test_flush_cancels_and_playout_truncates_history_to_what_was_played() -> None:
+    fake = FakeLLM(["The weather is sunny and warm today."], ttft=0.1, token_gap=0.0)
+    llm = LLM(fake)
+    turn = _turn("weather?")
+    played = fk.Playout(turn_id=turn.turn_id, event=fk.PlayoutEvent.INTERRUPTED,
+                        played_text="The weather is")
+    g, _ = _graph(llm, [(0, turn)], playout=[(1.0, played)])
+    await fk.GraphRunner(g).run()
+    [*_, last] = llm.history.messages
+    assert (last.role, last.content, last.interrupted) == ("assistant", "The weather is", True)
+
+
+@pytest.mark.looptime
+async def test_interrupt_flush_cancels_the_request() -> None:
+    fake = FakeLLM(["a b c d e f g h i j", "later"], ttft=0.1, token_gap=0.2)
+    llm = LLM(fake)
+    turn, later = _turn("go"), _turn("later")
+    flush = fk.Interrupt(turn_id=turn.turn_id, action=fk.InterruptAction.FLUSH)
+    stale = fk.Interrupt(turn_id=turn.turn_id - 1, action=fk.InterruptAction.FLUSH)
+    # The later turn keeps the graph running past the end of an uncancelled first reply.
+    g, text = _graph(  # Script delays add up: the flush comes at 0.4 s
+        llm, [(0, turn), (5.0, later)], interrupt=[(0.2, stale), (0.2, flush)]
+    )
+    await fk.GraphRunner(g).run()
+    assert fake.requests[0].cancelled
+    first = [c for c in collected(text) if c.turn_id == turn.turn_id]
+    assert 1 <= len(first) <= 2 and not any(c.final for c in first)
+
+
+@pytest.mark.looptime
+async def test_say_and_generate_reply_from_code() -> None:
+    fake = FakeLLM(["Welcome back!"], ttft=0.0, token_gap=0.0)
+    llm = LLM(fake, instructions="Be kind.")
+    say = fk.ReplyRequest(say="Hello, I am your assistant.")
+    greet = fk.ReplyRequest(instructions="Greet the user by name: Ada.")
+    g, text = _graph(llm, [], requests=[(0, say), (1.0, greet)])
+    await fk.GraphRunner(g).run()
+    chunks = collected(text)
+    assert "".join(c.text for c in chunks) == "Hello, I am your assistant.Welcome back!"
+    assert len({c.turn_id for c in chunks}) == 2 and all(c.turn_id > 0 for c in chunks)
+    assert fake.requests[0].history[0].content == "Be kind.\n\nGreet the user by name: Ada."
+    assert llm.history.instructions == "Be kind."
+    assert [m.content for m in llm.history.messages if m.role == "assistant"] == [
+        "Hello, I am your assistant.", "Welcome back!",
+    ]
+
+
+@pytest.mark.looptime
+async def test_a_stale_turn_is_ignored() -> None:
+    fake = FakeLLM(["First.", "never"], ttft=0.0, token_gap=0.0)
+    llm = LLM(fake)
+    newer = _turn("newer")
+    older = fk.UserTurn(turn_id=newer.turn_id - 1, text="older")
+    g, _ = _graph(llm, [(0, newer), (0.5, older)])
+    await fk.GraphRunner(g).run()
+    assert len(fake.requests) == 1
+    assert [m.content for m in llm.history.messages if m.role == "user"] == ["newer"]
+
+
+def test_llm_refuses_what_is_not_a_provider() -> None:
+    with pytest.raises(TypeError, match="an LLM provider has name and chat"):
+        LLM(provider="gpt")  # type: ignore[arg-type]
+
