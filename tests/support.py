@@ -127,19 +127,25 @@ def collected(node: fk.Node) -> list[Any]:
 
 
 class Script(fk.Node):
-    """Sends scripted messages: each ``(delay, message)`` after ``delay`` more seconds."""
+    """Sends scripted messages: each ``(delay, message)`` after ``delay`` more seconds.
+
+    With ``hold=True`` it stays open afterwards, like a live source, until the graph closes.
+    """
 
     out: fk.Out[Any]
 
-    def __init__(self, steps: Iterable[tuple[float, Any]]) -> None:
+    def __init__(self, steps: Iterable[tuple[float, Any]], *, hold: bool = False) -> None:
         super().__init__()
         self.steps = list(steps)
+        self.hold = hold
 
     async def run(self) -> None:
         for delay, message in self.steps:
             if delay:
                 await asyncio.sleep(delay)
             self.out.send(message)
+        if self.hold:
+            await asyncio.Event().wait()
 
 
 class TimedCollect(fk.Node):

@@ -319,6 +319,20 @@ class GraphRunner:
             raise KeyError(f"node {node_name!r} has no output {port!r}: {list(run.outputs)}")
         return run.outputs[port]
 
+    def inject(self, ref: str, value: Any) -> None:
+        """Deliver ``value`` to input ``"node.port"`` as if an edge had sent it (tests, tools).
+
+        Raises:
+            KeyError: There is no such node or input; the message lists the inputs.
+        """
+        node_name, _, port = ref.partition(".")
+        run = self._runs.get(node_name)
+        if run is None or port not in run.inputs:
+            inputs = sorted(f"{r.name}.{p}" for r in self._runs.values() for p in r.inputs)
+            raise KeyError(f"graph {self.graph.name!r} has no input {ref!r}; inputs: {inputs}")
+        run.stats.messages_in += 1
+        run.inputs[port].on_next(value)
+
     def metrics(self) -> GraphMetrics:
         """A snapshot of every node's and edge's figures."""
         return GraphMetrics(

@@ -1,8 +1,10 @@
 """Helpers for testing flowkit graphs and nodes without networks or models.
 
-:mod:`flowkit.testing.fakes` holds scripted STT, LLM and TTS providers: deterministic,
-timed with :func:`asyncio.sleep` so tests can run them under virtual time, and recording
-every request they get.
+- :mod:`flowkit.testing.fakes`: scripted STT, LLM and TTS providers, deterministic, timed
+  with :func:`asyncio.sleep` so tests can run them under virtual time, recording every
+  request they get.
+- :mod:`flowkit.testing.harness`: send an agent user turns as text and check, event by
+  event, what it did (tool calls, their outputs, its messages).
 """
 
 from flowkit.testing.fakes import (
@@ -15,8 +17,18 @@ from flowkit.testing.fakes import (
     FakeTTSRequest,
     word_tokens,
 )
+from flowkit.testing.harness import (
+    AgentHandoffEvent,
+    ChatMessageEvent,
+    FunctionCallEvent,
+    FunctionCallOutputEvent,
+    Harness,
+    RunResult,
+)
 
 __all__ = [
+    "AgentHandoffEvent",
+    "ChatMessageEvent",
     "FakeLLM",
     "FakeLLMRequest",
     "FakeReply",
@@ -24,5 +36,9 @@ __all__ = [
     "FakeSTTRequest",
     "FakeTTS",
     "FakeTTSRequest",
+    "FunctionCallEvent",
+    "FunctionCallOutputEvent",
+    "Harness",
+    "RunResult",
     "word_tokens",
 ]

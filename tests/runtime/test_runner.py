@@ -291,3 +291,17 @@ async def test_feedback_edge_delivers_what_was_sent_before_completion() -> None:
     echo >> SendThenEnd() >> echo.back
     await asyncio.wait_for(fk.GraphRunner(g).run(), 5)
     assert echo.returned == [10, 20, 30]
+
+
+async def test_inject_delivers_into_an_input_as_an_edge_would() -> None:
+    g = fk.Graph("inject")
+    sink = Collect()
+    g.add(Pusher(values=(1,), gap=0.01)) >> sink
+    runner = fk.GraphRunner(g)
+    await runner.start()
+    runner.inject("collect.inp", 42)
+    with pytest.raises(KeyError, match=r"inputs: \['collect.inp'\]"):
+        runner.inject("collect.nope", 1)
+    await runner.wait()
+    await runner.close()
+    assert collected(sink) == [42, 1]

@@ -1,0 +1,314 @@
+"""Test an agent's behaviour: send it a user turn, then check what it did, event by event.
+
+:class:`Harness` runs a graph (with scripted providers from :mod:`flowkit.testing.fakes`,
+or real ones) and sends user turns as text straight into the graph's ``UserTurn`` input,
+skipping audio. Each :meth:`Harness.run` returns the events of that turn, and ``expect``
+reads them in order::
+
+    async with Harness(build(job)) as agent:
+        result = await agent.run("What's the weather in Paris?")
+    result.expect.next_event().is_function_call(name="get_weather", arguments={"city": "Paris"})
+    result.expect.next_event().is_function_call_output()
+    result.expect.next_event().is_message(role="assistant", contains="sunny")
+    result.expect.no_more_events()
+
+Mark such tests ``@pytest.mark.looptime`` so that scripted delays take no real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowkit.graph import Graph
+from flowkit.job import JobContext
+from flowkit.messages import TextChunk, ToolCall, ToolResult, UserTurn, new_turn_id
+from flowkit.runtime.runner import GraphRunner
+from flowkit.typenames import is_assignable
+
+__all__ = [
+    "AgentHandoffEvent",
+    "ChatMessageEvent",
+    "EventAssert",
+    "EventExpectations",
+    "FunctionCallEvent",
+    "FunctionCallOutputEvent",
+    "Harness",
+    "RunEvent",
+    "RunResult",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessageEvent:
+    """The agent said something (one LLM request's text)."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCallEvent:
+    """The LLM called a tool."""
+
+    name: str
+    arguments: dict[str, Any]
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCallOutputEvent:
+    """A tool answered."""
+
+    name: str
+    output: str
+    is_error: bool
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentHandoffEvent:
+    """A tool handed the conversation to another agent."""
+
+    agent: Any
+
+
+RunEvent = ChatMessageEvent | FunctionCallEvent | FunctionCallOutputEvent | AgentHandoffEvent
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What the agent did for one user turn, in order."""
+
+    user_input: str
+    events: list[RunEvent] = field(default_factory=list)
+
+    @property
+    def expect(self) -> EventExpectations:
+        """Read the events in order with assertions."""
+        return EventExpectations(self)
+
+
+class EventExpectations:
+    """A cursor over a run's events; each check consumes one event."""
+
+    def __init__(self, result: RunResult) -> None:
+        self._result = result
+        self._index = 0
+
+    def next_event(self) -> EventAssert:
+        """The next event, to be checked; fails when there is none."""
+        events = self._result.events
+        if self._index >= len(events):
+            raise AssertionError(
+                f"expected another event after {self._index} for {self._result.user_input!r}, "
+                f"but the agent did nothing more; events: {_listing(events)}"
+            )
+        event = events[self._index]
+        self._index += 1
+        return EventAssert(event, self._index - 1, self._result)
+
+    def skip_next(self, count: int = 1) -> None:
+        """Pass over ``count`` events without checking them."""
+        for _ in range(count):
+            self.next_event()
+
+    def no_more_events(self) -> None:
+        """Fail if events are left."""
+        rest = self._result.events[self._index:]
+        if rest:
+            raise AssertionError(
+                f"expected no more events for {self._result.user_input!r}, found "
+                f"{_listing(rest)}"
+            )
+
+
+class EventAssert:
+    """One event, checked by one of the ``is_...`` methods."""
+
+    def __init__(self, event: RunEvent, index: int, result: RunResult) -> None:
+        self.event = event
+        self._where = f"event {index} for {result.user_input!r} ({_describe(event)})"
+
+    def _fail(self, expected: str) -> AssertionError:
+        return AssertionError(f"{self._where}: expected {expected}")
+
+    def is_message(
+        self, *, role: str = "assistant", contains: str | None = None, content: str | None = None
+    ) -> ChatMessageEvent:
+        """Check it is a message from ``role``, with ``content`` or containing ``contains``."""
+        event = self.event
+        if not isinstance(event, ChatMessageEvent) or event.role != role:
+            raise self._fail(f"a message from {role}")
+        if content is not None and event.content != content:
+            raise self._fail(f"the message {content!r}")
+        if contains is not None and contains.lower() not in event.content.lower():
+            raise self._fail(f"a message containing {contains!r}")
+        return event
+
+    def is_function_call(
+        self, *, name: str | None = None, arguments: dict[str, Any] | None = None
+    ) -> FunctionCallEvent:
+        """Check it is a call of tool ``name`` with exactly ``arguments``."""
+        event = self.event
+        if not isinstance(event, FunctionCallEvent):
+            raise self._fail(f"a call of {name or 'a tool'}")
+        if name is not None and event.name != name:
+            raise self._fail(f"a call of {name!r}")
+        if arguments is not None and event.arguments != arguments:
+            raise self._fail(f"the arguments {arguments!r}")
+        return event
+
+    def is_function_call_output(
+        self, *, output: str | None = None, is_error: bool | None = None
+    ) -> FunctionCallOutputEvent:
+        """Check it is a tool's answer (with ``output``, an error or not)."""
+        event = self.event
+        if not isinstance(event, FunctionCallOutputEvent):
+            raise self._fail("a tool's output")
+        if output is not None and event.output != output:
+            raise self._fail(f"the output {output!r}")
+        if is_error is not None and event.is_error != is_error:
+            raise self._fail("an error output" if is_error else "a successful output")
+        return event
+
+    def is_agent_handoff(self) -> AgentHandoffEvent:
+        """Check it is a handoff to another agent."""
+        if not isinstance(self.event, AgentHandoffEvent):
+            raise self._fail("a handoff to another agent")
+        return self.event
+
+
+def _describe(event: RunEvent) -> str:
+    if isinstance(event, ChatMessageEvent):
+        return f"{event.role} message {event.content!r}"
+    if isinstance(event, FunctionCallEvent):
+        return f"call {event.name}({event.arguments})"
+    if isinstance(event, FunctionCallOutputEvent):
+        return f"{'error ' if event.is_error else ''}output of {event.name}: {event.output!r}"
+    return f"handoff to {type(event.agent).__name__}"
+
+
+def _listing(events: list[RunEvent]) -> str:
+    return "[" + "; ".join(_describe(e) for e in events) + "]" if events else "none"
+
+
+class _Recorder:
+    """Turns the graph's messages of one turn into run events."""
+
+    def __init__(self) -> None:
+        self.turn_id = -1
+        self.result = RunResult("")
+        self.done = asyncio.Event()
+        self._text: list[str] = []
+
+    def start(self, turn_id: int, user_input: str) -> RunResult:
+        self.turn_id, self.result = turn_id, RunResult(user_input)
+        self.done.clear()
+        self._text = []
+        return self.result
+
+    def _flush_text(self) -> None:
+        if self._text:
+            self.result.events.append(ChatMessageEvent("assistant", "".join(self._text)))
+            self._text = []
+
+    def on_text(self, chunk: TextChunk) -> None:
+        if chunk.turn_id != self.turn_id:
+            return
+        self._text.append(chunk.text)
+        if chunk.final:
+            self._flush_text()
+            self.done.set()
+
+    def on_call(self, call: ToolCall) -> None:
+        if call.turn_id != self.turn_id:
+            return
+        self._flush_text()
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except json.JSONDecodeError:
+            arguments = {"_raw": call.arguments}
+        self.result.events.append(FunctionCallEvent(call.name, arguments, call.call_id))
+
+    def on_result(self, result: ToolResult) -> None:
+        if result.turn_id != self.turn_id:
+            return
+        self.result.events.append(
+            FunctionCallOutputEvent(result.name, result.output, result.is_error, result.call_id)
+        )
+        if result.handoff is not None:
+            self.result.events.append(AgentHandoffEvent(result.handoff))
+
+
+class Harness:
+    """Runs a graph and sends it user turns as text (see the module docstring).
+
+    Args:
+        graph: The agent's graph; its one ``UserTurn`` input receives the turns (name it with
+            ``turn_input="node.port"`` when there are several).
+        job: The job the graph runs for.
+        turn_input: The input that receives the turns.
+        reply_timeout: Seconds (loop time) a turn may take before :meth:`run` fails.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        *,
+        job: JobContext | None = None,
+        turn_input: str | None = None,
+        reply_timeout: float = 60.0,
+    ) -> None:
+        self.runner = GraphRunner(graph, job=job)
+        self.reply_timeout = reply_timeout
+        self.turn_input = turn_input or self._find_turn_input()
+        self._recorder = _Recorder()
+
+    def _find_turn_input(self) -> str:
+        found = [
+            f"{node.name}.{name}"
+            for node in self.runner.plan.nodes
+            for name, port in node.inputs.items()
+            if port.type is not Any and is_assignable(UserTurn, port.type)
+        ]
+        if len(found) != 1:
+            raise ValueError(
+                f"Harness: the graph has {len(found)} UserTurn inputs "
+                f"({', '.join(found) or 'none'}); name the one to use with "
+                "Harness(graph, turn_input='node.port')"
+            )
+        return found[0]
+
+    async def __aenter__(self) -> Harness:
+        await self.runner.start()
+        handlers: list[tuple[type, Any]] = [
+            (TextChunk, self._recorder.on_text),
+            (ToolCall, self._recorder.on_call),
+            (ToolResult, self._recorder.on_result),
+        ]
+        for node in self.runner.plan.nodes:
+            for name, port in node.outputs.items():
+                for kind, handler in handlers:
+                    if port.type is kind:
+                        self.runner.observe(f"{node.name}.{name}").subscribe(handler)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.close()
+
+    async def run(self, user_input: str) -> RunResult:
+        """Send ``user_input`` as a user turn; return what the agent did until its reply ended."""
+        turn = UserTurn(turn_id=new_turn_id(), text=user_input)
+        result = self._recorder.start(turn.turn_id, user_input)
+        self.runner.inject(self.turn_input, turn)
+        try:
+            await asyncio.wait_for(self._recorder.done.wait(), self.reply_timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"the agent did not finish its reply to {user_input!r} within "
+                f"{self.reply_timeout:g} s; events so far: {_listing(result.events)}"
+            ) from None
+        return result
