@@ -1,0 +1,289 @@
+"""The turn detector: decides when the user has finished speaking and commits the turn.
+
+A turn is the final transcripts heard since the previous turn, joined with spaces. When it
+is committed depends on the mode:
+
+- ``"vad"``: ``min_endpointing_delay`` seconds after the VAD's end of speech; speech starting
+  again cancels the commit, and a final transcript that arrives once the delay has passed
+  commits at once. If the ``vad`` input is not linked, or has ended, final transcripts time
+  the turn as in ``"stt"`` mode.
+- ``"stt"``: the same, timed from each final transcript; an interim transcript means the user
+  is still speaking and restarts the timer. When a VAD is linked, its start of speech holds
+  the commit and its end of speech restarts the timer.
+- ``"manual"``: only a message on ``commit`` commits (push to talk).
+
+In every mode a message on ``commit`` commits the pending text at once, and the end of the
+transcripts commits it too, so an offline run loses nothing. A turn with no text is never
+committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal
+
+import pydantic
+
+from flowkit.messages import (
+    Transcript,
+    UserState,
+    UserStateKind,
+    UserTurn,
+    VADEvent,
+    VADEventKind,
+    new_turn_id,
+)
+from flowkit.node import Node, NodeParams
+from flowkit.ports import In, Out
+
+__all__ = ["EndOfTurn", "TurnDetector"]
+
+EndOfTurn = Callable[[str], float | Awaitable[float]]
+"""A turn model: the text so far → the probability that the user's turn is complete."""
+
+
+class TurnDetector(Node):
+    """Commits user turns: endpointing by VAD, by transcripts, or by hand (push to talk)."""
+
+    transcripts: In[Transcript] = In(default=True, doc="the user's interim and final transcripts")
+    vad: In[VADEvent] = In(required=False, doc="start and end of the user's speech")
+    commit: In[Any] = In(required=False, doc="any message commits the pending turn now")
+    turns: Out[UserTurn] = Out(default=True, doc="committed user turns, each with a new turn id")
+    user_state: Out[UserState] = Out(doc="speaking, listening or away, on each change")
+
+    class Params(NodeParams):
+        """Parameters of :class:`TurnDetector`."""
+
+        mode: Literal["vad", "stt", "manual"] = "vad"
+        min_endpointing_delay: float = pydantic.Field(0.5, ge=0.0)
+        max_endpointing_delay: float = pydantic.Field(6.0, ge=0.0)
+        end_of_turn: EndOfTurn | None = None
+        unlikely_threshold: float = pydantic.Field(0.5, ge=0.0, le=1.0)
+        user_away_timeout: float | None = pydantic.Field(15.0, gt=0.0)
+        speaker: str = "user"
+
+        @pydantic.model_validator(mode="after")
+        def _delays_ordered(self) -> TurnDetector.Params:
+            if self.max_endpointing_delay < self.min_endpointing_delay:
+                raise ValueError(
+                    f"max_endpointing_delay ({self.max_endpointing_delay}) is below "
+                    f"min_endpointing_delay ({self.min_endpointing_delay}); raise the maximum "
+                    "or lower the minimum"
+                )
+            return self
+
+    def __init__(
+        self,
+        mode: Literal["vad", "stt", "manual"] = "vad",
+        *,
+        min_endpointing_delay: float = 0.5,
+        max_endpointing_delay: float = 6.0,
+        end_of_turn: EndOfTurn | None = None,
+        unlikely_threshold: float = 0.5,
+        user_away_timeout: float | None = 15.0,
+        speaker: str = "user",
+    ) -> None:
+        """Create a turn detector.
+
+        Args:
+            mode: What ends a turn: ``"vad"``, ``"stt"`` or ``"manual"`` (see the module).
+            min_endpointing_delay: Seconds of silence after speech before committing.
+            max_endpointing_delay: The delay used when ``end_of_turn`` says the text looks
+                unfinished.
+            end_of_turn: A function (sync or async) from the turn's text to the probability
+                that the turn is complete, e.g. a turn-detector model.
+            unlikely_threshold: Below this probability the delay is the maximum one.
+            user_away_timeout: Seconds without speech before the user is ``away``; ``None``
+                never marks the user away.
+            speaker: The participant identity put on turns and states.
+        """
+        super().__init__(
+            mode=mode,
+            min_endpointing_delay=min_endpointing_delay,
+            max_endpointing_delay=max_endpointing_delay,
+            end_of_turn=end_of_turn,
+            unlikely_threshold=unlikely_threshold,
+            user_away_timeout=user_away_timeout,
+            speaker=speaker,
+        )
+
+    async def run(
+        self,
+        transcripts: AsyncIterator[Transcript],
+        vad: AsyncIterator[VADEvent],
+        commit: AsyncIterator[Any],
+    ) -> None:
+        """Read the three inputs until they all end; commit what is pending at the end."""
+        params = self.params
+        assert isinstance(params, TurnDetector.Params)
+        endpointer = _Endpointer(self, params)
+        readers = [
+            self.ctx.create_task(endpointer.read_vad(vad), name="vad"),
+            self.ctx.create_task(endpointer.read_commits(commit), name="commit"),
+        ]
+        try:
+            async for transcript in transcripts:
+                endpointer.on_transcript(transcript)
+            # No more text can come: waiting out the delay would only lose the turn.
+            endpointer.commit_now()
+            await asyncio.wait(readers)
+        finally:
+            for reader in readers:
+                reader.cancel()
+            endpointer.close()
+
+
+class _Endpointer:
+    """The turn detector's state for one run (a restart begins afresh)."""
+
+    def __init__(self, node: TurnDetector, params: TurnDetector.Params) -> None:
+        self.node = node
+        self.params = params
+        self.loop = asyncio.get_running_loop()
+        self.pending: list[str] = []
+        # When the user's speech last ended (the start of the endpointing delay); None while
+        # the user speaks or once the turn is committed.
+        self.ended_at: float | None = None
+        self.vad_linked = True
+        self.vad_speaking = False
+        self.timer: asyncio.Task[None] | None = None
+        self.state = UserStateKind.LISTENING
+        self.away: asyncio.TimerHandle | None = None
+        self.last_turn_id = 0
+        self._arm_away()
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    async def read_vad(self, events: AsyncIterator[VADEvent]) -> None:
+        async for event in events:
+            self.on_vad(event)
+        # From now on the transcripts alone say when the user speaks.
+        self.vad_linked = False
+        self.vad_speaking = False
+
+    async def read_commits(self, commits: AsyncIterator[Any]) -> None:
+        async for _ in commits:
+            self.commit_now()
+
+    def on_vad(self, event: VADEvent) -> None:
+        mode = self.params.mode
+        if event.kind is VADEventKind.START_OF_SPEECH:
+            self.vad_speaking = True
+            self._set_state(UserStateKind.SPEAKING)
+            if mode != "manual":
+                self._cancel_timer()
+                self.ended_at = None
+            return
+        self.vad_speaking = False
+        self._set_state(UserStateKind.LISTENING)
+        if mode == "vad" or (mode == "stt" and self.pending):
+            self.ended_at = self.loop.time()
+            self._schedule()
+
+    def on_transcript(self, transcript: Transcript) -> None:
+        text = transcript.text.strip()
+        if not text:
+            return
+        if not self.vad_linked:
+            self._set_state(UserStateKind.SPEAKING)
+        if transcript.final:
+            self.pending.append(text)
+        mode = self.params.mode
+        if mode == "manual":
+            return
+        timed_by_text = mode == "stt" or not self.vad_linked
+        if timed_by_text:
+            self.ended_at = self.loop.time()
+        elif not transcript.final:
+            return  # the VAD times this turn; an interim changes nothing to commit
+        if not self.vad_speaking and self.ended_at is not None:
+            self._schedule()
+
+    def commit_now(self) -> None:
+        """Commit the pending text now, whatever the timers say."""
+        self._cancel_timer()
+        self.ended_at = None
+        text = " ".join(self.pending).strip()
+        self.pending.clear()
+        if not text:
+            return
+        self.last_turn_id = new_turn_id()
+        self.node.turns.send(
+            UserTurn(turn_id=self.last_turn_id, text=text, speaker=self.params.speaker)
+        )
+        if not self.vad_speaking:
+            self._set_state(UserStateKind.LISTENING)
+
+    def close(self) -> None:
+        self._cancel_timer()
+        if self.away is not None:
+            self.away.cancel()
+
+    # -- endpointing ----------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        # Every change re-times the commit from the end of speech, so a final transcript
+        # that arrives after the delay commits at once.
+        self._cancel_timer()
+        if self.pending and self.ended_at is not None:
+            self.timer = self.node.ctx.create_task(
+                self._commit_after_delay(self.ended_at, " ".join(self.pending)), name="endpoint"
+            )
+
+    async def _commit_after_delay(self, ended_at: float, text: str) -> None:
+        delay = await self._delay(text)
+        remaining = ended_at + delay - self.loop.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        self.timer = None  # commit_now must not cancel the task it runs in
+        self.commit_now()
+
+    async def _delay(self, text: str) -> float:
+        params = self.params
+        hook = params.end_of_turn
+        if hook is None:
+            return params.min_endpointing_delay
+        try:
+            answer = hook(text)
+            probability = float(await answer if inspect.isawaitable(answer) else answer)
+        except Exception:
+            # A failing turn model must not stall the conversation: fall back to the minimum.
+            self.node.ctx.logger.warning(
+                "end_of_turn(%r) raised; using min_endpointing_delay", text, exc_info=True
+            )
+            return params.min_endpointing_delay
+        if probability < params.unlikely_threshold:
+            return params.max_endpointing_delay
+        return params.min_endpointing_delay
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    # -- user state -----------------------------------------------------------------------
+
+    def _set_state(self, state: UserStateKind) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        self.node.user_state.send(
+            UserState(turn_id=self.last_turn_id, state=state, speaker=self.params.speaker)
+        )
+        if state is UserStateKind.LISTENING:
+            self._arm_away()
+        elif self.away is not None:
+            self.away.cancel()
+            self.away = None
+
+    def _arm_away(self) -> None:
+        if self.away is not None:
+            self.away.cancel()
+        timeout = self.params.user_away_timeout
+        self.away = (
+            None
+            if timeout is None
+            else self.loop.call_later(timeout, self._set_state, UserStateKind.AWAY)
+        )

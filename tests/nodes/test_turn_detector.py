@@ -1,0 +1,299 @@
+"""TurnDetector: endpointing in each mode, on the loop's virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import flowkit as fk
+from flowkit.messages import (
+    Transcript,
+    UserStateKind,
+    VADEvent,
+    VADEventKind,
+)
+from flowkit.nodes.turn import TurnDetector
+
+START, END = VADEventKind.START_OF_SPEECH, VADEventKind.END_OF_SPEECH
+SPEAKING, LISTENING, AWAY = UserStateKind.SPEAKING, UserStateKind.LISTENING, UserStateKind.AWAY
+
+
+class Script(fk.Node):
+    """Sends each message at its time (seconds after the start); ends at ``end_at``."""
+
+    out: fk.Out[Any]
+
+    class Params(fk.NodeParams):
+        events: tuple[tuple[float, Any], ...] = ()
+        end_at: float | None = None
+
+    def __init__(self, *events: tuple[float, Any], end_at: float | None = None) -> None:
+        super().__init__(events=tuple(events), end_at=end_at)
+
+    async def run(self) -> None:
+        params = self.params
+        assert isinstance(params, Script.Params)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for at, message in params.events:
+            await asyncio.sleep(max(0.0, start + at - loop.time()))
+            self.out.send(message)
+        if params.end_at is not None:
+            await asyncio.sleep(max(0.0, start + params.end_at - loop.time()))
+
+
+class TimedCollect(fk.Node):
+    """Records (seconds since the start, message) for everything it receives."""
+
+    inp: fk.In[Any]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[tuple[float, Any]] = []
+
+    async def run(self, inp: AsyncIterator[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async for item in inp:
+            self.items.append((round(loop.time() - start, 6), item))
+
+
+def at(t: float) -> Any:
+    """A time on the virtual clock, compared with a tolerance."""
+    return pytest.approx(t)
+
+
+def vad(at: float, kind: VADEventKind, speech: float = 0.0) -> tuple[float, VADEvent]:
+    return at, VADEvent(kind=kind, speech_duration=speech)
+
+
+def final(at: float, text: str) -> tuple[float, Transcript]:
+    return at, Transcript(text=text, final=True)
+
+
+def interim(at: float, text: str) -> tuple[float, Transcript]:
+    return at, Transcript(text=text, final=False)
+
+
+async def run_detector(
+    detector: TurnDetector,
+    transcripts: Script,
+    vad_events: Script | None = None,
+    commits: Script | None = None,
+) -> tuple[list[tuple[float, str]], list[tuple[float, UserStateKind]], list[int]]:
+    """Run the detector; return (time, text) of turns, (time, state) of user states, ids."""
+    g = fk.Graph("turns")
+    node = g.add(detector)
+    turns, states = TimedCollect(), TimedCollect()
+    g.add(transcripts) >> node.transcripts
+    if vad_events is not None:
+        g.add(vad_events) >> node.vad
+    if commits is not None:
+        g.add(commits) >> node.commit
+    node.turns >> g.add(turns)
+    node.user_state >> g.add(states)
+    await fk.GraphRunner(g).run()
+    return (
+        [(t, u.text) for t, u in turns.items],
+        [(t, s.state) for t, s in states.items],
+        [u.turn_id for _, u in turns.items],
+    )
+
+
+@pytest.mark.looptime
+async def test_vad_mode_commits_min_delay_after_end_of_speech() -> None:
+    turns, states, ids = await run_detector(
+        TurnDetector(min_endpointing_delay=0.5),
+        Script(final(0.8, "hello"), final(0.9, " there "), end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), end_at=10),
+    )
+    assert turns == [(at(1.5), "hello there")]
+    assert states == [(0.0, SPEAKING), (at(1.0), LISTENING)]
+    assert ids[0] > 0
+
+
+@pytest.mark.looptime
+async def test_speech_resuming_before_the_delay_cancels_the_commit() -> None:
+    turns, _, _ = await run_detector(
+        TurnDetector(min_endpointing_delay=0.5),
+        Script(final(0.5, "one"), final(1.8, "two"), end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), vad(1.3, START), vad(2.0, END), end_at=10),
+    )
+    assert turns == [(at(2.5), "one two")]
+
+
+@pytest.mark.looptime
+async def test_final_transcript_after_the_delay_commits_at_once() -> None:
+    turns, _, _ = await run_detector(
+        TurnDetector(min_endpointing_delay=0.5),
+        Script(final(2.0, "late words"), end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), end_at=10),
+    )
+    assert turns == [(at(2.0), "late words")]
+
+
+@pytest.mark.looptime
+async def test_final_transcript_within_the_delay_keeps_the_vad_timing() -> None:
+    turns, _, _ = await run_detector(
+        TurnDetector(min_endpointing_delay=0.5),
+        Script(final(1.2, "hi"), end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), end_at=10),
+    )
+    assert turns == [(at(1.5), "hi")]
+
+
+@pytest.mark.looptime
+async def test_stt_mode_times_from_the_last_final_and_interims_restart_the_timer() -> None:
+    turns, states, _ = await run_detector(
+        TurnDetector("stt", min_endpointing_delay=0.5),
+        Script(
+            final(0.5, "a"), interim(0.8, "b"), interim(1.1, "b c"), final(1.4, "b c"),
+            final(3.0, "next"), end_at=10,
+        ),
+    )
+    assert turns == [(at(1.9), "a b c"), (at(3.5), "next")]
+    # No VAD linked: transcripts say when the user speaks, a commit that they stopped.
+    assert states == [
+        (at(0.5), SPEAKING), (at(1.9), LISTENING),
+        (at(3.0), SPEAKING), (at(3.5), LISTENING),
+    ]
+
+
+@pytest.mark.looptime
+async def test_stt_mode_with_a_vad_holds_the_commit_while_the_user_speaks() -> None:
+    turns, _, _ = await run_detector(
+        TurnDetector("stt", min_endpointing_delay=0.5),
+        Script(final(0.5, "first part"), final(2.2, "second"), end_at=10),
+        Script(vad(0.0, START), vad(2.0, END), end_at=10),
+    )
+    assert turns == [(at(2.7), "first part second")]
+
+
+@pytest.mark.looptime
+async def test_vad_mode_without_a_vad_falls_back_to_transcript_timing() -> None:
+    turns, _, _ = await run_detector(
+        TurnDetector(min_endpointing_delay=0.5), Script(final(1.0, "hello"), end_at=10)
+    )
+    assert turns == [(at(1.5), "hello")]
+
+
+def _sync_hook(text: str) -> float:
+    return 0.1 if text.endswith("to") else 0.9
+
+
+async def _async_hook(text: str) -> float:
+    await asyncio.sleep(0.2)  # a model's inference time: counted within the delay
+    return _sync_hook(text)
+
+
+@pytest.mark.parametrize("hook", [_sync_hook, _async_hook], ids=["sync", "async"])
+@pytest.mark.looptime
+async def test_end_of_turn_hook_raises_the_delay_to_the_maximum(
+    hook: Callable[[str], float | Awaitable[float]],
+) -> None:
+    turns, _, _ = await run_detector(
+        TurnDetector(min_endpointing_delay=0.5, max_endpointing_delay=3.0, end_of_turn=hook),
+        Script(final(0.5, "I want to"), final(6.5, "go home"), end_at=20),
+        Script(vad(0.0, START), vad(1.0, END), vad(6.0, START), vad(7.0, END), end_at=20),
+    )
+    assert turns == [(at(4.0), "I want to"), (at(7.5), "go home")]
+
+
+@pytest.mark.looptime
+async def test_a_failing_end_of_turn_hook_falls_back_to_the_minimum() -> None:
+    def broken(text: str) -> float:
+        raise RuntimeError("model not loaded")
+
+    turns, _, _ = await run_detector(
+        TurnDetector(min_endpointing_delay=0.5, end_of_turn=broken),
+        Script(final(0.5, "hello"), end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), end_at=10),
+    )
+    assert turns == [(at(1.5), "hello")]
+
+
+@pytest.mark.looptime
+async def test_manual_mode_commits_only_on_commit() -> None:
+    turns, states, _ = await run_detector(
+        TurnDetector("manual", min_endpointing_delay=0.5),
+        Script(final(0.5, "push"), final(2.5, "to talk"), end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), vad(2.0, START), vad(3.0, END), end_at=10),
+        Script((4.0, object()), (5.0, "again"), end_at=10),
+    )
+    assert turns == [(at(4.0), "push to talk")]  # the empty second commit: nothing
+    assert [s for _, s in states] == [SPEAKING, LISTENING, SPEAKING, LISTENING]
+
+
+@pytest.mark.looptime
+async def test_commit_in_vad_mode_skips_the_delay() -> None:
+    turns, _, _ = await run_detector(
+        TurnDetector(min_endpointing_delay=2.0),
+        Script(final(0.5, "now please"), end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), end_at=10),
+        Script((1.2, None), end_at=10),
+    )
+    assert turns == [(at(1.2), "now please")]
+
+
+@pytest.mark.looptime
+async def test_empty_turns_are_never_committed() -> None:
+    turns, _, _ = await run_detector(
+        TurnDetector(min_endpointing_delay=0.5),
+        Script(final(0.5, "   "), interim(0.6, "uh"), final(0.7, ""), end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), vad(3.0, START), vad(4.0, END), end_at=10),
+        Script((5.0, None), end_at=10),
+    )
+    assert turns == []
+
+
+@pytest.mark.looptime
+async def test_pending_turn_is_committed_when_the_transcripts_end() -> None:
+    turns, _, _ = await run_detector(
+        TurnDetector(min_endpointing_delay=5.0),
+        Script(final(1.0, "last words")),  # ends right after its last message
+        Script(vad(0.0, START), vad(0.9, END)),
+    )
+    assert turns == [(at(1.0), "last words")]
+
+
+@pytest.mark.looptime
+async def test_each_turn_gets_a_newer_id() -> None:
+    _, _, ids = await run_detector(
+        TurnDetector("stt", min_endpointing_delay=0.5),
+        Script(final(0.5, "one"), final(2.0, "two"), final(4.0, "three")),
+    )
+    assert len(ids) == 3 and ids == sorted(set(ids))
+
+
+@pytest.mark.looptime
+async def test_user_is_away_after_the_timeout_once_per_silence() -> None:
+    _, states, _ = await run_detector(
+        TurnDetector(user_away_timeout=2.0),
+        Script(final(0.5, "hi"), end_at=12),
+        Script(vad(0.0, START), vad(1.0, END), vad(5.0, START), vad(6.0, END), end_at=12),
+    )
+    assert states == [
+        (0.0, SPEAKING), (at(1.0), LISTENING), (at(3.0), AWAY),
+        (at(5.0), SPEAKING), (at(6.0), LISTENING),
+        (at(8.0), AWAY),
+    ]
+
+
+@pytest.mark.looptime
+async def test_user_is_away_from_the_start_without_speech_and_never_when_disabled() -> None:
+    _, states, _ = await run_detector(
+        TurnDetector(user_away_timeout=3.0), Script(end_at=10), Script(end_at=10)
+    )
+    assert states == [(at(3.0), AWAY)]
+    _, states, _ = await run_detector(
+        TurnDetector(user_away_timeout=None), Script(end_at=100), Script(end_at=100)
+    )
+    assert states == []
+
+
+def test_bad_delays_are_refused_with_the_fix() -> None:
+    with pytest.raises(fk.NodeParamsError, match="raise the maximum"):
+        TurnDetector(min_endpointing_delay=2.0, max_endpointing_delay=1.0)
