@@ -5,6 +5,9 @@
   request they get.
 - :mod:`flowkit.testing.harness`: send an agent user turns as text and check, event by
   event, what it did (tool calls, their outputs, its messages).
+- :mod:`flowkit.testing.memory_io`: a room in memory: scripted user audio in, the agent's
+  audio recorded with the time it played.
+- :mod:`flowkit.testing.demo`: stand-in providers that let the ready graphs run with no model.
 """
 
 from flowkit.testing.fakes import (
@@ -17,6 +20,7 @@ from flowkit.testing.fakes import (
     FakeTTSRequest,
     word_tokens,
 )
+from flowkit.testing.demo import DescribingSTT, echo_llm
 from flowkit.testing.harness import (
     AgentHandoffEvent,
     ChatMessageEvent,
@@ -25,10 +29,12 @@ from flowkit.testing.harness import (
     Harness,
     RunResult,
 )
+from flowkit.testing.memory_io import MemoryIO
 
 __all__ = [
     "AgentHandoffEvent",
     "ChatMessageEvent",
+    "DescribingSTT",
     "FakeLLM",
     "FakeLLMRequest",
     "FakeReply",
@@ -39,6 +45,8 @@ __all__ = [
     "FunctionCallEvent",
     "FunctionCallOutputEvent",
     "Harness",
+    "MemoryIO",
     "RunResult",
+    "echo_llm",
     "word_tokens",
 ]

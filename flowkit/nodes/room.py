@@ -1,0 +1,398 @@
+"""Room nodes: the user's audio in, the agent's speech out, through the job's :class:`RoomIO`.
+
+:class:`RoomSource` hears a participant, :class:`RoomSink` plays the agent's replies (with
+pause, resume and flush on barge-in, and a report of what was heard), and
+:class:`TranscriptPublisher` publishes transcripts. They read and write through
+``ctx.job.io`` (a WAV file offline, a track in a LiveKit room, memory in tests), so the same
+graph runs everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pydantic
+from livekit import rtc
+
+from flowkit.messages import (
+    AgentAudio,
+    Interrupt,
+    InterruptAction,
+    Playout,
+    PlayoutEvent,
+    Transcript,
+)
+from flowkit.node import Node, NodeParams
+from flowkit.policy import ErrorPolicy
+from flowkit.ports import AudioFormat, In, Out
+from flowkit.room_io import AudioOutput, RoomIO
+
+__all__ = ["RoomSink", "RoomSource", "TranscriptPublisher", "room_io"]
+
+# An unpaced output (a file) returns from write at once; yield to the loop this often so a
+# long reply does not keep interrupts and timers waiting.
+_YIELD_EVERY = 50
+
+
+def room_io(node: Node) -> RoomIO:
+    """The room I/O of the job ``node`` runs for.
+
+    Raises:
+        RuntimeError: The job has no room I/O; the message names the ways to give it one.
+    """
+    job = node.ctx.job
+    io = getattr(job, "io", None)
+    if io is None:
+        why = "the graph runs without a job" if job is None else "the job has no io"
+        raise RuntimeError(
+            f"{type(node).__name__} node {node.name!r} needs the job's room I/O, but {why}; "
+            "run the graph with `flowkit run graph.py --input in.wav` or in a LiveKit worker "
+            "(`flowkit start graph.py`), or give the runner a job with one: "
+            "GraphRunner(g, job=JobContext(io=...)) (in tests: "
+            "flowkit.testing.memory_io.MemoryIO)"
+        )
+    return io  # type: ignore[no-any-return]
+
+
+class RoomSource(Node):
+    """The user's audio from the room, in the format it declares."""
+
+    audio: Out[rtc.AudioFrame] = Out(default=True, doc="the participant's audio")
+    error_policy = ErrorPolicy.RESTART  # re-subscribe on a glitch; a missing io ends the graph
+
+    class Params(NodeParams):
+        """Parameters of :class:`RoomSource`."""
+
+        sample_rate: int = pydantic.Field(default=48_000, gt=0, description="Hz")
+        num_channels: int = pydantic.Field(default=1, ge=1)
+        participant: str | None = pydantic.Field(
+            default=None, description="identity; None: the first participant"
+        )
+
+    def __init__(
+        self, sample_rate: int = 48_000, num_channels: int = 1, participant: str | None = None
+    ) -> None:
+        """Create a room source.
+
+        Args:
+            sample_rate: The rate to deliver the audio at, in Hz.
+            num_channels: The channels to deliver.
+            participant: Whose audio to hear; the first participant when ``None``.
+        """
+        super().__init__(
+            sample_rate=sample_rate, num_channels=num_channels, participant=participant
+        )
+        self.audio.format = AudioFormat(sample_rate, num_channels)
+
+    async def run(self) -> None:
+        """Send the participant's audio until it ends."""
+        p = self.params
+        assert isinstance(p, RoomSource.Params)
+        source = room_io(self).audio_input(p.sample_rate, p.num_channels, p.participant)
+        async for frame in source.frames():
+            await self.audio.put(frame)
+
+
+class TranscriptPublisher(Node):
+    """Publishes transcripts to the room (LiveKit: the ``lk.transcription`` topic)."""
+
+    transcripts: In[Transcript] = In(doc="user or agent transcripts")
+    error_policy = ErrorPolicy.RESTART
+
+    async def run(self, transcripts: AsyncIterator[Transcript]) -> None:
+        """Publish every transcript as it arrives."""
+        io = room_io(self)
+        async for transcript in transcripts:
+            io.publish_transcript(transcript)
+
+
+@dataclass(slots=True)
+class _Sentence:
+    text: str
+    received: float = 0.0  # seconds of its audio received
+    played: float = 0.0  # seconds of its audio written to the output
+    complete: bool = False  # audio of a later sentence, or the end marker, arrived
+
+
+class _Reply:
+    """The audio of one reply (turn) at the sink: what is queued, received and played."""
+
+    def __init__(self, turn_id: int) -> None:
+        self.turn_id = turn_id
+        self.queue: deque[AgentAudio] = deque()
+        self.sentences: dict[int, _Sentence] = {}
+        self.started = self.paused = self.done = False
+        self.played = 0.0
+
+    def receive(self, audio: AgentAudio) -> None:
+        if audio.frame is not None:
+            sentence = self.sentences.get(audio.segment)
+            if sentence is None:
+                for earlier in self.sentences.values():
+                    earlier.complete = True
+                sentence = self.sentences[audio.segment] = _Sentence(audio.text)
+            sentence.received += _seconds(audio.frame)
+        if audio.final:
+            for sentence in self.sentences.values():
+                sentence.complete = True
+        self.queue.append(audio)
+
+    def played_text(self) -> str:
+        """Whole sentences played, then the played share of the current one, cut at a word."""
+        parts: list[str] = []
+        for index in sorted(self.sentences):
+            sentence = self.sentences[index]
+            if sentence.played <= 0:
+                break
+            if sentence.complete and sentence.played >= sentence.received - 1e-9:
+                parts.append(sentence.text)
+                continue
+            words = sentence.text.split()
+            share = sentence.played / sentence.received if sentence.received else 0.0
+            heard = math.floor(len(words) * share + 1e-9)
+            if heard:
+                parts.append(" ".join(words[:heard]))
+            break
+        return " ".join(parts)
+
+
+def _seconds(frame: rtc.AudioFrame) -> float:
+    return frame.samples_per_channel / frame.sample_rate
+
+
+class RoomSink(Node):
+    """Plays the agent's replies, reports their playout and the agent's transcript.
+
+    A reply is the audio of one turn up to its end marker. The output is opened at the
+    first frame's format. ``playout`` reports, per reply: ``STARTED`` once its first frame
+    is written, ``FINISHED`` once its last frame is written (a paced output returns from
+    ``write`` when the frame starts playing), ``PAUSED`` / ``RESUMED`` on interrupts, and
+    ``INTERRUPTED`` on a flush, on audio of a newer turn, or when the input ends while the
+    reply is paused. An interrupt names its reply by ``turn_id`` (``0``: the current one).
+    Audio of an older turn than the current one, or of a flushed turn, is dropped.
+    ``played_text`` holds the sentences played whole and, of the current one, the share of
+    its words that its played share of audio received stands for, cut at a word.
+    """
+
+    audio: In[AgentAudio] = In(
+        default=True, queue=100_000, doc="the agent's speech, tagged with its text"
+    )
+    interrupt: In[Interrupt] = In(required=False, doc="pause, resume or flush a reply")
+    playout: Out[Playout] = Out(default=True, doc="started, paused, resumed, finished, ...")
+    transcripts: Out[Transcript] = Out(doc="the agent's speech, a sentence as it starts")
+    error_policy = ErrorPolicy.RESTART
+
+    class Params(NodeParams):
+        """Parameters of :class:`RoomSink`."""
+
+        publish_transcripts: bool = pydantic.Field(
+            default=True, description="also publish the agent's transcript to the room"
+        )
+
+    def __init__(self, *, publish_transcripts: bool = True) -> None:
+        """Create a room sink.
+
+        Args:
+            publish_transcripts: Publish the agent's transcript through the room I/O too
+                (it is always sent on the ``transcripts`` output).
+        """
+        super().__init__(publish_transcripts=publish_transcripts)
+
+    async def run(
+        self, audio: AsyncIterator[AgentAudio], interrupt: AsyncIterator[Interrupt]
+    ) -> None:
+        """Play the audio reply by reply; end after the last one, then close the output."""
+        playback = _Playback(self, room_io(self))
+        watcher = self.ctx.create_task(playback.watch(interrupt), name="interrupts")
+        try:
+            async for item in audio:
+                playback.receive(item)
+            await playback.drain()
+        finally:
+            watcher.cancel()
+            playback.stop_player()
+            if playback.output is not None:
+                await playback.output.aclose()
+
+
+class _Playback:
+    """The sink's state while it runs: the current reply, the player task, the output."""
+
+    def __init__(self, node: RoomSink, io: RoomIO) -> None:
+        self.node, self.io = node, io
+        p = node.params
+        assert isinstance(p, RoomSink.Params)
+        self.publish = p.publish_transcripts
+        self.output: AudioOutput | None = None
+        self.format: AudioFormat | None = None
+        self.current: _Reply | None = None
+        self.flushed = -1  # audio of this turn and older is no longer wanted
+        self.player: asyncio.Task[None] | None = None
+        self.wake = asyncio.Event()  # the player has something new to look at
+        self.settled = asyncio.Event()  # a reply ended, or the interrupt input did
+        self.audio_ended = self.interrupts_ended = False
+
+    # --- audio in
+
+    def receive(self, item: AgentAudio) -> None:
+        reply = self.current
+        stale = reply is not None and item.turn_id < reply.turn_id
+        if stale or item.turn_id <= self.flushed:
+            self.node.ctx.logger.debug("dropped stale audio of turn %d", item.turn_id)
+            return
+        if reply is None or item.turn_id > reply.turn_id or reply.done:
+            if reply is not None and not reply.done:
+                self.interrupt(reply, "a newer turn")
+            reply = self.current = _Reply(item.turn_id)
+        reply.receive(item)
+        self.start_player()
+        self.wake.set()
+
+    async def drain(self) -> None:
+        """Wait until the last reply has played.
+
+        A reply still paused when nothing can resume it (the interrupt input ended) is
+        interrupted.
+        """
+        self.audio_ended = True
+        self.wake.set()
+        while (reply := self.current) is not None and not reply.done:
+            if reply.paused and self.interrupts_ended:
+                self.interrupt(reply, "paused when the input ended")
+                break
+            self.settled.clear()
+            await self.settled.wait()
+
+    # --- interrupts
+
+    async def watch(self, interrupts: AsyncIterator[Interrupt]) -> None:
+        async for event in interrupts:
+            self.on_interrupt(event)
+        self.interrupts_ended = True
+        self.settled.set()
+
+    def on_interrupt(self, event: Interrupt) -> None:
+        reply = self.current
+        if event.action is InterruptAction.FLUSH:
+            if event.turn_id == 0 and reply is None:
+                return
+            target = event.turn_id or (reply.turn_id if reply is not None else 0)
+            self.flushed = max(self.flushed, target)
+            if reply is not None and not reply.done and reply.turn_id <= target:
+                reply.queue.clear()
+                self.interrupt(reply, event.reason)
+            return
+        if reply is None or reply.done or event.turn_id not in (0, reply.turn_id):
+            return
+        if event.action is InterruptAction.PAUSE and not reply.paused:
+            self.stop_player()
+            reply.paused = True
+            self.clear_output()
+            self.report(reply, PlayoutEvent.PAUSED)
+        elif event.action is InterruptAction.RESUME and reply.paused:
+            reply.paused = False
+            self.report(reply, PlayoutEvent.RESUMED)
+            self.start_player()
+            self.wake.set()
+
+    def interrupt(self, reply: _Reply, reason: str) -> None:
+        """End ``reply`` now: stop its audio and report what was heard."""
+        self.node.ctx.logger.debug("reply of turn %d interrupted: %s", reply.turn_id, reason)
+        self.stop_player()
+        self.clear_output()
+        self.end(reply, PlayoutEvent.INTERRUPTED)
+        self.start_player()  # for the replies after it
+
+    # --- the player
+
+    def start_player(self) -> None:
+        if self.player is None or self.player.done():
+            self.player = self.node.ctx.create_task(self.play(), name="player")
+
+    def stop_player(self) -> None:
+        # Cancelling mid-write drops that frame unplayed: it is still first in its queue.
+        if self.player is not None:
+            self.player.cancel()
+            self.player = None
+
+    async def play(self) -> None:
+        written = 0
+        while True:
+            reply = self.current
+            if reply is None or reply.done or reply.paused or not reply.queue:
+                if reply is not None and not reply.done and not reply.paused and self.audio_ended:
+                    self.end(reply, PlayoutEvent.FINISHED)  # no end marker, but nothing more
+                    continue
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            item = reply.queue[0]
+            output = None
+            if item.frame is not None:
+                output = self.open_output(item.frame)
+                await output.write(item.frame)
+            # No await between the write and here: a cancelled write leaves its frame queued,
+            # a finished one is accounted for, never both.
+            reply.queue.popleft()
+            if item.frame is not None:
+                self.played(reply, item, item.frame)
+            if item.final:
+                self.end(reply, PlayoutEvent.FINISHED)
+            written += 1
+            if output is not None and not output.paced and written % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+
+    def open_output(self, frame: rtc.AudioFrame) -> AudioOutput:
+        fmt = AudioFormat(frame.sample_rate, frame.num_channels)
+        if self.output is None:
+            self.output = self.io.audio_output(fmt.sample_rate, fmt.num_channels)
+            self.format = fmt
+        elif fmt != self.format:
+            raise ValueError(
+                f"RoomSink {self.node.name!r}: got {fmt} audio after {self.format} audio; the "
+                "output is opened at the first frame's format, so make every TTS feeding the "
+                "sink speak one format (one voice per sink, or resample in the provider)"
+            )
+        return self.output
+
+    def played(self, reply: _Reply, item: AgentAudio, frame: rtc.AudioFrame) -> None:
+        seconds = _seconds(frame)
+        reply.played += seconds
+        sentence = reply.sentences[item.segment]
+        starts = sentence.played == 0
+        sentence.played += seconds
+        if not reply.started:
+            reply.started = True
+            self.report(reply, PlayoutEvent.STARTED)
+        if starts and sentence.text:
+            spoken = Transcript(turn_id=reply.turn_id, text=sentence.text, speaker="agent")
+            self.node.transcripts.send(spoken)
+            if self.publish:
+                self.io.publish_transcript(spoken)
+
+    def clear_output(self) -> None:
+        if self.output is not None:
+            self.output.clear()
+
+    # --- reports
+
+    def end(self, reply: _Reply, event: PlayoutEvent) -> None:
+        reply.done = True
+        self.report(reply, event)
+        self.settled.set()
+
+    def report(self, reply: _Reply, event: PlayoutEvent) -> None:
+        with contextlib.suppress(RuntimeError):  # the graph closed under us: nobody listens
+            self.node.playout.send(
+                Playout(
+                    turn_id=reply.turn_id,
+                    event=event,
+                    played_text=reply.played_text(),
+                    played_duration=reply.played,
+                )
+            )

@@ -1,0 +1,231 @@
+"""The TTS node: the reply's text in, the agent's speech out, a sentence at a time.
+
+The node cuts each reply into sentences itself (:class:`~flowkit.providers.sentences.
+SentenceSplitter`) and has each one synthesised as soon as it is complete, in order, so the
+agent starts speaking while the LLM still writes. Every frame is tagged with the sentence it
+speaks (:class:`~flowkit.messages.AgentAudio`), so the sink can tell what the listener heard;
+an end marker follows the reply's last frame. A newer turn, or a flush of the reply, cancels
+the provider's request in flight (it is closed, not left running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import pydantic
+from livekit import rtc
+
+from flowkit.messages import AgentAudio, Interrupt, InterruptAction, Metrics, TextChunk
+from flowkit.node import Node, NodeParams
+from flowkit.ports import In, Out
+from flowkit.providers.sentences import SentenceSplitter
+from flowkit.providers.tts import BatchTTS, StreamingTTS, TTSMeter
+
+__all__ = ["TTS"]
+
+
+class _Reply:
+    """One turn's synthesis: its sentences, waiting in order, and the task speaking them."""
+
+    def __init__(self, turn_id: int, min_length: int) -> None:
+        self.turn_id = turn_id
+        self.splitter = SentenceSplitter(min_length)
+        self.sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        self.text_ended = False
+        self.cancelled = False
+        self.task: asyncio.Task[None] | None = None
+        self.meter: TTSMeter | None = None
+        self.characters = 0
+
+    def push(self, text: str) -> None:
+        for sentence in self.splitter.push(text):
+            self.sentences.put_nowait(sentence)
+
+    def end_text(self) -> None:
+        for sentence in self.splitter.flush():
+            self.sentences.put_nowait(sentence)
+        self.sentences.put_nowait(None)
+        self.text_ended = True
+
+
+class TTS(Node):
+    """Text to speech: speaks each sentence of a reply as soon as it is complete.
+
+    Sentences of a turn are synthesised one after the other, in order. Text of a newer turn
+    cancels the older turn's synthesis; a ``FLUSH`` interrupt for a turn (``turn_id`` 0: the
+    current one) cancels it too, and later text of that turn is dropped, as is text of an
+    older turn than the current one. A cancelled reply gets no end marker (the sink ends it
+    itself). When a request fails, the error is logged and the reply ends with its marker,
+    so the sink reports what was played and the next turn starts afresh. ``metrics`` gets one
+    :class:`~flowkit.messages.Metrics` per reply (``ttfa`` from its first sentence's request
+    to its first audio), with the reply's ``turn_id``.
+    """
+
+    text: In[TextChunk] = In(default=True, doc="the reply's text, as the LLM writes it")
+    interrupt: In[Interrupt] = In(required=False, doc="a FLUSH cancels that reply's speech")
+    audio: Out[AgentAudio] = Out(default=True, doc="the speech, each frame with its sentence")
+    metrics: Out[Metrics] = Out(doc="time to first audio, per reply")
+
+    class Params(NodeParams):
+        """Parameters of :class:`TTS`."""
+
+        provider: Any
+        min_sentence_length: int = pydantic.Field(
+            default=20, ge=0, description="shorter sentences are joined with the next"
+        )
+
+    def __init__(
+        self, provider: BatchTTS | StreamingTTS, *, min_sentence_length: int = 20
+    ) -> None:
+        """Create a TTS node.
+
+        Args:
+            provider: A batch synthesiser (one ``synthesize`` call per sentence) or a
+                streaming one (one stream per sentence). One with both is used as batch.
+            min_sentence_length: Sentences shorter than this many characters are joined
+                with the next one (a request per "Ok." costs more latency than it saves).
+
+        Raises:
+            TypeError: ``provider`` is neither kind of synthesiser.
+        """
+        if not isinstance(provider, BatchTTS | StreamingTTS):
+            raise TypeError(
+                f"TTS(provider={provider!r}): expected a synthesiser with synthesize(text) "
+                "(flowkit.providers.BatchTTS) or stream() (flowkit.providers.StreamingTTS)"
+            )
+        super().__init__(provider=provider, min_sentence_length=min_sentence_length)
+
+    async def run(
+        self, text: AsyncIterator[TextChunk], interrupt: AsyncIterator[Interrupt]
+    ) -> None:
+        """Speak each turn's text; after the text ends, finish the last reply."""
+        session = _Session(self)
+        watcher = self.ctx.create_task(session.watch(interrupt), name="interrupts")
+        try:
+            async for chunk in text:
+                session.take(chunk)
+            await session.finish()
+        finally:
+            watcher.cancel()
+            session.cancel_current("the node stopped")
+
+
+class _Session:
+    """The node's state while it runs: the newest reply and which turns are over."""
+
+    def __init__(self, node: TTS) -> None:
+        self.node = node
+        p = node.params
+        assert isinstance(p, TTS.Params)
+        self.provider: BatchTTS | StreamingTTS = p.provider
+        self.min_length = p.min_sentence_length
+        self.current: _Reply | None = None
+        self.flushed = -1  # text of this turn and older is no longer wanted
+
+    def take(self, chunk: TextChunk) -> None:
+        reply = self.current
+        if (reply is not None and chunk.turn_id < reply.turn_id) or chunk.turn_id <= self.flushed:
+            self.node.ctx.logger.debug("dropped text of stale turn %d", chunk.turn_id)
+            return
+        if reply is None or chunk.turn_id > reply.turn_id:
+            self.cancel_current("a newer turn")
+            reply = self.current = _Reply(chunk.turn_id, self.min_length)
+            reply.task = self.node.ctx.create_task(self.speak(reply), name="speak")
+        elif reply.text_ended:
+            self.node.ctx.logger.warning(
+                "dropped text of turn %d after its final chunk: %r", chunk.turn_id, chunk.text
+            )
+            return
+        reply.push(chunk.text)
+        if chunk.final:
+            reply.end_text()
+
+    async def finish(self) -> None:
+        """The text ended: speak what is left of the last reply and wait for its audio."""
+        reply = self.current
+        if reply is None or reply.cancelled or reply.task is None:
+            return
+        if not reply.text_ended:
+            reply.end_text()
+        # wait(), not await: a FLUSH may cancel the task, which must not cancel this run.
+        await asyncio.wait([reply.task])
+
+    async def watch(self, interrupts: AsyncIterator[Interrupt]) -> None:
+        async for event in interrupts:
+            if event.action is not InterruptAction.FLUSH:
+                continue  # pause and resume are the sink's business: keep synthesising
+            reply = self.current
+            target = event.turn_id or (reply.turn_id if reply is not None else -1)
+            self.flushed = max(self.flushed, target)
+            if reply is not None and reply.turn_id <= target:
+                self.cancel_current(f"flushed ({event.reason})")
+
+    def cancel_current(self, reason: str) -> None:
+        reply = self.current
+        if reply is None or reply.cancelled or reply.task is None or reply.task.done():
+            return
+        reply.cancelled = True
+        reply.task.cancel()  # closes the provider's request (see _synthesize)
+        self.node.ctx.logger.debug("synthesis of turn %d cancelled: %s", reply.turn_id, reason)
+        if reply.meter is not None:
+            with contextlib.suppress(RuntimeError):  # the graph closed under us
+                self.node.metrics.send(_metrics(reply, cancelled=True))
+
+    async def speak(self, reply: _Reply) -> None:
+        node, segment = self.node, 0
+        try:
+            while (sentence := await reply.sentences.get()) is not None:
+                if reply.meter is None:
+                    reply.meter = TTSMeter(self.provider.name, node.name)
+                reply.characters += len(sentence)
+                async with contextlib.aclosing(self._synthesize(sentence)) as frames:
+                    async for frame in frames:
+                        reply.meter.frame(frame)
+                        await node.audio.put(
+                            AgentAudio(
+                                turn_id=reply.turn_id, frame=frame, text=sentence,
+                                segment=segment,
+                            )
+                        )
+                segment += 1
+        except Exception:
+            # One failed reply must not stop the agent: the sink still gets the end marker
+            # and reports what was played; the next turn starts afresh.
+            node.ctx.logger.exception("synthesis of turn %d failed", reply.turn_id)
+        await node.audio.put(
+            AgentAudio(turn_id=reply.turn_id, frame=None, segment=segment, final=True)
+        )
+        if reply.meter is not None:
+            node.metrics.send(_metrics(reply, cancelled=False))
+
+    async def _synthesize(self, sentence: str) -> AsyncGenerator[rtc.AudioFrame, None]:
+        provider = self.provider
+        if isinstance(provider, BatchTTS):
+            audio = provider.synthesize(sentence)
+            try:
+                async for frame in audio:
+                    yield frame
+            finally:
+                # Close at once, also on cancellation, so the provider's request ends too.
+                aclose = getattr(audio, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            return
+        stream = provider.stream()
+        try:
+            stream.push_text(sentence)
+            stream.end_input()
+            async for frame in stream:
+                yield frame
+        finally:
+            await stream.aclose()
+
+
+def _metrics(reply: _Reply, *, cancelled: bool) -> Metrics:
+    assert reply.meter is not None
+    metrics = reply.meter.finish(reply.characters, cancelled=cancelled)
+    return dataclasses.replace(metrics, turn_id=reply.turn_id)

@@ -1,0 +1,59 @@
+"""Stand-in providers that let the ready graphs run end to end with no model and no network.
+
+They do not understand speech. :class:`DescribingSTT` reports what it heard as a description
+(``"[1.4 s of speech]"``), and :func:`echo_llm` answers by saying what it was told. They exist
+so that ``flowkit run graphs/voice_agent.py`` works on any machine and shows every stage of
+the pipeline and its timing; the local node library swaps in real models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from flowkit.providers.chat import ChatMessage
+from flowkit.providers.stt import SpeechResult
+from flowkit.testing.fakes import FakeLLM, FakeReply
+from flowkit.vad.contract import PCMSamples, check_pcm
+
+__all__ = ["DescribingSTT", "echo_llm"]
+
+
+class DescribingSTT:
+    """A batch "recogniser" that describes each utterance instead of transcribing it.
+
+    Args:
+        delay: Seconds each recognition takes (on the loop clock).
+    """
+
+    def __init__(self, delay: float = 0.1) -> None:
+        self._delay = delay
+
+    @property
+    def name(self) -> str:
+        """The provider's name."""
+        return "describing-stt"
+
+    async def recognize(
+        self, samples: PCMSamples, sample_rate: int, *, language: str | None = None
+    ) -> SpeechResult:
+        """Describe the utterance: ``"[1.4 s of speech]"``."""
+        check_pcm(samples, sample_rate)
+        await asyncio.sleep(self._delay)
+        seconds = samples.size / sample_rate
+        return SpeechResult(
+            text=f"[{seconds:.1f} s of speech]", end_time=seconds, language=language
+        )
+
+
+def echo_llm(*, ttft: float = 0.2, token_gap: float = 0.02) -> FakeLLM:
+    """A model that answers every turn by repeating what it was told, streamed word by word."""
+
+    def reply(history: Sequence[ChatMessage]) -> FakeReply:
+        heard = next((m.content for m in reversed(history) if m.role == "user"), "")
+        return FakeReply(
+            text=f"I heard {heard}. I am a demo agent on scripted providers. "
+            "Install the local node library for a real conversation."
+        )
+
+    return FakeLLM(reply, ttft=ttft, token_gap=token_gap, name="echo-llm")

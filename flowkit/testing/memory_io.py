@@ -1,0 +1,336 @@
+"""An in-memory :class:`~flowkit.room_io.RoomIO`: scripted user audio in, recorded agent audio out.
+
+Tests and the test harness bind a graph's room nodes to a :class:`MemoryIO` through
+``JobContext(io=MemoryIO(...))``. The user's audio is given up front (a list of frames, or one
+list per participant) and can also be pushed while the graph runs (:meth:`MemoryIO.push_audio`,
+:meth:`MemoryIO.end_audio`), so a test can script a user who speaks at given times. Everything
+the agent plays is recorded with the loop time it was played at.
+
+With ``paced=True`` both directions keep real time on the event loop's clock: input frame
+``k`` is delivered at ``t0 + k * duration`` and an output ``write`` returns when its frame is
+due. All waits are :func:`asyncio.sleep` to accumulated deadlines, so under virtual time
+(``@pytest.mark.looptime``) a minute of audio takes no real time and the timings are exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import soxr
+from livekit import rtc
+
+from flowkit.audio.frames import frame_from_samples, samples
+from flowkit.messages import Transcript
+from flowkit.nodes.audio import mix_channels
+from flowkit.ports import AudioFormat
+
+__all__ = ["DEFAULT_PARTICIPANT", "MemoryAudioInput", "MemoryAudioOutput", "MemoryIO"]
+
+DEFAULT_PARTICIPANT = "user"
+"""The participant identity of audio given as a plain list of frames."""
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _seconds(frame: rtc.AudioFrame) -> float:
+    return frame.samples_per_channel / frame.sample_rate
+
+
+class _Track:
+    """One participant's audio: frames so far, and whether more may come."""
+
+    def __init__(self, frames: Sequence[rtc.AudioFrame], ended: bool) -> None:
+        self.frames = list(frames)
+        self.ended = ended
+        self._changed: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        # A fresh event per change: every reader waiting on the old one wakes, none misses it.
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def changed(self) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        await self._changed.wait()
+
+
+class _Converter:
+    """Converts frames of one input format to the format a reader asked for (soxr, streaming)."""
+
+    def __init__(self, want: AudioFormat) -> None:
+        self.want = want
+        self.have: AudioFormat | None = None
+        self.stream: Any = None  # soxr.ResampleStream when the rates differ
+
+    def push(self, frame: rtc.AudioFrame) -> rtc.AudioFrame | None:
+        have = AudioFormat(frame.sample_rate, frame.num_channels)
+        if self.have is None:
+            self._start(have)
+        elif have != self.have:
+            raise ValueError(
+                f"MemoryIO: a participant's audio changed format from {self.have} to {have}; "
+                "give each participant frames of one format"
+            )
+        if have == self.want:
+            return frame  # nothing to convert: the frame itself, zero copy
+        block = samples(frame)
+        if self.want.num_channels < have.num_channels:  # mix first: less to resample
+            block = mix_channels(block, self.want.num_channels)
+        if self.stream is not None:
+            block = self.stream.resample_chunk(block)
+            if block.shape[0] == 0:  # soxr holds the first samples back (filter delay)
+                return None
+        block = mix_channels(block, self.want.num_channels)
+        return frame_from_samples(np.ascontiguousarray(block), self.want.sample_rate)
+
+    def flush(self) -> rtc.AudioFrame | None:
+        if self.stream is None or self.have is None:
+            return None
+        channels = min(self.have.num_channels, self.want.num_channels)
+        tail = self.stream.resample_chunk(np.zeros((0, channels), np.int16), last=True)
+        self.stream = None
+        if tail.shape[0] == 0:
+            return None
+        block = mix_channels(tail, self.want.num_channels)
+        return frame_from_samples(np.ascontiguousarray(block), self.want.sample_rate)
+
+    def _start(self, have: AudioFormat) -> None:
+        # Fail on the first frame, with mix_channels' explanation, not halfway through.
+        mix_channels(np.zeros((0, have.num_channels), np.int16), self.want.num_channels)
+        self.have = have
+        if have.sample_rate != self.want.sample_rate:
+            channels = min(have.num_channels, self.want.num_channels)
+            self.stream = soxr.ResampleStream(
+                have.sample_rate, self.want.sample_rate, channels, dtype="int16"
+            )
+
+
+class MemoryAudioInput:
+    """One reader of a participant's audio, converted to the format it asked for.
+
+    Each :meth:`frames` call reads the participant's audio from its first frame (like a file),
+    then waits for pushed frames until :meth:`MemoryIO.end_audio`.
+    """
+
+    def __init__(self, track: _Track, want: AudioFormat, paced: bool) -> None:
+        self._track = track
+        self._want = want
+        self._paced = paced
+
+    @property
+    def format(self) -> AudioFormat:
+        """The format the frames are delivered in."""
+        return self._want
+
+    def frames(self) -> AsyncIterator[rtc.AudioFrame]:
+        """The audio in the asked format; ends after the last frame once the input ended."""
+        return self._read()
+
+    async def _read(self) -> AsyncIterator[rtc.AudioFrame]:
+        track, converter = self._track, _Converter(self._want)
+        deadline: float | None = None
+        index = 0
+        while True:
+            waited = False
+            while index >= len(track.frames):
+                if track.ended:
+                    tail = converter.flush()
+                    if tail is not None:
+                        yield tail
+                    return
+                await track.changed()
+                waited = True
+            frame = track.frames[index]
+            index += 1
+            if self._paced:
+                now = _now()
+                # After waiting for a pushed frame the clock restarts from now, as a live
+                # track does after a gap; otherwise deadlines accumulate, so no drift.
+                if deadline is None or (waited and deadline < now):
+                    deadline = now
+                if deadline > now:
+                    await asyncio.sleep(deadline - now)
+                deadline += _seconds(frame)
+            converted = converter.push(frame)
+            if converted is not None:
+                yield converted
+
+
+class MemoryAudioOutput:
+    """The agent's audio output: records each frame with the loop time it is played at.
+
+    Paced, a frame starts playing when the one before it ends (or at once after a gap or a
+    :meth:`clear`), and :meth:`write` returns at that moment: at most the frame being played
+    is ahead of the writer, so a barge-in stops the audio within one frame.
+    """
+
+    def __init__(self, io: MemoryIO, fmt: AudioFormat) -> None:
+        self._io = io
+        self.format = fmt
+        self.closed = False
+        self._head = float("-inf")  # when the audio written so far ends (paced)
+
+    @property
+    def paced(self) -> bool:
+        """Whether ``write`` returns only when the frame is due."""
+        return self._io.paced
+
+    async def write(self, frame: rtc.AudioFrame) -> None:
+        """Play ``frame`` after the frames written before it (see the class).
+
+        Raises:
+            ValueError: The frame's format is not the one the output was opened at.
+            RuntimeError: The output was closed.
+        """
+        if self.closed:
+            raise RuntimeError("MemoryIO: write() after aclose(); open a new audio_output()")
+        have = AudioFormat(frame.sample_rate, frame.num_channels)
+        if have != self.format:
+            raise ValueError(
+                f"MemoryIO: the output was opened at {self.format} but got a {have} frame; "
+                "resample to one format before playing, or open another output"
+            )
+        now = _now()
+        if self.paced:
+            start = max(self._head, now)
+            if start > now:
+                await asyncio.sleep(start - now)
+            self._head = start + _seconds(frame)
+        self._io.played.append((_now(), frame))
+
+    def clear(self) -> None:
+        """Stop the frame being played now; the next write plays at once."""
+        now = _now()
+        self._io.cleared.append(now)
+        self._head = min(self._head, now)
+
+    async def aclose(self) -> None:
+        """Wait (paced) until the last frame has played, then close."""
+        if self.paced and self._head > _now():
+            await asyncio.sleep(self._head - _now())
+        self.closed = True
+
+
+class MemoryIO:
+    """A :class:`~flowkit.room_io.RoomIO` in memory, for tests and the test harness.
+
+    Attributes:
+        paced: Input and output keep real time on the loop's clock (see the module).
+        played: Every frame the agent played, with the loop time it started playing.
+        cleared: The loop times at which the output was cleared (barge-ins).
+        transcripts: Every transcript published, in order.
+        output: The last output opened by :meth:`audio_output`, if any.
+
+    Example:
+        >>> io = MemoryIO([frame] * 50, paced=True)  # doctest: +SKIP
+        >>> await fk.GraphRunner(g, job=fk.JobContext(io=io)).run()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        audio: Sequence[rtc.AudioFrame] | Mapping[str, Sequence[rtc.AudioFrame]] = (),
+        *,
+        paced: bool = False,
+        live: bool = False,
+    ) -> None:
+        """Script the user's audio.
+
+        Args:
+            audio: The user's frames (participant :data:`DEFAULT_PARTICIPANT`), or frames per
+                participant identity; the first participant is the default one.
+            paced: Deliver input and play output in real time on the loop's clock; when
+                ``False`` both go as fast as the graph takes them.
+            live: Keep every participant's input open after the given frames, for
+                :meth:`push_audio`, until :meth:`end_audio`. Otherwise each input ends after
+                its given frames.
+        """
+        tracks = dict(audio) if isinstance(audio, Mapping) else {DEFAULT_PARTICIPANT: audio}
+        self.paced = paced
+        self._live = live
+        self._tracks = {who: _Track(frames, ended=not live) for who, frames in tracks.items()}
+        self.played: list[tuple[float, rtc.AudioFrame]] = []
+        self.cleared: list[float] = []
+        self.transcripts: list[Transcript] = []
+        self.output: MemoryAudioOutput | None = None
+
+    @property
+    def participants(self) -> list[str]:
+        """The participant identities with audio, the default one first."""
+        return list(self._tracks)
+
+    def audio_input(
+        self, sample_rate: int, num_channels: int, participant: str | None = None
+    ) -> MemoryAudioInput:
+        """A participant's audio at ``sample_rate`` and ``num_channels``, resampled if needed.
+
+        Raises:
+            KeyError: ``participant`` has no audio here.
+        """
+        return MemoryAudioInput(
+            self._track(participant, "audio_input"),
+            AudioFormat(sample_rate, num_channels),
+            self.paced,
+        )
+
+    def audio_output(self, sample_rate: int, num_channels: int) -> MemoryAudioOutput:
+        """The agent's output at that format (frames of another format are refused)."""
+        self.output = MemoryAudioOutput(self, AudioFormat(sample_rate, num_channels))
+        return self.output
+
+    def publish_transcript(self, transcript: Transcript) -> None:
+        """Record ``transcript`` in :attr:`transcripts`."""
+        self.transcripts.append(transcript)
+
+    def push_audio(self, frame: rtc.AudioFrame, participant: str | None = None) -> None:
+        """Add a frame to a participant's input (a new identity becomes a participant).
+
+        Raises:
+            RuntimeError: That input has ended (``live=False``, or after :meth:`end_audio`).
+        """
+        who = participant if participant is not None else self._default()
+        track = self._tracks.get(who)
+        if track is None:
+            track = self._tracks[who] = _Track((), ended=not self._live)
+        if track.ended:
+            raise RuntimeError(
+                f"MemoryIO: push_audio() for {who!r} after its input ended; create the "
+                "MemoryIO with live=True and call end_audio() only after the last frame"
+            )
+        track.frames.append(frame)
+        track.notify()
+
+    def end_audio(self, participant: str | None = None) -> None:
+        """End a participant's input (every participant's when ``participant`` is ``None``)."""
+        chosen = self._tracks.values() if participant is None else [self._track(participant)]
+        for track in chosen:
+            track.ended = True
+            track.notify()
+
+    @property
+    def played_duration(self) -> float:
+        """Seconds of agent audio played."""
+        return sum(_seconds(frame) for _, frame in self.played)
+
+    def _default(self) -> str:
+        return next(iter(self._tracks), DEFAULT_PARTICIPANT)
+
+    def _track(self, participant: str | None, method: str = "end_audio") -> _Track:
+        who = participant if participant is not None else self._default()
+        track = self._tracks.get(who)
+        if track is None:
+            if participant is None:  # no audio at all: an input that ends at once
+                track = self._tracks[who] = _Track((), ended=not self._live)
+                return track
+            known = ", ".join(repr(p) for p in self._tracks) or "none"
+            raise KeyError(
+                f"MemoryIO.{method}: no participant {participant!r} (participants: {known}); "
+                "give its frames in MemoryIO({identity: frames}) or push_audio(frame, identity)"
+            )
+        return track

@@ -1,0 +1,436 @@
+"""Room nodes on MemoryIO: the source's format and pacing, the sink's playout, barge-ins."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+from livekit import rtc
+from support import Collect, collected
+
+import flowkit as fk
+from flowkit.audio import frame_from_samples
+from flowkit.messages import (
+    AgentAudio,
+    Interrupt,
+    InterruptAction,
+    Playout,
+    PlayoutEvent,
+    TextChunk,
+    Transcript,
+)
+from flowkit.nodes.room import RoomSink, RoomSource, TranscriptPublisher
+from flowkit.nodes.tts import TTS
+from flowkit.testing.fakes import FakeTTS
+from flowkit.testing.memory_io import MemoryIO
+
+FRAME = 0.02  # seconds per frame in these tests
+
+
+class _Script(fk.Node, abstract=True):
+    """Sends each message at its time (seconds after the graph starts)."""
+
+    class Params(fk.NodeParams):
+        steps: tuple[tuple[float, Any], ...] = ()
+
+    def __init__(self, *steps: tuple[float, Any]) -> None:
+        super().__init__(steps=steps)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for at, message in self.params.steps:  # type: ignore[attr-defined]
+            await asyncio.sleep(max(0.0, start + at - loop.time()))
+            self.outputs["out"].send(message)
+
+
+class AudioScript(_Script):
+    out: fk.Out[AgentAudio]
+
+
+class InterruptScript(_Script):
+    out: fk.Out[Interrupt]
+
+
+class TextScript(_Script):
+    out: fk.Out[TextChunk]
+
+
+class Timed(fk.Node):
+    """Records each message with the loop time it arrived."""
+
+    inp: fk.In[Any]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[tuple[float, Any]] = []
+
+    async def run(self, inp: AsyncIterator[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        async for item in inp:
+            self.items.append((loop.time(), item))
+
+
+def tone(seconds: float, rate: int = 24_000, channels: int = 1) -> list[rtc.AudioFrame]:
+    """``seconds`` of a tone in frames of FRAME seconds."""
+    step = round(rate * FRAME)
+    count = round(seconds * rate)
+    t = np.arange(count) / rate
+    pcm = (3000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    if channels > 1:
+        pcm = np.repeat(pcm[:, None], channels, axis=1)
+    return [frame_from_samples(pcm[i : i + step].copy(), rate) for i in range(0, count, step)]
+
+
+def reply(turn: int, *sentences: tuple[str, float], final: bool = True) -> list[AgentAudio]:
+    """A reply's AgentAudio: each (text, seconds) sentence as tagged frames, then the marker."""
+    items = [
+        AgentAudio(turn_id=turn, frame=frame, text=text, segment=index)
+        for index, (text, seconds) in enumerate(sentences)
+        for frame in tone(seconds)
+    ]
+    if final:
+        items.append(AgentAudio(turn_id=turn, frame=None, segment=len(sentences), final=True))
+    return items
+
+
+def at(time: float, items: list[AgentAudio]) -> list[tuple[float, AgentAudio]]:
+    return [(time, item) for item in items]
+
+
+class Sink:
+    """A RoomSink graph fed by scripts, with its outputs recorded."""
+
+    def __init__(
+        self,
+        audio: list[tuple[float, AgentAudio]],
+        interrupts: list[tuple[float, Interrupt]] | None = None,
+        *,
+        paced: bool = True,
+        publish_transcripts: bool = True,
+    ) -> None:
+        self.io = MemoryIO(paced=paced)
+        self.graph = g = fk.Graph("sink")
+        sink = g.add(RoomSink(publish_transcripts=publish_transcripts))
+        self.playout, self.transcripts = Timed(), Timed()
+        g.add(AudioScript(*audio)) >> sink >> self.playout
+        sink.transcripts >> self.transcripts
+        if interrupts:
+            g.add(InterruptScript(*interrupts)) >> sink.interrupt
+        self.start = 0.0
+
+    async def run(self) -> Sink:
+        self.start = asyncio.get_running_loop().time()
+        await fk.GraphRunner(self.graph, job=fk.JobContext(io=self.io)).run()
+        return self
+
+    @property
+    def events(self) -> list[tuple[int, PlayoutEvent]]:
+        return [(p.turn_id, p.event) for _, p in self.playout.items]
+
+    def report(self, event: PlayoutEvent) -> Playout:
+        (found,) = [p for _, p in self.playout.items if p.event is event]
+        assert isinstance(found, Playout)
+        return found
+
+    @property
+    def played_times(self) -> list[float]:
+        return [t - self.start for t, _ in self.io.played]
+
+
+# ------------------------------------------------------------------------------ RoomSink
+
+
+@pytest.mark.looptime
+async def test_sink_plays_in_real_time_and_reports_the_whole_reply() -> None:
+    items = reply(1, ("Hello there friend.", 0.2), ("How are you today?", 0.3))
+    run = await Sink(at(0.0, items)).run()
+
+    times = run.played_times
+    assert len(times) == 25
+    assert times[0] == pytest.approx(0.0)
+    assert np.diff(times) == pytest.approx([FRAME] * 24)
+    assert [f for _, f in run.io.played] == [a.frame for a in items if a.frame is not None]
+    assert run.events == [(1, PlayoutEvent.STARTED), (1, PlayoutEvent.FINISHED)]
+    done = run.report(PlayoutEvent.FINISHED)
+    assert done.played_text == "Hello there friend. How are you today?"
+    assert done.played_duration == pytest.approx(0.5)
+    # Agent transcripts: one per sentence, as it starts playing.
+    spoken = [(t - run.start, s) for t, s in run.transcripts.items]
+    assert [s.text for _, s in spoken] == ["Hello there friend.", "How are you today?"]
+    assert [t for t, _ in spoken] == pytest.approx([0.0, 0.2])
+    assert all(s.speaker == "agent" and s.final and s.turn_id == 1 for _, s in spoken)
+    assert run.io.transcripts == [s for _, s in spoken]
+    assert run.io.output is not None and run.io.output.closed
+
+
+@pytest.mark.looptime
+async def test_transcripts_are_not_published_when_told_so() -> None:
+    run = await Sink(at(0.0, reply(1, ("Only on the port.", 0.1))), publish_transcripts=False).run()
+    assert [s.text for _, s in run.transcripts.items] == ["Only on the port."]
+    assert run.io.transcripts == []
+
+
+@pytest.mark.looptime
+async def test_pause_stops_within_a_frame_and_resume_plays_the_rest() -> None:
+    items = reply(1, ("A whole second of speech for the pause test.", 1.0))
+    pause, resume = 0.31, 1.0
+    run = await Sink(
+        at(0.0, items),
+        [
+            (pause, Interrupt(turn_id=1, action=InterruptAction.PAUSE)),
+            (resume, Interrupt(turn_id=1, action=InterruptAction.RESUME)),
+        ],
+    ).run()
+
+    times = run.played_times
+    assert all(t <= pause + FRAME for t in times if t < resume)
+    assert next(t for t in times if t > pause) == pytest.approx(resume)
+    assert [f for _, f in run.io.played] == [a.frame for a in items if a.frame is not None]
+    assert [t - run.start for t in run.io.cleared] == pytest.approx([pause])
+    assert run.events == [
+        (1, PlayoutEvent.STARTED),
+        (1, PlayoutEvent.PAUSED),
+        (1, PlayoutEvent.RESUMED),
+        (1, PlayoutEvent.FINISHED),
+    ]
+    assert run.report(PlayoutEvent.PAUSED).played_duration == pytest.approx(0.32)
+    assert run.report(PlayoutEvent.FINISHED).played_duration == pytest.approx(1.0)
+
+
+@pytest.mark.looptime
+async def test_flush_mid_sentence_reports_the_words_heard() -> None:
+    items = reply(1, ("one two three four five six seven eight nine ten", 1.0), ("Never.", 0.2))
+    late = reply(1, ("Arrives after the flush.", 0.2))
+    run = await Sink(
+        at(0.0, items) + at(0.7, late),
+        [(0.51, Interrupt(turn_id=1, action=InterruptAction.FLUSH))],
+    ).run()
+
+    assert run.events == [(1, PlayoutEvent.STARTED), (1, PlayoutEvent.INTERRUPTED)]
+    cut = run.report(PlayoutEvent.INTERRUPTED)
+    assert len(run.io.played) == 26  # frames at 0.00 .. 0.50
+    assert cut.played_duration == pytest.approx(0.52)
+    assert cut.played_text == "one two three four five"  # 52% of ten words, cut at a word
+    assert max(run.played_times) <= 0.51
+    assert [t - run.start for t in run.io.cleared] == pytest.approx([0.51])
+
+
+@pytest.mark.looptime
+async def test_audio_of_an_older_turn_is_dropped() -> None:
+    newer = reply(2, ("The newer reply.", 0.1))
+    older = reply(1, ("A stale reply.", 0.1))
+    run = await Sink(at(0.0, newer) + at(0.05, older)).run()
+    assert [f for _, f in run.io.played] == [a.frame for a in newer if a.frame is not None]
+    assert run.events == [(2, PlayoutEvent.STARTED), (2, PlayoutEvent.FINISHED)]
+
+
+@pytest.mark.looptime
+async def test_a_newer_turn_interrupts_the_reply_playing() -> None:
+    older = reply(1, ("one two three four five six seven eight nine ten", 1.0))
+    newer = reply(2, ("The answer to the new turn.", 0.2))
+    run = await Sink(at(0.0, older) + at(0.3, newer)).run()
+
+    assert run.events == [
+        (1, PlayoutEvent.STARTED),
+        (1, PlayoutEvent.INTERRUPTED),
+        (2, PlayoutEvent.STARTED),
+        (2, PlayoutEvent.FINISHED),
+    ]
+    turn_of = {id(a.frame): a.turn_id for a in older + newer if a.frame is not None}
+    played = [(t - run.start, turn_of[id(f)]) for t, f in run.io.played]
+    assert all(t <= 0.3 for t, turn in played if turn == 1)
+    assert sum(turn == 2 for _, turn in played) == 10
+    assert run.report(PlayoutEvent.INTERRUPTED).played_text == "one two three"  # 0.32 s
+    assert [t - run.start for t in run.io.cleared] == pytest.approx([0.3])
+
+
+@pytest.mark.looptime
+async def test_a_reply_still_paused_when_the_inputs_end_is_interrupted() -> None:
+    run = await Sink(
+        at(0.0, reply(1, ("Paused and never resumed.", 0.5))),
+        [(0.1, Interrupt(turn_id=1, action=InterruptAction.PAUSE))],
+    ).run()
+    assert run.events[-1] == (1, PlayoutEvent.INTERRUPTED)
+    assert len(run.io.played) == 6
+
+
+@pytest.mark.looptime
+async def test_unpaced_output_plays_everything_at_once() -> None:
+    items = reply(1, ("Fast as a file.", 0.4))
+    run = await Sink(at(0.0, items), paced=False).run()
+    assert len(run.io.played) == 20
+    assert set(run.played_times) == {0.0}
+    assert run.events == [(1, PlayoutEvent.STARTED), (1, PlayoutEvent.FINISHED)]
+
+
+@pytest.mark.looptime
+async def test_sink_refuses_a_second_audio_format() -> None:
+    a = AgentAudio(turn_id=1, frame=tone(0.02)[0], text="At 24 kHz.")
+    b = AgentAudio(turn_id=1, frame=tone(0.02, rate=16_000)[0], text="At 16 kHz.", segment=1)
+    g = fk.Graph("formats")
+    g.add(AudioScript((0.0, a), (0.0, b))) >> g.add(
+        RoomSink(), error_policy=fk.ErrorPolicy.END_GRAPH
+    )
+    with pytest.raises(fk.GraphFailed, match="16 kHz mono audio after 24 kHz mono"):
+        await fk.GraphRunner(g, job=fk.JobContext(io=MemoryIO())).run()
+
+
+@pytest.mark.looptime
+async def test_tts_into_the_sink_plays_the_whole_reply() -> None:
+    s1, s2 = "The first sentence is here.", "The second sentence follows it."
+    io = MemoryIO(paced=True)
+    g = fk.Graph("speak")
+    playout, spoken = Collect(), Collect()
+    sink = g.add(RoomSink())
+    text = TextScript(
+        (0.0, TextChunk(turn_id=4, text=s1 + " The second")),
+        (0.2, TextChunk(turn_id=4, text=" sentence follows it.", final=True)),
+    )
+    g.add(text) >> TTS(FakeTTS(seconds_per_char=0.02, ttfa=0.1)) >> sink >> playout
+    sink.transcripts >> spoken
+    await fk.GraphRunner(g, job=fk.JobContext(io=io)).run()
+    events = collected(playout)
+    assert [p.event for p in events] == [PlayoutEvent.STARTED, PlayoutEvent.FINISHED]
+    assert events[-1].played_text == f"{s1} {s2}"
+    assert events[-1].played_duration == pytest.approx(0.02 * (len(s1) + len(s2)), abs=0.021)
+    assert [t.text for t in collected(spoken)] == [s1, s2]
+
+
+# ---------------------------------------------------------------------------- RoomSource
+
+
+@pytest.mark.looptime
+async def test_room_source_delivers_the_declared_format() -> None:
+    source = RoomSource(16_000, 1)
+    assert source.audio.format == fk.AudioFormat(16_000, 1)
+    g = fk.Graph("hear")
+    out = Collect()
+    g.add(source) >> out
+    io = MemoryIO(tone(1.0, rate=48_000, channels=2))
+    await fk.GraphRunner(g, job=fk.JobContext(io=io)).run()
+    frames: list[rtc.AudioFrame] = collected(out)
+    assert {(f.sample_rate, f.num_channels) for f in frames} == {(16_000, 1)}
+    assert sum(f.samples_per_channel for f in frames) == 16_000
+
+
+@pytest.mark.looptime
+async def test_room_source_passes_frames_of_the_right_format_untouched() -> None:
+    frames = tone(0.2, rate=48_000)
+    g = fk.Graph("hear")
+    out = Collect()
+    g.add(RoomSource()) >> out
+    await fk.GraphRunner(g, job=fk.JobContext(io=MemoryIO(frames))).run()
+    assert all(a is b for a, b in zip(collected(out), frames, strict=True))
+
+
+@pytest.mark.parametrize("job", [None, fk.JobContext()])
+async def test_room_source_without_io_names_the_remedy(job: fk.JobContext | None) -> None:
+    g = fk.Graph("no-io")
+    g.add(RoomSource(), error_policy=fk.ErrorPolicy.END_GRAPH) >> Collect()
+    with pytest.raises(fk.GraphFailed) as failed:
+        await fk.GraphRunner(g, job=job).run()
+    message = str(failed.value.node_error.error)
+    assert "flowkit run" in message and "JobContext(io=" in message
+
+
+async def test_room_source_without_io_ends_the_graph_after_its_restarts() -> None:
+    g = fk.Graph("no-io")
+    g.add(RoomSource()) >> Collect()
+    runner = fk.GraphRunner(g)
+    with pytest.raises(fk.GraphFailed, match="flowkit run"):
+        await runner.run()
+    assert len(runner.node_errors) == RoomSource.max_restarts + 1
+
+
+@pytest.mark.looptime
+async def test_transcript_publisher_publishes() -> None:
+    class Lines(_Script):
+        out: fk.Out[Transcript]
+
+    said = [Transcript(turn_id=1, text="hi"), Transcript(turn_id=1, text="bye", speaker="agent")]
+    g = fk.Graph("publish")
+    g.add(Lines(*((0.0, t) for t in said))) >> TranscriptPublisher()
+    io = MemoryIO()
+    await fk.GraphRunner(g, job=fk.JobContext(io=io)).run()
+    assert io.transcripts == said
+
+
+# ---------------------------------------------------------------------------- MemoryIO
+
+
+@pytest.mark.looptime
+async def test_memory_io_paces_input_on_the_loop_clock() -> None:
+    io = MemoryIO(tone(0.2, rate=16_000), paced=True)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    times = [loop.time() - start async for _ in io.audio_input(16_000, 1).frames()]
+    assert times == pytest.approx([k * FRAME for k in range(10)])
+
+
+@pytest.mark.looptime
+async def test_memory_io_unpaced_input_is_immediate() -> None:
+    io = MemoryIO(tone(0.2, rate=16_000))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    frames = [f async for f in io.audio_input(16_000, 1).frames()]
+    assert len(frames) == 10 and loop.time() == start
+
+
+@pytest.mark.looptime
+async def test_memory_io_live_pushes_follow_the_script() -> None:
+    io = MemoryIO({"alice": []}, paced=True, live=True)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    async def user() -> None:
+        await asyncio.sleep(1.0)
+        for frame in tone(0.1, rate=16_000):
+            io.push_audio(frame)
+        await asyncio.sleep(2.0)
+        io.push_audio(tone(0.02, rate=16_000)[0], "alice")
+        io.end_audio()
+
+    speaking = asyncio.create_task(user())
+    times = [loop.time() - start async for _ in io.audio_input(16_000, 1, "alice").frames()]
+    await speaking
+    assert times == pytest.approx([1.0, 1.02, 1.04, 1.06, 1.08, 3.0])
+    with pytest.raises(RuntimeError, match="after its input ended"):
+        io.push_audio(tone(0.02)[0])
+    with pytest.raises(KeyError, match="'bob'"):
+        io.audio_input(16_000, 1, "bob")
+
+
+@pytest.mark.looptime
+async def test_memory_io_paced_output_returns_when_each_frame_is_due() -> None:
+    io = MemoryIO(paced=True)
+    out = io.audio_output(24_000, 1)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    returned = []
+    for frame in tone(0.06):
+        await out.write(frame)
+        returned.append(loop.time() - start)
+    assert returned == pytest.approx([0.0, 0.02, 0.04])
+    out.clear()  # the frame playing since 0.04 stops now: the next one plays at once
+    await out.write(tone(0.02)[0])
+    await out.aclose()
+    assert loop.time() - start == pytest.approx(0.06)
+    assert [t - start for t, _ in io.played] == pytest.approx([0.0, 0.02, 0.04, 0.04])
+    assert io.played_duration == pytest.approx(0.08)
+    with pytest.raises(ValueError, match="opened at 24 kHz mono"):
+        await io.audio_output(24_000, 1).write(tone(0.02, rate=16_000)[0])
+
+
+@pytest.mark.looptime
+async def test_an_interrupt_without_a_turn_flushes_the_current_reply() -> None:
+    run = await Sink(
+        at(0.0, reply(5, ("one two three four five six seven eight nine ten", 1.0))),
+        [(0.21, Interrupt())],  # turn 0, FLUSH: "whatever is playing"
+    ).run()
+    assert run.events == [(5, PlayoutEvent.STARTED), (5, PlayoutEvent.INTERRUPTED)]
+    assert run.report(PlayoutEvent.INTERRUPTED).played_text == "one two"
+    assert len(run.io.played) == 11

@@ -1,0 +1,223 @@
+"""The TTS node: sentence by sentence, tagged audio, end markers, cancellation, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from support import Collect, collected
+
+import flowkit as fk
+from flowkit.messages import Interrupt, InterruptAction, Metrics, TextChunk
+from flowkit.nodes.tts import TTS
+from flowkit.providers.tts import StreamingTTSFromBatch
+from flowkit.testing.fakes import FakeTTS
+
+
+class _Script(fk.Node, abstract=True):
+    """Sends each message at its time (seconds after the graph starts)."""
+
+    class Params(fk.NodeParams):
+        steps: tuple[tuple[float, Any], ...] = ()
+
+    def __init__(self, *steps: tuple[float, Any]) -> None:
+        super().__init__(steps=steps)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for at, message in self.params.steps:  # type: ignore[attr-defined]
+            await asyncio.sleep(max(0.0, start + at - loop.time()))
+            self.outputs["out"].send(message)
+
+
+class TextScript(_Script):
+    out: fk.Out[TextChunk]
+
+
+class InterruptScript(_Script):
+    out: fk.Out[Interrupt]
+
+
+class Timed(fk.Node):
+    """Records each message with the loop time it arrived."""
+
+    inp: fk.In[Any]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[tuple[float, Any]] = []
+
+    async def run(self, inp: AsyncIterator[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        async for item in inp:
+            self.items.append((loop.time(), item))
+
+
+S1 = "Hello there, this is the first sentence."
+S2 = "And here comes the second one, a bit later."
+
+
+def _graph(
+    tts: TTS, text: TextScript, interrupts: InterruptScript | None = None
+) -> tuple[fk.Graph, Timed, Collect]:
+    g = fk.Graph("tts")
+    node = g.add(tts)
+    audio, metrics = Timed(), Collect()
+    g.add(text) >> node >> audio
+    node.metrics >> metrics
+    if interrupts is not None:
+        g.add(interrupts) >> node.interrupt
+    return g, audio, metrics
+
+
+async def _run(g: fk.Graph) -> float:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await fk.GraphRunner(g).run()
+    return start
+
+
+@pytest.mark.looptime
+async def test_first_sentence_is_spoken_before_the_text_is_complete() -> None:
+    fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
+    text = TextScript(
+        (0.0, TextChunk(turn_id=1, text=S1 + " ")),
+        (1.0, TextChunk(turn_id=1, text=S2 + " ")),
+        (2.0, TextChunk(turn_id=1, text="", final=True)),
+    )
+    g, audio, metrics = _graph(TTS(fake), text)
+    start = await _run(g)
+
+    frames = [(t - start, a) for t, a in audio.items if a.frame is not None]
+    assert frames[0][0] == pytest.approx(0.1)  # long before the final chunk at 2.0
+    assert fake.texts == [S1, S2]
+    assert {a.text for _, a in frames if a.segment == 0} == {S1}
+    assert {a.text for _, a in frames if a.segment == 1} == {S2}
+    assert [a.segment for _, a in frames] == sorted(a.segment for _, a in frames)
+    end_time, end = audio.items[-1]
+    assert end.final and end.frame is None and end.turn_id == 1
+    assert end_time - start == pytest.approx(2.0)
+    assert all(a.turn_id == 1 for _, a in audio.items)
+    assert sum(not a.final for _, a in audio.items) == len(frames)
+
+    (m,) = collected(metrics)
+    assert isinstance(m, Metrics) and m.kind == "tts" and m.turn_id == 1
+    assert m.values["ttfa"] == pytest.approx(0.1)
+    assert m.values["characters"] == len(S1) + len(S2)
+    assert m.labels["cancelled"] is False
+
+
+@pytest.mark.looptime
+async def test_a_newer_turn_cancels_the_older_synthesis() -> None:
+    fake = FakeTTS(seconds_per_char=0.05, ttfa=0.1, frame_gap=0.02)
+    text = TextScript(
+        (0.0, TextChunk(turn_id=1, text="This first reply is long enough to take a while.",
+                        final=True)),
+        (0.3, TextChunk(turn_id=2, text="Second reply.", final=True)),
+    )
+    g, audio, metrics = _graph(TTS(fake), text)
+    start = await _run(g)
+
+    first, second = fake.requests
+    assert first.cancelled and not first.completed
+    assert second.text == "Second reply." and second.completed
+    assert not any(a.final for _, a in audio.items if a.turn_id == 1)
+    assert [a.turn_id for _, a in audio.items if a.final] == [2]
+    assert all(a.turn_id == 2 for t, a in audio.items if t - start > 0.3)
+    assert any(a.turn_id == 1 for _, a in audio.items)  # it had started speaking
+    by_turn = {m.turn_id: m for m in collected(metrics)}
+    assert by_turn[1].labels["cancelled"] is True
+    assert by_turn[2].labels["cancelled"] is False
+
+
+@pytest.mark.looptime
+async def test_flush_cancels_the_reply_and_drops_its_later_text() -> None:
+    fake = FakeTTS(seconds_per_char=0.05, ttfa=0.1, frame_gap=0.02)
+    text = TextScript(
+        (0.0, TextChunk(turn_id=1, text="A sentence that the user will interrupt. ")),
+        (0.5, TextChunk(turn_id=1, text="More words nobody wants to hear now.", final=True)),
+    )
+    flush = InterruptScript((0.3, Interrupt(turn_id=1, action=InterruptAction.FLUSH)))
+    g, audio, _ = _graph(TTS(fake), text, flush)
+    start = await _run(g)
+
+    assert len(fake.requests) == 1 and fake.requests[0].cancelled
+    assert not any(a.final for _, a in audio.items)
+    assert all(t - start <= 0.3 for t, _ in audio.items)
+
+
+@pytest.mark.looptime
+async def test_pause_and_resume_do_not_stop_synthesis() -> None:
+    fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
+    text = TextScript((0.0, TextChunk(turn_id=1, text=S1, final=True)))
+    interrupts = InterruptScript(
+        (0.05, Interrupt(turn_id=1, action=InterruptAction.PAUSE)),
+        (0.5, Interrupt(turn_id=1, action=InterruptAction.RESUME)),
+    )
+    g, audio, _ = _graph(TTS(fake), text, interrupts)
+    await _run(g)
+    assert fake.requests[0].completed
+    assert audio.items[-1][1].final
+
+
+@pytest.mark.looptime
+async def test_text_of_an_older_turn_is_dropped() -> None:
+    fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
+    text = TextScript(
+        (0.0, TextChunk(turn_id=2, text="The newer reply is spoken here. ")),
+        (0.1, TextChunk(turn_id=1, text="An old reply that must be dropped.", final=True)),
+        (0.2, TextChunk(turn_id=2, text="", final=True)),
+    )
+    g, audio, _ = _graph(TTS(fake), text)
+    await _run(g)
+    assert fake.texts == ["The newer reply is spoken here."]
+    assert {a.turn_id for _, a in audio.items} == {2}
+    assert audio.items[-1][1].final
+
+
+@pytest.mark.looptime
+async def test_a_streaming_provider_gets_one_stream_per_sentence() -> None:
+    fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
+    text = TextScript((0.0, TextChunk(turn_id=3, text=f"{S1} {S2}", final=True)))
+    g, audio, _ = _graph(TTS(StreamingTTSFromBatch(fake)), text)
+    await _run(g)
+    assert fake.texts == [S1, S2]
+    frames = [a for _, a in audio.items if a.frame is not None]
+    assert {a.text for a in frames if a.segment == 0} == {S1}
+    assert {a.text for a in frames if a.segment == 1} == {S2}
+    assert audio.items[-1][1].final
+
+
+@pytest.mark.looptime
+async def test_text_that_ends_without_a_final_chunk_is_still_spoken() -> None:
+    fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
+    text = TextScript((0.0, TextChunk(turn_id=1, text="No final flag on this one")))
+    g, audio, _ = _graph(TTS(fake), text)
+    await _run(g)
+    assert fake.texts == ["No final flag on this one"]
+    assert audio.items[-1][1].final
+
+
+@pytest.mark.looptime
+async def test_a_failed_request_still_ends_the_reply() -> None:
+    from flowkit.providers.errors import ProviderError
+
+    fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1, failures={0: ProviderError("boom")})
+    text = TextScript(
+        (0.0, TextChunk(turn_id=1, text=S1 + " ", final=True)),
+        (0.5, TextChunk(turn_id=2, text=S2, final=True)),
+    )
+    g, audio, _ = _graph(TTS(fake), text)
+    await _run(g)
+    markers = [a.turn_id for _, a in audio.items if a.final]
+    assert markers == [1, 2]
+    assert {a.turn_id for _, a in audio.items if a.frame is not None} == {2}
+
+
+def test_tts_refuses_what_is_not_a_synthesiser() -> None:
+    with pytest.raises(TypeError, match="synthesize"):
+        TTS(object())  # type: ignore[arg-type]
+
