@@ -1,0 +1,92 @@
+"""graphs/voice_agent.py end to end: user speech in, the agent's spoken reply out."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from livekit import rtc
+
+import flowkit as fk
+from flowkit.audio import frame_from_samples
+from flowkit.loader import load_graph
+from flowkit.nodes.llm import LLM
+from flowkit.testing.memory_io import MemoryIO
+
+GRAPH = Path(__file__).parents[2] / "graphs" / "voice_agent.py"
+RATE = 48_000
+# The recogniser gets each utterance with the VAD's padding and trailing silence around it,
+# so it reports more than the voiced seconds.
+UTTERANCE = re.compile(r"^\[(\d+\.\d) s of speech\]$")
+
+
+def _seconds(text: str) -> float:
+    match = UTTERANCE.match(text)
+    assert match, text
+    return float(match.group(1))
+
+
+def speech(*segments: tuple[str, float]) -> list[rtc.AudioFrame]:
+    """20 ms frames of ("voice" | "silence", seconds) segments; the voice is a harmonic tone."""
+    parts = []
+    rng = np.random.default_rng(7)
+    for kind, seconds in segments:
+        t = np.arange(int(RATE * seconds)) / RATE
+        noise = rng.normal(0, 1e-4, t.size)
+        tone = sum(np.sin(2 * np.pi * 180 * k * t) / k for k in range(1, 6)) * 0.15
+        parts.append(noise + (tone if kind == "voice" else 0))
+    pcm = np.clip(np.round(np.concatenate(parts) * 32767), -32768, 32767).astype(np.int16)
+    step = RATE // 50
+    return [frame_from_samples(pcm[i:i + step].copy(), RATE) for i in range(0, pcm.size, step)]
+
+
+async def _run(io: MemoryIO) -> tuple[fk.Graph, fk.GraphRunner]:
+    job = fk.JobContext(io=io)
+    graph = load_graph(GRAPH, job)
+    runner = fk.GraphRunner(graph, job=job)
+    await runner.run()
+    return graph, runner
+
+
+@pytest.mark.looptime
+async def test_the_agent_answers_a_spoken_question() -> None:
+    io = MemoryIO(speech(("silence", 0.5), ("voice", 1.2), ("silence", 12.0)), paced=True)
+    graph, runner = await _run(io)
+    assert runner.node_errors == []
+    brain = graph.nodes["llm"]
+    assert isinstance(brain, LLM)
+    [user] = [m.content for m in brain.history.messages if m.role == "user"]
+    assert 1.2 <= _seconds(user) <= 3.0
+    assert io.played, "the agent said nothing"
+    first_played = io.played[0][0]
+    assert 1.7 + 0.5 <= first_played <= 4.0  # after the end of speech + endpointing delay
+    agent = [t.text for t in io.transcripts if t.speaker == "agent"]
+    assert agent and agent[0] == f"I heard {user}."
+    assert any(t.speaker != "agent" and t.final for t in io.transcripts)
+    assert runner.metrics().node("tts").messages_out > 0
+
+
+@pytest.mark.looptime
+async def test_a_barge_in_stops_the_agent_and_cuts_its_history() -> None:
+    io = MemoryIO(
+        speech(("silence", 0.5), ("voice", 1.0), ("silence", 3.5), ("voice", 1.5),
+               ("silence", 12.0)),
+        paced=True,
+    )
+    graph, runner = await _run(io)
+    assert runner.node_errors == []
+    assert io.cleared, "the barge-in never cleared the output"
+    brain = graph.nodes["llm"]
+    assert isinstance(brain, LLM)
+    assistant = [m for m in brain.history.messages if m.role == "assistant"]
+    assert assistant[0].interrupted
+    assert assistant[0].content  # part of it was heard
+    full = brain.params.provider.requests[0].text  # type: ignore[attr-defined]
+    assert len(assistant[0].content) < len(full) and full.startswith(assistant[0].content)
+    # within one frame of the pause nothing more of that reply is played
+    pause = io.cleared[0]
+    late = [t for t, _ in io.played if pause + 0.021 < t < pause + 1.0]
+    assert late == []
+    # the second utterance became the next turn and got its own reply
+    user = [_seconds(m.content) for m in brain.history.messages if m.role == "user"]
+    assert len(user) == 2 and user[1] > user[0]  # the longer second utterance
