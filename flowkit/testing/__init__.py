@@ -10,6 +10,7 @@
 - :mod:`flowkit.testing.demo`: stand-in providers that let the ready graphs run with no model.
 """
 
+from flowkit.testing.demo import DescribingSTT, echo_llm
 from flowkit.testing.fakes import (
     FakeLLM,
     FakeLLMRequest,
@@ -20,7 +21,6 @@ from flowkit.testing.fakes import (
     FakeTTSRequest,
     word_tokens,
 )
-from flowkit.testing.demo import DescribingSTT, echo_llm
 from flowkit.testing.harness import (
     AgentHandoffEvent,
     ChatMessageEvent,
