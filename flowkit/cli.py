@@ -150,3 +150,6 @@ def viz(ctx: click.Context, graph_file: Path, fmt: str, output: Path | None) -> 
         click.echo(render(spec, fmt), nl=False)
     if spec.problems:
         print_problems(state.stderr(), spec.problems)
+
+
+from flowkit import cli_run  # noqa: E402, F401 - registers `flowkit run` (it imports main)

@@ -1,0 +1,229 @@
+"""``flowkit run``: one conversation, offline: a WAV file in, a WAV file out, a report.
+
+The graph file's ``build(job)`` receives a :class:`~flowkit.job.JobContext` whose ``io`` is an
+:class:`~flowkit.offline.OfflineIO`, so its room source hears ``--input`` and its room sink
+speaks into ``--output``. After the run, the conversation and a per-turn latency table
+(:class:`~flowkit.timeline.TurnTimeline`) are printed.
+
+A graph must have a room source, or nothing would hear the input. A node counts as one when
+it is a :class:`flowkit.nodes.room.RoomSource` or when its class sets ``room_source = True``
+(for custom sources that read ``ctx.job.io.audio_input(...)`` themselves).
+
+Exit codes: 0 success; 1 the graph has problems or failed while running; 2 the graph file,
+the input file or the command line is wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from flowkit.audio.wav import AudioFileError
+from flowkit.cli import (
+    EXIT_BAD_FILE,
+    EXIT_PROBLEMS,
+    GRAPH_FILE,
+    CliState,
+    main,
+    print_problems,
+)
+from flowkit.graph import Graph
+from flowkit.job import JobContext
+from flowkit.loader import GraphFileError, load_graph
+from flowkit.node import Node
+from flowkit.offline import OfflineIO
+from flowkit.problems import GraphError
+from flowkit.runtime.errors import GraphFailed
+from flowkit.runtime.runner import GraphRunner
+from flowkit.timeline import LATENCY_NAMES, TurnRecord, TurnTimeline
+
+__all__ = ["PROGRESS_MIN_SECONDS", "conversation", "has_room_source", "latency_table", "run"]
+
+PROGRESS_MIN_SECONDS = 5.0
+"""Inputs at least this long get a progress bar (shorter ones finish before it would help)."""
+
+_PROGRESS_EVERY_S = 0.1
+
+
+def has_room_source(graph: Graph) -> bool:
+    """Whether a node of ``graph`` hears the room: a ``RoomSource``, or ``room_source = True``.
+
+    ``flowkit.nodes.room`` is not imported for this: a graph that uses ``RoomSource`` has
+    imported it already, and one that does not has no use for it.
+    """
+    room = sys.modules.get("flowkit.nodes.room")
+    room_source = getattr(room, "RoomSource", None) if room is not None else None
+    return any(_is_room_source(n, room_source) for n in graph.nodes.values())
+
+
+def _is_room_source(node: Node, room_source: type | None) -> bool:
+    if room_source is not None and isinstance(node, room_source):
+        return True
+    return getattr(type(node), "room_source", False) is True
+
+
+def conversation(records: list[TurnRecord]) -> Text:
+    """The conversation, turn by turn: the user's text, then the agent's (interrupted marked)."""
+    text = Text()
+    for record in records:
+        if record.user_text:
+            text.append("user:  ", style="bold cyan").append(record.user_text + "\n")
+        if record.agent_text or record.played_text:
+            text.append("agent: ", style="bold green")
+            if record.interrupted:
+                heard = (record.played_text or record.agent_text).strip()
+                text.append(heard).append(" [interrupted]", style="bold yellow")
+                text.append("\n")
+            else:
+                text.append((record.agent_text or record.played_text).strip() + "\n")
+    return text
+
+
+def latency_table(records: list[TurnRecord]) -> Table:
+    """Each turn's latencies in milliseconds (``-`` where a stage was not seen)."""
+    table = Table(title="latency per turn (ms)", title_justify="left")
+    table.add_column("turn", justify="right")
+    for name in LATENCY_NAMES:
+        table.add_column(name.replace("_", "-"), justify="right")
+    for index, record in enumerate(records, start=1):
+        cells = [
+            "-" if value is None else f"{value * 1000:.0f}"
+            for value in record.latencies().values()
+        ]
+        table.add_row(str(index), *cells)
+    return table
+
+
+def _fail(ctx: click.Context, state: CliState, exc: BaseException, code: int) -> NoReturn:
+    """One line on stderr (after the traceback with ``--debug``), then exit with ``code``."""
+    if state.debug:
+        traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
+    message = " ".join(str(exc).split())
+    click.echo(f"error: {message}", err=True)
+    ctx.exit(code)
+
+
+@click.command("run")
+@click.argument("graph_file", type=GRAPH_FILE)
+@click.option(
+    "--input", "-i", "input_path", required=True, type=click.Path(path_type=Path),
+    help="The user's audio: a 16-bit PCM WAV file.",
+)
+@click.option(
+    "--output", "-o", "output_path", required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the agent's audio is written (WAV, on the input's clock).",
+)
+@click.option("--realtime", is_flag=True, help="Run at the audio's own speed (true timings).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    graph_file: Path,
+    input_path: Path,
+    output_path: Path,
+    realtime: bool,
+    quiet: bool,
+) -> None:
+    """Run GRAPH_FILE on a WAV file: its room source hears --input, its sink speaks --output.
+
+    Prints the conversation and each turn's latencies.
+    """
+    state: CliState = ctx.ensure_object(CliState)
+    try:
+        io = OfflineIO(input_path, output_path, realtime=realtime)
+    except (AudioFileError, ValueError) as exc:
+        _fail(ctx, state, exc, EXIT_BAD_FILE)
+    job = JobContext.local(input=str(input_path), output=str(output_path), realtime=realtime)
+    job.io = io
+    try:
+        graph = load_graph(graph_file, job)
+    except GraphFileError as exc:
+        _fail(ctx, state, exc, EXIT_BAD_FILE)
+    if not has_room_source(graph):
+        _fail(ctx, state, click.UsageError(
+            f"{graph_file}: graph {graph.name!r} has no RoomSource: flowkit run feeds --input "
+            "into a RoomSource node; add one (flowkit.nodes.room.RoomSource), or set "
+            "room_source = True on the class of a node that reads ctx.job.io.audio_input()"
+        ), EXIT_BAD_FILE)
+    spec = graph.spec()
+    if spec.problems:
+        console = state.stdout()
+        console.print(
+            Text(f"graph {spec.name!r} ({graph_file}) is not valid", style="bold"),
+            soft_wrap=True,
+        )
+        print_problems(console, spec.problems)
+        ctx.exit(EXIT_PROBLEMS)
+    show_progress = not quiet and io.input_duration >= PROGRESS_MIN_SECONDS
+    try:
+        records = asyncio.run(_run(graph, job, io, state.stderr() if show_progress else None))
+    except (GraphFailed, GraphError) as exc:
+        _fail(ctx, state, exc, EXIT_PROBLEMS)
+    out = state.stdout()
+    out.print(conversation(records) if records else Text("(no turns)", style="dim"), end="")
+    if records:
+        out.print(latency_table(records))
+    written = io.output.duration if io.output is not None else 0.0
+    out.print(
+        f"wrote {written:.2f} s of agent audio to {output_path} "
+        f"({io.input_position:.2f} s of input heard)",
+        soft_wrap=True,
+    )
+
+
+async def _run(
+    graph: Graph, job: JobContext, io: OfflineIO, console: Console | None
+) -> list[TurnRecord]:
+    runner = GraphRunner(graph, job=job)
+    await runner.start()
+    timeline = TurnTimeline.attach(runner)
+    try:
+        with _progress(io, console):
+            await runner.wait()
+    finally:
+        await runner.close()
+        await io.aclose()
+    return timeline.turns
+
+
+@contextlib.contextmanager
+def _progress(io: OfflineIO, console: Console | None) -> Iterator[None]:
+    """A progress bar of input seconds heard, updated from a task while the graph runs."""
+    if console is None:
+        yield
+        return
+    progress = Progress(
+        TextColumn("input"), BarColumn(),
+        TextColumn("{task.completed:.1f}/{task.total:.1f} s"), TimeElapsedColumn(),
+        console=console, transient=True,
+    )
+    bar = progress.add_task("input", total=io.input_duration)
+
+    async def update() -> None:
+        while True:
+            progress.update(bar, completed=io.input_position)
+            await asyncio.sleep(_PROGRESS_EVERY_S)
+
+    task = asyncio.get_running_loop().create_task(update())
+    with progress:
+        try:
+            yield
+        finally:
+            task.cancel()
+
+
+# Registered here, not in flowkit.cli: flowkit.cli imports this module at its end, so the
+# command exists whichever of the two modules is imported first.
+main.add_command(run)
