@@ -45,6 +45,7 @@ from flowkit.node import Node
 from flowkit.offline import OfflineIO
 from flowkit.problems import GraphError
 from flowkit.runtime.errors import GraphFailed
+from flowkit.runtime.fastforward import FastForwardLoop
 from flowkit.runtime.runner import GraphRunner
 from flowkit.timeline import LATENCY_NAMES, TurnRecord, TurnTimeline
 
@@ -125,7 +126,12 @@ def _fail(ctx: click.Context, state: CliState, exc: BaseException, code: int) ->
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where the agent's audio is written (WAV, on the input's clock).",
 )
-@click.option("--realtime", is_flag=True, help="Run at the audio's own speed (true timings).")
+@click.option(
+    "--realtime",
+    is_flag=True,
+    help="Take as long as the audio lasts. Without it, idle waits are skipped on a "
+    "fast-forward clock: same timings, less waiting.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def run(
@@ -142,7 +148,9 @@ def run(
     """
     state: CliState = ctx.ensure_object(CliState)
     try:
-        io = OfflineIO(input_path, output_path, realtime=realtime)
+        # Always paced: without --realtime the loop's clock skips idle waits (FastForwardLoop),
+        # so turn timing (endpointing delays, playout) is the same as live, only faster.
+        io = OfflineIO(input_path, output_path, realtime=True)
     except (AudioFileError, ValueError) as exc:
         _fail(ctx, state, exc, EXIT_BAD_FILE)
     job = JobContext.local(input=str(input_path), output=str(output_path), realtime=realtime)
@@ -168,7 +176,9 @@ def run(
         ctx.exit(EXIT_PROBLEMS)
     show_progress = not quiet and io.input_duration >= PROGRESS_MIN_SECONDS
     try:
-        records = asyncio.run(_run(graph, job, io, state.stderr() if show_progress else None))
+        loop_factory = None if realtime else FastForwardLoop
+        with asyncio.Runner(loop_factory=loop_factory) as aio:
+            records = aio.run(_run(graph, job, io, state.stderr() if show_progress else None))
     except (GraphFailed, GraphError) as exc:
         _fail(ctx, state, exc, EXIT_PROBLEMS)
     out = state.stdout()

@@ -15,10 +15,8 @@ when the node has finished (``finish_node``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from reactivex import Observable, abc
@@ -211,15 +209,12 @@ class _ThreadedCall(_InlineCall):
             return
         self.pending += 1
         work = self.call if not self.generator else (lambda v: list(self.call(v)))
-        future = self.runner._executor(self.run.name).submit(work, value)
-        future.add_done_callback(self._from_thread)
+        # Through the loop, so the result comes back on it, in order (one worker per node),
+        # and a loop that keeps its own clock (FastForwardLoop) sees the thread is busy.
+        future = self.loop.run_in_executor(self.runner._executor(self.run.name), work, value)
+        future.add_done_callback(self._deliver)
 
-    def _from_thread(self, future: Future[Any]) -> None:
-        # The loop may have closed while the thread worked; the result is then moot.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self._deliver, future)
-
-    def _deliver(self, future: Future[Any]) -> None:
+    def _deliver(self, future: asyncio.Future[Any]) -> None:
         self.pending -= 1
         if future.cancelled() or self.run.finished:
             return

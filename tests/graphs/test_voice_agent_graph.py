@@ -2,6 +2,7 @@
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -90,3 +91,41 @@ async def test_a_barge_in_stops_the_agent_and_cuts_its_history() -> None:
     # the second utterance became the next turn and got its own reply
     user = [_seconds(m.content) for m in brain.history.messages if m.role == "user"]
     assert len(user) == 2 and user[1] > user[0]  # the longer second utterance
+
+
+AUDIO = Path(__file__).parents[2] / "examples" / "audio"
+
+
+def _cli_run(args: list[str]) -> Any:
+    from click.testing import CliRunner
+
+    from flowkit.cli import main
+
+    return CliRunner().invoke(main, ["run", str(GRAPH), *args])
+
+
+def test_flowkit_run_answers_a_wav_of_speech_with_true_timings(tmp_path: Path) -> None:
+    out = tmp_path / "reply.wav"
+    result = _cli_run(["--input", str(AUDIO / "weather_question.wav"), "--output", str(out),
+                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "user:" in result.output and "agent: I heard" in result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("│    1"))
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    stt, endpointing = int(cells[1]), int(cells[2])
+    # the fast-forward clock keeps the configured 0.5 s from end of speech to the turn
+    assert stt + endpointing == pytest.approx(500, abs=30)
+    from flowkit.audio.wav import probe
+
+    assert probe(out).duration > 4.0
+
+
+def test_flowkit_run_keeps_two_questions_as_two_turns(tmp_path: Path) -> None:
+    from flowkit.audio.wav import read_frames, write_wav
+
+    both = tmp_path / "two.wav"
+    frames = [*read_frames(AUDIO / "weather_question.wav"), *read_frames(AUDIO / "hello_joke.wav")]
+    write_wav(both, frames)
+    result = _cli_run(["--input", str(both), "--output", str(tmp_path / "o.wav"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("user:") == 2
