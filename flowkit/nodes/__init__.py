@@ -1,1 +1,13 @@
-"""Built-in nodes that need nothing beyond flowkit's core dependencies."""
+"""Built-in nodes that need nothing beyond flowkit's core dependencies.
+
+- :mod:`~flowkit.nodes.audio`: Resample (the converter for audio formats), Rechunk, Downmix,
+  WavSource, WavSink.
+- :mod:`~flowkit.nodes.room`: RoomSource, RoomSink, TranscriptPublisher (through the job's
+  RoomIO).
+- :mod:`~flowkit.nodes.vad`, :mod:`~flowkit.nodes.stt`, :mod:`~flowkit.nodes.turn`,
+  :mod:`~flowkit.nodes.llm`, :mod:`~flowkit.nodes.tools`, :mod:`~flowkit.nodes.tts`: the
+  voice pipeline.
+- :mod:`~flowkit.nodes.interrupt`, :mod:`~flowkit.nodes.state`: barge-in and agent states.
+
+See docs/voice-pipeline.md for their ports and behaviour.
+"""
