@@ -127,37 +127,51 @@ def collected(node: fk.Node) -> list[Any]:
 
 
 class Script(fk.Node):
-    """Sends scripted messages: each ``(delay, message)`` after ``delay`` more seconds.
+    """Sends each ``(at, message)`` at ``at`` seconds after it starts.
 
-    With ``hold=True`` it stays open afterwards, like a live source, until the graph closes.
+    It ends after the last message, or at ``end_at``; with ``hold=True`` it stays open like a
+    live source until the graph closes.
     """
 
     out: fk.Out[Any]
 
-    def __init__(self, steps: Iterable[tuple[float, Any]], *, hold: bool = False) -> None:
-        super().__init__()
-        self.steps = list(steps)
-        self.hold = hold
+    class Params(fk.NodeParams):
+        events: tuple[tuple[float, Any], ...] = ()
+        end_at: float | None = None
+        hold: bool = False
+
+    def __init__(
+        self, *events: tuple[float, Any], end_at: float | None = None, hold: bool = False
+    ) -> None:
+        super().__init__(events=tuple(events), end_at=end_at, hold=hold)
 
     async def run(self) -> None:
-        for delay, message in self.steps:
-            if delay:
-                await asyncio.sleep(delay)
+        params = self.params
+        assert isinstance(params, Script.Params)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for at, message in params.events:
+            await asyncio.sleep(max(0.0, start + at - loop.time()))
             self.out.send(message)
-        if self.hold:
+        if params.end_at is not None:
+            await asyncio.sleep(max(0.0, start + params.end_at - loop.time()))
+        if params.hold:
             await asyncio.Event().wait()
 
 
 class TimedCollect(fk.Node):
-    """Records ``(loop time, item)`` for everything it receives."""
+    """Records ``(seconds since it started, message)``, and when its input ended."""
 
     inp: fk.In[Any]
 
     def __init__(self) -> None:
         super().__init__()
         self.items: list[tuple[float, Any]] = []
+        self.ended_at: float | None = None
 
     async def run(self, inp: AsyncIterator[Any]) -> None:
         loop = asyncio.get_running_loop()
+        start = loop.time()
         async for item in inp:
-            self.items.append((loop.time(), item))
+            self.items.append((round(loop.time() - start, 6), item))
+        self.ended_at = round(loop.time() - start, 6)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
+from support import Script, TimedCollect
 
 import flowkit as fk
 from flowkit.messages import AgentStateKind, Playout, PlayoutEvent, ReplyRequest, UserTurn
@@ -15,48 +12,6 @@ from flowkit.nodes.state import AgentStates
 LISTENING, THINKING, SPEAKING = (
     AgentStateKind.LISTENING, AgentStateKind.THINKING, AgentStateKind.SPEAKING
 )
-
-
-class Script(fk.Node):
-    """Sends each message at its time (seconds after the start); ends at ``end_at``."""
-
-    out: fk.Out[Any]
-
-    class Params(fk.NodeParams):
-        events: tuple[tuple[float, Any], ...] = ()
-        end_at: float | None = None
-
-    def __init__(self, *events: tuple[float, Any], end_at: float | None = None) -> None:
-        super().__init__(events=tuple(events), end_at=end_at)
-
-    async def run(self) -> None:
-        params = self.params
-        assert isinstance(params, Script.Params)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for at, message in params.events:
-            await asyncio.sleep(max(0.0, start + at - loop.time()))
-            self.out.send(message)
-        if params.end_at is not None:
-            await asyncio.sleep(max(0.0, start + params.end_at - loop.time()))
-
-
-class TimedCollect(fk.Node):
-    """Records (seconds since the start, message), and when its input ended."""
-
-    inp: fk.In[Any]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: list[tuple[float, Any]] = []
-        self.ended_at: float | None = None
-
-    async def run(self, inp: AsyncIterator[Any]) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        async for item in inp:
-            self.items.append((round(loop.time() - start, 6), item))
-        self.ended_at = round(loop.time() - start, 6)
 
 
 def turn(at: float, turn_id: int) -> tuple[float, UserTurn]:

@@ -22,9 +22,9 @@ def _reply_text(chunks: list[fk.TextChunk], turn_id: int) -> str:
 def _graph(llm: LLM, steps: list[tuple[float, Any]], router: ToolRouter | None = None,
            **inputs: list[tuple[float, Any]]) -> tuple[fk.Graph, Collect]:
     g = fk.Graph("llm")
-    g.add(Script(steps), name="turns") >> g.add(llm, name="llm")
+    g.add(Script(*steps), name="turns") >> g.add(llm, name="llm")
     for port, script in inputs.items():
-        g.add(Script(script), name=port) >> llm.inputs[port]
+        g.add(Script(*script), name=port) >> llm.inputs[port]
     if router is not None:
         llm.tool_calls >> g.add(router, name="router") >> llm.tool_results
     text = g.add(Collect(), name="text")
@@ -211,9 +211,7 @@ async def test_interrupt_flush_cancels_the_request() -> None:
     flush = fk.Interrupt(turn_id=turn.turn_id, action=fk.InterruptAction.FLUSH)
     stale = fk.Interrupt(turn_id=turn.turn_id - 1, action=fk.InterruptAction.FLUSH)
     # The later turn keeps the graph running past the end of an uncancelled first reply.
-    g, text = _graph(  # Script delays add up: the flush comes at 0.4 s
-        llm, [(0, turn), (5.0, later)], interrupt=[(0.2, stale), (0.2, flush)]
-    )
+    g, text = _graph(llm, [(0, turn), (5.0, later)], interrupt=[(0.2, stale), (0.4, flush)])
     await fk.GraphRunner(g).run()
     assert fake.requests[0].cancelled
     first = [c for c in collected(text) if c.turn_id == turn.turn_id]

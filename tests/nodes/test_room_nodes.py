@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 import numpy as np
 import pytest
 from livekit import rtc
-from support import Collect, collected
+from support import Collect, Script, TimedCollect, collected
 
 import flowkit as fk
 from flowkit.audio import frame_from_samples
@@ -28,50 +26,6 @@ from flowkit.testing.fakes import FakeTTS
 from flowkit.testing.memory_io import MemoryIO
 
 FRAME = 0.02  # seconds per frame in these tests
-
-
-class _Script(fk.Node, abstract=True):
-    """Sends each message at its time (seconds after the graph starts)."""
-
-    class Params(fk.NodeParams):
-        steps: tuple[tuple[float, Any], ...] = ()
-
-    def __init__(self, *steps: tuple[float, Any]) -> None:
-        super().__init__(steps=steps)
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for at, message in self.params.steps:  # type: ignore[attr-defined]
-            await asyncio.sleep(max(0.0, start + at - loop.time()))
-            self.outputs["out"].send(message)
-
-
-class AudioScript(_Script):
-    out: fk.Out[AgentAudio]
-
-
-class InterruptScript(_Script):
-    out: fk.Out[Interrupt]
-
-
-class TextScript(_Script):
-    out: fk.Out[TextChunk]
-
-
-class Timed(fk.Node):
-    """Records each message with the loop time it arrived."""
-
-    inp: fk.In[Any]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: list[tuple[float, Any]] = []
-
-    async def run(self, inp: AsyncIterator[Any]) -> None:
-        loop = asyncio.get_running_loop()
-        async for item in inp:
-            self.items.append((loop.time(), item))
 
 
 def tone(seconds: float, rate: int = 24_000, channels: int = 1) -> list[rtc.AudioFrame]:
@@ -115,11 +69,11 @@ class Sink:
         self.io = MemoryIO(paced=paced)
         self.graph = g = fk.Graph("sink")
         sink = g.add(RoomSink(publish_transcripts=publish_transcripts))
-        self.playout, self.transcripts = Timed(), Timed()
-        g.add(AudioScript(*audio)) >> sink >> self.playout
+        self.playout, self.transcripts = TimedCollect(), TimedCollect()
+        g.add(Script(*audio)) >> sink >> self.playout
         sink.transcripts >> self.transcripts
         if interrupts:
-            g.add(InterruptScript(*interrupts)) >> sink.interrupt
+            g.add(Script(*interrupts)) >> sink.interrupt
         self.start = 0.0
 
     async def run(self) -> Sink:
@@ -272,7 +226,7 @@ async def test_sink_refuses_a_second_audio_format() -> None:
     a = AgentAudio(turn_id=1, frame=tone(0.02)[0], text="At 24 kHz.")
     b = AgentAudio(turn_id=1, frame=tone(0.02, rate=16_000)[0], text="At 16 kHz.", segment=1)
     g = fk.Graph("formats")
-    g.add(AudioScript((0.0, a), (0.0, b))) >> g.add(
+    g.add(Script((0.0, a), (0.0, b))) >> g.add(
         RoomSink(), error_policy=fk.ErrorPolicy.END_GRAPH
     )
     with pytest.raises(fk.GraphFailed, match="16 kHz mono audio after 24 kHz mono"):
@@ -286,7 +240,7 @@ async def test_tts_into_the_sink_plays_the_whole_reply() -> None:
     g = fk.Graph("speak")
     playout, spoken = Collect(), Collect()
     sink = g.add(RoomSink())
-    text = TextScript(
+    text = Script(
         (0.0, TextChunk(turn_id=4, text=s1 + " The second")),
         (0.2, TextChunk(turn_id=4, text=" sentence follows it.", final=True)),
     )
@@ -348,7 +302,7 @@ async def test_room_source_without_io_ends_the_graph_after_its_restarts() -> Non
 
 @pytest.mark.looptime
 async def test_transcript_publisher_publishes() -> None:
-    class Lines(_Script):
+    class Lines(Script):
         out: fk.Out[Transcript]
 
     said = [Transcript(turn_id=1, text="hi"), Transcript(turn_id=1, text="bye", speaker="agent")]

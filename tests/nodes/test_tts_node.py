@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from support import Collect, collected
+from support import Collect, Script, TimedCollect, collected
 
 import flowkit as fk
 from flowkit.messages import Interrupt, InterruptAction, Metrics, TextChunk
@@ -15,57 +13,16 @@ from flowkit.nodes.tts import TTS
 from flowkit.providers.tts import StreamingTTSFromBatch
 from flowkit.testing.fakes import FakeTTS
 
-
-class _Script(fk.Node, abstract=True):
-    """Sends each message at its time (seconds after the graph starts)."""
-
-    class Params(fk.NodeParams):
-        steps: tuple[tuple[float, Any], ...] = ()
-
-    def __init__(self, *steps: tuple[float, Any]) -> None:
-        super().__init__(steps=steps)
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for at, message in self.params.steps:  # type: ignore[attr-defined]
-            await asyncio.sleep(max(0.0, start + at - loop.time()))
-            self.outputs["out"].send(message)
-
-
-class TextScript(_Script):
-    out: fk.Out[TextChunk]
-
-
-class InterruptScript(_Script):
-    out: fk.Out[Interrupt]
-
-
-class Timed(fk.Node):
-    """Records each message with the loop time it arrived."""
-
-    inp: fk.In[Any]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: list[tuple[float, Any]] = []
-
-    async def run(self, inp: AsyncIterator[Any]) -> None:
-        loop = asyncio.get_running_loop()
-        async for item in inp:
-            self.items.append((loop.time(), item))
-
-
 S1 = "Hello there, this is the first sentence."
 S2 = "And here comes the second one, a bit later."
 
 
 def _graph(
-    tts: TTS, text: TextScript, interrupts: InterruptScript | None = None
-) -> tuple[fk.Graph, Timed, Collect]:
+    tts: TTS, text: Script, interrupts: Script | None = None
+) -> tuple[fk.Graph, TimedCollect, Collect]:
     g = fk.Graph("tts")
     node = g.add(tts)
-    audio, metrics = Timed(), Collect()
+    audio, metrics = TimedCollect(), Collect()
     g.add(text) >> node >> audio
     node.metrics >> metrics
     if interrupts is not None:
@@ -83,7 +40,7 @@ async def _run(g: fk.Graph) -> float:
 @pytest.mark.looptime
 async def test_first_sentence_is_spoken_before_the_text_is_complete() -> None:
     fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
-    text = TextScript(
+    text = Script(
         (0.0, TextChunk(turn_id=1, text=S1 + " ")),
         (1.0, TextChunk(turn_id=1, text=S2 + " ")),
         (2.0, TextChunk(turn_id=1, text="", final=True)),
@@ -113,7 +70,7 @@ async def test_first_sentence_is_spoken_before_the_text_is_complete() -> None:
 @pytest.mark.looptime
 async def test_a_newer_turn_cancels_the_older_synthesis() -> None:
     fake = FakeTTS(seconds_per_char=0.05, ttfa=0.1, frame_gap=0.02)
-    text = TextScript(
+    text = Script(
         (0.0, TextChunk(turn_id=1, text="This first reply is long enough to take a while.",
                         final=True)),
         (0.3, TextChunk(turn_id=2, text="Second reply.", final=True)),
@@ -136,11 +93,11 @@ async def test_a_newer_turn_cancels_the_older_synthesis() -> None:
 @pytest.mark.looptime
 async def test_flush_cancels_the_reply_and_drops_its_later_text() -> None:
     fake = FakeTTS(seconds_per_char=0.05, ttfa=0.1, frame_gap=0.02)
-    text = TextScript(
+    text = Script(
         (0.0, TextChunk(turn_id=1, text="A sentence that the user will interrupt. ")),
         (0.5, TextChunk(turn_id=1, text="More words nobody wants to hear now.", final=True)),
     )
-    flush = InterruptScript((0.3, Interrupt(turn_id=1, action=InterruptAction.FLUSH)))
+    flush = Script((0.3, Interrupt(turn_id=1, action=InterruptAction.FLUSH)))
     g, audio, _ = _graph(TTS(fake), text, flush)
     start = await _run(g)
 
@@ -152,8 +109,8 @@ async def test_flush_cancels_the_reply_and_drops_its_later_text() -> None:
 @pytest.mark.looptime
 async def test_pause_and_resume_do_not_stop_synthesis() -> None:
     fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
-    text = TextScript((0.0, TextChunk(turn_id=1, text=S1, final=True)))
-    interrupts = InterruptScript(
+    text = Script((0.0, TextChunk(turn_id=1, text=S1, final=True)))
+    interrupts = Script(
         (0.05, Interrupt(turn_id=1, action=InterruptAction.PAUSE)),
         (0.5, Interrupt(turn_id=1, action=InterruptAction.RESUME)),
     )
@@ -166,7 +123,7 @@ async def test_pause_and_resume_do_not_stop_synthesis() -> None:
 @pytest.mark.looptime
 async def test_text_of_an_older_turn_is_dropped() -> None:
     fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
-    text = TextScript(
+    text = Script(
         (0.0, TextChunk(turn_id=2, text="The newer reply is spoken here. ")),
         (0.1, TextChunk(turn_id=1, text="An old reply that must be dropped.", final=True)),
         (0.2, TextChunk(turn_id=2, text="", final=True)),
@@ -181,7 +138,7 @@ async def test_text_of_an_older_turn_is_dropped() -> None:
 @pytest.mark.looptime
 async def test_a_streaming_provider_gets_one_stream_per_sentence() -> None:
     fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
-    text = TextScript((0.0, TextChunk(turn_id=3, text=f"{S1} {S2}", final=True)))
+    text = Script((0.0, TextChunk(turn_id=3, text=f"{S1} {S2}", final=True)))
     g, audio, _ = _graph(TTS(StreamingTTSFromBatch(fake)), text)
     await _run(g)
     assert fake.texts == [S1, S2]
@@ -194,7 +151,7 @@ async def test_a_streaming_provider_gets_one_stream_per_sentence() -> None:
 @pytest.mark.looptime
 async def test_text_that_ends_without_a_final_chunk_is_still_spoken() -> None:
     fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
-    text = TextScript((0.0, TextChunk(turn_id=1, text="No final flag on this one")))
+    text = Script((0.0, TextChunk(turn_id=1, text="No final flag on this one")))
     g, audio, _ = _graph(TTS(fake), text)
     await _run(g)
     assert fake.texts == ["No final flag on this one"]
@@ -206,7 +163,7 @@ async def test_a_failed_request_still_ends_the_reply() -> None:
     from flowkit.providers.errors import ProviderError
 
     fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1, failures={0: ProviderError("boom")})
-    text = TextScript(
+    text = Script(
         (0.0, TextChunk(turn_id=1, text=S1 + " ", final=True)),
         (0.5, TextChunk(turn_id=2, text=S2, final=True)),
     )

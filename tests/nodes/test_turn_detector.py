@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from support import Script, TimedCollect
 
 import flowkit as fk
 from flowkit.messages import (
@@ -19,46 +20,6 @@ from flowkit.nodes.turn import TurnDetector
 
 START, END = VADEventKind.START_OF_SPEECH, VADEventKind.END_OF_SPEECH
 SPEAKING, LISTENING, AWAY = UserStateKind.SPEAKING, UserStateKind.LISTENING, UserStateKind.AWAY
-
-
-class Script(fk.Node):
-    """Sends each message at its time (seconds after the start); ends at ``end_at``."""
-
-    out: fk.Out[Any]
-
-    class Params(fk.NodeParams):
-        events: tuple[tuple[float, Any], ...] = ()
-        end_at: float | None = None
-
-    def __init__(self, *events: tuple[float, Any], end_at: float | None = None) -> None:
-        super().__init__(events=tuple(events), end_at=end_at)
-
-    async def run(self) -> None:
-        params = self.params
-        assert isinstance(params, Script.Params)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for at, message in params.events:
-            await asyncio.sleep(max(0.0, start + at - loop.time()))
-            self.out.send(message)
-        if params.end_at is not None:
-            await asyncio.sleep(max(0.0, start + params.end_at - loop.time()))
-
-
-class TimedCollect(fk.Node):
-    """Records (seconds since the start, message) for everything it receives."""
-
-    inp: fk.In[Any]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: list[tuple[float, Any]] = []
-
-    async def run(self, inp: AsyncIterator[Any]) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        async for item in inp:
-            self.items.append((round(loop.time() - start, 6), item))
 
 
 def at(t: float) -> Any:

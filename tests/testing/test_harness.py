@@ -18,7 +18,7 @@ async def get_weather(city: str) -> str:
 def _agent(fake: FakeLLM) -> fk.Graph:
     g = fk.Graph("agent")
     llm = g.add(LLM(fake, instructions="Help.", tools=[get_weather]), name="llm")
-    g.add(Script([], hold=True), name="user") >> llm  # a live source: the graph stays open
+    g.add(Script(hold=True), name="user") >> llm  # a live source: the graph stays open
     llm.tool_calls >> g.add(ToolRouter([get_weather]), name="router") >> llm.tool_results
     llm >> g.add(Collect(), name="speaker")
     return g
