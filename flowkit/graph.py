@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from flowkit.node import Node
 from flowkit.policy import ErrorPolicy
-from flowkit.ports import In, Out
+from flowkit.ports import In, Linkable, Out
 from flowkit.problems import GraphError, Problem, ProblemKind
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class Edge:
         return f"{self.src.qualname} -> {self.dst.qualname}"
 
 
-class Subgraph:
+class Subgraph(Linkable):
     """A graph added to another graph: its nodes joined the parent, its exposed ports remain.
 
     Exposed ports are reachable as attributes (``asr.audio``) and ``>>`` uses the default
@@ -90,11 +90,6 @@ class Subgraph:
             f"(exposed: {', '.join(ports) or 'none'}); expose it with sub.expose(name, port)"
         )
 
-    def __rshift__(self, other: Any) -> Any:
-        """Link the default exposed output to ``other``."""
-        from flowkit.linking import link
-
-        return link(self, other)
 
 
 def _single(ports: Mapping[str, Any], label: str, direction: str) -> object:

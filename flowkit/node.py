@@ -20,12 +20,12 @@ import enum
 import inspect
 import typing
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pydantic
 
 from flowkit.policy import ErrorPolicy
-from flowkit.ports import In, Out, Port
+from flowkit.ports import In, Linkable, Out, Port
 from flowkit.problems import NodeDefinitionError, NodeParamsError
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Node", "NodeParams", "NodeStyle"]
 
-N = TypeVar("N", bound="Node")
-P = TypeVar("P", bound=In[Any])
 
 
 class NodeStyle(enum.StrEnum):
@@ -58,7 +56,7 @@ class NodeParams(pydantic.BaseModel):
     )
 
 
-class Node:
+class Node(Linkable):
     """Base class of every node.
 
     Class attributes a subclass may set:
@@ -168,22 +166,6 @@ class Node:
     def default_output(self) -> Out[Any] | str:
         """The output ``>>`` links from, or a sentence saying why there is none."""
         return typing.cast("Out[Any] | str", _default_port(self, self.outputs, "output"))
-
-    @overload
-    def __rshift__(self, other: N) -> N: ...
-    @overload
-    def __rshift__(self, other: type[N]) -> N: ...
-    @overload
-    def __rshift__(self, other: P) -> P: ...
-    @overload
-    def __rshift__(self, other: list[Any]) -> list[Any]: ...
-    @overload
-    def __rshift__(self, other: Any) -> Any: ...
-    def __rshift__(self, other: Any) -> Any:
-        """Link this node's default output to ``other`` (see :func:`flowkit.linking.link`)."""
-        from flowkit.linking import link
-
-        return link(self, other)
 
     def __getattr__(self, attr: str) -> Any:
         # Only reached for missing attributes: say which ports exist instead of a bare error.

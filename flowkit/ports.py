@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from flowkit.node import Node
     from flowkit.runtime.streams import PortStream
 
-__all__ = ["AudioFormat", "In", "Out", "Overflow", "Port"]
+__all__ = ["AudioFormat", "In", "Linkable", "Out", "Overflow", "Port"]
 
 T = TypeVar("T")
 N = TypeVar("N", bound="Node")
@@ -60,6 +60,30 @@ class Overflow(enum.StrEnum):
     BLOCK = "block"
     DROP_OLDEST = "drop_oldest"
     DROP_NEWEST = "drop_newest"
+
+
+class Linkable:
+    """What can stand on the left of ``>>``: an output port, a node, a subgraph.
+
+    ``a >> b`` links ``a`` (its default output) to ``b`` (its default input) and returns ``b``;
+    see :func:`flowkit.linking.link`.
+    """
+
+    @overload
+    def __rshift__(self, other: N) -> N: ...
+    @overload
+    def __rshift__(self, other: type[N]) -> N: ...
+    @overload
+    def __rshift__(self, other: P) -> P: ...
+    @overload
+    def __rshift__(self, other: list[Any]) -> list[Any]: ...
+    @overload
+    def __rshift__(self, other: Any) -> Any: ...
+    def __rshift__(self, other: Any) -> Any:
+        """Link to a node's default input, an input port, or each item of a list."""
+        from flowkit.linking import link
+
+        return link(self, other)
 
 
 class Port(Generic[T]):
@@ -143,7 +167,7 @@ class In(Port[T]):
         self.overflow = Overflow(overflow)
 
 
-class Out(Port[T]):
+class Out(Port[T], Linkable):
     """An output port.
 
     A node built with ``wire`` returns an observable per output; any node may also push on a
@@ -181,19 +205,3 @@ class Out(Port[T]):
         stream = self._running_stream()
         await stream.wait_for_room()
         stream.on_next(value)
-
-    @overload
-    def __rshift__(self, other: N) -> N: ...
-    @overload
-    def __rshift__(self, other: type[N]) -> N: ...
-    @overload
-    def __rshift__(self, other: P) -> P: ...
-    @overload
-    def __rshift__(self, other: list[Any]) -> list[Any]: ...
-    @overload
-    def __rshift__(self, other: Any) -> Any: ...
-    def __rshift__(self, other: Any) -> Any:
-        """Link this output to a node's default input, an input port, or each of a list."""
-        from flowkit.linking import link
-
-        return link(self, other)
