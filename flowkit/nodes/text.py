@@ -1,0 +1,335 @@
+"""Text nodes: choose, check and order transcripts and replies between the voice nodes.
+
+- :class:`TranscriptChooser` keeps the better of two transcripts of one utterance (two
+  recognisers on the same audio, side by side).
+- :class:`ReplyGuard` checks each reply of the LLM before it is spoken and replaces a reply
+  that fails the check with a safe one.
+- :class:`TranscriptTimeline` merges several transcript streams (one per speaker) into one,
+  ordered by when the words were spoken rather than by when recognition finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import pydantic
+
+from flowkit.messages import TextChunk, Transcript
+from flowkit.node import Node, NodeParams
+from flowkit.ports import In, Out
+
+__all__ = [
+    "PHONE_NUMBER",
+    "ReplyGuard",
+    "TranscriptChooser",
+    "TranscriptTimeline",
+    "by_confidence",
+]
+
+PHONE_NUMBER = r"\+?\d[\d\s().-]{6,}\d"
+"""A pattern for :class:`ReplyGuard`: a phone number (8 or more digits and separators)."""
+
+
+def by_confidence(transcript: Transcript) -> float:
+    """The recogniser's confidence; a transcript without one scores ``0``."""
+    return transcript.confidence if transcript.confidence is not None else 0.0
+
+
+# ------------------------------------------------------------------------ TranscriptChooser
+
+
+@dataclass(slots=True)
+class _Held:
+    transcript: Transcript
+    side: int
+    timer: asyncio.TimerHandle | None = None
+
+
+class TranscriptChooser(Node):
+    """Keeps the better of two transcripts of one utterance, from two recognisers.
+
+    Final transcripts from ``first`` and ``second`` are paired when their times overlap
+    (``start_time`` to ``end_time``, stream seconds; transcripts without times pair in
+    arrival order), and the one with the higher ``score`` is sent on, ``first`` winning a
+    tie. A transcript whose partner has not come within ``wait`` seconds is sent alone, so
+    one slow or failed recogniser delays the conversation by at most ``wait``. Interim
+    transcripts of ``first`` pass through at once (they say that the user is speaking);
+    those of ``second`` are dropped.
+    """
+
+    first: In[Transcript] = In(default=True, doc="the first recogniser's transcripts")
+    second: In[Transcript] = In(doc="the second recogniser's transcripts")
+    transcripts: Out[Transcript] = Out(default=True, doc="the better final of each utterance")
+
+    class Params(NodeParams):
+        """Parameters of :class:`TranscriptChooser`."""
+
+        wait: float = pydantic.Field(1.0, ge=0.0, description="seconds to wait for a partner")
+        score: Callable[[Transcript], float] | None = None
+        slack: float = pydantic.Field(
+            0.1, ge=0.0, description="seconds by which two utterances may miss and still pair"
+        )
+
+    def __init__(
+        self,
+        *,
+        wait: float = 1.0,
+        score: Callable[[Transcript], float] | None = None,
+        slack: float = 0.1,
+    ) -> None:
+        """Create a chooser.
+
+        Args:
+            wait: Seconds a transcript waits for its partner from the other recogniser.
+            score: Higher is better; ``None`` for :func:`by_confidence` (a function's
+                repr would make the graph's spec differ from run to run).
+            slack: Seconds by which two utterances' times may fail to overlap and still be
+                taken as one (recognisers cut utterances a little differently).
+        """
+        super().__init__(wait=wait, score=score, slack=slack)
+        self._held: list[_Held] = []
+
+    async def run(
+        self, first: AsyncIterator[Transcript], second: AsyncIterator[Transcript]
+    ) -> None:
+        """Pair and choose until both inputs end; then send what is still held, in order."""
+        try:
+            await asyncio.gather(self._read(first, 0), self._read(second, 1))
+            for held in sorted(self._held, key=lambda h: h.transcript.start_time):
+                self.transcripts.send(held.transcript)
+        finally:
+            for held in self._held:
+                if held.timer is not None:
+                    held.timer.cancel()
+            self._held = []
+
+    async def _read(self, transcripts: AsyncIterator[Transcript], side: int) -> None:
+        async for transcript in transcripts:
+            if not transcript.final:
+                if side == 0:
+                    self.transcripts.send(transcript)
+                continue
+            partner = self._partner(transcript, side)
+            if partner is None:
+                held = _Held(transcript, side)
+                wait: float = self.params.wait  # type: ignore[attr-defined]
+                held.timer = asyncio.get_running_loop().call_later(wait, self._alone, held)
+                self._held.append(held)
+                continue
+            self._held.remove(partner)
+            if partner.timer is not None:
+                partner.timer.cancel()
+            if side == 0:
+                self.transcripts.send(self._better(transcript, partner.transcript))
+            else:
+                self.transcripts.send(self._better(partner.transcript, transcript))
+
+    def _partner(self, transcript: Transcript, side: int) -> _Held | None:
+        slack: float = self.params.slack  # type: ignore[attr-defined]
+        for held in self._held:  # oldest first
+            if held.side == side:
+                continue
+            other = held.transcript
+            untimed = transcript.end_time <= 0 or other.end_time <= 0
+            if untimed or (
+                transcript.start_time <= other.end_time + slack
+                and other.start_time <= transcript.end_time + slack
+            ):
+                return held
+        return None
+
+    def _better(self, first: Transcript, second: Transcript) -> Transcript:
+        score: Callable[[Transcript], float] = (
+            self.params.score or by_confidence  # type: ignore[attr-defined]
+        )
+        return second if score(second) > score(first) else first
+
+    def _alone(self, held: _Held) -> None:
+        if held in self._held:
+            self._held.remove(held)
+            self.ctx.logger.debug("no partner for %r within the wait", held.transcript.text)
+            self.transcripts.send(held.transcript)
+
+
+# ------------------------------------------------------------------------------ ReplyGuard
+
+
+class ReplyGuard(Node):
+    """Checks each reply before it is spoken; a reply that fails is replaced by a safe one.
+
+    The chunks of a reply (one ``turn_id``) are held until its final chunk, then the whole
+    text is checked: it fails when it contains one of ``banned_words`` (whole words, any
+    case), matches one of ``patterns`` (regular expressions, e.g. :data:`PHONE_NUMBER`), or
+    ``check(text)`` returns ``False``. A reply that passes goes on as it came (the same
+    chunks); one that fails is replaced by ``fallback`` and sent, whole, on ``rejected``.
+
+    Holding the whole reply costs the time the LLM takes to write it (the first audio waits
+    for the last token), the price of never speaking a word of a bad reply. Chunks of an
+    older turn than the newest one seen are dropped: the LLM abandoned that reply.
+    """
+
+    text: In[TextChunk] = In(default=True, doc="the LLM's reply, streamed")
+    checked: Out[TextChunk] = Out(default=True, doc="the reply, or its safe replacement")
+    rejected: Out[TextChunk] = Out(doc="replies that failed the check, whole, one chunk each")
+
+    class Params(NodeParams):
+        """Parameters of :class:`ReplyGuard`."""
+
+        fallback: str = "Sorry, I can't help with that."
+        banned_words: tuple[str, ...] = ()
+        patterns: tuple[str, ...] = ()
+        check: Callable[[str], bool] | None = None
+
+        @pydantic.field_validator("patterns")
+        @classmethod
+        def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as error:
+                    raise ValueError(
+                        f"pattern {pattern!r} is not a regular expression: {error}"
+                    ) from None
+            return patterns
+
+    def __init__(
+        self,
+        *,
+        fallback: str = "Sorry, I can't help with that.",
+        banned_words: Sequence[str] = (),
+        patterns: Sequence[str] = (),
+        check: Callable[[str], bool] | None = None,
+    ) -> None:
+        """Create a reply guard.
+
+        Args:
+            fallback: What is spoken instead of a reply that fails.
+            banned_words: Words a reply must not contain.
+            patterns: Regular expressions a reply must not match.
+            check: Any other test: ``False`` fails the reply.
+        """
+        super().__init__(
+            fallback=fallback,
+            banned_words=tuple(banned_words),
+            patterns=tuple(patterns),
+            check=check,
+        )
+        words = [re.escape(w) for w in banned_words]
+        self._banned = re.compile(rf"\b(?:{'|'.join(words)})\b", re.I) if words else None
+        self._patterns = [re.compile(p) for p in patterns]
+
+    def passes(self, text: str) -> bool:
+        """Whether ``text`` passes the guard's checks."""
+        if self._banned is not None and self._banned.search(text):
+            return False
+        if any(p.search(text) for p in self._patterns):
+            return False
+        check: Callable[[str], bool] | None = self.params.check  # type: ignore[attr-defined]
+        return check is None or bool(check(text))
+
+    async def run(self, text: AsyncIterator[TextChunk]) -> None:
+        """Hold each reply until its end, check it, send it or its replacement."""
+        replies: dict[int, list[TextChunk]] = {}
+        newest = 0
+        async for chunk in text:
+            if chunk.turn_id < newest:
+                continue
+            if chunk.turn_id > newest:
+                newest = chunk.turn_id
+                replies = {}
+            replies.setdefault(chunk.turn_id, []).append(chunk)
+            if chunk.final:
+                self._release(replies.pop(chunk.turn_id))
+
+    def _release(self, chunks: list[TextChunk]) -> None:
+        whole = "".join(c.text for c in chunks)
+        if self.passes(whole):
+            for chunk in chunks:
+                self.checked.send(chunk)
+            return
+        turn_id = chunks[-1].turn_id
+        fallback: str = self.params.fallback  # type: ignore[attr-defined]
+        self.ctx.logger.info("reply of turn %d failed the check; replaced", turn_id)
+        self.rejected.send(TextChunk(turn_id=turn_id, text=whole, final=True))
+        self.checked.send(TextChunk(turn_id=turn_id, text=fallback))
+        self.checked.send(TextChunk(turn_id=turn_id, text="", final=True))
+
+
+# ---------------------------------------------------------------------- TranscriptTimeline
+
+
+@dataclass(order=True, slots=True)
+class _Entry:
+    start: float
+    seq: int
+    transcript: Transcript = field(compare=False)
+    timer: asyncio.TimerHandle | None = field(default=None, compare=False)
+    sent: bool = field(default=False, compare=False)
+
+
+class TranscriptTimeline(Node):
+    """Merges transcript streams (one per speaker) into one, in the order words were spoken.
+
+    Recognisers answer with different delays, so arrival order is not speaking order. Each
+    final transcript is held for ``hold`` seconds; when it is released, every held transcript
+    that started earlier goes out before it. The output is therefore in ``start_time`` order
+    whenever recognition delays differ by less than ``hold``; a transcript later than that
+    goes out at once, out of order, rather than never. Link every stream into
+    ``transcripts`` (several edges merge); the speaker is each transcript's ``speaker``.
+    """
+
+    transcripts: In[Transcript] = In(default=True, doc="transcripts of every speaker")
+    timeline: Out[Transcript] = Out(default=True, doc="final transcripts in speaking order")
+
+    class Params(NodeParams):
+        """Parameters of :class:`TranscriptTimeline`."""
+
+        hold: float = pydantic.Field(1.0, ge=0.0, description="seconds of reordering window")
+
+    def __init__(self, *, hold: float = 1.0) -> None:
+        """Create a timeline.
+
+        Args:
+            hold: Seconds each transcript waits for earlier ones that are still being
+                recognised.
+        """
+        super().__init__(hold=hold)
+
+    async def run(self, transcripts: AsyncIterator[Transcript]) -> None:
+        """Order the final transcripts; at the end of the input, send what is held."""
+        loop = asyncio.get_running_loop()
+        hold: float = self.params.hold  # type: ignore[attr-defined]
+        held: list[_Entry] = []
+        counter = itertools.count()
+
+        def send_first() -> None:
+            entry = heapq.heappop(held)
+            entry.sent = True
+            if entry.timer is not None:
+                entry.timer.cancel()
+            self.timeline.send(entry.transcript)
+
+        def release(entry: _Entry) -> None:
+            # Sent already with a later one: what is held now arrived after it, and waits
+            # for its own timer.
+            while not entry.sent and held and held[0] <= entry:
+                send_first()
+
+        try:
+            async for transcript in transcripts:
+                if not transcript.final or not transcript.text.strip():
+                    continue
+                entry = _Entry(transcript.start_time, next(counter), transcript)
+                heapq.heappush(held, entry)
+                entry.timer = loop.call_later(hold, release, entry)
+            while held:
+                send_first()
+        finally:
+            for entry in held:
+                if entry.timer is not None:
+                    entry.timer.cancel()
