@@ -1,0 +1,65 @@
+"""A voice agent whose replies are checked before they are spoken.
+
+The pipeline of graphs/voice_agent.py with a ReplyGuard between the LLM and TTS:
+
+    LLM.text ─▶ ReplyGuard ─▶ TTS ─▶ RoomSink
+                    └─ rejected (the failed replies, for logs and review)
+
+Each reply is held until the LLM has finished it, then checked; a reply that contains a
+banned word or a phone number is replaced by a safe reply, and only the replacement is
+spoken. In a fixed STT → LLM → TTS pipeline the check would be a callback inside the
+session; here it is a node you can see in the drawing, measure (the guard's latency is its
+own line in the metrics) and move.
+
+Providers: ``job.extra["stt"]`` / ``["llm"]`` / ``["tts"]`` replace the stand-ins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flowkit as fk
+from flowkit.nodes import audio, interrupt, llm, room, stt, text, tts, turn, vad
+from flowkit.testing import FakeTTS
+from flowkit.testing.demo import DescribingSTT, echo_llm
+from flowkit.vad import EnergyVAD
+
+BANNED_WORDS = ("password", "guarantee", "diagnosis")
+SAFE_REPLY = "Sorry, I can't share that. Is there anything else I can help with?"
+
+
+def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
+    """STT, LLM and TTS: the job's, or the stand-ins."""
+    extra = job.extra
+    return (
+        extra.get("stt") or DescribingSTT(),
+        extra.get("llm") or echo_llm(),
+        extra.get("tts") or FakeTTS(sample_rate=24_000),
+    )
+
+
+def build(job: fk.JobContext) -> fk.Graph:
+    recogniser, model, voice_provider = providers(job)
+    g = fk.Graph("reply-guard", description="a voice agent whose replies are checked")
+    mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
+    ears = g.add(vad.VAD(EnergyVAD()), name="vad")
+    asr = g.add(stt.STT(recogniser), name="stt")
+    turns = g.add(turn.TurnDetector(mode="vad"), name="turns")
+    brain = g.add(llm.LLM(model, instructions="You are a helpful assistant."), name="llm")
+    guard = g.add(
+        text.ReplyGuard(
+            banned_words=BANNED_WORDS, patterns=[text.PHONE_NUMBER], fallback=SAFE_REPLY
+        ),
+        name="guard",
+    )
+    voice = g.add(tts.TTS(voice_provider), name="tts")
+    speaker = g.add(room.RoomSink(), name="speaker")
+    barge = g.add(interrupt.Interruptions(), name="interruptions")
+
+    mic >> audio.Resample(16_000, channels=1) >> ears >> asr >> turns >> brain
+    brain >> guard >> voice >> speaker  # nothing reaches TTS without passing the guard
+    ears.events >> [asr.speech, turns.vad, barge.vad]
+    asr >> barge.transcripts
+    barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]
+    speaker >> [brain.playout, barge.playout]
+    return g
