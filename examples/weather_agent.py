@@ -1,0 +1,104 @@
+"""A weather agent: a voice agent with one tool, ``get_weather(city)``.
+
+A port of LiveKit's examples/voice_agents/weather_agent.py: the user asks about the weather,
+the LLM calls ``get_weather``, the ToolRouter runs it, and the LLM answers with its result.
+The forecasts are a fixed table (no network). Until a real model is installed the LLM is
+scripted as a function of the history: it calls the tool when asked about the weather in a
+city, and answers with the tool's output once the result is back.
+
+    flowkit viz examples/weather_agent.py
+    flowkit run examples/weather_agent.py --input in.wav --output out.wav
+
+Providers: ``job.extra["stt"]`` / ``["llm"]`` / ``["tts"]`` replace the stand-ins.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import flowkit as fk
+from flowkit.nodes import audio, interrupt, llm, room, stt, tools, tts, turn, vad
+from flowkit.providers.chat import ChatMessage
+from flowkit.providers.llm import ToolCallChunk
+from flowkit.testing import FakeLLM, FakeReply, FakeTTS
+from flowkit.testing.demo import DescribingSTT
+from flowkit.vad import EnergyVAD
+
+INSTRUCTIONS = (
+    "You are a weather agent. Use get_weather to answer questions about the weather; "
+    "keep answers to one sentence."
+)
+
+FORECASTS = {
+    "paris": "sunny and 24 degrees",
+    "london": "light rain and 15 degrees",
+    "tokyo": "cloudy and 19 degrees",
+}
+
+
+@fk.function_tool
+async def get_weather(city: str) -> str:
+    """Look up today's weather for a city.
+
+    Args:
+        city: The city's name, e.g. Paris.
+    """
+    forecast = FORECASTS.get(city.strip().lower())
+    if forecast is None:
+        raise fk.ToolError(f"I have no forecast for {city}.")
+    return f"{forecast} in {city}"
+
+
+_ASKED = re.compile(r"weather\b.*\bin ([A-Z][\w-]*(?: [A-Z][\w-]*)*)", re.I)
+
+
+def scripted_model() -> FakeLLM:
+    """A stand-in LLM that behaves like a tool-calling model on this one task."""
+
+    def reply(history: Sequence[ChatMessage]) -> str | FakeReply:
+        last = history[-1]
+        if last.role == "tool":
+            return f"Today it is {last.content}."
+        asked = _ASKED.search(last.content)
+        if asked is None:
+            return "I am a weather agent: ask me about the weather in a city."
+        arguments = json.dumps({"city": asked.group(1).strip()})
+        call = ToolCallChunk(f"call_{len(history)}", "get_weather", arguments)
+        return FakeReply(tool_calls=(call,))
+
+    return FakeLLM(reply, ttft=0.2, token_gap=0.02, name="scripted-weather-llm")
+
+
+def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
+    """STT, LLM and TTS: the job's, or the stand-ins."""
+    extra = job.extra
+    return (
+        extra.get("stt") or DescribingSTT(),
+        extra.get("llm") or scripted_model(),
+        extra.get("tts") or FakeTTS(sample_rate=24_000),
+    )
+
+
+def build(job: fk.JobContext) -> fk.Graph:
+    recogniser, model, voice_provider = providers(job)
+    g = fk.Graph("weather-agent", description="a voice agent with a get_weather tool")
+    mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
+    ears = g.add(vad.VAD(EnergyVAD()), name="vad")
+    asr = g.add(stt.STT(recogniser), name="stt")
+    turns = g.add(turn.TurnDetector(mode="vad"), name="turns")
+    brain = g.add(llm.LLM(model, instructions=INSTRUCTIONS, tools=[get_weather]), name="llm")
+    router = g.add(tools.ToolRouter([get_weather]), name="tools")
+    voice = g.add(tts.TTS(voice_provider), name="tts")
+    speaker = g.add(room.RoomSink(), name="speaker")
+    barge = g.add(interrupt.Interruptions(), name="interruptions")
+
+    mic >> audio.Resample(16_000, channels=1) >> ears >> asr >> turns >> brain >> voice >> speaker
+    brain.tool_calls >> router >> brain.tool_results  # the tool loop
+    ears.events >> [asr.speech, turns.vad, barge.vad]
+    asr >> barge.transcripts
+    barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]
+    speaker >> [brain.playout, barge.playout]
+    return g

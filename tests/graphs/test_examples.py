@@ -1,0 +1,138 @@
+"""The examples: weather agent, restaurant agent (handoff), timed transcript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import flowkit as fk
+from flowkit.cli import main
+from flowkit.loader import load_graph
+from flowkit.testing import FakeTTS, Harness
+from flowkit.testing.memory_io import MemoryIO
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def live_job(**extra: object) -> fk.JobContext:
+    """A job whose room stays open (no audio) while the harness sends text turns."""
+    return fk.JobContext(io=MemoryIO(live=True), extra=dict(extra))
+
+
+@pytest.mark.parametrize("name", ["weather_agent", "restaurant_agent", "timed_transcript"])
+def test_example_is_valid_and_drawn(name: str) -> None:
+    assert load_graph(EXAMPLES / f"{name}.py").problems() == []
+    result = CliRunner().invoke(main, ["viz", str(EXAMPLES / f"{name}.py"), "-f", "mermaid"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("flowchart")
+
+
+# --------------------------------------------------------------------------- weather
+
+
+@pytest.mark.looptime
+async def test_weather_agent_calls_the_tool_and_speaks_its_answer() -> None:
+    voice = FakeTTS(sample_rate=24_000)
+    job = live_job(tts=voice)
+    async with Harness(load_graph(EXAMPLES / "weather_agent.py", job), job=job) as agent:
+        result = await agent.run("What's the weather in Paris?")
+        unknown = await agent.run("And the weather in Atlantis?")
+        chat = await agent.run("Hello")
+    expect = result.expect
+    expect.next_event().is_function_call(name="get_weather", arguments={"city": "Paris"})
+    expect.next_event().is_function_call_output(output="sunny and 24 degrees in Paris")
+    expect.next_event().is_message(content="Today it is sunny and 24 degrees in Paris.")
+    expect.no_more_events()
+    assert voice.texts[0] == "Today it is sunny and 24 degrees in Paris."  # spoken
+
+    expect = unknown.expect  # each .expect is a fresh cursor: keep one per result
+    expect.next_event().is_function_call(arguments={"city": "Atlantis"})
+    expect.next_event().is_function_call_output(is_error=True)
+    expect.next_event().is_message(contains="no forecast for Atlantis")
+
+    expect = chat.expect
+    expect.next_event().is_message(contains="ask me about the weather")
+    expect.no_more_events()
+
+
+# --------------------------------------------------------------------------- restaurant
+
+
+@pytest.mark.looptime
+async def test_restaurant_handoff_switches_agents_and_keeps_the_history() -> None:
+    from flowkit.testing import FakeLLM
+
+    job = live_job()
+    graph = load_graph(EXAMPLES / "restaurant_agent.py", job)
+    model = graph.nodes["llm"].params.provider  # type: ignore[attr-defined]
+    assert isinstance(model, FakeLLM)
+    async with Harness(graph, job=job) as agent:
+        hello = await agent.run("Hi there")
+        transfer = await agent.run("I'd like to book a table")
+        booked = await agent.run("At 7 pm for 4 people please")
+        back = await agent.run("Can I ask about the menu?")
+
+    hello.expect.next_event().is_message(contains="Welcome to Flowkit Bistro")
+
+    expect = transfer.expect
+    expect.next_event().is_function_call(name="to_reservations", arguments={})
+    expect.next_event().is_function_call_output()
+    handoff = expect.next_event().is_agent_handoff()
+    assert handoff.agent.name == "reservations"
+    expect.next_event().is_message(contains="how many people")
+    expect.no_more_events()
+
+    # the reservation agent's requests: its instructions and tools, the greeter's history
+    request = next(r for r in model.requests if "At 7 pm" in r.history[-1].content)
+    assert request.history[0].content.startswith("You take table reservations")
+    assert {t.name for t in request.tools} == {"book_table", "to_greeter"}
+    said = [m.content for m in request.history if m.role == "user"]
+    assert said == ["Hi there", "I'd like to book a table", "At 7 pm for 4 people please"]
+
+    expect = booked.expect
+    expect.next_event().is_function_call(
+        name="book_table", arguments={"time": "7 pm", "party_size": 4})
+    expect.next_event().is_function_call_output(output="booked a table for 4 at 7 pm")
+    expect.next_event().is_message(contains="See you then")
+    booking = job.extra["booking"]
+    assert (booking.time, booking.party_size, booking.confirmed) == ("7 pm", 4, True)
+
+    expect = back.expect
+    expect.next_event().is_function_call(name="to_greeter")
+    expect.next_event().is_function_call_output()
+    assert expect.next_event().is_agent_handoff().agent.name == "greeter"
+    expect.next_event().is_message(contains="Welcome back")
+    assert {t.name for t in model.requests[-1].tools} == {"to_reservations"}
+
+
+# --------------------------------------------------------------------------- timed transcript
+
+
+@pytest.mark.looptime
+async def test_timed_transcript_prints_each_sentence_as_it_starts_playing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    voice = FakeTTS(sample_rate=24_000, ttfa=0.3, min_sentence_length=5)
+    io = MemoryIO(live=True, paced=True)
+    job = fk.JobContext(io=io, extra={"tts": voice})
+    graph = load_graph(EXAMPLES / "timed_transcript.py", job)
+    loop = asyncio.get_running_loop()
+    async with fk.GraphRunner(graph, job=job):
+        start = loop.time()
+        await asyncio.sleep(15)  # the greeting is spoken from code: no user speech needed
+    lines = graph.nodes["printer"].lines  # type: ignore[attr-defined]
+    sentences = voice.texts
+    assert len(sentences) == 2
+    assert [(who, text) for _, who, text in lines] == [("agent", s) for s in sentences]
+    # each line is printed when its sentence starts playing, not when the LLM wrote it
+    first_played = io.played[0][0] - start
+    assert lines[0][0] == pytest.approx(first_played, abs=0.02)
+    assert lines[1][0] - lines[0][0] == pytest.approx(
+        voice.audio_duration(sentences[0]), abs=0.03)
+    assert lines[1][0] > 2.0  # long after the LLM finished writing (about 0.5 s in)
+    out = capsys.readouterr().out
+    assert f"[{lines[1][0]:7.2f} s] agent: {sentences[1]}" in out
