@@ -39,7 +39,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from livekit import rtc
 
@@ -252,19 +252,38 @@ async def _close(items: AsyncIterator[object]) -> None:
 
 
 class _FallbackProvider(Generic[P]):
+    """What the three fallback providers share; each subclass only names its ``kind``."""
+
+    kind: ClassVar[str]
+
     def __init__(
         self,
-        kind: str,
         providers: Sequence[P],
         *,
-        timeout: float,
-        max_retry: int,
-        retry_interval: float,
-        recovery_interval: float,
-        on_change: Callable[[AvailabilityChange], None] | None,
+        timeout: float = 10.0,
+        max_retry: int = 1,
+        retry_interval: float = 0.5,
+        recovery_interval: float = 30.0,
+        on_change: Callable[[AvailabilityChange], None] | None = None,
     ) -> None:
+        """Combine providers.
+
+        Args:
+            providers: The providers, the preferred one first.
+            timeout: Seconds one attempt may take (for streams: to the first output, and
+                then between outputs).
+            max_retry: Retries on the same provider after its first failed attempt.
+            retry_interval: Seconds between attempts on the same provider.
+            recovery_interval: Seconds before an unavailable provider is tried again.
+            on_change: Called on every :class:`AvailabilityChange`.
+
+        Raises:
+            ValueError: No providers, a negative or zero setting, or (TTS) providers whose
+                audio formats differ.
+        """
+        self._check(providers)
         self._fallback = _Fallback(
-            kind,
+            self.kind,
             providers,
             timeout=timeout,
             max_retry=max_retry,
@@ -272,6 +291,9 @@ class _FallbackProvider(Generic[P]):
             recovery_interval=recovery_interval,
             on_change=on_change,
         )
+
+    def _check(self, providers: Sequence[P]) -> None:
+        """Refuse providers that cannot stand in for each other (none by default)."""
 
     @property
     def name(self) -> str:
@@ -306,38 +328,7 @@ class _FallbackProvider(Generic[P]):
 class FallbackSTT(_FallbackProvider[BatchSTT]):
     """A :class:`~flowkit.providers.stt.BatchSTT` that falls back along a list of them."""
 
-    def __init__(
-        self,
-        providers: Sequence[BatchSTT],
-        *,
-        timeout: float = 10.0,
-        max_retry: int = 1,
-        retry_interval: float = 0.5,
-        recovery_interval: float = 30.0,
-        on_change: Callable[[AvailabilityChange], None] | None = None,
-    ) -> None:
-        """Combine providers.
-
-        Args:
-            providers: Recognisers, the preferred one first.
-            timeout: Seconds one attempt may take.
-            max_retry: Retries on the same provider after its first failed attempt.
-            retry_interval: Seconds between attempts on the same provider.
-            recovery_interval: Seconds before an unavailable provider is tried again.
-            on_change: Called on every :class:`AvailabilityChange`.
-
-        Raises:
-            ValueError: No providers, or a negative or zero setting.
-        """
-        super().__init__(
-            "STT",
-            providers,
-            timeout=timeout,
-            max_retry=max_retry,
-            retry_interval=retry_interval,
-            recovery_interval=recovery_interval,
-            on_change=on_change,
-        )
+    kind = "STT"
 
     async def recognize(
         self, samples: PCMSamples, sample_rate: int, *, language: str | None = None
@@ -351,38 +342,7 @@ class FallbackSTT(_FallbackProvider[BatchSTT]):
 class FallbackLLM(_FallbackProvider[LLMProvider]):
     """An :class:`~flowkit.providers.llm.LLMProvider` that falls back along a list of them."""
 
-    def __init__(
-        self,
-        providers: Sequence[LLMProvider],
-        *,
-        timeout: float = 10.0,
-        max_retry: int = 1,
-        retry_interval: float = 0.5,
-        recovery_interval: float = 30.0,
-        on_change: Callable[[AvailabilityChange], None] | None = None,
-    ) -> None:
-        """Combine providers.
-
-        Args:
-            providers: Models, the preferred one first.
-            timeout: Seconds to wait for the first chunk, and then for each next one.
-            max_retry: Retries on the same provider after its first failed attempt.
-            retry_interval: Seconds between attempts on the same provider.
-            recovery_interval: Seconds before an unavailable provider is tried again.
-            on_change: Called on every :class:`AvailabilityChange`.
-
-        Raises:
-            ValueError: No providers, or a negative or zero setting.
-        """
-        super().__init__(
-            "LLM",
-            providers,
-            timeout=timeout,
-            max_retry=max_retry,
-            retry_interval=retry_interval,
-            recovery_interval=recovery_interval,
-            on_change=on_change,
-        )
+    kind = "LLM"
 
     def chat(
         self,
@@ -398,31 +358,9 @@ class FallbackLLM(_FallbackProvider[LLMProvider]):
 class FallbackTTS(_FallbackProvider[BatchTTS]):
     """A :class:`~flowkit.providers.tts.BatchTTS` that falls back along a list of them."""
 
-    def __init__(
-        self,
-        providers: Sequence[BatchTTS],
-        *,
-        timeout: float = 10.0,
-        max_retry: int = 1,
-        retry_interval: float = 0.5,
-        recovery_interval: float = 30.0,
-        on_change: Callable[[AvailabilityChange], None] | None = None,
-    ) -> None:
-        """Combine providers.
+    kind = "TTS"
 
-        Args:
-            providers: Synthesisers, the preferred one first. All must make audio of the
-                same sample rate and channels.
-            timeout: Seconds to wait for the first frame, and then for each next one.
-            max_retry: Retries on the same provider after its first failed attempt.
-            retry_interval: Seconds between attempts on the same provider.
-            recovery_interval: Seconds before an unavailable provider is tried again.
-            on_change: Called on every :class:`AvailabilityChange`.
-
-        Raises:
-            ValueError: No providers, a negative or zero setting, or providers whose audio
-                formats differ.
-        """
+    def _check(self, providers: Sequence[BatchTTS]) -> None:
         formats = {(p.sample_rate, p.num_channels) for p in providers}
         if len(formats) > 1:
             listed = ", ".join(f"{p.name}: {p.sample_rate} Hz x{p.num_channels}" for p in providers)
@@ -430,15 +368,6 @@ class FallbackTTS(_FallbackProvider[BatchTTS]):
                 f"FallbackTTS providers must make the same audio format, got {listed}; "
                 "configure them to one sample rate and channel count"
             )
-        super().__init__(
-            "TTS",
-            providers,
-            timeout=timeout,
-            max_retry=max_retry,
-            retry_interval=retry_interval,
-            recovery_interval=recovery_interval,
-            on_change=on_change,
-        )
 
     @property
     def sample_rate(self) -> int:
