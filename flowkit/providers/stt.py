@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from flowkit.messages import Metrics, VADEventKind
+from flowkit.providers.worker_stream import WorkerStream
 from flowkit.vad.contract import PCMSamples, VADDecision, VADProvider, check_pcm
 
 __all__ = [
@@ -188,14 +189,6 @@ class _Segment:
     end: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    error: BaseException
-
-
-_END = object()
-
-
 class StreamingSTTFromBatch:
     """A :class:`StreamingSTT` made of a :class:`BatchSTT` and a VAD that cuts utterances.
 
@@ -241,7 +234,7 @@ class StreamingSTTFromBatch:
         return f"StreamingSTTFromBatch({self._stt!r}, {self._vad!r})"
 
 
-class _SegmentingSTTStream:
+class _SegmentingSTTStream(WorkerStream[SpeechResult]):
     def __init__(
         self, stt: BatchSTT, vad: VADProvider, sample_rate: int, language: str | None
     ) -> None:
@@ -250,10 +243,7 @@ class _SegmentingSTTStream:
         self._rate = sample_rate
         self._language = language
         self._segments: asyncio.Queue[_Segment | None] = asyncio.Queue()
-        self._results: asyncio.Queue[SpeechResult | _Failed | object] = asyncio.Queue()
-        self._input_ended = False
-        self._done = False
-        self._task = asyncio.get_running_loop().create_task(self._recognize_segments())
+        super().__init__()
 
     def push(self, samples: PCMSamples) -> None:
         if self._input_ended:
@@ -266,32 +256,6 @@ class _SegmentingSTTStream:
         self._take(self._vad.flush())
         self._input_ended = True
         self._segments.put_nowait(None)
-
-    async def aclose(self) -> None:
-        self._input_ended = True
-        self._done = True
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            # Only swallow the worker's cancellation, never our own caller's.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-
-    def __aiter__(self) -> _SegmentingSTTStream:
-        return self
-
-    async def __anext__(self) -> SpeechResult:
-        if self._done:
-            raise StopAsyncIteration
-        item = await self._results.get()
-        if isinstance(item, SpeechResult):
-            return item
-        self._done = True
-        if isinstance(item, _Failed):
-            raise item.error
-        raise StopAsyncIteration
 
     def _take(self, decisions: list[VADDecision]) -> None:
         for decision in decisions:
@@ -307,26 +271,21 @@ class _SegmentingSTTStream:
             end = decision.timestamp - decision.silence_duration
             self._segments.put_nowait(_Segment(audio, start, end))
 
-    async def _recognize_segments(self) -> None:
-        try:
-            while (segment := await self._segments.get()) is not None:
-                result = await self._stt.recognize(
-                    np.ascontiguousarray(segment.samples), self._rate, language=self._language
+    async def _work(self) -> None:
+        while (segment := await self._segments.get()) is not None:
+            result = await self._stt.recognize(
+                np.ascontiguousarray(segment.samples), self._rate, language=self._language
+            )
+            if not result.text.strip():
+                continue
+            self._emit(
+                replace(
+                    result,
+                    final=True,
+                    start_time=segment.start + result.start_time,
+                    # No word ends in the trailing silence the VAD waited for.
+                    end_time=min(segment.start + result.end_time, segment.end)
+                    if result.end_time > 0
+                    else segment.end,
                 )
-                if not result.text.strip():
-                    continue
-                self._results.put_nowait(
-                    replace(
-                        result,
-                        final=True,
-                        start_time=segment.start + result.start_time,
-                        # No word ends in the trailing silence the VAD waited for.
-                        end_time=min(segment.start + result.end_time, segment.end)
-                        if result.end_time > 0
-                        else segment.end,
-                    )
-                )
-        except Exception as error:
-            self._results.put_nowait(_Failed(error))
-            return
-        self._results.put_nowait(_END)
+            )

@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from livekit import rtc
 
 from flowkit.messages import Metrics
 from flowkit.providers.sentences import SentenceSplitter
+from flowkit.providers.worker_stream import WorkerStream
 
 __all__ = [
     "BatchTTS",
@@ -177,14 +177,6 @@ class TTSMeter:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    error: BaseException
-
-
-_END = object()
-
-
 class StreamingTTSFromBatch:
     """A :class:`StreamingTTS` made of a :class:`BatchTTS` and a sentence splitter.
 
@@ -225,15 +217,12 @@ class StreamingTTSFromBatch:
         return f"StreamingTTSFromBatch({self._tts!r})"
 
 
-class _SentenceTTSStream:
+class _SentenceTTSStream(WorkerStream[rtc.AudioFrame]):
     def __init__(self, tts: BatchTTS, splitter: SentenceSplitter) -> None:
         self._tts = tts
         self._splitter = splitter
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        self._frames: asyncio.Queue[rtc.AudioFrame | _Failed | object] = asyncio.Queue()
-        self._input_ended = False
-        self._done = False
-        self._task = asyncio.get_running_loop().create_task(self._synthesize_sentences())
+        super().__init__()
 
     def push_text(self, text: str) -> None:
         self._check_open("push_text")
@@ -252,50 +241,19 @@ class _SentenceTTSStream:
         self._input_ended = True
         self._sentences.put_nowait(None)
 
-    async def aclose(self) -> None:
-        self._input_ended = True
-        self._done = True
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            # Only swallow the worker's cancellation, never our own caller's.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-
-    def __aiter__(self) -> _SentenceTTSStream:
-        return self
-
-    async def __anext__(self) -> rtc.AudioFrame:
-        if self._done:
-            raise StopAsyncIteration
-        item = await self._frames.get()
-        if isinstance(item, rtc.AudioFrame):
-            return item
-        self._done = True
-        if isinstance(item, _Failed):
-            raise item.error
-        raise StopAsyncIteration
-
     def _check_open(self, method: str) -> None:
         if self._input_ended:
             raise RuntimeError(f"{self._tts.name}: {method}() after end_input() or aclose()")
 
-    async def _synthesize_sentences(self) -> None:
-        try:
-            while (sentence := await self._sentences.get()) is not None:
-                audio = self._tts.synthesize(sentence)
-                try:
-                    async for frame in audio:
-                        self._frames.put_nowait(frame)
-                finally:
-                    # Close at once on cancellation, so the provider's request ends too.
-                    aclose = getattr(audio, "aclose", None)
-                    if aclose is not None:
-                        with contextlib.suppress(Exception):
-                            await aclose()
-        except Exception as error:
-            self._frames.put_nowait(_Failed(error))
-            return
-        self._frames.put_nowait(_END)
+    async def _work(self) -> None:
+        while (sentence := await self._sentences.get()) is not None:
+            audio = self._tts.synthesize(sentence)
+            try:
+                async for frame in audio:
+                    self._emit(frame)
+            finally:
+                # Close at once on cancellation, so the provider's request ends too.
+                aclose = getattr(audio, "aclose", None)
+                if aclose is not None:
+                    with contextlib.suppress(Exception):
+                        await aclose()
