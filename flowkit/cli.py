@@ -152,4 +152,5 @@ def viz(ctx: click.Context, graph_file: Path, fmt: str, output: Path | None) -> 
         print_problems(state.stderr(), spec.problems)
 
 
-from flowkit import cli_run  # noqa: E402, F401 - registers `flowkit run` (it imports main)
+# The commands in other modules register themselves on `main`, which they import.
+from flowkit import cli_nodes, cli_run  # noqa: E402, F401
