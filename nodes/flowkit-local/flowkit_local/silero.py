@@ -1,0 +1,394 @@
+"""Silero VAD on plain onnxruntime: a neural voice activity detector, no torch, no network.
+
+The model (``models/silero_vad.onnx``, MIT licence in ``models/LICENSE.silero-vad``) is
+vendored from the ``silero-vad`` wheel, whose own Python API needs torch. It classifies
+32 ms windows: 512 samples at 16 kHz (256 at 8 kHz), each fed with the last 64 (32) samples
+of the window before as context, through a recurrent state of ``[2, batch, 128]``.
+
+:class:`SileroVADProvider` loads the model once and is shared by every session; each
+:meth:`~SileroVADProvider.stream` keeps its own recurrent state and context. Decisions come
+from the same windowing and hysteresis as :class:`~flowkit.vad.EnergyVAD`
+(:class:`~flowkit.vad.energy.WindowedVADStream`), so the options mean the same in both.
+:class:`SileroVAD` is the :class:`~flowkit.nodes.vad.VAD` node with this provider.
+
+Only 8 and 16 kHz work. The VAD node declares the provider's rate on its input port, so a
+graph fed at another rate gets a resampler inserted in front of it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort  # type: ignore[import-untyped]
+
+from flowkit.nodes.vad import VAD
+from flowkit.vad.contract import PCMSamples, VADDecision
+from flowkit.vad.energy import WindowedVADStream
+
+__all__ = [
+    "MODEL_PATH",
+    "SileroVAD",
+    "SileroVADOptions",
+    "SileroVADProvider",
+    "SileroVADStream",
+]
+
+MODEL_PATH = Path(__file__).parent / "models" / "silero_vad.onnx"
+"""The vendored Silero VAD model (v6, from the silero-vad 6.2.3 wheel)."""
+
+# Window and context lengths in samples, per supported rate, as silero-vad's own wrapper.
+_WINDOWS = {16_000: 512, 8_000: 256}
+_CONTEXTS = {16_000: 64, 8_000: 32}
+_STATE_SIZE = 128
+_INT16_SCALE = np.float32(1.0 / 32768.0)
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SileroVADOptions:
+    """Settings of :class:`SileroVADProvider`; the names follow LiveKit Agents' Silero plugin.
+
+    Attributes:
+        activation_threshold: Speech probability (0..1] at which a window outside speech
+            counts as speech.
+        deactivation_threshold: Probability above which a window inside speech still
+            counts as speech; must not exceed ``activation_threshold``. ``None`` means
+            ``max(activation_threshold - 0.15, 0.01)``, as in LiveKit.
+        min_speech_duration: Seconds of consecutive speech before a start of speech.
+        min_silence_duration: Seconds of consecutive silence that end an utterance.
+        prefix_padding_duration: Seconds of audio kept before the first speech window when
+            ``keep_speech_samples`` is on.
+        keep_speech_samples: Attach the utterance audio to each end of speech. Off by
+            default because it holds up to ``max_buffered_speech`` of audio per stream.
+        max_buffered_speech: Seconds of utterance audio kept at most; a longer utterance
+            keeps its first part only.
+        sample_rate: The rate the model runs at: 16000 (default) or 8000 Hz.
+    """
+
+    activation_threshold: float = 0.5
+    deactivation_threshold: float | None = None
+    min_speech_duration: float = 0.05
+    min_silence_duration: float = 0.55
+    prefix_padding_duration: float = 0.5
+    keep_speech_samples: bool = False
+    max_buffered_speech: float = 60.0
+    sample_rate: int = 16_000
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.activation_threshold <= 1.0:
+            raise ValueError(
+                f"activation_threshold must be in (0, 1], got {self.activation_threshold}; "
+                "it is the model's speech probability (0.5 is the usual choice)"
+            )
+        deactivation = self.effective_deactivation_threshold
+        if not 0.0 < deactivation <= self.activation_threshold:
+            raise ValueError(
+                f"deactivation_threshold must be in (0, activation_threshold="
+                f"{self.activation_threshold}], got {deactivation}; lower it, or leave it "
+                "None for activation_threshold - 0.15"
+            )
+        for name in (
+            "min_speech_duration",
+            "min_silence_duration",
+            "prefix_padding_duration",
+            "max_buffered_speech",
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.sample_rate not in _WINDOWS:
+            raise ValueError(
+                f"sample_rate must be 16000 or 8000 Hz, got {self.sample_rate}; Silero VAD "
+                "runs at these rates only (the VAD node resamples its input to the one chosen)"
+            )
+
+    @property
+    def effective_deactivation_threshold(self) -> float:
+        """The deactivation threshold in force, with ``None`` resolved."""
+        if self.deactivation_threshold is None:
+            return max(self.activation_threshold - 0.15, 0.01)
+        return self.deactivation_threshold
+
+
+class SileroVADProvider:
+    """Silero VAD: a :class:`~flowkit.vad.VADProvider` on one shared onnxruntime session.
+
+    The model is loaded when the provider is made, on the CPU with one intra-op and one
+    inter-op thread (many sessions run side by side, so one call must not take every core).
+    ``InferenceSession.run`` may be called from several threads at once, so streams of one
+    provider may live on different threads; each stream is fed from one thread.
+
+    Example:
+        >>> vad = SileroVADProvider()
+        >>> stream = vad.stream()
+        >>> stream.push(np.zeros(320, dtype=np.int16), 16000)
+        []
+    """
+
+    def __init__(
+        self, options: SileroVADOptions | None = None, *, model_path: str | Path | None = None
+    ) -> None:
+        """Load the model.
+
+        Args:
+            options: Detector settings; the defaults (16 kHz) when omitted.
+            model_path: Another Silero VAD ONNX file with the same inputs; the vendored
+                model when omitted.
+
+        Raises:
+            FileNotFoundError: ``model_path`` does not exist.
+        """
+        self._options = options if options is not None else SileroVADOptions()
+        path = Path(model_path) if model_path is not None else MODEL_PATH
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Silero VAD model not found at {path}; reinstall flowkit-local (it ships "
+                "models/silero_vad.onnx) or pass model_path= to an existing file"
+            )
+        self._model_path = path
+        settings = ort.SessionOptions()
+        settings.intra_op_num_threads = 1
+        settings.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(path), sess_options=settings, providers=["CPUExecutionProvider"]
+        )
+        self._rate_input = np.array(self._options.sample_rate, dtype=np.int64)
+
+    @property
+    def options(self) -> SileroVADOptions:
+        """The settings every stream of this provider uses."""
+        return self._options
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate the model runs at: the VAD node's input is declared at it."""
+        return self._options.sample_rate
+
+    @property
+    def window_ms(self) -> float:
+        """32 ms: the model classifies 512 samples at 16 kHz, 256 at 8 kHz."""
+        return 1000.0 * _WINDOWS[self._options.sample_rate] / self._options.sample_rate
+
+    @property
+    def window(self) -> int:
+        """The window length in samples at :attr:`sample_rate`."""
+        return _WINDOWS[self._options.sample_rate]
+
+    @property
+    def context(self) -> int:
+        """Samples of the previous window put before each window, at :attr:`sample_rate`."""
+        return _CONTEXTS[self._options.sample_rate]
+
+    def initial_state(self, batch: int = 1) -> FloatArray:
+        """A fresh recurrent state for ``batch`` streams: zeros of ``[2, batch, 128]``."""
+        return np.zeros((2, batch, _STATE_SIZE), dtype=np.float32)
+
+    def infer_batch(self, windows: FloatArray, states: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Classify one window of each of several streams in one model call.
+
+        The outputs match one call per stream (to float rounding), and one call for a batch
+        of 50 or more streams costs about half the CPU of as many single calls.
+
+        Args:
+            windows: ``[batch, context + window]`` float32 samples in [-1, 1]: each row the
+                stream's context (the end of its previous window, zeros at first) followed by
+                its new window.
+            states: ``[2, batch, 128]`` float32 recurrent states, from :meth:`initial_state`
+                or the previous call.
+
+        Returns:
+            The speech probabilities, ``[batch]``, and the new states, ``[2, batch, 128]``.
+
+        Raises:
+            ValueError: The shapes do not match the provider's rate or each other.
+        """
+        width = self.context + self.window
+        if windows.ndim != 2 or windows.shape[1] != width:
+            raise ValueError(
+                f"windows must have shape [batch, {width}] at {self.sample_rate} Hz "
+                f"({self.context} samples of context + {self.window} new), got {windows.shape}"
+            )
+        if states.shape != (2, windows.shape[0], _STATE_SIZE):
+            raise ValueError(
+                f"states must have shape (2, {windows.shape[0]}, {_STATE_SIZE}) for a batch of "
+                f"{windows.shape[0]}, got {states.shape}; start from initial_state(batch)"
+            )
+        probabilities, new_states = self._run(windows, states)
+        return probabilities[:, 0], new_states
+
+    def _run(self, windows: FloatArray, states: FloatArray) -> tuple[FloatArray, FloatArray]:
+        outputs = self._session.run(
+            None,
+            {
+                "input": np.ascontiguousarray(windows, dtype=np.float32),
+                "state": np.ascontiguousarray(states, dtype=np.float32),
+                "sr": self._rate_input,
+            },
+        )
+        probabilities = np.asarray(outputs[0], dtype=np.float32)
+        new_states = np.asarray(outputs[1], dtype=np.float32)
+        return probabilities, new_states
+
+    def stream(self) -> SileroVADStream:
+        """Make a detector with fresh state (recurrent state and context) for one stream."""
+        return SileroVADStream(self)
+
+    def __repr__(self) -> str:
+        return f"SileroVADProvider({self._options!r})"
+
+
+class SileroVADStream(WindowedVADStream):
+    """The state of :class:`SileroVADProvider` for one audio stream.
+
+    Implements :class:`~flowkit.vad.VADStream`. Audio must come at the provider's
+    :attr:`~SileroVADProvider.sample_rate`; any other rate is refused.
+    """
+
+    def __init__(self, provider: SileroVADProvider) -> None:
+        """Make a stream; normally through :meth:`SileroVADProvider.stream`.
+
+        Args:
+            provider: The provider whose model and settings the stream uses.
+        """
+        opts = provider.options
+        super().__init__(
+            activation_threshold=opts.activation_threshold,
+            deactivation_threshold=opts.effective_deactivation_threshold,
+            min_speech_duration=opts.min_speech_duration,
+            min_silence_duration=opts.min_silence_duration,
+            prefix_padding_duration=opts.prefix_padding_duration,
+            keep_speech_samples=opts.keep_speech_samples,
+            max_buffered_speech=opts.max_buffered_speech,
+        )
+        self._provider = provider
+        self._context = provider.context
+        self._state = provider.initial_state(1)
+        # One reused input row: its head holds the context, the end of the window before.
+        self._input: FloatArray = np.zeros((1, provider.context + provider.window), np.float32)
+
+    @property
+    def last_probability(self) -> float:
+        """The speech probability of the last window classified (0 before the first)."""
+        return self._last_probability
+
+    def push(self, samples: PCMSamples, sample_rate: int) -> list[VADDecision]:
+        """Feed audio and collect the decisions it settled.
+
+        Args:
+            samples: 16-bit mono PCM, one dimension, any length.
+            sample_rate: The provider's rate in Hz (16000 by default).
+
+        Returns:
+            Zero or more decisions, in time order.
+
+        Raises:
+            TypeError: ``samples`` is not an int16 numpy array.
+            ValueError: ``samples`` is not one-dimensional, or the rate is not the
+                provider's.
+        """
+        return super().push(samples, sample_rate)
+
+    def reset(self) -> None:
+        """Forget the model's recurrent state and context (not the decisions' clock).
+
+        Call it between unrelated recordings pushed into one stream; a flush alone keeps
+        the model's memory of the audio before.
+        """
+        self._state = self._provider.initial_state(1)
+        self._input[:] = 0.0
+
+    def _bind(self, rate: int) -> int:
+        expected = self._provider.sample_rate
+        if rate != expected:
+            raise ValueError(
+                f"SileroVAD runs at {expected} Hz but got audio at {rate} Hz; put a "
+                f"resampler before it (flowkit.nodes.audio.Resample({expected}); in a graph "
+                "the VAD node's input declares the rate so one is inserted for you), or make "
+                f"the provider with SileroVADOptions(sample_rate={rate}) if {rate} is 8000"
+            )
+        return self._provider.window
+
+    def _probabilities(self, blocks: npt.NDArray[np.int16]) -> list[float]:
+        """Run the model window by window: each depends on the state the one before left."""
+        row = self._input
+        context = self._context
+        run = self._provider._session.run
+        rate = self._provider._rate_input
+        state = self._state
+        probabilities: list[float] = []
+        for block in blocks:
+            row[0, :context] = row[0, -context:]
+            np.multiply(block, _INT16_SCALE, out=row[0, context:])
+            # The arrays are already float32 and contiguous: no _run checks in this loop,
+            # which is most of a session's CPU time.
+            out, state = run(None, {"input": row, "state": state, "sr": rate})
+            probabilities.append(float(out[0, 0]))
+        self._state = state
+        return probabilities
+
+
+class SileroVAD(VAD):
+    """The :class:`~flowkit.nodes.vad.VAD` node with Silero VAD (:class:`SileroVADProvider`).
+
+    Its input is declared at the model's rate (16 kHz by default), so a graph resamples
+    other audio to it by itself.
+    """
+
+    _shared: ClassVar[dict[SileroVADOptions, SileroVADProvider]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        *,
+        activation_threshold: float = 0.5,
+        deactivation_threshold: float | None = None,
+        min_speech_duration: float = 0.05,
+        min_silence_duration: float = 0.55,
+        prefix_padding_duration: float = 0.5,
+        sample_rate: int = 16_000,
+        speaker: str = "user",
+    ) -> None:
+        """Create the node; nodes with the same settings share one loaded model.
+
+        Args:
+            activation_threshold: Speech probability at which speech starts.
+            deactivation_threshold: Probability below which speech goes on ending;
+                ``activation_threshold - 0.15`` when ``None``.
+            min_speech_duration: Seconds of speech before a start of speech.
+            min_silence_duration: Seconds of silence that end an utterance.
+            prefix_padding_duration: Seconds of audio before speech kept with it.
+            sample_rate: 16000 or 8000 Hz.
+            speaker: The participant identity put on the events.
+
+        Raises:
+            ValueError: An option is out of range (the message names it).
+        """
+        options = SileroVADOptions(
+            activation_threshold=activation_threshold,
+            deactivation_threshold=deactivation_threshold,
+            min_speech_duration=min_speech_duration,
+            min_silence_duration=min_silence_duration,
+            prefix_padding_duration=prefix_padding_duration,
+            sample_rate=sample_rate,
+        )
+        super().__init__(self.provider_for(options), speaker=speaker)
+
+    @classmethod
+    def provider_for(cls, options: SileroVADOptions) -> SileroVADProvider:
+        """The process-wide provider for these settings, loaded on first use.
+
+        A graph is built per job, so without this each job would load its own copy of the
+        model; streams carry all per-session state, so one provider serves every job.
+        """
+        with cls._shared_lock:
+            provider = cls._shared.get(options)
+            if provider is None:
+                provider = cls._shared[options] = SileroVADProvider(options)
+            return provider
