@@ -6,11 +6,8 @@ import asyncio
 
 import numpy as np
 import pytest
-from livekit import rtc
-
-pytest.importorskip("espeakng_loader")
-
 from flowkit_local.espeak import EspeakTTS, EspeakTTSOptions, EspeakTTSProvider
+from livekit import rtc
 
 from flowkit.nodes.tts import TTS
 from flowkit.providers import BatchTTS

@@ -10,9 +10,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-
-pytest.importorskip("onnxruntime")
-
 import soxr
 from flowkit_local.silero import SileroVAD, SileroVADOptions, SileroVADProvider
 from support import Collect, collected
