@@ -6,6 +6,7 @@ it, so that a graph can use either ``VAD(SileroVADProvider())`` or ``SileroVAD()
 """
 
 from flowkit_local.espeak import EspeakTTS, EspeakTTSProvider
+from flowkit_local.llama import LlamaLLM, LlamaLLMProvider
 from flowkit_local.piper import PiperTTS, PiperTTSProvider
 from flowkit_local.silero import SileroVAD, SileroVADProvider
 from flowkit_local.whisper import WhisperSTT, WhisperSTTProvider
@@ -13,6 +14,8 @@ from flowkit_local.whisper import WhisperSTT, WhisperSTTProvider
 __all__ = [
     "EspeakTTS",
     "EspeakTTSProvider",
+    "LlamaLLM",
+    "LlamaLLMProvider",
     "PiperTTS",
     "PiperTTSProvider",
     "SileroVAD",
