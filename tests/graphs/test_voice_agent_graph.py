@@ -42,7 +42,7 @@ def speech(*segments: tuple[str, float]) -> list[rtc.AudioFrame]:
 
 
 async def _run(io: MemoryIO) -> tuple[fk.Graph, fk.GraphRunner]:
-    job = fk.JobContext(io=io)
+    job = fk.JobContext(io=io, extra={"providers": "demo"})
     graph = load_graph(GRAPH, job)
     runner = fk.GraphRunner(graph, job=job)
     await runner.run()
@@ -101,7 +101,9 @@ def _cli_run(args: list[str]) -> Any:
 
     from flowkit.cli import main
 
-    return CliRunner().invoke(main, ["run", str(GRAPH), *args])
+    return CliRunner().invoke(
+        main, ["run", str(GRAPH), *args], env={"FLOWKIT_PROVIDERS": "demo"}
+    )
 
 
 def test_flowkit_run_answers_a_wav_of_speech_with_true_timings(tmp_path: Path) -> None:

@@ -1,0 +1,41 @@
+"""The embedded default: graphs/voice_agent.py on local models answers a spoken question."""
+
+import asyncio
+import re
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+from flowkit_local import WhisperSTTProvider
+from wer import wer
+
+from flowkit.audio.wav import read_frames
+from flowkit.cli import main
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_reply_is_speech_that_says_what_the_agent_answered(tmp_path: Path) -> None:
+    reply = tmp_path / "reply.wav"
+    result = CliRunner().invoke(
+        main,
+        ["run", str(ROOT / "graphs" / "voice_agent.py"), "--input",
+         str(ROOT / "examples" / "audio" / "weather_question.wav"), "--output", str(reply),
+         "--quiet"],
+        env={"FLOWKIT_PROVIDERS": "local"},
+    )
+    assert result.exit_code == 0, result.output
+    heard = re.search(r"^user:\s+(.+)$", result.output, re.M)
+    assert heard and "weather" in heard.group(1).lower() and "paris" in heard.group(1).lower()
+    said = re.search(r"^agent:\s+(.+?)\nlatency", result.output, re.M | re.S)
+    assert said, result.output
+    agent_text = " ".join(said.group(1).split())
+    assert len(agent_text.split()) >= 3
+
+    frames = list(read_frames(reply))
+    pcm = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+    assert np.abs(pcm).max() > 1000  # speech, not silence
+    transcript = asyncio.run(
+        WhisperSTTProvider().recognize(pcm, frames[0].sample_rate)
+    ).text
+    assert wer([(agent_text, transcript)]) <= 0.25, (agent_text, transcript)
