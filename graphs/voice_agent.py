@@ -8,6 +8,9 @@ variable:
 
 - ``local`` (the default): local models from the flowkit-local library, offline: Silero VAD,
   Whisper tiny.en, SmolLM2-135M on llama.cpp, Piper. Each model loads once per process.
+- ``openai``: any OpenAI-compatible endpoint for STT, LLM and TTS (flowkit-openai), with
+  ``OPENAI_BASE_URL``, ``OPENAI_API_KEY`` and ``FLOWKIT_OPENAI_MODEL`` (default
+  ``gpt-4o-mini``); voice activity stays local (Silero).
 - ``demo``: stand-ins with no model at all: EnergyVAD, a recogniser that describes each
   utterance instead of transcribing it, a model that repeats what it heard, a TTS that speaks
   a tone. Every stage still runs and is measured.
@@ -60,7 +63,12 @@ def providers(job: fk.JobContext) -> tuple[Any, Any, Any, Any]:
         return _local()
     if choice == "demo":
         return EnergyVAD(), DescribingSTT(), echo_llm(), FakeTTS(sample_rate=24_000)
-    raise ValueError(f"providers {choice!r}: choose 'local' or 'demo'")
+    if choice == "openai":
+        from flowkit_openai import OpenAILLMProvider, OpenAISTTProvider, OpenAITTSProvider
+
+        model = os.environ.get("FLOWKIT_OPENAI_MODEL", "gpt-4o-mini")
+        return _local()[0], OpenAISTTProvider(), OpenAILLMProvider(model), OpenAITTSProvider()
+    raise ValueError(f"providers {choice!r}: choose 'local', 'openai' or 'demo'")
 
 
 @fk.function_tool
