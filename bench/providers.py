@@ -119,9 +119,10 @@ async def _espeak() -> dict[str, Any]:
 
 
 async def _llama() -> dict[str, Any]:
+    from flowkit_local.llama import LlamaLLMProvider
+
     from flowkit.providers import ChatMessage
     from flowkit.providers.llm import TextDelta, Usage
-    from flowkit_local.llama import LlamaLLMProvider
 
     provider = LlamaLLMProvider()
     start = time.perf_counter()
