@@ -6,15 +6,23 @@ the built-in provider, numpy only, so that a voice graph can run without any mod
 """
 
 from flowkit.vad.contract import PCMSamples, VADDecision, VADProvider, VADStream, check_pcm
-from flowkit.vad.energy import EnergyVAD, EnergyVADOptions, EnergyVADStream
+from flowkit.vad.energy import (
+    EnergyVAD,
+    EnergyVADOptions,
+    EnergyVADStream,
+    SpeechOptions,
+    WindowedVADStream,
+)
 
 __all__ = [
     "EnergyVAD",
     "EnergyVADOptions",
     "EnergyVADStream",
     "PCMSamples",
+    "SpeechOptions",
     "VADDecision",
     "VADProvider",
     "VADStream",
+    "WindowedVADStream",
     "check_pcm",
 ]

@@ -42,6 +42,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +50,13 @@ import numpy.typing as npt
 from flowkit.messages import VADEventKind
 from flowkit.vad.contract import PCMSamples, VADDecision, check_pcm
 
-__all__ = ["EnergyVAD", "EnergyVADOptions", "EnergyVADStream", "WindowedVADStream"]
+__all__ = [
+    "EnergyVAD",
+    "EnergyVADOptions",
+    "EnergyVADStream",
+    "SpeechOptions",
+    "WindowedVADStream",
+]
 
 # Below this rate a window holds too little of the speech band to mean anything; a rate
 # this low is far more likely a channel count or frame size passed by mistake.
@@ -61,8 +68,8 @@ _EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EnergyVADOptions:
-    """Settings of :class:`EnergyVAD`; the names follow LiveKit Agents' Silero options.
+class SpeechOptions:
+    """The options every windowed detector shares; the names follow LiveKit Agents' Silero.
 
     Attributes:
         activation_threshold: Speech probability (0..1] at which a window outside speech
@@ -74,34 +81,31 @@ class EnergyVADOptions:
         min_silence_duration: Seconds of consecutive silence that end an utterance.
         prefix_padding_duration: Seconds of audio kept before the first speech window when
             ``keep_speech_samples`` is on.
-        window_ms: Length of the window classified at once, in milliseconds.
-        speech_snr_db: Decibels above the noise floor at which the probability reaches 1.
-        min_noise_floor_db: The lowest the noise floor goes, in dBFS. Windows quieter than
-            this never count as speech, however silent the stream was before.
-        noise_floor_rise_db_per_s: How fast the noise floor may rise, in dB per second.
         keep_speech_samples: Attach the utterance audio to each end of speech. Off by
             default because it holds up to ``max_buffered_speech`` of audio per stream.
         max_buffered_speech: Seconds of utterance audio kept at most; a longer utterance
             keeps its first part only.
     """
 
+    # What the probability means, for the error message (each detector says it its way).
+    _threshold_meaning: ClassVar[str] = "a speech probability"
+
     activation_threshold: float = 0.5
     deactivation_threshold: float | None = None
     min_speech_duration: float = 0.05
     min_silence_duration: float = 0.55
     prefix_padding_duration: float = 0.5
-    window_ms: float = 30.0
-    speech_snr_db: float = 20.0
-    min_noise_floor_db: float = -60.0
-    noise_floor_rise_db_per_s: float = 3.0
     keep_speech_samples: bool = False
     max_buffered_speech: float = 60.0
 
     def __post_init__(self) -> None:
+        self._check_speech_options()
+
+    def _check_speech_options(self) -> None:
         if not 0.0 < self.activation_threshold <= 1.0:
             raise ValueError(
                 f"activation_threshold must be in (0, 1], got {self.activation_threshold}; "
-                "it is a speech probability (0.5 means 10 dB above the noise floor)"
+                f"it is {self._threshold_meaning}"
             )
         deactivation = self.effective_deactivation_threshold
         if not 0.0 < deactivation <= self.activation_threshold:
@@ -114,12 +118,46 @@ class EnergyVADOptions:
             "min_speech_duration",
             "min_silence_duration",
             "prefix_padding_duration",
-            "noise_floor_rise_db_per_s",
             "max_buffered_speech",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+
+    @property
+    def effective_deactivation_threshold(self) -> float:
+        """The deactivation threshold in force, with ``None`` resolved."""
+        if self.deactivation_threshold is None:
+            return max(self.activation_threshold - 0.15, 0.01)
+        return self.deactivation_threshold
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnergyVADOptions(SpeechOptions):
+    """Settings of :class:`EnergyVAD`: the shared :class:`SpeechOptions`, and these.
+
+    Attributes:
+        window_ms: Length of the window classified at once, in milliseconds.
+        speech_snr_db: Decibels above the noise floor at which the probability reaches 1.
+        min_noise_floor_db: The lowest the noise floor goes, in dBFS. Windows quieter than
+            this never count as speech, however silent the stream was before.
+        noise_floor_rise_db_per_s: How fast the noise floor may rise, in dB per second.
+    """
+
+    _threshold_meaning: ClassVar[str] = (
+        "a speech probability (0.5 means 10 dB above the noise floor)"
+    )
+
+    window_ms: float = 30.0
+    speech_snr_db: float = 20.0
+    min_noise_floor_db: float = -60.0
+    noise_floor_rise_db_per_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        self._check_speech_options()
+        rise = self.noise_floor_rise_db_per_s
+        if not (math.isfinite(rise) and rise >= 0.0):
+            raise ValueError(f"noise_floor_rise_db_per_s must be a finite number >= 0, got {rise}")
         if not (math.isfinite(self.window_ms) and 5.0 <= self.window_ms <= 100.0):
             raise ValueError(
                 f"window_ms must be between 5 and 100 ms, got {self.window_ms}; "
@@ -133,13 +171,6 @@ class EnergyVADOptions:
             raise ValueError(
                 f"min_noise_floor_db must be below 0 dBFS, got {self.min_noise_floor_db}; try -60"
             )
-
-    @property
-    def effective_deactivation_threshold(self) -> float:
-        """The deactivation threshold in force, with ``None`` resolved."""
-        if self.deactivation_threshold is None:
-            return max(self.activation_threshold - 0.15, 0.01)
-        return self.deactivation_threshold
 
 
 class EnergyVAD:

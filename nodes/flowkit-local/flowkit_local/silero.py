@@ -17,7 +17,6 @@ graph fed at another rate gets a resampler inserted in front of it.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import onnxruntime as ort  # type: ignore[import-untyped]
 
 from flowkit.nodes.vad import VAD
 from flowkit.vad.contract import PCMSamples, VADDecision
-from flowkit.vad.energy import WindowedVADStream
+from flowkit.vad.energy import SpeechOptions, WindowedVADStream
 
 __all__ = [
     "MODEL_PATH",
@@ -52,69 +51,24 @@ FloatArray = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SileroVADOptions:
-    """Settings of :class:`SileroVADProvider`; the names follow LiveKit Agents' Silero plugin.
+class SileroVADOptions(SpeechOptions):
+    """Settings of :class:`SileroVADProvider`: the shared :class:`SpeechOptions`, and this.
 
     Attributes:
-        activation_threshold: Speech probability (0..1] at which a window outside speech
-            counts as speech.
-        deactivation_threshold: Probability above which a window inside speech still
-            counts as speech; must not exceed ``activation_threshold``. ``None`` means
-            ``max(activation_threshold - 0.15, 0.01)``, as in LiveKit.
-        min_speech_duration: Seconds of consecutive speech before a start of speech.
-        min_silence_duration: Seconds of consecutive silence that end an utterance.
-        prefix_padding_duration: Seconds of audio kept before the first speech window when
-            ``keep_speech_samples`` is on.
-        keep_speech_samples: Attach the utterance audio to each end of speech. Off by
-            default because it holds up to ``max_buffered_speech`` of audio per stream.
-        max_buffered_speech: Seconds of utterance audio kept at most; a longer utterance
-            keeps its first part only.
         sample_rate: The rate the model runs at: 16000 (default) or 8000 Hz.
     """
 
-    activation_threshold: float = 0.5
-    deactivation_threshold: float | None = None
-    min_speech_duration: float = 0.05
-    min_silence_duration: float = 0.55
-    prefix_padding_duration: float = 0.5
-    keep_speech_samples: bool = False
-    max_buffered_speech: float = 60.0
+    _threshold_meaning: ClassVar[str] = "the model's speech probability (0.5 is the usual choice)"
+
     sample_rate: int = 16_000
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.activation_threshold <= 1.0:
-            raise ValueError(
-                f"activation_threshold must be in (0, 1], got {self.activation_threshold}; "
-                "it is the model's speech probability (0.5 is the usual choice)"
-            )
-        deactivation = self.effective_deactivation_threshold
-        if not 0.0 < deactivation <= self.activation_threshold:
-            raise ValueError(
-                f"deactivation_threshold must be in (0, activation_threshold="
-                f"{self.activation_threshold}], got {deactivation}; lower it, or leave it "
-                "None for activation_threshold - 0.15"
-            )
-        for name in (
-            "min_speech_duration",
-            "min_silence_duration",
-            "prefix_padding_duration",
-            "max_buffered_speech",
-        ):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0.0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        self._check_speech_options()
         if self.sample_rate not in _WINDOWS:
             raise ValueError(
                 f"sample_rate must be 16000 or 8000 Hz, got {self.sample_rate}; Silero VAD "
                 "runs at these rates only (the VAD node resamples its input to the one chosen)"
             )
-
-    @property
-    def effective_deactivation_threshold(self) -> float:
-        """The deactivation threshold in force, with ``None`` resolved."""
-        if self.deactivation_threshold is None:
-            return max(self.activation_threshold - 0.15, 0.01)
-        return self.deactivation_threshold
 
 
 class SileroVADProvider:
