@@ -12,6 +12,7 @@ command line) is wrong.
 from __future__ import annotations
 
 import sys
+import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,8 @@ import flowkit
 from flowkit.graph import Graph
 from flowkit.loader import GraphFileError, load_graph
 from flowkit.spec import GraphSpec, ProblemSpec
-from flowkit.viz import RENDERERS, render, render_text, text_drawing
+from flowkit.trace import Trace, TraceError
+from flowkit.viz import RENDERERS, TRACED_FORMATS, render, render_text, text_drawing
 
 __all__ = ["EXIT_BAD_FILE", "EXIT_PROBLEMS", "CliState", "load_or_exit", "main", "print_problems"]
 
@@ -125,18 +127,36 @@ def validate(ctx: click.Context, graph_file: Path) -> None:
     "--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),
     default=None, help="Write the drawing to this file instead of the terminal.",
 )
+@click.option(
+    "--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Draw this trace's figures and turns (from `flowkit run --trace`); svg and html.",
+)
+@click.option(
+    "--open", "open_", is_flag=True,
+    help="Open the drawing in the browser (written to a temporary file without -o).",
+)
 @click.pass_context
-def viz(ctx: click.Context, graph_file: Path, fmt: str, output: Path | None) -> None:
-    """Draw GRAPH_FILE as text, Mermaid, DOT or JSON.
+def viz(
+    ctx: click.Context, graph_file: Path, fmt: str, output: Path | None,
+    trace_path: Path | None, open_: bool,
+) -> None:
+    """Draw GRAPH_FILE as text, Mermaid, DOT, JSON, SVG or a self-contained HTML page.
 
     A graph with problems is still drawn and its problems listed after it (on stderr, so
     that piped Mermaid, DOT or JSON stays valid); `flowkit validate` is the checker.
     """
     state: CliState = ctx.ensure_object(CliState)
+    trace = _trace_or_exit(ctx, trace_path, fmt)
     spec = load_or_exit(ctx, graph_file).spec()
+    if open_ and output is None:
+        output = Path(tempfile.gettempdir()) / f"flowkit-{spec.name}.{fmt}"
     if output is not None:
-        output.write_text(render(spec, fmt), encoding="utf-8")
+        output.write_text(render(spec, fmt, trace), encoding="utf-8")
         click.echo(f"wrote {fmt} drawing of graph {spec.name!r} to {output}", err=True)
+        if open_:
+            import webbrowser
+
+            webbrowser.open(output.resolve().as_uri())
     elif fmt == "text":
         # The text drawing lists problems itself. A terminal gets colour and lines wrapped
         # inside the tree; a pipe gets plain lines that never wrap, for grep and diff.
@@ -147,9 +167,24 @@ def viz(ctx: click.Context, graph_file: Path, fmt: str, output: Path | None) -> 
             click.echo(render_text(spec), nl=False)
         return
     else:
-        click.echo(render(spec, fmt), nl=False)
+        click.echo(render(spec, fmt, trace), nl=False)
     if spec.problems:
         print_problems(state.stderr(), spec.problems)
+
+
+def _trace_or_exit(ctx: click.Context, path: Path | None, fmt: str) -> Trace | None:
+    """The trace at ``path`` (``None`` without one); a bad one or format exits with 2."""
+    if path is None:
+        return None
+    if fmt not in TRACED_FORMATS:
+        click.echo(f"error: --trace draws on svg and html drawings, not {fmt}", err=True)
+        ctx.exit(EXIT_BAD_FILE)
+    try:
+        return Trace.read(path)
+    except TraceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(EXIT_BAD_FILE)
+    raise AssertionError("unreachable")  # ctx.exit raises  # pragma: no cover
 
 
 # The commands in other modules register themselves on `main`, which they import.

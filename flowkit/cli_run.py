@@ -48,6 +48,7 @@ from flowkit.runtime.errors import GraphFailed
 from flowkit.runtime.fastforward import FastForwardLoop
 from flowkit.runtime.runner import GraphRunner
 from flowkit.timeline import LATENCY_NAMES, TurnRecord, TurnTimeline
+from flowkit.trace import trace_of_run
 
 __all__ = ["PROGRESS_MIN_SECONDS", "conversation", "has_room_source", "latency_table", "run"]
 
@@ -133,6 +134,11 @@ def _fail(ctx: click.Context, state: CliState, exc: BaseException, code: int) ->
     "fast-forward clock: same timings, less waiting.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Write a trace (graph, per node and edge figures, turns) to this JSON file; "
+    "`flowkit viz --trace` draws it.",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -141,6 +147,7 @@ def run(
     output_path: Path,
     realtime: bool,
     quiet: bool,
+    trace_path: Path | None,
 ) -> None:
     """Run GRAPH_FILE on a WAV file: its room source hears --input, its sink speaks --output.
 
@@ -178,7 +185,9 @@ def run(
     try:
         loop_factory = None if realtime else FastForwardLoop
         with asyncio.Runner(loop_factory=loop_factory) as aio:
-            records = aio.run(_run(graph, job, io, state.stderr() if show_progress else None))
+            records = aio.run(
+                _run(graph, job, io, state.stderr() if show_progress else None, trace_path)
+            )
     except (GraphFailed, GraphError) as exc:
         _fail(ctx, state, exc, EXIT_PROBLEMS)
     out = state.stdout()
@@ -194,10 +203,12 @@ def run(
 
 
 async def _run(
-    graph: Graph, job: JobContext, io: OfflineIO, console: Console | None
+    graph: Graph, job: JobContext, io: OfflineIO, console: Console | None,
+    trace_path: Path | None = None,
 ) -> list[TurnRecord]:
     runner = GraphRunner(graph, job=job)
     await runner.start()
+    origin = asyncio.get_running_loop().time()
     timeline = TurnTimeline.attach(runner)
     try:
         with _progress(io, console):
@@ -205,6 +216,9 @@ async def _run(
     finally:
         await runner.close()
         await io.aclose()
+        if trace_path is not None:
+            # Written even when the graph failed: its errors are what the trace is for.
+            trace_of_run(runner, timeline, origin).write(trace_path)
     return timeline.turns
 
 

@@ -34,7 +34,7 @@ def spec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 
 def test_the_formats_on_offer() -> None:
-    assert list(RENDERERS) == ["text", "mermaid", "dot", "json"]
+    assert list(RENDERERS) == ["text", "mermaid", "dot", "json", "svg", "html"]
     assert RENDERERS["text"] is render_text
     assert RENDERERS["mermaid"] is render_mermaid
     assert RENDERERS["dot"] is render_dot
