@@ -1,0 +1,42 @@
+"""A LiveKit server test double for end-to-end tests with the official ``livekit`` SDK.
+
+It is not LiveKit: it relays audio tracks, data packets (text streams, RPC) and participant
+attributes between real SDK clients, well enough to test agents end to end. It needs
+``aiortc`` (``pip install 'flowkit-agents[testing]'``), and WebRTC needs a real network
+interface: run it inside :mod:`flowkit.testing.netns`.
+
+Example::
+
+    async with TestLiveKitServer() as server:
+        room = rtc.Room()
+        await room.connect(server.url, server.token("alice", "demo"))
+"""
+
+from flowkit.testing.livekit_server.app import (
+    CONFIG_KEY,
+    DEFAULT_API_KEY,
+    DEFAULT_API_SECRET,
+    DEFAULT_HOST,
+    ROOMS_KEY,
+    Mount,
+    TestLiveKitServer,
+    create_app,
+)
+from flowkit.testing.livekit_server.rooms import Participant, Room, Rooms
+from flowkit.testing.livekit_server.signal import ServerConfig, authenticate
+
+__all__ = [
+    "CONFIG_KEY",
+    "DEFAULT_API_KEY",
+    "DEFAULT_API_SECRET",
+    "DEFAULT_HOST",
+    "ROOMS_KEY",
+    "Mount",
+    "Participant",
+    "Room",
+    "Rooms",
+    "ServerConfig",
+    "TestLiveKitServer",
+    "authenticate",
+    "create_app",
+]

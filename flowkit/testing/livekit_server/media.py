@@ -1,0 +1,224 @@
+"""The two peer connections of one participant (aiortc), and the track relay.
+
+LiveKit clients keep two peer connections: the *publisher*, which the client offers (its
+tracks and its ``_reliable``/``_lossy`` data channels), and the *subscriber*, which the
+server offers (other participants' tracks and the server's data channels). aiortc decodes
+each published track once; :class:`aiortc.contrib.media.MediaRelay` fans it out and every
+subscriber connection encodes it again. That costs CPU, which a test double can afford.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceCandidate,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import candidate_from_sdp
+from livekit.protocol import rtc
+
+__all__ = ["DATA_LABELS", "MediaSession"]
+
+logger = logging.getLogger("flowkit.testing.livekit_server")
+
+DATA_LABELS = ("_reliable", "_lossy")
+"""Data channel labels the SDK reads on the subscriber connection."""
+
+ANSWER_TIMEOUT = 10.0
+
+_relay = MediaRelay()
+
+
+def _configuration(bundle: RTCBundlePolicy) -> RTCConfiguration:
+    # No STUN server: the test network is one link, host candidates are enough, and a
+    # default STUN lookup would wait on DNS that a private namespace does not have.
+    return RTCConfiguration(iceServers=[], bundlePolicy=bundle)
+
+
+class MediaSession:
+    """One participant's publisher and subscriber peer connections.
+
+    Args:
+        send_signal: queues a signal message to the participant.
+        on_track: called with each track the participant publishes.
+        on_data: called with (channel label, bytes) for each data message it publishes.
+    """
+
+    def __init__(
+        self,
+        send_signal: Callable[[rtc.SignalResponse], None],
+        on_track: Callable[[MediaStreamTrack], None],
+        on_data: Callable[[str, bytes], None],
+    ) -> None:
+        self._send_signal = send_signal
+        self.publisher = RTCPeerConnection(_configuration(RTCBundlePolicy.BALANCED))
+        self.subscriber = RTCPeerConnection(_configuration(RTCBundlePolicy.MAX_BUNDLE))
+        self._channels: dict[str, RTCDataChannel] = {}
+        self._pending_data: dict[str, list[bytes]] = {label: [] for label in DATA_LABELS}
+        self._answer: asyncio.Future[None] | None = None
+        self._dirty = asyncio.Event()
+        self._negotiator: asyncio.Task[None] | None = None
+        self._relayed: list[MediaStreamTrack] = []
+        self._drains: list[asyncio.Task[None]] = []
+        # Candidates the client trickles before its description is applied wait here.
+        self._early_candidates: dict[int, list[RTCIceCandidate]] = {0: [], 1: []}
+        self._described: set[int] = set()
+        self._closed = False
+
+        @self.publisher.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            on_track(track)
+
+        @self.publisher.on("datachannel")
+        def _on_datachannel(channel: RTCDataChannel) -> None:
+            label = channel.label
+
+            @channel.on("message")
+            def _on_message(message: bytes | str) -> None:
+                if isinstance(message, bytes):
+                    on_data(label, message)
+
+        for label in DATA_LABELS:
+            ordered = label == "_reliable"
+            channel = self.subscriber.createDataChannel(
+                label, ordered=ordered, maxRetransmits=None if ordered else 0
+            )
+            self._watch_channel(label, channel)
+
+    def _watch_channel(self, label: str, channel: RTCDataChannel) -> None:
+        @channel.on("open")
+        def _on_open() -> None:
+            self._channels[label] = channel
+            for payload in self._pending_data[label]:
+                channel.send(payload)
+            self._pending_data[label].clear()
+
+    def start(self) -> None:
+        """Send the first subscriber offer and keep renegotiating when tracks are added."""
+        self._negotiator = asyncio.create_task(self._negotiate_loop())
+        self._dirty.set()
+
+    async def _negotiate_loop(self) -> None:
+        while not self._closed:
+            await self._dirty.wait()
+            self._dirty.clear()
+            offer = await self.subscriber.createOffer()
+            await self.subscriber.setLocalDescription(offer)
+            local = self.subscriber.localDescription
+            loop = asyncio.get_running_loop()
+            self._answer = loop.create_future()
+            self._send_signal(
+                rtc.SignalResponse(offer=rtc.SessionDescription(type="offer", sdp=local.sdp))
+            )
+            try:
+                await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
+            except TimeoutError:
+                logger.warning("no subscriber answer within %.0f s", ANSWER_TIMEOUT)
+            finally:
+                self._answer = None
+
+    async def answer_publisher(self, sdp: str) -> None:
+        """Answer the client's publisher offer."""
+        await self.publisher.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await self._flush_candidates(rtc.SignalTarget.PUBLISHER)
+        answer = await self.publisher.createAnswer()
+        await self.publisher.setLocalDescription(answer)
+        local = self.publisher.localDescription
+        self._send_signal(
+            rtc.SignalResponse(answer=rtc.SessionDescription(type="answer", sdp=local.sdp))
+        )
+
+    async def accept_subscriber_answer(self, sdp: str) -> None:
+        """Apply the client's answer to our last subscriber offer."""
+        if self.subscriber.signalingState != "have-local-offer":
+            logger.warning("subscriber answer without a pending offer: ignored")
+            return
+        await self.subscriber.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        await self._flush_candidates(rtc.SignalTarget.SUBSCRIBER)
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result(None)
+
+    async def add_candidate(self, target: int, candidate_init: str) -> None:
+        """Add a trickled ICE candidate (JSON ``candidateInit``) to the target connection."""
+        fields = json.loads(candidate_init)
+        line = str(fields.get("candidate", ""))
+        if not line:
+            return
+        if line.startswith("candidate:"):
+            line = line.split(":", 1)[1]
+        candidate = candidate_from_sdp(line)
+        candidate.sdpMid = fields.get("sdpMid")
+        candidate.sdpMLineIndex = fields.get("sdpMLineIndex")
+        pc = self._connection(target)
+        if target not in self._described:
+            self._early_candidates.setdefault(target, []).append(candidate)
+            return
+        await pc.addIceCandidate(candidate)
+
+    def _connection(self, target: int) -> RTCPeerConnection:
+        return self.subscriber if target == rtc.SignalTarget.SUBSCRIBER else self.publisher
+
+    async def _flush_candidates(self, target: int) -> None:
+        self._described.add(target)
+        waiting = self._early_candidates.get(target, [])
+        self._early_candidates[target] = []
+        for candidate in waiting:
+            await self._connection(target).addIceCandidate(candidate)
+
+    def add_track(self, track: MediaStreamTrack, stream_id: str) -> None:
+        """Send ``track`` to the client; ``stream_id`` is ``"<participant sid>|<track sid>"``."""
+        # Buffered: the encoder takes every frame, so a slow moment delays audio, not drops it.
+        relayed = _relay.subscribe(track, buffered=True)
+        sender = self.subscriber.addTrack(relayed)
+        # The SDK finds the publication from the msid's stream id; aiortc has no public
+        # way to set it, so set the sender's before the offer is written.
+        sender._stream_id = stream_id
+        self._relayed.append(relayed)
+        self._dirty.set()
+
+    def drain(self, track: MediaStreamTrack) -> None:
+        """Keep reading a published track, so its frames do not pile up while nobody listens."""
+        proxy = _relay.subscribe(track, buffered=False)
+        self._relayed.append(proxy)
+        self._drains.append(asyncio.create_task(self._discard(proxy)))
+
+    @staticmethod
+    async def _discard(track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+
+    def send_data(self, label: str, payload: bytes) -> None:
+        """Send bytes on the subscriber data channel ``label`` (queued until it opens)."""
+        channel = self._channels.get(label)
+        if channel is None or channel.readyState != "open":
+            self._pending_data.setdefault(label, []).append(payload)
+            return
+        channel.send(payload)
+
+    async def close(self) -> None:
+        """Close both connections and stop the relayed tracks."""
+        self._closed = True
+        self._dirty.set()
+        for track in self._relayed:
+            track.stop()
+        for task in self._drains:
+            task.cancel()
+        if self._negotiator is not None:
+            self._negotiator.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._negotiator
+        await self.subscriber.close()
+        await self.publisher.close()

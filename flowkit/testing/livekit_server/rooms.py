@@ -1,0 +1,219 @@
+"""Room and participant state of the test LiveKit server, and what the room relays.
+
+A room knows its participants; each participant is reached through a
+:class:`ParticipantLink` (its signal connection and its peer connections). The room decides
+who gets what: participant updates to everyone, tracks to every other participant (all
+clients auto-subscribe here), data packets to the others or to the named destinations.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiortc import MediaStreamTrack
+from livekit.protocol import models, rtc
+
+__all__ = [
+    "Participant",
+    "ParticipantLink",
+    "PublishedTrack",
+    "Room",
+    "Rooms",
+    "new_sid",
+]
+
+
+def new_sid(prefix: str) -> str:
+    """A fresh LiveKit-style id, e.g. ``PA_3kTq9x2mZpLw``."""
+    return f"{prefix}_{secrets.token_urlsafe(9).replace('-', 'x').replace('_', 'y')}"
+
+
+class ParticipantLink(Protocol):
+    """How the room reaches one participant (implemented by the signal session)."""
+
+    def send_signal(self, response: rtc.SignalResponse) -> None:
+        """Queue a signal message for the participant's WebSocket."""
+
+    def subscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
+        """Start sending a published track to this participant."""
+
+    def send_data(self, label: str, payload: bytes) -> None:
+        """Send a serialized DataPacket on the subscriber data channel named ``label``."""
+
+    def close(self, reason: int) -> None:
+        """Ask the participant to leave (sends a LeaveRequest, then closes the socket)."""
+
+
+@dataclass
+class PublishedTrack:
+    """A track a participant publishes: its info, and its media once it arrives."""
+
+    info: models.TrackInfo
+    cid: str
+    media: MediaStreamTrack | None = None
+
+
+@dataclass
+class Participant:
+    """One participant's state, as ParticipantInfo describes it."""
+
+    sid: str
+    identity: str
+    link: ParticipantLink
+    name: str = ""
+    metadata: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    kind: int = models.ParticipantInfo.Kind.STANDARD
+    client_protocol: int = 0
+    joined_at: float = field(default_factory=time.time)
+    tracks: dict[str, PublishedTrack] = field(default_factory=dict)
+    state: int = models.ParticipantInfo.State.JOINED
+    version: int = 0
+
+    def info(self) -> models.ParticipantInfo:
+        """The ParticipantInfo clients see for this participant."""
+        return models.ParticipantInfo(
+            sid=self.sid,
+            identity=self.identity,
+            name=self.name,
+            metadata=self.metadata,
+            attributes=self.attributes,
+            kind=self.kind,  # type: ignore[arg-type]
+            state=self.state,  # type: ignore[arg-type]
+            joined_at=int(self.joined_at),
+            joined_at_ms=int(self.joined_at * 1000),
+            version=self.version,
+            client_protocol=self.client_protocol,
+            is_publisher=any(t.media is not None for t in self.tracks.values()),
+            permission=models.ParticipantPermission(
+                can_subscribe=True,
+                can_publish=True,
+                can_publish_data=True,
+                can_update_metadata=True,
+                agent=self.kind == models.ParticipantInfo.Kind.AGENT,
+            ),
+            tracks=[t.info for t in self.tracks.values() if t.media is not None],
+        )
+
+    def touch(self) -> None:
+        """Bump the info version (clients ignore updates older than what they have)."""
+        self.version += 1
+
+
+@dataclass
+class Room:
+    """A room: its participants, keyed by identity."""
+
+    name: str
+    sid: str = field(default_factory=lambda: new_sid("RM"))
+    metadata: str = ""
+    created_at: float = field(default_factory=time.time)
+    participants: dict[str, Participant] = field(default_factory=dict)
+
+    def info(self) -> models.Room:
+        """The Room message clients see."""
+        return models.Room(
+            sid=self.sid,
+            name=self.name,
+            metadata=self.metadata,
+            creation_time=int(self.created_at),
+            creation_time_ms=int(self.created_at * 1000),
+            num_participants=len(self.participants),
+            empty_timeout=300,
+            departure_timeout=20,
+        )
+
+    def others(self, participant: Participant) -> list[Participant]:
+        """Everyone in the room but ``participant``."""
+        return [p for p in self.participants.values() if p.sid != participant.sid]
+
+    def join(self, participant: Participant) -> None:
+        """Add a participant and tell the others; an identity already present is replaced."""
+        old = self.participants.get(participant.identity)
+        if old is not None:
+            self.leave(old)
+            old.link.close(models.DisconnectReason.DUPLICATE_IDENTITY)
+        self.participants[participant.identity] = participant
+        self.broadcast_update(participant)
+
+    def leave(self, participant: Participant) -> None:
+        """Remove a participant (if still the current one) and tell the others."""
+        if self.participants.get(participant.identity) is not participant:
+            return
+        del self.participants[participant.identity]
+        participant.state = models.ParticipantInfo.State.DISCONNECTED
+        participant.touch()
+        self.broadcast_update(participant)
+
+    def broadcast_update(self, participant: Participant, *, include_self: bool = False) -> None:
+        """Send a ParticipantUpdate about ``participant`` to the others (and itself)."""
+        update = rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=[participant.info()]))
+        for other in self.participants.values():
+            if other is not participant or include_self:
+                other.link.send_signal(update)
+
+    def track_arrived(self, publisher: Participant, track: PublishedTrack) -> None:
+        """A published track's media arrived: announce it and send it to everyone else."""
+        publisher.touch()
+        self.broadcast_update(publisher, include_self=True)
+        for other in self.others(publisher):
+            other.link.subscribe_track(publisher, track)
+
+    def relay_data(self, sender: Participant, label: str, packet: models.DataPacket) -> None:
+        """Relay a data packet to the others, or only to its destination identities."""
+        packet.participant_identity = sender.identity
+        packet.participant_sid = sender.sid
+        destinations = set(packet.destination_identities)
+        payload = packet.SerializeToString()
+        for other in self.others(sender):
+            if not destinations or other.identity in destinations:
+                other.link.send_data(label, payload)
+
+
+RoomListener = Callable[[Room], None]
+
+
+class Rooms:
+    """Every room of one server, created explicitly or on first join."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, Room] = {}
+        self._created_listeners: list[RoomListener] = []
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._rooms
+
+    def get(self, name: str) -> Room | None:
+        """The room called ``name``, or None."""
+        return self._rooms.get(name)
+
+    def list(self) -> list[Room]:
+        """All rooms, oldest first."""
+        return list(self._rooms.values())
+
+    def create(self, name: str, *, metadata: str = "") -> Room:
+        """Create a room (or return the existing one) and tell the room-created listeners."""
+        room = self._rooms.get(name)
+        if room is not None:
+            return room
+        room = Room(name=name, metadata=metadata)
+        self._rooms[name] = room
+        for listener in list(self._created_listeners):
+            listener(room)
+        return room
+
+    def delete(self, name: str) -> None:
+        """Remove a room, asking its participants to leave."""
+        room = self._rooms.pop(name, None)
+        if room is None:
+            return
+        for participant in list(room.participants.values()):
+            participant.link.close(models.DisconnectReason.ROOM_DELETED)
+
+    def on_room_created(self, listener: RoomListener) -> None:
+        """Call ``listener(room)`` whenever a room is created (agent dispatch hooks in here)."""
+        self._created_listeners.append(listener)

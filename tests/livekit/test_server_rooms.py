@@ -1,0 +1,345 @@
+"""The test LiveKit server's rooms, driven by the official `livekit` SDK.
+
+Each test runs one async scenario below in a private network namespace (see
+flowkit.testing.netns) and asserts on the JSON it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+
+from flowkit.testing.livekit_server import TestLiveKitServer
+
+SAMPLE_RATE = 48_000
+TONE_HZ = 440.0
+TONE_AMPLITUDE = 0.3
+TIMEOUT = 20.0
+
+
+# Scenario helpers (they run inside the namespace) --------------------------------------
+
+
+def _quiet() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def _join(server: TestLiveKitServer, identity: str, room: str = "lobby") -> rtc.Room:
+    client = rtc.Room()
+    await asyncio.wait_for(client.connect(server.url, server.token(identity, room)), TIMEOUT)
+    return client
+
+
+async def _until(predicate: Any, timeout: float = TIMEOUT) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def _publish_tone(client: rtc.Room, seconds: float) -> None:
+    source = rtc.AudioSource(SAMPLE_RATE, 1)
+    track = rtc.LocalAudioTrack.create_audio_track("tone", source)
+    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    await client.local_participant.publish_track(track, options)
+    samples_per_frame = SAMPLE_RATE // 100
+    t = np.arange(samples_per_frame) / SAMPLE_RATE
+    for i in range(int(seconds * 100)):
+        phase = 2 * math.pi * TONE_HZ * (t + i * samples_per_frame / SAMPLE_RATE)
+        pcm = (TONE_AMPLITUDE * 32767 * np.sin(phase)).astype(np.int16)
+        frame = rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, 1, samples_per_frame)
+        await source.capture_frame(frame)
+
+
+async def _record(track: rtc.Track, seconds: float) -> np.ndarray:
+    stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+    chunks: list[np.ndarray] = []
+    got = 0
+
+    async def collect() -> None:
+        nonlocal got
+        async for event in stream:
+            data = np.frombuffer(event.frame.data, dtype=np.int16)
+            # skip the silence before the tone starts flowing
+            if got == 0 and np.abs(data).max() < 500:
+                continue
+            chunks.append(data.copy())
+            got += len(data)
+            if got >= seconds * SAMPLE_RATE:
+                return
+
+    await asyncio.wait_for(collect(), TIMEOUT)
+    await stream.aclose()
+    return np.concatenate(chunks)
+
+
+def _tone_figures(samples: np.ndarray) -> dict[str, float]:
+    body = samples[SAMPLE_RATE // 5 :].astype(np.float64)
+    rms = float(np.sqrt(np.mean(body**2)))
+    spectrum = np.abs(np.fft.rfft(body * np.hanning(len(body))))
+    peak_hz = float(np.argmax(spectrum) * SAMPLE_RATE / len(body))
+    return {"rms": rms, "peak_hz": peak_hz}
+
+
+async def _first_audio_track(client: rtc.Room, identity: str) -> rtc.Track:
+    found: list[rtc.Track] = []
+
+    def check() -> bool:
+        participant = client.remote_participants.get(identity)
+        if participant is None:
+            return False
+        for publication in participant.track_publications.values():
+            if publication.track is not None and publication.kind == rtc.TrackKind.KIND_AUDIO:
+                found.append(publication.track)
+                return True
+        return False
+
+    await _until(check)
+    return found[0]
+
+
+# Scenarios -------------------------------------------------------------------------------
+
+
+async def scenario_join() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        alice = await _join(server, "alice")
+        connected: list[str] = []
+        alice.on("participant_connected", lambda p: connected.append(p.identity))
+        bob = await _join(server, "bob")
+        await _until(lambda: connected == ["bob"])
+        result = {
+            "alice_sees": sorted(alice.remote_participants),
+            "bob_sees": sorted(bob.remote_participants),
+            "connected_events": list(connected),
+            "room_name": bob.name,
+            "server_participants": sorted(server.rooms.get("lobby").participants),  # type: ignore[union-attr]
+        }
+        await alice.disconnect()
+        await bob.disconnect()
+        return result
+
+
+async def scenario_audio() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        alice = await _join(server, "alice")
+        bob = await _join(server, "bob")
+        publishing = asyncio.create_task(_publish_tone(alice, 4.0))
+        track = await _first_audio_track(bob, "alice")
+        samples = await _record(track, 1.5)
+        await publishing
+        result = _tone_figures(samples)
+        await alice.disconnect()
+        await bob.disconnect()
+        return result
+
+
+async def scenario_text_and_data() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        alice = await _join(server, "alice")
+        bob = await _join(server, "bob")
+        texts: list[dict[str, str]] = []
+        packets: list[dict[str, str]] = []
+
+        async def read_text(reader: rtc.TextStreamReader, identity: str) -> None:
+            texts.append({"from": identity, "text": await reader.read_all()})
+
+        def on_text(reader: rtc.TextStreamReader, identity: str) -> None:
+            asyncio.get_running_loop().create_task(read_text(reader, identity))
+
+        bob.register_text_stream_handler("chat", on_text)
+        bob.on(
+            "data_received",
+            lambda p: packets.append(
+                {
+                    "from": p.participant.identity if p.participant else "",
+                    "topic": p.topic or "",
+                    "data": p.data.decode(),
+                }
+            ),
+        )
+        await alice.local_participant.publish_data(b"raw bytes", reliable=True, topic="raw")
+        await alice.local_participant.send_text("hello over a text stream", topic="chat")
+        long_text = "word " * 5000  # several chunks
+        await alice.local_participant.send_text(long_text, topic="chat")
+        await _until(lambda: len(texts) == 2 and len(packets) == 1)
+        result = {"texts": list(texts), "packets": list(packets), "long_len": len(long_text)}
+        await alice.disconnect()
+        await bob.disconnect()
+        return result
+
+
+async def scenario_attributes() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        alice = await _join(server, "alice")
+        bob = await _join(server, "bob")
+        changes: list[dict[str, str]] = []
+        bob.on(
+            "participant_attributes_changed",
+            lambda changed, participant: changes.append(dict(changed)),
+        )
+        await alice.local_participant.set_attributes({"lk.agent.state": "listening"})
+        await _until(lambda: bool(changes))
+        await alice.local_participant.set_attributes({"lk.agent.state": "speaking"})
+        await _until(lambda: len(changes) >= 2)
+        await alice.local_participant.set_metadata("alice's metadata")
+        await _until(lambda: bob.remote_participants["alice"].metadata == "alice's metadata")
+        result = {
+            "changes": list(changes),
+            "bob_sees": dict(bob.remote_participants["alice"].attributes),
+            "alice_has": dict(alice.local_participant.attributes),
+            "metadata": bob.remote_participants["alice"].metadata,
+        }
+        await alice.disconnect()
+        await bob.disconnect()
+        return result
+
+
+async def scenario_rpc() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        alice = await _join(server, "alice")
+        bob = await _join(server, "bob")
+        carol = await _join(server, "carol")
+        calls: list[str] = []
+
+        async def shout(data: rtc.RpcInvocationData) -> str:
+            calls.append(f"{data.caller_identity}:{data.payload}")
+            return data.payload.upper()
+
+        bob.local_participant.register_rpc_method("shout", shout)
+        carol.local_participant.register_rpc_method("shout", shout)
+        await _until(lambda: "bob" in alice.remote_participants)
+        reply = await alice.local_participant.perform_rpc(
+            destination_identity="bob", method="shout", payload="hello bob"
+        )
+        error = ""
+        try:
+            await alice.local_participant.perform_rpc(
+                destination_identity="bob", method="missing", payload=""
+            )
+        except rtc.RpcError as rpc_error:
+            error = str(rpc_error.code)
+        result = {"reply": reply, "calls": list(calls), "missing_method_code": error}
+        for client in (alice, bob, carol):
+            await client.disconnect()
+        return result
+
+
+async def scenario_leave_and_rejoin() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        bob = await _join(server, "bob")
+        events: list[str] = []
+        bob.on("participant_connected", lambda p: events.append(f"+{p.identity}"))
+        bob.on("participant_disconnected", lambda p: events.append(f"-{p.identity}"))
+        alice = await _join(server, "alice")
+        await _until(lambda: events == ["+alice"])
+        first_sid = bob.remote_participants["alice"].sid
+        await alice.disconnect()
+        await _until(lambda: events == ["+alice", "-alice"])
+        gone = "alice" not in bob.remote_participants
+        alice = await _join(server, "alice")
+        await _until(lambda: events == ["+alice", "-alice", "+alice"])
+        second_sid = bob.remote_participants["alice"].sid
+        publishing = asyncio.create_task(_publish_tone(alice, 3.0))
+        track = await _first_audio_track(bob, "alice")
+        figures = _tone_figures(await _record(track, 1.0))
+        await publishing
+        result = {
+            "events": list(events),
+            "gone_after_leave": gone,
+            "new_sid": first_sid != second_sid,
+            "server_participants": sorted(server.rooms.get("lobby").participants),  # type: ignore[union-attr]
+            **figures,
+        }
+        await alice.disconnect()
+        await bob.disconnect()
+        return result
+
+
+# Tests -------------------------------------------------------------------------------------
+
+EXPECTED_RMS = TONE_AMPLITUDE * 32767 / math.sqrt(2)
+
+
+def test_two_clients_join_and_see_each_other(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_join")
+    assert result["alice_sees"] == ["bob"]
+    assert result["bob_sees"] == ["alice"]
+    assert result["connected_events"] == ["bob"]
+    assert result["room_name"] == "lobby"
+    assert result["server_participants"] == ["alice", "bob"]
+
+
+def test_audio_is_relayed_with_its_tone_and_energy(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_audio")
+    assert abs(result["peak_hz"] - TONE_HZ) < 5, result
+    assert 0.7 * EXPECTED_RMS < result["rms"] < 1.3 * EXPECTED_RMS, result
+
+
+def test_data_packets_and_text_streams_are_relayed(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_text_and_data")
+    assert result["packets"] == [{"from": "alice", "topic": "raw", "data": "raw bytes"}]
+    texts = sorted(result["texts"], key=lambda t: len(t["text"]))
+    assert texts[0] == {"from": "alice", "text": "hello over a text stream"}
+    assert texts[1]["from"] == "alice"
+    assert len(texts[1]["text"]) == result["long_len"]
+
+
+def test_attributes_and_metadata_reach_the_other_side(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_attributes")
+    assert result["changes"][0] == {"lk.agent.state": "listening"}
+    assert result["changes"][-1] == {"lk.agent.state": "speaking"}
+    assert result["bob_sees"] == {"lk.agent.state": "speaking"}
+    assert result["alice_has"] == {"lk.agent.state": "speaking"}
+    assert result["metadata"] == "alice's metadata"
+
+
+def test_rpc_reaches_only_its_destination(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_rpc")
+    assert result["reply"] == "HELLO BOB"
+    assert result["calls"] == ["alice:hello bob"]
+    assert result["missing_method_code"] == str(rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD)
+
+
+def test_participant_leaves_and_rejoins(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_leave_and_rejoin")
+    assert result["events"] == ["+alice", "-alice", "+alice"]
+    assert result["gone_after_leave"] is True
+    assert result["new_sid"] is True
+    assert result["server_participants"] == ["alice", "bob"]
+    assert abs(result["peak_hz"] - TONE_HZ) < 5, result
+    assert 0.7 * EXPECTED_RMS < result["rms"] < 1.3 * EXPECTED_RMS, result
+
+
+async def scenario_bad_secret() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        wrong = TestLiveKitServer(api_secret="not-the-server-secret-but-long-enough-0123")
+        client = rtc.Room()
+        try:
+            await asyncio.wait_for(client.connect(server.url, wrong.token("mallory", "lobby")), 20)
+        except rtc.ConnectError as error:
+            return {"error": str(error), "rooms": [room.name for room in server.rooms.list()]}
+        await client.disconnect()
+        return {"error": "", "rooms": [room.name for room in server.rooms.list()]}
+
+
+def test_a_token_signed_with_another_secret_is_refused_clearly(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_bad_secret")
+    assert "401" in result["error"], result
+    assert "invalid access token" in result["error"], result
+    assert result["rooms"] == []
