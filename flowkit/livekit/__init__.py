@@ -1,0 +1,45 @@
+"""flowkit in LiveKit rooms: a job's room, its room I/O, join tokens.
+
+- :class:`LiveKitRoomIO`: the :class:`flowkit.room_io.RoomIO` of a LiveKit room (audio in and
+  out, transcripts, agent state, chat, RPC, data);
+- :func:`connect_job` / :class:`LiveKitJob`: make a :class:`flowkit.JobContext` a LiveKit
+  job and join its room;
+- :func:`room_token` / :class:`Credentials`: tokens for joining a room.
+"""
+
+from flowkit.livekit.audio import LiveKitAudioInput, LiveKitAudioOutput
+from flowkit.livekit.job import AutoSubscribe, LiveKitJob, attach_job, connect_job
+from flowkit.livekit.room_io import (
+    ATTR_AGENT_STATE,
+    TOPIC_CHAT,
+    ChatMessage,
+    LiveKitRoomIO,
+    RpcHandler,
+)
+from flowkit.livekit.tokens import Credentials, room_token
+from flowkit.livekit.transcripts import (
+    ATTR_FINAL,
+    ATTR_SEGMENT_ID,
+    ATTR_TRACK_ID,
+    TOPIC_TRANSCRIPTION,
+)
+
+__all__ = [
+    "ATTR_AGENT_STATE",
+    "ATTR_FINAL",
+    "ATTR_SEGMENT_ID",
+    "ATTR_TRACK_ID",
+    "TOPIC_CHAT",
+    "TOPIC_TRANSCRIPTION",
+    "AutoSubscribe",
+    "ChatMessage",
+    "Credentials",
+    "LiveKitAudioInput",
+    "LiveKitAudioOutput",
+    "LiveKitJob",
+    "LiveKitRoomIO",
+    "RpcHandler",
+    "attach_job",
+    "connect_job",
+    "room_token",
+]

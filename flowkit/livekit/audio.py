@@ -1,0 +1,325 @@
+"""Room audio in LiveKit: a participant's microphone in, the agent's track out.
+
+:class:`LiveKitAudioInput` hears one participant through ``rtc.AudioStream`` at the rate the
+room source asked for, and follows them: it waits for their audio track, and when the track
+ends (unpublished, unsubscribed, the participant left) it waits for the next one, of the same
+participant while they stay in the room, or of whoever it picks next. It ends only when the
+room closes.
+
+:class:`LiveKitAudioOutput` is an ``rtc.AudioSource`` behind one ``LocalAudioTrack``,
+published on the first write. ``write`` queues audio in the SDK's playout queue and returns
+once it is queued, so a writer runs at most the queue's length ahead of what is heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from livekit import rtc
+
+from flowkit.livekit.watch import RoomWatch
+from flowkit.ports import AudioFormat
+
+__all__ = [
+    "LiveKitAudioInput",
+    "LiveKitAudioOutput",
+    "audio_publication",
+    "choose_participant",
+]
+
+logger = logging.getLogger("flowkit.livekit")
+
+# Audio is handed to the source in pieces of at most this long: a barge-in's clear_queue()
+# then drops everything not yet heard, since no bigger frame is still being pushed.
+_PIECE_MS = 20
+_CLOSE_TIMEOUT_S = 5.0
+
+
+def audio_publication(participant: rtc.RemoteParticipant) -> rtc.RemoteTrackPublication | None:
+    """The participant's microphone publication, else their first audio one, else ``None``."""
+    audio = [
+        pub
+        for pub in participant.track_publications.values()
+        if pub.kind == rtc.TrackKind.KIND_AUDIO
+    ]
+    mics = [pub for pub in audio if pub.source == rtc.TrackSource.SOURCE_MICROPHONE]
+    found = mics or audio
+    return found[0] if found else None
+
+
+def choose_participant(
+    room: rtc.Room, want: str | None, linked: str | None = None
+) -> rtc.RemoteParticipant | None:
+    """Whom an audio input hears now.
+
+    Args:
+        room: The room.
+        want: An identity to hear, and only them; ``None`` for "the first participant".
+        linked: Whom the input heard last; kept while they stay in the room.
+
+    Returns:
+        ``want`` when in the room; otherwise ``linked`` when still there; otherwise the first
+        participant (in joining order) that is not an agent and publishes audio, or the first
+        that is not an agent; ``None`` when there is nobody.
+    """
+    people = room.remote_participants
+    if want is not None:
+        return people.get(want)
+    if linked is not None and linked in people:
+        return people[linked]
+    humans = [p for p in people.values() if p.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT]
+    speaking = [p for p in humans if audio_publication(p) is not None]
+    found = speaking or humans
+    return found[0] if found else None
+
+
+class LiveKitAudioInput:
+    """A participant's audio, following them through leaving and coming back.
+
+    Made by :meth:`flowkit.livekit.LiveKitRoomIO.audio_input`.
+
+    Args:
+        watch: The room being followed.
+        fmt: The format to deliver (the SDK resamples and mixes).
+        participant: The identity to hear; ``None`` for the first participant.
+        frame_size_ms: The frames' duration; ``None`` for the SDK's (10 ms).
+        on_track: Told (identity, track sid) each time a track starts being heard.
+    """
+
+    def __init__(
+        self,
+        watch: RoomWatch,
+        fmt: AudioFormat,
+        participant: str | None,
+        frame_size_ms: int | None = None,
+        on_track: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._watch = watch
+        self.format = fmt
+        self.participant = participant
+        self._frame_size_ms = frame_size_ms
+        self._on_track = on_track
+        self.heard: str | None = None  # the identity heard last
+
+    def frames(self) -> AsyncIterator[rtc.AudioFrame]:
+        """The participant's audio, track after track; ends when the room closes."""
+        return self._read()
+
+    async def _read(self) -> AsyncIterator[rtc.AudioFrame]:
+        while (found := await self._next_track()) is not None:
+            participant, publication, track = found
+            self.heard = participant.identity
+            if self._on_track is not None:
+                self._on_track(participant.identity, publication.sid)
+            logger.debug("hearing %s (track %s)", participant.identity, publication.sid)
+            async for frame in self._track_frames(participant, publication, track):
+                yield frame
+            logger.debug("track %s of %s ended", publication.sid, participant.identity)
+
+    async def _next_track(
+        self,
+    ) -> tuple[rtc.RemoteParticipant, rtc.RemoteTrackPublication, rtc.RemoteAudioTrack] | None:
+        watch = self._watch
+        while not watch.closed:
+            participant = choose_participant(watch.room, self.participant, self.heard)
+            publication = None if participant is None else audio_publication(participant)
+            if participant is not None and publication is not None:
+                track = publication.track
+                if isinstance(track, rtc.RemoteAudioTrack):
+                    return participant, publication, track
+                if not publication.subscribed:  # the room joined without auto-subscribe
+                    publication.set_subscribed(True)
+            await watch.changed()
+        return None
+
+    def _live(
+        self,
+        participant: rtc.RemoteParticipant,
+        publication: rtc.RemoteTrackPublication,
+        track: rtc.RemoteAudioTrack,
+    ) -> bool:
+        watch = self._watch
+        return (
+            not watch.closed
+            and watch.room.remote_participants.get(participant.identity) is participant
+            and participant.track_publications.get(publication.sid) is publication
+            and publication.track is track
+        )
+
+    async def _track_frames(
+        self,
+        participant: rtc.RemoteParticipant,
+        publication: rtc.RemoteTrackPublication,
+        track: rtc.RemoteAudioTrack,
+    ) -> AsyncIterator[rtc.AudioFrame]:
+        stream = rtc.AudioStream(
+            track,
+            sample_rate=self.format.sample_rate,
+            num_channels=self.format.num_channels,
+            frame_size_ms=self._frame_size_ms,
+        )
+        # One queue fed by the stream and ended by whichever comes first: the stream's end
+        # or the track going away (the SDK does not always end a stream when that happens).
+        frames: asyncio.Queue[rtc.AudioFrame | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for event in stream:
+                    frames.put_nowait(event.frame)
+            finally:
+                frames.put_nowait(None)
+
+        async def watch_track() -> None:
+            while self._live(participant, publication, track):
+                await self._watch.changed()
+            frames.put_nowait(None)
+
+        tasks = [
+            asyncio.create_task(pump(), name=f"audio of {publication.sid}"),
+            asyncio.create_task(watch_track(), name=f"watch {publication.sid}"),
+        ]
+        try:
+            while (frame := await frames.get()) is not None:
+                yield frame
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stream.aclose(), _CLOSE_TIMEOUT_S)
+
+
+class LiveKitAudioOutput:
+    """The agent's audio: one ``rtc.AudioSource`` and its ``LocalAudioTrack``.
+
+    Made by :meth:`flowkit.livekit.LiveKitRoomIO.audio_output`. The track is published on
+    the first write (after the room is connected) and stays published until
+    :meth:`release`; :meth:`aclose` only waits for the audio written to be played.
+
+    Args:
+        room: The room to publish in.
+        fmt: The output's format.
+        ready: Waits until the room is connected.
+        track_name: The published track's name.
+        queue_ms: The SDK's playout queue: how far ``write`` may run ahead of what is heard.
+        subscription_timeout: How long the first write waits for someone to subscribe to the
+            track (so a greeting is not spoken into nobody's ears); ``0``: do not wait.
+    """
+
+    def __init__(
+        self,
+        room: rtc.Room,
+        fmt: AudioFormat,
+        ready: Callable[[], Awaitable[None]],
+        *,
+        track_name: str = "agent-audio",
+        queue_ms: int = 200,
+        subscription_timeout: float = 3.0,
+    ) -> None:
+        self.format = fmt
+        self._room = room
+        self._ready = ready
+        self._subscription_timeout = subscription_timeout
+        self.source = rtc.AudioSource(fmt.sample_rate, fmt.num_channels, queue_size_ms=queue_ms)
+        self.track = rtc.LocalAudioTrack.create_audio_track(track_name, self.source)
+        self.publication: rtc.LocalTrackPublication | None = None
+        self._publishing: asyncio.Task[None] | None = None
+        self._piece = fmt.sample_rate * _PIECE_MS // 1000
+        self.released = False
+
+    @property
+    def paced(self) -> bool:
+        """Always ``True``: ``write`` returns once the SDK's playout queue takes the frame."""
+        return True
+
+    @property
+    def track_sid(self) -> str | None:
+        """The published track's sid (``None`` before the first write publishes it)."""
+        return None if self.publication is None else self.publication.sid
+
+    async def publish(self) -> None:
+        """Publish the track now (the first write does it otherwise); safe to call again."""
+        if self._publishing is None:
+            self._publishing = asyncio.create_task(self._publish(), name="publish agent audio")
+        task = self._publishing
+        try:
+            await asyncio.shield(task)
+        except Exception:
+            if task.done() and self._publishing is task:
+                self._publishing = None  # the next write tries again
+            raise
+
+    async def write(self, frame: rtc.AudioFrame) -> None:
+        """Queue ``frame`` for playout; return once the SDK's queue has taken it.
+
+        Raises:
+            ValueError: The frame's format is not the output's.
+            RuntimeError: The output was released.
+        """
+        if self.released:
+            raise RuntimeError(
+                "LiveKitAudioOutput: write() after release(); open another output with "
+                "LiveKitRoomIO.audio_output()"
+            )
+        have = AudioFormat(frame.sample_rate, frame.num_channels)
+        if have != self.format:
+            raise ValueError(
+                f"the agent's audio output was opened at {self.format} but got a {have} "
+                f"frame; resample the agent's audio to {self.format} before the sink"
+            )
+        await self.publish()
+        count = frame.samples_per_channel
+        if count <= self._piece:
+            await self.source.capture_frame(frame)
+            return
+        data = frame.data  # int16, interleaved
+        step = self._piece * frame.num_channels
+        for start in range(0, count * frame.num_channels, step):
+            chunk = data[start : start + step]
+            await self.source.capture_frame(
+                rtc.AudioFrame(
+                    chunk.tobytes(),
+                    frame.sample_rate,
+                    frame.num_channels,
+                    len(chunk) // frame.num_channels,
+                )
+            )
+
+    def clear(self) -> None:
+        """Drop the audio queued but not yet played (barge-in)."""
+        self.source.clear_queue()
+
+    async def aclose(self) -> None:
+        """Wait until the audio written has been played; the track stays published."""
+        if not self.released:
+            await self.source.wait_for_playout()
+
+    async def release(self) -> None:
+        """Unpublish the track and free the source (when the job ends)."""
+        if self.released:
+            return
+        self.released = True
+        if self._publishing is not None and not self._publishing.done():
+            self._publishing.cancel()
+        if self.publication is not None and self._room.isconnected():
+            with contextlib.suppress(Exception):  # the room may be going away under us
+                await self._room.local_participant.unpublish_track(self.publication.sid)
+        await self.source.aclose()
+
+    async def _publish(self) -> None:
+        await self._ready()
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        self.publication = await self._room.local_participant.publish_track(self.track, options)
+        logger.debug("published the agent's audio track %s", self.publication.sid)
+        if self._subscription_timeout > 0:
+            try:
+                await asyncio.wait_for(
+                    self.publication.wait_for_subscription(), self._subscription_timeout
+                )
+            except TimeoutError:
+                logger.debug(
+                    "nobody subscribed to the agent's audio within %.1f s; speaking anyway",
+                    self._subscription_timeout,
+                )

@@ -1,0 +1,394 @@
+"""The LiveKit binding of a graph's room I/O: tracks, transcripts, state, chat and RPC.
+
+:class:`LiveKitRoomIO` implements :class:`flowkit.room_io.RoomIO` on an ``rtc.Room``, and
+adds what only a LiveKit room has:
+
+- ``audio_input``: a participant's microphone at the rate the graph asks for, following the
+  participant leaving and coming back (:class:`~flowkit.livekit.audio.LiveKitAudioInput`);
+- ``audio_output``: the agent's track (:class:`~flowkit.livekit.audio.LiveKitAudioOutput`);
+- ``publish_transcript``: a text stream on ``lk.transcription`` with LiveKit's attributes
+  (:mod:`flowkit.livekit.transcripts`);
+- ``set_agent_state``: the agent's state as its participant attribute ``lk.agent.state``;
+- ``text_input``: what participants type, from text streams on topic ``lk.chat``;
+- ``register_rpc``: RPC methods other participants can call on the agent;
+- ``publish_data``: data packets to the room.
+
+It may be made before the room connects (a job's graph is built while it joins): what needs
+the agent's own participant waits until :meth:`LiveKitRoomIO.start` (called by
+:meth:`flowkit.livekit.LiveKitJob.connect`, or at once when the room is already connected).
+Transcripts and state changes are sent in the order they are given, one at a time, by a
+background task; a failure to send one is logged and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import NamedTuple
+
+from livekit import rtc
+
+from flowkit.livekit.audio import LiveKitAudioInput, LiveKitAudioOutput, audio_publication
+from flowkit.livekit.transcripts import (
+    AGENT_SPEAKER,
+    TOPIC_TRANSCRIPTION,
+    TranscriptPacket,
+    TranscriptSegments,
+)
+from flowkit.livekit.watch import RoomWatch
+from flowkit.messages import Transcript
+from flowkit.ports import AudioFormat
+
+__all__ = ["ATTR_AGENT_STATE", "TOPIC_CHAT", "ChatMessage", "LiveKitRoomIO", "RpcHandler"]
+
+logger = logging.getLogger("flowkit.livekit")
+
+ATTR_AGENT_STATE = "lk.agent.state"
+TOPIC_CHAT = "lk.chat"
+
+RpcHandler = Callable[[rtc.RpcInvocationData], Awaitable[str] | str]
+"""An RPC method: gets the call (caller identity, payload, ...), returns the response text."""
+
+_FLUSH_TIMEOUT_S = 5.0
+
+
+class ChatMessage(NamedTuple):
+    """A text message a participant sent on ``lk.chat``.
+
+    Attributes:
+        identity: The sender's identity.
+        text: What they wrote.
+    """
+
+    identity: str
+    text: str
+
+
+class LiveKitRoomIO:
+    """Room I/O on a LiveKit room (see the module docs).
+
+    Args:
+        room: The room (connected or not yet).
+        participant: Whom an ``audio_input`` without a participant hears (a participant
+            job's participant); ``None``: the first participant that is not an agent.
+        frame_size_ms: The input frames' duration; ``None`` for the SDK's (10 ms).
+        track_name: The name of the agent's audio track.
+        output_queue_ms: The agent audio the SDK queues ahead of what is heard.
+        subscription_timeout: How long the first agent audio waits for a listener.
+        chat_topic: The text stream topic of typed input.
+        chat_backlog: Chat messages kept while nobody reads ``text_input`` (oldest dropped).
+
+    Raises:
+        ValueError: Another handler already reads ``chat_topic`` on this room (one
+            LiveKitRoomIO per room).
+    """
+
+    def __init__(
+        self,
+        room: rtc.Room,
+        *,
+        participant: str | None = None,
+        frame_size_ms: int | None = None,
+        track_name: str = "agent-audio",
+        output_queue_ms: int = 200,
+        subscription_timeout: float = 3.0,
+        chat_topic: str = TOPIC_CHAT,
+        chat_backlog: int = 100,
+    ) -> None:
+        self.room = room
+        self.participant = participant
+        self.agent_state: str | None = None
+        self._frame_size_ms = frame_size_ms
+        self._output_options = (track_name, output_queue_ms, subscription_timeout)
+        self._watch = RoomWatch(room)
+        self._started = self._closed = False
+        self._segments = TranscriptSegments()
+        self._heard: dict[str, str] = {}  # identity -> sid of the track last heard
+        self._last_heard: str | None = None
+        self._output: LiveKitAudioOutput | None = None
+        self._outbox: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rpc: dict[str, RpcHandler] = {}
+        self._chat_topic = chat_topic
+        self._chat_readers: list[asyncio.Queue[ChatMessage | None]] = []
+        self._chat_backlog: deque[ChatMessage] = deque(maxlen=chat_backlog)
+        try:
+            room.register_text_stream_handler(chat_topic, self._on_chat)
+        except ValueError:
+            self._watch.detach()
+            raise ValueError(
+                f"LiveKitRoomIO: a text stream handler for {chat_topic!r} is already set on "
+                "this room; make one LiveKitRoomIO per room (or unregister the other handler)"
+            ) from None
+        if room.isconnected():
+            self.start()
+
+    # --- lifecycle
+
+    @property
+    def closed(self) -> bool:
+        """Whether the room closed or :meth:`aclose` was called (inputs have ended)."""
+        return self._watch.closed
+
+    def start(self) -> None:
+        """Begin using the agent's participant: the room is connected. Safe to call again."""
+        if self._started or self._closed:
+            return
+        self._started = True
+        for name, handler in self._rpc.items():
+            self.room.local_participant.register_rpc_method(name, handler)
+        self._watch.notify()
+
+    async def wait_ready(self) -> None:
+        """Wait until :meth:`start`.
+
+        Raises:
+            RuntimeError: The room closed (or this I/O was closed) first.
+        """
+        while not self._started or self._closed:
+            if self._watch.closed:
+                raise RuntimeError(
+                    f"the LiveKit room I/O cannot be used: {self._watch.close_reason}"
+                )
+            await self._watch.changed()
+
+    async def flush(self) -> None:
+        """Wait until every transcript and state change given so far was sent (or failed)."""
+        await self._outbox.join()
+
+    async def aclose(self) -> None:
+        """Send what is queued (up to 5 s), unpublish the agent's track, end every input.
+
+        Safe to call twice. The room itself stays connected: its owner disconnects it.
+        """
+        if self._closed:
+            return
+        if self._started and self.room.isconnected():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flush(), _FLUSH_TIMEOUT_S)
+        self._closed = True
+        if self._output is not None:
+            await self._output.release()
+        self._watch.close("the room I/O was closed")
+        self._watch.detach()
+        self.room.unregister_text_stream_handler(self._chat_topic)
+        for reader in self._chat_readers:
+            reader.put_nowait(None)
+        for task in [self._sender, *self._tasks]:
+            if task is not None:
+                task.cancel()
+
+    # --- RoomIO
+
+    def audio_input(
+        self, sample_rate: int, num_channels: int, participant: str | None = None
+    ) -> LiveKitAudioInput:
+        """A participant's audio at ``sample_rate`` and ``num_channels``.
+
+        Args:
+            sample_rate: The rate to deliver (the SDK resamples).
+            num_channels: The channels to deliver.
+            participant: The identity to hear; ``None``: the I/O's default participant, or
+                the first participant that is not an agent.
+        """
+        want = participant if participant is not None else self.participant
+        return LiveKitAudioInput(
+            self._watch,
+            AudioFormat(sample_rate, num_channels),
+            want,
+            self._frame_size_ms,
+            on_track=self._on_track,
+        )
+
+    def audio_output(self, sample_rate: int, num_channels: int) -> LiveKitAudioOutput:
+        """The agent's audio track at this format (published on the first write).
+
+        Raises:
+            ValueError: The output is already open at another format.
+            RuntimeError: This I/O was closed.
+        """
+        if self._closed:
+            raise RuntimeError("LiveKitRoomIO.audio_output() after aclose()")
+        fmt = AudioFormat(sample_rate, num_channels)
+        if self._output is None:
+            name, queue_ms, timeout = self._output_options
+            self._output = LiveKitAudioOutput(
+                self.room,
+                fmt,
+                self.wait_ready,
+                track_name=name,
+                queue_ms=queue_ms,
+                subscription_timeout=timeout,
+            )
+        elif self._output.format != fmt:
+            raise ValueError(
+                f"the agent's audio track is open at {self._output.format}, not {fmt}; make "
+                "every TTS feeding the room sink speak one format"
+            )
+        return self._output
+
+    def publish_transcript(self, transcript: Transcript) -> None:
+        """Send ``transcript`` on ``lk.transcription`` (in order, in the background).
+
+        ``speaker="agent"`` is the agent's speech (transcribing its own track); an identity
+        of a participant is theirs; any other speaker (such as the default ``"user"``) is
+        the participant heard last by an audio input.
+        """
+        self._send(self._transcript_sender(self.transcript_packet(transcript)))
+
+    def transcript_packet(self, transcript: Transcript) -> TranscriptPacket:
+        """The text stream that :meth:`publish_transcript` sends for ``transcript`` now."""
+        if transcript.speaker == AGENT_SPEAKER:
+            output = self._output
+            return self._segments.packet(
+                transcript, AGENT_SPEAKER, None if output is None else output.track_sid
+            )
+        speaker = transcript.speaker
+        if speaker not in self._heard and speaker not in self._remote():
+            speaker = self._last_heard or self.participant or speaker
+        return self._segments.packet(transcript, speaker, self._track_of(speaker))
+
+    # --- LiveKit only
+
+    def set_agent_state(self, state: str) -> None:
+        """Show the agent's state (``listening``, ``thinking``, ...) as ``lk.agent.state``."""
+        value = str(state)
+        self.agent_state = value
+        self.set_attributes({ATTR_AGENT_STATE: value})
+
+    def set_attributes(self, attributes: dict[str, str]) -> None:
+        """Set attributes of the agent's participant (in order, in the background)."""
+        changes = dict(attributes)
+        self._send(lambda: self.room.local_participant.set_attributes(changes))
+
+    def text_input(self) -> AsyncIterator[ChatMessage]:
+        """What participants type on ``lk.chat``, from now (and the backlog) until the end.
+
+        Every reader gets every message sent after it was made; the first reader also gets
+        the messages that arrived while there was none.
+        """
+        reader: asyncio.Queue[ChatMessage | None] = asyncio.Queue()
+        while self._chat_backlog:
+            reader.put_nowait(self._chat_backlog.popleft())
+        if self._closed:
+            reader.put_nowait(None)
+        self._chat_readers.append(reader)
+        return self._read_chat(reader)
+
+    def register_rpc(self, name: str, handler: RpcHandler) -> None:
+        """Let other participants call ``name`` on the agent (``perform_rpc``).
+
+        Args:
+            name: The method name.
+            handler: Gets the ``rtc.RpcInvocationData`` and returns the response (sync or
+                async); an ``rtc.RpcError`` it raises reaches the caller as is.
+        """
+        self._rpc[name] = handler
+        if self._started and not self._closed:
+            self.room.local_participant.register_rpc_method(name, handler)
+
+    def unregister_rpc(self, name: str) -> None:
+        """Remove the RPC method ``name`` (nothing happens when there is none)."""
+        if self._rpc.pop(name, None) is not None and self._started and not self._closed:
+            self.room.local_participant.unregister_rpc_method(name)
+
+    async def publish_data(
+        self,
+        payload: bytes | str,
+        *,
+        topic: str = "",
+        reliable: bool = True,
+        destination_identities: list[str] | None = None,
+    ) -> None:
+        """Send a data packet to the room (or to the given identities)."""
+        await self.wait_ready()
+        await self.room.local_participant.publish_data(
+            payload,
+            topic=topic,
+            reliable=reliable,
+            destination_identities=list(destination_identities or []),
+        )
+
+    # --- internals
+
+    def _remote(self) -> Mapping[str, rtc.RemoteParticipant]:
+        return self.room.remote_participants if self._started else {}
+
+    def _track_of(self, identity: str) -> str | None:
+        if identity in self._heard:
+            return self._heard[identity]
+        participant = self._remote().get(identity)
+        publication = None if participant is None else audio_publication(participant)
+        return None if publication is None else publication.sid
+
+    def _on_track(self, identity: str, sid: str) -> None:
+        self._heard[identity] = sid
+        self._last_heard = identity
+
+    def _transcript_sender(self, packet: TranscriptPacket) -> Callable[[], Awaitable[None]]:
+        async def send() -> None:
+            writer = await self.room.local_participant.stream_text(
+                topic=TOPIC_TRANSCRIPTION,
+                attributes=packet.attributes,
+                sender_identity=packet.sender_identity,
+            )
+            await writer.write(packet.text)
+            await writer.aclose()
+
+        return send
+
+    def _send(self, operation: Callable[[], Awaitable[object]]) -> None:
+        if self._closed:
+            return
+        self._outbox.put_nowait(operation)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(
+                self._send_all(), name="room sends"
+            )
+
+    async def _send_all(self) -> None:
+        while True:
+            operation = await self._outbox.get()
+            try:
+                await self.wait_ready()
+                if self.room.isconnected():
+                    await operation()
+            except RuntimeError as exc:  # the room closed: nothing more can be sent
+                logger.debug("dropped a room update: %s", exc)
+            except Exception as exc:
+                logger.warning("could not send a room update (transcript or state): %s", exc)
+            finally:
+                self._outbox.task_done()
+
+    def _on_chat(self, reader: rtc.TextStreamReader, identity: str) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._receive_chat(reader, identity), name=f"chat from {identity}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _receive_chat(self, reader: rtc.TextStreamReader, identity: str) -> None:
+        try:
+            text = await reader.read_all()
+        except Exception as exc:
+            logger.warning("could not read a chat message from %s: %s", identity, exc)
+            return
+        message = ChatMessage(identity, text)
+        if not self._chat_readers:
+            self._chat_backlog.append(message)
+        for queue in self._chat_readers:
+            queue.put_nowait(message)
+
+    async def _read_chat(
+        self, reader: asyncio.Queue[ChatMessage | None]
+    ) -> AsyncIterator[ChatMessage]:
+        try:
+            while (message := await reader.get()) is not None:
+                yield message
+        finally:
+            with contextlib.suppress(ValueError):
+                self._chat_readers.remove(reader)
