@@ -188,4 +188,4 @@ def _trace_or_exit(ctx: click.Context, path: Path | None, fmt: str) -> Trace | N
 
 
 # The commands in other modules register themselves on `main`, which they import.
-from flowkit import cli_nodes, cli_run  # noqa: E402, F401
+from flowkit import cli_connect, cli_nodes, cli_run, cli_worker  # noqa: E402, F401

