@@ -24,7 +24,19 @@ import os
 from typing import Any
 
 import flowkit as fk
-from flowkit.nodes import audio, interrupt, llm, room, state, stt, tools, tts, turn, vad
+from flowkit.nodes import (
+    audio,
+    interrupt,
+    llm,
+    room,
+    room_state,
+    state,
+    stt,
+    tools,
+    tts,
+    turn,
+    vad,
+)
 from flowkit.testing import FakeTTS
 from flowkit.testing.demo import DescribingSTT, echo_llm
 from flowkit.vad import EnergyVAD
@@ -100,6 +112,7 @@ def build(job: fk.JobContext) -> fk.Graph:
     asr >> barge.transcripts
     asr >> g.add(room.TranscriptPublisher(), name="user_transcripts")
     turns >> states
+    states >> g.add(room_state.AgentStatePublisher(), name="agent_state")  # lk.agent.state
     brain.tool_calls >> router >> brain.tool_results          # the tool loop
     barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]  # barge-in
     speaker >> [brain.playout, barge.playout, states.playout]  # what was played, fed back

@@ -1,0 +1,163 @@
+"""graphs/voice_agent.py served by a worker, talked to by a real SDK user in a room.
+
+Everything is real except the providers (the demo stand-ins, for deterministic timing): the
+test LiveKit server dispatches a job to a `flowkit dev` worker process when the room is
+created, the worker builds the graph and joins the room, and the user, an `rtc.Room` of the
+official SDK, speaks a recorded question, hears the agent's answer, reads both transcripts on
+`lk.transcription`, sees `lk.agent.state` change, and barges in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+
+from flowkit.audio.wav import read_frames
+
+ROOT = Path(__file__).parents[2]
+GRAPH = ROOT / "graphs" / "voice_agent.py"
+QUESTION = ROOT / "examples" / "audio" / "weather_question.wav"
+TIMEOUT = 60.0
+
+
+async def _until(predicate: Any, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def _speak(source: rtc.AudioSource, path: Path) -> None:
+    for frame in read_frames(path):  # capture_frame waits for the SDK's queue: real time
+        await source.capture_frame(frame)
+
+
+async def _silence(source: rtc.AudioSource, seconds: float) -> None:
+    rate = source.sample_rate
+    frame = rtc.AudioFrame(bytes(rate // 50 * 2), rate, 1, rate // 50)
+    for _ in range(int(seconds * 50)):
+        await source.capture_frame(frame)
+
+
+async def scenario_voice_agent_answers_and_is_interrupted() -> dict[str, Any]:
+    from flowkit.testing.livekit_server import TestLiveKitServer
+    from flowkit.testing.livekit_server.agents import AgentDispatcher
+
+    dispatcher = AgentDispatcher()
+    async with TestLiveKitServer(agents=dispatcher.mount) as server:
+        env = {
+            **os.environ,
+            "LIVEKIT_URL": server.url,
+            "LIVEKIT_API_KEY": server.api_key,
+            "LIVEKIT_API_SECRET": server.api_secret,
+            "FLOWKIT_PROVIDERS": "demo",
+        }
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from flowkit.cli import main; main()",
+            "dev", str(GRAPH), "--http-port", "-1", "--log-level", "warning",
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await dispatcher.wait_for_workers(1)
+            server.create_room("lobby")  # automatic dispatch to the unnamed worker
+            user = rtc.Room()
+            await asyncio.wait_for(
+                user.connect(server.url, server.token("alice", "lobby")), TIMEOUT
+            )
+            transcripts: list[dict[str, str]] = []
+            states: list[str] = []
+
+            async def read(reader: rtc.TextStreamReader, identity: str) -> None:
+                attributes = dict(reader.info.attributes)
+                transcripts.append({
+                    "text": await reader.read_all(),
+                    "final": attributes.get("lk.transcription_final", ""),
+                    "track": attributes.get("lk.transcribed_track_id", ""),
+                })
+
+            user.register_text_stream_handler(
+                "lk.transcription",
+                lambda reader, who: asyncio.get_running_loop().create_task(read(reader, who)),
+            )
+            user.on(
+                "participant_attributes_changed",
+                lambda changed, p: states.append(changed.get("lk.agent.state", "")),
+            )
+            await _until(lambda: len(user.remote_participants) > 0)
+            agent = next(iter(user.remote_participants.values()))
+
+            source = rtc.AudioSource(16_000, 1)
+            track = rtc.LocalAudioTrack.create_audio_track("mic", source)
+            mic = await user.local_participant.publish_track(
+                track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+            )
+
+            def agent_track() -> rtc.Track | None:
+                for publication in agent.track_publications.values():
+                    if publication.track is not None:
+                        return publication.track
+                return None
+
+            heard: list[tuple[float, float]] = []  # (time, RMS) of each agent frame
+
+            async def listen() -> None:
+                await _until(lambda: agent_track() is not None)
+                found = agent_track()
+                assert found is not None
+                stream = rtc.AudioStream(found, sample_rate=48_000, num_channels=1)
+                async for event in stream:
+                    pcm = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
+                    heard.append((time.monotonic(), float(np.sqrt(np.mean(pcm**2)))))
+
+            listener = asyncio.get_running_loop().create_task(listen())
+            start = time.monotonic()
+            await _speak(source, QUESTION)
+            # The demo reply is a tone of several seconds: wait until it plays, then barge in.
+            await _until(lambda: any(rms > 500 for _, rms in heard))
+            speaking_from = next(t for t, rms in heard if rms > 500)
+            await asyncio.sleep(1.5)
+            barge_in = time.monotonic()
+            await _speak(source, QUESTION)
+            await _silence(source, 4.0)
+            listener.cancel()
+            await user.disconnect()
+            return {
+                "first_audio_after_s": speaking_from - start,
+                "barge_in_s": barge_in - start,
+                "heard": [(t - start, rms) for t, rms in heard],
+                "transcripts": transcripts,
+                "states": states,
+                "mic_track": mic.sid,
+            }
+        finally:
+            worker.terminate()
+            _, err = await asyncio.wait_for(worker.communicate(), TIMEOUT)
+            if worker.returncode not in (0, -15):
+                raise RuntimeError(f"worker exited {worker.returncode}: {err.decode()[-2000:]}")
+
+
+def test_a_worker_serves_the_voice_agent_in_a_room(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_voice_agent_answers_and_is_interrupted", 180.0)
+    # The agent answered after the question (4 s of audio) and its endpointing.
+    assert 4.0 < result["first_audio_after_s"] < 12.0
+    agent_lines = [t["text"] for t in result["transcripts"] if t["text"].startswith("I heard")]
+    user_lines = [t for t in result["transcripts"] if t["text"].startswith("[")]
+    assert agent_lines, result["transcripts"]
+    assert user_lines and any(t["final"] == "true" for t in user_lines)
+    assert any(t["track"] == result["mic_track"] for t in user_lines)
+    for state in ("listening", "thinking", "speaking"):
+        assert state in result["states"], result["states"]
+    # The barge-in: 0.5 s of speech, then the agent's audio stops within a short while.
+    barge = result["barge_in_s"]
+    after = [(t, rms) for t, rms in result["heard"] if barge + 0.5 < t < barge + 3.0]
+    quiet = [t for t, rms in after if rms < 100]
+    assert quiet, "the agent kept talking through the barge-in"
+    assert min(quiet) < barge + 2.0
