@@ -161,3 +161,79 @@ def test_a_worker_serves_the_voice_agent_in_a_room(run_scenario: Any) -> None:
     quiet = [t for t, rms in after if rms < 100]
     assert quiet, "the agent kept talking through the barge-in"
     assert min(quiet) < barge + 2.0
+
+
+async def _ask(server: Any, room: str, identity: str) -> dict[str, Any]:
+    """One user in ``room`` asks the question and reports what the agent said and played."""
+    user = rtc.Room()
+    await asyncio.wait_for(user.connect(server.url, server.token(identity, room)), TIMEOUT)
+    said: list[str] = []
+
+    async def read(reader: rtc.TextStreamReader, who: str) -> None:
+        said.append(await reader.read_all())
+
+    user.register_text_stream_handler(
+        "lk.transcription",
+        lambda reader, who: asyncio.get_running_loop().create_task(read(reader, who)),
+    )
+    await _until(lambda: len(user.remote_participants) > 0)
+    agent = next(iter(user.remote_participants.values()))
+    source = rtc.AudioSource(16_000, 1)
+    await user.local_participant.publish_track(
+        rtc.LocalAudioTrack.create_audio_track("mic", source),
+        rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
+    )
+    await _speak(source, QUESTION)
+    await _until(lambda: any(p.track for p in agent.track_publications.values()))
+    track = next(p.track for p in agent.track_publications.values() if p.track)
+    loudest = 0.0
+    stream = rtc.AudioStream(track, sample_rate=48_000, num_channels=1)
+    deadline = time.monotonic() + 15
+    async for event in stream:
+        pcm = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
+        loudest = max(loudest, float(np.sqrt(np.mean(pcm**2))))
+        if loudest > 500 or time.monotonic() > deadline:
+            break
+    await stream.aclose()
+    await _until(lambda: any(s.startswith("I heard") for s in said), timeout=15)
+    await user.disconnect()
+    return {"agent": agent.identity, "loudest": loudest, "said": said}
+
+
+async def scenario_two_rooms_at_once() -> dict[str, Any]:
+    from flowkit.testing.livekit_server import TestLiveKitServer
+    from flowkit.testing.livekit_server.agents import AgentDispatcher
+
+    dispatcher = AgentDispatcher()
+    async with TestLiveKitServer(agents=dispatcher.mount) as server:
+        env = {
+            **os.environ,
+            "LIVEKIT_URL": server.url,
+            "LIVEKIT_API_KEY": server.api_key,
+            "LIVEKIT_API_SECRET": server.api_secret,
+            "FLOWKIT_PROVIDERS": "demo",
+        }
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from flowkit.cli import main; main()",
+            "dev", str(GRAPH), "--http-port", "-1", "--log-level", "warning",
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await dispatcher.wait_for_workers(1)
+            server.create_room("red")
+            server.create_room("blue")
+            red, blue = await asyncio.gather(
+                _ask(server, "red", "rita"), _ask(server, "blue", "bob")
+            )
+            return {"red": red, "blue": blue, "jobs": len(dispatcher.jobs)}
+        finally:
+            worker.terminate()
+            await asyncio.wait_for(worker.communicate(), TIMEOUT)
+
+
+def test_one_worker_talks_in_two_rooms_at_once(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_two_rooms_at_once", 180.0)
+    assert result["jobs"] == 2
+    for room in ("red", "blue"):
+        assert result[room]["loudest"] > 500, result[room]
+        assert any(s.startswith("I heard [") for s in result[room]["said"]), result[room]
