@@ -10,9 +10,11 @@ official SDK, speaks a recorded question, hears the agent's answer, reads both t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,9 @@ async def _silence(source: rtc.AudioSource, seconds: float) -> None:
         await source.capture_frame(frame)
 
 
-async def scenario_voice_agent_answers_and_is_interrupted() -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def _server_and_worker() -> AsyncIterator[tuple[Any, Any]]:
+    """The test server with agent dispatch, and a `flowkit dev` worker serving the graph."""
     from flowkit.testing.livekit_server import TestLiveKitServer
     from flowkit.testing.livekit_server.agents import AgentDispatcher
 
@@ -67,81 +71,87 @@ async def scenario_voice_agent_answers_and_is_interrupted() -> dict[str, Any]:
         )
         try:
             await dispatcher.wait_for_workers(1)
-            server.create_room("lobby")  # automatic dispatch to the unnamed worker
-            user = rtc.Room()
-            await asyncio.wait_for(
-                user.connect(server.url, server.token("alice", "lobby")), TIMEOUT
-            )
-            transcripts: list[dict[str, str]] = []
-            states: list[str] = []
-
-            async def read(reader: rtc.TextStreamReader, identity: str) -> None:
-                attributes = dict(reader.info.attributes)
-                transcripts.append({
-                    "text": await reader.read_all(),
-                    "final": attributes.get("lk.transcription_final", ""),
-                    "track": attributes.get("lk.transcribed_track_id", ""),
-                })
-
-            user.register_text_stream_handler(
-                "lk.transcription",
-                lambda reader, who: asyncio.get_running_loop().create_task(read(reader, who)),
-            )
-            user.on(
-                "participant_attributes_changed",
-                lambda changed, p: states.append(changed.get("lk.agent.state", "")),
-            )
-            await _until(lambda: len(user.remote_participants) > 0)
-            agent = next(iter(user.remote_participants.values()))
-
-            source = rtc.AudioSource(16_000, 1)
-            track = rtc.LocalAudioTrack.create_audio_track("mic", source)
-            mic = await user.local_participant.publish_track(
-                track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-            )
-
-            def agent_track() -> rtc.Track | None:
-                for publication in agent.track_publications.values():
-                    if publication.track is not None:
-                        return publication.track
-                return None
-
-            heard: list[tuple[float, float]] = []  # (time, RMS) of each agent frame
-
-            async def listen() -> None:
-                await _until(lambda: agent_track() is not None)
-                found = agent_track()
-                assert found is not None
-                stream = rtc.AudioStream(found, sample_rate=48_000, num_channels=1)
-                async for event in stream:
-                    pcm = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
-                    heard.append((time.monotonic(), float(np.sqrt(np.mean(pcm**2)))))
-
-            listener = asyncio.get_running_loop().create_task(listen())
-            start = time.monotonic()
-            await _speak(source, QUESTION)
-            # The demo reply is a tone of several seconds: wait until it plays, then barge in.
-            await _until(lambda: any(rms > 500 for _, rms in heard))
-            speaking_from = next(t for t, rms in heard if rms > 500)
-            await asyncio.sleep(1.5)
-            barge_in = time.monotonic()
-            await _speak(source, QUESTION)
-            await _silence(source, 4.0)
-            listener.cancel()
-            await user.disconnect()
-            return {
-                "first_audio_after_s": speaking_from - start,
-                "barge_in_s": barge_in - start,
-                "heard": [(t - start, rms) for t, rms in heard],
-                "transcripts": transcripts,
-                "states": states,
-                "mic_track": mic.sid,
-            }
+            yield server, dispatcher
         finally:
             worker.terminate()
             _, err = await asyncio.wait_for(worker.communicate(), TIMEOUT)
             if worker.returncode not in (0, -15):
                 raise RuntimeError(f"worker exited {worker.returncode}: {err.decode()[-2000:]}")
+
+
+async def scenario_voice_agent_answers_and_is_interrupted() -> dict[str, Any]:
+    async with _server_and_worker() as (server, _):
+        server.create_room("lobby")  # automatic dispatch to the unnamed worker
+        user = rtc.Room()
+        await asyncio.wait_for(
+            user.connect(server.url, server.token("alice", "lobby")), TIMEOUT
+        )
+        transcripts: list[dict[str, str]] = []
+        states: list[str] = []
+
+        async def read(reader: rtc.TextStreamReader, identity: str) -> None:
+            attributes = dict(reader.info.attributes)
+            transcripts.append({
+                "text": await reader.read_all(),
+                "final": attributes.get("lk.transcription_final", ""),
+                "track": attributes.get("lk.transcribed_track_id", ""),
+            })
+
+        user.register_text_stream_handler(
+            "lk.transcription",
+            lambda reader, who: asyncio.get_running_loop().create_task(read(reader, who)),
+        )
+        user.on(
+            "participant_attributes_changed",
+            lambda changed, p: states.append(changed.get("lk.agent.state", "")),
+        )
+        await _until(lambda: len(user.remote_participants) > 0)
+        agent = next(iter(user.remote_participants.values()))
+
+        source = rtc.AudioSource(16_000, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("mic", source)
+        mic = await user.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+
+        def agent_track() -> rtc.Track | None:
+            for publication in agent.track_publications.values():
+                if publication.track is not None:
+                    return publication.track
+            return None
+
+        heard: list[tuple[float, float]] = []  # (time, RMS) of each agent frame
+
+        async def listen() -> None:
+            await _until(lambda: agent_track() is not None)
+            found = agent_track()
+            assert found is not None
+            stream = rtc.AudioStream(found, sample_rate=48_000, num_channels=1)
+            async for event in stream:
+                pcm = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
+                heard.append((time.monotonic(), float(np.sqrt(np.mean(pcm**2)))))
+
+        listener = asyncio.get_running_loop().create_task(listen())
+        start = time.monotonic()
+        await _speak(source, QUESTION)
+        # The demo reply is a tone of several seconds: wait until it plays, then barge in.
+        await _until(lambda: any(rms > 500 for _, rms in heard))
+        speaking_from = next(t for t, rms in heard if rms > 500)
+        await asyncio.sleep(1.5)
+        barge_in = time.monotonic()
+        await _speak(source, QUESTION)
+        await _silence(source, 4.0)
+        listener.cancel()
+        await user.disconnect()
+        return {
+            "first_audio_after_s": speaking_from - start,
+            "barge_in_s": barge_in - start,
+            "heard": [(t - start, rms) for t, rms in heard],
+            "transcripts": transcripts,
+            "states": states,
+            "mic_track": mic.sid,
+        }
+    raise AssertionError("unreachable")
 
 
 def test_a_worker_serves_the_voice_agent_in_a_room(run_scenario: Any) -> None:
@@ -201,34 +211,12 @@ async def _ask(server: Any, room: str, identity: str) -> dict[str, Any]:
 
 
 async def scenario_two_rooms_at_once() -> dict[str, Any]:
-    from flowkit.testing.livekit_server import TestLiveKitServer
-    from flowkit.testing.livekit_server.agents import AgentDispatcher
-
-    dispatcher = AgentDispatcher()
-    async with TestLiveKitServer(agents=dispatcher.mount) as server:
-        env = {
-            **os.environ,
-            "LIVEKIT_URL": server.url,
-            "LIVEKIT_API_KEY": server.api_key,
-            "LIVEKIT_API_SECRET": server.api_secret,
-            "FLOWKIT_PROVIDERS": "demo",
-        }
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from flowkit.cli import main; main()",
-            "dev", str(GRAPH), "--http-port", "-1", "--log-level", "warning",
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            await dispatcher.wait_for_workers(1)
-            server.create_room("red")
-            server.create_room("blue")
-            red, blue = await asyncio.gather(
-                _ask(server, "red", "rita"), _ask(server, "blue", "bob")
-            )
-            return {"red": red, "blue": blue, "jobs": len(dispatcher.jobs)}
-        finally:
-            worker.terminate()
-            await asyncio.wait_for(worker.communicate(), TIMEOUT)
+    async with _server_and_worker() as (server, dispatcher):
+        server.create_room("red")
+        server.create_room("blue")
+        red, blue = await asyncio.gather(_ask(server, "red", "rita"), _ask(server, "blue", "bob"))
+        return {"red": red, "blue": blue, "jobs": len(dispatcher.jobs)}
+    raise AssertionError("unreachable")
 
 
 def test_one_worker_talks_in_two_rooms_at_once(run_scenario: Any) -> None:
