@@ -40,6 +40,7 @@ from flowkit.cli import (
 )
 from flowkit.graph import Graph
 from flowkit.job import JobContext
+from flowkit.live import LiveView, live_dashboard
 from flowkit.loader import GraphFileError, load_graph
 from flowkit.node import Node
 from flowkit.offline import OfflineIO
@@ -135,6 +136,11 @@ def _fail(ctx: click.Context, state: CliState, exc: BaseException, code: int) ->
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
+    "--live", is_flag=True,
+    help="Show a live dashboard (nodes, rates, states, transcripts, turns) instead of the "
+    "progress bar.",
+)
+@click.option(
     "--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="Write a trace (graph, per node and edge figures, turns) to this JSON file; "
     "`flowkit viz --trace` draws it.",
@@ -147,6 +153,7 @@ def run(
     output_path: Path,
     realtime: bool,
     quiet: bool,
+    live: bool,
     trace_path: Path | None,
 ) -> None:
     """Run GRAPH_FILE on a WAV file: its room source hears --input, its sink speaks --output.
@@ -185,9 +192,10 @@ def run(
     try:
         loop_factory = None if realtime else FastForwardLoop
         with asyncio.Runner(loop_factory=loop_factory) as aio:
-            records = aio.run(
-                _run(graph, job, io, state.stderr() if show_progress else None, trace_path)
-            )
+            records = aio.run(_run(
+                graph, job, io, state.stderr() if show_progress and not live else None,
+                trace_path, state.stderr() if live else None,
+            ))
     except (GraphFailed, GraphError) as exc:
         _fail(ctx, state, exc, EXIT_PROBLEMS)
     out = state.stdout()
@@ -204,15 +212,19 @@ def run(
 
 async def _run(
     graph: Graph, job: JobContext, io: OfflineIO, console: Console | None,
-    trace_path: Path | None = None,
+    trace_path: Path | None = None, live_console: Console | None = None,
 ) -> list[TurnRecord]:
     runner = GraphRunner(graph, job=job)
     await runner.start()
     origin = asyncio.get_running_loop().time()
     timeline = TurnTimeline.attach(runner)
     try:
-        with _progress(io, console):
-            await runner.wait()
+        if live_console is not None:
+            async with live_dashboard(LiveView.attach(runner, timeline), live_console):
+                await runner.wait()
+        else:
+            with _progress(io, console):
+                await runner.wait()
     finally:
         await runner.close()
         await io.aclose()

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from rich.console import Console
 
 from flowkit.cli import EXIT_BAD_FILE, GRAPH_FILE, CliState, main
+from flowkit.live import JobsView, live_dashboard
 from flowkit.loader import GraphFileError
 from flowkit.worker.http import WorkerHTTPServer
 from flowkit.worker.jobs import livekit_room, no_room
@@ -68,6 +70,11 @@ def _worker_flags(fn: Any) -> Any:
                      help="debug, info, warning or error (start: info, dev: debug)."),
         click.option("--log-format", type=click.Choice(["json", "rich"]), default=None,
                      help="JSON lines (start) or readable lines (dev)."),
+        click.option("--live", is_flag=True,
+                     help="Show a live dashboard of the jobs and their graphs' nodes."),
+        click.option("--trace-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None,
+                     help="Write a trace of each job to DIR/<job id>.json when it ends."),
     ]
     for flag in reversed(flags):
         fn = flag(fn)
@@ -123,24 +130,30 @@ def _serve(ctx: click.Context, graph_file: Path, *, dev: bool, flags: dict[str, 
         options = _options(flags, dev)
         connect = no_room if flags["no_room"] else livekit_room(options.api_key,
                                                                  options.api_secret)
-        worker = Worker(graph_file, options, connect_job=connect)
+        worker = Worker(graph_file, options, connect_job=connect,
+                        trace_dir=flags["trace_dir"])
     except (WorkerOptionsError, GraphFileError) as exc:
         _fail(ctx, exc, EXIT_BAD_FILE)
     try:
-        asyncio.run(_run(worker))
+        asyncio.run(_run(worker, live=flags["live"]))
     except WorkerConnectError as exc:
         _fail(ctx, exc, EXIT_SERVER)
 
 
-async def _run(worker: Worker) -> None:
+async def _run(worker: Worker, *, live: bool = False) -> None:
     install_signal_handlers(worker)
     http: WorkerHTTPServer | None = None
     if worker.options.http_port is not None:
         http = WorkerHTTPServer(worker, worker.options.http_host, worker.options.http_port)
         await http.start()
-        log.info("serving /, /worker and /metrics on %s", http.url)
+        log.info("serving /, /worker, /metrics and /jobs/<id>/graph on %s", http.url)
     try:
-        await worker.run()
+        if live:
+            # On stderr, like the logs it shares the terminal with.
+            async with live_dashboard(JobsView(worker), Console(file=sys.stderr)):
+                await worker.run()
+        else:
+            await worker.run()
     finally:
         await worker.aclose()
         if http is not None:

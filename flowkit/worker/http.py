@@ -5,6 +5,13 @@
 - ``GET /worker``: JSON with the worker's id, agent name, load, status and active jobs.
 - ``GET /metrics``: Prometheus text: the worker's load and job counts, and every running
   job's per-node counters from its graph runner (labelled with job, room, graph and node).
+- ``GET /jobs/<id>/graph``: a live HTML page of an active job: its graph drawn
+  (:mod:`flowkit.viz.html`) with its figures, updated every second from
+- ``GET /jobs/<id>/metrics.json``: the job's figures now: ``metrics`` (a
+  :class:`~flowkit.runtime.metrics.GraphMetrics`), ``turns`` (stage times in seconds since
+  the graph started), and each node's and edge's figure lines as the drawing writes them.
+
+An unknown (or ended) job is a ``404`` naming the active jobs.
 """
 
 from __future__ import annotations
@@ -18,9 +25,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from flowkit.spec import graph_spec
+from flowkit.trace import TurnTrace, trace_of_run
+from flowkit.viz.html import render_html
+from flowkit.viz.svg import edge_figures, node_figures
+from flowkit.worker.jobs import RunningJob
 from flowkit.worker.worker import Worker
 
-__all__ = ["WorkerCollector", "WorkerHTTPServer", "make_app"]
+__all__ = ["WorkerCollector", "WorkerHTTPServer", "job_figures", "live_page", "make_app"]
 
 _NODE_COUNTERS = (
     ("messages_in", "flowkit_node_messages_in", "Messages delivered to the node."),
@@ -98,8 +110,114 @@ def _describe(worker: Worker) -> dict[str, Any]:
     }
 
 
+def job_figures(job: RunningJob) -> dict[str, Any]:
+    """What ``/jobs/<id>/metrics.json`` answers for ``job`` (which has a runner).
+
+    ``node_figures`` and ``edge_figures`` (in ``spec.edges`` order) are the lines the
+    drawing writes, so the live page replaces text without knowing how figures are put.
+    """
+    runner = job.runner
+    assert runner is not None, "only jobs with a runner are served"
+    metrics = runner.metrics()
+    spec = graph_spec(runner.plan)
+    by_ports = {(e.source, e.target): e for e in metrics.edges}
+    edges = [
+        by_ports.get((f"{e.source}.{e.source_port}", f"{e.target}.{e.target_port}"))
+        for e in spec.edges
+    ]
+    turns = job.timeline.turns if job.timeline is not None else []
+    return {
+        "job_id": job.id,
+        "room": job.room_name,
+        "running_s": round(time.time() - job.started, 3),
+        "state": str(runner.state),
+        "metrics": metrics.model_dump(mode="json"),
+        "turns": [TurnTrace.of(t, job.origin).model_dump(mode="json") for t in turns],
+        "node_figures": {n.name: node_figures(n) for n in metrics.nodes},
+        "edge_figures": [edge_figures(e) if e is not None else "" for e in edges],
+    }
+
+
+_LIVE_CSS = """
+#live{padding:6px 20px;background:#fffbe6;border-bottom:1px solid #eed;font-size:13px}
+#live.ended{background:#fde8e8}
+#live-turns table{border-collapse:collapse;background:#fff;font-size:12px}
+#live-turns td,#live-turns th{border:1px solid #ddd;padding:2px 8px;text-align:right}
+#live-turns td:nth-child(2){text-align:left}
+"""
+
+# Polls metrics.json (relative: the page is /jobs/<id>/graph) once a second and rewrites the
+# figure lines already on the drawing; it stops when the job has ended (404).
+_LIVE_JS = """
+(function(){
+var box=document.getElementById('live'),turns=document.getElementById('live-turns');
+var updates=0,names=['stt','endpointing','llm','tts','playout','voice_to_voice'];
+function esc(s){return String(s).replace(/[&<>"]/g,function(c){
+ return {'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c];});}
+function lines(els,text){for(var i=0;i<els.length;i++){
+ els[i].textContent=i<els.length-1?(text[i]||''):text.slice(i).join(' · ');}}
+function ms(v){return v===null||v===undefined?'-':Math.round(v*1000);}
+function show(d){
+ d.metrics.nodes.forEach(function(n){
+  var g=document.querySelector('#drawing .node[data-node="'+CSS.escape(n.name)+'"]');
+  if(g){lines(g.querySelectorAll('text.figure'),d.node_figures[n.name]);}});
+ d.edge_figures.forEach(function(text,i){
+  var t=document.querySelector('#drawing .edge-label[data-edge="'+i+'"] text.figure');
+  if(t){t.textContent=text;}});
+ updates+=1;box.setAttribute('data-updates',String(updates));
+ box.textContent='live · job '+d.job_id+' · room '+d.room+' · '+d.state+' · running '+
+  d.running_s.toFixed(0)+' s · '+d.turns.length+' turns · updated '+
+  new Date().toLocaleTimeString();
+ var rows=d.turns.slice(-8).map(function(t,i){
+  return '<tr><td>'+t.turn_id+'</td><td>'+esc(t.user_text||'(reply from code)')+
+   (t.interrupted?' [interrupted]':'')+'</td>'+
+   names.map(function(k){return '<td>'+ms(t.latencies[k])+'</td>';}).join('')+'</tr>';});
+ turns.innerHTML='<h2>last turns (ms)</h2><table><tr><th>turn</th><th>user</th>'+
+  names.map(function(k){return '<th>'+k+'</th>';}).join('')+'</tr>'+rows.join('')+'</table>';
+}
+function tick(){
+ fetch('metrics.json',{cache:'no-store'}).then(function(r){
+  if(!r.ok){box.textContent='the job has ended (HTTP '+r.status+'); figures as last seen';
+   box.className='ended';return null;}
+  return r.json();
+ }).then(function(d){if(d){show(d);setTimeout(tick,1000);}})
+ .catch(function(e){box.textContent='cannot reach the worker: '+e;setTimeout(tick,2000);});
+}
+tick();
+})();
+"""
+
+
+def live_page(job: RunningJob) -> str:
+    """The live HTML page of ``job``: its drawing with its figures now, kept up to date.
+
+    The drawing is :func:`flowkit.viz.html.render_html` of the job's trace so far (so every
+    node and edge has its figure lines); the static turn timeline and figures table are left
+    out, the live turns table replaces them.
+    """
+    assert job.runner is not None, "only jobs with a runner are served"
+    timeline = job.timeline
+    if timeline is None:  # the runner is built but the timeline not attached yet
+        from flowkit.timeline import TurnTimeline
+
+        timeline = TurnTimeline()
+    trace = trace_of_run(job.runner, timeline, job.origin)
+    page = render_html(trace.graph, trace)
+    start, end = page.find('<section id="turns">'), page.find('<script type="application/json"')
+    if 0 <= start < end:
+        page = page[:start] + page[end:]
+    page = page.replace("</style>", _LIVE_CSS + "</style>", 1)
+    page = page.replace(
+        "<main>", '<div id="live">live: waiting for the first figures…</div><main>', 1
+    )
+    return page.replace(
+        "</body></html>",
+        f'<section id="live-turns"></section><script>{_LIVE_JS}</script></body></html>',
+    )
+
+
 def make_app(worker: Worker) -> web.Application:
-    """The aiohttp application serving ``/``, ``/worker`` and ``/metrics`` for ``worker``."""
+    """The aiohttp application serving ``worker``'s endpoints (see the module docs)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(WorkerCollector(worker))
 
@@ -115,10 +233,29 @@ def make_app(worker: Worker) -> web.Application:
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    def active(request: web.Request) -> RunningJob:
+        job_id = request.match_info["job_id"]
+        job = worker.jobs.get(job_id)
+        if job is None or job.runner is None:
+            ids = ", ".join(sorted(worker.jobs)) or "none"
+            raise web.HTTPNotFound(
+                text=f"no active job {job_id!r} on this worker (it ended, or never ran "
+                f"here); active jobs: {ids}; see /worker\n"
+            )
+        return job
+
+    async def job_graph(request: web.Request) -> web.Response:
+        return web.Response(text=live_page(active(request)), content_type="text/html")
+
+    async def job_metrics(request: web.Request) -> web.Response:
+        return web.json_response(job_figures(active(request)))
+
     app = web.Application()
     app.router.add_get("/", health)
     app.router.add_get("/worker", describe)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/jobs/{job_id}/graph", job_graph)
+    app.router.add_get("/jobs/{job_id}/metrics.json", job_metrics)
     return app
 
 

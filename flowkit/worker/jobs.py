@@ -26,6 +26,7 @@ from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.loader import _check_path, _graph_of, _import
 from flowkit.runtime.runner import GraphRunner
+from flowkit.timeline import TurnTimeline
 
 __all__ = [
     "AcceptFn",
@@ -217,6 +218,8 @@ class RunningJob:
         acceptance: How the worker accepted it.
         started: ``time.time()`` at assignment.
         runner: The graph's runner, once built (its ``metrics()`` feed ``/metrics``).
+        timeline: The turns of its graph, once started (for the live page and traces).
+        origin: The loop time at which its graph started (traces count from it).
         task: The task running the job.
         status: The status last reported (``JS_RUNNING``, ...).
         terminated: The server asked the job to end (``JobTermination``).
@@ -226,6 +229,8 @@ class RunningJob:
     acceptance: JobAcceptance | None
     started: float = field(default_factory=time.time)
     runner: GraphRunner | None = None
+    timeline: TurnTimeline | None = None
+    origin: float = 0.0
     task: asyncio.Task[None] | None = None
     status: agent_pb.JobStatus = agent_pb.JS_PENDING
     terminated: bool = False

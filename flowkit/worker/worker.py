@@ -29,6 +29,8 @@ from livekit.protocol import agent as agent_pb
 from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.runtime.runner import GraphRunner
+from flowkit.timeline import TurnTimeline
+from flowkit.trace import trace_of_run
 from flowkit.worker.jobs import (
     AcceptFn,
     ConnectJob,
@@ -71,6 +73,8 @@ class Worker:
             ``request.reject()`` (``None``) refuses it; may be async.
         connect_job: Joins the job's room before its graph runs (see
             :class:`~flowkit.worker.jobs.ConnectJob`); the default joins nothing.
+        trace_dir: Write a trace of each job (:mod:`flowkit.trace`) to
+            ``trace_dir/<job id>.json`` when it ends; ``None``: no traces.
 
     Raises:
         WorkerOptionsError: An option is missing or wrong.
@@ -84,12 +88,14 @@ class Worker:
         *,
         accept: AcceptFn = accept_all,
         connect_job: ConnectJob = no_room,
+        trace_dir: str | Path | None = None,
     ) -> None:
         options.check()
         self.options = options
         self._build = graph if callable(graph) else GraphFactory(graph)
         self._accept = accept
         self._connect_job = connect_job
+        self.trace_dir = Path(trace_dir) if trace_dir is not None else None
         self._load_fnc = options.load_fnc or ProcessCPULoad()
         self.id = ""
         self.load = 0.0
@@ -365,6 +371,9 @@ class Worker:
             disconnect = await self._connect_job(job.context)
             job.runner = GraphRunner(graph, job=job.context)
             await job.runner.start()
+            # Right after start, before the graph's tasks run: no turn is missed.
+            job.origin = asyncio.get_running_loop().time()
+            job.timeline = TurnTimeline.attach(job.runner)
             await self._job_status(job, agent_pb.JS_RUNNING)
             log.info("job started: graph %r in room %r", graph.name, job.room_name)
             await _wait_job(job.runner, job.context)
@@ -392,6 +401,7 @@ class Worker:
                 await job.runner.close()
             except Exception:
                 log.exception("closing the graph of job %s raised", job.id)
+            self._write_trace(job)
         try:
             # Shutdown callbacks, then leave the room (when connect_job attached one).
             await job.context.aclose(reason)
@@ -406,6 +416,19 @@ class Worker:
         await self._job_status(job, status, error)
         if not self._stop.is_set():
             await self._send_worker_status()
+
+    def _write_trace(self, job: RunningJob) -> None:
+        """Write ``job``'s trace into ``trace_dir`` (a failed job's too: that is its use)."""
+        if self.trace_dir is None or job.runner is None or job.timeline is None:
+            return
+        path = self.trace_dir / f"{job.id}.json"
+        try:
+            self.trace_dir.mkdir(parents=True, exist_ok=True)
+            trace_of_run(job.runner, job.timeline, job.origin).write(path)
+        except OSError as exc:
+            log.error("cannot write the trace of job %s to %s: %s", job.id, path, exc)
+        else:
+            log.info("wrote the trace of job %s to %s", job.id, path)
 
     async def _job_status(
         self, job: RunningJob, status: agent_pb.JobStatus, error: str = ""
