@@ -30,6 +30,7 @@ from flowkit.cli import EXIT_BAD_FILE, EXIT_PROBLEMS, GRAPH_FILE, CliState, main
 from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.livekit.job import AutoSubscribe, attach_job
+from flowkit.livekit.process_exit import exit_after_livekit
 from flowkit.livekit.tokens import Credentials
 from flowkit.loader import GraphFileError, load_graph
 from flowkit.problems import GraphError
@@ -121,6 +122,7 @@ def connect(
         _fail(ctx, state, exc.error, exc.code)
     except KeyboardInterrupt:  # a second Ctrl-C while closing
         ctx.exit(130)
+    exit_after_livekit(0)  # the room is closed: skip the native SDK's racy teardown
 
 
 async def _session(

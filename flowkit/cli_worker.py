@@ -26,6 +26,7 @@ from rich.console import Console
 
 from flowkit.cli import EXIT_BAD_FILE, GRAPH_FILE, CliState, main
 from flowkit.live import JobsView, live_dashboard
+from flowkit.livekit.process_exit import exit_after_livekit
 from flowkit.loader import GraphFileError
 from flowkit.worker.http import WorkerHTTPServer
 from flowkit.worker.jobs import livekit_room, no_room
@@ -138,6 +139,7 @@ def _serve(ctx: click.Context, graph_file: Path, *, dev: bool, flags: dict[str, 
         asyncio.run(_run(worker, live=flags["live"]))
     except WorkerConnectError as exc:
         _fail(ctx, exc, EXIT_SERVER)
+    exit_after_livekit(0)  # drained and closed: skip the native SDK's racy teardown
 
 
 async def _run(worker: Worker, *, live: bool = False) -> None:
