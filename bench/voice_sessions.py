@@ -60,7 +60,8 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 async def run_sessions(n: int, warmup: float, measure: float, min_silence: float,
-                       turn_delay: float, profile: str | None) -> dict[str, Any]:
+                       turn_delay: float, profile: str | None,
+                       vad_batch: bool = True) -> dict[str, Any]:
     from flowkit_local.silero import SileroVADOptions, SileroVADProvider
     from voice_workload import (
         LLM_TTFT,
@@ -80,7 +81,10 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
 
     frames, last_speech, speech_source, speech_s = speech_loop()
     chunks = tone_chunks()
-    vad_provider = SileroVADProvider(SileroVADOptions(min_silence_duration=min_silence))
+    # batch=True: every session's VAD windows of one loop iteration in one ONNX call.
+    vad_provider = SileroVADProvider(
+        SileroVADOptions(min_silence_duration=min_silence), batch=vad_batch
+    )
     gc.collect()
     rss_pre = rss_bytes()
 
@@ -165,8 +169,16 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     rs = np.array([b for _, b in rss_samples], dtype=float) / MIB
     slope = float(np.polyfit(ts, rs, 1)[0]) * 60.0 if len(ts) > 2 else None
     collections = [b["collections"] - a["collections"] for a, b in zip(gc0, gc1, strict=True)]
+    batcher_stats = None
+    if vad_batch:
+        batcher = vad_provider.batcher(loop)
+        batcher_stats = {"calls": batcher.calls, "windows": batcher.windows,
+                         "runs": batcher.runs,
+                         "mean_batch": round(batcher.windows / max(batcher.calls, 1), 2)}
     result = {
         "sessions": n,
+        "vad_batch": vad_batch,
+        "vad_batcher": batcher_stats,
         "speech": {"source": speech_source, "seconds": round(speech_s, 3)},
         "warmup_s": warmup,
         "measure_s": round(wall, 3),
@@ -220,7 +232,7 @@ def _ms(seconds: float | None) -> float | None:
 def child(args: argparse.Namespace) -> None:
     result = asyncio.run(
         run_sessions(args.sessions, args.warmup, args.measure, args.min_silence,
-                     args.turn_delay, args.profile)
+                     args.turn_delay, args.profile, args.vad_batch)
     )
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -233,6 +245,8 @@ def run_child(n: int, args: argparse.Namespace) -> dict[str, Any]:
            "--min-silence", str(args.min_silence), "--turn-delay", str(args.turn_delay)]
     if args.profile:
         cmd += ["--profile", args.profile]
+    if not args.vad_batch:
+        cmd += ["--no-vad-batch"]
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           timeout=args.warmup + args.measure + 300)
     for line in proc.stdout.splitlines():
@@ -390,6 +404,8 @@ def main() -> None:
     parser.add_argument("--profile", help="pyinstrument profile of the window to this path")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
     parser.add_argument("--json", type=Path, help="where to write the JSON")
+    parser.add_argument("--no-vad-batch", dest="vad_batch", action="store_false",
+                        help="one Silero call per session and window (the unbatched path)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.warmup = args.warmup if args.warmup is not None else (2.0 if args.quick else 5.0)

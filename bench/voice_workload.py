@@ -48,7 +48,14 @@ from flowkit.nodes import audio, interrupt, llm, room, stt, turn, vad
 from flowkit.providers.chat import ChatMessage, ToolSpec
 from flowkit.providers.llm import LLMChunk, TextDelta
 from flowkit.providers.stt import SpeechResult
-from flowkit.vad.contract import PCMSamples, VADDecision, VADProvider, VADStream
+from flowkit.vad.contract import (
+    DecisionCallback,
+    PCMSamples,
+    VADDecision,
+    VADProvider,
+    VADStream,
+    is_deferred,
+)
 
 SENTENCE = "what is the weather in paris today"
 RATE_IN = 48_000
@@ -344,7 +351,10 @@ class TappedVAD:
 
     The fake STT is asked at the end of the user's speech, as a batch recogniser behind a
     VAD is (LiveKit's StreamAdapter, flowkit's StreamingSTTFromBatch); this is how it learns
-    of it without a second VAD.
+    of it without a second VAD. It passes the inner provider's ``deferred`` capability on,
+    so a batching Silero provider (``SileroVADProvider(batch=True)``) is batched here too;
+    the end of speech is then recorded when the callback delivers it, one loop iteration
+    after its audio.
     """
 
     def __init__(self, inner: Any, session: Session) -> None:
@@ -359,8 +369,26 @@ class TappedVAD:
     def window_ms(self) -> float:
         return self.inner.window_ms  # type: ignore[no-any-return]
 
-    def stream(self) -> VADStream:
-        return _TappedStream(self.inner.stream(), self.session)
+    @property
+    def deferred(self) -> bool:
+        return is_deferred(self.inner)
+
+    def stream(self, on_decisions: DecisionCallback | None = None) -> VADStream:
+        session = self.session
+        if on_decisions is None:
+            return _TappedStream(self.inner.stream(), session)
+
+        def tapped(decisions: list[VADDecision]) -> None:
+            _tap(session, decisions)
+            on_decisions(decisions)
+
+        return _TappedStream(self.inner.stream(on_decisions=tapped), session)
+
+
+def _tap(session: Session, decisions: list[VADDecision]) -> None:
+    for decision in decisions:
+        if decision.kind is VADEventKind.END_OF_SPEECH:
+            session.end_of_speech(asyncio.get_running_loop().time())
 
 
 class _TappedStream:
@@ -372,9 +400,8 @@ class _TappedStream:
 
     def push(self, samples: PCMSamples, sample_rate: int) -> list[VADDecision]:
         decisions = self.inner.push(samples, sample_rate)
-        for decision in decisions:
-            if decision.kind is VADEventKind.END_OF_SPEECH:
-                self.session.end_of_speech(asyncio.get_running_loop().time())
+        if decisions:
+            _tap(self.session, decisions)
         return decisions
 
     def flush(self) -> list[VADDecision]:

@@ -5,11 +5,16 @@ audio on unchanged for the nodes after it (``vad >> stt``), and sends a
 :class:`~flowkit.messages.VADEvent` for every decision. When the provider needs one sample
 rate, the input port declares it, so a graph inserts a resampler in front of the node by
 itself.
+
+When the provider makes deferred streams (:func:`~flowkit.vad.is_deferred`, e.g. Silero
+batched across sessions), the node asks for one with a callback and sends the events from
+it: a decision then goes out up to one event-loop iteration after its audio, while the
+audio itself passes through at once as before.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from livekit import rtc
 from reactivex import Observable
@@ -20,7 +25,13 @@ from flowkit.messages import VADEvent
 from flowkit.node import Node, NodeParams
 from flowkit.nodes.audio import mix_channels
 from flowkit.ports import AudioFormat, In, Out
-from flowkit.vad.contract import VADDecision, VADProvider, VADStream
+from flowkit.vad.contract import (
+    DeferredVADProvider,
+    VADDecision,
+    VADProvider,
+    VADStream,
+    is_deferred,
+)
 from flowkit.vad.energy import EnergyVAD
 
 __all__ = ["VAD"]
@@ -61,10 +72,14 @@ class VAD(Node):
         """Detect on every frame; events go out on ``events``, audio on ``passthrough``."""
         provider: VADProvider = self.params.provider  # type: ignore[attr-defined]
         speaker: str = self.params.speaker  # type: ignore[attr-defined]
-        stream: VADStream = provider.stream()
         events = self.events
+        # False once this wiring ended: a deferred stream must not send into a finished or
+        # restarted wiring's port (its pending windows are dropped with it).
+        live = [True]
 
         def send(decisions: list[VADDecision]) -> None:
+            if not live[0]:
+                return
             for d in decisions:
                 events.send(
                     VADEvent(
@@ -76,14 +91,30 @@ class VAD(Node):
                     )
                 )
 
+        stream: VADStream = (
+            cast(DeferredVADProvider, provider).stream(on_decisions=send)
+            if is_deferred(provider)
+            else provider.stream()
+        )
+
         def detect(frame: rtc.AudioFrame) -> None:
             block = samples(frame)
             mono = block[:, 0] if frame.num_channels == 1 else mix_channels(block, 1)[:, 0]
             send(stream.push(mono, frame.sample_rate))
 
+        def complete() -> None:
+            # The flush also settles a deferred stream's pending windows, so every decision
+            # goes out before the node's outputs complete.
+            send(stream.flush())
+            live[0] = False
+
+        def stop(_error: Exception | None = None) -> None:
+            live[0] = False
+
         # An utterance still open when the audio ends is closed by the flush, before the
         # node's outputs complete.
         flushed = audio.pipe(
-            ops.do_action(on_next=detect, on_completed=lambda: send(stream.flush()))
+            ops.do_action(on_next=detect, on_error=stop, on_completed=complete),
+            ops.finally_action(stop),
         )
         return {"passthrough": flushed}

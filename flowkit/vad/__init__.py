@@ -5,7 +5,16 @@ mono PCM into :class:`VADDecision` values (start and end of speech). :class:`Ene
 the built-in provider, numpy only, so that a voice graph can run without any model.
 """
 
-from flowkit.vad.contract import PCMSamples, VADDecision, VADProvider, VADStream, check_pcm
+from flowkit.vad.contract import (
+    DecisionCallback,
+    DeferredVADProvider,
+    PCMSamples,
+    VADDecision,
+    VADProvider,
+    VADStream,
+    check_pcm,
+    is_deferred,
+)
 from flowkit.vad.energy import (
     EnergyVAD,
     EnergyVADOptions,
@@ -15,6 +24,8 @@ from flowkit.vad.energy import (
 )
 
 __all__ = [
+    "DecisionCallback",
+    "DeferredVADProvider",
     "EnergyVAD",
     "EnergyVADOptions",
     "EnergyVADStream",
@@ -25,4 +36,5 @@ __all__ = [
     "VADStream",
     "WindowedVADStream",
     "check_pcm",
+    "is_deferred",
 ]

@@ -11,6 +11,7 @@ always gives the same decisions, however it is cut into pieces.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -20,11 +21,14 @@ import numpy.typing as npt
 from flowkit.messages import VADEventKind
 
 __all__ = [
+    "DecisionCallback",
+    "DeferredVADProvider",
     "PCMSamples",
     "VADDecision",
     "VADProvider",
     "VADStream",
     "check_pcm",
+    "is_deferred",
 ]
 
 PCMSamples = npt.NDArray[np.int16]
@@ -123,6 +127,61 @@ class VADProvider(Protocol):
     def stream(self) -> VADStream:
         """Make a detector for one new audio stream, with fresh state."""
         ...
+
+
+DecisionCallback = Callable[[list[VADDecision]], None]
+"""Receives the decisions a deferred stream settled, in time order, never an empty list."""
+
+
+@runtime_checkable
+class DeferredVADProvider(VADProvider, Protocol):
+    """A provider that can also make streams which deliver their decisions later.
+
+    Some detectors are much cheaper when many streams' windows are classified together (one
+    model call for a batch of sessions), which a ``push`` that must answer at once cannot
+    do. Such a provider says so with :attr:`deferred` and takes ``on_decisions`` in
+    :meth:`stream`. A stream made with a callback keeps the :class:`VADStream` methods, with
+    these differences:
+
+    - ``push`` returns what it can settle at once, possibly nothing (a batching provider
+      always returns ``[]``); every other decision of that audio goes to ``on_decisions``
+      later, on the same thread or event loop (a batching provider: within one event-loop
+      iteration). Decisions reach the caller in time order across both paths.
+    - ``flush`` first settles, synchronously, every decision still pending from earlier
+      pushes, and returns them followed by its own; nothing of the audio before the flush
+      reaches ``on_decisions`` after it returns.
+
+    Without a callback, :meth:`stream` makes an ordinary synchronous stream. Consumers test
+    for the capability with :func:`is_deferred`, since a plain provider may lack the
+    attribute.
+    """
+
+    @property
+    def deferred(self) -> bool:
+        """``True`` when :meth:`stream` takes ``on_decisions``."""
+        ...
+
+    def stream(self, on_decisions: DecisionCallback | None = None) -> VADStream:
+        """Make a detector for one new audio stream, with fresh state.
+
+        Args:
+            on_decisions: Where decisions settled after ``push`` returned go; ``None`` for
+                an ordinary synchronous stream.
+        """
+        ...
+
+
+def is_deferred(provider: object) -> bool:
+    """Whether ``provider`` makes deferred streams (see :class:`DeferredVADProvider`).
+
+    Args:
+        provider: Any VAD provider.
+
+    Returns:
+        ``True`` only when the provider says ``deferred`` is ``True``; a wrapper that lacks
+        the attribute is taken to be synchronous.
+    """
+    return getattr(provider, "deferred", False) is True
 
 
 def check_pcm(samples: object, sample_rate: object) -> PCMSamples:

@@ -93,3 +93,73 @@ async def test_a_provider_with_a_fixed_rate_gets_a_resampler_inserted(tmp_path: 
 def test_vad_refuses_something_that_is_not_a_provider() -> None:
     with pytest.raises(TypeError, match="a VAD provider has sample_rate"):
         VAD(provider="silero")  # type: ignore[arg-type]
+
+
+class DeferredEnergy:
+    """A deferred provider: EnergyVAD's decisions, delivered one loop iteration late."""
+
+    deferred = True
+
+    def __init__(self) -> None:
+        self.inner = EnergyVAD()
+        self.late = 0
+
+    @property
+    def sample_rate(self) -> int | None:
+        return None
+
+    @property
+    def window_ms(self) -> float:
+        return self.inner.window_ms
+
+    def stream(self, on_decisions=None):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        inner = self.inner.stream()
+        owner = self
+        pending: list = []  # type: ignore[type-arg]
+
+        def deliver() -> None:
+            if pending:
+                owner.late += len(pending)
+                on_decisions(pending[:])
+                pending.clear()
+
+        class Deferred:
+            def push(self, samples: np.ndarray, sample_rate: int) -> list:  # type: ignore[type-arg]
+                decisions = inner.push(samples, sample_rate)
+                if decisions:
+                    pending.extend(decisions)
+                    asyncio.get_running_loop().call_soon(deliver)
+                return []
+
+            def flush(self) -> list:  # type: ignore[type-arg]
+                out = pending[:]
+                pending.clear()
+                return out + inner.flush()
+
+        return Deferred()
+
+
+async def test_a_deferred_provider_gets_a_callback_and_events_match(tmp_path: Path) -> None:
+    from flowkit.vad import is_deferred
+
+    wav = tmp_path / "speech.wav"
+    _speech_wav(wav, 16_000)
+    outcomes = []
+    for provider in (EnergyVAD(), DeferredEnergy()):
+        g = fk.Graph("vad-deferred")
+        vad = g.add(VAD(provider))  # type: ignore[arg-type]
+        events, audio = Collect(), Collect()
+        g.add(WavSource(wav)) >> vad >> audio
+        vad.events >> events
+        await fk.GraphRunner(g).run()
+        outcomes.append(
+            (
+                [(e.kind, e.timestamp) for e in collected(events)],
+                sum(f.samples_per_channel for f in collected(audio)),
+            )
+        )
+    assert is_deferred(provider)
+    assert outcomes[0] == outcomes[1]
+    assert len(outcomes[0][0]) == 2

@@ -11,24 +11,35 @@ from the same windowing and hysteresis as :class:`~flowkit.vad.EnergyVAD`
 (:class:`~flowkit.vad.energy.WindowedVADStream`), so the options mean the same in both.
 :class:`SileroVAD` is the :class:`~flowkit.nodes.vad.VAD` node with this provider.
 
+With ``SileroVADProvider(batch=True)`` the provider is also a
+:class:`~flowkit.vad.DeferredVADProvider`: ``stream(on_decisions=...)`` makes a
+:class:`~flowkit_local.silero_batch.BatchedSileroVADStream`, whose windows are classified
+together with the other streams' on the same event loop, one model call per loop iteration
+(see :mod:`flowkit_local.silero_batch`); the VAD node uses it by itself.
+
 Only 8 and 16 kHz work. The VAD node declares the provider's rate on its input port, so a
 graph fed at another rate gets a resampler inserted in front of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 
 from flowkit.nodes.vad import VAD
-from flowkit.vad.contract import PCMSamples, VADDecision
+from flowkit.vad.contract import DecisionCallback, PCMSamples, VADDecision
 from flowkit.vad.energy import SpeechOptions, WindowedVADStream
+
+if TYPE_CHECKING:
+    from flowkit_local.silero_batch import SileroBatcher
 
 __all__ = [
     "MODEL_PATH",
@@ -87,7 +98,11 @@ class SileroVADProvider:
     """
 
     def __init__(
-        self, options: SileroVADOptions | None = None, *, model_path: str | Path | None = None
+        self,
+        options: SileroVADOptions | None = None,
+        *,
+        model_path: str | Path | None = None,
+        batch: bool = False,
     ) -> None:
         """Load the model.
 
@@ -95,6 +110,9 @@ class SileroVADProvider:
             options: Detector settings; the defaults (16 kHz) when omitted.
             model_path: Another Silero VAD ONNX file with the same inputs; the vendored
                 model when omitted.
+            batch: Advertise deferred streams (:attr:`deferred`), so that the VAD node
+                asks for batched ones: decisions one loop iteration later, for much less
+                CPU when many sessions share the provider.
 
         Raises:
             FileNotFoundError: ``model_path`` does not exist.
@@ -114,6 +132,12 @@ class SileroVADProvider:
             str(path), sess_options=settings, providers=["CPUExecutionProvider"]
         )
         self._rate_input = np.array(self._options.sample_rate, dtype=np.int64)
+        self._batch = batch
+        # One batcher per event loop; a loop that is gone takes its batcher with it.
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SileroBatcher] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._batchers_lock = threading.Lock()
 
     @property
     def options(self) -> SileroVADOptions:
@@ -190,12 +214,43 @@ class SileroVADProvider:
         new_states = np.asarray(outputs[1], dtype=np.float32)
         return probabilities, new_states
 
-    def stream(self) -> SileroVADStream:
-        """Make a detector with fresh state (recurrent state and context) for one stream."""
-        return SileroVADStream(self)
+    @property
+    def deferred(self) -> bool:
+        """Whether consumers should ask for batched streams (``batch=True``)."""
+        return self._batch
+
+    def stream(self, on_decisions: DecisionCallback | None = None) -> SileroVADStream:
+        """Make a detector with fresh state (recurrent state and context) for one stream.
+
+        Args:
+            on_decisions: When given, a
+                :class:`~flowkit_local.silero_batch.BatchedSileroVADStream` that batches
+                its windows with other streams' and sends decisions here (whether or not
+                the provider was made with ``batch=True``); otherwise a synchronous stream.
+        """
+        if on_decisions is None:
+            return SileroVADStream(self)
+        from flowkit_local.silero_batch import BatchedSileroVADStream
+
+        return BatchedSileroVADStream(self, on_decisions)
+
+    def batcher(self, loop: asyncio.AbstractEventLoop) -> SileroBatcher:
+        """The batcher of this provider's streams on ``loop``, made on first use.
+
+        Args:
+            loop: The event loop the streams are fed on.
+        """
+        with self._batchers_lock:
+            batcher = self._batchers.get(loop)
+            if batcher is None:
+                from flowkit_local.silero_batch import SileroBatcher
+
+                batcher = self._batchers[loop] = SileroBatcher(self, loop)
+            return batcher
 
     def __repr__(self) -> str:
-        return f"SileroVADProvider({self._options!r})"
+        batch = ", batch=True" if self._batch else ""
+        return f"SileroVADProvider({self._options!r}{batch})"
 
 
 class SileroVADStream(WindowedVADStream):

@@ -1,0 +1,260 @@
+"""Silero VAD batched across streams: one model call per event-loop iteration for all of them.
+
+The Silero model takes a batch (``[B, 576]`` windows and ``[2, B, 128]`` states) and one
+call for 100 streams costs about a third of 100 single calls, with outputs identical to
+them. Streams of one process share an event loop, so the windows they complete while the
+loop runs one batch of callbacks (the feeder's frames for every session) can go through
+the model together:
+
+1. :meth:`BatchedSileroVADStream.push` cuts its audio into windows like any
+   :class:`~flowkit.vad.energy.WindowedVADStream`, keeps them (copied) with the stream and
+   puts the stream on its loop's :class:`SileroBatcher`; it returns ``[]``.
+2. The first stream queued in an iteration schedules the batcher with ``loop.call_soon``,
+   so it runs right after the callbacks already ready, before the loop polls again.
+3. The batcher gives the model one row per stream with a pending window (each stream's own
+   context and recurrent state), as many rounds as the stream with most pending windows
+   needs (a window depends on the state the one before left, so a stream's windows cannot
+   share a call).
+4. Each stream then steps its hysteresis state machine with its probabilities, exactly as
+   the synchronous stream would have, and hands the decisions to its ``on_decisions``.
+
+The decisions equal :class:`~flowkit_local.silero.SileroVADStream`'s for the same audio;
+they only come one loop iteration later. ``flush`` settles a stream's pending windows at
+once, so a consumer that flushes at the end of its audio loses nothing. Pushed outside a
+running event loop, a stream classifies at once and returns its decisions from ``push``,
+as the :class:`~flowkit.vad.DeferredVADProvider` contract allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from flowkit.vad.contract import DecisionCallback, PCMSamples, VADDecision, check_pcm
+
+# silero.py imports this module only when it makes a batched stream, so no cycle at load.
+from flowkit_local import silero as _silero
+
+if TYPE_CHECKING:
+    from flowkit_local.silero import FloatArray, SileroVADProvider
+
+__all__ = ["BatchedSileroVADStream", "SileroBatcher"]
+
+
+def classify(provider: SileroVADProvider, streams: Sequence[BatchedSileroVADStream]) -> int:
+    """Classify every pending window of ``streams``, batching across streams.
+
+    Args:
+        provider: The provider whose model runs.
+        streams: Streams, each at most once; those with nothing pending are skipped.
+
+    Returns:
+        The number of model calls made.
+    """
+    context = provider.context
+    width = context + provider.window
+    active = [s for s in streams if len(s._probs) < len(s._pending)]
+    calls = 0
+    while active:
+        count = len(active)
+        rows: FloatArray = np.empty((count, width), dtype=np.float32)
+        # One C call per array for the whole batch, not per stream.
+        blocks = np.stack([s._pending[len(s._probs)] for s in active])
+        np.multiply(blocks, _silero._INT16_SCALE, out=rows[:, context:])
+        rows[:, :context] = np.stack([s._tail for s in active])
+        states = np.concatenate([s._state for s in active], axis=1)
+        probabilities, new_states = provider._run(rows, states)
+        calls += 1
+        for index, (stream, probability) in enumerate(
+            zip(active, probabilities[:, 0].tolist(), strict=True)
+        ):
+            # Views into this call's outputs: the next round gathers them again anyway.
+            stream._state = new_states[:, index : index + 1]
+            stream._tail = rows[index, width - context :]
+            stream._probs.append(probability)
+        active = [s for s in active if len(s._probs) < len(s._pending)]
+    return calls
+
+
+class SileroBatcher:
+    """Batches the pending windows of one provider's streams on one event loop.
+
+    Made by :meth:`~flowkit_local.silero.SileroVADProvider.batcher`; streams find it
+    themselves. Runs on the loop's thread only.
+
+    Attributes:
+        calls: Model calls made so far (for benchmarks).
+        windows: Windows classified through this batcher so far.
+        runs: Loop iterations in which the batcher ran.
+    """
+
+    def __init__(self, provider: SileroVADProvider, loop: asyncio.AbstractEventLoop) -> None:
+        """Make a batcher; normally through the provider.
+
+        Args:
+            provider: The provider whose model classifies the windows.
+            loop: The event loop the streams are fed on.
+        """
+        self._provider = provider
+        self._loop = loop
+        self._queued: list[BatchedSileroVADStream] = []
+        self.calls = 0
+        self.windows = 0
+        self.runs = 0
+
+    def enqueue(self, stream: BatchedSileroVADStream) -> None:
+        """Have ``stream``'s pending windows classified in this loop iteration.
+
+        Args:
+            stream: A stream that is not already queued.
+        """
+        if not self._queued:
+            # After the callbacks already ready in this iteration: every session's frame of
+            # this tick is queued by then.
+            self._loop.call_soon(self._run)
+        self._queued.append(stream)
+
+    def _run(self) -> None:
+        streams, self._queued = self._queued, []
+        for stream in streams:
+            stream._queued = False
+        self.runs += 1
+        pending = sum(len(s._pending) - len(s._probs) for s in streams)
+        try:
+            self.calls += classify(self._provider, streams)
+        except Exception as exc:  # reported to the loop, as any callback error is
+            for stream in streams:
+                stream._drop_pending()
+            self._loop.call_exception_handler(
+                {"message": "Silero VAD batch inference failed; windows dropped", "exception": exc}
+            )
+            return
+        self.windows += pending
+        for stream in streams:
+            decisions = stream._take_decisions()
+            if not decisions:
+                continue
+            try:
+                stream._on_decisions(decisions)
+            except Exception as exc:  # one failing consumer must not starve the others
+                self._loop.call_exception_handler(
+                    {"message": "a VAD on_decisions callback failed", "exception": exc}
+                )
+
+
+class BatchedSileroVADStream(_silero.SileroVADStream):
+    """A Silero stream whose windows are classified in batches with other streams'.
+
+    Implements the deferred stream of :class:`~flowkit.vad.DeferredVADProvider`: ``push``
+    returns ``[]`` inside a running event loop and the decisions reach ``on_decisions`` one
+    loop iteration later; ``flush`` settles pending windows at once and returns their
+    decisions followed by its own. Feed it from one event loop.
+    """
+
+    def __init__(self, provider: SileroVADProvider, on_decisions: DecisionCallback) -> None:
+        """Make a stream; normally through ``provider.stream(on_decisions=...)``.
+
+        Args:
+            provider: The provider whose model and settings the stream uses.
+            on_decisions: Receives the decisions of each batch, when there are any.
+        """
+        super().__init__(provider)
+        self._on_decisions = on_decisions
+        self._tail: FloatArray = np.zeros(provider.context, dtype=np.float32)
+        # Windows waiting (copies, [window] int16 each) and the probabilities found so far.
+        self._pending: list[PCMSamples] = []
+        self._probs: list[float] = []
+        self._queued = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._batcher: SileroBatcher | None = None
+
+    def push(self, samples: PCMSamples, sample_rate: int) -> list[VADDecision]:
+        """Feed audio; its decisions go to ``on_decisions`` in the next loop iteration.
+
+        Args:
+            samples: 16-bit mono PCM, one dimension, any length.
+            sample_rate: The provider's rate in Hz (16000 by default).
+
+        Returns:
+            ``[]`` inside a running event loop; outside one, the decisions, at once.
+
+        Raises:
+            TypeError: ``samples`` is not an int16 numpy array.
+            ValueError: ``samples`` is not one-dimensional, or the rate is not the
+                provider's.
+        """
+        pcm = check_pcm(samples, sample_rate)
+        self._bind_rate(int(sample_rate))
+        window = self._window
+        if self._rest.size:
+            pcm = np.concatenate((self._rest, pcm))
+        count = pcm.size // window
+        used = count * window
+        # Copies: the caller may reuse its buffer, and the windows wait for the batch.
+        self._rest = pcm[used:].copy()
+        if count == 0:
+            return []
+        self._pending.extend(pcm[:used].reshape(count, window).copy())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # No loop to defer to: classify now, as a synchronous stream would.
+            return self._settle()
+        if not self._queued:
+            if loop is not self._loop:
+                self._loop = loop
+                self._batcher = self._provider.batcher(loop)
+            assert self._batcher is not None
+            self._queued = True
+            self._batcher.enqueue(self)
+        return []
+
+    def flush(self) -> list[VADDecision]:
+        """Settle pending windows at once, then end the current segment.
+
+        Returns:
+            The pending windows' decisions, then an end of speech when an utterance was
+            open; nothing of the audio pushed so far reaches ``on_decisions`` afterwards.
+        """
+        decisions = self._settle()
+        return decisions + super().flush()
+
+    def reset(self) -> None:
+        """Settle pending windows (to ``on_decisions``), then forget the model's memory."""
+        decisions = self._settle()
+        if decisions:
+            self._on_decisions(decisions)
+        super().reset()
+        self._tail = np.zeros(self._provider.context, dtype=np.float32)
+
+    @property
+    def pending_windows(self) -> int:
+        """Windows pushed but not classified yet."""
+        return len(self._pending) - len(self._probs)
+
+    def _settle(self) -> list[VADDecision]:
+        """Classify this stream's pending windows alone, now, and step through them."""
+        classify(self._provider, (self,))
+        return self._take_decisions()
+
+    def _take_decisions(self) -> list[VADDecision]:
+        """Step the state machine through the classified windows; clear them."""
+        pending, probs = self._pending, self._probs
+        if not probs:
+            return []
+        keep = self._keep
+        decisions: list[VADDecision] = []
+        for block, probability in zip(pending, probs, strict=False):
+            decision = self._step(probability, block if keep else None)
+            if decision is not None:
+                decisions.append(decision)
+        del pending[: len(probs)]
+        self._probs = []
+        return decisions
+
+    def _drop_pending(self) -> None:
+        self._pending = []
+        self._probs = []

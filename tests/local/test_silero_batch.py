@@ -1,0 +1,199 @@
+"""Silero VAD batched across streams: the same decisions as one stream at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from flowkit_local.silero import SileroVADOptions, SileroVADProvider
+from flowkit_local.silero_batch import BatchedSileroVADStream
+from support import Collect, collected
+
+import flowkit as fk
+from flowkit.audio import frame_from_samples
+from flowkit.audio.wav import write_wav
+from flowkit.messages import VADEventKind
+from flowkit.nodes.audio import WavSource
+from flowkit.nodes.vad import VAD
+from flowkit.vad import DeferredVADProvider, VADDecision, VADStream, is_deferred
+
+RATE = 16_000
+FRAME = 320  # 20 ms, as the workload feeds
+AUDIO = Path(__file__).resolve().parents[2] / "examples" / "audio"
+PCM = npt.NDArray[np.int16]
+
+
+def read_pcm(name: str) -> PCM:
+    with wave.open(str(AUDIO / name)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def provider() -> SileroVADProvider:
+    return SileroVADProvider(SileroVADOptions(keep_speech_samples=True), batch=True)
+
+
+@pytest.fixture(scope="module")
+def sessions() -> list[PCM]:
+    """Several different recordings: the weather question shifted, and with a pause."""
+    weather = read_pcm("weather_question.wav")
+    silence = np.zeros(RATE, dtype=np.int16)
+    return [
+        np.concatenate((silence[: 1000 * i + 7], weather, silence, weather[::-1].copy()))
+        for i in range(5)
+    ]
+
+
+def unbatched(provider: SileroVADProvider, pcm: PCM) -> list[VADDecision]:
+    stream = provider.stream()
+    out: list[VADDecision] = []
+    for pos in range(0, pcm.size, FRAME):
+        out += stream.push(pcm[pos : pos + FRAME], RATE)
+    return out + stream.flush()
+
+
+def same(a: list[VADDecision], b: list[VADDecision]) -> None:
+    assert a == b
+    for x, y in zip(a, b, strict=True):
+        assert (x.speech_samples is None) == (y.speech_samples is None)
+        if x.speech_samples is not None:
+            assert np.array_equal(x.speech_samples, y.speech_samples)
+
+
+def test_a_batching_provider_keeps_both_contracts(provider: SileroVADProvider) -> None:
+    assert is_deferred(provider)
+    assert isinstance(provider, DeferredVADProvider)
+    assert not is_deferred(SileroVADProvider())
+    assert isinstance(provider.stream(on_decisions=lambda d: None), VADStream)
+    assert type(provider.stream()) is not BatchedSileroVADStream
+
+
+async def test_interleaved_sessions_batched_decide_as_one_at_a_time(
+    provider: SileroVADProvider, sessions: list[PCM]
+) -> None:
+    expected = [unbatched(provider, pcm) for pcm in sessions]
+    assert all(len(e) >= 2 for e in expected)
+    got: list[list[VADDecision]] = [[] for _ in sessions]
+    streams = [provider.stream(on_decisions=got[i].extend) for i in range(len(sessions))]
+    batcher = provider.batcher(asyncio.get_running_loop())
+    calls0, windows0 = batcher.calls, batcher.windows
+    longest = max(pcm.size for pcm in sessions)
+    for pos in range(0, longest, FRAME):
+        for i, (stream, pcm) in enumerate(zip(streams, sessions, strict=True)):
+            # Uneven pieces: session 0 sometimes pushes two frames in one iteration.
+            if pos < pcm.size:
+                assert stream.push(pcm[pos : pos + FRAME], RATE) == []
+            if i == 0 and pos % (7 * FRAME) == 0 and pos + FRAME < pcm.size:
+                assert stream.push(np.zeros(0, dtype=np.int16), RATE) == []
+        await asyncio.sleep(0)
+    for i, stream in enumerate(streams):
+        got[i] += stream.flush()
+    for g, e in zip(got, expected, strict=True):
+        same(g, e)
+    windows = sum(pcm.size // 512 for pcm in sessions)
+    assert batcher.windows - windows0 == windows
+    # Batched: far fewer model calls than windows.
+    assert batcher.calls - calls0 < windows / 3
+
+
+async def test_decisions_come_one_loop_iteration_later(
+    provider: SileroVADProvider, sessions: list[PCM]
+) -> None:
+    got: list[VADDecision] = []
+    stream = provider.stream(on_decisions=got.extend)
+    assert isinstance(stream, BatchedSileroVADStream)
+    expected = unbatched(provider, sessions[0])
+    pos = 0
+    while not got:
+        stream.push(sessions[0][pos : pos + FRAME], RATE)
+        pos += FRAME
+        before = len(got)
+        await asyncio.sleep(0)
+        if got:
+            assert before == 0
+    assert got[0] == expected[0]
+    assert stream.pending_windows == 0
+
+
+async def test_flush_settles_pending_windows_and_nothing_comes_after(
+    provider: SileroVADProvider, sessions: list[PCM]
+) -> None:
+    late: list[VADDecision] = []
+    stream = provider.stream(on_decisions=late.extend)
+    pcm = sessions[1]
+    for pos in range(0, pcm.size, FRAME):
+        stream.push(pcm[pos : pos + FRAME], RATE)
+    assert late == []  # never yielded: everything is pending
+    flushed = stream.flush()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert late == []
+    same(flushed, unbatched(provider, pcm))
+
+
+def test_outside_an_event_loop_push_answers_at_once(
+    provider: SileroVADProvider, sessions: list[PCM]
+) -> None:
+    late: list[VADDecision] = []
+    stream = provider.stream(on_decisions=late.extend)
+    out: list[VADDecision] = []
+    pcm = sessions[2]
+    for pos in range(0, pcm.size, FRAME):
+        out += stream.push(pcm[pos : pos + FRAME], RATE)
+    same(out + stream.flush(), unbatched(provider, pcm))
+    assert late == []
+
+
+async def test_a_failing_callback_does_not_starve_the_other_streams(
+    provider: SileroVADProvider, sessions: list[PCM]
+) -> None:
+    errors: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+
+    def boom(_: list[VADDecision]) -> None:
+        raise RuntimeError("consumer broke")
+
+    good: list[VADDecision] = []
+    bad, fine = provider.stream(on_decisions=boom), provider.stream(on_decisions=good.extend)
+    pcm = sessions[0]
+    for pos in range(0, pcm.size, FRAME):
+        bad.push(pcm[pos : pos + FRAME], RATE)
+        fine.push(pcm[pos : pos + FRAME], RATE)
+        await asyncio.sleep(0)
+    good += fine.flush()
+    loop.set_exception_handler(None)
+    assert errors and "on_decisions" in str(errors[0]["message"])
+    same(good, unbatched(provider, pcm))
+
+
+async def test_the_vad_node_sends_batched_events_before_completing(
+    tmp_path: Path, sessions: list[PCM]
+) -> None:
+    batched = SileroVADProvider(batch=True)
+    plain = SileroVADProvider()
+    results = []
+    for chosen in (plain, batched):
+        wav = tmp_path / "session.wav"
+        pcm = sessions[3]
+        frames = range(0, pcm.size, FRAME)
+        write_wav(wav, [frame_from_samples(pcm[i : i + FRAME].copy(), RATE) for i in frames])
+        g = fk.Graph("silero-batch")
+        vad = g.add(VAD(chosen))
+        events, audio = Collect(), Collect()
+        g.add(WavSource(wav)) >> vad >> audio
+        vad.events >> events
+        await fk.GraphRunner(g).run()
+        results.append(
+            (
+                [(e.kind, e.timestamp, e.speech_duration) for e in collected(events)],
+                sum(f.samples_per_channel for f in collected(audio)),
+            )
+        )
+    assert results[0] == results[1]
+    kinds = [k for k, _, _ in results[1][0]]
+    assert kinds[:2] == [VADEventKind.START_OF_SPEECH, VADEventKind.END_OF_SPEECH]
