@@ -9,14 +9,13 @@ as a new user turn or a barge-in makes the reply stale.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from flowkit.messages import Metrics, ToolCall
 from flowkit.providers.chat import ChatMessage, ToolSpec
+from flowkit.providers.clock import loop_time
 
 __all__ = [
     "LLMChunk",
@@ -119,13 +118,6 @@ class LLMProvider(Protocol):
         ...
 
 
-def _loop_time() -> float:
-    # The loop's clock, so that tests under virtual time (looptime) measure virtual seconds.
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return time.monotonic()
-
 
 class LLMMeter:
     """Measures one LLM request: time to first token, duration and tokens per second.
@@ -136,7 +128,7 @@ class LLMMeter:
     """
 
     def __init__(
-        self, provider: str, node: str = "", clock: Callable[[], float] = _loop_time
+        self, provider: str, node: str = "", clock: Callable[[], float] = loop_time
     ) -> None:
         """Start measuring a request now.
 

@@ -13,7 +13,6 @@ audio into utterances with a VAD, so the STT node only ever deals with streams.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
@@ -21,6 +20,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from flowkit.messages import Metrics, VADEventKind
+from flowkit.providers.clock import loop_time
 from flowkit.providers.worker_stream import WorkerStream
 from flowkit.vad.contract import PCMSamples, VADDecision, VADProvider, check_pcm
 
@@ -128,13 +128,6 @@ class StreamingSTT(Protocol):
         ...
 
 
-def _loop_time() -> float:
-    # The loop's clock, so that tests under virtual time (looptime) measure virtual seconds.
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return time.monotonic()
-
 
 class STTMeter:
     """Measures one recognition: latency from the end of the audio to the final result.
@@ -146,7 +139,7 @@ class STTMeter:
     """
 
     def __init__(
-        self, provider: str, node: str = "", clock: Callable[[], float] = _loop_time
+        self, provider: str, node: str = "", clock: Callable[[], float] = loop_time
     ) -> None:
         """Start a meter.
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
 from livekit import rtc
 
 from flowkit.messages import Metrics
+from flowkit.providers.clock import loop_time
 from flowkit.providers.sentences import SentenceSplitter
 from flowkit.providers.worker_stream import WorkerStream
 
@@ -120,13 +120,6 @@ class StreamingTTS(Protocol):
         ...
 
 
-def _loop_time() -> float:
-    # The loop's clock, so that tests under virtual time (looptime) measure virtual seconds.
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return time.monotonic()
-
 
 class TTSMeter:
     """Measures one synthesis: time to first audio, duration and audio produced.
@@ -135,7 +128,7 @@ class TTSMeter:
     """
 
     def __init__(
-        self, provider: str, node: str = "", clock: Callable[[], float] = _loop_time
+        self, provider: str, node: str = "", clock: Callable[[], float] = loop_time
     ) -> None:
         """Start measuring now.
 
