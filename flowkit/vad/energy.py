@@ -231,36 +231,19 @@ class WindowedVADStream(abc.ABC):
     first push.
     """
 
-    def __init__(
-        self,
-        *,
-        activation_threshold: float,
-        deactivation_threshold: float,
-        min_speech_duration: float,
-        min_silence_duration: float,
-        prefix_padding_duration: float,
-        keep_speech_samples: bool,
-        max_buffered_speech: float,
-    ) -> None:
-        """Set up the state machine; the options are checked by the subclass's options.
+    def __init__(self, options: SpeechOptions) -> None:
+        """Set up the state machine.
 
         Args:
-            activation_threshold: Probability at which a window outside speech is speech.
-            deactivation_threshold: Probability above which a window inside speech still
-                is speech (already resolved, not ``None``).
-            min_speech_duration: Seconds of consecutive speech before a start of speech.
-            min_silence_duration: Seconds of consecutive silence that end an utterance.
-            prefix_padding_duration: Seconds of audio kept before the first speech window.
-            keep_speech_samples: Attach the utterance audio to each end of speech.
-            max_buffered_speech: Seconds of utterance audio kept at most.
+            options: The shared detector options (already checked when they were made).
         """
-        self._activation = activation_threshold
-        self._deactivation = deactivation_threshold
-        self._min_speech = min_speech_duration
-        self._min_silence = min_silence_duration
-        self._prefix_duration = prefix_padding_duration
-        self._keep = keep_speech_samples
-        self._max_buffered = max_buffered_speech
+        self._activation = options.activation_threshold
+        self._deactivation = options.effective_deactivation_threshold
+        self._min_speech = options.min_speech_duration
+        self._min_silence = options.min_silence_duration
+        self._prefix_duration = options.prefix_padding_duration
+        self._keep = options.keep_speech_samples
+        self._max_buffered = options.max_buffered_speech
         self._rate: int | None = None
         self._window = 0
         self._speech_windows_needed = 1
@@ -506,15 +489,7 @@ class EnergyVADStream(WindowedVADStream):
         Args:
             options: Detector settings.
         """
-        super().__init__(
-            activation_threshold=options.activation_threshold,
-            deactivation_threshold=options.effective_deactivation_threshold,
-            min_speech_duration=options.min_speech_duration,
-            min_silence_duration=options.min_silence_duration,
-            prefix_padding_duration=options.prefix_padding_duration,
-            keep_speech_samples=options.keep_speech_samples,
-            max_buffered_speech=options.max_buffered_speech,
-        )
+        super().__init__(options)
         self._opts = options
         self._rise_per_window = 0.0
         self._floor: float | None = None

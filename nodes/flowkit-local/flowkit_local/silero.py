@@ -266,16 +266,7 @@ class SileroVADStream(WindowedVADStream):
         Args:
             provider: The provider whose model and settings the stream uses.
         """
-        opts = provider.options
-        super().__init__(
-            activation_threshold=opts.activation_threshold,
-            deactivation_threshold=opts.effective_deactivation_threshold,
-            min_speech_duration=opts.min_speech_duration,
-            min_silence_duration=opts.min_silence_duration,
-            prefix_padding_duration=opts.prefix_padding_duration,
-            keep_speech_samples=opts.keep_speech_samples,
-            max_buffered_speech=opts.max_buffered_speech,
-        )
+        super().__init__(provider.options)
         self._provider = provider
         self._context = provider.context
         self._state = provider.initial_state(1)
