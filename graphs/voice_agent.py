@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime
 import functools
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import flowkit as fk
 from flowkit.nodes import (
@@ -47,9 +47,17 @@ INSTRUCTIONS = (
 )
 
 
-@functools.cache
-def _local() -> tuple[Any, Any, Any, Any]:
-    # Cached: graphs are built per job, models should load once per process.
+class Providers(NamedTuple):
+    """The providers a job runs on, and whether its model can use tools."""
+
+    vad: Any
+    stt: Any
+    llm: Any
+    tts: Any
+    tools: bool
+
+
+def _flowkit_local() -> Any:
     try:
         import flowkit_local
     except ImportError as exc:
@@ -57,29 +65,46 @@ def _local() -> tuple[Any, Any, Any, Any]:
             f"the local providers need the flowkit-local library ({exc}); install it with "
             "`pip install -e nodes/flowkit-local`, or run with FLOWKIT_PROVIDERS=demo"
         ) from exc
-    local = (
-        flowkit_local.SileroVADProvider(),
-        flowkit_local.WhisperSTTProvider(),
-        flowkit_local.LlamaLLMProvider(max_tokens=60),
-        flowkit_local.PiperTTSProvider(),
+    return flowkit_local
+
+
+# Cached: graphs are built per job, models should load once per process.
+@functools.cache
+def _silero() -> Any:
+    return _flowkit_local().SileroVADProvider()
+
+
+@functools.cache
+def _local() -> Providers:
+    local = _flowkit_local()
+    stt_, llm_, tts_ = (
+        local.WhisperSTTProvider(),
+        local.LlamaLLMProvider(max_tokens=60),
+        local.PiperTTSProvider(),
     )
-    for provider in local[1:]:
+    for provider in (stt_, llm_, tts_):
         provider.load()  # now, not inside the first turn's latency
-    return local
+    # SmolLM2-135M cannot use tools reliably (it speaks the call syntax): offer it none.
+    return Providers(_silero(), stt_, llm_, tts_, tools=False)
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any, Any]:
-    """The VAD, STT, LLM and TTS providers this job runs on (see the module docstring)."""
+def providers(job: fk.JobContext) -> Providers:
+    """The providers this job runs on (see the module docstring)."""
     choice = str(job.extra.get("providers") or os.environ.get("FLOWKIT_PROVIDERS") or "local")
     if choice == "local":
         return _local()
     if choice == "demo":
-        return EnergyVAD(), DescribingSTT(), echo_llm(), FakeTTS(sample_rate=24_000)
+        return Providers(
+            EnergyVAD(), DescribingSTT(), echo_llm(), FakeTTS(sample_rate=24_000), tools=True
+        )
     if choice == "openai":
         from flowkit_openai import OpenAILLMProvider, OpenAISTTProvider, OpenAITTSProvider
 
         model = os.environ.get("FLOWKIT_OPENAI_MODEL", "gpt-4o-mini")
-        return _local()[0], OpenAISTTProvider(), OpenAILLMProvider(model), OpenAITTSProvider()
+        return Providers(
+            _silero(), OpenAISTTProvider(), OpenAILLMProvider(model), OpenAITTSProvider(),
+            tools=True,
+        )
     raise ValueError(f"providers {choice!r}: choose 'local', 'openai' or 'demo'")
 
 
@@ -91,18 +116,16 @@ async def get_time() -> str:
 
 def build(job: fk.JobContext) -> fk.Graph:
     """Build one voice agent graph for ``job``."""
-    vad_provider, stt_provider, llm_provider, tts_provider = providers(job)
-    # SmolLM2-135M cannot use tools reliably (it speaks the call syntax), so the local
-    # configuration offers none; a capable model gets the clock tool.
-    agent_tools = [] if llm_provider is _local()[2] else [get_time]
+    chosen = providers(job)
+    agent_tools = [get_time] if chosen.tools else []
     g = fk.Graph("voice-agent", description="a voice agent: listen, think, speak, barge-in")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
-    ears = g.add(vad.VAD(vad_provider), name="vad")
-    asr = g.add(stt.STT(stt_provider), name="stt")
+    ears = g.add(vad.VAD(chosen.vad), name="vad")
+    asr = g.add(stt.STT(chosen.stt), name="stt")
     turns = g.add(turn.TurnDetector(mode="vad", min_endpointing_delay=0.5), name="turns")
-    brain = g.add(llm.LLM(llm_provider, instructions=INSTRUCTIONS, tools=agent_tools), name="llm")
+    brain = g.add(llm.LLM(chosen.llm, instructions=INSTRUCTIONS, tools=agent_tools), name="llm")
     router = g.add(tools.ToolRouter(agent_tools), name="tools")
-    voice = g.add(tts.TTS(tts_provider), name="tts")
+    voice = g.add(tts.TTS(chosen.tts), name="tts")
     speaker = g.add(room.RoomSink(), name="speaker")
     barge = g.add(interrupt.Interruptions(min_interruption_duration=0.5), name="interruptions")
     states = g.add(state.AgentStates(), name="states")

@@ -131,3 +131,18 @@ def test_flowkit_run_keeps_two_questions_as_two_turns(tmp_path: Path) -> None:
     result = _cli_run(["--input", str(both), "--output", str(tmp_path / "o.wav"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert result.output.count("user:") == 2
+
+
+def test_the_demo_providers_load_no_model() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; import flowkit as fk; from flowkit.loader import load_graph; "
+        f"g = load_graph({str(GRAPH)!r}, fk.JobContext(extra={{'providers': 'demo'}})); "
+        "print([t.name for t in g.nodes['llm'].params.tools], "
+        "any(m in sys.modules for m in ('faster_whisper', 'piper', 'llama_cpp')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "['get_time'] False"
