@@ -146,3 +146,10 @@ def test_the_demo_providers_load_no_model() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "['get_time'] False"
+
+
+def test_an_unknown_provider_choice_is_named_with_the_choices() -> None:
+    from flowkit.loader import GraphFileError
+
+    with pytest.raises(GraphFileError, match="providers 'bogus': choose 'local', 'openai' or"):
+        load_graph(GRAPH, fk.JobContext(extra={"providers": "bogus"}))
