@@ -29,6 +29,7 @@ from flowkit.providers.stt import (
     STTMeter,
     STTStream,
 )
+from flowkit.runtime.queues import for_each
 from flowkit.vad.contract import VADProvider
 from flowkit.vad.energy import EnergyVAD, EnergyVADOptions
 
@@ -96,17 +97,20 @@ class STT(Node):
         )
         stream: STTStream | None = None
         reader: asyncio.Task[None] | None = None
+        language: str | None = self.params.language  # type: ignore[attr-defined]
+
+        def push(frame: rtc.AudioFrame) -> None:
+            nonlocal stream, reader
+            if stream is None:
+                stream = provider.stream(frame.sample_rate, language=language)
+                reader = self.ctx.create_task(self._read(stream, meters), name="read")
+            block = samples(frame)
+            stream.push(block[:, 0] if frame.num_channels == 1 else mix_channels(block, 1)[:, 0])
+
         try:
-            async for frame in audio:
-                if stream is None:
-                    stream = provider.stream(
-                        frame.sample_rate,
-                        language=self.params.language,  # type: ignore[attr-defined]
-                    )
-                    reader = self.ctx.create_task(self._read(stream, meters), name="read")
-                block = samples(frame)
-                mono = block if frame.num_channels == 1 else mix_channels(block, 1)
-                stream.push(mono[:, 0])
+            # Pushing audio is synchronous by contract, so it runs where each frame is
+            # delivered: no task wake-up per 20 ms frame (results come back on `reader`).
+            await for_each(audio, push)
             if stream is not None and reader is not None:
                 stream.end_input()
                 await reader

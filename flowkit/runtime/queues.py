@@ -3,20 +3,25 @@
 Rx pushes and has no backpressure, so where a consumer reads at its own pace (an async node's
 ``run``) the runtime puts this queue, with the input port's bound and overflow policy. Every
 item remembers the edge it came by, so waits, drops and depth are counted per edge.
+
+A consumer whose handling of an item is synchronous (pushing audio into a recognition stream)
+need not be woken for each one: :func:`for_each` (:meth:`InputQueue.consume`) calls its handler
+right where the item is delivered, as a function node is called, with no task step, future or
+queue entry per item; the node's task only waits for the input to end.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from time import perf_counter_ns
 from typing import Generic, TypeVar
 
 from flowkit.ports import Overflow
 from flowkit.runtime.metrics import EdgeStats
 
-__all__ = ["InputQueue"]
+__all__ = ["InputQueue", "for_each"]
 
 T = TypeVar("T")
 
@@ -36,6 +41,11 @@ class InputQueue(Generic[T]):
         self._closed = False
         self._getter: asyncio.Future[None] | None = None
         self._room_waiters: list[asyncio.Future[None]] = []
+        # Set by consume(): items go to it where they are delivered instead of queueing.
+        self._handler: Callable[[T], None] | None = None
+        # Set by the input stream feeding this queue: routes its edges past the queue (True)
+        # so each edge times the inline handler as the consumer's own work, or back (False).
+        self.route_inline: Callable[[bool], None] | None = None
 
     def push(self, value: T, stats: EdgeStats | None = None) -> None:
         """Add ``value`` (arriving on the edge ``stats`` counts), applying the overflow policy."""
@@ -105,6 +115,48 @@ class InputQueue(Generic[T]):
                 await self._getter
             finally:
                 self._getter = None
+        return self._pop()
+
+    async def consume(self, handler: Callable[[T], None]) -> None:
+        """Call ``handler`` on every item, where it is delivered, until the input ends.
+
+        Items already queued are handled first, in order. From then on an item reaches
+        ``handler`` inside the producer's delivery, as a function node is called: no task
+        wake-up, future or queue entry per item. An exception from ``handler`` is the node's
+        failure (its error policy applies), as for a function node. Returns once the input
+        has completed; cancelling the wait puts the queue back in queueing mode.
+
+        Args:
+            handler: A synchronous callable taking one item.
+
+        Raises:
+            RuntimeError: Another ``consume`` is already running on this queue.
+        """
+        if self._handler is not None:
+            raise RuntimeError(
+                "InputQueue.consume: this input already has a handler; consume an input once, "
+                "or read it with `async for`"
+            )
+        while self._items:
+            handler(self._pop())
+        if self._closed:
+            return
+        self._handler = handler
+        if self.route_inline is not None:
+            self.route_inline(True)
+        try:
+            while not self._closed:
+                self._getter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._getter
+                finally:
+                    self._getter = None
+        finally:
+            self._handler = None
+            if self.route_inline is not None:
+                self.route_inline(False)
+
+    def _pop(self) -> T:
         enqueued, stats, value = self._items.popleft()
         if stats is not None:
             stats.queued -= 1
@@ -136,8 +188,12 @@ class InputQueue(Generic[T]):
 
     # Observer protocol, so a queue can be fed by any observable.
     def on_next(self, value: T) -> None:
-        """Push ``value`` (no edge attribution)."""
-        self.push(value)
+        """Push ``value`` (no edge attribution), or hand it to the :meth:`consume` handler."""
+        handler = self._handler
+        if handler is not None:
+            handler(value)
+        else:
+            self.push(value)
 
     def on_error(self, error: Exception) -> None:  # pragma: no cover - the runtime routes errors
         """Close the queue; errors are handled by the runtime, not queued."""
@@ -147,3 +203,22 @@ class InputQueue(Generic[T]):
         """Close the queue."""
         self.close()
 
+
+
+async def for_each(source: AsyncIterator[T], handler: Callable[[T], None]) -> None:
+    """Call ``handler`` on every item of ``source`` until it ends.
+
+    For an async node's input (an :class:`InputQueue`) the handler is called inline, where
+    each item is delivered (see :meth:`InputQueue.consume`): the cheap way to feed a
+    synchronous sink, such as a recognition stream, from a 20 ms audio stream. Any other
+    async iterator (a test's list, a custom source) is read with ``async for``.
+
+    Args:
+        source: The input, as the node's ``run`` received it.
+        handler: A synchronous callable taking one item.
+    """
+    if isinstance(source, InputQueue):
+        await source.consume(handler)
+        return
+    async for item in source:
+        handler(item)

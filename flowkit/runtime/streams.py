@@ -277,7 +277,17 @@ class InputStream(Observable[T], Generic[T]):
     def feed_queue(self, queue: InputQueue[T]) -> Callable[[], None]:
         """Deliver this input into ``queue`` (an async consumer), per edge for its counters."""
         remove = self.add_observer(queue)
-        for tap in self.taps:
+        taps = self.taps
+
+        def route(inline: bool) -> None:
+            # Inline (queue.consume): the tap calls the queue as its observer, timing the
+            # handler like any consumer; otherwise it pushes into the queue untimed.
+            for tap in taps:
+                if tap.observer is queue:
+                    tap.queue = None if inline else queue
+
+        queue.route_inline = route
+        for tap in taps:
             tap.queue = queue
         return remove
 

@@ -1,10 +1,13 @@
 import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from support import Collect, Pusher, collected
 
 import flowkit as fk
 from flowkit.runtime.metrics import EdgeStats
-from flowkit.runtime.queues import InputQueue
+from flowkit.runtime.queues import InputQueue, for_each
 
 
 def test_drop_newest_keeps_the_queue_and_counts() -> None:
@@ -81,3 +84,115 @@ async def test_put_applies_backpressure_across_an_edge() -> None:
     edge = runner.metrics().edge("source.out", "slow.inp")
     assert slow.items == [0, 1, 2, 3, 4]
     assert edge.overflowed == 0 and edge.dropped == 0 and edge.max_queue_depth == 1
+
+
+async def test_consume_handles_queued_items_first_then_inline_until_closed() -> None:
+    queue: InputQueue[int] = InputQueue(8, fk.Overflow.BLOCK)
+    queue.push(1)
+    queue.push(2)
+    seen: list[int] = []
+    task = asyncio.create_task(queue.consume(seen.append))
+    await asyncio.sleep(0)
+    assert seen == [1, 2] and len(queue) == 0
+    queue.on_next(3)  # as an edge delivers: handled right here, not queued
+    assert seen == [1, 2, 3] and len(queue) == 0
+    assert not task.done()
+    queue.close()
+    await asyncio.wait_for(task, 1.0)
+    assert seen == [1, 2, 3]
+
+
+async def test_a_cancelled_consume_puts_the_queue_back_in_queueing_mode() -> None:
+    queue: InputQueue[int] = InputQueue(8, fk.Overflow.BLOCK)
+    routed: list[bool] = []
+    queue.route_inline = routed.append
+    task = asyncio.create_task(queue.consume(lambda _: None))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert routed == [True, False]
+    queue.on_next(7)
+    assert len(queue) == 1 and await queue.get() == 7
+
+
+async def test_a_second_consume_is_refused() -> None:
+    queue: InputQueue[int] = InputQueue(8, fk.Overflow.BLOCK)
+    first = asyncio.create_task(queue.consume(lambda _: None))
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="already has a handler"):
+        await queue.consume(lambda _: None)
+    queue.close()
+    await first
+
+
+class InlineSum(fk.Node):
+    """An async node that consumes its input inline with for_each."""
+
+    inp: fk.In[int]
+    out: fk.Out[int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks_seen: set[asyncio.Task[Any] | None] = set()
+        self.own_task: asyncio.Task[Any] | None = None
+
+    async def run(self, inp: AsyncIterator[int]) -> None:
+        self.own_task = asyncio.current_task()
+        total = 0
+
+        def add(value: int) -> None:
+            nonlocal total
+            total += value
+            self.tasks_seen.add(asyncio.current_task())
+            if value < 0:
+                raise ValueError("negative input")
+
+        await for_each(inp, add)
+        self.out.send(total)
+
+
+async def test_for_each_runs_the_handler_inside_the_producers_delivery() -> None:
+    g = fk.Graph("inline")
+    node = InlineSum()
+    sink = Collect()
+    source = g.add(Pusher(values=(1, 2, 3, 4)), name="source")
+    source >> node >> sink
+    runner = fk.GraphRunner(g)
+    await runner.run()
+    assert collected(sink) == [10]
+    # Called from the source's task, not the node's own: no wake-up per item.
+    assert len(node.tasks_seen) == 1 and None not in node.tasks_seen
+    assert node.own_task is not None and node.own_task not in node.tasks_seen
+    metrics = runner.metrics()
+    assert metrics.node("inline_sum").messages_in == 4
+    # The edge timed the handler as the node's own work (no queue wait was recorded).
+    assert metrics.edge("source.out", "inline_sum.inp").max_queue_depth == 0
+
+
+async def test_a_failing_inline_handler_follows_the_nodes_error_policy() -> None:
+    g = fk.Graph("inline-fail")
+    source = g.add(Pusher(values=(1, -1, 2)), name="source")
+    source >> g.add(InlineSum(), error_policy=fk.ErrorPolicy.END_GRAPH)
+    with pytest.raises(fk.GraphFailed, match="negative input") as info:
+        await fk.GraphRunner(g).run()
+    assert info.value.node_error.node == "inline_sum"
+
+    g = fk.Graph("inline-restart")
+    sink = Collect()
+    source = g.add(Pusher(values=(1, -1, 2)), name="source")
+    source >> g.add(InlineSum(), error_policy=fk.ErrorPolicy.RESTART) >> sink
+    runner = fk.GraphRunner(g)
+    await runner.run()  # the graph goes on: the node was restarted
+    assert [e.action for e in runner.node_errors] == ["restarted"]
+    assert runner.node_errors[0].node == "inline_sum"
+
+
+async def test_for_each_reads_a_plain_async_iterator() -> None:
+    async def items() -> AsyncIterator[int]:
+        for i in range(3):
+            yield i
+
+    seen: list[int] = []
+    await for_each(items(), seen.append)
+    assert seen == [0, 1, 2]
