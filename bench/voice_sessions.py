@@ -61,7 +61,7 @@ def _pct(values: list[float], q: float) -> float | None:
 
 async def run_sessions(n: int, warmup: float, measure: float, min_silence: float,
                        turn_delay: float, profile: str | None,
-                       vad_batch: bool = True) -> dict[str, Any]:
+                       vad_batch: bool = True, pull_input: bool = False) -> dict[str, Any]:
     from flowkit_local.silero import SileroVADOptions, SileroVADProvider
     from voice_workload import (
         LLM_TTFT,
@@ -89,7 +89,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     rss_pre = rss_bytes()
 
     lateness = Lateness()
-    sessions = [Session(i, round(i * LOOP_FRAMES / n), lateness) for i in range(n)]
+    sessions = [Session(i, round(i * LOOP_FRAMES / n), lateness, pull_input) for i in range(n)]
     runners = []
     build_start = time.perf_counter()
     for session in sessions:
@@ -178,6 +178,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     result = {
         "sessions": n,
         "vad_batch": vad_batch,
+        "input": "pull (frames())" if pull_input else "push (deliver())",
         "vad_batcher": batcher_stats,
         "speech": {"source": speech_source, "seconds": round(speech_s, 3)},
         "warmup_s": warmup,
@@ -232,7 +233,7 @@ def _ms(seconds: float | None) -> float | None:
 def child(args: argparse.Namespace) -> None:
     result = asyncio.run(
         run_sessions(args.sessions, args.warmup, args.measure, args.min_silence,
-                     args.turn_delay, args.profile, args.vad_batch)
+                     args.turn_delay, args.profile, args.vad_batch, args.pull_input)
     )
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -247,6 +248,8 @@ def run_child(n: int, args: argparse.Namespace) -> dict[str, Any]:
         cmd += ["--profile", args.profile]
     if not args.vad_batch:
         cmd += ["--no-vad-batch"]
+    if args.pull_input:
+        cmd += ["--pull-input"]
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           timeout=args.warmup + args.measure + 300)
     for line in proc.stdout.splitlines():
@@ -406,6 +409,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="where to write the JSON")
     parser.add_argument("--no-vad-batch", dest="vad_batch", action="store_false",
                         help="one Silero call per session and window (the unbatched path)")
+    parser.add_argument("--pull-input", action="store_true",
+                        help="RoomSource reads each session's input with frames() (a task "
+                        "wake-up per frame) instead of taking pushed frames")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.warmup = args.warmup if args.warmup is not None else (2.0 if args.quick else 5.0)

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import wave
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,10 +195,12 @@ class Lateness:
 class Session:
     """One session's I/O and its timeline (loop times, seconds)."""
 
-    def __init__(self, index: int, offset: int, lateness: Lateness) -> None:
+    def __init__(
+        self, index: int, offset: int, lateness: Lateness, pull_input: bool = False
+    ) -> None:
         self.index = index
         self.offset = offset  # frames: session i starts i/N of a loop later
-        self.input = FeedInput(lateness)
+        self.input = FeedInput(lateness, pull=pull_input)
         self.io = BenchIO(self)
         self.stt_stream: _STTStream | None = None
         self.speech_end: list[float] = []  # the last speech frame of a loop was fed
@@ -218,24 +220,63 @@ class Session:
 
 
 class FeedInput:
-    """One session's input: frames handed over by the feeder, read by ``RoomSource``."""
+    """One session's input, handed over by the feeder.
 
-    def __init__(self, lateness: Lateness) -> None:
+    A push input (:class:`~flowkit.room_io.PushAudioInput`): once ``RoomSource`` calls
+    :meth:`deliver`, the feeder's push hands each frame straight into the graph, as a
+    transport callback would. :meth:`frames` (the pull path, a task wake-up per frame) is
+    kept for ``--pull-input``, to compare the two.
+    """
+
+    def __init__(self, lateness: Lateness, pull: bool = False) -> None:
         self.frames_due: deque[tuple[rtc.AudioFrame, float]] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.ended = False
         self.lateness = lateness
+        self.on_frame: Callable[[rtc.AudioFrame], None] | None = None
+        self.failure: BaseException | None = None
+        if pull:
+            # Without deliver(), RoomSource reads frames() instead.
+            self.deliver = None  # type: ignore[assignment]
 
     def push(self, frame: rtc.AudioFrame, due: float) -> None:
+        on_frame = self.on_frame
+        if on_frame is not None:
+            if self.lateness.measuring:
+                self.lateness.add(asyncio.get_running_loop().time() - due)
+            try:
+                on_frame(frame)
+            except Exception as exc:  # one session's failure must not stop the feeder
+                self.on_frame = None
+                self.failure = exc
+                self._wake()
+            return
         self.frames_due.append((frame, due))
+        self._wake()
+
+    def end(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def end(self) -> None:
-        self.ended = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+    async def deliver(self, on_frame: Callable[[rtc.AudioFrame], None]) -> None:
+        loop = asyncio.get_running_loop()
+        while self.frames_due:
+            on_frame(self.frames_due.popleft()[0])
+        self.on_frame = on_frame
+        try:
+            while not self.ended and self.failure is None:
+                self.waiter = loop.create_future()
+                await self.waiter
+        finally:
+            self.on_frame = None
+            self.waiter = None
+        if self.failure is not None:
+            raise self.failure
 
     async def frames(self) -> AsyncIterator[rtc.AudioFrame]:
         loop = asyncio.get_running_loop()

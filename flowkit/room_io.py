@@ -8,14 +8,14 @@ to the room's tracks. The same graph runs in both.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
 from livekit import rtc
 
 from flowkit.messages import Transcript
 
-__all__ = ["AudioInput", "AudioOutput", "RoomIO"]
+__all__ = ["AudioInput", "AudioOutput", "PushAudioInput", "RoomIO"]
 
 
 @runtime_checkable
@@ -24,6 +24,26 @@ class AudioInput(Protocol):
 
     def frames(self) -> AsyncIterator[rtc.AudioFrame]:
         """The audio, in the rate and channel count that was asked for; ends with the input."""
+        ...
+
+
+@runtime_checkable
+class PushAudioInput(AudioInput, Protocol):
+    """An audio input that can hand each frame to the graph where it arrives.
+
+    Optional: :class:`~flowkit.nodes.room.RoomSource` uses :meth:`deliver` when the input has
+    it, and :meth:`AudioInput.frames` otherwise. Delivering from the transport's own callback
+    spares the room source a task wake-up per 20 ms frame, which adds up over hundreds of
+    sessions in one process. A pushed frame cannot wait for a full ``BLOCK`` queue downstream
+    (a live room does not slow down); it is kept and counted as an overflow.
+    """
+
+    async def deliver(self, on_frame: Callable[[rtc.AudioFrame], None]) -> None:
+        """Call ``on_frame`` with every frame as it arrives, until the input ends.
+
+        ``on_frame`` is synchronous; if it raises, delivery stops and ``deliver`` raises
+        that error (the room source fails, and its error policy applies).
+        """
         ...
 
 

@@ -30,7 +30,7 @@ from flowkit.messages import (
 from flowkit.node import Node, NodeParams
 from flowkit.policy import ErrorPolicy
 from flowkit.ports import AudioFormat, In, Out
-from flowkit.room_io import AudioOutput, RoomIO
+from flowkit.room_io import AudioOutput, PushAudioInput, RoomIO
 
 __all__ = ["RoomSink", "RoomSource", "TranscriptPublisher", "room_io"]
 
@@ -94,6 +94,10 @@ class RoomSource(Node):
         p = self.params
         assert isinstance(p, RoomSource.Params)
         source = room_io(self).audio_input(p.sample_rate, p.num_channels, p.participant)
+        if isinstance(source, PushAudioInput):
+            # Frames enter the graph from the transport's callback: no task step per frame.
+            await source.deliver(self.audio.send)
+            return
         async for frame in source.frames():
             await self.audio.put(frame)
 

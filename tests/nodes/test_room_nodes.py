@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from flowkit.messages import (
 )
 from flowkit.nodes.room import RoomSink, RoomSource, TranscriptPublisher
 from flowkit.nodes.tts import TTS
+from flowkit.room_io import PushAudioInput
 from flowkit.testing.fakes import FakeTTS
 from flowkit.testing.memory_io import MemoryIO
 
@@ -279,6 +281,63 @@ async def test_room_source_passes_frames_of_the_right_format_untouched() -> None
     g.add(RoomSource()) >> out
     await fk.GraphRunner(g, job=fk.JobContext(io=MemoryIO(frames))).run()
     assert all(a is b for a, b in zip(collected(out), frames, strict=True))
+
+
+class PushInput:
+    """A push-style input: the test plays the transport's callback."""
+
+    def __init__(self) -> None:
+        self.on_frame: Callable[[rtc.AudioFrame], None] | None = None
+        self.ended = asyncio.Event()
+
+    def frames(self) -> AsyncIterator[rtc.AudioFrame]:
+        raise AssertionError("RoomSource must take a push input's frames through deliver()")
+
+    async def deliver(self, on_frame: Callable[[rtc.AudioFrame], None]) -> None:
+        self.on_frame = on_frame
+        await self.ended.wait()
+
+
+class PushIO:
+    def __init__(self) -> None:
+        self.input = PushInput()
+
+    def audio_input(
+        self, sample_rate: int, num_channels: int, participant: str | None = None
+    ) -> PushInput:
+        return self.input
+
+    def audio_output(self, sample_rate: int, num_channels: int) -> MemoryIO:
+        raise AssertionError("no output in this test")
+
+    def publish_transcript(self, transcript: Transcript) -> None:
+        return None
+
+
+async def test_room_source_takes_a_push_input_frame_by_frame_where_it_arrives() -> None:
+    seen: list[rtc.AudioFrame] = []
+
+    @fk.node
+    def hear(frame: rtc.AudioFrame) -> None:
+        seen.append(frame)
+
+    io = PushIO()
+    assert isinstance(io.input, PushAudioInput)
+    g = fk.Graph("pushed")
+    g.add(RoomSource()) >> hear()
+    runner = fk.GraphRunner(g, job=fk.JobContext(io=io))
+    await runner.start()
+    await asyncio.sleep(0)
+    assert io.input.on_frame is not None
+    frames = tone(0.1, rate=48_000)
+    for index, frame in enumerate(frames):
+        io.input.on_frame(frame)
+        # Delivered inside the transport's call: the graph has it before the call returns.
+        assert len(seen) == index + 1 and seen[-1] is frame
+    io.input.ended.set()
+    await asyncio.wait_for(runner.wait(), 1.0)
+    await runner.close()
+    assert seen == frames
 
 
 @pytest.mark.parametrize("job", [None, fk.JobContext()])
