@@ -6,10 +6,10 @@ returned :class:`ResolvedGraph`, which is what the spec, the drawings and the ru
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from flowkit.converters import find_converter
 from flowkit.node import Node
@@ -138,19 +138,24 @@ def _unconnected_inputs(nodes: list[Node], edges: list[Edge]) -> list[Problem]:
 
 
 def _order(nodes: list[Node], edges: list[Edge]) -> tuple[list[Problem], list[Node]]:
-    dag: Any = nx.DiGraph()
-    dag.add_nodes_from(n.name for n in nodes)
+    # The dataflow graph by node name: successors in the order their first edge was added,
+    # each once (the runner runs this for every graph it starts, so it is plain Python rather
+    # than networkx, whose import alone costs about 14 MiB of a voice worker's memory).
+    succ: dict[str, dict[str, None]] = {n.name: {} for n in nodes}
     for edge in edges:
         if edge.src.node is not None and edge.dst.node is not None and not edge.is_feedback:
-            dag.add_edge(edge.src.node.name, edge.dst.node.name)
+            src, dst = edge.src.node.name, edge.dst.node.name
+            succ.setdefault(src, {})
+            succ.setdefault(dst, {})
+            succ[src][dst] = None
     problems = []
     added = {n.name: i for i, n in enumerate(nodes)}
-    for component in nx.strongly_connected_components(dag):
+    for component in _strongly_connected(succ):
         # Name the cycle from the node added first, so the message is the same every run.
         members = sorted(component, key=added.__getitem__)
-        if len(members) == 1 and not dag.has_edge(members[0], members[0]):
+        if len(members) == 1 and members[0] not in succ[members[0]]:
             continue
-        cycle = nx.find_cycle(dag.subgraph(members), source=members[0])
+        cycle = _find_cycle(succ, component, members[0])
         path = " -> ".join([cycle[0][0], *(v for _, v in cycle)])
         problems.append(
             Problem(
@@ -165,5 +170,115 @@ def _order(nodes: list[Node], edges: list[Edge]) -> tuple[list[Problem], list[No
         return problems, nodes
     # Dataflow order, ties broken by the order nodes were added, so plans are deterministic.
     by_name = {n.name: n for n in nodes}
-    ordered = nx.lexicographical_topological_sort(dag, key=lambda name: f"{added[name]:08d}")
-    return [], [by_name[name] for name in ordered]
+    return [], [by_name[name] for name in _topological(succ, added)]
+
+
+# The three graph algorithms _order needs, each visiting nodes and edges in the same order as
+# the networkx function it replaces (strongly_connected_components, find_cycle on the
+# component's subgraph, lexicographical_topological_sort), so problems and plans are unchanged.
+
+
+def _strongly_connected(succ: dict[str, dict[str, None]]) -> Iterator[set[str]]:
+    """Tarjan's algorithm with Nuutila's changes, without recursion."""
+    preorder: dict[str, int] = {}
+    lowlink: dict[str, int] = {}
+    found: set[str] = set()
+    scc_queue: list[str] = []
+    counter = 0
+    neighbours = {v: iter(succ[v]) for v in succ}
+    for source in succ:
+        if source in found:
+            continue
+        queue = [source]
+        while queue:
+            v = queue[-1]
+            if v not in preorder:
+                counter += 1
+                preorder[v] = counter
+            done = True
+            for w in neighbours[v]:
+                if w not in preorder:
+                    queue.append(w)
+                    done = False
+                    break
+            if not done:
+                continue
+            lowlink[v] = preorder[v]
+            for w in succ[v]:
+                if w not in found:
+                    if preorder[w] > preorder[v]:
+                        lowlink[v] = min(lowlink[v], lowlink[w])
+                    else:
+                        lowlink[v] = min(lowlink[v], preorder[w])
+            queue.pop()
+            if lowlink[v] == preorder[v]:
+                scc = {v}
+                while scc_queue and preorder[scc_queue[-1]] > preorder[v]:
+                    scc.add(scc_queue.pop())
+                found.update(scc)
+                yield scc
+            else:
+                scc_queue.append(v)
+
+
+def _edges_dfs(
+    succ: dict[str, dict[str, None]], members: set[str], source: str
+) -> Iterator[tuple[str, str]]:
+    """Every edge between ``members`` reachable from ``source``, depth first."""
+    visited: set[tuple[str, str]] = set()
+    pending: dict[str, Iterator[str]] = {}
+    stack = [source]
+    while stack:
+        node = stack[-1]
+        if node not in pending:
+            pending[node] = (w for w in succ[node] if w in members)
+        head = next(pending[node], None)
+        if head is None:
+            stack.pop()
+        elif (node, head) not in visited:
+            visited.add((node, head))
+            stack.append(head)
+            yield node, head
+
+
+def _find_cycle(
+    succ: dict[str, dict[str, None]], members: set[str], source: str
+) -> list[tuple[str, str]]:
+    """The first cycle a depth-first walk from ``source`` inside ``members`` meets, as edges."""
+    path: list[tuple[str, str]] = []
+    active = {source}
+    previous_head: str | None = None
+    for tail, head in _edges_dfs(succ, members, source):
+        if previous_head is not None and tail != previous_head:
+            # Backtracked: drop the path's edges back to the one that ends at this tail.
+            while True:
+                if not path:
+                    active = {tail}
+                    break
+                active.remove(path.pop()[1])
+                if path and path[-1][1] == tail:
+                    break
+        path.append((tail, head))
+        if head in active:
+            start = next(i for i, (t, _) in enumerate(path) if t == head)
+            return path[start:]
+        active.add(head)
+        previous_head = head
+    raise AssertionError(f"no cycle through {source} inside its strongly connected component")
+
+
+def _topological(succ: dict[str, dict[str, None]], added: dict[str, int]) -> Iterator[str]:
+    """Kahn's algorithm, always taking the ready node that was added first."""
+    indegree: dict[str, int] = dict.fromkeys(succ, 0)
+    for targets in succ.values():
+        for target in targets:
+            indegree[target] += 1
+    ready = [(added[v], v) for v, d in indegree.items() if d == 0]
+    heapq.heapify(ready)
+    while ready:
+        _, v = heapq.heappop(ready)
+        for child in succ[v]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                heapq.heappush(ready, (added[child], child))
+        yield v

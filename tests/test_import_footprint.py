@@ -1,0 +1,111 @@
+"""What ``import flowkit`` and starting a graph load, and the graph algorithms that keep
+networkx off that path (issue 7: the baseline memory of a voice worker)."""
+
+import random
+import subprocess
+import sys
+from typing import Any
+
+import networkx as nx
+
+from flowkit.validation import _find_cycle, _strongly_connected, _topological
+
+
+def _modules_after(code: str, modules: tuple[str, ...]) -> dict[str, bool]:
+    probe = f"{code}\nimport sys\nprint([m in sys.modules for m in {modules!r}])"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    return dict(zip(modules, eval(out.strip().splitlines()[-1]), strict=True))
+
+
+def test_running_a_graph_does_not_import_networkx() -> None:
+    # The runner resolves (validates and orders) every graph it starts; that must not need
+    # networkx (about 14 MiB resident), which only the drawings' layout uses.
+    code = """
+import asyncio
+import reactivex
+import flowkit as fk
+
+class Source(fk.Node):
+    out: fk.Out[int]
+
+    def wire(self) -> reactivex.Observable[int]:
+        return reactivex.of(1, 2, 3)
+
+seen = []
+
+@fk.node
+def double(x: int) -> int:
+    return 2 * x
+
+@fk.node
+def keep(x: int) -> None:
+    seen.append(x)
+
+async def main() -> None:
+    g = fk.Graph("probe")
+    g.add(Source()) >> double() >> keep()
+    g.validate()
+    g.spec()
+    runner = fk.GraphRunner(g)
+    await runner.start()
+    await runner.wait()
+    await runner.close()
+    assert seen == [2, 4, 6], seen
+
+asyncio.run(main())
+"""
+    assert _modules_after(code, ("networkx",)) == {"networkx": False}
+
+
+# The replaced networkx code, kept here as the reference the new functions must match.
+def _reference(names: list[str], pairs: list[tuple[str, str]]) -> list[Any]:
+    dag: Any = nx.DiGraph()
+    dag.add_nodes_from(names)
+    dag.add_edges_from(pairs)
+    added = {n: i for i, n in enumerate(names)}
+    cycles: list[Any] = []
+    for component in nx.strongly_connected_components(dag):
+        members = sorted(component, key=added.__getitem__)
+        if len(members) == 1 and not dag.has_edge(members[0], members[0]):
+            continue
+        cycles.append((members, nx.find_cycle(dag.subgraph(members), source=members[0])))
+    if cycles:
+        return cycles
+    return list(nx.lexicographical_topological_sort(dag, key=lambda n: f"{added[n]:08d}"))
+
+
+def _ours(names: list[str], pairs: list[tuple[str, str]]) -> list[Any]:
+    succ: dict[str, dict[str, None]] = {n: {} for n in names}
+    for src, dst in pairs:
+        succ[src][dst] = None
+    added = {n: i for i, n in enumerate(names)}
+    cycles: list[Any] = []
+    for component in _strongly_connected(succ):
+        members = sorted(component, key=added.__getitem__)
+        if len(members) == 1 and members[0] not in succ[members[0]]:
+            continue
+        cycles.append((members, _find_cycle(succ, component, members[0])))
+    if cycles:
+        return cycles
+    return list(_topological(succ, added))
+
+
+def test_cycles_and_order_match_networkx_on_random_graphs() -> None:
+    # Same components in the same order, the same cycle named in each, the same plan: the
+    # problem messages and node order do not change with the implementation.
+    rng = random.Random(7)
+    with_cycles = 0
+    for _ in range(3000):
+        names = [f"n{i}" for i in rng.sample(range(100), rng.randint(1, 10))]
+        acyclic = rng.random() < 0.4
+        pairs = []
+        for _ in range(rng.randint(0, 3 * len(names))):
+            src, dst = rng.choice(names), rng.choice(names)
+            if not acyclic or names.index(src) < names.index(dst):
+                pairs.append((src, dst))
+        expected = _reference(names, pairs)
+        assert _ours(names, pairs) == expected, (names, pairs)
+        with_cycles += bool(expected) and isinstance(expected[0], tuple)
+    assert 500 < with_cycles < 2500
