@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import typing
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pydantic
-import reactivex
 import soxr
 from livekit import rtc
 from numpy.typing import NDArray
-from reactivex import Observable, abc
+from reactivex import Observable
 
 from flowkit.audio.frames import frame_from_samples, samples, samples_for
 from flowkit.audio.wav import WavInfo, WavWriter, probe, read_frames
@@ -32,6 +31,7 @@ from flowkit.converters import register_converter
 from flowkit.node import Node, NodeParams
 from flowkit.policy import ErrorPolicy
 from flowkit.ports import AudioFormat, In, Out
+from flowkit.runtime.stage import Stage
 
 __all__ = [
     "Downmix",
@@ -91,45 +91,6 @@ def mix_channels(block: NDArray[np.int16], channels: int) -> NDArray[np.int16]:
 
 def _can_mix(have: int, want: int) -> bool:
     return have == want or want == 1 or have == 1
-
-
-def _stateful(
-    source: Observable[T],
-    push: Callable[[T], Iterable[R]],
-    flush: Callable[[], Iterable[R]],
-) -> Observable[R]:
-    """An observable that emits what ``push`` returns per item and ``flush`` at completion.
-
-    It is the one operator the stateful audio nodes need: reactivex's ``flat_map`` has no
-    completion hook, and ``concat`` with a deferred tail would subscribe the flush lazily
-    per subscriber, costing an Rx scheduler hop per frame on the hot path.
-    """
-
-    def subscribe(
-        observer: abc.ObserverBase[R], scheduler: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        def on_next(value: T) -> None:
-            try:
-                results = push(value)
-            except Exception as exc:
-                observer.on_error(exc)
-                return
-            for result in results:
-                observer.on_next(result)
-
-        def on_completed() -> None:
-            try:
-                results = flush()
-            except Exception as exc:
-                observer.on_error(exc)
-                return
-            for result in results:
-                observer.on_next(result)
-            observer.on_completed()
-
-        return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
-
-    return reactivex.create(subscribe)
 
 
 class _Resampler:
@@ -245,7 +206,7 @@ class Resample(Node):
         """Resample each frame as it arrives; emit soxr's buffered tail on completion."""
         p = self.settings
         resampler = _Resampler(p.rate, p.channels, p.quality)
-        return _stateful(audio, resampler.push, resampler.flush)
+        return Stage(audio, resampler.push, resampler.flush)
 
 
 def resample_converter(src: AudioFormat, dst: AudioFormat) -> Resample | None:
@@ -352,7 +313,7 @@ class Rechunk(Node):
         """Cut frames to size as they arrive; emit the remainder on completion."""
         p = typing.cast(Rechunk.Params, self.params)
         rechunker = _Rechunker(p.duration_ms)
-        return _stateful(audio, rechunker.push, rechunker.flush)
+        return Stage(audio, rechunker.push, rechunker.flush)
 
 
 class Downmix(Node):
@@ -393,7 +354,7 @@ class Downmix(Node):
             mono = mix_channels(samples(frame), 1)
             return (frame_from_samples(mono, frame.sample_rate),)
 
-        return _stateful(audio, mix, tuple)
+        return Stage(audio, mix)
 
 
 class WavSource(Node):

@@ -18,13 +18,13 @@ from typing import Any, cast
 
 from livekit import rtc
 from reactivex import Observable
-from reactivex import operators as ops
 
 from flowkit.audio.frames import samples
 from flowkit.messages import VADEvent
 from flowkit.node import Node, NodeParams
 from flowkit.nodes.audio import mix_channels
 from flowkit.ports import AudioFormat, In, Out
+from flowkit.runtime.stage import Stage
 from flowkit.vad.contract import (
     DeferredVADProvider,
     VADDecision,
@@ -97,24 +97,21 @@ class VAD(Node):
             else provider.stream()
         )
 
-        def detect(frame: rtc.AudioFrame) -> None:
+        def detect(frame: rtc.AudioFrame) -> tuple[rtc.AudioFrame]:
             block = samples(frame)
             mono = block[:, 0] if frame.num_channels == 1 else mix_channels(block, 1)[:, 0]
-            send(stream.push(mono, frame.sample_rate))
+            decisions = stream.push(mono, frame.sample_rate)
+            if decisions:
+                send(decisions)
+            return (frame,)
 
-        def complete() -> None:
+        def complete() -> tuple[()]:
             # The flush also settles a deferred stream's pending windows, so every decision
-            # goes out before the node's outputs complete.
+            # (an utterance still open is closed by it) goes out before the outputs complete.
             send(stream.flush())
+            return ()
+
+        def stop() -> None:
             live[0] = False
 
-        def stop(_error: Exception | None = None) -> None:
-            live[0] = False
-
-        # An utterance still open when the audio ends is closed by the flush, before the
-        # node's outputs complete.
-        flushed = audio.pipe(
-            ops.do_action(on_next=detect, on_error=stop, on_completed=complete),
-            ops.finally_action(stop),
-        )
-        return {"passthrough": flushed}
+        return {"passthrough": Stage(audio, detect, complete, stop)}
