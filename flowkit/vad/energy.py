@@ -20,13 +20,15 @@ How it decides, window by window (``window_ms`` of audio, 30 ms by default):
    floor, 1 at ``speech_snr_db`` above it. With the defaults, a window is speech when it
    is 10 dB above the floor (``activation_threshold`` 0.5 of 20 dB) and quieter windows
    than -50 dBFS never are.
-4. **Hysteresis**, as LiveKit Agents' Silero plugin does it. Outside speech, a window is
+4. **Level gate.** A window whose RMS level is below ``min_speech_level_db`` (-60 dBFS by
+   default) is silence whatever its probability, as Pipecat's ``min_volume`` does it.
+5. **Hysteresis**, as LiveKit Agents' Silero plugin does it. Outside speech, a window is
    speech when its probability reaches ``activation_threshold``; inside, while it stays
    above ``deactivation_threshold``. ``min_speech_duration`` of consecutive speech
    windows starts an utterance, ``min_silence_duration`` of consecutive silent windows
    ends it. Both are rounded up to whole windows.
 
-Steps 1 to 3 are :class:`EnergyVADStream`'s own; the windowing and step 4 live in
+Steps 1 to 3 are :class:`EnergyVADStream`'s own; the windowing and steps 4 and 5 live in
 :class:`WindowedVADStream`, which any detector that gives one probability per window can
 build on (flowkit-local's Silero VAD does), so that every such detector decides alike.
 
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import abc
 import math
+import numbers
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,6 +88,25 @@ class SpeechOptions:
             default because it holds up to ``max_buffered_speech`` of audio per stream.
         max_buffered_speech: Seconds of utterance audio kept at most; a longer utterance
             keeps its first part only.
+        min_speech_level_db: The level gate: a window whose RMS level is below this many
+            dBFS (a full-scale square wave is 0 dBFS) counts as silence whatever its
+            probability, both for starting speech and for ending it; ``None`` turns the gate
+            off. A neural model's probability lags the end of the voice: on espeak-ng and
+            Piper speech followed by silence, Silero stays above the deactivation threshold
+            for up to three 32 ms windows after the last word, and each of them delays the
+            end of speech by a window. With the gate, the silence count starts at the first
+            window that really is silent. Decisions still report the model's probability.
+
+            The default, -60 dBFS (an RMS of 33 in 16-bit samples), is deliberately
+            conservative: speech reaching a microphone is typically -40 to -15 dBFS, and a
+            quiet room heard through an ordinary microphone about -60 to -50 dBFS, so the
+            gate only silences audio far below speech and, in a room noisier than it,
+            never closes (the model decides alone, as without the gate). It acts where
+            silence is really silent: noise-suppressed WebRTC audio, digital silence in
+            synthetic or recorded audio, and the decaying tail of a voice. Set ``None`` for
+            input so quiet that speech itself sits near -60 dBFS (a microphone with very
+            low gain and no automatic gain control); raise it (towards -50 dBFS) where a
+            steady hiss or hum below that level keeps the model's probability up.
     """
 
     # What the probability means, for the error message (each detector says it its way).
@@ -97,6 +119,7 @@ class SpeechOptions:
     prefix_padding_duration: float = 0.5
     keep_speech_samples: bool = False
     max_buffered_speech: float = 60.0
+    min_speech_level_db: float | None = -60.0
 
     def __post_init__(self) -> None:
         self._check_speech_options()
@@ -123,6 +146,26 @@ class SpeechOptions:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        self._check_level_gate()
+
+    def _check_level_gate(self) -> None:
+        # Typed as object: a caller may pass anything, and numpy numbers are Real, not float.
+        gate: object = self.min_speech_level_db
+        if gate is None:
+            return
+        if isinstance(gate, bool) or not isinstance(gate, numbers.Real):
+            raise TypeError(
+                f"min_speech_level_db must be a number of dBFS or None, got {gate!r}; "
+                "try -60, or None to turn the level gate off"
+            )
+        level = float(gate)
+        if not (math.isfinite(level) and level < 0.0):
+            hint = f" (did you mean {-level:g}?)" if math.isfinite(level) and level > 0.0 else ""
+            raise ValueError(
+                f"min_speech_level_db must be a level below 0 dBFS (full scale), got "
+                f"{gate}{hint}; windows quieter than it count as silence, so -60 gates "
+                "only near-silence, and None turns the gate off"
+            )
 
     @property
     def effective_deactivation_threshold(self) -> float:
@@ -244,6 +287,9 @@ class WindowedVADStream(abc.ABC):
         self._prefix_duration = options.prefix_padding_duration
         self._keep = options.keep_speech_samples
         self._max_buffered = options.max_buffered_speech
+        self._min_level_db = options.min_speech_level_db
+        # The level gate as a sum of squared samples per window, set with the rate.
+        self._quiet_energy: float | None = None
         self._rate: int | None = None
         self._window = 0
         self._speech_windows_needed = 1
@@ -332,10 +378,13 @@ class WindowedVADStream(abc.ABC):
         if self._keep:
             body = body.copy()
         blocks = body.reshape(count, window)
+        quiet = self._quiet_windows(blocks)
         probabilities = self._probabilities(blocks)
         decisions: list[VADDecision] = []
         for index, probability in enumerate(probabilities):
-            decision = self._step(float(probability), blocks[index] if self._keep else None)
+            decision = self._step(
+                float(probability), blocks[index] if self._keep else None, quiet[index]
+            )
             if decision is not None:
                 decisions.append(decision)
         return decisions
@@ -382,9 +431,38 @@ class WindowedVADStream(abc.ABC):
         self._silence_windows_needed = max(1, math.ceil(self._min_silence / window_s - _EPSILON))
         self._prefix_samples = round(self._prefix_duration * rate)
         self._max_kept = round(self._max_buffered * rate)
+        if self._min_level_db is not None:
+            self._quiet_energy = window * _FULL_SCALE_SQUARED * 10.0 ** (self._min_level_db / 10)
 
-    def _step(self, probability: float, block: PCMSamples | None) -> VADDecision | None:
-        """Advance the state machine by one classified window; return a decision if any."""
+    def _quiet_windows(self, blocks: npt.NDArray[np.int16]) -> list[bool]:
+        """Which windows are below the level gate (all ``False`` when it is off).
+
+        Args:
+            blocks: ``[count, window]`` samples, after the stream's rate is bound.
+
+        Returns:
+            ``count`` flags, in order.
+        """
+        limit = self._quiet_energy
+        if limit is None:
+            return [False] * blocks.shape[0]
+        # Integer sums are exact, so the gate does not depend on how audio was pushed, and a
+        # batched stream (which computes this at push time) gates exactly as a plain one.
+        wide = blocks.astype(np.int64)
+        energy = np.einsum("ij,ij->i", wide, wide)
+        flags: list[bool] = (energy < limit).tolist()
+        return flags
+
+    def _step(
+        self, probability: float, block: PCMSamples | None, quiet: bool
+    ) -> VADDecision | None:
+        """Advance the state machine by one classified window; return a decision if any.
+
+        Args:
+            probability: The window's speech probability.
+            block: The window's samples when utterance audio is kept, else ``None``.
+            quiet: The window is below the level gate: silence, whatever the probability.
+        """
         self._last_probability = probability
         start = self._clock
         end = start + self._window
@@ -393,7 +471,7 @@ class WindowedVADStream(abc.ABC):
             self._keep_audio(block)
 
         if not self._speaking:
-            if probability < self._activation:
+            if quiet or probability < self._activation:
                 self._speech_run = 0
                 return None
             if self._speech_run == 0:
@@ -403,7 +481,7 @@ class WindowedVADStream(abc.ABC):
                 return None
             return self._start(end)
 
-        if probability > self._deactivation:
+        if not quiet and probability > self._deactivation:
             self._silence_run = 0
             self._last_speech_end = end
             return None

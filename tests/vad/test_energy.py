@@ -14,9 +14,11 @@ from flowkit.vad import (
     EnergyVAD,
     EnergyVADOptions,
     EnergyVADStream,
+    SpeechOptions,
     VADDecision,
     VADProvider,
     VADStream,
+    WindowedVADStream,
     check_pcm,
 )
 
@@ -399,6 +401,149 @@ def test_decisions_are_frozen_and_compare_without_their_audio() -> None:
         a.timestamp = 2.0  # type: ignore[misc]
 
 
+# --- the level gate (min_speech_level_db), in the state machine every detector shares -------
+
+WINDOW = 512  # 32 ms at 16 kHz, as Silero's
+WINDOW_S = WINDOW / RATE
+SILENCE_WINDOWS = 18  # min_silence_duration 0.55 s in 32 ms windows
+
+
+class Scripted(WindowedVADStream):
+    """A detector whose probabilities are given, window by window, like a model that lags."""
+
+    def __init__(self, options: SpeechOptions, probabilities: Sequence[float]) -> None:
+        super().__init__(options)
+        self._script = iter(probabilities)
+
+    def _bind(self, rate: int) -> int:
+        return WINDOW
+
+    def _probabilities(self, blocks: npt.NDArray[np.int16]) -> list[float]:
+        return [next(self._script) for _ in range(blocks.shape[0])]
+
+
+def square(amplitude: int, windows: int) -> np.ndarray:
+    """A square wave of +-amplitude: its RMS level is exactly 20 log10(amplitude / 32768)."""
+    n = windows * WINDOW
+    return np.where(np.arange(n) % 2 == 0, amplitude, -amplitude).astype(np.int16)
+
+
+def scripted(
+    pcm: np.ndarray, probabilities: Sequence[float], gate: float | None = -60.0
+) -> list[VADDecision]:
+    assert pcm.size == len(probabilities) * WINDOW
+    stream = Scripted(SpeechOptions(min_speech_level_db=gate), probabilities)
+    out: list[VADDecision] = []
+    for pos in range(0, pcm.size, 320):  # 20 ms pushes, as a room delivers them
+        out += stream.push(pcm[pos : pos + 320], RATE)
+    return out + stream.flush()
+
+
+# 10 windows of voice at -20 dBFS, then digital silence that the "model" takes three windows
+# to believe (0.9, 0.7 and 0.5 are above the deactivation threshold 0.35), as Silero does
+# after the bench's espeak speech.
+VOICED = 10
+LAG = (0.9, 0.7, 0.5)
+TRAILING = 30
+
+
+def trailing_silence() -> tuple[np.ndarray, list[float]]:
+    pcm = np.concatenate((square(3277, VOICED), np.zeros(TRAILING * WINDOW, np.int16)))
+    probabilities = [1.0] * VOICED + list(LAG) + [0.02] * (TRAILING - len(LAG))
+    return pcm, probabilities
+
+
+def test_the_level_gate_starts_the_silence_count_where_the_voice_stops() -> None:
+    pcm, probabilities = trailing_silence()
+    start, end = scripted(pcm, probabilities)
+    assert (start.kind, end.kind) == (START, END)
+    assert end.timestamp == pytest.approx((VOICED + SILENCE_WINDOWS) * WINDOW_S)
+    assert end.speech_duration == pytest.approx(VOICED * WINDOW_S)
+    assert end.silence_duration == pytest.approx(SILENCE_WINDOWS * WINDOW_S)
+    # The decision still reports the model's probability for the window that settled it.
+    assert end.probability == pytest.approx(0.02)
+
+
+def test_without_the_gate_the_lagging_probability_delays_the_end() -> None:
+    pcm, probabilities = trailing_silence()
+    gated = scripted(pcm, probabilities)
+    start, end = scripted(pcm, probabilities, gate=None)
+    assert end.timestamp == pytest.approx((VOICED + len(LAG) + SILENCE_WINDOWS) * WINDOW_S)
+    assert end.speech_duration == pytest.approx((VOICED + len(LAG)) * WINDOW_S)
+    assert end.timestamp - gated[1].timestamp == pytest.approx(len(LAG) * WINDOW_S)
+    assert start == gated[0]
+
+
+@pytest.mark.parametrize(
+    ("amplitude", "gated"),
+    [
+        (33, False),  # -59.9 dBFS: above the gate, the model decides
+        (32, True),  # -60.2 dBFS: below it, silence whatever the model says
+        (0, True),
+    ],
+)
+def test_a_quiet_window_is_judged_by_the_model_unless_it_is_below_the_gate(
+    amplitude: int, gated: bool
+) -> None:
+    # Voice, then 25 quiet windows the model is sure are speech, then 30 it knows are not.
+    quiet_windows = 25
+    pcm = np.concatenate(
+        (
+            square(3277, VOICED),
+            square(amplitude, quiet_windows),
+            np.zeros(TRAILING * WINDOW, np.int16),
+        )
+    )
+    probabilities = [1.0] * (VOICED + quiet_windows) + [0.0] * TRAILING
+    _, end = scripted(pcm, probabilities)
+    spoken = VOICED if gated else VOICED + quiet_windows
+    assert end.speech_duration == pytest.approx(spoken * WINDOW_S)
+    assert end.timestamp == pytest.approx((spoken + SILENCE_WINDOWS) * WINDOW_S)
+
+
+def test_a_quiet_window_the_model_calls_silence_is_silence_above_the_gate_too() -> None:
+    pcm = np.concatenate((square(3277, VOICED), square(330, 40)))  # -40 dBFS hiss
+    probabilities = [1.0] * VOICED + [0.1] * 40
+    _, end = scripted(pcm, probabilities)
+    assert end.timestamp == pytest.approx((VOICED + SILENCE_WINDOWS) * WINDOW_S)
+
+
+@pytest.mark.parametrize(("gate", "started"), [(-60.0, False), (-70.0, True), (None, True)])
+def test_a_start_of_speech_needs_windows_above_the_gate(gate: float | None, started: bool) -> None:
+    # -64 dBFS that the model would take for speech (a faint voice, or a model fooled by hum).
+    pcm = np.concatenate((square(20, VOICED), np.zeros(TRAILING * WINDOW, np.int16)))
+    probabilities = [1.0] * VOICED + [0.0] * TRAILING
+    decisions = scripted(pcm, probabilities, gate=gate)
+    assert kinds(decisions) == ([START, END] if started else [])
+
+
+def test_energy_vad_takes_the_gate_too() -> None:
+    # With its floor lowered to -90 dBFS, EnergyVAD alone hears a -66 dBFS voice as speech;
+    # the gate, shared with every windowed detector, makes it silence.
+    pcm = to_pcm([quiet(RATE, 0.5), voice(RATE, 1.0, level_db=-66.0), quiet(RATE, 1.0)], -95.0)
+    low_floor = EnergyVADOptions(min_noise_floor_db=-90.0, min_speech_level_db=None)
+    assert kinds(run(pcm, options=low_floor)) == [START, END]
+    gated = EnergyVADOptions(min_noise_floor_db=-90.0)
+    assert run(pcm, options=gated) == []
+    # A -50 dBFS voice is above the gate: found with it as without it.
+    loud = to_pcm([quiet(RATE, 0.5), voice(RATE, 1.0, level_db=-50.0), quiet(RATE, 1.0)], -95.0)
+    assert run(loud, options=gated) == run(loud, options=low_floor)
+    assert kinds(run(loud, options=gated)) == [START, END]
+
+
+def test_the_gate_does_not_depend_on_how_audio_is_cut() -> None:
+    pcm, probabilities = trailing_silence()
+    reference = scripted(pcm, probabilities)
+    for sizes in ([WINDOW * 40], [1, 511, 513, 7000], [97] * math.ceil(pcm.size / 97)):
+        stream = Scripted(SpeechOptions(), probabilities)
+        out: list[VADDecision] = []
+        pos = 0
+        for size in [*sizes, pcm.size]:
+            out += stream.push(pcm[pos : pos + size], RATE)
+            pos += size
+        assert out + stream.flush() == reference
+
+
 # --- input validation -----------------------------------------------------------------
 
 
@@ -470,6 +615,34 @@ def test_check_pcm_returns_good_audio_unchanged() -> None:
 def test_bad_options_are_rejected_by_name(options: dict[str, float], words: str) -> None:
     with pytest.raises(ValueError, match=words):
         EnergyVADOptions(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("gate", "error", "words"),
+    [
+        (0.0, ValueError, r"min_speech_level_db must be a level below 0 dBFS.*got 0\.0;"),
+        (60, ValueError, r"got 60 \(did you mean -60\?\).*None turns the gate off"),
+        (math.nan, ValueError, "min_speech_level_db must be a level below 0 dBFS"),
+        (-math.inf, ValueError, "None turns the gate off"),
+        ("-60", TypeError, "min_speech_level_db must be a number of dBFS or None.*try -60"),
+        (True, TypeError, "min_speech_level_db must be a number"),
+    ],
+)
+def test_a_bad_level_gate_is_rejected_with_the_remedy(
+    gate: object, error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        SpeechOptions(min_speech_level_db=gate)  # type: ignore[arg-type]
+    with pytest.raises(error, match=words):
+        EnergyVADOptions(min_speech_level_db=gate)  # type: ignore[arg-type]
+
+
+def test_the_level_gate_is_on_by_default_and_takes_any_real_number_or_none() -> None:
+    assert SpeechOptions().min_speech_level_db == -60.0
+    assert EnergyVADOptions().min_speech_level_db == -60.0
+    assert SpeechOptions(min_speech_level_db=None).min_speech_level_db is None
+    assert SpeechOptions(min_speech_level_db=-45).min_speech_level_db == -45
+    assert SpeechOptions(min_speech_level_db=np.float32(-50.0)).min_speech_level_db == -50.0  # type: ignore[arg-type]
 
 
 def test_default_deactivation_follows_livekit() -> None:

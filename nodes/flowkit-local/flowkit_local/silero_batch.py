@@ -15,8 +15,9 @@ the model together:
    context and recurrent state), as many rounds as the stream with most pending windows
    needs (a window depends on the state the one before left, so a stream's windows cannot
    share a call).
-4. Each stream then steps its hysteresis state machine with its probabilities, exactly as
-   the synchronous stream would have, and hands the decisions to its ``on_decisions``.
+4. Each stream then steps its hysteresis state machine with its probabilities (and the
+   level gate's verdict on each window, taken at push time from the same samples), exactly
+   as the synchronous stream would have, and hands the decisions to its ``on_decisions``.
 
 The decisions equal :class:`~flowkit_local.silero.SileroVADStream`'s for the same audio;
 they only come one loop iteration later. ``flush`` settles a stream's pending windows at
@@ -164,8 +165,10 @@ class BatchedSileroVADStream(_silero.SileroVADStream):
         super().__init__(provider)
         self._on_decisions = on_decisions
         self._tail: FloatArray = np.zeros(provider.context, dtype=np.float32)
-        # Windows waiting (copies, [window] int16 each) and the probabilities found so far.
+        # Windows waiting (copies, [window] int16 each), whether each is below the level
+        # gate, and the probabilities found so far.
         self._pending: list[PCMSamples] = []
+        self._quiet: list[bool] = []
         self._probs: list[float] = []
         self._queued = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -197,7 +200,9 @@ class BatchedSileroVADStream(_silero.SileroVADStream):
         self._rest = pcm[used:].copy()
         if count == 0:
             return []
-        self._pending.extend(pcm[:used].reshape(count, window).copy())
+        blocks = pcm[:used].reshape(count, window).copy()
+        self._pending.extend(blocks)
+        self._quiet.extend(self._quiet_windows(blocks))
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -242,19 +247,21 @@ class BatchedSileroVADStream(_silero.SileroVADStream):
 
     def _take_decisions(self) -> list[VADDecision]:
         """Step the state machine through the classified windows; clear them."""
-        pending, probs = self._pending, self._probs
+        pending, quiet, probs = self._pending, self._quiet, self._probs
         if not probs:
             return []
         keep = self._keep
         decisions: list[VADDecision] = []
-        for block, probability in zip(pending, probs, strict=False):
-            decision = self._step(probability, block if keep else None)
+        for block, below, probability in zip(pending, quiet, probs, strict=False):
+            decision = self._step(probability, block if keep else None, below)
             if decision is not None:
                 decisions.append(decision)
         del pending[: len(probs)]
+        del quiet[: len(probs)]
         self._probs = []
         return decisions
 
     def _drop_pending(self) -> None:
         self._pending = []
+        self._quiet = []
         self._probs = []
