@@ -174,6 +174,61 @@ def test_kept_speech_spans_prefix_speech_and_trailing_silence(weather: PCM) -> N
     assert not end.speech_samples.flags.writeable
 
 
+def window_levels(pcm: PCM, window: int = 512) -> npt.NDArray[np.float64]:
+    """Each whole window's RMS level in dBFS (a full-scale square wave is 0 dBFS)."""
+    blocks = pcm[: pcm.size // window * window].reshape(-1, window).astype(np.int64)
+    energy = np.maximum((blocks**2).sum(axis=1), 1)
+    levels: npt.NDArray[np.float64] = 10 * np.log10(energy / (window * 32768.0**2))
+    return levels
+
+
+@pytest.mark.parametrize("shift", [0, 300, 450])
+def test_the_level_gate_ends_speech_where_the_voice_stops(
+    provider: SileroVADProvider, weather: PCM, shift: int
+) -> None:
+    # Shifted so that the 32 ms windows fall differently on the end of the voice.
+    pcm = np.concatenate((np.zeros(shift, dtype=np.int16), weather))
+    ungated = SileroVADProvider(SileroVADOptions(min_speech_level_db=None))
+    start, end = run(pcm, provider)
+    start_off, end_off = run(pcm, ungated)
+    # The end of the last window at or above -60 dBFS: where the voice really stops.
+    loud = np.nonzero(window_levels(pcm) >= -60.0)[0]
+    voice_end = (loud[-1] + 1) * 512 / RATE
+    assert end.timestamp - end.silence_duration == pytest.approx(voice_end, abs=1e-9)
+    assert end.silence_duration == pytest.approx(0.576, abs=1e-9)
+    # Without the gate, the model's probability stays up for windows of near-silence
+    # (Piper's tail, at -70 to -90 dBFS) and the end comes at least one window later.
+    assert end_off.timestamp >= end.timestamp + 0.032 - 1e-9
+    assert start == start_off
+
+
+def test_a_quiet_voice_above_the_gate_is_still_judged_by_the_model(
+    provider: SileroVADProvider, weather: PCM
+) -> None:
+    quiet = (weather * 0.1).astype(np.int16)  # 20 dB down
+    levels = window_levels(quiet)
+    speaking = levels[(levels > -60.0)]
+    assert np.median(speaking) < -40.0  # a quiet voice, yet above the gate
+    ungated = SileroVADProvider(SileroVADOptions(min_speech_level_db=None))
+    gated_decisions, ungated_decisions = run(quiet, provider), run(quiet, ungated)
+    assert [d.kind for d in gated_decisions] == [START, END]
+    # Its start is the model's call alone, as without the gate.
+    assert gated_decisions[0] == ungated_decisions[0]
+    assert gated_decisions[1].timestamp <= ungated_decisions[1].timestamp
+
+
+def test_a_bad_level_gate_is_refused_with_the_remedy() -> None:
+    with pytest.raises(ValueError, match=r"min_speech_level_db must be a level below 0 dBFS.*-60"):
+        SileroVADOptions(min_speech_level_db=0.0)
+    with pytest.raises(ValueError, match=r"did you mean -55\?"):
+        SileroVAD(min_speech_level_db=55.0)
+    with pytest.raises(TypeError, match="min_speech_level_db must be a number of dBFS or None"):
+        SileroVAD(min_speech_level_db="quiet")  # type: ignore[arg-type]
+    node = SileroVAD(min_speech_level_db=None)
+    assert node.params.provider.options.min_speech_level_db is None  # type: ignore[attr-defined]
+    assert SileroVADOptions().min_speech_level_db == -60.0
+
+
 def test_a_batch_call_equals_single_calls(provider: SileroVADProvider, weather: PCM) -> None:
     window, context = provider.window, provider.context
     starts = [8000, 16000, 24000, 30000]  # silence and three places in the speech

@@ -75,8 +75,34 @@ def test_a_batching_provider_keeps_both_contracts(provider: SileroVADProvider) -
 async def test_interleaved_sessions_batched_decide_as_one_at_a_time(
     provider: SileroVADProvider, sessions: list[PCM]
 ) -> None:
+    decisions = await interleaved_equal_unbatched(provider, sessions)
+    assert all(len(d) >= 2 for d in decisions)
+
+
+@pytest.mark.parametrize("gate", [-60.0, -45.0, None])
+async def test_batched_and_unbatched_agree_with_and_without_the_level_gate(
+    sessions: list[PCM], gate: float | None
+) -> None:
+    # Quiet copies too (20 and 40 dB down), where the gate changes starts and ends.
+    quiet = [(sessions[i] * scale).astype(np.int16) for i, scale in ((3, 0.1), (4, 0.01))]
+    audio = sessions[:3] + quiet
+    options = SileroVADOptions(keep_speech_samples=True, min_speech_level_db=gate)
+    provider = SileroVADProvider(options, batch=True)
+    decisions = await interleaved_equal_unbatched(provider, audio)
+    assert all(len(d) >= 2 for d in decisions[:4])
+    if gate is not None:
+        # The gate is really at work in these sessions: without it they decide otherwise.
+        ungated = SileroVADProvider(
+            SileroVADOptions(keep_speech_samples=True, min_speech_level_db=None)
+        )
+        assert decisions != [unbatched(ungated, pcm) for pcm in audio]
+
+
+async def interleaved_equal_unbatched(
+    provider: SileroVADProvider, sessions: list[PCM]
+) -> list[list[VADDecision]]:
+    """Feed the sessions interleaved, batched; check against one stream at a time."""
     expected = [unbatched(provider, pcm) for pcm in sessions]
-    assert all(len(e) >= 2 for e in expected)
     got: list[list[VADDecision]] = [[] for _ in sessions]
     streams = [provider.stream(on_decisions=got[i].extend) for i in range(len(sessions))]
     batcher = provider.batcher(asyncio.get_running_loop())
@@ -98,6 +124,7 @@ async def test_interleaved_sessions_batched_decide_as_one_at_a_time(
     assert batcher.windows - windows0 == windows
     # Batched: far fewer model calls than windows.
     assert batcher.calls - calls0 < windows / 3
+    return got
 
 
 async def test_decisions_come_one_loop_iteration_later(

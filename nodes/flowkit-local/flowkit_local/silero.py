@@ -7,8 +7,12 @@ of the window before as context, through a recurrent state of ``[2, batch, 128]`
 
 :class:`SileroVADProvider` loads the model once and is shared by every session; each
 :meth:`~SileroVADProvider.stream` keeps its own recurrent state and context. Decisions come
-from the same windowing and hysteresis as :class:`~flowkit.vad.EnergyVAD`
-(:class:`~flowkit.vad.energy.WindowedVADStream`), so the options mean the same in both.
+from the same windowing, level gate and hysteresis as :class:`~flowkit.vad.EnergyVAD`
+(:class:`~flowkit.vad.energy.WindowedVADStream`), so the options mean the same in both. The
+level gate (``min_speech_level_db``, -60 dBFS by default) matters most here: Silero's
+probability stays above the deactivation threshold for up to three windows after a voice
+stops, and the gate counts those windows as the silence they are when they are quieter
+than it.
 :class:`SileroVAD` is the :class:`~flowkit.nodes.vad.VAD` node with this provider.
 
 With ``SileroVADProvider(batch=True)`` the provider is also a
@@ -360,6 +364,7 @@ class SileroVAD(VAD):
         min_speech_duration: float = 0.05,
         min_silence_duration: float = 0.55,
         prefix_padding_duration: float = 0.5,
+        min_speech_level_db: float | None = -60.0,
         sample_rate: int = 16_000,
         speaker: str = "user",
     ) -> None:
@@ -372,6 +377,9 @@ class SileroVAD(VAD):
             min_speech_duration: Seconds of speech before a start of speech.
             min_silence_duration: Seconds of silence that end an utterance.
             prefix_padding_duration: Seconds of audio before speech kept with it.
+            min_speech_level_db: Windows quieter than this many dBFS are silence whatever
+                the model says; ``None`` turns the gate off (see
+                :class:`~flowkit.vad.energy.SpeechOptions`).
             sample_rate: 16000 or 8000 Hz.
             speaker: The participant identity put on the events.
 
@@ -384,6 +392,7 @@ class SileroVAD(VAD):
             min_speech_duration=min_speech_duration,
             min_silence_duration=min_silence_duration,
             prefix_padding_duration=prefix_padding_duration,
+            min_speech_level_db=min_speech_level_db,
             sample_rate=sample_rate,
         )
         super().__init__(self.provider_for(options), speaker=speaker)
