@@ -109,3 +109,17 @@ def test_cycles_and_order_match_networkx_on_random_graphs() -> None:
         assert _ours(names, pairs) == expected, (names, pairs)
         with_cycles += bool(expected) and isinstance(expected[0], tuple)
     assert 500 < with_cycles < 2500
+
+
+def test_flowkit_local_loads_only_the_module_a_name_comes_from() -> None:
+    siblings = tuple(f"flowkit_local.{m}" for m in ("espeak", "llama", "piper", "whisper"))
+    loaded = _modules_after("from flowkit_local import SileroVAD", siblings)
+    assert not any(loaded.values()), loaded
+
+
+def test_every_flowkit_local_export_resolves() -> None:
+    import flowkit_local
+
+    for name in flowkit_local.__all__:
+        assert getattr(flowkit_local, name).__name__ == name
+    assert set(flowkit_local.__all__) <= set(dir(flowkit_local))
