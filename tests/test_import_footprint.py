@@ -123,3 +123,28 @@ def test_every_flowkit_local_export_resolves() -> None:
     for name in flowkit_local.__all__:
         assert getattr(flowkit_local, name).__name__ == name
     assert set(flowkit_local.__all__) <= set(dir(flowkit_local))
+
+
+def test_the_renderers_import_networkx_only_when_they_draw() -> None:
+    # The worker imports the renderers for its drawing page; most workers never draw.
+    imported = _modules_after("import flowkit.viz, flowkit.worker.http", ("networkx",))
+    assert imported == {"networkx": False}
+    drawn = """
+import flowkit as fk
+from flowkit.viz import render_svg
+
+class Source(fk.Node):
+    out: fk.Out[int]
+
+    def wire(self):
+        return None
+
+@fk.node
+def keep(x: int) -> None:
+    pass
+
+g = fk.Graph("probe")
+g.add(Source()) >> keep()
+assert render_svg(g.spec()).startswith("<svg")
+"""
+    assert _modules_after(drawn, ("networkx",)) == {"networkx": True}

@@ -13,6 +13,9 @@ The classic Sugiyama recipe, kept small:
    for group frames; edges that go back run in lanes of their own below the graph.
 
 Sizes come from the caller (the renderer knows its fonts), so boxes fit their labels.
+
+networkx is imported on the first drawing, not with this module: the worker imports the
+renderers for its drawing page, and most workers never draw (it is about 10 MiB resident).
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from flowkit.spec import EdgeSpec, GraphSpec, NodeSpec
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["EdgeRoute", "GroupFrame", "Layout", "Point", "Rect", "Size", "layout"]
 
@@ -162,6 +167,8 @@ def layout(
 
 def _ranks(spec: GraphSpec) -> tuple[dict[str, int], set[int]]:
     """Each node's layer, and the indices of edges that do not decide layers."""
+    import networkx as nx
+
     order = {n.name: i for i, n in enumerate(spec.nodes)}
     dag: nx.DiGraph = nx.DiGraph()
     dag.add_nodes_from(order)
