@@ -200,7 +200,7 @@ class Session:
     ) -> None:
         self.index = index
         self.offset = offset  # frames: session i starts i/N of a loop later
-        self.input = FeedInput(lateness, pull=pull_input)
+        self.input = FeedInput(lateness) if pull_input else PushFeedInput(lateness)
         self.io = BenchIO(self)
         self.stt_stream: _STTStream | None = None
         self.speech_end: list[float] = []  # the last speech frame of a loop was fed
@@ -220,37 +220,20 @@ class Session:
 
 
 class FeedInput:
-    """One session's input, handed over by the feeder.
+    """One session's input, handed over by the feeder and read with :meth:`frames`.
 
-    A push input (:class:`~flowkit.room_io.PushAudioInput`): once ``RoomSource`` calls
-    :meth:`deliver`, the feeder's push hands each frame straight into the graph, as a
-    transport callback would. :meth:`frames` (the pull path, a task wake-up per frame) is
-    kept for ``--pull-input``, to compare the two.
+    The pull path: ``RoomSource``'s task wakes up for every frame. :class:`PushFeedInput`
+    is the push path the benchmark uses by default; ``--pull-input`` selects this one, to
+    compare the two.
     """
 
-    def __init__(self, lateness: Lateness, pull: bool = False) -> None:
+    def __init__(self, lateness: Lateness) -> None:
         self.frames_due: deque[tuple[rtc.AudioFrame, float]] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.ended = False
         self.lateness = lateness
-        self.on_frame: Callable[[rtc.AudioFrame], None] | None = None
-        self.failure: BaseException | None = None
-        if pull:
-            # Without deliver(), RoomSource reads frames() instead.
-            self.deliver = None  # type: ignore[assignment]
 
     def push(self, frame: rtc.AudioFrame, due: float) -> None:
-        on_frame = self.on_frame
-        if on_frame is not None:
-            if self.lateness.measuring:
-                self.lateness.add(asyncio.get_running_loop().time() - due)
-            try:
-                on_frame(frame)
-            except Exception as exc:  # one session's failure must not stop the feeder
-                self.on_frame = None
-                self.failure = exc
-                self._wake()
-            return
         self.frames_due.append((frame, due))
         self._wake()
 
@@ -262,21 +245,6 @@ class FeedInput:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    async def deliver(self, on_frame: Callable[[rtc.AudioFrame], None]) -> None:
-        loop = asyncio.get_running_loop()
-        while self.frames_due:
-            on_frame(self.frames_due.popleft()[0])
-        self.on_frame = on_frame
-        try:
-            while not self.ended and self.failure is None:
-                self.waiter = loop.create_future()
-                await self.waiter
-        finally:
-            self.on_frame = None
-            self.waiter = None
-        if self.failure is not None:
-            raise self.failure
 
     async def frames(self) -> AsyncIterator[rtc.AudioFrame]:
         loop = asyncio.get_running_loop()
@@ -292,6 +260,48 @@ class FeedInput:
             self.waiter = loop.create_future()
             await self.waiter
             self.waiter = None
+
+
+class PushFeedInput(FeedInput):
+    """A push input (:class:`~flowkit.room_io.PushAudioInput`).
+
+    Once ``RoomSource`` calls :meth:`deliver`, the feeder's push hands each frame straight
+    into the graph, as a transport's callback would.
+    """
+
+    def __init__(self, lateness: Lateness) -> None:
+        super().__init__(lateness)
+        self.on_frame: Callable[[rtc.AudioFrame], None] | None = None
+        self.failure: BaseException | None = None
+
+    def push(self, frame: rtc.AudioFrame, due: float) -> None:
+        on_frame = self.on_frame
+        if on_frame is None:
+            super().push(frame, due)
+            return
+        if self.lateness.measuring:
+            self.lateness.add(asyncio.get_running_loop().time() - due)
+        try:
+            on_frame(frame)
+        except Exception as exc:  # one session's failure must not stop the feeder
+            self.on_frame = None
+            self.failure = exc
+            self._wake()
+
+    async def deliver(self, on_frame: Callable[[rtc.AudioFrame], None]) -> None:
+        loop = asyncio.get_running_loop()
+        while self.frames_due:
+            on_frame(self.frames_due.popleft()[0])
+        self.on_frame = on_frame
+        try:
+            while not self.ended and self.failure is None:
+                self.waiter = loop.create_future()
+                await self.waiter
+        finally:
+            self.on_frame = None
+            self.waiter = None
+        if self.failure is not None:
+            raise self.failure
 
 
 class PacedOutput:
