@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,9 +34,11 @@ def read_pcm(name: str) -> PCM:
         return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
 
 
-@pytest.fixture(scope="module")
-def provider() -> SileroVADProvider:
-    return SileroVADProvider(SileroVADOptions(keep_speech_samples=True), batch=True)
+@pytest.fixture(scope="module", params=[True, False], ids=["threaded", "on-loop"])
+def provider(request: pytest.FixtureRequest) -> SileroVADProvider:
+    return SileroVADProvider(
+        SileroVADOptions(keep_speech_samples=True), batch=True, batch_thread=request.param
+    )
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +120,7 @@ async def interleaved_equal_unbatched(
             if i == 0 and pos % (7 * FRAME) == 0 and pos + FRAME < pcm.size:
                 assert stream.push(np.zeros(0, dtype=np.int16), RATE) == []
         await asyncio.sleep(0)
+        await batcher.wait_idle()
     for i, stream in enumerate(streams):
         got[i] += stream.flush()
     for g, e in zip(got, expected, strict=True):
@@ -127,23 +132,79 @@ async def interleaved_equal_unbatched(
     return got
 
 
-async def test_decisions_come_one_loop_iteration_later(
+async def test_decisions_come_after_push_through_the_batcher(
     provider: SileroVADProvider, sessions: list[PCM]
 ) -> None:
     got: list[VADDecision] = []
     stream = provider.stream(on_decisions=got.extend)
     assert isinstance(stream, BatchedSileroVADStream)
+    batcher = provider.batcher(asyncio.get_running_loop())
     expected = unbatched(provider, sessions[0])
     pos = 0
     while not got:
-        stream.push(sessions[0][pos : pos + FRAME], RATE)
+        assert stream.push(sessions[0][pos : pos + FRAME], RATE) == []
         pos += FRAME
-        before = len(got)
-        await asyncio.sleep(0)
-        if got:
-            assert before == 0
+        assert not got  # never from inside push
+        await batcher.wait_idle()
     assert got[0] == expected[0]
     assert stream.pending_windows == 0
+
+
+async def test_a_threaded_batch_leaves_the_loop_free_while_the_model_runs(
+    sessions: list[PCM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = SileroVADProvider(batch=True, batch_thread=True)
+    release = threading.Event()
+    model = provider._run
+
+    def held(windows: npt.NDArray[np.float32], states: npt.NDArray[np.float32]) -> Any:
+        assert threading.current_thread() is not threading.main_thread()
+        release.wait(10.0)
+        return model(windows, states)
+
+    monkeypatch.setattr(provider, "_run", held)
+    batcher = provider.batcher(asyncio.get_running_loop())
+    got: list[VADDecision] = []
+    streams = [provider.stream(on_decisions=got.extend) for _ in range(3)]
+    for stream in streams:
+        stream.push(sessions[0][RATE : RATE + 512], RATE)
+    await asyncio.sleep(0)  # the batcher hands its call to its thread
+    ran = 0
+    for _ in range(20):  # the loop runs on while the call is held
+        await asyncio.sleep(0)
+        ran += 1
+    assert ran == 20 and batcher.calls == 1 and all(s.pending_windows == 1 for s in streams)
+    release.set()
+    await asyncio.wait_for(batcher.wait_idle(), 10.0)
+    assert all(s.pending_windows == 0 for s in streams)
+
+
+async def test_a_flush_during_a_threaded_call_waits_for_its_row(
+    sessions: list[PCM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = SileroVADProvider(SileroVADOptions(keep_speech_samples=True), batch=True)
+    release = threading.Event()
+    model = provider._run
+
+    def held(windows: npt.NDArray[np.float32], states: npt.NDArray[np.float32]) -> Any:
+        release.wait(10.0)
+        return model(windows, states)
+
+    monkeypatch.setattr(provider, "_run", held)
+    late: list[VADDecision] = []
+    stream = provider.stream(on_decisions=late.extend)
+    assert isinstance(stream, BatchedSileroVADStream)
+    pcm = sessions[1]
+    for pos in range(0, pcm.size, FRAME):
+        stream.push(pcm[pos : pos + FRAME], RATE)
+        await asyncio.sleep(0)
+    assert stream._inflight is not None  # its first window's call is held on the thread
+    threading.Timer(0.05, release.set).start()
+    flushed = stream.flush()  # waits for that call, then classifies the rest itself
+    assert stream._inflight is None and stream.pending_windows == 0
+    await provider.batcher(asyncio.get_running_loop()).wait_idle()
+    assert late == []  # the landing call found its row already taken
+    same(flushed, unbatched(provider, pcm))
 
 
 async def test_flush_settles_pending_windows_and_nothing_comes_after(
@@ -191,7 +252,7 @@ async def test_a_failing_callback_does_not_starve_the_other_streams(
     for pos in range(0, pcm.size, FRAME):
         bad.push(pcm[pos : pos + FRAME], RATE)
         fine.push(pcm[pos : pos + FRAME], RATE)
-        await asyncio.sleep(0)
+        await provider.batcher(loop).wait_idle()
     good += fine.flush()
     loop.set_exception_handler(None)
     assert errors and "on_decisions" in str(errors[0]["message"])

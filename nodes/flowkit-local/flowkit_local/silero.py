@@ -107,6 +107,7 @@ class SileroVADProvider:
         *,
         model_path: str | Path | None = None,
         batch: bool = False,
+        batch_thread: bool = True,
     ) -> None:
         """Load the model.
 
@@ -115,8 +116,11 @@ class SileroVADProvider:
             model_path: Another Silero VAD ONNX file with the same inputs; the vendored
                 model when omitted.
             batch: Advertise deferred streams (:attr:`deferred`), so that the VAD node
-                asks for batched ones: decisions one loop iteration later, for much less
-                CPU when many sessions share the provider.
+                asks for batched ones: decisions a batch's model call later, for much
+                less CPU when many sessions share the provider.
+            batch_thread: Run each batched model call on a worker thread (one per event
+                loop), so the loop serves other sessions while the model computes; with
+                ``False`` the call runs on the loop and holds it for its duration.
 
         Raises:
             FileNotFoundError: ``model_path`` does not exist.
@@ -145,6 +149,7 @@ class SileroVADProvider:
             ctypes.CDLL("libc.so.6").malloc_trim(ctypes.c_size_t(0))
         self._rate_input = np.array(self._options.sample_rate, dtype=np.int64)
         self._batch = batch
+        self._batch_thread = batch_thread
         # One batcher per event loop; a loop that is gone takes its batcher with it.
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SileroBatcher] = (
             weakref.WeakKeyDictionary()
@@ -257,7 +262,9 @@ class SileroVADProvider:
             if batcher is None:
                 from flowkit_local.silero_batch import SileroBatcher
 
-                batcher = self._batchers[loop] = SileroBatcher(self, loop)
+                batcher = self._batchers[loop] = SileroBatcher(
+                    self, loop, threaded=self._batch_thread
+                )
             return batcher
 
     def __repr__(self) -> str:
