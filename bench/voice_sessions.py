@@ -79,12 +79,15 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
 
     import flowkit as fk
 
-    frames, last_speech, speech_source, speech_s = speech_loop()
-    chunks = tone_chunks()
     # batch=True: every session's VAD windows of one loop iteration in one ONNX call.
     vad_provider = SileroVADProvider(
         SileroVADOptions(min_silence_duration=min_silence), batch=vad_batch
     )
+    gc.collect()
+    # The "baseline RSS (imported, VAD loaded)": before the workload's own audio.
+    rss_loaded = rss_bytes()
+    frames, last_speech, speech_source, speech_s = speech_loop()
+    chunks = tone_chunks()
     gc.collect()
     rss_pre = rss_bytes()
 
@@ -191,6 +194,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         "lateness_p99_ms": _ms(lateness.percentile(99)),
         "lateness_max_ms": _ms(lateness.max),
         "input_frames": lateness.total,
+        "rss_imported_vad_loaded_mib": round(rss_loaded / MIB, 2),
         "rss_pre_sessions_mib": round(rss_pre / MIB, 2),
         "rss_mib": round(float(rs.mean()), 2),
         "rss_start_mib": round(float(rs[0]), 2),
@@ -343,7 +347,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def print_tables(rows: list[dict[str, Any]], baseline: float | None,
+def print_tables(rows: list[dict[str, Any]], baseline: float | None, zero_row_rss: float | None,
                  floor_figures: dict[str, Any] | None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -379,9 +383,10 @@ def print_tables(rows: list[dict[str, Any]], baseline: float | None,
                     pair("v2v"), pair("added"), pair("vad_end"), pair("stt_llm"),
                     pair("llm_tts"), pair("tts_audio"))
     console.print(lat)
-    if baseline is not None:
-        console.print(f"baseline RSS (N=0: imported, Silero loaded, feeder running): "
-                      f"{baseline:.1f} MiB")
+    if baseline is not None and zero_row_rss is not None:
+        console.print(f"baseline RSS (imported, Silero loaded): {baseline:.1f} MiB; with the "
+                      f"workload's audio and the feeder running (N=0 row): "
+                      f"{zero_row_rss:.1f} MiB")
     if floor_figures:
         console.print(
             "floor, CPU s per session-minute: resample + Silero "
@@ -423,13 +428,16 @@ def main() -> None:
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     baseline: float | None = None
+    zero_row_rss: float | None = None
     for n in plan:
         print(f"N={n}: running ({args.warmup:g} s warm-up + {args.measure:g} s) ...", flush=True)
         row = run_child(n, args)
         if n == 0:
-            baseline = row["rss_mib"]
+            baseline = row["rss_imported_vad_loaded_mib"]
+            zero_row_rss = row["rss_mib"]
         if n:
-            base = baseline if baseline is not None else row["rss_pre_sessions_mib"]
+            # Per session: against the N=0 process as a whole (the workload's audio included).
+            base = zero_row_rss if zero_row_rss is not None else row["rss_pre_sessions_mib"]
             row["rss_per_session_mib"] = round((row["rss_mib"] - base) / n, 3)
         rows.append(row)
         print(f"  cpu {row['cpu_s_per_session_minute']} s/session-min, "
@@ -440,7 +448,7 @@ def main() -> None:
             print(f"N={n} missed real time: stopping here", flush=True)
             break
     floor_figures = None if args.no_floor else floor()
-    print_tables(rows, baseline, floor_figures)
+    print_tables(rows, baseline, zero_row_rss, floor_figures)
     out = args.json if args.json is not None else (
         DEFAULT_JSON if args.sessions is None and not args.quick else None)
     if out is not None:
@@ -452,6 +460,7 @@ def main() -> None:
             "speech": first["speech"],
             "limits": {"lateness_p99_ms": LATENESS_LIMIT * 1000, "cpu_fraction": CPU_LIMIT},
             "baseline_rss_mib": baseline,
+            "n0_rss_mib": zero_row_rss,
             "floor": floor_figures,
             "rows": rows,
             "largest_real_time_n": max((r["sessions"] for r in rows if r["real_time"]),
