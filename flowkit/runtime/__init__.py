@@ -4,7 +4,9 @@ from flowkit.runtime.bridges import from_async_iterable, to_async_iterator
 from flowkit.runtime.context import NodeContext
 from flowkit.runtime.errors import GraphFailed, NodeError
 from flowkit.runtime.metrics import EdgeMetrics, GraphMetrics, NodeMetrics
+from flowkit.runtime.queues import for_each
 from flowkit.runtime.runner import GraphRunner, RunnerState
+from flowkit.runtime.stage import Stage
 
 __all__ = [
     "EdgeMetrics",
@@ -15,6 +17,8 @@ __all__ = [
     "NodeError",
     "NodeMetrics",
     "RunnerState",
+    "Stage",
+    "for_each",
     "from_async_iterable",
     "to_async_iterator",
 ]

@@ -7,7 +7,7 @@ from support import Collect, Pusher, collected
 
 import flowkit as fk
 from flowkit.runtime.metrics import EdgeStats
-from flowkit.runtime.queues import InputQueue, for_each
+from flowkit.runtime.queues import InputQueue
 
 
 def test_drop_newest_keeps_the_queue_and_counts() -> None:
@@ -148,7 +148,7 @@ class InlineSum(fk.Node):
             if value < 0:
                 raise ValueError("negative input")
 
-        await for_each(inp, add)
+        await fk.for_each(inp, add)
         self.out.send(total)
 
 
@@ -194,5 +194,5 @@ async def test_for_each_reads_a_plain_async_iterator() -> None:
             yield i
 
     seen: list[int] = []
-    await for_each(items(), seen.append)
+    await fk.for_each(items(), seen.append)
     assert seen == [0, 1, 2]

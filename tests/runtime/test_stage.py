@@ -10,7 +10,6 @@ from reactivex import Observable
 from support import Collect, Numbers, collected
 
 import flowkit as fk
-from flowkit.runtime.stage import Stage
 
 
 class Pairs:
@@ -39,7 +38,7 @@ class Pairs:
 def test_push_results_then_the_flush_then_completion_then_stop() -> None:
     pairs = Pairs()
     events: list[object] = []
-    stage = Stage(reactivex.from_iterable([1, 2, 3, 4, 5]), pairs.push, pairs.flush, pairs.stop)
+    stage = fk.Stage(reactivex.from_iterable([1, 2, 3, 4, 5]), pairs.push, pairs.flush, pairs.stop)
     stage.subscribe(events.append, events.append, lambda: events.append("done"))
     assert events == [(1, 2), (3, 4), (5,), "done"]
     assert pairs.stopped == 1
@@ -48,7 +47,7 @@ def test_push_results_then_the_flush_then_completion_then_stop() -> None:
 def test_a_push_error_goes_to_the_subscriber_and_stops_the_stage() -> None:
     pairs = Pairs()
     events: list[object] = []
-    stage = Stage(reactivex.from_iterable([1, 2, -1, 3, 4]), pairs.push, pairs.flush, pairs.stop)
+    stage = fk.Stage(reactivex.from_iterable([1, 2, -1, 3, 4]), pairs.push, pairs.flush, pairs.stop)
     stage.subscribe(events.append, lambda e: events.append(repr(e)), lambda: events.append("x"))
     assert events == [(1, 2), "ValueError('negative')"]
     assert pairs.stopped == 1
@@ -58,7 +57,7 @@ def test_disposing_stops_once() -> None:
     pairs = Pairs()
     subject: reactivex.subject.Subject[int] = reactivex.subject.Subject()
     seen: list[object] = []
-    subscription = Stage(subject, pairs.push, pairs.flush, pairs.stop).subscribe(seen.append)
+    subscription = fk.Stage(subject, pairs.push, pairs.flush, pairs.stop).subscribe(seen.append)
     subject.on_next(1)
     subject.on_next(2)
     subscription.dispose()
@@ -77,7 +76,7 @@ class Pairer(fk.Node):
         self.pairs = Pairs()
 
     def wire(self, inp: Observable[int]) -> Observable[tuple[int, ...]]:
-        return Stage(inp, self.pairs.push, self.pairs.flush, self.pairs.stop)
+        return fk.Stage(inp, self.pairs.push, self.pairs.flush, self.pairs.stop)
 
 
 async def test_in_a_graph_the_stage_sits_directly_on_the_input_stream() -> None:
