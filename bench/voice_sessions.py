@@ -61,7 +61,8 @@ def _pct(values: list[float], q: float) -> float | None:
 
 async def run_sessions(n: int, warmup: float, measure: float, min_silence: float,
                        turn_delay: float, profile: str | None,
-                       vad_batch: bool = True, pull_input: bool = False) -> dict[str, Any]:
+                       vad_batch: bool = True, pull_input: bool = False,
+                       vad_thread_from: int | None = 64) -> dict[str, Any]:
     from flowkit_local.silero import SileroVADOptions, SileroVADProvider
     from voice_workload import (
         LLM_TTFT,
@@ -81,7 +82,8 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
 
     # batch=True: every session's VAD windows of one loop iteration in one ONNX call.
     vad_provider = SileroVADProvider(
-        SileroVADOptions(min_silence_duration=min_silence), batch=vad_batch
+        SileroVADOptions(min_silence_duration=min_silence), batch=vad_batch,
+        batch_thread_from=vad_thread_from,
     )
     gc.collect()
     # The "baseline RSS (imported, VAD loaded)": before the workload's own audio.
@@ -182,6 +184,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         "sessions": n,
         "vad_batch": vad_batch,
         "input": "pull (frames())" if pull_input else "push (deliver())",
+        "vad_thread_from": vad_thread_from,
         "vad_batcher": batcher_stats,
         "speech": {"source": speech_source, "seconds": round(speech_s, 3)},
         "warmup_s": warmup,
@@ -237,7 +240,8 @@ def _ms(seconds: float | None) -> float | None:
 def child(args: argparse.Namespace) -> None:
     result = asyncio.run(
         run_sessions(args.sessions, args.warmup, args.measure, args.min_silence,
-                     args.turn_delay, args.profile, args.vad_batch, args.pull_input)
+                     args.turn_delay, args.profile, args.vad_batch, args.pull_input,
+                     args.vad_thread_from)
     )
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -254,6 +258,7 @@ def run_child(n: int, args: argparse.Namespace) -> dict[str, Any]:
         cmd += ["--no-vad-batch"]
     if args.pull_input:
         cmd += ["--pull-input"]
+    cmd += ["--vad-thread-from", str(args.vad_thread_from or 0)]
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           timeout=args.warmup + args.measure + 300)
     for line in proc.stdout.splitlines():
@@ -417,8 +422,12 @@ def main() -> None:
     parser.add_argument("--pull-input", action="store_true",
                         help="RoomSource reads each session's input with frames() (a task "
                         "wake-up per frame) instead of taking pushed frames")
+    parser.add_argument("--vad-thread-from", type=int, default=64,
+                        help="batches of at least this many VAD windows run on the batcher's "
+                        "thread (SileroVADProvider batch_thread_from; 0: always on the loop)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.vad_thread_from = args.vad_thread_from or None
     args.warmup = args.warmup if args.warmup is not None else (2.0 if args.quick else 5.0)
     args.measure = args.measure if args.measure is not None else (10.0 if args.quick else 60.0)
     if args.child:

@@ -34,10 +34,10 @@ def read_pcm(name: str) -> PCM:
         return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["threaded", "on-loop"])
+@pytest.fixture(scope="module", params=[1, None], ids=["threaded", "on-loop"])
 def provider(request: pytest.FixtureRequest) -> SileroVADProvider:
     return SileroVADProvider(
-        SileroVADOptions(keep_speech_samples=True), batch=True, batch_thread=request.param
+        SileroVADOptions(keep_speech_samples=True), batch=True, batch_thread_from=request.param
     )
 
 
@@ -153,7 +153,7 @@ async def test_decisions_come_after_push_through_the_batcher(
 async def test_a_threaded_batch_leaves_the_loop_free_while_the_model_runs(
     sessions: list[PCM], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    provider = SileroVADProvider(batch=True, batch_thread=True)
+    provider = SileroVADProvider(batch=True, batch_thread_from=1)
     release = threading.Event()
     model = provider._run
 
@@ -179,10 +179,39 @@ async def test_a_threaded_batch_leaves_the_loop_free_while_the_model_runs(
     assert all(s.pending_windows == 0 for s in streams)
 
 
+@pytest.mark.parametrize("streams", [3, 4])
+async def test_only_batches_of_batch_thread_from_windows_go_to_the_thread(
+    sessions: list[PCM], streams: int
+) -> None:
+    provider = SileroVADProvider(batch=True, batch_thread_from=4)
+    batcher = provider.batcher(asyncio.get_running_loop())
+    threads: set[str] = set()
+    model = provider._run
+
+    def noted(windows: npt.NDArray[np.float32], states: npt.NDArray[np.float32]) -> Any:
+        threads.add(threading.current_thread().name)
+        return model(windows, states)
+
+    provider._run = noted  # type: ignore[method-assign]
+    for stream in [provider.stream(on_decisions=lambda _: None) for _ in range(streams)]:
+        stream.push(sessions[0][RATE : RATE + 512], RATE)
+    await asyncio.sleep(0)
+    await asyncio.wait_for(batcher.wait_idle(), 10.0)
+    on_loop = threads == {threading.main_thread().name}
+    assert on_loop == (streams < 4), threads
+
+
+def test_batch_thread_from_must_be_a_window_count() -> None:
+    with pytest.raises(ValueError, match=r"at least 1 window.*None"):
+        SileroVADProvider(batch=True, batch_thread_from=0)
+
+
 async def test_a_flush_during_a_threaded_call_waits_for_its_row(
     sessions: list[PCM], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    provider = SileroVADProvider(SileroVADOptions(keep_speech_samples=True), batch=True)
+    provider = SileroVADProvider(
+        SileroVADOptions(keep_speech_samples=True), batch=True, batch_thread_from=1
+    )
     release = threading.Event()
     model = provider._run
 

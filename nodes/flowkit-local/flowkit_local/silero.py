@@ -107,7 +107,7 @@ class SileroVADProvider:
         *,
         model_path: str | Path | None = None,
         batch: bool = False,
-        batch_thread: bool = True,
+        batch_thread_from: int | None = 64,
     ) -> None:
         """Load the model.
 
@@ -118,9 +118,11 @@ class SileroVADProvider:
             batch: Advertise deferred streams (:attr:`deferred`), so that the VAD node
                 asks for batched ones: decisions a batch's model call later, for much
                 less CPU when many sessions share the provider.
-            batch_thread: Run each batched model call on a worker thread (one per event
-                loop), so the loop serves other sessions while the model computes; with
-                ``False`` the call runs on the loop and holds it for its duration.
+            batch_thread_from: A batch of at least this many windows runs its model call
+                on a worker thread (one per event loop), so the loop serves the other
+                sessions while the model computes (about 50 us per window); a smaller batch
+                runs on the loop, which is cheaper than the two thread wake-ups. ``None``:
+                always on the loop; ``1``: always on the thread.
 
         Raises:
             FileNotFoundError: ``model_path`` does not exist.
@@ -149,7 +151,12 @@ class SileroVADProvider:
             ctypes.CDLL("libc.so.6").malloc_trim(ctypes.c_size_t(0))
         self._rate_input = np.array(self._options.sample_rate, dtype=np.int64)
         self._batch = batch
-        self._batch_thread = batch_thread
+        if batch_thread_from is not None and batch_thread_from < 1:
+            raise ValueError(
+                f"batch_thread_from must be at least 1 window, got {batch_thread_from}; "
+                "use None to keep every batch on the event loop"
+            )
+        self._batch_thread_from = batch_thread_from
         # One batcher per event loop; a loop that is gone takes its batcher with it.
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SileroBatcher] = (
             weakref.WeakKeyDictionary()
@@ -263,7 +270,7 @@ class SileroVADProvider:
                 from flowkit_local.silero_batch import SileroBatcher
 
                 batcher = self._batchers[loop] = SileroBatcher(
-                    self, loop, threaded=self._batch_thread
+                    self, loop, thread_from=self._batch_thread_from
                 )
             return batcher
 

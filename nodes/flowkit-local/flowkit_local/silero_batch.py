@@ -13,11 +13,11 @@ the model together:
    so it runs right after the callbacks already ready, before the loop polls again.
 3. The batcher gives the model one row per stream with a pending window (each stream's own
    context and recurrent state); a window depends on the state the one before left, so a
-   stream's windows cannot share a call. By default (the provider's ``batch_thread``) the
-   call runs on the batcher's worker thread while the loop goes on serving every other
-   session, and the next call, with the windows pushed meanwhile, starts when its result is
-   back; otherwise the call runs on the loop, as many rounds as the stream with most pending
-   windows needs.
+   stream's windows cannot share a call. A big batch (the provider's ``batch_thread_from``,
+   64 windows by default) runs on the batcher's worker thread while the loop goes on serving
+   every other session, and the next call, with the windows pushed meanwhile, starts when
+   its result is back; a smaller one runs on the loop, as many rounds as the stream with
+   most pending windows needs.
 4. Each stream then steps its hysteresis state machine with its probabilities (and the
    level gate's verdict on each window, taken at push time from the same samples), exactly
    as the synchronous stream would have, and hands the decisions to its ``on_decisions``.
@@ -118,13 +118,14 @@ class SileroBatcher:
     Made by :meth:`~flowkit_local.silero.SileroVADProvider.batcher`; streams find it
     themselves. Its methods run on the loop's thread.
 
-    With ``threaded`` (the provider's ``batch_thread``), each model call runs on the
-    batcher's own worker thread while the loop goes on: onnxruntime releases the GIL, so
-    the other sessions' timers, tokens and audio are served during the call instead of
-    waiting behind it (a call for 100 sessions takes about 5 ms). One call is in flight at
-    a time, one window per stream; windows pushed meanwhile go in the next call, which
-    starts as soon as the result is back on the loop. Without it, the call runs on the
-    loop, every pending window of the iteration at once.
+    A batch of at least ``thread_from`` windows (the provider's ``batch_thread_from``) runs
+    its model call on the batcher's own worker thread while the loop goes on: onnxruntime
+    releases the GIL, so the other sessions' timers, tokens and audio are served during the
+    call instead of waiting behind it (a call for 200 sessions takes about 10 ms). One call
+    is in flight at a time, one window per stream; windows pushed meanwhile go in the next
+    call, which starts as soon as the result is back on the loop. A smaller batch runs on
+    the loop, every pending window of the iteration at once: handing a call to a thread
+    and back costs two wake-ups, more than a short call holds the loop.
 
     Attributes:
         calls: Model calls made so far (for benchmarks).
@@ -133,14 +134,19 @@ class SileroBatcher:
     """
 
     def __init__(
-        self, provider: SileroVADProvider, loop: asyncio.AbstractEventLoop, *, threaded: bool
+        self,
+        provider: SileroVADProvider,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        thread_from: int | None,
     ) -> None:
         """Make a batcher; normally through the provider.
 
         Args:
             provider: The provider whose model classifies the windows.
             loop: The event loop the streams are fed on.
-            threaded: Run the model calls on a worker thread of this batcher.
+            thread_from: Batches of at least this many windows run on a worker thread of
+                this batcher; ``None``: every batch runs on the loop.
         """
         self._provider = provider
         self._loop = loop
@@ -149,11 +155,8 @@ class SileroBatcher:
         self._inflight: _Batch | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        self._executor = (
-            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowkit-silero")
-            if threaded
-            else None
-        )
+        self._thread_from = thread_from
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.calls = 0
         self.windows = 0
         self.runs = 0
@@ -188,11 +191,15 @@ class SileroBatcher:
             self._idle.set()
             return
         self.runs += 1
-        if self._executor is None:
+        if self._thread_from is None or len(streams) < self._thread_from:
             self._classify_here(streams)
             if not self._queued:
                 self._idle.set()
             return
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="flowkit-silero"
+            )
         context = self._provider.context
         rows: FloatArray = np.empty((len(streams), context + self._provider.window), np.float32)
         blocks = np.stack([s._pending[len(s._probs)] for s in streams])
