@@ -89,12 +89,13 @@ def classify(provider: SileroVADProvider, streams: Sequence[BatchedSileroVADStre
 class _Batch:
     """One model call in flight on the batcher's thread: a row per stream."""
 
-    __slots__ = ("future", "rows", "states", "streams")
+    __slots__ = ("future", "rows", "rows_of", "states", "streams")
 
     def __init__(
         self, streams: list[BatchedSileroVADStream], rows: FloatArray, states: FloatArray
     ) -> None:
         self.streams = streams
+        self.rows_of = {id(stream): index for index, stream in enumerate(streams)}
         self.rows = rows
         self.states = states
         self.future: concurrent.futures.Future[tuple[FloatArray, FloatArray]] | None = None
@@ -103,7 +104,7 @@ class _Batch:
         """Give ``stream`` its row's result (the call must have finished)."""
         assert self.future is not None
         probabilities, new_states = self.future.result()
-        index = self.streams.index(stream)
+        index = self.rows_of[id(stream)]
         width = self.rows.shape[1]
         context = width - stream._window
         stream._state = new_states[:, index : index + 1]
