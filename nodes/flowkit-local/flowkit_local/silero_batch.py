@@ -61,55 +61,61 @@ def classify(provider: SileroVADProvider, streams: Sequence[BatchedSileroVADStre
     Returns:
         The number of model calls made.
     """
-    context = provider.context
-    width = context + provider.window
     active = [s for s in streams if len(s._probs) < len(s._pending)]
     calls = 0
     while active:
-        count = len(active)
-        rows: FloatArray = np.empty((count, width), dtype=np.float32)
-        # One C call per array for the whole batch, not per stream.
-        blocks = np.stack([s._pending[len(s._probs)] for s in active])
-        np.multiply(blocks, _silero._INT16_SCALE, out=rows[:, context:])
-        rows[:, :context] = np.stack([s._tail for s in active])
-        states = np.concatenate([s._state for s in active], axis=1)
+        rows, states = _gather(provider, active)
         probabilities, new_states = provider._run(rows, states)
         calls += 1
-        for index, (stream, probability) in enumerate(
-            zip(active, probabilities[:, 0].tolist(), strict=True)
-        ):
-            # Views into this call's outputs: the next round gathers them again anyway.
-            stream._state = new_states[:, index : index + 1]
-            stream._tail = rows[index, width - context :]
-            stream._probs.append(probability)
+        for index, stream in enumerate(active):
+            _take_row(stream, index, rows, probabilities, new_states)
         active = [s for s in active if len(s._probs) < len(s._pending)]
     return calls
+
+
+def _gather(
+    provider: SileroVADProvider, streams: Sequence[BatchedSileroVADStream]
+) -> tuple[FloatArray, FloatArray]:
+    """The model's inputs for the next pending window of each stream: rows and states."""
+    context = provider.context
+    rows: FloatArray = np.empty((len(streams), context + provider.window), dtype=np.float32)
+    # One C call per array for the whole batch, not per stream.
+    blocks = np.stack([s._pending[len(s._probs)] for s in streams])
+    np.multiply(blocks, _silero._INT16_SCALE, out=rows[:, context:])
+    rows[:, :context] = np.stack([s._tail for s in streams])
+    return rows, np.concatenate([s._state for s in streams], axis=1)
+
+
+def _take_row(
+    stream: BatchedSileroVADStream,
+    index: int,
+    rows: FloatArray,
+    probabilities: FloatArray,
+    new_states: FloatArray,
+) -> None:
+    """Give ``stream`` the result of its row ``index``: new state, context, probability."""
+    # Views into the call's outputs: the next call gathers them again anyway.
+    stream._state = new_states[:, index : index + 1]
+    stream._tail = rows[index, rows.shape[1] - stream._provider.context :]
+    stream._probs.append(float(probabilities[index, 0]))
 
 
 class _Batch:
     """One model call in flight on the batcher's thread: a row per stream."""
 
-    __slots__ = ("future", "rows", "rows_of", "states", "streams")
+    __slots__ = ("future", "rows", "rows_of", "streams")
 
-    def __init__(
-        self, streams: list[BatchedSileroVADStream], rows: FloatArray, states: FloatArray
-    ) -> None:
+    def __init__(self, streams: list[BatchedSileroVADStream], rows: FloatArray) -> None:
         self.streams = streams
         self.rows_of = {id(stream): index for index, stream in enumerate(streams)}
         self.rows = rows
-        self.states = states
         self.future: concurrent.futures.Future[tuple[FloatArray, FloatArray]] | None = None
 
     def apply(self, stream: BatchedSileroVADStream) -> None:
         """Give ``stream`` its row's result (the call must have finished)."""
         assert self.future is not None
         probabilities, new_states = self.future.result()
-        index = self.rows_of[id(stream)]
-        width = self.rows.shape[1]
-        context = width - stream._window
-        stream._state = new_states[:, index : index + 1]
-        stream._tail = self.rows[index, width - context :]
-        stream._probs.append(float(probabilities[index, 0]))
+        _take_row(stream, self.rows_of[id(stream)], self.rows, probabilities, new_states)
         stream._inflight = None
 
 
@@ -201,13 +207,8 @@ class SileroBatcher:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 1, thread_name_prefix="flowkit-silero"
             )
-        context = self._provider.context
-        rows: FloatArray = np.empty((len(streams), context + self._provider.window), np.float32)
-        blocks = np.stack([s._pending[len(s._probs)] for s in streams])
-        np.multiply(blocks, _silero._INT16_SCALE, out=rows[:, context:])
-        rows[:, :context] = np.stack([s._tail for s in streams])
-        states = np.concatenate([s._state for s in streams], axis=1)
-        batch = _Batch(streams, rows, states)
+        rows, states = _gather(self._provider, streams)
+        batch = _Batch(streams, rows)
         for stream in streams:
             stream._inflight = batch
         self._inflight = batch
