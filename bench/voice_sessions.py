@@ -62,7 +62,8 @@ def _pct(values: list[float], q: float) -> float | None:
 async def run_sessions(n: int, warmup: float, measure: float, min_silence: float,
                        turn_delay: float, profile: str | None,
                        vad_batch: bool = True, pull_input: bool = False,
-                       vad_thread_from: int | None = 64) -> dict[str, Any]:
+                       vad_thread_from: int | None = 128,
+                       input_phases: int = 1) -> dict[str, Any]:
     from flowkit_local.silero import SileroVADOptions, SileroVADProvider
     from voice_workload import (
         LLM_TTFT,
@@ -105,7 +106,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     build_s = time.perf_counter() - build_start
 
     loop = asyncio.get_running_loop()
-    feeder = Feeder(sessions, frames, last_speech)
+    feeder = Feeder(sessions, frames, last_speech, phases=input_phases)
     t0 = loop.time() + 0.05
     feed_task = loop.create_task(feeder.run(t0))
     await asyncio.sleep(t0 + warmup - loop.time())
@@ -185,6 +186,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         "vad_batch": vad_batch,
         "input": "pull (frames())" if pull_input else "push (deliver())",
         "vad_thread_from": vad_thread_from,
+        "input_phases": input_phases,
         "vad_batcher": batcher_stats,
         "speech": {"source": speech_source, "seconds": round(speech_s, 3)},
         "warmup_s": warmup,
@@ -241,7 +243,7 @@ def child(args: argparse.Namespace) -> None:
     result = asyncio.run(
         run_sessions(args.sessions, args.warmup, args.measure, args.min_silence,
                      args.turn_delay, args.profile, args.vad_batch, args.pull_input,
-                     args.vad_thread_from)
+                     args.vad_thread_from, args.input_phases)
     )
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -259,6 +261,7 @@ def run_child(n: int, args: argparse.Namespace) -> dict[str, Any]:
     if args.pull_input:
         cmd += ["--pull-input"]
     cmd += ["--vad-thread-from", str(args.vad_thread_from or 0)]
+    cmd += ["--input-phases", str(args.input_phases)]
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           timeout=args.warmup + args.measure + 300)
     for line in proc.stdout.splitlines():
@@ -437,9 +440,12 @@ def main() -> None:
     parser.add_argument("--pull-input", action="store_true",
                         help="RoomSource reads each session's input with frames() (a task "
                         "wake-up per frame) instead of taking pushed frames")
-    parser.add_argument("--vad-thread-from", type=int, default=64,
+    parser.add_argument("--vad-thread-from", type=int, default=128,
                         help="batches of at least this many VAD windows run on the batcher's "
                         "thread (SileroVADProvider batch_thread_from; 0: always on the loop)")
+    parser.add_argument("--input-phases", type=int, default=1,
+                        help="deal the sessions into this many groups fed 20/phases ms apart "
+                        "(a variant of voice-session v1, which is 1: every frame in one tick)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.vad_thread_from = args.vad_thread_from or None
@@ -467,7 +473,8 @@ def main() -> None:
         print(f"  cpu {row['cpu_s_per_session_minute']} s/session-min, "
               f"{100 * row['cpu_fraction_of_core']:.1f}% core, lateness p99 "
               f"{row['lateness_p99_ms']} ms, real time {row['real_time']}, "
-              f"added p50 {row['latency_ms']['added']['p50']} ms", flush=True)
+              f"added p50 {row['latency_ms']['added']['p50']} ms, VAD windows per model "
+              f"call {(row['vad_batcher'] or {}).get('mean_batch')}", flush=True)
         if n and not row["real_time"]:
             print(f"N={n} missed real time: stopping here", flush=True)
             break

@@ -364,12 +364,26 @@ class BenchIO:
 
 
 class Feeder:
-    """ONE task pacing every session: frame k is due at t0 + k * 20 ms, late ones catch up."""
+    """ONE task pacing every session: frame k is due at t0 + k * 20 ms, late ones catch up.
+
+    That is voice-session v1: every session's frame k in one callback. With ``phases`` > 1
+    (a variant, not v1) the sessions are dealt into that many groups and group g's frames
+    are due g/phases of a frame later than group 0's, so frames of different sessions
+    arrive at different moments, as a transport delivers them, and the batched VAD sees
+    smaller batches.
+    """
 
     def __init__(
-        self, sessions: Sequence[Session], frames: Sequence[rtc.AudioFrame], last_speech: int
+        self,
+        sessions: Sequence[Session],
+        frames: Sequence[rtc.AudioFrame],
+        last_speech: int,
+        phases: int = 1,
     ) -> None:
+        if phases < 1:
+            raise ValueError(f"phases must be at least 1, got {phases}")
         self.sessions = sessions
+        self.groups = [list(sessions[g::phases]) for g in range(phases)]
         self.frames = frames
         self.last_speech = last_speech
         self.ticks = 0
@@ -379,17 +393,20 @@ class Feeder:
         loop = asyncio.get_running_loop()
         self.t0 = t0
         frames, last, size = self.frames, self.last_speech, len(self.frames)
+        phases = len(self.groups)
         k = 0
         while True:
-            due = t0 + k * FRAME_S
-            # Always await: a feeder that is behind still lets the sessions run between ticks.
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            now = loop.time()
-            for session in self.sessions:
-                position = (k - session.offset) % size
-                session.input.push(frames[position], due)
-                if position == last:
-                    session.speech_end.append(now)
+            for phase, group in enumerate(self.groups):
+                due = t0 + (k + phase / phases) * FRAME_S
+                # Always await: a feeder that is behind still lets the sessions run between
+                # ticks.
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                now = loop.time()
+                for session in group:
+                    position = (k - session.offset) % size
+                    session.input.push(frames[position], due)
+                    if position == last:
+                        session.speech_end.append(now)
             k += 1
             self.ticks = k
 
