@@ -107,6 +107,18 @@ def test_a_convolution_matrix_computes_the_convolution(
     np.testing.assert_allclose(flat @ matrix + tiled, expected.reshape(2, -1), rtol=1e-5, atol=1e-5)
 
 
-def test_the_dense_model_at_8khz_is_refused_with_the_remedy() -> None:
-    with pytest.raises(ValueError, match=r"16 kHz network only.*leave model_path out"):
+def test_the_dense_model_at_8khz_is_refused_with_the_remedy(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"no sr input .* leave model_path out"):
         SileroVADProvider(SileroVADOptions(sample_rate=8000), model_path=DENSE_MODEL_PATH)
+    # A copy elsewhere is still known by its inputs, not its path.
+    copy = tmp_path / "vad.onnx"
+    copy.write_bytes(DENSE_MODEL_PATH.read_bytes())
+    provider = SileroVADProvider(model_path=copy)
+    assert provider.stream().push(np.zeros(1024, np.int16), 16_000) == []
+    with pytest.raises(ValueError, match=r"no sr input"):
+        SileroVADProvider(SileroVADOptions(sample_rate=8000), model_path=copy)
+
+
+def test_a_missing_model_file_is_named_with_the_remedy(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"missing\.onnx; pass model_path= an existing"):
+        SileroVADProvider(model_path=tmp_path / "missing.onnx")

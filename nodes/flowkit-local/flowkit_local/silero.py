@@ -121,8 +121,9 @@ class SileroVADProvider:
 
         Args:
             options: Detector settings; the defaults (16 kHz) when omitted.
-            model_path: Another Silero VAD ONNX file with the published model's inputs
-                (``input``, ``state``, ``sr``); the vendored model when omitted.
+            model_path: Another Silero VAD ONNX file: the published model's inputs
+                (``input``, ``state``, ``sr``), or the dense model's (no ``sr``, 16 kHz
+                only); the vendored model for the rate when omitted.
             batch: Advertise deferred streams (:attr:`deferred`), so that the VAD node
                 asks for batched ones: decisions a batch's model call later, for much
                 less CPU when many sessions share the provider.
@@ -136,8 +137,8 @@ class SileroVADProvider:
 
         Raises:
             FileNotFoundError: ``model_path`` does not exist.
-            ValueError: ``model_path`` is the dense 16 kHz model but the options ask for
-                8 kHz, or ``batch_thread_from`` is below 1.
+            ValueError: ``model_path`` has no ``sr`` input (the dense 16 kHz model) but
+                the options ask for 8 kHz, or ``batch_thread_from`` is below 1.
         """
         self._options = options if options is not None else SileroVADOptions()
         rate = self._options.sample_rate
@@ -146,22 +147,29 @@ class SileroVADProvider:
         else:
             path = DENSE_MODEL_PATH if rate == 16_000 else MODEL_PATH
         if not path.is_file():
-            raise FileNotFoundError(
-                f"Silero VAD model not found at {path}; reinstall flowkit-local (it ships "
-                f"models/{path.name}) or pass model_path= to an existing file"
+            remedy = (
+                "pass model_path= an existing file, or leave it out for the vendored model"
+                if model_path is not None
+                else f"reinstall flowkit-local (it ships models/{path.name})"
             )
-        dense = path.resolve() == DENSE_MODEL_PATH.resolve()
-        if dense and rate != 16_000:
-            raise ValueError(
-                f"{path.name} is the 16 kHz network only, but the options ask for {rate} Hz; "
-                f"leave model_path out (the provider picks the model for the rate)"
-            )
+            raise FileNotFoundError(f"Silero VAD model not found at {path}; {remedy}")
         self._model_path = path
         settings = ort.SessionOptions()
         settings.intra_op_num_threads = 1
         settings.inter_op_num_threads = 1
         self._session = ort.InferenceSession(
             str(path), sess_options=settings, providers=["CPUExecutionProvider"]
+        )
+        # The published graph takes the rate as an input; the dense one is 16 kHz only.
+        takes_rate = any(i.name == "sr" for i in self._session.get_inputs())
+        if not takes_rate and rate != 16_000:
+            raise ValueError(
+                f"{path.name} has no sr input (the dense 16 kHz network), but the options ask "
+                f"for {rate} Hz; leave model_path out (the provider picks the model for the "
+                "rate) or pass the published silero_vad.onnx"
+            )
+        self._fixed_inputs: dict[str, npt.NDArray[np.int64]] = (
+            {"sr": np.array(rate, dtype=np.int64)} if takes_rate else {}
         )
         # Loading frees about 5 MiB of heap (the parsed model, the optimizer's intermediate
         # graphs) that glibc keeps mapped: hand it back (a no-op where libc is not glibc).
@@ -171,10 +179,6 @@ class SileroVADProvider:
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").malloc_trim(ctypes.c_size_t(0))
-        # The published graph takes the rate as an input; the dense one is 16 kHz only.
-        self._fixed_inputs: dict[str, npt.NDArray[np.int64]] = (
-            {} if dense else {"sr": np.array(rate, dtype=np.int64)}
-        )
         self._batch = batch
         if batch_thread_from is not None and batch_thread_from < 1:
             raise ValueError(
