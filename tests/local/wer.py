@@ -15,10 +15,25 @@ _NUMBERS = [
 ]
 
 
+# Whisper writes "the weather's" where the speaker said "the weather is", and the other way
+# round; spelt out on both sides, neither is an error.
+_CONTRACTIONS = re.compile(r"n't\b|'re\b|'ll\b|'ve\b|'m\b|'d\b|'s\b")
+_SPELT_OUT = {
+    "n't": " not", "'re": " are", "'ll": " will", "'ve": " have", "'m": " am", "'d": " would",
+    "'s": " is",
+}
+
+
 def normalize(text: str) -> list[str]:
-    """Lower-case words, punctuation removed, small numerals spelt out ("7." is "seven")."""
+    """Lower-case words, punctuation removed, contractions and small numerals spelt out.
+
+    "7." is "seven", "weather's" is "weather is" (so is the possessive: both sides are
+    normalised alike, so it only matters where one side contracts and the other does not).
+    """
     # "7:00" is how Whisper writes "seven" after "at".
-    words = re.sub(r"[^a-z0-9' ]+", " ", re.sub(r":00\b", "", text.lower())).split()
+    text = re.sub(r":00\b", "", text.lower().replace("\u2019", "'"))
+    text = _CONTRACTIONS.sub(lambda m: _SPELT_OUT[m.group(0)], text)
+    words = re.sub(r"[^a-z0-9' ]+", " ", text).split()
     return [_NUMBERS[int(w)] if w.isdigit() and int(w) < len(_NUMBERS) else w for w in words]
 
 
