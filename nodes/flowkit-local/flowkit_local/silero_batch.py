@@ -1,7 +1,7 @@
 """Silero VAD batched across streams: one model call per event-loop iteration for all of them.
 
 The Silero model takes a batch (``[B, 576]`` windows and ``[2, B, 128]`` states) and one
-call for 100 streams costs about a quarter of 100 single calls (15 against 58 us per window
+call for 100 streams costs about a quarter of 100 single calls (15 against about 60 us per window
 with the dense 16 kHz model), with outputs equal to them to float rounding. Streams of one
 process share an event loop, so the windows they complete while the loop runs one batch of
 callbacks (frames of many sessions that arrived together) can go through the model

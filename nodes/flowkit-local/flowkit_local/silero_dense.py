@@ -21,8 +21,8 @@ fixed length, so it can be written as a handful of matrix products *over the bat
 
 The arithmetic is the model's own; only the order of the float additions changes, so the
 probabilities agree with the published model to about 1e-7 (a test checks both on speech).
-Measured with one intra-op thread: 58 us per window alone (110 for the published model),
-15-17 us per window in batches of 25-200 (54).
+Measured by ``bench/silero_model.py`` with one intra-op thread: about 60 us per window
+alone (110-115 for the published model), 15-17 us per window in batches of 25-200 (54-56).
 
 Run ``python -m flowkit_local.silero_dense`` to rebuild the vendored file from
 ``models/silero_vad.onnx``; it needs the ``onnx`` package (flowkit-local's ``[build]``
