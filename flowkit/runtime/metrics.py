@@ -12,6 +12,7 @@ from array import array
 import pydantic
 
 __all__ = [
+    "RING_MASK",
     "EdgeMetrics",
     "EdgeStats",
     "GraphMetrics",
@@ -21,6 +22,8 @@ __all__ = [
 ]
 
 _RING = 1024  # a power of two: the index wraps with a mask
+RING_MASK = _RING - 1
+"""Masks a sample count into a :class:`Reservoir` slot (for writers that inline ``add``)."""
 
 
 class Reservoir:
@@ -36,7 +39,7 @@ class Reservoir:
 
     def add(self, value: int) -> None:
         """Record one sample."""
-        self.samples[self.count & (_RING - 1)] = value
+        self.samples[self.count & RING_MASK] = value
         self.count += 1
 
     def percentiles_ms(self, *qs: float) -> tuple[float, ...]:

@@ -22,7 +22,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from flowkit.ports import Overflow
-from flowkit.runtime.metrics import EdgeStats, NodeStats
+from flowkit.runtime.metrics import RING_MASK, EdgeStats, NodeStats
 from flowkit.runtime.queues import InputQueue
 
 __all__ = ["Clock", "EdgeTap", "InputStream", "MessageObserver", "PortStream"]
@@ -104,6 +104,15 @@ class EdgeTap:
             return
         self.deliver(value)
 
+    @property
+    def send(self) -> Callable[[Any], None]:
+        """What the port stream calls per message: :meth:`deliver` itself unless deferred.
+
+        Calling the bound ``deliver`` saves the producer one Python frame per message on
+        every ordinary edge (see docs/performance.md, "The runtime's cost per hop").
+        """
+        return self.on_next if self.feedback and self.loop is not None else self.deliver
+
     def deliver(self, value: Any) -> None:
         """Deliver ``value`` now, measuring the consumer's own time."""
         self.stats.messages += 1
@@ -124,7 +133,10 @@ class EdgeTap:
         elapsed = perf_counter_ns() - start
         own = elapsed - clock.child
         consumer.busy_ns += own
-        consumer.latency.add(own)
+        # Reservoir.add, inlined: this runs for every message on every edge.
+        latency = consumer.latency
+        latency.samples[latency.count & RING_MASK] = own
+        latency.count += 1
         clock.child = outer + elapsed
 
     def _deliver_later(self, value: Any) -> None:
@@ -162,6 +174,7 @@ class PortStream(Observable[T], Generic[T]):
         self.stats = stats
         self.completed = False
         self._taps: tuple[EdgeTap, ...] = ()
+        self._sends: tuple[Callable[[Any], None], ...] = ()  # each tap's send, in order
         self._plain: tuple[abc.ObserverBase[T], ...] = ()
 
     @property
@@ -175,18 +188,22 @@ class PortStream(Observable[T], Generic[T]):
             tap.source_completed()
             return
         tap.attached = True
-        self._taps = (*self._taps, tap)
+        self._set_taps((*self._taps, tap))
 
     def detach(self, tap: EdgeTap) -> None:
         """Detach an edge tap (no-op if it is not attached)."""
         tap.attached = False
-        self._taps = tuple(t for t in self._taps if t is not tap)
+        self._set_taps(tuple(t for t in self._taps if t is not tap))
+
+    def _set_taps(self, taps: tuple[EdgeTap, ...]) -> None:
+        self._taps = taps
+        self._sends = tuple(tap.send for tap in taps)
 
     def on_next(self, value: T) -> None:
         """Emit ``value`` on every edge out of this port."""
         self.stats.messages_out += 1
-        for tap in self._taps:
-            tap.on_next(value)
+        for send in self._sends:
+            send(value)
         for observer in self._plain:
             observer.on_next(value)
 
@@ -196,7 +213,8 @@ class PortStream(Observable[T], Generic[T]):
             return
         self.completed = True
         taps, plain = self._taps, self._plain
-        self._taps, self._plain = (), ()
+        self._set_taps(())
+        self._plain = ()
         for tap in taps:
             # Still attached: a feedback edge delivers what it scheduled before completing.
             tap.source_completed()
@@ -207,7 +225,8 @@ class PortStream(Observable[T], Generic[T]):
         """Drop every listener without completing them (the graph is closing)."""
         for tap in self._taps:
             tap.attached = False
-        self._taps, self._plain = (), ()
+        self._set_taps(())
+        self._plain = ()
 
     async def wait_for_room(self) -> None:
         """Wait while any ``BLOCK`` queue this port feeds is full."""

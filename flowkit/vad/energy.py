@@ -363,21 +363,9 @@ class WindowedVADStream(abc.ABC):
             ValueError: ``samples`` is not one-dimensional, or the rate is not supported or
                 differs from the first push's.
         """
-        pcm = check_pcm(samples, sample_rate)
-        self._bind_rate(int(sample_rate))
-        window = self._window
-        if self._rest.size:
-            pcm = np.concatenate((self._rest, pcm))
-        count = pcm.size // window
-        used = count * window
-        # Copy what is kept: the caller may reuse its buffer for the next frame.
-        self._rest = pcm[used:].copy()
-        if count == 0:
+        blocks = self._cut_windows(samples, sample_rate, own=self._keep)
+        if blocks is None:
             return []
-        body = pcm[:used]
-        if self._keep:
-            body = body.copy()
-        blocks = body.reshape(count, window)
         quiet = self._quiet_windows(blocks)
         probabilities = self._probabilities(blocks)
         decisions: list[VADDecision] = []
@@ -433,6 +421,37 @@ class WindowedVADStream(abc.ABC):
         self._max_kept = round(self._max_buffered * rate)
         if self._min_level_db is not None:
             self._quiet_energy = window * _FULL_SCALE_SQUARED * 10.0 ** (self._min_level_db / 10)
+
+    def _cut_windows(
+        self, samples: PCMSamples, sample_rate: int, *, own: bool
+    ) -> npt.NDArray[np.int16] | None:
+        """Check a push, append it to the audio held back, and cut off the whole windows.
+
+        Args:
+            samples: What was pushed (checked with :func:`~flowkit.vad.contract.check_pcm`).
+            sample_rate: Its rate (bound to the stream at the first push).
+            own: The windows will be kept, so they must not share the caller's buffer,
+                which it may reuse for its next frame.
+
+        Returns:
+            ``[count, window]`` samples, or ``None`` while less than a window is held.
+        """
+        pcm = check_pcm(samples, sample_rate)
+        self._bind_rate(int(sample_rate))
+        window = self._window
+        rest = self._rest
+        # Joined with what was held back, the audio is a new array that nobody else holds:
+        # its windows and its remainder are used as views. Otherwise what is kept is copied.
+        joined = rest.size > 0
+        if joined:
+            pcm = np.concatenate((rest, pcm))
+        count = pcm.size // window
+        used = count * window
+        self._rest = pcm[used:] if joined else pcm[used:].copy()
+        if count == 0:
+            return None
+        blocks = pcm[:used].reshape(count, window)
+        return blocks.copy() if own and not joined else blocks
 
     def _quiet_windows(self, blocks: npt.NDArray[np.int16]) -> list[bool]:
         """Which windows are below the level gate (all ``False`` when it is off).

@@ -48,6 +48,22 @@ def test_frame_from_samples_shares_memory_with_a_contiguous_array() -> None:
     assert np.shares_memory(samples(frame), array)
 
 
+def test_a_frame_made_from_samples_keeps_its_view_and_stays_a_livekit_frame() -> None:
+    array = np.arange(160, dtype=np.int16)
+    frame = frame_from_samples(array, 8000)
+    view = samples(frame)
+    # Each consumer gets the view made with the frame, not one rebuilt from frame.data.
+    assert view is samples(frame)
+    assert view.shape == (160, 1)
+    view[7, 0] = -321
+    assert frame.data[7] == -321 and array[7] == -321
+    assert isinstance(frame, rtc.AudioFrame)
+    # The SDK's own methods work on it: a combined frame carries the same samples.
+    combined = rtc.combine_audio_frames([frame, frame])
+    assert combined.samples_per_channel == 320
+    assert np.frombuffer(combined.data, np.int16)[160 + 7] == -321
+
+
 def test_frame_from_samples_mono_1d() -> None:
     array = np.arange(80, dtype=np.int16)
     frame = frame_from_samples(array, 8000)

@@ -132,6 +132,27 @@ async def interleaved_equal_unbatched(
     return got
 
 
+@pytest.mark.parametrize("size", [FRAME, 1024], ids=["leftovers", "whole-windows"])
+async def test_a_caller_may_reuse_its_buffer_while_windows_wait_for_the_batch(
+    provider: SileroVADProvider, sessions: list[PCM], size: int
+) -> None:
+    pcm = sessions[1]
+    got: list[VADDecision] = []
+    stream = provider.stream(on_decisions=got.extend)
+    batcher = provider.batcher(asyncio.get_running_loop())
+    buffer = np.empty(size, dtype=np.int16)
+    for pos in range(0, pcm.size, size):
+        piece = pcm[pos : pos + size]
+        buffer[: piece.size] = piece
+        assert stream.push(buffer[: piece.size], RATE) == []
+        buffer[:] = 12345  # the caller scribbles over its buffer before the batch runs
+        await asyncio.sleep(0)
+        await batcher.wait_idle()
+    got += stream.flush()
+    same(got, unbatched(provider, pcm))
+    assert len(got) >= 2
+
+
 async def test_decisions_come_after_push_through_the_batcher(
     provider: SileroVADProvider, sessions: list[PCM]
 ) -> None:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from flowkit.vad.contract import DecisionCallback, PCMSamples, VADDecision, check_pcm
+from flowkit.vad.contract import DecisionCallback, PCMSamples, VADDecision
 
 # silero.py imports this module only when it makes a batched stream, so no cycle at load.
 from flowkit_local import silero as _silero
@@ -320,18 +320,10 @@ class BatchedSileroVADStream(_silero.SileroVADStream):
             ValueError: ``samples`` is not one-dimensional, or the rate is not the
                 provider's.
         """
-        pcm = check_pcm(samples, sample_rate)
-        self._bind_rate(int(sample_rate))
-        window = self._window
-        if self._rest.size:
-            pcm = np.concatenate((self._rest, pcm))
-        count = pcm.size // window
-        used = count * window
-        # Copies: the caller may reuse its buffer, and the windows wait for the batch.
-        self._rest = pcm[used:].copy()
-        if count == 0:
+        # Owned: the windows wait for the batch, and the caller may reuse its buffer.
+        blocks = self._cut_windows(samples, sample_rate, own=True)
+        if blocks is None:
             return []
-        blocks = pcm[:used].reshape(count, window).copy()
         self._pending.extend(blocks)
         self._quiet.extend(self._quiet_windows(blocks))
         try:
