@@ -94,12 +94,10 @@ class UserTurn(Message):
     Attributes:
         text: The whole turn's text.
         speaker: The participant identity of the speaker.
-        interrupted_agent: ``True`` when the turn began while the agent was speaking.
     """
 
     text: str
     speaker: str = "user"
-    interrupted_agent: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,10 +107,14 @@ class TextChunk(Message):
     Attributes:
         text: The text delta.
         final: ``True`` on the last chunk of the reply (its text may be empty).
+        allow_interruptions: Whether the user may barge in on this reply
+            (:attr:`ReplyRequest.allow_interruptions`); carried on to its audio and its
+            playout reports, where :class:`~flowkit.nodes.Interruptions` reads it.
     """
 
     text: str
     final: bool = False
+    allow_interruptions: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,12 +212,14 @@ class AgentAudio(Message):
         text: The sentence (segment) this audio speaks; the same on each of its frames.
         segment: The index of that sentence within the reply.
         final: ``True`` on the end-of-reply marker, after the reply's last frame.
+        allow_interruptions: Whether the user may barge in on this reply (from its text).
     """
 
     frame: rtc.AudioFrame | None
     text: str = ""
     segment: int = 0
     final: bool = False
+    allow_interruptions: bool = True
 
 
 class PlayoutEvent(enum.StrEnum):
@@ -237,11 +241,13 @@ class Playout(Message):
         played_text: The text the listener actually heard so far (whole sentences, and the
             share of the current one that was played, cut at a word).
         played_duration: Seconds of the reply's audio played.
+        allow_interruptions: Whether the user may barge in on this reply (from its audio).
     """
 
     event: PlayoutEvent
     played_text: str = ""
     played_duration: float = 0.0
+    allow_interruptions: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -252,7 +258,11 @@ class ReplyRequest(Message):
         instructions: Extra instructions for this reply (``generate_reply``).
         user_text: A user message to add before replying.
         say: Speak exactly this text, without the LLM (``say``); it joins the history.
-        allow_interruptions: Whether the user may barge in on this reply.
+        allow_interruptions: Whether the user may barge in on this reply. ``False`` rides
+            with the reply's text, audio and playout reports:
+            :class:`~flowkit.nodes.Interruptions` leaves such a reply alone, and the
+            :class:`~flowkit.nodes.LLM` answers user turns that end meanwhile once it has
+            played.
     """
 
     instructions: str | None = None

@@ -11,9 +11,12 @@ brings ``min_interruption_words`` transcribed words is a barge-in:
 3. no words → ``Interrupt(RESUME, T, "false_interruption")``.
 
 With ``resume_false_interruption=False`` or ``false_interruption_timeout=None`` the first
-step is a ``FLUSH``. A flushed or finished reply is never interrupted again; a resumed one
-may be. The node ends when ``vad`` and ``transcripts`` end (``playout`` is a feedback input
-and is not waited for); a pause still undecided then is resumed, since no words can come.
+step is a ``FLUSH``. A reply whose playout reports say ``allow_interruptions=False`` (asked
+for with ``ReplyRequest(allow_interruptions=False)``) is never interrupted, and neither is
+any reply with the node's ``allow_interruptions=False``. A flushed or finished reply is
+never interrupted again; a resumed one may be. The node ends when ``vad`` and
+``transcripts`` end (``playout`` is a feedback input and is not waited for); a pause still
+undecided then is resumed, since no words can come.
 """
 
 from __future__ import annotations
@@ -128,6 +131,7 @@ class _BargeIn:
         self.params = params
         self.loop = asyncio.get_running_loop()
         self.reply: int | None = None  # the turn id of the reply being played
+        self.reply_interruptible = True  # its ReplyRequest did not say allow_interruptions=False
         self.phase = _Phase.IDLE
         self.user_speaking = False
         self.speech_started_at = 0.0
@@ -176,12 +180,14 @@ class _BargeIn:
         if event is PlayoutEvent.STARTED:
             self._reset()
             self.reply = report.turn_id
+            self.reply_interruptible = report.allow_interruptions
             # The user may already be talking over the start of the reply.
             if self.user_speaking:
                 self._consider()
         elif event is PlayoutEvent.RESUMED and report.turn_id != self.reply:
             self._reset()
             self.reply = report.turn_id
+            self.reply_interruptible = report.allow_interruptions
         elif event in (PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED) and (
             report.turn_id == self.reply
         ):
@@ -199,7 +205,11 @@ class _BargeIn:
     # -- decisions ------------------------------------------------------------------------
 
     def _consider(self) -> None:
-        if self.reply is None or not self.params.allow_interruptions:
+        if (
+            self.reply is None
+            or not self.reply_interruptible
+            or not self.params.allow_interruptions
+        ):
             return
         self.phase = _Phase.CANDIDATE
         self.long_enough = False

@@ -9,6 +9,12 @@ cancels the reply: the provider's request is cancelled, not left running. When t
 reports an interrupted reply (``playout``), the history keeps only what was played, marked
 interrupted.
 
+A reply asked for with ``ReplyRequest(allow_interruptions=False)`` is not cut by what comes
+after it: user turns and requests that arrive while it is under way wait, in order, until
+the speaker reports it finished (``playout``; with no playout input, until its text is
+written), and are then taken as if they had just arrived. Nothing the user said is dropped,
+where LiveKit Agents skips a user turn that ends during such a reply.
+
 The node owns two feedback loops (tool results and playout), so it ends them itself: when
 its turns, requests and interrupts have ended and the last reply is done, it closes its
 outputs and then drains the loops.
@@ -17,6 +23,7 @@ outputs and then drains the loops.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -116,6 +123,13 @@ class LLM(Node):
         # Interrupted replies whose history entry was not written yet: turn -> played text.
         self._played: dict[int, str] = {}
         self._assistant_turn: int | None = None
+        # The turn of a reply that may not be interrupted, until it has played; what comes
+        # meanwhile waits in _waiting. _playout_open: the speaker can still report.
+        self._protected: int | None = None
+        self._waiting: deque[UserTurn | ReplyRequest] = deque()
+        self._unprotected = asyncio.Event()
+        self._unprotected.set()
+        self._playout_open = True
         # Text streamed by the request in progress and not yet in the history.
         self._streamed: list[str] = []
 
@@ -136,6 +150,10 @@ class LLM(Node):
             self._read_turns(turns), self._read_requests(requests),
             self._read_interrupts(interrupt),
         )
+        # What waits behind a protected reply is still to be answered.
+        while self._waiting:
+            await self._unprotected.wait()
+            await asyncio.sleep(0)  # let a reply started by the release take its first step
         if self._reply is not None:
             await asyncio.gather(self._reply, return_exceptions=True)
         for port in (self.text, self.tool_calls, self.metrics):
@@ -146,22 +164,63 @@ class LLM(Node):
 
     async def _read_turns(self, turns: AsyncIterator[UserTurn]) -> None:
         async for turn in turns:
-            if turn.turn_id < self._reply_turn:
-                continue  # an older turn than the reply in progress: stale
-            self._cancel_reply()
-            self.history.add_user(turn.text)
-            self._start_reply(turn.turn_id)
+            if self._protected is not None:
+                self._waiting.append(turn)
+            else:
+                self._take_turn(turn)
 
     async def _read_requests(self, requests: AsyncIterator[ReplyRequest]) -> None:
         async for request in requests:
-            turn_id = request.turn_id or new_turn_id()
-            self._cancel_reply()
-            if request.say is not None:
-                self._say(turn_id, request.say)
-                continue
-            if request.user_text:
-                self.history.add_user(request.user_text)
-            self._start_reply(turn_id, request.instructions)
+            if self._protected is not None:
+                self._waiting.append(request)
+            else:
+                self._take_request(request)
+
+    def _take_turn(self, turn: UserTurn) -> None:
+        if turn.turn_id < self._reply_turn:
+            return  # an older turn than the reply in progress: stale
+        self._cancel_reply()
+        self.history.add_user(turn.text)
+        self._start_reply(turn.turn_id)
+
+    def _take_request(self, request: ReplyRequest) -> None:
+        turn_id = request.turn_id or new_turn_id()
+        self._cancel_reply()
+        allow = request.allow_interruptions
+        if not allow:
+            self._protect(turn_id)
+        if request.say is not None:
+            self._say(turn_id, request.say, allow)
+            if not allow:
+                self._text_done(turn_id)
+            return
+        if request.user_text:
+            self.history.add_user(request.user_text)
+        self._start_reply(turn_id, request.instructions, allow)
+        if not allow:
+            assert self._reply is not None
+            self._reply.add_done_callback(lambda _: self._text_done(turn_id))
+
+    def _protect(self, turn_id: int) -> None:
+        self._protected = turn_id
+        self._unprotected.clear()
+
+    def _text_done(self, turn_id: int) -> None:
+        """The protected reply's text is written: with no speaker to report, it is over."""
+        if not self._playout_open and self._protected == turn_id:
+            self._release()
+
+    def _release(self) -> None:
+        """The protected reply is over: take what waited, in order, as if it came now."""
+        self._protected = None
+        while self._waiting and self._protected is None:
+            item = self._waiting.popleft()
+            if isinstance(item, UserTurn):
+                self._take_turn(item)
+            else:
+                self._take_request(item)
+        if self._protected is None:
+            self._unprotected.set()
 
     async def _read_interrupts(self, interrupt: AsyncIterator[Interrupt]) -> None:
         async for message in interrupt:
@@ -175,9 +234,17 @@ class LLM(Node):
                 future.set_result(result)
 
     async def _read_playout(self, playout: AsyncIterator[Playout]) -> None:
-        async for report in playout:
-            if report.event is not PlayoutEvent.INTERRUPTED:
-                continue
+        try:
+            async for report in playout:
+                self._on_playout(report)
+        finally:
+            self._playout_open = False
+            # No report can come now: a protected reply whose text is written is over.
+            if self._protected is not None and (self._reply is None or self._reply.done()):
+                self._release()
+
+    def _on_playout(self, report: Playout) -> None:
+        if report.event is PlayoutEvent.INTERRUPTED:
             if report.turn_id == self._reply_turn:
                 self._cancel_reply()  # the speaker stopped it even if no Interrupt reached us
             if self._assistant_turn == report.turn_id:
@@ -185,6 +252,10 @@ class LLM(Node):
                 self._assistant_turn = None
             else:
                 self._played[report.turn_id] = report.played_text
+        if report.turn_id == self._protected and report.event in (
+            PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED
+        ):
+            self._release()  # after the history took the reply as played
 
     # -- replies --------------------------------------------------------------------------
 
@@ -198,14 +269,21 @@ class LLM(Node):
         self._streamed = []
         self._reply = None
 
-    def _start_reply(self, turn_id: int, instructions: str | None = None) -> None:
+    def _start_reply(
+        self, turn_id: int, instructions: str | None = None, allow_interruptions: bool = True
+    ) -> None:
         self._reply_turn = turn_id
-        self._reply = self.ctx.create_task(self._generate(turn_id, instructions), name="reply")
+        self._reply = self.ctx.create_task(
+            self._generate(turn_id, instructions, allow_interruptions), name="reply"
+        )
 
-    def _say(self, turn_id: int, text: str) -> None:
+    def _say(self, turn_id: int, text: str, allow_interruptions: bool) -> None:
         self._reply_turn = turn_id
-        self.text.send(TextChunk(turn_id=turn_id, text=text))
-        self.text.send(TextChunk(turn_id=turn_id, text="", final=True))
+        allow = allow_interruptions
+        self.text.send(TextChunk(turn_id=turn_id, text=text, allow_interruptions=allow))
+        self.text.send(
+            TextChunk(turn_id=turn_id, text="", final=True, allow_interruptions=allow)
+        )
         self._remember_reply(turn_id, text)
 
     def _remember_reply(self, turn_id: int, text: str, *, cut: bool = False) -> None:
@@ -231,12 +309,14 @@ class LLM(Node):
         view.instructions = f"{view.instructions or ''}\n\n{instructions}".strip()
         return view.messages
 
-    async def _generate(self, turn_id: int, instructions: str | None) -> None:
+    async def _generate(
+        self, turn_id: int, instructions: str | None, allow_interruptions: bool
+    ) -> None:
         max_steps: int = self.params.max_tool_steps  # type: ignore[attr-defined]
         steps = 0
         while True:
             tool_choice = "auto" if self._specs and steps < max_steps else "none"
-            calls = await self._request(turn_id, instructions, tool_choice)
+            calls = await self._request(turn_id, instructions, tool_choice, allow_interruptions)
             text, self._streamed = "".join(self._streamed), []
             if not calls:
                 self._remember_reply(turn_id, text)
@@ -249,10 +329,12 @@ class LLM(Node):
             self._apply_handoffs(results)
             if any(r.stop_response for r in results):
                 break
-        self.text.send(TextChunk(turn_id=turn_id, text="", final=True))
+        self.text.send(
+            TextChunk(turn_id=turn_id, text="", final=True, allow_interruptions=allow_interruptions)
+        )
 
     async def _request(
-        self, turn_id: int, instructions: str | None, tool_choice: str
+        self, turn_id: int, instructions: str | None, tool_choice: str, allow_interruptions: bool
     ) -> list[ToolCall]:
         provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
         meter = LLMMeter(provider.name, self.name)
@@ -266,7 +348,12 @@ class LLM(Node):
                 meter.chunk(chunk)
                 if isinstance(chunk, TextDelta) and chunk.text:
                     parts.append(chunk.text)
-                    self.text.send(TextChunk(turn_id=turn_id, text=chunk.text))
+                    self.text.send(
+                        TextChunk(
+                            turn_id=turn_id, text=chunk.text,
+                            allow_interruptions=allow_interruptions,
+                        )
+                    )
                 elif isinstance(chunk, ToolCallChunk):
                     calls.append(chunk.to_tool_call(turn_id))
             cancelled = False

@@ -126,8 +126,9 @@ class _Sentence:
 class _Reply:
     """The audio of one reply (turn) at the sink: what is queued, received and played."""
 
-    def __init__(self, turn_id: int) -> None:
+    def __init__(self, turn_id: int, allow_interruptions: bool) -> None:
         self.turn_id = turn_id
+        self.allow_interruptions = allow_interruptions
         self.queue: deque[AgentAudio] = deque()
         self.sentences: dict[int, _Sentence] = {}
         self.started = self.paused = self.done = False
@@ -252,7 +253,7 @@ class _Playback:
         if reply is None or item.turn_id > reply.turn_id or reply.done:
             if reply is not None and not reply.done:
                 self.interrupt(reply, "a newer turn")
-            reply = self.current = _Reply(item.turn_id)
+            reply = self.current = _Reply(item.turn_id, item.allow_interruptions)
         reply.receive(item)
         self.start_player()
         self.wake.set()
@@ -398,5 +399,6 @@ class _Playback:
                     event=event,
                     played_text=reply.played_text(),
                     played_duration=reply.played,
+                    allow_interruptions=reply.allow_interruptions,
                 )
             )

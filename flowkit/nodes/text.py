@@ -253,11 +253,16 @@ class ReplyGuard(Node):
                 self.checked.send(chunk)
             return
         turn_id = chunks[-1].turn_id
+        allow = chunks[-1].allow_interruptions  # the replacement is spoken as the reply was
         fallback: str = self.params.fallback  # type: ignore[attr-defined]
         self.ctx.logger.info("reply of turn %d failed the check; replaced", turn_id)
-        self.rejected.send(TextChunk(turn_id=turn_id, text=whole, final=True))
-        self.checked.send(TextChunk(turn_id=turn_id, text=fallback))
-        self.checked.send(TextChunk(turn_id=turn_id, text="", final=True))
+        self.rejected.send(
+            TextChunk(turn_id=turn_id, text=whole, final=True, allow_interruptions=allow)
+        )
+        self.checked.send(TextChunk(turn_id=turn_id, text=fallback, allow_interruptions=allow))
+        self.checked.send(
+            TextChunk(turn_id=turn_id, text="", final=True, allow_interruptions=allow)
+        )
 
 
 # ---------------------------------------------------------------------- TranscriptTimeline

@@ -31,8 +31,9 @@ __all__ = ["TTS"]
 class _Reply:
     """One turn's synthesis: its sentences, waiting in order, and the task speaking them."""
 
-    def __init__(self, turn_id: int, min_length: int) -> None:
+    def __init__(self, turn_id: int, min_length: int, allow_interruptions: bool) -> None:
         self.turn_id = turn_id
+        self.allow_interruptions = allow_interruptions
         self.splitter = SentenceSplitter(min_length)
         self.sentences: asyncio.Queue[str | None] = asyncio.Queue()
         self.text_ended = False
@@ -133,7 +134,9 @@ class _Session:
             return
         if reply is None or chunk.turn_id > reply.turn_id:
             self.cancel_current("a newer turn")
-            reply = self.current = _Reply(chunk.turn_id, self.min_length)
+            reply = self.current = _Reply(
+                chunk.turn_id, self.min_length, chunk.allow_interruptions
+            )
             reply.task = self.node.ctx.create_task(self.speak(reply), name="speak")
         elif reply.text_ended:
             self.node.ctx.logger.warning(
@@ -189,6 +192,7 @@ class _Session:
                             AgentAudio(
                                 turn_id=reply.turn_id, frame=frame, text=sentence,
                                 segment=segment,
+                                allow_interruptions=reply.allow_interruptions,
                             )
                         )
                 segment += 1
@@ -197,7 +201,10 @@ class _Session:
             # and reports what was played; the next turn starts afresh.
             node.ctx.logger.exception("synthesis of turn %d failed", reply.turn_id)
         await node.audio.put(
-            AgentAudio(turn_id=reply.turn_id, frame=None, segment=segment, final=True)
+            AgentAudio(
+                turn_id=reply.turn_id, frame=None, segment=segment, final=True,
+                allow_interruptions=reply.allow_interruptions,
+            )
         )
         if reply.meter is not None:
             node.metrics.send(_metrics(reply, cancelled=False))

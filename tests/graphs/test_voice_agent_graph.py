@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from livekit import rtc
+from support import Script
 
 import flowkit as fk
 from flowkit.audio import frame_from_samples
@@ -91,6 +92,37 @@ async def test_a_barge_in_stops_the_agent_and_cuts_its_history() -> None:
     # the second utterance became the next turn and got its own reply
     user = [_seconds(m.content) for m in brain.history.messages if m.role == "user"]
     assert len(user) == 2 and user[1] > user[0]  # the longer second utterance
+
+
+@pytest.mark.looptime
+async def test_speech_over_a_greeting_that_may_not_be_interrupted_is_answered_after_it() -> None:
+    greeting = "Welcome to the weather desk. Please listen to these three short notices first."
+    io = MemoryIO(
+        speech(("silence", 0.5), ("voice", 1.5), ("silence", 14.0)), paced=True
+    )
+    job = fk.JobContext(io=io, extra={"providers": "demo"})
+    graph = load_graph(GRAPH, job)
+    brain = graph.nodes["llm"]
+    assert isinstance(brain, LLM)
+    request = fk.ReplyRequest(say=greeting, allow_interruptions=False)
+    graph.add(Script((0.0, request)), name="greeter") >> brain.requests
+    runner = fk.GraphRunner(graph, job=job)
+    await runner.run()
+    assert runner.node_errors == []
+    assert io.cleared == [], "the greeting was interrupted"
+    assistant = [m for m in brain.history.messages if m.role == "assistant"]
+    assert [m.content for m in assistant[:1]] == [greeting] and not assistant[0].interrupted
+    # The user's words were kept and answered, after the whole greeting had played.
+    [user] = [m.content for m in brain.history.messages if m.role == "user"]
+    assert len(assistant) == 2 and assistant[1].content.startswith(f"I heard {user}.")
+    # Two stretches of audio: the whole greeting, over the user's speech (0.5-2.0 s), then
+    # the answer, which started only once the greeting had ended.
+    times = [t for t, _ in io.played]
+    gaps = [i for i in range(1, len(times)) if times[i] - times[i - 1] > 0.1]
+    assert len(gaps) == 1
+    greeting_end = times[gaps[0] - 1] + 0.02
+    assert times[0] < 0.5 and greeting_end > 2.0
+    assert times[gaps[0]] >= greeting_end
 
 
 AUDIO = Path(__file__).parents[2] / "examples" / "audio"

@@ -166,6 +166,20 @@ async def test_allow_interruptions_false_never_interrupts() -> None:
     assert got == []
 
 
+@pytest.mark.looptime
+async def test_a_reply_asked_not_to_be_interrupted_is_left_alone_the_next_is_not() -> None:
+    protected = Playout(turn_id=REPLY, event=PlayoutEvent.STARTED, allow_interruptions=False)
+    got, _ = await run_interruptions(
+        Interruptions(resume_false_interruption=False),
+        Script(vad(1.0, START), vad(3.0, END), vad(5.0, START), vad(6.0, END), end_at=10),
+        Script((0.0, protected), playout(4.0, PlayoutEvent.FINISHED),
+               playout(4.5, PlayoutEvent.STARTED, turn=REPLY + 1), end_at=10),
+        Script(words(1.8, "stop stop stop"), words(5.2, "stop"), end_at=10),
+    )
+    # Two seconds of speech with words over the first reply: nothing; the second is flushed.
+    assert got == [(at(5.5), FLUSH, REPLY + 1, "barge_in")]
+
+
 @pytest.mark.parametrize(
     "options",
     [{"resume_false_interruption": False}, {"false_interruption_timeout": None}],

@@ -2,7 +2,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from support import Collect, Script, collected
+from support import Collect, Script, TimedCollect, collected
 
 import flowkit as fk
 from flowkit.nodes.llm import LLM
@@ -234,6 +234,64 @@ async def test_say_and_generate_reply_from_code() -> None:
     assert [m.content for m in llm.history.messages if m.role == "assistant"] == [
         "Hello, I am your assistant.", "Welcome back!",
     ]
+
+
+def _timed_graph(llm: LLM, requests: list[tuple[float, Any]], turns: list[tuple[float, Any]],
+                 playout: list[tuple[float, Any]] | None) -> tuple[fk.Graph, TimedCollect]:
+    g = fk.Graph("llm")
+    g.add(Script(*turns, end_at=8.0), name="turns") >> g.add(llm, name="llm")
+    g.add(Script(*requests), name="requests") >> llm.requests
+    if playout is not None:
+        g.add(Script(*playout), name="playout") >> llm.playout
+    text = g.add(TimedCollect(), name="text")
+    llm >> text
+    return g, text
+
+
+@pytest.mark.parametrize("kind", ["generate_reply", "say"])
+@pytest.mark.looptime
+async def test_a_turn_during_a_reply_that_may_not_be_interrupted_waits_until_it_has_played(
+    kind: str,
+) -> None:
+    fake = FakeLLM(["one two three four five six", "Sure."], ttft=0.1, token_gap=0.1)
+    llm = LLM(fake)
+    first = fk.new_turn_id()
+    request = (
+        fk.ReplyRequest(turn_id=first, instructions="Tell a story.", allow_interruptions=False)
+        if kind == "generate_reply"
+        else fk.ReplyRequest(turn_id=first, say="Please listen.", allow_interruptions=False)
+    )
+    turn = _turn("stop that")
+    finished = fk.Playout(turn_id=first, event=fk.PlayoutEvent.FINISHED)
+    g, text = _timed_graph(llm, [(0, request)], [(0.3, turn)], playout=[(3.0, finished)])
+    await fk.GraphRunner(g).run()
+    protected = [(t, c) for t, c in text.items if c.turn_id == first]
+    answer = [(t, c) for t, c in text.items if c.turn_id == turn.turn_id]
+    # The protected reply was written whole, flagged for the speaker and the barge-in node.
+    assert protected[-1][1].final and all(not c.allow_interruptions for _, c in protected)
+    if kind == "generate_reply":
+        assert fake.requests[0].completed and not fake.requests[0].cancelled
+    # The turn was answered only once the speaker reported the reply finished.
+    assert answer and answer[0][0] >= 3.0 and answer[-1][1].final
+    assert all(c.allow_interruptions for _, c in answer)
+    users = [m.content for m in llm.history.messages if m.role == "user"]
+    assert users == ["stop that"]
+
+
+@pytest.mark.looptime
+async def test_without_a_speaker_a_reply_that_may_not_be_interrupted_protects_its_text() -> None:
+    fake = FakeLLM(["one two three four five six", "Sure."], ttft=0.1, token_gap=0.1)
+    llm = LLM(fake)
+    first = fk.new_turn_id()
+    request = fk.ReplyRequest(turn_id=first, instructions="Go.", allow_interruptions=False)
+    turn = _turn("stop that")
+    g, text = _timed_graph(llm, [(0, request)], [(0.3, turn)], playout=None)
+    await fk.GraphRunner(g).run()
+    assert fake.requests[0].completed and not fake.requests[0].cancelled
+    [end_of_protected] = [t for t, c in text.items if c.turn_id == first and c.final]
+    answer = [t for t, c in text.items if c.turn_id == turn.turn_id]
+    # No playout input: the turn waits only for the protected reply's text (about 0.6 s).
+    assert answer and end_of_protected <= answer[0] < 3.0
 
 
 @pytest.mark.looptime

@@ -256,6 +256,29 @@ async def test_tts_into_the_sink_plays_the_whole_reply() -> None:
     assert [t.text for t in collected(spoken)] == [s1, s2]
 
 
+@pytest.mark.looptime
+async def test_a_reply_that_may_not_be_interrupted_says_so_in_its_audio_and_playout() -> None:
+    io = MemoryIO(paced=True)
+    g = fk.Graph("speak")
+    audio, playout = Collect(), Collect()
+    sink = g.add(RoomSink())
+    tts = g.add(TTS(FakeTTS(seconds_per_char=0.02, ttfa=0.1)))
+    text = Script(
+        (0.0, TextChunk(turn_id=4, text="Please hold.", final=True, allow_interruptions=False)),
+        (1.0, TextChunk(turn_id=5, text="Go ahead.", final=True)),
+    )
+    g.add(text) >> tts >> sink >> playout
+    tts >> audio
+    await fk.GraphRunner(g, job=fk.JobContext(io=io)).run()
+    flags = {(a.turn_id, a.allow_interruptions) for a in collected(audio)}
+    assert flags == {(4, False), (5, True)}
+    reports = [(p.turn_id, p.event, p.allow_interruptions) for p in collected(playout)]
+    assert reports == [
+        (4, PlayoutEvent.STARTED, False), (4, PlayoutEvent.FINISHED, False),
+        (5, PlayoutEvent.STARTED, True), (5, PlayoutEvent.FINISHED, True),
+    ]
+
+
 # ---------------------------------------------------------------------------- RoomSource
 
 
