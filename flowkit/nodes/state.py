@@ -71,6 +71,9 @@ class _Tracker:
         # The reply awaited is the first one played with a turn id at least this; None
         # when no reply is awaited.
         self.awaited_from: int | None = None
+        # A reply that may not be interrupted, playing: a turn meanwhile waits for it (the
+        # LLM answers after it), so the agent is still speaking, not thinking.
+        self.protected: int | None = None
         self._set(AgentStateKind.LISTENING, 0)
 
     async def read_playout(self, reports: AsyncIterator[Playout]) -> None:
@@ -88,16 +91,21 @@ class _Tracker:
         self.newest_turn = max(self.newest_turn, turn_id)
         if self.awaited_from is None or first_turn < self.awaited_from:
             self.awaited_from = first_turn
-        self._set(AgentStateKind.THINKING, turn_id)
+        if self.protected is None:
+            self._set(AgentStateKind.THINKING, turn_id)
 
     def on_playout(self, report: Playout) -> None:
         turn = report.turn_id
         self.newest_turn = max(self.newest_turn, turn)
         if report.event in _SPEAKING_EVENTS:
+            self.protected = None if report.allow_interruptions else turn
             if self.awaited_from is not None and turn >= self.awaited_from:
                 self.awaited_from = None
             self._set(AgentStateKind.SPEAKING, turn)
-        elif self.awaited_from is not None:
+            return
+        if turn == self.protected:
+            self.protected = None
+        if self.awaited_from is not None:
             self._set(AgentStateKind.THINKING, turn)
         else:
             self._set(AgentStateKind.LISTENING, turn)

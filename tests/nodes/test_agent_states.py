@@ -108,6 +108,22 @@ async def test_a_reply_requested_from_code() -> None:
 
 
 @pytest.mark.looptime
+async def test_a_turn_during_a_protected_reply_keeps_the_agent_speaking() -> None:
+    greeting, t1 = fk.new_turn_id(), fk.new_turn_id()
+    protected = Playout(turn_id=greeting, event=PlayoutEvent.STARTED, allow_interruptions=False)
+    states, _, _ = await run_states(
+        Script(turn(1.0, t1), end_at=10),
+        Script((0.5, protected), played(3.0, PlayoutEvent.FINISHED, greeting),
+               played(4.0, PlayoutEvent.STARTED, t1), played(5.0, PlayoutEvent.FINISHED, t1),
+               end_at=10),
+    )
+    # The turn at 1.0 waits for the greeting (the LLM answers it after): speaking until 3.0.
+    assert states == [
+        (0.0, LISTENING), (0.5, SPEAKING), (3.0, THINKING), (4.0, SPEAKING), (5.0, LISTENING),
+    ]
+
+
+@pytest.mark.looptime
 async def test_ends_with_turns_and_requests_without_waiting_for_playout() -> None:
     t1 = fk.new_turn_id()
     states, _, ended = await run_states(
