@@ -1,7 +1,9 @@
 """``flowkit start`` and ``flowkit dev``: serve a graph file as a LiveKit agent worker.
 
 ``start`` has production defaults: JSON logs, full at 75 % CPU, 30 minutes to drain on
-SIGTERM. ``dev`` logs readable debug lines and has no load limit. Both take the server and
+SIGTERM. ``dev`` logs readable debug lines, has no load limit and reloads the graph file when
+a Python file beside it changes (new jobs build the new version; running jobs keep theirs;
+see :mod:`flowkit.worker.reload`). Both take the server and
 credentials from ``--url``/``--api-key``/``--api-secret`` or ``LIVEKIT_URL``/
 ``LIVEKIT_API_KEY``/``LIVEKIT_API_SECRET``, register with the server, take jobs (one fresh
 graph per job, in the room of the job), serve ``/``, ``/worker`` and ``/metrics`` over HTTP,
@@ -94,10 +96,12 @@ def start(ctx: click.Context, /, graph_file: Path, **flags: Any) -> None:
 @click.command("dev")
 @click.argument("graph_file", type=GRAPH_FILE)
 @_worker_flags
+@click.option("--reload/--no-reload", default=True, show_default=True,
+              help="Reload GRAPH_FILE when a .py file in its folder changes (new jobs only).")
 @click.pass_context
-def dev(ctx: click.Context, /, graph_file: Path, **flags: Any) -> None:
-    """Serve GRAPH_FILE as a worker for development: debug logs, no load limit."""
-    _serve(ctx, graph_file, dev=True, flags=flags)
+def dev(ctx: click.Context, /, graph_file: Path, reload: bool, **flags: Any) -> None:
+    """Serve GRAPH_FILE as a worker for development: debug logs, no load limit, reload."""
+    _serve(ctx, graph_file, dev=True, flags=flags, reload=reload)
 
 
 def _fail(ctx: click.Context, exc: BaseException, code: int) -> NoReturn:
@@ -123,7 +127,10 @@ def _options(flags: dict[str, Any], dev: bool) -> WorkerOptions:
     )
 
 
-def _serve(ctx: click.Context, graph_file: Path, *, dev: bool, flags: dict[str, Any]) -> None:
+def _serve(
+    ctx: click.Context, graph_file: Path, *, dev: bool, flags: dict[str, Any],
+    reload: bool = False,
+) -> None:
     level = (flags["log_level"] or ("debug" if dev else "info")).upper()
     configure_logging(dev=(flags["log_format"] or ("rich" if dev else "json")) == "rich",
                       level=level)
@@ -136,19 +143,27 @@ def _serve(ctx: click.Context, graph_file: Path, *, dev: bool, flags: dict[str, 
     except (WorkerOptionsError, GraphFileError) as exc:
         _fail(ctx, exc, EXIT_BAD_FILE)
     try:
-        asyncio.run(_run(worker, live=flags["live"]))
+        asyncio.run(_run(worker, live=flags["live"], reload=reload))
     except WorkerConnectError as exc:
         _fail(ctx, exc, EXIT_SERVER)
     exit_after_livekit(0)  # drained and closed: skip the native SDK's racy teardown
 
 
-async def _run(worker: Worker, *, live: bool = False) -> None:
+async def _run(worker: Worker, *, live: bool = False, reload: bool = False) -> None:
     install_signal_handlers(worker)
     http: WorkerHTTPServer | None = None
     if worker.options.http_port is not None:
         http = WorkerHTTPServer(worker, worker.options.http_host, worker.options.http_port)
         await http.start()
         log.info("serving /, /worker, /metrics and /jobs/<id>/graph on %s", http.url)
+    watcher: asyncio.Task[None] | None = None
+    factory = worker.graph_factory
+    if reload and factory is not None:
+        from flowkit.worker.reload import reload_on_change  # watchfiles: only for dev
+
+        watcher = asyncio.get_running_loop().create_task(
+            reload_on_change(factory), name="flowkit:reload"
+        )
     try:
         if live:
             # On stderr, like the logs it shares the terminal with.
@@ -157,6 +172,8 @@ async def _run(worker: Worker, *, live: bool = False) -> None:
         else:
             await worker.run()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await worker.aclose()
         if http is not None:
             await http.aclose()

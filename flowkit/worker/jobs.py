@@ -4,7 +4,8 @@
   returns ``request.accept(identity=..., name=..., metadata=..., attributes=...)`` or
   ``request.reject()``.
 - :class:`GraphFactory` imports the graph file once and calls its ``build(job)`` for every
-  job, so each job gets a fresh graph without re-running the file's imports.
+  job, so each job gets a fresh graph without re-running the file's imports; ``reload()``
+  imports it again for the jobs that come after.
 - :class:`RunningJob` is one assigned job: its :class:`~flowkit.job.JobContext`, its runner
   (for metrics) and its task.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.metadata
+import sys
 import time
 import types
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,7 +27,7 @@ from livekit.protocol import agent as agent_pb
 
 from flowkit.graph import Graph
 from flowkit.job import JobContext
-from flowkit.loader import _check_path, _graph_of, _import
+from flowkit.loader import GraphFileError, _check_path, _graph_of, _import
 from flowkit.runtime.runner import GraphRunner
 from flowkit.timeline import TurnTimeline
 
@@ -191,6 +194,10 @@ def livekit_room(api_key: str, api_secret: str) -> ConnectJob:
 class GraphFactory:
     """Builds a fresh graph per job from a graph file, importing the file only once.
 
+    :meth:`reload` imports it again (``flowkit dev`` does on every change): jobs started
+    after it build the new version, jobs already running keep the graph they were built
+    with.
+
     Args:
         path: The graph file (defines ``build(job)`` or a module-level ``graph``).
 
@@ -203,10 +210,59 @@ class GraphFactory:
         self.given = Path(path)
         self.file = _check_path(self.given)
         self.module: types.ModuleType = _import(self.file, self.given)
+        self.version = 1
 
     def __call__(self, job: JobContext) -> Graph:
         """The graph for ``job`` (its ``build(job)``); a ``GraphFileError`` says what failed."""
         return _graph_of(self.module, self.file, self.given, job)
+
+    def reload(self) -> None:
+        """Import the graph file again, with the user's own modules beside it.
+
+        The modules forgotten first are those whose file lies under the graph file's
+        directory and that no installed distribution provides (a helper the graph file
+        imports from its folder): they are imported afresh with it. Installed packages,
+        flowkit and node libraries included (editable or not), are kept, so messages and
+        nodes of running jobs stay the same classes as those of new ones.
+
+        Raises:
+            flowkit.loader.GraphFileError: The new version does not import; the factory
+                keeps the last version that did, and so do the modules beside it.
+        """
+        name = self.module.__name__
+        beside = _own_modules_under(self.file.parent, keep=name)
+        saved = {n: sys.modules.pop(n) for n in beside}
+        try:
+            module = _import(self.file, self.given)
+        except GraphFileError:
+            sys.modules.update(saved)
+            sys.modules[name] = self.module  # the failed import removed its name
+            raise
+        self.module = module
+        self.version += 1
+
+
+def _own_modules_under(directory: Path, *, keep: str) -> list[str]:
+    """Names of loaded modules from files under ``directory`` that no distribution installs."""
+    installed = importlib.metadata.packages_distributions()
+    root = directory.resolve()
+    names = []
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if name == keep or origin is None or name.partition(".")[0] in installed:
+            continue
+        path = Path(origin).resolve()
+        if path.is_relative_to(root) and not _in_environment(path):
+            names.append(name)
+    return names
+
+
+def _in_environment(path: Path) -> bool:
+    """Whether ``path`` belongs to the interpreter or its environment (stdlib, site-packages)."""
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    return any(path.is_relative_to(Path(p).resolve()) for p in prefixes) or any(
+        part in ("site-packages", "dist-packages") for part in path.parts
+    )
 
 
 @dataclass(slots=True, eq=False)

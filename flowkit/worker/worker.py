@@ -116,6 +116,11 @@ class Worker:
     # -- state -----------------------------------------------------------------------------
 
     @property
+    def graph_factory(self) -> GraphFactory | None:
+        """The factory of a worker given a graph file (``None`` when given a function)."""
+        return self._build if isinstance(self._build, GraphFactory) else None
+
+    @property
     def connected(self) -> bool:
         """Whether the worker is registered with the server right now."""
         return self._registered.is_set()
