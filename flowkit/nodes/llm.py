@@ -142,6 +142,11 @@ class LLM(Node):
         requests: AsyncIterator[ReplyRequest],
     ) -> None:
         """Serve turns and requests until they end; then close the loops and drain them."""
+        # A restarted run begins unprotected: the reply that was protected died with it.
+        self._protected = None
+        self._waiting.clear()
+        self._unprotected.set()
+        self._playout_open = True
         loops = [
             self.ctx.create_task(self._read_results(tool_results), name="tool_results"),
             self.ctx.create_task(self._read_playout(playout), name="playout"),
@@ -199,7 +204,7 @@ class LLM(Node):
         self._start_reply(turn_id, request.instructions, allow)
         if not allow:
             assert self._reply is not None
-            self._reply.add_done_callback(lambda _: self._text_done(turn_id))
+            self._reply.add_done_callback(lambda task: self._reply_ended(turn_id, task))
 
     def _protect(self, turn_id: int) -> None:
         self._protected = turn_id
@@ -209,6 +214,16 @@ class LLM(Node):
         """The protected reply's text is written: with no speaker to report, it is over."""
         if not self._playout_open and self._protected == turn_id:
             self._release()
+
+    def _reply_ended(self, turn_id: int, task: asyncio.Task[None]) -> None:
+        """The protected reply's task ended: written whole, flushed, or failed."""
+        if task.cancelled() or task.exception() is not None:
+            # Flushed from outside or failed: its end may never be played, so nothing is
+            # left to wait for (the next turn replaces what was sent of it).
+            if self._protected == turn_id:
+                self._release()
+            return
+        self._text_done(turn_id)
 
     def _release(self) -> None:
         """The protected reply is over: take what waited, in order, as if it came now."""
@@ -224,8 +239,14 @@ class LLM(Node):
 
     async def _read_interrupts(self, interrupt: AsyncIterator[Interrupt]) -> None:
         async for message in interrupt:
-            if message.action is InterruptAction.FLUSH and message.turn_id == self._reply_turn:
+            if message.action is not InterruptAction.FLUSH:
+                continue
+            if message.turn_id == self._reply_turn:
                 self._cancel_reply()
+            if message.turn_id == self._protected:
+                # Flushed on purpose (Interruptions never flushes such a reply): whatever of
+                # it reached the speaker is dropped, so no report of its end may come.
+                self._release()
 
     async def _read_results(self, results: AsyncIterator[ToolResult]) -> None:
         async for result in results:

@@ -294,6 +294,35 @@ async def test_without_a_speaker_a_reply_that_may_not_be_interrupted_protects_it
     assert answer and end_of_protected <= answer[0] < 3.0
 
 
+@pytest.mark.parametrize("end", ["flushed", "failed"])
+@pytest.mark.looptime
+async def test_a_protected_reply_that_never_plays_out_does_not_keep_turns_waiting(
+    end: str,
+) -> None:
+    # Flushed on purpose, or its request failed: no end of it may ever be played, and the
+    # turn that waited is answered at once, not never.
+    failures = {0: RuntimeError("provider down")} if end == "failed" else None
+    fake = FakeLLM(["one two three four five six", "Sure."], ttft=0.1, token_gap=0.1,
+                   failures=failures)
+    llm = LLM(fake)
+    first = fk.new_turn_id()
+    request = fk.ReplyRequest(turn_id=first, instructions="Go.", allow_interruptions=False)
+    turn = _turn("stop that")
+    flush = fk.Interrupt(turn_id=first, action=fk.InterruptAction.FLUSH)
+    g = fk.Graph("llm")
+    g.add(Script((0.3, turn), end_at=8.0), name="turns") >> g.add(llm, name="llm")
+    g.add(Script((0, request)), name="requests") >> llm.requests
+    # A speaker that never reports: only the flush or the failure can end the protection.
+    g.add(Script(end_at=8.0), name="playout") >> llm.playout
+    if end == "flushed":
+        g.add(Script((0.35, flush)), name="interrupts") >> llm.interrupt
+    text = g.add(TimedCollect(), name="text")
+    llm >> text
+    await fk.GraphRunner(g).run()
+    answer = [t for t, c in text.items if c.turn_id == turn.turn_id]
+    assert answer and answer[0] < 1.0
+
+
 @pytest.mark.looptime
 async def test_a_stale_turn_is_ignored() -> None:
     fake = FakeLLM(["First.", "never"], ttft=0.0, token_gap=0.0)
