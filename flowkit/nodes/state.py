@@ -105,6 +105,8 @@ class _Tracker:
             return
         if turn == self.protected:
             self.protected = None
+        elif self.protected is not None:
+            return  # the late report of an older reply: the protected one plays on
         if self.awaited_from is not None:
             self._set(AgentStateKind.THINKING, turn)
         else:
