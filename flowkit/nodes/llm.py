@@ -192,23 +192,20 @@ class LLM(Node):
         turn_id = request.turn_id or new_turn_id()
         self._cancel_reply()
         allow = request.allow_interruptions
-        if not allow:
-            self._protect(turn_id)
         if request.say is not None:
             self._say(turn_id, request.say, allow)
-            if not allow:
-                self._text_done(turn_id)
+        else:
+            if request.user_text:
+                self.history.add_user(request.user_text)
+            self._start_reply(turn_id, request.instructions, allow)
+        if allow:
             return
-        if request.user_text:
-            self.history.add_user(request.user_text)
-        self._start_reply(turn_id, request.instructions, allow)
-        if not allow:
-            assert self._reply is not None
-            self._reply.add_done_callback(lambda task: self._reply_ended(turn_id, task))
-
-    def _protect(self, turn_id: int) -> None:
         self._protected = turn_id
         self._unprotected.clear()
+        if self._reply is None:  # said: its text is written already
+            self._text_done(turn_id)
+        else:
+            self._reply.add_done_callback(lambda task: self._reply_ended(turn_id, task))
 
     def _text_done(self, turn_id: int) -> None:
         """The protected reply's text is written: with no speaker to report, it is over."""

@@ -201,6 +201,10 @@ class GraphFactory:
     Args:
         path: The graph file (defines ``build(job)`` or a module-level ``graph``).
 
+    Attributes:
+        module: The graph file's module as last imported.
+        version: 1 after the first import, one more after each successful reload.
+
     Raises:
         flowkit.loader.GraphFileError: The file is missing or does not import (raised at
             construction, so a worker with a broken graph file fails before it registers).
