@@ -309,6 +309,52 @@ async def test_a_failing_callback_does_not_starve_the_other_streams(
     same(good, unbatched(provider, pcm))
 
 
+@pytest.mark.parametrize("thread_from", [1, None], ids=["threaded", "on-loop"])
+async def test_a_failing_model_call_drops_its_windows_and_keeps_what_was_decided(
+    thread_from: int | None, sessions: list[PCM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = SileroVADProvider(
+        SileroVADOptions(min_speech_duration=0.01), batch=True, batch_thread_from=thread_from
+    )
+    pcm = sessions[0]
+    expected = unbatched(provider, pcm)
+    start = round(expected[0].timestamp * RATE)  # the end of the window that starts speech
+    errors: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    # A stream's windows go one per call, in order: the call after the speech start fails.
+    failing = start // provider.window + 1
+    run, calls = provider._run, [0]
+
+    def one_call_fails(rows: Any, states: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == failing:
+            raise RuntimeError("model broke")
+        return run(rows, states)
+
+    monkeypatch.setattr(provider, "_run", one_call_fails)
+    got: list[VADDecision] = []
+    stream = provider.stream(on_decisions=got.extend)
+    # Everything up to the window that starts speech and the two after it, in one push (on
+    # the loop: all calls in one run; threaded: one call after another).
+    stream.push(pcm[: start + 2 * provider.window], RATE)
+    await provider.batcher(loop).wait_idle()
+    loop.set_exception_handler(None)
+    assert calls[0] == failing
+    assert [str(e["message"]) for e in errors] == [
+        "Silero VAD batch inference failed; windows dropped"
+    ]
+    # The speech start, decided by a call before the failure, went out; the failed call's
+    # window and the one after it were dropped.
+    assert [d.kind for d in got] == [VADEventKind.START_OF_SPEECH]
+    assert got[0].timestamp == expected[0].timestamp
+    assert stream.pending_windows == 0
+    # The stream goes on with the next audio.
+    stream.push(pcm[start + provider.window : start + 2 * provider.window], RATE)
+    await provider.batcher(loop).wait_idle()
+    assert stream.pending_windows == 0
+
+
 async def test_the_vad_node_sends_batched_events_before_completing(
     tmp_path: Path, sessions: list[PCM]
 ) -> None:

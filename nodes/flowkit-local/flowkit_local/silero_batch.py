@@ -20,8 +20,10 @@ together:
    its result is back; a smaller one runs on the loop, as many rounds as the stream with
    most pending windows needs.
 4. Each stream then steps its hysteresis state machine with its probabilities (and the
-   level gate's verdict on each window, taken at push time from the same samples), exactly
-   as the synchronous stream would have, and hands the decisions to its ``on_decisions``.
+   level gate's verdict on each window, computed for the whole batch from the same
+   samples, exactly), as the synchronous stream would have, and hands the decisions to
+   its ``on_decisions``. The per-window work left in Python is that step and a few
+   assignments; everything else is one numpy call per batch.
 
 The decisions equal :class:`~flowkit_local.silero.SileroVADStream`'s for the same audio;
 they only come later: one loop iteration, or the model call's time on the worker thread.
@@ -40,6 +42,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from flowkit.vad.contract import DecisionCallback, PCMSamples, VADDecision
 
@@ -62,61 +65,81 @@ def classify(provider: SileroVADProvider, streams: Sequence[BatchedSileroVADStre
     Returns:
         The number of model calls made.
     """
-    active = [s for s in streams if len(s._probs) < len(s._pending)]
+    active = [s for s in streams if s._pending]
     calls = 0
     while active:
-        rows, states = _gather(provider, active)
+        rows, states, levels = _gather(provider, active)
         probabilities, new_states = provider._run(rows, states)
         calls += 1
+        # One conversion per call: the state machine compares Python numbers.
+        probability_of, level_of = probabilities[:, 0].tolist(), levels.tolist()
         for index, stream in enumerate(active):
-            _take_row(stream, index, rows, probabilities, new_states)
-        active = [s for s in active if len(s._probs) < len(s._pending)]
+            _advance(stream, probability_of[index], level_of[index], new_states, index)
+        active = [s for s in active if s._pending]
     return calls
 
 
 def _gather(
     provider: SileroVADProvider, streams: Sequence[BatchedSileroVADStream]
-) -> tuple[FloatArray, FloatArray]:
-    """The model's inputs for the next pending window of each stream: rows and states."""
-    context = provider.context
-    rows: FloatArray = np.empty((len(streams), context + provider.window), dtype=np.float32)
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+    """The model's inputs for the next pending window of each stream, and the windows' levels.
+
+    Returns:
+        The rows (each stream's context, the end of its window before, then the window),
+        the streams' states, and each window's sum of squared samples for the level gate.
+    """
+    context, window = provider.context, provider.window
+    ints = np.empty((len(streams), context + window), dtype=np.int16)
     # One C call per array for the whole batch, not per stream.
-    blocks = np.stack([s._pending[len(s._probs)] for s in streams])
-    np.multiply(blocks, _silero._INT16_SCALE, out=rows[:, context:])
-    rows[:, :context] = np.stack([s._tail for s in streams])
-    return rows, np.concatenate([s._state for s in streams], axis=1)
+    np.stack([s._pending[0] for s in streams], out=ints[:, context:])
+    ints[:, :context] = np.stack([s._last for s in streams])[:, window - context :]
+    rows: FloatArray = np.multiply(ints, _silero._INT16_SCALE)
+    # Exact integers (an int16 square fits int32, a window's sum int64), so the gate decides
+    # as the synchronous stream's float64 dot product does, for any batch.
+    levels = np.square(ints[:, context:], dtype=np.int32).sum(axis=1, dtype=np.int64)
+    return rows, np.concatenate([s._state for s in streams], axis=1), levels
 
 
-def _take_row(
+def _advance(
     stream: BatchedSileroVADStream,
-    index: int,
-    rows: FloatArray,
-    probabilities: FloatArray,
+    probability: float,
+    level: int,
     new_states: FloatArray,
+    index: int,
 ) -> None:
-    """Give ``stream`` the result of its row ``index``: new state, context, probability."""
-    # Views into the call's outputs: the next call gathers them again anyway.
+    """Step ``stream`` through its oldest pending window, classified in row ``index``."""
+    block = stream._pending.pop(0)
+    stream._last = block  # the next window's context
+    # A view into the call's output: the next call gathers it again anyway.
     stream._state = new_states[:, index : index + 1]
-    stream._tail = rows[index, rows.shape[1] - stream._provider.context :]
-    stream._probs.append(float(probabilities[index, 0]))
+    limit = stream._quiet_energy
+    decision = stream._step(
+        probability, block if stream._keep else None, limit is not None and level < limit
+    )
+    if decision is not None:
+        stream._decided.append(decision)
 
 
 class _Batch:
     """One model call in flight on the batcher's thread: a row per stream."""
 
-    __slots__ = ("future", "rows", "rows_of", "streams")
+    __slots__ = ("future", "levels", "streams")
 
-    def __init__(self, streams: list[BatchedSileroVADStream], rows: FloatArray) -> None:
+    def __init__(
+        self, streams: list[BatchedSileroVADStream], levels: npt.NDArray[np.int64]
+    ) -> None:
         self.streams = streams
-        self.rows_of = {id(stream): index for index, stream in enumerate(streams)}
-        self.rows = rows
+        self.levels = levels
         self.future: concurrent.futures.Future[tuple[FloatArray, FloatArray]] | None = None
 
     def apply(self, stream: BatchedSileroVADStream) -> None:
-        """Give ``stream`` its row's result (the call must have finished)."""
+        """Step ``stream`` through its row's window (the call must have finished)."""
         assert self.future is not None
         probabilities, new_states = self.future.result()
-        _take_row(stream, self.rows_of[id(stream)], self.rows, probabilities, new_states)
+        index = self.streams.index(stream)  # a flush during the call: rare, so no index map
+        _advance(
+            stream, float(probabilities[index, 0]), int(self.levels[index]), new_states, index
+        )
         stream._inflight = None
 
 
@@ -208,8 +231,8 @@ class SileroBatcher:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 1, thread_name_prefix="flowkit-silero"
             )
-        rows, states = _gather(self._provider, streams)
-        batch = _Batch(streams, rows)
+        rows, states, levels = _gather(self._provider, streams)
+        batch = _Batch(streams, levels)
         for stream in streams:
             stream._inflight = batch
         self._inflight = batch
@@ -225,19 +248,25 @@ class SileroBatcher:
 
     def _land(self, batch: _Batch) -> None:
         self._inflight = None
-        assert batch.future is not None
-        failure = batch.future.exception()
-        waiting = [s for s in batch.streams if s._inflight is batch]  # not settled by a flush
+        future = batch.future
+        assert future is not None
+        failure = future.exception()
         if failure is not None:
-            for stream in waiting:
-                stream._inflight = None
-                stream._drop_pending()
+            for stream in batch.streams:
+                if stream._inflight is batch:
+                    stream._inflight = None
+                    stream._drop_pending()
             self._report(failure)
         else:
-            for stream in waiting:
-                batch.apply(stream)
+            probabilities, new_states = future.result()
+            probability_of, level_of = probabilities[:, 0].tolist(), batch.levels.tolist()
+            for index, stream in enumerate(batch.streams):
+                if stream._inflight is not batch:
+                    continue  # a flush settled it during the call
+                stream._inflight = None
+                _advance(stream, probability_of[index], level_of[index], new_states, index)
                 self._deliver(stream)
-                if stream.pending_windows and not stream._queued:
+                if stream._pending and not stream._queued:
                     stream._queued = True
                     self._queued.append(stream)
         if self._queued:
@@ -246,22 +275,23 @@ class SileroBatcher:
             self._idle.set()
 
     def _classify_here(self, streams: list[BatchedSileroVADStream]) -> None:
-        pending = sum(s.pending_windows for s in streams)
+        pending = sum(len(s._pending) for s in streams)
         try:
             self.calls += classify(self._provider, streams)
         except Exception as exc:  # reported to the loop, as any callback error is
             for stream in streams:
                 stream._drop_pending()
             self._report(exc)
-            return
-        self.windows += pending
+        else:
+            self.windows += pending
+        # Decisions of the windows classified before a failure go out too.
         for stream in streams:
             self._deliver(stream)
 
     def _deliver(self, stream: BatchedSileroVADStream) -> None:
-        decisions = stream._take_decisions()
-        if not decisions:
+        if not stream._decided:
             return
+        decisions = stream._take_decisions()
         try:
             stream._on_decisions(decisions)
         except Exception as exc:  # one failing consumer must not starve the others
@@ -293,12 +323,12 @@ class BatchedSileroVADStream(_silero.SileroVADStream):
         """
         super().__init__(provider)
         self._on_decisions = on_decisions
-        self._tail: FloatArray = np.zeros(provider.context, dtype=np.float32)
-        # Windows waiting (copies, [window] int16 each), whether each is below the level
-        # gate, and the probabilities found so far.
+        # The window classified last (its end is the next window's context), the windows
+        # waiting for the model (owned copies, [window] int16 each) and the decisions of
+        # the windows classified since the last hand-over.
+        self._last: PCMSamples = np.zeros(provider.window, dtype=np.int16)
         self._pending: list[PCMSamples] = []
-        self._quiet: list[bool] = []
-        self._probs: list[float] = []
+        self._decided: list[VADDecision] = []
         self._queued = False
         # The batcher's call holding this stream's next window, until its result is applied.
         self._inflight: _Batch | None = None
@@ -324,8 +354,8 @@ class BatchedSileroVADStream(_silero.SileroVADStream):
         blocks = self._cut_windows(samples, sample_rate, own=True)
         if blocks is None:
             return []
+        # The level gate is applied when the windows are classified, for the whole batch.
         self._pending.extend(blocks)
-        self._quiet.extend(self._quiet_windows(blocks))
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -356,12 +386,12 @@ class BatchedSileroVADStream(_silero.SileroVADStream):
         if decisions:
             self._on_decisions(decisions)
         super().reset()
-        self._tail = np.zeros(self._provider.context, dtype=np.float32)
+        self._last = np.zeros(self._provider.window, dtype=np.int16)
 
     @property
     def pending_windows(self) -> int:
         """Windows pushed but not classified yet."""
-        return len(self._pending) - len(self._probs)
+        return len(self._pending)
 
     def _settle(self) -> list[VADDecision]:
         """Classify this stream's pending windows alone, now, and step through them."""
@@ -374,28 +404,18 @@ class BatchedSileroVADStream(_silero.SileroVADStream):
             if batch.future.exception() is not None:
                 self._inflight = None
                 self._drop_pending()
-                return []
+                return self._take_decisions()
             batch.apply(self)
         classify(self._provider, (self,))
         return self._take_decisions()
 
     def _take_decisions(self) -> list[VADDecision]:
-        """Step the state machine through the classified windows; clear them."""
-        pending, quiet, probs = self._pending, self._quiet, self._probs
-        if not probs:
+        """The decisions of the windows classified since the last call; clear them."""
+        decisions = self._decided
+        if not decisions:
             return []
-        keep = self._keep
-        decisions: list[VADDecision] = []
-        for block, below, probability in zip(pending, quiet, probs, strict=False):
-            decision = self._step(probability, block if keep else None, below)
-            if decision is not None:
-                decisions.append(decision)
-        del pending[: len(probs)]
-        del quiet[: len(probs)]
-        self._probs = []
+        self._decided = []
         return decisions
 
     def _drop_pending(self) -> None:
         self._pending = []
-        self._quiet = []
-        self._probs = []
