@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Any
 
 import numpy as np
 from livekit import rtc
@@ -34,6 +35,19 @@ if sys.byteorder != "little":  # pragma: no cover - no big-endian CI
     raise ImportError("flowkit.audio assumes a little-endian host (LiveKit frames are LE int16)")
 
 
+def _sdk_frame_fields() -> frozenset[str]:
+    """The attributes ``rtc.AudioFrame.__init__`` sets, seen on a probe frame."""
+    return frozenset(vars(rtc.AudioFrame(bytearray(4), 8000, 1, 2)))
+
+
+# What _ArrayFrame sets itself instead of running the SDK's constructor. If a livekit release
+# sets anything else, the frames go through the SDK's constructor as before.
+_FAST_FIELDS = frozenset(
+    ("_data", "_sample_rate", "_num_channels", "_samples_per_channel", "_userdata")
+)
+_FAST_INIT = _sdk_frame_fields() == _FAST_FIELDS
+
+
 class _ArrayFrame(rtc.AudioFrame):
     """A frame made from numpy samples that keeps its ``(n, channels)`` view of them.
 
@@ -42,6 +56,12 @@ class _ArrayFrame(rtc.AudioFrame):
     at once) that view is returned as it is, instead of being rebuilt from ``frame.data``
     by each consumer (about a microsecond each, per 20 ms frame and session). The frame
     shares memory with the view, as every zero-copy frame shares it with its array.
+
+    The SDK's constructor re-checks a buffer that :func:`frame_from_samples` has just made
+    valid (a contiguous byte view as long as its owner) and wraps it once more; for every
+    resampled 20 ms frame of every session that is about a microsecond. So the fields it
+    would set are set here directly, when a probe frame shows they are the only ones
+    (``_FAST_INIT``); otherwise the constructor runs.
     """
 
     def __init__(
@@ -52,7 +72,14 @@ class _ArrayFrame(rtc.AudioFrame):
         num_channels: int,
         samples_per_channel: int,
     ) -> None:
-        super().__init__(data, sample_rate, num_channels, samples_per_channel)
+        if _FAST_INIT:
+            self._data = data
+            self._sample_rate = sample_rate
+            self._num_channels = num_channels
+            self._samples_per_channel = samples_per_channel
+            self._userdata: dict[str, Any] = {}
+        else:  # pragma: no cover - only with a livekit release that sets other fields
+            super().__init__(data, sample_rate, num_channels, samples_per_channel)
         self.array = array
 
 

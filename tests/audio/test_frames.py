@@ -64,6 +64,23 @@ def test_a_frame_made_from_samples_keeps_its_view_and_stays_a_livekit_frame() ->
     assert np.frombuffer(combined.data, np.int16)[160 + 7] == -321
 
 
+def test_a_frame_made_from_samples_has_what_the_sdk_constructor_gives() -> None:
+    from flowkit.audio import frames
+
+    # The fast construction is on with the livekit release installed, and it sets the very
+    # fields (and values) the SDK's constructor sets for the same buffer.
+    assert frames._FAST_INIT
+    array = np.arange(320, dtype=np.int16).reshape(160, 2)
+    fast = frame_from_samples(array, 16000)
+    sdk = rtc.AudioFrame(array.reshape(-1).view(np.uint8).data, 16000, 2, 160)
+    assert set(vars(fast)) - {"array"} == set(vars(sdk))
+    assert (fast.sample_rate, fast.num_channels, fast.samples_per_channel) == (16000, 2, 160)
+    assert fast.userdata == {} and fast.userdata is not sdk.userdata
+    assert bytes(fast.data) == bytes(sdk.data)
+    # The SDK hands the frame's address to its native code: both point at the array.
+    assert fast._proto_info().data_ptr == sdk._proto_info().data_ptr == array.ctypes.data
+
+
 def test_frame_from_samples_mono_1d() -> None:
     array = np.arange(80, dtype=np.int16)
     frame = frame_from_samples(array, 8000)
