@@ -105,6 +105,19 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         runners.append(runner)
     build_s = time.perf_counter() - build_start
 
+    # The Silero model's own CPU, on whichever thread runs it (the loop's or the batcher's).
+    model_ns = [0]
+    model_run = vad_provider._run
+
+    def timed_model_run(rows: Any, states: Any) -> Any:
+        start = time.thread_time_ns()
+        try:
+            return model_run(rows, states)
+        finally:
+            model_ns[0] += time.thread_time_ns() - start
+
+    vad_provider._run = timed_model_run  # type: ignore[method-assign]
+
     loop = asyncio.get_running_loop()
     feeder = Feeder(sessions, frames, last_speech, phases=input_phases)
     t0 = loop.time() + 0.05
@@ -118,6 +131,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         profiler = Profiler(interval=0.001, async_mode="disabled")
         profiler.start()
     load0 = os.getloadavg()
+    busy0, model0 = node_busy_s(runners), model_ns[0]
     w0 = loop.time()
     cpu0 = cpu_seconds()
     gc0 = gc.get_stats()
@@ -128,6 +142,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         rss_samples.append((loop.time() - w0, rss_bytes()))
     w1 = loop.time()
     cpu1 = cpu_seconds()
+    busy1, model1 = node_busy_s(runners), model_ns[0]
     lateness.measuring = False
     gc1 = gc.get_stats()
     if profiler is not None:
@@ -181,6 +196,15 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         batcher_stats = {"calls": batcher.calls, "windows": batcher.windows,
                          "runs": batcher.runs,
                          "mean_batch": round(batcher.windows / max(batcher.calls, 1), 2)}
+    # Where the CPU went, per session-frame: each node's own time as the runtime measured
+    # it (nodes it calls synchronously), the model, and the rest.
+    split_us: dict[str, float] | None = None
+    if n and lateness.total:
+        per_frame = 1e6 / lateness.total
+        split_us = {name: round((busy1[name] - busy0.get(name, 0.0)) * per_frame, 2)
+                    for name in busy1 if busy1[name] > busy0.get(name, 0.0)}
+        split_us["silero model"] = round((model1 - model0) / 1e9 * per_frame, 2)
+        split_us["everything else"] = round(cpu * per_frame - sum(split_us.values()), 2)
     result = {
         "sessions": n,
         "vad_batch": vad_batch,
@@ -195,6 +219,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         "cpu_s": round(cpu, 3),
         "cpu_fraction_of_core": round(cpu / wall, 4),
         "cpu_s_per_session_minute": round(cpu / (n * wall / 60.0), 4) if n else None,
+        "cpu_us_per_session_frame": split_us,
         "lateness_p50_ms": _ms(lateness.percentile(50)),
         "lateness_p99_ms": _ms(lateness.percentile(99)),
         "lateness_max_ms": _ms(lateness.max),
@@ -226,6 +251,15 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         and result["cpu_fraction_of_core"] <= CPU_LIMIT
     )
     return result
+
+
+def node_busy_s(runners: list[Any]) -> dict[str, float]:
+    """Each node's own busy seconds so far, summed over the sessions, by node name."""
+    totals: dict[str, float] = {}
+    for runner in runners:
+        for node in runner.metrics().nodes:
+            totals[node.name] = totals.get(node.name, 0.0) + node.busy_s
+    return totals
 
 
 def _after(times: list[float], t: float | None) -> float | None:
@@ -399,6 +433,19 @@ def print_tables(rows: list[dict[str, Any]], baseline: float | None, zero_row_rs
                     pair("v2v"), pair("added"), pair("vad_end"), pair("stt_llm"),
                     pair("llm_tts"), pair("tts_audio"))
     console.print(lat)
+    splits = [r for r in rows if r.get("cpu_us_per_session_frame")]
+    if splits:
+        names = list(dict.fromkeys(k for r in splits for k in r["cpu_us_per_session_frame"]))
+        split = Table(title="where the CPU goes, µs per session-frame (20 ms of one session's "
+                            "input): each node's own time as the runtime measures it, the "
+                            "Silero model, the rest")
+        for col in ("N", *names, "total"):
+            split.add_column(col, justify="right")
+        for r in splits:
+            us = r["cpu_us_per_session_frame"]
+            split.add_row(str(r["sessions"]), *(_fmt(us.get(k)) for k in names),
+                          _fmt(sum(us.values())))
+        console.print(split)
     if baseline is not None and zero_row_rss is not None:
         console.print(f"baseline RSS (imported, Silero loaded): {baseline:.1f} MiB; with the "
                       f"workload's audio and the feeder running (N=0 row): "
