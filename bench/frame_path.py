@@ -1,14 +1,19 @@
-"""Two per-frame costs of the voice input path: reading a frame's samples, and resampling.
+"""Per-frame costs of the voice input path: frames, resampling, the batched VAD.
 
     python bench/frame_path.py            # about 20 s
     python bench/frame_path.py --quick
 
 - ``samples()`` on a frame made by ``rtc.AudioFrame`` (what a room delivers) against one
   made by ``frame_from_samples`` (what ``Resample`` sends on: it keeps its numpy view).
+- ``frame_from_samples`` on 20 ms at 16 kHz (what ``Resample`` makes for every frame).
 - soxr ``LQ`` 48 → 16 kHz on 20 ms int16 frames: one stream called back to back; 100
   streams called in turn (each call finds the others' state in between); one 100-channel
   stream (the cost per channel-frame, if sessions could share one stream, which they cannot
   when their frames arrive at different moments).
+- The batched Silero VAD (``SileroVADProvider(batch=True)``, on the loop): 100 streams, each
+  pushed one 20 ms frame at 16 kHz per loop iteration, the batcher running between
+  iterations as in a graph: push, cutting windows, the model call and stepping each stream,
+  per session-frame; and the model call's share of it.
 
 Best of 3 passes, ``time.process_time``, µs per call (per channel-frame for the
 multi-channel row). Results: ``bench/results/frame_path.json``.
@@ -17,6 +22,7 @@ multi-channel row). Results: ``bench/results/frame_path.json``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -32,6 +38,7 @@ from flowkit.audio import frame_from_samples, samples
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "frame_path.json"
 STREAMS = 100
+VAD_FRAME = 320  # 20 ms at 16 kHz
 
 
 def best_us(work: Callable[[], None], calls: int) -> float:
@@ -43,6 +50,48 @@ def best_us(work: Callable[[], None], calls: int) -> float:
         work()
         best = min(best, time.process_time() - start)
     return best / calls * 1e6
+
+
+def vad_costs(quick: bool) -> tuple[float, float]:
+    """CPU µs per session-frame of the batched VAD, all of it and the model call's part.
+
+    Best of 3 passes; each pass is a fresh event loop (and so a fresh batcher) feeding
+    ``STREAMS`` streams whose frames are offset from each other, so their windows complete
+    at different iterations, as the workload's sessions do.
+    """
+    from flowkit_local.silero import SileroVADProvider
+
+    ticks = 200 if quick else 1_500
+    provider = SileroVADProvider(batch=True, batch_thread_from=None)
+    model_run, model_s = provider._run, [0.0]
+
+    def timed(rows: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        start = time.process_time()
+        try:
+            return model_run(rows, states)
+        finally:
+            model_s[0] += time.process_time() - start
+
+    provider._run = timed  # type: ignore[method-assign]
+    speech = (np.random.default_rng(1).standard_normal(VAD_FRAME * 50) * 3000).astype(np.int16)
+    frames = [speech[i : i + VAD_FRAME] for i in range(0, speech.size, VAD_FRAME)]
+
+    async def feed() -> None:
+        streams = [provider.stream(on_decisions=lambda decisions: None) for _ in range(STREAMS)]
+        for tick in range(ticks):
+            for index, stream in enumerate(streams):
+                stream.push(frames[(tick + 7 * index) % len(frames)], 16_000)
+            await asyncio.sleep(0)  # the batcher runs here, as between a graph's ticks
+        await provider.batcher(asyncio.get_running_loop()).wait_idle()
+
+    best = (float("inf"), 0.0)
+    for _ in range(4):  # the first pass warms up
+        model_s[0] = 0.0
+        start = time.process_time()
+        asyncio.run(feed())
+        best = min(best, (time.process_time() - start, model_s[0]))
+    per_frame = 1e6 / (ticks * STREAMS)
+    return best[0] * per_frame, best[1] * per_frame
 
 
 def main() -> None:
@@ -83,13 +132,22 @@ def main() -> None:
         for _ in range(frames // STREAMS):
             shared.resample_chunk(wide)
 
+    def make_frames() -> None:
+        for _ in range(calls):
+            frame_from_samples(made_from, 16_000)
+
+    made_from = pcm[:320].copy()
+    vad_frames, vad_model = vad_costs(args.quick)
     rows = [
         {"what": "samples(), rtc.AudioFrame", "us": best_us(read(plain), calls)},
         {"what": "samples(), frame_from_samples frame", "us": best_us(read(made), calls)},
+        {"what": "frame_from_samples, 320 samples", "us": best_us(make_frames, calls)},
         {"what": "soxr LQ, one stream", "us": best_us(resample_one, frames)},
         {"what": f"soxr LQ, {STREAMS} streams in turn", "us": best_us(resample_many, frames)},
         {"what": f"soxr LQ, one {STREAMS}-channel stream (per channel-frame)",
          "us": best_us(resample_shared, frames)},
+        {"what": f"batched Silero VAD, {STREAMS} streams (per session-frame)", "us": vad_frames},
+        {"what": "  of which the model call", "us": vad_model},
     ]
     table = Table(title="per-frame costs of the input path, CPU µs per call")
     table.add_column("what")
