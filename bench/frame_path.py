@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 from livekit import rtc
+from model_clock import ModelClock
 from rich.console import Console
 from rich.table import Table
 
@@ -63,16 +64,7 @@ def vad_costs(quick: bool) -> tuple[float, float]:
 
     ticks = 200 if quick else 1_500
     provider = SileroVADProvider(batch=True, batch_thread_from=None)
-    model_run, model_s = provider._run, [0.0]
-
-    def timed(rows: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        start = time.process_time()
-        try:
-            return model_run(rows, states)
-        finally:
-            model_s[0] += time.process_time() - start
-
-    provider._run = timed  # type: ignore[method-assign]
+    model = ModelClock(provider)
     speech = (np.random.default_rng(1).standard_normal(VAD_FRAME * 50) * 3000).astype(np.int16)
     frames = [speech[i : i + VAD_FRAME] for i in range(0, speech.size, VAD_FRAME)]
 
@@ -86,10 +78,10 @@ def vad_costs(quick: bool) -> tuple[float, float]:
 
     best = (float("inf"), 0.0)
     for _ in range(4):  # the first pass warms up
-        model_s[0] = 0.0
+        model.ns = 0
         start = time.process_time()
         asyncio.run(feed())
-        best = min(best, (time.process_time() - start, model_s[0]))
+        best = min(best, (time.process_time() - start, model.ns / 1e9))
     per_frame = 1e6 / (ticks * STREAMS)
     return best[0] * per_frame, best[1] * per_frame
 

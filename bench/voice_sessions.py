@@ -65,6 +65,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
                        vad_thread_from: int | None = 128,
                        input_phases: int = 1) -> dict[str, Any]:
     from flowkit_local.silero import SileroVADOptions, SileroVADProvider
+    from model_clock import ModelClock
     from voice_workload import (
         LLM_TTFT,
         LOOP_FRAMES,
@@ -106,17 +107,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     build_s = time.perf_counter() - build_start
 
     # The Silero model's own CPU, on whichever thread runs it (the loop's or the batcher's).
-    model_ns = [0]
-    model_run = vad_provider._run
-
-    def timed_model_run(rows: Any, states: Any) -> Any:
-        start = time.thread_time_ns()
-        try:
-            return model_run(rows, states)
-        finally:
-            model_ns[0] += time.thread_time_ns() - start
-
-    vad_provider._run = timed_model_run  # type: ignore[method-assign]
+    model = ModelClock(vad_provider)
 
     loop = asyncio.get_running_loop()
     feeder = Feeder(sessions, frames, last_speech, phases=input_phases)
@@ -131,7 +122,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         profiler = Profiler(interval=0.001, async_mode="disabled")
         profiler.start()
     load0 = os.getloadavg()
-    busy0, model0 = node_busy_s(runners), model_ns[0]
+    busy0, model0 = node_busy_s(runners), model.ns
     w0 = loop.time()
     cpu0 = cpu_seconds()
     gc0 = gc.get_stats()
@@ -142,7 +133,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         rss_samples.append((loop.time() - w0, rss_bytes()))
     w1 = loop.time()
     cpu1 = cpu_seconds()
-    busy1, model1 = node_busy_s(runners), model_ns[0]
+    busy1, model1 = node_busy_s(runners), model.ns
     lateness.measuring = False
     gc1 = gc.get_stats()
     if profiler is not None:
