@@ -453,6 +453,30 @@ class WindowedVADStream(abc.ABC):
         blocks = pcm[:used].reshape(count, window)
         return blocks.copy() if own and not joined else blocks
 
+    @staticmethod
+    def _window_levels(blocks: npt.NDArray[np.int16]) -> npt.NDArray[np.int64]:
+        """Each window's sum of squared samples: what the level gate compares.
+
+        Exact integers (an int16 square fits int32, a window's sum int64), so the gate
+        does not depend on how audio was pushed, nor on which windows a batched stream
+        classifies together: one call for any number of rows.
+
+        Args:
+            blocks: ``[count, window]`` samples.
+
+        Returns:
+            ``count`` sums, in order.
+        """
+        levels: npt.NDArray[np.int64] = np.square(blocks, dtype=np.int32).sum(
+            axis=1, dtype=np.int64
+        )
+        return levels
+
+    def _below_gate(self, level: int) -> bool:
+        """Whether a window of this level is silence whatever its probability."""
+        limit = self._quiet_energy
+        return limit is not None and level < limit
+
     def _quiet_windows(self, blocks: npt.NDArray[np.int16]) -> list[bool]:
         """Which windows are below the level gate (all ``False`` when it is off).
 
@@ -462,14 +486,9 @@ class WindowedVADStream(abc.ABC):
         Returns:
             ``count`` flags, in order.
         """
-        limit = self._quiet_energy
-        if limit is None:
+        if self._quiet_energy is None:
             return [False] * blocks.shape[0]
-        # Exact sums, so the gate does not depend on how audio was pushed, and a batched
-        # stream (which computes this at push time) gates exactly as a plain one: n int16
-        # squares sum to at most n * 2**30, below 2**53 for any window under 2**23 samples, so
-        # a float64 dot product is an exact integer; a dot per row is cheaper than einsum.
-        return [float(np.dot(row, row)) < limit for row in blocks.astype(np.float64)]
+        return [self._below_gate(level) for level in self._window_levels(blocks).tolist()]
 
     def _step(
         self, probability: float, block: PCMSamples | None, quiet: bool

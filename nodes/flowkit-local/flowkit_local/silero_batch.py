@@ -94,9 +94,7 @@ def _gather(
     np.stack([s._pending[0] for s in streams], out=ints[:, context:])
     ints[:, :context] = np.stack([s._last for s in streams])[:, window - context :]
     rows: FloatArray = np.multiply(ints, _silero._INT16_SCALE)
-    # Exact integers (an int16 square fits int32, a window's sum int64), so the gate decides
-    # as the synchronous stream's float64 dot product does, for any batch.
-    levels = np.square(ints[:, context:], dtype=np.int32).sum(axis=1, dtype=np.int64)
+    levels = _silero.SileroVADStream._window_levels(ints[:, context:])
     return rows, np.concatenate([s._state for s in streams], axis=1), levels
 
 
@@ -112,9 +110,8 @@ def _advance(
     stream._last = block  # the next window's context
     # A view into the call's output: the next call gathers it again anyway.
     stream._state = new_states[:, index : index + 1]
-    limit = stream._quiet_energy
     decision = stream._step(
-        probability, block if stream._keep else None, limit is not None and level < limit
+        probability, block if stream._keep else None, stream._below_gate(level)
     )
     if decision is not None:
         stream._decided.append(decision)
