@@ -78,7 +78,7 @@ class _ArrayFrame(rtc.AudioFrame):
             self._num_channels = num_channels
             self._samples_per_channel = samples_per_channel
             self._userdata: dict[str, Any] = {}
-        else:  # pragma: no cover - only with a livekit release that sets other fields
+        else:  # a livekit release whose constructor sets other fields
             super().__init__(data, sample_rate, num_channels, samples_per_channel)
         self.array = array
 
