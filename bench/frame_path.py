@@ -10,6 +10,8 @@
   streams called in turn (each call finds the others' state in between); one 100-channel
   stream (the cost per channel-frame, if sessions could share one stream, which they cannot
   when their frames arrive at different moments).
+- The ``Resample`` node's per-frame step (its resampler's ``push``: format check, soxr, the
+  output frame) on 100 streams in turn: minus the soxr row above, its Python.
 - The batched Silero VAD (``SileroVADProvider(batch=True)``, on the loop): 100 streams, each
   pushed one 20 ms frame at 16 kHz per loop iteration, the batcher running between
   iterations as in a graph: push, cutting windows, the model call and stepping each stream,
@@ -36,6 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flowkit.audio import frame_from_samples, samples
+from flowkit.nodes.audio import _Resampler
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "frame_path.json"
 STREAMS = 100
@@ -124,6 +127,13 @@ def main() -> None:
         for _ in range(frames // STREAMS):
             shared.resample_chunk(wide)
 
+    resamplers = [_Resampler(16_000, 1, "LQ") for _ in range(STREAMS)]
+
+    def resample_nodes() -> None:
+        for _ in range(frames // STREAMS):
+            for resampler in resamplers:
+                resampler.push(plain)
+
     def make_frames() -> None:
         for _ in range(calls):
             frame_from_samples(made_from, 16_000)
@@ -136,6 +146,8 @@ def main() -> None:
         {"what": "frame_from_samples, 320 samples", "us": best_us(make_frames, calls)},
         {"what": "soxr LQ, one stream", "us": best_us(resample_one, frames)},
         {"what": f"soxr LQ, {STREAMS} streams in turn", "us": best_us(resample_many, frames)},
+        {"what": f"Resample node's step, {STREAMS} streams in turn",
+         "us": best_us(resample_nodes, frames)},
         {"what": f"soxr LQ, one {STREAMS}-channel stream (per channel-frame)",
          "us": best_us(resample_shared, frames)},
         {"what": f"batched Silero VAD, {STREAMS} streams (per session-frame)", "us": vad_frames},

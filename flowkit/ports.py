@@ -194,7 +194,10 @@ class Out(Port[T], Linkable):
 
     def send(self, value: T) -> None:
         """Emit ``value`` to every edge out of this port, now."""
-        self._running_stream().on_next(value)
+        stream = self._stream  # _running_stream() inlined: a call less per message
+        if stream is None:
+            stream = self._running_stream()  # raises the explained error
+        stream.on_next(value)
 
     def close(self) -> None:
         """End this output now: consumers see it complete (a loop owner ends its loop so)."""

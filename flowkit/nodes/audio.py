@@ -106,23 +106,26 @@ class _Resampler:
         self.stream: Any = None  # soxr.ResampleStream; None when the rate already matches
 
     def push(self, frame: rtc.AudioFrame) -> tuple[rtc.AudioFrame, ...]:
-        have = (frame.sample_rate, frame.num_channels)
-        if self.in_format is None:
-            self._start(have)
-        elif have != self.in_format:
+        # The SDK's fields are properties: read each once (this runs per frame and session).
+        rate, channels = frame.sample_rate, frame.num_channels
+        in_format = self.in_format
+        if in_format is None:
+            self._start((rate, channels))
+        elif rate != in_format[0] or channels != in_format[1]:
             raise ValueError(
-                f"Resample: got a {AudioFormat(*have)} frame after {AudioFormat(*self.in_format)} "
-                "frames; one resampler stream has one input format, so give each source its "
-                "own Resample node"
+                f"Resample: got a {AudioFormat(rate, channels)} frame after "
+                f"{AudioFormat(*in_format)} frames; one resampler stream has one input "
+                "format, so give each source its own Resample node"
             )
-        want = self.channels or frame.num_channels
-        if self.stream is None and want == frame.num_channels:
+        want = self.channels or channels
+        stream = self.stream
+        if stream is None and want == channels:
             return (frame,)  # nothing to do: pass the frame itself, zero copy
         block = samples(frame)
-        if want < frame.num_channels:  # mix down before resampling: less to resample
+        if want < channels:  # mix down before resampling: less to resample
             block = mix_channels(block, want)
-        if self.stream is not None:
-            block = self.stream.resample_chunk(block)
+        if stream is not None:
+            block = stream.resample_chunk(block)
             if block.shape[0] == 0:  # soxr holds the first samples back (filter delay)
                 return ()
         if want > block.shape[1]:

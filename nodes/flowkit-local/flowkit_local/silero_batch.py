@@ -214,7 +214,7 @@ class SileroBatcher:
         streams, self._queued = self._queued, []
         for stream in streams:
             stream._queued = False
-        streams = [s for s in streams if s.pending_windows]
+        streams = [s for s in streams if s._pending]
         if not streams:
             self._idle.set()
             return
