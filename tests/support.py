@@ -1,4 +1,5 @@
-"""Small nodes shared by the engine tests (module level, so their annotations resolve)."""
+"""Helpers shared by the tests: small nodes (module level, so their annotations resolve) and a
+protocol-level agent worker for the test LiveKit server."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import aiohttp
 import reactivex
+from livekit.protocol import agent as agent_pb
 from reactivex import Observable
 from reactivex import operators as ops
 
@@ -175,3 +178,38 @@ class TimedCollect(fk.Node):
         async for item in inp:
             self.items.append((round(loop.time() - start, 6), item))
         self.ended_at = round(loop.time() - start, 6)
+
+
+class RawWorker:
+    """A protocol-level agent worker on an ``/agent`` WebSocket: what it sends is up to the test."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.id = ""
+
+    async def send(self, **message: object) -> None:
+        await self.ws.send_bytes(agent_pb.WorkerMessage(**message).SerializeToString())
+
+    async def receive(self, timeout: float = 5.0) -> agent_pb.ServerMessage:
+        frame = await self.ws.receive(timeout=timeout)
+        assert frame.type is aiohttp.WSMsgType.BINARY, frame
+        message = agent_pb.ServerMessage()
+        message.ParseFromString(frame.data)
+        return message
+
+    async def register(self, agent_name: str = "", load: float = 0.0) -> None:
+        await self.send(register=agent_pb.RegisterWorkerRequest(
+            type=agent_pb.JT_ROOM, agent_name=agent_name, version="raw"))
+        first = await self.receive()
+        assert first.WhichOneof("message") == "register"
+        self.id = first.register.worker_id
+        await self.send(update_worker=agent_pb.UpdateWorkerStatus(
+            status=agent_pb.WS_AVAILABLE, load=load))
+
+    async def answer(self, available: bool = True, identity: str = "") -> agent_pb.Job:
+        offer = await self.receive()
+        assert offer.WhichOneof("message") == "availability"
+        job = offer.availability.job
+        await self.send(availability=agent_pb.AvailabilityResponse(
+            job_id=job.id, available=available, participant_identity=identity))
+        return job

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from livekit import api
 from livekit.protocol import agent as agent_pb
+from support import RawWorker
 
 from flowkit.testing.livekit_server import TestLiveKitServer
 from flowkit.testing.livekit_server.agents import AgentDispatcher, DispatchError, agent_app
@@ -21,41 +22,6 @@ SECRET = "dispatch-test-secret-0123456789abcdef"
 
 def _token(secret: str = SECRET, *, agent: bool = True) -> str:
     return api.AccessToken(KEY, secret).with_grants(api.VideoGrants(agent=agent)).to_jwt()
-
-
-class RawWorker:
-    """A protocol-level worker: what it sends and gets is up to the test."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.id = ""
-
-    async def send(self, **message: object) -> None:
-        await self.ws.send_bytes(agent_pb.WorkerMessage(**message).SerializeToString())
-
-    async def receive(self, timeout: float = 5.0) -> agent_pb.ServerMessage:
-        frame = await self.ws.receive(timeout=timeout)
-        assert frame.type is aiohttp.WSMsgType.BINARY, frame
-        message = agent_pb.ServerMessage()
-        message.ParseFromString(frame.data)
-        return message
-
-    async def register(self, agent_name: str = "", load: float = 0.0) -> None:
-        await self.send(register=agent_pb.RegisterWorkerRequest(
-            type=agent_pb.JT_ROOM, agent_name=agent_name, version="raw"))
-        first = await self.receive()
-        assert first.WhichOneof("message") == "register"
-        self.id = first.register.worker_id
-        await self.send(update_worker=agent_pb.UpdateWorkerStatus(
-            status=agent_pb.WS_AVAILABLE, load=load))
-
-    async def answer(self, available: bool = True, identity: str = "") -> agent_pb.Job:
-        offer = await self.receive()
-        assert offer.WhichOneof("message") == "availability"
-        job = offer.availability.job
-        await self.send(availability=agent_pb.AvailabilityResponse(
-            job_id=job.id, available=available, participant_identity=identity))
-        return job
 
 
 @asynccontextmanager

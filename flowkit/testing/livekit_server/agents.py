@@ -35,6 +35,7 @@ from livekit.protocol import agent as agent_pb
 from livekit.protocol import models
 
 __all__ = [
+    "DISPATCHER_KEY",
     "AgentDispatcher",
     "DispatchError",
     "ServerJob",
@@ -185,8 +186,10 @@ class AgentDispatcher:
     def mount(self, app: web.Application) -> None:
         """Add ``GET /agent`` to ``app``; on the test server, dispatch when rooms are created.
 
-        On the test server's application the key pair defaults to the server's, and every
-        room created (by a join or ``create_room``) is dispatched to unnamed room workers.
+        On the test server's application the key pair defaults to the server's, every room
+        created (by a join, ``create_room`` or the Twirp API) is dispatched to unnamed room
+        workers, and the Twirp API's AgentDispatchService finds this dispatcher under
+        :data:`DISPATCHER_KEY`.
         """
         from flowkit.testing.livekit_server.app import CONFIG_KEY, ROOMS_KEY
 
@@ -202,6 +205,7 @@ class AgentDispatcher:
                 "AgentDispatcher needs the API key and secret worker tokens are signed with: "
                 "pass api_key= and api_secret=, or mount it on the test server's app"
             )
+        app[DISPATCHER_KEY] = self
         app.router.add_get("/agent", self.handle)
         app.on_shutdown.append(self._shutdown)
 
@@ -411,12 +415,14 @@ class AgentDispatcher:
         participant: models.ParticipantInfo | None = None,
         room_info: models.Room | None = None,
         timeout: float | None = None,
+        dispatch_id: str = "",
     ) -> ServerJob:
         """Dispatch a job for ``room`` to a worker registered as ``agent_name``.
 
         Matching workers are offered the job least loaded first; the first to accept gets
         it. When none does, the job waits (up to ``timeout``, default ``dispatch_timeout``)
-        for a worker to register or become available.
+        for a worker to register or become available. ``dispatch_id`` names the dispatch the
+        job belongs to (the Twirp API passes the id it returned); a fresh one by default.
 
         Returns:
             The job, assigned (its ``worker_id`` says to whom).
@@ -425,7 +431,7 @@ class AgentDispatcher:
             DispatchError: No worker took the job in time; the message lists who was asked.
         """
         job = agent_pb.Job(
-            id=_sid("AJ"), dispatch_id=_sid("AD"), type=job_type,
+            id=_sid("AJ"), dispatch_id=dispatch_id or _sid("AD"), type=job_type,
             room=room_info if room_info is not None else models.Room(sid=_sid("RM"), name=room),
             namespace="", metadata=metadata, agent_name=agent_name,
             state=agent_pb.JobState(status=agent_pb.JS_PENDING, updated_at=time.time_ns()),
@@ -476,6 +482,9 @@ class AgentDispatcher:
         try:
             reply = await asyncio.wait_for(answer, self.availability_timeout) if sent else None
         except (TimeoutError, asyncio.CancelledError):
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the dispatch itself is cancelled (deleted, server closing), not the answer
             if not answer.cancelled() or worker.ws.closed:
                 log.info("worker %s did not answer for job %s in time", worker.id, job.id)
             reply = None
@@ -534,6 +543,10 @@ class AgentDispatcher:
         await worker.send(
             agent_pb.ServerMessage(termination=agent_pb.JobTermination(job_id=job_id))
         )
+
+
+DISPATCHER_KEY = web.AppKey("flowkit_agent_dispatcher", AgentDispatcher)
+"""Where :meth:`AgentDispatcher.mount` puts the dispatcher in the application."""
 
 
 def agent_app(

@@ -1,8 +1,9 @@
 """The aiohttp application of the test LiveKit server, and :class:`TestLiveKitServer`.
 
 Routes: ``GET /rtc`` (the signal WebSocket), ``GET /rtc/v1`` (404, so the SDK falls back to
-``/rtc``), ``GET /rtc/validate`` and ``GET /`` (health). Other parts, such as the agent
-endpoint, mount their own routes through ``create_app(rooms, agents=...)``.
+``/rtc``), ``GET /rtc/validate``, ``GET /`` (health) and ``POST /twirp/...`` (the server API
+that ``livekit-api`` calls, see :mod:`~flowkit.testing.livekit_server.twirp`). Other parts,
+such as the agent endpoint, mount their own routes through ``create_app(rooms, agents=...)``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from types import TracebackType
 from aiohttp import web
 from livekit import api
 
+from flowkit.testing.livekit_server import twirp
 from flowkit.testing.livekit_server.rooms import Room, Rooms
 from flowkit.testing.livekit_server.signal import (
     CONFIG_KEY,
@@ -78,6 +80,7 @@ def create_app(
     app.router.add_get("/rtc/v1", _single_pc_path)
     app.router.add_get("/rtc/validate", handle_validate)
     app.router.add_get("/rtc", handle_rtc)
+    twirp.mount(app)
     if agents is not None:
         agents(app)
     return app
@@ -88,6 +91,8 @@ class TestLiveKitServer:
 
     It speaks enough of LiveKit's signal protocol for the official SDK to join rooms,
     publish and receive audio, send data packets (text streams, RPC) and update attributes.
+    Its Twirp API (``/twirp/...``) answers the ``livekit-api`` client's RoomService and
+    AgentDispatchService calls (see :mod:`~flowkit.testing.livekit_server.twirp`).
     It is not a media server: no video layers, no congestion control, no TURN. WebRTC needs
     a real interface, so run it inside :mod:`flowkit.testing.netns` on ``10.99.0.1``.
 

@@ -1,0 +1,492 @@
+"""The test server's Twirp API: LiveKit's server API, as the ``livekit-api`` client calls it.
+
+A test double of the two services a program most often calls on a LiveKit server:
+
+- ``livekit.AgentDispatchService``: ``CreateDispatch``, ``ListDispatch``, ``DeleteDispatch``,
+  backed by the server's :class:`~flowkit.testing.livekit_server.agents.AgentDispatcher`
+  (``TestLiveKitServer(agents=dispatcher.mount)``). As in LiveKit, creating a dispatch for a
+  room that does not exist creates the room, and the job is offered at once; deleting a
+  dispatch ends its jobs (``JobTermination``).
+- ``livekit.RoomService``: ``CreateRoom``, ``ListRooms``, ``DeleteRoom``, ``ListParticipants``,
+  ``GetParticipant``, ``RemoveParticipant``, over the server's rooms. Removing a participant
+  or deleting its room sends the SDK client a leave request and closes its connection.
+
+Calls are ``POST /twirp/livekit.<Service>/<Method>`` with a protobuf body
+(``application/protobuf``, what ``livekit-api`` sends) or a JSON one (``application/json``);
+the reply uses the request's encoding. Errors are Twirp's: a JSON ``{"code", "msg"}`` body with
+the code's HTTP status, which ``livekit-api`` raises as ``api.TwirpError``.
+
+Authorization is LiveKit's: a Bearer JWT signed with the server's key pair, whose video grant
+holds ``roomAdmin`` for the request's room (the dispatch calls and the participant calls),
+``roomCreate`` (CreateRoom, DeleteRoom) or ``roomList`` (ListRooms). Like LiveKit, a missing
+grant is ``unauthenticated`` (HTTP 401), not ``permission_denied``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import DecodeError, Message
+from livekit import api
+from livekit.protocol import agent_dispatch, models
+from livekit.protocol import room as room_pb
+
+from flowkit.testing.livekit_server.agents import DISPATCHER_KEY, AgentDispatcher, DispatchError
+from flowkit.testing.livekit_server.rooms import Participant, Room, new_sid
+from flowkit.testing.livekit_server.signal import CONFIG_KEY, authenticate, bearer_token
+
+__all__ = ["PREFIX", "TWIRP_KEY", "TwirpAPI", "TwirpError", "mount"]
+
+log = logging.getLogger("flowkit.testing.twirp")
+
+PREFIX = "/twirp"
+"""Where the services live: ``/twirp/livekit.RoomService/ListRooms``."""
+
+_PROTOBUF = "application/protobuf"
+_JSON = "application/json"
+
+# The Twirp spec's HTTP status for each error code this module sends.
+_STATUS = {
+    "invalid_argument": 400,
+    "malformed": 400,
+    "unauthenticated": 401,
+    "not_found": 404,
+    "bad_route": 404,
+    "internal": 500,
+    "unimplemented": 501,
+}
+
+_SERVICES = {
+    service.full_name: service
+    for service in (
+        agent_dispatch.DESCRIPTOR.services_by_name["AgentDispatchService"],
+        room_pb.DESCRIPTOR.services_by_name["RoomService"],
+    )
+}
+
+Claims = api.access_token.Claims
+
+
+class TwirpError(Exception):
+    """A Twirp error reply: its code (``not_found``, ``unauthenticated``...) and message."""
+
+    def __init__(self, code: str, msg: str) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code = code
+        self.msg = msg
+
+    @property
+    def status(self) -> int:
+        """The HTTP status the Twirp spec gives this code."""
+        return _STATUS[self.code]
+
+    def response(self) -> web.Response:
+        """The reply: always JSON, whatever the request's encoding (Twirp's rule)."""
+        return web.json_response({"code": self.code, "msg": self.msg}, status=self.status)
+
+
+# -- grants ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """A video grant a method needs: its JWT claim, its ``VideoGrants`` field, its scope."""
+
+    claim: str
+    field: str
+    per_room: bool = False
+
+    def hint(self, room: str) -> str:
+        room_part = f", room={room!r}" if self.per_room else ""
+        return f"VideoGrants({self.field}=True{room_part})"
+
+
+_ADMIN = _Grant("roomAdmin", "room_admin", per_room=True)
+_CREATE = _Grant("roomCreate", "room_create")
+_LIST = _Grant("roomList", "room_list")
+
+
+def _check_grant(claims: Claims | None, grant: _Grant, method: str, room: str) -> None:
+    """Raise ``unauthenticated`` unless the token holds ``grant`` (for ``room``, if scoped)."""
+    if claims is None:
+        raise TwirpError(
+            "unauthenticated",
+            f"no access token: {method} needs 'Authorization: Bearer <jwt>' with "
+            f"{grant.hint(room)}, signed with this server's API key and secret",
+        )
+    video = claims.video
+    if video is None or not getattr(video, grant.field):
+        raise TwirpError(
+            "unauthenticated",
+            f"permissions denied: {method} needs the {grant.claim} grant; "
+            f"sign the token with {grant.hint(room)}",
+        )
+    if grant.per_room and video.room != room:
+        raise TwirpError(
+            "unauthenticated",
+            f"permissions denied: {method} on room {room!r} needs {grant.claim} for that room, "
+            f"and the token's is for room {video.room!r}; sign it with {grant.hint(room)}",
+        )
+
+
+def _claims(request: web.Request) -> Claims | None:
+    """The verified claims, None without a token (LiveKit then fails on the grant check)."""
+    if not bearer_token(request):
+        return None
+    try:
+        return authenticate(request, request.app[CONFIG_KEY])
+    except web.HTTPUnauthorized as refused:
+        raise TwirpError("unauthenticated", refused.text or "invalid access token") from None
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+
+def _decode(body: bytes, content_type: str, message: Message) -> None:
+    """Fill ``message`` from the body; ``malformed`` when it does not decode."""
+    name = message.DESCRIPTOR.full_name
+    try:
+        if content_type == _PROTOBUF:
+            message.ParseFromString(body)
+        else:
+            # Like Twirp's Go servers: unknown JSON fields are ignored, both name styles read.
+            json_format.Parse(body.decode("utf-8"), message, ignore_unknown_fields=True)
+    except (DecodeError, json_format.ParseError, UnicodeDecodeError) as error:
+        raise TwirpError(
+            "malformed",
+            f"the {content_type} body is not a {name} ({error}); send a serialized {name}, "
+            f"or its JSON with Content-Type: {_JSON}",
+        ) from None
+
+
+def _encode(message: Message, content_type: str) -> web.Response:
+    """The reply in the request's encoding (JSON as Twirp's Go servers write it)."""
+    if content_type == _PROTOBUF:
+        return web.Response(body=message.SerializeToString(), content_type=_PROTOBUF)
+    text = json_format.MessageToJson(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return web.Response(text=text, content_type=_JSON)
+
+
+# -- the API --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Method:
+    """An implemented method: the grant it needs and the coroutine that answers it."""
+
+    grant: _Grant
+    run: Callable[[Any], Awaitable[Message]]
+
+
+@dataclass(eq=False)
+class _Dispatch:
+    """A dispatch made through the API, and the task offering its job."""
+
+    info: agent_dispatch.AgentDispatch
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class TwirpAPI:
+    """The Twirp services of one test server application (see the module's docstring).
+
+    Args:
+        app: The server's application; its rooms, key pair and (if mounted) agent
+            dispatcher are the ones the API works on.
+    """
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.rooms = app[CONFIG_KEY].rooms
+        self._dispatches: dict[str, _Dispatch] = {}
+        dispatch, rooms = "livekit.AgentDispatchService", "livekit.RoomService"
+        self._methods: dict[tuple[str, str], _Method] = {
+            (dispatch, "CreateDispatch"): _Method(_ADMIN, self.create_dispatch),
+            (dispatch, "ListDispatch"): _Method(_ADMIN, self.list_dispatch),
+            (dispatch, "DeleteDispatch"): _Method(_ADMIN, self.delete_dispatch),
+            (rooms, "CreateRoom"): _Method(_CREATE, self.create_room),
+            (rooms, "ListRooms"): _Method(_LIST, self.list_rooms),
+            (rooms, "DeleteRoom"): _Method(_CREATE, self.delete_room),
+            (rooms, "ListParticipants"): _Method(_ADMIN, self.list_participants),
+            (rooms, "GetParticipant"): _Method(_ADMIN, self.get_participant),
+            (rooms, "RemoveParticipant"): _Method(_ADMIN, self.remove_participant),
+        }
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Any request under ``/twirp/``: a reply, or a Twirp error; never a broken server."""
+        try:
+            return await self._serve(request)
+        except TwirpError as error:
+            return error.response()
+        except web.HTTPRequestEntityTooLarge as error:
+            too_large = f"the request body is too large: {error.text}"
+            return TwirpError("invalid_argument", too_large).response()
+        except Exception:  # a bug here must reach the client as Twirp JSON, and the log
+            log.exception("Twirp call %s %s failed", request.method, request.path)
+            return TwirpError(
+                "internal", f"the test server failed on {request.path}: its log has the traceback"
+            ).response()
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        # LiveKit checks the token before routing, and the grant after decoding the request.
+        claims = _claims(request)
+        method, implemented = self._route(request)
+        content_type = request.content_type
+        if content_type not in (_PROTOBUF, _JSON):
+            raise TwirpError(
+                "bad_route",
+                f"unexpected Content-Type {content_type!r} for {request.path}: "
+                f"send {_PROTOBUF} or {_JSON}",
+            )
+        message = message_factory.GetMessageClass(method.input_type)()
+        _decode(await request.read(), content_type, message)
+        room = str(getattr(message, "room", ""))
+        _check_grant(claims, implemented.grant, method.name, room)
+        return _encode(await implemented.run(message), content_type)
+
+    def _route(self, request: web.Request) -> tuple[MethodDescriptor, _Method]:
+        if request.method != "POST":
+            raise TwirpError(
+                "bad_route", f"{request.method} {request.path}: Twirp calls are POST requests"
+            )
+        service_name, _, method_name = request.match_info["route"].partition("/")
+        service = _SERVICES.get(service_name)
+        if service is None or "/" in method_name:
+            served = ", ".join(f"{PREFIX}/{name}/<Method>" for name in _SERVICES)
+            raise TwirpError(
+                "bad_route", f"no Twirp service at {request.path}: this server serves {served}"
+            )
+        method = service.methods_by_name.get(method_name)
+        if method is None:
+            raise TwirpError(
+                "bad_route",
+                f"{service.full_name} has no method {method_name!r}; "
+                f"its methods are {', '.join(service.methods_by_name)}",
+            )
+        implemented = self._methods.get((service.full_name, method.name))
+        if implemented is None:
+            mine = ", ".join(m for s, m in self._methods if s == service.full_name)
+            raise TwirpError(
+                "unimplemented",
+                f"{service.full_name}/{method.name} is not implemented by the flowkit test "
+                f"server; it implements {mine}",
+            )
+        return method, implemented
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def _room(self, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is None:
+            raise TwirpError(
+                "not_found",
+                f"requested room does not exist: {name!r} (create it with CreateRoom, or by "
+                "joining it)",
+            )
+        return room
+
+    def _participant(self, room: Room, identity: str) -> Participant:
+        participant = room.participants.get(identity)
+        if participant is None:
+            present = ", ".join(room.participants) or "nobody"
+            raise TwirpError(
+                "not_found",
+                f"participant not found: {identity!r} is not in room {room.name!r} "
+                f"(present: {present})",
+            )
+        return participant
+
+    def _dispatcher(self) -> AgentDispatcher:
+        dispatcher = self.app.get(DISPATCHER_KEY)
+        if dispatcher is None:
+            raise TwirpError(
+                "unimplemented",
+                "this test server has no agent dispatcher: start it with "
+                "TestLiveKitServer(agents=AgentDispatcher().mount) to use AgentDispatchService",
+            )
+        return dispatcher
+
+    # -- AgentDispatchService -----------------------------------------------------------------
+
+    async def create_dispatch(
+        self, request: agent_dispatch.CreateAgentDispatchRequest
+    ) -> agent_dispatch.AgentDispatch:
+        """Record a dispatch and offer its room job to the workers named ``agent_name``."""
+        dispatcher = self._dispatcher()
+        if not request.room:
+            raise TwirpError("invalid_argument", "CreateDispatch needs a room name: set room")
+        # LiveKit creates the room here (room.auto_create is on by default), which also
+        # starts its automatic dispatch to unnamed workers.
+        room = self.rooms.create(request.room)
+        info = agent_dispatch.AgentDispatch(
+            id=new_sid("AD"), agent_name=request.agent_name, room=room.name,
+            metadata=request.metadata,
+            state=agent_dispatch.AgentDispatchState(created_at=time.time_ns()),
+        )
+        entry = _Dispatch(info)
+        entry.task = asyncio.get_running_loop().create_task(self._offer(dispatcher, info, room))
+        self._dispatches[info.id] = entry
+        return self._with_jobs(info)
+
+    async def _offer(
+        self, dispatcher: AgentDispatcher, info: agent_dispatch.AgentDispatch, room: Room
+    ) -> None:
+        try:
+            await dispatcher.dispatch(
+                room.name, info.agent_name, info.metadata, room_info=room.info(),
+                dispatch_id=info.id,
+            )
+        except DispatchError as error:  # LiveKit keeps the dispatch too; the job never starts
+            log.warning("dispatch %s: %s", info.id, error)
+
+    async def list_dispatch(
+        self, request: agent_dispatch.ListAgentDispatchRequest
+    ) -> agent_dispatch.ListAgentDispatchResponse:
+        """The room's dispatches (or only ``dispatch_id``), with their jobs."""
+        self._dispatcher()
+        self._room(request.room)
+        return agent_dispatch.ListAgentDispatchResponse(agent_dispatches=[
+            self._with_jobs(entry.info) for entry in self._dispatches.values()
+            if entry.info.room == request.room
+            and (not request.dispatch_id or entry.info.id == request.dispatch_id)
+        ])
+
+    async def delete_dispatch(
+        self, request: agent_dispatch.DeleteAgentDispatchRequest
+    ) -> agent_dispatch.AgentDispatch:
+        """Forget a dispatch, withdraw its pending offer and end its jobs, as LiveKit does."""
+        dispatcher = self._dispatcher()
+        self._room(request.room)
+        entry = self._dispatches.get(request.dispatch_id)
+        if entry is None or entry.info.room != request.room:
+            raise TwirpError(
+                "not_found",
+                f"dispatch ID not found: {request.dispatch_id!r} in room {request.room!r} "
+                "(ListDispatch shows the room's dispatches)",
+            )
+        del self._dispatches[request.dispatch_id]
+        await _stop(entry)
+        deleted = self._with_jobs(entry.info)
+        for record in list(dispatcher.jobs.values()):
+            running = record.worker_id and not record.ended and not record.terminated
+            if record.job.dispatch_id == entry.info.id and running:
+                with contextlib.suppress(KeyError):  # its worker is gone: nothing to end
+                    await dispatcher.terminate(record.id)
+        return deleted
+
+    def _with_jobs(self, info: agent_dispatch.AgentDispatch) -> agent_dispatch.AgentDispatch:
+        """A copy of ``info`` whose state lists its jobs as they are now."""
+        reply = agent_dispatch.AgentDispatch()
+        reply.CopyFrom(info)
+        dispatcher = self.app.get(DISPATCHER_KEY)
+        for record in dispatcher.jobs.values() if dispatcher is not None else ():
+            if record.job.dispatch_id == info.id:
+                job = reply.state.jobs.add()
+                job.CopyFrom(record.job)
+                job.state.status = record.status
+                job.state.error = record.error
+        return reply
+
+    # -- RoomService --------------------------------------------------------------------------
+
+    async def create_room(self, request: room_pb.CreateRoomRequest) -> models.Room:
+        """Create the room (or return the one there is, as LiveKit does); room hooks run."""
+        if not request.name:
+            raise TwirpError("invalid_argument", "CreateRoom needs a room name: set name")
+        if request.agents:
+            raise TwirpError(
+                "unimplemented",
+                "CreateRoomRequest.agents is not supported by the flowkit test server: "
+                "create the room, then call CreateDispatch for each agent",
+            )
+        return self.rooms.create(request.name, metadata=request.metadata).info()
+
+    async def list_rooms(self, request: room_pb.ListRoomsRequest) -> room_pb.ListRoomsResponse:
+        """Every room, or only those named."""
+        names = set(request.names)
+        return room_pb.ListRoomsResponse(
+            rooms=[room.info() for room in self.rooms.list() if not names or room.name in names]
+        )
+
+    async def delete_room(self, request: room_pb.DeleteRoomRequest) -> room_pb.DeleteRoomResponse:
+        """Close the room: its participants are asked to leave, its dispatches go with it."""
+        room = self._room(request.room)
+        self.rooms.delete(room.name)
+        for dispatch_id, entry in list(self._dispatches.items()):
+            if entry.info.room == room.name:
+                del self._dispatches[dispatch_id]
+                await _stop(entry)
+        return room_pb.DeleteRoomResponse()
+
+    async def list_participants(
+        self, request: room_pb.ListParticipantsRequest
+    ) -> room_pb.ListParticipantsResponse:
+        """The participants in the room."""
+        room = self._room(request.room)
+        return room_pb.ListParticipantsResponse(
+            participants=[p.info() for p in room.participants.values()]
+        )
+
+    async def get_participant(
+        self, request: room_pb.RoomParticipantIdentity
+    ) -> models.ParticipantInfo:
+        """One participant of the room."""
+        return self._participant(self._room(request.room), request.identity).info()
+
+    async def remove_participant(
+        self, request: room_pb.RoomParticipantIdentity
+    ) -> room_pb.RemoveParticipantResponse:
+        """Take the participant out of the room and disconnect its client."""
+        room = self._room(request.room)
+        participant = self._participant(room, request.identity)
+        room.leave(participant)  # the others hear of it now, not when the socket closes
+        participant.link.close(models.DisconnectReason.PARTICIPANT_REMOVED)
+        return room_pb.RemoveParticipantResponse()
+
+    async def aclose(self) -> None:
+        """Withdraw every pending offer (the server is closing)."""
+        for entry in self._dispatches.values():
+            await _stop(entry)
+
+
+async def _stop(entry: _Dispatch) -> None:
+    """Cancel a dispatch's offer if no worker has taken it yet, and wait until it stops."""
+    task = entry.task
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+
+
+TWIRP_KEY = web.AppKey("flowkit_twirp_api", TwirpAPI)
+
+
+def mount(app: web.Application) -> TwirpAPI:
+    """Serve the Twirp API under ``/twirp/`` on the test server's application.
+
+    The application must hold the server's config (``create_app`` sets it). The agent
+    dispatcher is looked up on each call, so it may be mounted before or after this.
+
+    Returns:
+        The API, also stored as ``app[TWIRP_KEY]``.
+    """
+    twirp = TwirpAPI(app)
+    app[TWIRP_KEY] = twirp
+    app.router.add_route("*", PREFIX + "/{route:.*}", twirp.handle)
+
+    async def close(_: web.Application) -> None:
+        await twirp.aclose()
+
+    app.on_shutdown.append(close)
+    return twirp
