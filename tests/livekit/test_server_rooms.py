@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import numpy as np
 from livekit import rtc
@@ -20,6 +21,8 @@ SAMPLE_RATE = 48_000
 TONE_HZ = 440.0
 TONE_AMPLITUDE = 0.3
 TIMEOUT = 20.0
+
+T = TypeVar("T")
 
 
 # Scenario helpers (they run inside the namespace) --------------------------------------
@@ -45,18 +48,21 @@ async def _until(predicate: Any, timeout: float = TIMEOUT) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _publish_tone(client: rtc.Room, seconds: float) -> None:
+async def _publish_tone(
+    client: rtc.Room, seconds: float, hz: float = TONE_HZ
+) -> rtc.LocalTrackPublication:
     source = rtc.AudioSource(SAMPLE_RATE, 1)
     track = rtc.LocalAudioTrack.create_audio_track("tone", source)
     options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-    await client.local_participant.publish_track(track, options)
+    publication = await client.local_participant.publish_track(track, options)
     samples_per_frame = SAMPLE_RATE // 100
     t = np.arange(samples_per_frame) / SAMPLE_RATE
     for i in range(int(seconds * 100)):
-        phase = 2 * math.pi * TONE_HZ * (t + i * samples_per_frame / SAMPLE_RATE)
+        phase = 2 * math.pi * hz * (t + i * samples_per_frame / SAMPLE_RATE)
         pcm = (TONE_AMPLITUDE * 32767 * np.sin(phase)).astype(np.int16)
         frame = rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, 1, samples_per_frame)
         await source.capture_frame(frame)
+    return publication
 
 
 async def _record(track: rtc.Track, seconds: float) -> np.ndarray:
@@ -89,7 +95,8 @@ def _tone_figures(samples: np.ndarray) -> dict[str, float]:
     return {"rms": rms, "peak_hz": peak_hz}
 
 
-async def _first_audio_track(client: rtc.Room, identity: str) -> rtc.Track:
+async def _first_audio_track(client: rtc.Room, identity: str, *, other_than: str = "") -> rtc.Track:
+    """The first subscribed audio track of ``identity`` (but not the track ``other_than``)."""
     found: list[rtc.Track] = []
 
     def check() -> bool:
@@ -97,13 +104,47 @@ async def _first_audio_track(client: rtc.Room, identity: str) -> rtc.Track:
         if participant is None:
             return False
         for publication in participant.track_publications.values():
-            if publication.track is not None and publication.kind == rtc.TrackKind.KIND_AUDIO:
-                found.append(publication.track)
+            track = publication.track
+            if (
+                track is not None
+                and publication.kind == rtc.TrackKind.KIND_AUDIO
+                and publication.sid != other_than
+            ):
+                found.append(track)
                 return True
         return False
 
     await _until(check)
     return found[0]
+
+
+async def _within_timeout(awaitable: Awaitable[T]) -> T | None:
+    """``awaitable``'s result, or None when it timed out (so a scenario can report it)."""
+    try:
+        return await awaitable
+    except TimeoutError:
+        return None
+
+
+async def _relay_tone(
+    speaker: rtc.Room, listener: rtc.Room, identity: str, hz: float, *, other_than: str = ""
+) -> dict[str, Any]:
+    """Publish a new ``hz`` tone track on ``speaker``; what ``listener`` hears of it.
+
+    Returns the sid of the track the speaker published, the sid of the track of ``identity``
+    the listener got (``""``: none in time) and the tone figures of what it heard on it
+    (zero when no audio came).
+    """
+    publishing = asyncio.create_task(_publish_tone(speaker, 3.0, hz))
+    track = await _within_timeout(_first_audio_track(listener, identity, other_than=other_than))
+    samples = None if track is None else await _within_timeout(_record(track, 1.0))
+    publication = await publishing
+    figures = {"rms": 0.0, "peak_hz": 0.0} if samples is None else _tone_figures(samples)
+    return {
+        "published_sid": publication.sid,
+        "heard_sid": "" if track is None else track.sid,
+        **figures,
+    }
 
 
 # Scenarios -------------------------------------------------------------------------------
@@ -270,6 +311,78 @@ async def scenario_leave_and_rejoin() -> dict[str, Any]:
         return result
 
 
+SECOND_TONE_HZ = 660.0
+"""The tone of a second track: hearing it proves the listener got the new track."""
+
+
+def _log_subscriptions(client: rtc.Room) -> list[str]:
+    """Track events ``client`` gets, in order: ``+sid`` subscribed, ``-sid`` unpublished."""
+    events: list[str] = []
+    client.on("track_subscribed", lambda track, pub, participant: events.append(f"+{pub.sid}"))
+    client.on("track_unpublished", lambda pub, participant: events.append(f"-{pub.sid}"))
+    return events
+
+
+async def scenario_new_track_after_the_publisher_left_and_rejoined() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        bob = await _join(server, "bob")
+        events = _log_subscriptions(bob)
+        alice = await _join(server, "alice")
+        first = await _relay_tone(alice, bob, "alice", TONE_HZ)
+        await alice.disconnect()
+        await _until(lambda: "alice" not in bob.remote_participants)
+        alice = await _join(server, "alice")
+        second = await _relay_tone(alice, bob, "alice", SECOND_TONE_HZ)
+        result = {"first": first, "second": second, "events": list(events)}
+        await alice.disconnect()
+        await bob.disconnect()
+        return result
+
+
+async def scenario_new_track_of_another_publisher_after_the_first_left() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        bob = await _join(server, "bob")
+        events = _log_subscriptions(bob)
+        alice = await _join(server, "alice")
+        first = await _relay_tone(alice, bob, "alice", TONE_HZ)
+        await alice.disconnect()
+        await _until(lambda: "alice" not in bob.remote_participants)
+        carol = await _join(server, "carol")
+        second = await _relay_tone(carol, bob, "carol", SECOND_TONE_HZ)
+        result = {"first": first, "second": second, "events": list(events)}
+        await carol.disconnect()
+        await bob.disconnect()
+        return result
+
+
+async def scenario_unpublish_and_publish_again() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        bob = await _join(server, "bob")
+        events = _log_subscriptions(bob)
+        alice = await _join(server, "alice")
+        first = await _relay_tone(alice, bob, "alice", TONE_HZ)
+        await alice.local_participant.unpublish_track(first["published_sid"])
+        await _within_timeout(_until(lambda: f"-{first['published_sid']}" in events))
+        second = await _relay_tone(
+            alice, bob, "alice", SECOND_TONE_HZ, other_than=first["published_sid"]
+        )
+        lobby = server.rooms.get("lobby")
+        assert lobby is not None
+        result = {
+            "first": first,
+            "second": second,
+            "events": list(events),
+            "bob_sees": sorted(bob.remote_participants["alice"].track_publications),
+            "server_tracks": sorted(lobby.participants["alice"].tracks),
+        }
+        await alice.disconnect()
+        await bob.disconnect()
+        return result
+
+
 # Tests -------------------------------------------------------------------------------------
 
 EXPECTED_RMS = TONE_AMPLITUDE * 32767 / math.sqrt(2)
@@ -323,6 +436,50 @@ def test_participant_leaves_and_rejoins(run_scenario: Any) -> None:
     assert result["server_participants"] == ["alice", "bob"]
     assert abs(result["peak_hz"] - TONE_HZ) < 5, result
     assert 0.7 * EXPECTED_RMS < result["rms"] < 1.3 * EXPECTED_RMS, result
+
+
+def _assert_heard(heard: dict[str, Any], hz: float) -> None:
+    """The listener got the very track that was published, and heard its tone."""
+    assert heard["heard_sid"] == heard["published_sid"], f"the track never arrived: {heard}"
+    assert abs(heard["peak_hz"] - hz) < 5, heard
+    assert 0.7 * EXPECTED_RMS < heard["rms"] < 1.3 * EXPECTED_RMS, heard
+
+
+def _replaced(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """The listener's track events when ``second`` replaces ``first`` (see _log_subscriptions)."""
+    old, new = first["published_sid"], second["published_sid"]
+    return [f"+{old}", f"-{old}", f"+{new}"]
+
+
+def test_a_new_track_arrives_after_its_publisher_left_and_rejoined(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_new_track_after_the_publisher_left_and_rejoined")
+    first, second = result["first"], result["second"]
+    _assert_heard(first, TONE_HZ)
+    _assert_heard(second, SECOND_TONE_HZ)
+    assert second["published_sid"] != first["published_sid"]
+    # the participant left, so the first track went unpublished before the second arrived
+    assert result["events"] == _replaced(first, second)
+
+
+def test_a_new_track_of_another_publisher_arrives_after_the_first_left(
+    run_scenario: Any,
+) -> None:
+    result = run_scenario(__file__, "scenario_new_track_of_another_publisher_after_the_first_left")
+    first, second = result["first"], result["second"]
+    _assert_heard(first, TONE_HZ)
+    _assert_heard(second, SECOND_TONE_HZ)
+    assert result["events"] == _replaced(first, second)
+
+
+def test_an_unpublished_track_goes_away_and_a_new_one_arrives(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_unpublish_and_publish_again")
+    first, second = result["first"], result["second"]
+    _assert_heard(first, TONE_HZ)
+    _assert_heard(second, SECOND_TONE_HZ)
+    assert result["events"] == _replaced(first, second)
+    # nobody keeps the unpublished track: not the listener, not the server
+    assert result["bob_sees"] == [second["published_sid"]]
+    assert result["server_tracks"] == [second["published_sid"]]
 
 
 async def scenario_bad_secret() -> dict[str, Any]:

@@ -5,6 +5,13 @@ tracks and its ``_reliable``/``_lossy`` data channels), and the *subscriber*, wh
 server offers (other participants' tracks and the server's data channels). aiortc decodes
 each published track once; :class:`aiortc.contrib.media.MediaRelay` fans it out and every
 subscriber connection encodes it again. That costs CPU, which a test double can afford.
+
+Tracks come and go on the subscriber connection as LiveKit's SFU does it: a track that
+stops being relayed (its publisher left or unpublished it) has its m-line turned
+``inactive`` in the next offer, which ends it on the client; a new track always gets an
+m-line of its own. LiveKit reuses inactive m-lines for new tracks; this server does not,
+because an aiortc sender cannot send again once its first track ended, so the offer grows by
+one m-line per track relayed over the connection's life.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiortc import (
     MediaStreamTrack,
@@ -22,11 +30,12 @@ from aiortc import (
     RTCDataChannel,
     RTCIceCandidate,
     RTCPeerConnection,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 from livekit.protocol import rtc
 
 __all__ = ["DATA_LABELS", "MediaSession"]
@@ -39,6 +48,14 @@ DATA_LABELS = ("_reliable", "_lossy")
 ANSWER_TIMEOUT = 10.0
 
 _relay = MediaRelay()
+
+
+@dataclass(frozen=True)
+class _Relayed:
+    """A track sent on the subscriber connection: its transceiver and its relay proxy."""
+
+    transceiver: RTCRtpTransceiver
+    proxy: MediaStreamTrack
 
 
 def _configuration(bundle: RTCBundlePolicy) -> RTCConfiguration:
@@ -70,8 +87,10 @@ class MediaSession:
         self._answer: asyncio.Future[None] | None = None
         self._dirty = asyncio.Event()
         self._negotiator: asyncio.Task[None] | None = None
-        self._relayed: list[MediaStreamTrack] = []
+        self._sent: dict[str, _Relayed] = {}  # by stream id, "<participant sid>|<track sid>"
+        self._drained: list[MediaStreamTrack] = []
         self._drains: list[asyncio.Task[None]] = []
+        self._stopping: set[asyncio.Task[None]] = set()
         # Candidates the client trickles before its description is applied wait here.
         self._early_candidates: dict[int, list[RTCIceCandidate]] = {0: [], 1: []}
         self._described: set[int] = set()
@@ -129,8 +148,13 @@ class MediaSession:
             finally:
                 self._answer = None
 
-    async def answer_publisher(self, sdp: str) -> None:
-        """Answer the client's publisher offer."""
+    async def answer_publisher(self, sdp: str) -> list[MediaStreamTrack]:
+        """Answer the client's publisher offer.
+
+        Returns:
+            The published tracks this offer stops: the client unpublished them, which it
+            says only by no longer sending on their m-lines (there is no signal message).
+        """
         await self.publisher.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         await self._flush_candidates(rtc.SignalTarget.PUBLISHER)
         answer = await self.publisher.createAnswer()
@@ -139,6 +163,25 @@ class MediaSession:
         self._send_signal(
             rtc.SignalResponse(answer=rtc.SessionDescription(type="answer", sdp=local.sdp))
         )
+        return self._stopped_tracks(sdp)
+
+    def _stopped_tracks(self, offer: str) -> list[MediaStreamTrack]:
+        # aiortc keeps a receiver's track when its m-line goes inactive (it never ends it),
+        # so read the client's directions from the offer itself.
+        sending = {
+            media.rtp.muxId
+            for media in SessionDescription.parse(offer).media
+            if media.kind in ("audio", "video")
+            and media.port != 0
+            and media.direction in (None, "sendonly", "sendrecv")
+        }
+        return [
+            transceiver.receiver.track
+            for transceiver in self.publisher.getTransceivers()
+            if transceiver.mid is not None
+            and transceiver.mid not in sending
+            and transceiver.receiver.track is not None
+        ]
 
     async def accept_subscriber_answer(self, sdp: str) -> None:
         """Apply the client's answer to our last subscriber offer."""
@@ -178,20 +221,45 @@ class MediaSession:
             await self._connection(target).addIceCandidate(candidate)
 
     def add_track(self, track: MediaStreamTrack, stream_id: str) -> None:
-        """Send ``track`` to the client; ``stream_id`` is ``"<participant sid>|<track sid>"``."""
+        """Send ``track`` to the client; ``stream_id`` is ``"<participant sid>|<track sid>"``.
+
+        A stream id already sent is ignored.
+        """
+        if stream_id in self._sent:
+            return
         # Buffered: the encoder takes every frame, so a slow moment delays audio, not drops it.
-        relayed = _relay.subscribe(track, buffered=True)
-        sender = self.subscriber.addTrack(relayed)
+        proxy = _relay.subscribe(track, buffered=True)
+        # A fresh transceiver, never addTrack's reuse of one whose track is gone: the client
+        # reports a track only for an m-line that starts receiving (a changed msid on one
+        # already receiving goes unnoticed), and the old aiortc sender would not send again.
+        transceiver = self.subscriber.addTransceiver(proxy, direction="sendonly")
         # The SDK finds the publication from the msid's stream id; aiortc has no public
         # way to set it, so set the sender's before the offer is written.
-        sender._stream_id = stream_id
-        self._relayed.append(relayed)
+        transceiver.sender._stream_id = stream_id
+        self._sent[stream_id] = _Relayed(transceiver, proxy)
+        self._dirty.set()
+
+    def remove_track(self, stream_id: str) -> None:
+        """Stop sending the track sent as ``stream_id``; the next offer makes it inactive.
+
+        What LiveKit's SFU does when a subscribed track goes away: the client then ends its
+        receiver. An unknown stream id is ignored.
+        """
+        relayed = self._sent.pop(stream_id, None)
+        if relayed is None:
+            return
+        relayed.transceiver.direction = "inactive"
+        # Leave the relay first, so no frame queues up for a sender that stops reading.
+        relayed.proxy.stop()
+        stopping = asyncio.create_task(relayed.transceiver.sender.stop())
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
         self._dirty.set()
 
     def drain(self, track: MediaStreamTrack) -> None:
         """Keep reading a published track, so its frames do not pile up while nobody listens."""
         proxy = _relay.subscribe(track, buffered=False)
-        self._relayed.append(proxy)
+        self._drained.append(proxy)
         self._drains.append(asyncio.create_task(self._discard(proxy)))
 
     @staticmethod
@@ -212,10 +280,14 @@ class MediaSession:
         """Close both connections and stop the relayed tracks."""
         self._closed = True
         self._dirty.set()
-        for track in self._relayed:
-            track.stop()
+        for relayed in self._sent.values():
+            relayed.proxy.stop()
+        for proxy in self._drained:
+            proxy.stop()
         for task in self._drains:
             task.cancel()
+        if self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
         if self._negotiator is not None:
             self._negotiator.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -3,7 +3,8 @@
 A room knows its participants; each participant is reached through a
 :class:`ParticipantLink` (its signal connection and its peer connections). The room decides
 who gets what: participant updates to everyone, tracks to every other participant (all
-clients auto-subscribe here), data packets to the others or to the named destinations.
+clients auto-subscribe here) until their publisher unpublishes them or leaves, data packets
+to the others or to the named destinations.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class ParticipantLink(Protocol):
 
     def subscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
         """Start sending a published track to this participant."""
+
+    def unsubscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
+        """Stop sending a track (its publisher unpublished it or left)."""
 
     def send_data(self, label: str, payload: bytes) -> None:
         """Send a serialized DataPacket on the subscriber data channel named ``label``."""
@@ -141,13 +145,15 @@ class Room:
         self.broadcast_update(participant)
 
     def leave(self, participant: Participant) -> None:
-        """Remove a participant (if still the current one) and tell the others."""
+        """Remove a participant (if still the current one), tell the others, stop its tracks."""
         if self.participants.get(participant.identity) is not participant:
             return
         del self.participants[participant.identity]
         participant.state = models.ParticipantInfo.State.DISCONNECTED
         participant.touch()
         self.broadcast_update(participant)
+        for track in participant.tracks.values():
+            self._stop_relaying(participant, track)
 
     def broadcast_update(self, participant: Participant, *, include_self: bool = False) -> None:
         """Send a ParticipantUpdate about ``participant`` to the others (and itself)."""
@@ -162,6 +168,28 @@ class Room:
         self.broadcast_update(publisher, include_self=True)
         for other in self.others(publisher):
             other.link.subscribe_track(publisher, track)
+
+    def unpublish(self, publisher: Participant, track_sid: str) -> PublishedTrack | None:
+        """A participant stopped publishing a track: announce it and stop relaying it.
+
+        Returns:
+            The track, or None when the participant publishes no track ``track_sid``.
+        """
+        track = publisher.tracks.pop(track_sid, None)
+        if track is None:
+            return None
+        publisher.touch()
+        # The update lists the publisher's tracks without this one: that is how clients
+        # learn it was unpublished.
+        self.broadcast_update(publisher, include_self=True)
+        self._stop_relaying(publisher, track)
+        return track
+
+    def _stop_relaying(self, publisher: Participant, track: PublishedTrack) -> None:
+        if track.media is None:
+            return  # it never arrived, so nobody was sent it
+        for other in self.others(publisher):
+            other.link.unsubscribe_track(publisher, track)
 
     def relay_data(self, sender: Participant, label: str, packet: models.DataPacket) -> None:
         """Relay a data packet to the others, or only to its destination identities."""

@@ -113,6 +113,11 @@ async def handle_rtc(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+def _stream_id(publisher: Participant, track: PublishedTrack) -> str:
+    # The SDK reads the publisher and the publication from a relayed track's msid stream id.
+    return f"{publisher.sid}|{track.info.sid}"
+
+
 class SignalSession:
     """One client's signal connection: its participant, its peer connections, its messages."""
 
@@ -152,7 +157,11 @@ class SignalSession:
     def subscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
         """Relay a published track to this client."""
         if track.media is not None:
-            self.media.add_track(track.media, f"{publisher.sid}|{track.info.sid}")
+            self.media.add_track(track.media, _stream_id(publisher, track))
+
+    def unsubscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
+        """Stop relaying a track to this client."""
+        self.media.remove_track(_stream_id(publisher, track))
 
     def send_data(self, label: str, payload: bytes) -> None:
         """Send a data packet to this client."""
@@ -229,7 +238,8 @@ class SignalSession:
         """Handle one request; False when the client leaves."""
         which = request.WhichOneof("message")
         if which == "offer":
-            await self.media.answer_publisher(request.offer.sdp)
+            for media in await self.media.answer_publisher(request.offer.sdp):
+                self._unpublished(media)
         elif which == "answer":
             await self.media.accept_subscriber_answer(request.answer.sdp)
         elif which == "trickle":
@@ -291,6 +301,18 @@ class SignalSession:
         match.media = media
         self.media.drain(media)
         self.room.track_arrived(self.participant, match)
+
+    def _unpublished(self, media: MediaStreamTrack) -> None:
+        """The client stopped sending a track: unpublish it, as LiveKit does, and say so."""
+        track = next((t for t in self.participant.tracks.values() if t.media is media), None)
+        if track is None:
+            return  # not a published track, or already unpublished by an earlier offer
+        self.room.unpublish(self.participant, track.info.sid)
+        self.send_signal(
+            rtc.SignalResponse(
+                track_unpublished=rtc.TrackUnpublishedResponse(track_sid=track.info.sid)
+            )
+        )
 
     def _on_data(self, label: str, payload: bytes) -> None:
         if label not in ("_reliable", "_lossy"):
