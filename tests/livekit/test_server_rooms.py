@@ -323,8 +323,8 @@ def _log_subscriptions(client: rtc.Room) -> list[str]:
     return events
 
 
-async def scenario_new_track_after_the_publisher_left_and_rejoined() -> dict[str, Any]:
-    _quiet()
+async def _second_track_after_the_first_publisher_left(second: str) -> dict[str, Any]:
+    """Alice relays a tone to bob and leaves; then ``second`` joins and relays another."""
     async with TestLiveKitServer() as server:
         bob = await _join(server, "bob")
         events = _log_subscriptions(bob)
@@ -332,29 +332,22 @@ async def scenario_new_track_after_the_publisher_left_and_rejoined() -> dict[str
         first = await _relay_tone(alice, bob, "alice", TONE_HZ)
         await alice.disconnect()
         await _until(lambda: "alice" not in bob.remote_participants)
-        alice = await _join(server, "alice")
-        second = await _relay_tone(alice, bob, "alice", SECOND_TONE_HZ)
-        result = {"first": first, "second": second, "events": list(events)}
-        await alice.disconnect()
+        publisher = await _join(server, second)
+        later = await _relay_tone(publisher, bob, second, SECOND_TONE_HZ)
+        result = {"first": first, "second": later, "events": list(events)}
+        await publisher.disconnect()
         await bob.disconnect()
         return result
+
+
+async def scenario_new_track_after_the_publisher_left_and_rejoined() -> dict[str, Any]:
+    _quiet()
+    return await _second_track_after_the_first_publisher_left("alice")
 
 
 async def scenario_new_track_of_another_publisher_after_the_first_left() -> dict[str, Any]:
     _quiet()
-    async with TestLiveKitServer() as server:
-        bob = await _join(server, "bob")
-        events = _log_subscriptions(bob)
-        alice = await _join(server, "alice")
-        first = await _relay_tone(alice, bob, "alice", TONE_HZ)
-        await alice.disconnect()
-        await _until(lambda: "alice" not in bob.remote_participants)
-        carol = await _join(server, "carol")
-        second = await _relay_tone(carol, bob, "carol", SECOND_TONE_HZ)
-        result = {"first": first, "second": second, "events": list(events)}
-        await carol.disconnect()
-        await bob.disconnect()
-        return result
+    return await _second_track_after_the_first_publisher_left("carol")
 
 
 async def scenario_unpublish_and_publish_again() -> dict[str, Any]:
