@@ -197,9 +197,12 @@ class RawWorker:
         message.ParseFromString(frame.data)
         return message
 
-    async def register(self, agent_name: str = "", load: float = 0.0) -> None:
+    async def register(
+        self, agent_name: str = "", load: float = 0.0,
+        job_type: agent_pb.JobType = agent_pb.JT_ROOM,
+    ) -> None:
         await self.send(register=agent_pb.RegisterWorkerRequest(
-            type=agent_pb.JT_ROOM, agent_name=agent_name, version="raw"))
+            type=job_type, agent_name=agent_name, version="raw"))
         first = await self.receive()
         assert first.WhichOneof("message") == "register"
         self.id = first.register.worker_id

@@ -11,8 +11,11 @@ frames, one serialized ``WorkerMessage`` / ``ServerMessage`` each):
 - dispatch offers a job (``AvailabilityRequest``) to the matching workers, least loaded
   first; a worker that refuses, or does not answer within ``availability_timeout``, passes
   it to the next; an accepting worker gets a ``JobAssignment`` with a join token for the
-  identity it chose. Automatic dispatch (unnamed room workers) happens when a room is
-  created; explicit dispatch is :meth:`AgentDispatcher.dispatch` with an agent name;
+  identity it chose. Automatic dispatch goes to unnamed workers, as LiveKit's does: a
+  room job when a room is created, a participant job (``JT_PARTICIPANT``) for each
+  participant who joins, a publisher job (``JT_PUBLISHER``) for each participant who starts
+  publishing; agent and egress participants get no jobs. Explicit dispatch is
+  :meth:`AgentDispatcher.dispatch` with an agent name;
 - :meth:`AgentDispatcher.terminate` ends a job (``JobTermination``).
 
 Use it with the test server (``TestLiveKitServer(agents=dispatcher.mount)``) or alone
@@ -46,6 +49,9 @@ __all__ = [
 log = logging.getLogger("flowkit.testing.agents")
 
 _SERVER_VERSION = "1.9.0"
+
+_DEPENDENT_KINDS = (models.ParticipantInfo.Kind.AGENT, models.ParticipantInfo.Kind.EGRESS)
+"""Participants that never trigger automatic jobs (LiveKit's ``IsDependent``)."""
 
 
 def _sid(prefix: str) -> str:
@@ -178,6 +184,12 @@ class AgentDispatcher:
         self.jobs: dict[str, ServerJob] = {}
         self.registrations = 0
         self._dispatched_rooms: set[str] = set()
+        # Rooms dispatched explicitly before they existed: like a LiveKit room whose
+        # configuration names its agents, they get no automatic jobs of any type.
+        self._explicit_rooms: set[str] = set()
+        # Participants (by sid) that got their publisher job: one per participant session,
+        # however many tracks it publishes or republishes.
+        self._publishers: set[str] = set()
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -188,8 +200,9 @@ class AgentDispatcher:
 
         On the test server's application the key pair defaults to the server's, every room
         created (by a join, ``create_room`` or the Twirp API) is dispatched to unnamed room
-        workers, and the Twirp API's AgentDispatchService finds this dispatcher under
-        :data:`DISPATCHER_KEY`.
+        workers, every participant who joins or starts publishing to unnamed participant or
+        publisher workers, and the Twirp API's AgentDispatchService finds this dispatcher
+        under :data:`DISPATCHER_KEY`.
         """
         from flowkit.testing.livekit_server.app import CONFIG_KEY, ROOMS_KEY
 
@@ -200,6 +213,12 @@ class AgentDispatcher:
         rooms = app.get(ROOMS_KEY)
         if rooms is not None:
             rooms.on_room_created(lambda room: self.room_created(room.name, room.info()))
+            rooms.on_participant_joined(
+                lambda room, p: self.participant_joined(room.info(), p.info())
+            )
+            rooms.on_track_published(
+                lambda room, p: self.participant_published(room.info(), p.info())
+            )
         if not (self.api_key and self.api_secret):
             raise ValueError(
                 "AgentDispatcher needs the API key and secret worker tokens are signed with: "
@@ -386,17 +405,55 @@ class AgentDispatcher:
         existed, e.g. before the agent joined it) gets no automatic job.
         """
         if room in self._dispatched_rooms:
+            self._explicit_rooms.add(room)
             return  # explicit dispatches replace the automatic one, as in LiveKit
-        if not any(w.agent_name == "" and w.job_type == agent_pb.JT_ROOM
-                   for w in self.workers.values()):
+        if not self._has_unnamed(agent_pb.JT_ROOM):
             return
-        self._spawn(self._dispatch_quietly(room, "", "", info))
+        self._spawn(self._dispatch_quietly(room, info))
+
+    def participant_joined(self, room: models.Room, participant: models.ParticipantInfo) -> None:
+        """Automatic dispatch: a participant job for unnamed participant workers, if any exist.
+
+        The job carries ``participant``. Agents and egress get none (LiveKit launches no
+        job for a dependent participant), nor does a room dispatched explicitly before it
+        was created.
+        """
+        self._target_job(room, participant, agent_pb.JT_PARTICIPANT)
+
+    def participant_published(
+        self, room: models.Room, participant: models.ParticipantInfo
+    ) -> None:
+        """Automatic dispatch: a publisher job the first time ``participant`` publishes a track.
+
+        One job per participant, not per track: like LiveKit, a participant that publishes
+        a second track, or unpublishes and publishes again, gets no second job; one that
+        leaves and joins again is a new participant. Same exclusions as
+        :meth:`participant_joined`.
+        """
+        if participant.sid in self._publishers:
+            return
+        self._publishers.add(participant.sid)
+        self._target_job(room, participant, agent_pb.JT_PUBLISHER)
+
+    def _target_job(
+        self, room: models.Room, participant: models.ParticipantInfo, job_type: agent_pb.JobType
+    ) -> None:
+        if participant.kind in _DEPENDENT_KINDS or room.name in self._explicit_rooms:
+            return
+        if not self._has_unnamed(job_type):
+            return  # like LiveKit, launch nothing while no worker takes this job type
+        self._spawn(self._dispatch_quietly(room.name, room, job_type, participant))
+
+    def _has_unnamed(self, job_type: agent_pb.JobType) -> bool:
+        return any(w.agent_name == "" and w.job_type == job_type for w in self.workers.values())
 
     async def _dispatch_quietly(
-        self, room: str, agent_name: str, metadata: str, info: models.Room | None
+        self, room: str, info: models.Room | None,
+        job_type: agent_pb.JobType = agent_pb.JT_ROOM,
+        participant: models.ParticipantInfo | None = None,
     ) -> None:
         try:
-            await self.dispatch(room, agent_name, metadata, room_info=info)
+            await self.dispatch(room, job_type=job_type, participant=participant, room_info=info)
         except DispatchError as error:
             log.warning("%s", error)
 

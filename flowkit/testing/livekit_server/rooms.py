@@ -4,7 +4,8 @@ A room knows its participants; each participant is reached through a
 :class:`ParticipantLink` (its signal connection and its peer connections). The room decides
 who gets what: participant updates to everyone, tracks to every other participant (all
 clients auto-subscribe here) until their publisher unpublishes them or leaves, data packets
-to the others or to the named destinations.
+to the others or to the named destinations. Listeners on :class:`Rooms` hear of rooms
+created, participants joining and tracks arriving (agent dispatch hooks in there).
 """
 
 from __future__ import annotations
@@ -108,15 +109,25 @@ class Participant:
         self.version += 1
 
 
+ParticipantListener = Callable[["Room", Participant], None]
+"""Told ``(room, participant)``: a participant joined, or one of its tracks arrived."""
+
+
 @dataclass
 class Room:
-    """A room: its participants, keyed by identity."""
+    """A room: its participants, keyed by identity.
+
+    ``joined_listeners`` and ``published_listeners`` are shared with the :class:`Rooms`
+    that created the room (see :meth:`Rooms.on_participant_joined`).
+    """
 
     name: str
     sid: str = field(default_factory=lambda: new_sid("RM"))
     metadata: str = ""
     created_at: float = field(default_factory=time.time)
     participants: dict[str, Participant] = field(default_factory=dict)
+    joined_listeners: list[ParticipantListener] = field(default_factory=list, repr=False)
+    published_listeners: list[ParticipantListener] = field(default_factory=list, repr=False)
 
     def info(self) -> models.Room:
         """The Room message clients see."""
@@ -143,6 +154,8 @@ class Room:
             old.link.close(models.DisconnectReason.DUPLICATE_IDENTITY)
         self.participants[participant.identity] = participant
         self.broadcast_update(participant)
+        for listener in list(self.joined_listeners):
+            listener(self, participant)
 
     def leave(self, participant: Participant) -> None:
         """Remove a participant (if still the current one), tell the others, stop its tracks."""
@@ -168,6 +181,8 @@ class Room:
         self.broadcast_update(publisher, include_self=True)
         for other in self.others(publisher):
             other.link.subscribe_track(publisher, track)
+        for listener in list(self.published_listeners):
+            listener(self, publisher)
 
     def unpublish(self, publisher: Participant, track_sid: str) -> PublishedTrack | None:
         """A participant stopped publishing a track: announce it and stop relaying it.
@@ -211,6 +226,8 @@ class Rooms:
     def __init__(self) -> None:
         self._rooms: dict[str, Room] = {}
         self._created_listeners: list[RoomListener] = []
+        self._joined_listeners: list[ParticipantListener] = []
+        self._published_listeners: list[ParticipantListener] = []
 
     def __contains__(self, name: object) -> bool:
         return name in self._rooms
@@ -228,7 +245,10 @@ class Rooms:
         room = self._rooms.get(name)
         if room is not None:
             return room
-        room = Room(name=name, metadata=metadata)
+        room = Room(
+            name=name, metadata=metadata, joined_listeners=self._joined_listeners,
+            published_listeners=self._published_listeners,
+        )
         self._rooms[name] = room
         for listener in list(self._created_listeners):
             listener(room)
@@ -245,3 +265,14 @@ class Rooms:
     def on_room_created(self, listener: RoomListener) -> None:
         """Call ``listener(room)`` whenever a room is created (agent dispatch hooks in here)."""
         self._created_listeners.append(listener)
+
+    def on_participant_joined(self, listener: ParticipantListener) -> None:
+        """Call ``listener(room, participant)`` whenever a participant joins one of the rooms."""
+        self._joined_listeners.append(listener)
+
+    def on_track_published(self, listener: ParticipantListener) -> None:
+        """Call ``listener(room, publisher)`` whenever a published track's media arrives.
+
+        That is when LiveKit counts a track as published (and when others can subscribe).
+        """
+        self._published_listeners.append(listener)

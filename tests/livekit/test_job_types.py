@@ -1,0 +1,212 @@
+"""Automatic participant and publisher jobs: the test server dispatches them as LiveKit does.
+
+LiveKit (pkg/rtc/room.go) launches a ``JT_PARTICIPANT`` job when a participant joins and a
+``JT_PUBLISHER`` job the first time a participant publishes a track, each carrying that
+participant, for workers registered with that job type; agent and egress participants
+trigger none. These tests run on 127.0.0.1 with raw workers: participants join over a bare
+``/rtc`` WebSocket; publishing, which needs WebRTC, is driven on the server's room model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import aiohttp
+from aiortc.mediastreams import AudioStreamTrack
+from livekit import api
+from livekit.protocol import agent as agent_pb
+from livekit.protocol import models
+from livekit.protocol import rtc as rtc_pb
+from support import RawWorker
+
+from flowkit.testing.livekit_server import TestLiveKitServer
+from flowkit.testing.livekit_server.agents import AgentDispatcher
+from flowkit.testing.livekit_server.rooms import Participant, PublishedTrack, Room, new_sid
+
+KEY = "devkey"
+SECRET = "job-types-test-secret-0123456789abcdef"
+TIMEOUT = 20.0
+
+
+# Helpers -------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serving(
+    host: str = "127.0.0.1",
+) -> AsyncIterator[tuple[TestLiveKitServer, AgentDispatcher]]:
+    """The test server with agent dispatch mounted."""
+    dispatcher = AgentDispatcher()
+    server = TestLiveKitServer(host, api_key=KEY, api_secret=SECRET, agents=dispatcher.mount)
+    async with server:
+        yield server, dispatcher
+
+
+@asynccontextmanager
+async def raw_worker(
+    server: TestLiveKitServer, job_type: agent_pb.JobType
+) -> AsyncIterator[RawWorker]:
+    """A protocol-level unnamed worker registered for ``job_type``."""
+    token = api.AccessToken(KEY, SECRET).with_grants(api.VideoGrants(agent=True)).to_jwt()
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+        server.url + "/agent", headers={"Authorization": f"Bearer {token}"}
+    ) as ws:
+        worker = RawWorker(ws)
+        await worker.register(job_type=job_type)
+        yield worker
+
+
+@asynccontextmanager
+async def joined(
+    server: TestLiveKitServer, identity: str, kind: str = "", room: str = "lobby"
+) -> AsyncIterator[None]:
+    """A participant in ``room`` over a bare signal WebSocket (joining needs no WebRTC)."""
+    token = server.token(identity, room, kind=kind)
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+        server.url + "/rtc", headers={"Authorization": f"Bearer {token}"}
+    ) as ws:
+        # The server joins the participant as it sends the JoinResponse.
+        first = await ws.receive(timeout=5)
+        response = rtc_pb.SignalResponse()
+        response.ParseFromString(first.data)
+        assert response.WhichOneof("message") == "join", response
+        yield
+
+
+async def take_jobs(worker: RawWorker, count: int) -> list[agent_pb.JobAssignment]:
+    """Accept every offer (as ``agent-<participant>``) until ``count`` jobs are assigned."""
+    assigned: list[agent_pb.JobAssignment] = []
+    while len(assigned) < count:
+        message = await worker.receive()
+        kind = message.WhichOneof("message")
+        if kind == "availability":
+            job = message.availability.job
+            await worker.send(availability=agent_pb.AvailabilityResponse(
+                job_id=job.id, available=True,
+                participant_identity=f"agent-{job.participant.identity}",
+            ))
+        elif kind == "assignment":
+            assigned.append(message.assignment)
+    return assigned
+
+
+def jobs_of(dispatcher: AgentDispatcher, job_type: agent_pb.JobType) -> list[str]:
+    """The identities the dispatcher's jobs of ``job_type`` are for, in dispatch order."""
+    return [r.job.participant.identity for r in dispatcher.jobs.values() if r.job.type == job_type]
+
+
+class QuietLink:
+    """A participant link that drops everything (participants of the room model only)."""
+
+    def send_signal(self, response: rtc_pb.SignalResponse) -> None:
+        """Drop it."""
+
+    def subscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
+        """Drop it."""
+
+    def unsubscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
+        """Drop it."""
+
+    def send_data(self, label: str, payload: bytes) -> None:
+        """Drop it."""
+
+    def close(self, reason: int) -> None:
+        """Drop it."""
+
+
+def publish(room: Room, participant: Participant) -> None:
+    """``participant`` publishes an audio track whose media arrives (as after WebRTC)."""
+    info = models.TrackInfo(sid=new_sid("TR"), type=models.TrackType.AUDIO, name="mic")
+    track = PublishedTrack(info=info, cid=info.sid, media=AudioStreamTrack())
+    participant.tracks[info.sid] = track
+    room.track_arrived(participant, track)
+
+
+# Protocol level (127.0.0.1) -----------------------------------------------------------------
+
+
+async def test_participant_workers_get_a_job_per_participant_who_joins() -> None:
+    async with AsyncExitStack() as stack:
+        server, dispatcher = await stack.enter_async_context(serving())
+        per_participant = await stack.enter_async_context(
+            raw_worker(server, agent_pb.JT_PARTICIPANT))
+        per_room = await stack.enter_async_context(raw_worker(server, agent_pb.JT_ROOM))
+        per_publisher = await stack.enter_async_context(raw_worker(server, agent_pb.JT_PUBLISHER))
+        await dispatcher.wait_for_workers(3)
+
+        await stack.enter_async_context(joined(server, "alice"))
+        room_job = await per_room.answer()
+        [alice_job] = await take_jobs(per_participant, 1)
+        # An agent joining (such as a worker's own participant) must not get a job: had it
+        # got one, it would be offered before bob's.
+        await stack.enter_async_context(joined(server, "some-agent", kind="agent"))
+        await stack.enter_async_context(joined(server, "bob"))
+        [bob_job] = await take_jobs(per_participant, 1)
+
+        lobby = server.rooms.get("lobby")
+        assert lobby is not None
+        assert room_job.type == agent_pb.JT_ROOM and not room_job.participant.identity
+        for assignment, who in ((alice_job, "alice"), (bob_job, "bob")):
+            job = assignment.job
+            assert job.type == agent_pb.JT_PARTICIPANT
+            assert job.room.name == "lobby" and job.agent_name == ""
+            assert job.participant.identity == who
+            assert job.participant.sid == lobby.participants[who].sid
+            token = api.TokenVerifier(KEY, SECRET).verify(assignment.token)
+            assert token.identity == f"agent-{who}"
+        assert jobs_of(dispatcher, agent_pb.JT_PARTICIPANT) == ["alice", "bob"]
+        assert len(jobs_of(dispatcher, agent_pb.JT_ROOM)) == 1
+        assert dispatcher.workers[per_room.id].offered == [room_job.id]
+        assert dispatcher.workers[per_publisher.id].offered == []  # nobody published
+
+
+async def test_publisher_workers_get_one_job_per_participant_who_publishes() -> None:
+    async with AsyncExitStack() as stack:
+        server, dispatcher = await stack.enter_async_context(serving())
+        per_publisher = await stack.enter_async_context(raw_worker(server, agent_pb.JT_PUBLISHER))
+        per_room = await stack.enter_async_context(raw_worker(server, agent_pb.JT_ROOM))
+        await dispatcher.wait_for_workers(2)
+        room = server.create_room("stage")
+        await per_room.answer()
+        alice, bob, agent = (
+            Participant(sid=new_sid("PA"), identity=who, link=QuietLink())
+            for who in ("alice", "bob", "agent")
+        )
+        agent.kind = models.ParticipantInfo.Kind.AGENT
+        for participant in (alice, agent, bob):
+            room.join(participant)
+        assert dispatcher.workers[per_publisher.id].offered == []  # joining is not publishing
+
+        publish(room, alice)
+        [alice_job] = [a.job for a in await take_jobs(per_publisher, 1)]
+        publish(room, alice)  # a second track: still one job per participant
+        publish(room, agent)  # agents publish too, and get no job
+        publish(room, bob)  # had alice or the agent got a second job, it would come first
+        [bob_job] = [a.job for a in await take_jobs(per_publisher, 1)]
+
+        assert [alice_job.participant.identity, bob_job.participant.identity] == ["alice", "bob"]
+        assert alice_job.type == bob_job.type == agent_pb.JT_PUBLISHER
+        assert alice_job.room.name == "stage" and alice_job.participant.sid == alice.sid
+        assert len(alice_job.participant.tracks) == 1  # it carries the track it published
+        assert jobs_of(dispatcher, agent_pb.JT_PUBLISHER) == ["alice", "bob"]
+        assert len(dispatcher.workers[per_room.id].offered) == 1  # the room job only
+
+
+async def test_a_room_dispatched_explicitly_before_it_existed_gets_no_automatic_jobs() -> None:
+    async with serving() as (server, dispatcher), raw_worker(
+        server, agent_pb.JT_PARTICIPANT
+    ) as per_participant:
+        await dispatcher.wait_for_workers(1)
+        # As a LiveKit room whose configuration names its agents: no default dispatch.
+        explicit = asyncio.create_task(dispatcher.dispatch("lobby", "named", timeout=TIMEOUT))
+        await dispatcher.wait_until(lambda: any(
+            r.job.room.name == "lobby" for r in dispatcher.jobs.values()))
+        async with joined(server, "alice"), joined(server, "carol", room="elsewhere"):
+            # carol's job is offered after any job alice's join would have launched
+            [carol_job] = await take_jobs(per_participant, 1)
+        assert carol_job.job.participant.identity == "carol"
+        assert jobs_of(dispatcher, agent_pb.JT_PARTICIPANT) == ["carol"]
+        explicit.cancel()
+        await asyncio.gather(explicit, return_exceptions=True)
