@@ -376,6 +376,25 @@ async def scenario_unpublish_and_publish_again() -> dict[str, Any]:
         return result
 
 
+async def scenario_join_after_a_track_was_published() -> dict[str, Any]:
+    _quiet()
+    async with TestLiveKitServer() as server:
+        alice = await _join(server, "alice")
+        publishing = asyncio.create_task(_publish_tone(alice, 8.0))
+        lobby = server.rooms.get("lobby")
+        assert lobby is not None
+        # bob joins only once the server relays alice's track: it must be in bob's very
+        # first subscriber offer, the order of a user who publishes before the agent joins
+        await _until(lambda: any(t.media for t in lobby.participants["alice"].tracks.values()))
+        bob = await _join(server, "bob")
+        track = await _first_audio_track(bob, "alice")
+        figures = _tone_figures(await _record(track, 1.0))
+        await publishing
+        await alice.disconnect()
+        await bob.disconnect()
+        return figures
+
+
 # Tests -------------------------------------------------------------------------------------
 
 EXPECTED_RMS = TONE_AMPLITUDE * 32767 / math.sqrt(2)
@@ -392,6 +411,12 @@ def test_two_clients_join_and_see_each_other(run_scenario: Any) -> None:
 
 def test_audio_is_relayed_with_its_tone_and_energy(run_scenario: Any) -> None:
     result = run_scenario(__file__, "scenario_audio")
+    assert abs(result["peak_hz"] - TONE_HZ) < 5, result
+    assert 0.7 * EXPECTED_RMS < result["rms"] < 1.3 * EXPECTED_RMS, result
+
+
+def test_a_late_joiner_hears_a_track_published_before_it_joined(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_join_after_a_track_was_published")
     assert abs(result["peak_hz"] - TONE_HZ) < 5, result
     assert 0.7 * EXPECTED_RMS < result["rms"] < 1.3 * EXPECTED_RMS, result
 

@@ -12,6 +12,15 @@ stops being relayed (its publisher left or unpublished it) has its m-line turned
 m-line of its own. LiveKit reuses inactive m-lines for new tracks; this server does not,
 because an aiortc sender cannot send again once its first track ended, so the offer grows by
 one m-line per track relayed over the connection's life.
+
+Like LiveKit, which subscribes a participant to the tracks already in the room only once it
+is ACTIVE (its primary connection is up), tracks are held back until the subscriber
+connection has connected: its first offer carries data channels only. Two aiortc behaviours
+make that necessary. With max-bundle, an audio m-line offered before the data channel's
+becomes the BUNDLE primary while sharing the data channel's transport, and applying the
+answer then stops that shared transport as a "bundled away" one: ICE never starts and the
+SDK gives up with ``wait_pc_connection timed out``. And an answer applied while DTLS is still
+connecting never starts the new sender, so the track is offered but no audio flows.
 """
 
 from __future__ import annotations
@@ -88,6 +97,9 @@ class MediaSession:
         self._dirty = asyncio.Event()
         self._negotiator: asyncio.Task[None] | None = None
         self._sent: dict[str, _Relayed] = {}  # by stream id, "<participant sid>|<track sid>"
+        # Tracks to send once the subscriber connection is up (see the module docstring).
+        self._held: dict[str, MediaStreamTrack] = {}
+        self._subscriber_up = False
         self._drained: list[MediaStreamTrack] = []
         self._drains: list[asyncio.Task[None]] = []
         self._stopping: set[asyncio.Task[None]] = set()
@@ -108,6 +120,14 @@ class MediaSession:
             def _on_message(message: bytes | str) -> None:
                 if isinstance(message, bytes):
                     on_data(label, message)
+
+        @self.subscriber.on("connectionstatechange")
+        def _on_subscriber_state() -> None:
+            if self.subscriber.connectionState == "connected" and not self._subscriber_up:
+                self._subscriber_up = True
+                held, self._held = self._held, {}
+                for stream_id, track in held.items():
+                    self.add_track(track, stream_id)
 
         for label in DATA_LABELS:
             ordered = label == "_reliable"
@@ -223,9 +243,13 @@ class MediaSession:
     def add_track(self, track: MediaStreamTrack, stream_id: str) -> None:
         """Send ``track`` to the client; ``stream_id`` is ``"<participant sid>|<track sid>"``.
 
-        A stream id already sent is ignored.
+        A stream id already sent is ignored. Before the subscriber connection is up the
+        track waits, and goes out in the first offer after it connects.
         """
-        if stream_id in self._sent:
+        if stream_id in self._sent or self._closed:
+            return
+        if not self._subscriber_up:
+            self._held[stream_id] = track
             return
         # Buffered: the encoder takes every frame, so a slow moment delays audio, not drops it.
         proxy = _relay.subscribe(track, buffered=True)
@@ -245,6 +269,8 @@ class MediaSession:
         What LiveKit's SFU does when a subscribed track goes away: the client then ends its
         receiver. An unknown stream id is ignored.
         """
+        if self._held.pop(stream_id, None) is not None:
+            return  # never offered, so there is nothing to end on the client
         relayed = self._sent.pop(stream_id, None)
         if relayed is None:
             return
@@ -280,6 +306,7 @@ class MediaSession:
         """Close both connections and stop the relayed tracks."""
         self._closed = True
         self._dirty.set()
+        self._held.clear()
         for relayed in self._sent.values():
             relayed.proxy.stop()
         for proxy in self._drained:

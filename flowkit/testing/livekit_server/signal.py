@@ -186,6 +186,8 @@ class SignalSession:
         writer = asyncio.create_task(self._write_loop())
         self.send_signal(rtc.SignalResponse(join=self._join_response()))
         self.room.join(self.participant)
+        # The tracks already in the room: the media session holds them until the
+        # subscriber connection is up, so the first offer has data channels only.
         for other in self.room.others(self.participant):
             for track in other.tracks.values():
                 self.subscribe_track(other, track)
