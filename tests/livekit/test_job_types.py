@@ -25,6 +25,7 @@ from livekit import api, rtc
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models
 from livekit.protocol import rtc as rtc_pb
+from tone_tracks import play_tone_track
 
 import flowkit as fk
 from flowkit.nodes.room import RoomSource
@@ -288,19 +289,7 @@ async def _speaker(
     """An SDK client in ``lobby`` that publishes a microphone and plays a tone until cancelled."""
     client = rtc.Room()
     await asyncio.wait_for(client.connect(server.url, server.token(identity, "lobby")), TIMEOUT)
-    source = rtc.AudioSource(48_000, 1)
-    track = rtc.LocalAudioTrack.create_audio_track("mic", source)
-    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-    await client.local_participant.publish_track(track, options)
-    per = 48_000 // 50  # 20 ms frames
-
-    async def play() -> None:
-        for i in range(int(TIMEOUT * 50)):
-            t = (np.arange(per) + i * per) / 48_000
-            pcm = (AMPLITUDE * 32767 * np.sin(2 * math.pi * hz * t)).astype(np.int16)
-            await source.capture_frame(rtc.AudioFrame(pcm.tobytes(), 48_000, 1, per))
-
-    return client, asyncio.create_task(play(), name=f"{identity}'s tone")
+    return client, await play_tone_track(client, hz, TIMEOUT, amplitude=AMPLITUDE)
 
 
 def _ears_by_participant(worker: Worker) -> dict[str, Ears]:

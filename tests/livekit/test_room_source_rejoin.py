@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from livekit import rtc
+from tone_tracks import play_tone_track
 
 import flowkit as fk
 from flowkit.job import JobContext
@@ -92,19 +93,7 @@ async def _agent_job(server: Any) -> JobContext:
 
 async def _speak(client: rtc.Room, hz: float, seconds: float) -> asyncio.Task[None]:
     """Publish a new microphone track on ``client`` and play a tone on it (in a task)."""
-    source = rtc.AudioSource(48_000, 1)
-    track = rtc.LocalAudioTrack.create_audio_track("mic", source)
-    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-    await client.local_participant.publish_track(track, options)
-    per = 48_000 // 50  # 20 ms frames
-
-    async def play() -> None:
-        for i in range(int(seconds * 50)):
-            t = (np.arange(per) + i * per) / 48_000
-            pcm = (AMPLITUDE * 32767 * np.sin(2 * math.pi * hz * t)).astype(np.int16)
-            await source.capture_frame(rtc.AudioFrame(pcm.tobytes(), 48_000, 1, per))
-
-    return asyncio.create_task(play(), name=f"{hz:.0f} Hz tone")
+    return await play_tone_track(client, hz, seconds, amplitude=AMPLITUDE)
 
 
 async def _leave(client: rtc.Room, playing: asyncio.Task[None]) -> None:

@@ -1,0 +1,39 @@
+"""A microphone track playing a sine tone, for the LiveKit scenarios (not a test module).
+
+It lives beside the scenarios, not in tests/support.py: a scenario runs in a subprocess whose
+``sys.path`` has tests/livekit but not tests/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import numpy as np
+from livekit import rtc
+
+RATE = 48_000
+"""The rate the tone is captured at (the SDK's native rate)."""
+FRAME = RATE // 50  # 20 ms
+
+
+async def play_tone_track(
+    client: rtc.Room, hz: float, seconds: float, *, amplitude: float = 0.3
+) -> asyncio.Task[None]:
+    """Publish a new microphone track on ``client`` and play ``hz`` on it, in a task.
+
+    Returns:
+        The task playing the tone; it ends after ``seconds`` (cancel it to stop earlier).
+    """
+    source = rtc.AudioSource(RATE, 1)
+    track = rtc.LocalAudioTrack.create_audio_track("mic", source)
+    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    await client.local_participant.publish_track(track, options)
+
+    async def play() -> None:
+        for i in range(int(seconds * 50)):
+            t = (np.arange(FRAME) + i * FRAME) / RATE
+            pcm = (amplitude * 32767 * np.sin(2 * math.pi * hz * t)).astype(np.int16)
+            await source.capture_frame(rtc.AudioFrame(pcm.tobytes(), RATE, 1, FRAME))
+
+    return asyncio.create_task(play(), name=f"{hz:.0f} Hz tone")
