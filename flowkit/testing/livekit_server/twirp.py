@@ -194,7 +194,7 @@ class _Dispatch:
     """A dispatch made through the API, and the task offering its job."""
 
     info: agent_dispatch.AgentDispatch
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    task: asyncio.Task[None] = field(repr=False)
 
 
 class TwirpAPI:
@@ -335,9 +335,8 @@ class TwirpAPI:
             metadata=request.metadata,
             state=agent_dispatch.AgentDispatchState(created_at=time.time_ns()),
         )
-        entry = _Dispatch(info)
-        entry.task = asyncio.get_running_loop().create_task(self._offer(dispatcher, info, room))
-        self._dispatches[info.id] = entry
+        offer = asyncio.get_running_loop().create_task(self._offer(dispatcher, info, room))
+        self._dispatches[info.id] = _Dispatch(info, offer)
         return self._with_jobs(info)
 
     async def _offer(
@@ -464,12 +463,13 @@ class TwirpAPI:
 async def _stop(entry: _Dispatch) -> None:
     """Cancel a dispatch's offer if no worker has taken it yet, and wait until it stops."""
     task = entry.task
-    if task is not None and not task.done():
+    if not task.done():
         task.cancel()
         await asyncio.wait({task})
 
 
 TWIRP_KEY = web.AppKey("flowkit_twirp_api", TwirpAPI)
+"""Where :func:`mount` puts the :class:`TwirpAPI` in the application."""
 
 
 def mount(app: web.Application) -> TwirpAPI:
