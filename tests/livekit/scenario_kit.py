@@ -1,4 +1,4 @@
-"""A microphone track playing a sine tone, for the LiveKit scenarios (not a test module).
+"""Helpers for the LiveKit scenarios (not a test module): waiting on a condition, tone tracks.
 
 It lives beside the scenarios, not in tests/support.py: a scenario runs in a subprocess whose
 ``sys.path`` has tests/livekit but not tests/.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 
 import numpy as np
 from livekit import rtc
@@ -15,6 +16,20 @@ from livekit import rtc
 RATE = 48_000
 """The rate the tone is captured at (the SDK's native rate)."""
 FRAME = RATE // 50  # 20 ms
+
+
+async def until(predicate: Callable[[], object], timeout: float = 20.0) -> None:
+    """Wait until ``predicate()`` is true.
+
+    Raises:
+        TimeoutError: It was not within ``timeout`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.02)
 
 
 async def play_tone_track(

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from livekit import api, rtc
+from scenario_kit import until
 
 import flowkit as fk
 from flowkit.cli import main
@@ -358,14 +359,6 @@ def _quiet() -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-async def _until(predicate: Any, timeout: float = TIMEOUT) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.02)
-
 
 async def _user(server: Any, identity: str) -> rtc.Room:
     client = rtc.Room()
@@ -423,7 +416,7 @@ async def _agent_track(client: rtc.Room) -> rtc.Track:
                 return pub.track
         return None
 
-    await _until(lambda: track() is not None)
+    await until(lambda: track() is not None)
     found = track()
     assert found is not None
     return found
@@ -453,7 +446,7 @@ async def scenario_audio_input_waits_hears_and_ends() -> dict[str, Any]:
         waited_for_someone = not reader.done()  # nobody in the room yet: the input waits
         alice = await _user(server, "alice")
         await _publish_tone(alice, 440, 3.0)
-        await _until(lambda: loud_seconds(0) >= 1.0)
+        await until(lambda: loud_seconds(0) >= 1.0)
         first = len(frames)
         await alice.disconnect()
         await asyncio.sleep(1.0)
@@ -571,7 +564,7 @@ async def scenario_transcripts_state_chat_rpc_data() -> dict[str, Any]:
         await output.write(_tone(300, 24_000, 0.2)[0])
         io.publish_transcript(Transcript(text="Hi Alice.", speaker="agent"))
         io.publish_transcript(Transcript(text="How can I help?", speaker="agent"))
-        await _until(lambda: len(transcripts) == 5)
+        await until(lambda: len(transcripts) == 5)
 
         states: list[str] = []
         alice.on(
@@ -579,9 +572,9 @@ async def scenario_transcripts_state_chat_rpc_data() -> dict[str, Any]:
             lambda changed, p: states.append(changed.get(ATTR_AGENT_STATE, "")),
         )
         io.set_agent_state("thinking")
-        await _until(lambda: states[-1:] == ["thinking"])
+        await until(lambda: states[-1:] == ["thinking"])
         io.set_agent_state("speaking")
-        await _until(lambda: states[-1:] == ["speaking"])
+        await until(lambda: states[-1:] == ["speaking"])
         agent_attributes = dict(alice.remote_participants[AGENT].attributes)
 
         typed = io.text_input()
@@ -596,7 +589,7 @@ async def scenario_transcripts_state_chat_rpc_data() -> dict[str, Any]:
             destination_identity=AGENT, method="ping", payload="42"
         )
         await job.publish_data("hello data", topic="news")
-        await _until(lambda: bool(packets))
+        await until(lambda: bool(packets))
 
         await job.aclose()
         await asyncio.wait_for(hearing, TIMEOUT)
@@ -647,7 +640,7 @@ async def scenario_connect_command_runs_a_graph_in_the_room() -> dict[str, Any]:
             "participant_attributes_changed",
             lambda changed, p: states.append(changed.get(ATTR_AGENT_STATE, "")),
         )
-        await _until(lambda: AGENT in alice.remote_participants, timeout=30)
+        await until(lambda: AGENT in alice.remote_participants, timeout=30)
         await _publish_tone(alice, 440, 8.0)
         track = await _agent_track(alice)
         stream = rtc.AudioStream(track, sample_rate=48_000, num_channels=1)
@@ -660,7 +653,7 @@ async def scenario_connect_command_runs_a_graph_in_the_room() -> dict[str, Any]:
                 break
         await stream.aclose()
         await alice.local_participant.send_text("hello agent", topic=TOPIC_CHAT)
-        await _until(lambda: bool(transcripts) and "thinking" in states)
+        await until(lambda: bool(transcripts) and "thinking" in states)
         process.terminate()
         _, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
         await alice.disconnect()

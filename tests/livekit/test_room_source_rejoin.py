@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from livekit import rtc
-from tone_tracks import play_tone_track
+from scenario_kit import play_tone_track
 
 import flowkit as fk
 from flowkit.job import JobContext

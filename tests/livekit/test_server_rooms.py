@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from livekit import rtc
+from scenario_kit import until
 
 from flowkit.testing.livekit_server import TestLiveKitServer
 
@@ -38,14 +39,6 @@ async def _join(server: TestLiveKitServer, identity: str, room: str = "lobby") -
     await asyncio.wait_for(client.connect(server.url, server.token(identity, room)), TIMEOUT)
     return client
 
-
-async def _until(predicate: Any, timeout: float = TIMEOUT) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def _publish_tone(
@@ -114,7 +107,7 @@ async def _first_audio_track(client: rtc.Room, identity: str, *, other_than: str
                 return True
         return False
 
-    await _until(check)
+    await until(check)
     return found[0]
 
 
@@ -157,7 +150,7 @@ async def scenario_join() -> dict[str, Any]:
         connected: list[str] = []
         alice.on("participant_connected", lambda p: connected.append(p.identity))
         bob = await _join(server, "bob")
-        await _until(lambda: connected == ["bob"])
+        await until(lambda: connected == ["bob"])
         result = {
             "alice_sees": sorted(alice.remote_participants),
             "bob_sees": sorted(bob.remote_participants),
@@ -214,7 +207,7 @@ async def scenario_text_and_data() -> dict[str, Any]:
         await alice.local_participant.send_text("hello over a text stream", topic="chat")
         long_text = "word " * 5000  # several chunks
         await alice.local_participant.send_text(long_text, topic="chat")
-        await _until(lambda: len(texts) == 2 and len(packets) == 1)
+        await until(lambda: len(texts) == 2 and len(packets) == 1)
         result = {"texts": list(texts), "packets": list(packets), "long_len": len(long_text)}
         await alice.disconnect()
         await bob.disconnect()
@@ -232,11 +225,11 @@ async def scenario_attributes() -> dict[str, Any]:
             lambda changed, participant: changes.append(dict(changed)),
         )
         await alice.local_participant.set_attributes({"lk.agent.state": "listening"})
-        await _until(lambda: bool(changes))
+        await until(lambda: bool(changes))
         await alice.local_participant.set_attributes({"lk.agent.state": "speaking"})
-        await _until(lambda: len(changes) >= 2)
+        await until(lambda: len(changes) >= 2)
         await alice.local_participant.set_metadata("alice's metadata")
-        await _until(lambda: bob.remote_participants["alice"].metadata == "alice's metadata")
+        await until(lambda: bob.remote_participants["alice"].metadata == "alice's metadata")
         result = {
             "changes": list(changes),
             "bob_sees": dict(bob.remote_participants["alice"].attributes),
@@ -262,7 +255,7 @@ async def scenario_rpc() -> dict[str, Any]:
 
         bob.local_participant.register_rpc_method("shout", shout)
         carol.local_participant.register_rpc_method("shout", shout)
-        await _until(lambda: "bob" in alice.remote_participants)
+        await until(lambda: "bob" in alice.remote_participants)
         reply = await alice.local_participant.perform_rpc(
             destination_identity="bob", method="shout", payload="hello bob"
         )
@@ -287,13 +280,13 @@ async def scenario_leave_and_rejoin() -> dict[str, Any]:
         bob.on("participant_connected", lambda p: events.append(f"+{p.identity}"))
         bob.on("participant_disconnected", lambda p: events.append(f"-{p.identity}"))
         alice = await _join(server, "alice")
-        await _until(lambda: events == ["+alice"])
+        await until(lambda: events == ["+alice"])
         first_sid = bob.remote_participants["alice"].sid
         await alice.disconnect()
-        await _until(lambda: events == ["+alice", "-alice"])
+        await until(lambda: events == ["+alice", "-alice"])
         gone = "alice" not in bob.remote_participants
         alice = await _join(server, "alice")
-        await _until(lambda: events == ["+alice", "-alice", "+alice"])
+        await until(lambda: events == ["+alice", "-alice", "+alice"])
         second_sid = bob.remote_participants["alice"].sid
         publishing = asyncio.create_task(_publish_tone(alice, 3.0))
         track = await _first_audio_track(bob, "alice")
@@ -331,7 +324,7 @@ async def _second_track_after_the_first_publisher_left(second: str) -> dict[str,
         alice = await _join(server, "alice")
         first = await _relay_tone(alice, bob, "alice", TONE_HZ)
         await alice.disconnect()
-        await _until(lambda: "alice" not in bob.remote_participants)
+        await until(lambda: "alice" not in bob.remote_participants)
         publisher = await _join(server, second)
         later = await _relay_tone(publisher, bob, second, SECOND_TONE_HZ)
         result = {"first": first, "second": later, "events": list(events)}
@@ -358,7 +351,7 @@ async def scenario_unpublish_and_publish_again() -> dict[str, Any]:
         alice = await _join(server, "alice")
         first = await _relay_tone(alice, bob, "alice", TONE_HZ)
         await alice.local_participant.unpublish_track(first["published_sid"])
-        await _within_timeout(_until(lambda: f"-{first['published_sid']}" in events))
+        await _within_timeout(until(lambda: f"-{first['published_sid']}" in events))
         second = await _relay_tone(
             alice, bob, "alice", SECOND_TONE_HZ, other_than=first["published_sid"]
         )
@@ -385,7 +378,7 @@ async def scenario_join_after_a_track_was_published() -> dict[str, Any]:
         assert lobby is not None
         # bob joins only once the server relays alice's track: it must be in bob's very
         # first subscriber offer, the order of a user who publishes before the agent joins
-        await _until(lambda: any(t.media for t in lobby.participants["alice"].tracks.values()))
+        await until(lambda: any(t.media for t in lobby.participants["alice"].tracks.values()))
         bob = await _join(server, "bob")
         track = await _first_audio_track(bob, "alice")
         figures = _tone_figures(await _record(track, 1.0))

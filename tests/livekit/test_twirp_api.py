@@ -21,6 +21,7 @@ from livekit import api, rtc
 from livekit.api.twirp_client import TwirpClient
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models
+from scenario_kit import until
 
 from flowkit.testing.livekit_server import TestLiveKitServer
 from flowkit.testing.livekit_server.agents import AgentDispatcher
@@ -267,20 +268,21 @@ async def _no_token(server: TestLiveKitServer, _: api.LiveKitAPI) -> object:
                                     api.ListRoomsResponse)
 
 
-async def _unknown_method(server: TestLiveKitServer, _: api.LiveKitAPI) -> object:
+async def _call_route(server: TestLiveKitServer, service: str, method: str) -> object:
+    """Call ``service/method`` with livekit-api's own Twirp client and a valid token."""
     async with aiohttp.ClientSession() as session:
         client = TwirpClient(session, server.url, "livekit")
         headers = {"Authorization": f"Bearer {_token(room_list=True)}"}
-        return await client.request("RoomService", "MakeCoffee", api.ListRoomsRequest(),
-                                    headers, api.ListRoomsResponse)
+        return await client.request(service, method, api.ListRoomsRequest(), headers,
+                                    api.ListRoomsResponse)
+
+
+async def _unknown_method(server: TestLiveKitServer, _: api.LiveKitAPI) -> object:
+    return await _call_route(server, "RoomService", "MakeCoffee")
 
 
 async def _unknown_service(server: TestLiveKitServer, _: api.LiveKitAPI) -> object:
-    async with aiohttp.ClientSession() as session:
-        client = TwirpClient(session, server.url, "livekit")
-        headers = {"Authorization": f"Bearer {_token(room_list=True)}"}
-        return await client.request("CoffeeService", "Brew", api.ListRoomsRequest(),
-                                    headers, api.ListRoomsResponse)
+    return await _call_route(server, "CoffeeService", "Brew")
 
 
 async def _unimplemented(server: TestLiveKitServer, lkapi: api.LiveKitAPI) -> object:
@@ -412,14 +414,6 @@ def test_participants_are_listed_and_removing_one_disconnects_its_client(
     assert result["rooms_after_delete"] == []
 
 
-async def _until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
-
 
 async def _join(server: TestLiveKitServer, identity: str) -> tuple[rtc.Room, asyncio.Future[int]]:
     """A client in ``lobby``, and a future of the reason it gets disconnected for."""
@@ -444,7 +438,7 @@ async def scenario_participants() -> dict[str, Any]:
         await lkapi.room.remove_participant(
             api.RoomParticipantIdentity(room="lobby", identity="alice"))
         alice_reason = await asyncio.wait_for(alice_left, TIMEOUT)
-        await _until(lambda: bob_saw_leave == ["alice"])
+        await until(lambda: bob_saw_leave == ["alice"])
         after_remove = await lkapi.room.list_participants(in_lobby)
 
         await lkapi.room.delete_room(api.DeleteRoomRequest(room="lobby"))
