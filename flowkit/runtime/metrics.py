@@ -52,10 +52,21 @@ class Reservoir:
 
 
 class NodeStats:
-    """Live counters of one node, measured by the runtime (never self-reported)."""
+    """Live counters of one node, measured by the runtime (never self-reported).
+
+    The runtime times a random sample of the messages it hands a node synchronously (one
+    in eight on average; see :class:`~flowkit.runtime.streams.EdgeTap`): ``busy_ns`` adds
+    each sample's own time weighted by the messages since the sample before, so it
+    estimates the node's total time without reading the clock for every message, and
+    ``latency`` holds the samples. Counts are exact.
+
+    Attributes:
+        sample_at: The number (in ``messages_in``) of the next message to time.
+        sampled_to: The number of the last message timed.
+    """
 
     __slots__ = ("busy_ns", "dropped", "errors", "latency", "messages_in", "messages_out",
-                 "name", "restarts")
+                 "name", "restarts", "sample_at", "sampled_to")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -66,6 +77,8 @@ class NodeStats:
         self.dropped = 0
         self.busy_ns = 0
         self.latency = Reservoir()
+        self.sample_at = 1  # the first message is always timed
+        self.sampled_to = 0
 
 
 class EdgeStats:
@@ -92,7 +105,9 @@ class NodeMetrics(pydantic.BaseModel):
     """A node's figures at one moment.
 
     ``latency_*`` is the time the node itself spent per message (downstream work excluded),
-    for nodes the runtime calls synchronously (function and Rx nodes).
+    for nodes the runtime calls synchronously (function and Rx nodes), from a random sample
+    of about one message in eight; ``busy_s`` is the total estimated from the same samples.
+    The counts are exact.
     """
 
     model_config = _FROZEN

@@ -14,6 +14,7 @@ its other consumers are untouched.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any, Generic, Protocol, TypeVar
@@ -49,13 +50,34 @@ class Clock:
 
     Deliveries are synchronous and nest (a node's output is delivered while its input is
     still being handled); ``child`` accumulates the time of deliveries nested in the current
-    one, which the enclosing tap subtracts.
+    one, which the enclosing tap subtracts. ``timing`` counts the enclosing deliveries that
+    are being timed: while it is above zero every nested delivery is timed too, because its
+    time must be subtracted from theirs.
+
+    Not every delivery is timed (see :class:`EdgeTap`): the clock also deals the random gaps
+    between a node's timed messages.
     """
 
-    __slots__ = ("child",)
+    __slots__ = ("child", "draws", "timing")
 
     def __init__(self) -> None:
         self.child = 0
+        self.timing = 0
+        self.draws = 0
+
+    def next_gap(self) -> int:
+        """How many messages on from this one a node's next timed message is."""
+        draws = self.draws
+        self.draws = draws + 1
+        return _SAMPLE_GAPS[draws % len(_SAMPLE_GAPS)]
+
+
+# Gaps between a node's timed messages: 1 to 15, 8 on average. Random, not every 8th message:
+# audio has periods of its own (20 ms frames against 32 ms VAD windows repeat every 8
+# frames), and a fixed stride would time the same phase of them every time. Seeded, so runs
+# are reproducible; a prime count, so the sequence does not line up with such periods either.
+_GAP_DRAW = random.Random(20261121)
+_SAMPLE_GAPS: tuple[int, ...] = tuple(_GAP_DRAW.randint(1, 15) for _ in range(251))
 
 
 class EdgeTap:
@@ -114,30 +136,46 @@ class EdgeTap:
         return self.on_next if self.feedback and self.loop is not None else self.deliver
 
     def deliver(self, value: Any) -> None:
-        """Deliver ``value`` now, measuring the consumer's own time."""
+        """Deliver ``value`` now; time the consumer if this message is one of its samples."""
         self.stats.messages += 1
         consumer = self.consumer
-        consumer.messages_in += 1
+        n = consumer.messages_in + 1
+        consumer.messages_in = n
         queue = self.queue
         if queue is not None:
             queue.push(value, self.stats)
             return
         clock = self.clock
+        if n < consumer.sample_at and not clock.timing:
+            # Neither a sample nor nested in a timed delivery: no clock reads at all. This
+            # is most messages, and the reads and the bookkeeping were a third of a hop.
+            try:
+                self.observer.on_next(value)  # type: ignore[union-attr]
+            except Exception as exc:  # the consumer failed: its policy decides
+                self.on_failure(exc)
+            return
         outer = clock.child
         clock.child = 0
+        clock.timing += 1
         start = perf_counter_ns()
         try:
             self.observer.on_next(value)  # type: ignore[union-attr]
         except Exception as exc:  # the consumer failed: its policy decides, not the producer
             self.on_failure(exc)
         elapsed = perf_counter_ns() - start
+        clock.timing -= 1
         own = elapsed - clock.child
-        consumer.busy_ns += own
-        # Reservoir.add, inlined: this runs for every message on every edge.
-        latency = consumer.latency
-        latency.samples[latency.count & RING_MASK] = own
-        latency.count += 1
         clock.child = outer + elapsed
+        if n >= consumer.sample_at:
+            # A sample stands for every message since the last one: an unbiased estimate
+            # of the total, and a counter that only grows.
+            consumer.busy_ns += own * (n - consumer.sampled_to)
+            consumer.sampled_to = n
+            consumer.sample_at = n + clock.next_gap()
+            # Reservoir.add, inlined.
+            latency = consumer.latency
+            latency.samples[latency.count & RING_MASK] = own
+            latency.count += 1
 
     def _deliver_later(self, value: Any) -> None:
         self.stats.queued -= 1
