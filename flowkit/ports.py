@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
@@ -198,6 +199,18 @@ class Out(Port[T], Linkable):
         if stream is None:
             stream = self._running_stream()  # raises the explained error
         stream.on_next(value)
+
+    def sender(self) -> Callable[[T], None]:
+        """The running port's :meth:`send`, bound once, for a callback called per message.
+
+        A transport's per-frame callback that is handed this instead of ``send`` saves a
+        Python call per message. It belongs to this run of the graph: a node restarted by
+        its error policy runs again and asks again.
+
+        Raises:
+            RuntimeError: The graph is not running.
+        """
+        return self._running_stream().on_next
 
     def close(self) -> None:
         """End this output now: consumers see it complete (a loop owner ends its loop so)."""

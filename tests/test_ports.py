@@ -1,5 +1,5 @@
 import pytest
-from support import AddOne
+from support import AddOne, Collect, collected
 
 import flowkit as fk
 
@@ -30,3 +30,30 @@ def test_send_outside_a_running_graph_says_so() -> None:
     node = AddOne()
     with pytest.raises(RuntimeError, match="not running"):
         node.out.send(1)
+
+
+def test_sender_outside_a_running_graph_says_so() -> None:
+    node = AddOne()
+    with pytest.raises(RuntimeError, match="not running"):
+        node.out.sender()
+
+
+class BoundSender(fk.Node):
+    """Sends through the port's bound sender, as a transport's per-frame callback would."""
+
+    out: fk.Out[int]
+
+    async def run(self) -> None:
+        emit = self.out.sender()
+        for value in (1, 2, 3):
+            emit(value)
+
+
+async def test_a_bound_sender_delivers_and_counts_like_send() -> None:
+    g = fk.Graph("g")
+    sink = Collect()
+    g.add(BoundSender()) >> sink
+    runner = fk.GraphRunner(g)
+    await runner.run()
+    assert collected(sink) == [1, 2, 3]
+    assert runner.metrics().node("bound_sender").messages_out == 3

@@ -96,7 +96,7 @@ class RoomSource(Node):
         source = room_io(self).audio_input(p.sample_rate, p.num_channels, p.participant)
         if isinstance(source, PushAudioInput):
             # Frames enter the graph from the transport's callback: no task step per frame.
-            await source.deliver(self.audio.send)
+            await source.deliver(self.audio.sender())
             return
         async for frame in source.frames():
             await self.audio.put(frame)
