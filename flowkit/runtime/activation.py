@@ -49,12 +49,16 @@ def activate(runner: GraphRunner, run: NodeRun) -> None:
 class _OutputObserver(abc.ObserverBase[Any]):
     """Receives one observable returned by ``wire`` and forwards it to its port stream."""
 
-    __slots__ = ("run", "runner", "target")
+    # No __slots__: ``on_next`` is replaced per instance, which a slot would not allow.
 
     def __init__(self, runner: GraphRunner, run: NodeRun, target: PortStream[Any] | None):
         self.runner = runner
         self.run = run
         self.target = target
+        if target is not None:
+            # The port stream's own method, called by the observable without a frame of
+            # ours in between: one Python call less per message out of every Rx node.
+            self.on_next = target.on_next  # type: ignore[method-assign]
 
     def on_next(self, value: Any) -> None:
         if self.target is not None:
