@@ -187,8 +187,14 @@ class LiveKitAudioInput:
         finally:
             for task in tasks:
                 task.cancel()
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns normally when
+            # its task is cancelled just as the awaited close completes, and the cancellation
+            # is lost. Here that happens when a job ends as its participant leaves: this
+            # generator would then wait for the participant's next track, the room source's
+            # task would never end, and neither would the job's graph.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stream.aclose(), _CLOSE_TIMEOUT_S)
+                async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                    await stream.aclose()
 
 
 class LiveKitAudioOutput:
@@ -315,9 +321,9 @@ class LiveKitAudioOutput:
         logger.debug("published the agent's audio track %s", self.publication.sid)
         if self._subscription_timeout > 0:
             try:
-                await asyncio.wait_for(
-                    self.publication.wait_for_subscription(), self._subscription_timeout
-                )
+                # Not wait_for, which can lose a cancellation on Python 3.11 (see _track_frames).
+                async with asyncio.timeout(self._subscription_timeout):
+                    await self.publication.wait_for_subscription()
             except TimeoutError:
                 logger.debug(
                     "nobody subscribed to the agent's audio within %.1f s; speaking anyway",

@@ -168,8 +168,10 @@ class LiveKitRoomIO:
         if self._closed:
             return
         if self._started and self.room.isconnected():
+            # Not wait_for, which can lose a cancellation on Python 3.11 (see audio.py).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.flush(), _FLUSH_TIMEOUT_S)
+                async with asyncio.timeout(_FLUSH_TIMEOUT_S):
+                    await self.flush()
         self._closed = True
         if self._output is not None:
             await self._output.release()

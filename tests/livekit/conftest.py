@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from flowkit.testing.netns import run_async_in_namespace
+
+
+def _text(output: bytes | str | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
 
 
 @pytest.fixture
@@ -19,6 +26,16 @@ def run_scenario() -> Callable[[str, str], Any]:
     """
 
     def run(path: str, function: str, timeout: float = 120.0) -> Any:
-        return run_async_in_namespace(path, function, timeout=timeout)
+        try:
+            return run_async_in_namespace(path, function, timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            # subprocess.run's own message has only the command line; what the scenario
+            # logged before it hung is what says where it hung.
+            output = (_text(error.stdout) + "\n" + _text(error.stderr)).splitlines()
+        pytest.fail(
+            f"scenario {function} did not finish within {timeout:.0f} s; the end of its "
+            "output:\n" + "\n".join(output[-60:]),
+            pytrace=False,
+        )
 
     return run
