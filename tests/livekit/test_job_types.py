@@ -3,27 +3,40 @@
 LiveKit (pkg/rtc/room.go) launches a ``JT_PARTICIPANT`` job when a participant joins and a
 ``JT_PUBLISHER`` job the first time a participant publishes a track, each carrying that
 participant, for workers registered with that job type; agent and egress participants
-trigger none. These tests run on 127.0.0.1 with raw workers: participants join over a bare
-``/rtc`` WebSocket; publishing, which needs WebRTC, is driven on the server's room model.
+trigger none. The protocol tests run on 127.0.0.1 with raw workers (participants join over a
+bare ``/rtc`` WebSocket; publishing, which needs WebRTC, is driven on the server's room
+model). The end-to-end test runs a flowkit publisher worker against two SDK clients in a
+private network namespace and checks that each job's RoomSource hears its own publisher.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import numpy as np
 from aiortc.mediastreams import AudioStreamTrack
-from livekit import api
+from livekit import api, rtc
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models
 from livekit.protocol import rtc as rtc_pb
-from support import RawWorker
+from scenario_kit import play_tone_track, until
 
+import flowkit as fk
+from flowkit.nodes.room import RoomSource
 from flowkit.testing.livekit_server import TestLiveKitServer
 from flowkit.testing.livekit_server.agents import AgentDispatcher
 from flowkit.testing.livekit_server.rooms import Participant, PublishedTrack, Room, new_sid
+from flowkit.worker import JobType, Worker, WorkerOptions
+from flowkit.worker.jobs import livekit_room
+
+if TYPE_CHECKING:
+    from support import RawWorker
 
 KEY = "devkey"
 SECRET = "job-types-test-secret-0123456789abcdef"
@@ -49,6 +62,10 @@ async def raw_worker(
     server: TestLiveKitServer, job_type: agent_pb.JobType
 ) -> AsyncIterator[RawWorker]:
     """A protocol-level unnamed worker registered for ``job_type``."""
+    # Imported here: the namespace scenario loads this file in a subprocess whose sys.path
+    # has tests/livekit but not tests/, where support.py lives.
+    from support import RawWorker
+
     token = api.AccessToken(KEY, SECRET).with_grants(api.VideoGrants(agent=True)).to_jwt()
     async with aiohttp.ClientSession() as session, session.ws_connect(
         server.url + "/agent", headers={"Authorization": f"Bearer {token}"}
@@ -210,3 +227,123 @@ async def test_a_room_dispatched_explicitly_before_it_existed_gets_no_automatic_
         assert jobs_of(dispatcher, agent_pb.JT_PARTICIPANT) == ["carol"]
         explicit.cancel()
         await asyncio.gather(explicit, return_exceptions=True)
+
+
+# End to end (network namespace) --------------------------------------------------------------
+
+ALICE_HZ, BOB_HZ = 440.0, 660.0
+RATE = 16_000
+AMPLITUDE = 0.3
+LOUD = 2000  # a frame louder than this carries a tone
+
+
+class Ears(fk.Node):
+    """Records the loud frames it gets (module level: annotations resolve)."""
+
+    audio: fk.In[rtc.AudioFrame] = fk.In(default=True)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loud: list[np.ndarray] = []
+
+    async def run(self, audio: AsyncIterator[rtc.AudioFrame]) -> None:
+        """Keep the samples of every frame that carries a tone."""
+        async for frame in audio:
+            pcm = np.frombuffer(frame.data, dtype=np.int16).copy()
+            if np.abs(pcm).max() > LOUD:
+                self.loud.append(pcm)
+
+    def seconds(self) -> float:
+        """How much tone was heard."""
+        return sum(len(pcm) for pcm in self.loud) / RATE
+
+    def peak_hz(self) -> float:
+        """The strongest frequency of what was heard (0 when nothing was)."""
+        if not self.loud:
+            return 0.0
+        body = np.concatenate(self.loud).astype(np.float64)
+        spectrum = np.abs(np.fft.rfft(body * np.hanning(len(body))))
+        return float(np.argmax(spectrum) * RATE / len(body))
+
+
+def build_listener(job: fk.JobContext) -> fk.Graph:
+    """A publisher job's graph: its RoomSource (default participant) into Ears."""
+    graph = fk.Graph("publisher-listener")
+    graph.add(RoomSource(RATE)) >> graph.add(Ears(), "ears")
+    return graph
+
+
+async def _speaker(
+    server: TestLiveKitServer, identity: str, hz: float
+) -> tuple[rtc.Room, asyncio.Task[None]]:
+    """An SDK client in ``lobby`` that publishes a microphone and plays ``hz`` on it.
+
+    Returns:
+        The client and the task playing the tone (for ``TIMEOUT`` s; cancel it to stop).
+    """
+    client = rtc.Room()
+    await asyncio.wait_for(client.connect(server.url, server.token(identity, "lobby")), TIMEOUT)
+    return client, await play_tone_track(client, hz, TIMEOUT, amplitude=AMPLITUDE)
+
+
+def _ears_by_participant(worker: Worker) -> dict[str, Ears]:
+    found: dict[str, Ears] = {}
+    for job in worker.jobs.values():
+        if job.runner is not None:
+            ears = job.runner.graph.nodes["ears"]
+            assert isinstance(ears, Ears)
+            found[job.context.participant_identity] = ears
+    return found
+
+
+async def scenario_publisher_jobs_hear_their_own_publisher() -> dict[str, Any]:
+    logging.basicConfig(level=logging.WARNING)
+    async with serving("10.99.0.1") as (server, dispatcher):
+        worker = Worker(build_listener, WorkerOptions(
+            url=server.url, api_key=KEY, api_secret=SECRET, job_type=JobType.PUBLISHER,
+            http_port=None, status_interval=0.1, load_threshold=math.inf,
+            load_fnc=lambda: 0.0, drain_timeout=5.0,
+        ), connect_job=livekit_room(KEY, SECRET))
+        await worker.start(timeout=TIMEOUT)
+        try:
+            alice, alice_tone = await _speaker(server, "alice", ALICE_HZ)
+            bob, bob_tone = await _speaker(server, "bob", BOB_HZ)
+
+            def heard_both() -> bool:
+                ears = _ears_by_participant(worker)
+                return len(ears) == 2 and all(e.seconds() >= 1.0 for e in ears.values())
+
+            try:
+                await until(heard_both, TIMEOUT)
+                heard = True
+            except TimeoutError:
+                heard = False
+            ears = _ears_by_participant(worker)
+            result = {
+                "heard": heard,
+                "peaks": {who: e.peak_hz() for who, e in ears.items()},
+                "seconds": {who: e.seconds() for who, e in ears.items()},
+                "jobs": sorted(
+                    [r.job.participant.identity, agent_pb.JobType.Name(r.job.type)]
+                    for r in dispatcher.jobs.values()
+                ),
+            }
+            for tone in (alice_tone, bob_tone):
+                tone.cancel()
+            await asyncio.gather(alice_tone, bob_tone, return_exceptions=True)
+            await alice.disconnect()
+            await bob.disconnect()
+            return result
+        finally:
+            # The jobs are cancelled while their participants are leaving: this once hung
+            # when a RoomSource lost its cancellation (see test_audio_input.py).
+            await worker.aclose()
+
+
+def test_each_publisher_job_hears_its_own_publisher(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_publisher_jobs_hear_their_own_publisher")
+    # One publisher job per publishing user, none of another type.
+    assert result["jobs"] == [["alice", "JT_PUBLISHER"], ["bob", "JT_PUBLISHER"]], result
+    assert result["heard"] is True, result
+    assert abs(result["peaks"]["alice"] - ALICE_HZ) < 5, result
+    assert abs(result["peaks"]["bob"] - BOB_HZ) < 5, result
