@@ -305,7 +305,8 @@ class Harness:
         result = self._recorder.start(turn.turn_id, user_input)
         self.runner.inject(self.turn_input, turn)
         try:
-            await asyncio.wait_for(self._recorder.done.wait(), self.reply_timeout)
+            async with asyncio.timeout(self.reply_timeout):
+                await self._recorder.done.wait()
         except TimeoutError:
             raise AssertionError(
                 f"the agent did not finish its reply to {user_input!r} within "

@@ -109,7 +109,10 @@ class AgentConnection:
             ) from exc
         await self.send(agent_pb.WorkerMessage(register=self._register_request()))
         try:
-            first = await asyncio.wait_for(self.receive(), self.options.register_timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation
+            # that arrives as the awaited call completes (see flowkit/livekit/audio.py).
+            async with asyncio.timeout(self.options.register_timeout):
+                first = await self.receive()
         except TimeoutError:
             first = None
         if first is None or not first.HasField("register"):

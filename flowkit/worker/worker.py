@@ -163,7 +163,8 @@ class Worker:
 
     async def wait_registered(self, timeout: float | None = None) -> None:
         """Wait until the worker is (again) registered with the server."""
-        await asyncio.wait_for(self._registered.wait(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: see AgentConnection.open
+            await self._registered.wait()
 
     async def run(self) -> None:
         """Connect, register and serve jobs until closed or drained; reconnect when cut off.
@@ -192,7 +193,8 @@ class Worker:
                     delay = next(delays)
                     log.warning("%s; retrying in %.1f s (attempt %d)", exc, delay, failures)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), delay)
+                        async with asyncio.timeout(delay):
+                            await self._stop.wait()
                     continue
                 failures = 0
                 delays = reconnect_delays(self.options.reconnect_min, self.options.reconnect_max)
@@ -328,7 +330,8 @@ class Worker:
         try:
             answer = self._accept(request)
             if inspect.isawaitable(answer):
-                answer = await asyncio.wait_for(answer, self.options.availability_timeout)
+                async with asyncio.timeout(self.options.availability_timeout):
+                    answer = await answer
         except TimeoutError:
             log.warning("the accept hook took longer than %g s; refusing job %s",
                         self.options.availability_timeout, request.id)

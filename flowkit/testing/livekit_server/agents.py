@@ -537,7 +537,12 @@ class AgentDispatcher:
             agent_pb.ServerMessage(availability=agent_pb.AvailabilityRequest(job=job))
         )
         try:
-            reply = await asyncio.wait_for(answer, self.availability_timeout) if sent else None
+            reply = None
+            if sent:
+                # Not wait_for, which can lose the dispatch's own cancellation on Python 3.11
+                # when the answer lands at the same moment.
+                async with asyncio.timeout(self.availability_timeout):
+                    reply = await answer
         except (TimeoutError, asyncio.CancelledError):
             task = asyncio.current_task()
             if task is not None and task.cancelling():

@@ -162,7 +162,8 @@ class MediaSession:
                 rtc.SignalResponse(offer=rtc.SessionDescription(type="offer", sdp=local.sdp))
             )
             try:
-                await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
+                async with asyncio.timeout(ANSWER_TIMEOUT):
+                    await self._answer
             except TimeoutError:
                 logger.warning("no subscriber answer within %.0f s", ANSWER_TIMEOUT)
             finally:

@@ -204,7 +204,8 @@ class SignalSession:
             self.room.leave(self.participant)
             self._outbox.put_nowait(None)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer, 2)
+                async with asyncio.timeout(2):
+                    await writer
             await self.media.close()
             await self.ws.close()
 
