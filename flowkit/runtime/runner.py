@@ -77,17 +77,22 @@ class GraphRunner:
             lists every problem if it is not valid.
         job: What ``ctx.job`` gives the nodes (the LiveKit job, or ``None``).
 
+        close_timeout: How long :meth:`close` waits for the nodes' tasks to end once
+            cancelled. A task still running then (a node that swallowed its cancellation)
+            is logged by node name and left behind, so a job still leaves its room.
+
     Use ``async with GraphRunner(graph) as runner: await runner.wait()``, or ``await
     runner.run()`` for start, wait and close in one call.
     """
 
-    def __init__(self, graph: Graph, *, job: Any = None) -> None:
+    def __init__(self, graph: Graph, *, job: Any = None, close_timeout: float = 10.0) -> None:
         plan = graph.resolve()
         if not plan.ok:
             raise GraphError(graph.name, list(plan.problems))
         self.graph = graph
         self.plan = plan
         self.job = job
+        self.close_timeout = close_timeout
         self.state = RunnerState.CREATED
         self.node_errors: list[NodeError] = []
         self._errors: Subject[NodeError] = Subject()
@@ -273,9 +278,20 @@ class GraphRunner:
         self.state = RunnerState.CLOSING
         for run in self._runs.values():
             self._deactivate(run)
-        pending = [t for run in self._runs.values() for t in run.tasks]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        owners = {task: run.name for run in self._runs.values() for task in run.tasks}
+        if owners:
+            _, stuck = await asyncio.wait(owners, timeout=self.close_timeout)
+            if stuck:
+                # Waiting on would keep a job in its room forever over one node's bug.
+                log.error(
+                    "graph %r: the task of node %s did not end within %g s of being "
+                    "cancelled, so the graph closes without it; a node's run() must let "
+                    "asyncio.CancelledError through (re-raise it if you catch it)",
+                    self.graph.name, ", ".join(sorted({repr(owners[t]) for t in stuck})),
+                    self.close_timeout,
+                )
+                for task in stuck:
+                    task.cancel()
         await settle_bridges()
         for run in self._runs.values():
             for stream in run.outputs.values():

@@ -1,4 +1,5 @@
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -8,6 +9,7 @@ from reactivex import operators as ops
 from support import Collect, Forever, collected
 
 import flowkit as fk
+from flowkit.runtime.runner import RunnerState
 
 
 class Requests(fk.Node):
@@ -86,3 +88,39 @@ async def test_switch_map_cancels_the_old_request_on_new_input() -> None:
     # inputs at 1, 2, 3 s; each request yields every 0.3 s until the next input replaces it
     assert req.started == 3 and req.cancelled == 3
     assert [item.split(":")[0] for item in collected(sink)] == ["0"] * 3 + ["1"] * 3 + ["2"]
+
+
+class Stubborn(fk.Node):
+    """Swallows its first cancellation (a bug a node can have), ends on the second."""
+
+    out: fk.Out[int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancellations = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.cancellations += 1
+                if self.cancellations > 1:
+                    raise
+
+
+async def test_close_leaves_a_task_that_swallows_its_cancellation_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="flowkit.runtime")
+    g = fk.Graph("stubborn")
+    stubborn = Stubborn()
+    g.add(stubborn, name="stuck") >> Collect()
+    runner = fk.GraphRunner(g, close_timeout=0.2)
+    await runner.start()
+    await asyncio.sleep(0)
+    await asyncio.wait_for(runner.close(), 5)  # without the bound: forever
+    assert runner.state is RunnerState.CLOSED
+    assert "'stuck'" in caplog.text and "did not end within 0.2 s" in caplog.text
+    await asyncio.sleep(0)  # the second cancellation, sent by close, ends it
+    assert stubborn.cancellations == 2
