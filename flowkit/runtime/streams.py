@@ -162,8 +162,9 @@ class EdgeTap:
             self.observer.on_next(value)  # type: ignore[union-attr]
         except Exception as exc:  # the consumer failed: its policy decides, not the producer
             self.on_failure(exc)
+        finally:  # even for a BaseException, or every later delivery would be timed
+            clock.timing -= 1
         elapsed = perf_counter_ns() - start
-        clock.timing -= 1
         own = elapsed - clock.child
         clock.child = outer + elapsed
         if n >= consumer.sample_at:

@@ -140,3 +140,20 @@ def test_a_failing_consumer_still_leaves_the_clock_balanced(fake_time: FakeTime)
     assert len(failures) == 50
     assert clock.timing == 0
     assert stats.busy_ns == 100 * stats.sampled_to
+
+
+def test_a_base_exception_through_a_timed_delivery_leaves_the_clock_balanced(
+    fake_time: FakeTime,
+) -> None:
+    clock = Clock()
+    source: PortStream[int] = PortStream("src.out", NodeStats("src"))
+    stats = NodeStats("node")
+
+    class Interrupting(Worker):
+        def on_next(self, value: Any) -> None:
+            raise KeyboardInterrupt
+
+    link(source, stats, Interrupting(fake_time, lambda n: 0), clock)
+    with pytest.raises(KeyboardInterrupt):
+        source.on_next(1)  # the first message is always timed
+    assert clock.timing == 0
