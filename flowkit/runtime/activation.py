@@ -61,8 +61,9 @@ class _OutputObserver(abc.ObserverBase[Any]):
             self.on_next = target.on_next  # type: ignore[method-assign]
 
     def on_next(self, value: Any) -> None:
-        if self.target is not None:
-            self.target.on_next(value)
+        # Reached only without a port (an observable that just drives a sink node): with
+        # one, __init__ put the port stream's on_next in this method's place.
+        return
 
     def on_error(self, error: Exception) -> None:
         self.runner._node_failed(self.run.name, error)

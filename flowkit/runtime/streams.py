@@ -76,8 +76,12 @@ class Clock:
 # audio has periods of its own (20 ms frames against 32 ms VAD windows repeat every 8
 # frames), and a fixed stride would time the same phase of them every time. Seeded, so runs
 # are reproducible; a prime count, so the sequence does not line up with such periods either.
-_GAP_DRAW = random.Random(20261121)
-_SAMPLE_GAPS: tuple[int, ...] = tuple(_GAP_DRAW.randint(1, 15) for _ in range(251))
+def _sample_gaps() -> tuple[int, ...]:
+    draw = random.Random(20261121)
+    return tuple(draw.randint(1, 15) for _ in range(251))
+
+
+_SAMPLE_GAPS = _sample_gaps()
 
 
 class EdgeTap:
