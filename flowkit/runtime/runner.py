@@ -76,16 +76,25 @@ class GraphRunner:
         graph: The graph; it is validated here and a :class:`~flowkit.problems.GraphError`
             lists every problem if it is not valid.
         job: What ``ctx.job`` gives the nodes (the LiveKit job, or ``None``).
-
         close_timeout: How long :meth:`close` waits for the nodes' tasks to end once
             cancelled. A task still running then (a node that swallowed its cancellation)
             is logged by node name and left behind, so a job still leaves its room.
+
+    Raises:
+        GraphError: The graph is not valid.
+        ValueError: ``close_timeout`` is not positive.
 
     Use ``async with GraphRunner(graph) as runner: await runner.wait()``, or ``await
     runner.run()`` for start, wait and close in one call.
     """
 
     def __init__(self, graph: Graph, *, job: Any = None, close_timeout: float = 10.0) -> None:
+        if not close_timeout > 0:
+            raise ValueError(
+                f"GraphRunner(close_timeout={close_timeout!r}): the wait for the nodes' tasks "
+                "to end must be positive (cancelled tasks need a loop iteration to finish); "
+                "10 s is the default"
+            )
         plan = graph.resolve()
         if not plan.ok:
             raise GraphError(graph.name, list(plan.problems))

@@ -124,3 +124,11 @@ async def test_close_leaves_a_task_that_swallows_its_cancellation_behind(
     assert "'stuck'" in caplog.text and "did not end within 0.2 s" in caplog.text
     await asyncio.sleep(0)  # the second cancellation, sent by close, ends it
     assert stubborn.cancellations == 2
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
+def test_close_timeout_must_be_positive(timeout: float) -> None:
+    g = fk.Graph("g")
+    g.add(Stubborn()) >> Collect()
+    with pytest.raises(ValueError, match="must be positive"):
+        fk.GraphRunner(g, close_timeout=timeout)
