@@ -1,13 +1,15 @@
-"""Automatic participant and publisher jobs: the test server dispatches them as LiveKit does.
+"""Room, participant and publisher jobs: the test server dispatches them as LiveKit does.
 
-LiveKit (pkg/rtc/room.go) launches a ``JT_PARTICIPANT`` job when a participant joins and a
-``JT_PUBLISHER`` job the first time a participant publishes a track, each carrying that
-participant, for workers registered with that job type; agent and egress participants
-trigger none. The protocol tests run on 127.0.0.1 with raw workers (participants join over a
-bare ``/rtc`` WebSocket; publishing, which needs WebRTC, is driven on the server's room
-model). The end-to-end test runs a flowkit publisher worker against two SDK clients in a
-private network namespace and checks that each job's RoomSource hears its own publisher.
-"""
+LiveKit (pkg/rtc/room.go) gives a room its dispatches when it is created (those its
+configuration names, else a default one with no agent name) and adds more through the
+server API. Each dispatch launches a ``JT_ROOM`` job, a ``JT_PARTICIPANT`` job for each
+participant who is in the room or joins, and a ``JT_PUBLISHER`` job the first time a
+participant publishes a track, each carrying that participant, for workers registered with
+the dispatch's agent name and that job type; agent and egress participants trigger none.
+The protocol tests run on 127.0.0.1 with raw workers (participants join over a bare ``/rtc``
+WebSocket; publishing, which needs WebRTC, is driven on the server's room model). The
+end-to-end test runs a flowkit publisher worker against two SDK clients in a private
+network namespace and checks that each job's RoomSource hears its own publisher."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ import numpy as np
 from aiortc.mediastreams import AudioStreamTrack
 from livekit import api, rtc
 from livekit.protocol import agent as agent_pb
-from livekit.protocol import models
+from livekit.protocol import agent_dispatch, models
+from livekit.protocol import room as room_pb
 from livekit.protocol import rtc as rtc_pb
 from scenario_kit import play_tone_track, until
 
@@ -59,9 +62,9 @@ async def serving(
 
 @asynccontextmanager
 async def raw_worker(
-    server: TestLiveKitServer, job_type: agent_pb.JobType
+    server: TestLiveKitServer, job_type: agent_pb.JobType, agent_name: str = ""
 ) -> AsyncIterator[RawWorker]:
-    """A protocol-level unnamed worker registered for ``job_type``."""
+    """A protocol-level worker registered for ``job_type`` (unnamed by default)."""
     # Imported here: the namespace scenario loads this file in a subprocess whose sys.path
     # has tests/livekit but not tests/, where support.py lives.
     from support import RawWorker
@@ -71,16 +74,17 @@ async def raw_worker(
         server.url + "/agent", headers={"Authorization": f"Bearer {token}"}
     ) as ws:
         worker = RawWorker(ws)
-        await worker.register(job_type=job_type)
+        await worker.register(agent_name, job_type=job_type)
         yield worker
 
 
 @asynccontextmanager
 async def joined(
-    server: TestLiveKitServer, identity: str, kind: str = "", room: str = "lobby"
+    server: TestLiveKitServer, identity: str, kind: str = "", room: str = "lobby",
+    room_config: room_pb.RoomConfiguration | None = None,
 ) -> AsyncIterator[None]:
     """A participant in ``room`` over a bare signal WebSocket (joining needs no WebRTC)."""
-    token = server.token(identity, room, kind=kind)
+    token = server.token(identity, room, kind=kind, room_config=room_config)
     async with aiohttp.ClientSession() as session, session.ws_connect(
         server.url + "/rtc", headers={"Authorization": f"Bearer {token}"}
     ) as ws:
@@ -227,6 +231,87 @@ async def test_a_room_dispatched_explicitly_before_it_existed_gets_no_automatic_
         assert jobs_of(dispatcher, agent_pb.JT_PARTICIPANT) == ["carol"]
         explicit.cancel()
         await asyncio.gather(explicit, return_exceptions=True)
+
+
+async def test_a_dispatch_added_to_a_room_launches_jobs_for_its_participants() -> None:
+    async with AsyncExitStack() as stack:
+        server, dispatcher = await stack.enter_async_context(serving())
+        unnamed = await stack.enter_async_context(raw_worker(server, agent_pb.JT_PARTICIPANT))
+        support = await stack.enter_async_context(
+            raw_worker(server, agent_pb.JT_PARTICIPANT, "support"))
+        support_publisher = await stack.enter_async_context(
+            raw_worker(server, agent_pb.JT_PUBLISHER, "support"))
+        await dispatcher.wait_for_workers(3)
+        await stack.enter_async_context(joined(server, "alice"))
+        [alice_default] = await take_jobs(unnamed, 1)  # the room's default dispatch
+        lobby = server.rooms.get("lobby")
+        assert lobby is not None
+        assert dispatcher.workers[support.id].offered == []  # nobody dispatched "support" yet
+
+        # As LiveKit's CreateDispatch on a room with people in it: a job for each of them.
+        dispatch = dispatcher.room_dispatches.add(lobby, "support", '{"queue": "billing"}')
+        [alice_support] = await take_jobs(support, 1)
+        publish(lobby, lobby.participants["alice"])
+        [alice_published] = await take_jobs(support_publisher, 1)
+        await stack.enter_async_context(joined(server, "bob"))
+        [bob_default] = await take_jobs(unnamed, 1)
+        [bob_support] = await take_jobs(support, 1)
+
+        default_id = dispatcher.room_dispatches.of_room("lobby")[0].id
+        assert [d.id for d in dispatcher.room_dispatches.of_room("lobby")] == [
+            default_id, dispatch.id]
+        for assignment, who, dispatch_id, job_type in (
+            (alice_default, "alice", default_id, agent_pb.JT_PARTICIPANT),
+            (bob_default, "bob", default_id, agent_pb.JT_PARTICIPANT),
+            (alice_support, "alice", dispatch.id, agent_pb.JT_PARTICIPANT),
+            (bob_support, "bob", dispatch.id, agent_pb.JT_PARTICIPANT),
+            (alice_published, "alice", dispatch.id, agent_pb.JT_PUBLISHER),
+        ):
+            job = assignment.job
+            assert (job.participant.identity, job.dispatch_id, job.type) == (
+                who, dispatch_id, job_type)
+            named = dispatch_id == dispatch.id
+            assert job.agent_name == ("support" if named else "")
+            assert job.metadata == ('{"queue": "billing"}' if named else "")
+
+
+async def test_a_token_room_configuration_names_the_agents_of_the_room_it_creates() -> None:
+    async with AsyncExitStack() as stack:
+        server, dispatcher = await stack.enter_async_context(serving())
+        unnamed_room = await stack.enter_async_context(raw_worker(server, agent_pb.JT_ROOM))
+        unnamed = await stack.enter_async_context(raw_worker(server, agent_pb.JT_PARTICIPANT))
+        support_room = await stack.enter_async_context(
+            raw_worker(server, agent_pb.JT_ROOM, "support"))
+        support = await stack.enter_async_context(
+            raw_worker(server, agent_pb.JT_PARTICIPANT, "support"))
+        await dispatcher.wait_for_workers(4)
+        config = room_pb.RoomConfiguration(agents=[
+            agent_dispatch.RoomAgentDispatch(agent_name="support", metadata="vip")])
+
+        await stack.enter_async_context(joined(server, "alice", room_config=config))
+        room_job = await support_room.answer()
+        [alice_job] = await take_jobs(support, 1)
+        # The configuration applies to the room the join creates only: bob's is ignored.
+        await stack.enter_async_context(joined(server, "bob", room_config=room_pb.RoomConfiguration(
+            agents=[agent_dispatch.RoomAgentDispatch(agent_name="other")])))
+        [bob_job] = await take_jobs(support, 1)
+        # Another room, with no configuration, has the default dispatch: carol's job is
+        # offered after any the unnamed workers would have had for the configured room.
+        await stack.enter_async_context(joined(server, "carol", room="elsewhere"))
+        elsewhere_job = await unnamed_room.answer()
+        [carol_job] = await take_jobs(unnamed, 1)
+
+        [dispatch] = dispatcher.room_dispatches.of_room("lobby")
+        assert (dispatch.agent_name, dispatch.info.metadata) == ("support", "vip")
+        assert (room_job.type, room_job.agent_name, room_job.metadata) == (
+            agent_pb.JT_ROOM, "support", "vip")
+        assert room_job.dispatch_id == dispatch.id
+        assert [a.job.participant.identity for a in (alice_job, bob_job)] == ["alice", "bob"]
+        assert all(a.job.dispatch_id == dispatch.id for a in (alice_job, bob_job))
+        assert elsewhere_job.room.name == "elsewhere"  # the configured room had no default
+        assert carol_job.job.participant.identity == "carol"
+        assert carol_job.job.room.name == "elsewhere"
+        assert jobs_of(dispatcher, agent_pb.JT_PARTICIPANT) == ["alice", "bob", "carol"]
 
 
 # End to end (network namespace) --------------------------------------------------------------

@@ -115,9 +115,12 @@ async def test_list_shows_dispatches_with_their_jobs_and_delete_ends_them() -> N
         second = await dispatches.create_dispatch(_dispatch_request("late", "r", "two"))
 
         listed = await dispatches.list_dispatch("r")
-        assert sorted((d.id, d.agent_name, d.room, d.metadata) for d in listed) == sorted(
-            [(first.id, "support", "r", "one"), (second.id, "late", "r", "two")]
-        )
+        # As in LiveKit, the room created by the first call has its default dispatch, first.
+        default = listed[0]
+        assert (default.agent_name, default.room, default.metadata) == ("", "r", "")
+        assert [(d.id, d.agent_name, d.room, d.metadata) for d in listed[1:]] == [
+            (first.id, "support", "r", "one"), (second.id, "late", "r", "two")
+        ]
         shown = await dispatches.get_dispatch(first.id, "r")
         assert shown is not None
         assert [(j.id, j.state.status, j.state.worker_id) for j in shown.state.jobs] == [
@@ -127,10 +130,10 @@ async def test_list_shows_dispatches_with_their_jobs_and_delete_ends_them() -> N
         deleted = await dispatches.delete_dispatch(first.id, "r")
         assert deleted.id == first.id
         assert (await worker.receive()).termination.job_id == job.id
-        assert [d.id for d in await dispatches.list_dispatch("r")] == [second.id]
+        assert [d.id for d in await dispatches.list_dispatch("r")] == [default.id, second.id]
 
         await dispatches.delete_dispatch(second.id, "r")  # no worker had taken it yet
-        assert await dispatches.list_dispatch("r") == []
+        assert [d.id for d in await dispatches.list_dispatch("r")] == [default.id]
         async with raw_worker(server, "late") as late:
             with pytest.raises(TimeoutError):
                 await late.receive(timeout=0.3)  # the withdrawn offer is not made
@@ -152,6 +155,21 @@ async def test_deleting_a_dispatch_while_its_offer_is_out_withdraws_the_offer() 
             await worker.receive(timeout=0.3)  # too late: no assignment follows
         assert dispatcher.jobs[job.id].worker_id == ""
 
+
+
+async def test_create_room_with_agents_gives_the_room_those_dispatches_only() -> None:
+    async with serving() as (server, _, lkapi), raw_worker(server, "support") as support:
+        async with raw_worker(server, "") as unnamed:
+            await lkapi.room.create_room(api.CreateRoomRequest(name="desk", agents=[
+                api.RoomAgentDispatch(agent_name="support", metadata="tier-2")]))
+            job = await support.answer()
+            # An unnamed worker would have had the default dispatch's job by now.
+            with pytest.raises(TimeoutError):
+                await unnamed.receive(timeout=0.3)
+        [listed] = await lkapi.agent_dispatch.list_dispatch("desk")
+        assert (listed.agent_name, listed.metadata) == ("support", "tier-2")
+        assert (job.dispatch_id, job.agent_name, job.metadata) == (listed.id, "support", "tier-2")
+        assert job.type == agent_pb.JT_ROOM and job.room.name == "desk"
 
 async def test_a_flowkit_worker_runs_the_job_dispatched_through_livekit_api() -> None:
     async with serving() as (server, dispatcher, lkapi):

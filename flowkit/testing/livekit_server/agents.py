@@ -11,11 +11,10 @@ frames, one serialized ``WorkerMessage`` / ``ServerMessage`` each):
 - dispatch offers a job (``AvailabilityRequest``) to the matching workers, least loaded
   first; a worker that refuses, or does not answer within ``availability_timeout``, passes
   it to the next; an accepting worker gets a ``JobAssignment`` with a join token for the
-  identity it chose. Automatic dispatch goes to unnamed workers, as LiveKit's does: a
-  room job when a room is created, a participant job (``JT_PARTICIPANT``) for each
-  participant who joins, a publisher job (``JT_PUBLISHER``) for each participant who starts
-  publishing; agent and egress participants get no jobs. Explicit dispatch is
-  :meth:`AgentDispatcher.dispatch` with an agent name;
+  identity it chose. Which jobs a room gets (its dispatches: automatic, from its
+  configuration, or from the server API) is decided in
+  :mod:`~flowkit.testing.livekit_server.dispatches`; :meth:`AgentDispatcher.dispatch`
+  offers one job directly;
 - :meth:`AgentDispatcher.terminate` ends a job (``JobTermination``).
 
 Use it with the test server (``TestLiveKitServer(agents=dispatcher.mount)``) or alone
@@ -28,14 +27,15 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import WSMsgType, web
 from livekit import api
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models
+
+from flowkit.testing.livekit_server.dispatches import RoomDispatches
 
 __all__ = [
     "DISPATCHER_KEY",
@@ -49,10 +49,6 @@ __all__ = [
 log = logging.getLogger("flowkit.testing.agents")
 
 _SERVER_VERSION = "1.9.0"
-
-_DEPENDENT_KINDS = (models.ParticipantInfo.Kind.AGENT, models.ParticipantInfo.Kind.EGRESS)
-"""Participants that never trigger automatic jobs (LiveKit's ``IsDependent``)."""
-
 
 def _sid(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
@@ -184,14 +180,9 @@ class AgentDispatcher:
         self.jobs: dict[str, ServerJob] = {}
         self.registrations = 0
         self._dispatched_rooms: set[str] = set()
-        # Rooms dispatched explicitly before they existed: like a LiveKit room whose
-        # configuration names its agents, they get no automatic jobs of any type.
-        self._explicit_rooms: set[str] = set()
-        # Participants (by sid) that got their publisher job: one per participant session,
-        # however many tracks it publishes or republishes.
-        self._publishers: set[str] = set()
+        self.room_dispatches = RoomDispatches(self)
+        """Each room's dispatches, and the jobs they launch (on the test server's app)."""
         self._changed = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- mounting ---------------------------------------------------------------------------
 
@@ -199,10 +190,10 @@ class AgentDispatcher:
         """Add ``GET /agent`` to ``app``; on the test server, dispatch when rooms are created.
 
         On the test server's application the key pair defaults to the server's, every room
-        created (by a join, ``create_room`` or the Twirp API) is dispatched to unnamed room
-        workers, every participant who joins or starts publishing to unnamed participant or
-        publisher workers, and the Twirp API's AgentDispatchService finds this dispatcher
-        under :data:`DISPATCHER_KEY`.
+        created (by a join, ``create_room`` or the Twirp API) gets its dispatches, and they
+        launch jobs as rooms are created, participants join and tracks are published (see
+        :mod:`~flowkit.testing.livekit_server.dispatches`); the Twirp API's
+        AgentDispatchService finds this dispatcher under :data:`DISPATCHER_KEY`.
         """
         from flowkit.testing.livekit_server.app import CONFIG_KEY, ROOMS_KEY
 
@@ -212,13 +203,9 @@ class AgentDispatcher:
             self.api_secret = self.api_secret or config.api_secret
         rooms = app.get(ROOMS_KEY)
         if rooms is not None:
-            rooms.on_room_created(lambda room: self.room_created(room.name, room.info()))
-            rooms.on_participant_joined(
-                lambda room, p: self.participant_joined(room.info(), p.info())
-            )
-            rooms.on_track_published(
-                lambda room, p: self.participant_published(room.info(), p.info())
-            )
+            rooms.on_room_created(self.room_dispatches.room_created)
+            rooms.on_participant_joined(self.room_dispatches.participant_joined)
+            rooms.on_track_published(self.room_dispatches.participant_published)
         if not (self.api_key and self.api_secret):
             raise ValueError(
                 "AgentDispatcher needs the API key and secret worker tokens are signed with: "
@@ -233,8 +220,7 @@ class AgentDispatcher:
 
     async def aclose(self) -> None:
         """Close every worker connection (as a server going away would) and stop dispatching."""
-        for task in list(self._tasks):
-            task.cancel()
+        await self.room_dispatches.aclose()
         for worker in list(self.workers.values()):
             await worker.ws.close(code=1001, message=b"server shutting down")
         self.workers.clear()
@@ -398,69 +384,15 @@ class AgentDispatcher:
 
     # -- dispatch ------------------------------------------------------------------------------
 
-    def room_created(self, room: str, info: models.Room | None = None) -> None:
-        """Automatic dispatch: a new room gets a job for unnamed room workers, if any exist.
+    def has_worker(self, agent_name: str, job_type: agent_pb.JobType) -> bool:
+        """Whether a connected worker is registered for ``agent_name`` and ``job_type``."""
+        return any(
+            w.agent_name == agent_name and w.job_type == job_type for w in self.workers.values()
+        )
 
-        A room that already had a job dispatched to it (:meth:`dispatch` before the room
-        existed, e.g. before the agent joined it) gets no automatic job.
-        """
-        if room in self._dispatched_rooms:
-            self._explicit_rooms.add(room)
-            return  # explicit dispatches replace the automatic one, as in LiveKit
-        if not self._has_unnamed(agent_pb.JT_ROOM):
-            return
-        self._spawn(self._dispatch_quietly(room, info))
-
-    def participant_joined(self, room: models.Room, participant: models.ParticipantInfo) -> None:
-        """Automatic dispatch: a participant job for unnamed participant workers, if any exist.
-
-        The job carries ``participant``. Agents and egress get none (LiveKit launches no
-        job for a dependent participant), nor does a room dispatched explicitly before it
-        was created.
-        """
-        self._target_job(room, participant, agent_pb.JT_PARTICIPANT)
-
-    def participant_published(
-        self, room: models.Room, participant: models.ParticipantInfo
-    ) -> None:
-        """Automatic dispatch: a publisher job the first time ``participant`` publishes a track.
-
-        One job per participant, not per track: like LiveKit, a participant that publishes
-        a second track, or unpublishes and publishes again, gets no second job; one that
-        leaves and joins again is a new participant. Same exclusions as
-        :meth:`participant_joined`.
-        """
-        if participant.sid in self._publishers:
-            return
-        self._publishers.add(participant.sid)
-        self._target_job(room, participant, agent_pb.JT_PUBLISHER)
-
-    def _target_job(
-        self, room: models.Room, participant: models.ParticipantInfo, job_type: agent_pb.JobType
-    ) -> None:
-        if participant.kind in _DEPENDENT_KINDS or room.name in self._explicit_rooms:
-            return
-        if not self._has_unnamed(job_type):
-            return  # like LiveKit, launch nothing while no worker takes this job type
-        self._spawn(self._dispatch_quietly(room.name, room, job_type, participant))
-
-    def _has_unnamed(self, job_type: agent_pb.JobType) -> bool:
-        return any(w.agent_name == "" and w.job_type == job_type for w in self.workers.values())
-
-    async def _dispatch_quietly(
-        self, room: str, info: models.Room | None,
-        job_type: agent_pb.JobType = agent_pb.JT_ROOM,
-        participant: models.ParticipantInfo | None = None,
-    ) -> None:
-        try:
-            await self.dispatch(room, job_type=job_type, participant=participant, room_info=info)
-        except DispatchError as error:
-            log.warning("%s", error)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def dispatched_to(self, room: str) -> bool:
+        """Whether :meth:`dispatch` has offered a job for ``room``."""
+        return room in self._dispatched_rooms
 
     async def dispatch(
         self,

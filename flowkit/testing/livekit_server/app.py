@@ -13,6 +13,7 @@ from types import TracebackType
 
 from aiohttp import web
 from livekit import api
+from livekit.protocol import room as room_pb
 
 from flowkit.testing.livekit_server import twirp
 from flowkit.testing.livekit_server.rooms import Room, Rooms
@@ -187,8 +188,13 @@ class TestLiveKitServer:
         metadata: str = "",
         attributes: dict[str, str] | None = None,
         kind: str = "",
+        room_config: room_pb.RoomConfiguration | None = None,
     ) -> str:
-        """A join token for ``identity`` in ``room``, signed with this server's key pair."""
+        """A join token for ``identity`` in ``room``, signed with this server's key pair.
+
+        ``room_config`` applies if this join creates the room: its ``agents`` are then the
+        room's dispatches instead of the default one, as in LiveKit.
+        """
         token = (
             api.AccessToken(self.api_key, self.api_secret)
             .with_identity(identity)
@@ -202,4 +208,6 @@ class TestLiveKitServer:
             token = token.with_attributes(attributes)
         if kind:
             token = token.with_kind(kind)  # type: ignore[arg-type]
+        if room_config is not None:
+            token = token.with_room_config(room_config)
         return token.to_jwt()

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiortc import MediaStreamTrack
-from livekit.protocol import models, rtc
+from livekit.protocol import agent_dispatch, models, rtc
 
 __all__ = [
     "Participant",
@@ -126,6 +126,9 @@ class Room:
     metadata: str = ""
     created_at: float = field(default_factory=time.time)
     participants: dict[str, Participant] = field(default_factory=dict)
+    # The agents its configuration names (a join token's RoomConfiguration, or CreateRoom's
+    # request); none: the default, automatic dispatch.
+    agents: list[agent_dispatch.RoomAgentDispatch] = field(default_factory=list)
     joined_listeners: list[ParticipantListener] = field(default_factory=list, repr=False)
     published_listeners: list[ParticipantListener] = field(default_factory=list, repr=False)
 
@@ -240,13 +243,24 @@ class Rooms:
         """All rooms, oldest first."""
         return list(self._rooms.values())
 
-    def create(self, name: str, *, metadata: str = "") -> Room:
-        """Create a room (or return the existing one) and tell the room-created listeners."""
+    def create(
+        self, name: str, *, metadata: str = "",
+        agents: Iterable[agent_dispatch.RoomAgentDispatch] = (),
+    ) -> Room:
+        """Create a room (or return the existing one) and tell the room-created listeners.
+
+        Args:
+            name: The room's name.
+            metadata: Its metadata, if this call creates it.
+            agents: The agents its configuration names, if this call creates it (as in
+                LiveKit, a room's configuration applies when the room is created).
+        """
         room = self._rooms.get(name)
         if room is not None:
             return room
         room = Room(
-            name=name, metadata=metadata, joined_listeners=self._joined_listeners,
+            name=name, metadata=metadata, agents=list(agents),
+            joined_listeners=self._joined_listeners,
             published_listeners=self._published_listeners,
         )
         self._rooms[name] = room

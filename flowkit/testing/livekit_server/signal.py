@@ -107,7 +107,9 @@ async def handle_rtc(request: web.Request) -> web.StreamResponse:
     assert claims.video is not None
     ws = web.WebSocketResponse(max_msg_size=0)
     await ws.prepare(request)
-    room = config.rooms.create(claims.video.room)
+    # A token's room configuration names the agents of a room this join creates.
+    agents = claims.room_config.agents if claims.room_config is not None else ()
+    room = config.rooms.create(claims.video.room, agents=agents)
     session = SignalSession(ws, room, claims, request.query)
     await session.run()
     return ws

@@ -5,11 +5,13 @@ A test double of the two services a program most often calls on a LiveKit server
 - ``livekit.AgentDispatchService``: ``CreateDispatch``, ``ListDispatch``, ``DeleteDispatch``,
   backed by the server's :class:`~flowkit.testing.livekit_server.agents.AgentDispatcher`
   (``TestLiveKitServer(agents=dispatcher.mount)``). As in LiveKit, creating a dispatch for a
-  room that does not exist creates the room, and the job is offered at once; deleting a
-  dispatch ends its jobs (``JobTermination``).
-- ``livekit.RoomService``: ``CreateRoom``, ``ListRooms``, ``DeleteRoom``, ``ListParticipants``,
-  ``GetParticipant``, ``RemoveParticipant``, over the server's rooms. Removing a participant
-  or deleting its room sends the SDK client a leave request and closes its connection.
+  room that does not exist creates the room, and the dispatch's jobs (the room's, and those
+  of the room's participants) are offered at once; deleting a dispatch ends its jobs
+  (``JobTermination``). Listing shows every dispatch of the room, the default one too.
+- ``livekit.RoomService``: ``CreateRoom`` (with the agents to dispatch), ``ListRooms``,
+  ``DeleteRoom``, ``ListParticipants``, ``GetParticipant``, ``RemoveParticipant``, over the
+  server's rooms. Removing a participant or deleting its room sends the SDK client a leave
+  request and closes its connection.
 
 Calls are ``POST /twirp/livekit.<Service>/<Method>`` with a protobuf body
 (``application/protobuf``, what ``livekit-api`` sends) or a JSON one (``application/json``);
@@ -24,12 +26,9 @@ grant is ``unauthenticated`` (HTTP 401), not ``permission_denied``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -40,8 +39,8 @@ from livekit import api
 from livekit.protocol import agent_dispatch, models
 from livekit.protocol import room as room_pb
 
-from flowkit.testing.livekit_server.agents import DISPATCHER_KEY, AgentDispatcher, DispatchError
-from flowkit.testing.livekit_server.rooms import Participant, Room, new_sid
+from flowkit.testing.livekit_server.agents import DISPATCHER_KEY, AgentDispatcher
+from flowkit.testing.livekit_server.rooms import Participant, Room
 from flowkit.testing.livekit_server.signal import CONFIG_KEY, authenticate, bearer_token
 
 __all__ = ["PREFIX", "TWIRP_KEY", "TwirpAPI", "TwirpError", "mount"]
@@ -189,14 +188,6 @@ class _Method:
     run: Callable[[Any], Awaitable[Message]]
 
 
-@dataclass(eq=False)
-class _Dispatch:
-    """A dispatch made through the API, and the task offering its job."""
-
-    info: agent_dispatch.AgentDispatch
-    task: asyncio.Task[None] = field(repr=False)
-
-
 class TwirpAPI:
     """The Twirp services of one test server application (see the module's docstring).
 
@@ -208,7 +199,6 @@ class TwirpAPI:
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self.rooms = app[CONFIG_KEY].rooms
-        self._dispatches: dict[str, _Dispatch] = {}
         dispatch, rooms = "livekit.AgentDispatchService", "livekit.RoomService"
         self._methods: dict[tuple[str, str], _Method] = {
             (dispatch, "CreateDispatch"): _Method(_ADMIN, self.create_dispatch),
@@ -323,67 +313,42 @@ class TwirpAPI:
     async def create_dispatch(
         self, request: agent_dispatch.CreateAgentDispatchRequest
     ) -> agent_dispatch.AgentDispatch:
-        """Record a dispatch and offer its room job to the workers named ``agent_name``."""
+        """Add a dispatch to the room and offer its jobs to the workers named ``agent_name``."""
         dispatcher = self._dispatcher()
         if not request.room:
             raise TwirpError("invalid_argument", "CreateDispatch needs a room name: set room")
-        # LiveKit creates the room here (room.auto_create is on by default), which also
-        # starts its automatic dispatch to unnamed workers.
+        # LiveKit creates the room here (room.auto_create is on by default), with its
+        # default dispatch to unnamed workers.
         room = self.rooms.create(request.room)
-        info = agent_dispatch.AgentDispatch(
-            id=new_sid("AD"), agent_name=request.agent_name, room=room.name,
-            metadata=request.metadata,
-            state=agent_dispatch.AgentDispatchState(created_at=time.time_ns()),
-        )
-        offer = asyncio.get_running_loop().create_task(self._offer(dispatcher, info, room))
-        self._dispatches[info.id] = _Dispatch(info, offer)
-        return self._with_jobs(info)
-
-    async def _offer(
-        self, dispatcher: AgentDispatcher, info: agent_dispatch.AgentDispatch, room: Room
-    ) -> None:
-        try:
-            await dispatcher.dispatch(
-                room.name, info.agent_name, info.metadata, room_info=room.info(),
-                dispatch_id=info.id,
-            )
-        except DispatchError as error:  # LiveKit keeps the dispatch too; the job never starts
-            log.warning("dispatch %s: %s", info.id, error)
+        dispatch = dispatcher.room_dispatches.add(room, request.agent_name, request.metadata)
+        return self._with_jobs(dispatch.info)
 
     async def list_dispatch(
         self, request: agent_dispatch.ListAgentDispatchRequest
     ) -> agent_dispatch.ListAgentDispatchResponse:
         """The room's dispatches (or only ``dispatch_id``), with their jobs."""
-        self._dispatcher()
+        dispatcher = self._dispatcher()
         self._room(request.room)
         return agent_dispatch.ListAgentDispatchResponse(agent_dispatches=[
-            self._with_jobs(entry.info) for entry in self._dispatches.values()
-            if entry.info.room == request.room
-            and (not request.dispatch_id or entry.info.id == request.dispatch_id)
+            self._with_jobs(dispatch.info)
+            for dispatch in dispatcher.room_dispatches.of_room(request.room)
+            if not request.dispatch_id or dispatch.id == request.dispatch_id
         ])
 
     async def delete_dispatch(
         self, request: agent_dispatch.DeleteAgentDispatchRequest
     ) -> agent_dispatch.AgentDispatch:
-        """Forget a dispatch, withdraw its pending offer and end its jobs, as LiveKit does."""
+        """Forget a dispatch, withdraw its pending offers and end its jobs, as LiveKit does."""
         dispatcher = self._dispatcher()
         self._room(request.room)
-        entry = self._dispatches.get(request.dispatch_id)
-        if entry is None or entry.info.room != request.room:
+        dispatch = await dispatcher.room_dispatches.remove(request.room, request.dispatch_id)
+        if dispatch is None:
             raise TwirpError(
                 "not_found",
                 f"dispatch ID not found: {request.dispatch_id!r} in room {request.room!r} "
                 "(ListDispatch shows the room's dispatches)",
             )
-        del self._dispatches[request.dispatch_id]
-        await _stop(entry)
-        deleted = self._with_jobs(entry.info)
-        for record in list(dispatcher.jobs.values()):
-            running = record.worker_id and not record.ended and not record.terminated
-            if record.job.dispatch_id == entry.info.id and running:
-                with contextlib.suppress(KeyError):  # its worker is gone: nothing to end
-                    await dispatcher.terminate(record.id)
-        return deleted
+        return self._with_jobs(dispatch.info)
 
     def _with_jobs(self, info: agent_dispatch.AgentDispatch) -> agent_dispatch.AgentDispatch:
         """A copy of ``info`` whose state lists its jobs as they are now."""
@@ -401,16 +366,14 @@ class TwirpAPI:
     # -- RoomService --------------------------------------------------------------------------
 
     async def create_room(self, request: room_pb.CreateRoomRequest) -> models.Room:
-        """Create the room (or return the one there is, as LiveKit does); room hooks run."""
+        """Create the room (or return the one there is, as LiveKit does); room hooks run.
+
+        ``agents`` are the new room's dispatches (instead of the default one).
+        """
         if not request.name:
             raise TwirpError("invalid_argument", "CreateRoom needs a room name: set name")
-        if request.agents:
-            raise TwirpError(
-                "unimplemented",
-                "CreateRoomRequest.agents is not supported by the flowkit test server: "
-                "create the room, then call CreateDispatch for each agent",
-            )
-        return self.rooms.create(request.name, metadata=request.metadata).info()
+        room = self.rooms.create(request.name, metadata=request.metadata, agents=request.agents)
+        return room.info()
 
     async def list_rooms(self, request: room_pb.ListRoomsRequest) -> room_pb.ListRoomsResponse:
         """Every room, or only those named."""
@@ -423,10 +386,9 @@ class TwirpAPI:
         """Close the room: its participants are asked to leave, its dispatches go with it."""
         room = self._room(request.room)
         self.rooms.delete(room.name)
-        for dispatch_id, entry in list(self._dispatches.items()):
-            if entry.info.room == room.name:
-                del self._dispatches[dispatch_id]
-                await _stop(entry)
+        dispatcher = self.app.get(DISPATCHER_KEY)
+        if dispatcher is not None:
+            await dispatcher.room_dispatches.forget_room(room.name)
         return room_pb.DeleteRoomResponse()
 
     async def list_participants(
@@ -454,19 +416,6 @@ class TwirpAPI:
         participant.link.close(models.DisconnectReason.PARTICIPANT_REMOVED)
         return room_pb.RemoveParticipantResponse()
 
-    async def aclose(self) -> None:
-        """Withdraw every pending offer (the server is closing)."""
-        for entry in self._dispatches.values():
-            await _stop(entry)
-
-
-async def _stop(entry: _Dispatch) -> None:
-    """Cancel a dispatch's offer if no worker has taken it yet, and wait until it stops."""
-    task = entry.task
-    if not task.done():
-        task.cancel()
-        await asyncio.wait({task})
-
 
 TWIRP_KEY = web.AppKey("flowkit_twirp_api", TwirpAPI)
 """Where :func:`mount` puts the :class:`TwirpAPI` in the application."""
@@ -485,8 +434,4 @@ def mount(app: web.Application) -> TwirpAPI:
     app[TWIRP_KEY] = twirp
     app.router.add_route("*", PREFIX + "/{route:.*}", twirp.handle)
 
-    async def close(_: web.Application) -> None:
-        await twirp.aclose()
-
-    app.on_shutdown.append(close)
     return twirp
