@@ -28,9 +28,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import agent_dispatch, models
@@ -84,7 +84,6 @@ class RoomDispatches:
         # Participants (by sid) of each room that have published: each gets one publisher
         # job per dispatch, however many tracks it publishes or republishes.
         self._publishers: dict[str, set[str]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the dispatches ----------------------------------------------------------------------
 
@@ -140,7 +139,9 @@ class RoomDispatches:
 
     async def aclose(self) -> None:
         """Withdraw every offer still out (the server is closing)."""
-        await _withdraw(self._tasks)
+        await _withdraw([
+            task for room in self._by_room.values() for d in room.values() for task in d.offers
+        ])
 
     # -- what the rooms tell -------------------------------------------------------------------
 
@@ -186,13 +187,17 @@ class RoomDispatches:
         self, dispatch: RoomDispatch, room: Room, job_type: agent_pb.JobType,
         participant: models.ParticipantInfo | None = None,
     ) -> None:
-        _spawn(self._offer(dispatch, room.info(), job_type, participant), self._tasks,
-               dispatch.offers)
+        task = asyncio.get_running_loop().create_task(
+            self._offer(dispatch, room.info(), job_type, participant)
+        )
+        dispatch.offers.add(task)
+        task.add_done_callback(dispatch.offers.discard)
 
     async def _offer(
         self, dispatch: RoomDispatch, room: models.Room, job_type: agent_pb.JobType,
         participant: models.ParticipantInfo | None,
     ) -> None:
+        # Imported here: agents.py imports this module.
         from flowkit.testing.livekit_server.agents import DispatchError
 
         info = dispatch.info
@@ -203,14 +208,6 @@ class RoomDispatches:
             )
         except DispatchError as error:  # LiveKit keeps the dispatch too; the job never starts
             log.warning("dispatch %s: %s", info.id, error)
-
-
-def _spawn(coro: Coroutine[Any, Any, None], *owners: set[asyncio.Task[None]]) -> None:
-    """Run ``coro`` as a task that each of ``owners`` holds until it is done."""
-    task = asyncio.get_running_loop().create_task(coro)
-    for owner in owners:
-        owner.add(task)
-        task.add_done_callback(owner.discard)
 
 
 async def _withdraw(tasks: Iterable[asyncio.Task[None]]) -> None:
