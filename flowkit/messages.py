@@ -29,6 +29,7 @@ __all__ = [
     "Playout",
     "PlayoutEvent",
     "ReplyRequest",
+    "TentativeTurn",
     "TextChunk",
     "ToolCall",
     "ToolResult",
@@ -93,6 +94,25 @@ class UserTurn(Message):
 
     Attributes:
         text: The whole turn's text.
+        speaker: The participant identity of the speaker.
+    """
+
+    text: str
+    speaker: str = "user"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TentativeTurn(Message):
+    """The turn the user has probably finished: it commits with this text unless they go on.
+
+    The turn detector sends one when the user has stopped speaking and a final transcript is
+    in, while the endpointing delay still runs; an LLM may start on it (preemptive
+    generation) and use the result only if the committed :class:`UserTurn` says the same.
+    It is not a turn: its ``turn_id`` is the epoch it belongs to (the last committed turn's),
+    and nothing may be spoken for it.
+
+    Attributes:
+        text: The text the turn would commit with now.
         speaker: The participant identity of the speaker.
     """
 

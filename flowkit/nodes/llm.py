@@ -15,6 +15,11 @@ the speaker reports it finished (``playout``; with no playout input, until its t
 written), and are then taken as if they had just arrived. Nothing the user said is dropped,
 where LiveKit Agents skips a user turn that ends during such a reply.
 
+With ``tentative`` linked (from the turn detector), the node generates preemptively: it
+starts the request for a :class:`TentativeTurn` while the endpointing delay runs, and the
+reply takes it over if the turn commits with the same text and history (see
+:mod:`flowkit.nodes.llm_preemption`); otherwise the early request is cancelled.
+
 The node owns two feedback loops (tool results and playout), so it ends them itself: when
 its turns, requests and interrupts have ended and the last reply is done, it closes its
 outputs and then drains the loops.
@@ -34,6 +39,7 @@ from flowkit.messages import (
     Playout,
     PlayoutEvent,
     ReplyRequest,
+    TentativeTurn,
     TextChunk,
     ToolCall,
     ToolResult,
@@ -41,9 +47,10 @@ from flowkit.messages import (
     new_turn_id,
 )
 from flowkit.node import Node, NodeParams
+from flowkit.nodes.llm_preemption import PreemptiveRequest
 from flowkit.ports import In, Out
 from flowkit.providers.chat import ChatHistory, ChatMessage, ToolSpec
-from flowkit.providers.llm import LLMMeter, LLMProvider, TextDelta, ToolCallChunk
+from flowkit.providers.llm import LLMChunk, LLMMeter, LLMProvider, TextDelta, ToolCallChunk
 from flowkit.tools.function_tool import FunctionTool
 from flowkit.tools.invoke import AgentLike
 
@@ -62,6 +69,9 @@ class LLM(Node):
     )
     interrupt: In[Interrupt] = In(required=False, doc="FLUSH cancels the reply of its turn")
     requests: In[ReplyRequest] = In(required=False, doc="say / generate_reply from code")
+    tentative: In[TentativeTurn] = In(
+        required=False, doc="turns about to commit: start their replies early (preemptive)"
+    )
     text: Out[TextChunk] = Out(default=True, doc="the reply, streamed")
     tool_calls: Out[ToolCall] = Out(doc="tool calls, to a ToolRouter")
     metrics: Out[Metrics] = Out(doc="time to first token, tokens/s per request")
@@ -132,6 +142,8 @@ class LLM(Node):
         self._playout_open = True
         # Text streamed by the request in progress and not yet in the history.
         self._streamed: list[str] = []
+        # The request started for the turn the user has probably finished, if any.
+        self._preemptive: PreemptiveRequest | None = None
 
     async def run(
         self,
@@ -140,10 +152,13 @@ class LLM(Node):
         playout: AsyncIterator[Playout],
         interrupt: AsyncIterator[Interrupt],
         requests: AsyncIterator[ReplyRequest],
+        tentative: AsyncIterator[TentativeTurn],
     ) -> None:
         """Serve turns and requests until they end; then close the loops and drain them."""
-        # A restarted run begins unprotected: the reply that was protected died with it.
+        # A restarted run begins unprotected: the reply that was protected died with it,
+        # and so did the task of a preemptive request.
         self._protected = None
+        self._preemptive = None
         self._waiting.clear()
         self._unprotected.set()
         self._playout_open = True
@@ -153,8 +168,9 @@ class LLM(Node):
         ]
         await asyncio.gather(
             self._read_turns(turns), self._read_requests(requests),
-            self._read_interrupts(interrupt),
+            self._read_interrupts(interrupt), self._read_tentative(tentative),
         )
+        self._drop_preemptive()  # no turn can come to take it over
         # What waits behind a protected reply is still to be answered.
         while self._waiting:
             await self._unprotected.wait()
@@ -186,11 +202,12 @@ class LLM(Node):
             return  # an older turn than the reply in progress: stale
         self._cancel_reply()
         self.history.add_user(turn.text)
-        self._start_reply(turn.turn_id)
+        self._start_reply(turn.turn_id, early=self._take_preemptive(turn.text))
 
     def _take_request(self, request: ReplyRequest) -> None:
         turn_id = request.turn_id or new_turn_id()
         self._cancel_reply()
+        self._drop_preemptive()  # the reply from code changes what the turn is answered from
         allow = request.allow_interruptions
         if request.say is not None:
             self._say(turn_id, request.say, allow)
@@ -233,6 +250,50 @@ class LLM(Node):
                 self._take_request(item)
         if self._protected is None:
             self._unprotected.set()
+
+    # -- preemptive generation --------------------------------------------------------------
+
+    async def _read_tentative(self, tentative: AsyncIterator[TentativeTurn]) -> None:
+        async for turn in tentative:
+            self._preempt(turn)
+
+    def _preempt(self, turn: TentativeTurn) -> None:
+        """Start the request the turn will need if it commits as it stands."""
+        self._drop_preemptive()
+        if self._protected is not None or (self._reply is not None and not self._reply.done()):
+            # A reply is under way: its end (and a barge-in's cut) changes the history the
+            # turn will be answered from, so a request made now would be thrown away.
+            return
+        view = self.history.copy()
+        view.add_user(turn.text)
+        max_history: int | None = self.params.max_history  # type: ignore[attr-defined]
+        if max_history is not None:
+            view.trim(max_history)
+        provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
+        tool_choice = self._tool_choice(0)
+        specs = self._specs if tool_choice != "none" else ()
+        self._preemptive = PreemptiveRequest(
+            turn.text, view.messages, specs,
+            provider.chat(view.messages, specs, tool_choice=tool_choice),
+            LLMMeter(provider.name, self.name), self.metrics.send,
+            lambda coro: self.ctx.create_task(coro, name="preemptive"),
+        )
+
+    def _take_preemptive(self, text: str) -> PreemptiveRequest | None:
+        """The preemptive request, if it is the one the committed turn would make now."""
+        early, self._preemptive = self._preemptive, None
+        if early is None:
+            return None
+        specs = self._specs if self._tool_choice(0) != "none" else ()
+        if early.matches(text, self._request_history(None), specs):
+            return early
+        early.cancel()
+        return None
+
+    def _drop_preemptive(self) -> None:
+        if self._preemptive is not None:
+            self._preemptive.cancel()
+            self._preemptive = None
 
     async def _read_interrupts(self, interrupt: AsyncIterator[Interrupt]) -> None:
         async for message in interrupt:
@@ -288,11 +349,15 @@ class LLM(Node):
         self._reply = None
 
     def _start_reply(
-        self, turn_id: int, instructions: str | None = None, allow_interruptions: bool = True
+        self,
+        turn_id: int,
+        instructions: str | None = None,
+        allow_interruptions: bool = True,
+        early: PreemptiveRequest | None = None,
     ) -> None:
         self._reply_turn = turn_id
         self._reply = self.ctx.create_task(
-            self._generate(turn_id, instructions, allow_interruptions), name="reply"
+            self._generate(turn_id, instructions, allow_interruptions, early), name="reply"
         )
 
     def _say(self, turn_id: int, text: str, allow_interruptions: bool) -> None:
@@ -327,14 +392,23 @@ class LLM(Node):
         view.instructions = f"{view.instructions or ''}\n\n{instructions}".strip()
         return view.messages
 
-    async def _generate(
-        self, turn_id: int, instructions: str | None, allow_interruptions: bool
-    ) -> None:
+    def _tool_choice(self, steps: int) -> str:
         max_steps: int = self.params.max_tool_steps  # type: ignore[attr-defined]
+        return "auto" if self._specs and steps < max_steps else "none"
+
+    async def _generate(
+        self,
+        turn_id: int,
+        instructions: str | None,
+        allow_interruptions: bool,
+        early: PreemptiveRequest | None = None,
+    ) -> None:
         steps = 0
         while True:
-            tool_choice = "auto" if self._specs and steps < max_steps else "none"
-            calls = await self._request(turn_id, instructions, tool_choice, allow_interruptions)
+            calls = await self._request(
+                turn_id, instructions, self._tool_choice(steps), allow_interruptions, early
+            )
+            early = None  # only the first request can have been made ahead
             text, self._streamed = "".join(self._streamed), []
             if not calls:
                 self._remember_reply(turn_id, text)
@@ -352,28 +426,29 @@ class LLM(Node):
         )
 
     async def _request(
-        self, turn_id: int, instructions: str | None, tool_choice: str, allow_interruptions: bool
+        self,
+        turn_id: int,
+        instructions: str | None,
+        tool_choice: str,
+        allow_interruptions: bool,
+        early: PreemptiveRequest | None = None,
     ) -> list[ToolCall]:
+        if early is not None:
+            completed = False
+            try:
+                calls = await self._stream_out(early.replay(), turn_id, allow_interruptions)
+                completed = True
+                return calls
+            finally:
+                if not completed:
+                    early.cancel()  # the reply was cut: so is the request it took over
         provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
         meter = LLMMeter(provider.name, self.name)
         specs = self._specs if tool_choice != "none" else ()
         stream = provider.chat(self._request_history(instructions), specs, tool_choice=tool_choice)
-        parts = self._streamed = []
-        calls: list[ToolCall] = []
         cancelled = True
         try:
-            async for chunk in stream:
-                meter.chunk(chunk)
-                if isinstance(chunk, TextDelta) and chunk.text:
-                    parts.append(chunk.text)
-                    self.text.send(
-                        TextChunk(
-                            turn_id=turn_id, text=chunk.text,
-                            allow_interruptions=allow_interruptions,
-                        )
-                    )
-                elif isinstance(chunk, ToolCallChunk):
-                    calls.append(chunk.to_tool_call(turn_id))
+            calls = await self._stream_out(stream, turn_id, allow_interruptions, meter)
             cancelled = False
         finally:
             # Closing the stream is what cancels the provider's request on a barge-in.
@@ -381,6 +456,30 @@ class LLM(Node):
             if closer is not None:
                 await closer()
             self.metrics.send(meter.finish(cancelled=cancelled))
+        return calls
+
+    async def _stream_out(
+        self,
+        stream: AsyncIterator[LLMChunk],
+        turn_id: int,
+        allow_interruptions: bool,
+        meter: LLMMeter | None = None,
+    ) -> list[ToolCall]:
+        """Send the answer's text as it comes; return its tool calls."""
+        parts = self._streamed = []
+        calls: list[ToolCall] = []
+        async for chunk in stream:
+            if meter is not None:
+                meter.chunk(chunk)
+            if isinstance(chunk, TextDelta) and chunk.text:
+                parts.append(chunk.text)
+                self.text.send(
+                    TextChunk(
+                        turn_id=turn_id, text=chunk.text, allow_interruptions=allow_interruptions
+                    )
+                )
+            elif isinstance(chunk, ToolCallChunk):
+                calls.append(chunk.to_tool_call(turn_id))
         return calls
 
     async def _call_tools(self, calls: list[ToolCall]) -> list[ToolResult]:

@@ -15,6 +15,11 @@ is committed depends on the mode:
 In every mode a message on ``commit`` commits the pending text at once, and the end of the
 transcripts commits it too, so an offline run loses nothing. A turn with no text is never
 committed.
+
+While the endpointing delay runs (``"vad"`` and ``"stt"`` modes), ``tentative`` carries the
+text the turn would commit with, once per change of that text and at most
+``max_tentative`` times a turn: an LLM linked to it starts its reply early (preemptive
+generation) and keeps it only if the turn commits as announced.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, Literal
 import pydantic
 
 from flowkit.messages import (
+    TentativeTurn,
     Transcript,
     UserState,
     UserStateKind,
@@ -52,6 +58,9 @@ class TurnDetector(Node):
     commit: In[Any] = In(required=False, doc="any message commits the pending turn now")
     turns: Out[UserTurn] = Out(default=True, doc="committed user turns, each with a new turn id")
     user_state: Out[UserState] = Out(doc="speaking, listening or away, on each change")
+    tentative: Out[TentativeTurn] = Out(
+        doc="the text a turn would commit with, while its endpointing delay runs"
+    )
 
     class Params(NodeParams):
         """Parameters of :class:`TurnDetector`."""
@@ -62,6 +71,7 @@ class TurnDetector(Node):
         end_of_turn: EndOfTurn | None = None
         unlikely_threshold: float = pydantic.Field(0.5, ge=0.0, le=1.0)
         user_away_timeout: float | None = pydantic.Field(15.0, gt=0.0)
+        max_tentative: int = pydantic.Field(3, ge=0)
         speaker: str = "user"
 
         @pydantic.model_validator(mode="after")
@@ -83,6 +93,7 @@ class TurnDetector(Node):
         end_of_turn: EndOfTurn | None = None,
         unlikely_threshold: float = 0.5,
         user_away_timeout: float | None = 15.0,
+        max_tentative: int = 3,
         speaker: str = "user",
     ) -> None:
         """Create a turn detector.
@@ -97,6 +108,9 @@ class TurnDetector(Node):
             unlikely_threshold: Below this probability the delay is the maximum one.
             user_away_timeout: Seconds without speech before the user is ``away``; ``None``
                 never marks the user away.
+            max_tentative: At most this many texts announced on ``tentative`` per turn (each
+                one an early LLM request, paid for when the user goes on); ``0`` announces
+                none.
             speaker: The participant identity put on turns and states.
         """
         super().__init__(
@@ -106,6 +120,7 @@ class TurnDetector(Node):
             end_of_turn=end_of_turn,
             unlikely_threshold=unlikely_threshold,
             user_away_timeout=user_away_timeout,
+            max_tentative=max_tentative,
             speaker=speaker,
         )
 
@@ -152,6 +167,9 @@ class _Endpointer:
         self.state = UserStateKind.LISTENING
         self.away: asyncio.TimerHandle | None = None
         self.last_turn_id = 0
+        # The text last announced on ``tentative`` for the pending turn, and how many were.
+        self.announced: str | None = None
+        self.announcements = 0
         self._arm_away()
 
     # -- inputs ---------------------------------------------------------------------------
@@ -205,8 +223,9 @@ class _Endpointer:
         """Commit the pending text now, whatever the timers say."""
         self._cancel_timer()
         self.ended_at = None
-        text = " ".join(self.pending).strip()
+        text = self._text()
         self.pending.clear()
+        self.announced, self.announcements = None, 0
         if not text:
             return
         self.last_turn_id = new_turn_id()
@@ -228,9 +247,20 @@ class _Endpointer:
         # that arrives after the delay commits at once.
         self._cancel_timer()
         if self.pending and self.ended_at is not None:
+            text = self._text()
             self.timer = self.node.ctx.create_task(
-                self._commit_after_delay(self.ended_at, " ".join(self.pending)), name="endpoint"
+                self._commit_after_delay(self.ended_at, text), name="endpoint"
             )
+            if text != self.announced and self.announcements < self.params.max_tentative:
+                self.announced = text
+                self.announcements += 1
+                self.node.tentative.send(
+                    TentativeTurn(turn_id=self.last_turn_id, text=text, speaker=self.params.speaker)
+                )
+
+    def _text(self) -> str:
+        """The pending turn's text (its final transcripts, each stripped already)."""
+        return " ".join(self.pending)
 
     async def _commit_after_delay(self, ended_at: float, text: str) -> None:
         delay = await self._delay(text)

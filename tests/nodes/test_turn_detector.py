@@ -106,6 +106,73 @@ async def test_final_transcript_within_the_delay_keeps_the_vad_timing() -> None:
     assert turns == [(at(1.5), "hi")]
 
 
+async def run_for_tentative(
+    detector: TurnDetector, transcripts: Script, vad_events: Script | None = None
+) -> tuple[list[tuple[float, str, int]], list[tuple[float, str, int]]]:
+    """Run the detector; return (time, text, turn id) of its tentative and committed turns."""
+    g = fk.Graph("tentative")
+    node = g.add(detector)
+    g.add(transcripts) >> node.transcripts
+    if vad_events is not None:
+        g.add(vad_events) >> node.vad
+    tentative, turns = TimedCollect(), TimedCollect()
+    node.tentative >> g.add(tentative)
+    node.turns >> g.add(turns)
+    await fk.GraphRunner(g).run()
+    return (
+        [(t, u.text, u.turn_id) for t, u in tentative.items],
+        [(t, u.text, u.turn_id) for t, u in turns.items],
+    )
+
+
+@pytest.mark.looptime
+async def test_the_text_a_turn_would_commit_with_is_announced_while_the_delay_runs() -> None:
+    tentative, turns = await run_for_tentative(
+        TurnDetector(min_endpointing_delay=0.5),
+        Script(final(0.5, "one"), final(1.8, "two"), final(3.2, "three"), end_at=10),
+        # Speech resumes at 1.3 and ends at 1.6; a cough at 1.9; a second turn from 3.0.
+        Script(vad(0.0, START), vad(1.0, END), vad(1.3, START), vad(1.6, END),
+               vad(1.9, START), vad(1.95, END), vad(3.0, START), vad(3.1, END), end_at=10),
+    )
+    # Announced when the delay starts with text pending, and again only when the text
+    # changes: not at the cough's end (1.95), which re-times the commit with the same text.
+    assert [(t, text) for t, text, _ in tentative] == [
+        (at(1.0), "one"), (at(1.8), "one two"), (at(3.2), "three"),
+    ]
+    assert [(t, text) for t, text, _ in turns] == [(at(2.45), "one two"), (at(3.6), "three")]
+    # A tentative turn carries the epoch it belongs to: the last committed turn's id.
+    first, second = turns[0][2], turns[1][2]
+    assert [turn_id for _, _, turn_id in tentative] == [0, 0, first] and first < second
+
+
+@pytest.mark.looptime
+async def test_each_turn_is_announced_afresh_and_manual_mode_announces_nothing() -> None:
+    tentative, turns = await run_for_tentative(
+        TurnDetector("stt", min_endpointing_delay=0.5),
+        Script(final(0.5, "same"), interim(0.7, "sa"), final(2.0, "same"), end_at=10),
+    )
+    assert [(t, text) for t, text, _ in tentative] == [(at(0.5), "same"), (at(2.0), "same")]
+    assert [text for _, text, _ in turns] == ["same", "same"]
+    tentative, turns = await run_for_tentative(
+        TurnDetector("manual"),
+        Script(final(0.5, "push to talk"), end_at=2),
+        Script(vad(0.0, START), vad(1.0, END), end_at=2),
+    )
+    assert tentative == [] and [text for _, text, _ in turns] == ["push to talk"]
+
+
+@pytest.mark.looptime
+async def test_tentative_turns_are_limited_per_turn() -> None:
+    tentative, turns = await run_for_tentative(
+        TurnDetector("stt", min_endpointing_delay=0.5, max_tentative=2),
+        Script(final(0.0, "a"), final(0.2, "b"), final(0.4, "c"), final(2.0, "d"), end_at=5),
+    )
+    # Two announcements for the first turn ("a", "a b"), none for "a b c"; the count
+    # starts again with the next turn.
+    assert [text for _, text, _ in tentative] == ["a", "a b", "d"]
+    assert [text for _, text, _ in turns] == ["a b c", "d"]
+
+
 @pytest.mark.looptime
 async def test_stt_mode_times_from_the_last_final_and_interims_restart_the_timer() -> None:
     turns, states, _ = await run_detector(
