@@ -85,8 +85,10 @@ async def test_a_turn_that_commits_with_other_text_discards_the_early_request() 
     assert text.items[0][0] == pytest.approx(0.8, abs=0.01)
     assert not any("city" in c.text for _, c in text.items)
     assert [m.content for m in llm.history.messages] == ["weather in Paris?", "Sunny in Paris."]
-    labels = [(m.labels.get("preemptive", False), m.labels["cancelled"]) for m in collected(metrics)]
-    assert sorted(labels) == [(False, False), (True, True)]
+    labels = sorted(
+        (m.labels.get("preemptive", False), m.labels["cancelled"]) for m in collected(metrics)
+    )
+    assert labels == [(False, False), (True, True)]
 
 
 @pytest.mark.looptime
