@@ -272,10 +272,15 @@ class LLM(Node):
         provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
         tool_choice = self._tool_choice(0)
         specs = self._specs if tool_choice != "none" else ()
+        meter = LLMMeter(provider.name, self.name)
+        try:
+            stream = provider.chat(view.messages, specs, tool_choice=tool_choice)
+        except Exception:
+            # The request made at the commit will meet the same error where it counts.
+            self.ctx.logger.debug("preemptive request for %r refused", turn.text, exc_info=True)
+            return
         self._preemptive = PreemptiveRequest(
-            turn.text, view.messages, specs,
-            provider.chat(view.messages, specs, tool_choice=tool_choice),
-            LLMMeter(provider.name, self.name), self.metrics.send,
+            turn.text, view.messages, specs, stream, meter, self.metrics.send,
             lambda coro: self.ctx.create_task(coro, name="preemptive"),
         )
 

@@ -195,6 +195,31 @@ async def test_a_failed_early_request_that_is_not_taken_over_harms_nothing() -> 
     assert "".join(c.text for _, c in text.items) == "Fine."
 
 
+class _RefusesFirst(FakeLLM):
+    """Raises from ``chat`` itself (before any stream) on its first call."""
+
+    calls = 0
+
+    def chat(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("bad request")
+        return super().chat(*args, **kwargs)
+
+
+@pytest.mark.looptime
+async def test_a_provider_refusing_the_early_request_does_not_fail_the_node() -> None:
+    fake = _RefusesFirst(["Fine."], ttft=0.1, token_gap=0.0)
+    llm = LLM(fake)
+    turn = _turn("hello")
+    g, text, _ = _run_graph(llm, [(0.0, _tentative("hello"))], [(0.5, turn)])
+    runner = fk.GraphRunner(g)
+    await runner.run()
+    assert not runner.node_errors
+    assert "".join(c.text for _, c in text.items) == "Fine."
+    assert text.items[0][0] == pytest.approx(0.6, abs=0.01)  # asked at the commit
+
+
 @pytest.mark.looptime
 async def test_a_cut_reply_cancels_the_request_it_took_over() -> None:
     fake = FakeLLM(["one two three four five six seven eight"], ttft=0.3, token_gap=0.2)
