@@ -26,7 +26,7 @@ import click
 from livekit import rtc
 from rich.text import Text
 
-from flowkit.cli import EXIT_BAD_FILE, EXIT_PROBLEMS, GRAPH_FILE, CliState, main, print_problems
+from flowkit.cli import EXIT_BAD_FILE, EXIT_PROBLEMS, GRAPH_FILE, CliState, print_problems
 from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.livekit.job import AutoSubscribe, attach_job
@@ -201,7 +201,3 @@ def _fail(ctx: click.Context, state: CliState, error: BaseException | str, code:
     message = " ".join(str(error).split())
     click.echo(f"error: {message}", err=True)
     ctx.exit(code)
-
-
-# Registered here: flowkit.cli imports this module at its end.
-main.add_command(connect)

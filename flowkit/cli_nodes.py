@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flowkit.catalog import Catalog, NodeEntry, discover
-from flowkit.cli import CliState, main
+from flowkit.cli import CliState
 from flowkit.typenames import type_name
 
 __all__ = ["nodes", "nodes_table"]
@@ -66,7 +66,3 @@ def nodes(ctx: click.Context) -> None:
             f"{error.error}",
             soft_wrap=True,
         )
-
-
-# Registered here: flowkit.cli imports this module at its end (as it does cli_run).
-main.add_command(nodes)

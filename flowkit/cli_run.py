@@ -35,7 +35,6 @@ from flowkit.cli import (
     EXIT_PROBLEMS,
     GRAPH_FILE,
     CliState,
-    main,
     print_problems,
 )
 from flowkit.graph import Graph
@@ -258,8 +257,3 @@ def _progress(io: OfflineIO, console: Console | None) -> Iterator[None]:
             yield
         finally:
             task.cancel()
-
-
-# Registered here, not in flowkit.cli: flowkit.cli imports this module at its end, so the
-# command exists whichever of the two modules is imported first.
-main.add_command(run)

@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
 
-from flowkit.cli import EXIT_BAD_FILE, GRAPH_FILE, CliState, main
-from flowkit.live import JobsView, live_dashboard
+from flowkit.cli import EXIT_BAD_FILE, GRAPH_FILE, CliState
 from flowkit.livekit.process_exit import exit_after_livekit
 from flowkit.loader import GraphFileError
 from flowkit.worker.http import WorkerHTTPServer
@@ -166,6 +164,11 @@ async def _run(worker: Worker, *, live: bool = False, reload: bool = False) -> N
         )
     try:
         if live:
+            # rich and the dashboard only for --live: most workers log JSON lines and no more.
+            from rich.console import Console
+
+            from flowkit.live import JobsView, live_dashboard
+
             # On stderr, like the logs it shares the terminal with.
             async with live_dashboard(JobsView(worker), Console(file=sys.stderr)):
                 await worker.run()
@@ -177,7 +180,3 @@ async def _run(worker: Worker, *, live: bool = False, reload: bool = False) -> N
         await worker.aclose()
         if http is not None:
             await http.aclose()
-
-
-main.add_command(start)
-main.add_command(dev)

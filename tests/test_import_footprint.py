@@ -148,3 +148,18 @@ g.add(Source()) >> keep()
 assert render_svg(g.spec()).startswith("<svg")
 """
     assert _modules_after(drawn, ("networkx",)) == {"networkx": True}
+
+
+def test_flowkit_start_loads_neither_rich_nor_the_renderers_nor_the_other_commands() -> None:
+    # `flowkit start` resolves only its own command: a worker logging JSON lines needs no
+    # rich, no drawing (until its live page is asked for) and no offline runner.
+    code = """
+import click
+from flowkit.cli import main
+from flowkit.worker.logs import configure_logging
+
+assert main.get_command(click.Context(main), "start") is not None
+configure_logging(dev=False)
+"""
+    heavy = ("rich", "flowkit.viz", "flowkit.cli_run", "flowkit.cli_graph", "flowkit.offline")
+    assert _modules_after(code, heavy) == dict.fromkeys(heavy, False)

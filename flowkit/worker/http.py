@@ -27,8 +27,6 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from flowkit.spec import graph_spec
 from flowkit.trace import TurnTrace, trace_of_run
-from flowkit.viz.html import render_html
-from flowkit.viz.svg import edge_figures, node_figures
 from flowkit.worker.jobs import RunningJob
 from flowkit.worker.worker import Worker
 
@@ -116,6 +114,8 @@ def job_figures(job: RunningJob) -> dict[str, Any]:
     ``node_figures`` and ``edge_figures`` (in ``spec.edges`` order) are the lines the
     drawing writes, so the live page replaces text without knowing how figures are put.
     """
+    from flowkit.viz.svg import edge_figures, node_figures  # see live_page
+
     runner = job.runner
     assert runner is not None, "only jobs with a runner are served"
     metrics = runner.metrics()
@@ -195,6 +195,10 @@ def live_page(job: RunningJob) -> str:
     node and edge has its figure lines); the static turn timeline and figures table are left
     out, the live turns table replaces them.
     """
+    # The renderers (and rich, which the text drawing uses) on the first page asked for: most
+    # workers are never looked at.
+    from flowkit.viz.html import render_html
+
     assert job.runner is not None, "only jobs with a runner are served"
     timeline = job.timeline
     if timeline is None:  # the runner is built but the timeline not attached yet

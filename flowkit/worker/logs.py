@@ -15,9 +15,6 @@ import logging
 import sys
 from typing import Any, TextIO
 
-from rich.console import Console
-from rich.logging import RichHandler
-
 __all__ = [
     "ContextFilter",
     "JsonFormatter",
@@ -96,6 +93,10 @@ def configure_logging(
     out = stream if stream is not None else sys.stderr
     handler: logging.Handler
     if dev:
+        # rich only for readable logs: a production worker's JSON lines do without it.
+        from rich.console import Console
+        from rich.logging import RichHandler
+
         handler = RichHandler(
             console=Console(file=out, stderr=out is sys.stderr), show_path=False,
             rich_tracebacks=True, markup=False,
