@@ -439,14 +439,11 @@ class LLM(Node):
         early: PreemptiveRequest | None = None,
     ) -> list[ToolCall]:
         if early is not None:
-            completed = False
             try:
-                calls = await self._stream_out(early.replay(), turn_id, allow_interruptions)
-                completed = True
-                return calls
-            finally:
-                if not completed:
-                    early.cancel()  # the reply was cut: so is the request it took over
+                return await self._stream_out(early.replay(), turn_id, allow_interruptions)
+            except BaseException:
+                early.cancel()  # the reply was cut (or failed): so is the request it took over
+                raise
         provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
         meter = LLMMeter(provider.name, self.name)
         specs = self._specs if tool_choice != "none" else ()
