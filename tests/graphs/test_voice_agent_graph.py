@@ -66,6 +66,11 @@ async def test_the_agent_answers_a_spoken_question() -> None:
     assert agent and agent[0] == f"I heard {user}."
     assert any(t.speaker != "agent" and t.final for t in io.transcripts)
     assert runner.metrics().node("tts").messages_out > 0
+    # Preemptive generation: the turn was announced while its endpointing delay ran, and the
+    # reply is the request started then (a turn that did not take it over makes a second).
+    assert runner.metrics().edge("turns.tentative", "llm.tentative").messages == 1
+    provider = brain.params.provider
+    assert len(provider.requests) == 1 and provider.requests[0].completed
 
 
 @pytest.mark.looptime
