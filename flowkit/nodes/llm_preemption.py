@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from flowkit.messages import Metrics
@@ -46,7 +46,7 @@ class PreemptiveRequest:
         stream: AsyncIterator[LLMChunk],
         meter: LLMMeter,
         report: Callable[[Metrics], None],
-        start: Callable[[Any], asyncio.Task[None]],
+        start: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
     ) -> None:
         """Start reading ``stream``.
 
