@@ -266,21 +266,19 @@ class LLM(Node):
             return
         view = self.history.copy()
         view.add_user(turn.text)
-        max_history: int | None = self.params.max_history  # type: ignore[attr-defined]
-        if max_history is not None:
-            view.trim(max_history)
+        messages = self._request_history(None, view)
         provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
         tool_choice = self._tool_choice(0)
-        specs = self._specs if tool_choice != "none" else ()
+        specs = self._offered(tool_choice)
         meter = LLMMeter(provider.name, self.name)
         try:
-            stream = provider.chat(view.messages, specs, tool_choice=tool_choice)
+            stream = provider.chat(messages, specs, tool_choice=tool_choice)
         except Exception:
             # The request made at the commit will meet the same error where it counts.
             self.ctx.logger.debug("preemptive request for %r refused", turn.text, exc_info=True)
             return
         self._preemptive = PreemptiveRequest(
-            turn.text, view.messages, specs, stream, meter, self.metrics.send,
+            turn.text, messages, specs, stream, meter, self.metrics.send,
             lambda coro: self.ctx.create_task(coro, name="preemptive"),
         )
 
@@ -289,7 +287,7 @@ class LLM(Node):
         early, self._preemptive = self._preemptive, None
         if early is None:
             return None
-        specs = self._specs if self._tool_choice(0) != "none" else ()
+        specs = self._offered(self._tool_choice(0))
         if early.matches(text, self._request_history(None), specs):
             return early
         early.cancel()
@@ -387,19 +385,27 @@ class LLM(Node):
             self.history.truncate_last_assistant(text)  # marked interrupted
         self._assistant_turn = turn_id
 
-    def _request_history(self, instructions: str | None) -> tuple[ChatMessage, ...]:
+    def _request_history(
+        self, instructions: str | None, history: ChatHistory | None = None
+    ) -> tuple[ChatMessage, ...]:
+        """The messages a request sends: ``history`` (the node's own by default), trimmed."""
+        history = self.history if history is None else history
         max_history: int | None = self.params.max_history  # type: ignore[attr-defined]
         if max_history is not None:
-            self.history.trim(max_history)
+            history.trim(max_history)
         if not instructions:
-            return self.history.messages
-        view = self.history.copy()
+            return history.messages
+        view = history.copy()
         view.instructions = f"{view.instructions or ''}\n\n{instructions}".strip()
         return view.messages
 
     def _tool_choice(self, steps: int) -> str:
         max_steps: int = self.params.max_tool_steps  # type: ignore[attr-defined]
         return "auto" if self._specs and steps < max_steps else "none"
+
+    def _offered(self, tool_choice: str) -> tuple[ToolSpec, ...]:
+        """The tools a request with ``tool_choice`` offers."""
+        return self._specs if tool_choice != "none" else ()
 
     async def _generate(
         self,
@@ -446,7 +452,7 @@ class LLM(Node):
                 raise
         provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
         meter = LLMMeter(provider.name, self.name)
-        specs = self._specs if tool_choice != "none" else ()
+        specs = self._offered(tool_choice)
         stream = provider.chat(self._request_history(instructions), specs, tool_choice=tool_choice)
         cancelled = True
         try:
