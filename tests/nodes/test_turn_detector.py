@@ -325,3 +325,8 @@ async def test_user_is_away_from_the_start_without_speech_and_never_when_disable
 def test_bad_delays_are_refused_with_the_fix() -> None:
     with pytest.raises(fk.NodeParamsError, match="raise the maximum"):
         TurnDetector(min_endpointing_delay=2.0, max_endpointing_delay=1.0)
+
+
+def test_a_negative_tentative_limit_is_refused_naming_the_parameter() -> None:
+    with pytest.raises(fk.NodeParamsError, match="max_tentative: Input should be greater"):
+        TurnDetector(max_tentative=-1)
