@@ -12,7 +12,9 @@ audio goes to the output file. Both run on one *session clock*:
 
 The output WAV is a faithful picture of the conversation, on the input's clock, so the two
 files can be played side by side or mixed: **a frame is placed at max(end of the output so
-far, session time now)**, silence filling any gap. A reply that starts while the output is
+far, session time now)**, silence filling any gap. Audio played on other tracks
+(:meth:`OfflineIO.track_output`, e.g. background sound) is placed the same way on a timeline
+of its own and mixed into the output file when the run ends. A reply that starts while the output is
 idle therefore starts when (in input time) the agent began to speak; frames that follow one
 another stay contiguous. Closing pads the output with silence to the session time, so it is
 at least as long as the part of the input that was heard.
@@ -28,11 +30,13 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+import soxr
 from livekit import rtc
 
-from flowkit.audio.frames import frame_format, samples_for
+from flowkit.audio.frames import frame_format, frame_from_samples, samples, samples_for
 from flowkit.audio.wav import WavInfo, WavWriter, probe, read_frames
 from flowkit.messages import Transcript
 from flowkit.nodes.audio import _Rechunker, _Resampler, mix_channels
@@ -68,6 +72,7 @@ class OfflineIO:
         realtime: Whether the session runs in real time.
         transcripts: Every transcript published, in order (user and agent).
         clears: The session times at which the output was cleared (barge-ins).
+        tracks: The outputs opened with :meth:`track_output`, by track name.
 
     Raises:
         AudioFileError: The input file is missing, empty, not a WAV, not 16-bit PCM, or holds
@@ -90,6 +95,7 @@ class OfflineIO:
         self.clears: list[float] = []
         self._inputs: list[OfflineAudioInput] = []
         self._output: OfflineAudioOutput | None = None
+        self.tracks: dict[str, OfflineAudioOutput] = {}
         self._origin: float | None = None
         self._closed = False
 
@@ -169,6 +175,34 @@ class OfflineIO:
             )
         return self._output
 
+    def track_output(self, name: str, sample_rate: int, num_channels: int) -> OfflineAudioOutput:
+        """Another track of audio (:class:`~flowkit.room_io.TrackOutputs`), e.g. background sound.
+
+        It is kept in memory on the session clock like the agent's output and mixed into the
+        output file by :meth:`aclose` (converted to the output's format), so the file holds
+        what a listener in the room would hear. Memory: about 5.6 MiB per minute of 48 kHz
+        mono audio played on the track.
+
+        Raises:
+            ValueError: ``name`` is already open at another format.
+            RuntimeError: The run's output was closed.
+        """
+        if self._closed:
+            raise RuntimeError(
+                f"{self.output_path}: track_output({name!r}) after the run's output was closed"
+            )
+        fmt = AudioFormat(sample_rate, num_channels)
+        output = self.tracks.get(name)
+        if output is None:
+            label = f"{self.output_path} (track {name!r})"
+            output = self.tracks[name] = OfflineAudioOutput(self, fmt, _TrackRecording(), label)
+        elif output.format != fmt:
+            raise ValueError(
+                f"{self.output_path}: track {name!r} is open at {output.format}, not {fmt}; "
+                "play one format on a track, or give the other audio a track of its own"
+            )
+        return output
+
     def publish_transcript(self, transcript: Transcript) -> None:
         """Record a transcript (``transcripts``), for the run's printout."""
         self.transcripts.append(transcript)
@@ -176,16 +210,22 @@ class OfflineIO:
     async def aclose(self) -> None:
         """Finish the output file; write silence as long as the input heard if no sink did.
 
-        Safe to call twice. With no input heard and no audio written, no file is made.
+        Audio played on other tracks is then mixed into it. Safe to call twice. With no
+        input heard and no audio written, no file is made.
         """
         if self._closed:
             return
         self._closed = True
-        if self._output is None and self.input_position > 0:
+        for track in self.tracks.values():
+            await track.aclose()
+        played = [t for t in self.tracks.values() if t.duration > 0]
+        if self._output is None and (self.input_position > 0 or played):
             # No agent audio: the picture of the conversation is the agent staying silent.
             self._output = OfflineAudioOutput(self, self.input_info.format)
         if self._output is not None:
             await self._output.aclose()
+            if played:
+                _mix_into(self._output, played)
 
 
 class OfflineAudioInput:
@@ -252,11 +292,18 @@ class OfflineAudioOutput:
         closed: Whether :meth:`aclose` finished the file.
     """
 
-    def __init__(self, io: OfflineIO, fmt: AudioFormat) -> None:
+    def __init__(
+        self,
+        io: OfflineIO,
+        fmt: AudioFormat,
+        writer: _FrameWriter | None = None,
+        label: str | None = None,
+    ) -> None:
         self._io = io
         self.format = fmt
         self.closed = False
-        self._writer = WavWriter(io.output_path)
+        self._label = label if label is not None else str(io.output_path)
+        self._writer = writer if writer is not None else WavWriter(io.output_path)
         self._end = 0  # samples per channel written, silence included
 
     @property
@@ -277,11 +324,11 @@ class OfflineAudioOutput:
             RuntimeError: The output was closed.
         """
         if self.closed:
-            raise RuntimeError(f"{self._io.output_path}: write() after aclose()")
+            raise RuntimeError(f"{self._label}: write() after aclose()")
         have = frame_format(frame)
         if have != self.format:
             raise ValueError(
-                f"{self._io.output_path}: the output was opened at {self.format} but got a "
+                f"{self._label}: the output was opened at {self.format} but got a "
                 f"{have} frame; resample the agent's audio to {self.format} before the sink"
             )
         self._pad_to(self._io.session_time())
@@ -320,3 +367,53 @@ class OfflineAudioOutput:
         delay = due - asyncio.get_running_loop().time()
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+class _FrameWriter(Protocol):
+    """Where an :class:`OfflineAudioOutput` puts its frames: a WAV file, or memory."""
+
+    def write(self, frame: rtc.AudioFrame) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _TrackRecording:
+    """A track's audio kept in memory until the run's end mixes it into the output file."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def write(self, frame: rtc.AudioFrame) -> None:
+        # A copy: the frame's buffer may be reused by whoever made it.
+        self.blocks.append(samples(frame).copy())
+
+    def close(self) -> None:
+        pass
+
+
+def _mix_into(output: OfflineAudioOutput, tracks: list[OfflineAudioOutput]) -> None:
+    """Add every track's audio to the closed output's WAV file, in place.
+
+    Each track is converted to the file's rate (soxr) and channel count; the sum is clipped
+    to 16 bits. The file grows to the longest track.
+    """
+    path, fmt = output._io.output_path, output.format
+    mixed = np.zeros((0, fmt.num_channels), np.int32)
+    if output.duration > 0:  # a WAV with no samples is refused by read_frames
+        mixed = np.concatenate([samples(f).astype(np.int32) for f in read_frames(path, 1000.0)])
+    for track in tracks:
+        recording = track._writer
+        assert isinstance(recording, _TrackRecording)
+        audio = mix_channels(np.concatenate(recording.blocks), fmt.num_channels)
+        if track.format.sample_rate != fmt.sample_rate:
+            # In float: soxr dithers int16 output, which would put noise on the silence.
+            resampled = soxr.resample(
+                audio.astype(np.float32), track.format.sample_rate, fmt.sample_rate, "HQ"
+            )
+            audio = np.rint(resampled).astype(np.int32)
+        if len(audio) > len(mixed):
+            mixed = np.pad(mixed, ((0, len(audio) - len(mixed)), (0, 0)))
+        mixed[: len(audio)] += audio
+    out = np.clip(mixed, -32768, 32767).astype(np.int16)
+    with WavWriter(path) as writer:
+        writer.write(frame_from_samples(out, fmt.sample_rate))

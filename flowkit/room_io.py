@@ -15,7 +15,7 @@ from livekit import rtc
 
 from flowkit.messages import Transcript
 
-__all__ = ["AudioInput", "AudioOutput", "PushAudioInput", "RoomIO"]
+__all__ = ["AudioInput", "AudioOutput", "PushAudioInput", "RoomIO", "TrackOutputs"]
 
 
 @runtime_checkable
@@ -85,4 +85,23 @@ class RoomIO(Protocol):
 
     def publish_transcript(self, transcript: Transcript) -> None:
         """Publish a user or agent transcript (LiveKit: the ``lk.transcription`` topic)."""
+        ...
+
+
+@runtime_checkable
+class TrackOutputs(Protocol):
+    """A room I/O that can play audio on tracks of its own, beside the agent's voice.
+
+    Optional, like :class:`PushAudioInput`: :class:`~flowkit.nodes.background.BackgroundAudio`
+    plays on a track of this kind when the job's I/O has it. A LiveKit room publishes each
+    track separately (listeners mix them); an offline run mixes them into the output file;
+    :class:`~flowkit.testing.memory_io.MemoryIO` records each apart.
+    """
+
+    def track_output(self, name: str, sample_rate: int, num_channels: int) -> AudioOutput:
+        """The audio track ``name`` at this format, opened on the first call for that name.
+
+        Raises:
+            ValueError: ``name`` is already open at another format.
+        """
         ...

@@ -283,3 +283,77 @@ def test_bad_input_files_fail_at_construction(tmp_path: Path, make, message: str
 def test_output_cannot_overwrite_the_input(one_second: Path) -> None:
     with pytest.raises(ValueError, match="the output file is the input file"):
         OfflineIO(one_second, one_second)
+
+
+def constant(value: int, ms: int, rate: int) -> rtc.AudioFrame:
+    return frame_from_samples(np.full(rate * ms // 1000, value, np.int16), rate)
+
+
+@pytest.mark.looptime
+async def test_a_track_is_mixed_into_the_output_at_the_outputs_format(
+    one_second: Path,
+    tmp_path: Path,
+) -> None:
+    out_path = tmp_path / "out.wav"
+    io = OfflineIO(one_second, out_path, realtime=True)
+    voice = io.audio_output(16_000, 1)
+    background = io.track_output("background_audio", 48_000, 1)
+    assert background.paced and io.tracks == {"background_audio": background}
+
+    async def speak() -> None:
+        for _ in range(10):  # 0.2 s of voice at 1000
+            await voice.write(constant(1000, 20, 16_000))
+
+    async def hum() -> None:
+        for _ in range(20):  # 0.4 s of background at 500, at 48 kHz
+            await background.write(constant(500, 20, 48_000))
+
+    await asyncio.gather(speak(), hum())
+    await io.aclose()
+    info = probe(out_path)
+    assert info.format == AudioFormat(16_000, 1)  # the voice's format; the track converted
+    audio = read_mono(out_path)
+    assert len(audio) == 6400  # the longer of the two: 0.4 s
+    # Away from the resampler's edges: the sum while both play, then the background alone.
+    assert np.abs(audio[400:2800].astype(int) - 1500).max() <= 10
+    assert np.abs(audio[3600:6000].astype(int) - 500).max() <= 10
+
+
+@pytest.mark.looptime
+async def test_the_mix_is_clipped_not_wrapped(one_second: Path, tmp_path: Path) -> None:
+    out_path = tmp_path / "out.wav"
+    io = OfflineIO(one_second, out_path, realtime=True)
+    voice = io.audio_output(16_000, 1)
+    background = io.track_output("bg", 16_000, 1)
+    await asyncio.gather(
+        voice.write(constant(30_000, 20, 16_000)), background.write(constant(30_000, 20, 16_000))
+    )
+    await io.aclose()
+    assert (read_mono(out_path) == 32767).all()
+
+
+@pytest.mark.looptime
+async def test_a_track_alone_makes_the_file_at_the_inputs_format(tmp_path: Path) -> None:
+    path = write(tmp_path / "in.wav", sine(0.5, 22_050, channels=2), 22_050)
+    out_path = tmp_path / "out.wav"
+    io = OfflineIO(path, out_path, realtime=True)
+    background = io.track_output("bg", 48_000, 1)
+    for _ in range(10):
+        await background.write(constant(800, 20, 48_000))
+    await io.aclose()
+    info = probe(out_path)
+    assert info.format == AudioFormat(22_050, 2)
+    assert info.duration == pytest.approx(0.2, abs=1e-3)
+    both = np.concatenate([samples(f) for f in read_frames(out_path)])
+    assert np.abs(both[1000:3000].astype(int) - 800).max() <= 10  # on both channels
+
+
+def test_track_output_refuses_a_second_format_and_names_the_track(
+    one_second: Path,
+    tmp_path: Path,
+) -> None:
+    io = OfflineIO(one_second, tmp_path / "out.wav")
+    first = io.track_output("bg", 48_000, 1)
+    assert io.track_output("bg", 48_000, 1) is first
+    with pytest.raises(ValueError, match=r"track .bg. is open at 48 kHz mono, not 24 kHz mono"):
+        io.track_output("bg", 24_000, 1)

@@ -1,4 +1,4 @@
-"""Room audio in LiveKit: a participant's microphone in, the agent's track out.
+"""Room audio in LiveKit: a participant's microphone in, the agent's tracks out.
 
 :class:`LiveKitAudioInput` hears one participant through ``rtc.AudioStream`` at the rate the
 room source asked for, and follows them: it waits for their audio track, and when the track
@@ -7,8 +7,9 @@ participant while they stay in the room, or of whoever it picks next. It ends on
 room closes.
 
 :class:`LiveKitAudioOutput` is an ``rtc.AudioSource`` behind one ``LocalAudioTrack``,
-published on the first write. ``write`` queues audio in the SDK's playout queue and returns
-once it is queued, so a writer runs at most the queue's length ahead of what is heard.
+published on the first write: the agent's voice, or another track of its own (background
+sound). ``write`` queues audio in the SDK's playout queue and returns once it is queued, so a
+writer runs at most the queue's length ahead of what is heard.
 """
 
 from __future__ import annotations
@@ -198,10 +199,11 @@ class LiveKitAudioInput:
 
 
 class LiveKitAudioOutput:
-    """The agent's audio: one ``rtc.AudioSource`` and its ``LocalAudioTrack``.
+    """An audio track of the agent: one ``rtc.AudioSource`` and its ``LocalAudioTrack``.
 
-    Made by :meth:`flowkit.livekit.LiveKitRoomIO.audio_output`. The track is published on
-    the first write (after the room is connected) and stays published until
+    Made by :meth:`flowkit.livekit.LiveKitRoomIO.audio_output` (the agent's voice) and
+    :meth:`~flowkit.livekit.LiveKitRoomIO.track_output` (other tracks). The track is published
+    on the first write (after the room is connected) and stays published until
     :meth:`release`; :meth:`aclose` only waits for the audio written to be played.
 
     Args:
@@ -212,6 +214,9 @@ class LiveKitAudioOutput:
         queue_ms: The SDK's playout queue: how far ``write`` may run ahead of what is heard.
         subscription_timeout: How long the first write waits for someone to subscribe to the
             track (so a greeting is not spoken into nobody's ears); ``0``: do not wait.
+        track_source: The source the track is published as: ``SOURCE_MICROPHONE`` for the
+            agent's voice (LiveKit clients look for the agent's microphone track);
+            ``SOURCE_UNKNOWN`` for any other track, so that they keep finding the voice.
     """
 
     def __init__(
@@ -223,8 +228,11 @@ class LiveKitAudioOutput:
         track_name: str = "agent-audio",
         queue_ms: int = 200,
         subscription_timeout: float = 3.0,
+        track_source: rtc.TrackSource.ValueType = rtc.TrackSource.SOURCE_MICROPHONE,
     ) -> None:
         self.format = fmt
+        self.track_name = track_name
+        self.track_source = track_source
         self._room = room
         self._ready = ready
         self._subscription_timeout = subscription_timeout
@@ -248,7 +256,9 @@ class LiveKitAudioOutput:
     async def publish(self) -> None:
         """Publish the track now (the first write does it otherwise); safe to call again."""
         if self._publishing is None:
-            self._publishing = asyncio.create_task(self._publish(), name="publish agent audio")
+            self._publishing = asyncio.create_task(
+                self._publish(), name=f"publish {self.track_name}"
+            )
         task = self._publishing
         try:
             await asyncio.shield(task)
@@ -266,14 +276,15 @@ class LiveKitAudioOutput:
         """
         if self.released:
             raise RuntimeError(
-                "LiveKitAudioOutput: write() after release(); open another output with "
-                "LiveKitRoomIO.audio_output()"
+                f"LiveKitAudioOutput {self.track_name!r}: write() after release(); open "
+                "another output with LiveKitRoomIO.audio_output() (or track_output())"
             )
         have = AudioFormat(frame.sample_rate, frame.num_channels)
         if have != self.format:
             raise ValueError(
-                f"the agent's audio output was opened at {self.format} but got a {have} "
-                f"frame; resample the agent's audio to {self.format} before the sink"
+                f"the agent's audio track {self.track_name!r} was opened at {self.format} "
+                f"but got a {have} frame; resample the agent's audio to {self.format} before "
+                "writing it"
             )
         await self.publish()
         count = frame.samples_per_channel
@@ -316,9 +327,9 @@ class LiveKitAudioOutput:
 
     async def _publish(self) -> None:
         await self._ready()
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        options = rtc.TrackPublishOptions(source=self.track_source)
         self.publication = await self._room.local_participant.publish_track(self.track, options)
-        logger.debug("published the agent's audio track %s", self.publication.sid)
+        logger.debug("published audio track %r (%s)", self.track_name, self.publication.sid)
         if self._subscription_timeout > 0:
             try:
                 # Not wait_for, which can lose a cancellation on Python 3.11 (see _track_frames).
@@ -326,6 +337,7 @@ class LiveKitAudioOutput:
                     await self.publication.wait_for_subscription()
             except TimeoutError:
                 logger.debug(
-                    "nobody subscribed to the agent's audio within %.1f s; speaking anyway",
+                    "nobody subscribed to audio track %r within %.1f s; playing anyway",
+                    self.track_name,
                     self._subscription_timeout,
                 )

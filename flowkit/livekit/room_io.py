@@ -1,11 +1,14 @@
 """The LiveKit binding of a graph's room I/O: tracks, transcripts, state, chat and RPC.
 
-:class:`LiveKitRoomIO` implements :class:`flowkit.room_io.RoomIO` on an ``rtc.Room``, and
-adds what only a LiveKit room has:
+:class:`LiveKitRoomIO` implements :class:`flowkit.room_io.RoomIO` and
+:class:`flowkit.room_io.TrackOutputs` on an ``rtc.Room``, and adds what only a LiveKit room
+has:
 
 - ``audio_input``: a participant's microphone at the rate the graph asks for, following the
   participant leaving and coming back (:class:`~flowkit.livekit.audio.LiveKitAudioInput`);
 - ``audio_output``: the agent's track (:class:`~flowkit.livekit.audio.LiveKitAudioOutput`);
+- ``track_output``: more tracks of the agent's own beside its voice, such as background
+  sound, each published under its name with source unknown (listeners mix them);
 - ``publish_transcript``: a text stream on ``lk.transcription`` with LiveKit's attributes
   (:mod:`flowkit.livekit.transcripts`);
 - ``set_agent_state``: the agent's state as its participant attribute ``lk.agent.state``;
@@ -68,15 +71,16 @@ class ChatMessage(NamedTuple):
 
 
 class LiveKitRoomIO:
-    """Room I/O on a LiveKit room (see the module docs).
+    """Room I/O on a LiveKit room, with tracks beside the agent's voice (see the module docs).
 
     Args:
         room: The room (connected or not yet).
         participant: Whom an ``audio_input`` without a participant hears (a participant
             job's participant); ``None``: the first participant that is not an agent.
         frame_size_ms: The input frames' duration; ``None`` for the SDK's (10 ms).
-        track_name: The name of the agent's audio track.
-        output_queue_ms: The agent audio the SDK queues ahead of what is heard.
+        track_name: The name of the agent's audio track (its voice).
+        output_queue_ms: The agent audio the SDK queues ahead of what is heard (on every
+            track of the agent).
         subscription_timeout: How long the first agent audio waits for a listener.
         chat_topic: The text stream topic of typed input.
         chat_backlog: Chat messages kept while nobody reads ``text_input`` (oldest dropped).
@@ -109,6 +113,7 @@ class LiveKitRoomIO:
         self._heard: dict[str, str] = {}  # identity -> sid of the track last heard
         self._last_heard: str | None = None
         self._output: LiveKitAudioOutput | None = None
+        self._tracks: dict[str, LiveKitAudioOutput] = {}  # track_output's, by name
         self._outbox: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -161,7 +166,7 @@ class LiveKitRoomIO:
         await self._outbox.join()
 
     async def aclose(self) -> None:
-        """Send what is queued (up to 5 s), unpublish the agent's track, end every input.
+        """Send what is queued (up to 5 s), unpublish the agent's tracks, end every input.
 
         Safe to call twice. The room itself stays connected: its owner disconnects it.
         """
@@ -173,8 +178,15 @@ class LiveKitRoomIO:
                 async with asyncio.timeout(_FLUSH_TIMEOUT_S):
                     await self.flush()
         self._closed = True
-        if self._output is not None:
-            await self._output.release()
+        outputs = [*([] if self._output is None else [self._output]), *self._tracks.values()]
+        # Together: each unpublish waits for the server, and none depends on another; one
+        # that fails must not keep the others published or this I/O half closed.
+        released = await asyncio.gather(
+            *(output.release() for output in outputs), return_exceptions=True
+        )
+        for output, result in zip(outputs, released, strict=True):
+            if isinstance(result, Exception):
+                logger.warning("could not release track %r: %s", output.track_name, result)
         self._watch.close("the room I/O was closed")
         self._watch.detach()
         self.room.unregister_text_stream_handler(self._chat_topic)
@@ -232,6 +244,47 @@ class LiveKitRoomIO:
                 "every TTS feeding the room sink speak one format"
             )
         return self._output
+
+    # --- TrackOutputs
+
+    def track_output(self, name: str, sample_rate: int, num_channels: int) -> LiveKitAudioOutput:
+        """The agent's audio track ``name`` at this format, beside its voice.
+
+        Published on the first write, under ``name`` with source ``SOURCE_UNKNOWN`` (LiveKit
+        clients look for the agent's voice as its microphone track), without waiting for a
+        listener (background sound must hold nothing up). Unpublished by :meth:`aclose`.
+
+        Raises:
+            ValueError: ``name`` is already open at another format, or is the voice track's.
+            RuntimeError: This I/O was closed.
+        """
+        if self._closed:
+            raise RuntimeError("LiveKitRoomIO.track_output() after aclose()")
+        voice, queue_ms, _ = self._output_options
+        if name == voice:
+            raise ValueError(
+                f"the track name {name!r} is the agent's voice track's; give the other track "
+                "another name (or LiveKitRoomIO another track_name), since one participant "
+                "publishing two tracks of one name leaves listeners unable to tell them apart"
+            )
+        fmt = AudioFormat(sample_rate, num_channels)
+        output = self._tracks.get(name)
+        if output is None:
+            output = self._tracks[name] = LiveKitAudioOutput(
+                self.room,
+                fmt,
+                self.wait_ready,
+                track_name=name,
+                queue_ms=queue_ms,
+                subscription_timeout=0,
+                track_source=rtc.TrackSource.SOURCE_UNKNOWN,
+            )
+        elif output.format != fmt:
+            raise ValueError(
+                f"the agent's audio track {name!r} is open at {output.format}, not {fmt}; "
+                "play everything on one track at one format (or open another track name)"
+            )
+        return output
 
     def publish_transcript(self, transcript: Transcript) -> None:
         """Send ``transcript`` on ``lk.transcription`` (in order, in the background).

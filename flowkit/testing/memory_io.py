@@ -171,9 +171,16 @@ class MemoryAudioOutput:
     is ahead of the writer, so a barge-in stops the audio within one frame.
     """
 
-    def __init__(self, io: MemoryIO, fmt: AudioFormat) -> None:
+    def __init__(
+        self,
+        io: MemoryIO,
+        fmt: AudioFormat,
+        record: list[tuple[float, rtc.AudioFrame]] | None = None,
+    ) -> None:
         self._io = io
         self.format = fmt
+        # The agent's voice goes to io.played; a named track (track_output) to its own list.
+        self._record = io.played if record is None else record
         self.closed = False
         self._head = float("-inf")  # when the audio written so far ends (paced)
 
@@ -203,7 +210,7 @@ class MemoryAudioOutput:
             if start > now:
                 await asyncio.sleep(start - now)
             self._head = start + _seconds(frame)
-        self._io.played.append((_now(), frame))
+        self._record.append((_now(), frame))
 
     def clear(self) -> None:
         """Stop the frame being played now; the next write plays at once."""
@@ -227,6 +234,8 @@ class MemoryIO:
         cleared: The loop times at which the output was cleared (barge-ins).
         transcripts: Every transcript published, in order.
         output: The last output opened by :meth:`audio_output`, if any.
+        tracks: Every frame played on each named track (:meth:`track_output`), with the
+            loop time it started playing.
 
     Example:
         >>> io = MemoryIO([frame] * 50, paced=True)  # doctest: +SKIP
@@ -259,6 +268,8 @@ class MemoryIO:
         self.cleared: list[float] = []
         self.transcripts: list[Transcript] = []
         self.output: MemoryAudioOutput | None = None
+        self.tracks: dict[str, list[tuple[float, rtc.AudioFrame]]] = {}
+        self._track_outputs: dict[str, MemoryAudioOutput] = {}
 
     @property
     def participants(self) -> list[str]:
@@ -283,6 +294,26 @@ class MemoryIO:
         """The agent's output at that format (frames of another format are refused)."""
         self.output = MemoryAudioOutput(self, AudioFormat(sample_rate, num_channels))
         return self.output
+
+    def track_output(self, name: str, sample_rate: int, num_channels: int) -> MemoryAudioOutput:
+        """The named track's output (:class:`~flowkit.room_io.TrackOutputs`), recorded apart.
+
+        Frames played on it are kept in ``tracks[name]``, not in :attr:`played`.
+
+        Raises:
+            ValueError: ``name`` is already open at another format.
+        """
+        fmt = AudioFormat(sample_rate, num_channels)
+        output = self._track_outputs.get(name)
+        if output is None or output.closed:
+            record = self.tracks.setdefault(name, [])
+            output = self._track_outputs[name] = MemoryAudioOutput(self, fmt, record)
+        elif output.format != fmt:
+            raise ValueError(
+                f"MemoryIO: track {name!r} is open at {output.format}, not {fmt}; play one "
+                "format on a track, or give the other audio a track of its own"
+            )
+        return output
 
     def publish_transcript(self, transcript: Transcript) -> None:
         """Record ``transcript`` in :attr:`transcripts`."""

@@ -23,7 +23,7 @@ from flowkit.messages import (
 )
 from flowkit.nodes.room import RoomSink, RoomSource, TranscriptPublisher
 from flowkit.nodes.tts import TTS
-from flowkit.room_io import PushAudioInput
+from flowkit.room_io import PushAudioInput, TrackOutputs
 from flowkit.testing.fakes import FakeTTS
 from flowkit.testing.memory_io import MemoryIO
 
@@ -459,6 +459,21 @@ async def test_memory_io_paced_output_returns_when_each_frame_is_due() -> None:
     assert io.played_duration == pytest.approx(0.08)
     with pytest.raises(ValueError, match="opened at 24 kHz mono"):
         await io.audio_output(24_000, 1).write(tone(0.02, rate=16_000)[0])
+
+
+@pytest.mark.looptime
+async def test_memory_io_tracks_are_recorded_apart_from_the_voice() -> None:
+    io = MemoryIO(paced=True)
+    start = asyncio.get_running_loop().time()
+    assert isinstance(io, TrackOutputs)
+    voice, background = io.audio_output(24_000, 1), io.track_output("bg", 24_000, 1)
+    assert io.track_output("bg", 24_000, 1) is background
+    with pytest.raises(ValueError, match="track 'bg' is open at 24 kHz mono, not 16 kHz mono"):
+        io.track_output("bg", 16_000, 1)
+    await asyncio.gather(voice.write(tone(0.02)[0]), background.write(tone(0.02)[0]))
+    await background.write(tone(0.02)[0])
+    assert len(io.played) == 1
+    assert [t - start for t, _ in io.tracks["bg"]] == pytest.approx([0.0, 0.02], abs=1e-6)
 
 
 @pytest.mark.looptime
