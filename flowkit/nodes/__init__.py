@@ -8,6 +8,8 @@
   :mod:`~flowkit.nodes.llm`, :mod:`~flowkit.nodes.tools`, :mod:`~flowkit.nodes.tts`: the
   voice pipeline.
 - :mod:`~flowkit.nodes.interrupt`, :mod:`~flowkit.nodes.state`: barge-in and agent states.
+- :mod:`~flowkit.nodes.background`: BackgroundAudio (ambient and thinking sounds on a track
+  of their own).
 
 See docs/voice-pipeline.md for their ports and behaviour.
 """

@@ -1,0 +1,348 @@
+"""Background sound: an ambient loop, and a thinking sound while the agent thinks.
+
+:class:`BackgroundAudio` does what LiveKit Agents' ``BackgroundAudioPlayer`` does, as a node:
+it plays an ambient sound in a loop for the whole session and, each time the agent starts
+thinking (an :class:`~flowkit.messages.AgentState` of ``thinking`` from
+:class:`~flowkit.nodes.state.AgentStates`), one thinking sound chosen at random among those
+given, until the agent leaves that state (it then fades out over one 20 ms frame rather than
+click) or the sound ends. Silence between the two is silence: nothing is sent.
+
+The sound goes to a track of its own (``track_output`` of the job's room I/O, see
+:class:`~flowkit.room_io.TrackOutputs`), not into the agent's voice: a barge-in that flushes
+the reply does not cut the ambience, and the voice's playout reports and transcripts stay the
+voice's. In a LiveKit room it is a second published track (``background_audio``, as LiveKit
+names it), offline it is mixed into the output file. A room I/O without extra tracks (the
+benchmark's, your own) is not an error: the node then only consumes the states.
+
+Sounds are WAV files (16-bit PCM, any rate and channel count), converted once to the node's
+format with soxr and shared by every job of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import random
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pydantic
+from numpy.typing import NDArray
+
+from flowkit.audio.frames import frame_from_samples, samples, samples_for
+from flowkit.audio.wav import probe, read_frames
+from flowkit.messages import AgentState, AgentStateKind, Playout
+from flowkit.node import Node, NodeParams
+from flowkit.nodes.audio import _Resampler
+from flowkit.nodes.room import room_io
+from flowkit.policy import ErrorPolicy
+from flowkit.ports import AudioFormat, In
+from flowkit.room_io import AudioOutput, TrackOutputs
+
+__all__ = ["BackgroundAudio", "BackgroundSound"]
+
+FRAME_MS = 20.0
+"""The duration of each frame the node plays."""
+
+StrPath = str | os.PathLike[str]
+
+
+class BackgroundSound(pydantic.BaseModel):
+    """A sound for :class:`BackgroundAudio`: a WAV file, how loud, how likely.
+
+    Attributes:
+        path: The WAV file (16-bit PCM, any rate and channel count).
+        volume: The gain applied to it, from 0 (silent) to 1 (as recorded).
+        probability: Among several thinking sounds, the chance this one is chosen each time
+            the agent starts thinking. When the probabilities add up to less than 1, the rest
+            is the chance that none plays; above 1 they are shares of the total.
+    """
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    volume: float = pydantic.Field(default=1.0, ge=0.0, le=1.0)
+    probability: float = pydantic.Field(default=1.0, ge=0.0, le=1.0)
+
+
+SoundSpec = StrPath | BackgroundSound
+"""A sound given to :class:`BackgroundAudio`: a path (volume and probability 1) or a sound."""
+
+
+def _sound(spec: SoundSpec) -> BackgroundSound:
+    if isinstance(spec, BackgroundSound):
+        return spec
+    return BackgroundSound(path=os.fspath(spec))
+
+
+class BackgroundAudio(Node):
+    """Plays ambient sound, and a thinking sound while the agent thinks, on a track of its own.
+
+    Link ``AgentStates().states`` into ``states``: a ``thinking`` state starts a thinking
+    sound, any other stops it. The node ends when the states end (they end with the user's
+    input) and, when the sink's ``playout`` is linked too, once that has ended as well: the
+    sound then lasts until the last reply has played (an offline file's last answer comes
+    after its input ends).
+    """
+
+    states: In[AgentState] = In(
+        default=True, doc="the agent's state: thinking starts the thinking sound, others stop it"
+    )
+    playout: In[Playout] = In(
+        required=False, doc="the sink's reports: linked, the sound lasts until they end"
+    )
+    error_policy = ErrorPolicy.RESTART
+
+    class Params(NodeParams):
+        """Parameters of :class:`BackgroundAudio`."""
+
+        ambient: BackgroundSound | None = pydantic.Field(
+            default=None, description="looped for the whole session"
+        )
+        thinking: tuple[BackgroundSound, ...] = pydantic.Field(
+            default=(), description="one, chosen by probability, each time the agent thinks"
+        )
+        sample_rate: int = pydantic.Field(default=48_000, gt=0, description="Hz")
+        num_channels: int = pydantic.Field(default=1, ge=1, le=2)
+        track: str = pydantic.Field(
+            default="background_audio", min_length=1, description="the track's name"
+        )
+        seed: int | None = pydantic.Field(
+            default=None, description="seed of the thinking sound's choice (tests)"
+        )
+
+    def __init__(
+        self,
+        ambient: SoundSpec | None = None,
+        thinking: SoundSpec | Sequence[SoundSpec] | None = None,
+        *,
+        sample_rate: int = 48_000,
+        num_channels: int = 1,
+        track: str = "background_audio",
+        seed: int | None = None,
+    ) -> None:
+        """Create the node; every sound file is read and checked here.
+
+        Args:
+            ambient: The sound looped for the whole session, or ``None`` for none.
+            thinking: The sound played each time the agent starts thinking, or several to
+                choose from by their ``probability``, or ``None`` for none.
+            sample_rate: The track's rate, in Hz (LiveKit's player uses 48 kHz).
+            num_channels: The track's channels (1 or 2).
+            track: The name of the track the sound is played on.
+            seed: Seed the random choice of thinking sounds (for reproducible tests).
+
+        Raises:
+            AudioFileError: A sound file is missing or not a 16-bit PCM WAV with audio; the
+                message names the file and how to convert it.
+            pydantic.ValidationError: A volume or probability outside [0, 1], or another
+                parameter out of range.
+        """
+        if thinking is None:
+            chosen: tuple[BackgroundSound, ...] = ()
+        elif isinstance(thinking, BackgroundSound | str | os.PathLike):
+            chosen = (_sound(thinking),)
+        else:
+            chosen = tuple(_sound(s) for s in thinking)
+        super().__init__(
+            ambient=None if ambient is None else _sound(ambient),
+            thinking=chosen,
+            sample_rate=sample_rate,
+            num_channels=num_channels,
+            track=track,
+            seed=seed,
+        )
+        p = self.settings()
+        samples_for(FRAME_MS, sample_rate)  # a rate without whole 20 ms frames fails here
+        fmt = AudioFormat(sample_rate, num_channels)
+        # Read now: a wrong file fails when the graph is built (and `flowkit validate`), not
+        # in the middle of a call.
+        sounds = ([p.ambient] if p.ambient is not None else []) + list(p.thinking)
+        self._clips = {s.path: load_sound(s.path, fmt) for s in sounds}
+
+    def settings(self) -> BackgroundAudio.Params:
+        """The validated parameters."""
+        p = self.params
+        assert isinstance(p, BackgroundAudio.Params)
+        return p
+
+    async def run(
+        self, states: AsyncIterator[AgentState], playout: AsyncIterator[Playout]
+    ) -> None:
+        """Play until the states (and the playout, if linked) end."""
+        p = self.settings()
+        io = room_io(self)
+        # Only its end matters: the states already say when the agent speaks.
+        played = self.ctx.create_task(_drain(playout), name="playout")
+        if not isinstance(io, TrackOutputs):
+            self.ctx.logger.debug(
+                "the room I/O (%s) has no tracks besides the voice; no background sound",
+                type(io).__name__,
+            )
+            await _drain(states)
+            await played
+            return
+        mixer = _Mixer(p, self._clips)
+        output = io.track_output(p.track, p.sample_rate, p.num_channels)
+        player = self.ctx.create_task(self._play(mixer, output), name="background")
+        try:
+            async for state in states:
+                if state.state is AgentStateKind.THINKING:
+                    mixer.think()
+                else:
+                    mixer.stop_thinking()
+            await played
+        finally:
+            player.cancel()
+            played.cancel()
+        await output.aclose()
+
+    async def _play(self, mixer: _Mixer, output: AudioOutput) -> None:
+        """Write the mix frame by frame while there is something to play."""
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        try:
+            while True:
+                block = mixer.next_block()
+                if block is None:
+                    deadline = None
+                    await mixer.wait_for_sound()
+                    continue
+                await output.write(frame_from_samples(block, mixer.rate))
+                if not output.paced:
+                    # An output that does not keep time (a test's, a file played as fast
+                    # as possible): keep it here, 20 ms per frame on the loop's clock.
+                    now = loop.time()
+                    deadline = now if deadline is None else max(deadline, now - 0.2)
+                    deadline += FRAME_MS / 1000
+                    await asyncio.sleep(deadline - now)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Decoration, not the conversation: losing it must not end the call.
+            self.ctx.logger.warning(
+                "background sound stopped (the session goes on without it): %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+
+
+async def _drain(messages: AsyncIterator[object]) -> None:
+    async for _ in messages:
+        pass
+
+
+class _Mixer:
+    """The ambient loop and the current thinking sound, summed 20 ms at a time."""
+
+    def __init__(self, p: BackgroundAudio.Params, clips: dict[str, NDArray[np.int16]]) -> None:
+        self.rate = p.sample_rate
+        self._block = samples_for(FRAME_MS, p.sample_rate)
+        self._channels = p.num_channels
+        self._clips = clips
+        self._ambient = p.ambient
+        self._ambient_at = 0
+        self._sounds = p.thinking
+        self._random = random.Random(p.seed)
+        self._thinking: BackgroundSound | None = None
+        self._thinking_at = 0
+        self._fading = False
+        self._sound_started = asyncio.Event()
+
+    def think(self) -> None:
+        """The agent started thinking: choose a sound, unless one is playing already."""
+        if self._thinking is not None and not self._fading:
+            return
+        self._thinking = choose_sound(self._sounds, self._random)
+        self._thinking_at = 0
+        self._fading = False
+        if self._thinking is not None:
+            self._sound_started.set()
+
+    def stop_thinking(self) -> None:
+        """The agent stopped thinking: fade the thinking sound out over the next frame."""
+        if self._thinking is not None:
+            self._fading = True
+
+    async def wait_for_sound(self) -> None:
+        """Wait until there is something to play again."""
+        self._sound_started.clear()
+        await self._sound_started.wait()
+
+    def next_block(self) -> NDArray[np.int16] | None:
+        """The next 20 ms of the mix, or ``None`` when nothing plays."""
+        if self._ambient is None and self._thinking is None:
+            return None
+        n = self._block
+        mix = np.zeros((n, self._channels), np.float32)
+        if self._ambient is not None:
+            clip = self._clips[self._ambient.path]
+            # Wrap around the end of the loop; np.take with mode="wrap" reads both parts.
+            idx = np.arange(self._ambient_at, self._ambient_at + n)
+            mix += clip.take(idx, axis=0, mode="wrap") * np.float32(self._ambient.volume)
+            self._ambient_at = (self._ambient_at + n) % len(clip)
+        if self._thinking is not None:
+            clip = self._clips[self._thinking.path]
+            part = clip[self._thinking_at : self._thinking_at + n].astype(np.float32)
+            part *= np.float32(self._thinking.volume)
+            if self._fading:
+                part *= np.linspace(1.0, 0.0, n, dtype=np.float32)[: len(part), None]
+            mix[: len(part)] += part
+            self._thinking_at += n
+            if self._fading or self._thinking_at >= len(clip):
+                self._thinking = None
+                self._fading = False
+        return np.clip(np.rint(mix), -32768, 32767).astype(np.int16)
+
+
+def choose_sound(
+    sounds: Sequence[BackgroundSound], rng: random.Random
+) -> BackgroundSound | None:
+    """Choose one of ``sounds`` by their probabilities (see :class:`BackgroundSound`).
+
+    Returns:
+        The sound, or ``None`` (no sounds, all at probability 0, or the chance of none when
+        the probabilities add up to less than 1).
+    """
+    total = sum(s.probability for s in sounds)
+    if total <= 0:
+        return None
+    draw = rng.random() * max(total, 1.0)
+    for sound in sounds:
+        if draw < sound.probability:
+            return sound
+        draw -= sound.probability
+    return None
+
+
+def load_sound(path: StrPath, fmt: AudioFormat) -> NDArray[np.int16]:
+    """A WAV file's audio in ``fmt``, shape ``(n, channels)``, read-only and cached.
+
+    Every job of a process that plays the same file at the same format shares one array;
+    a file changed on disk (another modification time or size) is read again.
+
+    Raises:
+        AudioFileError: The file is missing, not a 16-bit PCM WAV, or holds no audio.
+        ValueError: Its channels cannot be mixed into ``fmt`` (e.g. 6 to 2).
+    """
+    info = probe(path)  # the clear error for a missing or wrong file
+    stat = Path(path).stat()
+    try:
+        return _load(str(info.path), stat.st_mtime_ns, stat.st_size, fmt)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _load(path: str, mtime_ns: int, size: int, fmt: AudioFormat) -> NDArray[np.int16]:
+    del mtime_ns, size  # part of the cache key only
+    resampler = _Resampler(fmt.sample_rate, fmt.num_channels, "HQ")
+    blocks: list[NDArray[np.int16]] = []
+    for frame in read_frames(path, 1000.0):
+        blocks.extend(samples(f) for f in resampler.push(frame))
+    blocks.extend(samples(f) for f in resampler.flush())
+    audio = np.ascontiguousarray(np.concatenate(blocks))
+    audio.flags.writeable = False  # shared by every job: nobody may change it
+    return audio
