@@ -1,4 +1,4 @@
-"""The examples: weather agent, restaurant agent (handoff), timed transcript."""
+"""The examples: weather agent, restaurant agent (handoff), timed transcript, background audio."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def live_job(**extra: object) -> fk.JobContext:
     return fk.JobContext(io=MemoryIO(live=True), extra=dict(extra))
 
 
-@pytest.mark.parametrize("name", ["weather_agent", "restaurant_agent", "timed_transcript"])
+@pytest.mark.parametrize(
+    "name", ["weather_agent", "restaurant_agent", "timed_transcript", "background_audio"]
+)
 def test_example_is_valid_and_drawn(name: str) -> None:
     assert load_graph(EXAMPLES / f"{name}.py").problems() == []
     result = CliRunner().invoke(main, ["viz", str(EXAMPLES / f"{name}.py"), "-f", "mermaid"])
@@ -136,3 +138,38 @@ async def test_timed_transcript_prints_each_sentence_as_it_starts_playing(
     assert lines[1][0] > 2.0  # long after the LLM finished writing (about 0.5 s in)
     out = capsys.readouterr().out
     assert f"[{lines[1][0]:7.2f} s] agent: {sentences[1]}" in out
+
+
+# --------------------------------------------------------------------------- background audio
+
+
+@pytest.mark.looptime
+async def test_background_audio_hums_throughout_and_types_while_thinking() -> None:
+    import asyncio
+
+    import numpy as np
+
+    from flowkit.audio import samples
+    from flowkit.nodes.background import load_sound
+    from flowkit.ports import AudioFormat
+
+    io = MemoryIO(live=True, paced=True)
+    job = fk.JobContext(io=io)
+    graph = load_graph(EXAMPLES / "background_audio.py", job)
+    loop = asyncio.get_running_loop()
+    async with fk.GraphRunner(graph, job=job):
+        start = loop.time()
+        await asyncio.sleep(4.0)  # the greeting: 1.5 s of thinking, then spoken
+    played = io.tracks["background_audio"]
+    times = np.array([t - start for t, _ in played])
+    assert times[0] == pytest.approx(0.0, abs=0.02) and np.diff(times).max() < 0.021  # no gap
+    audio = np.concatenate([samples(f)[:, 0] for _, f in played]).astype(np.int32)
+    # What the room tone alone would be; the rest of the track is the typing.
+    tone = load_sound(EXAMPLES / "audio" / "room_tone.wav", AudioFormat(48_000, 1))[:, 0]
+    hum = np.rint(np.resize(tone, len(audio)) * np.float32(0.6)).astype(np.int32)
+    typing = np.abs(audio - hum).reshape(-1, 960).max(axis=1)  # per 20 ms frame
+    speaking = (io.played[0][0] - start) / 0.02  # the frame the greeting starts playing in
+    assert speaking > 1.5 / 0.02  # the stand-in model takes 1.5 s to its first word
+    assert typing[: int(speaking) - 2].max() > 1000  # typing while thinking
+    # The room tone alone once speaking: the frame queued ahead, the fade, then nothing.
+    assert typing[int(speaking) + 3 :].max() <= 1
