@@ -1,4 +1,4 @@
-"""Helpers for the LiveKit scenarios (not a test module): waiting on a condition, tone tracks.
+"""Helpers for the LiveKit scenarios (not a test module): joining, waiting, tone tracks.
 
 It lives beside the scenarios, not in tests/support.py: a scenario runs in a subprocess whose
 ``sys.path`` has tests/livekit but not tests/.
@@ -7,8 +7,10 @@ It lives beside the scenarios, not in tests/support.py: a scenario runs in a sub
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from livekit import rtc
@@ -16,6 +18,19 @@ from livekit import rtc
 RATE = 48_000
 """The rate the tone is captured at (the SDK's native rate)."""
 FRAME = RATE // 50  # 20 ms
+
+
+def quiet_logs() -> None:
+    """Log warnings only, without the server's access lines (a failing scenario reads clearly)."""
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def join(server: Any, identity: str, room: str = "lobby", timeout: float = 20.0) -> rtc.Room:
+    """A client ``identity`` connected to ``room`` on the test server."""
+    client = rtc.Room()
+    await asyncio.wait_for(client.connect(server.url, server.token(identity, room)), timeout)
+    return client
 
 
 async def until(predicate: Callable[[], object], timeout: float = 20.0) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from livekit import api, rtc
-from scenario_kit import until
+from scenario_kit import join, quiet_logs, until
 
 import flowkit as fk
 from flowkit.cli import main
@@ -352,20 +352,6 @@ TIMEOUT = 20.0
 AGENT = "agent"
 
 
-def _quiet() -> None:
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-
-async def _user(server: Any, identity: str) -> rtc.Room:
-    client = rtc.Room()
-    await asyncio.wait_for(client.connect(server.url, server.token(identity, "lobby")), TIMEOUT)
-    return client
-
-
 async def _agent_job(server: Any, **io_options: Any) -> JobContext:
     job = JobContext(job_id="job-1", room_name="lobby")
     token = room_token(server.api_key, server.api_secret, "lobby", AGENT, kind="agent")
@@ -425,7 +411,7 @@ async def _agent_track(client: rtc.Room) -> rtc.Track:
 async def scenario_audio_input_waits_hears_and_ends() -> dict[str, Any]:
     from flowkit.testing.livekit_server import TestLiveKitServer
 
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         job = await _agent_job(server)
         assert isinstance(job.io, LiveKitRoomIO)
@@ -444,7 +430,7 @@ async def scenario_audio_input_waits_hears_and_ends() -> dict[str, Any]:
 
         await asyncio.sleep(0.5)
         waited_for_someone = not reader.done()  # nobody in the room yet: the input waits
-        alice = await _user(server, "alice")
+        alice = await join(server, "alice")
         await _publish_tone(alice, 440, 3.0)
         await until(lambda: loud_seconds(0) >= 1.0)
         first = len(frames)
@@ -467,11 +453,11 @@ async def scenario_audio_input_waits_hears_and_ends() -> dict[str, Any]:
 async def scenario_audio_output_is_heard_and_cleared() -> dict[str, Any]:
     from flowkit.testing.livekit_server import TestLiveKitServer
 
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         job = await _agent_job(server)
         assert isinstance(job.io, LiveKitRoomIO)
-        bob = await _user(server, "bob")
+        bob = await join(server, "bob")
         output = job.io.audio_output(24_000, 1)
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -519,9 +505,9 @@ async def _write_all(output: Any, frames: list[rtc.AudioFrame]) -> None:
 async def scenario_transcripts_state_chat_rpc_data() -> dict[str, Any]:
     from flowkit.testing.livekit_server import TestLiveKitServer
 
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
-        alice = await _user(server, "alice")
+        alice = await join(server, "alice")
         transcripts: list[dict[str, Any]] = []
         packets: list[dict[str, str]] = []
 
@@ -610,9 +596,9 @@ async def scenario_transcripts_state_chat_rpc_data() -> dict[str, Any]:
 async def scenario_connect_command_runs_a_graph_in_the_room() -> dict[str, Any]:
     from flowkit.testing.livekit_server import TestLiveKitServer
 
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
-        alice = await _user(server, "alice")
+        alice = await join(server, "alice")
         env = {
             **os.environ,
             "LIVEKIT_URL": server.url,

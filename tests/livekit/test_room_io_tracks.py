@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from livekit import rtc
-from scenario_kit import until
+from scenario_kit import join, quiet_logs, until
 
 from flowkit.job import JobContext
 from flowkit.livekit import LiveKitAudioOutput, LiveKitRoomIO, connect_job, room_token
@@ -89,19 +89,6 @@ VOICE_HZ = 300.0
 BACKGROUND_HZ = 880.0
 
 
-def _quiet() -> None:
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-async def _user(server: Any, identity: str) -> rtc.Room:
-    client = rtc.Room()
-    await asyncio.wait_for(client.connect(server.url, server.token(identity, "lobby")), TIMEOUT)
-    return client
-
-
 async def _agent_job(server: Any) -> JobContext:
     job = JobContext(job_id="job-1", room_name="lobby")
     token = room_token(server.api_key, server.api_secret, "lobby", AGENT, kind="agent")
@@ -158,7 +145,7 @@ async def _hear(track: rtc.Track, seconds: float) -> dict[str, float]:
 async def scenario_background_track_beside_the_voice() -> dict[str, Any]:
     from flowkit.testing.livekit_server import TestLiveKitServer
 
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         job = await _agent_job(server)
         io = job.io
@@ -173,7 +160,7 @@ async def scenario_background_track_beside_the_voice() -> dict[str, Any]:
         first_write_s = loop.time() - started
         writers = [asyncio.create_task(_write_all(background, tone[1:]))]
 
-        bob = await _user(server, "bob")
+        bob = await join(server, "bob")
         unpublished: list[str] = []
         bob.on("track_unpublished", lambda pub, participant: unpublished.append(pub.sid))
         voice = io.audio_output(24_000, 1)

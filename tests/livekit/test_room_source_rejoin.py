@@ -10,14 +10,13 @@ namespace (flowkit.testing.netns); the test asserts on the JSON it returns.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
 from livekit import rtc
-from scenario_kit import play_tone_track
+from scenario_kit import join, play_tone_track, quiet_logs
 
 import flowkit as fk
 from flowkit.job import JobContext
@@ -62,11 +61,6 @@ class Ears(fk.Node):
 # Scenario helpers (they run inside the namespace) --------------------------------------
 
 
-def _quiet() -> None:
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
 async def _until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
     """Wait until ``predicate()`` holds; False when it did not within ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
@@ -76,12 +70,6 @@ async def _until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> boo
             return False
         await asyncio.sleep(0.02)
     return True
-
-
-async def _user(server: Any, identity: str) -> rtc.Room:
-    client = rtc.Room()
-    await asyncio.wait_for(client.connect(server.url, server.token(identity, "lobby")), TIMEOUT)
-    return client
 
 
 async def _agent_job(server: Any) -> JobContext:
@@ -117,7 +105,7 @@ def _figures(frames: list[np.ndarray]) -> dict[str, float]:
 async def scenario_participant_leaves_and_rejoins() -> dict[str, Any]:
     from flowkit.testing.livekit_server import TestLiveKitServer
 
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         job = await _agent_job(server)
         graph = fk.Graph("room-source-rejoin")
@@ -125,7 +113,7 @@ async def scenario_participant_leaves_and_rejoins() -> dict[str, Any]:
         graph.add(RoomSource(RATE)) >> graph.add(ears)
         running = asyncio.create_task(GraphRunner(graph, job=job).run())
 
-        alice = await _user(server, "alice")
+        alice = await join(server, "alice")
         playing = await _speak(alice, FIRST_HZ, 4.0)
         heard_first = await _until(lambda: ears.loud_seconds() >= 1.0)
         await _leave(alice, playing)
@@ -133,7 +121,7 @@ async def scenario_participant_leaves_and_rejoins() -> dict[str, Any]:
         # Whatever the agent gets from here on came after alice left: it is the second track.
         left_at = len(ears.pcm)
 
-        alice = await _user(server, "alice")
+        alice = await join(server, "alice")
         playing = await _speak(alice, SECOND_HZ, 4.0)
         heard_second = await _until(lambda: ears.loud_seconds(left_at) >= 1.0)
         graph_ran_throughout = not running.done()

@@ -7,14 +7,13 @@ flowkit.testing.netns) and asserts on the JSON it returns.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import numpy as np
 from livekit import rtc
-from scenario_kit import until
+from scenario_kit import quiet_logs, until
 
 from flowkit.testing.livekit_server import TestLiveKitServer
 
@@ -29,16 +28,10 @@ T = TypeVar("T")
 # Scenario helpers (they run inside the namespace) --------------------------------------
 
 
-def _quiet() -> None:
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
 async def _join(server: TestLiveKitServer, identity: str, room: str = "lobby") -> rtc.Room:
     client = rtc.Room()
     await asyncio.wait_for(client.connect(server.url, server.token(identity, room)), TIMEOUT)
     return client
-
 
 
 async def _publish_tone(
@@ -144,7 +137,7 @@ async def _relay_tone(
 
 
 async def scenario_join() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         alice = await _join(server, "alice")
         connected: list[str] = []
@@ -164,7 +157,7 @@ async def scenario_join() -> dict[str, Any]:
 
 
 async def scenario_audio() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         alice = await _join(server, "alice")
         bob = await _join(server, "bob")
@@ -179,7 +172,7 @@ async def scenario_audio() -> dict[str, Any]:
 
 
 async def scenario_text_and_data() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         alice = await _join(server, "alice")
         bob = await _join(server, "bob")
@@ -215,7 +208,7 @@ async def scenario_text_and_data() -> dict[str, Any]:
 
 
 async def scenario_attributes() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         alice = await _join(server, "alice")
         bob = await _join(server, "bob")
@@ -242,7 +235,7 @@ async def scenario_attributes() -> dict[str, Any]:
 
 
 async def scenario_rpc() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         alice = await _join(server, "alice")
         bob = await _join(server, "bob")
@@ -273,7 +266,7 @@ async def scenario_rpc() -> dict[str, Any]:
 
 
 async def scenario_leave_and_rejoin() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         bob = await _join(server, "bob")
         events: list[str] = []
@@ -334,17 +327,17 @@ async def _second_track_after_the_first_publisher_left(second: str) -> dict[str,
 
 
 async def scenario_new_track_after_the_publisher_left_and_rejoined() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     return await _second_track_after_the_first_publisher_left("alice")
 
 
 async def scenario_new_track_of_another_publisher_after_the_first_left() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     return await _second_track_after_the_first_publisher_left("carol")
 
 
 async def scenario_unpublish_and_publish_again() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         bob = await _join(server, "bob")
         events = _log_subscriptions(bob)
@@ -370,7 +363,7 @@ async def scenario_unpublish_and_publish_again() -> dict[str, Any]:
 
 
 async def scenario_join_after_a_track_was_published() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         alice = await _join(server, "alice")
         publishing = asyncio.create_task(_publish_tone(alice, 8.0))
@@ -494,7 +487,7 @@ def test_an_unpublished_track_goes_away_and_a_new_one_arrives(run_scenario: Any)
 
 
 async def scenario_bad_secret() -> dict[str, Any]:
-    _quiet()
+    quiet_logs()
     async with TestLiveKitServer() as server:
         wrong = TestLiveKitServer(api_secret="not-the-server-secret-but-long-enough-0123")
         client = rtc.Room()
