@@ -1,4 +1,4 @@
-"""Helpers for the LiveKit scenarios (not a test module): joining, waiting, tone tracks.
+"""Helpers for the LiveKit scenarios (not a test module): joining, waiting, tones and what is heard.
 
 It lives beside the scenarios, not in tests/support.py: a scenario runs in a subprocess whose
 ``sys.path`` has tests/livekit but not tests/.
@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 from livekit import rtc
+
+from flowkit.job import JobContext
+from flowkit.livekit import connect_job, room_token
 
 RATE = 48_000
 """The rate the tone is captured at (the SDK's native rate)."""
@@ -31,6 +34,39 @@ async def join(server: Any, identity: str, room: str = "lobby", timeout: float =
     client = rtc.Room()
     await asyncio.wait_for(client.connect(server.url, server.token(identity, room)), timeout)
     return client
+
+
+async def agent_job(
+    server: Any, job_id: str = "job-1", identity: str = "agent", **io_options: Any
+) -> JobContext:
+    """A job connected to ``lobby`` as the agent ``identity`` (``io_options`` go to its I/O)."""
+    job = JobContext(job_id=job_id, room_name="lobby")
+    token = room_token(server.api_key, server.api_secret, "lobby", identity, kind="agent")
+    await asyncio.wait_for(connect_job(job, url=server.url, token=token, **io_options), 20.0)
+    return job
+
+
+def tone_frames(
+    hz: float, rate: int, seconds: float, amplitude: float = 0.3
+) -> list[rtc.AudioFrame]:
+    """``seconds`` of a sine at ``hz`` in 20 ms frames, continuous across frames."""
+    per = rate // 50
+    frames = []
+    for i in range(int(seconds * 50)):
+        t = (np.arange(per) + i * per) / rate
+        pcm = (amplitude * 32767 * np.sin(2 * math.pi * hz * t)).astype(np.int16)
+        frames.append(rtc.AudioFrame(pcm.tobytes(), rate, 1, per))
+    return frames
+
+
+def sound_figures(samples: np.ndarray, rate: int) -> dict[str, float]:
+    """The RMS and the loudest frequency of ``samples`` (zeros when there are none)."""
+    body = samples.astype(np.float64)
+    if len(body) == 0:
+        return {"rms": 0.0, "peak_hz": 0.0}
+    rms = float(np.sqrt(np.mean(body**2)))
+    spectrum = np.abs(np.fft.rfft(body * np.hanning(len(body))))
+    return {"rms": rms, "peak_hz": float(np.argmax(spectrum) * rate / len(body))}
 
 
 async def until(predicate: Callable[[], object], timeout: float = 20.0) -> None:
@@ -61,9 +97,7 @@ async def play_tone_track(
     await client.local_participant.publish_track(track, options)
 
     async def play() -> None:
-        for i in range(int(seconds * 50)):
-            t = (np.arange(FRAME) + i * FRAME) / RATE
-            pcm = (amplitude * 32767 * np.sin(2 * math.pi * hz * t)).astype(np.int16)
-            await source.capture_frame(rtc.AudioFrame(pcm.tobytes(), RATE, 1, FRAME))
+        for frame in tone_frames(hz, RATE, seconds, amplitude):
+            await source.capture_frame(frame)
 
     return asyncio.create_task(play(), name=f"{hz:.0f} Hz tone")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from livekit import api, rtc
-from scenario_kit import join, quiet_logs, until
+from scenario_kit import agent_job, join, quiet_logs, sound_figures, tone_frames, until
 
 import flowkit as fk
 from flowkit.cli import main
@@ -352,25 +352,6 @@ TIMEOUT = 20.0
 AGENT = "agent"
 
 
-async def _agent_job(server: Any, **io_options: Any) -> JobContext:
-    job = JobContext(job_id="job-1", room_name="lobby")
-    token = room_token(server.api_key, server.api_secret, "lobby", AGENT, kind="agent")
-    await asyncio.wait_for(
-        connect_job(job, url=server.url, token=token, **io_options), TIMEOUT
-    )
-    return job
-
-
-def _tone(hz: float, rate: int, seconds: float, amplitude: float = 0.3) -> list[rtc.AudioFrame]:
-    per = rate // 50  # 20 ms frames
-    frames = []
-    for i in range(int(seconds * 50)):
-        t = (np.arange(per) + i * per) / rate
-        pcm = (amplitude * 32767 * np.sin(2 * math.pi * hz * t)).astype(np.int16)
-        frames.append(rtc.AudioFrame(pcm.tobytes(), rate, 1, per))
-    return frames
-
-
 async def _publish_tone(client: rtc.Room, hz: float, seconds: float) -> str:
     source = rtc.AudioSource(48_000, 1)
     track = rtc.LocalAudioTrack.create_audio_track("mic", source)
@@ -378,20 +359,11 @@ async def _publish_tone(client: rtc.Room, hz: float, seconds: float) -> str:
     publication = await client.local_participant.publish_track(track, options)
 
     async def play() -> None:
-        for frame in _tone(hz, 48_000, seconds):
+        for frame in tone_frames(hz, 48_000, seconds):
             await source.capture_frame(frame)
 
     asyncio.get_running_loop().create_task(play())
     return publication.sid
-
-
-def _figures(samples: np.ndarray, rate: int) -> dict[str, float]:
-    body = samples.astype(np.float64)
-    if len(body) == 0:
-        return {"rms": 0.0, "peak_hz": 0.0}
-    rms = float(np.sqrt(np.mean(body**2)))
-    spectrum = np.abs(np.fft.rfft(body * np.hanning(len(body))))
-    return {"rms": rms, "peak_hz": float(np.argmax(spectrum) * rate / len(body))}
 
 
 async def _agent_track(client: rtc.Room) -> rtc.Track:
@@ -413,7 +385,7 @@ async def scenario_audio_input_waits_hears_and_ends() -> dict[str, Any]:
 
     quiet_logs()
     async with TestLiveKitServer() as server:
-        job = await _agent_job(server)
+        job = await agent_job(server)
         assert isinstance(job.io, LiveKitRoomIO)
         source = job.io.audio_input(16_000, 1)
         frames: list[tuple[str | None, int, int, np.ndarray]] = []
@@ -443,7 +415,7 @@ async def scenario_audio_input_waits_hears_and_ends() -> dict[str, Any]:
         return {
             "formats": sorted({(f[1], f[2]) for f in frames}),
             "heard": sorted({str(f[0]) for f in frames}),
-            "first": _figures(np.concatenate(pcm), 16_000),
+            "first": sound_figures(np.concatenate(pcm), 16_000),
             "waited_for_someone": waited_for_someone,
             "still_reading_after_leave": still_reading,
             "ended_with_the_room": reader.done(),
@@ -455,13 +427,13 @@ async def scenario_audio_output_is_heard_and_cleared() -> dict[str, Any]:
 
     quiet_logs()
     async with TestLiveKitServer() as server:
-        job = await _agent_job(server)
+        job = await agent_job(server)
         assert isinstance(job.io, LiveKitRoomIO)
         bob = await join(server, "bob")
         output = job.io.audio_output(24_000, 1)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        writing = asyncio.create_task(_write_all(output, _tone(300, 24_000, 6.0)))
+        writing = asyncio.create_task(_write_all(output, tone_frames(300, 24_000, 6.0)))
         track = await _agent_track(bob)
         stream = rtc.AudioStream(track, sample_rate=48_000, num_channels=1)
         heard: list[np.ndarray] = []
@@ -486,7 +458,7 @@ async def scenario_audio_output_is_heard_and_cleared() -> dict[str, Any]:
         loud = np.sqrt(np.mean(windows.astype(np.float64) ** 2, axis=1)) > 1000
         last_loud = float(np.nonzero(loud)[0].max() + 1) * 0.01
         result = {
-            **_figures(samples[: cleared_at], 48_000),
+            **sound_figures(samples[: cleared_at], 48_000),
             "cleared_after_s": cleared_at / 48_000,
             "last_loud_s": last_loud,
             "written_in_s": written_in,
@@ -528,7 +500,7 @@ async def scenario_transcripts_state_chat_rpc_data() -> dict[str, Any]:
             lambda p: packets.append({"topic": p.topic or "", "data": p.data.decode()}),
         )
         mic_sid = await _publish_tone(alice, 440, 10.0)
-        job = await _agent_job(server)
+        job = await agent_job(server)
         io = job.io
         assert isinstance(io, LiveKitRoomIO)
         waited_for = (await job.wait_for_participant()).identity
@@ -547,7 +519,7 @@ async def scenario_transcripts_state_chat_rpc_data() -> dict[str, Any]:
         for text, final in (("hel", False), ("hello", False), ("hello there", True)):
             io.publish_transcript(Transcript(text=text, final=final))
         output = io.audio_output(24_000, 1)
-        await output.write(_tone(300, 24_000, 0.2)[0])
+        await output.write(tone_frames(300, 24_000, 0.2)[0])
         io.publish_transcript(Transcript(text="Hi Alice.", speaker="agent"))
         io.publish_transcript(Transcript(text="How can I help?", speaker="agent"))
         await until(lambda: len(transcripts) == 5)
@@ -644,7 +616,7 @@ async def scenario_connect_command_runs_a_graph_in_the_room() -> dict[str, Any]:
         _, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
         await alice.disconnect()
         return {
-            "echo": _figures(np.concatenate(echoed), 48_000),
+            "echo": sound_figures(np.concatenate(echoed), 48_000),
             "transcripts": transcripts,
             "states": states,
             "exit_code": process.returncode,

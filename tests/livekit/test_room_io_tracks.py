@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 from livekit import rtc
-from scenario_kit import join, quiet_logs, until
+from scenario_kit import agent_job, join, quiet_logs, sound_figures, tone_frames, until
 
-from flowkit.job import JobContext
-from flowkit.livekit import LiveKitAudioOutput, LiveKitRoomIO, connect_job, room_token
+from flowkit.livekit import LiveKitAudioOutput, LiveKitRoomIO
 from flowkit.room_io import RoomIO, TrackOutputs
 
 BACKGROUND = "background_audio"
@@ -89,35 +88,9 @@ VOICE_HZ = 300.0
 BACKGROUND_HZ = 880.0
 
 
-async def _agent_job(server: Any) -> JobContext:
-    job = JobContext(job_id="job-1", room_name="lobby")
-    token = room_token(server.api_key, server.api_secret, "lobby", AGENT, kind="agent")
-    await asyncio.wait_for(connect_job(job, url=server.url, token=token), TIMEOUT)
-    return job
-
-
-def _tone(hz: float, rate: int, seconds: float, amplitude: float = 0.3) -> list[rtc.AudioFrame]:
-    per = rate // 50  # 20 ms frames
-    frames = []
-    for i in range(int(seconds * 50)):
-        t = (np.arange(per) + i * per) / rate
-        pcm = (amplitude * 32767 * np.sin(2 * math.pi * hz * t)).astype(np.int16)
-        frames.append(rtc.AudioFrame(pcm.tobytes(), rate, 1, per))
-    return frames
-
-
 async def _write_all(output: LiveKitAudioOutput, frames: list[rtc.AudioFrame]) -> None:
     for frame in frames:
         await output.write(frame)
-
-
-def _figures(samples: np.ndarray, rate: int) -> dict[str, float]:
-    body = samples.astype(np.float64)
-    if len(body) == 0:
-        return {"rms": 0.0, "peak_hz": 0.0}
-    rms = float(np.sqrt(np.mean(body**2)))
-    spectrum = np.abs(np.fft.rfft(body * np.hanning(len(body))))
-    return {"rms": rms, "peak_hz": float(np.argmax(spectrum) * rate / len(body))}
 
 
 def _agent_publications(client: rtc.Room) -> dict[str, rtc.RemoteTrackPublication]:
@@ -139,7 +112,7 @@ async def _hear(track: rtc.Track, seconds: float) -> dict[str, float]:
             if sum(len(h) for h in heard) >= 48_000 * seconds:
                 break
     await stream.aclose()
-    return _figures(np.concatenate(heard), 48_000)
+    return sound_figures(np.concatenate(heard), 48_000)
 
 
 async def scenario_background_track_beside_the_voice() -> dict[str, Any]:
@@ -147,14 +120,14 @@ async def scenario_background_track_beside_the_voice() -> dict[str, Any]:
 
     quiet_logs()
     async with TestLiveKitServer() as server:
-        job = await _agent_job(server)
+        job = await agent_job(server)
         io = job.io
         assert isinstance(io, LiveKitRoomIO)
         loop = asyncio.get_running_loop()
 
         # nobody is in the room yet: the first write publishes, and does not wait for anyone
         background = io.track_output(BACKGROUND, 48_000, 1)
-        tone = _tone(BACKGROUND_HZ, 48_000, 8.0)
+        tone = tone_frames(BACKGROUND_HZ, 48_000, 8.0)
         started = loop.time()
         await background.write(tone[0])
         first_write_s = loop.time() - started
@@ -164,7 +137,7 @@ async def scenario_background_track_beside_the_voice() -> dict[str, Any]:
         unpublished: list[str] = []
         bob.on("track_unpublished", lambda pub, participant: unpublished.append(pub.sid))
         voice = io.audio_output(24_000, 1)
-        writers.append(asyncio.create_task(_write_all(voice, _tone(VOICE_HZ, 24_000, 8.0))))
+        writers.append(asyncio.create_task(_write_all(voice, tone_frames(VOICE_HZ, 24_000, 8.0))))
 
         # bob sees (and auto-subscribes to) both tracks of the agent
         await until(

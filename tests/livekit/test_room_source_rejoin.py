@@ -16,11 +16,9 @@ from typing import Any
 
 import numpy as np
 from livekit import rtc
-from scenario_kit import join, play_tone_track, quiet_logs
+from scenario_kit import agent_job, join, play_tone_track, quiet_logs
 
 import flowkit as fk
-from flowkit.job import JobContext
-from flowkit.livekit import connect_job, room_token
 from flowkit.nodes.room import RoomSource
 from flowkit.runtime.runner import GraphRunner
 
@@ -72,13 +70,6 @@ async def _until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> boo
     return True
 
 
-async def _agent_job(server: Any) -> JobContext:
-    job = JobContext(job_id="job-rejoin", room_name="lobby")
-    token = room_token(server.api_key, server.api_secret, "lobby", AGENT, kind="agent")
-    await asyncio.wait_for(connect_job(job, url=server.url, token=token), TIMEOUT)
-    return job
-
-
 async def _speak(client: rtc.Room, hz: float, seconds: float) -> asyncio.Task[None]:
     """Publish a new microphone track on ``client`` and play a tone on it (in a task)."""
     return await play_tone_track(client, hz, seconds, amplitude=AMPLITUDE)
@@ -107,7 +98,7 @@ async def scenario_participant_leaves_and_rejoins() -> dict[str, Any]:
 
     quiet_logs()
     async with TestLiveKitServer() as server:
-        job = await _agent_job(server)
+        job = await agent_job(server, job_id="job-rejoin")
         graph = fk.Graph("room-source-rejoin")
         ears = Ears()
         graph.add(RoomSource(RATE)) >> graph.add(ears)
