@@ -96,6 +96,7 @@ class OfflineIO:
         self._inputs: list[OfflineAudioInput] = []
         self._output: OfflineAudioOutput | None = None
         self.tracks: dict[str, OfflineAudioOutput] = {}
+        self._recordings: dict[str, _TrackRecording] = {}  # what each track wrote
         self._origin: float | None = None
         self._closed = False
 
@@ -195,7 +196,8 @@ class OfflineIO:
         output = self.tracks.get(name)
         if output is None:
             label = f"{self.output_path} (track {name!r})"
-            output = self.tracks[name] = OfflineAudioOutput(self, fmt, _TrackRecording(), label)
+            recording = self._recordings[name] = _TrackRecording(fmt)
+            output = self.tracks[name] = OfflineAudioOutput(self, fmt, recording, label)
         elif output.format != fmt:
             raise ValueError(
                 f"{self.output_path}: track {name!r} is open at {output.format}, not {fmt}; "
@@ -218,14 +220,14 @@ class OfflineIO:
         self._closed = True
         for track in self.tracks.values():
             await track.aclose()
-        played = [t for t in self.tracks.values() if t.duration > 0]
+        played = [self._recordings[n] for n, t in self.tracks.items() if t.duration > 0]
         if self._output is None and (self.input_position > 0 or played):
             # No agent audio: the picture of the conversation is the agent staying silent.
             self._output = OfflineAudioOutput(self, self.input_info.format)
         if self._output is not None:
             await self._output.aclose()
             if played:
-                _mix_into(self._output, played)
+                _mix_into(self.output_path, self._output, played)
 
 
 class OfflineAudioInput:
@@ -380,7 +382,8 @@ class _FrameWriter(Protocol):
 class _TrackRecording:
     """A track's audio kept in memory until the run's end mixes it into the output file."""
 
-    def __init__(self) -> None:
+    def __init__(self, fmt: AudioFormat) -> None:
+        self.format = fmt
         self.blocks: list[np.ndarray] = []
 
     def write(self, frame: rtc.AudioFrame) -> None:
@@ -391,20 +394,18 @@ class _TrackRecording:
         pass
 
 
-def _mix_into(output: OfflineAudioOutput, tracks: list[OfflineAudioOutput]) -> None:
-    """Add every track's audio to the closed output's WAV file, in place.
+def _mix_into(path: Path, output: OfflineAudioOutput, tracks: list[_TrackRecording]) -> None:
+    """Add every track's audio to the closed output's WAV file at ``path``, in place.
 
     Each track is converted to the file's rate (soxr) and channel count; the sum is clipped
     to 16 bits. The file grows to the longest track.
     """
-    path, fmt = output._io.output_path, output.format
+    fmt = output.format
     mixed = np.zeros((0, fmt.num_channels), np.int32)
     if output.duration > 0:  # a WAV with no samples is refused by read_frames
         mixed = np.concatenate([samples(f).astype(np.int32) for f in read_frames(path, 1000.0)])
     for track in tracks:
-        recording = track._writer
-        assert isinstance(recording, _TrackRecording)
-        audio = mix_channels(np.concatenate(recording.blocks), fmt.num_channels)
+        audio = mix_channels(np.concatenate(track.blocks), fmt.num_channels)
         if track.format.sample_rate != fmt.sample_rate:
             # In float: soxr dithers int16 output, which would put noise on the silence.
             resampled = soxr.resample(
