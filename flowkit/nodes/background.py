@@ -41,7 +41,14 @@ from flowkit.policy import ErrorPolicy
 from flowkit.ports import AudioFormat, In
 from flowkit.room_io import AudioOutput, TrackOutputs
 
-__all__ = ["BackgroundAudio", "BackgroundSound"]
+__all__ = [
+    "FRAME_MS",
+    "BackgroundAudio",
+    "BackgroundSound",
+    "SoundSpec",
+    "choose_sound",
+    "load_sound",
+]
 
 FRAME_MS = 20.0
 """The duration of each frame the node plays."""

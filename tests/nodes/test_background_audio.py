@@ -293,3 +293,16 @@ async def test_offline_the_background_is_mixed_into_the_output_file(
     assert 0.6 * 16_000 <= len(audio) <= 0.64 * 16_000
     assert not audio[: 3000].any()  # silent before the agent thinks (0.2 s)
     assert np.abs(audio[3600:8000].astype(int) - 1000).max() <= 10  # then at half volume
+
+
+def test_a_sound_whose_channels_cannot_be_mixed_names_the_file(tmp_path: Path) -> None:
+    import wave
+
+    path = tmp_path / "surround.wav"
+    with wave.open(str(path), "wb") as w:  # 3 channels: only N to 1 and 1 to N have a meaning
+        w.setnchannels(3)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(np.zeros((BLOCK, 3), np.int16).tobytes())
+    with pytest.raises(ValueError, match=r"surround\.wav: cannot mix 3 channels into 2"):
+        BackgroundAudio(ambient=path, num_channels=2)
