@@ -163,3 +163,23 @@ configure_logging(dev=False)
 """
     heavy = ("rich", "flowkit.viz", "flowkit.cli_run", "flowkit.cli_graph", "flowkit.offline")
     assert _modules_after(code, heavy) == dict.fromkeys(heavy, False)
+
+
+def test_tts_text_transforms_load_their_libraries_only_when_a_sentence_needs_them() -> None:
+    # markdown-it and the emoji table cost about 11 MiB resident between them; a worker
+    # whose replies are plain text must not carry them.
+    code = """
+from flowkit.nodes.tts import TTS
+from flowkit.providers import DEFAULT_TTS_TEXT_TRANSFORMS, apply_text_transforms
+from flowkit.testing.fakes import FakeTTS
+TTS(FakeTTS())
+apply_text_transforms("It is sunny in Paris, 22 degrees.", DEFAULT_TTS_TEXT_TRANSFORMS)
+"""
+    plain = _modules_after(code, ("markdown_it", "emoji"))
+    assert plain == {"markdown_it": False, "emoji": False}
+    marked = _modules_after(
+        code + 'apply_text_transforms("It is **sunny** \\N{SUN WITH FACE}", '
+        "DEFAULT_TTS_TEXT_TRANSFORMS)",
+        ("markdown_it", "emoji"),
+    )
+    assert marked == {"markdown_it": True, "emoji": True}

@@ -6,6 +6,10 @@ agent starts speaking while the LLM still writes. Every frame is tagged with the
 speaks (:class:`~flowkit.messages.AgentAudio`), so the sink can tell what the listener heard;
 an end marker follows the reply's last frame. A newer turn, or a flush of the reply, cancels
 the provider's request in flight (it is closed, not left running).
+
+What is synthesised is each sentence passed through the node's text transforms (by default
+markdown and emoji removed, :mod:`flowkit.providers.tts_text`); the frames carry the sentence
+as written, so transcripts and the chat history keep the reply's text.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import pydantic
@@ -24,6 +28,11 @@ from flowkit.node import Node, NodeParams
 from flowkit.ports import In, Out
 from flowkit.providers.sentences import SentenceSplitter
 from flowkit.providers.tts import BatchTTS, StreamingTTS, TTSMeter
+from flowkit.providers.tts_text import (
+    DEFAULT_TTS_TEXT_TRANSFORMS,
+    TextTransform,
+    apply_text_transforms,
+)
 
 __all__ = ["TTS"]
 
@@ -64,6 +73,10 @@ class TTS(Node):
     so the sink reports what was played and the next turn starts afresh. ``metrics`` gets one
     :class:`~flowkit.messages.Metrics` per reply (``ttfa`` from its first sentence's request
     to its first audio), with the reply's ``turn_id``.
+
+    Each sentence goes through ``text_transforms`` before it is synthesised; a sentence that
+    comes out empty (a rule line, a lone emoji) is skipped, and a transform that raises skips
+    only its sentence (logged with the sentence).
     """
 
     text: In[TextChunk] = In(default=True, doc="the reply's text, as the LLM writes it")
@@ -78,9 +91,17 @@ class TTS(Node):
         min_sentence_length: int = pydantic.Field(
             default=20, ge=0, description="shorter sentences are joined with the next"
         )
+        text_transforms: tuple[Any, ...] = pydantic.Field(
+            default=DEFAULT_TTS_TEXT_TRANSFORMS,
+            description="functions from a sentence as written to the sentence as spoken",
+        )
 
     def __init__(
-        self, provider: BatchTTS | StreamingTTS, *, min_sentence_length: int = 20
+        self,
+        provider: BatchTTS | StreamingTTS,
+        *,
+        min_sentence_length: int = 20,
+        text_transforms: Sequence[TextTransform] = DEFAULT_TTS_TEXT_TRANSFORMS,
     ) -> None:
         """Create a TTS node.
 
@@ -89,16 +110,32 @@ class TTS(Node):
                 streaming one (one stream per sentence). One with both is used as batch.
             min_sentence_length: Sentences shorter than this many characters are joined
                 with the next one (a request per "Ok." costs more latency than it saves).
+            text_transforms: Applied in order to each sentence before it is synthesised:
+                by default :func:`~flowkit.providers.tts_text.strip_markdown` and
+                :func:`~flowkit.providers.tts_text.strip_emoji`; ``()`` speaks the text as
+                written.
 
         Raises:
-            TypeError: ``provider`` is neither kind of synthesiser.
+            TypeError: ``provider`` is neither kind of synthesiser, or a transform is not
+                callable.
         """
         if not isinstance(provider, BatchTTS | StreamingTTS):
             raise TypeError(
                 f"TTS(provider={provider!r}): expected a synthesiser with synthesize(text) "
                 "(flowkit.providers.BatchTTS) or stream() (flowkit.providers.StreamingTTS)"
             )
-        super().__init__(provider=provider, min_sentence_length=min_sentence_length)
+        for transform in text_transforms:
+            if not callable(transform):
+                raise TypeError(
+                    f"TTS(text_transforms=...): {transform!r} is not callable; give functions "
+                    "from a sentence (str) to the sentence to speak, e.g. "
+                    "flowkit.providers.strip_markdown"
+                )
+        super().__init__(
+            provider=provider,
+            min_sentence_length=min_sentence_length,
+            text_transforms=tuple(text_transforms),
+        )
 
     async def run(
         self, text: AsyncIterator[TextChunk], interrupt: AsyncIterator[Interrupt]
@@ -124,6 +161,7 @@ class _Session:
         assert isinstance(p, TTS.Params)
         self.provider: BatchTTS | StreamingTTS = p.provider
         self.min_length = p.min_sentence_length
+        self.transforms: tuple[TextTransform, ...] = p.text_transforms
         self.current: _Reply | None = None
         self.flushed = -1  # text of this turn and older is no longer wanted
 
@@ -182,10 +220,13 @@ class _Session:
         node, segment = self.node, 0
         try:
             while (sentence := await reply.sentences.get()) is not None:
+                spoken = self._spoken(sentence)
+                if not spoken:
+                    continue
                 if reply.meter is None:
                     reply.meter = TTSMeter(self.provider.name, node.name)
-                reply.characters += len(sentence)
-                async with contextlib.aclosing(self._synthesize(sentence)) as frames:
+                reply.characters += len(spoken)
+                async with contextlib.aclosing(self._synthesize(spoken)) as frames:
                     async for frame in frames:
                         reply.meter.frame(frame)
                         await node.audio.put(
@@ -208,6 +249,15 @@ class _Session:
         )
         if reply.meter is not None:
             node.metrics.send(_metrics(reply, cancelled=False))
+
+    def _spoken(self, sentence: str) -> str:
+        """The sentence as it is to be synthesised; empty when nothing of it is to be said."""
+        try:
+            return apply_text_transforms(sentence, self.transforms).strip()
+        except Exception:
+            # A broken transform costs its sentence, not the reply or the session.
+            self.node.ctx.logger.exception("TTS text transform failed on %r", sentence)
+            return ""
 
     async def _synthesize(self, sentence: str) -> AsyncGenerator[rtc.AudioFrame, None]:
         provider = self.provider

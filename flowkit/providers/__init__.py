@@ -15,6 +15,8 @@ every session; per-stream state lives in the stream objects they make.
 * :mod:`~flowkit.providers.fallback`: :class:`FallbackSTT`, :class:`FallbackLLM`,
   :class:`FallbackTTS`.
 * :mod:`~flowkit.providers.errors`: :class:`ProviderError` and its kinds.
+* :mod:`~flowkit.providers.tts_text`: :func:`strip_markdown`, :func:`strip_emoji`: what
+  the TTS node does to a sentence before it is spoken.
 """
 
 from flowkit.providers.chat import ChatHistory, ChatMessage, ChatRole, ToolSpec
@@ -51,8 +53,16 @@ from flowkit.providers.tts import (
     TTSMeter,
     TTSStream,
 )
+from flowkit.providers.tts_text import (
+    DEFAULT_TTS_TEXT_TRANSFORMS,
+    TextTransform,
+    apply_text_transforms,
+    strip_emoji,
+    strip_markdown,
+)
 
 __all__ = [
+    "DEFAULT_TTS_TEXT_TRANSFORMS",
     "AvailabilityChange",
     "BatchSTT",
     "BatchTTS",
@@ -80,10 +90,14 @@ __all__ = [
     "TTSMeter",
     "TTSStream",
     "TextDelta",
+    "TextTransform",
     "ToolCallChunk",
     "ToolChoice",
     "ToolSpec",
     "Usage",
+    "apply_text_transforms",
     "error_for_status",
     "split_sentences",
+    "strip_emoji",
+    "strip_markdown",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from support import Collect, Script, TimedCollect, collected
@@ -178,3 +179,66 @@ def test_tts_refuses_what_is_not_a_synthesiser() -> None:
     with pytest.raises(TypeError, match="synthesize"):
         TTS(object())  # type: ignore[arg-type]
 
+
+
+@pytest.mark.looptime
+async def test_markdown_and_emoji_are_not_spoken_but_stay_in_the_frames_text() -> None:
+    fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
+    written = [
+        "## Paris, today\n",
+        "- It is **sunny** and warm \N{SUN WITH FACE}, see [the map](https://x.example).\n",
+        "---\n",
+        "\N{PARTY POPPER}\n",
+        "Enjoy your afternoon in the sun!",
+    ]
+    text = Script((0.0, TextChunk(turn_id=1, text="".join(written), final=True)))
+    g, audio, metrics = _graph(TTS(fake, min_sentence_length=0), text)
+    await _run(g)
+
+    spoken = ["Paris, today", "It is sunny and warm, see the map.",
+              "Enjoy your afternoon in the sun!"]
+    assert fake.texts == spoken
+    frames = [a for _, a in audio.items if a.frame is not None]
+    # segments count the sentences spoken: the rule line and the lone emoji are skipped
+    by_segment = {a.segment: a.text for a in frames}
+    assert by_segment == {0: written[0].strip(), 1: written[1].strip(), 2: written[4]}
+    assert audio.items[-1][1].final and audio.items[-1][1].segment == 3
+    (m,) = collected(metrics)
+    assert m.values["characters"] == sum(len(s) for s in spoken)
+
+
+@pytest.mark.looptime
+async def test_no_transforms_speak_the_text_as_written() -> None:
+    fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
+    text = Script((0.0, TextChunk(turn_id=1, text="It is **sunny** today.", final=True)))
+    g, _, _ = _graph(TTS(fake, text_transforms=()), text)
+    await _run(g)
+    assert fake.texts == ["It is **sunny** today."]
+
+
+@pytest.mark.looptime
+async def test_a_failing_transform_costs_only_its_sentence(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def no_questions(sentence: str) -> str:
+        if sentence.endswith("?"):
+            raise ValueError("no questions")
+        return sentence.upper()
+
+    fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1)
+    text = Script(
+        (0.0, TextChunk(turn_id=1, text="Is it sunny in Paris? It is sunny in Paris. ",
+                        final=True)),
+    )
+    g, audio, _ = _graph(TTS(fake, text_transforms=[no_questions]), text)
+    with caplog.at_level(logging.ERROR):
+        await _run(g)
+    assert fake.texts == ["IT IS SUNNY IN PARIS."]
+    assert audio.items[-1][1].final
+    assert "TTS text transform failed on 'Is it sunny in Paris?'" in caplog.text
+
+
+def test_tts_refuses_a_transform_that_is_not_callable() -> None:
+    fake = FakeTTS()
+    with pytest.raises(TypeError, match=r"'upper' is not callable"):
+        TTS(fake, text_transforms=["upper"])  # type: ignore[list-item]
