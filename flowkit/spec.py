@@ -6,6 +6,7 @@ a :class:`~flowkit.validation.ResolvedGraph`, so inserted converters and problem
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pydantic
@@ -113,10 +114,25 @@ def _port_spec(port: Port[Any]) -> PortSpec:
 
 def _jsonable(value: Any) -> pydantic.JsonValue:
     try:
-        result: pydantic.JsonValue = pydantic_core.to_jsonable_python(value)
+        result: pydantic.JsonValue = pydantic_core.to_jsonable_python(
+            value, fallback=_described
+        )
     except pydantic_core.PydanticSerializationError:
         return repr(value)
     return result
+
+
+def _described(value: Any) -> str:
+    """A parameter JSON cannot hold: a function by its dotted name, anything else by repr.
+
+    A function's name is stable between runs, unlike its repr, which has an address.
+    """
+    if inspect.isroutine(value) and hasattr(value, "__qualname__"):
+        # A method of a builtin type (str.strip) has its module on the type it belongs to.
+        owner = getattr(value, "__objclass__", None)
+        module = getattr(value, "__module__", None) or getattr(owner, "__module__", None)
+        return f"{module}.{value.__qualname__}" if module else str(value.__qualname__)
+    return repr(value)
 
 
 def _node_spec(node: Node) -> NodeSpec:

@@ -53,3 +53,19 @@ def test_spec_is_frozen() -> None:
     spec = _graph().spec()
     with pytest.raises(pydantic.ValidationError):
         spec.name = "changed"  # type: ignore[misc]
+
+
+def test_functions_in_params_are_named_not_repred() -> None:
+    from flowkit.nodes.tts import TTS
+    from flowkit.testing.fakes import FakeTTS
+
+    def shout(text: str) -> str:
+        return text.upper()
+
+    g = fk.Graph("named")
+    g.add(TTS(FakeTTS(), text_transforms=[shout, str.strip]), name="tts")
+    params = g.spec().node("tts").params
+    assert params["text_transforms"] == [
+        f"{__name__}.test_functions_in_params_are_named_not_repred.<locals>.shout",
+        "builtins.str.strip",
+    ]
