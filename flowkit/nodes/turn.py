@@ -19,7 +19,9 @@ committed.
 While the endpointing delay runs (``"vad"`` and ``"stt"`` modes), ``tentative`` carries the
 text the turn would commit with, once per change of that text and at most
 ``max_tentative`` times a turn: an LLM linked to it starts its reply early (preemptive
-generation) and keeps it only if the turn commits as announced.
+generation) and keeps it only if the turn commits as announced. None is announced once the
+user has spoken more than ``max_tentative_speech`` seconds in the turn (by the VAD): a long
+utterance is more likely to go on, and its speaker to expect a slower answer.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class TurnDetector(Node):
         unlikely_threshold: float = pydantic.Field(0.5, ge=0.0, le=1.0)
         user_away_timeout: float | None = pydantic.Field(15.0, gt=0.0)
         max_tentative: int = pydantic.Field(3, ge=0)
+        max_tentative_speech: float | None = pydantic.Field(10.0, gt=0.0)
         speaker: str = "user"
 
         @pydantic.model_validator(mode="after")
@@ -94,6 +97,7 @@ class TurnDetector(Node):
         unlikely_threshold: float = 0.5,
         user_away_timeout: float | None = 15.0,
         max_tentative: int = 3,
+        max_tentative_speech: float | None = 10.0,
         speaker: str = "user",
     ) -> None:
         """Create a turn detector.
@@ -111,6 +115,9 @@ class TurnDetector(Node):
             max_tentative: At most this many texts announced on ``tentative`` per turn (each
                 one an early LLM request, paid for when the user goes on); ``0`` announces
                 none.
+            max_tentative_speech: Announce nothing on ``tentative`` once the turn holds more
+                than this many seconds of speech (the VAD's ``speech_duration`` of its
+                utterances; without VAD events there is no cap); ``None``: no cap.
             speaker: The participant identity put on turns and states.
         """
         super().__init__(
@@ -121,6 +128,7 @@ class TurnDetector(Node):
             unlikely_threshold=unlikely_threshold,
             user_away_timeout=user_away_timeout,
             max_tentative=max_tentative,
+            max_tentative_speech=max_tentative_speech,
             speaker=speaker,
         )
 
@@ -170,6 +178,8 @@ class _Endpointer:
         # The text last announced on ``tentative`` for the pending turn, and how many were.
         self.announced: str | None = None
         self.announcements = 0
+        # Seconds of speech since the last commit, by the VAD's end-of-speech events.
+        self.speech = 0.0
         self._arm_away()
 
     # -- inputs ---------------------------------------------------------------------------
@@ -195,6 +205,7 @@ class _Endpointer:
                 self.ended_at = None
             return
         self.vad_speaking = False
+        self.speech += event.speech_duration
         self._set_state(UserStateKind.LISTENING)
         if mode == "vad" or (mode == "stt" and self.pending):
             self.ended_at = self.loop.time()
@@ -225,7 +236,7 @@ class _Endpointer:
         self.ended_at = None
         text = self._text()
         self.pending.clear()
-        self.announced, self.announcements = None, 0
+        self.announced, self.announcements, self.speech = None, 0, 0.0
         if not text:
             return
         self.last_turn_id = new_turn_id()
@@ -251,12 +262,23 @@ class _Endpointer:
             self.timer = self.node.ctx.create_task(
                 self._commit_after_delay(self.ended_at, text), name="endpoint"
             )
-            if text != self.announced and self.announcements < self.params.max_tentative:
+            if self._may_announce(text):
                 self.announced = text
                 self.announcements += 1
                 self.node.tentative.send(
                     TentativeTurn(turn_id=self.last_turn_id, text=text, speaker=self.params.speaker)
                 )
+
+    def _may_announce(self, text: str) -> bool:
+        params = self.params
+        long_speech = (
+            params.max_tentative_speech is not None and self.speech > params.max_tentative_speech
+        )
+        return (
+            text != self.announced
+            and self.announcements < params.max_tentative
+            and not long_speech
+        )
 
     def _text(self) -> str:
         """The pending turn's text (its final transcripts, each stripped already)."""

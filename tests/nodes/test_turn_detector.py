@@ -174,6 +174,23 @@ async def test_tentative_turns_are_limited_per_turn() -> None:
 
 
 @pytest.mark.looptime
+async def test_no_tentative_turn_after_long_speech_and_the_count_starts_again() -> None:
+    tentative, turns = await run_for_tentative(
+        TurnDetector(min_endpointing_delay=0.5, max_tentative_speech=5.0),
+        Script(final(4.1, "short part"), final(7.2, "long part"), final(10.2, "next"),
+               end_at=15),
+        # 4 s of speech, a pause shorter than the delay, 3 s more: 7 s in the turn by 7.0.
+        # Then a new turn after the commit: 1 s of speech.
+        Script(vad(0.0, START), vad(4.0, END, 4.0), vad(4.2, START), vad(7.0, END, 3.0),
+               vad(9.0, START), vad(10.0, END, 1.0), end_at=15),
+    )
+    assert [(t, text) for t, text, _ in tentative] == [
+        (at(4.1), "short part"), (at(10.2), "next"),
+    ]
+    assert [text for _, text, _ in turns] == ["short part long part", "next"]
+
+
+@pytest.mark.looptime
 async def test_stt_mode_times_from_the_last_final_and_interims_restart_the_timer() -> None:
     turns, states, _ = await run_detector(
         TurnDetector("stt", min_endpointing_delay=0.5),
@@ -330,3 +347,5 @@ def test_bad_delays_are_refused_with_the_fix() -> None:
 def test_a_negative_tentative_limit_is_refused_naming_the_parameter() -> None:
     with pytest.raises(fk.NodeParamsError, match="max_tentative: Input should be greater"):
         TurnDetector(max_tentative=-1)
+    with pytest.raises(fk.NodeParamsError, match="max_tentative_speech: Input should be greater"):
+        TurnDetector(max_tentative_speech=0)
