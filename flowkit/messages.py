@@ -19,9 +19,11 @@ from typing import Any
 from livekit import rtc
 
 __all__ = [
+    "DTMF_DIGITS",
     "AgentAudio",
     "AgentState",
     "AgentStateKind",
+    "DTMFDigit",
     "Interrupt",
     "InterruptAction",
     "Message",
@@ -29,6 +31,8 @@ __all__ = [
     "Playout",
     "PlayoutEvent",
     "ReplyRequest",
+    "SoundCue",
+    "SpeechPrefetch",
     "TentativeTurn",
     "TextChunk",
     "ToolCall",
@@ -39,6 +43,7 @@ __all__ = [
     "UserTurn",
     "VADEvent",
     "VADEventKind",
+    "dtmf_code",
     "new_turn_id",
 ]
 
@@ -121,6 +126,28 @@ class TentativeTurn(Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SpeechPrefetch(Message):
+    """Text a reply will probably start with, for TTS to synthesise ahead and speak nothing.
+
+    The LLM sends the text of a preemptive request (:class:`TentativeTurn`) as it streams;
+    a TTS node linked to it synthesises the first sentence into a cache, and uses that audio
+    if the committed reply's first sentence is the same. ``turn_id`` is the epoch, as on
+    the tentative turn.
+
+    Attributes:
+        key: Which preemptive request the text belongs to; a new key starts over.
+        text: The text delta.
+        final: ``True`` when the request's text is complete (no tool call came).
+        discard: ``True`` when the request was thrown away: its audio will not be wanted.
+    """
+
+    key: int
+    text: str = ""
+    final: bool = False
+    discard: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TextChunk(Message):
     """A piece of the agent's reply text, streamed from the LLM toward TTS.
 
@@ -171,6 +198,49 @@ class ToolResult(Message):
     is_error: bool = False
     stop_response: bool = False
     handoff: Any = None
+
+
+DTMF_DIGITS = "0123456789*#ABCD"
+"""The sixteen telephone keypad keys, each at the index of its event code (RFC 4733).
+
+``0``-``9`` are codes 0-9, ``*`` is 10, ``#`` is 11 and ``A``-``D`` (keys of military and
+some office phones) are 12-15: the ``code`` LiveKit's SIP bridge puts on a DTMF packet.
+"""
+
+
+def dtmf_code(digit: str) -> int:
+    """The RFC 4733 event code of a keypad ``digit`` (``"5"`` is 5, ``"*"`` 10, ``"#"`` 11).
+
+    Raises:
+        ValueError: ``digit`` is not one of the sixteen keys of :data:`DTMF_DIGITS`.
+    """
+    if len(digit) != 1 or digit not in DTMF_DIGITS:
+        raise ValueError(
+            f"{digit!r} is not a telephone keypad key; give one of {DTMF_DIGITS!r} "
+            "(0-9, *, #, or A-D in upper case)"
+        )
+    return DTMF_DIGITS.index(digit)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DTMFDigit(Message):
+    """A key pressed on a telephone keypad (DTMF), e.g. by a caller on a SIP line.
+
+    It carries no turn of its own (``turn_id`` stays ``0``):
+    :class:`~flowkit.nodes.dtmf.DTMFInput` collects presses into a :class:`UserTurn`.
+
+    Attributes:
+        digit: The key: ``"0"``-``"9"``, ``"*"``, ``"#"`` or ``"A"``-``"D"``
+            (:data:`DTMF_DIGITS`), as the sender named it.
+        code: The key's event code as the sender gave it (RFC 4733: the index in
+            :data:`DTMF_DIGITS`, so ``#`` is 11).
+        participant: The identity of the participant who pressed it; ``""`` when the room's
+            server sent it on nobody's behalf.
+    """
+
+    digit: str
+    code: int
+    participant: str = "user"
 
 
 class VADEventKind(enum.StrEnum):
@@ -330,6 +400,38 @@ class UserState(Message):
 
     state: UserStateKind
     speaker: str = "user"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SoundCue(Message):
+    """Play a named sound on the background track, or stop it: LiveKit's ``play()`` as a message.
+
+    Send it to the ``cues`` input of :class:`~flowkit.nodes.background.BackgroundAudio`,
+    which knows the sound by name (its ``sounds``). A cue plays the sound once, mixed over
+    whatever else plays there (a chime when a tool answers); with ``loop=True`` it plays
+    until a stop cue names it or the session ends (hold music). Each cue starts the sound
+    anew, so two chimes close together overlap; a stop cue fades out every instance of the
+    sound that is playing.
+
+    Attributes:
+        sound: The name of the sound, one of the node's ``sounds``.
+        loop: Play it in a loop until stopped, rather than once.
+        stop: Stop the sound (every instance playing) rather than play it.
+
+    Raises:
+        ValueError: ``loop`` and ``stop`` both set: a cue either plays or stops.
+    """
+
+    sound: str
+    loop: bool = False
+    stop: bool = False
+
+    def __post_init__(self) -> None:
+        if self.loop and self.stop:
+            raise ValueError(
+                f"SoundCue(sound={self.sound!r}) has loop=True and stop=True; a cue plays or "
+                "stops: send stop=True alone to stop the sound"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
