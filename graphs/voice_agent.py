@@ -1,7 +1,7 @@
 """A voice agent: the whole pipeline, from the room's audio to the agent's voice.
 
 RoomSource → Resample → VAD → STT → TurnDetector → LLM (⇄ ToolRouter) → TTS → RoomSink, with
-barge-in (Interruptions), preemptive generation, agent states, and transcripts of both sides.
+barge-in (Interruptions), preemptive generation (LLM and TTS), agent states, and transcripts of both sides.
 
 Providers, chosen by ``job.extra["providers"]`` or the ``FLOWKIT_PROVIDERS`` environment
 variable:
@@ -142,6 +142,9 @@ def build(job: fk.JobContext) -> fk.Graph:
     # Preemptive generation: the LLM starts on the text the turn would commit with while the
     # endpointing delay runs, and keeps the request only if the turn commits unchanged.
     turns.tentative >> brain.tentative
+    # Preemptive TTS: the early answer's first sentence is synthesised during the delay too,
+    # and played only if the committed reply starts with it.
+    brain.prefetch >> voice.prefetch
     states >> g.add(room_state.AgentStatePublisher(), name="agent_state")  # lk.agent.state
     brain.tool_calls >> router >> brain.tool_results          # the tool loop
     barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]  # barge-in

@@ -18,7 +18,9 @@ where LiveKit Agents skips a user turn that ends during such a reply.
 With ``tentative`` linked (from the turn detector), the node generates preemptively: it
 starts the request for a :class:`TentativeTurn` while the endpointing delay runs, and the
 reply takes it over if the turn commits with the same text and history (see
-:mod:`flowkit.nodes.llm_preemption`); otherwise the early request is cancelled.
+:mod:`flowkit.nodes.llm_preemption`); otherwise the early request is cancelled. With
+``prefetch`` linked to a TTS node, the early request's text goes there as it streams, so the
+first sentence's audio can be made during the delay too (preemptive TTS).
 
 The node owns two feedback loops (tool results and playout), so it ends them itself: when
 its turns, requests and interrupts have ended and the last reply is done, it closes its
@@ -28,8 +30,10 @@ outputs and then drains the loops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from flowkit.messages import (
@@ -39,6 +43,7 @@ from flowkit.messages import (
     Playout,
     PlayoutEvent,
     ReplyRequest,
+    SpeechPrefetch,
     TentativeTurn,
     TextChunk,
     ToolCall,
@@ -75,6 +80,9 @@ class LLM(Node):
     text: Out[TextChunk] = Out(default=True, doc="the reply, streamed")
     tool_calls: Out[ToolCall] = Out(doc="tool calls, to a ToolRouter")
     metrics: Out[Metrics] = Out(doc="time to first token, tokens/s per request")
+    prefetch: Out[SpeechPrefetch] = Out(
+        doc="a preemptive reply's text, for TTS to synthesise ahead (preemptive TTS)"
+    )
 
     class Params(NodeParams):
         """Parameters of :class:`LLM`."""
@@ -144,6 +152,8 @@ class LLM(Node):
         self._streamed: list[str] = []
         # The request started for the turn the user has probably finished, if any.
         self._preemptive: PreemptiveRequest | None = None
+        self._prefetch_keys = itertools.count(1)
+        self._preemptive_key = 0
 
     async def run(
         self,
@@ -177,7 +187,7 @@ class LLM(Node):
             await asyncio.sleep(0)  # let a reply started by the release take its first step
         if self._reply is not None:
             await asyncio.gather(self._reply, return_exceptions=True)
-        for port in (self.text, self.tool_calls, self.metrics):
+        for port in (self.text, self.tool_calls, self.metrics, self.prefetch):
             port.close()
         await asyncio.gather(*loops)
 
@@ -277,9 +287,11 @@ class LLM(Node):
             # The request made at the commit will meet the same error where it counts.
             self.ctx.logger.debug("preemptive request for %r refused", turn.text, exc_info=True)
             return
+        key = self._preemptive_key = next(self._prefetch_keys)
         self._preemptive = PreemptiveRequest(
             turn.text, messages, specs, stream, meter, self.metrics.send,
             lambda coro: self.ctx.create_task(coro, name="preemptive"),
+            self._prefetcher(turn.turn_id, key),
         )
 
     def _take_preemptive(self, text: str) -> PreemptiveRequest | None:
@@ -291,12 +303,30 @@ class LLM(Node):
         if early.matches(text, self._request_history(None), specs):
             return early
         early.cancel()
+        self._discard_prefetch()
         return None
 
     def _drop_preemptive(self) -> None:
         if self._preemptive is not None:
             self._preemptive.cancel()
             self._preemptive = None
+            self._discard_prefetch()
+
+    def _prefetcher(self, epoch: int, key: int) -> Callable[[str, bool], None]:
+        """What sends a preemptive request's text to TTS, as :class:`SpeechPrefetch`."""
+
+        def send(text: str, final: bool) -> None:
+            with contextlib.suppress(RuntimeError):  # the graph closed under the request
+                self.prefetch.send(SpeechPrefetch(turn_id=epoch, key=key, text=text, final=final))
+
+        return send
+
+    def _discard_prefetch(self) -> None:
+        """Tell TTS the audio it may be making ahead will not be wanted."""
+        with contextlib.suppress(RuntimeError):
+            self.prefetch.send(
+                SpeechPrefetch(turn_id=self._reply_turn, key=self._preemptive_key, discard=True)
+            )
 
     async def _read_interrupts(self, interrupt: AsyncIterator[Interrupt]) -> None:
         async for message in interrupt:

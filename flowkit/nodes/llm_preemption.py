@@ -8,8 +8,10 @@ request over (:meth:`PreemptiveRequest.replay`: what was buffered, then the rest
 comes), so the model's time to first token has run during the endpointing delay. Anything
 else discards it, and its provider request is cancelled.
 
-Nothing of a preemptive request leaves the node before it is taken over: no text is spoken
-and no tool is called for a turn the user has not finished.
+Nothing of a preemptive request is spoken, and no tool called, before it is taken over:
+for a turn the user has not finished. Its text may go out as a prefetch
+(:class:`~flowkit.messages.SpeechPrefetch`), which a TTS node synthesises ahead into a cache
+and plays only if the committed reply starts with the same sentence (preemptive TTS).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from flowkit.messages import Metrics
+from flowkit.nodes.replay_buffer import ReplayBuffer
 from flowkit.providers.chat import ChatMessage, ToolSpec
-from flowkit.providers.llm import LLMChunk, LLMMeter
+from flowkit.providers.llm import LLMChunk, LLMMeter, TextDelta, ToolCallChunk
 
 __all__ = ["PreemptiveRequest"]
 
@@ -47,6 +50,7 @@ class PreemptiveRequest:
         meter: LLMMeter,
         report: Callable[[Metrics], None],
         start: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        prefetch: Callable[[str, bool], None] | None = None,
     ) -> None:
         """Start reading ``stream``.
 
@@ -58,13 +62,14 @@ class PreemptiveRequest:
             meter: Measures the request from its start.
             report: Takes the request's metrics when it ends (labelled ``preemptive``).
             start: Starts a task owned by the node (so a restart cancels it).
+            prefetch: Takes the answer's text as it streams, ``(delta, final)``, until the
+                request is taken over or a tool call comes (the text after one depends on
+                the tool's result); ``final`` once, when the text is complete.
         """
         self.text, self.messages, self.specs = text, messages, specs
         self._stream, self._meter, self._report = stream, meter, report
-        self._chunks: list[LLMChunk] = []
-        self._ended = False
-        self._error: Exception | None = None
-        self._more = asyncio.Event()
+        self._chunks: ReplayBuffer[LLMChunk] = ReplayBuffer()
+        self._prefetch = prefetch
         self._task = start(self._read())
 
     def matches(
@@ -83,35 +88,29 @@ class PreemptiveRequest:
         Raises the provider's error where the stream raised it. Cancelling the reader does
         not cancel the request; :meth:`cancel` does.
         """
-        sent = 0
-        while True:
-            while sent < len(self._chunks):
-                yield self._chunks[sent]
-                sent += 1
-            if self._ended:
-                if self._error is not None:
-                    raise self._error
-                return
-            self._more.clear()
-            await self._more.wait()
+        self._prefetch = None  # taken over: the reply's own text goes to TTS from now on
+        async for chunk in self._chunks.replay():
+            yield chunk
 
     async def _read(self) -> None:
         cancelled = True
+        error: Exception | None = None
         try:
             async for chunk in self._stream:
                 self._meter.chunk(chunk)
                 self._chunks.append(chunk)
-                self._more.set()
+                self._send_prefetch(chunk)
             cancelled = False
+            if self._prefetch is not None:
+                self._prefetch("", True)
         except Exception as exc:
             # Raised to the reply that takes the request over, where a request made then
             # would have raised it; a request nobody takes over fails unseen.
-            self._error = exc
+            error = exc
             cancelled = False
             _log.debug("preemptive LLM request for %r failed", self.text, exc_info=True)
         finally:
-            self._ended = True
-            self._more.set()
+            self._chunks.end(error)
             closer = getattr(self._stream, "aclose", None)
             if closer is not None:
                 await closer()  # what cancels the provider's request when discarded
@@ -119,3 +118,11 @@ class PreemptiveRequest:
             self._report(
                 dataclasses.replace(metrics, labels={**metrics.labels, "preemptive": True})
             )
+
+    def _send_prefetch(self, chunk: LLMChunk) -> None:
+        if self._prefetch is None:
+            return
+        if isinstance(chunk, ToolCallChunk):
+            self._prefetch = None  # what follows a tool call depends on its result
+        elif isinstance(chunk, TextDelta) and chunk.text:
+            self._prefetch(chunk.text, False)

@@ -7,6 +7,10 @@ speaks (:class:`~flowkit.messages.AgentAudio`), so the sink can tell what the li
 an end marker follows the reply's last frame. A newer turn, or a flush of the reply, cancels
 the provider's request in flight (it is closed, not left running).
 
+With ``prefetch`` linked (from an LLM that generates preemptively), the first sentence of a
+reply for a turn not yet committed is synthesised ahead and used if the reply starts with it
+(:mod:`flowkit.nodes.tts_prefetch`).
+
 What is synthesised is each sentence passed through the node's text transforms (by default
 markdown and emoji removed, :mod:`flowkit.providers.tts_text`); the frames carry the sentence
 as written, so transcripts and the chat history keep the reply's text.
@@ -23,8 +27,16 @@ from typing import Any
 import pydantic
 from livekit import rtc
 
-from flowkit.messages import AgentAudio, Interrupt, InterruptAction, Metrics, TextChunk
+from flowkit.messages import (
+    AgentAudio,
+    Interrupt,
+    InterruptAction,
+    Metrics,
+    SpeechPrefetch,
+    TextChunk,
+)
 from flowkit.node import Node, NodeParams
+from flowkit.nodes.tts_prefetch import PrefetchedSpeech, SpeechPrefetcher
 from flowkit.ports import In, Out
 from flowkit.providers.sentences import SentenceSplitter
 from flowkit.providers.tts import BatchTTS, StreamingTTS, TTSMeter
@@ -50,6 +62,7 @@ class _Reply:
         self.task: asyncio.Task[None] | None = None
         self.meter: TTSMeter | None = None
         self.characters = 0
+        self.prefetched = False  # its first sentence's audio was made ahead
 
     def push(self, text: str) -> None:
         for sentence in self.splitter.push(text):
@@ -81,6 +94,9 @@ class TTS(Node):
 
     text: In[TextChunk] = In(default=True, doc="the reply's text, as the LLM writes it")
     interrupt: In[Interrupt] = In(required=False, doc="a FLUSH cancels that reply's speech")
+    prefetch: In[SpeechPrefetch] = In(
+        required=False, doc="a preemptive reply's text: its first sentence is made ahead"
+    )
     audio: Out[AgentAudio] = Out(default=True, doc="the speech, each frame with its sentence")
     metrics: Out[Metrics] = Out(doc="time to first audio, per reply")
 
@@ -138,17 +154,25 @@ class TTS(Node):
         )
 
     async def run(
-        self, text: AsyncIterator[TextChunk], interrupt: AsyncIterator[Interrupt]
+        self,
+        text: AsyncIterator[TextChunk],
+        interrupt: AsyncIterator[Interrupt],
+        prefetch: AsyncIterator[SpeechPrefetch],
     ) -> None:
         """Speak each turn's text; after the text ends, finish the last reply."""
         session = _Session(self)
-        watcher = self.ctx.create_task(session.watch(interrupt), name="interrupts")
+        watchers = [
+            self.ctx.create_task(session.watch(interrupt), name="interrupts"),
+            self.ctx.create_task(session.read_prefetch(prefetch), name="prefetch"),
+        ]
         try:
             async for chunk in text:
                 session.take(chunk)
             await session.finish()
         finally:
-            watcher.cancel()
+            for watcher in watchers:
+                watcher.cancel()
+            session.prefetcher.drop()
             session.cancel_current("the node stopped")
 
 
@@ -164,6 +188,10 @@ class _Session:
         self.transforms: tuple[TextTransform, ...] = p.text_transforms
         self.current: _Reply | None = None
         self.flushed = -1  # text of this turn and older is no longer wanted
+        self.prefetcher = SpeechPrefetcher(
+            self.min_length, self._spoken, self._synthesize,
+            lambda coro: node.ctx.create_task(coro, name="prefetched speech"),
+        )
 
     def take(self, chunk: TextChunk) -> None:
         reply = self.current
@@ -194,6 +222,10 @@ class _Session:
             reply.end_text()
         # wait(), not await: a FLUSH may cancel the task, which must not cancel this run.
         await asyncio.wait([reply.task])
+
+    async def read_prefetch(self, prefetch: AsyncIterator[SpeechPrefetch]) -> None:
+        async for message in prefetch:
+            self.prefetcher.take(message)
 
     async def watch(self, interrupts: AsyncIterator[Interrupt]) -> None:
         async for event in interrupts:
@@ -226,7 +258,9 @@ class _Session:
                 if reply.meter is None:
                     reply.meter = TTSMeter(self.provider.name, node.name)
                 reply.characters += len(spoken)
-                async with contextlib.aclosing(self._synthesize(spoken)) as frames:
+                ahead = self.prefetcher.claim(spoken) if segment == 0 else None
+                reply.prefetched = reply.prefetched or ahead is not None
+                async with contextlib.aclosing(self._frames(spoken, ahead)) as frames:
                     async for frame in frames:
                         reply.meter.frame(frame)
                         await node.audio.put(
@@ -249,6 +283,21 @@ class _Session:
         )
         if reply.meter is not None:
             node.metrics.send(_metrics(reply, cancelled=False))
+
+    async def _frames(
+        self, sentence: str, ahead: PrefetchedSpeech | None
+    ) -> AsyncGenerator[rtc.AudioFrame, None]:
+        """The sentence's audio: made ahead if it was, else synthesised now."""
+        if ahead is None:
+            async with contextlib.aclosing(self._synthesize(sentence)) as frames:
+                async for frame in frames:
+                    yield frame
+            return
+        try:
+            async for frame in ahead.replay():
+                yield frame
+        finally:
+            ahead.cancel()  # a reply cut short cuts the request it took over
 
     def _spoken(self, sentence: str) -> str:
         """The sentence as it is to be synthesised; empty when nothing of it is to be said."""
@@ -285,4 +334,5 @@ class _Session:
 def _metrics(reply: _Reply, *, cancelled: bool) -> Metrics:
     assert reply.meter is not None
     metrics = reply.meter.finish(reply.characters, cancelled=cancelled)
-    return dataclasses.replace(metrics, turn_id=reply.turn_id)
+    labels = {**metrics.labels, "prefetched": reply.prefetched}
+    return dataclasses.replace(metrics, turn_id=reply.turn_id, labels=labels)
