@@ -180,6 +180,19 @@ class TimedCollect(fk.Node):
         self.ended_at = round(loop.time() - start, 6)
 
 
+class VoiceOnlyIO:
+    """A room I/O with the agent's voice only (no ``track_output``)."""
+
+    def audio_input(self, sample_rate: int, num_channels: int, participant: str | None = None):
+        raise NotImplementedError
+
+    def audio_output(self, sample_rate: int, num_channels: int):
+        raise NotImplementedError
+
+    def publish_transcript(self, transcript: object) -> None:
+        raise NotImplementedError
+
+
 class RawWorker:
     """A protocol-level agent worker on an ``/agent`` WebSocket: what it sends is up to the test."""
 

@@ -7,6 +7,10 @@ thinking (an :class:`~flowkit.messages.AgentState` of ``thinking`` from
 given, until the agent leaves that state (it then fades out over one 20 ms frame rather than
 click) or the sound ends. Silence between the two is silence: nothing is sent.
 
+Other sounds play when a node asks: the node's named ``sounds`` are played by
+:class:`~flowkit.messages.SoundCue` messages on its ``cues`` input (LiveKit's
+``BackgroundAudioPlayer.play()``), once or in a loop until a stop cue, mixed over the rest.
+
 The sound goes to a track of its own (``track_output`` of the job's room I/O, see
 :class:`~flowkit.room_io.TrackOutputs`), not into the agent's voice: a barge-in that flushes
 the reply does not cut the ambience, and the voice's playout reports and transcripts stay the
@@ -24,7 +28,8 @@ import asyncio
 import functools
 import os
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +38,7 @@ from numpy.typing import NDArray
 
 from flowkit.audio.frames import frame_from_samples, samples, samples_for
 from flowkit.audio.wav import probe, read_frames
-from flowkit.messages import AgentState, AgentStateKind, Playout
+from flowkit.messages import AgentState, AgentStateKind, Playout, SoundCue
 from flowkit.node import Node, NodeParams
 from flowkit.nodes.audio import _Resampler
 from flowkit.nodes.room import room_io
@@ -43,6 +48,7 @@ from flowkit.room_io import AudioOutput, TrackOutputs
 
 __all__ = [
     "FRAME_MS",
+    "MAX_CUES",
     "BackgroundAudio",
     "BackgroundSound",
     "SoundSpec",
@@ -52,6 +58,9 @@ __all__ = [
 
 FRAME_MS = 20.0
 """The duration of each frame the node plays."""
+
+MAX_CUES = 8
+"""How many cue sounds play at once; one more stops the oldest (a loop never stopped, say)."""
 
 StrPath = str | os.PathLike[str]
 
@@ -64,7 +73,8 @@ class BackgroundSound(pydantic.BaseModel):
         volume: The gain applied to it, from 0 (silent) to 1 (as recorded).
         probability: Among several thinking sounds, the chance this one is chosen each time
             the agent starts thinking. When the probabilities add up to less than 1, the rest
-            is the chance that none plays; above 1 they are shares of the total.
+            is the chance that none plays; above 1 they are shares of the total. Ambient and
+            cue sounds ignore it.
     """
 
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
@@ -92,6 +102,10 @@ class BackgroundAudio(Node):
     input) and, when the sink's ``playout`` is linked too, once that has ended as well: the
     sound then lasts until the last reply has played (an offline file's last answer comes
     after its input ends).
+
+    Link any node's :class:`~flowkit.messages.SoundCue` messages into ``cues`` to play the
+    named ``sounds``: once, or in a loop until a stop cue or the node's end. Whether the cues
+    end does not matter: they neither end the node nor keep it running.
     """
 
     states: In[AgentState] = In(
@@ -99,6 +113,9 @@ class BackgroundAudio(Node):
     )
     playout: In[Playout] = In(
         required=False, doc="the sink's reports: linked, the sound lasts until they end"
+    )
+    cues: In[SoundCue] = In(
+        required=False, doc="play or stop one of the named sounds (their end does not matter)"
     )
     error_policy = ErrorPolicy.RESTART
 
@@ -110,6 +127,9 @@ class BackgroundAudio(Node):
         )
         thinking: tuple[BackgroundSound, ...] = pydantic.Field(
             default=(), description="one, chosen by probability, each time the agent thinks"
+        )
+        sounds: dict[str, BackgroundSound] = pydantic.Field(
+            default_factory=dict, description="played by name when a cue asks"
         )
         sample_rate: int = pydantic.Field(default=48_000, gt=0, description="Hz")
         num_channels: int = pydantic.Field(default=1, ge=1, le=2)
@@ -125,6 +145,7 @@ class BackgroundAudio(Node):
         ambient: SoundSpec | None = None,
         thinking: SoundSpec | Sequence[SoundSpec] | None = None,
         *,
+        sounds: Mapping[str, SoundSpec] | None = None,
         sample_rate: int = 48_000,
         num_channels: int = 1,
         track: str = "background_audio",
@@ -136,6 +157,8 @@ class BackgroundAudio(Node):
             ambient: The sound looped for the whole session, or ``None`` for none.
             thinking: The sound played each time the agent starts thinking, or several to
                 choose from by their ``probability``, or ``None`` for none.
+            sounds: Sounds by name, played when a :class:`~flowkit.messages.SoundCue` on the
+                ``cues`` input names them.
             sample_rate: The track's rate, in Hz (LiveKit's player uses 48 kHz).
             num_channels: The track's channels (1 or 2).
             track: The name of the track the sound is played on.
@@ -146,6 +169,7 @@ class BackgroundAudio(Node):
                 message names the file and how to convert it.
             pydantic.ValidationError: A volume or probability outside [0, 1], or another
                 parameter out of range.
+            ValueError: A sound's name is empty.
         """
         if thinking is None:
             chosen: tuple[BackgroundSound, ...] = ()
@@ -153,9 +177,16 @@ class BackgroundAudio(Node):
             chosen = (_sound(thinking),)
         else:
             chosen = tuple(_sound(s) for s in thinking)
+        named = {name: _sound(spec) for name, spec in (sounds or {}).items()}
+        if "" in named:
+            raise ValueError(
+                "BackgroundAudio(sounds=...) has a sound named ''; give each sound the name "
+                "its cues use, e.g. sounds={'chime': 'chime.wav'}"
+            )
         super().__init__(
             ambient=None if ambient is None else _sound(ambient),
             thinking=chosen,
+            sounds=named,
             sample_rate=sample_rate,
             num_channels=num_channels,
             track=track,
@@ -166,8 +197,9 @@ class BackgroundAudio(Node):
         fmt = AudioFormat(sample_rate, num_channels)
         # Read now: a wrong file fails when the graph is built (and `flowkit validate`), not
         # in the middle of a call.
-        sounds = ([p.ambient] if p.ambient is not None else []) + list(p.thinking)
-        self._clips = {s.path: load_sound(s.path, fmt) for s in sounds}
+        every = [p.ambient] if p.ambient is not None else []
+        every += [*p.thinking, *p.sounds.values()]
+        self._clips = {s.path: load_sound(s.path, fmt) for s in every}
 
     def settings(self) -> BackgroundAudio.Params:
         """The validated parameters."""
@@ -176,7 +208,10 @@ class BackgroundAudio(Node):
         return p
 
     async def run(
-        self, states: AsyncIterator[AgentState], playout: AsyncIterator[Playout]
+        self,
+        states: AsyncIterator[AgentState],
+        playout: AsyncIterator[Playout],
+        cues: AsyncIterator[SoundCue],
     ) -> None:
         """Play until the states (and the playout, if linked) end."""
         p = self.settings()
@@ -188,12 +223,20 @@ class BackgroundAudio(Node):
                 "the room I/O (%s) has no tracks besides the voice; no background sound",
                 type(io).__name__,
             )
-            await _drain(states)
-            await played
+            # Still read (and check) the cues, so their sender is never held up.
+            cued = self.ctx.create_task(self._cue(cues, None), name="cues")
+            try:
+                await _drain(states)
+                await played
+            finally:
+                cued.cancel()
             return
         mixer = _Mixer(p, self._clips)
         output = io.track_output(p.track, p.sample_rate, p.num_channels)
         player = self.ctx.create_task(self._play(mixer, output), name="background")
+        # Cues are read on the side and cancelled with the rest: an optional input whose
+        # sender may end early or never must neither end the node nor keep it running.
+        cued = self.ctx.create_task(self._cue(cues, mixer), name="cues")
         try:
             async for state in states:
                 if state.state is AgentStateKind.THINKING:
@@ -204,7 +247,36 @@ class BackgroundAudio(Node):
         finally:
             player.cancel()
             played.cancel()
+            cued.cancel()
         await output.aclose()
+
+    async def _cue(self, cues: AsyncIterator[SoundCue], mixer: _Mixer | None) -> None:
+        """Play or stop the sound each cue names; ``mixer`` is ``None`` without a track."""
+        named = self.settings().sounds
+        log = self.ctx.logger
+        async for cue in cues:
+            sound = named.get(cue.sound)
+            if sound is None:
+                # A typo in a sender must not cost the call; say which names there are.
+                log.warning(
+                    "a cue names the sound %r, which this node does not have (its sounds: "
+                    "%s); give it in BackgroundAudio(sounds={...}). The cue is ignored",
+                    cue.sound,
+                    ", ".join(sorted(named)) or "none",
+                )
+            elif mixer is None:
+                continue
+            elif cue.stop:
+                mixer.stop_cue(cue.sound)
+            else:
+                dropped = mixer.cue(cue.sound, sound, loop=cue.loop)
+                if dropped is not None:
+                    log.warning(
+                        "%d cue sounds were playing; stopped the oldest (%r) to play %r",
+                        MAX_CUES,
+                        dropped,
+                        cue.sound,
+                    )
 
     async def _play(self, mixer: _Mixer, output: AudioOutput) -> None:
         """Write the mix frame by frame while there is something to play."""
@@ -241,8 +313,19 @@ async def _drain(messages: AsyncIterator[object]) -> None:
         pass
 
 
+@dataclass(slots=True)
+class _Cue:
+    """One cue sound playing: its name, where it is, whether it loops or fades out."""
+
+    name: str
+    sound: BackgroundSound
+    loop: bool
+    at: int = 0
+    fading: bool = False
+
+
 class _Mixer:
-    """The ambient loop and the current thinking sound, summed 20 ms at a time."""
+    """The ambient loop, the current thinking sound and the cues, summed 20 ms at a time."""
 
     def __init__(self, p: BackgroundAudio.Params, clips: dict[str, NDArray[np.int16]]) -> None:
         self.rate = p.sample_rate
@@ -256,6 +339,7 @@ class _Mixer:
         self._thinking: BackgroundSound | None = None
         self._thinking_at = 0
         self._fading = False
+        self._cues: list[_Cue] = []
         self._sound_started = asyncio.Event()
 
     def think(self) -> None:
@@ -273,6 +357,24 @@ class _Mixer:
         if self._thinking is not None:
             self._fading = True
 
+    def cue(self, name: str, sound: BackgroundSound, *, loop: bool) -> str | None:
+        """Start ``sound`` (named ``name``) from its beginning, over whatever plays.
+
+        Returns:
+            The name of the oldest cue, stopped to make room when :data:`MAX_CUES` played
+            already, or ``None``.
+        """
+        dropped = self._cues.pop(0).name if len(self._cues) >= MAX_CUES else None
+        self._cues.append(_Cue(name, sound, loop))
+        self._sound_started.set()
+        return dropped
+
+    def stop_cue(self, name: str) -> None:
+        """Fade out, over the next frame, every playing cue of the sound ``name``."""
+        for cue in self._cues:
+            if cue.name == name:
+                cue.fading = True
+
     async def wait_for_sound(self) -> None:
         """Wait until there is something to play again."""
         self._sound_started.clear()
@@ -280,7 +382,7 @@ class _Mixer:
 
     def next_block(self) -> NDArray[np.int16] | None:
         """The next 20 ms of the mix, or ``None`` when nothing plays."""
-        if self._ambient is None and self._thinking is None:
+        if self._ambient is None and self._thinking is None and not self._cues:
             return None
         n = self._block
         mix = np.zeros((n, self._channels), np.float32)
@@ -301,7 +403,32 @@ class _Mixer:
             if self._fading or self._thinking_at >= len(clip):
                 self._thinking = None
                 self._fading = False
+        if self._cues:
+            self._mix_cues(mix)
         return np.clip(np.rint(mix), -32768, 32767).astype(np.int16)
+
+    def _mix_cues(self, mix: NDArray[np.float32]) -> None:
+        """Add the next 20 ms of every cue to ``mix``; forget those that ended or faded."""
+        n = len(mix)
+        playing: list[_Cue] = []
+        for cue in self._cues:
+            clip = self._clips[cue.sound.path]
+            if cue.loop:
+                idx = np.arange(cue.at, cue.at + n)
+                part = clip.take(idx, axis=0, mode="wrap").astype(np.float32)
+                cue.at = (cue.at + n) % len(clip)
+                ended = False
+            else:
+                part = clip[cue.at : cue.at + n].astype(np.float32)
+                cue.at += n
+                ended = cue.at >= len(clip)
+            part *= np.float32(cue.sound.volume)
+            if cue.fading:
+                part *= np.linspace(1.0, 0.0, n, dtype=np.float32)[: len(part), None]
+            mix[: len(part)] += part
+            if not (ended or cue.fading):
+                playing.append(cue)
+        self._cues = playing
 
 
 def choose_sound(

@@ -10,7 +10,7 @@ import numpy as np
 import pydantic
 import pytest
 from livekit import rtc
-from support import Script
+from support import Script, VoiceOnlyIO
 
 import flowkit as fk
 from flowkit.audio import AudioFileError, frame_from_samples, probe, read_frames, samples
@@ -210,19 +210,6 @@ def test_sounds_are_converted_once_and_shared_read_only(tmp_path: Path) -> None:
     assert load_sound(path, AudioFormat(48_000, 1)) is one  # a second job shares it
     assert not one.flags.writeable
     assert load_sound(path, AudioFormat(16_000, 1)).shape == (1600, 1)
-
-
-class VoiceOnlyIO:
-    """A room I/O with the agent's voice only (no ``track_output``)."""
-
-    def audio_input(self, sample_rate: int, num_channels: int, participant: str | None = None):
-        raise NotImplementedError
-
-    def audio_output(self, sample_rate: int, num_channels: int):
-        raise NotImplementedError
-
-    def publish_transcript(self, transcript: object) -> None:
-        raise NotImplementedError
 
 
 @pytest.mark.looptime
