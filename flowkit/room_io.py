@@ -4,6 +4,10 @@ A graph names the room, not the transport: :class:`~flowkit.nodes.room.RoomSourc
 :class:`~flowkit.nodes.room.RoomSink` read and write through the :class:`RoomIO` of the job
 they run for (``ctx.job.io``). An offline run binds them to WAV files; a LiveKit job binds them
 to the room's tracks. The same graph runs in both.
+
+What only some I/Os have is an optional protocol, checked with ``isinstance`` by the node
+that needs it (:class:`PushAudioInput`, :class:`TrackOutputs`, :class:`DTMFInputSource`,
+:class:`DTMFOutput`), so an I/O written without it keeps working.
 """
 
 from __future__ import annotations
@@ -13,9 +17,17 @@ from typing import Protocol, runtime_checkable
 
 from livekit import rtc
 
-from flowkit.messages import Transcript
+from flowkit.messages import DTMFDigit, Transcript
 
-__all__ = ["AudioInput", "AudioOutput", "PushAudioInput", "RoomIO", "TrackOutputs"]
+__all__ = [
+    "AudioInput",
+    "AudioOutput",
+    "DTMFInputSource",
+    "DTMFOutput",
+    "PushAudioInput",
+    "RoomIO",
+    "TrackOutputs",
+]
 
 
 @runtime_checkable
@@ -103,5 +115,42 @@ class TrackOutputs(Protocol):
 
         Raises:
             ValueError: ``name`` is already open at another format.
+        """
+        ...
+
+
+@runtime_checkable
+class DTMFInputSource(Protocol):
+    """A room I/O that hears telephone keypad presses (LiveKit: SIP DTMF data packets).
+
+    Optional, like :class:`TrackOutputs`: :class:`~flowkit.nodes.dtmf.DTMFInput` reads
+    presses from an I/O of this kind, and sends nothing where the I/O has none (an offline
+    run: a WAV file has no keypad).
+    """
+
+    def dtmf_input(self, participant: str | None = None) -> AsyncIterator[DTMFDigit]:
+        """Every key press, as it arrives, until the room closes.
+
+        Args:
+            participant: Only this identity's presses; ``None``: the presses of the
+                participant the I/O is bound to (a participant job's), or everyone's when it
+                is bound to none.
+        """
+        ...
+
+
+@runtime_checkable
+class DTMFOutput(Protocol):
+    """A room I/O through which the agent can press keys itself (LiveKit: ``publish_dtmf``).
+
+    Optional: an agent dialling through a phone menu (an IVR of a bank, say) sends its keys
+    here; SIP participants of the room play them as tones on their line.
+    """
+
+    async def publish_dtmf(self, digit: str) -> None:
+        """Press ``digit`` (one of :data:`~flowkit.messages.DTMF_DIGITS`) for the room.
+
+        Raises:
+            ValueError: ``digit`` is not a keypad key.
         """
         ...

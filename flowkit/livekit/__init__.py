@@ -1,7 +1,7 @@
 """flowkit in LiveKit rooms: a job's room, its room I/O, join tokens.
 
 - :class:`LiveKitRoomIO`: the :class:`flowkit.room_io.RoomIO` of a LiveKit room (audio in and
-  out, transcripts, agent state, chat, RPC, data);
+  out, transcripts, agent state, chat, DTMF, RPC, data);
 - :func:`connect_job` / :class:`LiveKitJob`: make a :class:`flowkit.JobContext` a LiveKit
   job and join its room;
 - :func:`room_token` / :class:`Credentials`: tokens for joining a room.

@@ -13,6 +13,8 @@ has:
   (:mod:`flowkit.livekit.transcripts`);
 - ``set_agent_state``: the agent's state as its participant attribute ``lk.agent.state``;
 - ``text_input``: what participants type, from text streams on topic ``lk.chat``;
+- ``dtmf_input``: keys pressed on a phone (SIP DTMF packets, the room's
+  ``sip_dtmf_received``), and ``publish_dtmf`` to press keys as the agent;
 - ``register_rpc``: RPC methods other participants can call on the agent;
 - ``publish_data``: data packets to the room.
 
@@ -42,7 +44,7 @@ from flowkit.livekit.transcripts import (
     TranscriptSegments,
 )
 from flowkit.livekit.watch import RoomWatch
-from flowkit.messages import Transcript
+from flowkit.messages import DTMF_DIGITS, DTMFDigit, Transcript, dtmf_code
 from flowkit.ports import AudioFormat
 
 __all__ = ["ATTR_AGENT_STATE", "TOPIC_CHAT", "ChatMessage", "LiveKitRoomIO", "RpcHandler"]
@@ -84,6 +86,7 @@ class LiveKitRoomIO:
         subscription_timeout: How long the first agent audio waits for a listener.
         chat_topic: The text stream topic of typed input.
         chat_backlog: Chat messages kept while nobody reads ``text_input`` (oldest dropped).
+        dtmf_backlog: Key presses kept while nobody reads ``dtmf_input`` (oldest dropped).
 
     Raises:
         ValueError: Another handler already reads ``chat_topic`` on this room (one
@@ -101,6 +104,7 @@ class LiveKitRoomIO:
         subscription_timeout: float = 3.0,
         chat_topic: str = TOPIC_CHAT,
         chat_backlog: int = 100,
+        dtmf_backlog: int = 32,
     ) -> None:
         self.room = room
         self.participant = participant
@@ -129,6 +133,9 @@ class LiveKitRoomIO:
                 f"LiveKitRoomIO: a text stream handler for {chat_topic!r} is already set on "
                 "this room; make one LiveKitRoomIO per room (or unregister the other handler)"
             ) from None
+        self._dtmf_readers: list[_DTMFReader] = []
+        self._dtmf_backlog: deque[DTMFDigit] = deque(maxlen=dtmf_backlog)
+        room.on("sip_dtmf_received", self._on_dtmf)
         if room.isconnected():
             self.start()
 
@@ -190,8 +197,11 @@ class LiveKitRoomIO:
         self._watch.close("the room I/O was closed")
         self._watch.detach()
         self.room.unregister_text_stream_handler(self._chat_topic)
+        self.room.off("sip_dtmf_received", self._on_dtmf)
         for reader in self._chat_readers:
             reader.put_nowait(None)
+        for dtmf_reader in self._dtmf_readers:
+            dtmf_reader.queue.put_nowait(None)
         for task in [self._sender, *self._tasks]:
             if task is not None:
                 task.cancel()
@@ -334,6 +344,41 @@ class LiveKitRoomIO:
         self._chat_readers.append(reader)
         return self._read_chat(reader)
 
+    def dtmf_input(self, participant: str | None = None) -> AsyncIterator[DTMFDigit]:
+        """Keys pressed on a phone (SIP DTMF), from now (and the backlog) until the end.
+
+        Every reader gets every press after it was made; the first reader also gets the
+        presses that arrived while there was none. A press sent by the server on nobody's
+        behalf has participant ``""``.
+
+        Args:
+            participant: Only this identity's presses; ``None``: the participant this I/O
+                is bound to (a participant job's), or everyone's when it is bound to none.
+        """
+        want = participant if participant is not None else self.participant
+        reader = _DTMFReader(want, asyncio.Queue())
+        while self._dtmf_backlog:
+            press = self._dtmf_backlog.popleft()
+            if reader.wants(press):
+                reader.queue.put_nowait(press)
+        if self._closed:
+            reader.queue.put_nowait(None)
+        self._dtmf_readers.append(reader)
+        return self._read_dtmf(reader)
+
+    async def publish_dtmf(self, digit: str) -> None:
+        """Press ``digit`` as the agent: SIP participants play it as a tone on their line.
+
+        Waits until the room is connected (:meth:`wait_ready`).
+
+        Raises:
+            ValueError: ``digit`` is not a keypad key (before anything is sent).
+            RuntimeError: The room closed (or this I/O was closed) first.
+        """
+        code = dtmf_code(digit)
+        await self.wait_ready()
+        await self.room.local_participant.publish_dtmf(code=code, digit=digit)
+
     def register_rpc(self, name: str, handler: RpcHandler) -> None:
         """Let other participants call ``name`` on the agent (``perform_rpc``).
 
@@ -438,6 +483,29 @@ class LiveKitRoomIO:
         for queue in self._chat_readers:
             queue.put_nowait(message)
 
+    def _on_dtmf(self, event: rtc.SipDTMF) -> None:
+        digit = event.digit
+        if not digit and 0 <= event.code < len(DTMF_DIGITS):
+            digit = DTMF_DIGITS[event.code]  # a sender that gave the code only
+        if not digit:
+            logger.debug("dropped a DTMF packet with neither digit nor known code")
+            return
+        who = "" if event.participant is None else event.participant.identity
+        press = DTMFDigit(digit=digit, code=event.code, participant=who)
+        if not self._dtmf_readers:
+            self._dtmf_backlog.append(press)
+        for reader in self._dtmf_readers:
+            if reader.wants(press):
+                reader.queue.put_nowait(press)
+
+    async def _read_dtmf(self, reader: _DTMFReader) -> AsyncIterator[DTMFDigit]:
+        try:
+            while (press := await reader.queue.get()) is not None:
+                yield press
+        finally:
+            with contextlib.suppress(ValueError):
+                self._dtmf_readers.remove(reader)
+
     async def _read_chat(
         self, reader: asyncio.Queue[ChatMessage | None]
     ) -> AsyncIterator[ChatMessage]:
@@ -447,3 +515,13 @@ class LiveKitRoomIO:
         finally:
             with contextlib.suppress(ValueError):
                 self._chat_readers.remove(reader)
+
+
+class _DTMFReader(NamedTuple):
+    """One reader of key presses: whose it hears (``None``: everyone's) and its queue."""
+
+    participant: str | None
+    queue: asyncio.Queue[DTMFDigit | None]
+
+    def wants(self, press: DTMFDigit) -> bool:
+        return self.participant is None or press.participant == self.participant

@@ -8,8 +8,10 @@
   :mod:`~flowkit.nodes.llm`, :mod:`~flowkit.nodes.tools`, :mod:`~flowkit.nodes.tts`: the
   voice pipeline.
 - :mod:`~flowkit.nodes.interrupt`, :mod:`~flowkit.nodes.state`: barge-in and agent states.
-- :mod:`~flowkit.nodes.background`: BackgroundAudio (ambient and thinking sounds on a track
-  of their own).
+- :mod:`~flowkit.nodes.background`: BackgroundAudio (ambient and thinking sounds, and named
+  sounds a :class:`~flowkit.messages.SoundCue` plays, on a track of their own).
+- :mod:`~flowkit.nodes.room_state`, :mod:`~flowkit.nodes.dtmf`: AgentStatePublisher,
+  ChatInput and DTMFInput (telephone keypad presses as digits and user turns).
 
 See docs/voice-pipeline.md for their ports and behaviour.
 """

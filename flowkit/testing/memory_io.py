@@ -3,8 +3,10 @@
 Tests and the test harness bind a graph's room nodes to a :class:`MemoryIO` through
 ``JobContext(io=MemoryIO(...))``. The user's audio is given up front (a list of frames, or one
 list per participant) and can also be pushed while the graph runs (:meth:`MemoryIO.push_audio`,
-:meth:`MemoryIO.end_audio`), so a test can script a user who speaks at given times. Everything
-the agent plays is recorded with the loop time it was played at.
+:meth:`MemoryIO.end_audio`), so a test can script a user who speaks at given times. Keypad
+presses (DTMF) are given and pushed the same way (:meth:`MemoryIO.push_dtmf`,
+:meth:`MemoryIO.end_dtmf`). Everything the agent plays is recorded with the loop time it was
+played at.
 
 With ``paced=True`` both directions keep real time on the event loop's clock: input frame
 ``k`` is delivered at ``t0 + k * duration`` and an output ``write`` returns when its frame is
@@ -23,7 +25,7 @@ import soxr
 from livekit import rtc
 
 from flowkit.audio.frames import frame_from_samples, samples
-from flowkit.messages import Transcript
+from flowkit.messages import DTMFDigit, Transcript, dtmf_code
 from flowkit.nodes.audio import mix_channels
 from flowkit.ports import AudioFormat
 
@@ -41,11 +43,10 @@ def _seconds(frame: rtc.AudioFrame) -> float:
     return frame.samples_per_channel / frame.sample_rate
 
 
-class _Track:
-    """One participant's audio: frames so far, and whether more may come."""
+class _Changes:
+    """Wakes every reader waiting for more of something (frames, key presses)."""
 
-    def __init__(self, frames: Sequence[rtc.AudioFrame], ended: bool) -> None:
-        self.frames = list(frames)
+    def __init__(self, ended: bool) -> None:
         self.ended = ended
         self._changed: asyncio.Event | None = None
 
@@ -59,6 +60,22 @@ class _Track:
         if self._changed is None:
             self._changed = asyncio.Event()
         await self._changed.wait()
+
+
+class _Track(_Changes):
+    """One participant's audio: frames so far, and whether more may come."""
+
+    def __init__(self, frames: Sequence[rtc.AudioFrame], ended: bool) -> None:
+        super().__init__(ended)
+        self.frames = list(frames)
+
+
+class _Keypad(_Changes):
+    """Every key press so far (all participants, in order), and whether more may come."""
+
+    def __init__(self, presses: Sequence[DTMFDigit], ended: bool) -> None:
+        super().__init__(ended)
+        self.presses = list(presses)
 
 
 class _Converter:
@@ -236,6 +253,7 @@ class MemoryIO:
         output: The last output opened by :meth:`audio_output`, if any.
         tracks: Every frame played on each named track (:meth:`track_output`), with the
             loop time it started playing.
+        dtmf_sent: Every key the agent pressed (:meth:`publish_dtmf`), in order.
 
     Example:
         >>> io = MemoryIO([frame] * 50, paced=True)  # doctest: +SKIP
@@ -248,6 +266,7 @@ class MemoryIO:
         *,
         paced: bool = False,
         live: bool = False,
+        dtmf: Sequence[str | DTMFDigit] = (),
     ) -> None:
         """Script the user's audio.
 
@@ -257,8 +276,14 @@ class MemoryIO:
             paced: Deliver input and play output in real time on the loop's clock; when
                 ``False`` both go as fast as the graph takes them.
             live: Keep every participant's input open after the given frames, for
-                :meth:`push_audio`, until :meth:`end_audio`. Otherwise each input ends after
-                its given frames.
+                :meth:`push_audio`, until :meth:`end_audio`, and the keypad open after the
+                given presses, for :meth:`push_dtmf`, until :meth:`end_dtmf`. Otherwise each
+                input ends after what was given.
+            dtmf: Keys pressed before anything runs: digits (pressed by the default
+                participant) or whole :class:`~flowkit.messages.DTMFDigit` presses.
+
+        Raises:
+            ValueError: A digit in ``dtmf`` is not a keypad key.
         """
         tracks = dict(audio) if isinstance(audio, Mapping) else {DEFAULT_PARTICIPANT: audio}
         self.paced = paced
@@ -270,6 +295,8 @@ class MemoryIO:
         self.output: MemoryAudioOutput | None = None
         self.tracks: dict[str, list[tuple[float, rtc.AudioFrame]]] = {}
         self._track_outputs: dict[str, MemoryAudioOutput] = {}
+        self.dtmf_sent: list[DTMFDigit] = []
+        self._keypad = _Keypad([self._press(key, None) for key in dtmf], ended=not live)
 
     @property
     def participants(self) -> list[str]:
@@ -343,6 +370,72 @@ class MemoryIO:
         for track in chosen:
             track.ended = True
             track.notify()
+
+    # --- DTMF (flowkit.room_io.DTMFInputSource and DTMFOutput)
+
+    def dtmf_input(self, participant: str | None = None) -> AsyncIterator[DTMFDigit]:
+        """Every key press from the first (like :meth:`audio_input`, each reader reads all).
+
+        Presses given to the constructor come at once; pushed ones as they are pushed, until
+        :meth:`end_dtmf` (at once after the given presses without ``live=True``).
+
+        Args:
+            participant: Only this identity's presses; ``None``: everyone's.
+        """
+        return self._read_dtmf(participant)
+
+    def push_dtmf(self, press: str | DTMFDigit, participant: str | None = None) -> None:
+        """Press a key as ``participant`` (the default participant when ``None``).
+
+        Args:
+            press: A digit of :data:`~flowkit.messages.DTMF_DIGITS` (its code is filled in),
+                or a whole :class:`~flowkit.messages.DTMFDigit` (sent as it is, for odd
+                packets; ``participant`` is then ignored).
+            participant: Who pressed it.
+
+        Raises:
+            ValueError: ``press`` is not a keypad key.
+            RuntimeError: The keypad input has ended (``live=False``, or after
+                :meth:`end_dtmf`).
+        """
+        if self._keypad.ended:
+            raise RuntimeError(
+                "MemoryIO: push_dtmf() after the keypad input ended; create the MemoryIO "
+                "with live=True and call end_dtmf() only after the last press"
+            )
+        self._keypad.presses.append(self._press(press, participant))
+        self._keypad.notify()
+
+    def end_dtmf(self) -> None:
+        """End the keypad input: readers end after the presses so far."""
+        self._keypad.ended = True
+        self._keypad.notify()
+
+    async def publish_dtmf(self, digit: str) -> None:
+        """Record a key the agent pressed in :attr:`dtmf_sent` (participant ``"agent"``).
+
+        Raises:
+            ValueError: ``digit`` is not a keypad key.
+        """
+        self.dtmf_sent.append(DTMFDigit(digit=digit, code=dtmf_code(digit), participant="agent"))
+
+    def _press(self, press: str | DTMFDigit, participant: str | None) -> DTMFDigit:
+        if isinstance(press, DTMFDigit):
+            return press
+        who = participant if participant is not None else self._default()
+        return DTMFDigit(digit=press, code=dtmf_code(press), participant=who)
+
+    async def _read_dtmf(self, participant: str | None) -> AsyncIterator[DTMFDigit]:
+        keypad, index = self._keypad, 0
+        while True:
+            while index >= len(keypad.presses):
+                if keypad.ended:
+                    return
+                await keypad.changed()
+            press = keypad.presses[index]
+            index += 1
+            if participant is None or press.participant == participant:
+                yield press
 
     @property
     def played_duration(self) -> float:

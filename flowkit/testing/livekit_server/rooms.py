@@ -210,7 +210,12 @@ class Room:
             other.link.unsubscribe_track(publisher, track)
 
     def relay_data(self, sender: Participant, label: str, packet: models.DataPacket) -> None:
-        """Relay a data packet to the others, or only to its destination identities."""
+        """Relay a data packet to the others, or only to its destination identities.
+
+        Whatever its kind (user data, SIP DTMF, text stream, RPC), the packet is stamped with
+        its sender's identity, as LiveKit's server stamps DTMF and user data: a receiving SDK
+        names the sender from it, and drops a DTMF packet whose sender it does not know.
+        """
         packet.participant_identity = sender.identity
         packet.participant_sid = sender.sid
         destinations = set(packet.destination_identities)
