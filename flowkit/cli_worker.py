@@ -3,11 +3,13 @@
 ``start`` has production defaults: JSON logs, full at 75 % CPU, 30 minutes to drain on
 SIGTERM. ``dev`` logs readable debug lines, has no load limit and reloads the graph file when
 a Python file beside it changes (new jobs build the new version; running jobs keep theirs;
-see :mod:`flowkit.worker.reload`). Both take the server and
-credentials from ``--url``/``--api-key``/``--api-secret`` or ``LIVEKIT_URL``/
-``LIVEKIT_API_KEY``/``LIVEKIT_API_SECRET``, register with the server, take jobs (one fresh
-graph per job, in the room of the job), serve ``/``, ``/worker`` and ``/metrics`` over HTTP,
-and drain on SIGTERM or Ctrl-C (a second Ctrl-C ends the jobs at once).
+see :mod:`flowkit.worker.reload`). Both warn when the process's memory passes
+``--memory-warn-mb`` (2048 MB) and go full above ``--memory-limit-mb`` (none by default).
+Both take the server and credentials from ``--url``/``--api-key``/``--api-secret`` or
+``LIVEKIT_URL``/``LIVEKIT_API_KEY``/``LIVEKIT_API_SECRET``, register with the server, take
+jobs (one fresh graph per job, in the room of the job), serve ``/``, ``/worker`` and
+``/metrics`` over HTTP, and drain on SIGTERM or Ctrl-C (a second Ctrl-C ends the jobs at
+once).
 
 Exit codes: 0 after a drain; 2 the graph file or the options are wrong; 3 the server refused
 the credentials or could not be reached.
@@ -59,6 +61,12 @@ def _worker_flags(fn: Any) -> Any:
                      help="Report full at this load (0-1; start: 0.75, dev: no limit)."),
         click.option("--max-jobs", type=click.IntRange(min=1), default=None,
                      help="At most this many jobs at once."),
+        click.option("--memory-warn-mb", type=click.FloatRange(min=0), default=None,
+                     help="Log a warning when the worker process's memory (RSS, all jobs) "
+                     "goes above this many MB (default 2048; 0: off)."),
+        click.option("--memory-limit-mb", type=click.FloatRange(min=0), default=None,
+                     help="Report full (no new jobs; running jobs go on) while the worker "
+                     "process's memory is above this many MB (default 0: no limit)."),
         click.option("--drain-timeout", type=float, default=None,
                      help="Seconds running jobs get to finish on SIGTERM (start: 1800, dev: 5)."),
         click.option("--http-host", default="0.0.0.0", show_default=True,
@@ -119,6 +127,7 @@ def _options(flags: dict[str, Any], dev: bool) -> WorkerOptions:
         load_threshold=flags["load_threshold"] if flags["load_threshold"] is not None
         else (math.inf if dev else 0.75),
         max_jobs=flags["max_jobs"],
+        memory_warn_mb=flags["memory_warn_mb"], memory_limit_mb=flags["memory_limit_mb"],
         drain_timeout=flags["drain_timeout"] if flags["drain_timeout"] is not None
         else (5.0 if dev else 1800.0),
         http_host=flags["http_host"], http_port=None if http_port < 0 else http_port,

@@ -235,9 +235,13 @@ class JobsView:
         w = self.worker
         now = time.monotonic()
         status = "connected" if w.connected else "not connected"
+        memory = ""
+        if w.memory.rss_mb is not None:
+            over = " (over limit)" if w.memory.over_limit else ""
+            memory = f"mem {w.memory.rss_mb:.0f} MB{over}  "
         header = Text(
             f"worker {w.id or '-'}  {status}{'  draining' if w.draining else ''}  "
-            f"load {w.load:.2f}  {len(w.jobs)} job(s)  ended: "
+            f"load {w.load:.2f}  {memory}{len(w.jobs)} job(s)  ended: "
             + ", ".join(f"{k} {v}" for k, v in sorted(w.outcomes.items())),
         )
         parts: list[RenderableType] = [header]

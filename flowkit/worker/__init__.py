@@ -18,6 +18,7 @@ from flowkit.worker.jobs import (
     accept_all,
     no_room,
 )
+from flowkit.worker.memory import MemoryState, MemoryWatch, process_rss_mb
 from flowkit.worker.options import (
     JobType,
     Permissions,
@@ -36,6 +37,8 @@ __all__ = [
     "JobAcceptance",
     "JobRequest",
     "JobType",
+    "MemoryState",
+    "MemoryWatch",
     "Permissions",
     "ProcessCPULoad",
     "RunningJob",
@@ -47,4 +50,5 @@ __all__ = [
     "accept_all",
     "install_signal_handlers",
     "no_room",
+    "process_rss_mb",
 ]

@@ -2,9 +2,11 @@
 
 - ``GET /``: ``200 OK`` while the worker is registered with the server, ``503`` otherwise
   (a load balancer or Kubernetes probe takes the worker out while it reconnects).
-- ``GET /worker``: JSON with the worker's id, agent name, load, status and active jobs.
-- ``GET /metrics``: Prometheus text: the worker's load and job counts, and every running
-  job's per-node counters from its graph runner (labelled with job, room, graph and node).
+- ``GET /worker``: JSON with the worker's id, agent name, load, memory, status and active
+  jobs.
+- ``GET /metrics``: Prometheus text: the worker's load, memory and job counts, and every
+  running job's per-node counters from its graph runner (labelled with job, room, graph and
+  node).
 - ``GET /jobs/<id>/graph``: a live HTML page of an active job: its graph drawn
   (:mod:`flowkit.viz.html`) with its figures, updated every second from
 - ``GET /jobs/<id>/metrics.json``: the job's figures now: ``metrics`` (a
@@ -50,9 +52,10 @@ class WorkerCollector(Collector):
         self.worker = worker
 
     def collect(self) -> Iterator[Metric]:
-        """The worker's load, jobs and every running graph's per-node counters."""
+        """The worker's load, memory, jobs and every running graph's per-node counters."""
         w = self.worker
         yield GaugeMetricFamily("flowkit_worker_load", "The load last reported (0-1).", w.load)
+        yield from _memory_metrics(w)
         yield GaugeMetricFamily("flowkit_worker_active_jobs", "Jobs running now.", len(w.jobs))
         yield GaugeMetricFamily(
             "flowkit_worker_connected", "1 while registered with the server.", int(w.connected)
@@ -84,8 +87,31 @@ class WorkerCollector(Collector):
         yield latency
 
 
+def _memory_metrics(worker: Worker) -> Iterator[Metric]:
+    memory, mb = worker.memory, 1024 * 1024
+    if memory.rss_mb is not None:  # not read yet, or not on this platform: no sample
+        yield GaugeMetricFamily(
+            "flowkit_worker_memory_bytes",
+            "The worker process's resident memory (RSS) as last read.", memory.rss_mb * mb,
+        )
+    yield GaugeMetricFamily(
+        "flowkit_worker_memory_warn_bytes", "memory_warn_mb in bytes (0: off).",
+        memory.warn_mb * mb,
+    )
+    yield GaugeMetricFamily(
+        "flowkit_worker_memory_limit_bytes", "memory_limit_mb in bytes (0: no limit).",
+        memory.limit_mb * mb,
+    )
+    yield GaugeMetricFamily(
+        "flowkit_worker_memory_over_limit",
+        "1 while the process is over memory_limit_mb and the worker reports itself full.",
+        int(memory.over_limit),
+    )
+
+
 def _describe(worker: Worker) -> dict[str, Any]:
     now = time.time()
+    rss = worker.memory.rss_mb
     return {
         "id": worker.id,
         "agent_name": worker.options.agent_name,
@@ -96,6 +122,10 @@ def _describe(worker: Worker) -> dict[str, Any]:
         "load": worker.load,
         "load_threshold": worker.options.load_threshold,
         "max_jobs": worker.options.max_jobs,
+        "memory_mb": round(rss, 1) if rss is not None else None,
+        "memory_state": worker.memory.state.value,
+        "memory_warn_mb": worker.options.memory_warn_mb,
+        "memory_limit_mb": worker.options.memory_limit_mb,
         "active_jobs": [
             {
                 "id": job.id,

@@ -3,7 +3,8 @@
 The server address and credentials come from ``LIVEKIT_URL``, ``LIVEKIT_API_KEY`` and
 ``LIVEKIT_API_SECRET`` unless given (:meth:`WorkerOptions.from_env`). The default load is the
 CPU this process used since the last reading, as a share of the CPUs it may use (the cgroup's
-quota when there is one, else every CPU): :class:`ProcessCPULoad`.
+quota when there is one, else every CPU): :class:`ProcessCPULoad`. Memory is watched for the
+whole process (:mod:`flowkit.worker.memory`): every job of a worker shares it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models as models_pb
+
+from flowkit.worker.memory import MemoryFn
 
 __all__ = [
     "JobType",
@@ -132,6 +135,15 @@ class WorkerOptions:
         load_threshold: At or above this load the worker reports itself full and rejects
             new jobs (``math.inf``: never full from load).
         max_jobs: At most this many jobs at once (``None``: no limit).
+        memory_warn_mb: Log a warning when the worker process's resident memory (RSS) goes
+            above this many MB, once per crossing (0: off). It is the whole process's
+            memory, every job and model in it, not one job's as in LiveKit Agents.
+        memory_limit_mb: Above this many MB of RSS the worker reports itself full and
+            refuses new jobs, until the RSS falls below 90 % of it; running jobs go on
+            (0: no limit).
+        memory_fnc: Returns the process's memory in MB, or ``None`` when it cannot be read;
+            defaults to :func:`~flowkit.worker.memory.process_rss_mb` (``/proc/self/statm``).
+            Read at each status report and each job offer, so it must be quick.
         drain_timeout: On SIGTERM, running jobs get this many seconds to finish before they
             are ended.
         status_interval: Seconds between load reports (UpdateWorkerStatus).
@@ -156,6 +168,9 @@ class WorkerOptions:
     load_fnc: Callable[[], float] | None = None
     load_threshold: float = 0.75
     max_jobs: int | None = None
+    memory_warn_mb: float = 2048.0
+    memory_limit_mb: float = 0.0
+    memory_fnc: MemoryFn | None = None
     drain_timeout: float = 1800.0
     status_interval: float = 2.5
     register_timeout: float = 10.0
@@ -212,6 +227,15 @@ class WorkerOptions:
             raise WorkerOptionsError(
                 f"load_threshold is {self.load_threshold}; give a load above 0 (1.0 = all CPUs)"
             )
+        for name in ("memory_warn_mb", "memory_limit_mb"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                math.isfinite(value) and value >= 0
+            ):
+                raise WorkerOptionsError(
+                    f"{name} is {value!r}; give a size in MB above 0 (e.g. 2048), "
+                    "or 0 to turn it off"
+                )
 
     def agent_ws_url(self) -> str:
         """The worker endpoint: the server URL with a WebSocket scheme and path ``/agent``."""

@@ -6,8 +6,9 @@ the accept hook, and runs each assigned job as its own task: build the graph wit
 ``build(job)``, join the room through the ``connect_job`` hook, run the graph with a
 :class:`~flowkit.runtime.runner.GraphRunner`, report the job's status. A job that fails ends
 alone. Every ``status_interval`` seconds the worker reports its load; it is full at
-``load_threshold`` or ``max_jobs``. :meth:`Worker.drain` stops taking jobs and lets running
-ones finish up to ``drain_timeout``.
+``load_threshold`` or ``max_jobs``, or while its process's memory is above ``memory_limit_mb``
+(:mod:`flowkit.worker.memory`). :meth:`Worker.drain` stops taking jobs and lets running ones
+finish up to ``drain_timeout``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from flowkit.worker.jobs import (
     no_room,
 )
 from flowkit.worker.logs import job_id_var, room_var, worker_id_var
+from flowkit.worker.memory import MemoryWatch, process_rss_mb
 from flowkit.worker.options import ProcessCPULoad, WorkerOptions
 from flowkit.worker.protocol import (
     AgentConnection,
@@ -97,6 +99,10 @@ class Worker:
         self._connect_job = connect_job
         self.trace_dir = Path(trace_dir) if trace_dir is not None else None
         self._load_fnc = options.load_fnc or ProcessCPULoad()
+        # The process's memory against memory_warn_mb and memory_limit_mb (read with the load).
+        self.memory = MemoryWatch(
+            options.memory_warn_mb, options.memory_limit_mb, options.memory_fnc or process_rss_mb
+        )
         self.id = ""
         self.load = 0.0
         self.draining = False
@@ -127,13 +133,18 @@ class Worker:
 
     @property
     def full(self) -> bool:
-        """Whether the worker refuses new jobs (draining, at max_jobs, or at the load limit)."""
+        """Whether the worker refuses new jobs.
+
+        It does while draining, at ``max_jobs``, at ``load_threshold``, and while its
+        process's memory is over ``memory_limit_mb``.
+        """
         o = self.options
         taken = len(self.jobs) + len(self._pending)
         return (
             self.draining
             or (o.max_jobs is not None and taken >= o.max_jobs)
             or self.load >= o.load_threshold
+            or self.memory.over_limit
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -297,6 +308,11 @@ class Worker:
             self.load = float(self._load_fnc())
         except Exception:
             log.exception("the load function raised; reporting the last load")
+        self.memory.update(len(self.jobs))
+        await self._send_status()
+
+    async def _send_status(self) -> None:
+        """Send UpdateWorkerStatus with the figures as they are (nothing is read)."""
         self._seq += 1
         update = agent_pb.UpdateWorkerStatus(
             status=agent_pb.WS_FULL if self.full else agent_pb.WS_AVAILABLE,
@@ -309,6 +325,10 @@ class Worker:
 
     async def _answer(self, request: agent_pb.AvailabilityRequest) -> None:
         job = request.job
+        # The memory now, not as last reported: jobs offered in a burst between two reports
+        # must not take the process past its limit. A crossing is reported at once.
+        if self.memory.update(len(self.jobs)):
+            await self._send_status()
         acceptance = None if self.full else await self._ask_accept(JobRequest(job))
         if acceptance is not None and self.full:
             acceptance = None  # filled up while the hook ran
