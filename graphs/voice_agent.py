@@ -1,7 +1,8 @@
 """A voice agent: the whole pipeline, from the room's audio to the agent's voice.
 
 RoomSource → Resample → VAD → STT → TurnDetector → LLM (⇄ ToolRouter) → TTS → RoomSink, with
-barge-in (Interruptions), preemptive generation (LLM and TTS), agent states, and transcripts of both sides.
+barge-in (Interruptions), preemptive generation (LLM and TTS), agent states, and transcripts
+of both sides.
 
 Providers, chosen by ``job.extra["providers"]`` or the ``FLOWKIT_PROVIDERS`` environment
 variable:
