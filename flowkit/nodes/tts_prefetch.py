@@ -31,8 +31,8 @@ __all__ = ["PrefetchedSpeech", "SpeechPrefetcher"]
 
 _log = logging.getLogger(__name__)
 
-Synthesize = Callable[[str], AsyncGenerator[rtc.AudioFrame, None]]
-StartTask = Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
+_Synthesize = Callable[[str], AsyncGenerator[rtc.AudioFrame, None]]
+_StartTask = Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
 
 
 class PrefetchedSpeech:
@@ -42,7 +42,7 @@ class PrefetchedSpeech:
         text: The sentence as it is synthesised (after the node's text transforms).
     """
 
-    def __init__(self, text: str, synthesize: Synthesize, start: StartTask) -> None:
+    def __init__(self, text: str, synthesize: _Synthesize, start: _StartTask) -> None:
         """Start synthesising ``text``.
 
         Args:
@@ -87,8 +87,8 @@ class SpeechPrefetcher:
         self,
         min_sentence_length: int,
         spoken: Callable[[str], str],
-        synthesize: Synthesize,
-        start: StartTask,
+        synthesize: _Synthesize,
+        start: _StartTask,
     ) -> None:
         """Create the prefetcher of one TTS node.
 
