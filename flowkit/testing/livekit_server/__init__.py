@@ -1,9 +1,9 @@
 """A LiveKit server test double for end-to-end tests with the official ``livekit`` SDK.
 
-It is not LiveKit: it relays audio tracks, data packets (text streams, RPC) and participant
-attributes between real SDK clients, well enough to test agents end to end. It needs
-``aiortc`` (``pip install 'flowkit-agents[testing]'``), and WebRTC needs a real network
-interface: run it inside :mod:`flowkit.testing.netns`.
+It is not LiveKit: it relays audio and video tracks (one VP8 layer), data packets (text
+streams, RPC) and participant attributes between real SDK clients, well enough to test
+agents end to end. It needs ``aiortc`` (``pip install 'flowkit-agents[testing]'``), and
+WebRTC needs a real network interface: run it inside :mod:`flowkit.testing.netns`.
 
 Example::
 

@@ -88,14 +88,16 @@ def create_app(
 
 
 class TestLiveKitServer:
-    """A LiveKit server test double: rooms that relay audio, data and attributes.
+    """A LiveKit server test double: rooms that relay audio, video, data and attributes.
 
     It speaks enough of LiveKit's signal protocol for the official SDK to join rooms,
-    publish and receive audio, send data packets (text streams, RPC) and update attributes.
-    Its Twirp API (``/twirp/...``) answers the ``livekit-api`` client's RoomService and
-    AgentDispatchService calls (see :mod:`~flowkit.testing.livekit_server.twirp`).
-    It is not a media server: no video layers, no congestion control, no TURN. WebRTC needs
-    a real interface, so run it inside :mod:`flowkit.testing.netns` on ``10.99.0.1``.
+    publish and receive audio and video, send data packets (text streams, RPC) and update
+    attributes. Its Twirp API (``/twirp/...``) answers the ``livekit-api`` client's
+    RoomService and AgentDispatchService calls (see
+    :mod:`~flowkit.testing.livekit_server.twirp`). It is not a media server: no simulcast
+    layers (video is decoded and encoded again as one VP8 stream), no congestion control,
+    no TURN. WebRTC needs a real interface, so run it inside :mod:`flowkit.testing.netns` on
+    ``10.99.0.1``.
 
     Args:
         host: the address to listen on.

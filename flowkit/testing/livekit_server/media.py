@@ -21,6 +21,14 @@ becomes the BUNDLE primary while sharing the data channel's transport, and apply
 answer then stops that shared transport as a "bundled away" one: ICE never starts and the
 SDK gives up with ``wait_pc_connection timed out``. And an answer applied while DTLS is still
 connecting never starts the new sender, so the track is offered but no audio flows.
+
+The publisher connection bundles every m-line onto one transport (max-bundle), as the SDK
+does. The SDK's first publisher offer carries receive-only transceivers it makes ahead, three
+audio and three video, before any track of its own. Under aiortc's "balanced" policy the
+second and third video transceivers would share the first video one's transport; applying
+the BUNDLE group then moves that first one onto the primary transport but leaves the other
+two (and every later video transceiver, which joins them) on a transport that was stopped,
+so a published camera's packets arrive and no receiver takes them.
 """
 
 from __future__ import annotations
@@ -89,7 +97,7 @@ class MediaSession:
         on_data: Callable[[str, bytes], None],
     ) -> None:
         self._send_signal = send_signal
-        self.publisher = RTCPeerConnection(_configuration(RTCBundlePolicy.BALANCED))
+        self.publisher = RTCPeerConnection(_configuration(RTCBundlePolicy.MAX_BUNDLE))
         self.subscriber = RTCPeerConnection(_configuration(RTCBundlePolicy.MAX_BUNDLE))
         self._channels: dict[str, RTCDataChannel] = {}
         self._pending_data: dict[str, list[bytes]] = {label: [] for label in DATA_LABELS}
