@@ -133,6 +133,10 @@ def _fail(ctx: click.Context, state: CliState, exc: BaseException, code: int) ->
     help="Take as long as the audio lasts. Without it, idle waits are skipped on a "
     "fast-forward clock: same timings, less waiting.",
 )
+@click.option(
+    "--camera", "camera_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="An image (JPEG, PNG, ...) the user's camera shows, for a graph with a VideoInput.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
     "--live", is_flag=True,
@@ -151,6 +155,7 @@ def run(
     input_path: Path,
     output_path: Path,
     realtime: bool,
+    camera_path: Path | None,
     quiet: bool,
     live: bool,
     trace_path: Path | None,
@@ -163,8 +168,8 @@ def run(
     try:
         # Always paced: without --realtime the loop's clock skips idle waits (FastForwardLoop),
         # so turn timing (endpointing delays, playout) is the same as live, only faster.
-        io = OfflineIO(input_path, output_path, realtime=True)
-    except (AudioFileError, ValueError) as exc:
+        io = OfflineIO(input_path, output_path, realtime=True, camera=camera_path)
+    except (AudioFileError, ValueError, FileNotFoundError) as exc:
         _fail(ctx, state, exc, EXIT_BAD_FILE)
     job = JobContext.local(input=str(input_path), output=str(output_path), realtime=realtime)
     job.io = io

@@ -10,6 +10,7 @@ tracking cancellations.
 
 from __future__ import annotations
 
+import base64
 import enum
 import itertools
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ __all__ = [
     "AgentState",
     "AgentStateKind",
     "DTMFDigit",
+    "Image",
     "Interrupt",
     "InterruptAction",
     "Message",
@@ -241,6 +243,36 @@ class DTMFDigit(Message):
     digit: str
     code: int
     participant: str = "user"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Image(Message):
+    """A still image for the LLM: a frame of a participant's video, encoded (JPEG by default).
+
+    :class:`~flowkit.nodes.video.ImageEncoder` makes them from video frames; the
+    :class:`~flowkit.nodes.llm.LLM` shows the newest one to the model with the next user
+    turn. It carries no turn of its own (``turn_id`` stays ``0``).
+
+    Attributes:
+        data: The encoded image.
+        mime_type: Its type: ``"image/jpeg"``, ``"image/png"``, ...
+        width: Its width in pixels (after any scaling down).
+        height: Its height in pixels.
+        source: Where it was seen: ``"camera"``, ``"screen_share"``, ...
+        captured_at: When the frame was taken to be encoded, on the event loop's clock
+            (seconds).
+    """
+
+    data: bytes = field(repr=False)
+    mime_type: str = "image/jpeg"
+    width: int = 0
+    height: int = 0
+    source: str = "camera"
+    captured_at: float = 0.0
+
+    def data_url(self) -> str:
+        """The image as a ``data:`` URL (base64), the form OpenAI-style chat APIs accept."""
+        return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
 class VADEventKind(enum.StrEnum):

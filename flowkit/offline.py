@@ -38,9 +38,11 @@ from livekit import rtc
 
 from flowkit.audio.frames import frame_format, frame_from_samples, samples, samples_for
 from flowkit.audio.wav import WavInfo, WavWriter, probe, read_frames
+from flowkit.images import load_frame
 from flowkit.messages import Transcript
 from flowkit.nodes.audio import _Rechunker, _Resampler, mix_channels
 from flowkit.ports import AudioFormat
+from flowkit.room_io import VideoSource
 
 __all__ = ["FRAME_MS", "OfflineAudioInput", "OfflineAudioOutput", "OfflineIO"]
 
@@ -65,6 +67,9 @@ class OfflineIO:
         output_path: Where the agent's audio is written (created or overwritten).
         realtime: Pace input and output at the audio's own speed instead of as fast as
             possible.
+        camera: An image file the participant's camera shows for the whole session (read
+            here, by :func:`flowkit.images.load_frame`), for a graph that looks through a
+            :class:`~flowkit.nodes.video.VideoInput`; ``None``: no camera.
 
     Attributes:
         input_info: The input file's header (format, length).
@@ -77,13 +82,20 @@ class OfflineIO:
     Raises:
         AudioFileError: The input file is missing, empty, not a WAV, not 16-bit PCM, or holds
             no audio.
-        ValueError: ``output_path`` is the input file.
+        ValueError: ``output_path`` is the input file, or ``camera`` is not an image.
+        FileNotFoundError: There is no ``camera`` file.
     """
 
     def __init__(
-        self, input_path: StrPath, output_path: StrPath, *, realtime: bool = False
+        self,
+        input_path: StrPath,
+        output_path: StrPath,
+        *,
+        realtime: bool = False,
+        camera: StrPath | None = None,
     ) -> None:
         self.input_info: WavInfo = probe(input_path)
+        self.camera: rtc.VideoFrame | None = None if camera is None else load_frame(camera)
         self.output_path = Path(output_path)
         if self.output_path.resolve() == Path(input_path).resolve():
             raise ValueError(
@@ -204,6 +216,20 @@ class OfflineIO:
                 "play one format on a track, or give the other audio a track of its own"
             )
         return output
+
+    def video_input(
+        self, participant: str | None = None, source: VideoSource = "camera"
+    ) -> AsyncIterator[rtc.VideoFrame]:
+        """The ``camera`` image, once, as the participant's camera (nothing without one).
+
+        A still image needs no more frames: the LLM shows the image to the model with the
+        first user turn, and it stays in the conversation's history.
+        """
+        return self._camera_frames(source)
+
+    async def _camera_frames(self, source: VideoSource) -> AsyncIterator[rtc.VideoFrame]:
+        if self.camera is not None and source == "camera":
+            yield self.camera
 
     def publish_transcript(self, transcript: Transcript) -> None:
         """Record a transcript (``transcripts``), for the run's printout."""

@@ -6,14 +6,14 @@ they run for (``ctx.job.io``). An offline run binds them to WAV files; a LiveKit
 to the room's tracks. The same graph runs in both.
 
 What only some I/Os have is an optional protocol, checked with ``isinstance`` by the node
-that needs it (:class:`PushAudioInput`, :class:`TrackOutputs`, :class:`DTMFInputSource`,
-:class:`DTMFOutput`), so an I/O written without it keeps working.
+that needs it (:class:`PushAudioInput`, :class:`TrackOutputs`, :class:`VideoInputSource`,
+:class:`DTMFInputSource`, :class:`DTMFOutput`), so an I/O written without it keeps working.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from livekit import rtc
 
@@ -27,7 +27,12 @@ __all__ = [
     "PushAudioInput",
     "RoomIO",
     "TrackOutputs",
+    "VideoInputSource",
+    "VideoSource",
 ]
+
+VideoSource = Literal["camera", "screen_share"]
+"""Where a participant's video comes from: their camera or their shared screen."""
 
 
 @runtime_checkable
@@ -115,6 +120,27 @@ class TrackOutputs(Protocol):
 
         Raises:
             ValueError: ``name`` is already open at another format.
+        """
+        ...
+
+
+@runtime_checkable
+class VideoInputSource(Protocol):
+    """A room I/O that sees participants' video (LiveKit: their camera or screen share tracks).
+
+    Optional, like :class:`TrackOutputs`: :class:`~flowkit.nodes.video.VideoInput` reads
+    frames from an I/O of this kind, and sends nothing where the I/O has none.
+    """
+
+    def video_input(
+        self, participant: str | None = None, source: VideoSource = "camera"
+    ) -> AsyncIterator[rtc.VideoFrame]:
+        """The participant's video frames, as they arrive, until the room closes.
+
+        Args:
+            participant: The identity to watch; ``None``: the participant the I/O is bound
+                to, or the one its audio input hears, or the first.
+            source: The camera or the shared screen.
         """
         ...
 

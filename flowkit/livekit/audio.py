@@ -1,10 +1,10 @@
 """Room audio in LiveKit: a participant's microphone in, the agent's tracks out.
 
 :class:`LiveKitAudioInput` hears one participant through ``rtc.AudioStream`` at the rate the
-room source asked for, and follows them: it waits for their audio track, and when the track
-ends (unpublished, unsubscribed, the participant left) it waits for the next one, of the same
-participant while they stay in the room, or of whoever it picks next. It ends only when the
-room closes.
+room source asked for, and follows them (:class:`~flowkit.livekit.follow.TrackFollower`): it
+waits for their audio track, and when the track ends (unpublished, unsubscribed, the
+participant left) it waits for the next one, of the same participant while they stay in the
+room, or of whoever it picks next. It ends only when the room closes.
 
 :class:`LiveKitAudioOutput` is an ``rtc.AudioSource`` behind one ``LocalAudioTrack``,
 published on the first write: the agent's voice, or another track of its own (background
@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from livekit import rtc
 
+from flowkit.livekit.follow import TrackFollower, publication_of
 from flowkit.livekit.watch import RoomWatch
 from flowkit.ports import AudioFormat
 
@@ -28,7 +29,6 @@ __all__ = [
     "LiveKitAudioInput",
     "LiveKitAudioOutput",
     "audio_publication",
-    "choose_participant",
 ]
 
 logger = logging.getLogger("flowkit.livekit")
@@ -36,48 +36,14 @@ logger = logging.getLogger("flowkit.livekit")
 # Audio is handed to the source in pieces of at most this long: a barge-in's clear_queue()
 # then drops everything not yet heard, since no bigger frame is still being pushed.
 _PIECE_MS = 20
-_CLOSE_TIMEOUT_S = 5.0
 
 
 def audio_publication(participant: rtc.RemoteParticipant) -> rtc.RemoteTrackPublication | None:
     """The participant's microphone publication, else their first audio one, else ``None``."""
-    audio = [
-        pub
-        for pub in participant.track_publications.values()
-        if pub.kind == rtc.TrackKind.KIND_AUDIO
-    ]
-    mics = [pub for pub in audio if pub.source == rtc.TrackSource.SOURCE_MICROPHONE]
-    found = mics or audio
-    return found[0] if found else None
+    return publication_of(participant, rtc.TrackKind.KIND_AUDIO, rtc.TrackSource.SOURCE_MICROPHONE)
 
 
-def choose_participant(
-    room: rtc.Room, want: str | None, linked: str | None = None
-) -> rtc.RemoteParticipant | None:
-    """Whom an audio input hears now.
-
-    Args:
-        room: The room.
-        want: An identity to hear, and only them; ``None`` for "the first participant".
-        linked: Whom the input heard last; kept while they stay in the room.
-
-    Returns:
-        ``want`` when in the room; otherwise ``linked`` when still there; otherwise the first
-        participant (in joining order) that is not an agent and publishes audio, or the first
-        that is not an agent; ``None`` when there is nobody.
-    """
-    people = room.remote_participants
-    if want is not None:
-        return people.get(want)
-    if linked is not None and linked in people:
-        return people[linked]
-    humans = [p for p in people.values() if p.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT]
-    speaking = [p for p in humans if audio_publication(p) is not None]
-    found = speaking or humans
-    return found[0] if found else None
-
-
-class LiveKitAudioInput:
+class LiveKitAudioInput(TrackFollower[rtc.RemoteAudioTrack, rtc.AudioFrame]):
     """A participant's audio, following them through leaving and coming back.
 
     Made by :meth:`flowkit.livekit.LiveKitRoomIO.audio_input`.
@@ -98,104 +64,19 @@ class LiveKitAudioInput:
         frame_size_ms: int | None = None,
         on_track: Callable[[str, str], None] | None = None,
     ) -> None:
-        self._watch = watch
         self.format = fmt
-        self.participant = participant
-        self._frame_size_ms = frame_size_ms
-        self._on_track = on_track
-        self.heard: str | None = None  # the identity heard last
 
-    def frames(self) -> AsyncIterator[rtc.AudioFrame]:
-        """The participant's audio, track after track; ends when the room closes."""
-        return self._read()
+        def open_stream(track: rtc.RemoteAudioTrack) -> rtc.AudioStream:
+            return rtc.AudioStream(
+                track,
+                sample_rate=fmt.sample_rate,
+                num_channels=fmt.num_channels,
+                frame_size_ms=frame_size_ms,
+            )
 
-    async def _read(self) -> AsyncIterator[rtc.AudioFrame]:
-        while (found := await self._next_track()) is not None:
-            participant, publication, track = found
-            self.heard = participant.identity
-            if self._on_track is not None:
-                self._on_track(participant.identity, publication.sid)
-            logger.debug("hearing %s (track %s)", participant.identity, publication.sid)
-            async for frame in self._track_frames(participant, publication, track):
-                yield frame
-            logger.debug("track %s of %s ended", publication.sid, participant.identity)
-
-    async def _next_track(
-        self,
-    ) -> tuple[rtc.RemoteParticipant, rtc.RemoteTrackPublication, rtc.RemoteAudioTrack] | None:
-        watch = self._watch
-        while not watch.closed:
-            participant = choose_participant(watch.room, self.participant, self.heard)
-            publication = None if participant is None else audio_publication(participant)
-            if participant is not None and publication is not None:
-                track = publication.track
-                if isinstance(track, rtc.RemoteAudioTrack):
-                    return participant, publication, track
-                if not publication.subscribed:  # the room joined without auto-subscribe
-                    publication.set_subscribed(True)
-            await watch.changed()
-        return None
-
-    def _live(
-        self,
-        participant: rtc.RemoteParticipant,
-        publication: rtc.RemoteTrackPublication,
-        track: rtc.RemoteAudioTrack,
-    ) -> bool:
-        watch = self._watch
-        return (
-            not watch.closed
-            and watch.room.remote_participants.get(participant.identity) is participant
-            and participant.track_publications.get(publication.sid) is publication
-            and publication.track is track
+        super().__init__(
+            watch, participant, audio_publication, rtc.RemoteAudioTrack, open_stream, on_track
         )
-
-    async def _track_frames(
-        self,
-        participant: rtc.RemoteParticipant,
-        publication: rtc.RemoteTrackPublication,
-        track: rtc.RemoteAudioTrack,
-    ) -> AsyncIterator[rtc.AudioFrame]:
-        stream = rtc.AudioStream(
-            track,
-            sample_rate=self.format.sample_rate,
-            num_channels=self.format.num_channels,
-            frame_size_ms=self._frame_size_ms,
-        )
-        # One queue fed by the stream and ended by whichever comes first: the stream's end
-        # or the track going away (the SDK does not always end a stream when that happens).
-        frames: asyncio.Queue[rtc.AudioFrame | None] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for event in stream:
-                    frames.put_nowait(event.frame)
-            finally:
-                frames.put_nowait(None)
-
-        async def watch_track() -> None:
-            while self._live(participant, publication, track):
-                await self._watch.changed()
-            frames.put_nowait(None)
-
-        tasks = [
-            asyncio.create_task(pump(), name=f"audio of {publication.sid}"),
-            asyncio.create_task(watch_track(), name=f"watch {publication.sid}"),
-        ]
-        try:
-            while (frame := await frames.get()) is not None:
-                yield frame
-        finally:
-            for task in tasks:
-                task.cancel()
-            # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns normally when
-            # its task is cancelled just as the awaited close completes, and the cancellation
-            # is lost. Here that happens when a job ends as its participant leaves: this
-            # generator would then wait for the participant's next track, the room source's
-            # task would never end, and neither would the job's graph.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_CLOSE_TIMEOUT_S):
-                    await stream.aclose()
 
 
 class LiveKitAudioOutput:

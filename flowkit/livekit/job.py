@@ -25,7 +25,7 @@ from typing import Any
 from livekit import api, rtc
 
 from flowkit.job import JobContext
-from flowkit.livekit.audio import choose_participant
+from flowkit.livekit.follow import choose_participant
 from flowkit.livekit.room_io import LiveKitRoomIO
 from flowkit.livekit.watch import RoomWatch
 

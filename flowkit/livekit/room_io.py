@@ -13,6 +13,8 @@ has:
   (:mod:`flowkit.livekit.transcripts`);
 - ``set_agent_state``: the agent's state as its participant attribute ``lk.agent.state``;
 - ``text_input``: what participants type, from text streams on topic ``lk.chat``;
+- ``video_input``: a participant's camera or screen share
+  (:class:`~flowkit.livekit.video.LiveKitVideoInput`);
 - ``dtmf_input``: keys pressed on a phone (SIP DTMF packets, the room's
   ``sip_dtmf_received``), and ``publish_dtmf`` to press keys as the agent;
 - ``register_rpc``: RPC methods other participants can call on the agent;
@@ -43,9 +45,11 @@ from flowkit.livekit.transcripts import (
     TranscriptPacket,
     TranscriptSegments,
 )
+from flowkit.livekit.video import LiveKitVideoInput
 from flowkit.livekit.watch import RoomWatch
 from flowkit.messages import DTMF_DIGITS, DTMFDigit, Transcript, dtmf_code
 from flowkit.ports import AudioFormat
+from flowkit.room_io import VideoSource
 
 __all__ = ["ATTR_AGENT_STATE", "TOPIC_CHAT", "ChatMessage", "LiveKitRoomIO", "RpcHandler"]
 
@@ -365,6 +369,22 @@ class LiveKitRoomIO:
             reader.queue.put_nowait(None)
         self._dtmf_readers.append(reader)
         return self._read_dtmf(reader)
+
+    def video_input(
+        self, participant: str | None = None, source: VideoSource = "camera"
+    ) -> AsyncIterator[rtc.VideoFrame]:
+        """A participant's camera or screen share, as the SDK decodes it, until the room closes.
+
+        Args:
+            participant: The identity to watch; ``None``: the I/O's default participant, or
+                whom the audio input hears, or the first participant that is not an agent.
+            source: ``"camera"`` or ``"screen_share"``.
+
+        Raises:
+            ValueError: ``source`` is neither.
+        """
+        want = participant if participant is not None else self.participant
+        return LiveKitVideoInput(self._watch, want, source, linked=self._last_heard).frames()
 
     async def publish_dtmf(self, digit: str) -> None:
         """Press ``digit`` as the agent: SIP participants play it as a tone on their line.

@@ -12,6 +12,8 @@
   sounds a :class:`~flowkit.messages.SoundCue` plays, on a track of their own).
 - :mod:`~flowkit.nodes.room_state`, :mod:`~flowkit.nodes.dtmf`: AgentStatePublisher,
   ChatInput and DTMFInput (telephone keypad presses as digits and user turns).
+- :mod:`~flowkit.nodes.video`: VideoInput, VideoSampler, ImageEncoder (what the agent sees of
+  a participant's camera or screen, as images for a vision LLM).
 
 See docs/voice-pipeline.md for their ports and behaviour.
 """

@@ -5,8 +5,8 @@ Tests and the test harness bind a graph's room nodes to a :class:`MemoryIO` thro
 list per participant) and can also be pushed while the graph runs (:meth:`MemoryIO.push_audio`,
 :meth:`MemoryIO.end_audio`), so a test can script a user who speaks at given times. Keypad
 presses (DTMF) are given and pushed the same way (:meth:`MemoryIO.push_dtmf`,
-:meth:`MemoryIO.end_dtmf`). Everything the agent plays is recorded with the loop time it was
-played at.
+:meth:`MemoryIO.end_dtmf`), and so are camera frames (:meth:`MemoryIO.push_video`).
+Everything the agent plays is recorded with the loop time it was played at.
 
 With ``paced=True`` both directions keep real time on the event loop's clock: input frame
 ``k`` is delivered at ``t0 + k * duration`` and an output ``write`` returns when its frame is
@@ -28,6 +28,7 @@ from flowkit.audio.frames import frame_from_samples, samples
 from flowkit.messages import DTMFDigit, Transcript, dtmf_code
 from flowkit.nodes.audio import mix_channels
 from flowkit.ports import AudioFormat
+from flowkit.room_io import VideoSource
 
 __all__ = ["DEFAULT_PARTICIPANT", "MemoryAudioInput", "MemoryAudioOutput", "MemoryIO"]
 
@@ -66,6 +67,14 @@ class _Track(_Changes):
     """One participant's audio: frames so far, and whether more may come."""
 
     def __init__(self, frames: Sequence[rtc.AudioFrame], ended: bool) -> None:
+        super().__init__(ended)
+        self.frames = list(frames)
+
+
+class _Camera(_Changes):
+    """Every video frame so far, and whether more may come."""
+
+    def __init__(self, frames: Sequence[rtc.VideoFrame], ended: bool) -> None:
         super().__init__(ended)
         self.frames = list(frames)
 
@@ -267,6 +276,7 @@ class MemoryIO:
         paced: bool = False,
         live: bool = False,
         dtmf: Sequence[str | DTMFDigit] = (),
+        video: Sequence[rtc.VideoFrame] = (),
     ) -> None:
         """Script the user's audio.
 
@@ -277,10 +287,12 @@ class MemoryIO:
                 ``False`` both go as fast as the graph takes them.
             live: Keep every participant's input open after the given frames, for
                 :meth:`push_audio`, until :meth:`end_audio`, and the keypad open after the
-                given presses, for :meth:`push_dtmf`, until :meth:`end_dtmf`. Otherwise each
-                input ends after what was given.
+                given presses, for :meth:`push_dtmf`, until :meth:`end_dtmf`, and the video
+                open for :meth:`push_video` until :meth:`end_video`. Otherwise each input
+                ends after what was given.
             dtmf: Keys pressed before anything runs: digits (pressed by the default
                 participant) or whole :class:`~flowkit.messages.DTMFDigit` presses.
+            video: The default participant's camera frames, delivered at once to a reader.
 
         Raises:
             ValueError: A digit in ``dtmf`` is not a keypad key.
@@ -297,6 +309,7 @@ class MemoryIO:
         self._track_outputs: dict[str, MemoryAudioOutput] = {}
         self.dtmf_sent: list[DTMFDigit] = []
         self._keypad = _Keypad([self._press(key, None) for key in dtmf], ended=not live)
+        self._camera = _Camera(video, ended=not live)
 
     @property
     def participants(self) -> list[str]:
@@ -372,6 +385,46 @@ class MemoryIO:
             track.notify()
 
     # --- DTMF (flowkit.room_io.DTMFInputSource and DTMFOutput)
+
+    def video_input(
+        self, participant: str | None = None, source: VideoSource = "camera"
+    ) -> AsyncIterator[rtc.VideoFrame]:
+        """The camera's frames from the first (each reader reads all), whoever is asked for.
+
+        Frames given to the constructor come at once; pushed ones as they are pushed, until
+        :meth:`end_video` (at once after the given frames without ``live=True``).
+        """
+        return self._read_video()
+
+    def push_video(self, frame: rtc.VideoFrame) -> None:
+        """Show a frame on the camera.
+
+        Raises:
+            RuntimeError: The video input has ended (``live=False``, or after
+                :meth:`end_video`).
+        """
+        if self._camera.ended:
+            raise RuntimeError(
+                "MemoryIO: push_video() after the video input ended; create the MemoryIO "
+                "with live=True and call end_video() only after the last frame"
+            )
+        self._camera.frames.append(frame)
+        self._camera.notify()
+
+    def end_video(self) -> None:
+        """End the video input: readers end after the frames so far."""
+        self._camera.ended = True
+        self._camera.notify()
+
+    async def _read_video(self) -> AsyncIterator[rtc.VideoFrame]:
+        camera, index = self._camera, 0
+        while True:
+            while index >= len(camera.frames):
+                if camera.ended:
+                    return
+                await camera.changed()
+            index += 1
+            yield camera.frames[index - 1]
 
     def dtmf_input(self, participant: str | None = None) -> AsyncIterator[DTMFDigit]:
         """Every key press from the first (like :meth:`audio_input`, each reader reads all).
