@@ -183,3 +183,39 @@ apply_text_transforms("It is sunny in Paris, 22 degrees.", DEFAULT_TTS_TEXT_TRAN
         ("markdown_it", "emoji"),
     )
     assert marked == {"markdown_it": True, "emoji": True}
+
+
+def test_mcp_servers_load_the_sdk_only_when_they_connect() -> None:
+    # `import mcp` costs about 0.6 s and 50 MiB resident: building, validating and drawing
+    # a graph with MCP servers must not pay it, and neither must a worker without them.
+    sdk = ("mcp", "mcp_types", "httpx2")
+    assert _modules_after("import flowkit", sdk) == dict.fromkeys(sdk, False)
+    built = """
+import socket
+import flowkit as fk
+from flowkit.nodes.llm import LLM
+from flowkit.nodes.tools import ToolRouter
+from flowkit.testing import FakeLLM
+from flowkit.tools.mcp import MCPServerHTTP, MCPServerStdio
+
+servers = [MCPServerStdio("python", ["server.py"]), MCPServerHTTP("http://127.0.0.1:9/mcp")]
+g = fk.Graph("probe")
+llm = g.add(LLM(FakeLLM(), mcp_servers=servers))
+llm.tool_calls >> g.add(ToolRouter(mcp_servers=servers)) >> llm.tool_results
+g.spec()
+"""
+    assert _modules_after(built, sdk) == dict.fromkeys(sdk, False)
+    connected = built + """
+import asyncio
+from flowkit.tools.mcp import MCPServerError
+
+async def connect() -> None:
+    async with servers[1] as server:
+        try:
+            await server.list_tools()
+        except MCPServerError:
+            pass  # nothing listens on port 9: the SDK was loaded to find out
+
+asyncio.run(connect())
+"""
+    assert _modules_after(connected, sdk) == dict.fromkeys(sdk, True)

@@ -22,6 +22,11 @@ reply takes it over if the turn commits with the same text and history (see
 ``prefetch`` linked to a TTS node, the early request's text goes there as it streams, so the
 first sentence's audio can be made during the delay too (preemptive TTS).
 
+With ``mcp_servers``, the tools those Model Context Protocol servers list are offered too:
+the node lists them when it starts, before its first request (a server that cannot be
+reached is logged and left out), and keeps them across handoffs, which swap only the
+agent's function tools (see :mod:`flowkit.tools.toolbox`).
+
 The node owns two feedback loops (tool results and playout), so it ends them itself: when
 its turns, requests and interrupts have ended and the last reply is done, it closes its
 outputs and then drains the loops.
@@ -58,6 +63,8 @@ from flowkit.providers.chat import ChatHistory, ChatMessage, ToolSpec
 from flowkit.providers.llm import LLMChunk, LLMMeter, LLMProvider, TextDelta, ToolCallChunk
 from flowkit.tools.function_tool import FunctionTool
 from flowkit.tools.invoke import AgentLike
+from flowkit.tools.mcp.server import MCPServer
+from flowkit.tools.toolbox import Toolbox
 
 __all__ = ["LLM"]
 
@@ -90,6 +97,7 @@ class LLM(Node):
         provider: Any
         instructions: str = ""
         tools: tuple[Any, ...] = ()
+        mcp_servers: tuple[Any, ...] = ()
         max_tool_steps: int = 3
         max_history: int | None = None
         tool_result_timeout: float = 60.0
@@ -101,6 +109,7 @@ class LLM(Node):
         instructions: str = "",
         tools: Sequence[FunctionTool] = (),
         agent: AgentLike | None = None,
+        mcp_servers: Sequence[MCPServer] = (),
         max_tool_steps: int = 3,
         max_history: int | None = None,
         tool_result_timeout: float = 60.0,
@@ -112,6 +121,10 @@ class LLM(Node):
             instructions: The system instructions.
             tools: The tools the model may call (give the same ones to the ToolRouter).
             agent: Instructions and tools in one object (instead of the two above).
+            mcp_servers: MCP servers whose tools the model may call too (give the same
+                ones to the ToolRouter). They are listed when the node starts, before any
+                request, and stay across handoffs; a server that cannot be reached is
+                left out (logged) and the node goes on with the other tools.
             max_tool_steps: Tool rounds per reply; after that the model must answer in text.
             max_history: Keep at most this many messages (besides the instructions) in each
                 request; older ones are dropped, tool calls with their results.
@@ -129,12 +142,14 @@ class LLM(Node):
             provider=provider,
             instructions=instructions,
             tools=tuple(tools),
+            mcp_servers=tuple(mcp_servers),
             max_tool_steps=max_tool_steps,
             max_history=max_history,
             tool_result_timeout=tool_result_timeout,
         )
         self.history = ChatHistory(instructions or None)
-        self._specs: tuple[ToolSpec, ...] = tuple(t.spec() for t in tools)
+        self._tools = Toolbox(tools, mcp_servers)
+        self._specs: tuple[ToolSpec, ...] = self._tools.specs()
         self._reply: asyncio.Task[None] | None = None
         self._reply_turn = 0
         self._pending: dict[str, asyncio.Future[ToolResult]] = {}
@@ -156,6 +171,21 @@ class LLM(Node):
         self._preemptive_key = 0
 
     async def run(
+        self,
+        turns: AsyncIterator[UserTurn],
+        tool_results: AsyncIterator[ToolResult],
+        playout: AsyncIterator[Playout],
+        interrupt: AsyncIterator[Interrupt],
+        requests: AsyncIterator[ReplyRequest],
+        tentative: AsyncIterator[TentativeTurn],
+    ) -> None:
+        """List the MCP servers' tools, then serve until the inputs end (see the class)."""
+        # No request may go out before the tool list is known: the servers answer first.
+        async with self._tools.opened(self.ctx.logger):
+            self._specs = self._tools.specs()
+            await self._serve(turns, tool_results, playout, interrupt, requests, tentative)
+
+    async def _serve(
         self,
         turns: AsyncIterator[UserTurn],
         tool_results: AsyncIterator[ToolResult],
@@ -550,4 +580,6 @@ class LLM(Node):
             agent = result.handoff
             if isinstance(agent, AgentLike):
                 self.history.instructions = agent.instructions or None
-                self._specs = tuple(t.spec() for t in agent.tools)
+                # The agent's function tools swap; the MCP servers' tools stay.
+                self._tools.hand_over(tuple(agent.tools), self.ctx.logger)
+                self._specs = self._tools.specs()

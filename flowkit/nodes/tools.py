@@ -5,6 +5,9 @@ with a timeout; a failure becomes an error result the LLM can read (see
 :func:`flowkit.tools.invoke_tool`), never an exception that ends the node. A tool that returns
 another agent hands the conversation over: the router switches to that agent's tools at once
 and the result carries the agent to the LLM, which switches its instructions.
+
+Calls to the tools of its ``mcp_servers`` go to those servers (the same server objects as
+the LLM node's: they share one connection per job); their tools stay across handoffs.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from flowkit.ports import In, Out
 from flowkit.tools.context import RunContext
 from flowkit.tools.function_tool import FunctionTool, ToolSet
 from flowkit.tools.invoke import AgentLike, ToolOutcome, invoke_tool
+from flowkit.tools.mcp.server import MCPServer
+from flowkit.tools.toolbox import Toolbox
 
 __all__ = ["ToolRouter"]
 
@@ -34,6 +39,7 @@ class ToolRouter(Node):
         """Parameters of :class:`ToolRouter`."""
 
         tools: tuple[Any, ...] = ()
+        mcp_servers: tuple[Any, ...] = ()
         timeout: float | None = 30.0
         userdata: Any = None
 
@@ -42,6 +48,7 @@ class ToolRouter(Node):
         tools: Sequence[FunctionTool] = (),
         *,
         agent: AgentLike | None = None,
+        mcp_servers: Sequence[MCPServer] = (),
         timeout: float | None = 30.0,
         userdata: Any = None,
     ) -> None:
@@ -50,14 +57,29 @@ class ToolRouter(Node):
         Args:
             tools: The tools it can run (the same ones the LLM node offers).
             agent: Take the tools from this agent instead.
-            timeout: Seconds a call may take before it becomes an error result.
+            mcp_servers: MCP servers whose tools it can run (the same objects the LLM node
+                was given).
+            timeout: Seconds a call may take before it becomes an error result (MCP calls
+                included).
             userdata: What ``RunContext.userdata`` gives the tools (session state).
         """
         chosen = tuple(agent.tools) if agent is not None else tuple(tools)
-        super().__init__(tools=chosen, timeout=timeout, userdata=userdata)
-        self.toolset = ToolSet(chosen)
+        super().__init__(
+            tools=chosen, mcp_servers=tuple(mcp_servers), timeout=timeout, userdata=userdata
+        )
+        self._tools = Toolbox(chosen, mcp_servers)
+
+    @property
+    def toolset(self) -> ToolSet:
+        """The tools it runs now: the current agent's, then the MCP servers' (once listed)."""
+        return self._tools.toolset
 
     async def run(self, calls: AsyncIterator[ToolCall]) -> None:
+        """List the MCP servers' tools, then run the calls (see the class)."""
+        async with self._tools.opened(self.ctx.logger):
+            await self._serve(calls)
+
+    async def _serve(self, calls: AsyncIterator[ToolCall]) -> None:
         """Start each call as it arrives; finish when the calls end and all have answered."""
         running: set[asyncio.Task[None]] = set()
         async for call in calls:
@@ -75,7 +97,7 @@ class ToolRouter(Node):
         )
         self.results.send(_result_of(outcome))
         if outcome.handoff is not None:
-            self.toolset = ToolSet(outcome.handoff.tools)
+            self._tools.hand_over(tuple(outcome.handoff.tools), self.ctx.logger)
 
 
 def _result_of(outcome: ToolOutcome) -> ToolResult:

@@ -6,7 +6,11 @@
 - :class:`ToolError` and :class:`StopResponse` let a tool steer the conversation;
 - :func:`invoke_tool` / :func:`invoke_all` run calls and turn every outcome, failures
   included, into a :class:`~flowkit.messages.ToolResult` for the LLM;
-- :class:`ToolSet` holds the tools one LLM may call and gives their specs to a provider.
+- :class:`ToolSet` holds the tools one LLM may call and gives their specs to a provider;
+- :class:`MCPServerStdio`, :class:`MCPServerHTTP` and :class:`MCPServerSSE` bring the tools
+  of Model Context Protocol servers (:mod:`flowkit.tools.mcp`; the SDK is the ``mcp``
+  extra, imported only when a server connects);
+- :class:`Toolbox` is what a node holds: its function tools and its MCP servers' tools.
 
 This package does not depend on the graph runtime; the tool router node builds on it.
 """
@@ -15,15 +19,31 @@ from flowkit.tools.context import RunContext, ToolSession
 from flowkit.tools.errors import DuplicateToolError, StopResponse, ToolDefinitionError, ToolError
 from flowkit.tools.function_tool import FunctionTool, ToolSet, ToolSpec, function_tool, tools_of
 from flowkit.tools.invoke import EMPTY_OUTPUT, AgentLike, ToolOutcome, invoke_all, invoke_tool
+from flowkit.tools.mcp import (
+    MCPServer,
+    MCPServerError,
+    MCPServerHTTP,
+    MCPServerSSE,
+    MCPServerStdio,
+    MCPTool,
+)
 from flowkit.tools.schema import ToolSignature
+from flowkit.tools.toolbox import Toolbox, ToolClashError
 
 __all__ = [
     "EMPTY_OUTPUT",
     "AgentLike",
     "DuplicateToolError",
     "FunctionTool",
+    "MCPServer",
+    "MCPServerError",
+    "MCPServerHTTP",
+    "MCPServerSSE",
+    "MCPServerStdio",
+    "MCPTool",
     "RunContext",
     "StopResponse",
+    "ToolClashError",
     "ToolDefinitionError",
     "ToolError",
     "ToolOutcome",
@@ -31,6 +51,7 @@ __all__ = [
     "ToolSet",
     "ToolSignature",
     "ToolSpec",
+    "Toolbox",
     "function_tool",
     "invoke_all",
     "invoke_tool",

@@ -1,0 +1,193 @@
+"""The tools one node offers or runs: its agent's function tools and its MCP servers' tools.
+
+The two kinds live differently. Function tools are known when the graph is built and swap
+when a tool hands the conversation to another agent. An MCP server's tools are known only
+once the server answers, and they belong to the session, as with LiveKit Agents'
+``AgentSession(mcp_servers=...)``: they stay across handoffs.
+
+Names must be unique, since the LLM calls tools by name. A clash that can be seen when the
+graph is built (a server's ``allowed_tools`` against a function tool) raises
+:class:`ToolClashError` then; one found when a server lists its tools is logged as an error
+naming both tools and the remedy, and the MCP tool is left out (function tools win, then
+servers in the order given), so the job goes on with a well-defined tool set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import PurePath
+from typing import Any
+
+from flowkit.providers.chat import ToolSpec
+from flowkit.tools.errors import DuplicateToolError, ToolDefinitionError
+from flowkit.tools.function_tool import FunctionTool, ToolSet
+from flowkit.tools.mcp.convert import MCPTool
+from flowkit.tools.mcp.server import MCPServer, MCPServerError
+
+__all__ = ["ToolClashError", "Toolbox"]
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+class ToolClashError(DuplicateToolError):
+    """An MCP server's tool would have the name of another tool.
+
+    Args:
+        name: The shared name.
+        first: The tool that has the name.
+        second: The MCP tool that would have it too.
+        remedy: What to change.
+    """
+
+    def __init__(self, name: str, first: str, second: str, remedy: str) -> None:
+        ValueError.__init__(self, f"two tools are named {name!r}: {first} and {second}; {remedy}")
+        self.name = name
+
+
+class Toolbox:
+    """Function tools (swapped by handoffs) and MCP servers' tools (kept for the session).
+
+    Args:
+        tools: The function tools.
+        mcp_servers: The MCP servers whose tools are added once they are listed.
+
+    Raises:
+        DuplicateToolError: Two function tools share a name, or a server's
+            ``allowed_tools`` (with its prefix) names a function tool or another server's.
+        ToolDefinitionError: An element is not a tool or not an MCP server, or a server is
+            given twice.
+    """
+
+    def __init__(
+        self, tools: Sequence[FunctionTool] = (), mcp_servers: Sequence[MCPServer] = ()
+    ) -> None:
+        self._functions = ToolSet(tools)
+        for server in mcp_servers:
+            if not isinstance(server, MCPServer):
+                raise ToolDefinitionError(
+                    f"mcp_servers got {server!r}, which is not an MCP server; use "
+                    "flowkit.tools.mcp.MCPServerStdio, MCPServerHTTP or MCPServerSSE"
+                )
+        if len({id(server) for server in mcp_servers}) != len(mcp_servers):
+            raise ToolDefinitionError(
+                f"mcp_servers lists one server twice ({list(mcp_servers)!r}); give each once"
+            )
+        self.servers = tuple(mcp_servers)
+        self._listed: tuple[tuple[MCPServer, tuple[MCPTool, ...]], ...] = ()
+        self._check_known_names()
+        self.toolset = self._functions
+
+    @property
+    def functions(self) -> ToolSet:
+        """The function tools in use (the current agent's)."""
+        return self._functions
+
+    def specs(self) -> tuple[ToolSpec, ...]:
+        """Every tool in use, as the LLM provider is told about it: function tools first."""
+        return tuple(self.toolset.specs())
+
+    @asynccontextmanager
+    async def opened(self, logger: Logger) -> AsyncIterator[ToolSet]:
+        """Hold the servers' connections, list their tools, and give the whole tool set.
+
+        The servers are listed concurrently; one that fails is left out (it logged why) and
+        the others are used. On leaving, the servers are released: the last node to leave
+        closes them.
+
+        Args:
+            logger: Where clashes are reported (the node's logger names graph and node).
+
+        Yields:
+            The tools: the function tools, then each server's.
+        """
+        async with AsyncExitStack() as stack:
+            for server in self.servers:
+                await stack.enter_async_context(server)
+            tools = await asyncio.gather(*(_tools_of(server, logger) for server in self.servers))
+            self._listed = tuple(zip(self.servers, tools, strict=True))
+            self.toolset = self._merged(logger)
+            try:
+                yield self.toolset
+            finally:
+                # The MCP tools go with the connection; the next opening lists them again.
+                self._listed = ()
+                self.toolset = self._functions
+
+    def hand_over(self, tools: Sequence[FunctionTool], logger: Logger) -> ToolSet:
+        """Swap the function tools for another agent's; the MCP servers' tools stay.
+
+        Args:
+            tools: The new agent's tools.
+            logger: Where clashes with the MCP tools are reported.
+
+        Returns:
+            The new tool set.
+        """
+        self._functions = ToolSet(tools)
+        self.toolset = self._merged(logger)
+        return self.toolset
+
+    def _merged(self, logger: Logger) -> ToolSet:
+        owners = {tool.name: f"function tool {tool.name!r} ({_where(tool)})"
+                  for tool in self._functions}
+        kept: list[FunctionTool] = list(self._functions)
+        for server, tools in self._listed:
+            for tool in tools:
+                owner = owners.get(tool.name)
+                if owner is None:
+                    owners[tool.name] = _describe(tool)
+                    kept.append(tool)
+                    continue
+                message = (
+                    f"{_describe(tool)} has the name of {owner}, and the LLM calls tools by "
+                    f"name: the MCP tool is left out. {_remedy(server, owner)}"
+                )
+                if message not in server.reported:  # the LLM and the ToolRouter both find it
+                    server.reported.add(message)
+                    logger.error("%s", message)
+        return ToolSet(kept)
+
+    def _check_known_names(self) -> None:
+        owners = {tool.name: f"function tool {tool.name!r} ({_where(tool)})"
+                  for tool in self._functions}
+        for server in self.servers:
+            for name in sorted(server.llm_names() or ()):
+                mine = f"tool {name!r} of MCP server {server.name!r} (in its allowed_tools)"
+                if name in owners:
+                    raise ToolClashError(name, owners[name], mine, _remedy(server, owners[name]))
+                owners[name] = mine
+
+
+async def _tools_of(server: MCPServer, logger: Logger) -> tuple[MCPTool, ...]:
+    try:
+        return await server.list_tools()
+    except MCPServerError:
+        # The server logged why, once; every node using it goes on without its tools.
+        logger.debug("going on without the tools of MCP server %r", server.name)
+        return ()
+
+
+def _describe(tool: MCPTool) -> str:
+    renamed = f" (offered as {tool.name!r})" if tool.name != tool.remote_name else ""
+    return f"tool {tool.remote_name!r} of MCP server {tool.server!r}{renamed}"
+
+
+def _where(tool: FunctionTool) -> str:
+    return f"{getattr(tool.fn, '__module__', '?')}.{getattr(tool.fn, '__qualname__', tool.fn)}"
+
+
+def _remedy(server: MCPServer, owner: str) -> str:
+    # A short prefix from the server's name: "crm.example.com" -> "crm", "python app.py" -> "app".
+    last = PurePath(server.name.split()[-1] if server.name.split() else "mcp").stem
+    prefix = (re.findall(r"[A-Za-z0-9_-]+", last) or ["mcp"])[0][:20].lower()
+    fix = (
+        f"Give the server a prefix ({type(server).__name__}(..., tool_prefix='{prefix}_')) "
+        "or leave the tool out with allowed_tools=[...]"
+    )
+    if owner.startswith("function tool"):
+        return f"{fix}, or rename the function tool with @function_tool(name=...)."
+    return f"{fix}."

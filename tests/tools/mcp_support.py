@@ -1,0 +1,89 @@
+"""Helpers for the MCP tests: the test server as a subprocess (stdio or HTTP), free ports,
+and whether a process is still alive."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flowkit.tools.mcp import MCPServerStdio
+
+APP = str(Path(__file__).with_name("mcp_server_app.py"))
+
+
+def stdio_server(mode: str = "stdio", **options: Any) -> MCPServerStdio:
+    """The test server as a subprocess of the job."""
+    return MCPServerStdio(sys.executable, [APP, mode], **options)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on (at the moment of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServedOverHTTP:
+    """The test server in its own process, over streamable HTTP or SSE, on a free port."""
+
+    def __init__(self, transport: str = "http") -> None:
+        self.port = free_port()
+        path = "/sse" if transport == "sse" else "/mcp"
+        self.url = f"http://127.0.0.1:{self.port}{path}"
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in stop())
+        self.process = subprocess.Popen(
+            [sys.executable, APP, transport, str(self.port)], stderr=self._log,
+            stdout=subprocess.DEVNULL,
+        )
+        self._wait_ready(30.0)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._log.seek(0)
+            if "ready" in self._log.read():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        self._log.seek(0)
+        raise RuntimeError(f"the test MCP server did not start: {self._log.read()[-2000:]}")
+
+    def stop(self) -> None:
+        """End the server process."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        self._log.close()
+
+
+@contextlib.contextmanager
+def served_over_http(transport: str = "http") -> Iterator[ServedOverHTTP]:
+    """Run the test server over HTTP for the block."""
+    served = ServedOverHTTP(transport)
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting to be reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    return True
