@@ -13,12 +13,23 @@ graph can use either ``LLM(OpenAILLMProvider(...))`` or ``OpenAILLM(...)``:
   (``/audio/speech`` as streamed PCM).
 * :mod:`~flowkit_openai.errors`: how the SDK's exceptions map onto
   :class:`~flowkit.providers.ProviderError`.
+* :mod:`~flowkit_openai.realtime`: :class:`RealtimeModel`, a speech-to-speech model on the
+  Realtime API (a WebSocket per job) in place of STT, LLM and TTS. Imported on first use,
+  so the other nodes do not pay for its WebSocket client.
+* :mod:`~flowkit_openai.testing`: test doubles of the servers (the Realtime API).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from flowkit_openai.errors import map_openai_error
 from flowkit_openai.llm import OpenAILLM, OpenAILLMProvider, to_openai_messages
 from flowkit_openai.stt import OpenAISTT, OpenAISTTProvider, wav_bytes
 from flowkit_openai.tts import OpenAITTS, OpenAITTSProvider, PCMFramer
+
+if TYPE_CHECKING:
+    from flowkit_openai.realtime import RealtimeModel, SemanticVAD, ServerVAD
+
+_REALTIME = frozenset(("RealtimeModel", "SemanticVAD", "ServerVAD"))
 
 __all__ = [
     "OpenAILLM",
@@ -28,7 +39,18 @@ __all__ = [
     "OpenAITTS",
     "OpenAITTSProvider",
     "PCMFramer",
+    "RealtimeModel",
+    "SemanticVAD",
+    "ServerVAD",
     "map_openai_error",
     "to_openai_messages",
     "wav_bytes",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REALTIME:
+        from flowkit_openai import realtime
+
+        return getattr(realtime, name)
+    raise AttributeError(f"module 'flowkit_openai' has no attribute {name!r}")

@@ -1,0 +1,21 @@
+"""A speech-to-speech realtime model: the OpenAI Realtime API as one flowkit node.
+
+* :mod:`~flowkit_openai.realtime.node`: :class:`RealtimeModel`, the node and its ports.
+* :mod:`~flowkit_openai.realtime.options`: :class:`ServerVAD`, :class:`SemanticVAD` and the
+  ``session.update`` the node sends.
+* :mod:`~flowkit_openai.realtime.dialogue`: server events in, flowkit messages out.
+* :mod:`~flowkit_openai.realtime.listening`: barge-ins, playout, truncation, what was heard.
+* :mod:`~flowkit_openai.realtime.tool_rounds`: function calls out, results back.
+* :mod:`~flowkit_openai.realtime.effects`: what the state machine asks of the node.
+* :mod:`~flowkit_openai.realtime.events`: the server events read from the SDK's models.
+* :mod:`~flowkit_openai.realtime.conversation`: replies, their items and the history.
+* :mod:`~flowkit_openai.realtime.session`: connecting, sending, reconnecting.
+* :mod:`~flowkit_openai.realtime.link`: one WebSocket through the ``openai`` SDK.
+* :mod:`~flowkit_openai.realtime.audio_in`: the user's audio gathered into appends.
+* :mod:`~flowkit_openai.realtime.server_errors`: what an ``error`` event means.
+"""
+
+from flowkit_openai.realtime.node import DEFAULT_TURN_DETECTION, RealtimeModel
+from flowkit_openai.realtime.options import SemanticVAD, ServerVAD, TurnDetection
+
+__all__ = ["DEFAULT_TURN_DETECTION", "RealtimeModel", "SemanticVAD", "ServerVAD", "TurnDetection"]

@@ -1,0 +1,429 @@
+"""Server events in, flowkit messages out: the realtime session's state machine.
+
+:class:`Dialogue` reads the Realtime API's server events and the node's inputs (tool
+results, playout reports, flushes, reply requests) and acts through :class:`Effects`, which
+the node implements: client events to send, audio to play, transcripts, tool calls,
+interrupts, metrics. It owns no task and no socket, so a connection can come and go under
+it, and everything it decides happens in the call that delivered the event.
+
+The mapping, event by event:
+
+* ``input_audio_buffer.speech_started``: a new user turn (``turn_id``); with the turn
+  detection's ``interrupt_response``, a barge-in: every reply still playing or being made
+  is cut, and an ``Interrupt(FLUSH)`` of its turn goes out for the sink.
+* ``conversation.item.input_audio_transcription.delta`` / ``.completed``: the user's
+  transcript, interim then final.
+* ``response.created``: a reply starts, or goes on (the response the node asked for after
+  a tool round, recognised by the ``flowkit_turn`` metadata it sent).
+* ``response.output_audio.delta``: 20 ms :class:`~flowkit.messages.AgentAudio` frames at
+  24 kHz (``segment`` is the item's place in the reply); ``response.output_audio_transcript``
+  events: the item's transcript.
+* ``response.output_item.done`` of a ``function_call``: a :class:`~flowkit.messages.ToolCall`.
+* ``response.done``: the reply's end marker, or, when the response called tools, a wait
+  for the results, then ``function_call_output`` items and ``response.create``.
+* ``error``: a log line that says what was refused and what to do (:mod:`.server_errors`).
+
+What the listener heard (barge-ins, playout reports, truncation, the agent's transcript) is
+:mod:`.listening`'s; tool rounds are :mod:`.tool_rounds`'.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowkit.messages import (
+    AgentAudio,
+    Interrupt,
+    InterruptAction,
+    Metrics,
+    Playout,
+    ReplyRequest,
+    ToolResult,
+    Transcript,
+    new_turn_id,
+)
+from flowkit_openai.realtime.conversation import History, HistoryEntry, Reply, SpokenItem
+from flowkit_openai.realtime.effects import Effects
+from flowkit_openai.realtime.events import Event, EventHandlers
+from flowkit_openai.realtime.listening import Listening
+from flowkit_openai.realtime.options import SAMPLE_RATE
+from flowkit_openai.realtime.server_errors import describe_error, describe_failed_response
+from flowkit_openai.realtime.tool_rounds import ToolRounds
+
+__all__ = ["TURN_KEY", "Dialogue"]
+
+TURN_KEY = "flowkit_turn"
+"""The response metadata key that names the reply a requested response belongs to."""
+
+
+@dataclass(slots=True)
+class _UserItem:
+    turn_id: int
+    entry: HistoryEntry
+    parts: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Timing:
+    created: float
+    first_audio: float | None = None
+
+
+class Dialogue:
+    """The state machine of one realtime conversation (see the module).
+
+    Args:
+        effects: Where its decisions go.
+        url: The endpoint, for log messages.
+        clock: The loop's clock, in seconds.
+        call_later: Schedules a callback (the tool results' timeout).
+        logger: The node's logger.
+        interrupt_response: User speech cuts the agent's reply (the turn detection's flag).
+        max_tool_steps: Tool rounds per reply; the response after the last one may not
+            call tools.
+        tool_result_timeout: Seconds to wait for a round's results before answering the
+            model with an error for each missing one.
+
+    Attributes:
+        history: The conversation's text, for a new connection.
+        listening: The listener's side of the replies.
+        tools: The replies' tool rounds.
+        session_confirmed: The server sent ``session.updated`` on this connection.
+    """
+
+    def __init__(
+        self,
+        effects: Effects,
+        *,
+        url: str,
+        clock: Callable[[], float],
+        call_later: Callable[[float, Callable[[], None]], Any],
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        interrupt_response: bool = True,
+        max_tool_steps: int = 3,
+        tool_result_timeout: float = 60.0,
+    ) -> None:
+        self.effects, self.url, self.clock, self.log = effects, url, clock, logger
+        self.interrupt_response = interrupt_response
+        self.session_confirmed = False
+        self.history = History()
+        self.listening = Listening(effects, send=self.send, clock=clock,
+                                   end_reply=self.end_reply)
+        self.tools = ToolRounds(
+            effects, send=self.send, call_later=call_later,
+            create_response=self.create_response, end_reply=self.end_reply,
+            max_tool_steps=max_tool_steps, tool_result_timeout=tool_result_timeout,
+        )
+        self._by_response: dict[str, Reply] = {}
+        self._timings: dict[str, _Timing] = {}
+        self._users: dict[str, _UserItem] = {}
+        self._active: str | None = None  # the response being generated
+        self._queued: deque[dict[str, Any]] = deque()  # response.create waiting for it
+        # Replies whose response.create was sent and whose response has not started; for a
+        # server that does not echo response metadata (none seen yet), the next response
+        # is taken to be the oldest of them.
+        self._requested: deque[int] = deque()
+        self._echoes = False
+        self._creates: dict[str, int] = {}  # event id of a response.create -> its reply
+        self._sent: OrderedDict[str, str] = OrderedDict()  # event id -> type, for errors
+        self._ids = itertools.count(1)
+        self._speech_stopped_at: float | None = None
+        self._handlers = EventHandlers(self)
+
+    @property
+    def replies(self) -> dict[int, Reply]:
+        """The replies not yet over, by turn id."""
+        return self.listening.replies
+
+    @property
+    def busy(self) -> bool:
+        """A reply is being made (a response under way, queued, or waiting for tools)."""
+        return self._active is not None or bool(self._queued) or any(
+            reply.generating for reply in self.replies.values()
+        )
+
+    # -- client events ---------------------------------------------------------------------
+
+    def stamp(self, event: dict[str, Any]) -> dict[str, Any]:
+        """``event`` with an id, remembered so that an error about it can name its cause."""
+        event_id = f"fk_{next(self._ids)}"
+        self._sent[event_id] = str(event["type"])
+        while len(self._sent) > 256:
+            self._sent.popitem(last=False)
+        return {**event, "event_id": event_id}
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Send a control event, stamped with an id."""
+        self.effects.send(self.stamp(event))
+
+    def create_response(self, turn_id: int, **response: Any) -> None:
+        """Ask for a response for the reply ``turn_id`` (after the active one, if any)."""
+        metadata = {TURN_KEY: str(turn_id)}
+        event = {"type": "response.create", "response": {**response, "metadata": metadata}}
+        if self._active is not None:
+            self._queued.append(event)  # the API refuses a second response meanwhile
+        else:
+            self._request(event)
+
+    def _request(self, event: dict[str, Any]) -> None:
+        turn_id = int(event["response"]["metadata"][TURN_KEY])
+        self._requested.append(turn_id)
+        stamped = self.stamp(event)
+        self._creates[stamped["event_id"]] = turn_id
+        while len(self._creates) > 64:
+            del self._creates[next(iter(self._creates))]
+        self.effects.send(stamped)
+
+    # -- server events ---------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Act on one server event (unknown types are ignored)."""
+        self._handlers.handle(event)
+
+    def on_error(
+        self, kind: str, code: str | None, message: str, param: str | None, event_id: str | None
+    ) -> None:
+        """Log a server ``error`` event with its meaning and remedy."""
+        caused_by = self._sent.get(event_id) if event_id else None
+        said = describe_error(url=self.url, kind=kind, code=code, message=message,
+                              param=param, caused_by=caused_by)
+        self.log.log(said.level, "%s", said.message)
+        turn_id = self._creates.pop(event_id, 0) if event_id else 0
+        if turn_id:
+            # The response was refused: the reply waiting for it will get nothing more.
+            if turn_id in self._requested:
+                self._requested.remove(turn_id)
+            reply = self.replies.get(turn_id)
+            if reply is not None and reply not in self._by_response.values():
+                self.end_reply(reply)
+
+    def speech_started(self, item_id: str) -> None:
+        """The user started speaking: a new user turn, and a barge-in if replies play."""
+        self._user(item_id)
+        if self.interrupt_response:
+            self.listening.barge_in("barge_in")
+
+    def speech_stopped(self) -> None:
+        """The user stopped speaking: the start of the wait for the answer's audio."""
+        self._speech_stopped_at = self.clock()
+
+    def user_text(self, item_id: str, text: str, *, final: bool) -> None:
+        """A transcript of the user's item: a delta (interim) or the whole text (final)."""
+        user = self._user(item_id)
+        if final:
+            user.parts = [text]
+            user.entry.text = text.strip()
+        else:
+            user.parts.append(text)
+        self.effects.user_transcript(
+            Transcript(turn_id=user.turn_id, text="".join(user.parts).strip(), final=final)
+        )
+
+    def response_created(self, response_id: str, metadata: dict[str, str] | None) -> None:
+        """A response starts: a reply of its own, or the next step of a reply's tool round."""
+        self._active = response_id
+        self.listening.prune()
+        wanted = (metadata or {}).get(TURN_KEY, "")
+        turn_id = int(wanted) if wanted.isdigit() else 0
+        if turn_id:
+            self._echoes = True
+            if turn_id in self._requested:
+                self._requested.remove(turn_id)
+        elif self._requested and not self._echoes:
+            turn_id = self._requested.popleft()
+        reply = self.replies.get(turn_id)
+        if reply is None or not reply.generating:
+            turn_id = turn_id or new_turn_id()
+            reply = self.replies[turn_id] = Reply(turn_id)
+            self.listening.entries[turn_id] = self.history.add("assistant")
+        self._by_response[response_id] = reply
+        self._timings[response_id] = _Timing(self.clock())
+
+    def message_item(self, response_id: str, item_id: str) -> None:
+        """A message item starts: its place in the reply is its place in playout."""
+        reply = self._by_response.get(response_id)
+        if reply is not None:
+            reply.item(item_id)
+
+    def audio(self, response_id: str, item_id: str, delta: str) -> None:
+        """A piece of the model's audio: frames for the sink, unless the reply was cut."""
+        reply = self._by_response.get(response_id)
+        if reply is None or reply.cut:
+            return
+        try:
+            pcm = base64.b64decode(delta, validate=True)
+        except (binascii.Error, ValueError):
+            self.log.warning("the server at %s sent audio that is not base64; dropped", self.url)
+            return
+        item = reply.item(item_id)
+        item.audio_s += len(pcm) // 2 / SAMPLE_RATE
+        now = self.clock()
+        if reply.first_audio_at is None:
+            reply.first_audio_at = now
+        timing = self._timings.get(response_id)
+        if timing is not None and timing.first_audio is None:
+            timing.first_audio = now
+        self._play(reply, item, item.framer.push(pcm))
+
+    def audio_done(self, response_id: str, item_id: str) -> None:
+        """The item's audio is complete: its last, shorter frame goes out."""
+        reply = self._by_response.get(response_id)
+        if reply is not None and not reply.cut:
+            item = reply.item(item_id)
+            self._play(reply, item, item.framer.flush())
+
+    def agent_text(self, response_id: str, item_id: str, text: str, *, done: bool) -> None:
+        """A transcript delta of the model's speech, or (``done``) the whole of it."""
+        reply = self._by_response.get(response_id)
+        if reply is None:
+            return
+        item = reply.item(item_id)
+        if done:
+            item.transcript, item.transcript_done = [text], True
+        else:
+            item.transcript.append(text)
+
+    def function_call(self, response_id: str, call_id: str, name: str, arguments: str) -> None:
+        """The model called a function (see :mod:`.tool_rounds`)."""
+        reply = self._by_response.get(response_id)
+        if reply is not None:
+            self.tools.call(reply, call_id, name, arguments)
+
+    def response_done(self, response_id: str, status: str, event: Any) -> None:
+        """A response ended: send its figures, then end the reply or wait for its tools."""
+        self._active = None if self._active == response_id else self._active
+        reply = self._by_response.pop(response_id, None)
+        self._measure(response_id, status, event, reply)
+        if status == "failed":
+            details = getattr(event.response, "status_details", None)
+            error = getattr(details, "error", None)
+            said = describe_failed_response(
+                url=self.url, response_id=response_id,
+                kind=getattr(error, "type", None), code=getattr(error, "code", None),
+                message=getattr(error, "message", None),
+            )
+            self.log.log(said.level, "%s", said.message)
+        if reply is not None:
+            if not reply.cut:
+                for item in reply.items:
+                    self._play(reply, item, item.framer.flush())
+            called = reply.round is not None and bool(reply.round.calls)
+            if called and status == "completed" and not reply.cut:
+                self.tools.response_ended(reply)
+            else:
+                self.end_reply(reply)
+        if self._queued and self._active is None:
+            self._request(self._queued.popleft())
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def on_tool_result(self, result: ToolResult) -> None:
+        """A tool's result (see :mod:`.tool_rounds`)."""
+        self.tools.result(result)
+
+    def on_playout(self, report: Playout) -> None:
+        """The sink's report (see :mod:`.listening`)."""
+        self.listening.on_playout(report)
+
+    def playout_closed(self) -> None:
+        """No playout report can come any more."""
+        self.listening.playout_closed()
+
+    def on_flush(self, interrupt: Interrupt) -> None:
+        """A flush from the graph: cancel the response, and cut the replies it names."""
+        if interrupt.action is not InterruptAction.FLUSH:
+            return
+        if self._active is not None:
+            self.send({"type": "response.cancel"})
+        self.listening.flush(interrupt.turn_id, interrupt.reason)
+
+    def on_request(self, request: ReplyRequest) -> None:
+        """A reply asked for from code: ``instructions`` and ``user_text`` (not ``say``)."""
+        if request.say is not None:
+            self.log.warning(
+                "ReplyRequest(say=%r) ignored: a realtime model speaks only what it generates; "
+                "ask for it with instructions='Say: ...', or use an LLM and TTS pipeline",
+                request.say,
+            )
+            return
+        if request.user_text:
+            self.send({
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user",
+                         "content": [{"type": "input_text", "text": request.user_text}]},
+            })
+            self.history.add("user", request.user_text)
+        options = {"instructions": request.instructions} if request.instructions else {}
+        self.create_response(request.turn_id or new_turn_id(), **options)
+
+    def on_commit(self, *, respond: bool) -> None:
+        """End the user's turn now (no server turn detection); ask for the answer."""
+        self.send({"type": "input_audio_buffer.commit"})
+        if respond:
+            self.create_response(new_turn_id())
+
+    # -- replies ---------------------------------------------------------------------------
+
+    def end_reply(self, reply: Reply) -> None:
+        """The model is done with ``reply``: its end marker goes out."""
+        if not reply.generating:
+            return
+        reply.generating = False
+        if reply.round is not None and reply.round.timer is not None:
+            reply.round.timer.cancel()
+        reply.round = None
+        self.effects.speak(AgentAudio(frame=None, turn_id=reply.turn_id, final=True))
+        self.listening.publish(reply)
+
+    def connection_lost(self) -> None:
+        """The connection ended: end every reply (what was received still plays)."""
+        self._active = None
+        self._queued.clear()
+        self._requested.clear()
+        self._creates.clear()
+        self._by_response.clear()
+        self._timings.clear()
+        self.tools.forget()
+        self.session_confirmed = False
+        for reply in list(self.replies.values()):
+            self.end_reply(reply)
+
+    def _play(self, reply: Reply, item: SpokenItem, frames: list[Any]) -> None:
+        segment = reply.items.index(item)
+        for frame in frames:
+            self.effects.speak(AgentAudio(frame=frame, turn_id=reply.turn_id, segment=segment))
+
+    def _user(self, item_id: str) -> _UserItem:
+        user = self._users.get(item_id)
+        if user is None:
+            user = self._users[item_id] = _UserItem(new_turn_id(), self.history.add("user"))
+            while len(self._users) > 64:
+                del self._users[next(iter(self._users))]
+        return user
+
+    def _measure(self, response_id: str, status: str, event: Any, reply: Reply | None) -> None:
+        timing = self._timings.pop(response_id, None)
+        if timing is None:
+            return
+        values = {"duration": self.clock() - timing.created}
+        if timing.first_audio is not None:
+            values["ttfa"] = timing.first_audio - timing.created
+            if self._speech_stopped_at is not None:
+                values["end_of_speech_to_audio"] = timing.first_audio - self._speech_stopped_at
+                self._speech_stopped_at = None
+        usage = getattr(event.response, "usage", None)
+        for name in ("input_tokens", "output_tokens"):
+            count = getattr(usage, name, None)
+            if isinstance(count, int):
+                values[name] = float(count)
+        self.effects.metrics(Metrics(
+            kind="realtime", turn_id=reply.turn_id if reply is not None else 0,
+            values=values, labels={"response_id": response_id, "status": status},
+        ))

@@ -1,0 +1,139 @@
+"""What the listener heard: barge-ins, the sink's playout reports, truncation, transcripts.
+
+The model makes audio faster than real time, so when the user speaks over a reply most of
+what was made is still queued at the sink. :class:`Listening` cuts such replies (an
+``Interrupt(FLUSH)`` for the sink), learns how much of each was played (the sink's
+``Playout`` report; with no playout linked, the clock since the reply's first frame, as if
+it played in real time from then), truncates the server's items there
+(``conversation.item.truncate``, as LiveKit Agents does) and sends the agent's transcript cut
+to the words heard once a reply is both made and played out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flowkit.messages import Interrupt, InterruptAction, Playout, PlayoutEvent, Transcript
+from flowkit_openai.realtime.conversation import HistoryEntry, Reply
+from flowkit_openai.realtime.effects import Effects
+
+__all__ = ["Listening"]
+
+
+class Listening:
+    """The listener's side of the replies (see the module).
+
+    Args:
+        effects: Where interrupts and transcripts go.
+        send: Sends a client event (stamped with an id).
+        clock: The loop's clock, in seconds.
+        end_reply: Ends a reply the model will not add to any more.
+
+    Attributes:
+        replies: The replies not yet over for the listener, by turn id.
+        entries: The history entry each reply fills in when its transcript is known.
+        playout_linked: The sink's reports come (until the node's playout input ends).
+    """
+
+    def __init__(
+        self,
+        effects: Effects,
+        *,
+        send: Callable[[dict[str, Any]], None],
+        clock: Callable[[], float],
+        end_reply: Callable[[Reply], None],
+    ) -> None:
+        self.effects, self._send, self.clock, self._end_reply = effects, send, clock, end_reply
+        self.replies: dict[int, Reply] = {}
+        self.entries: dict[int, HistoryEntry] = {}
+        self.playout_linked = True
+
+    def barge_in(self, reason: str) -> None:
+        """Cut every reply that is still being made or played."""
+        for reply in list(self.replies.values()):
+            if not reply.cut and (reply.generating or self.playing(reply)):
+                self.cut(reply, reason, notify=True)
+
+    def flush(self, turn_id: int, reason: str) -> None:
+        """Cut the replies a flush from the graph names (``0``: all that still play)."""
+        for reply in list(self.replies.values()):
+            if turn_id in (0, reply.turn_id) and not reply.played_out:
+                self.cut(reply, reason, notify=False)
+
+    def cut(self, reply: Reply, reason: str, *, notify: bool) -> None:
+        """End ``reply`` for the listener; ``notify`` sends the sink its flush."""
+        reply.cut = True
+        if reply.audio_s <= 0:
+            reply.played_s, reply.played_out = 0.0, True
+        elif not self.playout_linked:
+            reply.played_s, reply.played_out = self.clock_played(reply), True
+            self.truncate(reply)
+        if notify and reply.audio_s > 0:
+            self.effects.interrupt(
+                Interrupt(turn_id=reply.turn_id, action=InterruptAction.FLUSH, reason=reason)
+            )
+        if reply.round is not None and reply.round.response_done:
+            self._end_reply(reply)  # its tools' results will be sent, but no reply follows
+        self.publish(reply)
+
+    def on_playout(self, report: Playout) -> None:
+        """The sink's report: what of a reply was played, and whether it was cut."""
+        reply = self.replies.get(report.turn_id)
+        if reply is None or report.event not in (PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED):
+            return
+        reply.played_out = True
+        reply.played_s = report.played_duration
+        if report.event is PlayoutEvent.INTERRUPTED:
+            reply.cut = True
+            self.truncate(reply)
+        self.publish(reply)
+
+    def playout_closed(self) -> None:
+        """No report can come any more: the clock stands in for the sink."""
+        self.playout_linked = False
+        for reply in list(self.replies.values()):
+            self.publish(reply)
+
+    def truncate(self, reply: Reply) -> None:
+        """Cut the server's items of ``reply`` at what was played (once)."""
+        if reply.truncated or reply.played_s is None:
+            return
+        reply.truncated = True
+        for item_id, end_ms in reply.cut_points(reply.played_s):
+            self._send({"type": "conversation.item.truncate", "item_id": item_id,
+                        "content_index": 0, "audio_end_ms": end_ms})
+
+    def publish(self, reply: Reply) -> None:
+        """Send the agent's transcript once the reply is made and its fate is known."""
+        if reply.published or reply.generating:
+            return
+        if self.playout_linked and not reply.played_out:
+            return
+        reply.published = True
+        text = reply.heard()
+        entry = self.entries.pop(reply.turn_id, None)
+        if entry is not None:
+            entry.text = text
+        if text:
+            self.effects.agent_transcript(
+                Transcript(turn_id=reply.turn_id, text=text, speaker="agent")
+            )
+
+    def playing(self, reply: Reply) -> bool:
+        """Whether some of ``reply`` has not been heard yet."""
+        if reply.audio_s <= 0 or reply.played_out:
+            return False
+        return self.playout_linked or self.clock_played(reply) < reply.audio_s - 1e-3
+
+    def clock_played(self, reply: Reply) -> float:
+        """Without playout reports: what real-time playback from the first frame has played."""
+        if reply.first_audio_at is None:
+            return 0.0
+        return min(reply.audio_s, max(0.0, self.clock() - reply.first_audio_at))
+
+    def prune(self) -> None:
+        """Forget the replies that are over for the listener."""
+        for turn_id, reply in list(self.replies.items()):
+            if reply.published and not self.playing(reply):
+                del self.replies[turn_id]

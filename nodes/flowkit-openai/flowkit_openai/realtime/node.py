@@ -1,0 +1,400 @@
+"""The RealtimeModel node: a speech-to-speech model in place of STT, LLM and TTS.
+
+LiveKit Agents' ``AgentSession(llm=openai.realtime.RealtimeModel(voice="alloy"))`` as a
+node. The user's audio goes to the OpenAI Realtime API over one WebSocket per job (through
+the ``openai`` SDK); the model's speech comes back as :class:`~flowkit.messages.AgentAudio`
+for a :class:`~flowkit.nodes.room.RoomSink`, with the user's and the agent's transcripts,
+tool calls for a :class:`~flowkit.nodes.tools.ToolRouter` (whose results come back on a
+feedback loop, as with the LLM node) and barge-ins for the sink::
+
+    mic >> Resample(24_000, channels=1) >> model >> speaker
+    model.tool_calls >> router >> model.tool_results     # a declared feedback loop
+    model.interrupts >> speaker.interrupt                # barge-in: flush what is queued
+    speaker >> model.playout                             # truncate to what was heard
+
+Turns are the server's (:class:`ServerVAD` by default, or :class:`SemanticVAD`). What the
+events become is described in :mod:`flowkit_openai.realtime.dialogue`; the connection's life,
+reconnection included, in :mod:`flowkit_openai.realtime.session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+import openai
+import pydantic
+from livekit import rtc
+
+from flowkit.messages import (
+    AgentAudio,
+    Interrupt,
+    Metrics,
+    Playout,
+    ReplyRequest,
+    ToolCall,
+    ToolResult,
+    Transcript,
+)
+from flowkit.node import Node, NodeParams
+from flowkit.ports import AudioFormat, In, Out
+from flowkit.providers.chat import ToolSpec
+from flowkit.runtime import for_each
+from flowkit.tools.function_tool import FunctionTool
+from flowkit.tools.invoke import AgentLike
+from flowkit_openai._client import ClientPool, Connection
+from flowkit_openai.realtime.audio_in import AudioChunker, format_problem
+from flowkit_openai.realtime.dialogue import Dialogue
+from flowkit_openai.realtime.link import RealtimeLink
+from flowkit_openai.realtime.options import (
+    SAMPLE_RATE,
+    ServerVAD,
+    SessionSettings,
+    TurnDetection,
+)
+from flowkit_openai.realtime.session import RealtimeSession
+
+__all__ = ["DEFAULT_TURN_DETECTION", "RealtimeModel"]
+
+_SETTLE_S = 30.0  # at the end of input, how long a reply under way may take to finish
+
+DEFAULT_TURN_DETECTION = ServerVAD()
+"""The server's VAD with the API's own defaults: threshold 0.5, 300 ms prefix, 500 ms silence."""
+
+
+class RealtimeModel(Node):
+    """A speech-to-speech model on the OpenAI Realtime API (see the module)."""
+
+    audio: In[rtc.AudioFrame] = In(
+        default=True, format=AudioFormat(SAMPLE_RATE, 1), doc="the user's audio, 24 kHz mono"
+    )
+    tool_results: In[ToolResult] = In(
+        feedback=True, required=False, doc="results of the tool calls (from a ToolRouter)"
+    )
+    playout: In[Playout] = In(
+        feedback=True, required=False, doc="what the sink played (truncation to what was heard)"
+    )
+    interrupt: In[Interrupt] = In(required=False, doc="FLUSH cancels the reply under way")
+    requests: In[ReplyRequest] = In(required=False, doc="replies asked for from code")
+    commit: In[Any] = In(required=False, doc="end the user's turn now (no turn detection)")
+    speech: Out[AgentAudio] = Out(default=True, doc="the model's speech, 24 kHz, 20 ms frames")
+    transcripts: Out[Transcript] = Out(doc="the user's speech, interim and final")
+    agent_transcripts: Out[Transcript] = Out(doc="the agent's speech, cut to what was heard")
+    tool_calls: Out[ToolCall] = Out(doc="tool calls, to a ToolRouter")
+    interrupts: Out[Interrupt] = Out(doc="barge-ins: FLUSH the reply the user spoke over")
+    metrics: Out[Metrics] = Out(doc="per response: time to first audio, tokens")
+
+    class Params(NodeParams):
+        """Parameters of :class:`RealtimeModel` (see its ``__init__``)."""
+
+        model: str = pydantic.Field(default="gpt-realtime", min_length=1)
+        voice: str = pydantic.Field(default="alloy", min_length=1)
+        instructions: str = ""
+        tools: tuple[Any, ...] = ()
+        tool_choice: str = "auto"
+        turn_detection: TurnDetection | None = pydantic.Field(
+            default_factory=ServerVAD, discriminator="type"
+        )
+        """``None``: no server turn detection (turns end on ``commit``)."""
+        transcription_model: str | None = "gpt-4o-mini-transcribe"
+        speed: float | None = pydantic.Field(default=None, ge=0.25, le=1.5)
+        max_output_tokens: int | None = pydantic.Field(default=None, ge=1, le=4096)
+        noise_reduction: Literal["near_field", "far_field"] | None = None
+        base_url: str | None = None
+        timeout: float = pydantic.Field(default=10.0, gt=0)
+        max_reconnects: int = pydantic.Field(default=1, ge=0, le=10)
+        append_ms: int = pydantic.Field(default=100, ge=10, le=1000)
+        max_tool_steps: int = pydantic.Field(default=3, ge=0)
+        tool_result_timeout: float = pydantic.Field(default=60.0, gt=0)
+
+        @pydantic.field_validator("tools")
+        @classmethod
+        def _tools_are_function_tools(cls, tools: tuple[Any, ...]) -> tuple[Any, ...]:
+            names: list[str] = []
+            for tool in tools:
+                if not isinstance(tool, FunctionTool):
+                    raise ValueError(
+                        f"{tool!r} is not a tool; decorate the function with "
+                        "@flowkit.function_tool"
+                    )
+                if tool.name in names:
+                    raise ValueError(f"two tools are named {tool.name!r}; rename one")
+                names.append(tool.name)
+            return tools
+
+        @pydantic.model_validator(mode="after")
+        def _tool_choice_names_a_tool(self) -> RealtimeModel.Params:
+            names = [tool.name for tool in self.tools]
+            if self.tool_choice not in ("auto", "none", "required", *names):
+                raise ValueError(
+                    f"tool_choice {self.tool_choice!r} is neither auto, none, required nor "
+                    f"one of the tools ({', '.join(names) or 'none given'}); pass one of those"
+                )
+            return self
+
+    def __init__(
+        self,
+        model: str = "gpt-realtime",
+        *,
+        voice: str = "alloy",
+        instructions: str = "",
+        tools: Sequence[FunctionTool] = (),
+        agent: AgentLike | None = None,
+        tool_choice: str = "auto",
+        turn_detection: TurnDetection | None = DEFAULT_TURN_DETECTION,
+        transcription_model: str | None = "gpt-4o-mini-transcribe",
+        speed: float | None = None,
+        max_output_tokens: int | None = None,
+        noise_reduction: Literal["near_field", "far_field"] | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        max_reconnects: int = 1,
+        append_ms: int = 100,
+        max_tool_steps: int = 3,
+        tool_result_timeout: float = 60.0,
+        client: openai.AsyncOpenAI | None = None,
+    ) -> None:
+        """Create the node; nothing connects until the graph runs.
+
+        Args:
+            model: The realtime model, e.g. ``gpt-realtime`` or ``gpt-realtime-mini``.
+            voice: The voice it speaks with (``alloy``, ``marin``, ``cedar``, ...).
+            instructions: The system instructions.
+            tools: The functions the model may call (give the same ones to the ToolRouter).
+            agent: Instructions and tools in one object (instead of the two above).
+            tool_choice: ``auto``, ``none``, ``required`` or one tool's name.
+            turn_detection: :class:`ServerVAD` (the default) or :class:`SemanticVAD`;
+                ``None`` turns the server's detection off: a message on ``commit`` then
+                ends the user's turn and asks for the answer (push to talk).
+            transcription_model: The model that transcribes the user; ``None`` for no user
+                transcripts.
+            speed: Speaking speed, 0.25 to 1.5.
+            max_output_tokens: The most tokens a response may have.
+            noise_reduction: ``near_field`` or ``far_field`` filtering of the user's audio.
+            base_url: The API root (``.../v1``); ``None`` for OpenAI (or ``OPENAI_BASE_URL``).
+            api_key: The key; ``None`` reads ``OPENAI_API_KEY``. Kept out of the graph's spec.
+            timeout: Seconds the WebSocket handshake may take.
+            max_reconnects: Attempts in a row to connect again after the connection drops
+                (or fails to open) before the node gives up and stays silent.
+            append_ms: Milliseconds of the user's audio per ``input_audio_buffer.append``.
+            max_tool_steps: Tool rounds per reply; the response after the last may not call.
+            tool_result_timeout: Seconds to wait for a round's tool results.
+            client: An SDK client to use instead of one per event loop.
+
+        Raises:
+            flowkit.problems.NodeParamsError: A parameter out of range, a tool that is not a
+                ``@function_tool``, two tools of one name, or a ``tool_choice`` that names
+                no tool; the message names the parameter and what it accepts.
+        """
+        if agent is not None:
+            instructions, tools = agent.instructions, tuple(agent.tools)
+        super().__init__(
+            model=model, voice=voice, instructions=instructions, tools=tuple(tools),
+            tool_choice=tool_choice,
+            turn_detection=turn_detection,
+            transcription_model=transcription_model, speed=speed,
+            max_output_tokens=max_output_tokens, noise_reduction=noise_reduction,
+            base_url=base_url, timeout=timeout, max_reconnects=max_reconnects,
+            append_ms=append_ms, max_tool_steps=max_tool_steps,
+            tool_result_timeout=tool_result_timeout,
+        )
+        self._connection = Connection(base_url, api_key, timeout)
+        self._clients = ClientPool(self._connection, client)
+        self._instructions = instructions
+        self._specs: tuple[ToolSpec, ...] = tuple(tool.spec() for tool in tools)
+        self.dialogue: Dialogue | None = None
+        self.session: RealtimeSession | None = None
+
+    @property
+    def settings(self) -> RealtimeModel.Params:
+        """The validated parameters, typed."""
+        params = self.params
+        assert isinstance(params, RealtimeModel.Params)
+        return params
+
+    @property
+    def provider_name(self) -> str:
+        """``openai-realtime:<model>``, as log messages start."""
+        return f"openai-realtime:{self.settings.model}"
+
+    async def run(
+        self,
+        audio: AsyncIterator[rtc.AudioFrame],
+        tool_results: AsyncIterator[ToolResult],
+        playout: AsyncIterator[Playout],
+        interrupt: AsyncIterator[Interrupt],
+        requests: AsyncIterator[ReplyRequest],
+        commit: AsyncIterator[Any],
+    ) -> None:
+        """Converse until the user's audio ends; then finish the reply and close the loops."""
+        p = self.settings
+        loop = asyncio.get_running_loop()
+        link = RealtimeLink(self._clients, self._connection, p.model, self.provider_name)
+        detection = p.turn_detection
+        effects = _Effects(self)
+        dialogue = self.dialogue = Dialogue(
+            effects, url=link.url, clock=loop.time, call_later=loop.call_later,
+            logger=self.ctx.logger,
+            interrupt_response=detection is not None and detection.interrupt_response,
+            max_tool_steps=p.max_tool_steps, tool_result_timeout=p.tool_result_timeout,
+        )
+        session = self.session = RealtimeSession(
+            link, logger=self.ctx.logger,
+            spawn=lambda coro: self.ctx.create_task(coro, name="sender"),
+            setup=lambda again: self._setup(dialogue, again),
+            on_event=dialogue.on_event, on_lost=dialogue.connection_lost,
+            confirmed=lambda: dialogue.session_confirmed, max_reconnects=p.max_reconnects,
+        )
+        effects.session = session
+        connection = self.ctx.create_task(session.run(), name="connection")
+        loops = [
+            self.ctx.create_task(self._read_results(tool_results, dialogue), name="results"),
+            self.ctx.create_task(self._read_playout(playout, dialogue), name="playout"),
+        ]
+        chunker = AudioChunker(p.append_ms)
+        warned = False
+
+        def push(frame: rtc.AudioFrame) -> None:
+            nonlocal warned
+            if (problem := format_problem(frame, self.name)) is not None:
+                if not warned:
+                    warned = True
+                    self.ctx.logger.error("%s", problem)
+                return
+            for chunk in chunker.push(frame):
+                session.send_audio(chunk)
+
+        respond = detection is None or not detection.create_response
+        await asyncio.gather(
+            for_each(audio, push),
+            self._read_flushes(interrupt, dialogue),
+            self._read_requests(requests, dialogue),
+            self._read_commits(commit, dialogue, respond),
+        )
+        if rest := chunker.flush():
+            session.send_audio(rest)
+        await self._settle(dialogue, connection)
+        # (Cancelled instead, the connection task hangs up as it unwinds.)
+        await session.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connection
+        loop_outputs: tuple[Out[Any], ...] = (self.speech, self.tool_calls)
+        for port in loop_outputs:
+            port.close()  # this node owns the loops: ending them lets them complete
+        await asyncio.gather(*loops)
+        others: tuple[Out[Any], ...] = (
+            self.transcripts, self.agent_transcripts, self.interrupts, self.metrics
+        )
+        for port in others:
+            port.close()
+
+    def _setup(self, dialogue: Dialogue, reconnect: bool) -> list[dict[str, Any]]:
+        """The first events on a connection: settings, and after a drop the conversation."""
+        events = [dialogue.stamp(self._session_update())]
+        if reconnect:
+            events += [dialogue.stamp(event) for event in dialogue.history.item_events()]
+        return events
+
+    def _session_update(self) -> dict[str, Any]:
+        p = self.settings
+        settings = SessionSettings(
+            model=p.model, voice=p.voice, turn_detection=p.turn_detection,
+            transcription_model=p.transcription_model,
+            speed=p.speed, max_output_tokens=p.max_output_tokens,
+            noise_reduction=p.noise_reduction,
+        )
+        payload = settings.payload(self._instructions, self._specs, p.tool_choice)
+        return {"type": "session.update", "session": payload}
+
+    def hand_off(self, agent: AgentLike) -> None:
+        """Switch to ``agent``'s instructions and tools (a tool returned it)."""
+        self._instructions = agent.instructions
+        self._specs = tuple(tool.spec() for tool in agent.tools)
+        if self.dialogue is not None:
+            self.dialogue.send(self._session_update())
+
+    async def _settle(self, dialogue: Dialogue, connection: asyncio.Task[None]) -> None:
+        """Wait (bounded) for the reply under way, if any, to be made whole."""
+        deadline = asyncio.get_running_loop().time() + _SETTLE_S
+        while dialogue.busy and not connection.done():
+            if asyncio.get_running_loop().time() > deadline:
+                self.ctx.logger.warning(
+                    "the reply under way at the end of the input did not finish within %g s; "
+                    "closing the connection anyway", _SETTLE_S,
+                )
+                return
+            await asyncio.sleep(0.05)
+
+    @staticmethod
+    async def _read_results(results: AsyncIterator[ToolResult], dialogue: Dialogue) -> None:
+        async for result in results:
+            dialogue.on_tool_result(result)
+
+    @staticmethod
+    async def _read_playout(reports: AsyncIterator[Playout], dialogue: Dialogue) -> None:
+        try:
+            async for report in reports:
+                dialogue.on_playout(report)
+        finally:
+            dialogue.playout_closed()
+
+    @staticmethod
+    async def _read_flushes(flushes: AsyncIterator[Interrupt], dialogue: Dialogue) -> None:
+        async for flush in flushes:
+            dialogue.on_flush(flush)
+
+    @staticmethod
+    async def _read_requests(requests: AsyncIterator[ReplyRequest], dialogue: Dialogue) -> None:
+        async for request in requests:
+            dialogue.on_request(request)
+
+    @staticmethod
+    async def _read_commits(commits: AsyncIterator[Any], dialogue: Dialogue, respond: bool) -> None:
+        async for _ in commits:
+            dialogue.on_commit(respond=respond)
+
+
+class _Effects:
+    """The dialogue's effects, as this node's outputs and its session's sends."""
+
+    def __init__(self, node: RealtimeModel) -> None:
+        self.node = node
+        self.session: RealtimeSession | None = None
+
+    def send(self, event: dict[str, Any]) -> None:
+        if self.session is not None:
+            self.session.send(event)
+
+    def speak(self, audio: AgentAudio) -> None:
+        _emit(self.node.speech, audio)
+
+    def user_transcript(self, transcript: Transcript) -> None:
+        _emit(self.node.transcripts, transcript)
+
+    def agent_transcript(self, transcript: Transcript) -> None:
+        _emit(self.node.agent_transcripts, transcript)
+
+    def tool_call(self, call: ToolCall) -> None:
+        _emit(self.node.tool_calls, call)
+
+    def interrupt(self, interrupt: Interrupt) -> None:
+        _emit(self.node.interrupts, interrupt)
+
+    def metrics(self, metrics: Metrics) -> None:
+        metrics = Metrics(kind=metrics.kind, node=self.node.name, turn_id=metrics.turn_id,
+                          values=metrics.values, labels=metrics.labels)
+        _emit(self.node.metrics, metrics)
+
+    def handoff(self, agent: Any) -> None:
+        if isinstance(agent, AgentLike):
+            self.node.hand_off(agent)
+
+
+def _emit(port: Out[Any], message: Any) -> None:
+    # The graph may be closing under a late event: nobody listens any more.
+    with contextlib.suppress(RuntimeError):
+        port.send(message)
+

@@ -1,0 +1,104 @@
+"""What the realtime tests share: the user's voice, and a voice agent around the node.
+
+The graph is the one a user writes (room source -> resample -> RealtimeModel -> room sink,
+barge-in and playout links), in a :class:`MemoryIO` room that keeps real time, since the
+test server is a real socket (no virtual time here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from flowkit_openai.realtime import RealtimeModel, ServerVAD
+from livekit import rtc
+from support import Collect
+
+import flowkit as fk
+from flowkit.audio import frame_from_samples
+from flowkit.nodes.audio import Resample
+from flowkit.nodes.room import RoomSink, RoomSource
+from flowkit.nodes.tools import ToolRouter
+from flowkit.testing.memory_io import MemoryIO
+
+RATE = 48_000
+API_KEY = "sk-test"
+
+
+def speech(*segments: tuple[str, float]) -> list[rtc.AudioFrame]:
+    """20 ms frames at 48 kHz of ("voice" | "silence", seconds); the voice is a harmonic tone."""
+    parts = []
+    rng = np.random.default_rng(7)
+    for kind, seconds in segments:
+        t = np.arange(int(RATE * seconds)) / RATE
+        noise = rng.normal(0, 1e-4, t.size)
+        tone = sum(np.sin(2 * np.pi * 180 * k * t) / k for k in range(1, 6)) * 0.15
+        parts.append(noise + (tone if kind == "voice" else 0))
+    pcm = np.clip(np.round(np.concatenate(parts) * 32767), -32768, 32767).astype(np.int16)
+    step = RATE // 50
+    return [frame_from_samples(pcm[i:i + step].copy(), RATE) for i in range(0, pcm.size, step)]
+
+
+@dataclass
+class Agent:
+    """A built voice agent and what its outputs carried."""
+
+    graph: fk.Graph
+    model: RealtimeModel
+    io: MemoryIO
+    users: Collect
+    agents: Collect
+    speech: Collect
+    calls: Collect
+    interrupts: Collect
+    metrics: Collect
+    playout: Collect
+    runner: fk.GraphRunner | None = None
+    started: float = 0.0  # loop time the graph (and the user's audio) started
+
+    async def run(self, timeout: float = 30.0) -> fk.GraphRunner:
+        """Run the graph until its input has ended and everything has played."""
+        self.runner = fk.GraphRunner(self.graph, job=fk.JobContext(io=self.io))
+        self.started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(timeout):
+            await self.runner.run()
+        return self.runner
+
+    def frames(self) -> list[fk.AgentAudio]:
+        """The audio messages the node sent (end markers left out)."""
+        return [a for a in self.speech.items if a.frame is not None]
+
+
+def agent(
+    base_url: str,
+    user_audio: Sequence[rtc.AudioFrame],
+    *,
+    tools: Sequence[Any] = (),
+    playout: bool = True,
+    **options: Any,
+) -> Agent:
+    """The voice agent graph around a RealtimeModel pointed at ``base_url``."""
+    options.setdefault("turn_detection", ServerVAD(silence_duration_ms=300))
+    options.setdefault("api_key", API_KEY)
+    g = fk.Graph("realtime-agent")
+    mic = g.add(RoomSource(sample_rate=RATE), name="mic")
+    model = g.add(RealtimeModel(base_url=base_url, tools=tools, **options), name="model")
+    speaker = g.add(RoomSink(publish_transcripts=False), name="speaker")
+    mic >> Resample(24_000, channels=1) >> model >> speaker
+    model.interrupts >> speaker.interrupt
+    if playout:
+        speaker >> model.playout
+    if tools:
+        router = g.add(ToolRouter(tools), name="tools")
+        model.tool_calls >> router >> model.tool_results
+    collected = {}
+    for name, port in (("users", model.transcripts), ("agents", model.agent_transcripts),
+                       ("speech", model.speech), ("calls", model.tool_calls),
+                       ("interrupts", model.interrupts), ("metrics", model.metrics),
+                       ("playout", speaker.playout)):
+        collected[name] = g.add(Collect(), name=name)
+        port >> collected[name]
+    return Agent(g, model, MemoryIO(user_audio, paced=True), **collected)  # type: ignore[arg-type]

@@ -1,0 +1,252 @@
+"""The realtime node's state machine, fed server events directly (no socket, no graph).
+
+The events are parsed by the openai SDK's own ``parse_event``, as the node receives them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+from flowkit_openai.realtime.conversation import Reply, SpokenItem
+from flowkit_openai.realtime.dialogue import Dialogue
+from flowkit_openai.realtime.events import Event
+from flowkit_openai.testing.realtime_script import tone
+from openai.resources.realtime.realtime import AsyncRealtimeConnection
+
+import flowkit as fk
+
+URL = "ws://example/v1/realtime?model=m"
+
+
+class Recorder:
+    """The dialogue's effects, recorded."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.out: list[Any] = []
+        self.handoffs: list[Any] = []
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.sent.append(event)
+
+    def speak(self, audio: fk.AgentAudio) -> None:
+        self.out.append(audio)
+
+    user_transcript = agent_transcript = tool_call = interrupt = metrics = speak
+
+    def handoff(self, agent: Any) -> None:
+        self.handoffs.append(agent)
+
+
+class Timers:
+    """A call_later that runs nothing until told to."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> Any:
+        self.pending.append((delay, callback))
+
+        class Handle:
+            def cancel(self) -> None:
+                pass
+
+        return Handle()
+
+
+def event(**fields: Any) -> Event:
+    return AsyncRealtimeConnection.parse_event(cast(Any, None), json.dumps(fields))
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def timers() -> Timers:
+    return Timers()
+
+
+@pytest.fixture
+def dialogue(recorder: Recorder, timers: Timers) -> Dialogue:
+    return Dialogue(recorder, url=URL, clock=lambda: 0.0, call_later=timers,
+                    logger=logging.getLogger("flowkit.node.test"), tool_result_timeout=5.0)
+
+
+def _respond(d: Dialogue, response_id: str = "r1", metadata: dict[str, str] | None = None) -> None:
+    d.on_event(event(type="response.created", event_id="e",
+                     response={"id": response_id, "metadata": metadata}))
+
+
+def _audio(d: Dialogue, ms: int, response_id: str = "r1", item_id: str = "i1") -> None:
+    d.on_event(event(type="response.output_audio.delta", event_id="e", response_id=response_id,
+                     item_id=item_id, output_index=0, content_index=0,
+                     delta=base64.b64encode(tone(ms)).decode()))
+
+
+def _done(d: Dialogue, status: str = "completed", response_id: str = "r1", **extra: Any) -> None:
+    d.on_event(event(type="response.done", event_id="e",
+                     response={"id": response_id, "status": status, **extra}))
+
+
+def test_a_malformed_or_unknown_event_is_skipped_and_logged(
+    dialogue: Dialogue, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="flowkit.node")
+    _respond(dialogue)
+    dialogue.on_event(event(type="response.output_audio.delta", event_id="e", response_id="r1",
+                            delta="AAAA"))
+    dialogue.on_event(event(type="something.new", event_id="e"))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the server at {URL} sent a malformed event (response.output_audio.delta has no "
+        "item_id); skipped. Check that base_url points at a server that speaks the GA "
+        "Realtime API"
+    ]
+    assert recorder.out == []
+
+
+def test_a_failed_response_is_logged_and_ends_the_reply(
+    dialogue: Dialogue, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="flowkit.node")
+    _respond(dialogue)
+    _audio(dialogue, 100)
+    _done(dialogue, "failed", status_details={
+        "type": "failed",
+        "error": {"type": "invalid_request_error", "code": "rate_limit_exceeded",
+                  "message": "Rate limit reached."}})
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert error.getMessage() == (
+        f"the server at {URL} failed response r1 (invalid_request_error/rate_limit_exceeded): "
+        "Rate limit reached.; check the account's quota and rate limits; the conversation "
+        "goes on"
+    )
+    audio = [m for m in recorder.out if isinstance(m, fk.AgentAudio)]
+    assert len(audio) == 6 and audio[-1].final and audio[-1].frame is None
+    [metrics] = [m for m in recorder.out if isinstance(m, fk.Metrics)]
+    assert metrics.labels == {"response_id": "r1", "status": "failed"}
+
+
+def test_an_error_event_names_the_client_event_it_answers(
+    dialogue: Dialogue, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="flowkit.node")
+    dialogue.send({"type": "conversation.item.truncate", "item_id": "i9", "content_index": 0,
+                   "audio_end_ms": 5000})
+    dialogue.send({"type": "response.cancel"})
+    truncate_id, cancel_id = "fk_1", "fk_2"
+    dialogue.on_event(event(type="error", event_id="e", error={
+        "type": "invalid_request_error", "code": "invalid_value", "param": "audio_end_ms",
+        "message": "Audio content of 1200ms is already shorter than 5000ms",
+        "event_id": truncate_id}))
+    dialogue.on_event(event(type="error", event_id="e", error={
+        "type": "invalid_request_error", "code": "response_cancel_not_active",
+        "message": "Cancellation failed: no active response found", "event_id": cancel_id}))
+    first, second = caplog.records
+    assert first.levelno == logging.ERROR and first.getMessage() == (
+        f"the server at {URL} answered conversation.item.truncate with "
+        "invalid_request_error/invalid_value (parameter audio_end_ms): Audio content of 1200ms "
+        "is already shorter than 5000ms; the model's context may keep words the listener did "
+        "not hear; nothing else is affected"
+    )
+    assert second.levelno == logging.DEBUG  # a harmless race
+
+
+def test_the_cut_points_of_a_reply_of_two_items() -> None:
+    reply = Reply(1, items=[SpokenItem("a", audio_s=0.5), SpokenItem("b", audio_s=0.3)])
+    assert reply.cut_points(0.2) == [("a", 200), ("b", 0)]
+    assert reply.cut_points(0.6) == [("b", 100)]
+    assert reply.cut_points(0.8) == []
+    reply.items[0].transcript = ["One two three four."]
+    reply.items[1].transcript = ["Five six."]
+    reply.cut, reply.played_s = True, 0.65
+    assert reply.heard() == "One two three four. Five"
+
+
+def test_a_tool_that_does_not_answer_in_time_gets_an_error_result(
+    dialogue: Dialogue, recorder: Recorder, timers: Timers
+) -> None:
+    _respond(dialogue)
+    dialogue.on_event(event(type="response.output_item.done", event_id="e", response_id="r1",
+                            output_index=0, item={"type": "function_call", "id": "f1",
+                                                  "call_id": "c1", "name": "slow",
+                                                  "arguments": "{}"}))
+    _done(dialogue)
+    [call] = [m for m in recorder.out if isinstance(m, fk.ToolCall)]
+    assert recorder.sent == [] and dialogue.busy
+    [(delay, expire)] = timers.pending
+    assert delay == 5.0
+    expire()
+    output, create = recorder.sent
+    assert output["item"] == {"type": "function_call_output", "call_id": "c1",
+                              "output": "error: the tool 'slow' gave no result within 5 s"}
+    assert create["type"] == "response.create"
+    assert create["response"]["metadata"] == {"flowkit_turn": str(call.turn_id)}
+    # The late result is dropped: the model has its answer already.
+    dialogue.on_tool_result(fk.ToolResult(call_id="c1", name="slow", output="late"))
+    assert len(recorder.sent) == 2
+
+
+def test_a_tool_result_with_a_handoff_switches_agents(
+    dialogue: Dialogue, recorder: Recorder
+) -> None:
+    _respond(dialogue)
+    dialogue.on_event(event(type="response.output_item.done", event_id="e", response_id="r1",
+                            output_index=0, item={"type": "function_call", "id": "f1",
+                                                  "call_id": "c1", "name": "transfer",
+                                                  "arguments": "{}"}))
+    _done(dialogue)
+    agent = object()
+    dialogue.on_tool_result(fk.ToolResult(call_id="c1", name="transfer", output="ok",
+                                          handoff=agent))
+    assert recorder.handoffs == [agent]
+    assert [e["type"] for e in recorder.sent] == ["conversation.item.create", "response.create"]
+
+
+def test_a_refused_response_create_ends_the_reply_waiting_for_it(
+    dialogue: Dialogue, recorder: Recorder
+) -> None:
+    _respond(dialogue)
+    _audio(dialogue, 40)
+    dialogue.on_event(event(type="response.output_item.done", event_id="e", response_id="r1",
+                            output_index=0, item={"type": "function_call", "id": "f1",
+                                                  "call_id": "c1", "name": "t",
+                                                  "arguments": "{}"}))
+    _done(dialogue)
+    dialogue.on_tool_result(fk.ToolResult(call_id="c1", name="t", output="ok"))
+    create = recorder.sent[-1]
+    assert create["type"] == "response.create" and dialogue.busy
+    dialogue.on_event(event(type="error", event_id="e", error={
+        "type": "invalid_request_error", "code": "conversation_already_has_active_response",
+        "message": "Conversation already has an active response", "event_id": create["event_id"]}))
+    assert not dialogue.busy
+    assert recorder.out[-1] == fk.AgentAudio(frame=None, turn_id=create_turn(create), final=True)
+
+
+def create_turn(create: dict[str, Any]) -> int:
+    return int(create["response"]["metadata"]["flowkit_turn"])
+
+
+def test_user_transcripts_interim_then_final(dialogue: Dialogue, recorder: Recorder) -> None:
+    dialogue.on_event(event(type="input_audio_buffer.speech_started", event_id="e",
+                            audio_start_ms=0, item_id="u1"))
+    for delta in ("What is", " the weather"):
+        dialogue.on_event(event(type="conversation.item.input_audio_transcription.delta",
+                                event_id="e", item_id="u1", content_index=0, delta=delta))
+    dialogue.on_event(event(type="conversation.item.input_audio_transcription.completed",
+                            event_id="e", item_id="u1", content_index=0,
+                            transcript="What is the weather?",
+                            usage={"type": "duration", "seconds": 1.0}))
+    said = [(t.text, t.final) for t in recorder.out if isinstance(t, fk.Transcript)]
+    assert said == [("What is", False), ("What is the weather", False),
+                    ("What is the weather?", True)]
+    assert len({t.turn_id for t in recorder.out}) == 1
+    assert [(e.role, e.text) for e in dialogue.history.messages()] == [
+        ("user", "What is the weather?")
+    ]
