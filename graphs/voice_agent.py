@@ -1,8 +1,9 @@
 """A voice agent: the whole pipeline, from the room's audio to the agent's voice.
 
 RoomSource → Resample → VAD → STT → TurnDetector → LLM (⇄ ToolRouter) → TTS → RoomSink, with
-barge-in (Interruptions), preemptive generation (LLM and TTS), agent states, and transcripts
-of both sides.
+barge-in (Interruptions), preemptive generation (LLM and TTS), agent states, transcripts of
+both sides, and, where the model can see, the participant's camera (VideoInput →
+VideoSampler → ImageEncoder → LLM).
 
 Providers, chosen by ``job.extra["providers"]`` or the ``FLOWKIT_PROVIDERS`` environment
 variable:
@@ -11,10 +12,12 @@ variable:
   Whisper tiny.en, SmolLM2-135M on llama.cpp, Piper. Each model loads once per process.
 - ``openai``: any OpenAI-compatible endpoint for STT, LLM and TTS (flowkit-openai), with
   ``OPENAI_BASE_URL``, ``OPENAI_API_KEY`` and ``FLOWKIT_OPENAI_MODEL`` (default
-  ``gpt-4o-mini``); voice activity stays local (Silero).
+  ``gpt-4o-mini``, which sees images); voice activity stays local (Silero).
 - ``demo``: stand-ins with no model at all: EnergyVAD, a recogniser that describes each
-  utterance instead of transcribing it, a model that repeats what it heard, a TTS that speaks
-  a tone. Every stage still runs and is measured.
+  utterance instead of transcribing it, a model that repeats what it heard (and says the size
+  of what it was shown), a TTS that speaks a tone. Every stage still runs and is measured.
+
+SmolLM2 reads text only, so the local graph has no camera nodes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from flowkit.nodes import (
     tts,
     turn,
     vad,
+    video,
 )
 from flowkit.testing import FakeTTS
 from flowkit.testing.demo import DescribingSTT, echo_llm
@@ -49,13 +53,14 @@ INSTRUCTIONS = (
 
 
 class Providers(NamedTuple):
-    """The providers a job runs on, and whether its model can use tools."""
+    """The providers a job runs on, and whether its model can use tools and see images."""
 
     vad: Any
     stt: Any
     llm: Any
     tts: Any
     tools: bool
+    vision: bool = False
 
 
 def _flowkit_local() -> Any:
@@ -96,7 +101,8 @@ def providers(job: fk.JobContext) -> Providers:
         return _local()
     if choice == "demo":
         return Providers(
-            EnergyVAD(), DescribingSTT(), echo_llm(), FakeTTS(sample_rate=24_000), tools=True
+            EnergyVAD(), DescribingSTT(), echo_llm(), FakeTTS(sample_rate=24_000), tools=True,
+            vision=True,
         )
     if choice == "openai":
         from flowkit_openai import OpenAILLMProvider, OpenAISTTProvider, OpenAITTSProvider
@@ -104,7 +110,7 @@ def providers(job: fk.JobContext) -> Providers:
         model = os.environ.get("FLOWKIT_OPENAI_MODEL", "gpt-4o-mini")
         return Providers(
             _silero(), OpenAISTTProvider(), OpenAILLMProvider(model), OpenAITTSProvider(),
-            tools=True,
+            tools=True, vision=True,
         )
     raise ValueError(f"providers {choice!r}: choose 'local', 'openai' or 'demo'")
 
@@ -150,4 +156,11 @@ def build(job: fk.JobContext) -> fk.Graph:
     brain.tool_calls >> router >> brain.tool_results          # the tool loop
     barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]  # barge-in
     speaker >> [brain.playout, barge.playout, states.playout]  # what was played, fed back
+    if chosen.vision:
+        # Sight: the camera's newest frame, kept about once a second while the user speaks,
+        # goes with their turn (a room without a camera leaves the agent blind, no error).
+        eyes = g.add(video.VideoInput(), name="camera")
+        sampler = g.add(video.VideoSampler(), name="sampler")
+        eyes >> sampler >> g.add(video.ImageEncoder(), name="images") >> brain.images
+        turns.user_state >> sampler.user_state
     return g

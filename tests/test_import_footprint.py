@@ -4,6 +4,7 @@ networkx off that path (issue 7: the baseline memory of a voice worker)."""
 import random
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -219,3 +220,22 @@ async def connect() -> None:
 asyncio.run(connect())
 """
     assert _modules_after(connected, sdk) == dict.fromkeys(sdk, True)
+
+
+def test_pillow_loads_only_when_a_frame_is_encoded_or_an_image_file_read() -> None:
+    # Pillow costs about 10 MiB resident; a graph with video nodes that never sees a camera
+    # (an offline run without --camera, a room with nobody on video) must not carry it.
+    graph = Path(__file__).parents[1] / "graphs" / "voice_agent.py"
+    code = f"""
+import flowkit as fk
+from flowkit.loader import load_graph
+g = load_graph({str(graph)!r}, fk.JobContext(extra={{'providers': 'demo'}}))
+assert 'camera' in g.nodes and 'images' in g.nodes
+"""
+    assert _modules_after(code, ("PIL",)) == {"PIL": False}
+    encoded = code + """
+from livekit import rtc
+from flowkit.images import encode_frame
+encode_frame(rtc.VideoFrame(2, 2, rtc.VideoBufferType.RGBA, bytes(16)))
+"""
+    assert _modules_after(encoded, ("PIL",)) == {"PIL": True}

@@ -22,6 +22,10 @@ reply takes it over if the turn commits with the same text and history (see
 ``prefetch`` linked to a TTS node, the early request's text goes there as it streams, so the
 first sentence's audio can be made during the delay too (preemptive TTS).
 
+With ``images`` linked (from an :class:`~flowkit.nodes.video.ImageEncoder`), the node keeps
+the newest image it has not shown yet and attaches it to the next user message, for a vision
+model; ``max_images`` bounds how many messages of the history keep theirs.
+
 With ``mcp_servers``, the tools those Model Context Protocol servers list are offered too:
 the node lists them when it starts, before its first request (a server that cannot be
 reached is logged and left out), and keeps them across handoffs, which swap only the
@@ -41,7 +45,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import pydantic
+
 from flowkit.messages import (
+    Image,
     Interrupt,
     InterruptAction,
     Metrics,
@@ -58,7 +65,7 @@ from flowkit.messages import (
 )
 from flowkit.node import Node, NodeParams
 from flowkit.nodes.llm_preemption import PreemptiveRequest
-from flowkit.ports import In, Out
+from flowkit.ports import In, Out, Overflow
 from flowkit.providers.chat import ChatHistory, ChatMessage, ToolSpec
 from flowkit.providers.llm import LLMChunk, LLMMeter, LLMProvider, TextDelta, ToolCallChunk
 from flowkit.tools.function_tool import FunctionTool
@@ -84,6 +91,11 @@ class LLM(Node):
     tentative: In[TentativeTurn] = In(
         required=False, doc="turns about to commit: start their replies early (preemptive)"
     )
+    # Only the newest image matters: a full queue drops the older one.
+    images: In[Image] = In(
+        required=False, queue=1, overflow=Overflow.DROP_OLDEST,
+        doc="what the agent sees (an ImageEncoder's): the newest goes with the next user turn",
+    )
     text: Out[TextChunk] = Out(default=True, doc="the reply, streamed")
     tool_calls: Out[ToolCall] = Out(doc="tool calls, to a ToolRouter")
     metrics: Out[Metrics] = Out(doc="time to first token, tokens/s per request")
@@ -101,6 +113,7 @@ class LLM(Node):
         max_tool_steps: int = 3
         max_history: int | None = None
         tool_result_timeout: float = 60.0
+        max_images: int = pydantic.Field(default=1, ge=0)
 
     def __init__(
         self,
@@ -113,6 +126,7 @@ class LLM(Node):
         max_tool_steps: int = 3,
         max_history: int | None = None,
         tool_result_timeout: float = 60.0,
+        max_images: int = 1,
     ) -> None:
         """Create an LLM node.
 
@@ -130,6 +144,12 @@ class LLM(Node):
                 request; older ones are dropped, tool calls with their results.
             tool_result_timeout: Seconds a reply waits for its tool results before it goes
                 on with an error result for each missing one.
+            max_images: How many user messages of the history keep their images (the
+                newest ones); older ones keep their text. Every image in the history goes
+                with every request, at hundreds of tokens each.
+
+        Raises:
+            NodeParamsError: ``max_images`` is negative.
         """
         if not isinstance(provider, LLMProvider):
             raise TypeError(
@@ -146,8 +166,10 @@ class LLM(Node):
             max_tool_steps=max_tool_steps,
             max_history=max_history,
             tool_result_timeout=tool_result_timeout,
+            max_images=max_images,
         )
         self.history = ChatHistory(instructions or None)
+        self._unseen: Image | None = None  # the newest image, not yet shown to the model
         self._tools = Toolbox(tools, mcp_servers)
         self._specs: tuple[ToolSpec, ...] = self._tools.specs()
         self._reply: asyncio.Task[None] | None = None
@@ -178,12 +200,18 @@ class LLM(Node):
         interrupt: AsyncIterator[Interrupt],
         requests: AsyncIterator[ReplyRequest],
         tentative: AsyncIterator[TentativeTurn],
+        images: AsyncIterator[Image],
     ) -> None:
         """List the MCP servers' tools, then serve until the inputs end (see the class)."""
-        # No request may go out before the tool list is known: the servers answer first.
-        async with self._tools.opened(self.ctx.logger):
-            self._specs = self._tools.specs()
-            await self._serve(turns, tool_results, playout, interrupt, requests, tentative)
+        # Images are not waited for at the end: a camera lasts as long as the room.
+        looking = self.ctx.create_task(self._read_images(images), name="images")
+        try:
+            # No request may go out before the tool list is known: the servers answer first.
+            async with self._tools.opened(self.ctx.logger):
+                self._specs = self._tools.specs()
+                await self._serve(turns, tool_results, playout, interrupt, requests, tentative)
+        finally:
+            looking.cancel()
 
     async def _serve(
         self,
@@ -237,11 +265,23 @@ class LLM(Node):
             else:
                 self._take_request(request)
 
+    async def _read_images(self, images: AsyncIterator[Image]) -> None:
+        async for image in images:
+            self._unseen = image
+
+    def _add_user(self, history: ChatHistory, text: str, *, show: bool = True) -> None:
+        """Add the user's message with the image not yet shown (``show``: it now is)."""
+        seen = () if self._unseen is None else (self._unseen,)
+        if show:
+            self._unseen = None
+        history.add_user(text, seen)
+        history.keep_images(self.params.max_images)  # type: ignore[attr-defined]
+
     def _take_turn(self, turn: UserTurn) -> None:
         if turn.turn_id < self._reply_turn:
             return  # an older turn than the reply in progress: stale
         self._cancel_reply()
-        self.history.add_user(turn.text)
+        self._add_user(self.history, turn.text)
         self._start_reply(turn.turn_id, early=self._take_preemptive(turn.text))
 
     def _take_request(self, request: ReplyRequest) -> None:
@@ -253,7 +293,7 @@ class LLM(Node):
             self._say(turn_id, request.say, allow)
         else:
             if request.user_text:
-                self.history.add_user(request.user_text)
+                self._add_user(self.history, request.user_text)
             self._start_reply(turn_id, request.instructions, allow)
         if allow:
             return
@@ -305,7 +345,8 @@ class LLM(Node):
             # turn will be answered from, so a request made now would be thrown away.
             return
         view = self.history.copy()
-        view.add_user(turn.text)
+        # The image the committed turn would carry, so that it can take this request over.
+        self._add_user(view, turn.text, show=False)
         messages = self._request_history(None, view)
         provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
         tool_choice = self._tool_choice(0)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from flowkit.messages import ToolCall, ToolResult
+from flowkit.messages import Image, ToolCall, ToolResult
 
 __all__ = ["ChatHistory", "ChatMessage", "ChatRole", "ToolSpec"]
 
@@ -35,6 +35,9 @@ class ChatMessage:
         name: For a tool message: the tool's name; otherwise an optional speaker name.
         interrupted: ``True`` when the user cut the reply off: ``content`` is then only the
             part that was actually played.
+        images: For a user message: what the agent saw as the user spoke (a camera frame,
+            a shared screen), for a vision model. A provider whose model cannot see leaves
+            them out.
     """
 
     role: ChatRole
@@ -43,6 +46,7 @@ class ChatMessage:
     tool_call_id: str | None = None
     name: str | None = None
     interrupted: bool = False
+    images: tuple[Image, ...] = ()
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
@@ -51,6 +55,11 @@ class ChatMessage:
             raise ValueError(
                 "a tool ChatMessage needs the tool_call_id of the call it answers; "
                 "build it with ChatMessage.tool_result(result)"
+            )
+        if self.images and self.role != "user":
+            raise ValueError(
+                f"only a user ChatMessage carries images (what the agent saw as the user "
+                f"spoke), not a {self.role} one; put them on the user message"
             )
 
     @classmethod
@@ -153,9 +162,9 @@ class ChatHistory:
             )
         self._messages.append(message)
 
-    def add_user(self, text: str) -> ChatMessage:
-        """Append a user message and return it."""
-        message = ChatMessage("user", text)
+    def add_user(self, text: str, images: Iterable[Image] = ()) -> ChatMessage:
+        """Append a user message (with what the agent saw as it was said) and return it."""
+        message = ChatMessage("user", text, images=tuple(images))
         self.append(message)
         return message
 
@@ -225,6 +234,30 @@ class ChatHistory:
             cut += 1
         del self._messages[head : head + cut]
         return cut
+
+    def keep_images(self, max_images: int) -> int:
+        """Keep the images of the newest ``max_images`` user messages that have any.
+
+        Older user messages keep their text and lose their images: every image in the
+        history is sent with every request (hundreds of tokens and an upload each), and the
+        agent's own replies already say what it saw in them.
+
+        Args:
+            max_images: How many messages keep their images (>= 0).
+
+        Returns:
+            How many messages lost their images.
+
+        Raises:
+            ValueError: ``max_images`` is negative.
+        """
+        if max_images < 0:
+            raise ValueError(f"keep_images: max_images must be >= 0, got {max_images}")
+        seeing = [i for i, m in enumerate(self._messages) if m.images]
+        stripped = seeing[: max(0, len(seeing) - max_images)]
+        for index in stripped:
+            self._messages[index] = replace(self._messages[index], images=())
+        return len(stripped)
 
     def __repr__(self) -> str:
         return f"ChatHistory({len(self._messages)} messages)"

@@ -47,12 +47,17 @@ class DescribingSTT:
 
 
 def echo_llm(*, ttft: float = 0.2, token_gap: float = 0.02) -> FakeLLM:
-    """A model that answers every turn by repeating what it was told, streamed word by word."""
+    """A model that repeats what it was told (and the size of what it was shown), word by word."""
 
     def reply(history: Sequence[ChatMessage]) -> FakeReply:
-        heard = next((m.content for m in reversed(history) if m.role == "user"), "")
+        said = next((m for m in reversed(history) if m.role == "user"), None)
+        heard = "" if said is None else said.content
+        seen = "" if said is None else "".join(
+            f" I see a {image.width} by {image.height} picture from your {image.source}."
+            for image in said.images
+        )
         return FakeReply(
-            text=f"I heard {heard}. I am a demo agent on scripted providers. "
+            text=f"I heard {heard}.{seen} I am a demo agent on scripted providers. "
             "Install the local node library for a real conversation."
         )
 

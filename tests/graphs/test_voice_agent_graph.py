@@ -170,6 +170,27 @@ def test_flowkit_run_keeps_two_questions_as_two_turns(tmp_path: Path) -> None:
     assert result.output.count("user:") == 2
 
 
+def test_flowkit_run_with_a_camera_shows_the_image_to_the_model(tmp_path: Path) -> None:
+    from PIL import Image as PILImage
+
+    photo = tmp_path / "desk.png"
+    PILImage.new("RGB", (1600, 1200), (90, 60, 30)).save(photo)
+    result = _cli_run(["--input", str(AUDIO / "weather_question.wav"), "--output",
+                       str(tmp_path / "o.wav"), "--camera", str(photo), "--quiet"])
+    assert result.exit_code == 0, result.output
+    # the demo model says the size of what it was shown: scaled to 1024 on the longer side
+    assert "I see a 1024 by 768 picture from your camera" in " ".join(result.output.split())
+
+
+def test_flowkit_run_refuses_a_camera_file_that_is_not_an_image(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("a shopping list")
+    result = _cli_run(["--input", str(AUDIO / "weather_question.wav"), "--output",
+                       str(tmp_path / "o.wav"), "--camera", str(notes), "--quiet"])
+    assert result.exit_code != 0
+    assert "notes.jpg' is not an image Pillow can read" in " ".join(result.output.split())
+
+
 def test_the_demo_providers_load_no_model() -> None:
     import subprocess
     import sys

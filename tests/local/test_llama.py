@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -66,6 +67,20 @@ def test_history_converts_to_llama_chat_messages() -> None:
         {"role": "tool", "content": "sunny", "tool_call_id": "c1", "name": "get_weather"},
         {"role": "assistant", "content": "It is sunny."},
     ]
+
+
+def test_images_are_left_out_with_one_warning_naming_the_remedy(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    blind = LlamaLLMProvider(max_tokens=8)  # chat() starts lazily: no model is loaded here
+    picture = fk.Image(data=b"jpeg", width=4, height=3)
+    history = [ChatMessage("user", "what is this?", images=(picture,))]
+    with caplog.at_level(logging.WARNING, logger="flowkit_local.llama"):
+        blind.chat(history)
+        blind.chat(history)
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "reads text only" in warning and "give the LLM node a vision model" in warning
+    assert to_chat_messages(history) == [{"role": "user", "content": "what is this?"}]
 
 
 def test_chatml_prompt_writes_every_role_and_tool_calls() -> None:

@@ -13,7 +13,7 @@ from flowkit_openai import OpenAILLM, OpenAILLMProvider, to_openai_messages
 from support import Collect, Script
 
 import flowkit as fk
-from flowkit.messages import ToolCall
+from flowkit.messages import Image, ToolCall
 from flowkit.providers import (
     ChatMessage,
     FallbackLLM,
@@ -108,6 +108,22 @@ async def test_stream_text_parallel_tool_calls_and_usage(server: FakeOpenAI) -> 
     assert body["tool_choice"] == "required"
     assert [t["function"]["name"] for t in body["tools"]] == ["get_weather", "get_time"]
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+async def test_a_user_message_with_an_image_is_sent_as_content_parts(server: FakeOpenAI) -> None:
+    seen = Image(data=b"\x89PNG-bytes", mime_type="image/png", width=2, height=2)
+    history = (*HISTORY[:1], ChatMessage("user", "What is this?", images=(seen,)))
+    chunks = [chunk async for chunk in llm(server, "ok").chat(history)]
+    assert TextDelta("Hello") in chunks
+    body = server.requests[-1].json
+    assert body is not None
+    assert body["messages"][1] == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORy1ieXRlcw=="}},
+        ],
+    }
 
 
 async def test_named_tool_choice_and_no_tools(server: FakeOpenAI) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from flowkit.messages import ToolCall, ToolResult
+from flowkit.messages import Image, ToolCall, ToolResult
 from flowkit.providers import ChatHistory, ChatMessage, ToolSpec
 
 
@@ -108,3 +108,32 @@ def test_trim_never_keeps_a_tool_result_without_its_call() -> None:
     history.add_assistant("Sunny.")
     assert history.trim(3) == 0
     assert [m.role for m in history.messages] == ["system", "assistant", "tool", "assistant"]
+
+
+def _image(tag: bytes) -> Image:
+    return Image(data=tag, width=2, height=2)
+
+
+def test_only_a_user_message_carries_images() -> None:
+    seen = ChatMessage("user", "what is this?", images=(_image(b"a"),))
+    assert seen.images[0].data == b"a"
+    with pytest.raises(ValueError, match="only a user ChatMessage carries images"):
+        ChatMessage("assistant", "a cat", images=(_image(b"a"),))
+
+
+def test_keep_images_strips_all_but_the_newest_messages_images() -> None:
+    history = ChatHistory("be brief")
+    history.add_user("look", [_image(b"1")])
+    history.add_assistant("a cat")
+    history.add_user("and now?", [_image(b"2"), _image(b"3")])
+    history.add_user("no picture here")
+    history.add_user("last", [_image(b"4")])
+    assert history.keep_images(2) == 1
+    assert [[i.data for i in m.images] for m in history.messages if m.role == "user"] == [
+        [], [b"2", b"3"], [], [b"4"],
+    ]
+    assert [m.content for m in history.messages][1] == "look"  # the text stays
+    assert history.keep_images(0) == 2
+    assert not any(m.images for m in history.messages)
+    with pytest.raises(ValueError, match="max_images must be >= 0"):
+        history.keep_images(-1)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import logging
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -56,6 +57,8 @@ __all__ = [
     "to_chat_messages",
     "trim_history",
 ]
+
+logger = logging.getLogger("flowkit_local.llama")
 
 MODEL_FILE: Final = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # SmolLM2's chat template adds this system message when a conversation has none.
@@ -269,6 +272,7 @@ class LlamaLLMProvider:
             "seed": seed,
         }
         self._lock = threading.Lock()
+        self._told_blind = False  # warned that images in the conversation are left out
         self._llama: Any = None
 
     @property
@@ -332,6 +336,14 @@ class LlamaLLMProvider:
                 f"'required', 'none' nor one of the tools {names}"
             )
         offered = tuple(tools) if tool_choice != "none" else ()
+        if not self._told_blind and any(message.images for message in history):
+            self._told_blind = True  # once per provider: the same images come every request
+            logger.warning(
+                "%s reads text only: the images in the conversation (what the agent sees "
+                "through a VideoInput) are left out; for an agent that sees, give the LLM "
+                "node a vision model, e.g. flowkit-openai's OpenAILLM with a vision model",
+                self.name,
+            )
         return self._stream(tuple(history), offered, tool_choice)
 
     async def _stream(

@@ -41,8 +41,9 @@ def to_openai_messages(history: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     Returns:
         One message dict per :class:`ChatMessage`: assistant tool calls become
         ``tool_calls`` entries, tool results become ``tool`` messages with their
-        ``tool_call_id``. ``content`` is always a string, ``""`` for an assistant message
-        that only calls tools.
+        ``tool_call_id``. ``content`` is a string, ``""`` for an assistant message that
+        only calls tools, except for a user message with images: a list of content parts,
+        its text and then each image as an ``image_url`` data URL.
     """
     messages: list[dict[str, Any]] = []
     for message in history:
@@ -59,8 +60,18 @@ def to_openai_messages(history: Sequence[ChatMessage]) -> list[dict[str, Any]]:
             ]
         elif message.role == "tool":
             entry["tool_call_id"] = message.tool_call_id
-        elif message.name and message.role == "user":
-            entry["name"] = message.name
+        elif message.role == "user":
+            if message.name:
+                entry["name"] = message.name
+            if message.images:
+                # Chat Completions' content parts: the text, then each image as a data URL.
+                entry["content"] = [
+                    {"type": "text", "text": message.content},
+                    *(
+                        {"type": "image_url", "image_url": {"url": image.data_url()}}
+                        for image in message.images
+                    ),
+                ]
         messages.append(entry)
     return messages
 
