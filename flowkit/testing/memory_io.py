@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import soxr
@@ -31,6 +31,8 @@ from flowkit.ports import AudioFormat
 from flowkit.room_io import VideoSource
 
 __all__ = ["DEFAULT_PARTICIPANT", "MemoryAudioInput", "MemoryAudioOutput", "MemoryIO"]
+
+T = TypeVar("T")
 
 DEFAULT_PARTICIPANT = "user"
 """The participant identity of audio given as a plain list of frames."""
@@ -71,20 +73,45 @@ class _Track(_Changes):
         self.frames = list(frames)
 
 
-class _Camera(_Changes):
-    """Every video frame so far, and whether more may come."""
+class _Feed(_Changes, Generic[T]):
+    """Everything pushed on one input so far (key presses, camera frames), and what may come.
 
-    def __init__(self, frames: Sequence[rtc.VideoFrame], ended: bool) -> None:
+    Each reader reads it all, in order, from the first.
+
+    Args:
+        items: What was given up front.
+        ended: Whether nothing more may be pushed.
+        kind: The input's name in the push and end methods (``"dtmf"``, ``"video"``).
+        what: What it is called in an error (``"keypad input"``).
+    """
+
+    def __init__(self, items: Sequence[T], ended: bool, kind: str, what: str) -> None:
         super().__init__(ended)
-        self.frames = list(frames)
+        self.items = list(items)
+        self.kind, self.what = kind, what
 
+    def push(self, item: T) -> None:
+        if self.ended:
+            raise RuntimeError(
+                f"MemoryIO: push_{self.kind}() after the {self.what} ended; create the "
+                f"MemoryIO with live=True and call end_{self.kind}() only after the last one"
+            )
+        self.items.append(item)
+        self.notify()
 
-class _Keypad(_Changes):
-    """Every key press so far (all participants, in order), and whether more may come."""
+    def end(self) -> None:
+        self.ended = True
+        self.notify()
 
-    def __init__(self, presses: Sequence[DTMFDigit], ended: bool) -> None:
-        super().__init__(ended)
-        self.presses = list(presses)
+    async def read(self) -> AsyncIterator[T]:
+        index = 0
+        while True:
+            while index >= len(self.items):
+                if self.ended:
+                    return
+                await self.changed()
+            index += 1
+            yield self.items[index - 1]
 
 
 class _Converter:
@@ -308,8 +335,10 @@ class MemoryIO:
         self.tracks: dict[str, list[tuple[float, rtc.AudioFrame]]] = {}
         self._track_outputs: dict[str, MemoryAudioOutput] = {}
         self.dtmf_sent: list[DTMFDigit] = []
-        self._keypad = _Keypad([self._press(key, None) for key in dtmf], ended=not live)
-        self._camera = _Camera(video, ended=not live)
+        self._keypad = _Feed(
+            [self._press(key, None) for key in dtmf], not live, "dtmf", "keypad input"
+        )
+        self._camera = _Feed(video, not live, "video", "video input")
 
     @property
     def participants(self) -> list[str]:
@@ -394,7 +423,7 @@ class MemoryIO:
         Frames given to the constructor come at once; pushed ones as they are pushed, until
         :meth:`end_video` (at once after the given frames without ``live=True``).
         """
-        return self._read_video()
+        return self._camera.read()
 
     def push_video(self, frame: rtc.VideoFrame) -> None:
         """Show a frame on the camera.
@@ -403,28 +432,11 @@ class MemoryIO:
             RuntimeError: The video input has ended (``live=False``, or after
                 :meth:`end_video`).
         """
-        if self._camera.ended:
-            raise RuntimeError(
-                "MemoryIO: push_video() after the video input ended; create the MemoryIO "
-                "with live=True and call end_video() only after the last frame"
-            )
-        self._camera.frames.append(frame)
-        self._camera.notify()
+        self._camera.push(frame)
 
     def end_video(self) -> None:
         """End the video input: readers end after the frames so far."""
-        self._camera.ended = True
-        self._camera.notify()
-
-    async def _read_video(self) -> AsyncIterator[rtc.VideoFrame]:
-        camera, index = self._camera, 0
-        while True:
-            while index >= len(camera.frames):
-                if camera.ended:
-                    return
-                await camera.changed()
-            index += 1
-            yield camera.frames[index - 1]
+        self._camera.end()
 
     def dtmf_input(self, participant: str | None = None) -> AsyncIterator[DTMFDigit]:
         """Every key press from the first (like :meth:`audio_input`, each reader reads all).
@@ -451,18 +463,11 @@ class MemoryIO:
             RuntimeError: The keypad input has ended (``live=False``, or after
                 :meth:`end_dtmf`).
         """
-        if self._keypad.ended:
-            raise RuntimeError(
-                "MemoryIO: push_dtmf() after the keypad input ended; create the MemoryIO "
-                "with live=True and call end_dtmf() only after the last press"
-            )
-        self._keypad.presses.append(self._press(press, participant))
-        self._keypad.notify()
+        self._keypad.push(self._press(press, participant))
 
     def end_dtmf(self) -> None:
         """End the keypad input: readers end after the presses so far."""
-        self._keypad.ended = True
-        self._keypad.notify()
+        self._keypad.end()
 
     async def publish_dtmf(self, digit: str) -> None:
         """Record a key the agent pressed in :attr:`dtmf_sent` (participant ``"agent"``).
@@ -479,14 +484,7 @@ class MemoryIO:
         return DTMFDigit(digit=press, code=dtmf_code(press), participant=who)
 
     async def _read_dtmf(self, participant: str | None) -> AsyncIterator[DTMFDigit]:
-        keypad, index = self._keypad, 0
-        while True:
-            while index >= len(keypad.presses):
-                if keypad.ended:
-                    return
-                await keypad.changed()
-            press = keypad.presses[index]
-            index += 1
+        async for press in self._keypad.read():
             if participant is None or press.participant == participant:
                 yield press
 
