@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
+import numpy as np
 import reactivex
+from livekit import rtc
 from livekit.protocol import agent as agent_pb
 from reactivex import Observable
 from reactivex import operators as ops
 
 import flowkit as fk
+from flowkit.audio import frame_from_samples
 
 
 class Numbers(fk.Node):
@@ -229,3 +232,24 @@ class RawWorker:
         await self.send(availability=agent_pb.AvailabilityResponse(
             job_id=job.id, available=available, participant_identity=identity))
         return job
+
+
+SPEECH_RATE = 48_000
+"""The rate of :func:`speech`'s frames."""
+
+
+def speech(*segments: tuple[str, float]) -> list[rtc.AudioFrame]:
+    """20 ms frames at 48 kHz of ("voice" | "silence", seconds); the voice is a harmonic tone."""
+    parts = []
+    rng = np.random.default_rng(7)
+    for kind, seconds in segments:
+        t = np.arange(int(SPEECH_RATE * seconds)) / SPEECH_RATE
+        noise = rng.normal(0, 1e-4, t.size)
+        tone = sum(np.sin(2 * np.pi * 180 * k * t) / k for k in range(1, 6)) * 0.15
+        parts.append(noise + (tone if kind == "voice" else 0))
+    pcm = np.clip(np.round(np.concatenate(parts) * 32767), -32768, 32767).astype(np.int16)
+    step = SPEECH_RATE // 50
+    return [
+        frame_from_samples(pcm[i:i + step].copy(), SPEECH_RATE)
+        for i in range(0, pcm.size, step)
+    ]

@@ -4,13 +4,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from livekit import rtc
-from support import Script
+from support import Script, speech
 
 import flowkit as fk
-from flowkit.audio import frame_from_samples
 from flowkit.loader import load_graph
 from flowkit.nodes.llm import LLM
 from flowkit.testing.memory_io import MemoryIO
@@ -26,20 +23,6 @@ def _seconds(text: str) -> float:
     match = UTTERANCE.match(text)
     assert match, text
     return float(match.group(1))
-
-
-def speech(*segments: tuple[str, float]) -> list[rtc.AudioFrame]:
-    """20 ms frames of ("voice" | "silence", seconds) segments; the voice is a harmonic tone."""
-    parts = []
-    rng = np.random.default_rng(7)
-    for kind, seconds in segments:
-        t = np.arange(int(RATE * seconds)) / RATE
-        noise = rng.normal(0, 1e-4, t.size)
-        tone = sum(np.sin(2 * np.pi * 180 * k * t) / k for k in range(1, 6)) * 0.15
-        parts.append(noise + (tone if kind == "voice" else 0))
-    pcm = np.clip(np.round(np.concatenate(parts) * 32767), -32768, 32767).astype(np.int16)
-    step = RATE // 50
-    return [frame_from_samples(pcm[i:i + step].copy(), RATE) for i in range(0, pcm.size, step)]
 
 
 async def _run(io: MemoryIO) -> tuple[fk.Graph, fk.GraphRunner]:

@@ -12,13 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from flowkit_openai.realtime import RealtimeModel, ServerVAD
 from livekit import rtc
 from support import Collect
 
 import flowkit as fk
-from flowkit.audio import frame_from_samples
 from flowkit.nodes.audio import Resample
 from flowkit.nodes.room import RoomSink, RoomSource
 from flowkit.nodes.tools import ToolRouter
@@ -26,20 +24,6 @@ from flowkit.testing.memory_io import MemoryIO
 
 RATE = 48_000
 API_KEY = "sk-test"
-
-
-def speech(*segments: tuple[str, float]) -> list[rtc.AudioFrame]:
-    """20 ms frames at 48 kHz of ("voice" | "silence", seconds); the voice is a harmonic tone."""
-    parts = []
-    rng = np.random.default_rng(7)
-    for kind, seconds in segments:
-        t = np.arange(int(RATE * seconds)) / RATE
-        noise = rng.normal(0, 1e-4, t.size)
-        tone = sum(np.sin(2 * np.pi * 180 * k * t) / k for k in range(1, 6)) * 0.15
-        parts.append(noise + (tone if kind == "voice" else 0))
-    pcm = np.clip(np.round(np.concatenate(parts) * 32767), -32768, 32767).astype(np.int16)
-    step = RATE // 50
-    return [frame_from_samples(pcm[i:i + step].copy(), RATE) for i in range(0, pcm.size, step)]
 
 
 @dataclass

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.testing.realtime_script import ScriptedReply
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
-from realtime_helpers import speech
+from support import speech
 
 import flowkit as fk
 from flowkit.cli import main

@@ -15,8 +15,8 @@ from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.realtime.conversation import heard_words
 from flowkit_openai.testing.realtime_script import ScriptedReply, tone
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
-from realtime_helpers import agent, speech
-from support import Script
+from realtime_helpers import agent
+from support import Script, speech
 
 import flowkit as fk
 from flowkit.testing.memory_io import MemoryIO

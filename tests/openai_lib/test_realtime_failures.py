@@ -20,7 +20,8 @@ from flowkit_openai.realtime import RealtimeModel
 from flowkit_openai.testing import realtime_connection
 from flowkit_openai.testing.realtime_script import ScriptedReply
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
-from realtime_helpers import API_KEY, agent, speech
+from realtime_helpers import API_KEY, agent
+from support import speech
 
 import flowkit as fk
 from flowkit.nodes.audio import Resample
