@@ -18,6 +18,9 @@ from flowkit.tools.mcp import MCPServerStdio
 
 APP = str(Path(__file__).with_name("mcp_server_app.py"))
 
+SERVER_TOOLS = ["add", "fail", "slow", "snapshot", "crash", "garble", "pid", "whoami"]
+"""The test server's tools, in the order it lists them."""
+
 
 def stdio_server(mode: str = "stdio", **options: Any) -> MCPServerStdio:
     """The test server as a subprocess of the job."""

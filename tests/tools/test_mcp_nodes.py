@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mcp_support import ServedOverHTTP, alive, free_port, served_over_http, stdio_server
+from mcp_support import (
+    SERVER_TOOLS,
+    ServedOverHTTP,
+    alive,
+    free_port,
+    served_over_http,
+    stdio_server,
+)
 from support import Collect, Script, collected
 
 import flowkit as fk
@@ -18,8 +25,6 @@ from flowkit.providers.llm import ToolCallChunk
 from flowkit.testing import FakeLLM, FakeReply
 from flowkit.tools import DuplicateToolError, ToolClashError, ToolDefinitionError
 from flowkit.tools.mcp import MCPServer, MCPServerHTTP, MCPServerStdio
-
-SERVER_TOOLS = ["add", "fail", "slow", "snapshot", "crash", "garble", "pid", "whoami"]
 
 
 @pytest.fixture(autouse=True)

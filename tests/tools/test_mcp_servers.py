@@ -10,12 +10,17 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from mcp_support import ServedOverHTTP, alive, free_port, served_over_http, stdio_server
+from mcp_support import (
+    SERVER_TOOLS,
+    ServedOverHTTP,
+    alive,
+    free_port,
+    served_over_http,
+    stdio_server,
+)
 
 from flowkit.tools import ToolError
 from flowkit.tools.mcp import MCPServerError, MCPServerHTTP, MCPServerSSE, MCPServerStdio
-
-TOOLS = ["add", "fail", "slow", "snapshot", "crash", "garble", "pid", "whoami"]
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +42,7 @@ def _other_tasks() -> list[asyncio.Task[object]]:
 async def test_stdio_lists_the_tools_with_their_schemas_and_calls_one() -> None:
     async with stdio_server() as server:
         tools = await server.list_tools()
-        assert [t.name for t in tools] == TOOLS
+        assert [t.name for t in tools] == SERVER_TOOLS
         add = tools[0]
         assert add.description == "Add two numbers."
         assert add.parameters == {
@@ -57,7 +62,7 @@ async def test_stdio_lists_the_tools_with_their_schemas_and_calls_one() -> None:
 async def test_http_sends_the_headers_and_calls_the_tools(http: ServedOverHTTP) -> None:
     server = MCPServerHTTP(http.url, headers={"X-Token": "s3cret"})
     async with server:
-        assert [t.name for t in await server.list_tools()] == TOOLS
+        assert [t.name for t in await server.list_tools()] == SERVER_TOOLS
         assert await server.call_tool("add", {"a": 1, "b": 1}) == "2.0"
         assert await server.call_tool("whoami", {}) == "token=s3cret"
     assert _other_tasks() == []
