@@ -53,7 +53,7 @@ def encode_frame(
 ) -> Image:
     """Encode a video frame as an image for the LLM.
 
-    CPU-bound (about 10 ms for a 720p frame): call it off the event loop
+    CPU-bound (10-15 ms for a 720p frame as JPEG, ``bench/images.py``): call it off the loop
     (``asyncio.to_thread``), as :class:`~flowkit.nodes.video.ImageEncoder` does.
 
     Args:
