@@ -276,7 +276,7 @@ class MCPServer(abc.ABC):
 
     async def _connect_and_list(self) -> tuple[MCPTool, ...]:
         if "mcp" not in sys.modules:
-            # About 0.6 s and 50 MiB: on a worker thread, so the other jobs' audio goes on.
+            # A large import (most of a second): on a worker thread, so other jobs' audio goes on.
             await asyncio.to_thread(importlib.import_module, "mcp")
         try:
             async with asyncio.timeout(self.timeout):
