@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+import pytest
 from livekit import rtc
 from scenario_kit import agent_job, join, quiet_logs, until
 
@@ -70,6 +71,13 @@ async def _show(client: rtc.Room, rgb: tuple[int, int, int]) -> tuple[Any, async
 
 def _close_to(colour: list[int], rgb: tuple[int, int, int], tolerance: int = 24) -> bool:
     return all(abs(a - b) <= tolerance for a, b in zip(colour, rgb, strict=True))
+
+
+async def test_the_room_io_refuses_an_unknown_video_source_with_the_choices() -> None:
+    io = LiveKitRoomIO(rtc.Room())
+    with pytest.raises(ValueError, match=r"video source 'webcam' is not one of \['camera', "):
+        io.video_input(source="webcam")  # type: ignore[arg-type]
+    await io.aclose()
 
 
 async def scenario_a_camera_reaches_the_graph_and_is_followed_to_a_new_track() -> dict[str, Any]:
