@@ -1,7 +1,7 @@
 """flowkit in LiveKit rooms: a job's room, its room I/O, join tokens.
 
 - :class:`LiveKitRoomIO`: the :class:`flowkit.room_io.RoomIO` of a LiveKit room (audio in and
-  out, transcripts, agent state, chat, DTMF, RPC, data);
+  out, video in, transcripts, agent state, chat, DTMF, RPC, data);
 - :func:`connect_job` / :class:`LiveKitJob`: make a :class:`flowkit.JobContext` a LiveKit
   job and join its room;
 - :func:`room_token` / :class:`Credentials`: tokens for joining a room.
@@ -23,6 +23,7 @@ from flowkit.livekit.transcripts import (
     ATTR_TRACK_ID,
     TOPIC_TRANSCRIPTION,
 )
+from flowkit.livekit.video import LiveKitVideoInput
 
 __all__ = [
     "ATTR_AGENT_STATE",
@@ -38,6 +39,7 @@ __all__ = [
     "LiveKitAudioOutput",
     "LiveKitJob",
     "LiveKitRoomIO",
+    "LiveKitVideoInput",
     "RpcHandler",
     "attach_job",
     "connect_job",
