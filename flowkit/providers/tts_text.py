@@ -54,6 +54,12 @@ _MARKUP_HINT = re.compile(
 _MARK = r"(?:\*{1,3}|_{1,3}|~~|`+)"
 _STRAY_MARKS = re.compile(rf"(?<!\S){_MARK}(?=\S)|(?<=\S){_MARK}(?!\S)")
 
+# A star between two digits is arithmetic ("2*3*4"), which CommonMark would read as
+# emphasis of the middle digit. It is swapped for a private-use character that no markdown
+# rule matches (so it is kept in text and code spans alike) and swapped back afterwards.
+_DIGIT_STAR = re.compile(r"(?<=\d)\*(?=\d)")
+_STAR_STANDIN = "\ue000"
+
 _TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
 _TABLE_RULE = re.compile(r"^[\s|:-]*$")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"[ \t]+([,.;:!?])")
@@ -67,7 +73,8 @@ def strip_markdown(text: str) -> str:
     items keep their number (``"1. Paris"``); emphasis, strikethrough and inline code keep
     their words; a link keeps its text, an image is dropped (its alt text describes a
     picture the listener cannot see); inline HTML tags are dropped; a table row's cells are
-    read separated by commas and its rule line is dropped.
+    read separated by commas and its rule line is dropped. A star between two digits is
+    arithmetic, not emphasis, and is kept (``"2*3*4"``).
 
     Example:
         >>> strip_markdown("- **Sunny** all day, see [the map](https://example.com)")
@@ -77,7 +84,7 @@ def strip_markdown(text: str) -> str:
         return text
     blocks: list[str] = []
     number = ""
-    for token in _markdown_parser().parse(text):
+    for token in _markdown_parser().parse(_DIGIT_STAR.sub(_STAR_STANDIN, text)):
         if token.type == "list_item_open" and token.info:
             number = f"{token.info}{token.markup} "
         elif token.type == "inline":
@@ -87,7 +94,8 @@ def strip_markdown(text: str) -> str:
             number = ""
         elif token.type in ("fence", "code_block"):
             blocks.append(token.content.strip("\n"))
-    return _tidy("\n".join(block for block in blocks if block))
+    spoken = _tidy("\n".join(block for block in blocks if block))
+    return spoken.replace(_STAR_STANDIN, "*")
 
 
 def strip_emoji(text: str) -> str:

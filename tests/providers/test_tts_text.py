@@ -33,6 +33,9 @@ from flowkit.providers import (
         # emphasis cut apart by a sentence boundary leaves its markers as text
         ("**It is warm.", "It is warm."),
         ("Bring a hat.**", "Bring a hat."),
+        # a star between digits is arithmetic, in text and in code alike
+        ("It is 2*3 m, **not** 4*5.", "It is 2*3 m, not 4*5."),
+        ("Run `2*3*4` now.", "Run 2*3*4 now."),
     ],
 )
 def test_markdown_is_removed_and_its_words_kept(written: str, spoken: str) -> None:
@@ -46,6 +49,7 @@ def test_markdown_is_removed_and_its_words_kept(written: str, spoken: str) -> No
         "The variable snake_case_name is set.",
         "Well-known places - like Paris - are busy.",
         "An escaped \\*star\\* stays.",
+        "That is 2*3*4 = 24.",
     ],
 )
 def test_what_only_looks_like_markdown_is_spoken_as_written(prose: str) -> None:
