@@ -42,7 +42,7 @@ from flowkit.job import JobContext
 from flowkit.live import LiveView, live_dashboard
 from flowkit.loader import GraphFileError, load_graph
 from flowkit.node import Node
-from flowkit.offline import OfflineIO
+from flowkit.offline import KeyEntry, OfflineIO
 from flowkit.problems import GraphError
 from flowkit.runtime.errors import GraphFailed
 from flowkit.runtime.fastforward import FastForwardLoop
@@ -107,6 +107,32 @@ def latency_table(records: list[TurnRecord]) -> Table:
     return table
 
 
+def _key_entries(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[KeyEntry, ...]:
+    """``--dtmf SECONDS:KEYS`` values as entries (``"4.5:1234#"``: ``KeyEntry(4.5, "1234#")``).
+
+    The keys themselves are checked by :class:`~flowkit.offline.OfflineIO`, against the keypad
+    and the input's length.
+    """
+    entries = []
+    for value in values:
+        at, colon, keys = value.partition(":")
+        try:
+            seconds = float(at)
+        except ValueError:
+            seconds = None
+        if not colon or not keys or seconds is None:
+            raise click.BadParameter(
+                f"{value!r} is not SECONDS:KEYS; write when the first key is pressed and the "
+                "keys, e.g. 4.5:1234#",
+                ctx,
+                param,
+            )
+        entries.append(KeyEntry(seconds, keys))
+    return tuple(entries)
+
+
 def _fail(ctx: click.Context, state: CliState, exc: BaseException, code: int) -> NoReturn:
     """One line on stderr (after the traceback with ``--debug``), then exit with ``code``."""
     if state.debug:
@@ -137,6 +163,11 @@ def _fail(ctx: click.Context, state: CliState, exc: BaseException, code: int) ->
     "--camera", "camera_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="An image (JPEG, PNG, ...) the user's camera shows, for a graph with a VideoInput.",
 )
+@click.option(
+    "--dtmf", "dtmf", metavar="SECONDS:KEYS", multiple=True, callback=_key_entries,
+    help="Keys the user presses on a telephone keypad from SECONDS of the input on, a "
+    "quarter second apart (e.g. 4.5:1234#), for a graph with a DTMFInput. Repeatable.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
     "--live", is_flag=True,
@@ -156,6 +187,7 @@ def run(
     output_path: Path,
     realtime: bool,
     camera_path: Path | None,
+    dtmf: tuple[KeyEntry, ...],
     quiet: bool,
     live: bool,
     trace_path: Path | None,
@@ -168,7 +200,9 @@ def run(
     try:
         # Always paced: without --realtime the loop's clock skips idle waits (FastForwardLoop),
         # so turn timing (endpointing delays, playout) is the same as live, only faster.
-        io = OfflineIO(input_path, output_path, realtime=True, camera=camera_path)
+        io = OfflineIO(
+            input_path, output_path, realtime=True, camera=camera_path, dtmf=dtmf
+        )
     except (AudioFileError, ValueError, FileNotFoundError) as exc:
         _fail(ctx, state, exc, EXIT_BAD_FILE)
     job = JobContext.local(input=str(input_path), output=str(output_path), realtime=realtime)

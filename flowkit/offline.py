@@ -19,6 +19,11 @@ idle therefore starts when (in input time) the agent began to speak; frames that
 another stay contiguous. Closing pads the output with silence to the session time, so it is
 at least as long as the part of the input that was heard.
 
+Keys pressed on a telephone keypad (DTMF) can be scripted too (``dtmf=``, ``flowkit run
+--dtmf 4.0:1234#``): each entry's keys are pressed from its session time on, a quarter of a
+second apart, as a caller types them, for a graph with a
+:class:`~flowkit.nodes.dtmf.DTMFInput`.
+
 Caveat of as-fast-as-possible runs: the input clock moves as fast as the graph reads, so a
 node slower than the input (a model on a thread) lets the input race ahead, and the agent's
 audio lands later in the picture than it would live. ``realtime=True`` gives true timings.
@@ -28,9 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import soxr
@@ -39,17 +44,39 @@ from livekit import rtc
 from flowkit.audio.frames import frame_format, frame_from_samples, samples, samples_for
 from flowkit.audio.wav import WavInfo, WavWriter, probe, read_frames
 from flowkit.images import load_frame
-from flowkit.messages import Transcript
+from flowkit.messages import DTMF_DIGITS, DTMFDigit, Transcript, dtmf_code
 from flowkit.nodes.audio import _Rechunker, _Resampler, mix_channels
 from flowkit.ports import AudioFormat
 from flowkit.room_io import VideoSource
 
-__all__ = ["FRAME_MS", "OfflineAudioInput", "OfflineAudioOutput", "OfflineIO"]
+__all__ = [
+    "FRAME_MS",
+    "KEY_GAP_S",
+    "KeyEntry",
+    "OfflineAudioInput",
+    "OfflineAudioOutput",
+    "OfflineIO",
+]
 
 FRAME_MS = 20.0
 """The duration of each input frame handed to the room source (the last may be shorter)."""
 
+KEY_GAP_S = 0.25
+"""Seconds between two keys of one scripted :class:`KeyEntry` (a caller's typing pace)."""
+
 StrPath = str | os.PathLike[str]
+
+
+class KeyEntry(NamedTuple):
+    """Keys the offline participant presses: ``keys`` in turn from ``at`` seconds on.
+
+    Attributes:
+        at: Session seconds (input seconds) of the first key.
+        keys: The keys, each one of :data:`~flowkit.messages.DTMF_DIGITS` (``"1234#"``).
+    """
+
+    at: float
+    keys: str
 
 # Silence is written in pieces of at most this many seconds: a long gap (the agent silent
 # for minutes) must not allocate one huge frame.
@@ -70,6 +97,9 @@ class OfflineIO:
         camera: An image file the participant's camera shows for the whole session (read
             here, by :func:`flowkit.images.load_frame`), for a graph that looks through a
             :class:`~flowkit.nodes.video.VideoInput`; ``None``: no camera.
+        dtmf: Keypad entries the participant presses, for a graph with a
+            :class:`~flowkit.nodes.dtmf.DTMFInput`; the keys of an entry are
+            :data:`KEY_GAP_S` apart. Empty: no keypad (the node then ends at once).
 
     Attributes:
         input_info: The input file's header (format, length).
@@ -82,7 +112,8 @@ class OfflineIO:
     Raises:
         AudioFileError: The input file is missing, empty, not a WAV, not 16-bit PCM, or holds
             no audio.
-        ValueError: ``output_path`` is the input file, or ``camera`` is not an image.
+        ValueError: ``output_path`` is the input file, ``camera`` is not an image, or a
+            ``dtmf`` entry has a key that is not on a keypad or starts outside the input.
         FileNotFoundError: There is no ``camera`` file.
     """
 
@@ -93,8 +124,10 @@ class OfflineIO:
         *,
         realtime: bool = False,
         camera: StrPath | None = None,
+        dtmf: Sequence[KeyEntry | tuple[float, str]] = (),
     ) -> None:
         self.input_info: WavInfo = probe(input_path)
+        self._presses = _presses_of(dtmf, self.input_info)
         self.camera: rtc.VideoFrame | None = None if camera is None else load_frame(camera)
         self.output_path = Path(output_path)
         if self.output_path.resolve() == Path(input_path).resolve():
@@ -111,6 +144,9 @@ class OfflineIO:
         self._recordings: dict[str, _TrackRecording] = {}  # what each track wrote
         self._origin: float | None = None
         self._closed = False
+        # As fast as possible, a scripted key press waits for the input to reach its time.
+        self._input_moved: asyncio.Future[None] | None = None
+        self._input_over = False
 
     @property
     def input_duration(self) -> float:
@@ -231,6 +267,38 @@ class OfflineIO:
         if self.camera is not None and source == "camera":
             yield self.camera
 
+    def dtmf_input(self, participant: str | None = None) -> AsyncIterator[DTMFDigit]:
+        """The ``dtmf`` entries' presses, each at its session time; ends after the last.
+
+        Presses are the participant ``"user"``'s. In a run that is not real time a press
+        comes once the input has been heard up to its time (or has ended).
+        """
+        return self._keypad()
+
+    async def _keypad(self) -> AsyncIterator[DTMFDigit]:
+        for at, digit in self._presses:
+            await self._until(at)
+            yield DTMFDigit(digit=digit, code=dtmf_code(digit))
+
+    async def _until(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self.realtime:
+            delay = self.origin() + seconds - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return
+        while self.input_position < seconds and not self._input_over:
+            if self._input_moved is None:
+                self._input_moved = loop.create_future()
+            await asyncio.shield(self._input_moved)
+
+    def _moved(self, *, over: bool = False) -> None:
+        """The input advanced (or ended): wake the scripted presses waiting for it."""
+        self._input_over = self._input_over or over
+        moved, self._input_moved = self._input_moved, None
+        if moved is not None and not moved.done():
+            moved.set_result(None)
+
     def publish_transcript(self, transcript: Transcript) -> None:
         """Record a transcript (``transcripts``), for the run's printout."""
         self.transcripts.append(transcript)
@@ -290,6 +358,7 @@ class OfflineAudioInput:
                 yield await self._deliver(frame)
         for frame in rechunker.flush():
             yield await self._deliver(frame)
+        io._moved(over=True)
 
     async def _deliver(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
         end = self.position + frame.samples_per_channel / frame.sample_rate
@@ -300,7 +369,30 @@ class OfflineAudioInput:
         else:
             await asyncio.sleep(0)
         self.position = end
+        self._io._moved()
         return frame
+
+
+def _presses_of(
+    entries: Sequence[KeyEntry | tuple[float, str]], info: WavInfo
+) -> list[tuple[float, str]]:
+    """Each scripted key with its session time, in time order, checked against the input."""
+    presses: list[tuple[float, str]] = []
+    for at, keys in entries:
+        wrong = sorted({key for key in keys if key not in DTMF_DIGITS})
+        if not keys or wrong:
+            raise ValueError(
+                f"keypad entry {keys!r} at {at:g} s: "
+                + (f"{', '.join(map(repr, wrong))} is not a keypad key" if wrong else "no keys")
+                + f"; press keys of {DTMF_DIGITS!r}"
+            )
+        if not 0.0 <= at <= info.duration:
+            raise ValueError(
+                f"keypad entry {keys!r} at {at:g} s is outside {info.path} "
+                f"({info.duration:.2f} s long); press keys while the input is heard"
+            )
+        presses.extend((at + i * KEY_GAP_S, key) for i, key in enumerate(keys))
+    return sorted(presses, key=lambda press: press[0])
 
 
 def _read_ms(rate: int) -> float:

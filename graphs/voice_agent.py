@@ -2,8 +2,8 @@
 
 RoomSource → Resample → VAD → STT → TurnDetector → LLM (⇄ ToolRouter) → TTS → RoomSink, with
 barge-in (Interruptions), preemptive generation (LLM and TTS), agent states, transcripts of
-both sides, and, where the model can see, the participant's camera (VideoInput →
-VideoSampler → ImageEncoder → LLM).
+both sides, typed chat (lk.chat) and telephone keypad entries (DTMF) as user turns, and, where
+the model can see, the participant's camera (VideoInput → VideoSampler → ImageEncoder → LLM).
 
 Providers, chosen by ``job.extra["providers"]`` or the ``FLOWKIT_PROVIDERS`` environment
 variable:
@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import flowkit as fk
 from flowkit.nodes import (
     audio,
+    dtmf,
     interrupt,
     llm,
     room,
@@ -163,4 +164,12 @@ def build(job: fk.JobContext) -> fk.Graph:
         sampler = g.add(video.VideoSampler(), name="sampler")
         eyes >> sampler >> g.add(video.ImageEncoder(), name="images") >> brain.images
         turns.user_state >> sampler.user_state
+    # Typed and keyed turns: a chat message (lk.chat) or a keypad entry (a caller on a SIP
+    # line; ended by '#' or 5 s without a key) is a user turn too, and barges in as speech
+    # does. Where the room I/O has neither (an offline run without --dtmf), they end at once.
+    chat = g.add(room_state.ChatInput(), name="chat")
+    keypad = g.add(dtmf.DTMFInput(), name="keypad")
+    for typed in (chat, keypad):
+        typed.turns >> [brain.turns, states.turns]
+        typed.interrupts >> [speaker.interrupt, voice.interrupt, brain.interrupt]
     return g

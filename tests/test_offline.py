@@ -1,4 +1,5 @@
 import asyncio
+import re
 import wave
 from pathlib import Path
 
@@ -7,8 +8,8 @@ import pytest
 from livekit import rtc
 
 from flowkit.audio import AudioFileError, frame_from_samples, probe, read_frames, samples
-from flowkit.messages import Transcript
-from flowkit.offline import OfflineIO
+from flowkit.messages import Transcript, dtmf_code
+from flowkit.offline import KEY_GAP_S, KeyEntry, OfflineIO
 from flowkit.ports import AudioFormat
 from flowkit.room_io import AudioInput, AudioOutput, RoomIO
 
@@ -357,3 +358,66 @@ def test_track_output_refuses_a_second_format_and_names_the_track(
     assert io.track_output("bg", 48_000, 1) is first
     with pytest.raises(ValueError, match=r"track .bg. is open at 48 kHz mono, not 24 kHz mono"):
         io.track_output("bg", 24_000, 1)
+
+
+async def test_scripted_keys_come_when_the_input_reaches_their_time(one_second: Path,
+                                                                    tmp_path: Path) -> None:
+    io = OfflineIO(one_second, tmp_path / "out.wav", dtmf=[(0.7, "9"), KeyEntry(0.1, "12#")])
+    source = io.audio_input(16_000, 1)
+    heard: list[tuple[str, float]] = []
+
+    async def keypad() -> None:
+        async for press in io.dtmf_input():
+            heard.append((press.digit, io.input_position))
+            assert press.code == dtmf_code(press.digit) and press.participant == "user"
+
+    keys = asyncio.create_task(keypad())
+    async for _ in source.frames():
+        pass
+    await keys
+    # in key order across entries, each as soon as the input passed its time (20 ms frames)
+    assert [digit for digit, _ in heard] == ["1", "2", "#", "9"]
+    times = [0.1, 0.1 + KEY_GAP_S, 0.1 + 2 * KEY_GAP_S, 0.7]
+    for (_, position), due in zip(heard, times, strict=True):
+        assert due <= position < due + 0.02 + 1e-9
+
+
+async def test_keys_after_the_input_ended_are_not_held_back(one_second: Path,
+                                                            tmp_path: Path) -> None:
+    io = OfflineIO(one_second, tmp_path / "out.wav", dtmf=[(1.0, "1234")])  # 1.0 + 0.75 s
+    async for _ in io.audio_input(16_000, 1).frames():
+        pass
+    pressed = await asyncio.wait_for(_digits(io), 1.0)
+    assert pressed == "1234"
+
+
+@pytest.mark.looptime
+async def test_in_real_time_keys_are_pressed_at_their_session_time(one_second: Path,
+                                                                   tmp_path: Path) -> None:
+    io = OfflineIO(one_second, tmp_path / "out.wav", realtime=True, dtmf=[(0.5, "47")])
+    start = asyncio.get_running_loop().time()
+    io.origin()
+    times = []
+    async for _press in io.dtmf_input():
+        times.append(asyncio.get_running_loop().time() - start)
+    assert times == pytest.approx([0.5, 0.5 + KEY_GAP_S])
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ((0.2, "12x#"), "keypad entry '12x#' at 0.2 s: 'x' is not a keypad key"),
+        ((0.2, ""), "keypad entry '' at 0.2 s: no keys"),
+        ((3.0, "1"), "keypad entry '1' at 3 s is outside"),
+        ((-1.0, "1"), "keypad entry '1' at -1 s is outside"),
+    ],
+)
+def test_a_wrong_keypad_entry_is_refused_before_the_run(
+    one_second: Path, tmp_path: Path, entry: tuple[float, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        OfflineIO(one_second, tmp_path / "out.wav", dtmf=[entry])
+
+
+async def _digits(io: OfflineIO) -> str:
+    return "".join([press.digit async for press in io.dtmf_input()])

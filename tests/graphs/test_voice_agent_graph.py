@@ -174,6 +174,33 @@ def test_flowkit_run_refuses_a_camera_file_that_is_not_an_image(tmp_path: Path) 
     assert "notes.jpg' is not an image Pillow can read" in " ".join(result.output.split())
 
 
+def test_flowkit_run_presses_keys_that_become_a_turn(tmp_path: Path) -> None:
+    result = _cli_run(["--input", str(AUDIO / "weather_question.wav"), "--output",
+                       str(tmp_path / "o.wav"), "--dtmf", "0.2:42#", "--quiet"])
+    assert result.exit_code == 0, result.output
+    said = [line.split(":", 1)[1].strip() for line in result.output.splitlines()
+            if line.startswith("user:")]
+    # the keypad entry is a turn of its own, before the spoken question's
+    assert said == ["<dtmf>4 2</dtmf>", "[2.9 s of speech]"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("4.5", "'4.5' is not SECONDS:KEYS"),
+        ("soon:12", "'soon:12' is not SECONDS:KEYS"),
+        ("0.5:12x", "'x' is not a keypad key"),
+        ("60:1", "keypad entry '1' at 60 s is outside"),
+    ],
+)
+def test_flowkit_run_refuses_a_wrong_keypad_entry(tmp_path: Path, entry: str,
+                                                  message: str) -> None:
+    result = _cli_run(["--input", str(AUDIO / "weather_question.wav"), "--output",
+                       str(tmp_path / "o.wav"), "--dtmf", entry, "--quiet"])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
 def test_the_demo_providers_load_no_model() -> None:
     import subprocess
     import sys
