@@ -413,7 +413,7 @@ class MemoryIO:
             track.ended = True
             track.notify()
 
-    # --- DTMF (flowkit.room_io.DTMFInputSource and DTMFOutput)
+    # --- video (flowkit.room_io.VideoInputSource)
 
     def video_input(
         self, participant: str | None = None, source: VideoSource = "camera"
@@ -437,6 +437,8 @@ class MemoryIO:
     def end_video(self) -> None:
         """End the video input: readers end after the frames so far."""
         self._camera.end()
+
+    # --- DTMF (flowkit.room_io.DTMFInputSource and DTMFOutput)
 
     def dtmf_input(self, participant: str | None = None) -> AsyncIterator[DTMFDigit]:
         """Every key press from the first (like :meth:`audio_input`, each reader reads all).
