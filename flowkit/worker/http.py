@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from flowkit.spec import graph_spec
 from flowkit.trace import TurnTrace, trace_of_run
 from flowkit.worker.jobs import RunningJob
+from flowkit.worker.memory import BYTES_PER_MB
 from flowkit.worker.worker import Worker
 
 __all__ = ["WorkerCollector", "WorkerHTTPServer", "job_figures", "live_page", "make_app"]
@@ -88,7 +89,7 @@ class WorkerCollector(Collector):
 
 
 def _memory_metrics(worker: Worker) -> Iterator[Metric]:
-    memory, mb = worker.memory, 1024 * 1024
+    memory, mb = worker.memory, BYTES_PER_MB
     if memory.rss_mb is not None:  # not read yet, or not on this platform: no sample
         yield GaugeMetricFamily(
             "flowkit_worker_memory_bytes",

@@ -23,9 +23,19 @@ import logging
 import os
 from collections.abc import Callable
 
-__all__ = ["RESUME_FRACTION", "MemoryFn", "MemoryState", "MemoryWatch", "process_rss_mb"]
+__all__ = [
+    "BYTES_PER_MB",
+    "RESUME_FRACTION",
+    "MemoryFn",
+    "MemoryState",
+    "MemoryWatch",
+    "process_rss_mb",
+]
 
 log = logging.getLogger("flowkit.worker")
+
+BYTES_PER_MB = 1024 * 1024
+"""An MB in the worker's memory settings and figures: 2**20 bytes, as in LiveKit Agents."""
 
 RESUME_FRACTION = 0.9
 """A warning or the limit ends when the RSS falls below this share of its threshold."""
@@ -34,7 +44,6 @@ MemoryFn = Callable[[], float | None]
 """Returns the process's memory in MB (2**20 bytes), or ``None`` when it cannot be read."""
 
 _STATM = "/proc/self/statm"
-_MB = 1024 * 1024
 try:
     _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 except (AttributeError, ValueError, OSError):  # no sysconf (Windows): /proc is absent too
@@ -53,7 +62,7 @@ def process_rss_mb() -> float | None:
             resident_pages = int(statm.read().split()[1])
     except (OSError, ValueError, IndexError):
         return None
-    return resident_pages * _PAGE_BYTES / _MB
+    return resident_pages * _PAGE_BYTES / BYTES_PER_MB
 
 
 class MemoryState(enum.StrEnum):
