@@ -4,8 +4,9 @@ For each user turn the node adds the user's text to its :class:`ChatHistory`, as
 provider for a reply and streams it out as :class:`TextChunk` s. Tool calls go out on
 ``tool_calls``; the reply waits for their results (which come back on the ``tool_results``
 feedback loop, from a :class:`~flowkit.nodes.tools.ToolRouter`) and continues, for at most
-``max_tool_steps`` rounds. A newer turn, or an ``Interrupt(FLUSH)`` of the reply's turn,
-cancels the reply: the provider's request is cancelled, not left running. When the speaker
+``max_tool_steps`` rounds (see :mod:`flowkit.nodes.llm_tool_rounds`). A newer turn, or an
+``Interrupt(FLUSH)`` of the reply's turn, cancels the reply: the provider's request is
+cancelled, not left running (see :mod:`flowkit.nodes.llm_request`). When the speaker
 reports an interrupted reply (``playout``), the history keeps only what was played, marked
 interrupted.
 
@@ -41,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import typing
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -65,9 +67,11 @@ from flowkit.messages import (
 )
 from flowkit.node import Node, NodeParams
 from flowkit.nodes.llm_preemption import PreemptiveRequest
+from flowkit.nodes.llm_request import RequestStreamer
+from flowkit.nodes.llm_tool_rounds import ToolRounds
 from flowkit.ports import In, Out, Overflow
-from flowkit.providers.chat import ChatHistory, ChatMessage, ToolSpec
-from flowkit.providers.llm import LLMChunk, LLMMeter, LLMProvider, TextDelta, ToolCallChunk
+from flowkit.providers.chat import ChatHistory
+from flowkit.providers.llm import LLMMeter, LLMProvider
 from flowkit.tools.function_tool import FunctionTool
 from flowkit.tools.invoke import AgentLike
 from flowkit.tools.mcp.server import MCPServer
@@ -170,11 +174,16 @@ class LLM(Node):
         )
         self.history = ChatHistory(instructions or None)
         self._unseen: Image | None = None  # the newest image, not yet shown to the model
-        self._tools = Toolbox(tools, mcp_servers)
-        self._specs: tuple[ToolSpec, ...] = self._tools.specs()
+        p = typing.cast(LLM.Params, self.params)
+        self._rounds = ToolRounds(
+            Toolbox(tools, mcp_servers), self.tool_calls.send,
+            max_steps=p.max_tool_steps, result_timeout=p.tool_result_timeout,
+        )
+        self._requests = RequestStreamer(
+            p.provider, self.text.send, self.metrics.send, max_history=p.max_history
+        )
         self._reply: asyncio.Task[None] | None = None
         self._reply_turn = 0
-        self._pending: dict[str, asyncio.Future[ToolResult]] = {}
         # Interrupted replies whose history entry was not written yet: turn -> played text.
         self._played: dict[int, str] = {}
         self._assistant_turn: int | None = None
@@ -185,8 +194,6 @@ class LLM(Node):
         self._unprotected = asyncio.Event()
         self._unprotected.set()
         self._playout_open = True
-        # Text streamed by the request in progress and not yet in the history.
-        self._streamed: list[str] = []
         # The request started for the turn the user has probably finished, if any.
         self._preemptive: PreemptiveRequest | None = None
         self._prefetch_keys = itertools.count(1)
@@ -207,8 +214,7 @@ class LLM(Node):
         looking = self.ctx.create_task(self._read_images(images), name="images")
         try:
             # No request may go out before the tool list is known: the servers answer first.
-            async with self._tools.opened(self.ctx.logger):
-                self._specs = self._tools.specs()
+            async with self._rounds.opened(self.ctx.logger):
                 await self._serve(turns, tool_results, playout, interrupt, requests, tentative)
         finally:
             looking.cancel()
@@ -347,10 +353,10 @@ class LLM(Node):
         view = self.history.copy()
         # The image the committed turn would carry, so that it can take this request over.
         self._add_user(view, turn.text, show=False)
-        messages = self._request_history(None, view)
+        messages = self._requests.messages(view)
         provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
-        tool_choice = self._tool_choice(0)
-        specs = self._offered(tool_choice)
+        tool_choice = self._rounds.tool_choice(0)
+        specs = self._rounds.offered(tool_choice)
         meter = LLMMeter(provider.name, self.name)
         try:
             stream = provider.chat(messages, specs, tool_choice=tool_choice)
@@ -370,8 +376,8 @@ class LLM(Node):
         early, self._preemptive = self._preemptive, None
         if early is None:
             return None
-        specs = self._offered(self._tool_choice(0))
-        if early.matches(text, self._request_history(None), specs):
+        specs = self._rounds.offered(self._rounds.tool_choice(0))
+        if early.matches(text, self._requests.messages(self.history), specs):
             return early
         early.cancel()
         self._discard_prefetch()
@@ -412,9 +418,7 @@ class LLM(Node):
 
     async def _read_results(self, results: AsyncIterator[ToolResult]) -> None:
         async for result in results:
-            future = self._pending.pop(result.call_id, None)
-            if future is not None and not future.done():
-                future.set_result(result)
+            self._rounds.deliver(result)
 
     async def _read_playout(self, playout: AsyncIterator[Playout]) -> None:
         try:
@@ -443,13 +447,13 @@ class LLM(Node):
     # -- replies --------------------------------------------------------------------------
 
     def _cancel_reply(self) -> None:
+        streamed = self._requests.take_text()
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
             # Recorded now, not when the task unwinds: a new user message is about to be
             # added and the cut reply must come before it.
-            if self._streamed:
-                self._remember_reply(self._reply_turn, "".join(self._streamed), cut=True)
-        self._streamed = []
+            if streamed:
+                self._remember_reply(self._reply_turn, streamed, cut=True)
         self._reply = None
 
     def _start_reply(
@@ -486,28 +490,6 @@ class LLM(Node):
             self.history.truncate_last_assistant(text)  # marked interrupted
         self._assistant_turn = turn_id
 
-    def _request_history(
-        self, instructions: str | None, history: ChatHistory | None = None
-    ) -> tuple[ChatMessage, ...]:
-        """The messages a request sends: ``history`` (the node's own by default), trimmed."""
-        history = self.history if history is None else history
-        max_history: int | None = self.params.max_history  # type: ignore[attr-defined]
-        if max_history is not None:
-            history.trim(max_history)
-        if not instructions:
-            return history.messages
-        view = history.copy()
-        view.instructions = f"{view.instructions or ''}\n\n{instructions}".strip()
-        return view.messages
-
-    def _tool_choice(self, steps: int) -> str:
-        max_steps: int = self.params.max_tool_steps  # type: ignore[attr-defined]
-        return "auto" if self._specs and steps < max_steps else "none"
-
-    def _offered(self, tool_choice: str) -> tuple[ToolSpec, ...]:
-        """The tools a request with ``tool_choice`` offers."""
-        return self._specs if tool_choice != "none" else ()
-
     async def _generate(
         self,
         turn_id: int,
@@ -515,22 +497,19 @@ class LLM(Node):
         allow_interruptions: bool,
         early: PreemptiveRequest | None = None,
     ) -> None:
+        """The reply: requests, with a tool round between two while the model calls tools."""
         steps = 0
         while True:
             calls = await self._request(
-                turn_id, instructions, self._tool_choice(steps), allow_interruptions, early
+                turn_id, instructions, self._rounds.tool_choice(steps), allow_interruptions, early
             )
             early = None  # only the first request can have been made ahead
-            text, self._streamed = "".join(self._streamed), []
+            text = self._requests.take_text()
             if not calls:
                 self._remember_reply(turn_id, text)
                 break
-            self.history.add_assistant(text, calls)
             steps += 1
-            results = await self._call_tools(calls)
-            for result in results:
-                self.history.add_tool_result(result)
-            self._apply_handoffs(results)
+            results = await self._rounds.run(self.history, text, calls, self.ctx.logger)
             if any(r.stop_response for r in results):
                 break
         self.text.send(
@@ -545,82 +524,12 @@ class LLM(Node):
         allow_interruptions: bool,
         early: PreemptiveRequest | None = None,
     ) -> list[ToolCall]:
+        """One request of the reply (or the preemptive one it takes over); its tool calls."""
         if early is not None:
-            try:
-                return await self._stream_out(early.replay(), turn_id, allow_interruptions)
-            except BaseException:
-                early.cancel()  # the reply was cut (or failed): so is the request it took over
-                raise
-        provider: LLMProvider = self.params.provider  # type: ignore[attr-defined]
-        meter = LLMMeter(provider.name, self.name)
-        specs = self._offered(tool_choice)
-        stream = provider.chat(self._request_history(instructions), specs, tool_choice=tool_choice)
-        cancelled = True
-        try:
-            calls = await self._stream_out(stream, turn_id, allow_interruptions, meter)
-            cancelled = False
-        finally:
-            # Closing the stream is what cancels the provider's request on a barge-in.
-            closer = getattr(stream, "aclose", None)
-            if closer is not None:
-                await closer()
-            self.metrics.send(meter.finish(cancelled=cancelled))
-        return calls
-
-    async def _stream_out(
-        self,
-        stream: AsyncIterator[LLMChunk],
-        turn_id: int,
-        allow_interruptions: bool,
-        meter: LLMMeter | None = None,
-    ) -> list[ToolCall]:
-        """Send the answer's text as it comes; return its tool calls."""
-        parts = self._streamed = []
-        calls: list[ToolCall] = []
-        async for chunk in stream:
-            if meter is not None:
-                meter.chunk(chunk)
-            if isinstance(chunk, TextDelta) and chunk.text:
-                parts.append(chunk.text)
-                self.text.send(
-                    TextChunk(
-                        turn_id=turn_id, text=chunk.text, allow_interruptions=allow_interruptions
-                    )
-                )
-            elif isinstance(chunk, ToolCallChunk):
-                calls.append(chunk.to_tool_call(turn_id))
-        return calls
-
-    async def _call_tools(self, calls: list[ToolCall]) -> list[ToolResult]:
-        timeout: float = self.params.tool_result_timeout  # type: ignore[attr-defined]
-        loop = asyncio.get_running_loop()
-        futures = []
-        for call in calls:
-            future: asyncio.Future[ToolResult] = loop.create_future()
-            self._pending[call.call_id] = future
-            futures.append(future)
-        for call in calls:
-            self.tool_calls.send(call)
-        done, _ = await asyncio.wait(futures, timeout=timeout)
-        results = []
-        for call, future in zip(calls, futures, strict=True):
-            if future in done:
-                results.append(future.result())
-                continue
-            self._pending.pop(call.call_id, None)
-            results.append(
-                ToolResult(
-                    turn_id=call.turn_id, call_id=call.call_id, name=call.name, is_error=True,
-                    output=f"the tool {call.name!r} gave no result within {timeout:g} s",
-                )
+            return await self._requests.take_over(
+                early, turn_id=turn_id, allow_interruptions=allow_interruptions
             )
-        return results
-
-    def _apply_handoffs(self, results: list[ToolResult]) -> None:
-        for result in results:
-            agent = result.handoff
-            if isinstance(agent, AgentLike):
-                self.history.instructions = agent.instructions or None
-                # The agent's function tools swap; the MCP servers' tools stay.
-                self._tools.hand_over(tuple(agent.tools), self.ctx.logger)
-                self._specs = self._tools.specs()
+        return await self._requests.request(
+            self.history, instructions, self._rounds.offered(tool_choice), tool_choice,
+            turn_id=turn_id, allow_interruptions=allow_interruptions, node=self.name,
+        )

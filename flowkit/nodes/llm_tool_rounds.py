@@ -1,0 +1,140 @@
+"""Tool rounds: the tools an LLM reply offers, and the calls it makes between its requests.
+
+When the model answers with tool calls, the LLM node sends them out on ``tool_calls`` (to a
+:class:`~flowkit.nodes.tools.ToolRouter`), waits for their results, which come back on the
+``tool_results`` feedback loop, adds both to the history and asks the model again. A call
+with no result within ``tool_result_timeout`` gets an error result instead, so a lost result
+cannot hang the reply. A result that hands the conversation to another agent swaps the
+instructions and the agent's function tools; the MCP servers' tools stay (see
+:mod:`flowkit.tools.toolbox`). A reply gets at most ``max_tool_steps`` rounds: the request
+after the last one offers no tools, so the model must answer in text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from flowkit.messages import ToolCall, ToolResult
+from flowkit.providers.chat import ChatHistory, ToolSpec
+from flowkit.tools.invoke import AgentLike
+from flowkit.tools.toolbox import Logger, Toolbox
+
+__all__ = ["ToolRounds"]
+
+
+class ToolRounds:
+    """The tools on offer to a node's requests, and the tool calls of its replies' rounds.
+
+    Attributes:
+        specs: Every tool in use, as the provider is told about it (the MCP servers' only
+            once :meth:`opened` has listed them).
+    """
+
+    def __init__(
+        self,
+        tools: Toolbox,
+        send_call: Callable[[ToolCall], None],
+        *,
+        max_steps: int = 3,
+        result_timeout: float = 60.0,
+    ) -> None:
+        """Create the rounds of one node.
+
+        Args:
+            tools: The node's function tools and MCP servers.
+            send_call: Sends a tool call out (the node's ``tool_calls`` output).
+            max_steps: Tool rounds per reply; after that the model must answer in text.
+            result_timeout: Seconds a round waits for its results before it goes on with an
+                error result for each missing one.
+        """
+        self._tools = tools
+        self.specs: tuple[ToolSpec, ...] = tools.specs()
+        self._send_call = send_call
+        self._max_steps, self._timeout = max_steps, result_timeout
+        self._pending: dict[str, asyncio.Future[ToolResult]] = {}
+
+    @asynccontextmanager
+    async def opened(self, logger: Logger) -> AsyncIterator[None]:
+        """Hold the MCP servers' connections and offer their tools too, inside the block.
+
+        Args:
+            logger: Where a server that cannot be reached, or a clash, is reported.
+        """
+        async with self._tools.opened(logger):
+            self.specs = self._tools.specs()
+            yield
+
+    def tool_choice(self, steps: int) -> str:
+        """The ``tool_choice`` of a reply's request after ``steps`` rounds."""
+        return "auto" if self.specs and steps < self._max_steps else "none"
+
+    def offered(self, tool_choice: str) -> tuple[ToolSpec, ...]:
+        """The tools a request with ``tool_choice`` offers."""
+        return self.specs if tool_choice != "none" else ()
+
+    def deliver(self, result: ToolResult) -> None:
+        """Take a result from the feedback loop to the round that waits for it, if one does."""
+        future = self._pending.pop(result.call_id, None)
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    async def run(
+        self, history: ChatHistory, text: str, calls: list[ToolCall], logger: Logger
+    ) -> list[ToolResult]:
+        """One round: call the tools the model asked for and add the results to the history.
+
+        Args:
+            history: The conversation: it gets the model's message (``text`` with its
+                ``calls``), then the results, and the instructions of an agent handed to.
+            text: What the model said before calling the tools.
+            calls: The tool calls of the model's answer.
+            logger: Where a handoff's clashes with the MCP tools are reported.
+
+        Returns:
+            The results, in the order of the calls; an error result for a call whose result
+            did not come in time.
+        """
+        history.add_assistant(text, calls)
+        results = await self._call(calls)
+        for result in results:
+            history.add_tool_result(result)
+        self._apply_handoffs(results, history, logger)
+        return results
+
+    async def _call(self, calls: list[ToolCall]) -> list[ToolResult]:
+        timeout = self._timeout
+        loop = asyncio.get_running_loop()
+        futures = []
+        for call in calls:
+            future: asyncio.Future[ToolResult] = loop.create_future()
+            self._pending[call.call_id] = future
+            futures.append(future)
+        for call in calls:
+            self._send_call(call)
+        done, _ = await asyncio.wait(futures, timeout=timeout)
+        results = []
+        for call, future in zip(calls, futures, strict=True):
+            if future in done:
+                results.append(future.result())
+                continue
+            self._pending.pop(call.call_id, None)
+            results.append(
+                ToolResult(
+                    turn_id=call.turn_id, call_id=call.call_id, name=call.name, is_error=True,
+                    output=f"the tool {call.name!r} gave no result within {timeout:g} s",
+                )
+            )
+        return results
+
+    def _apply_handoffs(
+        self, results: list[ToolResult], history: ChatHistory, logger: Logger
+    ) -> None:
+        for result in results:
+            agent = result.handoff
+            if isinstance(agent, AgentLike):
+                history.instructions = agent.instructions or None
+                # The agent's function tools swap; the MCP servers' tools stay.
+                self._tools.hand_over(tuple(agent.tools), logger)
+                self.specs = self._tools.specs()
