@@ -5,8 +5,9 @@ graph. The room's audio is resampled to 24 kHz and streamed to the OpenAI Realti
 model's speech plays in the room. The server detects the user's turns (server VAD) and
 barge-ins: its ``speech_started`` flushes the reply still playing, and the sink's report of
 what was played truncates the model's copy of the reply to what the user heard. The model
-calls ``get_weather`` through a ToolRouter (a feedback loop), and both sides' transcripts are
-published to the room.
+calls ``get_weather`` through a ToolRouter (a feedback loop), both sides' transcripts are
+published to the room, and so is the agent's state (``lk.agent.state``: listening, thinking,
+speaking), as the cascaded voice agent (graphs/voice_agent.py) publishes it.
 
     flowkit viz examples/realtime_agent.py
     OPENAI_API_KEY=sk-... flowkit start examples/realtime_agent.py
@@ -25,7 +26,7 @@ import os
 from flowkit_openai.realtime import RealtimeModel, ServerVAD
 
 import flowkit as fk
-from flowkit.nodes import audio, room, tools
+from flowkit.nodes import audio, room, room_state, tools
 
 INSTRUCTIONS = (
     "You are a friendly voice assistant. Keep answers to one or two short sentences. Use "
@@ -64,6 +65,7 @@ def build(job: fk.JobContext) -> fk.Graph:
     router = g.add(tools.ToolRouter([get_weather]), name="tools")
     speaker = g.add(room.RoomSink(), name="speaker")
     published = g.add(room.TranscriptPublisher(), name="transcripts")
+    shown = g.add(room_state.AgentStatePublisher(), name="agent_state")
 
     mic >> audio.Resample(24_000, channels=1) >> model >> speaker
     model.tool_calls >> router >> model.tool_results  # the tool loop
@@ -71,4 +73,5 @@ def build(job: fk.JobContext) -> fk.Graph:
     speaker >> model.playout  # what was played: truncation to what was heard
     model.transcripts >> published  # the user, as the server transcribes them
     model.agent_transcripts >> published  # the agent, cut to what was heard
+    model.agent_state >> shown  # lk.agent.state: listening, thinking, speaking
     return g

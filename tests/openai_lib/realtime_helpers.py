@@ -40,6 +40,8 @@ class Agent:
     interrupts: Collect
     metrics: Collect
     playout: Collect
+    agent_states: Collect
+    user_states: Collect
     runner: fk.GraphRunner | None = None
     started: float = 0.0  # loop time the graph (and the user's audio) started
 
@@ -54,6 +56,14 @@ class Agent:
     def frames(self) -> list[fk.AgentAudio]:
         """The audio messages the node sent (end markers left out)."""
         return [a for a in self.speech.items if a.frame is not None]
+
+    def agent_state_changes(self) -> list[tuple[str, int]]:
+        """``(state, turn_id)`` of each agent state the node sent."""
+        return [(str(s.state), s.turn_id) for s in self.agent_states.items]
+
+    def user_state_changes(self) -> list[tuple[str, int]]:
+        """``(state, turn_id)`` of each user state the node sent."""
+        return [(str(s.state), s.turn_id) for s in self.user_states.items]
 
 
 def agent(
@@ -82,7 +92,8 @@ def agent(
     for name, port in (("users", model.transcripts), ("agents", model.agent_transcripts),
                        ("speech", model.speech), ("calls", model.tool_calls),
                        ("interrupts", model.interrupts), ("metrics", model.metrics),
-                       ("playout", speaker.playout)):
+                       ("playout", speaker.playout), ("agent_states", model.agent_state),
+                       ("user_states", model.user_state)):
         collected[name] = g.add(Collect(), name=name)
         port >> collected[name]
     return Agent(g, model, MemoryIO(user_audio, paced=True), **collected)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
         self.out: list[Any] = []
+        self.states: list[fk.AgentState | fk.UserState] = []
         self.handoffs: list[Any] = []
 
     def send(self, event: dict[str, Any]) -> None:
@@ -38,6 +39,11 @@ class Recorder:
         self.out.append(audio)
 
     user_transcript = agent_transcript = tool_call = interrupt = metrics = speak
+
+    def agent_state(self, state: fk.AgentState) -> None:
+        self.states.append(state)
+
+    user_state = agent_state
 
     def handoff(self, agent: Any) -> None:
         self.handoffs.append(agent)
@@ -250,3 +256,112 @@ def test_user_transcripts_interim_then_final(dialogue: Dialogue, recorder: Recor
     assert [(e.role, e.text) for e in dialogue.history.messages()] == [
         ("user", "What is the weather?")
     ]
+
+
+def _states(recorder: Recorder, kind: type) -> list[tuple[str, int]]:
+    return [(str(s.state), s.turn_id) for s in recorder.states if isinstance(s, kind)]
+
+
+def test_a_barge_in_on_a_reply_being_made_makes_the_agent_listen_at_once(
+    dialogue: Dialogue, recorder: Recorder
+) -> None:
+    _respond(dialogue)
+    [reply] = dialogue.replies
+    dialogue.on_event(event(type="input_audio_buffer.speech_started", event_id="e",
+                            audio_start_ms=0, item_id="u1"))
+    # The reply is still being made (no response.done yet), but it was cut: not thinking.
+    assert _states(recorder, fk.AgentState) == [("listening", 0), ("thinking", reply),
+                                                ("listening", reply)]
+    _audio(dialogue, 100)  # late audio of the cut reply
+    dialogue.on_event(event(type="response.output_text.delta", event_id="e", response_id="r1",
+                            item_id="i1", output_index=0, content_index=0, delta="late"))
+    _done(dialogue, "cancelled")
+    assert _states(recorder, fk.AgentState)[-1] == ("listening", reply)
+    assert len(recorder.states) == 4  # the user speaking, and nothing more for the agent
+    dialogue.on_event(event(type="input_audio_buffer.speech_stopped", event_id="e",
+                            audio_end_ms=900, item_id="u1"))
+    (speaking, turn), (listening, same) = _states(recorder, fk.UserState)
+    assert (speaking, listening) == ("speaking", "listening")
+    assert turn == same > reply  # the user's new turn, from speech_started
+    assert [m for m in recorder.out if isinstance(m, (fk.AgentAudio, fk.Transcript))] == []
+
+
+def test_the_sinks_reports_make_the_agent_speak_pause_and_listen(
+    dialogue: Dialogue, recorder: Recorder
+) -> None:
+    dialogue.on_request(fk.ReplyRequest(turn_id=7, instructions="Greet."))
+    assert _states(recorder, fk.AgentState) == [("listening", 0), ("thinking", 7)]
+    _respond(dialogue, metadata={"flowkit_turn": "7"})
+    _audio(dialogue, 200)
+    _done(dialogue)
+    assert _states(recorder, fk.AgentState)[-1] == ("thinking", 7)  # made, not heard yet
+    for event_kind in ("started", "paused", "resumed", "finished"):
+        dialogue.on_playout(fk.Playout(turn_id=7, event=fk.PlayoutEvent(event_kind),
+                                       played_duration=0.2))
+    assert _states(recorder, fk.AgentState)[1:] == [
+        ("thinking", 7), ("speaking", 7), ("listening", 7), ("speaking", 7), ("listening", 7)
+    ]
+
+
+def test_a_refused_request_and_a_lost_connection_leave_both_listening(
+    dialogue: Dialogue, recorder: Recorder
+) -> None:
+    dialogue.on_request(fk.ReplyRequest(turn_id=3))
+    [create] = recorder.sent
+    dialogue.on_event(event(type="error", event_id="e", error={
+        "type": "invalid_request_error", "code": "conversation_already_has_active_response",
+        "message": "Conversation already has an active response",
+        "event_id": create["event_id"]}))
+    assert _states(recorder, fk.AgentState) == [("listening", 0), ("thinking", 3),
+                                                ("listening", 3)]
+    dialogue.on_event(event(type="input_audio_buffer.speech_started", event_id="e",
+                            audio_start_ms=0, item_id="u1"))
+    dialogue.connection_lost()  # the new session will not send this speech's end
+    assert [str(s.state) for s in recorder.states if isinstance(s, fk.UserState)] == [
+        "speaking", "listening"
+    ]
+
+
+def test_a_barge_in_on_a_reply_being_heard_makes_the_agent_listen_before_the_sink_reports(
+    dialogue: Dialogue, recorder: Recorder
+) -> None:
+    _respond(dialogue)
+    [reply] = dialogue.replies
+    _audio(dialogue, 400)
+    _done(dialogue)
+    dialogue.on_playout(fk.Playout(turn_id=reply, event=fk.PlayoutEvent.STARTED))
+    dialogue.on_event(event(type="input_audio_buffer.speech_started", event_id="e",
+                            audio_start_ms=0, item_id="u1"))
+    [flush] = [m for m in recorder.out if isinstance(m, fk.Interrupt)]
+    assert flush.turn_id == reply
+    assert _states(recorder, fk.AgentState)[-2:] == [("speaking", reply), ("listening", reply)]
+    dialogue.on_playout(fk.Playout(turn_id=reply, event=fk.PlayoutEvent.INTERRUPTED,
+                                   played_duration=0.1))
+    assert _states(recorder, fk.AgentState)[-1] == ("listening", reply)
+    assert len(_states(recorder, fk.AgentState)) == 4
+
+
+def test_without_playout_reports_the_clock_says_when_the_agent_stops_speaking(
+    recorder: Recorder, timers: Timers
+) -> None:
+    now = [0.0]
+    dialogue = Dialogue(recorder, url=URL, clock=lambda: now[0], call_later=timers,
+                        logger=logging.getLogger("flowkit.node.test"))
+    dialogue.playout_closed()
+    _respond(dialogue)
+    [reply] = dialogue.replies
+    _audio(dialogue, 300)
+    now[0] = 0.1
+    _audio(dialogue, 200)  # more audio: the estimated end moves to 0.5 s
+    _done(dialogue)
+    assert _states(recorder, fk.AgentState) == [("listening", 0), ("thinking", reply),
+                                                ("speaking", reply)]
+    delay, look_again = timers.pending[-1]
+    assert delay == pytest.approx(0.4)  # 0.5 s of audio from 0.0, seen at 0.1
+    now[0] = 0.3
+    look_again()  # (early: the state holds, and the check is scheduled again)
+    assert _states(recorder, fk.AgentState)[-1] == ("speaking", reply)
+    assert timers.pending[-1][0] == pytest.approx(0.2)
+    now[0] = 0.5
+    timers.pending[-1][1]()
+    assert _states(recorder, fk.AgentState)[-1] == ("listening", reply)

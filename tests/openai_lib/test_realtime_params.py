@@ -38,6 +38,7 @@ def not_a_tool(city: str) -> str:
     ({"max_reconnects": -1}, "max_reconnects: Input should be greater than or equal to 0"),
     ({"noise_reduction": "studio"}, "noise_reduction: Input should be 'near_field' or "
                                     "'far_field'"),
+    ({"output_modality": "speech"}, "output_modality: Input should be 'audio' or 'text'"),
     ({"tools": [not_a_tool]}, "is not a tool; decorate the function with @flowkit.function_tool"),
     ({"tools": [get_weather, another_weather]}, "two tools are named 'get_weather'; rename one"),
     ({"tools": [get_weather], "tool_choice": "lookup"},
@@ -91,6 +92,8 @@ def test_the_session_update_for_each_kind_of_turn_detection() -> None:
     assert manual["audio"]["input"]["noise_reduction"] == {"type": "far_field"}  # type: ignore[index]
     assert manual["audio"]["output"]["speed"] == 1.2  # type: ignore[index]
     assert manual["max_output_tokens"] == 200
+    assert manual["output_modalities"] == ["audio"]
+    assert session(None, output_modality="text")["output_modalities"] == ["text"]
     server = session(ServerVAD(idle_timeout_ms=8000))["audio"]["input"]  # type: ignore[index]
     assert server["turn_detection"] == {
         "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,

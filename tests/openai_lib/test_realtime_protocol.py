@@ -136,3 +136,27 @@ async def test_speech_is_detected_by_energy_and_answered(client: Client) -> None
     assert events[0]["audio_start_ms"] == 200  # speech at 300 ms, less 100 ms of padding
     assert events[1]["audio_end_ms"] == 900  # 700 ms of audio, then 200 ms of silence
     assert events[4]["transcript"].startswith("(user speech")
+
+
+async def test_a_text_session_answers_in_text_only(client: Client) -> None:
+    await client.send(type="session.update",
+                      session={"type": "realtime", "output_modalities": ["text", "audio"]})
+    [error] = await client.receive()
+    assert error["error"]["param"] == "session.output_modalities"
+    await client.send(type="session.update",
+                      session={"type": "realtime", "output_modalities": ["text"]})
+    assert (await client.receive())[0]["type"] == "session.updated"
+    await client.send(type="response.create")
+    events = await client.receive(until="response.done")
+    assert [e["type"] for e in events] == [
+        "response.created", "response.output_item.added", "conversation.item.added",
+        "response.content_part.added", "response.output_text.delta",
+        "response.output_text.delta", "response.output_text.done", "response.content_part.done",
+        "response.output_item.done", "response.done",
+    ]
+    assert [e["delta"] for e in events if e["type"] == "response.output_text.delta"] == [
+        "Hi", " there."
+    ]
+    assert events[6]["text"] == "Hi there."
+    [item] = events[-1]["response"]["output"]
+    assert item["content"] == [{"type": "output_text", "text": "Hi there."}]

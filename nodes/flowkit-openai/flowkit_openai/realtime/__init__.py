@@ -1,10 +1,11 @@
 """A speech-to-speech realtime model: the OpenAI Realtime API as one flowkit node.
 
 * :mod:`~flowkit_openai.realtime.node`: :class:`RealtimeModel`, the node and its ports.
-* :mod:`~flowkit_openai.realtime.options`: :class:`ServerVAD`, :class:`SemanticVAD` and the
-  ``session.update`` the node sends.
+* :mod:`~flowkit_openai.realtime.options`: :class:`ServerVAD`, :class:`SemanticVAD`,
+  :data:`OutputModality` and the ``session.update`` the node sends.
 * :mod:`~flowkit_openai.realtime.dialogue`: server events in, flowkit messages out.
 * :mod:`~flowkit_openai.realtime.listening`: barge-ins, playout, truncation, what was heard.
+* :mod:`~flowkit_openai.realtime.states`: the agent's and the user's states.
 * :mod:`~flowkit_openai.realtime.tool_rounds`: function calls out, results back.
 * :mod:`~flowkit_openai.realtime.effects`: what the state machine asks of the node.
 * :mod:`~flowkit_openai.realtime.events`: the server events read from the SDK's models.
@@ -16,6 +17,13 @@
 """
 
 from flowkit_openai.realtime.node import DEFAULT_TURN_DETECTION, RealtimeModel
-from flowkit_openai.realtime.options import SemanticVAD, ServerVAD, TurnDetection
+from flowkit_openai.realtime.options import OutputModality, SemanticVAD, ServerVAD, TurnDetection
 
-__all__ = ["DEFAULT_TURN_DETECTION", "RealtimeModel", "SemanticVAD", "ServerVAD", "TurnDetection"]
+__all__ = [
+    "DEFAULT_TURN_DETECTION",
+    "OutputModality",
+    "RealtimeModel",
+    "SemanticVAD",
+    "ServerVAD",
+    "TurnDetection",
+]

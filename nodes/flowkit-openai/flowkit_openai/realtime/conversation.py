@@ -4,7 +4,8 @@ A :class:`Reply` is what the listener hears as one answer: the responses the mod
 one turn, tool rounds included (a call, its result, the response that uses it), so it keeps
 one ``turn_id`` from the first audio to the end marker. Its :class:`SpokenItem` s are the
 assistant message items whose audio the model streamed; they tell, for a played duration,
-which items to truncate at which millisecond and which words were heard.
+which items to truncate at which millisecond and which words were heard. In a text-only
+session the items hold the model's text and no audio.
 
 :class:`History` keeps the conversation's text in order, so a new connection (a new server
 session, which starts empty) can be given the conversation so far.
@@ -50,7 +51,8 @@ class SpokenItem:
         framer: Cuts the item's PCM into 20 ms frames; a sample split between two deltas
             waits for the next one.
         audio_s: Seconds of its audio received.
-        transcript: The transcript's deltas, or the whole transcript once it is done.
+        transcript: The transcript's deltas, or the whole transcript once it is done (in a
+            text-only session: the text's).
         transcript_done: The server sent the whole transcript.
     """
 
@@ -100,6 +102,9 @@ class Reply:
         generating: The model may still add to it (a response is under way or will be).
         cut: A barge-in or a flush ended it: later audio of it is dropped.
         played_out: The listener's side is over: played whole, or interrupted.
+        started: The sink reported its first audio played.
+        audible: The sink reported it playing (started or resumed, and not paused or ended
+            since).
         played_s: Seconds of it that were played, once known.
         first_audio_at: Loop time its first frame went out (for the clock's estimate).
         truncated: Its items were truncated on the server.
@@ -113,6 +118,8 @@ class Reply:
     generating: bool = True
     cut: bool = False
     played_out: bool = False
+    started: bool = False
+    audible: bool = False
     played_s: float | None = None
     first_audio_at: float | None = None
     truncated: bool = False
@@ -122,6 +129,11 @@ class Reply:
     def audio_s(self) -> float:
         """Seconds of audio received for the whole reply."""
         return sum(item.audio_s for item in self.items)
+
+    @property
+    def text(self) -> str:
+        """The text of all its items so far, whatever was heard of it."""
+        return " ".join(item.text for item in self.items if item.text)
 
     def item(self, item_id: str) -> SpokenItem:
         """The spoken item ``item_id``, added at the end if it is new."""

@@ -3,14 +3,16 @@
 :class:`Dialogue` reads the Realtime API's server events and the node's inputs (tool
 results, playout reports, flushes, reply requests) and acts through :class:`Effects`, which
 the node implements: client events to send, audio to play, transcripts, tool calls,
-interrupts, metrics. It owns no task and no socket, so a connection can come and go under
-it, and everything it decides happens in the call that delivered the event.
+interrupts, metrics, the agent's and the user's states. It owns no task and no socket, so a
+connection can come and go under it, and everything it decides happens in the call that
+delivered the event.
 
 The mapping, event by event:
 
-* ``input_audio_buffer.speech_started``: a new user turn (``turn_id``); with the turn
-  detection's ``interrupt_response``, a barge-in: every reply still playing or being made
-  is cut, and an ``Interrupt(FLUSH)`` of its turn goes out for the sink.
+* ``input_audio_buffer.speech_started``: a new user turn (``turn_id``), the user
+  ``speaking``; with the turn detection's ``interrupt_response``, a barge-in: every reply
+  still playing or being made is cut, and an ``Interrupt(FLUSH)`` of its turn goes out for
+  the sink. ``speech_stopped``: the user ``listening``.
 * ``conversation.item.input_audio_transcription.delta`` / ``.completed``: the user's
   transcript, interim then final.
 * ``response.created``: a reply starts, or goes on (the response the node asked for after
@@ -18,13 +20,16 @@ The mapping, event by event:
 * ``response.output_audio.delta``: 20 ms :class:`~flowkit.messages.AgentAudio` frames at
   24 kHz (``segment`` is the item's place in the reply); ``response.output_audio_transcript``
   events: the item's transcript.
+* ``response.output_text.delta`` / ``.done`` (a text-only session): the item's text, sent
+  on as it streams (interim agent transcripts); no audio, so no end marker either.
 * ``response.output_item.done`` of a ``function_call``: a :class:`~flowkit.messages.ToolCall`.
 * ``response.done``: the reply's end marker, or, when the response called tools, a wait
   for the results, then ``function_call_output`` items and ``response.create``.
 * ``error``: a log line that says what was refused and what to do (:mod:`.server_errors`).
 
 What the listener heard (barge-ins, playout reports, truncation, the agent's transcript) is
-:mod:`.listening`'s; tool rounds are :mod:`.tool_rounds`'.
+:mod:`.listening`'s; tool rounds are :mod:`.tool_rounds`'; the agent's state, derived again
+after every event and input, is :mod:`.states`'.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from flowkit_openai.realtime.events import Event, EventHandlers
 from flowkit_openai.realtime.listening import Listening
 from flowkit_openai.realtime.options import SAMPLE_RATE
 from flowkit_openai.realtime.server_errors import describe_error, describe_failed_response
+from flowkit_openai.realtime.states import ConversationStates
 from flowkit_openai.realtime.tool_rounds import ToolRounds
 
 __all__ = ["TURN_KEY", "Dialogue"]
@@ -74,6 +80,7 @@ class _UserItem:
 class _Timing:
     created: float
     first_audio: float | None = None
+    first_text: float | None = None  # a text-only session's first text
 
 
 class Dialogue:
@@ -95,6 +102,7 @@ class Dialogue:
         history: The conversation's text, for a new connection.
         listening: The listener's side of the replies.
         tools: The replies' tool rounds.
+        states: The agent's and the user's states.
         session_confirmed: The server sent ``session.updated`` on this connection.
     """
 
@@ -136,6 +144,8 @@ class Dialogue:
         self._ids = itertools.count(1)
         self._speech_stopped_at: float | None = None
         self._handlers = EventHandlers(self)
+        self.states = ConversationStates(effects, listening=self.listening,
+                                         awaited=self._awaited_turns, call_later=call_later)
 
     @property
     def replies(self) -> dict[int, Reply]:
@@ -186,6 +196,7 @@ class Dialogue:
     def on_event(self, event: Event) -> None:
         """Act on one server event (unknown types are ignored)."""
         self._handlers.handle(event)
+        self.states.refresh()
 
     def on_error(
         self, kind: str, code: str | None, message: str, param: str | None, event_id: str | None
@@ -206,13 +217,15 @@ class Dialogue:
 
     def speech_started(self, item_id: str) -> None:
         """The user started speaking: a new user turn, and a barge-in if replies play."""
-        self._user(item_id)
+        self.states.user_speaking(self._user(item_id).turn_id)
         if self.interrupt_response:
             self.listening.barge_in("barge_in")
 
-    def speech_stopped(self) -> None:
-        """The user stopped speaking: the start of the wait for the answer's audio."""
+    def speech_stopped(self, item_id: str | None) -> None:
+        """The user stopped speaking (they listen): the wait for the answer's audio starts."""
         self._speech_stopped_at = self.clock()
+        user = self._users.get(item_id) if item_id else None
+        self.states.user_listening(user.turn_id if user is not None else None)
 
     def user_text(self, item_id: str, text: str, *, final: bool) -> None:
         """A transcript of the user's item: a delta (interim) or the whole text (final)."""
@@ -290,6 +303,26 @@ class Dialogue:
         else:
             item.transcript.append(text)
 
+    def text(self, response_id: str, item_id: str, text: str, *, done: bool) -> None:
+        """A text delta of a text-only reply, or (``done``) an item's whole text.
+
+        The reply's text so far goes out as an interim agent transcript; the final one
+        follows when the reply ends. Text that comes after a barge-in cut the reply was not
+        shown, so it is dropped, as the audio of a cut reply is.
+        """
+        reply = self._by_response.get(response_id)
+        if reply is None or reply.cut:
+            return
+        timing = self._timings.get(response_id)
+        if timing is not None and timing.first_text is None:
+            timing.first_text = self.clock()
+        shown = reply.text
+        self.agent_text(response_id, item_id, text, done=done)
+        if reply.text and reply.text != shown:
+            self.effects.agent_transcript(
+                Transcript(turn_id=reply.turn_id, text=reply.text, final=False, speaker="agent")
+            )
+
     def function_call(self, response_id: str, call_id: str, name: str, arguments: str) -> None:
         """The model called a function (see :mod:`.tool_rounds`)."""
         reply = self._by_response.get(response_id)
@@ -327,14 +360,17 @@ class Dialogue:
     def on_tool_result(self, result: ToolResult) -> None:
         """A tool's result (see :mod:`.tool_rounds`)."""
         self.tools.result(result)
+        self.states.refresh()
 
     def on_playout(self, report: Playout) -> None:
         """The sink's report (see :mod:`.listening`)."""
         self.listening.on_playout(report)
+        self.states.refresh()
 
     def playout_closed(self) -> None:
         """No playout report can come any more."""
         self.listening.playout_closed()
+        self.states.refresh()
 
     def on_flush(self, interrupt: Interrupt) -> None:
         """A flush from the graph: cancel the response, and cut the replies it names."""
@@ -343,6 +379,7 @@ class Dialogue:
         if self._active is not None:
             self.send({"type": "response.cancel"})
         self.listening.flush(interrupt.turn_id, interrupt.reason)
+        self.states.refresh()
 
     def on_request(self, request: ReplyRequest) -> None:
         """A reply asked for from code: ``instructions`` and ``user_text`` (not ``say``)."""
@@ -362,12 +399,14 @@ class Dialogue:
             self.history.add("user", request.user_text)
         options = {"instructions": request.instructions} if request.instructions else {}
         self.create_response(request.turn_id or new_turn_id(), **options)
+        self.states.refresh()
 
     def on_commit(self, *, respond: bool) -> None:
         """End the user's turn now (no server turn detection); ask for the answer."""
         self.send({"type": "input_audio_buffer.commit"})
         if respond:
             self.create_response(new_turn_id())
+            self.states.refresh()
 
     # -- replies ---------------------------------------------------------------------------
 
@@ -379,7 +418,12 @@ class Dialogue:
         if reply.round is not None and reply.round.timer is not None:
             reply.round.timer.cancel()
         reply.round = None
-        self.effects.speak(AgentAudio(frame=None, turn_id=reply.turn_id, final=True))
+        if reply.audio_s > 0:
+            self.effects.speak(AgentAudio(frame=None, turn_id=reply.turn_id, final=True))
+        else:
+            # Nothing of it went to the sink (a text reply, or one cut before its audio): no
+            # playout report will come, and an end marker would open an empty reply there.
+            reply.played_out = True
         self.listening.publish(reply)
 
     def connection_lost(self) -> None:
@@ -394,6 +438,18 @@ class Dialogue:
         self.session_confirmed = False
         for reply in list(self.replies.values()):
             self.end_reply(reply)
+        # The speech the server was hearing is gone with its session.
+        self.states.user_listening()
+        self.states.refresh()
+
+    def close(self) -> None:
+        """The node is ending: cancel what is scheduled."""
+        self.states.stop()
+
+    def _awaited_turns(self) -> list[int]:
+        """The replies asked for whose response has not started (sent, or queued)."""
+        queued = [int(event["response"]["metadata"][TURN_KEY]) for event in self._queued]
+        return [*self._requested, *queued]
 
     def _play(self, reply: Reply, item: SpokenItem, frames: list[Any]) -> None:
         segment = reply.items.index(item)
@@ -413,6 +469,8 @@ class Dialogue:
         if timing is None:
             return
         values = {"duration": self.clock() - timing.created}
+        if timing.first_text is not None:
+            values["ttft"] = timing.first_text - timing.created
         if timing.first_audio is not None:
             values["ttfa"] = timing.first_audio - timing.created
             if self._speech_stopped_at is not None:

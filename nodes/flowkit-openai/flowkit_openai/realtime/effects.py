@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from flowkit.messages import AgentAudio, Interrupt, Metrics, ToolCall, Transcript
+from flowkit.messages import (
+    AgentAudio,
+    AgentState,
+    Interrupt,
+    Metrics,
+    ToolCall,
+    Transcript,
+    UserState,
+)
 
 __all__ = ["Effects"]
 
@@ -28,7 +36,13 @@ class Effects(Protocol):
         """Send a transcript of the user."""
 
     def agent_transcript(self, transcript: Transcript) -> None:
-        """Send a transcript of the agent (what was heard)."""
+        """Send a transcript of the agent (what was heard, or its text as it streams)."""
+
+    def agent_state(self, state: AgentState) -> None:
+        """Send the agent's new state."""
+
+    def user_state(self, state: UserState) -> None:
+        """Send the user's new state."""
 
     def tool_call(self, call: ToolCall) -> None:
         """Send a tool call to the tool router."""

@@ -18,6 +18,7 @@ from openai.types.realtime import (
     ConversationItemInputAudioTranscriptionDeltaEvent,
     ConversationItemInputAudioTranscriptionFailedEvent,
     InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
     RealtimeErrorEvent,
     ResponseAudioDeltaEvent,
     ResponseAudioDoneEvent,
@@ -27,6 +28,8 @@ from openai.types.realtime import (
     ResponseDoneEvent,
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
 )
 from openai.types.realtime.realtime_server_event import RealtimeServerEvent
 
@@ -57,7 +60,7 @@ class EventHandlers:
         self._table: dict[str, Callable[[Any], None]] = {
             "session.updated": self._session_updated,
             "input_audio_buffer.speech_started": self._speech_started,
-            "input_audio_buffer.speech_stopped": lambda _: dialogue.speech_stopped(),
+            "input_audio_buffer.speech_stopped": self._speech_stopped,
             "conversation.item.input_audio_transcription.delta": self._user_delta,
             "conversation.item.input_audio_transcription.completed": self._user_done,
             "conversation.item.input_audio_transcription.failed": self._user_failed,
@@ -67,6 +70,8 @@ class EventHandlers:
             "response.output_audio.done": self._audio_done,
             "response.output_audio_transcript.delta": self._agent_delta,
             "response.output_audio_transcript.done": self._agent_done,
+            "response.output_text.delta": self._text_delta,
+            "response.output_text.done": self._text_done,
             "response.output_item.done": self._item_done,
             "response.done": self._response_done,
             "error": self._error,
@@ -91,6 +96,10 @@ class EventHandlers:
 
     def _speech_started(self, event: InputAudioBufferSpeechStartedEvent) -> None:
         self.d.speech_started(_need(event.item_id, event.type, "item_id"))
+
+    def _speech_stopped(self, event: InputAudioBufferSpeechStoppedEvent) -> None:
+        # Without its item the user's state still changes; only its turn id is a guess.
+        self.d.speech_stopped(event.item_id)
 
     def _user_delta(self, event: ConversationItemInputAudioTranscriptionDeltaEvent) -> None:
         item = _need(event.item_id, event.type, "item_id")
@@ -148,6 +157,22 @@ class EventHandlers:
             _need(event.response_id, event.type, "response_id"),
             _need(event.item_id, event.type, "item_id"),
             _need(event.transcript, event.type, "transcript"),
+            done=True,
+        )
+
+    def _text_delta(self, event: ResponseTextDeltaEvent) -> None:
+        self.d.text(
+            _need(event.response_id, event.type, "response_id"),
+            _need(event.item_id, event.type, "item_id"),
+            event.delta or "",
+            done=False,
+        )
+
+    def _text_done(self, event: ResponseTextDoneEvent) -> None:
+        self.d.text(
+            _need(event.response_id, event.type, "response_id"),
+            _need(event.item_id, event.type, "item_id"),
+            _need(event.text, event.type, "text"),
             done=True,
         )
 

@@ -6,7 +6,8 @@ what was made is still queued at the sink. :class:`Listening` cuts such replies 
 ``Playout`` report; with no playout linked, the clock since the reply's first frame, as if
 it played in real time from then), truncates the server's items there
 (``conversation.item.truncate``, as LiveKit Agents does) and sends the agent's transcript cut
-to the words heard once a reply is both made and played out.
+to the words heard once a reply is both made and played out. It also says, for the agent's
+state (:mod:`.states`), whether a reply is on its way or being heard.
 """
 
 from __future__ import annotations
@@ -78,9 +79,13 @@ class Listening:
         self.publish(reply)
 
     def on_playout(self, report: Playout) -> None:
-        """The sink's report: what of a reply was played, and whether it was cut."""
+        """The sink's report: whether a reply is playing, what of it was played, if it was cut."""
         reply = self.replies.get(report.turn_id)
-        if reply is None or report.event not in (PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED):
+        if reply is None:
+            return
+        reply.audible = report.event in (PlayoutEvent.STARTED, PlayoutEvent.RESUMED)
+        reply.started = reply.started or reply.audible
+        if report.event not in (PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED):
             return
         reply.played_out = True
         reply.played_s = report.played_duration
@@ -125,6 +130,36 @@ class Listening:
         if reply.audio_s <= 0 or reply.played_out:
             return False
         return self.playout_linked or self.clock_played(reply) < reply.audio_s - 1e-3
+
+    def coming(self, reply: Reply) -> bool:
+        """Whether ``reply`` is on its way to the listener: being made, or made and queued.
+
+        Queued: the sink has its audio but has not reported it started. A paused reply has
+        started, so it is not coming: the agent is quiet and hears the user out, as
+        :class:`~flowkit.nodes.state.AgentStates` shows a pause.
+        """
+        if reply.cut:
+            return False
+        if reply.generating:
+            return True
+        queued = reply.audio_s > 0 and not reply.started and not reply.played_out
+        return self.playout_linked and queued
+
+    def audible(self, reply: Reply) -> bool:
+        """Whether ``reply`` is being heard now: as the sink reports, or else by the clock.
+
+        A cut reply is not: the sink stops it within a frame of the flush.
+        """
+        if reply.cut:
+            return False
+        if self.playout_linked:
+            return reply.audible
+        return reply.first_audio_at is not None and self.clock_left(reply) > 0
+
+    def clock_left(self, reply: Reply) -> float:
+        """Without playout reports: seconds of ``reply`` received that are still to play."""
+        left = reply.audio_s - self.clock_played(reply)
+        return left if left > 1e-3 else 0.0
 
     def clock_played(self, reply: Reply) -> float:
         """Without playout reports: what real-time playback from the first frame has played."""

@@ -11,10 +11,15 @@ feedback loop, as with the LLM node) and barge-ins for the sink::
     model.tool_calls >> router >> model.tool_results     # a declared feedback loop
     model.interrupts >> speaker.interrupt                # barge-in: flush what is queued
     speaker >> model.playout                             # truncate to what was heard
+    model.agent_state >> AgentStatePublisher()           # lk.agent.state, as AgentStates
 
-Turns are the server's (:class:`ServerVAD` by default, or :class:`SemanticVAD`). What the
-events become is described in :mod:`flowkit_openai.realtime.dialogue`; the connection's life,
-reconnection included, in :mod:`flowkit_openai.realtime.session`.
+Turns are the server's (:class:`ServerVAD` by default, or :class:`SemanticVAD`). The agent's
+and the user's states are the cascaded pipeline's messages with their meanings
+(:mod:`flowkit_openai.realtime.states`). With ``output_modality="text"`` the model answers in
+text only: the reply streams on ``agent_transcripts`` (interim, then final) and nothing goes
+to ``speech``. What the events become is described in
+:mod:`flowkit_openai.realtime.dialogue`; the connection's life, reconnection included, in
+:mod:`flowkit_openai.realtime.session`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from livekit import rtc
 
 from flowkit.messages import (
     AgentAudio,
+    AgentState,
     Interrupt,
     Metrics,
     Playout,
@@ -37,6 +43,7 @@ from flowkit.messages import (
     ToolCall,
     ToolResult,
     Transcript,
+    UserState,
 )
 from flowkit.node import Node, NodeParams
 from flowkit.ports import AudioFormat, In, Out
@@ -50,6 +57,7 @@ from flowkit_openai.realtime.dialogue import Dialogue
 from flowkit_openai.realtime.link import RealtimeLink
 from flowkit_openai.realtime.options import (
     SAMPLE_RATE,
+    OutputModality,
     ServerVAD,
     SessionSettings,
     TurnDetection,
@@ -81,10 +89,14 @@ class RealtimeModel(Node):
     commit: In[Any] = In(required=False, doc="end the user's turn now (no turn detection)")
     speech: Out[AgentAudio] = Out(default=True, doc="the model's speech, 24 kHz, 20 ms frames")
     transcripts: Out[Transcript] = Out(doc="the user's speech, interim and final")
-    agent_transcripts: Out[Transcript] = Out(doc="the agent's speech, cut to what was heard")
+    agent_transcripts: Out[Transcript] = Out(
+        doc="the agent's speech, cut to what was heard (text replies: interim, then final)"
+    )
     tool_calls: Out[ToolCall] = Out(doc="tool calls, to a ToolRouter")
     interrupts: Out[Interrupt] = Out(doc="barge-ins: FLUSH the reply the user spoke over")
-    metrics: Out[Metrics] = Out(doc="per response: time to first audio, tokens")
+    metrics: Out[Metrics] = Out(doc="per response: time to first audio (or text), tokens")
+    agent_state: Out[AgentState] = Out(doc="listening, thinking or speaking, on each change")
+    user_state: Out[UserState] = Out(doc="speaking or listening (the server's VAD), on each change")
 
     class Params(NodeParams):
         """Parameters of :class:`RealtimeModel` (see its ``__init__``)."""
@@ -102,6 +114,7 @@ class RealtimeModel(Node):
         speed: float | None = pydantic.Field(default=None, ge=0.25, le=1.5)
         max_output_tokens: int | None = pydantic.Field(default=None, ge=1, le=4096)
         noise_reduction: Literal["near_field", "far_field"] | None = None
+        output_modality: OutputModality = "audio"
         base_url: str | None = None
         timeout: float = pydantic.Field(default=10.0, gt=0)
         max_reconnects: int = pydantic.Field(default=1, ge=0, le=10)
@@ -148,6 +161,7 @@ class RealtimeModel(Node):
         speed: float | None = None,
         max_output_tokens: int | None = None,
         noise_reduction: Literal["near_field", "far_field"] | None = None,
+        output_modality: OutputModality = "audio",
         base_url: str | None = None,
         api_key: str | None = None,
         timeout: float = 10.0,
@@ -174,6 +188,10 @@ class RealtimeModel(Node):
             speed: Speaking speed, 0.25 to 1.5.
             max_output_tokens: The most tokens a response may have.
             noise_reduction: ``near_field`` or ``far_field`` filtering of the user's audio.
+            output_modality: ``audio`` (the default): the model speaks. ``text``: it answers
+                in text only (the API's ``output_modalities: ["text"]``), which streams on
+                ``agent_transcripts``; ``speech`` stays silent and the agent's state never
+                becomes ``speaking``.
             base_url: The API root (``.../v1``); ``None`` for OpenAI (or ``OPENAI_BASE_URL``).
             api_key: The key; ``None`` reads ``OPENAI_API_KEY``. Kept out of the graph's spec.
             timeout: Seconds the WebSocket handshake may take.
@@ -197,8 +215,8 @@ class RealtimeModel(Node):
             turn_detection=turn_detection,
             transcription_model=transcription_model, speed=speed,
             max_output_tokens=max_output_tokens, noise_reduction=noise_reduction,
-            base_url=base_url, timeout=timeout, max_reconnects=max_reconnects,
-            append_ms=append_ms, max_tool_steps=max_tool_steps,
+            output_modality=output_modality, base_url=base_url, timeout=timeout,
+            max_reconnects=max_reconnects, append_ms=append_ms, max_tool_steps=max_tool_steps,
             tool_result_timeout=tool_result_timeout,
         )
         self._connection = Connection(base_url, api_key, timeout)
@@ -281,12 +299,14 @@ class RealtimeModel(Node):
         await session.close()
         with contextlib.suppress(asyncio.CancelledError):
             await connection
+        dialogue.close()
         loop_outputs: tuple[Out[Any], ...] = (self.speech, self.tool_calls)
         for port in loop_outputs:
             port.close()  # this node owns the loops: ending them lets them complete
         await asyncio.gather(*loops)
         others: tuple[Out[Any], ...] = (
-            self.transcripts, self.agent_transcripts, self.interrupts, self.metrics
+            self.transcripts, self.agent_transcripts, self.interrupts, self.metrics,
+            self.agent_state, self.user_state,
         )
         for port in others:
             port.close()
@@ -304,7 +324,7 @@ class RealtimeModel(Node):
             model=p.model, voice=p.voice, turn_detection=p.turn_detection,
             transcription_model=p.transcription_model,
             speed=p.speed, max_output_tokens=p.max_output_tokens,
-            noise_reduction=p.noise_reduction,
+            noise_reduction=p.noise_reduction, output_modality=p.output_modality,
         )
         payload = settings.payload(self._instructions, self._specs, p.tool_choice)
         return {"type": "session.update", "session": payload}
@@ -379,6 +399,12 @@ class _Effects:
 
     def tool_call(self, call: ToolCall) -> None:
         _emit(self.node.tool_calls, call)
+
+    def agent_state(self, state: AgentState) -> None:
+        _emit(self.node.agent_state, state)
+
+    def user_state(self, state: UserState) -> None:
+        _emit(self.node.user_state, state)
 
     def interrupt(self, interrupt: Interrupt) -> None:
         _emit(self.node.interrupts, interrupt)

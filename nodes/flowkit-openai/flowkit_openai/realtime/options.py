@@ -21,6 +21,7 @@ from flowkit.providers.chat import ToolSpec
 
 __all__ = [
     "SAMPLE_RATE",
+    "OutputModality",
     "SemanticVAD",
     "ServerVAD",
     "SessionSettings",
@@ -90,6 +91,10 @@ class SemanticVAD(pydantic.BaseModel):
 TurnDetection = ServerVAD | SemanticVAD
 """The turn detection a session may use; ``None`` in its place turns it off."""
 
+OutputModality = Literal["audio", "text"]
+"""What the model answers in: speech (with its transcript), or text only. The API's
+``output_modalities`` takes one of them, not both."""
+
 
 def tool_param(spec: ToolSpec) -> RealtimeFunctionToolParam:
     """A flowkit tool description as a Realtime ``session.tools`` entry.
@@ -120,6 +125,7 @@ class SessionSettings:
         max_output_tokens: The most tokens a response may have, ``None`` for no limit.
         noise_reduction: ``near_field`` (headsets) or ``far_field`` (laptops, rooms)
             filtering of the input, or ``None``.
+        output_modality: ``audio`` (speech and its transcript) or ``text`` (text only).
     """
 
     model: str
@@ -129,6 +135,7 @@ class SessionSettings:
     speed: float | None = None
     max_output_tokens: int | None = None
     noise_reduction: Literal["near_field", "far_field"] | None = None
+    output_modality: OutputModality = "audio"
 
     def payload(
         self, instructions: str, tools: Sequence[ToolSpec], tool_choice: str
@@ -157,7 +164,7 @@ class SessionSettings:
         session: dict[str, Any] = {
             "type": "realtime",
             "model": self.model,
-            "output_modalities": ["audio"],
+            "output_modalities": [self.output_modality],
             "instructions": instructions,
             "audio": {"input": audio_in, "output": audio_out},
             "tools": [tool_param(spec) for spec in tools],

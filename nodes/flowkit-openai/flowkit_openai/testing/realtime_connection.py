@@ -171,6 +171,14 @@ class ServerConnection:
             if key not in _SESSION_KEYS:
                 raise _Refused(f"Unknown parameter: 'session.{key}'.",
                                code="unknown_parameter", param=f"session.{key}")
+        modalities = session.get("output_modalities", ["audio"])
+        if modalities not in (["audio"], ["text"]):
+            # The API answers in one modality: audio (with its transcript) or text.
+            raise _Refused(
+                f"Invalid 'session.output_modalities': {modalities!r}; expected ['audio'] or "
+                "['text'] (text and audio cannot be asked for together).",
+                param="session.output_modalities",
+            )
         self.session.update(session)
         self.server.sessions.append(session)
         await self.send({"type": "session.updated", "event_id": self._id("event"),
@@ -337,8 +345,11 @@ class ServerConnection:
     async def _stream(
         self, response: _Response, reply: ScriptedReply, options: dict[str, Any]
     ) -> None:
+        modalities = options.get("output_modalities") or self.session.get("output_modalities")
         try:
-            if reply.text:
+            if reply.text and modalities == ["text"]:
+                response.output.append(await self._write(response, reply))
+            elif reply.text:
                 response.output.append(await self._speak(response, reply))
             if reply.tool_call is not None and options.get("tool_choice") != "none":
                 index = len(response.output)
@@ -399,6 +410,35 @@ class ServerConnection:
             await self._emit(response, {"type": kind, **where, **extra})
         done = {**item, "status": "completed",
                 "content": [{"type": "output_audio", "transcript": text}]}
+        await self._emit(response, {"type": "response.output_item.done",
+                                    "response_id": response_id, "output_index": 0,
+                                    "item": done})
+        return done
+
+    async def _write(self, response: _Response, reply: ScriptedReply) -> dict[str, Any]:
+        """A text-only message item: its text word by word, then the ``.done`` events."""
+        response_id, item_id = response.head["id"], self._id("item")
+        text = reply.text.replace("{output}", self.last_output)
+        where = {"response_id": response_id, "item_id": item_id, "output_index": 0,
+                 "content_index": 0}
+        item = {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress",
+                "content": []}
+        self.items[item_id] = _Item("assistant")  # no audio: any truncation is refused
+        await self._emit(response, {"type": "response.output_item.added",
+                                    "response_id": response_id, "output_index": 0,
+                                    "item": item})
+        await self._added(item)
+        await self._emit(response, {"type": "response.content_part.added", **where,
+                                    "part": {"type": "text", "text": ""}})
+        for index, word in enumerate(text.split(" ")):
+            await self._emit(response, {"type": "response.output_text.delta", **where,
+                                        "delta": (" " if index else "") + word})
+            await asyncio.sleep(self.server.pace)
+        await self._emit(response, {"type": "response.output_text.done", **where, "text": text})
+        await self._emit(response, {"type": "response.content_part.done", **where,
+                                    "part": {"type": "text", "text": text}})
+        done = {**item, "status": "completed",
+                "content": [{"type": "output_text", "text": text}]}
         await self._emit(response, {"type": "response.output_item.done",
                                     "response_id": response_id, "output_index": 0,
                                     "item": done})

@@ -28,7 +28,8 @@ class ScriptedReply:
     """One response of the fake model.
 
     Attributes:
-        text: The transcript of its speech, sent word by word beside the audio; ``{output}``
+        text: The transcript of its speech, sent word by word beside the audio (in a
+            text-only session, its text, word by word, and no audio); ``{output}``
             is replaced by the output of the last ``function_call_output`` item (so a
             reply can use a tool's result). Empty: no message item.
         audio_ms: Duration of the tone it speaks (ignored when ``pcm`` is given).

@@ -6,7 +6,8 @@ as in ``openai.types.realtime``) that :class:`~flowkit_openai.realtime.RealtimeM
 
 * on connect: ``session.created``; ``session.update`` -> ``session.updated``. The session
   must have ``type: "realtime"``, and a key the GA API does not take (``temperature``, say)
-  is refused with ``unknown_parameter`` naming it, as the API refuses it.
+  is refused with ``unknown_parameter`` naming it, as the API refuses it; so are
+  ``output_modalities`` other than ``["audio"]`` or ``["text"]`` (the API answers in one).
 * ``input_audio_buffer.append`` (base64 PCM16, 24 kHz mono): server VAD by energy, in 10 ms
   windows above ``vad_threshold_dbfs`` (the session's ``threshold`` is not modelled).
   ``speech_started`` (with ``audio_start_ms`` less the prefix padding) at the first loud
@@ -24,7 +25,11 @@ as in ``openai.types.realtime``) that :class:`~flowkit_openai.realtime.RealtimeM
   ``response.output_audio.delta`` chunks of ``chunk_ms`` interleaved with
   ``response.output_audio_transcript.delta`` words, then the ``.done`` events), a
   ``function_call`` item with its arguments when scripted (not with ``tool_choice:
-  "none"``), and ``response.done`` with usage.
+  "none"``), and ``response.done`` with usage. When the session's (or the
+  ``response.create``'s) ``output_modalities`` is ``["text"]``, the message item is text
+  instead: ``response.content_part.added`` of type ``text``, the words as
+  ``response.output_text.delta`` events, ``response.output_text.done`` with the whole text,
+  an ``output_text`` content part, and no audio at all.
 * ``conversation.item.create`` (messages and ``function_call_output``) ->
   ``conversation.item.added``; ``conversation.item.truncate`` -> ``conversation.item.truncated``,
   or an error for an unknown item or an ``audio_end_ms`` past the item's audio;
@@ -34,7 +39,7 @@ as in ``openai.types.realtime``) that :class:`~flowkit_openai.realtime.RealtimeM
   in the API's shape (``type``, ``code``, ``message``, ``param``, ``event_id``); the
   connection stays open, as with the API.
 
-Not spoken: text output, other audio formats, images, MCP, item retrieve/delete, rate limits,
+Not spoken: other audio formats, images, MCP, item retrieve/delete, rate limits,
 the WebRTC-only ``output_audio_buffer`` events, transcription-only sessions. Tests steer it
 with :meth:`RealtimeTestServer.drop` (cut every connection without a close frame),
 ``refuse`` (answer new connections with an HTTP status), ``api_key`` (401 without it) and
@@ -96,8 +101,9 @@ class RealtimeTestServer:
             api_key: When set, a connection without ``Authorization: Bearer <api_key>`` is
                 refused with HTTP 401.
             chunk_ms: Milliseconds of audio per ``response.output_audio.delta``.
-            pace: Seconds between audio deltas (0: as fast as the socket takes them, which is
-                faster than real time, like the API).
+            pace: Seconds between audio deltas, or between text deltas in a text session (0:
+                as fast as the socket takes them, which is faster than real time, like the
+                API).
             vad_threshold_dbfs: The level above which a 10 ms window is speech.
             accept_delay: Seconds to wait before accepting a connection (a distant server).
             echo_metadata: Echo a ``response.create``'s ``metadata`` in its response, as
