@@ -25,12 +25,7 @@ __all__ = ["ToolRounds"]
 
 
 class ToolRounds:
-    """The tools on offer to a node's requests, and the tool calls of its replies' rounds.
-
-    Attributes:
-        specs: Every tool in use, as the provider is told about it (the MCP servers' only
-            once :meth:`opened` has listed them).
-    """
+    """The tools on offer to a node's requests, and the tool calls of its replies' rounds."""
 
     def __init__(
         self,
@@ -50,7 +45,6 @@ class ToolRounds:
                 error result for each missing one.
         """
         self._tools = tools
-        self.specs: tuple[ToolSpec, ...] = tools.specs()
         self._send_call = send_call
         self._max_steps, self._timeout = max_steps, result_timeout
         self._pending: dict[str, asyncio.Future[ToolResult]] = {}
@@ -63,8 +57,16 @@ class ToolRounds:
             logger: Where a server that cannot be reached, or a clash, is reported.
         """
         async with self._tools.opened(logger):
-            self.specs = self._tools.specs()
             yield
+
+    @property
+    def specs(self) -> tuple[ToolSpec, ...]:
+        """Every tool in use now, as the provider is told about it.
+
+        Read afresh for each request: an MCP server's tools are offered once :meth:`opened`
+        has listed them, and follow its listing when it says its tools changed.
+        """
+        return self._tools.specs()
 
     def tool_choice(self, steps: int) -> str:
         """The ``tool_choice`` of a reply's request after ``steps`` rounds."""
@@ -137,4 +139,3 @@ class ToolRounds:
                 history.instructions = agent.instructions or None
                 # The agent's function tools swap; the MCP servers' tools stay.
                 self._tools.hand_over(tuple(agent.tools), logger)
-                self.specs = self._tools.specs()

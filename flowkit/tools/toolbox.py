@@ -3,7 +3,9 @@
 The two kinds live differently. Function tools are known when the graph is built and swap
 when a tool hands the conversation to another agent. An MCP server's tools are known only
 once the server answers, and they belong to the session, as with LiveKit Agents'
-``AgentSession(mcp_servers=...)``: they stay across handoffs.
+``AgentSession(mcp_servers=...)``: they stay across handoffs. They may also change while
+the job runs (the server said its tools changed, or it was reconnected and lists others):
+:attr:`Toolbox.toolset` is merged again when it is read after a server's list changed.
 
 Names must be unique, since the LLM calls tools by name. A clash that can be seen when the
 graph is built (a server's ``allowed_tools`` against a function tool) raises
@@ -77,14 +79,27 @@ class Toolbox:
                 f"mcp_servers lists one server twice ({list(mcp_servers)!r}); give each once"
             )
         self.servers = tuple(mcp_servers)
-        self._listed: tuple[tuple[MCPServer, tuple[MCPTool, ...]], ...] = ()
         self._check_known_names()
-        self.toolset = self._functions
+        # While opened: each server's tools as merged into _toolset, and where to report.
+        self._listed: tuple[tuple[MCPTool, ...], ...] = ()
+        self._logger: Logger | None = None
+        self._toolset = self._functions
 
     @property
     def functions(self) -> ToolSet:
         """The function tools in use (the current agent's)."""
         return self._functions
+
+    @property
+    def toolset(self) -> ToolSet:
+        """The tools in use: the function tools, then each server's as it last listed them."""
+        if self._logger is not None:
+            listed = tuple(server.tools for server in self.servers)
+            # A server's new listing is a new tuple: merged again only when one changed.
+            if any(now is not then for now, then in zip(listed, self._listed, strict=True)):
+                self._listed = listed
+                self._toolset = self._merged(self._logger)
+        return self._toolset
 
     def specs(self) -> tuple[ToolSpec, ...]:
         """Every tool in use, as the LLM provider is told about it: function tools first."""
@@ -102,20 +117,23 @@ class Toolbox:
             logger: Where clashes are reported (the node's logger names graph and node).
 
         Yields:
-            The tools: the function tools, then each server's.
+            The tools as listed now: the function tools, then each server's (read
+            :attr:`toolset` for the tools of later listings).
         """
         async with AsyncExitStack() as stack:
             for server in self.servers:
                 await stack.enter_async_context(server)
-            tools = await asyncio.gather(*(_tools_of(server, logger) for server in self.servers))
-            self._listed = tuple(zip(self.servers, tools, strict=True))
-            self.toolset = self._merged(logger)
+            await asyncio.gather(*(_list(server, logger) for server in self.servers))
+            self._listed = tuple(server.tools for server in self.servers)
+            self._logger = logger
+            self._toolset = self._merged(logger)
             try:
-                yield self.toolset
+                yield self._toolset
             finally:
                 # The MCP tools go with the connection; the next opening lists them again.
+                self._logger = None
                 self._listed = ()
-                self.toolset = self._functions
+                self._toolset = self._functions
 
     def hand_over(self, tools: Sequence[FunctionTool], logger: Logger) -> ToolSet:
         """Swap the function tools for another agent's; the MCP servers' tools stay.
@@ -128,14 +146,14 @@ class Toolbox:
             The new tool set.
         """
         self._functions = ToolSet(tools)
-        self.toolset = self._merged(logger)
-        return self.toolset
+        self._toolset = self._merged(logger)
+        return self._toolset
 
     def _merged(self, logger: Logger) -> ToolSet:
         owners = {tool.name: f"function tool {tool.name!r} ({_where(tool)})"
                   for tool in self._functions}
         kept: list[FunctionTool] = list(self._functions)
-        for server, tools in self._listed:
+        for server, tools in zip(self.servers, self._listed, strict=False):  # () if closed
             for tool in tools:
                 owner = owners.get(tool.name)
                 if owner is None:
@@ -162,13 +180,12 @@ class Toolbox:
                 owners[name] = mine
 
 
-async def _tools_of(server: MCPServer, logger: Logger) -> tuple[MCPTool, ...]:
+async def _list(server: MCPServer, logger: Logger) -> None:
     try:
-        return await server.list_tools()
+        await server.list_tools()
     except MCPServerError:
         # The server logged why, once; every node using it goes on without its tools.
         logger.debug("going on without the tools of MCP server %r", server.name)
-        return ()
 
 
 def _describe(tool: MCPTool) -> str:

@@ -9,7 +9,8 @@ JSON-RPC peer that lists one tool and answers its call with a result that is not
 Its tools cover what a client must survive: a result (``add``), a failure (``fail``), a
 slow call (``slow``), content that is not text (``snapshot``), a server that dies in the
 middle of a call (``crash``), a line that is not JSON-RPC (``garble``, stdio only), its
-process id (``pid``) and the request's HTTP headers (``whoami``).
+process id (``pid``), the request's HTTP headers (``whoami``) and a tool list that changes
+(``grow`` adds a tool and sends ``notifications/tools/list_changed``).
 """
 
 from __future__ import annotations
@@ -83,6 +84,21 @@ def whoami(ctx: Context) -> str:
     """The HTTP headers the request came with (streamable HTTP only)."""
     headers = ctx.headers or {}
     return f"token={headers.get('x-token', '')}"
+
+
+@server.tool()
+async def grow(name: str, ctx: Context) -> str:
+    """Add a tool of that name (it echoes its text), and tell the client the list changed."""
+
+    def echo(text: str) -> str:
+        return f"{name}: {text}"
+
+    server.add_tool(echo, name=name, description=f"Echo the text, as {name}.")
+    # A 2026 client hears of it on its subscriptions/listen stream, an older one on the
+    # connection itself; each way is a no-op for the other era.
+    await ctx.notify_tools_changed()
+    await ctx.session.send_tool_list_changed()
+    return f"added {name}"
 
 
 def raw() -> None:

@@ -1,8 +1,9 @@
 """Helpers for the MCP tests: the test server as a subprocess (stdio or HTTP), free ports,
-and whether a process is still alive."""
+whether a process is still alive, how often a server connected, and waiting for a state."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -10,15 +11,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from flowkit.tools.mcp import MCPServerStdio
+from flowkit.tools.mcp import MCPServer, MCPServerStdio
+from flowkit.tools.mcp.connection import Connection
 
 APP = str(Path(__file__).with_name("mcp_server_app.py"))
 
-SERVER_TOOLS = ["add", "fail", "slow", "snapshot", "crash", "garble", "pid", "whoami"]
+SERVER_TOOLS = ["add", "fail", "slow", "snapshot", "crash", "garble", "pid", "whoami", "grow"]
 """The test server's tools, in the order it lists them."""
 
 
@@ -36,10 +39,12 @@ def free_port() -> int:
 
 
 class ServedOverHTTP:
-    """The test server in its own process, over streamable HTTP or SSE, on a free port."""
+    """The test server in its own process, over streamable HTTP or SSE, on a free port (or
+    on ``port``: the same server started again)."""
 
-    def __init__(self, transport: str = "http") -> None:
-        self.port = free_port()
+    def __init__(self, transport: str = "http", port: int | None = None) -> None:
+        self.transport = transport
+        self.port = free_port() if port is None else port
         path = "/sse" if transport == "sse" else "/mcp"
         self.url = f"http://127.0.0.1:{self.port}{path}"
         self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in stop())
@@ -69,6 +74,11 @@ class ServedOverHTTP:
         self.process.wait(timeout=10)
         self._log.close()
 
+    def restart(self) -> ServedOverHTTP:
+        """Stop it, and start it again at the same address (a new process, knowing nothing)."""
+        self.stop()
+        return ServedOverHTTP(self.transport, port=self.port)
+
 
 @contextlib.contextmanager
 def served_over_http(transport: str = "http") -> Iterator[ServedOverHTTP]:
@@ -90,3 +100,27 @@ def alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         return state != "Z"
     return True
+
+
+class OpenCount:
+    """Counts the connections a server opens (each reconnect is one more)."""
+
+    def __init__(self, server: MCPServer) -> None:
+        self.count = 0
+        real_open = server._open
+
+        async def counting_open(stack: AsyncExitStack, connection: Connection) -> Any:
+            self.count += 1
+            return await real_open(stack, connection)
+
+        server._open = counting_open  # type: ignore[method-assign]
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Wait until ``condition()`` holds: something the server does on its own time (a
+    process dies, a notification arrives). Fails after many tries, never on a duration."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")

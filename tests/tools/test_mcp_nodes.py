@@ -203,15 +203,16 @@ async def test_a_call_that_hangs_times_out_and_the_server_stays_usable() -> None
     assert _tool_outputs(fake, 2)[-1] == ("add", "4.0")
 
 
-async def test_a_crash_mid_call_is_an_error_result_and_the_job_goes_on() -> None:
-    fake = FakeLLM([_call("crash"), _call("add", {"a": 1, "b": 1}, "c2"), "It is down."],
+async def test_a_crash_mid_call_is_an_error_result_and_the_next_call_reconnects() -> None:
+    fake = FakeLLM([_call("crash"), _call("add", {"a": 1, "b": 1}, "c2"), "It is back."],
                    ttft=0.0, token_gap=0.0)
     g, text, _ = _run_graph(fake, [stdio_server(name="calc")])
     await fk.GraphRunner(g).run()
     outputs = _tool_outputs(fake, 2)
     assert "'calc' stopped answering while 'crash' ran" in outputs[0][1]
-    assert "'calc' is not connected" in outputs[1][1]
-    assert "".join(c.text for c in collected(text)) == "It is down."
+    assert outputs[1] == ("add", "2.0")  # on a new process
+    assert "".join(c.text for c in collected(text)) == "It is back."
+    assert _other_tasks() == []
 
 
 async def test_garbage_from_the_server_is_an_error_result() -> None:
@@ -263,7 +264,9 @@ async def test_two_servers_with_the_same_tools_clash_unless_prefixed(
     remote = MCPServerHTTP(http.url, name="remote", tool_prefix="remote_")
     g, _, _ = _run_graph(fake, [stdio_server(name="local"), remote])
     await fk.GraphRunner(g).run()
-    assert [t.name for t in fake.requests[0].tools][-2:] == ["remote_pid", "remote_whoami"]
+    assert [t.name for t in fake.requests[0].tools][-3:] == [
+        "remote_pid", "remote_whoami", "remote_grow",
+    ]
     assert _tool_outputs(fake, 1) == [("remote_add", "10.0")]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 

@@ -80,10 +80,10 @@ async def test_two_users_asking_at_once_get_one_connection() -> None:
     opened = 0
     real_open = server._open
 
-    async def counting_open(stack):  # type: ignore[no-untyped-def]
+    async def counting_open(stack, connection):  # type: ignore[no-untyped-def]
         nonlocal opened
         opened += 1
-        return await real_open(stack)
+        return await real_open(stack, connection)
 
     server._open = counting_open  # type: ignore[method-assign]
     async with server, server:
@@ -172,18 +172,34 @@ async def test_a_cancelled_call_leaves_the_connection_usable() -> None:
         assert await server.call_tool("slow", {"seconds": 0.01}) == "waited 0.01 s"
 
 
-async def test_a_server_that_dies_mid_call_fails_that_call_and_the_next(
+async def test_a_server_that_dies_mid_call_fails_that_call_and_the_next_reconnects(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async with stdio_server(name="calc") as server:
+    server = stdio_server(name="calc")
+    opened = 0
+    real_open = server._open
+
+    async def counting_open(stack, connection):  # type: ignore[no-untyped-def]
+        nonlocal opened
+        opened += 1
+        return await real_open(stack, connection)
+
+    server._open = counting_open  # type: ignore[method-assign]
+    async with server:
         await server.list_tools()
         pid = int(await server.call_tool("pid", {}) or 0)
         with pytest.raises(ToolError, match="'calc' stopped answering while 'crash' ran"):
             await server.call_tool("crash", {})
         assert "closed the connection during a call to 'crash'" in caplog.text
-        with pytest.raises(ToolError, match=r"'calc' is not connected, so 'add' cannot run"):
-            await server.call_tool("add", {"a": 1, "b": 2})
-    assert not alive(pid)
+        assert "not sent again, as it may have taken effect" in caplog.text
+        # The next call runs on a new process; the crashing call was not sent again (that
+        # would have started a third process, and crashed it).
+        assert await server.call_tool("add", {"a": 1, "b": 2}) == "3.0"
+        new_pid = int(await server.call_tool("pid", {}) or 0)
+        assert opened == 2
+        assert new_pid != pid and alive(new_pid) and not alive(pid)
+    assert not alive(new_pid)
+    assert _other_tasks() == []
 
 
 async def test_a_server_that_dies_mid_call_over_http() -> None:

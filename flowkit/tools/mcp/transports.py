@@ -22,7 +22,11 @@ if TYPE_CHECKING:
     import httpx2
     from mcp.client import Transport
 
+    from flowkit.tools.mcp.connection import Connection
+
 __all__ = ["MCPServerHTTP", "MCPServerSSE", "MCPServerStdio"]
+
+_SESSION_HEADER = "mcp-session-id"
 
 
 class MCPServerStdio(MCPServer):
@@ -66,7 +70,7 @@ class MCPServerStdio(MCPServer):
             name=name, allowed_tools=allowed_tools, tool_prefix=tool_prefix, timeout=timeout
         )
 
-    def _transport(self, stack: AsyncExitStack) -> Transport:
+    def _transport(self, stack: AsyncExitStack, connection: Connection) -> Transport:
         from mcp import StdioServerParameters, stdio_client
 
         params = StdioServerParameters(
@@ -133,19 +137,27 @@ class MCPServerHTTP(MCPServer):
             name=name, allowed_tools=allowed_tools, tool_prefix=tool_prefix, timeout=timeout
         )
 
-    def _http_client(self, stack: AsyncExitStack) -> httpx2.AsyncClient:
+    def _http_client(self, stack: AsyncExitStack, connection: Connection) -> httpx2.AsyncClient:
         import httpx2
 
+        async def on_response(response: httpx2.Response) -> None:
+            # MCP's streamable HTTP: a 404 to a request naming a session means the server
+            # no longer knows it (it restarted) and handled nothing; the client must open
+            # another. The SDK reports it only as the server's error for each request.
+            if response.status_code == 404 and _SESSION_HEADER in response.request.headers:
+                connection.forget()
+
         client = httpx2.AsyncClient(
-            headers=self.headers, timeout=httpx2.Timeout(self.timeout, read=self.read_timeout)
+            headers=self.headers, timeout=httpx2.Timeout(self.timeout, read=self.read_timeout),
+            event_hooks={"response": [on_response]},
         )
         stack.push_async_callback(client.aclose)  # a client given to the SDK stays ours
         return client
 
-    def _transport(self, stack: AsyncExitStack) -> Transport:
+    def _transport(self, stack: AsyncExitStack, connection: Connection) -> Transport:
         from mcp.client.streamable_http import streamable_http_client
 
-        return streamable_http_client(self.url, http_client=self._http_client(stack))
+        return streamable_http_client(self.url, http_client=self._http_client(stack, connection))
 
     def _default_name(self) -> str:
         return urlsplit(self.url).hostname or self.url
@@ -177,7 +189,7 @@ class MCPServerSSE(MCPServerHTTP):
         read_timeout: Seconds the event stream may stay silent before it is closed.
     """
 
-    def _transport(self, stack: AsyncExitStack) -> Transport:
+    def _transport(self, stack: AsyncExitStack, connection: Connection) -> Transport:
         from mcp.client.sse import sse_client
 
         return sse_client(
