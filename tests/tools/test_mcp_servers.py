@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from mcp_support import (
     SERVER_TOOLS,
+    OpenCount,
     ServedOverHTTP,
     alive,
     free_port,
@@ -77,23 +78,15 @@ async def test_sse_lists_and_calls() -> None:
 
 async def test_two_users_asking_at_once_get_one_connection() -> None:
     server = stdio_server()
-    opened = 0
-    real_open = server._open
-
-    async def counting_open(stack, connection):  # type: ignore[no-untyped-def]
-        nonlocal opened
-        opened += 1
-        return await real_open(stack, connection)
-
-    server._open = counting_open  # type: ignore[method-assign]
+    opened = OpenCount(server)
     async with server, server:
         first, second = await asyncio.gather(server.list_tools(), server.list_tools())
         assert first is second
-        assert opened == 1
+        assert opened.count == 1
     # Released by both: a later use connects again, to a new process.
     async with server:
         await server.list_tools()
-    assert opened == 2
+    assert opened.count == 2
 
 
 async def test_a_command_that_does_not_exist_fails_once_with_the_remedy(
@@ -176,15 +169,7 @@ async def test_a_server_that_dies_mid_call_fails_that_call_and_the_next_reconnec
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = stdio_server(name="calc")
-    opened = 0
-    real_open = server._open
-
-    async def counting_open(stack, connection):  # type: ignore[no-untyped-def]
-        nonlocal opened
-        opened += 1
-        return await real_open(stack, connection)
-
-    server._open = counting_open  # type: ignore[method-assign]
+    opened = OpenCount(server)
     async with server:
         await server.list_tools()
         pid = int(await server.call_tool("pid", {}) or 0)
@@ -196,7 +181,7 @@ async def test_a_server_that_dies_mid_call_fails_that_call_and_the_next_reconnec
         # would have started a third process, and crashed it).
         assert await server.call_tool("add", {"a": 1, "b": 2}) == "3.0"
         new_pid = int(await server.call_tool("pid", {}) or 0)
-        assert opened == 2
+        assert opened.count == 2
         assert new_pid != pid and alive(new_pid) and not alive(pid)
     assert not alive(new_pid)
     assert _other_tasks() == []
