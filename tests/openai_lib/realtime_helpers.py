@@ -71,22 +71,29 @@ def agent(
     user_audio: Sequence[rtc.AudioFrame],
     *,
     tools: Sequence[Any] = (),
+    mcp_servers: Sequence[Any] = (),
     playout: bool = True,
     **options: Any,
 ) -> Agent:
-    """The voice agent graph around a RealtimeModel pointed at ``base_url``."""
+    """The voice agent graph around a RealtimeModel pointed at ``base_url``.
+
+    With ``tools`` or ``mcp_servers``, a ToolRouter with the same runs the model's calls.
+    """
     options.setdefault("turn_detection", ServerVAD(silence_duration_ms=300))
     options.setdefault("api_key", API_KEY)
     g = fk.Graph("realtime-agent")
     mic = g.add(RoomSource(sample_rate=RATE), name="mic")
-    model = g.add(RealtimeModel(base_url=base_url, tools=tools, **options), name="model")
+    model = g.add(
+        RealtimeModel(base_url=base_url, tools=tools, mcp_servers=mcp_servers, **options),
+        name="model",
+    )
     speaker = g.add(RoomSink(publish_transcripts=False), name="speaker")
     mic >> Resample(24_000, channels=1) >> model >> speaker
     model.interrupts >> speaker.interrupt
     if playout:
         speaker >> model.playout
-    if tools:
-        router = g.add(ToolRouter(tools), name="tools")
+    if tools or mcp_servers:
+        router = g.add(ToolRouter(tools, mcp_servers=mcp_servers), name="tools")
         model.tool_calls >> router >> model.tool_results
     collected = {}
     for name, port in (("users", model.transcripts), ("agents", model.agent_transcripts),

@@ -20,6 +20,16 @@ text only: the reply streams on ``agent_transcripts`` (interim, then final) and 
 to ``speech``. What the events become is described in
 :mod:`flowkit_openai.realtime.dialogue`; the connection's life, reconnection included, in
 :mod:`flowkit_openai.realtime.session`.
+
+With ``mcp_servers``, the tools those Model Context Protocol servers list are offered too
+(give the same servers to the ToolRouter). The node holds the servers' connections while its
+connection to the model lives, and the first ``session.update`` waits for their listing
+(bounded by each server's ``timeout``; one that cannot be reached is logged and left out).
+A handoff swaps only the agent's function tools; the MCP tools stay (see
+:mod:`flowkit.tools.toolbox`). When a server's tool list changes, the node sends a new
+``session.update`` with the new tools before the next event it sends or handles, so the
+model's next response sees them (see :meth:`RealtimeModel.follow_tools`); a reconnection
+sends the tools in use then.
 """
 
 from __future__ import annotations
@@ -47,13 +57,15 @@ from flowkit.messages import (
 )
 from flowkit.node import Node, NodeParams
 from flowkit.ports import AudioFormat, In, Out
-from flowkit.providers.chat import ToolSpec
 from flowkit.runtime import for_each
-from flowkit.tools.function_tool import FunctionTool
+from flowkit.tools.function_tool import FunctionTool, ToolSet
 from flowkit.tools.invoke import AgentLike
+from flowkit.tools.mcp.server import MCPServer
+from flowkit.tools.toolbox import Toolbox
 from flowkit_openai._client import ClientPool, Connection
 from flowkit_openai.realtime.audio_in import AudioChunker, format_problem
 from flowkit_openai.realtime.dialogue import Dialogue
+from flowkit_openai.realtime.events import Event
 from flowkit_openai.realtime.link import RealtimeLink
 from flowkit_openai.realtime.options import (
     SAMPLE_RATE,
@@ -105,6 +117,7 @@ class RealtimeModel(Node):
         voice: str = pydantic.Field(default="alloy", min_length=1)
         instructions: str = ""
         tools: tuple[Any, ...] = ()
+        mcp_servers: tuple[Any, ...] = ()
         tool_choice: str = "auto"
         turn_detection: TurnDetection | None = pydantic.Field(
             default_factory=ServerVAD, discriminator="type"
@@ -155,6 +168,7 @@ class RealtimeModel(Node):
         instructions: str = "",
         tools: Sequence[FunctionTool] = (),
         agent: AgentLike | None = None,
+        mcp_servers: Sequence[MCPServer] = (),
         tool_choice: str = "auto",
         turn_detection: TurnDetection | None = DEFAULT_TURN_DETECTION,
         transcription_model: str | None = "gpt-4o-mini-transcribe",
@@ -179,6 +193,10 @@ class RealtimeModel(Node):
             instructions: The system instructions.
             tools: The functions the model may call (give the same ones to the ToolRouter).
             agent: Instructions and tools in one object (instead of the two above).
+            mcp_servers: MCP servers whose tools the model may call too (give the same
+                ones to the ToolRouter). The first ``session.update`` waits for their
+                listing; they stay across handoffs; a server that cannot be reached is
+                left out (logged) and the node goes on with the other tools.
             tool_choice: ``auto``, ``none``, ``required`` or one tool's name.
             turn_detection: :class:`ServerVAD` (the default) or :class:`SemanticVAD`;
                 ``None`` turns the server's detection off: a message on ``commit`` then
@@ -206,12 +224,16 @@ class RealtimeModel(Node):
             flowkit.problems.NodeParamsError: A parameter out of range, a tool that is not a
                 ``@function_tool``, two tools of one name, or a ``tool_choice`` that names
                 no tool; the message names the parameter and what it accepts.
+            flowkit.tools.ToolDefinitionError: An element of ``mcp_servers`` is not an MCP
+                server, or one is given twice.
+            flowkit.tools.DuplicateToolError: A server's ``allowed_tools`` (with its prefix)
+                names a function tool or another server's tool.
         """
         if agent is not None:
             instructions, tools = agent.instructions, tuple(agent.tools)
         super().__init__(
             model=model, voice=voice, instructions=instructions, tools=tuple(tools),
-            tool_choice=tool_choice,
+            mcp_servers=tuple(mcp_servers), tool_choice=tool_choice,
             turn_detection=turn_detection,
             transcription_model=transcription_model, speed=speed,
             max_output_tokens=max_output_tokens, noise_reduction=noise_reduction,
@@ -222,7 +244,10 @@ class RealtimeModel(Node):
         self._connection = Connection(base_url, api_key, timeout)
         self._clients = ClientPool(self._connection, client)
         self._instructions = instructions
-        self._specs: tuple[ToolSpec, ...] = tuple(tool.spec() for tool in tools)
+        self._toolbox = Toolbox(tools, mcp_servers)
+        # The tools the session was last told of: the toolbox's set is a new object when
+        # a server's listing or a handoff changed it.
+        self._offered: ToolSet | None = None
         self.dialogue: Dialogue | None = None
         self.session: RealtimeSession | None = None
 
@@ -263,11 +288,12 @@ class RealtimeModel(Node):
             link, logger=self.ctx.logger,
             spawn=lambda coro: self.ctx.create_task(coro, name="sender"),
             setup=lambda again: self._setup(dialogue, again),
-            on_event=dialogue.on_event, on_lost=dialogue.connection_lost,
+            on_event=lambda event: self._on_event(dialogue, event),
+            on_lost=dialogue.connection_lost,
             confirmed=lambda: dialogue.session_confirmed, max_reconnects=p.max_reconnects,
         )
         effects.session = session
-        connection = self.ctx.create_task(session.run(), name="connection")
+        connection = self.ctx.create_task(self._connect(session), name="connection")
         loops = [
             self.ctx.create_task(self._read_results(tool_results, dialogue), name="results"),
             self.ctx.create_task(self._read_playout(playout, dialogue), name="playout"),
@@ -311,6 +337,36 @@ class RealtimeModel(Node):
         for port in others:
             port.close()
 
+    async def _connect(self, session: RealtimeSession) -> None:
+        """Hold the MCP servers and list their tools, then connect to the model and serve.
+
+        Only the connection waits for the listing: the user's audio is read meanwhile and
+        waits in the session's queue, as it does for the connection itself.
+        """
+        async with self._toolbox.opened(self.ctx.logger):
+            await session.run()
+
+    def _on_event(self, dialogue: Dialogue, event: Event) -> None:
+        # A response the server starts on its own (its VAD ended the turn) follows events
+        # such as speech_started: changed tools are sent ahead of it.
+        self.follow_tools()
+        dialogue.on_event(event)
+
+    def follow_tools(self) -> None:
+        """Send a ``session.update`` if the tools in use are not those the session has.
+
+        Called before each event the node sends (but the user's audio) and each one it
+        handles: an MCP server's new listing reaches the model before the next response,
+        whether the node or the server's turn detection starts it. Reading the toolbox is
+        cheap (its set is merged again only when a listing changed). Between connections
+        nothing is sent: the next connection's setup sends the tools in use then.
+        """
+        session, dialogue = self.session, self.dialogue
+        if session is None or dialogue is None or not session.connected:
+            return
+        if self._toolbox.toolset is not self._offered:
+            dialogue.send(self._session_update())
+
     def _setup(self, dialogue: Dialogue, reconnect: bool) -> list[dict[str, Any]]:
         """The first events on a connection: settings, and after a drop the conversation."""
         events = [dialogue.stamp(self._session_update())]
@@ -326,13 +382,17 @@ class RealtimeModel(Node):
             speed=p.speed, max_output_tokens=p.max_output_tokens,
             noise_reduction=p.noise_reduction, output_modality=p.output_modality,
         )
-        payload = settings.payload(self._instructions, self._specs, p.tool_choice)
+        tools = self._offered = self._toolbox.toolset
+        payload = settings.payload(self._instructions, tools.specs(), p.tool_choice)
         return {"type": "session.update", "session": payload}
 
     def hand_off(self, agent: AgentLike) -> None:
-        """Switch to ``agent``'s instructions and tools (a tool returned it)."""
+        """Switch to ``agent``'s instructions and function tools (a tool returned it).
+
+        The MCP servers' tools stay.
+        """
         self._instructions = agent.instructions
-        self._specs = tuple(tool.spec() for tool in agent.tools)
+        self._toolbox.hand_over(tuple(agent.tools), self.ctx.logger)
         if self.dialogue is not None:
             self.dialogue.send(self._session_update())
 
@@ -386,6 +446,7 @@ class _Effects:
 
     def send(self, event: dict[str, Any]) -> None:
         if self.session is not None:
+            self.node.follow_tools()  # changed tools go ahead of what may start a response
             self.session.send(event)
 
     def speak(self, audio: AgentAudio) -> None:
