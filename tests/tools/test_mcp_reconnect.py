@@ -13,7 +13,7 @@ import pytest
 from mcp_support import SERVER_TOOLS, OpenCount, ServedOverHTTP, alive, eventually, stdio_server
 
 from flowkit.tools import ToolError
-from flowkit.tools.mcp import MCPServerHTTP, MCPServerSSE, MCPServerStdio
+from flowkit.tools.mcp import MCPServer, MCPServerHTTP, MCPServerSSE, MCPServerStdio
 
 
 @pytest.fixture(autouse=True)
@@ -71,10 +71,7 @@ async def test_a_listing_that_finds_the_connection_dead_reconnects() -> None:
     server = stdio_server()
     opened = OpenCount(server)
     async with server:
-        await server.list_tools()
-        pid = int(await server.call_tool("pid", {}) or 0)
-        os.kill(pid, signal.SIGKILL)
-        await eventually(lambda: not server.connected, "the connection noticed the kill")
+        await _kill_and_notice(server)
         assert [t.name for t in await server.list_tools()] == SERVER_TOOLS
         assert server.connected and opened.count == 2
 
@@ -83,10 +80,7 @@ async def test_two_calls_finding_the_connection_dead_open_one_connection() -> No
     server = stdio_server()
     opened = OpenCount(server)
     async with server:
-        await server.list_tools()
-        pid = int(await server.call_tool("pid", {}) or 0)
-        os.kill(pid, signal.SIGKILL)
-        await eventually(lambda: not server.connected, "the connection noticed the kill")
+        pid = await _kill_and_notice(server)
         # Two nodes (or one LLM asking for two tools) at once: one waits for the other's
         # connection under the lock, and uses it.
         first, second = await asyncio.gather(
@@ -215,3 +209,12 @@ async def test_a_server_that_never_connected_is_not_reconnected_by_calls() -> No
         with pytest.raises(ToolError, match="'dies' is not connected, so 'add' cannot run"):
             await dies.call_tool("add", {})
     assert opened.count == 1
+
+
+async def _kill_and_notice(server: MCPServer) -> int:
+    """List, kill the stdio server's process, and wait until the connection noticed; its pid."""
+    await server.list_tools()
+    pid = int(await server.call_tool("pid", {}) or 0)
+    os.kill(pid, signal.SIGKILL)
+    await eventually(lambda: not server.connected, "the connection noticed the kill")
+    return pid

@@ -373,7 +373,10 @@ class ServerConnection:
             raise _Stopped
         await self.send({**event, "event_id": self._id("event")})
 
-    async def _speak(self, response: _Response, reply: ScriptedReply) -> dict[str, Any]:
+    async def _open_message(
+        self, response: _Response, reply: ScriptedReply
+    ) -> tuple[str, dict[str, Any], dict[str, Any], _Item]:
+        """Add the reply's assistant message item: its text, its events' ids, it, its state."""
         response_id, item_id = response.head["id"], self._id("item")
         text = reply.text.replace("{output}", self.last_output)
         where = {"response_id": response_id, "item_id": item_id, "output_index": 0,
@@ -385,6 +388,11 @@ class ServerConnection:
                                     "response_id": response_id, "output_index": 0,
                                     "item": item})
         await self._added(item)
+        return text, where, item, state
+
+    async def _speak(self, response: _Response, reply: ScriptedReply) -> dict[str, Any]:
+        text, where, item, state = await self._open_message(response, reply)
+        item_id, response_id = where["item_id"], where["response_id"]
         await self._emit(response, {"type": "response.content_part.added", **where,
                                     "part": {"type": "audio"}})
         pcm = reply.speech()
@@ -416,18 +424,12 @@ class ServerConnection:
         return done
 
     async def _write(self, response: _Response, reply: ScriptedReply) -> dict[str, Any]:
-        """A text-only message item: its text word by word, then the ``.done`` events."""
-        response_id, item_id = response.head["id"], self._id("item")
-        text = reply.text.replace("{output}", self.last_output)
-        where = {"response_id": response_id, "item_id": item_id, "output_index": 0,
-                 "content_index": 0}
-        item = {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress",
-                "content": []}
-        self.items[item_id] = _Item("assistant")  # no audio: any truncation is refused
-        await self._emit(response, {"type": "response.output_item.added",
-                                    "response_id": response_id, "output_index": 0,
-                                    "item": item})
-        await self._added(item)
+        """A text-only message item: its text word by word, then the ``.done`` events.
+
+        It has no audio, so a truncation of it is refused.
+        """
+        text, where, item, _state = await self._open_message(response, reply)
+        response_id = where["response_id"]
         await self._emit(response, {"type": "response.content_part.added", **where,
                                     "part": {"type": "text", "text": ""}})
         for index, word in enumerate(text.split(" ")):
