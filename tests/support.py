@@ -253,3 +253,26 @@ def speech(*segments: tuple[str, float]) -> list[rtc.AudioFrame]:
         frame_from_samples(pcm[i:i + step].copy(), SPEECH_RATE)
         for i in range(0, pcm.size, step)
     ]
+
+
+class Billing:
+    """The agent a handoff tool (:func:`to_billing`) hands the conversation to."""
+
+    instructions = "You are the billing agent."
+
+    @property
+    def tools(self) -> list[fk.FunctionTool]:
+        """Its function tools."""
+        return [refund]
+
+
+@fk.function_tool
+async def refund(order: str) -> str:
+    """Refund an order."""
+    return f"refunded {order}"
+
+
+@fk.function_tool
+async def to_billing() -> Billing:
+    """Transfer the user to billing."""
+    return Billing()

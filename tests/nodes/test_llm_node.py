@@ -2,7 +2,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from support import Collect, Script, TimedCollect, collected
+from support import Collect, Script, TimedCollect, collected, to_billing
 
 import flowkit as fk
 from flowkit.nodes.llm import LLM
@@ -128,26 +128,6 @@ async def test_stop_response_ends_the_reply_without_more_text() -> None:
     await fk.GraphRunner(g).run()
     assert len(fake.requests) == 1
     assert collected(text)[-1].final and _reply_text(collected(text), turn.turn_id) == "Goodbye!"
-
-
-class Billing:
-    instructions = "You are the billing agent."
-
-    @property
-    def tools(self) -> list[fk.FunctionTool]:
-        return [refund]
-
-
-@fk.function_tool
-async def refund(order: str) -> str:
-    """Refund an order."""
-    return f"refunded {order}"
-
-
-@fk.function_tool
-async def to_billing() -> Billing:
-    """Transfer the user to billing."""
-    return Billing()
 
 
 @pytest.mark.looptime

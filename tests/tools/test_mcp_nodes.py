@@ -16,7 +16,7 @@ from mcp_support import (
     served_over_http,
     stdio_server,
 )
-from support import Collect, Script, collected
+from support import Collect, Script, collected, to_billing
 
 import flowkit as fk
 from flowkit.nodes.llm import LLM
@@ -297,26 +297,6 @@ def test_mcp_servers_must_be_servers_and_given_once() -> None:
         LLM(FakeLLM(), mcp_servers=["http://localhost/mcp"])  # type: ignore[list-item]
     with pytest.raises(ToolDefinitionError, match="one server twice"):
         ToolRouter(mcp_servers=[server, server])
-
-
-class Billing:
-    instructions = "You are the billing agent."
-
-    @property
-    def tools(self) -> list[fk.FunctionTool]:
-        return [refund]
-
-
-@fk.function_tool
-async def refund(order: str) -> str:
-    """Refund an order."""
-    return f"refunded {order}"
-
-
-@fk.function_tool
-async def to_billing() -> Billing:
-    """Transfer the user to billing."""
-    return Billing()
 
 
 async def test_a_handoff_swaps_the_function_tools_and_keeps_the_servers_tools() -> None:
