@@ -104,3 +104,13 @@ def agent(
         collected[name] = g.add(Collect(), name=name)
         port >> collected[name]
     return Agent(g, model, MemoryIO(user_audio, paced=True), **collected)  # type: ignore[arg-type]
+
+
+@fk.function_tool
+async def get_weather(city: str) -> str:
+    """Look up today's weather for a city.
+
+    Args:
+        city: The city's name.
+    """
+    return f"sunny in {city}"

@@ -15,7 +15,7 @@ from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.realtime.conversation import heard_words
 from flowkit_openai.testing.realtime_script import ScriptedReply, tone
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
-from realtime_helpers import agent
+from realtime_helpers import agent, get_weather
 from support import Script, speech
 
 import flowkit as fk
@@ -92,15 +92,6 @@ async def test_a_tool_call_goes_through_the_router_and_the_reply_goes_on(
     # Without its metadata echoed (some compatible servers), the response the node asked
     # for is still taken as the next step of the same reply.
     server.echo_metadata = echo
-
-    @fk.function_tool
-    async def get_weather(city: str) -> str:
-        """Look up today's weather for a city.
-
-        Args:
-            city: The city's name.
-        """
-        return f"sunny in {city}"
 
     server.replies.extend([
         ScriptedReply("Let me check.", audio_ms=400,

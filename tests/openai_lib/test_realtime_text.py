@@ -13,7 +13,7 @@ import pytest
 from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.testing.realtime_script import ScriptedReply
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
-from realtime_helpers import agent
+from realtime_helpers import agent, get_weather
 from support import speech
 
 import flowkit as fk
@@ -61,15 +61,6 @@ async def test_a_text_reply_streams_as_agent_transcripts_and_nothing_is_spoken(
 
 
 async def test_a_text_reply_with_a_tool_round_is_one_reply(server: RealtimeTestServer) -> None:
-    @fk.function_tool
-    async def get_weather(city: str) -> str:
-        """Look up today's weather for a city.
-
-        Args:
-            city: The city's name.
-        """
-        return f"sunny in {city}"
-
     server.replies.extend([
         ScriptedReply("Let me check.", tool_call=("get_weather", json.dumps({"city": "Paris"}))),
         ScriptedReply("It is {output}."),
