@@ -16,16 +16,15 @@ and plays only if the committed reply starts with the same sentence (preemptive 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 from flowkit.messages import Metrics
 from flowkit.nodes.replay_buffer import ReplayBuffer
 from flowkit.providers.chat import ChatMessage, ToolSpec
 from flowkit.providers.llm import LLMChunk, LLMMeter, TextDelta, ToolCallChunk
+from flowkit.runtime.context import TaskStarter
 
 __all__ = ["PreemptiveRequest"]
 
@@ -49,7 +48,7 @@ class PreemptiveRequest:
         stream: AsyncIterator[LLMChunk],
         meter: LLMMeter,
         report: Callable[[Metrics], None],
-        start: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        start: TaskStarter,
         prefetch: Callable[[str, bool], None] | None = None,
     ) -> None:
         """Start reading ``stream``.

@@ -15,24 +15,22 @@ making them early would save no latency and waste more work when the turn goes o
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from livekit import rtc
 
 from flowkit.messages import SpeechPrefetch
 from flowkit.nodes.replay_buffer import ReplayBuffer
 from flowkit.providers.sentences import SentenceSplitter
+from flowkit.runtime.context import TaskStarter
 
 __all__ = ["PrefetchedSpeech", "SpeechPrefetcher"]
 
 _log = logging.getLogger(__name__)
 
 _Synthesize = Callable[[str], AsyncGenerator[rtc.AudioFrame, None]]
-_StartTask = Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
 
 
 class PrefetchedSpeech:
@@ -42,7 +40,7 @@ class PrefetchedSpeech:
         text: The sentence as it is synthesised (after the node's text transforms).
     """
 
-    def __init__(self, text: str, synthesize: _Synthesize, start: _StartTask) -> None:
+    def __init__(self, text: str, synthesize: _Synthesize, start: TaskStarter) -> None:
         """Start synthesising ``text``.
 
         Args:
@@ -88,7 +86,7 @@ class SpeechPrefetcher:
         min_sentence_length: int,
         spoken: Callable[[str], str],
         synthesize: _Synthesize,
-        start: _StartTask,
+        start: TaskStarter,
     ) -> None:
         """Create the prefetcher of one TTS node.
 

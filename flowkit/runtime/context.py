@@ -12,9 +12,13 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 if TYPE_CHECKING:
     from flowkit.runtime.runner import GraphRunner
 
-__all__ = ["NodeContext"]
+__all__ = ["NodeContext", "TaskStarter"]
 
 R = TypeVar("R")
+
+#: What a node's helper objects take to start a task the node owns (so a restart of the
+#: node cancels it): :meth:`NodeContext.create_task`, or a wrapper of it.
+TaskStarter = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
 class NodeContext:
