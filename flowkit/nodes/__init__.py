@@ -8,8 +8,9 @@
   :mod:`~flowkit.nodes.llm`, :mod:`~flowkit.nodes.tools`, :mod:`~flowkit.nodes.tts`: the
   voice pipeline.
 - :mod:`~flowkit.nodes.interrupt`, :mod:`~flowkit.nodes.state`: barge-in and agent states.
-- :mod:`~flowkit.nodes.background`: BackgroundAudio (ambient and thinking sounds, and named
-  sounds a :class:`~flowkit.messages.SoundCue` plays, on a track of their own).
+- :mod:`~flowkit.nodes.background`: BackgroundAudio (ambient and thinking sounds, named
+  sounds a :class:`~flowkit.messages.SoundCue` plays, and audio streamed into it, on a track
+  of their own).
 - :mod:`~flowkit.nodes.room_state`, :mod:`~flowkit.nodes.dtmf`: AgentStatePublisher,
   ChatInput and DTMFInput (telephone keypad presses as digits and user turns).
 - :mod:`~flowkit.nodes.video`: VideoInput, VideoSampler, ImageEncoder (what the agent sees of

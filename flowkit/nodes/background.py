@@ -10,6 +10,9 @@ click) or the sound ends. Silence between the two is silence: nothing is sent.
 Other sounds play when a node asks: the node's named ``sounds`` are played by
 :class:`~flowkit.messages.SoundCue` messages on its ``cues`` input (LiveKit's
 ``BackgroundAudioPlayer.play()``), once or in a loop until a stop cue, mixed over the rest.
+Audio made on the fly (LiveKit's ``play()`` of an async iterator of frames: hold music from
+a stream, a tone, a TTS announcement) is linked into the ``audio`` input as frames, in any
+format, and played once as it comes, mixed over the rest too.
 
 The sound goes to a track of its own (``track_output`` of the job's room I/O, see
 :class:`~flowkit.room_io.TrackOutputs`), not into the agent's voice: a barge-in that flushes
@@ -28,12 +31,14 @@ import asyncio
 import functools
 import os
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydantic
+from livekit import rtc
 from numpy.typing import NDArray
 
 from flowkit.audio.frames import frame_from_samples, samples, samples_for
@@ -49,6 +54,7 @@ from flowkit.room_io import AudioOutput, TrackOutputs
 __all__ = [
     "FRAME_MS",
     "MAX_CUES",
+    "STREAM_AHEAD_MS",
     "BackgroundAudio",
     "BackgroundSound",
     "SoundSpec",
@@ -61,6 +67,15 @@ FRAME_MS = 20.0
 
 MAX_CUES = 8
 """How many cue sounds play at once; one more stops the oldest (a loop never stopped, say)."""
+
+STREAM_AHEAD_MS = 200.0
+"""How much of the ``audio`` input the node reads ahead of what it has played.
+
+Beyond it the node stops reading, so a sender faster than real time (a file, a TTS) is held
+back by the input's queue instead of filling memory, and a sender that stops sending is
+silent within about this much (plus the input's few queued frames)."""
+
+_AUDIO_QUEUE = 8  # frames queued on the ``audio`` input before its sender waits
 
 StrPath = str | os.PathLike[str]
 
@@ -106,6 +121,12 @@ class BackgroundAudio(Node):
     Link any node's :class:`~flowkit.messages.SoundCue` messages into ``cues`` to play the
     named ``sounds``: once, or in a loop until a stop cue or the node's end. Whether the cues
     end does not matter: they neither end the node nor keep it running.
+
+    Link any node's audio frames into ``audio`` to play them as they come (converted to the
+    track's format), mixed over the rest: a sender faster than real time is held back (the
+    node reads :data:`STREAM_AHEAD_MS` ahead), a late frame leaves a gap of silence rather
+    than delaying what follows. Like the cues, the input neither ends the node nor keeps it
+    running; what is unplayed when the node ends is dropped.
     """
 
     states: In[AgentState] = In(
@@ -116,6 +137,11 @@ class BackgroundAudio(Node):
     )
     cues: In[SoundCue] = In(
         required=False, doc="play or stop one of the named sounds (their end does not matter)"
+    )
+    audio: In[rtc.AudioFrame] = In(
+        required=False,
+        queue=_AUDIO_QUEUE,
+        doc="audio made on the fly, any format: played once as it comes, over the rest",
     )
     error_policy = ErrorPolicy.RESTART
 
@@ -212,6 +238,7 @@ class BackgroundAudio(Node):
         states: AsyncIterator[AgentState],
         playout: AsyncIterator[Playout],
         cues: AsyncIterator[SoundCue],
+        audio: AsyncIterator[rtc.AudioFrame],
     ) -> None:
         """Play until the states (and the playout, if linked) end."""
         p = self.settings()
@@ -223,13 +250,17 @@ class BackgroundAudio(Node):
                 "the room I/O (%s) has no tracks besides the voice; no background sound",
                 type(io).__name__,
             )
-            # Still read (and check) the cues, so their sender is never held up.
-            cued = self.ctx.create_task(self._cue(cues, None), name="cues")
+            # Still read (and check) the cues and the audio, so no sender is held up.
+            side = (
+                self.ctx.create_task(self._cue(cues, None), name="cues"),
+                self.ctx.create_task(_drain(audio), name="audio"),
+            )
             try:
                 await _drain(states)
                 await played
             finally:
-                cued.cancel()
+                for task in side:
+                    task.cancel()
             return
         mixer = _Mixer(p, self._clips)
         output = io.track_output(p.track, p.sample_rate, p.num_channels)
@@ -237,6 +268,7 @@ class BackgroundAudio(Node):
         # Cues are read on the side and cancelled with the rest: an optional input whose
         # sender may end early or never must neither end the node nor keep it running.
         cued = self.ctx.create_task(self._cue(cues, mixer), name="cues")
+        streamed = self.ctx.create_task(self._stream(audio, mixer), name="audio")
         try:
             async for state in states:
                 if state.state is AgentStateKind.THINKING:
@@ -248,7 +280,38 @@ class BackgroundAudio(Node):
             player.cancel()
             played.cancel()
             cued.cancel()
+            streamed.cancel()
         await output.aclose()
+
+    async def _stream(self, audio: AsyncIterator[rtc.AudioFrame], mixer: _Mixer) -> None:
+        """Read the ``audio`` input into the mix, in the track's format, a little ahead."""
+        p = self.settings()
+        # LQ, as the voice path: the audio plays as it comes, so soxr's hold-back is delay.
+        resampler = _Resampler(p.sample_rate, p.num_channels, "LQ")
+        first: AudioFormat | None = None
+        try:
+            async for frame in audio:
+                have = AudioFormat(frame.sample_rate, frame.num_channels)
+                first = first or have
+                if have != first:
+                    # One resampler stream has one input format; guessing where one stream
+                    # ends and the next begins would click or drop audio.
+                    raise ValueError(
+                        f"a {have} frame came after {first} frames; send one format on "
+                        "it, or put a Resample node before it"
+                    )
+                for block in resampler.push(frame):
+                    mixer.add_stream(samples(block))
+                await mixer.wait_for_room()
+            for block in resampler.flush():
+                mixer.add_stream(samples(block))
+        except ValueError as exc:  # that, or channels that cannot be mixed (6 to 2, say)
+            self.ctx.logger.warning(
+                "BackgroundAudio's audio input stopped playing (the session goes on without "
+                "it): %s",
+                exc,
+            )
+            await _drain(audio)  # read on, so the sender is never held up
 
     async def _cue(self, cues: AsyncIterator[SoundCue], mixer: _Mixer | None) -> None:
         """Play or stop the sound each cue names; ``mixer`` is ``None`` without a track."""
@@ -341,6 +404,14 @@ class _Mixer:
         self._fading = False
         self._cues: list[_Cue] = []
         self._sound_started = asyncio.Event()
+        # The audio input's samples not played yet, in order; the first block is played
+        # from ``_stream_at``. ``_room`` is set while fewer than STREAM_AHEAD_MS are held.
+        self._stream: deque[NDArray[np.int16]] = deque()
+        self._stream_at = 0
+        self._stream_held = 0
+        self._stream_limit = samples_for(STREAM_AHEAD_MS, p.sample_rate)
+        self._room = asyncio.Event()
+        self._room.set()
 
     def think(self) -> None:
         """The agent started thinking: choose a sound, unless one is playing already."""
@@ -375,6 +446,20 @@ class _Mixer:
             if cue.name == name:
                 cue.fading = True
 
+    def add_stream(self, block: NDArray[np.int16]) -> None:
+        """Queue ``block`` (the track's format) of the ``audio`` input to play next."""
+        if not len(block):
+            return
+        self._stream.append(block)
+        self._stream_held += len(block)
+        if self._stream_held >= self._stream_limit:
+            self._room.clear()
+        self._sound_started.set()
+
+    async def wait_for_room(self) -> None:
+        """Wait while :data:`STREAM_AHEAD_MS` or more of the ``audio`` input is queued."""
+        await self._room.wait()
+
     async def wait_for_sound(self) -> None:
         """Wait until there is something to play again."""
         self._sound_started.clear()
@@ -382,7 +467,12 @@ class _Mixer:
 
     def next_block(self) -> NDArray[np.int16] | None:
         """The next 20 ms of the mix, or ``None`` when nothing plays."""
-        if self._ambient is None and self._thinking is None and not self._cues:
+        if (
+            self._ambient is None
+            and self._thinking is None
+            and not self._cues
+            and not self._stream
+        ):
             return None
         n = self._block
         mix = np.zeros((n, self._channels), np.float32)
@@ -405,6 +495,8 @@ class _Mixer:
                 self._fading = False
         if self._cues:
             self._mix_cues(mix)
+        if self._stream:
+            self._mix_stream(mix)
         return np.clip(np.rint(mix), -32768, 32767).astype(np.int16)
 
     def _mix_cues(self, mix: NDArray[np.float32]) -> None:
@@ -429,6 +521,24 @@ class _Mixer:
             if not (ended or cue.fading):
                 playing.append(cue)
         self._cues = playing
+
+
+    def _mix_stream(self, mix: NDArray[np.float32]) -> None:
+        """Add up to the next 20 ms of the ``audio`` input to ``mix`` (less: it is late)."""
+        n, filled = len(mix), 0
+        stream = self._stream
+        while stream and filled < n:
+            block = stream[0]
+            part = block[self._stream_at : self._stream_at + n - filled]
+            mix[filled : filled + len(part)] += part
+            filled += len(part)
+            self._stream_at += len(part)
+            if self._stream_at >= len(block):
+                stream.popleft()
+                self._stream_at = 0
+        self._stream_held -= filled
+        if self._stream_held < self._stream_limit:
+            self._room.set()
 
 
 def choose_sound(
