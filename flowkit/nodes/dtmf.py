@@ -26,6 +26,9 @@ the number 1234, by the LLM and by a TTS reading them back.
 
 An I/O without a keypad (an offline run) is not an error: the node then ends at once and
 sends nothing, so the same graph runs everywhere.
+
+This node hears keys; for the agent to press keys itself (through a company's phone menu),
+give the LLM the :data:`flowkit.tools.dtmf.send_dtmf` tool.
 """
 
 from __future__ import annotations

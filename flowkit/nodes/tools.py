@@ -91,7 +91,10 @@ class ToolRouter(Node):
 
     async def _answer(self, call: ToolCall) -> None:
         params = self.params
-        context: RunContext[Any] = RunContext(call=call, userdata=params.userdata)  # type: ignore[attr-defined]
+        # The job lets a tool act on the call itself (send_dtmf presses keys on its line).
+        context: RunContext[Any] = RunContext(
+            call=call, userdata=params.userdata, job=self.ctx.job  # type: ignore[attr-defined]
+        )
         outcome = await invoke_tool(
             self.toolset, call, context, timeout=params.timeout  # type: ignore[attr-defined]
         )

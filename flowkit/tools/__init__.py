@@ -10,12 +10,15 @@
 - :class:`MCPServerStdio`, :class:`MCPServerHTTP` and :class:`MCPServerSSE` bring the tools
   of Model Context Protocol servers (:mod:`flowkit.tools.mcp`; the SDK is the ``mcp``
   extra, imported only when a server connects);
-- :class:`Toolbox` is what a node holds: its function tools and its MCP servers' tools.
+- :class:`Toolbox` is what a node holds: its function tools and its MCP servers' tools;
+- :data:`send_dtmf` (and :func:`send_dtmf_tool`) lets the LLM press telephone keys on the
+  job's phone line, for phone menus (:mod:`flowkit.tools.dtmf`).
 
 This package does not depend on the graph runtime; the tool router node builds on it.
 """
 
 from flowkit.tools.context import RunContext, ToolSession
+from flowkit.tools.dtmf import DEFAULT_KEY_GAP, send_dtmf, send_dtmf_tool
 from flowkit.tools.errors import DuplicateToolError, StopResponse, ToolDefinitionError, ToolError
 from flowkit.tools.function_tool import FunctionTool, ToolSet, ToolSpec, function_tool, tools_of
 from flowkit.tools.invoke import EMPTY_OUTPUT, AgentLike, ToolOutcome, invoke_all, invoke_tool
@@ -31,6 +34,7 @@ from flowkit.tools.schema import ToolSignature
 from flowkit.tools.toolbox import Toolbox, ToolClashError
 
 __all__ = [
+    "DEFAULT_KEY_GAP",
     "EMPTY_OUTPUT",
     "AgentLike",
     "DuplicateToolError",
@@ -55,5 +59,7 @@ __all__ = [
     "function_tool",
     "invoke_all",
     "invoke_tool",
+    "send_dtmf",
+    "send_dtmf_tool",
     "tools_of",
 ]

@@ -9,21 +9,27 @@ type the userdata); that parameter is filled by flowkit and never shown to the L
         await ctx.say("One moment while I book that.")
         ...
 
-The LLM node that runs tools builds one context per call. It passes a ``session`` (anything
+The node that runs tools builds one context per call. It passes a ``session`` (anything
 with an async ``say(text)``) when it can speak on the tool's behalf; tools run by hand or in
-tests get ``session=None`` and :meth:`RunContext.say` then raises a clear error.
+tests get ``session=None`` and :meth:`RunContext.say` then raises a clear error. It passes
+the ``job`` the graph runs for, so a tool can act on the call itself through the job's room
+I/O (:data:`flowkit.tools.dtmf.send_dtmf` presses keys on the phone line); a tool run
+outside a job gets ``job=None``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, runtime_checkable
 
 # typing_extensions (a pydantic dependency) for the PEP 696 default: a bare ``RunContext``
 # annotation means ``RunContext[Any]`` and passes mypy --strict, as tool authors expect.
 from typing_extensions import TypeVar
 
 from flowkit.messages import ToolCall
+
+if TYPE_CHECKING:
+    from flowkit.job import JobContext
 
 __all__ = ["RunContext", "ToolSession"]
 
@@ -57,16 +63,20 @@ class RunContext(Generic[UserdataT]):
             may change it.
         session: Hooks into the running agent, or ``None`` when there is none (tests,
             tools run by hand).
+        job: The job the graph runs for (its room I/O in ``job.io``), or ``None`` when the
+            tool runs outside one (tests, tools run by hand, a graph run without a job).
 
     Attributes:
         call: The call being answered.
         userdata: The session's shared object.
         session: Hooks into the running agent, or ``None``.
+        job: The job the graph runs for, or ``None``.
     """
 
     call: ToolCall
     userdata: UserdataT
     session: ToolSession | None = None
+    job: JobContext | None = None
 
     @property
     def turn_id(self) -> int:
