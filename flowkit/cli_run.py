@@ -240,7 +240,8 @@ def run(
     out.print(conversation(records) if records else Text("(no turns)", style="dim"), end="")
     if records:
         out.print(latency_table(records))
-    written = io.output.duration if io.output is not None else 0.0
+    # The file's length: the voice with any other track (background sound) mixed in.
+    written = io.file_duration or 0.0
     out.print(
         f"wrote {written:.2f} s of agent audio to {output_path} "
         f"({io.input_position:.2f} s of input heard)",

@@ -108,6 +108,9 @@ class OfflineIO:
         transcripts: Every transcript published, in order (user and agent).
         clears: The session times at which the output was cleared (barge-ins).
         tracks: The outputs opened with :meth:`track_output`, by track name.
+        file_duration: Seconds of audio in the output file once :meth:`aclose` wrote it
+            (``None`` before, or when no file was made): the agent's voice with the other
+            tracks mixed in, so longer than ``output.duration`` when a track outlasts it.
 
     Raises:
         AudioFileError: The input file is missing, empty, not a WAV, not 16-bit PCM, or holds
@@ -144,6 +147,7 @@ class OfflineIO:
         self._recordings: dict[str, _TrackRecording] = {}  # what each track wrote
         self._origin: float | None = None
         self._closed = False
+        self.file_duration: float | None = None
         # As fast as possible, a scripted key press waits for the input to reach its time.
         self._input_moved: asyncio.Future[None] | None = None
         self._input_over = False
@@ -320,8 +324,9 @@ class OfflineIO:
             self._output = OfflineAudioOutput(self, self.input_info.format)
         if self._output is not None:
             await self._output.aclose()
+            self.file_duration = self._output.duration
             if played:
-                _mix_into(self.output_path, self._output, played)
+                self.file_duration = _mix_into(self.output_path, self._output, played)
 
 
 class OfflineAudioInput:
@@ -512,11 +517,14 @@ class _TrackRecording:
         pass
 
 
-def _mix_into(path: Path, output: OfflineAudioOutput, tracks: list[_TrackRecording]) -> None:
+def _mix_into(path: Path, output: OfflineAudioOutput, tracks: list[_TrackRecording]) -> float:
     """Add every track's audio to the closed output's WAV file at ``path``, in place.
 
     Each track is converted to the file's rate (soxr) and channel count; the sum is clipped
     to 16 bits. The file grows to the longest track.
+
+    Returns:
+        The file's length in seconds.
     """
     fmt = output.format
     mixed = np.zeros((0, fmt.num_channels), np.int32)
@@ -536,3 +544,4 @@ def _mix_into(path: Path, output: OfflineAudioOutput, tracks: list[_TrackRecordi
     out = np.clip(mixed, -32768, 32767).astype(np.int16)
     with WavWriter(path) as writer:
         writer.write(frame_from_samples(out, fmt.sample_rate))
+    return len(out) / fmt.sample_rate

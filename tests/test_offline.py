@@ -315,6 +315,7 @@ async def test_a_track_is_mixed_into_the_output_at_the_outputs_format(
     assert info.format == AudioFormat(16_000, 1)  # the voice's format; the track converted
     audio = read_mono(out_path)
     assert len(audio) == 6400  # the longer of the two: 0.4 s
+    assert io.file_duration == 0.4  # what `flowkit run` reports: the file's length
     # Away from the resampler's edges: the sum while both play, then the background alone.
     assert np.abs(audio[400:2800].astype(int) - 1500).max() <= 10
     assert np.abs(audio[3600:6000].astype(int) - 500).max() <= 10
