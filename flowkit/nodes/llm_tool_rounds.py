@@ -64,7 +64,8 @@ class ToolRounds:
         """Every tool in use now, as the provider is told about it.
 
         Read afresh for each request: an MCP server's tools are offered once :meth:`opened`
-        has listed them, and follow its listing when it says its tools changed.
+        has listed them (or once a server that was down at the start connects), and follow
+        its listing when it says its tools changed.
         """
         return self._tools.specs()
 

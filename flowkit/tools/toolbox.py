@@ -109,9 +109,9 @@ class Toolbox:
     async def opened(self, logger: Logger) -> AsyncIterator[ToolSet]:
         """Hold the servers' connections, list their tools, and give the whole tool set.
 
-        The servers are listed concurrently; one that fails is left out (it logged why) and
-        the others are used. On leaving, the servers are released: the last node to leave
-        closes them.
+        The servers are listed concurrently; one that fails is left out (it logged why, and
+        its tools join the set when its retry timer connects it) and the others are used.
+        On leaving, the servers are released: the last node to leave closes them.
 
         Args:
             logger: Where clashes are reported (the node's logger names graph and node).

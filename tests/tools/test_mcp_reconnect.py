@@ -199,8 +199,8 @@ async def test_a_crash_looping_server_is_tried_further_and_further_apart(
 
 
 async def test_a_server_that_never_connected_is_not_reconnected_by_calls() -> None:
-    # The first failure is the job's answer (logged once, the nodes went on without the
-    # tools): calls do not retry it.
+    # Calls do not reconnect a server that never connected (no tool of it is on offer to
+    # call); its retry timer does (test_mcp_first_connect.py).
     dies = MCPServerStdio(sys.executable, ["-c", "import sys; sys.exit(3)"], name="dies")
     opened = OpenCount(dies)
     async with dies:

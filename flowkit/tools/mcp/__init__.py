@@ -11,11 +11,13 @@
         router = g.add(tools.ToolRouter([get_time], mcp_servers=[files, crm]))
 
 - :class:`MCPServerStdio`, :class:`MCPServerHTTP` (streamable HTTP) and
-  :class:`MCPServerSSE`: one connection per job, opened when the nodes start, opened again
-  by the next call when the server went away, and closed when the graph ends; the tools
-  are listed again when the server says they changed;
+  :class:`MCPServerSSE`: one connection per job, opened when the nodes start (or, when
+  the server cannot be reached then, by a timer 1, 2, 4, ... 30 s apart until it is),
+  opened again by the next call when the server went away, and closed when the graph
+  ends; the tools are listed again when the server says they changed;
 - :class:`MCPTool`: a listed tool, run by the tool machinery like a function tool;
-- :class:`MCPServerError`: a server whose tools could not be had (the job goes on without).
+- :class:`MCPServerError`: a server whose tools could not be had yet (the job goes on
+  without them until it connects).
 
 The ``mcp`` SDK (the ``flowkit-agents[mcp]`` extra) is imported only when a server connects.
 """

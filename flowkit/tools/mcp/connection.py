@@ -59,6 +59,7 @@ class Connection:
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._error: BaseException | None = None
+        self._cancelled = False
         self._task = asyncio.get_running_loop().create_task(self._hold(), name=f"flowkit:{name}")
 
     @property
@@ -106,10 +107,17 @@ class Connection:
         return self.client
 
     def stop(self) -> None:
-        """Start closing: leave a session in use, or give up one still connecting."""
+        """Start closing: leave a session in use, or give up one still connecting.
+
+        Safe to call more than once: a connecting task is cancelled only once.
+        """
         self._stop.set()
-        if not self._ready.is_set():
-            self._task.cancel()  # the SDK's shutdown is shielded: a process is still ended
+        if not self._ready.is_set() and not self._cancelled:
+            # The SDK's shutdown is shielded, so a process is still ended; but a second
+            # cancel, landing while that shutdown runs, gets through the shield and leaves
+            # the transport half closed (its process running, its reader waiting).
+            self._cancelled = True
+            self._task.cancel()
 
     async def close(self, timeout: float) -> None:
         """Leave the session and the transport, waiting at most ``timeout`` seconds."""

@@ -19,7 +19,12 @@ listed again at once, and :attr:`MCPServer.tools` is a new tuple the nodes' tool
 A server that cannot be used is never the end of a job: a failed first listing is logged
 once (naming the server and the remedy) and raises :class:`MCPServerError`, which the nodes
 catch to go on with their other tools; a failed call becomes a
-:class:`~flowkit.tools.ToolError`, which the LLM reads.
+:class:`~flowkit.tools.ToolError`, which the LLM reads. A first connection that failed is
+then made again like a lost one, on the same backoff, but by a timer
+(:class:`~flowkit.tools.mcp.retry.RetryTimer`): with no tools on offer no call would come
+to do it, and requests read the tools without waiting. Once it connects,
+:attr:`MCPServer.tools` is the new listing, which the next request offers; until then a
+listing fails at once.
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from flowkit.tools.errors import ToolError
-from flowkit.tools.mcp.backoff import ReconnectBackoff
+from flowkit.tools.mcp.backoff import FIRST_DELAY, MAX_DELAY, ReconnectBackoff
 from flowkit.tools.mcp.connection import CONNECTION_CLOSED, Connection, reason
 from flowkit.tools.mcp.convert import MCPTool, llm_name, output_of
 from flowkit.tools.mcp.listing import changes, chosen_tools, read_listing
+from flowkit.tools.mcp.retry import RetryTimer
 from flowkit.tools.mcp.session import open_client
 
 if TYPE_CHECKING:
@@ -87,7 +93,7 @@ class MCPServer(abc.ABC):
         tool_prefix: Put before each tool's name for the LLM (``"crm_"``), to keep apart
             tools of the same name from two servers or from a function tool.
         timeout: Seconds to connect and list the tools (also when reconnecting). After that
-            the job goes on without this server's tools.
+            the job goes on without this server's tools, and tries again later.
 
     Raises:
         ImportError: The ``mcp`` SDK is not installed.
@@ -136,7 +142,10 @@ class MCPServer(abc.ABC):
         self._outage: str | None = None  # why the connection went away, until reconnected
         self._failure: MCPServerError | None = None
         self._closing: list[Connection] = []
-        self._backoff = ReconnectBackoff()
+        # On the loop's clock, which the retry timer sleeps on (and which tests can fake).
+        self._backoff = ReconnectBackoff(clock=_loop_time)
+        self._retry: RetryTimer | None = None  # connecting after a failed first connection
+        self._down_since = 0.0  # when the first connection failed (on the backoff's clock)
         self.reported: set[str] = set()
         """Problems already logged while this connection lives (clashes found by two nodes)."""
 
@@ -169,8 +178,9 @@ class MCPServer(abc.ABC):
     def tools(self) -> tuple[MCPTool, ...]:
         """The tools as last listed: none before the first listing, nor once closed.
 
-        Each listing (the first, after a reconnect, after ``tools/list_changed``) is a new
-        tuple, so a holder tells that the tools changed by identity.
+        Each listing (the first, which the retry timer makes when the first connection
+        failed; after a reconnect; after ``tools/list_changed``) is a new tuple, so a
+        holder tells that the tools changed by identity, without waiting for a listing.
         """
         return self._tools or ()
 
@@ -203,10 +213,15 @@ class MCPServer(abc.ABC):
             server went away and cannot be reached again, the tools listed before.
 
         Raises:
-            MCPServerError: The first connection failed (not reached, nothing listed within
-                ``timeout``). It is logged once; later calls raise it again without
-                retrying, until the connection is closed.
+            MCPServerError: The server has not connected yet: the first connection failed
+                (not reached, nothing listed within ``timeout``). It is logged once and
+                tried again on a timer, 1, 2, 4, ... 30 s apart, until it connects or the
+                server is closed (:meth:`aclose`, or the last holder leaving); meanwhile
+                this raises the same error at once, without an attempt or waiting for one.
         """
+        if self._failure is not None:
+            # Not behind the lock, which a timed attempt holds for up to ``timeout``.
+            raise self._failure
         async with self._locked():
             if self._failure is not None:
                 raise self._failure
@@ -286,8 +301,12 @@ class MCPServer(abc.ABC):
         self._backoff.succeeded()
         self.reported.clear()
         relisting, self._relisting = self._relisting, None
+        retry, self._retry = self._retry, None
         if relisting is not None:
             relisting.cancel()
+        if retry is not None:
+            await retry.cancel()  # an attempt it was making stops its connection
+        if relisting is not None:
             await asyncio.wait({relisting})
         await self._discard_connection()
 
@@ -318,18 +337,60 @@ class MCPServer(abc.ABC):
         return self._lock
 
     async def _connect_first(self) -> tuple[MCPTool, ...]:
+        self._backoff.attempt()
         try:
             return await self._connect_and_list()
         except _UnreachableError as exc:
+            self._backoff.failed()
+            self._down_since = self._backoff.clock()
             self._failure = self._error(str(exc))
             logger.error("%s", self._failure)
             # Closing may take seconds (a process that ignores its closed stdin is
             # killed after a grace time): the job goes on meanwhile; aclose() waits.
             self._stop_connection()
+            self._retry = RetryTimer(self._connect_later, self._backoff, self.name)
             raise self._failure from exc.__cause__
         except BaseException:
             await self._discard_connection()  # cancelled while connecting: nothing left open
             raise
+
+    async def _connect_later(self) -> bool:
+        """One timed attempt after a failed first connection (its :class:`RetryTimer`'s).
+
+        Returns:
+            Whether the retries are over: connected, or closed meanwhile.
+        """
+        async with self._locked():
+            if self._failure is None:
+                return True  # closed (and maybe opened again) since the timer started
+            if self._backoff.remaining() > 0:
+                return False
+            self._backoff.attempt()
+            try:
+                tools = await self._connect_and_list()
+            except _UnreachableError as exc:
+                self._backoff.failed()
+                self._stop_connection()
+                # Once per outage at ERROR (the first failure, with the remedy): each
+                # attempt after it would say the same thing every 30 s.
+                logger.debug(
+                    "MCP server %r is still not reachable (attempt %d): %s; next in %g s",
+                    self.name, self._backoff.failures, exc, self._backoff.remaining(),
+                )
+                return False
+            except BaseException:
+                self._stop_connection()  # cancelled while connecting: aclose() waits for it
+                raise
+            attempts = self._backoff.failures + 1
+            self._backoff.succeeded()
+            self._tools, self._failure = tools, None
+            logger.warning(
+                "MCP server %r (%r) connected on attempt %d, %.0f s after its first "
+                "connection failed; its tools are offered from the next request: %s",
+                self.name, self, attempts, self._backoff.clock() - self._down_since,
+                changes((), tools),
+            )
+            return True
 
     async def _reconnected(self, remote_name: str) -> Connection:
         """The connection, opened again unless another call did it meanwhile."""
@@ -482,7 +543,10 @@ class MCPServer(abc.ABC):
         return MCPServerError(
             self.name,
             f"MCP server {self.name!r} ({self!r}) could not be used: {reason}. The job goes on "
-            f"without its tools. {self._remedy()}",
+            f"without its tools until it answers: it is tried again {FIRST_DELAY:g}, "
+            f"{FIRST_DELAY * 2:g}, {FIRST_DELAY * 4:g}, ... s after each attempt began "
+            f"({MAX_DELAY:g} s at most), and its tools are offered once it connects. "
+            f"{self._remedy()}",
         )
 
     # -- closing ----------------------------------------------------------------------------
@@ -499,3 +563,7 @@ class MCPServer(abc.ABC):
         self._stop_connection()
         closing, self._closing = self._closing, []
         await asyncio.gather(*(connection.close(_CLOSE_TIMEOUT) for connection in closing))
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
