@@ -1,10 +1,12 @@
 """Helpers for the MCP tests: the test server as a subprocess (stdio or HTTP), free ports,
-whether a process is still alive, how often a server connected, and waiting for a state."""
+whether a process is still alive, how often a server connected, waiting for a state, and an
+LLM-and-router agent on a scripted fake LLM fed turns by the test."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +18,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from support import Collect
+
+import flowkit as fk
+from flowkit.nodes.llm import LLM
+from flowkit.nodes.tools import ToolRouter
+from flowkit.providers.llm import ToolCallChunk
+from flowkit.testing import FakeLLM, FakeReply
 from flowkit.tools.mcp import MCPServer, MCPServerStdio
 from flowkit.tools.mcp.connection import Connection
 
@@ -124,3 +133,39 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"never happened: {what}")
+
+
+class Turns(fk.Node):
+    """Sends the user turns the test puts in its queue, until it puts ``None``."""
+
+    out: fk.Out[fk.UserTurn]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def run(self) -> None:
+        while (text := await self.queue.get()) is not None:
+            self.out.send(fk.UserTurn(turn_id=fk.new_turn_id(), text=text))
+
+
+def mcp_agent(fake: FakeLLM, server: MCPServer, name: str) -> tuple[fk.GraphRunner, Turns]:
+    """An LLM and a ToolRouter sharing ``server``, fed by the test's turns."""
+    g = fk.Graph(name)
+    turns = Turns()
+    llm = LLM(fake, mcp_servers=[server])
+    g.add(turns, name="turns") >> g.add(llm, name="llm")
+    llm.tool_calls >> g.add(ToolRouter(mcp_servers=[server]), name="tools") >> llm.tool_results
+    llm >> g.add(Collect(), name="text")
+    return fk.GraphRunner(g), turns
+
+
+def tool_call(name: str, arguments: dict[str, Any], call_id: str) -> FakeReply:
+    """A fake LLM reply that is one call of ``name``."""
+    return FakeReply(tool_calls=(ToolCallChunk(call_id, name, json.dumps(arguments)),))
+
+
+async def answered(fake: FakeLLM, requests: int) -> None:
+    """Wait until the fake LLM has answered ``requests`` requests."""
+    await eventually(lambda: len(fake.requests) >= requests and fake.requests[-1].completed,
+                     f"the LLM's request {requests} answered")

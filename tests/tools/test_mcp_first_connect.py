@@ -3,7 +3,6 @@ backoff, until they answer; their tools are then offered from the next request, 
 request or listing waits for a server that is down."""
 
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -19,17 +18,15 @@ from mcp_support import (
     SERVER_TOOLS,
     OpenCount,
     ServedOverHTTP,
+    answered,
     eventually,
     free_port,
+    mcp_agent,
     stdio_server,
+    tool_call,
 )
-from support import Collect
 
-import flowkit as fk
-from flowkit.nodes.llm import LLM
-from flowkit.nodes.tools import ToolRouter
-from flowkit.providers.llm import ToolCallChunk
-from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing import FakeLLM
 from flowkit.tools import ToolError
 from flowkit.tools.mcp import MCPServer, MCPServerError, MCPServerHTTP, MCPServerStdio
 from flowkit.tools.mcp.connection import Connection
@@ -48,40 +45,6 @@ def http_servers() -> Iterator[list[ServedOverHTTP]]:
     yield served
     for one in served:
         one.stop()
-
-
-class Turns(fk.Node):
-    """Sends the user turns the test puts in its queue, until it puts ``None``."""
-
-    out: fk.Out[fk.UserTurn]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-    async def run(self) -> None:
-        while (text := await self.queue.get()) is not None:
-            self.out.send(fk.UserTurn(turn_id=fk.new_turn_id(), text=text))
-
-
-def _agent(fake: FakeLLM, server: MCPServer) -> tuple[fk.GraphRunner, Turns]:
-    """An LLM and a ToolRouter sharing ``server``, fed by the test's turns."""
-    g = fk.Graph("mcp-first-connect")
-    turns = Turns()
-    llm = LLM(fake, mcp_servers=[server])
-    g.add(turns, name="turns") >> g.add(llm, name="llm")
-    llm.tool_calls >> g.add(ToolRouter(mcp_servers=[server]), name="tools") >> llm.tool_results
-    llm >> g.add(Collect(), name="text")
-    return fk.GraphRunner(g), turns
-
-
-def _call(name: str, arguments: dict[str, Any], call_id: str) -> FakeReply:
-    return FakeReply(tool_calls=(ToolCallChunk(call_id, name, json.dumps(arguments)),))
-
-
-async def _answered(fake: FakeLLM, requests: int) -> None:
-    await eventually(lambda: len(fake.requests) >= requests and fake.requests[-1].completed,
-                     f"the LLM's request {requests} answered")
 
 
 def _offered(fake: FakeLLM, request: int) -> list[str]:
@@ -118,14 +81,14 @@ async def test_an_http_server_down_at_start_is_offered_from_the_first_request_af
     port = free_port()
     server = MCPServerHTTP(f"http://127.0.0.1:{port}/mcp", name="crm")
     opened = OpenCount(server)
-    fake = FakeLLM(["Not right now.", _call("add", {"a": 1, "b": 1}, "c1"), "Two."],
+    fake = FakeLLM(["Not right now.", tool_call("add", {"a": 1, "b": 1}, "c1"), "Two."],
                    ttft=0.0, token_gap=0.0)
-    runner, turns = _agent(fake, server)
+    runner, turns = mcp_agent(fake, server, "mcp-first-connect")
     await runner.start()
     try:
         # The LLM answers once its tools are listed: without the server's, which is down.
         turns.queue.put_nowait("add one and one")
-        await _answered(fake, 1)
+        await answered(fake, 1)
         assert _offered(fake, 0) == [] and server.tools == ()
 
         # The deploy is over: the server is up again at its address. No call fails first
@@ -135,7 +98,7 @@ async def test_an_http_server_down_at_start_is_offered_from_the_first_request_af
         assert server.connected
 
         turns.queue.put_nowait("add one and one, now")
-        await _answered(fake, 3)
+        await answered(fake, 3)
     finally:
         turns.queue.put_nowait(None)
         await runner.close()
@@ -217,7 +180,7 @@ async def test_no_request_waits_for_an_attempt_to_reach_a_down_server() -> None:
                             name="silent", timeout=3.0)
     opened = OpenCount(silent)
     fake = FakeLLM(["Hello.", "Hello again."], ttft=0.0, token_gap=0.0)
-    runner, turns = _agent(fake, silent)
+    runner, turns = mcp_agent(fake, silent, "mcp-first-connect")
     loop = asyncio.get_running_loop()
     await runner.start()  # the LLM waits for the first attempt (up to the timeout), once
     try:
@@ -229,7 +192,7 @@ async def test_no_request_waits_for_an_attempt_to_reach_a_down_server() -> None:
 
         asked = loop.time()
         turns.queue.put_nowait("hello")
-        await _answered(fake, 1)
+        await answered(fake, 1)
         assert loop.time() - asked < 0.5  # not held up by the attempt
         assert _offered(fake, 0) == []
 

@@ -2,21 +2,23 @@
 over stdio and HTTP, with the 2026 protocol (a subscription) and the 2025 one (sent
 unasked); what the nodes' toolboxes and the ToolRouter then offer and run."""
 
-import asyncio
-import json
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from mcp_support import SERVER_TOOLS, OpenCount, ServedOverHTTP, eventually, stdio_server
-from support import Collect
+from mcp_support import (
+    SERVER_TOOLS,
+    OpenCount,
+    ServedOverHTTP,
+    answered,
+    eventually,
+    mcp_agent,
+    stdio_server,
+    tool_call,
+)
 
 import flowkit as fk
-from flowkit.nodes.llm import LLM
-from flowkit.nodes.tools import ToolRouter
-from flowkit.providers.llm import ToolCallChunk
-from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing import FakeLLM
 from flowkit.tools import Toolbox
 from flowkit.tools.mcp import MCPServer, MCPServerHTTP
 
@@ -129,49 +131,20 @@ async def test_the_toolbox_follows_the_servers_tools(caplog: pytest.LogCaptureFi
     assert [t.name for t in toolbox.toolset] == ["refund"]
 
 
-class Turns(fk.Node):
-    """Sends the user turns the test puts in its queue, until it puts ``None``."""
-
-    out: fk.Out[fk.UserTurn]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-    async def run(self) -> None:
-        while (text := await self.queue.get()) is not None:
-            self.out.send(fk.UserTurn(turn_id=fk.new_turn_id(), text=text))
-
-
-def _call(name: str, arguments: dict[str, Any], call_id: str) -> FakeReply:
-    return FakeReply(tool_calls=(ToolCallChunk(call_id, name, json.dumps(arguments)),))
-
-
-async def _answered(fake: FakeLLM, requests: int) -> None:
-    await eventually(lambda: len(fake.requests) >= requests and fake.requests[-1].completed,
-                     f"the LLM's request {requests} answered")
-
-
 async def test_the_llm_offers_and_the_router_runs_a_tool_the_server_added_mid_job() -> None:
     server = stdio_server(name="calc")
     fake = FakeLLM([
-        _call("grow", {"name": "echo1"}, "c1"), "Added.",
-        _call("echo1", {"text": "hi"}, "c2"), "Echoed.",
+        tool_call("grow", {"name": "echo1"}, "c1"), "Added.",
+        tool_call("echo1", {"text": "hi"}, "c2"), "Echoed.",
     ], ttft=0.0, token_gap=0.0)
-    g = fk.Graph("mcp-changes")
-    turns = Turns()
-    llm = LLM(fake, mcp_servers=[server])
-    g.add(turns, name="turns") >> g.add(llm, name="llm")
-    llm.tool_calls >> g.add(ToolRouter(mcp_servers=[server]), name="tools") >> llm.tool_results
-    llm >> g.add(Collect(), name="text")
-    runner = fk.GraphRunner(g)
+    runner, turns = mcp_agent(fake, server, "mcp-changes")
     await runner.start()
     try:
         turns.queue.put_nowait("add a tool")
-        await _answered(fake, 2)
+        await answered(fake, 2)
         await eventually(lambda: "echo1" in _names(server), "the server's tools listed again")
         turns.queue.put_nowait("use it")
-        await _answered(fake, 4)
+        await answered(fake, 4)
     finally:
         turns.queue.put_nowait(None)
         await runner.close()
