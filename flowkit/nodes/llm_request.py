@@ -149,4 +149,12 @@ class RequestStreamer:
                 )
             elif isinstance(chunk, ToolCallChunk):
                 calls.append(chunk.to_tool_call(turn_id))
+        if calls and parts and not parts[-1][-1:].isspace():
+            # Text before a tool round ("Let me check that.") ends a sentence the TTS node
+            # would otherwise hold until the next request's words, which would also be
+            # joined to it ("that.It is sunny"): a space says it is complete, so it is
+            # spoken while the tools run. Only the chunk carries it, not the history.
+            self._send_text(
+                TextChunk(turn_id=turn_id, text=" ", allow_interruptions=allow_interruptions)
+            )
         return calls

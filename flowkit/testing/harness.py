@@ -211,9 +211,12 @@ class _Recorder:
         return self.result
 
     def _flush_text(self) -> None:
-        if self._text:
-            self.result.events.append(ChatMessageEvent("assistant", "".join(self._text)))
-            self._text = []
+        # The message as the model wrote it: the LLM node ends the text before a tool round
+        # with a space for the TTS node's sentence splitter, which is not the model's.
+        text = "".join(self._text).strip()
+        if text:
+            self.result.events.append(ChatMessageEvent("assistant", text))
+        self._text = []
 
     def on_text(self, chunk: TextChunk) -> None:
         if chunk.turn_id != self.turn_id:

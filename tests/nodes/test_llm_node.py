@@ -8,6 +8,7 @@ import flowkit as fk
 from flowkit.nodes.llm import LLM
 from flowkit.nodes.tools import ToolRouter
 from flowkit.providers.llm import ToolCallChunk
+from flowkit.providers.sentences import SentenceSplitter
 from flowkit.testing import FakeLLM, FakeReply
 
 
@@ -92,6 +93,29 @@ async def test_tool_calls_run_in_parallel_and_the_reply_continues() -> None:
     assert [t.name for t in fake.requests[0].tools] == ["get_weather", "get_time"]
 
 
+@pytest.mark.looptime
+async def test_text_before_a_tool_round_is_a_complete_sentence_for_the_tts() -> None:
+    fake = FakeLLM([
+        FakeReply(text="Let me check that for you.",
+                  tool_calls=(ToolCallChunk("c1", "get_weather", '{"city": "Paris"}'),)),
+        "It is sunny.",
+    ], ttft=0.1, token_gap=0.0)
+    llm = LLM(fake, tools=[get_weather])
+    turn = _turn("weather in Paris?")
+    g, text = _graph(llm, [(0, turn)], router=ToolRouter([get_weather]))
+    await fk.GraphRunner(g).run()
+    chunks = collected(text)
+    # The TTS node's splitter completes the first sentence before the tool's second of work,
+    # and the two requests' words do not run together.
+    assert _reply_text(chunks, turn.turn_id) == "Let me check that for you. It is sunny."
+    after_tool = next(i for i, c in enumerate(chunks) if c.text.startswith("It"))
+    before_tool = "".join(c.text for c in chunks[:after_tool])
+    assert SentenceSplitter().push(before_tool) == ["Let me check that for you."]
+    # The history keeps what the model wrote, each request's text as it was.
+    assistant = [m.content for m in fake.requests[1].history if m.role == "assistant"]
+    assert assistant == ["Let me check that for you."]
+
+
 @fk.function_tool
 async def flaky(city: str) -> str:
     """A tool that fails."""
@@ -127,7 +151,8 @@ async def test_stop_response_ends_the_reply_without_more_text() -> None:
     g, text = _graph(llm, [(0, turn)], router=ToolRouter([hang_up]))
     await fk.GraphRunner(g).run()
     assert len(fake.requests) == 1
-    assert collected(text)[-1].final and _reply_text(collected(text), turn.turn_id) == "Goodbye!"
+    # The space came before the tool ran: the text before a tool round is a whole sentence.
+    assert collected(text)[-1].final and _reply_text(collected(text), turn.turn_id) == "Goodbye! "
 
 
 @pytest.mark.looptime
