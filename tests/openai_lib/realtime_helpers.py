@@ -1,8 +1,9 @@
 """What the realtime tests share: the user's voice, and a voice agent around the node.
 
 The graph is the one a user writes (room source -> resample -> RealtimeModel -> room sink,
-barge-in and playout links), in a :class:`MemoryIO` room that keeps real time, since the
-test server is a real socket (no virtual time here).
+barge-in and playout links; or, for a text model with a voice of the graph's, RealtimeModel
+-> TTS -> room sink), in a :class:`MemoryIO` room that keeps real time, since the test
+server is a real socket (no virtual time here).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import flowkit as fk
 from flowkit.nodes.audio import Resample
 from flowkit.nodes.room import RoomSink, RoomSource
 from flowkit.nodes.tools import ToolRouter
+from flowkit.nodes.tts import TTS
 from flowkit.testing.memory_io import MemoryIO
 
 RATE = 48_000
@@ -42,6 +44,7 @@ class Agent:
     playout: Collect
     agent_states: Collect
     user_states: Collect
+    texts: Collect | None = None  # the model's text output, when a TTS node speaks it
     runner: fk.GraphRunner | None = None
     started: float = 0.0  # loop time the graph (and the user's audio) started
 
@@ -73,11 +76,14 @@ def agent(
     tools: Sequence[Any] = (),
     mcp_servers: Sequence[Any] = (),
     playout: bool = True,
+    tts: TTS | None = None,
     **options: Any,
 ) -> Agent:
     """The voice agent graph around a RealtimeModel pointed at ``base_url``.
 
     With ``tools`` or ``mcp_servers``, a ToolRouter with the same runs the model's calls.
+    With ``tts`` (and ``output_modality="text"``), the TTS node speaks the model's text
+    and the barge-ins flush it too, as in the cascaded pipeline.
     """
     options.setdefault("turn_detection", ServerVAD(silence_duration_ms=300))
     options.setdefault("api_key", API_KEY)
@@ -88,8 +94,13 @@ def agent(
         name="model",
     )
     speaker = g.add(RoomSink(publish_transcripts=False), name="speaker")
-    mic >> Resample(24_000, channels=1) >> model >> speaker
-    model.interrupts >> speaker.interrupt
+    if tts is None:
+        mic >> Resample(24_000, channels=1) >> model >> speaker
+        model.interrupts >> speaker.interrupt
+    else:
+        mic >> Resample(24_000, channels=1) >> model
+        model.text >> g.add(tts, name="tts") >> speaker
+        model.interrupts >> [tts.interrupt, speaker.interrupt]
     if playout:
         speaker >> model.playout
     if tools or mcp_servers:
@@ -103,6 +114,10 @@ def agent(
                        ("user_states", model.user_state)):
         collected[name] = g.add(Collect(), name=name)
         port >> collected[name]
+    if tts is not None:
+        # Only then: a linked text output is taken to be spoken (the sink's reports awaited).
+        collected["texts"] = g.add(Collect(), name="texts")
+        model.text >> collected["texts"]
     return Agent(g, model, MemoryIO(user_audio, paced=True), **collected)  # type: ignore[arg-type]
 
 

@@ -7,6 +7,8 @@
 * :mod:`~flowkit_openai.realtime.listening`: barge-ins, playout, truncation, what was heard.
 * :mod:`~flowkit_openai.realtime.states`: the agent's and the user's states.
 * :mod:`~flowkit_openai.realtime.tool_rounds`: function calls out, results back.
+* :mod:`~flowkit_openai.realtime.voiced_text`: a text reply out as ``TextChunk`` s for a TTS
+  node, and the refusal of that link on a model that speaks itself.
 * :mod:`~flowkit_openai.realtime.effects`: what the state machine asks of the node.
 * :mod:`~flowkit_openai.realtime.events`: the server events read from the SDK's models.
 * :mod:`~flowkit_openai.realtime.conversation`: replies, their items and the history.

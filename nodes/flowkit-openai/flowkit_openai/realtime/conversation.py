@@ -5,7 +5,9 @@ one turn, tool rounds included (a call, its result, the response that uses it), 
 one ``turn_id`` from the first audio to the end marker. Its :class:`SpokenItem` s are the
 assistant message items whose audio the model streamed; they tell, for a played duration,
 which items to truncate at which millisecond and which words were heard. In a text-only
-session the items hold the model's text and no audio.
+session the items hold the model's text and no audio; when a TTS node speaks that text, the
+sink's report of the words heard (:attr:`Reply.played_text`) says which items to rewrite
+(:meth:`Reply.text_cuts`).
 
 :class:`History` keeps the conversation's text in order, so a new connection (a new server
 session, which starts empty) can be given the conversation so far.
@@ -54,6 +56,10 @@ class SpokenItem:
         transcript: The transcript's deltas, or the whole transcript once it is done (in a
             text-only session: the text's).
         transcript_done: The server sent the whole transcript.
+        tts_text: The text of it sent to a TTS node so far.
+        placed: The server said where the item sits (``conversation.item.added``).
+        previous_item_id: The item before it in the server's conversation, once placed
+            (``None``: it is the first).
     """
 
     item_id: str
@@ -61,6 +67,9 @@ class SpokenItem:
     audio_s: float = 0.0
     transcript: list[str] = field(default_factory=list)
     transcript_done: bool = False
+    tts_text: str = ""
+    placed: bool = False
+    previous_item_id: str | None = None
 
     @property
     def text(self) -> str:
@@ -107,8 +116,12 @@ class Reply:
             since).
         played_s: Seconds of it that were played, once known.
         first_audio_at: Loop time its first frame went out (for the clock's estimate).
-        truncated: Its items were truncated on the server.
+        truncated: Its items were truncated (voiced: rewritten) on the server.
         published: Its agent transcript was sent.
+        voiced: Its text went to a TTS node (a text reply, spoken by the graph): the sink
+            reports on it, as on the model's own audio.
+        played_text: Of a voiced reply, the words the listener heard, once known (the
+            sink's report, or ``""`` when it was cut before any of it played).
     """
 
     turn_id: int
@@ -124,6 +137,8 @@ class Reply:
     first_audio_at: float | None = None
     truncated: bool = False
     published: bool = False
+    voiced: bool = False
+    played_text: str | None = None
 
     @property
     def audio_s(self) -> float:
@@ -163,7 +178,13 @@ class Reply:
         return points
 
     def heard(self) -> str:
-        """The words the listener heard: every item's transcript, cut at ``played_s``."""
+        """The words the listener heard: every item's transcript, cut at ``played_s``.
+
+        A voiced reply that was cut was heard as far as the sink reported; without a
+        report, its text so far stands.
+        """
+        if self.voiced:
+            return self.played_text if self.cut and self.played_text is not None else self.text
         parts: list[str] = []
         start = 0.0
         for item in self.items:
@@ -178,6 +199,34 @@ class Reply:
             if spoken := heard_words(text, share):
                 parts.append(spoken)
         return " ".join(parts)
+
+    def text_cuts(self, heard: str) -> list[tuple[SpokenItem, str]]:
+        """Which message items to rewrite so that they say only ``heard`` (a voiced reply).
+
+        The words heard are the reply's first words (the TTS node spoke its items in order,
+        a space between two), so they are counted off the items in order.
+
+        Returns:
+            ``(item, kept)`` for the item the listener stopped in (``kept``: its words
+            heard) and for every item after it (``kept`` empty: delete it); none for items
+            heard whole.
+
+        Example:
+            >>> reply = Reply(1, [SpokenItem("a", transcript=["Let me check."]),
+            ...                   SpokenItem("b", transcript=["It is sunny in Paris."])])
+            >>> [(item.item_id, kept) for item, kept in reply.text_cuts("Let me check. It is")]
+            [('b', 'It is')]
+        """
+        left = len(heard.split())
+        cuts: list[tuple[SpokenItem, str]] = []
+        for item in self.items:
+            words = item.text.split()
+            if left >= len(words) and (words or left):
+                left -= len(words)  # heard whole (an empty item before the cut: kept)
+                continue
+            cuts.append((item, " ".join(words[:left])))
+            left = 0
+        return cuts
 
 
 @dataclass(slots=True)

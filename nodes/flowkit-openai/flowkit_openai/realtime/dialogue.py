@@ -21,7 +21,12 @@ The mapping, event by event:
   24 kHz (``segment`` is the item's place in the reply); ``response.output_audio_transcript``
   events: the item's transcript.
 * ``response.output_text.delta`` / ``.done`` (a text-only session): the item's text, sent
-  on as it streams (interim agent transcripts); no audio, so no end marker either.
+  on as it streams (interim agent transcripts); no audio, so no end marker either. With the
+  ``text`` output linked to a TTS node (``voiced``), the text goes there instead, as
+  :class:`~flowkit.messages.TextChunk` s (:mod:`.voiced_text`), and the reply is then
+  followed, cut and published as one the model spoke itself (:mod:`.listening`).
+* ``conversation.item.added`` of a reply's message item: where it sits (the item before
+  it), so that a voiced reply cut short can be put back in its place with the words heard.
 * ``response.output_item.done`` of a ``function_call``: a :class:`~flowkit.messages.ToolCall`.
 * ``response.done``: the reply's end marker, or, when the response called tools, a wait
   for the results, then ``function_call_output`` items and ``response.create``.
@@ -62,6 +67,7 @@ from flowkit_openai.realtime.options import SAMPLE_RATE
 from flowkit_openai.realtime.server_errors import describe_error, describe_failed_response
 from flowkit_openai.realtime.states import ConversationStates
 from flowkit_openai.realtime.tool_rounds import ToolRounds
+from flowkit_openai.realtime.voiced_text import VoicedText
 
 __all__ = ["TURN_KEY", "Dialogue"]
 
@@ -97,6 +103,8 @@ class Dialogue:
             call tools.
         tool_result_timeout: Seconds to wait for a round's results before answering the
             model with an error for each missing one.
+        voiced: A TTS node speaks the text replies (the node's ``text`` output is linked,
+            in a text-only session).
 
     Attributes:
         history: The conversation's text, for a new connection.
@@ -117,8 +125,10 @@ class Dialogue:
         interrupt_response: bool = True,
         max_tool_steps: int = 3,
         tool_result_timeout: float = 60.0,
+        voiced: bool = False,
     ) -> None:
         self.effects, self.url, self.clock, self.log = effects, url, clock, logger
+        self.voicing = VoicedText(effects.speak_text) if voiced else None
         self.interrupt_response = interrupt_response
         self.session_confirmed = False
         self.history = History()
@@ -307,8 +317,10 @@ class Dialogue:
         """A text delta of a text-only reply, or (``done``) an item's whole text.
 
         The reply's text so far goes out as an interim agent transcript; the final one
-        follows when the reply ends. Text that comes after a barge-in cut the reply was not
-        shown, so it is dropped, as the audio of a cut reply is.
+        follows when the reply ends. Voiced, the text goes to the TTS node instead, and the
+        final transcript follows its playout, as for speech. Text that comes after a
+        barge-in cut the reply was not shown (or spoken), so it is dropped, as the audio of
+        a cut reply is.
         """
         reply = self._by_response.get(response_id)
         if reply is None or reply.cut:
@@ -318,10 +330,19 @@ class Dialogue:
             timing.first_text = self.clock()
         shown = reply.text
         self.agent_text(response_id, item_id, text, done=done)
-        if reply.text and reply.text != shown:
+        if self.voicing is not None:
+            self.voicing.push(reply, reply.item(item_id), text, done=done)
+        elif reply.text and reply.text != shown:
             self.effects.agent_transcript(
                 Transcript(turn_id=reply.turn_id, text=reply.text, final=False, speaker="agent")
             )
+
+    def item_placed(self, item_id: str, previous_item_id: str | None) -> None:
+        """The server put an item in its conversation after ``previous_item_id``."""
+        for reply in self._by_response.values():
+            for item in reply.items:
+                if item.item_id == item_id:
+                    item.placed, item.previous_item_id = True, previous_item_id
 
     def function_call(self, response_id: str, call_id: str, name: str, arguments: str) -> None:
         """The model called a function (see :mod:`.tool_rounds`)."""
@@ -420,6 +441,8 @@ class Dialogue:
         reply.round = None
         if reply.audio_s > 0:
             self.effects.speak(AgentAudio(frame=None, turn_id=reply.turn_id, final=True))
+        elif self.voicing is not None and reply.voiced:
+            self.voicing.end(reply)  # the sink reports when it has played it (if linked)
         else:
             # Nothing of it went to the sink (a text reply, or one cut before its audio): no
             # playout report will come, and an end marker would open an empty reply there.

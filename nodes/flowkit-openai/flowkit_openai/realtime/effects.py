@@ -15,6 +15,7 @@ from flowkit.messages import (
     AgentState,
     Interrupt,
     Metrics,
+    TextChunk,
     ToolCall,
     Transcript,
     UserState,
@@ -31,6 +32,9 @@ class Effects(Protocol):
 
     def speak(self, audio: AgentAudio) -> None:
         """Send the agent's audio toward the sink."""
+
+    def speak_text(self, chunk: TextChunk) -> None:
+        """Send the reply's text toward a TTS node (a text reply the graph speaks)."""
 
     def user_transcript(self, transcript: Transcript) -> None:
         """Send a transcript of the user."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from openai.types.realtime import (
+    ConversationItemAdded,
     ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemInputAudioTranscriptionDeltaEvent,
     ConversationItemInputAudioTranscriptionFailedEvent,
@@ -66,6 +67,7 @@ class EventHandlers:
             "conversation.item.input_audio_transcription.failed": self._user_failed,
             "response.created": self._response_created,
             "response.output_item.added": self._item_added,
+            "conversation.item.added": self._item_placed,
             "response.output_audio.delta": self._audio,
             "response.output_audio.done": self._audio_done,
             "response.output_audio_transcript.delta": self._agent_delta,
@@ -130,6 +132,11 @@ class EventHandlers:
                 _need(event.response_id, event.type, "response_id"),
                 _need(item.id, event.type, "item.id"),
             )
+
+    def _item_placed(self, event: ConversationItemAdded) -> None:
+        item = _need(event.item, event.type, "item")
+        if getattr(item, "type", None) == "message" and getattr(item, "role", None) == "assistant":
+            self.d.item_placed(_need(item.id, event.type, "item.id"), event.previous_item_id)
 
     def _audio(self, event: ResponseAudioDeltaEvent) -> None:
         self.d.audio(

@@ -8,6 +8,17 @@ it played in real time from then), truncates the server's items there
 (``conversation.item.truncate``, as LiveKit Agents does) and sends the agent's transcript cut
 to the words heard once a reply is both made and played out. It also says, for the agent's
 state (:mod:`.states`), whether a reply is on its way or being heard.
+
+A text reply that a TTS node speaks (a *voiced* reply, :mod:`.voiced_text`) is followed
+through the same sink reports, with two differences. What was heard is the words the sink
+reports (``played_text``), since the node knows nothing of the TTS node's audio; a reply
+cut before the sink reported it started was not heard at all (the sink may never have had
+any of it, and then sends no report). And the Realtime API truncates audio only, so a voiced
+reply cut short is put right by rewriting its items as LiveKit Agents does: each item the
+listener stopped in or never reached is deleted (``conversation.item.delete``) and, if some
+of it was heard, created again with the same id in the same place with the words heard
+(``conversation.item.create``). That happens once the reply is both made and played out,
+so no item is rewritten while the model still writes it.
 """
 
 from __future__ import annotations
@@ -63,14 +74,19 @@ class Listening:
                 self.cut(reply, reason, notify=False)
 
     def cut(self, reply: Reply, reason: str, *, notify: bool) -> None:
-        """End ``reply`` for the listener; ``notify`` sends the sink its flush."""
+        """End ``reply`` for the listener; ``notify`` sends the sink (and TTS) its flush."""
         reply.cut = True
-        if reply.audio_s <= 0:
+        if reply.voiced:
+            if not self.playout_linked:
+                reply.played_out = True  # what was heard is unknown: its text so far stands
+            elif not reply.started:
+                reply.played_text, reply.played_out = "", True
+        elif reply.audio_s <= 0:
             reply.played_s, reply.played_out = 0.0, True
         elif not self.playout_linked:
             reply.played_s, reply.played_out = self.clock_played(reply), True
             self.truncate(reply)
-        if notify and reply.audio_s > 0:
+        if notify and (reply.audio_s > 0 or reply.voiced):
             self.effects.interrupt(
                 Interrupt(turn_id=reply.turn_id, action=InterruptAction.FLUSH, reason=reason)
             )
@@ -89,6 +105,7 @@ class Listening:
             return
         reply.played_out = True
         reply.played_s = report.played_duration
+        reply.played_text = report.played_text
         if report.event is PlayoutEvent.INTERRUPTED:
             reply.cut = True
             self.truncate(reply)
@@ -101,13 +118,34 @@ class Listening:
             self.publish(reply)
 
     def truncate(self, reply: Reply) -> None:
-        """Cut the server's items of ``reply`` at what was played (once)."""
-        if reply.truncated or reply.played_s is None:
+        """Cut the server's items of ``reply`` at what was played (once).
+
+        A voiced reply has no audio on the server: :meth:`rewrite` puts it right instead.
+        """
+        if reply.truncated or reply.played_s is None or reply.voiced:
             return
         reply.truncated = True
         for item_id, end_ms in reply.cut_points(reply.played_s):
             self._send({"type": "conversation.item.truncate", "item_id": item_id,
                         "content_index": 0, "audio_end_ms": end_ms})
+
+    def rewrite(self, reply: Reply) -> None:
+        """Make the server's items of a voiced ``reply`` say only what was heard (once)."""
+        if reply.truncated or reply.played_text is None:
+            return  # without the sink's report nothing better than the text so far is known
+        reply.truncated = True
+        for item, kept in reply.text_cuts(reply.played_text):
+            self._send({"type": "conversation.item.delete", "item_id": item.item_id})
+            if not kept:
+                continue
+            create: dict[str, Any] = {
+                "type": "conversation.item.create",
+                "item": {"id": item.item_id, "type": "message", "role": "assistant",
+                         "content": [{"type": "output_text", "text": kept}]},
+            }
+            if item.placed:  # else it goes last, which is where a reply cut short mostly is
+                create["previous_item_id"] = item.previous_item_id or "root"
+            self._send(create)
 
     def publish(self, reply: Reply) -> None:
         """Send the agent's transcript once the reply is made and its fate is known."""
@@ -116,6 +154,8 @@ class Listening:
         if self.playout_linked and not reply.played_out:
             return
         reply.published = True
+        if reply.voiced and reply.cut:
+            self.rewrite(reply)
         text = reply.heard()
         entry = self.entries.pop(reply.turn_id, None)
         if entry is not None:
@@ -127,7 +167,11 @@ class Listening:
 
     def playing(self, reply: Reply) -> bool:
         """Whether some of ``reply`` has not been heard yet."""
-        if reply.audio_s <= 0 or reply.played_out:
+        if reply.played_out:
+            return False
+        if reply.voiced:
+            return self.playout_linked  # without reports, a voiced reply is over once made
+        if reply.audio_s <= 0:
             return False
         return self.playout_linked or self.clock_played(reply) < reply.audio_s - 1e-3
 
@@ -142,7 +186,8 @@ class Listening:
             return False
         if reply.generating:
             return True
-        queued = reply.audio_s > 0 and not reply.started and not reply.played_out
+        at_sink = reply.audio_s > 0 or reply.voiced
+        queued = at_sink and not reply.started and not reply.played_out
         return self.playout_linked and queued
 
     def audible(self, reply: Reply) -> bool:

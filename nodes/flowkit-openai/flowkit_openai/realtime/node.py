@@ -17,7 +17,16 @@ Turns are the server's (:class:`ServerVAD` by default, or :class:`SemanticVAD`).
 and the user's states are the cascaded pipeline's messages with their meanings
 (:mod:`flowkit_openai.realtime.states`). With ``output_modality="text"`` the model answers in
 text only: the reply streams on ``agent_transcripts`` (interim, then final) and nothing goes
-to ``speech``. What the events become is described in
+to ``speech``. Its ``text`` output then carries the reply as the LLM node's does, for a TTS
+node with a voice of the user's choice to speak it (:mod:`flowkit_openai.realtime.voiced_text`)::
+
+    model = RealtimeModel(output_modality="text")
+    mic >> Resample(24_000, channels=1) >> model
+    model.text >> tts >> speaker                         # the model writes, the TTS speaks
+    model.interrupts >> [tts.interrupt, speaker.interrupt]
+    speaker >> model.playout                             # the model keeps what was heard
+
+What the events become is described in
 :mod:`flowkit_openai.realtime.dialogue`; the connection's life, reconnection included, in
 :mod:`flowkit_openai.realtime.session`.
 
@@ -50,6 +59,7 @@ from flowkit.messages import (
     Metrics,
     Playout,
     ReplyRequest,
+    TextChunk,
     ToolCall,
     ToolResult,
     Transcript,
@@ -75,6 +85,7 @@ from flowkit_openai.realtime.options import (
     TurnDetection,
 )
 from flowkit_openai.realtime.session import RealtimeSession
+from flowkit_openai.realtime.voiced_text import NoTextOutput
 
 __all__ = ["DEFAULT_TURN_DETECTION", "RealtimeModel"]
 
@@ -100,9 +111,13 @@ class RealtimeModel(Node):
     requests: In[ReplyRequest] = In(required=False, doc="replies asked for from code")
     commit: In[Any] = In(required=False, doc="end the user's turn now (no turn detection)")
     speech: Out[AgentAudio] = Out(default=True, doc="the model's speech, 24 kHz, 20 ms frames")
+    text: Out[TextChunk] = Out(
+        doc="the reply's text for a TTS node to speak (only with output_modality='text')"
+    )
     transcripts: Out[Transcript] = Out(doc="the user's speech, interim and final")
     agent_transcripts: Out[Transcript] = Out(
-        doc="the agent's speech, cut to what was heard (text replies: interim, then final)"
+        doc="the agent's speech, cut to what was heard (text replies: interim, then final, "
+        "unless a TTS node speaks them)"
     )
     tool_calls: Out[ToolCall] = Out(doc="tool calls, to a ToolRouter")
     interrupts: Out[Interrupt] = Out(doc="barge-ins: FLUSH the reply the user spoke over")
@@ -206,10 +221,13 @@ class RealtimeModel(Node):
             speed: Speaking speed, 0.25 to 1.5.
             max_output_tokens: The most tokens a response may have.
             noise_reduction: ``near_field`` or ``far_field`` filtering of the user's audio.
-            output_modality: ``audio`` (the default): the model speaks. ``text``: it answers
-                in text only (the API's ``output_modalities: ["text"]``), which streams on
-                ``agent_transcripts``; ``speech`` stays silent and the agent's state never
-                becomes ``speaking``.
+            output_modality: ``audio`` (the default): the model speaks, and has no ``text``
+                output (a link from ``model.text`` raises ``GraphError`` saying so).
+                ``text``: it answers in text only (the API's ``output_modalities:
+                ["text"]``) and ``speech`` stays silent. The text streams on
+                ``agent_transcripts``, or, with ``text`` linked, goes to a TTS node that
+                speaks it: the reply is then followed through the sink's reports (agent
+                state, transcript of what was heard) and cut on a barge-in as speech is.
             base_url: The API root (``.../v1``); ``None`` for OpenAI (or ``OPENAI_BASE_URL``).
             api_key: The key; ``None`` reads ``OPENAI_API_KEY``. Kept out of the graph's spec.
             timeout: Seconds the WebSocket handshake may take.
@@ -241,6 +259,11 @@ class RealtimeModel(Node):
             max_reconnects=max_reconnects, append_ms=append_ms, max_tool_steps=max_tool_steps,
             tool_result_timeout=tool_result_timeout,
         )
+        if output_modality == "audio":
+            # A model that speaks has no text for a TTS node: the port goes, and what
+            # stands in its place refuses a link with the remedy (see NoTextOutput).
+            del self.outputs["text"]
+            self.__dict__["text"] = NoTextOutput(self)
         self._connection = Connection(base_url, api_key, timeout)
         self._clients = ClientPool(self._connection, client)
         self._instructions = instructions
@@ -283,6 +306,7 @@ class RealtimeModel(Node):
             logger=self.ctx.logger,
             interrupt_response=detection is not None and detection.interrupt_response,
             max_tool_steps=p.max_tool_steps, tool_result_timeout=p.tool_result_timeout,
+            voiced=self._voiced(),
         )
         session = self.session = RealtimeSession(
             link, logger=self.ctx.logger,
@@ -327,6 +351,8 @@ class RealtimeModel(Node):
             await connection
         dialogue.close()
         loop_outputs: tuple[Out[Any], ...] = (self.speech, self.tool_calls)
+        if "text" in self.outputs:  # the TTS node's audio comes back as playout, a loop too
+            loop_outputs += (self.text,)
         for port in loop_outputs:
             port.close()  # this node owns the loops: ending them lets them complete
         await asyncio.gather(*loops)
@@ -336,6 +362,27 @@ class RealtimeModel(Node):
         )
         for port in others:
             port.close()
+
+    def _voiced(self) -> bool:
+        """Whether a TTS node speaks the text replies: ``text`` is linked (text mode).
+
+        Warns when nothing reports the playout back: a cut reply then stays in the
+        model's context as written, not as heard, and the agent never shows speaking.
+        """
+        graph = self.graph
+        if self.settings.output_modality != "text" or graph is None:
+            return False
+        edges = graph.edges
+        if not any(edge.src is self.text for edge in edges):
+            return False
+        if not any(edge.dst is self.playout for edge in edges):
+            self.ctx.logger.warning(
+                "%s.text feeds a TTS node but nothing reports its playout to %s.playout: a "
+                "reply cut by the user will stay in the model's context as written rather "
+                "than as heard, and the agent state never says speaking; link the sink's "
+                "reports back (speaker >> %s.playout)", self.name, self.name, self.name,
+            )
+        return True
 
     async def _connect(self, session: RealtimeSession) -> None:
         """Hold the MCP servers and list their tools, then connect to the model and serve.
@@ -451,6 +498,9 @@ class _Effects:
 
     def speak(self, audio: AgentAudio) -> None:
         _emit(self.node.speech, audio)
+
+    def speak_text(self, chunk: TextChunk) -> None:
+        _emit(self.node.text, chunk)
 
     def user_transcript(self, transcript: Transcript) -> None:
         _emit(self.node.transcripts, transcript)

@@ -11,6 +11,9 @@ consumers (:class:`~flowkit.nodes.room_state.AgentStatePublisher`, a video sampl
   report to its ``PAUSED``, ``FINISHED`` or ``INTERRUPTED`` (with no playout linked, from the
   reply's first frame for as long as real-time playback from then would take). A barge-in
   makes it ``listening`` at once: a reply that was cut is neither heard nor on its way.
+  A text reply that a TTS node speaks is followed the same way, by the sink's reports on
+  the TTS node's audio (it is on its way until the sink starts it); with no playout linked
+  it is never ``speaking``, since nothing tells when its audio plays.
 * the user is ``speaking`` from the server's ``input_audio_buffer.speech_started`` to its
   ``speech_stopped`` (or to a lost connection, after which the new session hears nothing
   yet), else ``listening``. Without server turn detection there are no such events, so no

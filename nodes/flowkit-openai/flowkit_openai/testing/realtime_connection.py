@@ -2,7 +2,8 @@
 
 See :mod:`flowkit_openai.testing.realtime_server` for what it speaks. Session keys are
 checked against the SDK's own ``RealtimeSessionCreateRequestParam``, so what it refuses is
-what the GA API's schema does not have.
+what the GA API's schema does not have. The session's items are kept in a
+:class:`~.realtime_conversation.ServerConversation`, which tests read.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from openai.types.realtime.realtime_session_create_request_param import (
     RealtimeSessionCreateRequestParam,
 )
 
+from flowkit_openai.testing.realtime_conversation import ConversationItem, ServerConversation
 from flowkit_openai.testing.realtime_script import SAMPLE_RATE, ScriptedReply, error_event
 
 if TYPE_CHECKING:
@@ -34,14 +36,8 @@ _WINDOW = SAMPLE_RATE // 100  # 10 ms, in samples
 _CLIENT_EVENTS = (
     "session.update", "input_audio_buffer.append", "input_audio_buffer.commit",
     "input_audio_buffer.clear", "conversation.item.create", "conversation.item.truncate",
-    "response.create", "response.cancel",
+    "conversation.item.delete", "response.create", "response.cancel",
 )
-
-
-@dataclass
-class _Item:
-    role: str
-    audio_ms: float = 0.0
 
 
 @dataclass
@@ -79,8 +75,8 @@ class ServerConnection:
             "type": "realtime", "model": model, "output_modalities": ["audio"],
             "audio": {"input": {"turn_detection": {"type": "server_vad"}}},
         }
-        self.items: dict[str, _Item] = {}
-        self.last_item: str | None = None
+        self.conversation = ServerConversation()
+        server.conversations.append(self.conversation)
         self.last_output = ""
         self.buffered = 0  # bytes appended since the last commit
         self.heard_ms = 0.0  # audio appended since the connection opened
@@ -213,15 +209,30 @@ class ServerConnection:
         ):
             raise _Refused("Invalid 'item': expected a message or function call item.",
                            param="item")
+        text = _content_text(item)
         if item["type"] == "function_call_output":
-            self.last_output = str(item.get("output", ""))
+            self.last_output = text
         item_id = str(item.get("id") or self._id("item"))
-        self.items[item_id] = _Item(str(item.get("role", item["type"])))
-        await self._added({**item, "id": item_id, "status": "completed"})
+        if self.conversation.get(item_id) is not None:
+            raise _Refused(f"Item with id '{item_id}' already exists.", param="item.id")
+        previous = event.get("previous_item_id")
+        role = str(item.get("role", "")) if item["type"] == "message" else ""
+        entry = ConversationItem(item_id, item["type"], role, text)
+        await self._added({**item, "id": item_id, "status": "completed"}, entry,
+                          None if previous is None else str(previous))
+
+    async def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
+        item_id = str(event.get("item_id"))
+        if self.conversation.get(item_id) is None:
+            raise _Refused(f"Invalid 'item_id': no item '{item_id}'.", param="item_id")
+        self.conversation.delete(item_id)
+        self.server.deletions.append(event)
+        await self.send({"type": "conversation.item.deleted", "event_id": self._id("event"),
+                         "item_id": item_id})
 
     async def _on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
         item_id, end = event.get("item_id"), event.get("audio_end_ms")
-        item = self.items.get(str(item_id))
+        item = self.conversation.get(str(item_id))
         if item is None or item.role != "assistant":
             raise _Refused(f"Invalid 'item_id': no assistant message '{item_id}'.",
                            param="item_id")
@@ -307,16 +318,17 @@ class ServerConnection:
     async def _commit(self, item_id: str) -> None:
         self.buffered, self.speech_item = 0, None
         await self.send({"type": "input_audio_buffer.committed", "event_id": self._id("event"),
-                         "previous_item_id": self.last_item, "item_id": item_id})
-        self.items[item_id] = _Item("user")
+                         "previous_item_id": self.conversation.last, "item_id": item_id})
+        entry = ConversationItem(item_id, "message", "user")
         await self._added({"id": item_id, "type": "message", "role": "user",
-                           "status": "completed", "content": [{"type": "input_audio"}]})
+                           "status": "completed", "content": [{"type": "input_audio"}]}, entry)
         audio = self.session.get("audio") or {}
         if (audio.get("input") or {}).get("transcription"):
+            entry.text = self.server.next_transcript()
             await self.send({
                 "type": "conversation.item.input_audio_transcription.completed",
                 "event_id": self._id("event"), "item_id": item_id, "content_index": 0,
-                "transcript": self.server.next_transcript(),
+                "transcript": entry.text,
                 "usage": {"type": "duration", "seconds": 1.0},
             })
 
@@ -375,7 +387,7 @@ class ServerConnection:
 
     async def _open_message(
         self, response: _Response, reply: ScriptedReply
-    ) -> tuple[str, dict[str, Any], dict[str, Any], _Item]:
+    ) -> tuple[str, dict[str, Any], dict[str, Any], ConversationItem]:
         """Add the reply's assistant message item: its text, its events' ids, it, its state."""
         response_id, item_id = response.head["id"], self._id("item")
         text = reply.text.replace("{output}", self.last_output)
@@ -383,11 +395,11 @@ class ServerConnection:
                  "content_index": 0}
         item = {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress",
                 "content": []}
-        self.items[item_id] = state = _Item("assistant")
+        state = ConversationItem(item_id, "message", "assistant")
         await self._emit(response, {"type": "response.output_item.added",
                                     "response_id": response_id, "output_index": 0,
                                     "item": item})
-        await self._added(item)
+        await self._added(item, state)
         return text, where, item, state
 
     async def _speak(self, response: _Response, reply: ScriptedReply) -> dict[str, Any]:
@@ -406,6 +418,7 @@ class ServerConnection:
                 delta = (" " if index else "") + " ".join(spoken)
                 await self._emit(response, {"type": "response.output_audio_transcript.delta",
                                             **where, "delta": delta})
+                state.text += delta
             await self._emit(response, {"type": "response.output_audio.delta", **where,
                                         "delta": base64.b64encode(chunk).decode("ascii")})
             state.audio_ms += _ms(len(chunk))
@@ -428,13 +441,15 @@ class ServerConnection:
 
         It has no audio, so a truncation of it is refused.
         """
-        text, where, item, _state = await self._open_message(response, reply)
+        text, where, item, state = await self._open_message(response, reply)
         response_id = where["response_id"]
         await self._emit(response, {"type": "response.content_part.added", **where,
                                     "part": {"type": "text", "text": ""}})
         for index, word in enumerate(text.split(" ")):
+            delta = (" " if index else "") + word
             await self._emit(response, {"type": "response.output_text.delta", **where,
-                                        "delta": (" " if index else "") + word})
+                                        "delta": delta})
+            state.text += delta  # a cancelled response keeps what it wrote, as the API does
             await asyncio.sleep(self.server.pace)
         await self._emit(response, {"type": "response.output_text.done", **where, "text": text})
         await self._emit(response, {"type": "response.content_part.done", **where,
@@ -454,10 +469,11 @@ class ServerConnection:
                 "call_id": call_id, "name": name, "arguments": ""}
         where = {"response_id": response_id, "item_id": item_id, "output_index": index,
                  "call_id": call_id}
-        self.items[item_id] = _Item("function_call")
         await self._emit(response, {"type": "response.output_item.added",
                                     "response_id": response_id, "output_index": index,
                                     "item": item})
+        await self._added(item, ConversationItem(item_id, "function_call",
+                                                 text=f"{name}({arguments})"))
         await self._emit(response, {"type": "response.function_call_arguments.delta", **where,
                                     "delta": arguments})
         await self._emit(response, {"type": "response.function_call_arguments.done", **where,
@@ -478,10 +494,17 @@ class ServerConnection:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    async def _added(self, item: dict[str, Any]) -> None:
+    async def _added(
+        self, item: dict[str, Any], entry: ConversationItem, previous: str | None = None
+    ) -> None:
+        """Put ``entry`` in the conversation (after ``previous``, else last) and say so."""
+        try:
+            before = self.conversation.add(entry, previous)
+        except KeyError:
+            raise _Refused(f"Invalid 'previous_item_id': no item '{previous}'.",
+                           param="previous_item_id") from None
         await self.send({"type": "conversation.item.added", "event_id": self._id("event"),
-                         "previous_item_id": self.last_item, "item": item})
-        self.last_item = str(item["id"])
+                         "previous_item_id": before, "item": item})
 
     async def _error(self, message: str, *, code: str, param: str | None = None,
                      caused_by: str | None = None) -> None:
@@ -490,3 +513,12 @@ class ServerConnection:
 
     def _id(self, prefix: str) -> str:
         return self.server.new_id(prefix)
+
+
+def _content_text(item: dict[str, Any]) -> str:
+    """A created item's text: a message's text parts, or a call output's output."""
+    if item.get("type") == "function_call_output":
+        return str(item.get("output", ""))
+    content = item.get("content")
+    parts = content if isinstance(content, list) else []
+    return "".join(str(part.get("text", "")) for part in parts if isinstance(part, dict))

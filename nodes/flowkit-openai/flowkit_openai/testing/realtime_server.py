@@ -30,8 +30,11 @@ as in ``openai.types.realtime``) that :class:`~flowkit_openai.realtime.RealtimeM
   instead: ``response.content_part.added`` of type ``text``, the words as
   ``response.output_text.delta`` events, ``response.output_text.done`` with the whole text,
   an ``output_text`` content part, and no audio at all.
-* ``conversation.item.create`` (messages and ``function_call_output``) ->
-  ``conversation.item.added``; ``conversation.item.truncate`` -> ``conversation.item.truncated``,
+* ``conversation.item.create`` (messages and ``function_call_output``, with the client's
+  item ``id`` if it gives one, after ``previous_item_id`` if given, ``root`` for first) ->
+  ``conversation.item.added``, or an error for an id already there or an unknown previous
+  item; ``conversation.item.delete`` -> ``conversation.item.deleted``, or an error for an
+  unknown item; ``conversation.item.truncate`` -> ``conversation.item.truncated``,
   or an error for an unknown item or an ``audio_end_ms`` past the item's audio;
   ``response.create`` while one is active and ``response.cancel`` with none active are
   errors with the API's codes.
@@ -44,7 +47,8 @@ the WebRTC-only ``output_audio_buffer`` events, transcription-only sessions. Tes
 with :meth:`RealtimeTestServer.drop` (cut every connection without a close frame),
 ``refuse`` (answer new connections with an HTTP status), ``api_key`` (401 without it) and
 :meth:`RealtimeTestServer.push_error`; they read what it got in ``events``, ``sessions``,
-``truncations`` and ``deltas``.
+``truncations``, ``deletions`` and ``deltas``, and what each session's conversation holds
+in the end in ``conversations`` (the items in order, with their text).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from typing import Any
 from aiohttp import web
 
 from flowkit_openai.testing.realtime_connection import ServerConnection
+from flowkit_openai.testing.realtime_conversation import ServerConversation
 from flowkit_openai.testing.realtime_script import ScriptedReply, error_event
 
 __all__ = ["RealtimeTestServer"]
@@ -73,6 +78,9 @@ class RealtimeTestServer:
             kept as its type and ``bytes`` of audio, not its audio).
         sessions: The ``session`` of each accepted ``session.update``.
         truncations: Each accepted ``conversation.item.truncate`` event.
+        deletions: Each accepted ``conversation.item.delete`` event.
+        conversations: Each connection's conversation (its items in order, with their
+            text), as it stands now.
         deltas: ``(loop time sent, item id, bytes)`` of each audio delta sent.
         connections: How many WebSocket connections were accepted.
         attempts: How many connections were asked for (refused ones included).
@@ -120,6 +128,8 @@ class RealtimeTestServer:
         self.events: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
         self.truncations: list[dict[str, Any]] = []
+        self.deletions: list[dict[str, Any]] = []
+        self.conversations: list[ServerConversation] = []
         self.deltas: list[tuple[float, str, int]] = []
         self.connections = 0
         self.attempts = 0
