@@ -3,7 +3,8 @@
 A real-time voice process does a burst of work every 20 ms and sleeps in between. This
 script measures the same work back to back and with a 20 ms sleep before each tick:
 
-- soxr's stream resampler (48 to 16 kHz, 20 ms frames) over 1, 25 and 400 streams;
+- soxr's stream resampler (48 to 16 kHz, 20 ms frames) at HQ over 1, 25 and 400 streams,
+  and at each quality over 100 streams;
 - one session's input path without a model (``RoomSource → Resample → VAD node → STT``, a
   VAD provider that decides nothing) for 25 sessions of the voice-session workload, fed
   through each session's push input.
@@ -37,9 +38,9 @@ GAP = 0.020
 FRAME_IN = 960
 
 
-def soxr_cost(streams: int, gap: float, ticks: int) -> float:
-    """CPU µs per stream-frame of soxr HQ, ``gap`` seconds of sleep before each tick."""
-    resamplers = [soxr.ResampleStream(48_000, 16_000, 1, dtype="int16", quality="HQ")
+def soxr_cost(streams: int, gap: float, ticks: int, quality: str = "HQ") -> float:
+    """CPU µs per stream-frame of soxr at ``quality``, ``gap`` s of sleep before each tick."""
+    resamplers = [soxr.ResampleStream(48_000, 16_000, 1, dtype="int16", quality=quality)
                   for _ in range(streams)]
     frame = (np.random.default_rng(0).standard_normal((FRAME_IN, 1)) * 3000).astype(np.int16)
     for _ in range(20):
@@ -148,6 +149,12 @@ def main() -> None:
         warm = soxr_cost(streams, 0.0, ticks)
         cold = soxr_cost(streams, GAP, ticks)
         rows.append({"work": f"soxr HQ, {streams} streams", "back_to_back_us": round(warm, 1),
+                     "after_20ms_gap_us": round(cold, 1), "ratio": round(cold / warm, 2)})
+    # Per quality at a workload-like count: how much of each one's cost the gap adds.
+    for quality in ("QQ", "LQ", "MQ", "HQ"):
+        warm = soxr_cost(100, 0.0, ticks, quality)
+        cold = soxr_cost(100, GAP, ticks, quality)
+        rows.append({"work": f"soxr {quality}, 100 streams", "back_to_back_us": round(warm, 1),
                      "after_20ms_gap_us": round(cold, 1), "ratio": round(cold / warm, 2)})
     warm = asyncio.run(input_path_cost(25, 0.0, ticks))
     cold = asyncio.run(input_path_cost(25, GAP, ticks))
