@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
+import re
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -115,6 +115,55 @@ class TranscriptPublisher(Node):
             io.publish_transcript(transcript)
 
 
+# Seconds of speech per character before the sink has timed a sentence of its own: piper's
+# default voice reads plain sentences at 0.046-0.059 (about 18 characters a second), as
+# common TTS voices at their default speed do.
+DEFAULT_SECONDS_PER_CHAR = 0.055
+# Sentences shorter than this ("Sure.") are mostly the TTS's own leading and trailing silence,
+# and would teach the rate that padding.
+_SHORTEST_TIMED = 16
+# Each sentence timed weighs this much less than the one after it: the rate follows the voice
+# (and its speed setting) within a few sentences without jumping at every one.
+_RATE_MEMORY = 0.7
+
+
+class _SpeakingRate:
+    """How fast the sink's voice speaks: seconds of audio per character of text.
+
+    Learned from the sentences whose whole audio the sink has received (the most recent weigh
+    most); :data:`DEFAULT_SECONDS_PER_CHAR` before the first. It stands in for the length of
+    a sentence still being synthesized, whose audio so far says nothing about how much is
+    left.
+    """
+
+    def __init__(self) -> None:
+        """Start with no sentences timed."""
+        self._seconds = 0.0
+        self._chars = 0.0
+
+    @property
+    def seconds_per_char(self) -> float:
+        """The current estimate."""
+        return self._seconds / self._chars if self._chars else DEFAULT_SECONDS_PER_CHAR
+
+    def learn(self, text: str, seconds: float) -> None:
+        """Take in a sentence whose whole audio is known.
+
+        Args:
+            text: The sentence.
+            seconds: The length of its audio.
+        """
+        chars = len(text.strip())
+        if chars < _SHORTEST_TIMED or seconds <= 0:
+            return
+        self._seconds = self._seconds * _RATE_MEMORY + seconds
+        self._chars = self._chars * _RATE_MEMORY + chars
+
+    def seconds(self, text: str) -> float:
+        """How long ``text`` is expected to take to speak."""
+        return len(text.strip()) * self.seconds_per_char
+
+
 @dataclass(slots=True)
 class _Sentence:
     text: str
@@ -126,9 +175,10 @@ class _Sentence:
 class _Reply:
     """The audio of one reply (turn) at the sink: what is queued, received and played."""
 
-    def __init__(self, turn_id: int, allow_interruptions: bool) -> None:
+    def __init__(self, turn_id: int, allow_interruptions: bool, rate: _SpeakingRate) -> None:
         self.turn_id = turn_id
         self.allow_interruptions = allow_interruptions
+        self.rate = rate
         self.queue: deque[AgentAudio] = deque()
         self.sentences: dict[int, _Sentence] = {}
         self.started = self.paused = self.done = False
@@ -138,32 +188,54 @@ class _Reply:
         if audio.frame is not None:
             sentence = self.sentences.get(audio.segment)
             if sentence is None:
-                for earlier in self.sentences.values():
-                    earlier.complete = True
+                self._complete_all()
                 sentence = self.sentences[audio.segment] = _Sentence(audio.text)
             sentence.received += _seconds(audio.frame)
         if audio.final:
-            for sentence in self.sentences.values():
-                sentence.complete = True
+            self._complete_all()
         self.queue.append(audio)
 
+    def _complete_all(self) -> None:
+        for sentence in self.sentences.values():
+            if not sentence.complete:
+                sentence.complete = True
+                self.rate.learn(sentence.text, sentence.received)
+
     def played_text(self) -> str:
-        """Whole sentences played, then the played share of the current one, cut at a word."""
+        """Whole sentences played, then the played share of the current one, cut at a word.
+
+        The share of a sentence whose audio is still arriving is taken of its expected
+        length (by the voice's speaking rate) when that is longer than the audio received:
+        a TTS streaming at playback speed is only a little ahead of the player, and the
+        audio received says little about how much of the sentence is left.
+        """
         parts: list[str] = []
         for index in sorted(self.sentences):
             sentence = self.sentences[index]
             if sentence.played <= 0:
                 break
             if sentence.complete and sentence.played >= sentence.received - 1e-9:
-                parts.append(sentence.text)
+                parts.append(sentence.text.strip())
                 continue
-            words = sentence.text.split()
-            share = sentence.played / sentence.received if sentence.received else 0.0
-            heard = math.floor(len(words) * share + 1e-9)
+            length = sentence.received
+            if not sentence.complete:
+                length = max(length, self.rate.seconds(sentence.text))
+            heard = _words_within(sentence.text, sentence.played / length if length else 0.0)
             if heard:
-                parts.append(" ".join(words[:heard]))
+                parts.append(heard)
             break
         return " ".join(parts)
+
+
+def _words_within(text: str, share: float) -> str:
+    """The words of ``text`` that end within its first ``share`` of characters."""
+    limit = len(text) * share + 1e-9
+    end = 0
+    for word in re.finditer(r"\S+", text):
+        if word.end() > limit:
+            break
+        end = word.end()
+    return text[:end].strip()
 
 
 def _seconds(frame: rtc.AudioFrame) -> float:
@@ -180,8 +252,11 @@ class RoomSink(Node):
     ``INTERRUPTED`` on a flush, on audio of a newer turn, or when the input ends while the
     reply is paused. An interrupt names its reply by ``turn_id`` (``0``: the current one).
     Audio of an older turn than the current one, or of a flushed turn, is dropped.
-    ``played_text`` holds the sentences played whole and, of the current one, the share of
-    its words that its played share of audio received stands for, cut at a word.
+    ``played_text`` holds the sentences played whole and, of the current one, the words
+    within the share of its text that its played audio stands for: of the audio received,
+    or, while the sentence is still arriving, of the length the voice's speaking rate gives
+    it when that is longer (learned from this sink's earlier sentences; about 18 characters
+    a second before the first).
     """
 
     audio: In[AgentAudio] = In(
@@ -236,6 +311,7 @@ class _Playback:
         self.output: AudioOutput | None = None
         self.format: AudioFormat | None = None
         self.current: _Reply | None = None
+        self.rate = _SpeakingRate()  # of the voice, over every reply this sink plays
         self.flushed = -1  # audio of this turn and older is no longer wanted
         self.player: asyncio.Task[None] | None = None
         self.wake = asyncio.Event()  # the player has something new to look at
@@ -253,7 +329,7 @@ class _Playback:
         if reply is None or item.turn_id > reply.turn_id or reply.done:
             if reply is not None and not reply.done:
                 self.interrupt(reply, "a newer turn")
-            reply = self.current = _Reply(item.turn_id, item.allow_interruptions)
+            reply = self.current = _Reply(item.turn_id, item.allow_interruptions, self.rate)
         reply.receive(item)
         self.start_player()
         self.wake.set()

@@ -21,7 +21,12 @@ from flowkit.messages import (
     TextChunk,
     Transcript,
 )
-from flowkit.nodes.room import RoomSink, RoomSource, TranscriptPublisher
+from flowkit.nodes.room import (
+    DEFAULT_SECONDS_PER_CHAR,
+    RoomSink,
+    RoomSource,
+    TranscriptPublisher,
+)
 from flowkit.nodes.tts import TTS
 from flowkit.room_io import PushAudioInput, TrackOutputs
 from flowkit.testing.fakes import FakeTTS
@@ -173,6 +178,59 @@ async def test_flush_mid_sentence_reports_the_words_heard() -> None:
     assert cut.played_text == "one two three four five"  # 52% of ten words, cut at a word
     assert max(run.played_times) <= 0.51
     assert [t - run.start for t in run.io.cleared] == pytest.approx([0.51])
+
+
+def streamed(
+    turn: int, segment: int, text: str, seconds: float, *, start: float, lead: float
+) -> list[tuple[float, AgentAudio]]:
+    """A sentence's frames arriving at playback pace, each ``lead`` seconds before it plays."""
+    frames = tone(seconds)
+    return [
+        (max(0.0, start + index * FRAME - lead),
+         AgentAudio(turn_id=turn, frame=frame, text=text, segment=segment))
+        for index, frame in enumerate(frames)
+    ]
+
+
+@pytest.mark.looptime
+async def test_a_sentence_streamed_at_playback_pace_is_cut_by_the_voices_speaking_rate() -> None:
+    # The first sentence arrives whole: 24 characters in 0.48 s teach the rate (0.02 s a
+    # character). The second (48 characters, 0.96 s) arrives two frames ahead of playback,
+    # so at the flush the sink has received 0.56 s of it and played 0.52 s: of the audio
+    # received that would be nine words of ten heard; of the 0.96 s the rate gives, five.
+    first = reply(1, ("one two three four five.", 0.48), final=False)
+    second = "six seven eight nine ten eleven twelve thirteen."
+    items = at(0.0, first) + streamed(1, 1, second, 0.96, start=0.48, lead=0.04)
+    flush = Interrupt(turn_id=1, action=InterruptAction.FLUSH)
+    run = await Sink(items, [(0.48 + 0.51, flush)]).run()
+
+    cut = run.report(PlayoutEvent.INTERRUPTED)
+    assert cut.played_duration == pytest.approx(0.48 + 0.52)
+    assert cut.played_text == "one two three four five. six seven eight nine ten"
+
+
+@pytest.mark.looptime
+async def test_a_first_sentence_still_arriving_is_cut_by_the_default_rate() -> None:
+    # No sentence timed yet: 40 characters are expected to take 40 x 0.055 = 2.2 s. Half
+    # of them played, and only a frame more received: the first half of the words.
+    text = "alpha bravo charlie delta echo foxtrot g"
+    assert len(text) == 40
+    seconds = round(len(text) * DEFAULT_SECONDS_PER_CHAR, 2)
+    items = streamed(1, 0, text, seconds, start=0.0, lead=0.02)
+    run = await Sink(items, [(1.11, Interrupt(turn_id=1, action=InterruptAction.FLUSH))]).run()
+
+    cut = run.report(PlayoutEvent.INTERRUPTED)
+    assert cut.played_duration == pytest.approx(1.12)
+    assert cut.played_text == "alpha bravo charlie"  # 20.4 of 40 characters; "delta" ends at 25
+
+
+@pytest.mark.looptime
+async def test_a_sentence_received_faster_than_its_expected_length_is_cut_by_its_audio() -> None:
+    # "Hi there friend" is expected to last 0.8 s, but 2.0 s of it has arrived at once (a
+    # slow voice, not yet complete): the share is taken of the audio received.
+    items = at(0.0, reply(1, ("Hi there friend", 2.0), final=False))
+    run = await Sink(items, [(1.41, Interrupt(turn_id=1, action=InterruptAction.FLUSH))]).run()
+    assert run.report(PlayoutEvent.INTERRUPTED).played_text == "Hi there"  # 71% of 15 chars
 
 
 @pytest.mark.looptime
