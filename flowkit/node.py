@@ -26,10 +26,12 @@ import pydantic
 
 from flowkit.policy import ErrorPolicy
 from flowkit.ports import In, Linkable, Out, Port
-from flowkit.problems import NodeDefinitionError, NodeParamsError
+from flowkit.problems import NodeDefinitionError, NodeParamsError, Problem
 
 if TYPE_CHECKING:
-    from flowkit.graph import Graph
+    from collections.abc import Sequence
+
+    from flowkit.graph import Edge, Graph
     from flowkit.runtime.context import NodeContext
 
 __all__ = ["Node", "NodeParams", "NodeStyle"]
@@ -166,6 +168,24 @@ class Node(Linkable):
     def default_output(self) -> Out[Any] | str:
         """The output ``>>`` links from, or a sentence saying why there is none."""
         return typing.cast("Out[Any] | str", _default_port(self, self.outputs, "output"))
+
+    def link_problems(self, edges: Sequence[Edge]) -> list[Problem]:
+        """Problems with this node's links that its ports' types cannot say.
+
+        Validation calls it with every edge of the graph into or out of this node, as the
+        graph's author wrote them (before converters are inserted), and reports what it
+        returns with every other problem: in ``validate()``, ``flowkit validate`` and the
+        drawings. Override it when whether a link makes sense depends on how the node was
+        built, e.g. an output that one mode of the node never writes. Name both ends of the
+        link and the remedy, as every problem does.
+
+        Args:
+            edges: The edges into or out of this node.
+
+        Returns:
+            The problems found; none by default.
+        """
+        return []
 
     def __getattr__(self, attr: str) -> Any:
         # Only reached for missing attributes: say which ports exist instead of a bare error.

@@ -87,6 +87,7 @@ def resolve(graph: Graph) -> ResolvedGraph:
                 continue
         edges.append(edge)
 
+    problems.extend(_node_link_problems(graph))
     problems.extend(_unconnected_inputs(nodes, edges))
     cycle_problems, order = _order(nodes, edges)
     problems.extend(cycle_problems)
@@ -117,6 +118,18 @@ def _insert(graph: Graph, converter: Node, edge: Edge, nodes: list[Node]) -> lis
             "converter factory so the node's output declares the format it was asked for"
         )
     return [Edge(edge.src, conv_in, edge.feedback), Edge(conv_out, dst, edge.feedback)]
+
+
+def _node_link_problems(graph: Graph) -> list[Problem]:
+    touching: dict[int, list[Edge]] = {}
+    for edge in graph.edges:
+        ends = {id(n): n for n in (edge.src.node, edge.dst.node) if n is not None}
+        for key in ends:
+            touching.setdefault(key, []).append(edge)
+    problems: list[Problem] = []
+    for node in graph.nodes.values():
+        problems.extend(node.link_problems(tuple(touching.get(id(node), ()))))
+    return problems
 
 
 def _unconnected_inputs(nodes: list[Node], edges: list[Edge]) -> list[Problem]:

@@ -79,6 +79,48 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "mic.out sends 48 kHz mono but ear.inp expects 16 kHz mono" in text
 
 
+class Picky(fk.Node):
+    """Takes numbers from a node named ``trusted`` only: a check its port types cannot say."""
+
+    inp: fk.In[int]
+    out: fk.Out[int]
+    seen: list[list[str]] = []
+
+    def wire(self, inp: Observable[int]) -> Observable[int]:
+        return inp
+
+    def link_problems(self, edges: Any) -> list[fk.Problem]:
+        Picky.seen.append([str(e) for e in edges])
+        return [
+            fk.Problem(
+                fk.ProblemKind.INVALID_LINK,
+                f"{e.src.qualname} -> {e.dst.qualname}: only 'trusted' may feed picky",
+                (e.src.node.name, self.name),
+            )
+            for e in edges
+            if e.dst.node is self and e.src.node is not None and e.src.node.name != "trusted"
+        ]
+
+
+def test_a_node_reports_problems_with_its_own_links() -> None:
+    Picky.seen.clear()
+    g = fk.Graph("picky")
+    picky = g.add(Picky(), name="picky")
+    g.add(Numbers(), name="nums") >> picky >> g.add(Collect(), name="sink")
+    g.add(Words(), name="words") >> g.add(Collect(), name="other")  # not picky's edge
+
+    [problem] = g.problems()
+    assert problem.kind is fk.ProblemKind.INVALID_LINK and problem.nodes == ("nums", "picky")
+    assert problem.message == "nums.out -> picky.inp: only 'trusted' may feed picky"
+    assert Picky.seen[-1] == ["nums.out -> picky.inp", "picky.out -> sink.inp"]
+    with pytest.raises(fk.GraphError, match="only 'trusted' may feed picky"):
+        g.validate()
+
+    ok = fk.Graph("trusted")
+    ok.add(Numbers(), name="trusted") >> ok.add(Picky(), name="picky") >> ok.add(Collect())
+    assert ok.problems() == []
+
+
 def test_unconnected_optional_input_is_fine_and_subclass_fits() -> None:
     class Opt(fk.Node):
         inp: fk.In[fk.Message]

@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import openai
 import pydantic
@@ -67,6 +67,7 @@ from flowkit.messages import (
 )
 from flowkit.node import Node, NodeParams
 from flowkit.ports import AudioFormat, In, Out
+from flowkit.problems import Problem
 from flowkit.runtime import for_each
 from flowkit.tools.function_tool import FunctionTool, ToolSet
 from flowkit.tools.invoke import AgentLike
@@ -85,7 +86,10 @@ from flowkit_openai.realtime.options import (
     TurnDetection,
 )
 from flowkit_openai.realtime.session import RealtimeSession
-from flowkit_openai.realtime.voiced_text import NoTextOutput
+from flowkit_openai.realtime.voiced_text import text_link_problems
+
+if TYPE_CHECKING:
+    from flowkit.graph import Edge
 
 __all__ = ["DEFAULT_TURN_DETECTION", "RealtimeModel"]
 
@@ -221,8 +225,8 @@ class RealtimeModel(Node):
             speed: Speaking speed, 0.25 to 1.5.
             max_output_tokens: The most tokens a response may have.
             noise_reduction: ``near_field`` or ``far_field`` filtering of the user's audio.
-            output_modality: ``audio`` (the default): the model speaks, and has no ``text``
-                output (a link from ``model.text`` raises ``GraphError`` saying so).
+            output_modality: ``audio`` (the default): the model speaks, and writes nothing
+                on ``text`` (validation refuses a link from ``model.text``, saying so).
                 ``text``: it answers in text only (the API's ``output_modalities:
                 ["text"]``) and ``speech`` stays silent. The text streams on
                 ``agent_transcripts``, or, with ``text`` linked, goes to a TTS node that
@@ -259,11 +263,6 @@ class RealtimeModel(Node):
             max_reconnects=max_reconnects, append_ms=append_ms, max_tool_steps=max_tool_steps,
             tool_result_timeout=tool_result_timeout,
         )
-        if output_modality == "audio":
-            # A model that speaks has no text for a TTS node: the port goes, and what
-            # stands in its place refuses a link with the remedy (see NoTextOutput).
-            del self.outputs["text"]
-            self.__dict__["text"] = NoTextOutput(self)
         self._connection = Connection(base_url, api_key, timeout)
         self._clients = ClientPool(self._connection, client)
         self._instructions = instructions
@@ -350,9 +349,8 @@ class RealtimeModel(Node):
         with contextlib.suppress(asyncio.CancelledError):
             await connection
         dialogue.close()
-        loop_outputs: tuple[Out[Any], ...] = (self.speech, self.tool_calls)
-        if "text" in self.outputs:  # the TTS node's audio comes back as playout, a loop too
-            loop_outputs += (self.text,)
+        # (The TTS node's audio on ``text`` comes back as playout, a loop too.)
+        loop_outputs: tuple[Out[Any], ...] = (self.speech, self.tool_calls, self.text)
         for port in loop_outputs:
             port.close()  # this node owns the loops: ending them lets them complete
         await asyncio.gather(*loops)
@@ -362,6 +360,16 @@ class RealtimeModel(Node):
         )
         for port in others:
             port.close()
+
+    def link_problems(self, edges: Sequence[Edge]) -> list[Problem]:
+        """Refuse a link from ``text`` when the model speaks itself (``audio`` output).
+
+        Args:
+            edges: The edges into or out of this node.
+        """
+        if self.settings.output_modality == "text":
+            return []
+        return text_link_problems(self, edges)
 
     def _voiced(self) -> bool:
         """Whether a TTS node speaks the text replies: ``text`` is linked (text mode).

@@ -21,23 +21,25 @@ The node takes whatever is linked to ``text`` to speak it (it then waits for the
 reports on those replies), so the output is for a TTS node, text filters in between
 allowed; the text alone is on ``agent_transcripts``.
 
-A model that speaks itself (``output_modality="audio"``) has no such output: its ``text``
-attribute is a :class:`NoTextOutput`, which refuses a link with an error that names both
-sides and the remedy.
+A model that speaks itself (``output_modality="audio"``) writes nothing on ``text``:
+validation refuses a link from it (:func:`text_link_problems`), naming both sides and the
+remedy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from flowkit.messages import TextChunk
 from flowkit.node import Node
-from flowkit.ports import In
-from flowkit.problems import GraphError, Problem, ProblemKind
+from flowkit.problems import Problem, ProblemKind
 from flowkit_openai.realtime.conversation import Reply, SpokenItem
 
-__all__ = ["NoTextOutput", "VoicedText"]
+if TYPE_CHECKING:
+    from flowkit.graph import Edge
+
+__all__ = ["VoicedText", "text_link_problems"]
 
 
 class VoicedText:
@@ -76,69 +78,32 @@ class VoicedText:
             self._send(TextChunk(turn_id=reply.turn_id, text="", final=True))
 
 
-class NoTextOutput:
-    """``model.text`` of a model that speaks itself: a link from it is refused.
+def text_link_problems(model: Node, edges: Sequence[Edge]) -> list[Problem]:
+    """The problem of each link from ``model.text`` of a model that speaks itself.
 
-    Such a model (``output_modality="audio"``) writes no text for a TTS node, so it has no
-    ``text`` output port. flowkit's validation has no hook through which a node adds a
-    problem of its own, so the refusal is raised where the link is written:
-    ``model.text >> tts`` raises :class:`~flowkit.problems.GraphError` with one
-    ``invalid-link`` problem naming both sides and the remedy. ``g.connect(model.text, ...)``
-    fails on this object with its description (the same remedy), and
-    ``g.connect("model.text", ...)`` is reported as an unknown port by validation.
+    Such a model (``output_modality="audio"``) writes no text for a TTS node, so a link
+    from its ``text`` output is refused by validation, naming both sides and the remedy.
 
     Args:
-        node: The model it stands in for.
+        model: The realtime model node.
+        edges: The edges into or out of it.
     """
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def problem(self, target: Any) -> Problem:
-        """The problem of linking this output to ``target`` (a node, a port, a list, ...)."""
-        model = self.node.name or "model"
-        names = [self.node.name] + [n.name for n in _nodes(target) if n.name]
-        return Problem(
-            ProblemKind.INVALID_LINK,
-            f"{model}.text >> {_describe(target)}: RealtimeModel {model!r} speaks its replies "
-            "itself (output_modality='audio'), so it has no text output for a TTS node; to "
-            f"have {_describe(target)} speak them, build it with "
-            "RealtimeModel(output_modality='text'), or keep the model's own voice and link "
-            f"its speech to the sink ({model} >> speaker) without a TTS node",
-            tuple(dict.fromkeys(names)),
+    name = model.name or "model"
+    problems = []
+    for edge in edges:
+        if edge.src.node is not model or edge.src.name != "text":
+            continue
+        target = edge.dst.qualname
+        names = [name] + ([edge.dst.node.name] if edge.dst.node is not None else [])
+        problems.append(
+            Problem(
+                ProblemKind.INVALID_LINK,
+                f"{name}.text >> {target}: RealtimeModel {name!r} speaks its replies itself "
+                "(output_modality='audio'), so it writes no text for a TTS node; to have "
+                f"{target} speak them, build it with RealtimeModel(output_modality='text'), "
+                "or keep the model's own voice and link its speech to the sink "
+                f"({name} >> speaker) without a TTS node",
+                tuple(dict.fromkeys(names)),
+            )
         )
-
-    def __rshift__(self, other: Any) -> NoReturn:
-        """Refuse the link (see the class)."""
-        graph = self.node.graph
-        raise GraphError(graph.name if graph is not None else "(none)", [self.problem(other)])
-
-    def __repr__(self) -> str:
-        model = self.node.name or "model"
-        return (
-            f"<no text output: RealtimeModel {model!r} speaks its replies itself "
-            "(output_modality='audio'); build it with output_modality='text' for a TTS node "
-            "to speak them>"
-        )
-
-
-def _nodes(target: Any) -> list[Node]:
-    if isinstance(target, list):
-        return [node for item in target for node in _nodes(item)]
-    if isinstance(target, Node):
-        return [target]
-    if isinstance(target, In) and target.node is not None:
-        return [target.node]
-    return []
-
-
-def _describe(target: Any) -> str:
-    if isinstance(target, list):
-        return "[" + ", ".join(_describe(item) for item in target) + "]"
-    if isinstance(target, In):
-        return target.qualname
-    if isinstance(target, Node):
-        return target.name or type(target).__qualname__
-    if isinstance(target, type):
-        return target.__qualname__
-    return str(getattr(target, "name", None) or repr(target))  # a subgraph, say
+    return problems
