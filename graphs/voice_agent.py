@@ -147,6 +147,8 @@ def build(job: fk.JobContext) -> fk.Graph:
     asr >> barge.transcripts
     asr >> g.add(room.TranscriptPublisher(), name="user_transcripts")
     turns >> states
+    # The user is away after 15 s in which neither side spoke (not during a long reply).
+    states >> turns.agent_state
     # Preemptive generation: the LLM starts on the text the turn would commit with while the
     # endpointing delay runs, and keeps the request only if the turn commits unchanged.
     turns.tentative >> brain.tentative

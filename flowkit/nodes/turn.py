@@ -22,6 +22,12 @@ text the turn would commit with, once per change of that text and at most
 generation) and keeps it only if the turn commits as announced. None is announced once the
 user has spoken more than ``max_tentative_speech`` seconds in the turn (by the VAD): a long
 utterance is more likely to go on, and its speaker to expect a slower answer.
+
+The user is ``away`` after ``user_away_timeout`` seconds in which neither side spoke. With
+the agent's state linked to ``agent_state`` (a feedback input: ``states >>
+turns.agent_state``), the clock runs only while the agent is listening too, as in LiveKit
+Agents, so a long reply or a slow tool does not count as the user's silence; without it,
+the clock runs whenever the user is quiet.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from typing import Any, Literal
 import pydantic
 
 from flowkit.messages import (
+    AgentState,
+    AgentStateKind,
     TentativeTurn,
     Transcript,
     UserState,
@@ -58,6 +66,10 @@ class TurnDetector(Node):
     transcripts: In[Transcript] = In(default=True, doc="the user's interim and final transcripts")
     vad: In[VADEvent] = In(required=False, doc="start and end of the user's speech")
     commit: In[Any] = In(required=False, doc="any message commits the pending turn now")
+    agent_state: In[AgentState] = In(
+        required=False, feedback=True,
+        doc="the agent's state: the away clock runs only while the agent listens",
+    )
     turns: Out[UserTurn] = Out(default=True, doc="committed user turns, each with a new turn id")
     user_state: Out[UserState] = Out(doc="speaking, listening or away, on each change")
     tentative: Out[TentativeTurn] = Out(
@@ -110,8 +122,9 @@ class TurnDetector(Node):
             end_of_turn: A function (sync or async) from the turn's text to the probability
                 that the turn is complete, e.g. a turn-detector model.
             unlikely_threshold: Below this probability the delay is the maximum one.
-            user_away_timeout: Seconds without speech before the user is ``away``; ``None``
-                never marks the user away.
+            user_away_timeout: Seconds without speech before the user is ``away`` (from
+                either side, when ``agent_state`` is linked); ``None`` never marks the user
+                away.
             max_tentative: At most this many texts announced on ``tentative`` per turn (each
                 one an early LLM request, paid for when the user goes on); ``0`` announces
                 none.
@@ -137,8 +150,12 @@ class TurnDetector(Node):
         transcripts: AsyncIterator[Transcript],
         vad: AsyncIterator[VADEvent],
         commit: AsyncIterator[Any],
+        agent_state: AsyncIterator[AgentState],
     ) -> None:
-        """Read the three inputs until they all end; commit what is pending at the end."""
+        """Read the inputs until they end; commit what is pending at the end.
+
+        ``agent_state`` is a feedback input: it is read while the node runs, not waited for.
+        """
         params = self.params
         assert isinstance(params, TurnDetector.Params)
         endpointer = _Endpointer(self, params)
@@ -146,6 +163,7 @@ class TurnDetector(Node):
             self.ctx.create_task(endpointer.read_vad(vad), name="vad"),
             self.ctx.create_task(endpointer.read_commits(commit), name="commit"),
         ]
+        agent = self.ctx.create_task(endpointer.read_agent_states(agent_state), name="agent")
         try:
             async for transcript in transcripts:
                 endpointer.on_transcript(transcript)
@@ -153,7 +171,7 @@ class TurnDetector(Node):
             endpointer.commit_now()
             await asyncio.wait(readers)
         finally:
-            for reader in readers:
+            for reader in (*readers, agent):
                 reader.cancel()
             endpointer.close()
 
@@ -174,6 +192,8 @@ class _Endpointer:
         self.timer: asyncio.Task[None] | None = None
         self.state = UserStateKind.LISTENING
         self.away: asyncio.TimerHandle | None = None
+        # Until a state says otherwise (or with nothing linked), the agent is taken to listen.
+        self.agent_listening = True
         self.last_turn_id = 0
         # The text last announced on ``tentative`` for the pending turn, and how many were.
         self.announced: str | None = None
@@ -194,6 +214,17 @@ class _Endpointer:
     async def read_commits(self, commits: AsyncIterator[Any]) -> None:
         async for _ in commits:
             self.commit_now()
+
+    async def read_agent_states(self, states: AsyncIterator[AgentState]) -> None:
+        async for state in states:
+            listening = state.state is AgentStateKind.LISTENING
+            if listening == self.agent_listening:
+                continue
+            self.agent_listening = listening
+            if listening and self.state is UserStateKind.LISTENING:
+                self._arm_away()  # a fresh clock: both sides are quiet from now
+            else:
+                self._disarm_away()
 
     def on_vad(self, event: VADEvent) -> None:
         mode = self.params.mode
@@ -248,8 +279,7 @@ class _Endpointer:
 
     def close(self) -> None:
         self._cancel_timer()
-        if self.away is not None:
-            self.away.cancel()
+        self._disarm_away()
 
     # -- endpointing ----------------------------------------------------------------------
 
@@ -326,16 +356,16 @@ class _Endpointer:
         )
         if state is UserStateKind.LISTENING:
             self._arm_away()
-        elif self.away is not None:
-            self.away.cancel()
-            self.away = None
+        else:
+            self._disarm_away()
 
     def _arm_away(self) -> None:
+        self._disarm_away()
+        timeout = self.params.user_away_timeout
+        if timeout is not None and self.agent_listening:
+            self.away = self.loop.call_later(timeout, self._set_state, UserStateKind.AWAY)
+
+    def _disarm_away(self) -> None:
         if self.away is not None:
             self.away.cancel()
-        timeout = self.params.user_away_timeout
-        self.away = (
-            None
-            if timeout is None
-            else self.loop.call_later(timeout, self._set_state, UserStateKind.AWAY)
-        )
+            self.away = None

@@ -11,6 +11,8 @@ from support import Script, TimedCollect
 
 import flowkit as fk
 from flowkit.messages import (
+    AgentState,
+    AgentStateKind,
     Transcript,
     UserStateKind,
     VADEvent,
@@ -44,6 +46,7 @@ async def run_detector(
     transcripts: Script,
     vad_events: Script | None = None,
     commits: Script | None = None,
+    agent_states: Script | None = None,
 ) -> tuple[list[tuple[float, str]], list[tuple[float, UserStateKind]], list[int]]:
     """Run the detector; return (time, text) of turns, (time, state) of user states, ids."""
     g = fk.Graph("turns")
@@ -54,6 +57,8 @@ async def run_detector(
         g.add(vad_events) >> node.vad
     if commits is not None:
         g.add(commits) >> node.commit
+    if agent_states is not None:
+        g.add(agent_states) >> node.agent_state
     node.turns >> g.add(turns)
     node.user_state >> g.add(states)
     await fk.GraphRunner(g).run()
@@ -337,6 +342,45 @@ async def test_user_is_away_from_the_start_without_speech_and_never_when_disable
         TurnDetector(user_away_timeout=None), Script(end_at=100), Script(end_at=100)
     )
     assert states == []
+
+
+def agent(at: float, state: AgentStateKind) -> tuple[float, AgentState]:
+    return at, AgentState(state=state)
+
+
+@pytest.mark.looptime
+async def test_the_away_clock_runs_only_while_the_agent_listens_too() -> None:
+    # The user stops at 1.0; the agent thinks from 1.5 and speaks from 2.0 to 9.0 (longer
+    # than the timeout), then listens: the user is away 2 s after that, not at 3.0. A
+    # second reply (11.5 to 12.0) while the user is away leaves them away.
+    _, states, _ = await run_detector(
+        TurnDetector(user_away_timeout=2.0),
+        Script(final(0.5, "tell me a long story"), end_at=14),
+        Script(vad(0.0, START), vad(1.0, END), end_at=14),
+        agent_states=Script(
+            agent(0.0, AgentStateKind.LISTENING),
+            agent(1.5, AgentStateKind.THINKING),
+            agent(2.0, AgentStateKind.SPEAKING),
+            agent(9.0, AgentStateKind.LISTENING),
+            agent(11.5, AgentStateKind.SPEAKING),
+            agent(12.0, AgentStateKind.LISTENING),
+        ),
+    )
+    assert states == [(0.0, SPEAKING), (at(1.0), LISTENING), (at(11.0), AWAY)]
+
+
+@pytest.mark.looptime
+async def test_the_away_clock_starts_afresh_when_the_agent_stops_speaking() -> None:
+    # The user is quiet from 1.0; a 0.5 s reply at 2.0 restarts the clock at 2.5.
+    _, states, _ = await run_detector(
+        TurnDetector(user_away_timeout=2.0),
+        Script(final(0.5, "hi"), end_at=8),
+        Script(vad(0.0, START), vad(1.0, END), end_at=8),
+        agent_states=Script(
+            agent(2.0, AgentStateKind.SPEAKING), agent(2.5, AgentStateKind.LISTENING)
+        ),
+    )
+    assert states == [(0.0, SPEAKING), (at(1.0), LISTENING), (at(4.5), AWAY)]
 
 
 def test_bad_delays_are_refused_with_the_fix() -> None:
