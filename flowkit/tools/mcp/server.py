@@ -365,24 +365,16 @@ class MCPServer(abc.ABC):
                 return True  # closed (and maybe opened again) since the timer started
             if self._backoff.remaining() > 0:
                 return False
-            self._backoff.attempt()
-            try:
-                tools = await self._connect_and_list()
-            except _UnreachableError as exc:
-                self._backoff.failed()
-                self._stop_connection()
+            attempts = self._backoff.failures + 1
+            tools = await self._attempt()
+            if isinstance(tools, _UnreachableError):
                 # Once per outage at ERROR (the first failure, with the remedy): each
                 # attempt after it would say the same thing every 30 s.
                 logger.debug(
                     "MCP server %r is still not reachable (attempt %d): %s; next in %g s",
-                    self.name, self._backoff.failures, exc, self._backoff.remaining(),
+                    self.name, self._backoff.failures, tools, self._backoff.remaining(),
                 )
                 return False
-            except BaseException:
-                self._stop_connection()  # cancelled while connecting: aclose() waits for it
-                raise
-            attempts = self._backoff.failures + 1
-            self._backoff.succeeded()
             self._tools, self._failure = tools, None
             logger.warning(
                 "MCP server %r (%r) connected on attempt %d, %.0f s after its first "
@@ -419,22 +411,14 @@ class MCPServer(abc.ABC):
             logger.debug("MCP server %r: not reconnecting for %.1f s yet", self.name, wait)
             return False
         self._stop_connection()
-        self._backoff.attempt()
-        try:
-            tools = await self._connect_and_list()
-        except _UnreachableError as exc:
-            self._backoff.failed()
-            self._stop_connection()
+        tools = await self._attempt()
+        if isinstance(tools, _UnreachableError):
             logger.error(
                 "MCP server %r (%r) could not be reconnected after %s: %s. Its tools fail "
                 "until it is back; a call tries again in %g s or later. %s",
-                self.name, self, lost, exc, self._backoff.remaining(), self._remedy(),
+                self.name, self, lost, tools, self._backoff.remaining(), self._remedy(),
             )
             return False
-        except BaseException:
-            self._stop_connection()  # cancelled while connecting: aclose() waits for it
-            raise
-        self._backoff.succeeded()
         before, self._tools = self._tools or (), tools
         logger.warning(
             "MCP server %r (%r) reconnected after %s; its tools: %s", self.name, self, lost,
@@ -442,6 +426,26 @@ class MCPServer(abc.ABC):
         )
         self._outage = None
         return True
+
+    async def _attempt(self) -> tuple[MCPTool, ...] | _UnreachableError:
+        """One attempt to connect and list, counted by the backoff (under the lock).
+
+        Returns:
+            The tools listed, or why the server could not be reached (the connection is
+            stopped then); the caller logs it as its state calls for.
+        """
+        self._backoff.attempt()
+        try:
+            tools = await self._connect_and_list()
+        except _UnreachableError as exc:
+            self._backoff.failed()
+            self._stop_connection()
+            return exc
+        except BaseException:
+            self._stop_connection()  # cancelled while connecting: aclose() waits for it
+            raise
+        self._backoff.succeeded()
+        return tools
 
     async def _connect_and_list(self) -> tuple[MCPTool, ...]:
         if "mcp" not in sys.modules:
