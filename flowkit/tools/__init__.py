@@ -18,7 +18,7 @@ This package does not depend on the graph runtime; the tool router node builds o
 """
 
 from flowkit.tools.context import RunContext, ToolSession
-from flowkit.tools.dtmf import DEFAULT_KEY_GAP, send_dtmf, send_dtmf_tool
+from flowkit.tools.dtmf import DEFAULT_KEY_GAP, DEFAULT_MAX_KEYS, send_dtmf, send_dtmf_tool
 from flowkit.tools.errors import DuplicateToolError, StopResponse, ToolDefinitionError, ToolError
 from flowkit.tools.function_tool import FunctionTool, ToolSet, ToolSpec, function_tool, tools_of
 from flowkit.tools.invoke import EMPTY_OUTPUT, AgentLike, ToolOutcome, invoke_all, invoke_tool
@@ -35,6 +35,7 @@ from flowkit.tools.toolbox import Toolbox, ToolClashError
 
 __all__ = [
     "DEFAULT_KEY_GAP",
+    "DEFAULT_MAX_KEYS",
     "EMPTY_OUTPUT",
     "AgentLike",
     "DuplicateToolError",

@@ -17,7 +17,10 @@ commas and hyphens between keys are ignored, as in ``"555-1234"``); otherwise no
 pressed and the LLM gets an error result naming the keys it got wrong. Keys are pressed
 ``gap`` seconds apart, and the call returns ``gap`` after its last key: 0.3 s, LiveKit
 Agents' pace (``send_dtmf_events``), slow enough for a phone menu to tell two presses of
-one key apart. :func:`send_dtmf_tool` makes the tool with another gap or name.
+one key apart. A call of more than :data:`DEFAULT_MAX_KEYS` keys (32) presses none and
+tells the LLM to split the entry: a string that long is more likely a model looping than a
+number to enter, and at 0.3 s a key it would hold the line for a long while.
+:func:`send_dtmf_tool` makes the tool with another gap, cap or name.
 
 Calls on one line take turns: the router runs the calls of one reply concurrently, and two
 calls pressing at once would mix their keys. A session without a phone line (an offline
@@ -47,12 +50,15 @@ from flowkit.tools.context import RunContext
 from flowkit.tools.errors import ToolError
 from flowkit.tools.function_tool import FunctionTool, function_tool
 
-__all__ = ["DEFAULT_KEY_GAP", "send_dtmf", "send_dtmf_tool"]
+__all__ = ["DEFAULT_KEY_GAP", "DEFAULT_MAX_KEYS", "send_dtmf", "send_dtmf_tool"]
 
 logger = logging.getLogger("flowkit.tools")
 
 DEFAULT_KEY_GAP = 0.3
 """Seconds between two presses (and after the last): LiveKit Agents' pace."""
+
+DEFAULT_MAX_KEYS = 32
+"""The most keys one call presses: a card number, its expiry and a PIN fit."""
 
 # Written between keys by people and LLMs ("555-1234", "1, 2"); never a key themselves.
 _SEPARATORS = frozenset(",-")
@@ -64,7 +70,11 @@ _KEYS_DOC = (
 
 
 def send_dtmf_tool(
-    *, gap: float = DEFAULT_KEY_GAP, name: str = "send_dtmf", description: str | None = None
+    *,
+    gap: float = DEFAULT_KEY_GAP,
+    max_keys: int = DEFAULT_MAX_KEYS,
+    name: str = "send_dtmf",
+    description: str | None = None,
 ) -> FunctionTool:
     """Make a tool that presses telephone keys on the job's phone line (see the module).
 
@@ -75,6 +85,8 @@ def send_dtmf_tool(
         gap: Seconds between two presses, and after the last one before the call returns
             (a later call's first key keeps the pace too). ``0`` presses as fast as the I/O
             takes them, which some phone menus miss.
+        max_keys: The most keys one call presses; a call with more presses none and its
+            error result asks the LLM to split the entry.
         name: The tool's name, as the LLM calls it.
         description: What the LLM is told the tool does; the default says it presses keys
             for phone menus and entries.
@@ -83,13 +95,18 @@ def send_dtmf_tool(
         The tool.
 
     Raises:
-        ValueError: ``gap`` is negative or not finite.
+        ValueError: ``gap`` is negative or not finite, or ``max_keys`` is below 1.
         ToolDefinitionError: ``name`` is not a valid tool name.
     """
     if not math.isfinite(gap) or gap < 0:
         raise ValueError(
             f"send_dtmf_tool(gap={gap!r}): the gap between key presses must be a finite "
             f"number of seconds >= 0; LiveKit's pace is {DEFAULT_KEY_GAP}"
+        )
+    if max_keys < 1:
+        raise ValueError(
+            f"send_dtmf_tool(max_keys={max_keys!r}): a call must be allowed at least one "
+            f"key; the default is {DEFAULT_MAX_KEYS}"
         )
 
     async def send_dtmf(
@@ -101,15 +118,21 @@ def send_dtmf_tool(
         Use it to choose an option of an automated phone menu ("press 1 for sales") or to
         enter a number the line asks for. Press all the keys of one entry in one call.
         """
-        return await _press(ctx, keys, gap)
+        return await _press(ctx, keys, gap, max_keys)
 
     return function_tool(name=name, description=description)(send_dtmf)
 
 
-async def _press(ctx: RunContext, text: str, gap: float) -> str:
+async def _press(ctx: RunContext, text: str, gap: float, max_keys: int) -> str:
     # No line first: keys corrected for a session that cannot press them are a wasted call.
     output = _phone_line(ctx)
     keys = _keys_of(text)
+    if len(keys) > max_keys:
+        raise ToolError(
+            f"keys={text!r} has {len(keys)} keys, more than the {max_keys} one call may "
+            "press, so nothing was pressed. Press the entry in parts, one call each "
+            "(e.g. the account number, then the PIN)."
+        )
     async with _taking_turns(output):
         for index, key in enumerate(keys):
             try:

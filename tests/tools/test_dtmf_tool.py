@@ -16,7 +16,7 @@ from flowkit.testing import FakeLLM, FakeReply
 from flowkit.testing.memory_io import MemoryIO
 from flowkit.tools import FunctionTool, RunContext, ToolDefinitionError, invoke_all, invoke_tool
 from flowkit.tools import dtmf as dtmf_module
-from flowkit.tools.dtmf import DEFAULT_KEY_GAP, send_dtmf, send_dtmf_tool
+from flowkit.tools.dtmf import DEFAULT_KEY_GAP, DEFAULT_MAX_KEYS, send_dtmf, send_dtmf_tool
 
 
 class TimedLine(MemoryIO):
@@ -160,6 +160,24 @@ async def test_no_keys_at_all_is_an_error_result(keys: str) -> None:
     assert io.dtmf_sent == []
 
 
+@pytest.mark.looptime
+async def test_more_keys_than_a_call_may_press_are_refused_whole() -> None:
+    io = MemoryIO()
+    assert DEFAULT_MAX_KEYS == 32
+    result = await _press("1" * 33, io)
+    assert result.is_error and io.dtmf_sent == []
+    assert result.output.startswith("keys='111")
+    assert "has 33 keys, more than the 32 one call may press" in result.output
+    assert "in parts" in result.output
+    # Separators do not count; exactly the cap is pressed.
+    fits = await _press("-".join("1234") * 8, io)
+    assert not fits.is_error, fits.output
+    assert len(io.dtmf_sent) == 32
+    # A cap of one's own.
+    short = await _press("123", MemoryIO(), send_dtmf_tool(max_keys=2))
+    assert short.is_error and "more than the 2 one call may press" in short.output
+
+
 # Pace, turns and failures ----------------------------------------------------------------
 
 
@@ -225,6 +243,11 @@ def test_the_tool_asks_the_llm_for_one_string_of_keys() -> None:
 def test_a_gap_that_is_not_a_duration_is_refused(gap: float) -> None:
     with pytest.raises(ValueError, match=r"gap between key presses must be a finite number"):
         send_dtmf_tool(gap=gap)
+
+
+def test_a_cap_below_one_key_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"max_keys=0.*at least one key"):
+        send_dtmf_tool(max_keys=0)
 
 
 def test_a_bad_tool_name_is_refused() -> None:
