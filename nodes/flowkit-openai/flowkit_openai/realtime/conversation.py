@@ -122,6 +122,9 @@ class Reply:
             reports on it, as on the model's own audio.
         played_text: Of a voiced reply, the words the listener heard, once known (the
             sink's report, or ``""`` when it was cut before any of it played).
+        allow_interruptions: The user may cut it by speaking. ``False`` only for a reply
+            said from code with ``ReplyRequest(allow_interruptions=False)``; it rides on
+            its text chunks (:mod:`.say`).
     """
 
     turn_id: int
@@ -139,6 +142,7 @@ class Reply:
     published: bool = False
     voiced: bool = False
     played_text: str | None = None
+    allow_interruptions: bool = True
 
     @property
     def audio_s(self) -> float:

@@ -32,6 +32,11 @@ The mapping, event by event:
   for the results, then ``function_call_output`` items and ``response.create``.
 * ``error``: a log line that says what was refused and what to do (:mod:`.server_errors`).
 
+A ``ReplyRequest`` asks for a response (``instructions``, ``user_text``), or, with ``say``,
+has the TTS node speak a text as written (:mod:`.say`; voiced sessions only). While a reply
+said with ``allow_interruptions=False`` plays, the user's audio, commits and requests wait
+(:mod:`.held_input`).
+
 What the listener heard (barge-ins, playout reports, truncation, the agent's transcript) is
 :mod:`.listening`'s; tool rounds are :mod:`.tool_rounds`'; the agent's state, derived again
 after every event and input, is :mod:`.states`'.
@@ -62,8 +67,10 @@ from flowkit.messages import (
 from flowkit_openai.realtime.conversation import History, HistoryEntry, Reply, SpokenItem
 from flowkit_openai.realtime.effects import Effects
 from flowkit_openai.realtime.events import Event, EventHandlers
+from flowkit_openai.realtime.held_input import HeldInput
 from flowkit_openai.realtime.listening import Listening
 from flowkit_openai.realtime.options import SAMPLE_RATE
+from flowkit_openai.realtime.say import SaidReplies
 from flowkit_openai.realtime.server_errors import describe_error, describe_failed_response
 from flowkit_openai.realtime.states import ConversationStates
 from flowkit_openai.realtime.tool_rounds import ToolRounds
@@ -105,12 +112,15 @@ class Dialogue:
             model with an error for each missing one.
         voiced: A TTS node speaks the text replies (the node's ``text`` output is linked,
             in a text-only session).
+        user_away_timeout: Seconds of both sides listening before the user is ``away``;
+            ``None`` never says so.
 
     Attributes:
         history: The conversation's text, for a new connection.
         listening: The listener's side of the replies.
         tools: The replies' tool rounds.
         states: The agent's and the user's states.
+        held: The user's input held while a reply that may not be cut plays.
         session_confirmed: The server sent ``session.updated`` on this connection.
     """
 
@@ -126,6 +136,7 @@ class Dialogue:
         max_tool_steps: int = 3,
         tool_result_timeout: float = 60.0,
         voiced: bool = False,
+        user_away_timeout: float | None = None,
     ) -> None:
         self.effects, self.url, self.clock, self.log = effects, url, clock, logger
         self.voicing = VoicedText(effects.speak_text) if voiced else None
@@ -148,6 +159,8 @@ class Dialogue:
         # server that does not echo response metadata (none seen yet), the next response
         # is taken to be the oldest of them.
         self._requested: deque[int] = deque()
+        # Replies asked for whose response had not started when a say replaced them.
+        self._superseded: set[int] = set()
         self._echoes = False
         self._creates: dict[str, int] = {}  # event id of a response.create -> its reply
         self._sent: OrderedDict[str, str] = OrderedDict()  # event id -> type, for errors
@@ -155,7 +168,15 @@ class Dialogue:
         self._speech_stopped_at: float | None = None
         self._handlers = EventHandlers(self)
         self.states = ConversationStates(effects, listening=self.listening,
-                                         awaited=self._awaited_turns, call_later=call_later)
+                                         awaited=self._awaited_turns, call_later=call_later,
+                                         away_after=user_away_timeout)
+        self.said = SaidReplies(
+            self.voicing, listening=self.listening, history=self.history, send=self.send,
+            logger=logger, supersede=self._supersede, end_reply=self.end_reply,
+        )
+        # (Looked up when audio comes: an Effects without audio serves a dialogue fed none.)
+        self.held = HeldInput(blocked=self.said.protecting,
+                              send_audio=lambda pcm: self.effects.send_audio(pcm), logger=logger)
 
     @property
     def replies(self) -> dict[int, Reply]:
@@ -268,6 +289,11 @@ class Dialogue:
             self.listening.entries[turn_id] = self.history.add("assistant")
         self._by_response[response_id] = reply
         self._timings[response_id] = _Timing(self.clock())
+        if reply.turn_id in self._superseded:
+            # Asked for before a say replaced it: none of it is to be heard.
+            self._superseded.discard(reply.turn_id)
+            self._drop(reply, "say", notify=False)
+            self.send({"type": "response.cancel"})
 
     def message_item(self, response_id: str, item_id: str) -> None:
         """A message item starts: its place in the reply is its place in playout."""
@@ -338,8 +364,11 @@ class Dialogue:
             )
 
     def item_placed(self, item_id: str, previous_item_id: str | None) -> None:
-        """The server put an item in its conversation after ``previous_item_id``."""
-        for reply in self._by_response.values():
+        """The server put an item in its conversation after ``previous_item_id``.
+
+        A reply's item, or a said reply's (which no response made).
+        """
+        for reply in self.replies.values():
             for item in reply.items:
                 if item.item_id == item_id:
                     item.placed, item.previous_item_id = True, previous_item_id
@@ -386,11 +415,13 @@ class Dialogue:
     def on_playout(self, report: Playout) -> None:
         """The sink's report (see :mod:`.listening`)."""
         self.listening.on_playout(report)
+        self.held.release()
         self.states.refresh()
 
     def playout_closed(self) -> None:
         """No playout report can come any more."""
         self.listening.playout_closed()
+        self.held.release()
         self.states.refresh()
 
     def on_flush(self, interrupt: Interrupt) -> None:
@@ -400,16 +431,24 @@ class Dialogue:
         if self._active is not None:
             self.send({"type": "response.cancel"})
         self.listening.flush(interrupt.turn_id, interrupt.reason)
+        self.held.release()
         self.states.refresh()
 
+    def user_audio(self, pcm: bytes) -> None:
+        """The user's audio, for the server (held while a reply may not be cut)."""
+        self.held.audio(pcm)
+
     def on_request(self, request: ReplyRequest) -> None:
-        """A reply asked for from code: ``instructions`` and ``user_text`` (not ``say``)."""
+        """A reply asked for from code: a response, or with ``say`` a text to speak.
+
+        It waits while a reply said with ``allow_interruptions=False`` plays.
+        """
+        self.held.run(lambda: self._take_request(request))
+
+    def _take_request(self, request: ReplyRequest) -> None:
         if request.say is not None:
-            self.log.warning(
-                "ReplyRequest(say=%r) ignored: a realtime model speaks only what it generates; "
-                "ask for it with instructions='Say: ...', or use an LLM and TTS pipeline",
-                request.say,
-            )
+            self.said.take(request)
+            self.states.refresh()
             return
         if request.user_text:
             self.send({
@@ -423,11 +462,43 @@ class Dialogue:
         self.states.refresh()
 
     def on_commit(self, *, respond: bool) -> None:
-        """End the user's turn now (no server turn detection); ask for the answer."""
+        """End the user's turn now (no server turn detection); ask for the answer.
+
+        It waits, as the user's audio does, while a reply that may not be cut plays.
+        """
+        self.held.run(lambda: self._commit(respond))
+
+    def _commit(self, respond: bool) -> None:
         self.send({"type": "input_audio_buffer.commit"})
         if respond:
             self.create_response(new_turn_id())
             self.states.refresh()
+
+    # -- replies said from code ----------------------------------------------------------
+
+    def _supersede(self) -> None:
+        """Cut what is under way for a said reply, as the LLM node cancels its reply for one."""
+        if self._active is not None:
+            self.send({"type": "response.cancel"})
+        queued = [int(event["response"]["metadata"][TURN_KEY]) for event in self._queued]
+        self._queued.clear()
+        self._superseded.update(self._requested)
+        for reply in list(self.replies.values()):
+            if not reply.cut and (reply.generating or self.listening.playing(reply)):
+                self._drop(reply, "say", notify=True)
+        for turn_id in queued:
+            waiting = self.replies.get(turn_id)
+            if waiting is not None:
+                self.end_reply(waiting)  # the next response of its tool round will not come
+
+    def _drop(self, reply: Reply, reason: str, *, notify: bool) -> None:
+        """Cut ``reply``, a text reply the TTS node speaks, even if none of it was sent yet.
+
+        Marked voiced, it is heard as far as the sink reports (nothing, if it never started),
+        so whatever the model wrote of it is rewritten or deleted on the server too.
+        """
+        reply.voiced = True
+        self.listening.cut(reply, reason, notify=notify)
 
     # -- replies ---------------------------------------------------------------------------
 
@@ -454,6 +525,7 @@ class Dialogue:
         self._active = None
         self._queued.clear()
         self._requested.clear()
+        self._superseded.clear()
         self._creates.clear()
         self._by_response.clear()
         self._timings.clear()

@@ -30,6 +30,9 @@ class Effects(Protocol):
     def send(self, event: dict[str, Any]) -> None:
         """Send a client event to the server (dropped when there is no connection)."""
 
+    def send_audio(self, pcm: bytes) -> None:
+        """Send the user's 24 kHz mono PCM16 audio to the server."""
+
     def speak(self, audio: AgentAudio) -> None:
         """Send the agent's audio toward the sink."""
 

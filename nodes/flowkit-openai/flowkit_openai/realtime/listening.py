@@ -62,9 +62,16 @@ class Listening:
         self.playout_linked = True
 
     def barge_in(self, reason: str) -> None:
-        """Cut every reply that is still being made or played."""
+        """Cut every reply that is still being made or played, but those said not to be.
+
+        A reply said with ``allow_interruptions=False`` plays on, as the
+        :class:`~flowkit.nodes.Interruptions` node leaves one alone in the cascaded pipeline
+        (this node is where a realtime graph's barge-ins come from).
+        """
         for reply in list(self.replies.values()):
-            if not reply.cut and (reply.generating or self.playing(reply)):
+            if reply.cut or not reply.allow_interruptions:
+                continue
+            if reply.generating or self.playing(reply):
                 self.cut(reply, reason, notify=True)
 
     def flush(self, turn_id: int, reason: str) -> None:

@@ -26,6 +26,14 @@ node with a voice of the user's choice to speak it (:mod:`flowkit_openai.realtim
     model.interrupts >> [tts.interrupt, speaker.interrupt]
     speaker >> model.playout                             # the model keeps what was heard
 
+Such a graph can also speak a given text: ``ReplyRequest(say=...)`` on ``requests`` goes to
+the TTS node as a reply of its own, in place of what was under way, and joins the model's
+conversation as heard (:mod:`flowkit_openai.realtime.say`). A model that speaks itself has no
+voice for a given text: it logs the request with that remedy and ignores it.
+
+The user is ``away`` after ``user_away_timeout`` seconds in which both the user and the
+agent listened (:mod:`flowkit_openai.realtime.states`).
+
 What the events become is described in
 :mod:`flowkit_openai.realtime.dialogue`; the connection's life, reconnection included, in
 :mod:`flowkit_openai.realtime.session`.
@@ -127,7 +135,9 @@ class RealtimeModel(Node):
     interrupts: Out[Interrupt] = Out(doc="barge-ins: FLUSH the reply the user spoke over")
     metrics: Out[Metrics] = Out(doc="per response: time to first audio (or text), tokens")
     agent_state: Out[AgentState] = Out(doc="listening, thinking or speaking, on each change")
-    user_state: Out[UserState] = Out(doc="speaking or listening (the server's VAD), on each change")
+    user_state: Out[UserState] = Out(
+        doc="speaking or listening (the server's VAD), or away, on each change"
+    )
 
     class Params(NodeParams):
         """Parameters of :class:`RealtimeModel` (see its ``__init__``)."""
@@ -153,6 +163,8 @@ class RealtimeModel(Node):
         append_ms: int = pydantic.Field(default=100, ge=10, le=1000)
         max_tool_steps: int = pydantic.Field(default=3, ge=0)
         tool_result_timeout: float = pydantic.Field(default=60.0, gt=0)
+        user_away_timeout: float | None = pydantic.Field(default=15.0, gt=0)
+        """``None``: the user is never ``away``."""
 
         @pydantic.field_validator("tools")
         @classmethod
@@ -202,6 +214,7 @@ class RealtimeModel(Node):
         append_ms: int = 100,
         max_tool_steps: int = 3,
         tool_result_timeout: float = 60.0,
+        user_away_timeout: float | None = 15.0,
         client: openai.AsyncOpenAI | None = None,
     ) -> None:
         """Create the node; nothing connects until the graph runs.
@@ -231,7 +244,8 @@ class RealtimeModel(Node):
                 ["text"]``) and ``speech`` stays silent. The text streams on
                 ``agent_transcripts``, or, with ``text`` linked, goes to a TTS node that
                 speaks it: the reply is then followed through the sink's reports (agent
-                state, transcript of what was heard) and cut on a barge-in as speech is.
+                state, transcript of what was heard) and cut on a barge-in as speech is,
+                and ``ReplyRequest(say=...)`` has the TTS node speak a given text.
             base_url: The API root (``.../v1``); ``None`` for OpenAI (or ``OPENAI_BASE_URL``).
             api_key: The key; ``None`` reads ``OPENAI_API_KEY``. Kept out of the graph's spec.
             timeout: Seconds the WebSocket handshake may take.
@@ -240,6 +254,11 @@ class RealtimeModel(Node):
             append_ms: Milliseconds of the user's audio per ``input_audio_buffer.append``.
             max_tool_steps: Tool rounds per reply; the response after the last may not call.
             tool_result_timeout: Seconds to wait for a round's tool results.
+            user_away_timeout: Seconds in which both the user and the agent listen (neither
+                speaks, the agent is not thinking) before ``user_state`` says ``away``, as
+                LiveKit Agents' option of that name; the user's speech brings them back.
+                ``None`` never says so; neither does a model without server turn detection,
+                which sends no user state.
             client: An SDK client to use instead of one per event loop.
 
         Raises:
@@ -261,7 +280,7 @@ class RealtimeModel(Node):
             max_output_tokens=max_output_tokens, noise_reduction=noise_reduction,
             output_modality=output_modality, base_url=base_url, timeout=timeout,
             max_reconnects=max_reconnects, append_ms=append_ms, max_tool_steps=max_tool_steps,
-            tool_result_timeout=tool_result_timeout,
+            tool_result_timeout=tool_result_timeout, user_away_timeout=user_away_timeout,
         )
         self._connection = Connection(base_url, api_key, timeout)
         self._clients = ClientPool(self._connection, client)
@@ -306,6 +325,8 @@ class RealtimeModel(Node):
             interrupt_response=detection is not None and detection.interrupt_response,
             max_tool_steps=p.max_tool_steps, tool_result_timeout=p.tool_result_timeout,
             voiced=self._voiced(),
+            # Without the server's VAD nothing says when the user speaks, so nor when away.
+            user_away_timeout=p.user_away_timeout if detection is not None else None,
         )
         session = self.session = RealtimeSession(
             link, logger=self.ctx.logger,
@@ -332,7 +353,7 @@ class RealtimeModel(Node):
                     self.ctx.logger.error("%s", problem)
                 return
             for chunk in chunker.push(frame):
-                session.send_audio(chunk)
+                dialogue.user_audio(chunk)
 
         respond = detection is None or not detection.create_response
         await asyncio.gather(
@@ -342,7 +363,7 @@ class RealtimeModel(Node):
             self._read_commits(commit, dialogue, respond),
         )
         if rest := chunker.flush():
-            session.send_audio(rest)
+            dialogue.user_audio(rest)
         await self._settle(dialogue, connection)
         # (Cancelled instead, the connection task hangs up as it unwinds.)
         await session.close()
@@ -452,9 +473,13 @@ class RealtimeModel(Node):
             self.dialogue.send(self._session_update())
 
     async def _settle(self, dialogue: Dialogue, connection: asyncio.Task[None]) -> None:
-        """Wait (bounded) for the reply under way, if any, to be made whole."""
+        """Wait (bounded) for the reply under way, if any, to be made whole.
+
+        The user's last words held back while a reply that may not be cut plays are sent
+        once it has played, and waited for too.
+        """
         deadline = asyncio.get_running_loop().time() + _SETTLE_S
-        while dialogue.busy and not connection.done():
+        while (dialogue.busy or dialogue.held.holding) and not connection.done():
             if asyncio.get_running_loop().time() > deadline:
                 self.ctx.logger.warning(
                     "the reply under way at the end of the input did not finish within %g s; "
@@ -503,6 +528,10 @@ class _Effects:
         if self.session is not None:
             self.node.follow_tools()  # changed tools go ahead of what may start a response
             self.session.send(event)
+
+    def send_audio(self, pcm: bytes) -> None:
+        if self.session is not None:
+            self.session.send_audio(pcm)
 
     def speak(self, audio: AgentAudio) -> None:
         _emit(self.node.speech, audio)

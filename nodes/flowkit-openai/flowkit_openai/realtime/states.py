@@ -18,6 +18,13 @@ consumers (:class:`~flowkit.nodes.room_state.AgentStatePublisher`, a video sampl
   ``speech_stopped`` (or to a lost connection, after which the new session hears nothing
   yet), else ``listening``. Without server turn detection there are no such events, so no
   user state is sent.
+* the user is ``away`` once both sides have been ``listening`` for ``away_after`` seconds,
+  as LiveKit Agents' ``user_away_timeout`` rules: the clock starts afresh each time both
+  come to listen (at the start, when the user stops speaking while the agent listens, when
+  the agent stops thinking or speaking while the user listens) and stops when either does
+  anything else, so a long reply or a slow tool never counts as the user's silence. The user
+  stays ``away`` until the server hears them speak (``speaking``, then ``listening`` as
+  usual); the agent speaking to them meanwhile does not bring them back.
 
 The agent's state is derived afresh from the replies after every input
 (:meth:`ConversationStates.refresh`), not tracked event by event, so no sequence of events
@@ -45,7 +52,9 @@ class ConversationStates:
         listening: The replies, and whether each is heard now.
         awaited: The turn ids of the replies asked for whose response has not started.
         call_later: Schedules a callback (with no playout reports, the end of a reply's
-            estimated playback).
+            estimated playback; the user's ``away``).
+        away_after: Seconds of both sides listening before the user is ``away``; ``None``
+            never says so.
 
     Attributes:
         agent: The agent's state last sent.
@@ -59,14 +68,17 @@ class ConversationStates:
         listening: Listening,
         awaited: Callable[[], Iterable[int]],
         call_later: Callable[[float, Callable[[], None]], Any],
+        away_after: float | None = None,
     ) -> None:
         self.effects, self.listening = effects, listening
         self._awaited, self._call_later = awaited, call_later
+        self.away_after = away_after
         self.agent: AgentStateKind | None = None
         self.user = UserStateKind.LISTENING
         self._agent_turn = 0
         self._user_turn = 0
         self._timer: Any = None  # re-derives the state when the clock says a reply ended
+        self._away: Any = None  # makes the user away when both sides listened long enough
         self._set_agent(AgentStateKind.LISTENING, 0)
 
     def user_speaking(self, turn_id: int) -> None:
@@ -76,9 +88,13 @@ class ConversationStates:
     def user_listening(self, turn_id: int | None = None) -> None:
         """The server heard the user stop speaking, or can no longer hear them.
 
+        A user who is away stays away: only their speech brings them back.
+
         Args:
             turn_id: The user's turn that ended; ``None``: the one that started last.
         """
+        if self.user is UserStateKind.AWAY:
+            return
         self._set_user(UserStateKind.LISTENING, self._user_turn if turn_id is None else turn_id)
 
     def refresh(self) -> None:
@@ -96,7 +112,11 @@ class ConversationStates:
         self._watch_clock(heard)
 
     def stop(self) -> None:
-        """The node is ending: no state is derived any more."""
+        """The node is ending: no state is derived or sent any more."""
+        self._stop_clock()
+        self._stop_away()
+
+    def _stop_clock(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -104,7 +124,7 @@ class ConversationStates:
     def _watch_clock(self, heard: list[int]) -> None:
         # Without playout reports nothing says when a reply stops being heard: look again
         # when the clock says the soonest one ends (more audio moves that later).
-        self.stop()
+        self._stop_clock()
         if self.listening.playout_linked or not heard:
             return
         left = min(self.listening.clock_left(self.listening.replies[turn]) for turn in heard)
@@ -115,9 +135,28 @@ class ConversationStates:
         if state is not self.agent:
             self.agent = state
             self.effects.agent_state(AgentState(turn_id=turn_id, state=state))
+            self._watch_away()
 
     def _set_user(self, state: UserStateKind, turn_id: int) -> None:
         self._user_turn = turn_id
         if state is not self.user:
             self.user = state
             self.effects.user_state(UserState(turn_id=turn_id, state=state))
+            self._watch_away()
+
+    def _watch_away(self) -> None:
+        # Called on each change of either state: a change into both listening starts a fresh
+        # clock, any other change stops it.
+        self._stop_away()
+        both = self.user is UserStateKind.LISTENING and self.agent is AgentStateKind.LISTENING
+        if both and self.away_after is not None:
+            self._away = self._call_later(self.away_after, self._user_away)
+
+    def _user_away(self) -> None:
+        self._away = None
+        self._set_user(UserStateKind.AWAY, self._user_turn)
+
+    def _stop_away(self) -> None:
+        if self._away is not None:
+            self._away.cancel()
+            self._away = None

@@ -17,6 +17,10 @@ cascaded pipeline:
   was cut gets none, as the LLM node sends none for a reply it cancelled: the TTS node and
   the sink were flushed, and the next reply's turn id ends its text anyway.
 
+A reply said from code (``ReplyRequest(say=...)``, :mod:`.say`) goes out the same way, as the
+LLM node sends a say: its whole text in one chunk, then the final one, each with the
+request's ``allow_interruptions``.
+
 The node takes whatever is linked to ``text`` to speak it (it then waits for the sink's
 reports on those replies), so the output is for a TTS node, text filters in between
 allowed; the text alone is on ``agent_transcripts``.
@@ -70,12 +74,14 @@ class VoicedText:
             return
         item.tts_text += text
         reply.voiced = True
-        self._send(TextChunk(turn_id=reply.turn_id, text=text))
+        self._send(TextChunk(turn_id=reply.turn_id, text=text,
+                             allow_interruptions=reply.allow_interruptions))
 
     def end(self, reply: Reply) -> None:
         """The model is done with ``reply``: its last chunk, unless it was cut or is empty."""
         if reply.voiced and not reply.cut:
-            self._send(TextChunk(turn_id=reply.turn_id, text="", final=True))
+            self._send(TextChunk(turn_id=reply.turn_id, text="", final=True,
+                                 allow_interruptions=reply.allow_interruptions))
 
 
 def text_link_problems(model: Node, edges: Sequence[Edge]) -> list[Problem]:

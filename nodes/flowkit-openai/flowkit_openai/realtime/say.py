@@ -1,0 +1,117 @@
+"""``ReplyRequest(say=...)``: a reply from code, spoken as written by the graph's TTS node.
+
+LiveKit Agents' ``session.say(text)`` with a realtime model that writes text and a TTS of
+the user's. The Realtime API can only speak what its model generates, so ``say`` needs a
+text session (``output_modality="text"``) whose ``text`` output a TTS node speaks
+(:mod:`.voiced_text`); a model that speaks itself logs the request with that remedy and
+ignores it. A said reply:
+
+* replaces what is under way, as the LLM node's ``say`` cancels the reply in progress: the
+  response being made is cancelled (``response.cancel``), the responses asked for and not
+  started are dropped (or cancelled as they start: their turn is older than the say's, so
+  the TTS node would drop their text as stale), and every reply still being made or heard
+  is cut, with an ``Interrupt(FLUSH, reason="say")`` for the TTS node and the sink, and made
+  to say on the server only what was heard of it (:mod:`.listening`);
+* goes to the TTS node as the LLM node sends a say, under a turn of its own (the request's
+  ``turn_id``, or a new one): one :class:`~flowkit.messages.TextChunk` with the whole text,
+  then the empty ``final=True`` one, both with the request's ``allow_interruptions``;
+* joins the server's conversation as an assistant message (``conversation.item.create``
+  with ``output_text`` content) under an id of the node's, and the history replayed after a
+  reconnection;
+* is then followed as a generated voiced reply is: the agent ``thinking`` until the sink
+  starts it, ``speaking`` while it plays, its transcript (the words heard) once played out,
+  and, when the user cuts it short, its item rewritten on the server to the words heard.
+
+With ``allow_interruptions=False`` the user's speech does not cut it: the node's barge-in
+leaves it alone (:meth:`.Listening.barge_in`), and the user's input waits until it has
+played (:mod:`.held_input`), requests (a second ``say`` included) too. A flush from the
+graph (the node's ``interrupt`` input) still cuts it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flowkit.messages import ReplyRequest, new_turn_id
+from flowkit_openai.realtime.conversation import History, Reply
+from flowkit_openai.realtime.listening import Listening
+from flowkit_openai.realtime.voiced_text import VoicedText
+
+__all__ = ["SaidReplies"]
+
+
+class SaidReplies:
+    """The replies said from code (see the module).
+
+    Args:
+        voicing: Sends their text on for the TTS node; ``None``: there is none (the model
+            speaks itself, or its ``text`` output is not linked), so a ``say`` is ignored.
+        listening: Follows them to the listener (playout, what was heard).
+        history: The conversation's text, for a new connection.
+        send: Sends a client event (stamped with an id).
+        logger: The node's logger.
+        supersede: Cuts what is under way (the response being made, those asked for, the
+            replies still being made or heard).
+        end_reply: Ends a reply: its final chunk goes out.
+    """
+
+    def __init__(
+        self,
+        voicing: VoicedText | None,
+        *,
+        listening: Listening,
+        history: History,
+        send: Callable[[dict[str, Any]], None],
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        supersede: Callable[[], None],
+        end_reply: Callable[[Reply], None],
+    ) -> None:
+        self.voicing, self.listening, self.history = voicing, listening, history
+        self._send, self.log = send, logger
+        self._supersede, self._end_reply = supersede, end_reply
+        self._ids = itertools.count(1)
+
+    def take(self, request: ReplyRequest) -> None:
+        """Have the TTS node speak ``request.say`` in place of what is under way."""
+        text = request.say or ""
+        if self.voicing is None:
+            self.log.warning(
+                "ReplyRequest(say=%r) ignored: this RealtimeModel has no TTS node to speak a "
+                "given text, and the Realtime API speaks only what its model generates; build "
+                "it with RealtimeModel(output_modality='text') and link its text to a TTS node "
+                "(model.text >> tts >> speaker), or ask the model with "
+                "ReplyRequest(instructions='Say: ...')", text,
+            )
+            return
+        if not text.strip():
+            self.log.warning("ReplyRequest(say=%r) ignored: there is nothing to say", text)
+            return
+        self._supersede()
+        reply = self._say(self.voicing, request.turn_id or new_turn_id(), text,
+                          request.allow_interruptions)
+        self._end_reply(reply)
+
+    def protecting(self) -> bool:
+        """A reply said with ``allow_interruptions=False`` is on its way or being heard."""
+        return any(
+            not reply.allow_interruptions and self.listening.playing(reply)
+            for reply in self.listening.replies.values()
+        )
+
+    def _say(self, voicing: VoicedText, turn_id: int, text: str, allow: bool) -> Reply:
+        """Send ``text`` to the TTS node as the reply ``turn_id``, and into the conversation."""
+        reply = self.listening.replies[turn_id] = Reply(turn_id, allow_interruptions=allow)
+        self.listening.entries[turn_id] = self.history.add("assistant")
+        # The node names the item, so that a cut can rewrite it as it rewrites the model's.
+        item = reply.item(f"fk_said_{next(self._ids)}")
+        item.transcript, item.transcript_done = [text], True
+        self._send({
+            "type": "conversation.item.create",
+            "item": {"id": item.item_id, "type": "message", "role": "assistant",
+                     "content": [{"type": "output_text", "text": text}]},
+        })
+        voicing.push(reply, item, text, done=False)
+        return reply

@@ -1,0 +1,317 @@
+"""``ReplyRequest(say=...)`` on a RealtimeModel: a text model's TTS node speaks the text.
+
+LiveKit Agents' ``session.say()`` with a realtime model that writes text and a TTS of the
+user's. The graph tests run the node, a TTS node with a deterministic fake voice and the room
+sink against the test Realtime server through the real openai SDK, in real time (a real
+socket: no looptime); the state machine's tests feed the dialogue directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, cast
+
+import pytest
+from fake_server import close_clients  # noqa: F401 (a fixture)
+from flowkit_openai.realtime.dialogue import Dialogue
+from flowkit_openai.testing.realtime_script import ScriptedReply
+from flowkit_openai.testing.realtime_server import RealtimeTestServer
+from openai.resources.realtime.realtime import AsyncRealtimeConnection
+from realtime_helpers import agent
+from support import Script, TimedCollect, speech
+
+import flowkit as fk
+from flowkit.nodes.room import RoomSink
+from flowkit.nodes.tts import TTS
+from flowkit.testing.fakes import FakeTTS
+
+QUESTION = "What is the weather in Paris?"
+SAID = "Welcome to the weather line."
+# Two sentences; the first lasts 2.2 s at 0.03 s a character.
+LONG = ("One two three four five six seven eight nine ten eleven twelve thirteen. "
+        "Fourteen fifteen sixteen.")
+HOLD = "Calls are recorded. Please stay on the line."
+AGAIN = "Yes, go on."
+
+
+def _events(playout: list[fk.Playout]) -> list[tuple[int, fk.PlayoutEvent]]:
+    return [(p.turn_id, p.event) for p in playout]
+
+
+def _quiet(seconds: float) -> list[object]:
+    return speech(("silence", seconds))
+
+
+# -- against the test server ------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_said_text_is_spoken_by_the_tts_node_and_joins_the_conversation() -> None:
+    async with RealtimeTestServer() as server:
+        voice = FakeTTS(seconds_per_char=0.03)
+        a = agent(server.base_url, _quiet(2.0), output_modality="text", tts=TTS(voice))
+        a.graph.add(Script((0.1, fk.ReplyRequest(turn_id=0, say=SAID))), name="code") \
+            >> a.model.requests
+        runner = await a.run()
+    assert runner.node_errors == []
+    assert a.texts is not None
+
+    # As the LLM node sends a say: the whole text under a turn of its own, then the end.
+    [turn] = {c.turn_id for c in a.texts.items}
+    assert a.texts.items == [fk.TextChunk(turn_id=turn, text=SAID),
+                             fk.TextChunk(turn_id=turn, text="", final=True)]
+    assert voice.texts == [SAID]
+    assert _events(a.playout.items) == [(turn, fk.PlayoutEvent.STARTED),
+                                        (turn, fk.PlayoutEvent.FINISHED)]
+    # Followed as a voiced reply is: thinking until the sink starts it, speaking while it
+    # plays, and its transcript once heard.
+    assert a.agent_state_changes() == [
+        ("listening", 0), ("thinking", turn), ("speaking", turn), ("listening", turn)
+    ]
+    assert a.agents.items == [fk.Transcript(turn_id=turn, text=SAID, speaker="agent")]
+    # The model was not asked for anything; the text joined its conversation as said.
+    assert server.of_type("response.create") == []
+    [create] = server.of_type("conversation.item.create")
+    assert create["item"]["role"] == "assistant"
+    assert create["item"]["content"] == [{"type": "output_text", "text": SAID}]
+    assert server.conversations[0].messages() == [("assistant", SAID)]
+    assert server.deletions == []
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_a_said_reply_cut_by_the_user_stays_in_the_conversation_as_heard() -> None:
+    async with RealtimeTestServer([ScriptedReply(AGAIN)], user_transcripts=["Wait."]) as server:
+        # Synthesis at twice the pace of playback: the sink has more than it played.
+        voice = FakeTTS(seconds_per_char=0.03, frame_gap=0.01)
+        audio = speech(("silence", 1.0), ("voice", 0.5), ("silence", 1.5))
+        a = agent(server.base_url, audio, output_modality="text", tts=TTS(voice))
+        a.graph.add(Script((0.1, fk.ReplyRequest(say=LONG))), name="code") >> a.model.requests
+        runner = await a.run()
+    assert runner.node_errors == []
+    assert a.texts is not None
+
+    said, answer = dict.fromkeys(c.turn_id for c in a.texts.items)
+    [flush] = a.interrupts.items
+    assert (flush.turn_id, flush.reason) == (said, "barge_in")
+    [cut] = [p for p in a.playout.items if p.event is fk.PlayoutEvent.INTERRUPTED]
+    heard = cut.played_text
+    assert cut.turn_id == said and LONG.startswith(heard) and 0 < len(heard) < len(LONG)
+    # Its item, named by the node, is made again in its place with the words heard.
+    [first, again] = server.of_type("conversation.item.create")
+    [deleted] = server.deletions
+    assert deleted["item_id"] == first["item"]["id"] == again["item"]["id"]
+    assert again["previous_item_id"] == "root"
+    assert again["item"]["content"] == [{"type": "output_text", "text": heard}]
+    assert server.conversations[0].messages() == [
+        ("assistant", heard), ("user", "Wait."), ("assistant", AGAIN)
+    ]
+    assert [(t.turn_id, t.text) for t in a.agents.items] == [(said, heard), (answer, AGAIN)]
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_a_say_replaces_the_reply_under_way_as_the_llm_nodes_say_does() -> None:
+    async with RealtimeTestServer([ScriptedReply(LONG)], user_transcripts=[QUESTION]) as server:
+        voice = FakeTTS(seconds_per_char=0.03, frame_gap=0.01)
+        audio = speech(("silence", 0.3), ("voice", 0.6), ("silence", 3.0))
+        a = agent(server.base_url, audio, output_modality="text", tts=TTS(voice))
+        # The answer starts playing at about 1.3 s; the say comes 0.9 s into it.
+        a.graph.add(Script((2.2, fk.ReplyRequest(say=SAID))), name="code") >> a.model.requests
+        runner = await a.run()
+    assert runner.node_errors == []
+    assert a.texts is not None
+
+    answer, said = dict.fromkeys(c.turn_id for c in a.texts.items)
+    assert said > answer
+    [flush] = a.interrupts.items
+    assert (flush.turn_id, flush.reason) == (answer, "say")
+    assert [c for c in a.texts.items if c.turn_id == said] == [
+        fk.TextChunk(turn_id=said, text=SAID), fk.TextChunk(turn_id=said, text="", final=True)
+    ]
+    [cut] = [p for p in a.playout.items if p.event is fk.PlayoutEvent.INTERRUPTED]
+    heard = cut.played_text
+    assert cut.turn_id == answer and LONG.startswith(heard) and 0 < len(heard) < len(LONG)
+    assert _events(a.playout.items)[-2:] == [(said, fk.PlayoutEvent.STARTED),
+                                             (said, fk.PlayoutEvent.FINISHED)]
+    # The model keeps what was heard of its answer, then what was said.
+    assert server.conversations[0].messages() == [
+        ("user", QUESTION), ("assistant", heard), ("assistant", SAID)
+    ]
+    assert [(t.turn_id, t.text) for t in a.agents.items] == [(answer, heard), (said, SAID)]
+    assert a.agent_state_changes() == [
+        ("listening", 0), ("thinking", answer), ("speaking", answer),
+        ("thinking", said), ("speaking", said), ("listening", said),
+    ]
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_a_reply_asked_for_just_before_a_say_is_cancelled_and_leaves_nothing() -> None:
+    async with RealtimeTestServer([ScriptedReply("Hello there, how can I help?")]) as server:
+        voice = FakeTTS(seconds_per_char=0.03)
+        a = agent(server.base_url, _quiet(2.0), output_modality="text", tts=TTS(voice))
+        a.graph.add(Script((0.1, fk.ReplyRequest(instructions="Greet the user.")),
+                           (0.1, fk.ReplyRequest(say=SAID))), name="code") >> a.model.requests
+        runner = await a.run()
+    assert runner.node_errors == []
+    assert a.texts is not None
+
+    # Its response started after the say, which replaced it: cancelled, none of its text
+    # sent on (the TTS node would drop it as stale), and what it wrote deleted again.
+    [said] = {c.turn_id for c in a.texts.items}
+    assert voice.texts == [SAID]
+    assert len(server.of_type("response.create")) == 1
+    assert len(server.of_type("response.cancel")) == 1
+    [deleted] = server.deletions
+    assert not deleted["item_id"].startswith("fk_said_")
+    assert server.conversations[0].messages() == [("assistant", SAID)]
+    assert a.agents.items == [fk.Transcript(turn_id=said, text=SAID, speaker="agent")]
+    assert a.agent_state_changes()[-2:] == [("speaking", said), ("listening", said)]
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_a_say_that_may_not_be_cut_plays_whole_and_the_user_is_answered_after() -> None:
+    async with RealtimeTestServer([ScriptedReply(AGAIN)], user_transcripts=["Wait."]) as server:
+        voice = FakeTTS(seconds_per_char=0.03)
+        # "Wait." at 0.5 s, while the say (1.3 s from about 0.2 s) plays.
+        audio = speech(("silence", 0.5), ("voice", 0.4), ("silence", 2.5))
+        a = agent(server.base_url, audio, output_modality="text", tts=TTS(voice))
+        a.graph.add(Script((0.1, fk.ReplyRequest(say=HOLD, allow_interruptions=False))),
+                    name="code") >> a.model.requests
+        users = a.graph.add(TimedCollect(), name="user_times")
+        heard = a.graph.add(TimedCollect(), name="playout_times")
+        a.model.user_state >> users
+        speaker = a.graph.nodes["speaker"]
+        assert isinstance(speaker, RoomSink)
+        speaker.playout >> heard
+        runner = await a.run()
+    assert runner.node_errors == []
+    assert a.texts is not None
+
+    said, answer = dict.fromkeys(c.turn_id for c in a.texts.items)
+    # The flag rides with the text, its audio and the sink's reports, as the LLM node's.
+    assert [c for c in a.texts.items if c.turn_id == said] == [
+        fk.TextChunk(turn_id=said, text=HOLD, allow_interruptions=False),
+        fk.TextChunk(turn_id=said, text="", final=True, allow_interruptions=False),
+    ]
+    reports = [p for p in a.playout.items if p.turn_id == said]
+    assert [p.event for p in reports] == [fk.PlayoutEvent.STARTED, fk.PlayoutEvent.FINISHED]
+    assert not any(p.allow_interruptions for p in reports)
+    assert reports[-1].played_text == HOLD
+    assert a.interrupts.items == []
+    # The user's words waited until it had played, then were heard and answered; none of
+    # their audio was dropped.
+    [finished_at] = [t for t, p in heard.items
+                     if p.turn_id == said and p.event is fk.PlayoutEvent.FINISHED]
+    [speaking_at] = [t for t, s in users.items if s.state is fk.UserStateKind.SPEAKING]
+    assert speaking_at > finished_at
+    assert server.conversations[0].messages() == [
+        ("assistant", HOLD), ("user", "Wait."), ("assistant", AGAIN)
+    ]
+    assert voice.texts == ["Calls are recorded. Please stay on the line.", AGAIN]
+    appended = sum(e["bytes"] for e in server.of_type("input_audio_buffer.append"))
+    assert appended / 48_000 == pytest.approx(3.4, abs=0.03)
+    assert [(t.turn_id, t.text) for t in a.agents.items] == [(said, HOLD), (answer, AGAIN)]
+
+
+# -- the state machine alone ------------------------------------------------------------------
+
+
+class _Recorder:
+    """The dialogue's effects, recorded in one list: events, audio, chunks, messages."""
+
+    def __init__(self) -> None:
+        self.log: list[Any] = []
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.log.append(event)
+
+    def send_audio(self, pcm: bytes) -> None:
+        self.log.append(("audio", len(pcm)))
+
+    def speak(self, message: Any) -> None:
+        self.log.append(message)
+
+    speak_text = user_transcript = agent_transcript = tool_call = interrupt = speak
+    metrics = agent_state = user_state = handoff = speak
+
+    def events(self) -> list[str]:
+        return [m["type"] if isinstance(m, dict) else m[0] for m in self.log
+                if isinstance(m, dict | tuple)]
+
+
+def _event(kind: str, **fields: Any) -> Any:
+    """A server event, parsed by the SDK as the node receives it."""
+    return AsyncRealtimeConnection.parse_event(
+        cast(Any, None), json.dumps({"type": kind, "event_id": "e", **fields})
+    )
+
+
+def _dialogue(recorder: _Recorder, *, voiced: bool) -> Dialogue:
+    return Dialogue(recorder, url="ws://example/v1/realtime?model=m", clock=lambda: 0.0,
+                    call_later=lambda delay, callback: None, voiced=voiced,
+                    logger=logging.getLogger("flowkit.node.test"))
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_a_model_without_a_tts_node_logs_the_remedy_and_says_nothing(
+    caplog: pytest.LogCaptureFixture, allow: bool
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flowkit.node")
+    recorder = _Recorder()
+    dialogue = _dialogue(recorder, voiced=False)  # speaks itself, or text not linked
+    dialogue.on_request(fk.ReplyRequest(say=SAID, allow_interruptions=allow))
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(f"ReplyRequest(say={SAID!r}) ignored: this RealtimeModel has no "
+                              "TTS node")
+    assert "RealtimeModel(output_modality='text')" in warning
+    assert "model.text >> tts >> speaker" in warning
+    assert recorder.events() == []
+    # Nothing was held back for it either: the user's audio goes on.
+    dialogue.user_audio(b"\0" * 4800)
+    assert recorder.events() == ["audio"]
+
+
+def test_while_a_say_that_may_not_be_cut_plays_the_users_input_waits_in_order() -> None:
+    recorder = _Recorder()
+    dialogue = _dialogue(recorder, voiced=True)
+    dialogue.on_request(fk.ReplyRequest(turn_id=5, say=HOLD, allow_interruptions=False))
+    assert recorder.events() == ["conversation.item.create"]
+    del recorder.log[:]
+
+    dialogue.user_audio(b"\0" * 4800)
+    dialogue.on_request(fk.ReplyRequest(turn_id=6, instructions="Answer."))
+    dialogue.user_audio(b"\0" * 4800)
+    dialogue.user_audio(b"\0" * 4800)
+    dialogue.on_commit(respond=False)
+    # Audio already on its way when the say started may still be heard: no barge-in on it.
+    dialogue.on_event(_event("input_audio_buffer.speech_started", audio_start_ms=0,
+                             item_id="u1"))
+    assert recorder.events() == []
+    assert not [m for m in recorder.log if isinstance(m, fk.Interrupt)]
+
+    dialogue.on_playout(fk.Playout(turn_id=5, event=fk.PlayoutEvent.STARTED))
+    assert recorder.events() == []
+    dialogue.on_playout(fk.Playout(turn_id=5, event=fk.PlayoutEvent.FINISHED,
+                                   played_text=HOLD, allow_interruptions=False))
+    # Released in the order it came, the audio between two actions in one append.
+    assert recorder.events() == ["audio", "response.create", "audio",
+                                 "input_audio_buffer.commit"]
+    assert [m for m in recorder.log if isinstance(m, tuple)] == [("audio", 4800),
+                                                                 ("audio", 9600)]
+    dialogue.user_audio(b"\0" * 4800)
+    assert recorder.events()[-1] == "audio"
+
+
+def test_a_reply_queued_behind_the_response_under_way_is_dropped_by_a_say() -> None:
+    recorder = _Recorder()
+    dialogue = _dialogue(recorder, voiced=True)
+    dialogue.on_event(_event("response.created", response={"id": "r1"}))  # the server's VAD
+    dialogue.on_request(fk.ReplyRequest(turn_id=3, instructions="Answer."))  # waits for r1
+    dialogue.on_request(fk.ReplyRequest(turn_id=4, say=SAID))
+    assert recorder.events() == ["response.cancel", "conversation.item.create"]
+    dialogue.on_event(_event("response.done", response={"id": "r1", "status": "cancelled"}))
+    # The reply asked for before the say is never asked of the model.
+    assert recorder.events() == ["response.cancel", "conversation.item.create"]
+    assert not dialogue.busy
+    assert [m.turn_id for m in recorder.log if isinstance(m, fk.TextChunk)] == [4, 4]
+
