@@ -115,9 +115,9 @@ class TranscriptPublisher(Node):
             io.publish_transcript(transcript)
 
 
-# Seconds of speech per character before the sink has timed a sentence of its own: piper's
-# default voice reads plain sentences at 0.046-0.059 (about 18 characters a second), as
-# common TTS voices at their default speed do.
+# Seconds of speech per character before the sink has timed a sentence of its own: the local
+# voices at their default speed read plain sentences at 0.045-0.065, medians 0.052 (piper)
+# and 0.056 (espeak-ng), about 18 characters a second (bench/speaking_rate.py).
 DEFAULT_SECONDS_PER_CHAR = 0.055
 # Sentences shorter than this ("Sure.") are mostly the TTS's own leading and trailing silence,
 # and would teach the rate that padding.
