@@ -271,6 +271,19 @@ def test_a_model_without_a_tts_node_logs_the_remedy_and_says_nothing(
     assert recorder.events() == ["audio"]
 
 
+@pytest.mark.parametrize("text", ["", "   "])
+def test_a_blank_say_is_refused_and_leaves_the_reply_under_way_alone(
+    caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flowkit.node")
+    recorder = _Recorder()
+    dialogue = _dialogue(recorder, voiced=True)
+    dialogue.on_request(fk.ReplyRequest(say=text))
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning == f"ReplyRequest(say={text!r}) ignored: there is nothing to say"
+    assert recorder.events() == []  # no cancel, no item, no text for the TTS node
+
+
 def test_while_a_say_that_may_not_be_cut_plays_the_users_input_waits_in_order() -> None:
     recorder = _Recorder()
     dialogue = _dialogue(recorder, voiced=True)
