@@ -13,6 +13,8 @@
   of their own).
 - :mod:`~flowkit.nodes.room_state`, :mod:`~flowkit.nodes.dtmf`: AgentStatePublisher,
   ChatInput and DTMFInput (telephone keypad presses as digits and user turns).
+- :mod:`~flowkit.nodes.ivr`: IVRWatch (asks the LLM to act when a call with a phone menu
+  falls silent or the menu repeats itself).
 - :mod:`~flowkit.nodes.video`: VideoInput, VideoSampler, ImageEncoder (what the agent sees of
   a participant's camera or screen, as images for a vision LLM).
 
