@@ -84,6 +84,7 @@ def build(job: fk.JobContext) -> fk.Graph:
     turns >> states.turns
     speaker >> [brain.playout, barge.playout, states.playout]
     states >> sounds  # thinking starts the typing; speaking fades it out
+    states >> turns.agent_state  # the user's away clock runs only while the agent listens
     speaker >> sounds.playout  # the room tone lasts until the last reply has played
     ears.events >> [asr.speech, turns.vad, barge.vad]
     asr >> barge.transcripts
