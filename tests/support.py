@@ -17,6 +17,7 @@ from reactivex import operators as ops
 
 import flowkit as fk
 from flowkit.audio import frame_from_samples
+from flowkit.testing.memory_io import MemoryIO
 
 
 class Numbers(fk.Node):
@@ -276,3 +277,20 @@ async def refund(order: str) -> str:
 async def to_billing() -> Billing:
     """Transfer the user to billing."""
     return Billing()
+
+
+class TimedLine(MemoryIO):
+    """A MemoryIO that notes when (loop time) each key is pressed, and can fail at the n-th."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.attempts = 0
+        self.times: list[float] = []
+
+    async def publish_dtmf(self, digit: str) -> None:
+        self.attempts += 1
+        if self.attempts == self.fail_at:
+            raise RuntimeError("the room closed")
+        self.times.append(asyncio.get_running_loop().time())
+        await super().publish_dtmf(digit)

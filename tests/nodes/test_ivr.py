@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from support import Collect, Script, TimedCollect
+from support import Collect, Script, TimedCollect, TimedLine
 
 import flowkit as fk
 from flowkit.messages import (
@@ -23,7 +23,6 @@ from flowkit.nodes.tools import ToolRouter
 from flowkit.problems import NodeParamsError
 from flowkit.providers.llm import ToolCallChunk
 from flowkit.testing import FakeLLM, FakeReply
-from flowkit.testing.memory_io import MemoryIO
 from flowkit.tools.dtmf import send_dtmf
 
 SPEAKING, LISTENING, AWAY = UserStateKind.SPEAKING, UserStateKind.LISTENING, UserStateKind.AWAY
@@ -47,12 +46,12 @@ async def run_watch(
     users: Script,
     agents: Script,
     transcripts: Script | None = None,
+    end_at: float = 30.0,
 ) -> list[tuple[float, ReplyRequest]]:
     g = fk.Graph("ivr")
     node = g.add(watch)
     asked = TimedCollect()
-    heard = transcripts if transcripts is not None else Script(end_at=users.params.end_at)  # type: ignore[attr-defined]
-    g.add(heard) >> node.transcripts
+    g.add(transcripts if transcripts is not None else Script(end_at=end_at)) >> node.transcripts
     g.add(users) >> node.user_state
     g.add(agents) >> node.agent_state
     node.requests >> g.add(asked)
@@ -169,14 +168,3 @@ async def test_the_llm_asked_after_a_silence_gets_the_instructions_and_presses_a
     asked = fake.requests[0].history
     assert asked[-1].role == "system" and asked[-1].content == DEFAULT_SILENCE_INSTRUCTIONS
 
-
-class TimedLine(MemoryIO):
-    """A MemoryIO that notes when (on the loop's clock) each key is pressed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    async def publish_dtmf(self, digit: str) -> None:
-        self.times.append(asyncio.get_running_loop().time())
-        await super().publish_dtmf(digit)

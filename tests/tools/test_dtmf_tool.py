@@ -5,7 +5,7 @@ import math
 from typing import Any
 
 import pytest
-from support import Collect, Script, VoiceOnlyIO, collected
+from support import Collect, Script, TimedLine, VoiceOnlyIO, collected
 
 import flowkit as fk
 from flowkit.messages import ToolCall, ToolResult
@@ -17,23 +17,6 @@ from flowkit.testing.memory_io import MemoryIO
 from flowkit.tools import FunctionTool, RunContext, ToolDefinitionError, invoke_all, invoke_tool
 from flowkit.tools import dtmf as dtmf_module
 from flowkit.tools.dtmf import DEFAULT_KEY_GAP, DEFAULT_MAX_KEYS, send_dtmf, send_dtmf_tool
-
-
-class TimedLine(MemoryIO):
-    """A MemoryIO that notes when each key is pressed, and can fail at the n-th press."""
-
-    def __init__(self, fail_at: int | None = None) -> None:
-        super().__init__()
-        self.fail_at = fail_at
-        self.attempts = 0
-        self.times: list[float] = []
-
-    async def publish_dtmf(self, digit: str) -> None:
-        self.attempts += 1
-        if self.attempts == self.fail_at:
-            raise RuntimeError("the room closed")
-        self.times.append(asyncio.get_running_loop().time())
-        await super().publish_dtmf(digit)
 
 
 def _call(keys: str, call_id: str = "c1", name: str = "send_dtmf") -> ToolCall:
