@@ -67,6 +67,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     from flowkit_local.silero import SileroVADOptions, SileroVADProvider
     from model_clock import ModelClock
     from voice_workload import (
+        FRAME_S,
         LLM_TTFT,
         LOOP_FRAMES,
         PROVIDERS_S,
@@ -126,6 +127,8 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     w0 = loop.time()
     cpu0 = cpu_seconds()
     gc0 = gc.get_stats()
+    pauses = GCPauses()
+    gc.callbacks.append(pauses.on_gc)
     lateness.measuring = True
     rss_samples: list[tuple[float, int]] = [(0.0, rss_bytes())]
     for second in range(1, int(measure) + 1):
@@ -136,6 +139,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     busy1, model1 = node_busy_s(runners), model.ns
     lateness.measuring = False
     gc1 = gc.get_stats()
+    gc.callbacks.remove(pauses.on_gc)
     if profiler is not None:
         profiler.stop()
         Path(profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
@@ -223,6 +227,12 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         "rss_growth_mib_per_min": round(slope, 3) if slope is not None else None,
         "rss_per_session_in_process_mib": round((rs.mean() - rss_pre / MIB) / n, 3) if n else None,
         "gc_collections": collections,
+        # The longest pause of each generation's collections in the window.
+        "gc_pause_max_ms": [round(ms, 2) for ms in pauses.longest],
+        # When the VAD's end-of-speech decisions come, in ms after their tick's first frame
+        # was due (v1 only: with input phases the groups' ticks differ).
+        "vad_decision_phase_ms": _decision_phase(sessions, feeder.t0, FRAME_S, w0, w1)
+        if input_phases == 1 else None,
         # Other processes on the machine: the 1-minute load average before and after.
         "loadavg_1min": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
         "node_errors": errors,
@@ -242,6 +252,35 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         and result["cpu_fraction_of_core"] <= CPU_LIMIT
     )
     return result
+
+
+class GCPauses:
+    """The longest pause of each generation's collections, timed with ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.longest = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._started) * 1000.0
+        generation = info["generation"]
+        self.longest[generation] = max(self.longest[generation], ms)
+
+
+def _decision_phase(
+    sessions: list[Any], t0: float, frame_s: float, w0: float, w1: float
+) -> dict[str, float | None]:
+    """Median and p95 of the VAD decisions' time after their tick's start, in ms."""
+    phases = [((t - t0) % frame_s) * 1000.0
+              for s in sessions for t in s.vad_end if w0 <= t <= w1]
+    return {"p50": _ms_round(_pct(phases, 50)), "p95": _ms_round(_pct(phases, 95))}
+
+
+def _ms_round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def node_busy_s(runners: list[Any]) -> dict[str, float]:
@@ -512,7 +551,9 @@ def main() -> None:
               f"{100 * row['cpu_fraction_of_core']:.1f}% core, lateness p99 "
               f"{row['lateness_p99_ms']} ms, real time {row['real_time']}, "
               f"added p50 {row['latency_ms']['added']['p50']} ms, VAD windows per model "
-              f"call {(row['vad_batcher'] or {}).get('mean_batch')}", flush=True)
+              f"call {(row['vad_batcher'] or {}).get('mean_batch')}, longest GC pause by "
+              f"generation {row['gc_pause_max_ms']} ms, VAD decisions "
+              f"{row['vad_decision_phase_ms']} ms into their tick", flush=True)
         if n and not row["real_time"]:
             print(f"N={n} missed real time: stopping here", flush=True)
             break
