@@ -14,7 +14,8 @@ applies the same rule:
 The vectors are computed here with numpy, as scikit-learn's ``TfidfVectorizer`` computes them
 by default (raw term counts, smoothed inverse document frequency ``ln((1 + n) / (1 + df)) +
 1``, each vector scaled to unit length), on at most ``window`` short strings: scikit-learn
-and scipy would add tens of megabytes to an install for that. One difference, on purpose: words of
+and scipy would add 45 MB of wheels to an install for that (scikit-learn 1.9.1 9.3 MB, scipy
+1.17.1 35.3 MB, for CPython 3.11 on x86-64 Linux). One difference, on purpose: words of
 one character count (scikit-learn's default pattern drops them), because in a phone menu the
 digit is what tells "press 1 for sales" from "press 2 for support".
 """
