@@ -13,6 +13,8 @@ from flowkit.messages import (
     AgentAudio,
     AgentState,
     AgentStateKind,
+    AMDCategory,
+    AMDVerdict,
     DTMFDigit,
     Image,
     Interrupt,
@@ -72,6 +74,8 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "AMDCategory",
+    "AMDVerdict",
     "AgentAudio",
     "AgentState",
     "AgentStateKind",

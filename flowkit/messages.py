@@ -21,6 +21,8 @@ from livekit import rtc
 
 __all__ = [
     "DTMF_DIGITS",
+    "AMDCategory",
+    "AMDVerdict",
     "AgentAudio",
     "AgentState",
     "AgentStateKind",
@@ -432,6 +434,56 @@ class UserState(Message):
 
     state: UserStateKind
     speaker: str = "user"
+
+
+class AMDCategory(enum.StrEnum):
+    """What answered an outbound call, as answering-machine detection tells it."""
+
+    HUMAN = "human"
+    """A person: "Hello?", "This is Lisa."."""
+    MACHINE_IVR = "machine-ivr"
+    """An automated menu or call screening: "press 1 for ...", "say your name ..."."""
+    MACHINE_VM = "machine-vm"
+    """A voicemail greeting after which a message can be left."""
+    MACHINE_UNAVAILABLE = "machine-unavailable"
+    """A mailbox that takes no message: full, not set up."""
+    UNCERTAIN = "uncertain"
+    """Not decided: nothing was said, or the greeting was too ambiguous before the time ran out."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AMDVerdict(Message):
+    """What answered the call: the one result of answering-machine detection.
+
+    Attributes:
+        category: Human, one of three kinds of machine, or uncertain.
+        reason: How it was decided: ``"llm"`` (the model classified the transcript),
+            ``"short_greeting"`` (a short utterance, then silence: a person),
+            ``"no_speech_timeout"`` or ``"detection_timeout"`` (a fallback).
+        transcript: The greeting's text the model classified (empty for the others).
+        speech_duration: Seconds from the first speech to the end of the last.
+        delay: Seconds from the end of speech to the verdict.
+    """
+
+    category: AMDCategory
+    reason: str
+    transcript: str = ""
+    speech_duration: float = 0.0
+    delay: float = 0.0
+
+    @property
+    def is_human(self) -> bool:
+        """Whether a person answered."""
+        return self.category is AMDCategory.HUMAN
+
+    @property
+    def is_machine(self) -> bool:
+        """Whether a machine answered (a menu, a voicemail or a mailbox that takes none)."""
+        return self.category in (
+            AMDCategory.MACHINE_IVR,
+            AMDCategory.MACHINE_VM,
+            AMDCategory.MACHINE_UNAVAILABLE,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

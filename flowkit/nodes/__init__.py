@@ -15,6 +15,8 @@
   ChatInput and DTMFInput (telephone keypad presses as digits and user turns).
 - :mod:`~flowkit.nodes.ivr`: IVRWatch (asks the LLM to act when a call with a phone menu
   falls silent or the menu repeats itself).
+- :mod:`~flowkit.nodes.amd`: AnsweringMachineDetector (who answered an outbound call: a
+  person, a menu, a voicemail or a dead mailbox; user turns held until it knows).
 - :mod:`~flowkit.nodes.video`: VideoInput, VideoSampler, ImageEncoder (what the agent sees of
   a participant's camera or screen, as images for a vision LLM).
 
