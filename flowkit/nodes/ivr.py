@@ -37,6 +37,8 @@ import pydantic
 from flowkit.messages import (
     AgentState,
     AgentStateKind,
+    AMDCategory,
+    AMDVerdict,
     ReplyRequest,
     Transcript,
     UserState,
@@ -70,6 +72,10 @@ class IVRWatch(Node):
     user_state: In[UserState] = In(doc="the other side's state, from the TurnDetector")
     agent_state: In[AgentState] = In(
         feedback=True, doc="the agent's state, from AgentStates: quiet while it listens"
+    )
+    verdicts: In[AMDVerdict] = In(
+        required=False,
+        doc="an AnsweringMachineDetector's verdict: when wired, the watch starts on a menu only",
     )
     requests: Out[ReplyRequest] = Out(
         default=True, doc="replies asked of the LLM (and told to AgentStates)"
@@ -122,6 +128,7 @@ class IVRWatch(Node):
         transcripts: AsyncIterator[Transcript],
         user_state: AsyncIterator[UserState],
         agent_state: AsyncIterator[AgentState],
+        verdicts: AsyncIterator[AMDVerdict],
     ) -> None:
         """Watch until ``transcripts`` and ``user_state`` end (``agent_state`` is feedback)."""
         params = self.params
@@ -129,6 +136,7 @@ class IVRWatch(Node):
         watch = _Watch(self, params)
         users = self.ctx.create_task(watch.read_user_states(user_state), name="user_state")
         agents = self.ctx.create_task(watch.read_agent_states(agent_state), name="agent_state")
+        verdict = self.ctx.create_task(watch.read_verdict(verdicts), name="verdicts")
         try:
             async for transcript in transcripts:
                 watch.on_transcript(transcript)
@@ -136,6 +144,7 @@ class IVRWatch(Node):
         finally:
             users.cancel()
             agents.cancel()
+            verdict.cancel()
             watch.close()
 
 
@@ -155,6 +164,18 @@ class _Watch:
         # Whether both sides were quiet at the last change: the clock starts when they
         # become so, not again while they stay so.
         self.quiet = False
+        # Off until the verdicts input says a menu answered, or ends without a verdict
+        # (not wired: the watch runs for the whole call).
+        self.on = False
+
+    async def read_verdict(self, verdicts: AsyncIterator[AMDVerdict]) -> None:
+        async for verdict in verdicts:
+            if verdict.category is not AMDCategory.MACHINE_IVR:
+                log.debug("IVRWatch: %s answered, not a menu; it stays off", verdict.category)
+                return
+            break
+        self.on = True
+        self.on_change()
 
     async def read_user_states(self, states: AsyncIterator[UserState]) -> None:
         async for state in states:
@@ -167,7 +188,7 @@ class _Watch:
             self.on_change()
 
     def on_transcript(self, transcript: Transcript) -> None:
-        if not transcript.final or not self.loops.add(transcript.text):
+        if not self.on or not transcript.final or not self.loops.add(transcript.text):
             return
         log.info(
             "IVRWatch: the other side said the same thing %d times in a row; asking the LLM "
@@ -179,7 +200,7 @@ class _Watch:
         )
 
     def on_change(self) -> None:
-        quiet = self.user in _USER_QUIET and self.agent is AgentStateKind.LISTENING
+        quiet = self.on and self.user in _USER_QUIET and self.agent is AgentStateKind.LISTENING
         if quiet and not self.quiet:
             self.timer = self.loop.call_later(self.params.max_silence_duration, self.on_silence)
         elif not quiet:

@@ -12,6 +12,8 @@ import flowkit as fk
 from flowkit.messages import (
     AgentState,
     AgentStateKind,
+    AMDCategory,
+    AMDVerdict,
     ReplyRequest,
     Transcript,
     UserState,
@@ -47,6 +49,7 @@ async def run_watch(
     agents: Script,
     transcripts: Script | None = None,
     end_at: float = 30.0,
+    verdicts: Script | None = None,
 ) -> list[tuple[float, ReplyRequest]]:
     g = fk.Graph("ivr")
     node = g.add(watch)
@@ -54,6 +57,8 @@ async def run_watch(
     g.add(transcripts if transcripts is not None else Script(end_at=end_at)) >> node.transcripts
     g.add(users) >> node.user_state
     g.add(agents) >> node.agent_state
+    if verdicts is not None:
+        g.add(verdicts) >> node.verdicts
     node.requests >> g.add(asked)
     await fk.GraphRunner(g).run()
     return asked.items
@@ -134,6 +139,26 @@ async def test_a_repeating_menu_asks_for_a_reply_that_may_not_be_interrupted() -
     request = asked[0][1]
     assert request.instructions == DEFAULT_LOOP_INSTRUCTIONS
     assert request.allow_interruptions is False
+
+
+@pytest.mark.parametrize(
+    ("category", "asked_at"),
+    [(AMDCategory.MACHINE_IVR, [at(11.0)]), (AMDCategory.HUMAN, [])],
+)
+@pytest.mark.looptime
+async def test_with_a_detector_wired_the_watch_starts_on_a_menu_only(
+    category: AMDCategory, asked_at: list[Any]
+) -> None:
+    # The menu repeats itself and falls silent before the verdict at 6.0: nothing yet. After
+    # a menu verdict the silence clock starts (both sides already quiet): 6.0 + 5.0.
+    asked = await run_watch(
+        IVRWatch(),
+        Script(user(0.0, SPEAKING), user(1.0, LISTENING), end_at=20),
+        Script(agent(0.0, AgentStateKind.LISTENING), end_at=20),
+        Script(*(said(t, MENU) for t in (0.5, 1.5, 2.5, 3.5)), end_at=20),
+        verdicts=Script((6.0, AMDVerdict(category=category, reason="llm")), end_at=20),
+    )
+    assert [t for t, _ in asked] == asked_at
 
 
 def test_out_of_range_parameters_are_refused_by_name() -> None:
