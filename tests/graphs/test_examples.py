@@ -1,8 +1,11 @@
-"""The examples: weather agent, restaurant agent (handoff), timed transcript, background audio."""
+"""The examples: weather, restaurant (handoff), timed transcript, background audio, outbound."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +17,7 @@ from flowkit.testing import FakeTTS, Harness
 from flowkit.testing.memory_io import MemoryIO
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
+sys.path.insert(0, str(EXAMPLES))  # the examples' own names, for what the tests compare
 
 
 def live_job(**extra: object) -> fk.JobContext:
@@ -22,7 +26,8 @@ def live_job(**extra: object) -> fk.JobContext:
 
 
 @pytest.mark.parametrize(
-    "name", ["weather_agent", "restaurant_agent", "timed_transcript", "background_audio"]
+    "name",
+    ["weather_agent", "restaurant_agent", "timed_transcript", "background_audio", "outbound_call"],
 )
 def test_example_is_valid_and_drawn(name: str) -> None:
     assert load_graph(EXAMPLES / f"{name}.py").problems() == []
@@ -173,3 +178,56 @@ async def test_background_audio_hums_throughout_and_types_while_thinking() -> No
     assert typing[: int(speaking) - 2].max() > 1000  # typing while thinking
     # The room tone alone once speaking: the frame queued ahead, the fade, then nothing.
     assert typing[int(speaking) + 3 :].max() <= 1
+
+
+# --------------------------------------------------------------------------- outbound call
+
+
+def _greeting(speech: float, silence: float) -> list[Any]:
+    """48 kHz frames: ``speech`` s of loud noise (speech to the energy VAD), then silence."""
+    import numpy as np
+
+    from flowkit.audio import frame_from_samples
+
+    rate, step = 48_000, 960
+    noise = np.random.default_rng(7).normal(0, 4000, int(rate * speech))
+    pcm = np.concatenate([noise, np.zeros(int(rate * silence))]).astype(np.int16)
+    return [frame_from_samples(pcm[i : i + step].copy(), rate) for i in range(0, pcm.size, step)]
+
+
+async def _call(greeting: str, speech: float) -> tuple[fk.JobContext, FakeTTS, Any]:
+    import asyncio
+
+    from flowkit.testing import FakeSTT
+
+    voice = FakeTTS(sample_rate=24_000)
+    io = MemoryIO(_greeting(speech, 12.0), paced=True)
+    job = fk.JobContext(io=io, extra={"stt": FakeSTT([greeting]), "tts": voice})
+    graph = load_graph(EXAMPLES / "outbound_call.py", job)
+    async with fk.GraphRunner(graph, job=job):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(job.wait_for_shutdown(), 12.0)
+    return job, voice, graph.nodes["llm"].params.provider  # type: ignore[attr-defined]
+
+
+@pytest.mark.looptime
+async def test_outbound_call_leaves_a_voicemail_then_hangs_up() -> None:
+    from outbound_call import VOICEMAIL_MESSAGE
+
+    greeting = "Hi, you've reached Dana. Leave a message after the tone."
+    job, voice, model = await _call(greeting, speech=4.0)
+    assert job.shutdown_reason == "voicemail left"
+    # The agent spoke the message and nothing else: the greeting's turn was not answered.
+    assert " ".join(voice.texts) == VOICEMAIL_MESSAGE
+    asked = [r.history[-1].content for r in model.requests]
+    assert asked[0] == greeting  # the classification
+    assert greeting not in asked[1:]
+
+
+@pytest.mark.looptime
+async def test_outbound_call_answers_a_person_and_stays_on_the_line() -> None:
+    job, voice, _ = await _call("Hello?", speech=0.6)
+    # One answer to "Hello?", and no reminder from IVRWatch in the silence after it: a
+    # person answered, so the watch never started.
+    assert job.shutdown_reason is None
+    assert voice.texts == ["Hi, this is the clinic calling about your appointment tomorrow at 10."]
