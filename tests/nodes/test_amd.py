@@ -191,6 +191,26 @@ async def test_the_wait_asked_for_is_capped_and_decides_when_it_runs_out() -> No
 
 
 @pytest.mark.looptime
+async def test_a_newer_transcript_replaces_the_question_in_flight() -> None:
+    # The first answer (voicemail, due at 4.2) is cancelled by the words at 4.1; the
+    # verdict is the second one's, on the whole transcript.
+    llm = FakeLLM([records("machine-vm"), records("machine-ivr")])
+    call = await run_call(
+        AnsweringMachineDetector(llm),
+        [started(1.0), ended(5.3)],
+        [said(4.0, "Thank you for calling."), said(4.1, "For sales press 1.")],
+        [turn(5.8, "For sales press 1.")],
+    )
+    assert [r.history[-1].content for r in llm.requests] == [
+        "Thank you for calling.", "Thank you for calling. For sales press 1."
+    ]
+    [(_, verdict)] = call.verdicts
+    assert (verdict.category, verdict.transcript) == (
+        AMDCategory.MACHINE_IVR, "Thank you for calling. For sales press 1."
+    )
+
+
+@pytest.mark.looptime
 async def test_words_after_a_short_hello_go_to_the_llm_and_a_person_needs_only_silence() -> None:
     llm = FakeLLM([records("human", ttft=0.1)])
     call = await run_call(
