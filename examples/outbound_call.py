@@ -81,7 +81,7 @@ class CallOutcome(fk.Node):
     async def run(
         self, verdicts: AsyncIterator[AMDVerdict], playout: AsyncIterator[Playout]
     ) -> None:
-        """End the job as the verdict says; keep reading until the inputs end."""
+        """End the job as the verdict says: at once, after the message has played, or never."""
         job = self.ctx.job
         verdict = await anext(aiter(verdicts), None)
         if verdict is None or verdict.category is AMDCategory.MACHINE_UNAVAILABLE:
