@@ -10,6 +10,7 @@ import asyncio
 import io
 import logging
 import math
+import mmap
 from pathlib import Path
 from typing import Any
 
@@ -173,12 +174,13 @@ def test_process_rss_reads_this_process() -> None:
     vm_rss_kb = next(int(line.split()[1]) for line in status.splitlines()
                      if line.startswith("VmRSS:"))
     assert abs(before - vm_rss_kb / 1024) < 8  # the kernel's own figure, not the virtual size
-    block = bytearray(64 * 1024 * 1024)  # touched: zero-filled pages become resident
-    for i in range(0, len(block), 4096):
-        block[i] = 1
-    after = process_rss_mb()
+    # Fresh anonymous pages, touched: resident from now on. (A bytearray may reuse heap the
+    # process already holds resident after a long test session, and RSS would not move.)
+    with mmap.mmap(-1, 64 * 1024 * 1024) as block:
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        after = process_rss_mb()
     assert after is not None and after - before > 50
-    del block
 
 
 # -- options and flags --------------------------------------------------------------------------
