@@ -183,6 +183,7 @@ class _Reply:
         self.sentences: dict[int, _Sentence] = {}
         self.started = self.paused = self.done = False
         self.played = 0.0
+        self.published = ""  # the heard text last published (synchronized transcripts)
 
     def receive(self, audio: AgentAudio) -> None:
         if audio.frame is not None:
@@ -215,7 +216,8 @@ class _Reply:
             if sentence.played <= 0:
                 break
             if sentence.complete and sentence.played >= sentence.received - 1e-9:
-                parts.append(sentence.text.strip())
+                if sentence.text.strip():
+                    parts.append(sentence.text.strip())
                 continue
             length = sentence.received
             if not sentence.complete:
@@ -252,6 +254,15 @@ class RoomSink(Node):
     ``INTERRUPTED`` on a flush, on audio of a newer turn, or when the input ends while the
     reply is paused. An interrupt names its reply by ``turn_id`` (``0``: the current one).
     Audio of an older turn than the current one, or of a flushed turn, is dropped.
+
+    The agent's transcript published to the room (``publish_transcripts``) follows the
+    playout by default (``sync_transcripts``), as LiveKit Agents' transcription sync does:
+    one segment per reply, an interim transcript each time another word has been played,
+    then a final one when the reply ends, holding the whole reply when it finished and
+    only the words played when it was interrupted, so a listener's screen never shows what
+    they did not hear. Without it, each sentence is published whole, as final, when it
+    starts playing. The ``transcripts`` output sends each sentence as it starts, either way.
+
     ``played_text`` holds the sentences played whole and, of the current one, the words
     within the share of its text that its played audio stands for: of the audio received,
     or, while the sentence is still arriving, of the length the voice's speaking rate gives
@@ -273,15 +284,25 @@ class RoomSink(Node):
         publish_transcripts: bool = pydantic.Field(
             default=True, description="also publish the agent's transcript to the room"
         )
+        sync_transcripts: bool = pydantic.Field(
+            default=True,
+            description="publish the transcript word by word as it plays, and only what "
+            "was played of an interrupted reply",
+        )
 
-    def __init__(self, *, publish_transcripts: bool = True) -> None:
+    def __init__(self, *, publish_transcripts: bool = True, sync_transcripts: bool = True) -> None:
         """Create a room sink.
 
         Args:
             publish_transcripts: Publish the agent's transcript through the room I/O too
                 (it is always sent on the ``transcripts`` output).
+            sync_transcripts: Publish it as it plays: per reply, interim transcripts that
+                grow a word at a time and a final one with what was played. ``False``:
+                publish each sentence whole, as final, when it starts playing.
         """
-        super().__init__(publish_transcripts=publish_transcripts)
+        super().__init__(
+            publish_transcripts=publish_transcripts, sync_transcripts=sync_transcripts
+        )
 
     async def run(
         self, audio: AsyncIterator[AgentAudio], interrupt: AsyncIterator[Interrupt]
@@ -308,6 +329,7 @@ class _Playback:
         p = node.params
         assert isinstance(p, RoomSink.Params)
         self.publish = p.publish_transcripts
+        self.sync = p.publish_transcripts and p.sync_transcripts
         self.output: AudioOutput | None = None
         self.format: AudioFormat | None = None
         self.current: _Reply | None = None
@@ -453,8 +475,29 @@ class _Playback:
         if starts and sentence.text:
             spoken = Transcript(turn_id=reply.turn_id, text=sentence.text, speaker="agent")
             self.node.transcripts.send(spoken)
-            if self.publish:
+            if self.publish and not self.sync:
                 self.io.publish_transcript(spoken)
+        if self.sync:
+            self.publish_heard(reply, final=False)
+
+    def publish_heard(self, reply: _Reply, *, final: bool) -> None:
+        """Publish what has been played of ``reply``: an interim if it grew, or the final.
+
+        The heard text is an estimate while a sentence is still arriving (see
+        :meth:`_Reply.played_text`) and can fall back by a word when more of its audio
+        comes in; an interim is only sent when it is longer than the last one, so the text
+        on a listener's screen never shrinks before the final.
+        """
+        heard = reply.played_text()
+        if final:
+            if not heard and not reply.published:
+                return  # nothing was played and nothing shown: no segment to close
+        elif len(heard) <= len(reply.published):
+            return
+        reply.published = heard
+        self.io.publish_transcript(
+            Transcript(turn_id=reply.turn_id, text=heard, final=final, speaker="agent")
+        )
 
     def clear_output(self) -> None:
         if self.output is not None:
@@ -464,6 +507,8 @@ class _Playback:
 
     def end(self, reply: _Reply, event: PlayoutEvent) -> None:
         reply.done = True
+        if self.sync:
+            self.publish_heard(reply, final=True)
         self.report(reply, event)
         self.settled.set()
 

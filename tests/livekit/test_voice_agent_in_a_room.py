@@ -95,6 +95,7 @@ async def scenario_voice_agent_answers_and_is_interrupted() -> dict[str, Any]:
                 "text": await reader.read_all(),
                 "final": attributes.get("lk.transcription_final", ""),
                 "track": attributes.get("lk.transcribed_track_id", ""),
+                "segment": attributes.get("lk.segment_id", ""),
             })
 
         user.register_text_stream_handler(
@@ -158,9 +159,14 @@ def test_a_worker_serves_the_voice_agent_in_a_room(run_scenario: Any) -> None:
     result = run_scenario(__file__, "scenario_voice_agent_answers_and_is_interrupted", 180.0)
     # The agent answered after the question (4 s of audio) and its endpointing.
     assert 4.0 < result["first_audio_after_s"] < 12.0
-    agent_lines = [t["text"] for t in result["transcripts"] if t["text"].startswith("I heard")]
+    agent_lines = [t for t in result["transcripts"] if t["text"].startswith("I heard")]
     user_lines = [t for t in result["transcripts"] if t["text"].startswith("[")]
     assert agent_lines, result["transcripts"]
+    # The agent's transcript follows its playout: a segment per reply, interims that grow
+    # as it plays, then one final (the barge-in cuts the first reply; a second answers it).
+    first = [t for t in agent_lines if t["segment"] == agent_lines[0]["segment"]]
+    assert [t["final"] for t in first].count("true") == 1, first
+    assert any(t["final"] == "false" for t in first), first
     assert user_lines and any(t["final"] == "true" for t in user_lines)
     assert any(t["track"] == result["mic_track"] for t in user_lines)
     for state in ("listening", "thinking", "speaking"):
@@ -205,7 +211,8 @@ async def _ask(server: Any, room: str, identity: str) -> dict[str, Any]:
         if loudest > 500 or time.monotonic() > deadline:
             break
     await stream.aclose()
-    await _until(lambda: any(s.startswith("I heard") for s in said), timeout=15)
+    # The transcript grows a word at a time as the reply plays: wait for the words heard.
+    await _until(lambda: any(s.startswith("I heard [") for s in said), timeout=15)
     await user.disconnect()
     return {"agent": agent.identity, "loudest": loudest, "said": said}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
@@ -72,10 +74,13 @@ class Sink:
         *,
         paced: bool = True,
         publish_transcripts: bool = True,
+        sync_transcripts: bool = True,
     ) -> None:
         self.io = MemoryIO(paced=paced)
         self.graph = g = fk.Graph("sink")
-        sink = g.add(RoomSink(publish_transcripts=publish_transcripts))
+        sink = g.add(
+            RoomSink(publish_transcripts=publish_transcripts, sync_transcripts=sync_transcripts)
+        )
         self.playout, self.transcripts = TimedCollect(), TimedCollect()
         g.add(Script(*audio)) >> sink >> self.playout
         sink.transcripts >> self.transcripts
@@ -124,8 +129,116 @@ async def test_sink_plays_in_real_time_and_reports_the_whole_reply() -> None:
     assert [s.text for _, s in spoken] == ["Hello there friend.", "How are you today?"]
     assert [t for t, _ in spoken] == pytest.approx([0.0, 0.2])
     assert all(s.speaker == "agent" and s.final and s.turn_id == 1 for _, s in spoken)
-    assert run.io.transcripts == [s for _, s in spoken]
+    # Published to the room: the reply as one segment, closed by its whole text.
+    assert run.io.transcripts[-1] == Transcript(
+        turn_id=1, text="Hello there friend. How are you today?", speaker="agent"
+    )
     assert run.io.output is not None and run.io.output.closed
+
+
+def published_over_time(run: Sink) -> list[tuple[float, Transcript]]:
+    """Record when each transcript is published to ``run``'s room I/O (call before run)."""
+    times: list[tuple[float, Transcript]] = []
+    loop = asyncio.get_running_loop()
+
+    def publish(transcript: Transcript) -> None:
+        times.append((loop.time() - run.start, transcript))
+
+    run.io.publish_transcript = publish  # type: ignore[method-assign]
+    return times
+
+
+@pytest.mark.looptime
+async def test_the_published_transcript_grows_a_word_at_a_time_as_the_reply_plays() -> None:
+    text = "one two three four five six seven eight nine ten."
+    run = Sink(at(0.0, reply(1, (text, 1.0))))
+    published = published_over_time(run)
+    run.start = asyncio.get_running_loop().time()
+    await run.run()
+
+    interims = [(t, s) for t, s in published if not s.final]
+    words = text.split()
+    # One interim per word, each the words played so far, in order.
+    assert [s.text for _, s in interims] == [" ".join(words[: n + 1]) for n in range(10)]
+    assert all(s.speaker == "agent" and s.turn_id == 1 for _, s in published)
+    # A word is published as the frame that completes it (its end's share of the text's
+    # characters, of the sentence's 1.0 s) starts playing: a paced output takes a frame
+    # when it starts, and the sink counts it as played then.
+    for when, interim in interims[:-1]:
+        share = len(interim.text) / len(text)
+        assert when == pytest.approx((math.ceil(round(share / FRAME, 6)) - 1) * FRAME)
+    final = published[-1][1]
+    assert final.final and final.text == text
+    assert sum(1 for _, s in published if s.final) == 1
+
+
+@pytest.mark.looptime
+async def test_an_interrupted_reply_is_published_as_the_words_heard() -> None:
+    items = reply(1, ("one two three four five six seven eight nine ten", 1.0), ("Never.", 0.2))
+    run = Sink(at(0.0, items), [(0.51, Interrupt(turn_id=1, action=InterruptAction.FLUSH))])
+    published = published_over_time(run)
+    await run.run()
+
+    assert run.report(PlayoutEvent.INTERRUPTED).played_text == "one two three four five"
+    finals = [s for _, s in published if s.final]
+    assert [s.text for s in finals] == ["one two three four five"]
+    assert all("six" not in s.text and "Never" not in s.text for _, s in published)
+    # Nothing is published after the cut.
+    assert published[-1][1] is finals[0]
+    assert published[-1][0] == pytest.approx(0.51)
+
+
+@pytest.mark.looptime
+async def test_a_reply_cut_before_its_first_word_publishes_nothing() -> None:
+    items = reply(1, ("Supercalifragilistic expialidocious.", 1.0))
+    run = await Sink(
+        at(0.0, items), [(0.05, Interrupt(turn_id=1, action=InterruptAction.FLUSH))]
+    ).run()
+    assert run.events == [(1, PlayoutEvent.STARTED), (1, PlayoutEvent.INTERRUPTED)]
+    assert run.io.transcripts == []
+
+
+@pytest.mark.looptime
+async def test_each_reply_is_its_own_segment_and_a_newer_one_closes_the_one_before() -> None:
+    first = reply(1, ("one two three four five six seven eight nine ten", 1.0))
+    second = reply(2, ("Right away.", 0.2))
+    run = await Sink(at(0.0, first) + at(0.3, second)).run()
+
+    finals = [(s.turn_id, s.text) for s in run.io.transcripts if s.final]
+    assert finals == [(1, "one two three"), (2, "Right away.")]
+    # Every interim comes before its reply's final: the segments do not interleave.
+    turns = [s.turn_id for s in run.io.transcripts]
+    assert turns == sorted(turns)
+
+
+@pytest.mark.looptime
+async def test_the_published_transcript_never_shrinks_when_a_sentence_turns_out_longer() -> None:
+    # 40 characters at the default rate are about 2.2 s, so the first 0.4 s played stand for
+    # a sixth of the words; then the rest arrives at once and the sentence is 4 s long: the
+    # words played by then are a tenth. The screen keeps what it showed until more is heard.
+    text = "one two three four five six seven eight."
+    items = reply(1, (text, 4.0))
+    run = Sink(at(0.0, items[:20]) + at(0.4, items[20:]))
+    published = published_over_time(run)
+    await run.run()
+
+    texts = [s.text for _, s in published if not s.final]
+    assert len(texts) > 3
+    for before, after in itertools.pairwise(texts):
+        assert after.startswith(before) and len(after) > len(before), texts
+    assert published[-1][1] == Transcript(turn_id=1, text=text, speaker="agent")
+    # Before the rest arrived, the default rate had let two words through already.
+    assert [s.text for t, s in published if t < 0.4] == ["one", "one two"]
+
+
+@pytest.mark.looptime
+async def test_unsynchronized_transcripts_are_published_per_sentence_as_it_starts() -> None:
+    items = reply(1, ("Hello there friend.", 0.2), ("How are you today?", 0.3))
+    run = Sink(at(0.0, items), sync_transcripts=False)
+    published = published_over_time(run)
+    await run.run()
+    assert [(round(t, 2), s.text, s.final) for t, s in published] == [
+        (0.0, "Hello there friend.", True), (0.2, "How are you today?", True)]
 
 
 @pytest.mark.looptime
