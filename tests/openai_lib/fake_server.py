@@ -13,6 +13,9 @@ Each behaviour lives under its own prefix, so a test picks one by base_url:
 * ``malformed``: an SSE stream whose data is not JSON.
 * ``endless``: streams a text delta every 20 ms until the client goes away, then sets
   ``disconnected``.
+* ``amd``: an answering-machine classifier's reply: a little text, then one
+  ``record_category`` call for ``machine-vm`` and one ``wait_for_more`` call for 25 seconds,
+  their arguments in fragments.
 """
 
 from __future__ import annotations
@@ -70,6 +73,23 @@ OK_CHUNKS: list[dict[str, Any]] = [
         "model": "fake", "choices": [],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
     },
+]
+
+
+AMD_CHUNKS: list[dict[str, Any]] = [
+    _chunk({"role": "assistant", "content": "A voicemail greeting."}),
+    _chunk({"tool_calls": [
+        {"index": 0, "id": "call_r", "type": "function",
+         "function": {"name": "record_category", "arguments": '{"categ'}},
+    ]}),
+    _chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ory": "machine-'}}]}),
+    _chunk({"tool_calls": [
+        {"index": 1, "id": "call_w", "type": "function",
+         "function": {"name": "wait_for_more", "arguments": '{"seconds": 2'}},
+    ]}),
+    _chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'vm"}'}}]}),
+    _chunk({"tool_calls": [{"index": 1, "function": {"arguments": "5}"}}]}),
+    _chunk({}, finish="tool_calls"),
 ]
 
 
@@ -151,6 +171,8 @@ class FakeOpenAI:
                 self.disconnected.set()
                 raise
         chunks = OK_CHUNKS
+        if prefix == "amd":
+            chunks = AMD_CHUNKS
         if prefix == "text":
             chunks = [*OK_CHUNKS[:2], _chunk({}, finish="stop"), OK_CHUNKS[-1]]
         for chunk in chunks:
