@@ -233,6 +233,13 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         # was due (v1 only: with input phases the groups' ticks differ).
         "vad_decision_phase_ms": _decision_phase(sessions, feeder.t0, FRAME_S, w0, w1)
         if input_phases == 1 else None,
+        # The rest of the tick, the same way (v1 only): when the feeder's burst of every
+        # session's frame ended, and when the Silero model calls started and ended.
+        "tick_phases_ms": {
+            "burst_end": _phase(feeder.burst_ends, feeder.t0, FRAME_S, w0, w1),
+            "model_start": _phase([c[0] for c in model.calls], feeder.t0, FRAME_S, w0, w1),
+            "model_end": _phase([c[1] for c in model.calls], feeder.t0, FRAME_S, w0, w1),
+        } if input_phases == 1 else None,
         # Other processes on the machine: the 1-minute load average before and after.
         "loadavg_1min": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
         "node_errors": errors,
@@ -274,8 +281,14 @@ def _decision_phase(
     sessions: list[Any], t0: float, frame_s: float, w0: float, w1: float
 ) -> dict[str, float | None]:
     """Median and p95 of the VAD decisions' time after their tick's start, in ms."""
-    phases = [((t - t0) % frame_s) * 1000.0
-              for s in sessions for t in s.vad_end if w0 <= t <= w1]
+    return _phase([t for s in sessions for t in s.vad_end], t0, frame_s, w0, w1)
+
+
+def _phase(
+    times: list[float], t0: float, frame_s: float, w0: float, w1: float
+) -> dict[str, float | None]:
+    """Median and p95 of ``times`` (those in the window) after their tick's start, in ms."""
+    phases = [((t - t0) % frame_s) * 1000.0 for t in times if w0 <= t <= w1]
     return {"p50": _ms_round(_pct(phases, 50)), "p95": _ms_round(_pct(phases, 95))}
 
 
@@ -553,7 +566,8 @@ def main() -> None:
               f"added p50 {row['latency_ms']['added']['p50']} ms, VAD windows per model "
               f"call {(row['vad_batcher'] or {}).get('mean_batch')}, longest GC pause by "
               f"generation {row['gc_pause_max_ms']} ms, VAD decisions "
-              f"{row['vad_decision_phase_ms']} ms into their tick", flush=True)
+              f"{row['vad_decision_phase_ms']} ms into their tick (burst end, model start "
+              f"and end: {row['tick_phases_ms']})", flush=True)
         if n and not row["real_time"]:
             print(f"N={n} missed real time: stopping here", flush=True)
             break

@@ -388,6 +388,7 @@ class Feeder:
         self.last_speech = last_speech
         self.ticks = 0
         self.t0 = 0.0
+        self.burst_ends: list[float] = []  # v1: when each tick's frames were all pushed
 
     async def run(self, t0: float) -> None:
         loop = asyncio.get_running_loop()
@@ -407,6 +408,8 @@ class Feeder:
                     session.input.push(frames[position], due)
                     if position == last:
                         session.speech_end.append(now)
+                if phases == 1:
+                    self.burst_ends.append(loop.time())
             k += 1
             self.ticks = k
 
