@@ -8,7 +8,6 @@ in fragments, as OpenAI-compatible servers send them.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 from fake_server import FakeOpenAI, close_clients  # noqa: F401 (a fixture)
@@ -20,12 +19,6 @@ from flowkit.nodes.amd_classifier import DEFAULT_AMD_PROMPT, classify_greeting
 pytestmark = pytest.mark.usefixtures("close_clients")
 
 GREETING = "Hi, you have reached Sam. Leave a message after the tone."
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 async def test_the_category_and_the_wait_come_back_from_fragmented_tool_calls(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import time
 import wave
-from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -34,12 +33,6 @@ TONE = (np.sin(np.arange(8000) / 5) * 8000).astype(np.int16)  # 0.5 s at 16 kHz
 
 # Every provider a test makes has its HTTP clients closed after the test.
 pytestmark = pytest.mark.usefixtures("close_clients")
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
-
 
 def test_wav_bytes_round_trip() -> None:
     with wave.open(io.BytesIO(wav_bytes(TONE, 16_000))) as wav:

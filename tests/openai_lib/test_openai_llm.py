@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from fake_server import FakeOpenAI, close_clients  # noqa: F401 (a fixture)
@@ -40,12 +39,6 @@ HISTORY = (ChatMessage("system", "Be brief."), ChatMessage("user", "Weather in P
 
 # Every provider a test makes has its HTTP clients closed after the test.
 pytestmark = pytest.mark.usefixtures("close_clients")
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
-
 
 def llm(server: FakeOpenAI, prefix: str, **options: object) -> OpenAILLMProvider:
     return OpenAILLMProvider("fake", base_url=server.url(prefix), **options)  # type: ignore[arg-type]
