@@ -304,8 +304,8 @@ async def _unknown_service(server: TestLiveKitServer, _: api.LiveKitAPI) -> obje
 
 
 async def _unimplemented(server: TestLiveKitServer, lkapi: api.LiveKitAPI) -> object:
-    return await lkapi.room.update_participant(
-        api.UpdateParticipantRequest(room="r", identity="x", metadata="m"))
+    return await lkapi.room.mute_published_track(
+        api.MuteRoomTrackRequest(room="r", identity="x", track_sid="TR_x", muted=True))
 
 
 async def _delete_a_missing_room(server: TestLiveKitServer, lkapi: api.LiveKitAPI) -> object:
@@ -345,7 +345,7 @@ async def _room_without_a_name(server: TestLiveKitServer, lkapi: api.LiveKitAPI)
          "livekit.RoomService has no method 'MakeCoffee'; its methods are CreateRoom"),
         (_unknown_service, "bad_route", 404, "no Twirp service at /twirp/livekit.CoffeeService"),
         (_unimplemented, "unimplemented", 501,
-         "livekit.RoomService/UpdateParticipant is not implemented by the flowkit test server"),
+         "livekit.RoomService/MutePublishedTrack is not implemented by the flowkit test server"),
         (_delete_a_missing_room, "not_found", 404, "requested room does not exist: 'ghost'"),
         (_remove_a_missing_participant, "not_found", 404,
          "participant not found: 'ghost' is not in room 'here'"),

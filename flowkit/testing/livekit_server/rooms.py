@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -177,6 +177,34 @@ class Room:
         for other in self.participants.values():
             if other is not participant or include_self:
                 other.link.send_signal(update)
+
+    def update_participant(
+        self,
+        participant: Participant,
+        *,
+        name: str = "",
+        metadata: str = "",
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        """Change a participant's name, metadata or attributes and tell everyone, itself too.
+
+        LiveKit's rules, whoever asks (the participant's own UpdateParticipantMetadata, or
+        RoomService.UpdateParticipant): an empty name or metadata leaves it as it is; the
+        attributes are merged in, and a key whose value is empty is deleted.
+        """
+        if metadata:
+            participant.metadata = metadata
+        if name:
+            participant.name = name
+        for key, value in (attributes or {}).items():
+            if value:
+                participant.attributes[key] = value
+            else:
+                participant.attributes.pop(key, None)
+        participant.touch()
+        # The participant hears of it too: after an admin's update, that is the only way its
+        # SDK's local participant learns the new values.
+        self.broadcast_update(participant, include_self=True)
 
     def track_arrived(self, publisher: Participant, track: PublishedTrack) -> None:
         """A published track's media arrived: announce it and send it to everyone else."""

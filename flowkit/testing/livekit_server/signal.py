@@ -331,17 +331,7 @@ class SignalSession:
         self.room.relay_data(self.participant, label, packet)
 
     def _update_metadata(self, update: rtc.UpdateParticipantMetadata) -> None:
-        participant = self.participant
-        if update.metadata:
-            participant.metadata = update.metadata
-        if update.name:
-            participant.name = update.name
-        for key, value in update.attributes.items():
-            if value:
-                participant.attributes[key] = value
-            else:
-                participant.attributes.pop(key, None)
-        participant.touch()
+        # LiveKit answers the request at once and broadcasts the update after: same order.
         self.send_signal(
             rtc.SignalResponse(
                 request_response=rtc.RequestResponse(
@@ -351,7 +341,12 @@ class SignalSession:
                 )
             )
         )
-        self.room.broadcast_update(participant, include_self=True)
+        self.room.update_participant(
+            self.participant,
+            name=update.name,
+            metadata=update.metadata,
+            attributes=update.attributes,
+        )
 
     def _mute(self, mute: rtc.MuteTrackRequest) -> None:
         track = self.participant.tracks.get(mute.sid)

@@ -9,9 +9,11 @@ A test double of the two services a program most often calls on a LiveKit server
   of the room's participants) are offered at once; deleting a dispatch ends its jobs
   (``JobTermination``). Listing shows every dispatch of the room, the default one too.
 - ``livekit.RoomService``: ``CreateRoom`` (with the agents to dispatch), ``ListRooms``,
-  ``DeleteRoom``, ``ListParticipants``, ``GetParticipant``, ``RemoveParticipant``, over the
-  server's rooms. Removing a participant or deleting its room sends the SDK client a leave
-  request and closes its connection.
+  ``DeleteRoom``, ``ListParticipants``, ``GetParticipant``, ``UpdateParticipant``,
+  ``RemoveParticipant``, over the server's rooms. Removing a participant or deleting its room
+  sends the SDK client a leave request and closes its connection. Updating a participant's
+  name, metadata or attributes (what LiveKit's SIP service does to ``sip.callStatus``) tells
+  every client in the room, the participant's own too; its ``permission`` is not supported.
 
 Calls are ``POST /twirp/livekit.<Service>/<Method>`` with a protobuf body
 (``application/protobuf``, what ``livekit-api`` sends) or a JSON one (``application/json``);
@@ -209,6 +211,7 @@ class TwirpAPI:
             (rooms, "DeleteRoom"): _Method(_CREATE, self.delete_room),
             (rooms, "ListParticipants"): _Method(_ADMIN, self.list_participants),
             (rooms, "GetParticipant"): _Method(_ADMIN, self.get_participant),
+            (rooms, "UpdateParticipant"): _Method(_ADMIN, self.update_participant),
             (rooms, "RemoveParticipant"): _Method(_ADMIN, self.remove_participant),
         }
 
@@ -405,6 +408,34 @@ class TwirpAPI:
     ) -> models.ParticipantInfo:
         """One participant of the room."""
         return self._participant(self._room(request.room), request.identity).info()
+
+    async def update_participant(
+        self, request: room_pb.UpdateParticipantRequest
+    ) -> models.ParticipantInfo:
+        """Change a participant's name, metadata or attributes, as LiveKit does.
+
+        The attributes are merged into the participant's, a key with an empty value is
+        deleted; an empty name or metadata is left as it is. Every client in the room, the
+        participant's own too, gets the update (``participant_attributes_changed`` in the SDK).
+        """
+        if request.HasField("permission"):
+            # Changing a permission means more than a new ParticipantInfo (LiveKit unpublishes
+            # and unsubscribes what it no longer allows): refused, rather than half done.
+            raise TwirpError(
+                "unimplemented",
+                "UpdateParticipant's permission is not implemented by the flowkit test server "
+                "(its participants may always publish, subscribe and publish data): leave "
+                "permission unset; name, metadata and attributes are supported",
+            )
+        room = self._room(request.room)
+        participant = self._participant(room, request.identity)
+        room.update_participant(
+            participant,
+            name=request.name,
+            metadata=request.metadata,
+            attributes=request.attributes,
+        )
+        return participant.info()
 
     async def remove_participant(
         self, request: room_pb.RoomParticipantIdentity
