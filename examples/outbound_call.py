@@ -10,6 +10,9 @@ greeting and holds the user turns until its verdict:
   the job once the message has played;
 - a mailbox that takes no message: ``CallOutcome`` ends the job at once.
 
+The detector listens once the callee's call is answered (``ParticipantWatch`` reads their
+``sip.callStatus``), so the graph can start while the phone still rings.
+
 Until real models are given the LLM is scripted: it classifies a greeting by its words and
 answers a person with one line. The stand-in STT describes each utterance ("[4.0 s of
 speech]"), which the scripted classifier cannot place: give a real recogniser in
@@ -27,7 +30,21 @@ from typing import Any
 
 import flowkit as fk
 from flowkit.messages import AMDCategory, AMDVerdict, Playout, PlayoutEvent
-from flowkit.nodes import amd, audio, interrupt, ivr, llm, room, state, stt, tools, tts, turn, vad
+from flowkit.nodes import (
+    amd,
+    audio,
+    interrupt,
+    ivr,
+    llm,
+    participant,
+    room,
+    state,
+    stt,
+    tools,
+    tts,
+    turn,
+    vad,
+)
 from flowkit.nodes.amd_classifier import DEFAULT_AMD_PROMPT
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
@@ -126,12 +143,16 @@ def build(job: fk.JobContext) -> fk.Graph:
     speaker = g.add(room.RoomSink(), name="speaker")
     barge = g.add(interrupt.Interruptions(), name="interruptions")
     outcome = g.add(CallOutcome(), name="outcome")
+    # The callee: the detector listens once their call is answered (sip.callStatus active),
+    # so the graph may start while the phone still rings.
+    callee = g.add(participant.ParticipantWatch(), name="callee")
 
     mic >> audio.Resample(16_000, channels=1) >> ears >> asr >> turns
     ears.events >> [asr.speech, turns.vad, barge.vad, detector.vad]
     asr >> [detector.transcripts, menus.transcripts, barge.transcripts]
     # The detector holds the turns until it knows who answered.
     turns >> detector.turns
+    callee >> detector.participant
     detector.released >> [brain.turns, states.turns]
     for asks in (detector.requests, menus.requests):
         asks >> [brain.requests, states.requests]

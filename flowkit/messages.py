@@ -21,6 +21,7 @@ from livekit import rtc
 
 __all__ = [
     "DTMF_DIGITS",
+    "SIP_CALL_STATUS",
     "AMDCategory",
     "AMDVerdict",
     "AgentAudio",
@@ -32,6 +33,7 @@ __all__ = [
     "InterruptAction",
     "Message",
     "Metrics",
+    "ParticipantUpdate",
     "Playout",
     "PlayoutEvent",
     "ReplyRequest",
@@ -459,7 +461,9 @@ class AMDVerdict(Message):
         category: Human, one of three kinds of machine, or uncertain.
         reason: How it was decided: ``"llm"`` (the model classified the transcript),
             ``"short_greeting"`` (a short utterance, then silence: a person),
-            ``"no_speech_timeout"`` or ``"detection_timeout"`` (a fallback).
+            ``"no_speech_timeout"`` or ``"detection_timeout"`` (a fallback),
+            ``"participant_missing"`` (the call ended, or the room closed, before a verdict)
+            or ``"input_ended"`` (the audio ended first).
         transcript: The greeting's text the model classified (empty for the others).
         speech_duration: Seconds from the first speech to the end of the last.
         delay: Seconds from the end of speech to the verdict.
@@ -484,6 +488,48 @@ class AMDVerdict(Message):
             AMDCategory.MACHINE_VM,
             AMDCategory.MACHINE_UNAVAILABLE,
         )
+
+
+SIP_CALL_STATUS = "sip.callStatus"
+"""The attribute LiveKit's SIP service keeps on a SIP participant: the state of its call.
+
+Its values: ``"dialing"`` and ``"ringing"`` (an outbound call not answered yet),
+``"automation"`` (answered, DTMF being sent before the call is bridged), ``"active"``
+(answered) and ``"hangup"`` (ended)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParticipantUpdate(Message):
+    """Where a room participant is now: present or gone, and their attributes.
+
+    :class:`~flowkit.nodes.participant.ParticipantWatch` sends one when the participant is
+    first seen, after each change of their attributes, and when they leave.
+
+    Attributes:
+        identity: The participant's identity.
+        attributes: All their attributes after the change (LiveKit participant attributes:
+            SIP calls carry :data:`SIP_CALL_STATUS`, ``sip.phoneNumber`` and others).
+        present: ``False`` once they left the room (or the room closed).
+    """
+
+    identity: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    present: bool = True
+
+    @property
+    def call_status(self) -> str | None:
+        """The SIP call's state (:data:`SIP_CALL_STATUS`); ``None`` for a participant not on SIP."""
+        return self.attributes.get(SIP_CALL_STATUS)
+
+    @property
+    def answered(self) -> bool:
+        """Whether they are there to be heard: present, and a SIP call (if any) is answered.
+
+        ``True`` for a participant without :data:`SIP_CALL_STATUS` (not a phone call) and
+        for a call that is ``"active"``; not while the call is dialed, rings, or is in
+        ``"automation"`` (the keys given at dial time are still being sent).
+        """
+        return self.present and self.call_status in (None, "active")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,8 @@ to the room's tracks. The same graph runs in both.
 
 What only some I/Os have is an optional protocol, checked with ``isinstance`` by the node
 that needs it (:class:`PushAudioInput`, :class:`TrackOutputs`, :class:`VideoInputSource`,
-:class:`DTMFInputSource`, :class:`DTMFOutput`), so an I/O written without it keeps working.
+:class:`DTMFInputSource`, :class:`DTMFOutput`, :class:`ParticipantUpdates`), so an I/O
+written without it keeps working.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Literal, Protocol, runtime_checkable
 
 from livekit import rtc
 
-from flowkit.messages import DTMFDigit, Transcript
+from flowkit.messages import DTMFDigit, ParticipantUpdate, Transcript
 
 __all__ = [
     "AudioInput",
     "AudioOutput",
     "DTMFInputSource",
     "DTMFOutput",
+    "ParticipantUpdates",
     "PushAudioInput",
     "RoomIO",
     "TrackOutputs",
@@ -178,5 +180,30 @@ class DTMFOutput(Protocol):
 
         Raises:
             ValueError: ``digit`` is not a keypad key.
+        """
+        ...
+
+
+@runtime_checkable
+class ParticipantUpdates(Protocol):
+    """A room I/O that follows a participant: present or gone, and their attributes.
+
+    Optional: :class:`~flowkit.nodes.participant.ParticipantWatch` reads it, and sends
+    nothing where the I/O has none (an offline run has no room). A LiveKit room gives its
+    participants' attributes, among them a SIP call's state
+    (:data:`~flowkit.messages.SIP_CALL_STATUS`).
+    """
+
+    def participant_updates(
+        self, participant: str | None = None
+    ) -> AsyncIterator[ParticipantUpdate]:
+        """The participant as they are when first seen, then after every change, until the end.
+
+        A change is a change of attributes, leaving (``present=False``) or coming back.
+        Consecutive updates differ; the iterator ends when the room closes.
+
+        Args:
+            participant: The identity to follow; ``None``: the participant the I/O is
+                bound to, or the one its audio input hears, or the first.
         """
         ...

@@ -17,6 +17,8 @@ has:
   (:class:`~flowkit.livekit.video.LiveKitVideoInput`);
 - ``dtmf_input``: keys pressed on a phone (SIP DTMF packets, the room's
   ``sip_dtmf_received``), and ``publish_dtmf`` to press keys as the agent;
+- ``participant_updates``: a participant's presence and attributes (a SIP call's
+  ``sip.callStatus`` among them), at every change;
 - ``register_rpc``: RPC methods other participants can call on the agent;
 - ``publish_data``: data packets to the room.
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -39,6 +42,7 @@ from typing import NamedTuple
 from livekit import rtc
 
 from flowkit.livekit.audio import LiveKitAudioInput, LiveKitAudioOutput, audio_publication
+from flowkit.livekit.follow import choose_participant
 from flowkit.livekit.transcripts import (
     AGENT_SPEAKER,
     TOPIC_TRANSCRIPTION,
@@ -47,7 +51,7 @@ from flowkit.livekit.transcripts import (
 )
 from flowkit.livekit.video import LiveKitVideoInput
 from flowkit.livekit.watch import RoomWatch
-from flowkit.messages import DTMF_DIGITS, DTMFDigit, Transcript, dtmf_code
+from flowkit.messages import DTMF_DIGITS, DTMFDigit, ParticipantUpdate, Transcript, dtmf_code
 from flowkit.ports import AudioFormat
 from flowkit.room_io import VideoSource
 
@@ -140,6 +144,7 @@ class LiveKitRoomIO:
         self._dtmf_readers: list[_DTMFReader] = []
         self._dtmf_backlog: deque[DTMFDigit] = deque(maxlen=dtmf_backlog)
         room.on("sip_dtmf_received", self._on_dtmf)
+        room.on("participant_attributes_changed", self._on_attributes)
         if room.isconnected():
             self.start()
 
@@ -202,6 +207,7 @@ class LiveKitRoomIO:
         self._watch.detach()
         self.room.unregister_text_stream_handler(self._chat_topic)
         self.room.off("sip_dtmf_received", self._on_dtmf)
+        self.room.off("participant_attributes_changed", self._on_attributes)
         for reader in self._chat_readers:
             reader.put_nowait(None)
         for dtmf_reader in self._dtmf_readers:
@@ -370,6 +376,22 @@ class LiveKitRoomIO:
         self._dtmf_readers.append(reader)
         return self._read_dtmf(reader)
 
+    def participant_updates(
+        self, participant: str | None = None
+    ) -> AsyncIterator[ParticipantUpdate]:
+        """A participant as first seen, then at each change of attributes, leaving or return.
+
+        Ends when the room closes (with an update saying the participant is gone, if they
+        were there).
+
+        Args:
+            participant: The identity to follow; ``None``: the I/O's default participant, or
+                whom the audio input hears, or the first participant that is not an agent
+                (then followed, as that identity, from the moment they are found).
+        """
+        want = participant if participant is not None else self.participant
+        return self._read_participant(want)
+
     def video_input(
         self, participant: str | None = None, source: VideoSource = "camera"
     ) -> AsyncIterator[rtc.VideoFrame]:
@@ -517,6 +539,34 @@ class LiveKitRoomIO:
         for reader in self._dtmf_readers:
             if reader.wants(press):
                 reader.queue.put_nowait(press)
+
+    def _on_attributes(self, changed: Mapping[str, str], participant: rtc.Participant) -> None:
+        # Attribute changes are not membership changes, but the readers of
+        # participant_updates wait on the same signal.
+        self._watch.notify()
+
+    async def _read_participant(self, want: str | None) -> AsyncIterator[ParticipantUpdate]:
+        last: ParticipantUpdate | None = None
+        while True:
+            closed = self._watch.closed
+            if want is None:
+                found = choose_participant(self.room, None, self._last_heard)
+                want = found.identity if found is not None else None
+            person = self.room.remote_participants.get(want) if want is not None else None
+            update: ParticipantUpdate | None = None
+            if person is not None and not closed:
+                update = ParticipantUpdate(
+                    identity=person.identity, attributes=dict(person.attributes)
+                )
+            elif last is not None and last.present:
+                update = dataclasses.replace(last, present=False)  # as they were last seen
+            if update is not None and update != last:
+                last = update
+                yield update
+                continue  # the room may have changed while the reader had the update
+            if closed:
+                return
+            await self._watch.changed()
 
     async def _read_dtmf(self, reader: _DTMFReader) -> AsyncIterator[DTMFDigit]:
         try:

@@ -30,8 +30,15 @@ the message to leave (``voicemail_instructions``, a reply that may not be interr
 given. The timings, defaults and categories are LiveKit's (``voice/amd``); the prompt is
 flowkit's own.
 
-Listening starts when the node starts: in a job that dials out, start the graph once the
-call is answered (LiveKit's ``wait_until_answered``), so ringback does not count as speech.
+Listening starts when the node starts, or, with a
+:class:`~flowkit.nodes.participant.ParticipantWatch` linked to ``participant``, once the
+called participant is answered: for a SIP participant when ``sip.callStatus`` becomes
+``active`` (as LiveKit's AMD waits), so the ringback tone, a carrier's announcement or the
+keys of ``automation`` are not taken for a greeting, and the two timeouts count from the
+answer. Speech, transcripts and turns that come before are dropped. A call that ends
+before a verdict (``hangup``, or the participant leaves) gives ``uncertain`` at once, with
+reason ``participant_missing``, unless a verdict was already decided. Without that link,
+start the graph once the call is answered (``wait_until_answered`` when dialling).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ import pydantic
 from flowkit.messages import (
     AMDCategory,
     AMDVerdict,
+    ParticipantUpdate,
     ReplyRequest,
     Transcript,
     UserTurn,
@@ -57,6 +65,7 @@ from flowkit.node import Node, NodeParams
 from flowkit.nodes.amd_classifier import DEFAULT_AMD_PROMPT, classify_greeting
 from flowkit.ports import In, Out
 from flowkit.providers.llm import LLMProvider
+from flowkit.runtime.queues import InputQueue
 
 __all__ = ["DEFAULT_VOICEMAIL_INSTRUCTIONS", "AnsweringMachineDetector"]
 
@@ -81,6 +90,11 @@ class AnsweringMachineDetector(Node):
     turns: In[UserTurn] = In(
         required=False,
         doc="the TurnDetector's committed turns: held until the verdict; each also ends a turn",
+    )
+    participant: In[ParticipantUpdate] = In(
+        required=False,
+        doc="the called participant (ParticipantWatch): listen once the call is answered; "
+        "a hang-up before the verdict ends detection",
     )
     verdicts: Out[AMDVerdict] = Out(default=True, doc="the verdict, once per call")
     released: Out[UserTurn] = Out(
@@ -172,11 +186,15 @@ class AnsweringMachineDetector(Node):
         transcripts: AsyncIterator[Transcript],
         vad: AsyncIterator[VADEvent],
         turns: AsyncIterator[UserTurn],
+        participant: AsyncIterator[ParticipantUpdate],
     ) -> None:
         """Detect until ``transcripts`` and ``vad`` end, then pass turns until they end."""
         params = self.params
         assert isinstance(params, AnsweringMachineDetector.Params)
         detection = _Detection(self, params)
+        if isinstance(participant, InputQueue) and participant.exhausted:
+            detection.start_listening()  # nothing linked to ``participant``: listen now
+        watch = self.ctx.create_task(detection.read_participant(participant), name="participant")
         speech = self.ctx.create_task(detection.read_vad(vad), name="vad")
         held = self.ctx.create_task(detection.read_turns(turns), name="turns")
         try:
@@ -187,6 +205,7 @@ class AnsweringMachineDetector(Node):
             detection.settle(AMDCategory.UNCERTAIN, "input_ended", now=True)
             await held
         finally:
+            watch.cancel()
             speech.cancel()
             held.cancel()
             detection.close()
@@ -213,14 +232,52 @@ class _Detection:
         self.waits = 0
         self.classifying: asyncio.Task[None] | None = None
         self.held: list[UserTurn] = []
-        self.arm("no_speech", params.no_speech_threshold, self.on_no_speech)
-        self.arm("timeout", params.timeout, self.on_timeout)
+        self.listening = False  # the call is answered: what is heard is the greeting
+        self.dropped = 0  # events heard before the answer
+
+    def start_listening(self) -> None:
+        """The call is answered (or no answer is awaited): hear the greeting from now."""
+        if self.listening or self.emitted is not None:
+            return
+        self.listening = True
+        if self.dropped:
+            log.debug("AMD: %d event(s) before the call was answered dropped", self.dropped)
+        self.arm("no_speech", self.params.no_speech_threshold, self.on_no_speech)
+        self.arm("timeout", self.params.timeout, self.on_timeout)
+
+    def heard(self) -> bool:
+        """Whether an input event counts: the call is answered and nothing is decided yet."""
+        if not self.listening:
+            self.dropped += 1
+        return self.listening and self.emitted is None
 
     # --- inputs ---------------------------------------------------------------------------
 
+    async def read_participant(self, updates: AsyncIterator[ParticipantUpdate]) -> None:
+        seen = False
+        async for update in updates:
+            seen = True
+            if self.emitted is not None:
+                continue
+            if update.answered:
+                self.start_listening()
+            elif not update.present or update.call_status == "hangup":
+                log.info(
+                    "AMD: the call with %s ended (%s) before a verdict",
+                    update.identity,
+                    "left the room" if not update.present else "hangup",
+                )
+                self.settle(AMDCategory.UNCERTAIN, "participant_missing", now=True)
+            # Otherwise dialing, ringing or automation: the answer is still to come.
+        if not seen:
+            self.start_listening()  # nobody tells when the call is answered: listen now
+        elif not self.listening:
+            # The room closed while the call was still ringing.
+            self.settle(AMDCategory.UNCERTAIN, "participant_missing", now=True)
+
     async def read_vad(self, events: AsyncIterator[VADEvent]) -> None:
         async for event in events:
-            if self.emitted is not None:
+            if not self.heard():
                 continue
             if event.kind is VADEventKind.START_OF_SPEECH:
                 self.on_speech_started()
@@ -229,7 +286,9 @@ class _Detection:
 
     async def read_turns(self, turns: AsyncIterator[UserTurn]) -> None:
         async for turn in turns:
-            if self.emitted is None:
+            if not self.listening and self.emitted is None:
+                self.dropped += 1  # a turn made of what was heard before the answer
+            elif self.emitted is None:
                 self.held.append(turn)
                 self.turn_ended = True
                 self.try_emit()
@@ -271,7 +330,7 @@ class _Detection:
 
     def on_transcript(self, transcript: Transcript) -> None:
         text = transcript.text.strip()
-        if self.emitted is not None or not transcript.final or not text:
+        if not self.heard() or not transcript.final or not text:
             return
         self.cancel("no_speech")
         self.arm_end_of_turn(self.params.max_endpointing_delay)

@@ -90,6 +90,16 @@ class InputQueue(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether the input has ended and every item was read.
+
+        An input linked to nothing is exhausted before its node runs: its stream completes
+        when the node subscribes. A node with an optional input can tell that way, at
+        once, whether anything is linked to it.
+        """
+        return self._closed and not self._items
+
     def full(self) -> bool:
         """Whether a push now would exceed the bound."""
         return len(self._items) >= self.maxsize

@@ -5,7 +5,9 @@ Tests and the test harness bind a graph's room nodes to a :class:`MemoryIO` thro
 list per participant) and can also be pushed while the graph runs (:meth:`MemoryIO.push_audio`,
 :meth:`MemoryIO.end_audio`), so a test can script a user who speaks at given times. Keypad
 presses (DTMF) are given and pushed the same way (:meth:`MemoryIO.push_dtmf`,
-:meth:`MemoryIO.end_dtmf`), and so are camera frames (:meth:`MemoryIO.push_video`).
+:meth:`MemoryIO.end_dtmf`), and so are camera frames (:meth:`MemoryIO.push_video`) and
+participant updates (:meth:`MemoryIO.push_participant`: a SIP call's ``sip.callStatus``
+going from ``dialing`` to ``active``, say).
 Everything the agent plays is recorded with the loop time it was played at.
 
 With ``paced=True`` both directions keep real time on the event loop's clock: input frame
@@ -25,7 +27,7 @@ import soxr
 from livekit import rtc
 
 from flowkit.audio.frames import frame_from_samples, samples
-from flowkit.messages import DTMFDigit, Transcript, dtmf_code
+from flowkit.messages import DTMFDigit, ParticipantUpdate, Transcript, dtmf_code
 from flowkit.nodes.audio import mix_channels
 from flowkit.ports import AudioFormat
 from flowkit.room_io import VideoSource
@@ -304,6 +306,7 @@ class MemoryIO:
         live: bool = False,
         dtmf: Sequence[str | DTMFDigit] = (),
         video: Sequence[rtc.VideoFrame] = (),
+        participants: Sequence[ParticipantUpdate] = (),
     ) -> None:
         """Script the user's audio.
 
@@ -315,11 +318,15 @@ class MemoryIO:
             live: Keep every participant's input open after the given frames, for
                 :meth:`push_audio`, until :meth:`end_audio`, and the keypad open after the
                 given presses, for :meth:`push_dtmf`, until :meth:`end_dtmf`, and the video
-                open for :meth:`push_video` until :meth:`end_video`. Otherwise each input
-                ends after what was given.
+                open for :meth:`push_video` until :meth:`end_video`, and the participant
+                updates open for :meth:`push_participant` until :meth:`end_participants`.
+                Otherwise each input ends after what was given.
             dtmf: Keys pressed before anything runs: digits (pressed by the default
                 participant) or whole :class:`~flowkit.messages.DTMFDigit` presses.
             video: The default participant's camera frames, delivered at once to a reader.
+            participants: Participant updates that happened before anything runs. Every
+                participant with audio is present from the start, without attributes:
+                these come after that.
 
         Raises:
             ValueError: A digit in ``dtmf`` is not a keypad key.
@@ -339,6 +346,10 @@ class MemoryIO:
             [self._press(key, None) for key in dtmf], not live, "dtmf", "keypad input"
         )
         self._camera = _Feed(video, not live, "video", "video input")
+        present = [ParticipantUpdate(identity=who) for who in tracks]
+        self._people = _Feed(
+            [*present, *participants], not live, "participant", "participant updates"
+        )
 
     @property
     def participants(self) -> list[str]:
@@ -478,6 +489,60 @@ class MemoryIO:
             ValueError: ``digit`` is not a keypad key.
         """
         self.dtmf_sent.append(DTMFDigit(digit=digit, code=dtmf_code(digit), participant="agent"))
+
+    # --- participants (flowkit.room_io.ParticipantUpdates)
+
+    def participant_updates(
+        self, participant: str | None = None
+    ) -> AsyncIterator[ParticipantUpdate]:
+        """One participant's updates from the first, skipping one equal to the one before.
+
+        Given updates come at once; pushed ones as they are pushed, until
+        :meth:`end_participants` (at once after the given ones without ``live=True``).
+
+        Args:
+            participant: The identity to follow; ``None``: the default participant (the
+                first one with audio, else :data:`DEFAULT_PARTICIPANT`).
+        """
+        return self._read_people(participant if participant is not None else self._default())
+
+    def push_participant(
+        self,
+        identity: str,
+        attributes: Mapping[str, str] | None = None,
+        *,
+        present: bool = True,
+    ) -> ParticipantUpdate:
+        """Say where a participant is now: their attributes, or that they left.
+
+        Args:
+            identity: Who.
+            attributes: All their attributes now (e.g. ``{"sip.callStatus": "active"}``).
+            present: ``False``: they left the room.
+
+        Returns:
+            The update pushed.
+
+        Raises:
+            RuntimeError: The participant updates have ended (``live=False``, or after
+                :meth:`end_participants`).
+        """
+        update = ParticipantUpdate(
+            identity=identity, attributes=dict(attributes or {}), present=present
+        )
+        self._people.push(update)
+        return update
+
+    def end_participants(self) -> None:
+        """End the participant updates (the room closed): readers end after those so far."""
+        self._people.end()
+
+    async def _read_people(self, identity: str) -> AsyncIterator[ParticipantUpdate]:
+        last: ParticipantUpdate | None = None
+        async for update in self._people.read():
+            if update.identity == identity and update != last:
+                last = update
+                yield update
 
     def _press(self, press: str | DTMFDigit, participant: str | None) -> DTMFDigit:
         if isinstance(press, DTMFDigit):

@@ -14,6 +14,7 @@ import flowkit as fk
 from flowkit.messages import (
     AMDCategory,
     AMDVerdict,
+    ParticipantUpdate,
     ReplyRequest,
     Transcript,
     UserTurn,
@@ -70,12 +71,17 @@ async def run_call(
     transcripts: list[tuple[float, Any]],
     turns: list[tuple[float, Any]],
     end_at: float = 40.0,
+    participant: list[tuple[float, Any]] | None = None,
+    participant_end_at: float | None = None,
 ) -> Call:
     g = fk.Graph("amd")
     node = g.add(detector, name="amd")
     g.add(Script(*vad, end_at=end_at), name="vad") >> node.vad
     g.add(Script(*transcripts, end_at=end_at), name="stt") >> node.transcripts
     g.add(Script(*turns, end_at=end_at), name="turns") >> node.turns
+    if participant is not None:
+        callee = Script(*participant, end_at=participant_end_at or end_at)
+        g.add(callee, name="callee") >> node.participant
     outputs = [TimedCollect() for _ in range(3)]
     node.verdicts >> g.add(outputs[0], name="verdicts")
     node.released >> g.add(outputs[1], name="released")
@@ -284,3 +290,134 @@ def test_bad_parameters_are_refused_by_name() -> None:
         AnsweringMachineDetector(FakeLLM([]), timeout=0.0)
     with pytest.raises(NodeParamsError, match="max_waits"):
         AnsweringMachineDetector(FakeLLM([]), max_waits=-1)
+
+
+# --- waiting for the call to be answered (a ParticipantWatch on ``participant``) -------------
+
+
+def call_status(at: float, status: str | None, present: bool = True) -> tuple[float, Any]:
+    attributes = {} if status is None else {"sip.callStatus": status}
+    return at, ParticipantUpdate(identity="callee", attributes=attributes, present=present)
+
+
+RINGING = [call_status(0.0, "dialing"), call_status(1.0, "ringing")]
+
+
+@pytest.mark.looptime
+async def test_what_is_heard_before_the_answer_is_dropped_and_the_timers_start_at_it() -> None:
+    llm = FakeLLM([])
+    call = await run_call(
+        AnsweringMachineDetector(llm),
+        # A ringback tone taken for speech, then after the answer at 6.0 a short hello.
+        [started(1.5), ended(4.3), started(7.0), ended(7.9)],
+        [said(4.2, "beep beep beep")],
+        [turn(4.5, "beep beep beep"), turn(8.0, "Hello?")],
+        participant=[*RINGING, call_status(6.0, "active")],
+    )
+    [(when, verdict)] = call.verdicts
+    assert when == at(8.1)
+    assert (verdict.category, verdict.reason) == (AMDCategory.HUMAN, "short_greeting")
+    assert verdict.speech_duration == pytest.approx(0.6)  # the hello only, not the ringback
+    assert [(t, r.text) for t, r in call.released] == [(at(8.1), "Hello?")]
+    assert llm.requests == []  # the ringback's "transcript" was never classified
+
+
+@pytest.mark.looptime
+async def test_the_no_speech_timeout_counts_from_the_answer() -> None:
+    call = await run_call(
+        AnsweringMachineDetector(FakeLLM([])),
+        [],
+        [],
+        [],
+        participant=[*RINGING, call_status(6.0, "active")],
+    )
+    assert [(t, v.category, v.reason) for t, v in call.verdicts] == [
+        (at(16.0), AMDCategory.UNCERTAIN, "no_speech_timeout")
+    ]
+
+
+@pytest.mark.looptime
+async def test_automation_is_not_an_answer() -> None:
+    call = await run_call(
+        AnsweringMachineDetector(FakeLLM([])),
+        [started(2.5), ended(3.3)],  # the keys sent in automation, heard as a short sound
+        [],
+        [],
+        participant=[*RINGING, call_status(2.0, "automation"), call_status(4.0, "active")],
+    )
+    assert [(t, v.category, v.reason) for t, v in call.verdicts] == [
+        (at(14.0), AMDCategory.UNCERTAIN, "no_speech_timeout")
+    ]
+
+
+@pytest.mark.looptime
+async def test_a_call_that_ends_before_the_answer_is_uncertain_at_once() -> None:
+    call = await run_call(
+        AnsweringMachineDetector(FakeLLM([])),
+        [started(1.5), ended(4.3)],
+        [],
+        [],
+        participant=[*RINGING, call_status(7.0, "hangup")],
+    )
+    assert [(t, v.category, v.reason) for t, v in call.verdicts] == [
+        (at(7.0), AMDCategory.UNCERTAIN, "participant_missing")
+    ]
+
+
+@pytest.mark.looptime
+async def test_a_callee_who_leaves_before_the_verdict_ends_detection() -> None:
+    call = await run_call(
+        AnsweringMachineDetector(FakeLLM([])),
+        [started(3.0)],  # still speaking when they go
+        [],
+        [],
+        participant=[*RINGING, call_status(2.0, "active"), call_status(5.0, "active", False)],
+    )
+    assert [(t, v.category, v.reason) for t, v in call.verdicts] == [
+        (at(5.0), AMDCategory.UNCERTAIN, "participant_missing")
+    ]
+
+
+@pytest.mark.looptime
+async def test_a_hang_up_releases_a_verdict_the_llm_had_already_decided() -> None:
+    llm = FakeLLM([records("machine-vm")])
+    call = await run_call(
+        AnsweringMachineDetector(llm, voicemail_instructions=None),
+        [started(1.0), ended(5.3)],  # 4 s of speech, ended at 5.0
+        [said(5.2, VOICEMAIL)],
+        [],
+        participant=[call_status(0.0, "active"), call_status(5.8, "hangup")],
+    )
+    # The model answered at 5.4; the verdict would wait for 1.5 s of silence (6.5), but
+    # the call is over at 5.8: nothing more can be heard, so it goes out then.
+    [(when, verdict)] = call.verdicts
+    assert when == at(5.8)
+    assert (verdict.category, verdict.reason) == (AMDCategory.MACHINE_VM, "llm")
+
+
+@pytest.mark.looptime
+async def test_a_participant_not_on_a_phone_line_is_heard_from_the_first_update() -> None:
+    call = await run_call(
+        AnsweringMachineDetector(FakeLLM([])),
+        [started(1.0), ended(1.9)],
+        [],
+        [],
+        participant=[call_status(0.5, None)],
+    )
+    assert [(t, v.category) for t, v in call.verdicts] == [(at(2.1), AMDCategory.HUMAN)]
+
+
+@pytest.mark.looptime
+async def test_a_room_closed_while_the_call_rings_is_uncertain() -> None:
+    # The participant updates end (the room closed) at 3.0, before any answer.
+    call = await run_call(
+        AnsweringMachineDetector(FakeLLM([])),
+        [started(1.5), ended(2.4)],
+        [],
+        [],
+        participant=RINGING,
+        participant_end_at=3.0,
+    )
+    assert [(t, v.category, v.reason) for t, v in call.verdicts] == [
+        (at(3.0), AMDCategory.UNCERTAIN, "participant_missing")
+    ]
