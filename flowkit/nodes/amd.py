@@ -234,6 +234,7 @@ class _Detection:
         self.held: list[UserTurn] = []
         self.listening = False  # the call is answered: what is heard is the greeting
         self.dropped = 0  # events heard before the answer
+        self.speech_at_answer = False  # the VAD's speech that began before the answer goes on
 
     def start_listening(self) -> None:
         """The call is answered (or no answer is awaited): hear the greeting from now."""
@@ -244,6 +245,10 @@ class _Detection:
             log.debug("AMD: %d event(s) before the call was answered dropped", self.dropped)
         self.arm("no_speech", self.params.no_speech_threshold, self.on_no_speech)
         self.arm("timeout", self.params.timeout, self.on_timeout)
+        if self.speech_at_answer:
+            # The VAD's segment began before the answer (ringback running into "Hello?"):
+            # what comes after the answer is speech, counted from now.
+            self.on_speech_started()
 
     def heard(self) -> bool:
         """Whether an input event counts: the call is answered and nothing is decided yet."""
@@ -277,6 +282,8 @@ class _Detection:
 
     async def read_vad(self, events: AsyncIterator[VADEvent]) -> None:
         async for event in events:
+            if not self.listening:
+                self.speech_at_answer = event.kind is VADEventKind.START_OF_SPEECH
             if not self.heard():
                 continue
             if event.kind is VADEventKind.START_OF_SPEECH:

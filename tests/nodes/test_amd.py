@@ -323,6 +323,23 @@ async def test_what_is_heard_before_the_answer_is_dropped_and_the_timers_start_a
 
 
 @pytest.mark.looptime
+async def test_speech_going_on_at_the_answer_counts_from_the_answer() -> None:
+    # The VAD's segment starts in the ringback (5.0) and runs into the hello after the
+    # answer (6.0); it ends at 6.7.
+    call = await run_call(
+        AnsweringMachineDetector(FakeLLM([])),
+        [started(5.0), ended(7.0)],
+        [],
+        [],
+        participant=[*RINGING, call_status(6.0, "active")],
+    )
+    [(when, verdict)] = call.verdicts
+    assert when == at(7.2)
+    assert (verdict.category, verdict.reason) == (AMDCategory.HUMAN, "short_greeting")
+    assert verdict.speech_duration == pytest.approx(0.7)  # from the answer, not from 5.0
+
+
+@pytest.mark.looptime
 async def test_the_no_speech_timeout_counts_from_the_answer() -> None:
     call = await run_call(
         AnsweringMachineDetector(FakeLLM([])),
