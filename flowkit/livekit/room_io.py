@@ -144,7 +144,6 @@ class LiveKitRoomIO:
         self._dtmf_readers: list[_DTMFReader] = []
         self._dtmf_backlog: deque[DTMFDigit] = deque(maxlen=dtmf_backlog)
         room.on("sip_dtmf_received", self._on_dtmf)
-        room.on("participant_attributes_changed", self._on_attributes)
         if room.isconnected():
             self.start()
 
@@ -207,7 +206,6 @@ class LiveKitRoomIO:
         self._watch.detach()
         self.room.unregister_text_stream_handler(self._chat_topic)
         self.room.off("sip_dtmf_received", self._on_dtmf)
-        self.room.off("participant_attributes_changed", self._on_attributes)
         for reader in self._chat_readers:
             reader.put_nowait(None)
         for dtmf_reader in self._dtmf_readers:
@@ -539,11 +537,6 @@ class LiveKitRoomIO:
         for reader in self._dtmf_readers:
             if reader.wants(press):
                 reader.queue.put_nowait(press)
-
-    def _on_attributes(self, changed: Mapping[str, str], participant: rtc.Participant) -> None:
-        # Attribute changes are not membership changes, but the readers of
-        # participant_updates wait on the same signal.
-        self._watch.notify()
 
     async def _read_participant(self, want: str | None) -> AsyncIterator[ParticipantUpdate]:
         last: ParticipantUpdate | None = None

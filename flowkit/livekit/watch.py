@@ -1,4 +1,4 @@
-"""Watching a room's membership and tracks: one signal that wakes every waiter on a change."""
+"""Watching a room's membership, tracks and attributes: one signal that wakes every waiter."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from livekit import rtc
 
 __all__ = ["RoomWatch"]
 
-# The room events after which who is in the room, or which tracks are available, may differ.
+# The room events after which who is in the room, which tracks are available, or what a
+# participant's attributes say (a SIP call's state) may differ.
 _CHANGES: tuple[rtc.room.EventTypes, ...] = (
     "participant_connected",
     "participant_disconnected",
+    "participant_attributes_changed",
     "track_published",
     "track_unpublished",
     "track_subscribed",
@@ -23,7 +25,7 @@ _CHANGES: tuple[rtc.room.EventTypes, ...] = (
 
 
 class RoomWatch:
-    """Follows a room: wakes waiters on every membership or track change, and on its close.
+    """Follows a room: wakes waiters on each membership, track or attribute change, and close.
 
     Args:
         room: The room to follow (connected or not yet).
