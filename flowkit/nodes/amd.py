@@ -233,7 +233,6 @@ class _Detection:
         self.classifying: asyncio.Task[None] | None = None
         self.held: list[UserTurn] = []
         self.listening = False  # the call is answered: what is heard is the greeting
-        self.dropped = 0  # events heard before the answer
         self.speech_at_answer = False  # the VAD's speech that began before the answer goes on
 
     def start_listening(self) -> None:
@@ -241,8 +240,6 @@ class _Detection:
         if self.listening or self.emitted is not None:
             return
         self.listening = True
-        if self.dropped:
-            log.debug("AMD: %d event(s) before the call was answered dropped", self.dropped)
         self.arm("no_speech", self.params.no_speech_threshold, self.on_no_speech)
         self.arm("timeout", self.params.timeout, self.on_timeout)
         if self.speech_at_answer:
@@ -252,8 +249,6 @@ class _Detection:
 
     def heard(self) -> bool:
         """Whether an input event counts: the call is answered and nothing is decided yet."""
-        if not self.listening:
-            self.dropped += 1
         return self.listening and self.emitted is None
 
     # --- inputs ---------------------------------------------------------------------------
@@ -294,8 +289,8 @@ class _Detection:
     async def read_turns(self, turns: AsyncIterator[UserTurn]) -> None:
         async for turn in turns:
             if not self.listening and self.emitted is None:
-                self.dropped += 1  # a turn made of what was heard before the answer
-            elif self.emitted is None:
+                continue  # a turn made of what was heard before the answer
+            if self.emitted is None:
                 self.held.append(turn)
                 self.turn_ended = True
                 self.try_emit()
