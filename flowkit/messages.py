@@ -41,6 +41,7 @@ __all__ = [
     "SpeechPrefetch",
     "TentativeTurn",
     "TextChunk",
+    "TimedWord",
     "ToolCall",
     "ToolResult",
     "Transcript",
@@ -329,6 +330,21 @@ class Interrupt(Message):
     reason: str = "barge_in"
 
 
+@dataclass(frozen=True, slots=True)
+class TimedWord:
+    """One word of a sentence and when it is spoken, as a synthesiser timed it.
+
+    Attributes:
+        text: The word: one whitespace-separated word of the sentence, in order.
+        start: Seconds from the start of the sentence's audio to where the word begins.
+        end: Seconds from the start of the sentence's audio to where the word ends.
+    """
+
+    text: str
+    start: float
+    end: float
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentAudio(Message):
     """A piece of the agent's speech, with the text it speaks, on its way to the speaker.
@@ -339,6 +355,10 @@ class AgentAudio(Message):
         segment: The index of that sentence within the reply.
         final: ``True`` on the end-of-reply marker, after the reply's last frame.
         allow_interruptions: Whether the user may barge in on this reply (from its text).
+        words: Timings of the sentence's next words, when the synthesiser gives them
+            (:class:`TimedWord`, continuing where the sentence's earlier frames left off:
+            together, the first words of ``text``, one for each of its words, in order).
+            Empty when it gives none; the sink then estimates from the speaking rate.
     """
 
     frame: rtc.AudioFrame | None
@@ -346,6 +366,7 @@ class AgentAudio(Message):
     segment: int = 0
     final: bool = False
     allow_interruptions: bool = True
+    words: tuple[TimedWord, ...] = ()
 
 
 class PlayoutEvent(enum.StrEnum):

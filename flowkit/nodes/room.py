@@ -14,7 +14,7 @@ import contextlib
 import re
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pydantic
 from livekit import rtc
@@ -25,6 +25,7 @@ from flowkit.messages import (
     InterruptAction,
     Playout,
     PlayoutEvent,
+    TimedWord,
     Transcript,
 )
 from flowkit.node import Node, NodeParams
@@ -170,6 +171,23 @@ class _Sentence:
     received: float = 0.0  # seconds of its audio received
     played: float = 0.0  # seconds of its audio written to the output
     complete: bool = False  # audio of a later sentence, or the end marker, arrived
+    # The synthesiser's timings of the sentence's first words, one per word, in order.
+    words: list[TimedWord] = field(default_factory=list)
+
+    def heard(self, rate: _SpeakingRate) -> str:
+        """The words of the sentence played so far (it is being played, not yet whole)."""
+        if self.words:
+            # Timed: the words that have ended, whether or not the rest has arrived.
+            count = 0
+            for word in self.words:
+                if word.end > self.played + 1e-6:
+                    break
+                count += 1
+            return _first_words(self.text, count)
+        length = self.received
+        if not self.complete:
+            length = max(length, rate.seconds(self.text))
+        return _words_within(self.text, self.played / length if length else 0.0)
 
 
 class _Reply:
@@ -192,6 +210,7 @@ class _Reply:
                 self._complete_all()
                 sentence = self.sentences[audio.segment] = _Sentence(audio.text)
             sentence.received += _seconds(audio.frame)
+            sentence.words.extend(audio.words)
         if audio.final:
             self._complete_all()
         self.queue.append(audio)
@@ -219,10 +238,7 @@ class _Reply:
                 if sentence.text.strip():
                     parts.append(sentence.text.strip())
                 continue
-            length = sentence.received
-            if not sentence.complete:
-                length = max(length, self.rate.seconds(sentence.text))
-            heard = _words_within(sentence.text, sentence.played / length if length else 0.0)
+            heard = sentence.heard(self.rate)
             if heard:
                 parts.append(heard)
             break
@@ -235,6 +251,16 @@ def _words_within(text: str, share: float) -> str:
     end = 0
     for word in re.finditer(r"\S+", text):
         if word.end() > limit:
+            break
+        end = word.end()
+    return text[:end].strip()
+
+
+def _first_words(text: str, count: int) -> str:
+    """The first ``count`` words of ``text``, as written."""
+    end = 0
+    for index, word in enumerate(re.finditer(r"\S+", text)):
+        if index == count:
             break
         end = word.end()
     return text[:end].strip()
@@ -264,10 +290,12 @@ class RoomSink(Node):
     starts playing. The ``transcripts`` output sends each sentence as it starts, either way.
 
     ``played_text`` holds the sentences played whole and, of the current one, the words
-    within the share of its text that its played audio stands for: of the audio received,
-    or, while the sentence is still arriving, of the length the voice's speaking rate gives
-    it when that is longer (learned from this sink's earlier sentences; about 18 characters
-    a second before the first).
+    that have been played: when the TTS timed its words (``AgentAudio.words``), the words
+    that end within the sentence's audio played; otherwise the words within the share of
+    its text that its played audio stands for: of the audio received, or, while the
+    sentence is still arriving, of the length the voice's speaking rate gives it when that
+    is longer (learned from this sink's earlier sentences; about 18 characters a second
+    before the first).
     """
 
     audio: In[AgentAudio] = In(

@@ -13,7 +13,9 @@ reply for a turn not yet committed is synthesised ahead and used if the reply st
 
 What is synthesised is each sentence passed through the node's text transforms (by default
 markdown and emoji removed, :mod:`flowkit.providers.tts_text`); the frames carry the sentence
-as written, so transcripts and the chat history keep the reply's text.
+as written, so transcripts and the chat history keep the reply's text. Word timings the
+provider gives (:mod:`flowkit.providers.tts_words`) go with the frames as timings of the
+written words, so the sink can tell which words were heard by when they were spoken.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from flowkit.providers.tts_text import (
     TextTransform,
     apply_text_transforms,
 )
+from flowkit.providers.tts_words import WrittenWords, timed_words
 
 __all__ = ["TTS"]
 
@@ -260,6 +263,8 @@ class _Session:
                 reply.characters += len(spoken)
                 ahead = self.prefetcher.claim(spoken) if segment == 0 else None
                 reply.prefetched = reply.prefetched or ahead is not None
+                # The provider times the words it spoke; the sink cuts the words written.
+                words = WrittenWords(sentence, spoken)
                 async with contextlib.aclosing(self._frames(spoken, ahead)) as frames:
                     async for frame in frames:
                         reply.meter.frame(frame)
@@ -268,6 +273,7 @@ class _Session:
                                 turn_id=reply.turn_id, frame=frame, text=sentence,
                                 segment=segment,
                                 allow_interruptions=reply.allow_interruptions,
+                                words=words.take(timed_words(frame)),
                             )
                         )
                 segment += 1

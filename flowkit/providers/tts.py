@@ -7,7 +7,9 @@ second by cutting the text into sentences, so speech starts after the first sent
 rather than after the whole reply.
 
 Audio is :class:`livekit.rtc.AudioFrame` of 16-bit PCM at the provider's ``sample_rate``
-and ``num_channels``.
+and ``num_channels``. A provider that knows when each word is spoken may attach the timings
+to its frames (:mod:`flowkit.providers.tts_words`); the sink then cuts an interrupted reply's
+text, and paces the agent's transcript, by them.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Protocol, runtime_checkable
 
 from livekit import rtc
 
-from flowkit.messages import Metrics
+from flowkit.messages import Metrics, TimedWord
 from flowkit.providers.clock import loop_time
 from flowkit.providers.sentences import SentenceSplitter
+from flowkit.providers.tts_words import attach_timed_words, timed_words
 from flowkit.providers.worker_stream import WorkerStream
 
 __all__ = [
@@ -239,10 +242,19 @@ class _SentenceTTSStream(WorkerStream[rtc.AudioFrame]):
             raise RuntimeError(f"{self._tts.name}: {method}() after end_input() or aclose()")
 
     async def _work(self) -> None:
+        offset = 0.0  # seconds of the stream's audio before this sentence's
         while (sentence := await self._sentences.get()) is not None:
             audio = self._tts.synthesize(sentence)
             try:
                 async for frame in audio:
+                    words = timed_words(frame)
+                    if words and offset:
+                        # Each request times its words from its own start; the stream's
+                        # words count from the stream's.
+                        attach_timed_words(frame, (
+                            TimedWord(w.text, w.start + offset, w.end + offset) for w in words
+                        ))
+                    offset += frame.samples_per_channel / frame.sample_rate
                     self._emit(frame)
             finally:
                 # Close at once on cancellation, so the provider's request ends too.

@@ -29,12 +29,13 @@ import numpy as np
 from livekit import rtc
 
 from flowkit.audio.frames import frame_from_samples
-from flowkit.messages import VADEventKind
+from flowkit.messages import TimedWord, VADEventKind
 from flowkit.providers.chat import ChatMessage, ToolSpec
 from flowkit.providers.errors import ProviderError
 from flowkit.providers.llm import LLMChunk, TextDelta, ToolCallChunk, ToolChoice, Usage
 from flowkit.providers.stt import SpeechResult, STTStream
 from flowkit.providers.tts import StreamingTTSFromBatch, TTSStream
+from flowkit.providers.tts_words import attach_timed_words
 from flowkit.vad.contract import PCMSamples, VADDecision, VADProvider, check_pcm
 from flowkit.vad.energy import EnergyVAD
 
@@ -429,6 +430,13 @@ class FakeTTSRequest:
     cancelled: bool = False
 
 
+def _equal_words(text: str, seconds: float) -> list[TimedWord]:
+    """The words of ``text``, each timed to an equal share of ``seconds``."""
+    words = text.split()
+    share = seconds / len(words) if words else 0.0
+    return [TimedWord(w, i * share, (i + 1) * share) for i, w in enumerate(words)]
+
+
 class FakeTTS(_Scripted):
     """A synthesiser that speaks a sine tone whose length follows the text.
 
@@ -452,6 +460,7 @@ class FakeTTS(_Scripted):
         name: str = "fake-tts",
         failures: Mapping[int, BaseException] | None = None,
         hang: Collection[int] = (),
+        word_timings: bool = False,
     ) -> None:
         """Configure the tone.
 
@@ -468,8 +477,13 @@ class FakeTTS(_Scripted):
             name: The provider name.
             failures: Call number (from 0) -> error to raise before answering that call.
             hang: Call numbers that never answer.
+            word_timings: Time the words of each request, as a provider with word
+                timestamps does (:mod:`flowkit.providers.tts_words`), all on its first
+                frame: each word gets an equal share of the request's audio, whatever
+                its length, so the timings differ from a share of characters.
         """
         super().__init__(name, failures, hang)
+        self._word_timings = word_timings
         self._rate = sample_rate
         self._channels = num_channels
         self._frequency = frequency
@@ -528,7 +542,10 @@ class FakeTTS(_Scripted):
                 if self._channels > 1:
                     chunk = np.repeat(chunk[:, None], self._channels, axis=1)
                 request.frames += 1
-                yield frame_from_samples(np.ascontiguousarray(chunk), self._rate)
+                frame = frame_from_samples(np.ascontiguousarray(chunk), self._rate)
+                if self._word_timings and not start:
+                    attach_timed_words(frame, _equal_words(text, count / self._rate))
+                yield frame
             request.completed = True
         except (GeneratorExit, asyncio.CancelledError):
             request.cancelled = True

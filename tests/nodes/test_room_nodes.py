@@ -21,6 +21,7 @@ from flowkit.messages import (
     Playout,
     PlayoutEvent,
     TextChunk,
+    TimedWord,
     Transcript,
 )
 from flowkit.nodes.room import (
@@ -656,3 +657,93 @@ async def test_an_interrupt_without_a_turn_flushes_the_current_reply() -> None:
     assert run.events == [(5, PlayoutEvent.STARTED), (5, PlayoutEvent.INTERRUPTED)]
     assert run.report(PlayoutEvent.INTERRUPTED).played_text == "one two"
     assert len(run.io.played) == 11
+
+
+# ------------------------------------------------------------------- word timings (TTS)
+
+
+def timed(turn: int, text: str, seconds: float, words: list[tuple[float, float]],
+          *, final: bool = True) -> list[AgentAudio]:
+    """One sentence whose TTS timed its words, all given with its first frame."""
+    timings = tuple(
+        TimedWord(word, start, end) for word, (start, end) in zip(text.split(), words, strict=True)
+    )
+    items = [
+        AgentAudio(turn_id=turn, frame=frame, text=text, words=timings if not index else ())
+        for index, frame in enumerate(tone(seconds))
+    ]
+    if final:
+        items.append(AgentAudio(turn_id=turn, frame=None, segment=1, final=True))
+    return items
+
+
+# A long first word: by the share of characters its end is 2/3 of the way in, by its timing
+# a quarter. The timings are what the listener heard.
+LONG_FIRST = "Supercalifragilistic is a word"
+LONG_FIRST_TIMES = [(0.0, 0.3), (0.3, 0.5), (0.5, 0.6), (0.6, 0.9)]
+
+
+@pytest.mark.looptime
+async def test_a_reply_with_timed_words_is_cut_at_the_words_that_ended() -> None:
+    items = timed(1, LONG_FIRST, 1.0, LONG_FIRST_TIMES)
+    run = await Sink(
+        at(0.0, items), [(0.51, Interrupt(turn_id=1, action=InterruptAction.FLUSH))]
+    ).run()
+    cut = run.report(PlayoutEvent.INTERRUPTED)
+    assert cut.played_duration == pytest.approx(0.52)
+    # By characters (0.52 of 30) no word had ended yet; by the timings two had.
+    assert cut.played_text == "Supercalifragilistic is"
+
+
+@pytest.mark.looptime
+async def test_the_published_transcript_follows_the_timed_words() -> None:
+    run = Sink(at(0.0, timed(1, LONG_FIRST, 1.0, LONG_FIRST_TIMES)))
+    published = published_over_time(run)
+    run.start = asyncio.get_running_loop().time()
+    await run.run()
+
+    interims = [(t, s.text) for t, s in published if not s.final]
+    # Each word appears as the frame holding its end starts playing (a paced output counts
+    # a frame as played when it starts): ends at 0.3, 0.5, 0.6 and 0.9 s.
+    assert [text for _, text in interims] == [
+        "Supercalifragilistic", "Supercalifragilistic is", "Supercalifragilistic is a",
+        LONG_FIRST,
+    ]
+    assert [t for t, _ in interims] == pytest.approx([0.28, 0.48, 0.58, 0.88])
+    assert published[-1][1].final and published[-1][1].text == LONG_FIRST
+
+
+@pytest.mark.looptime
+async def test_timed_words_need_no_speaking_rate_while_the_sentence_still_arrives() -> None:
+    # The sentence streams two frames ahead of playback, so at the cut the sink has 0.56 s
+    # of its 1.0 s. Without timings the share would be taken of the 30 characters' 1.65 s
+    # by the default rate (no word ended); the timings say two words were heard.
+    items = timed(1, LONG_FIRST, 1.0, LONG_FIRST_TIMES, final=False)
+    script = [(max(0.0, index * FRAME - 0.04), item) for index, item in enumerate(items)]
+    run = await Sink(script, [(0.51, Interrupt(turn_id=1, action=InterruptAction.FLUSH))]).run()
+    assert run.report(PlayoutEvent.INTERRUPTED).played_text == "Supercalifragilistic is"
+
+
+@pytest.mark.looptime
+async def test_tts_word_timings_reach_the_sink_as_the_written_words() -> None:
+    # FakeTTS(word_timings=True) gives each spoken word an equal share of the audio. The
+    # TTS node speaks the sentence without its markdown and emoji and hands the sink the
+    # timings of the words as written; "🎉" was not spoken, so it ends where "Big" does.
+    written = "**Big** 🎉 congratulations to everyone here today."
+    io = MemoryIO(paced=True)
+    g = fk.Graph("timed")
+    tts = FakeTTS(seconds_per_char=0.02, ttfa=0.0, word_timings=True)
+    audio, playout = Collect(), Collect()
+    sink = g.add(RoomSink())
+    speech = g.add(Script((0.0, TextChunk(turn_id=2, text=written, final=True)))) >> TTS(tts)
+    speech >> audio
+    speech >> sink >> playout
+    await fk.GraphRunner(g, job=fk.JobContext(io=io)).run()
+
+    assert tts.texts == ["Big congratulations to everyone here today."]
+    words = [w for item in collected(audio) for w in item.words]
+    assert [w.text for w in words] == written.split()
+    share = len(tts.texts[0]) * 0.02 / 6  # six spoken words, equal shares
+    assert [w.start for w in words] == pytest.approx([n * share for n in (0, 1, 1, 2, 3, 4, 5)])
+    assert [w.end for w in words] == pytest.approx([n * share for n in (1, 1, 2, 3, 4, 5, 6)])
+    assert collected(playout)[-1].played_text == written
