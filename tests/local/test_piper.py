@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from support import Collect, Script, collected
 import flowkit as fk
 from flowkit.messages import AgentAudio, TextChunk
 from flowkit.providers import BatchTTS, ProviderRejected
+from flowkit.providers.tts_words import timed_words
 
 SHORT = "Hello there."
 LONG = (
@@ -126,3 +128,40 @@ async def test_piper_tts_node_speaks_a_reply_in_a_graph(tts: PiperTTSProvider) -
     assert {a.segment for a in items if a.frame is not None} == {0, 1}
     assert items[-1].final and items[-1].frame is None
     assert sum(f.samples_per_channel for f in frames) / 22_050 > 2.0
+
+
+def _rms(pcm: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if pcm.size else 0.0
+
+
+async def test_words_are_timed_where_they_are_heard(tts: PiperTTSProvider) -> None:
+    # Piper makes two sentences of this ("Dr." ends one), "23" is spoken as two words, and
+    # each punctuation mark is a pause.
+    text = "It's 23 degrees, sunny; Dr. Smith said hi!"
+    frames = await _speak(tts, text)
+    words = [w for f in frames for w in timed_words(f)]
+    pcm = _pcm(frames)
+    assert [w.text for w in words] == text.split()
+    assert all(w.end > w.start for w in words)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(words))
+    assert words[-1].end <= pcm.size / 22_050
+    # "23" (twenty three) takes longer than "It's".
+    assert words[1].end - words[1].start > 2 * (words[0].end - words[0].start)
+
+    def span(start: float, end: float) -> np.ndarray:
+        return pcm[round(start * 22_050) : round(end * 22_050)]
+
+    # Every word is voiced, in both of Piper's sentences; the pauses at the punctuation
+    # between them are near silence.
+    voiced = _rms(pcm)
+    assert all(_rms(span(w.start, w.end)) > 0.4 * voiced for w in words), words
+    pauses = [span(a.end, b.start) for a, b in itertools.pairwise(words)
+              if a.text[-1] in ",;." and b.start - a.end > 0.1]
+    assert len(pauses) >= 2
+    assert all(_rms(pause) < 0.2 * voiced for pause in pauses)
+
+
+async def test_word_timings_can_be_turned_off() -> None:
+    plain = PiperTTSProvider(word_timings=False)
+    frames = await _speak(plain, "What is the weather in Paris today?")
+    assert frames and all(timed_words(f) == () for f in frames)

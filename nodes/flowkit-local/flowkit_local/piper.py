@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import threading
 from collections.abc import AsyncGenerator, Iterator
@@ -27,8 +28,11 @@ from livekit import rtc
 from numpy.typing import NDArray
 
 from flowkit.audio.frames import frame_from_samples, samples_for
+from flowkit.messages import TimedWord
 from flowkit.nodes.tts import TTS
 from flowkit.providers.errors import ProviderError, ProviderRejected
+from flowkit.providers.tts_words import attach_timed_words
+from flowkit_local.piper_words import PiperWordTimer
 
 if TYPE_CHECKING:
     from piper import PiperVoice, SynthesisConfig
@@ -39,6 +43,7 @@ __all__ = ["PiperTTS", "PiperTTSProvider", "default_voice_paths"]
 # not run at once anywhere in the process, whatever provider they belong to. The lock is
 # taken per sentence, so concurrent replies interleave sentence by sentence.
 _SYNTHESIS_LOCK = threading.Lock()
+_LOGGER = logging.getLogger(__name__)
 
 
 def default_voice_paths() -> tuple[Path, Path]:
@@ -84,6 +89,7 @@ class PiperTTSProvider:
         volume: float = 1.0,
         frame_ms: float = 20,
         intra_op_threads: int = 1,
+        word_timings: bool = True,
     ) -> None:
         """Configure the voice (the model is loaded later, see the class).
 
@@ -99,6 +105,11 @@ class PiperTTSProvider:
             frame_ms: Duration of each frame yielded; the sink can stop playing after any
                 frame, so shorter frames make barge-in quicker.
             intra_op_threads: onnxruntime threads per synthesis.
+            word_timings: Time each word from Piper's phoneme alignments and attach the
+                timings to the frames (:mod:`flowkit.providers.tts_words`), so the sink
+                knows which words were heard. The model gets its alignment output in
+                memory when it loads (with the ``onnx`` package, about 0.3 s); the audio
+                is the same either way.
 
         Raises:
             ProviderRejected: The voice files are missing or the config is unreadable.
@@ -145,6 +156,7 @@ class PiperTTSProvider:
             "volume": volume,
         }
         self._threads = intra_op_threads
+        self.word_timings = word_timings
         self._voice: PiperVoice | None = None
         self._config: SynthesisConfig | None = None
         self._load_lock = threading.Lock()
@@ -196,15 +208,20 @@ class PiperTTSProvider:
         # Piper's synthesize() is a generator of sentences: step it on a worker thread, one
         # sentence per step, through run_in_executor (not to_thread) so FastForwardLoop
         # counts the work.
-        sentences: Iterator[Any] | None = None
+        started: tuple[Iterator[Any], PiperWordTimer | None] | None = None
         while True:
-            if sentences is None:
-                sentences = await loop.run_in_executor(None, self._start, text)
-            pcm = await loop.run_in_executor(None, self._next_sentence, sentences)
-            if pcm is None:
+            if started is None:
+                started = await loop.run_in_executor(None, self._start, text)
+            sentences, timer = started
+            made = await loop.run_in_executor(None, self._next_sentence, sentences, timer)
+            if made is None:
                 return
+            pcm, words = made
             for start in range(0, pcm.size, self._frame):
-                yield frame_from_samples(pcm[start:start + self._frame], self._sample_rate)
+                frame = frame_from_samples(pcm[start:start + self._frame], self._sample_rate)
+                if words and not start:
+                    attach_timed_words(frame, words)  # the sentence's words, on its first frame
+                yield frame
 
     def _get_voice(self) -> tuple[PiperVoice, SynthesisConfig]:
         voice, config = self._voice, self._config
@@ -225,7 +242,7 @@ class PiperTTSProvider:
                     self._voice = PiperVoice(
                         config=PiperConfig.from_dict(settings),
                         session=onnxruntime.InferenceSession(
-                            str(self.model_path),
+                            self._model_for_session(),
                             sess_options=options,
                             providers=["CPUExecutionProvider"],
                         ),
@@ -239,11 +256,36 @@ class PiperTTSProvider:
                 self._config = SynthesisConfig(**self._synthesis)
             return self._voice, self._config
 
-    def _start(self, text: str) -> Iterator[Any]:
-        voice, config = self._get_voice()
-        return iter(voice.synthesize(text, config))
+    def _model_for_session(self) -> str | bytes:
+        """The model's path, or with word timings its bytes with the alignment output added."""
+        if not self.word_timings:
+            return str(self.model_path)
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
 
-    def _next_sentence(self, sentences: Iterator[Any]) -> NDArray[np.int16] | None:
+        model = onnx.load(str(self.model_path))
+        try:
+            add_alignment_output(model)
+        except ValueError:  # already patched on disk, or a graph without the tensor
+            return str(self.model_path)
+        serialized: bytes = model.SerializeToString()
+        return serialized
+
+    def _start(self, text: str) -> tuple[Iterator[Any], PiperWordTimer | None]:
+        voice, config = self._get_voice()
+        timer = None
+        if self.word_timings:
+            with _SYNTHESIS_LOCK:  # espeak-ng's state is global (see _SYNTHESIS_LOCK)
+                timer = PiperWordTimer(text, voice.phonemize)
+            if not timer.usable:
+                _LOGGER.debug("no word timings for %r: its words and phonemes differ", text)
+                timer = None
+        sentences = voice.synthesize(text, config, include_alignments=timer is not None)
+        return iter(sentences), timer
+
+    def _next_sentence(
+        self, sentences: Iterator[Any], timer: PiperWordTimer | None
+    ) -> tuple[NDArray[np.int16], list[TimedWord]] | None:
         try:
             with _SYNTHESIS_LOCK:
                 chunk = next(sentences, None)
@@ -252,7 +294,10 @@ class PiperTTSProvider:
         if chunk is None:
             return None
         pcm: NDArray[np.int16] = np.ascontiguousarray(chunk.audio_int16_array, dtype=np.int16)
-        return pcm
+        words: list[TimedWord] = []
+        if timer is not None:
+            words = timer.sentence(chunk.phoneme_alignments, pcm.size, self._sample_rate)
+        return pcm, words
 
     def __repr__(self) -> str:
         return f"PiperTTSProvider({str(self.model_path)!r})"
