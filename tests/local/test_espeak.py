@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from livekit import rtc
 
 from flowkit.nodes.tts import TTS
 from flowkit.providers import BatchTTS
+from flowkit.providers.tts_words import timed_words
 
 SENTENCE = "What is the weather in Paris today?"
 LONGER = (
@@ -106,3 +108,23 @@ def test_espeak_tts_node_is_a_tts_node() -> None:
     provider = node.params.provider  # type: ignore[attr-defined]
     assert isinstance(provider, EspeakTTSProvider)
     assert provider.options == EspeakTTSOptions(voice="en-gb", rate=160)
+
+
+async def test_words_are_timed_from_espeaks_word_events(provider: EspeakTTSProvider) -> None:
+    text = "It's 23 degrees, sunny; Dr. Smith said hi!"
+    frames = [f async for f in provider.synthesize(text)]
+    pcm = np.concatenate([np.frombuffer(f.data, np.int16) for f in frames])
+    rate = provider.sample_rate
+    words = [w for f in frames for w in timed_words(f)]
+    assert [w.text for w in words] == text.split()
+    # Words follow each other (a word runs to where the next starts), the last to the end.
+    assert words[0].start == 0.0
+    assert all(a.end == b.start and a.end > a.start for a, b in itertools.pairwise(words))
+    assert words[-1].end == pytest.approx(pcm.size / rate)
+    # "23" is said as two words, "twenty three".
+    assert words[1].end - words[1].start > 2 * (words[0].end - words[0].start)
+    # Each word's first 100 ms is speech, wherever espeak put it.
+    loud = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
+    for word in words:
+        head = pcm[round(word.start * rate) : round((word.start + 0.1) * rate)]
+        assert np.sqrt(np.mean(head.astype(np.float64) ** 2)) > 0.3 * loud, word

@@ -3,7 +3,7 @@
 The library and its voice data come from the ``espeakng-loader`` wheel, so nothing is
 installed system-wide or downloaded. Synthesis runs a few hundred times faster than real
 time, which makes espeak a good voice for tests and a last-resort fallback; Piper sounds far
-better for users.
+better for users. Its word events time each word (:mod:`flowkit.providers.tts_words`).
 
 **Threads.** libespeak-ng keeps its state (voice, rate, pitch, output callback) in process
 globals and is not re-entrant, so every call into it goes through one process-wide lock
@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import math
+import re
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 import espeakng_loader  # type: ignore[import-untyped]
@@ -28,7 +29,9 @@ import numpy.typing as npt
 from livekit import rtc
 
 from flowkit.audio import frame_from_samples
+from flowkit.messages import TimedWord
 from flowkit.nodes.tts import TTS
+from flowkit.providers.tts_words import attach_timed_words
 
 __all__ = ["EspeakTTS", "EspeakTTSOptions", "EspeakTTSProvider"]
 
@@ -49,6 +52,24 @@ _EE_OK = 0
 _SynthCallback = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
 )
+
+# espeak_EVENT_TYPE values: the list's terminator, a word starting, a clause ending.
+_EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_END = 0, 1, 5
+
+
+class _Event(ctypes.Structure):
+    """espeak_EVENT: what the synthesis reached, and where in the audio (ms from its start)."""
+
+    _fields_ = (
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # characters from the start of the text, from 1
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    )
 
 
 class _VoiceSpec(ctypes.Structure):
@@ -104,6 +125,8 @@ class _Request:
     def __init__(self) -> None:
         self.chunks: list[npt.NDArray[np.int16]] = []
         self.cancelled = False
+        # (event type, text position from 1, audio ms) of each word start and clause end.
+        self.marks: list[tuple[int, int, int]] = []
 
 
 class _Engine:
@@ -159,12 +182,21 @@ class _Engine:
                 cls._instance = _Engine()
             return cls._instance
 
-    def _on_audio(self, wav: ctypes._Pointer[ctypes.c_short], count: int, _events: int) -> int:
+    def _on_audio(self, wav: ctypes._Pointer[ctypes.c_short], count: int, events: int) -> int:
         request = self._current
         if request is None:
             return 1
         if wav and count > 0:
             request.chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).astype(np.int16))
+        if events:
+            listed = ctypes.cast(events, ctypes.POINTER(_Event))
+            index = 0
+            while (event := listed[index]).type != _EVENT_LIST_TERMINATED:
+                if event.type in (_EVENT_WORD, _EVENT_END):
+                    request.marks.append(
+                        (event.type, event.text_position, event.audio_position)
+                    )
+                index += 1
         return 1 if request.cancelled else 0
 
     def _apply(self, options: EspeakTTSOptions) -> None:
@@ -210,6 +242,43 @@ class _Engine:
                 self._current = None
         if code != _EE_OK and not request.cancelled:
             raise RuntimeError(f"espeak-ng failed to synthesise {text[:40]!r} (code {code})")
+
+
+def _timed_words(
+    text: str, marks: Sequence[tuple[int, int, int]], seconds: float
+) -> list[TimedWord]:
+    """Each word of ``text`` timed from espeak-ng's events.
+
+    espeak-ng reports where each word it speaks starts (a number may be several: ``23`` is
+    "twenty" and "three", both within the written word) and where each clause ends. A word
+    runs from its first start to the next mark past its text (so a pause after a comma
+    counts to the word before it); one it said nothing for (a lone dash) is empty, where
+    the word before it ended.
+
+    Args:
+        text: What was synthesised.
+        marks: ``(event type, text position from 1, audio ms)`` in the order reported.
+        seconds: The length of the audio.
+
+    Returns:
+        One timing per whitespace-separated word, in order; none without word events.
+    """
+    starts = [(position - 1, ms / 1000.0) for kind, position, ms in marks if kind == _EVENT_WORD]
+    if not starts:
+        return []
+    words: list[TimedWord] = []
+    last_end = 0.0
+    for word in re.finditer(r"\S+", text):
+        spoken = [at for position, at in starts if word.start() <= position < word.end()]
+        if not spoken:
+            words.append(TimedWord(word.group(), last_end, last_end))
+            continue
+        start = max(spoken[0], last_end)
+        ends = [ms / 1000.0 for _, position, ms in marks
+                if position - 1 >= word.end() and ms / 1000.0 > start]
+        last_end = min(ends[0] if ends else seconds, seconds)
+        words.append(TimedWord(word.group(), start, max(start, last_end)))
+    return words
 
 
 class EspeakTTSProvider:
@@ -308,9 +377,13 @@ class EspeakTTSProvider:
             return
         pcm = np.concatenate(request.chunks)
         request.chunks = []
+        words = _timed_words(text, request.marks, pcm.size / self.sample_rate)
         step = self._frame
         for first in range(0, pcm.size, step):
-            yield frame_from_samples(pcm[first : first + step], self.sample_rate)
+            frame = frame_from_samples(pcm[first : first + step], self.sample_rate)
+            if words and not first:
+                attach_timed_words(frame, words)  # every word's timing, on the first frame
+            yield frame
 
     def __repr__(self) -> str:
         return f"EspeakTTSProvider({self._options!r})"
