@@ -56,25 +56,28 @@ def _key(word: str) -> str:
 
 
 def _match(written: Sequence[str], spoken: Sequence[str]) -> list[int] | None:
-    """For each spoken word, the index of the written word it was made from.
+    """For each spoken word's key, the index of the written word (by key) it was made from.
 
     Written words with no letters or digits (an emoji, a markdown rule) may have been
     dropped by the transforms; any other written word must be spoken, in order. ``None``
     when the two do not line up that way (a transform that rewrites words).
+
+    Args:
+        written: The written words' keys (:func:`_key`).
+        spoken: The spoken words' keys.
     """
     indices: list[int] = []
     cursor = 0
-    for word in spoken:
-        key = _key(word)
-        while cursor < len(written) and _key(written[cursor]) != key:
-            if _key(written[cursor]):
+    for key in spoken:
+        while cursor < len(written) and written[cursor] != key:
+            if written[cursor]:
                 return None  # a written word that was neither spoken nor droppable
             cursor += 1
         if cursor == len(written):
             return None
         indices.append(cursor)
         cursor += 1
-    if any(_key(word) for word in written[cursor:]):
+    if any(written[cursor:]):
         return None
     return indices
 
@@ -97,8 +100,8 @@ class WrittenWords:
             spoken: The sentence as it was given to the synthesiser.
         """
         self._written = _WORD.findall(written)
-        self._spoken = _WORD.findall(spoken)
-        self._index = _match(self._written, self._spoken)
+        self._spoken = [_key(word) for word in _WORD.findall(spoken)]
+        self._index = _match([_key(word) for word in self._written], self._spoken)
         self._taken = 0  # spoken words timed so far
         self._emitted = 0  # written words given out so far
         self._last_end = 0.0
@@ -125,7 +128,7 @@ class WrittenWords:
         out: list[TimedWord] = []
         for word in words:
             at = self._taken
-            if at >= len(index) or _key(word.text) != _key(self._spoken[at]):
+            if at >= len(index) or _key(word.text) != self._spoken[at]:
                 self._index = None  # not the spoken text's words: trust none of them
                 return ()
             self._taken = at + 1
