@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
 from collections.abc import Iterator
 
@@ -165,3 +166,10 @@ async def test_word_timings_can_be_turned_off() -> None:
     plain = PiperTTSProvider(word_timings=False)
     frames = await _speak(plain, "What is the weather in Paris today?")
     assert frames and all(timed_words(f) == () for f in frames)
+
+
+def test_word_timings_without_onnx_name_the_remedy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    with pytest.raises(ProviderRejected, match=r"need the onnx package.*word_timings=False"):
+        PiperTTSProvider().load()
+    PiperTTSProvider(word_timings=False).load()  # the voice itself still loads

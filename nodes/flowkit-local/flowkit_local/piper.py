@@ -237,16 +237,19 @@ class PiperTTSProvider:
                 options.inter_op_num_threads = 1
                 try:
                     settings = json.loads(self.config_path.read_text(encoding="utf-8"))
+                    model = self._model_for_session()
                     # PiperVoice.load() takes no session options; build the voice from
                     # its parts to choose the thread count.
                     self._voice = PiperVoice(
                         config=PiperConfig.from_dict(settings),
                         session=onnxruntime.InferenceSession(
-                            self._model_for_session(),
+                            model,
                             sess_options=options,
                             providers=["CPUExecutionProvider"],
                         ),
                     )
+                except ProviderRejected:
+                    raise  # says what is missing already
                 except Exception as exc:  # onnxruntime raises its own exception types
                     raise ProviderRejected(
                         f"could not load the Piper voice {self.model_path}: {exc}; check that "
@@ -260,7 +263,14 @@ class PiperTTSProvider:
         """The model's path, or with word timings its bytes with the alignment output added."""
         if not self.word_timings:
             return str(self.model_path)
-        import onnx
+        try:
+            import onnx
+        except ImportError as exc:  # a dependency of flowkit-local: a broken install
+            raise ProviderRejected(
+                "Piper's word timings need the onnx package, which is missing; install it "
+                "(`pip install onnx`) or pass PiperTTSProvider(word_timings=False)",
+                provider=self.name,
+            ) from exc
         from piper.patch_voice_with_alignment import add_alignment_output
 
         model = onnx.load(str(self.model_path))
