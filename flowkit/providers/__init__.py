@@ -60,9 +60,16 @@ from flowkit.providers.tts_text import (
     strip_emoji,
     strip_markdown,
 )
+from flowkit.providers.tts_words import (
+    TIMED_WORDS_KEY,
+    WrittenWords,
+    attach_timed_words,
+    timed_words,
+)
 
 __all__ = [
     "DEFAULT_TTS_TEXT_TRANSFORMS",
+    "TIMED_WORDS_KEY",
     "AvailabilityChange",
     "BatchSTT",
     "BatchTTS",
@@ -95,9 +102,12 @@ __all__ = [
     "ToolChoice",
     "ToolSpec",
     "Usage",
+    "WrittenWords",
     "apply_text_transforms",
+    "attach_timed_words",
     "error_for_status",
     "split_sentences",
     "strip_emoji",
     "strip_markdown",
+    "timed_words",
 ]
