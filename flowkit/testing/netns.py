@@ -53,6 +53,10 @@ sys.modules["_flowkit_scenario"] = module
 spec.loader.exec_module(module)
 result = asyncio.run(getattr(module, name)())
 print(marker + json.dumps(result), flush=True)
+# The result is out: end now if the native LiveKit runtime ran, instead of a teardown that
+# can race its disposal and hang after the scenario finished (see process_exit).
+from flowkit.livekit.process_exit import exit_after_livekit
+exit_after_livekit(0)
 """
 
 _RESULT_MARKER = "FLOWKIT-RESULT:"
