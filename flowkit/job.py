@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from livekit import api, rtc
+    from livekit.protocol import sip as sip_pb
 
     from flowkit.livekit.job import AutoSubscribe, LiveKitJob
     from flowkit.room_io import RoomIO
@@ -90,6 +91,54 @@ class JobContext:
             RuntimeError: The job runs outside LiveKit, or has no API key and secret.
         """
         return self._livekit("api").api
+
+    # Call control: thin delegates, so a graph's code finds them where LiveKit Agents has
+    # them; flowkit.livekit.calls says what each does and raises.
+
+    async def delete_room(self) -> bool:
+        """Delete the job's room, disconnecting everyone: the agent hangs up for all.
+
+        Returns:
+            ``True`` when this call deleted it, ``False`` when it was already gone.
+
+        Raises:
+            RuntimeError: The job runs outside LiveKit, or has no API key and secret.
+        """
+        from flowkit.livekit.calls import delete_room
+
+        return await delete_room(self._livekit("delete_room()"))
+
+    async def add_sip_participant(
+        self, call_to: str, *, trunk_id: str, **options: Any
+    ) -> sip_pb.SIPParticipantInfo:
+        """Dial a phone number into the room through an outbound SIP trunk.
+
+        See :func:`flowkit.livekit.calls.add_sip_participant` for the options
+        (``participant_identity``, ``wait_until_answered``, ``ringing_timeout``, ...).
+
+        Raises:
+            RuntimeError: The job runs outside LiveKit.
+        """
+        from flowkit.livekit.calls import add_sip_participant
+
+        job = self._livekit("add_sip_participant()")
+        return await add_sip_participant(job, call_to, trunk_id=trunk_id, **options)
+
+    async def transfer_sip_participant(
+        self, participant: rtc.RemoteParticipant | str, transfer_to: str, *,
+        play_dialtone: bool = False,
+    ) -> sip_pb.TransferSIPParticipantResponse:
+        """Transfer a phone caller to another number (see :mod:`flowkit.livekit.calls`).
+
+        Raises:
+            RuntimeError: The job runs outside LiveKit.
+        """
+        from flowkit.livekit.calls import transfer_sip_participant
+
+        job = self._livekit("transfer_sip_participant()")
+        return await transfer_sip_participant(
+            job, participant, transfer_to, play_dialtone=play_dialtone
+        )
 
     async def connect(self, auto_subscribe: AutoSubscribe | str = "subscribe_all") -> None:
         """Join the room (the worker has usually done it already: then this returns at once).
