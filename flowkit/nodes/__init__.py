@@ -17,6 +17,8 @@
   falls silent or the menu repeats itself).
 - :mod:`~flowkit.nodes.amd`: AnsweringMachineDetector (who answered an outbound call: a
   person, a menu, a voicemail or a dead mailbox; user turns held until it knows).
+- :mod:`~flowkit.nodes.end_call`: EndCall (hangs up once the goodbye after the
+  :data:`~flowkit.tools.end_call.end_call` tool has played: deletes the room, ends the job).
 - :mod:`~flowkit.nodes.video`: VideoInput, VideoSampler, ImageEncoder (what the agent sees of
   a participant's camera or screen, as images for a vision LLM).
 

@@ -12,13 +12,17 @@
   extra, imported only when a server connects);
 - :class:`Toolbox` is what a node holds: its function tools and its MCP servers' tools;
 - :data:`send_dtmf` (and :func:`send_dtmf_tool`) lets the LLM press telephone keys on the
-  job's phone line, for phone menus (:mod:`flowkit.tools.dtmf`).
+  job's phone line, for phone menus (:mod:`flowkit.tools.dtmf`);
+- :data:`end_call` (and :func:`end_call_tool`) lets the LLM end the call: the
+  :class:`~flowkit.nodes.end_call.EndCall` node hangs up once the goodbye has played
+  (:mod:`flowkit.tools.end_call`).
 
 This package does not depend on the graph runtime; the tool router node builds on it.
 """
 
 from flowkit.tools.context import RunContext, ToolSession
 from flowkit.tools.dtmf import DEFAULT_KEY_GAP, DEFAULT_MAX_KEYS, send_dtmf, send_dtmf_tool
+from flowkit.tools.end_call import end_call, end_call_tool
 from flowkit.tools.errors import DuplicateToolError, StopResponse, ToolDefinitionError, ToolError
 from flowkit.tools.function_tool import FunctionTool, ToolSet, ToolSpec, function_tool, tools_of
 from flowkit.tools.invoke import EMPTY_OUTPUT, AgentLike, ToolOutcome, invoke_all, invoke_tool
@@ -57,6 +61,8 @@ __all__ = [
     "ToolSignature",
     "ToolSpec",
     "Toolbox",
+    "end_call",
+    "end_call_tool",
     "function_tool",
     "invoke_all",
     "invoke_tool",
