@@ -2,6 +2,8 @@
 
 A port of LiveKit's examples/voice_agents/weather_agent.py: the user asks about the weather,
 the LLM calls ``get_weather``, the ToolRouter runs it, and the LLM answers with its result.
+When the user says goodbye, the LLM calls ``end_call``: it says goodbye, and ``EndCall``
+hangs up once that has played (in LiveKit the room is deleted; every run ends the job).
 The forecasts are a fixed table (no network). Until a real model is installed the LLM is
 scripted as a function of the history: it calls the tool when asked about the weather in a
 city, and answers with the tool's output once the result is back.
@@ -21,15 +23,17 @@ from typing import Any
 
 import flowkit as fk
 from flowkit.nodes import audio, interrupt, llm, room, stt, tools, tts, turn, vad
+from flowkit.nodes.end_call import EndCall
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
 from flowkit.testing import FakeLLM, FakeReply, FakeTTS
 from flowkit.testing.demo import DescribingSTT
+from flowkit.tools.end_call import end_call
 from flowkit.vad import EnergyVAD
 
 INSTRUCTIONS = (
     "You are a weather agent. Use get_weather to answer questions about the weather; "
-    "keep answers to one sentence."
+    "keep answers to one sentence. When the user says goodbye, call end_call."
 )
 
 FORECASTS = {
@@ -53,6 +57,7 @@ async def get_weather(city: str) -> str:
 
 
 _ASKED = re.compile(r"weather\b.*\bin ([A-Z][\w-]*(?: [A-Z][\w-]*)*)", re.I)
+_BYE = re.compile(r"\b(bye|goodbye|that's all)\b", re.I)
 
 
 def scripted_model() -> FakeLLM:
@@ -61,7 +66,11 @@ def scripted_model() -> FakeLLM:
     def reply(history: Sequence[ChatMessage]) -> str | FakeReply:
         last = history[-1]
         if last.role == "tool":
+            if last.name == "end_call":  # the tool's answer: say goodbye
+                return "Goodbye, and enjoy the weather!"
             return f"Today it is {last.content}."
+        if _BYE.search(last.content):
+            return FakeReply(tool_calls=(ToolCallChunk(f"call_{len(history)}", "end_call", "{}"),))
         asked = _ASKED.search(last.content)
         if asked is None:
             return "I am a weather agent: ask me about the weather in a city."
@@ -89,8 +98,11 @@ def build(job: fk.JobContext) -> fk.Graph:
     ears = g.add(vad.VAD(EnergyVAD()), name="vad")
     asr = g.add(stt.STT(recogniser), name="stt")
     turns = g.add(turn.TurnDetector(mode="vad"), name="turns")
-    brain = g.add(llm.LLM(model, instructions=INSTRUCTIONS, tools=[get_weather]), name="llm")
-    router = g.add(tools.ToolRouter([get_weather]), name="tools")
+    brain = g.add(
+        llm.LLM(model, instructions=INSTRUCTIONS, tools=[get_weather, end_call]), name="llm"
+    )
+    router = g.add(tools.ToolRouter([get_weather, end_call]), name="tools")
+    hang_up = g.add(EndCall(end_call), name="end_call")
     voice = g.add(tts.TTS(voice_provider), name="tts")
     speaker = g.add(room.RoomSink(), name="speaker")
     barge = g.add(interrupt.Interruptions(), name="interruptions")
@@ -100,5 +112,6 @@ def build(job: fk.JobContext) -> fk.Graph:
     ears.events >> [asr.speech, turns.vad, barge.vad]
     asr >> barge.transcripts
     barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]
-    speaker >> [brain.playout, barge.playout]
+    speaker >> [brain.playout, barge.playout, hang_up.playout]
+    router.results >> hang_up.results  # end_call's result: hang up after the goodbye
     return g

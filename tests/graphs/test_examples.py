@@ -14,6 +14,7 @@ from flowkit.cli import main
 from flowkit.loader import load_graph
 from flowkit.testing import FakeTTS, Harness
 from flowkit.testing.memory_io import MemoryIO
+from flowkit.tools.end_call import DEFAULT_END_INSTRUCTIONS
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -60,6 +61,21 @@ async def test_weather_agent_calls_the_tool_and_speaks_its_answer() -> None:
     expect = chat.expect
     expect.next_event().is_message(contains="ask me about the weather")
     expect.no_more_events()
+
+
+@pytest.mark.looptime
+async def test_weather_agent_hangs_up_after_saying_goodbye() -> None:
+    voice = FakeTTS(sample_rate=24_000)
+    job = live_job(tts=voice)
+    async with Harness(load_graph(EXAMPLES / "weather_agent.py", job), job=job) as agent:
+        result = await agent.run("That's all, thanks. Bye!")
+        reason = await job.wait_for_shutdown()
+    expect = result.expect
+    expect.next_event().is_function_call(name="end_call")
+    expect.next_event().is_function_call_output(output=DEFAULT_END_INSTRUCTIONS)
+    expect.next_event().is_message(content="Goodbye, and enjoy the weather!")
+    assert voice.texts == ["Goodbye, and enjoy the weather!"]
+    assert reason == "the agent ended the call"
 
 
 # --------------------------------------------------------------------------- restaurant
