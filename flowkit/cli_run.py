@@ -260,10 +260,10 @@ async def _run(
     try:
         if live_console is not None:
             async with live_dashboard(LiveView.attach(runner, timeline), live_console):
-                await runner.wait()
+                await _until_done_or_ended(runner, job)
         else:
             with _progress(io, console):
-                await runner.wait()
+                await _until_done_or_ended(runner, job)
     finally:
         await runner.close()
         await io.aclose()
@@ -271,6 +271,24 @@ async def _run(
             # Written even when the graph failed: its errors are what the trace is for.
             trace_of_run(runner, timeline, origin).write(trace_path)
     return timeline.turns
+
+
+async def _until_done_or_ended(runner: GraphRunner, job: JobContext) -> None:
+    """Wait for the graph to finish, or for the job to be asked to end (as a worker does).
+
+    A graph that hangs up (``EndCall``, ``job.shutdown()``) ends the run there, instead of
+    listening to the rest of the input; the graph's failure is raised either way.
+    """
+    finished = asyncio.ensure_future(runner.wait())
+    ended = asyncio.ensure_future(job.wait_for_shutdown())
+    try:
+        await asyncio.wait({finished, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+        if not finished.done():
+            finished.cancel()
+    if finished.done() and not finished.cancelled():
+        finished.result()
 
 
 @contextlib.contextmanager

@@ -117,6 +117,40 @@ def test_a_graph_without_a_room_source_exits_2(tmp_path: Path) -> None:
     assert "room_source = True" in err
 
 
+HANGS_UP = '''
+import flowkit as fk
+from livekit import rtc
+from flowkit.nodes.room import RoomSource
+
+class HangsUp(fk.Node):
+    audio: fk.In[rtc.AudioFrame]
+
+    async def run(self, audio) -> None:
+        heard = 0.0
+        async for frame in audio:
+            heard += frame.samples_per_channel / frame.sample_rate
+            if heard >= 1.0:
+                self.ctx.job.shutdown("hung up after a second")
+
+def build(job):
+    g = fk.Graph("hangs-up")
+    g.add(RoomSource(sample_rate=16000), name="mic") >> g.add(HangsUp(), name="hang_up")
+    return g
+'''
+
+
+def test_a_graph_that_ends_its_job_ends_the_run_there(tmp_path: Path) -> None:
+    graph_file = tmp_path / "hangs_up.py"
+    graph_file.write_text(HANGS_UP)
+    wav_in = write_noise(tmp_path / "in.wav", 30.0, rate=16_000, channels=1)
+    code, out, err = invoke(
+        "run", str(graph_file), "-i", str(wav_in), "-o", str(tmp_path / "o.wav"), "--quiet"
+    )
+    assert code == 0, err
+    heard = float(out.split("s of input heard")[0].rsplit("(", 1)[1])
+    assert 1.0 <= heard < 2.0  # not the 30 s of the file
+
+
 FAILS = '''
 import flowkit as fk
 from livekit import rtc
