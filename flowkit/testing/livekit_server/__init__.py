@@ -5,6 +5,9 @@ streams, RPC) and participant attributes between real SDK clients, well enough t
 agents end to end. It needs ``aiortc`` (``pip install 'flowkit-agents[testing]'``), and
 WebRTC needs a real network interface: run it inside :mod:`flowkit.testing.netns`.
 
+Its server API (``livekit-api``) also dials out and transfers calls, to simulated phones a
+test registers on ``server.sip`` (:mod:`~flowkit.testing.livekit_server.sip`).
+
 Example::
 
     async with TestLiveKitServer() as server:
@@ -18,12 +21,22 @@ from flowkit.testing.livekit_server.app import (
     DEFAULT_API_SECRET,
     DEFAULT_HOST,
     ROOMS_KEY,
+    SIP_KEY,
     Mount,
     TestLiveKitServer,
     create_app,
 )
 from flowkit.testing.livekit_server.rooms import Participant, Room, Rooms
 from flowkit.testing.livekit_server.signal import ServerConfig, authenticate
+from flowkit.testing.livekit_server.sip import (
+    CallEnd,
+    CallStatus,
+    PhoneCall,
+    SimulatedCall,
+    SimulatedPhone,
+    SimulatedSIP,
+    SIPResponse,
+)
 
 __all__ = [
     "CONFIG_KEY",
@@ -31,11 +44,19 @@ __all__ = [
     "DEFAULT_API_SECRET",
     "DEFAULT_HOST",
     "ROOMS_KEY",
+    "SIP_KEY",
+    "CallEnd",
+    "CallStatus",
     "Mount",
     "Participant",
+    "PhoneCall",
     "Room",
     "Rooms",
+    "SIPResponse",
     "ServerConfig",
+    "SimulatedCall",
+    "SimulatedPhone",
+    "SimulatedSIP",
     "TestLiveKitServer",
     "authenticate",
     "create_app",

@@ -2,8 +2,9 @@
 
 Routes: ``GET /rtc`` (the signal WebSocket), ``GET /rtc/v1`` (404, so the SDK falls back to
 ``/rtc``), ``GET /rtc/validate``, ``GET /`` (health) and ``POST /twirp/...`` (the server API
-that ``livekit-api`` calls, see :mod:`~flowkit.testing.livekit_server.twirp`). Other parts,
-such as the agent endpoint, mount their own routes through ``create_app(rooms, agents=...)``.
+that ``livekit-api`` calls, see :mod:`~flowkit.testing.livekit_server.twirp`, with its SIP
+calls to simulated phones, :mod:`~flowkit.testing.livekit_server.sip`). Other parts, such as
+the agent endpoint, mount their own routes through ``create_app(rooms, agents=...)``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 from livekit import api
 from livekit.protocol import room as room_pb
 
+from flowkit.testing.livekit_server import sip as sip_service
 from flowkit.testing.livekit_server import twirp
 from flowkit.testing.livekit_server.rooms import Room, Rooms
 from flowkit.testing.livekit_server.signal import (
@@ -23,6 +25,7 @@ from flowkit.testing.livekit_server.signal import (
     handle_rtc,
     handle_validate,
 )
+from flowkit.testing.livekit_server.sip import SIP_KEY, SimulatedSIP
 
 __all__ = [
     "CONFIG_KEY",
@@ -30,6 +33,7 @@ __all__ = [
     "DEFAULT_API_SECRET",
     "DEFAULT_HOST",
     "ROOMS_KEY",
+    "SIP_KEY",
     "Mount",
     "TestLiveKitServer",
     "create_app",
@@ -61,6 +65,7 @@ def create_app(
     *,
     api_key: str = DEFAULT_API_KEY,
     api_secret: str = DEFAULT_API_SECRET,
+    sip: SimulatedSIP | None = None,
 ) -> web.Application:
     """Build the server's aiohttp application.
 
@@ -70,6 +75,8 @@ def create_app(
             read ``app[ROOMS_KEY]`` and ``app[CONFIG_KEY]``.
         api_key: the API key tokens must be issued by.
         api_secret: the secret tokens must be signed with.
+        sip: the simulated phones the SIP calls reach (``app[SIP_KEY]``); a new, empty
+            :class:`~flowkit.testing.livekit_server.sip.SimulatedSIP` if None.
 
     Returns:
         The application, ready for an ``aiohttp.web.AppRunner``.
@@ -82,6 +89,7 @@ def create_app(
     app.router.add_get("/rtc/validate", handle_validate)
     app.router.add_get("/rtc", handle_rtc)
     twirp.mount(app)
+    sip_service.mount(app, sip if sip is not None else SimulatedSIP())
     if agents is not None:
         agents(app)
     return app
@@ -94,7 +102,10 @@ class TestLiveKitServer:
     publish and receive audio and video, send data packets (text streams, RPC) and update
     attributes. Its Twirp API (``/twirp/...``) answers the ``livekit-api`` client's
     RoomService and AgentDispatchService calls (see
-    :mod:`~flowkit.testing.livekit_server.twirp`). It is not a media server: no simulcast
+    :mod:`~flowkit.testing.livekit_server.twirp`), and its SIP calls (``CreateSIPParticipant``,
+    ``TransferSIPParticipant``) reach the simulated phones of :attr:`sip`, which a test
+    registers: ``server.sip.add_phone("+15550100", answer_after=0.2)`` (see
+    :mod:`~flowkit.testing.livekit_server.sip`). It is not a media server: no simulcast
     layers (video is decoded and encoded again as one VP8 stream), no congestion control,
     no TURN. WebRTC needs a real interface, so run it inside :mod:`flowkit.testing.netns` on
     ``10.99.0.1``.
@@ -123,7 +134,11 @@ class TestLiveKitServer:
         self.api_key = api_key
         self.api_secret = api_secret
         self.rooms = Rooms()
-        self.app = create_app(self.rooms, agents, api_key=api_key, api_secret=api_secret)
+        self.sip = SimulatedSIP()
+        """The simulated phones the server's SIP calls reach, and the calls made."""
+        self.app = create_app(
+            self.rooms, agents, api_key=api_key, api_secret=api_secret, sip=self.sip
+        )
         self._runner: web.AppRunner | None = None
 
     @property
@@ -158,9 +173,10 @@ class TestLiveKitServer:
                 self.port = int(address[1])
 
     async def stop(self) -> None:
-        """Ask every participant to leave and stop listening."""
+        """Ask every participant to leave, hang up the simulated calls, stop listening."""
         for room in self.rooms.list():
             self.rooms.delete(room.name)
+        await self.sip.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

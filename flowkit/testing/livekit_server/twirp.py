@@ -1,6 +1,6 @@
 """The test server's Twirp API: LiveKit's server API, as the ``livekit-api`` client calls it.
 
-A test double of the two services a program most often calls on a LiveKit server:
+A test double of the services a program most often calls on a LiveKit server:
 
 - ``livekit.AgentDispatchService``: ``CreateDispatch``, ``ListDispatch``, ``DeleteDispatch``,
   backed by the server's :class:`~flowkit.testing.livekit_server.agents.AgentDispatcher`
@@ -14,22 +14,29 @@ A test double of the two services a program most often calls on a LiveKit server
   sends the SDK client a leave request and closes its connection. Updating a participant's
   name, metadata or attributes (what LiveKit's SIP service does to ``sip.callStatus``) tells
   every client in the room, the participant's own too; its ``permission`` is not supported.
+- ``livekit.SIP``: ``CreateSIPParticipant`` and ``TransferSIPParticipant``, against simulated
+  phones rather than a phone network; :mod:`~flowkit.testing.livekit_server.sip` registers
+  them (:meth:`TwirpAPI.add_method`) and says what they do. Trunks and dispatch rules are not
+  implemented.
 
 Calls are ``POST /twirp/livekit.<Service>/<Method>`` with a protobuf body
 (``application/protobuf``, what ``livekit-api`` sends) or a JSON one (``application/json``);
 the reply uses the request's encoding. Errors are Twirp's: a JSON ``{"code", "msg"}`` body with
-the code's HTTP status, which ``livekit-api`` raises as ``api.TwirpError``.
+the code's HTTP status, which ``livekit-api`` raises as ``api.TwirpError``, and for a failed SIP
+call a ``meta`` object (``sip_status_code``, ``sip_status``, ``sip_transfer_reason``), which
+makes it raise ``api.SipCallError``.
 
 Authorization is LiveKit's: a Bearer JWT signed with the server's key pair, whose video grant
 holds ``roomAdmin`` for the request's room (the dispatch calls and the participant calls),
-``roomCreate`` (CreateRoom, DeleteRoom) or ``roomList`` (ListRooms). Like LiveKit, a missing
-grant is ``unauthenticated`` (HTTP 401), not ``permission_denied``.
+``roomCreate`` (CreateRoom, DeleteRoom) or ``roomList`` (ListRooms), and whose SIP grant holds
+``call`` (CreateSIPParticipant; TransferSIPParticipant needs it and ``roomAdmin``). Like
+LiveKit, a missing grant is ``unauthenticated`` (HTTP 401), not ``permission_denied``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +47,22 @@ from google.protobuf.message import DecodeError, Message
 from livekit import api
 from livekit.protocol import agent_dispatch, models
 from livekit.protocol import room as room_pb
+from livekit.protocol import sip as sip_pb
 
 from flowkit.testing.livekit_server.agents import DISPATCHER_KEY, AgentDispatcher
 from flowkit.testing.livekit_server.rooms import Participant, Room
 from flowkit.testing.livekit_server.signal import CONFIG_KEY, authenticate, bearer_token
 
-__all__ = ["PREFIX", "TWIRP_KEY", "TwirpAPI", "TwirpError", "mount"]
+__all__ = [
+    "PREFIX",
+    "ROOM_ADMIN",
+    "SIP_CALL",
+    "TWIRP_KEY",
+    "Grant",
+    "TwirpAPI",
+    "TwirpError",
+    "mount",
+]
 
 log = logging.getLogger("flowkit.testing.twirp")
 
@@ -55,15 +72,25 @@ PREFIX = "/twirp"
 _PROTOBUF = "application/protobuf"
 _JSON = "application/json"
 
-# The Twirp spec's HTTP status for each error code this module sends.
+# The Twirp spec's HTTP status for each error code. Every code a SIP status maps to is a 4xx
+# one, which matters: livekit-api retries a 5xx reply (against LiveKit Cloud's other regions).
 _STATUS = {
+    "canceled": 408,
     "invalid_argument": 400,
     "malformed": 400,
-    "unauthenticated": 401,
+    "deadline_exceeded": 408,
     "not_found": 404,
     "bad_route": 404,
-    "internal": 500,
+    "already_exists": 409,
+    "permission_denied": 403,
+    "unauthenticated": 401,
+    "resource_exhausted": 429,
+    "failed_precondition": 412,
+    "aborted": 409,
+    "out_of_range": 400,
     "unimplemented": 501,
+    "internal": 500,
+    "unavailable": 503,
 }
 
 _SERVICES = {
@@ -71,6 +98,7 @@ _SERVICES = {
     for service in (
         agent_dispatch.DESCRIPTOR.services_by_name["AgentDispatchService"],
         room_pb.DESCRIPTOR.services_by_name["RoomService"],
+        sip_pb.DESCRIPTOR.services_by_name["SIP"],
     )
 }
 
@@ -78,12 +106,22 @@ Claims = api.access_token.Claims
 
 
 class TwirpError(Exception):
-    """A Twirp error reply: its code (``not_found``, ``unauthenticated``...) and message."""
+    """A Twirp error reply: its code (``not_found``, ``unauthenticated``...), message and meta.
 
-    def __init__(self, code: str, msg: str) -> None:
+    Args:
+        code: A Twirp error code (a key of the spec's table, e.g. ``resource_exhausted``).
+        msg: What went wrong, and the remedy.
+        meta: Twirp's error metadata, string to string; LiveKit's SIP service puts the SIP
+            status there (``sip_status_code``, ``sip_status``), which ``livekit-api`` reads.
+    """
+
+    def __init__(self, code: str, msg: str, meta: Mapping[str, str] | None = None) -> None:
+        if code not in _STATUS:
+            raise ValueError(f"{code!r} is not a Twirp error code; use one of {', '.join(_STATUS)}")
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
+        self.meta = dict(meta or {})
 
     @property
     def status(self) -> int:
@@ -92,51 +130,90 @@ class TwirpError(Exception):
 
     def response(self) -> web.Response:
         """The reply: always JSON, whatever the request's encoding (Twirp's rule)."""
-        return web.json_response({"code": self.code, "msg": self.msg}, status=self.status)
+        body: dict[str, object] = {"code": self.code, "msg": self.msg}
+        if self.meta:
+            body["meta"] = self.meta
+        return web.json_response(body, status=self.status)
 
 
 # -- grants ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Grant:
-    """A video grant a method needs: its JWT claim, its ``VideoGrants`` field, its scope."""
+class Grant:
+    """A grant a method needs: its JWT claim, its ``VideoGrants``/``SIPGrants`` field, its scope.
+
+    Attributes:
+        claim: The claim's name in the token (``roomAdmin``, ``call``...).
+        field: The field of ``api.VideoGrants`` (or ``api.SIPGrants``) that sets it.
+        per_room: The grant must be for the request's room (``VideoGrants.room``).
+        sip: It is a SIP grant (``claims.sip``), not a video grant (``claims.video``).
+    """
 
     claim: str
     field: str
     per_room: bool = False
+    sip: bool = False
+
+    @property
+    def name(self) -> str:
+        """How errors name it: ``roomAdmin``, ``SIP call``."""
+        return f"SIP {self.claim}" if self.sip else self.claim
 
     def hint(self, room: str) -> str:
+        """The ``livekit-api`` expression that grants it, e.g. ``SIPGrants(call=True)``."""
+        if self.sip:
+            return f"SIPGrants({self.field}=True)"
         room_part = f", room={room!r}" if self.per_room else ""
         return f"VideoGrants({self.field}=True{room_part})"
 
 
-_ADMIN = _Grant("roomAdmin", "room_admin", per_room=True)
-_CREATE = _Grant("roomCreate", "room_create")
-_LIST = _Grant("roomList", "room_list")
+ROOM_ADMIN = Grant("roomAdmin", "room_admin", per_room=True)
+"""``roomAdmin`` for the request's room: the dispatch and participant calls."""
+SIP_CALL = Grant("call", "call", sip=True)
+"""The SIP ``call`` grant: making and transferring calls."""
+_CREATE = Grant("roomCreate", "room_create")
+_LIST = Grant("roomList", "room_list")
 
 
-def _check_grant(claims: Claims | None, grant: _Grant, method: str, room: str) -> None:
-    """Raise ``unauthenticated`` unless the token holds ``grant`` (for ``room``, if scoped)."""
+def _check_grants(
+    claims: Claims | None, grants: tuple[Grant, ...], method: str, room: str
+) -> None:
+    """Raise ``unauthenticated`` unless the token holds every grant (for ``room``, if scoped)."""
     if claims is None:
+        needed = " and ".join(grant.hint(room) for grant in grants)
         raise TwirpError(
             "unauthenticated",
             f"no access token: {method} needs 'Authorization: Bearer <jwt>' with "
-            f"{grant.hint(room)}, signed with this server's API key and secret",
+            f"{needed}, signed with this server's API key and secret",
         )
-    video = claims.video
-    if video is None or not getattr(video, grant.field):
+    for grant in grants:
+        _check_grant(claims, grant, method, room)
+
+
+def _check_grant(claims: Claims, grant: Grant, method: str, room: str) -> None:
+    held = claims.sip if grant.sip else claims.video
+    if held is None or not getattr(held, grant.field):
         raise TwirpError(
             "unauthenticated",
-            f"permissions denied: {method} needs the {grant.claim} grant; "
+            f"permissions denied: {method} needs the {grant.name} grant; "
             f"sign the token with {grant.hint(room)}",
         )
-    if grant.per_room and video.room != room:
+    video = claims.video
+    if grant.per_room and video is not None and video.room != room:
         raise TwirpError(
             "unauthenticated",
             f"permissions denied: {method} on room {room!r} needs {grant.claim} for that room, "
             f"and the token's is for room {video.room!r}; sign it with {grant.hint(room)}",
         )
+
+
+def _request_room(message: Message) -> str:
+    """The room a request is about ("" for none): ``room``, or ``room_name`` in SIP requests."""
+    for field in ("room", "room_name"):
+        if field in message.DESCRIPTOR.fields_by_name:
+            return str(getattr(message, field))
+    return ""
 
 
 def _claims(request: web.Request) -> Claims | None:
@@ -182,12 +259,16 @@ def _encode(message: Message, content_type: str) -> web.Response:
 # -- the API --------------------------------------------------------------------------------
 
 
+Run = Callable[[Any], Awaitable[Message]]
+"""A method's implementation: the decoded request in, the reply out (or a TwirpError)."""
+
+
 @dataclass(frozen=True)
 class _Method:
-    """An implemented method: the grant it needs and the coroutine that answers it."""
+    """An implemented method: the grants it needs and the coroutine that answers it."""
 
-    grant: _Grant
-    run: Callable[[Any], Awaitable[Message]]
+    grants: tuple[Grant, ...]
+    run: Run
 
 
 class TwirpAPI:
@@ -203,17 +284,35 @@ class TwirpAPI:
         self.rooms = app[CONFIG_KEY].rooms
         dispatch, rooms = "livekit.AgentDispatchService", "livekit.RoomService"
         self._methods: dict[tuple[str, str], _Method] = {
-            (dispatch, "CreateDispatch"): _Method(_ADMIN, self.create_dispatch),
-            (dispatch, "ListDispatch"): _Method(_ADMIN, self.list_dispatch),
-            (dispatch, "DeleteDispatch"): _Method(_ADMIN, self.delete_dispatch),
-            (rooms, "CreateRoom"): _Method(_CREATE, self.create_room),
-            (rooms, "ListRooms"): _Method(_LIST, self.list_rooms),
-            (rooms, "DeleteRoom"): _Method(_CREATE, self.delete_room),
-            (rooms, "ListParticipants"): _Method(_ADMIN, self.list_participants),
-            (rooms, "GetParticipant"): _Method(_ADMIN, self.get_participant),
-            (rooms, "UpdateParticipant"): _Method(_ADMIN, self.update_participant),
-            (rooms, "RemoveParticipant"): _Method(_ADMIN, self.remove_participant),
+            (dispatch, "CreateDispatch"): _Method((ROOM_ADMIN,), self.create_dispatch),
+            (dispatch, "ListDispatch"): _Method((ROOM_ADMIN,), self.list_dispatch),
+            (dispatch, "DeleteDispatch"): _Method((ROOM_ADMIN,), self.delete_dispatch),
+            (rooms, "CreateRoom"): _Method((_CREATE,), self.create_room),
+            (rooms, "ListRooms"): _Method((_LIST,), self.list_rooms),
+            (rooms, "DeleteRoom"): _Method((_CREATE,), self.delete_room),
+            (rooms, "ListParticipants"): _Method((ROOM_ADMIN,), self.list_participants),
+            (rooms, "GetParticipant"): _Method((ROOM_ADMIN,), self.get_participant),
+            (rooms, "UpdateParticipant"): _Method((ROOM_ADMIN,), self.update_participant),
+            (rooms, "RemoveParticipant"): _Method((ROOM_ADMIN,), self.remove_participant),
         }
+
+    def add_method(self, service: str, method: str, run: Run, *grants: Grant) -> None:
+        """Serve one more method, e.g. ``("livekit.SIP", "CreateSIPParticipant")``.
+
+        Args:
+            service: The protobuf service's full name; it must be one this API routes.
+            method: The method's name in that service.
+            run: The coroutine that answers it: the request message in, the reply out, or a
+                :class:`TwirpError`.
+            grants: The grants the token must hold, checked in this order.
+        """
+        descriptor = _SERVICES.get(service)
+        if descriptor is None or method not in descriptor.methods_by_name:
+            raise ValueError(
+                f"{service}/{method} is not a method of the services this API routes "
+                f"({', '.join(_SERVICES)})"
+            )
+        self._methods[(service, method)] = _Method(grants, run)
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -245,8 +344,7 @@ class TwirpAPI:
             )
         message = message_factory.GetMessageClass(method.input_type)()
         _decode(await request.read(), content_type, message)
-        room = str(getattr(message, "room", ""))
-        _check_grant(claims, implemented.grant, method.name, room)
+        _check_grants(claims, implemented.grants, method.name, _request_room(message))
         return _encode(await implemented.run(message), content_type)
 
     def _route(self, request: web.Request) -> tuple[MethodDescriptor, _Method]:
@@ -274,13 +372,14 @@ class TwirpAPI:
             raise TwirpError(
                 "unimplemented",
                 f"{service.full_name}/{method.name} is not implemented by the flowkit test "
-                f"server; it implements {mine}",
+                f"server; it implements {mine or 'none of its methods'}",
             )
         return method, implemented
 
     # -- lookups ------------------------------------------------------------------------------
 
-    def _room(self, name: str) -> Room:
+    def require_room(self, name: str) -> Room:
+        """The room called ``name``; ``not_found`` (LiveKit's message) when there is none."""
         room = self.rooms.get(name)
         if room is None:
             raise TwirpError(
@@ -290,7 +389,8 @@ class TwirpAPI:
             )
         return room
 
-    def _participant(self, room: Room, identity: str) -> Participant:
+    def require_participant(self, room: Room, identity: str) -> Participant:
+        """The participant ``identity`` of ``room``; ``not_found`` naming who is there."""
         participant = room.participants.get(identity)
         if participant is None:
             present = ", ".join(room.participants) or "nobody"
@@ -331,7 +431,7 @@ class TwirpAPI:
     ) -> agent_dispatch.ListAgentDispatchResponse:
         """The room's dispatches (or only ``dispatch_id``), with their jobs."""
         dispatcher = self._dispatcher()
-        self._room(request.room)
+        self.require_room(request.room)
         return agent_dispatch.ListAgentDispatchResponse(agent_dispatches=[
             self._with_jobs(dispatch.info)
             for dispatch in dispatcher.room_dispatches.of_room(request.room)
@@ -343,7 +443,7 @@ class TwirpAPI:
     ) -> agent_dispatch.AgentDispatch:
         """Forget a dispatch, withdraw its pending offers and end its jobs, as LiveKit does."""
         dispatcher = self._dispatcher()
-        self._room(request.room)
+        self.require_room(request.room)
         dispatch = await dispatcher.room_dispatches.remove(request.room, request.dispatch_id)
         if dispatch is None:
             raise TwirpError(
@@ -387,7 +487,7 @@ class TwirpAPI:
 
     async def delete_room(self, request: room_pb.DeleteRoomRequest) -> room_pb.DeleteRoomResponse:
         """Close the room: its participants are asked to leave, its dispatches go with it."""
-        room = self._room(request.room)
+        room = self.require_room(request.room)
         self.rooms.delete(room.name)
         dispatcher = self.app.get(DISPATCHER_KEY)
         if dispatcher is not None:
@@ -398,7 +498,7 @@ class TwirpAPI:
         self, request: room_pb.ListParticipantsRequest
     ) -> room_pb.ListParticipantsResponse:
         """The participants in the room."""
-        room = self._room(request.room)
+        room = self.require_room(request.room)
         return room_pb.ListParticipantsResponse(
             participants=[p.info() for p in room.participants.values()]
         )
@@ -407,7 +507,7 @@ class TwirpAPI:
         self, request: room_pb.RoomParticipantIdentity
     ) -> models.ParticipantInfo:
         """One participant of the room."""
-        return self._participant(self._room(request.room), request.identity).info()
+        return self.require_participant(self.require_room(request.room), request.identity).info()
 
     async def update_participant(
         self, request: room_pb.UpdateParticipantRequest
@@ -427,8 +527,8 @@ class TwirpAPI:
                 "(its participants may always publish, subscribe and publish data): leave "
                 "permission unset; name, metadata and attributes are supported",
             )
-        room = self._room(request.room)
-        participant = self._participant(room, request.identity)
+        room = self.require_room(request.room)
+        participant = self.require_participant(room, request.identity)
         room.update_participant(
             participant,
             name=request.name,
@@ -441,8 +541,8 @@ class TwirpAPI:
         self, request: room_pb.RoomParticipantIdentity
     ) -> room_pb.RemoveParticipantResponse:
         """Take the participant out of the room and disconnect its client."""
-        room = self._room(request.room)
-        participant = self._participant(room, request.identity)
+        room = self.require_room(request.room)
+        participant = self.require_participant(room, request.identity)
         room.leave(participant)  # the others hear of it now, not when the socket closes
         participant.link.close(models.DisconnectReason.PARTICIPANT_REMOVED)
         return room_pb.RemoveParticipantResponse()
