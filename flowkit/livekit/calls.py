@@ -8,8 +8,9 @@ What LiveKit Agents' ``JobContext.delete_room``, ``add_sip_participant`` and
   callers included: the way an agent hangs up a call. A room already gone is not an error.
 - :func:`add_sip_participant` dials a phone number (or SIP URI) through an outbound SIP
   trunk; the callee joins the room as a SIP participant. With ``wait_until_answered`` it
-  returns once the call is answered, and a call that fails (busy, declined, not answered)
-  raises ``api.SipCallError`` with the SIP status.
+  returns once the call is answered; a call the far end refuses (busy, declined) raises
+  ``api.SipCallError`` with the SIP status, and one nobody answers before the ringing
+  timeout raises ``api.TwirpError`` (``canceled``: LiveKit has no SIP status for it).
 - :func:`transfer_sip_participant` hands a SIP participant's call to another number (a cold
   transfer, SIP REFER): it returns once the transfer is done, and the caller leaves the room;
   a transfer that fails raises ``api.SipCallError`` with the reason, and the caller stays.
@@ -94,9 +95,10 @@ async def add_sip_participant(
 
     Raises:
         ValueError: ``call_to`` or ``trunk_id`` is empty.
-        api.SipCallError: ``wait_until_answered`` and the call failed (its
+        api.SipCallError: ``wait_until_answered`` and the far end refused the call (its
             ``sip_status_code`` says why: 486 busy, 603 declined, ...).
-        api.TwirpError: The server refused the request (the message says why).
+        api.TwirpError: Nobody answered within the ringing timeout (code ``canceled``),
+            or the server refused the request (the message says why).
     """
     if not call_to or not trunk_id:
         raise ValueError(

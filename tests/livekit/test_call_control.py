@@ -20,6 +20,7 @@ from flowkit.livekit.job import LiveKitJob
 from flowkit.messages import Playout, PlayoutEvent, ToolResult
 from flowkit.nodes.end_call import END_CALL_REASON, EndCall
 from flowkit.testing.livekit_server import TestLiveKitServer
+from flowkit.testing.livekit_server.sip import CallEnd
 
 KEY = "devkey"
 SECRET = "call-control-secret-0123456789abcdef"
@@ -82,6 +83,84 @@ async def test_end_call_can_leave_the_room_to_the_others() -> None:
         await fk.GraphRunner(g, job=job).run()
         assert job.shutdown_reason == END_CALL_REASON
         assert await _rooms(lkapi) == [ROOM]
+
+
+async def _participants(lkapi: api.LiveKitAPI, room: str = ROOM) -> dict[str, dict[str, str]]:
+    listed = await lkapi.room.list_participants(api.ListParticipantsRequest(room=room))
+    return {p.identity: dict(p.attributes) for p in listed.participants}
+
+
+async def test_the_job_dials_out_and_hears_back_when_the_call_is_answered() -> None:
+    async with _job_in() as (server, lkapi, job):
+        phone = server.sip.add_phone("+15550100", answer_after=0.2)
+        info = await job.add_sip_participant(
+            "+15550100", trunk_id="ST_out", participant_identity="callee",
+            wait_until_answered=True,
+        )
+        assert (info.participant_identity, info.room_name) == ("callee", ROOM)
+        assert phone.last_call.answered
+        callee = (await _participants(lkapi))["callee"]
+        assert callee["sip.callStatus"] == "active"
+        assert callee["sip.phoneNumber"] == "+15550100"
+
+
+async def test_a_busy_line_raises_the_sip_status_and_no_one_joins() -> None:
+    async with _job_in() as (server, lkapi, job):
+        server.sip.add_phone("+15550111", busy=True)
+        with pytest.raises(api.SipCallError) as failed:
+            await job.add_sip_participant(
+                "+15550111", trunk_id="ST_out", participant_identity="callee",
+                wait_until_answered=True,
+            )
+        assert failed.value.sip_status_code == 486
+        assert await _participants(lkapi) == {}
+        with pytest.raises(ValueError, match="outbound trunk's id"):
+            await job.add_sip_participant("+15550111", trunk_id="")
+
+
+async def test_the_job_transfers_a_caller_who_then_leaves_the_room() -> None:
+    async with _job_in() as (server, lkapi, job):
+        server.sip.add_phone("+15550100")
+        desk = server.sip.add_phone("+15550199", answer_after=0.1)
+        await job.add_sip_participant(
+            "+15550100", trunk_id="ST_out", participant_identity="caller",
+            wait_until_answered=True,
+        )
+        # A bare number is sent as tel:+15550199.
+        response = await job.transfer_sip_participant("caller", "+15550199")
+        assert response.status == api.SIPTransferStatus.STS_TRANSFER_SUCCESSFUL
+        assert desk.last_call.transferred and desk.last_call.identity == "caller"
+        assert await _participants(lkapi) == {}
+
+
+async def test_a_refused_transfer_raises_and_keeps_the_caller() -> None:
+    async with _job_in() as (server, lkapi, job):
+        server.sip.add_phone("+15550100")
+        server.sip.add_phone("+15550122", rejects=True)
+        await job.add_sip_participant(
+            "+15550100", trunk_id="ST_out", participant_identity="caller",
+            wait_until_answered=True,
+        )
+        with pytest.raises(api.SipCallError) as failed:
+            await job.transfer_sip_participant("caller", "tel:+15550122")
+        assert failed.value.sip_transfer_reason == "STR_REJECTED"
+        assert (await _participants(lkapi))["caller"]["sip.callStatus"] == "active"
+
+
+async def test_ending_the_call_hangs_up_the_phone_too() -> None:
+    async with _job_in() as (server, _, job):
+        phone = server.sip.add_phone("+15550100")
+        await job.add_sip_participant(
+            "+15550100", trunk_id="ST_out", participant_identity="callee",
+            wait_until_answered=True,
+        )
+        g = fk.Graph("hang-up")
+        node = g.add(EndCall(), name="end_call")
+        result = ToolResult(turn_id=2, call_id="c", name="end_call", output="bye")
+        g.add(Script((0.0, result))) >> node.results
+        g.add(Script((0.05, Playout(turn_id=2, event=PlayoutEvent.FINISHED)))) >> node.playout
+        await fk.GraphRunner(g, job=job).run()
+        assert await phone.last_call.wait_ended() is CallEnd.ROOM_HUNG_UP
 
 
 async def test_outside_livekit_the_call_control_methods_say_what_they_need() -> None:
