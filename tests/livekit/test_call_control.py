@@ -61,26 +61,26 @@ async def test_delete_room_deletes_the_jobs_room_and_says_when_it_was_already_go
         assert await job.delete_room() is False  # not an error: the call is over anyway
 
 
+async def _end_call(job: fk.JobContext, *, delete_room: bool = True) -> None:
+    """Run EndCall on the job: the end_call tool's result, then its turn's reply finishing."""
+    g = fk.Graph("hang-up")
+    node = g.add(EndCall(delete_room=delete_room), name="end_call")
+    result = ToolResult(turn_id=4, call_id="c", name="end_call", output="bye")
+    g.add(Script((0.0, result))) >> node.results
+    g.add(Script((0.05, Playout(turn_id=4, event=PlayoutEvent.FINISHED)))) >> node.playout
+    await fk.GraphRunner(g, job=job).run()
+
+
 async def test_end_call_deletes_the_room_then_ends_the_job() -> None:
     async with _job_in() as (_, lkapi, job):
-        g = fk.Graph("hang-up")
-        node = g.add(EndCall(), name="end_call")
-        result = ToolResult(turn_id=4, call_id="c", name="end_call", output="bye")
-        g.add(Script((0.0, result))) >> node.results
-        g.add(Script((0.05, Playout(turn_id=4, event=PlayoutEvent.FINISHED)))) >> node.playout
-        await fk.GraphRunner(g, job=job).run()
+        await _end_call(job)
         assert job.shutdown_reason == END_CALL_REASON
         assert await _rooms(lkapi) == []
 
 
 async def test_end_call_can_leave_the_room_to_the_others() -> None:
     async with _job_in() as (_, lkapi, job):
-        g = fk.Graph("leave")
-        node = g.add(EndCall(delete_room=False), name="end_call")
-        result = ToolResult(turn_id=4, call_id="c", name="end_call", output="bye")
-        g.add(Script((0.0, result))) >> node.results
-        g.add(Script((0.05, Playout(turn_id=4, event=PlayoutEvent.FINISHED)))) >> node.playout
-        await fk.GraphRunner(g, job=job).run()
+        await _end_call(job, delete_room=False)
         assert job.shutdown_reason == END_CALL_REASON
         assert await _rooms(lkapi) == [ROOM]
 
@@ -154,12 +154,7 @@ async def test_ending_the_call_hangs_up_the_phone_too() -> None:
             "+15550100", trunk_id="ST_out", participant_identity="callee",
             wait_until_answered=True,
         )
-        g = fk.Graph("hang-up")
-        node = g.add(EndCall(), name="end_call")
-        result = ToolResult(turn_id=2, call_id="c", name="end_call", output="bye")
-        g.add(Script((0.0, result))) >> node.results
-        g.add(Script((0.05, Playout(turn_id=2, event=PlayoutEvent.FINISHED)))) >> node.playout
-        await fk.GraphRunner(g, job=job).run()
+        await _end_call(job)
         assert await phone.last_call.wait_ended() is CallEnd.ROOM_HUNG_UP
 
 
