@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 from livekit import rtc
+from livekit.protocol import rtc as rtc_pb
 
 from flowkit.job import JobContext
 from flowkit.livekit import connect_job, room_token
+from flowkit.testing.livekit_server.rooms import Participant, PublishedTrack
 
 RATE = 48_000
 """The rate the tone is captured at (the SDK's native rate)."""
@@ -101,3 +103,30 @@ async def play_tone_track(
             await source.capture_frame(frame)
 
     return asyncio.create_task(play(), name=f"{hz:.0f} Hz tone")
+
+
+class RecordingLink:
+    """A participant's link (the room's ``ParticipantLink``) that records what it is sent.
+
+    For in-process tests of the test server: a participant joined with it needs no WebRTC.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[rtc_pb.SignalResponse] = []
+        self.closed: list[int] = []
+        self.data: list[bytes] = []
+
+    def send_signal(self, response: rtc_pb.SignalResponse) -> None:
+        self.sent.append(response)
+
+    def subscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
+        pass
+
+    def unsubscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
+        pass
+
+    def send_data(self, label: str, payload: bytes) -> None:
+        self.data.append(payload)
+
+    def close(self, reason: int) -> None:
+        self.closed.append(reason)

@@ -20,9 +20,8 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from livekit import api, rtc
 from livekit.protocol import models
-from livekit.protocol import rtc as rtc_pb
 from livekit.protocol import sip as sip_pb
-from scenario_kit import quiet_logs, until
+from scenario_kit import RecordingLink, quiet_logs, until
 
 from flowkit.testing.livekit_server import (
     CallEnd,
@@ -55,28 +54,8 @@ async def serving(
         yield server, lkapi
 
 
-class RecordingLink:
-    """A participant's link that records what the room sends it and whether it was closed."""
-
-    def __init__(self) -> None:
-        self.sent: list[rtc_pb.SignalResponse] = []
-        self.closed: list[int] = []
-        self.data: list[bytes] = []
-
-    def send_signal(self, response: rtc_pb.SignalResponse) -> None:
-        self.sent.append(response)
-
-    def subscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
-        pass
-
-    def unsubscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
-        pass
-
-    def send_data(self, label: str, payload: bytes) -> None:
-        self.data.append(payload)
-
-    def close(self, reason: int) -> None:
-        self.closed.append(reason)
+class StatusLink(RecordingLink):
+    """A recording link that also reads the call statuses the room told it of."""
 
     def updates_about(self, identity: str) -> list[tuple[str, str]]:
         """Each update about ``identity``: its ``sip.callStatus`` and state, in order."""
@@ -90,9 +69,9 @@ class RecordingLink:
         ]
 
 
-def join(room: Room, identity: str, kind: int = Kind.STANDARD, **fields: Any) -> RecordingLink:
+def join(room: Room, identity: str, kind: int = Kind.STANDARD, **fields: Any) -> StatusLink:
     """Put a participant with a recording link in ``room``; its link."""
-    link = RecordingLink()
+    link = StatusLink()
     room.join(Participant(sid=new_sid("PA"), identity=identity, link=link, kind=kind, **fields))
     return link
 
@@ -119,7 +98,7 @@ async def identities(lkapi: api.LiveKitAPI, room: str = ROOM) -> list[str]:
     return [p.identity for p in listed.participants]
 
 
-async def answered_call(server: TestLiveKitServer, lkapi: api.LiveKitAPI) -> RecordingLink:
+async def answered_call(server: TestLiveKitServer, lkapi: api.LiveKitAPI) -> StatusLink:
     """Alice on the phone in the room (answered), and an observer there; the observer's link."""
     server.sip.add_phone(ALICE)
     observer = join(server.create_room(ROOM), "agent")
@@ -375,7 +354,7 @@ async def test_the_phone_is_sent_the_rooms_tracks_and_data_once_it_answers() -> 
     async with serving() as (server, lkapi):
         phone = server.sip.add_phone(ALICE, answer_after=0.3)
         room = server.create_room(ROOM)
-        agent = Participant(sid=new_sid("PA"), identity="agent", link=RecordingLink())
+        agent = Participant(sid=new_sid("PA"), identity="agent", link=StatusLink())
         room.join(agent)
 
         def publish(sid: str, kind: int) -> None:

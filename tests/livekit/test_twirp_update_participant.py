@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 from livekit import api, rtc
 from livekit.protocol import models
-from livekit.protocol import rtc as rtc_pb
-from scenario_kit import quiet_logs, until
+from scenario_kit import RecordingLink, quiet_logs, until
 
 from flowkit.testing.livekit_server import TestLiveKitServer
-from flowkit.testing.livekit_server.rooms import Participant, PublishedTrack, new_sid
+from flowkit.testing.livekit_server.rooms import Participant, new_sid
 
 KEY = "devkey"
 SECRET = "update-participant-secret-0123456789"
@@ -180,28 +179,6 @@ async def scenario_sip_call_status() -> dict[str, Any]:
 # Errors: in-process, with a participant whose link records what it is sent -------------------
 
 
-class _RecordingLink:
-    """A participant's link that only records the signal messages the room sends it."""
-
-    def __init__(self) -> None:
-        self.sent: list[rtc_pb.SignalResponse] = []
-
-    def send_signal(self, response: rtc_pb.SignalResponse) -> None:
-        self.sent.append(response)
-
-    def subscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
-        pass
-
-    def unsubscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
-        pass
-
-    def send_data(self, label: str, payload: bytes) -> None:
-        pass
-
-    def close(self, reason: int) -> None:
-        pass
-
-
 def _token(**grants: Any) -> str:
     return api.AccessToken(KEY, SECRET).with_grants(api.VideoGrants(**grants)).to_jwt()
 
@@ -251,7 +228,7 @@ async def test_a_refused_update_is_a_twirp_error_and_changes_nothing(
 ) -> None:
     async with serving() as (server, lkapi):
         room = server.create_room(ROOM)
-        link = _RecordingLink()
+        link = RecordingLink()
         caller = Participant(sid=new_sid("PA"), identity=CALLER, link=link, name="n",
                              metadata="m", attributes={"sip.callStatus": "dialing"})
         room.join(caller)
