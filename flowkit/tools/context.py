@@ -9,9 +9,10 @@ type the userdata); that parameter is filled by flowkit and never shown to the L
         await ctx.say("One moment while I book that.")
         ...
 
-The node that runs tools builds one context per call. It passes a ``session`` (anything
-with an async ``say(text)``) when it can speak on the tool's behalf; tools run by hand or in
-tests get ``session=None`` and :meth:`RunContext.say` then raises a clear error. It passes
+The node that runs tools builds one context per call. A ``session`` (anything with an async
+``say(text)``) lets a tool speak; the built-in :class:`~flowkit.nodes.tools.ToolRouter` has
+no way to speak and passes none, nor do tools run by hand or in tests, so
+:meth:`RunContext.say` raises a clear error there. It passes
 the ``job`` the graph runs for, so a tool can act on the call itself through the job's room
 I/O (:data:`flowkit.tools.dtmf.send_dtmf` presses keys on the phone line); a tool run
 outside a job gets ``job=None``.
@@ -38,7 +39,7 @@ UserdataT = TypeVar("UserdataT", default=Any)
 
 @runtime_checkable
 class ToolSession(Protocol):
-    """The part of a running agent that a tool may use; the LLM node provides it.
+    """The part of a running agent that a tool may use, when whoever runs the tool has one.
 
     Kept deliberately small: more hooks are added here when a node can honour them.
     """
@@ -96,6 +97,7 @@ class RunContext(Generic[UserdataT]):
         if self.session is None:
             raise RuntimeError(
                 f"tool {self.call.name!r} called ctx.say() but its RunContext has no session; "
-                "build the context with session=... (the LLM node does this) to let tools speak"
+                "build the context with session=... to let tools speak (the ToolRouter node passes "
+                "none: speak from the reply that follows the tool's result instead)"
             )
         await self.session.say(text)
