@@ -144,6 +144,8 @@ async def test_a_refused_transfer_raises_and_keeps_the_caller() -> None:
         with pytest.raises(api.SipCallError) as failed:
             await job.transfer_sip_participant("caller", "tel:+15550122")
         assert failed.value.sip_transfer_reason == "STR_REJECTED"
+        with pytest.raises(ValueError, match="transfer_to is empty; give tel:"):
+            await job.transfer_sip_participant("caller", "")
         assert (await _participants(lkapi))["caller"]["sip.callStatus"] == "active"
 
 
