@@ -84,11 +84,18 @@ class RunResult:
 
     user_input: str
     events: list[RunEvent] = field(default_factory=list)
+    _cursor: EventExpectations | None = field(default=None, init=False, repr=False)
 
     @property
     def expect(self) -> EventExpectations:
-        """Read the events in order with assertions."""
-        return EventExpectations(self)
+        """Read the events in order with assertions.
+
+        One cursor per result, as in LiveKit Agents: each ``result.expect.next_event()``
+        checks the event after the one the previous call checked.
+        """
+        if self._cursor is None:
+            self._cursor = EventExpectations(self)
+        return self._cursor
 
 
 class EventExpectations:

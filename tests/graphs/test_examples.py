@@ -53,7 +53,7 @@ async def test_weather_agent_calls_the_tool_and_speaks_its_answer() -> None:
     expect.no_more_events()
     assert voice.texts[0] == "Today it is sunny and 24 degrees in Paris."  # spoken
 
-    expect = unknown.expect  # each .expect is a fresh cursor: keep one per result
+    expect = unknown.expect
     expect.next_event().is_function_call(arguments={"city": "Atlantis"})
     expect.next_event().is_function_call_output(is_error=True)
     expect.next_event().is_message(contains="no forecast for Atlantis")

@@ -53,11 +53,25 @@ async def test_expectations_fail_with_a_clear_message() -> None:
     ):
         result.expect.next_event().is_function_call(name="get_weather")
     with pytest.raises(AssertionError, match="did nothing more"):
-        expect = result.expect
-        expect.skip_next()
-        expect.next_event()
+        result.expect.next_event()  # the one event was read by the failed check above
     with pytest.raises(AssertionError, match="expected no more events"):
-        result.expect.no_more_events()
+        second.expect.no_more_events()
+
+
+@pytest.mark.looptime
+async def test_each_expect_continues_where_the_last_check_stopped() -> None:
+    fake = FakeLLM([
+        FakeReply(text="Let me check.", tool_calls=(
+            ToolCallChunk("c1", "get_weather", '{"city": "Paris"}'),)),
+        "It is sunny in Paris.",
+    ])
+    async with Harness(_agent(fake)) as agent:
+        result = await agent.run("What's the weather in Paris?")
+    result.expect.next_event().is_message(content="Let me check.")
+    result.expect.next_event().is_function_call(name="get_weather")
+    result.expect.skip_next()
+    result.expect.next_event().is_message(contains="sunny")
+    result.expect.no_more_events()
 
 
 @pytest.mark.looptime
