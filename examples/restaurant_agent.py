@@ -73,6 +73,8 @@ async def book_table(ctx: fk.RunContext[Booking], time: str, party_size: int) ->
     """
     if not 1 <= party_size <= 12:
         raise fk.ToolError("We take bookings for 1 to 12 people.")
+    # Heard while the booking is made (a real one waits on a reservation system).
+    await ctx.say("One moment while I book that.")
     ctx.userdata.time, ctx.userdata.party_size = time, party_size
     ctx.userdata.confirmed = True
     return f"booked a table for {party_size} at {time}"
@@ -150,6 +152,7 @@ def build(job: fk.JobContext) -> fk.Graph:
 
     mic >> audio.Resample(16_000, channels=1) >> ears >> asr >> turns >> brain >> voice >> speaker
     brain.tool_calls >> router >> brain.tool_results  # calls, results and handoffs
+    router.speech >> brain.tool_speech  # what a tool says as it runs (ctx.say)
     ears.events >> [asr.speech, turns.vad, barge.vad]
     asr >> barge.transcripts
     barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]

@@ -44,6 +44,7 @@ __all__ = [
     "TimedWord",
     "ToolCall",
     "ToolResult",
+    "ToolSpeech",
     "Transcript",
     "UserState",
     "UserStateKind",
@@ -161,6 +162,9 @@ class TextChunk(Message):
     Attributes:
         text: The text delta.
         final: ``True`` on the last chunk of the reply (its text may be empty).
+        flush: ``True`` when the reply's text so far is to be spoken now, as it stands,
+            although more of the reply follows: the LLM node flushes before a tool round
+            and after what a tool says, so that neither waits for the next sentence.
         allow_interruptions: Whether the user may barge in on this reply
             (:attr:`ReplyRequest.allow_interruptions`); carried on to its audio and its
             playout reports, where :class:`~flowkit.nodes.Interruptions` reads it.
@@ -168,6 +172,7 @@ class TextChunk(Message):
 
     text: str
     final: bool = False
+    flush: bool = False
     allow_interruptions: bool = True
 
 
@@ -205,6 +210,25 @@ class ToolResult(Message):
     is_error: bool = False
     stop_response: bool = False
     handoff: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolSpeech(Message):
+    """What a running tool says to the user (``await ctx.say(...)``), on its call's turn.
+
+    A :class:`~flowkit.nodes.tools.ToolRouter` sends it from its ``speech`` output; the
+    :class:`~flowkit.nodes.llm.LLM` node speaks it as part of the reply that made the call,
+    while that reply waits for the call's result, and drops it otherwise.
+
+    Attributes:
+        call_id: The id of the call whose tool speaks.
+        name: The tool's name.
+        text: What to say, as plain text for TTS.
+    """
+
+    call_id: str
+    name: str
+    text: str
 
 
 DTMF_DIGITS = "0123456789*#ABCD"

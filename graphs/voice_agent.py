@@ -157,6 +157,7 @@ def build(job: fk.JobContext) -> fk.Graph:
     brain.prefetch >> voice.prefetch
     states >> g.add(room_state.AgentStatePublisher(), name="agent_state")  # lk.agent.state
     brain.tool_calls >> router >> brain.tool_results          # the tool loop
+    router.speech >> brain.tool_speech  # what a tool says while it runs (ctx.say)
     barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]  # barge-in
     speaker >> [brain.playout, barge.playout, states.playout]  # what was played, fed back
     if chosen.vision:

@@ -4,7 +4,10 @@ For each user turn the node adds the user's text to its :class:`ChatHistory`, as
 provider for a reply and streams it out as :class:`TextChunk` s. Tool calls go out on
 ``tool_calls``; the reply waits for their results (which come back on the ``tool_results``
 feedback loop, from a :class:`~flowkit.nodes.tools.ToolRouter`) and continues, for at most
-``max_tool_steps`` rounds (see :mod:`flowkit.nodes.llm_tool_rounds`). A newer turn, or an
+``max_tool_steps`` rounds (see :mod:`flowkit.nodes.llm_tool_rounds`). The text the model
+wrote before its tool calls is flushed to TTS, to be heard while the tools run, and what a
+tool says as it runs (``await ctx.say(...)``, arriving on ``tool_speech`` from the router)
+is spoken then too, as part of the reply. A newer turn, or an
 ``Interrupt(FLUSH)`` of the reply's turn, cancels the reply: the provider's request is
 cancelled, not left running (see :mod:`flowkit.nodes.llm_request`). When the speaker
 reports an interrupted reply (``playout``), the history keeps only what was played, marked
@@ -62,6 +65,7 @@ from flowkit.messages import (
     TextChunk,
     ToolCall,
     ToolResult,
+    ToolSpeech,
     UserTurn,
     new_turn_id,
 )
@@ -89,6 +93,10 @@ class LLM(Node):
     )
     playout: In[Playout] = In(
         feedback=True, required=False, doc="what the speaker played (history truncation)"
+    )
+    tool_speech: In[ToolSpeech] = In(
+        feedback=True, required=False,
+        doc="what running tools say (ctx.say), spoken in their reply (from a ToolRouter)",
     )
     interrupt: In[Interrupt] = In(required=False, doc="FLUSH cancels the reply of its turn")
     requests: In[ReplyRequest] = In(required=False, doc="say / generate_reply from code")
@@ -184,6 +192,7 @@ class LLM(Node):
         )
         self._reply: asyncio.Task[None] | None = None
         self._reply_turn = 0
+        self._reply_allows_interruptions = True
         # Interrupted replies whose history entry was not written yet: turn -> played text.
         self._played: dict[int, str] = {}
         self._assistant_turn: int | None = None
@@ -208,6 +217,7 @@ class LLM(Node):
         requests: AsyncIterator[ReplyRequest],
         tentative: AsyncIterator[TentativeTurn],
         images: AsyncIterator[Image],
+        tool_speech: AsyncIterator[ToolSpeech],
     ) -> None:
         """List the MCP servers' tools, then serve until the inputs end (see the class)."""
         # Images are not waited for at the end: a camera lasts as long as the room.
@@ -215,7 +225,9 @@ class LLM(Node):
         try:
             # No request may go out before the tool list is known: the servers answer first.
             async with self._rounds.opened(self.ctx.logger):
-                await self._serve(turns, tool_results, playout, interrupt, requests, tentative)
+                await self._serve(
+                    turns, tool_results, playout, interrupt, requests, tentative, tool_speech
+                )
         finally:
             looking.cancel()
 
@@ -227,6 +239,7 @@ class LLM(Node):
         interrupt: AsyncIterator[Interrupt],
         requests: AsyncIterator[ReplyRequest],
         tentative: AsyncIterator[TentativeTurn],
+        tool_speech: AsyncIterator[ToolSpeech],
     ) -> None:
         """Serve turns and requests until they end; then close the loops and drain them."""
         # A restarted run begins unprotected: the reply that was protected died with it,
@@ -239,6 +252,7 @@ class LLM(Node):
         loops = [
             self.ctx.create_task(self._read_results(tool_results), name="tool_results"),
             self.ctx.create_task(self._read_playout(playout), name="playout"),
+            self.ctx.create_task(self._read_tool_speech(tool_speech), name="tool_speech"),
         ]
         await asyncio.gather(
             self._read_turns(turns), self._read_requests(requests),
@@ -420,6 +434,31 @@ class LLM(Node):
         async for result in results:
             self._rounds.deliver(result)
 
+    async def _read_tool_speech(self, speech: AsyncIterator[ToolSpeech]) -> None:
+        async for said in speech:
+            self._speak_for_tool(said)
+
+    def _speak_for_tool(self, said: ToolSpeech) -> None:
+        """Speak what a tool says, in the reply waiting for that tool's result.
+
+        Anywhere else it would be out of place: the reply was cut by the user or a newer
+        turn, or its round gave up on the call (timed out), so it is dropped.
+        """
+        if said.turn_id != self._reply_turn or not self._rounds.awaits(said.call_id):
+            self.ctx.logger.debug(
+                "dropped what tool %r said after its reply moved on: %r", said.name, said.text
+            )
+            return
+        # Its own sentence, spoken now; the history keeps it on the message that called
+        # the tool (see ChatHistory.extend_last_assistant).
+        self.text.send(
+            TextChunk(
+                turn_id=said.turn_id, text=said.text.strip() + " ", flush=True,
+                allow_interruptions=self._reply_allows_interruptions,
+            )
+        )
+        self.history.extend_last_assistant(said.text.strip())
+
     async def _read_playout(self, playout: AsyncIterator[Playout]) -> None:
         try:
             async for report in playout:
@@ -464,6 +503,7 @@ class LLM(Node):
         early: PreemptiveRequest | None = None,
     ) -> None:
         self._reply_turn = turn_id
+        self._reply_allows_interruptions = allow_interruptions
         self._reply = self.ctx.create_task(
             self._generate(turn_id, instructions, allow_interruptions, early), name="reply"
         )

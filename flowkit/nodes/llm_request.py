@@ -149,12 +149,17 @@ class RequestStreamer:
                 )
             elif isinstance(chunk, ToolCallChunk):
                 calls.append(chunk.to_tool_call(turn_id))
-        if calls and parts and not parts[-1][-1:].isspace():
-            # Text before a tool round ("Let me check that.") ends a sentence the TTS node
-            # would otherwise hold until the next request's words, which would also be
-            # joined to it ("that.It is sunny"): a space says it is complete, so it is
-            # spoken while the tools run. Only the chunk carries it, not the history.
+        if calls and parts:
+            # Text before a tool round ("Sure. Let me check that.") is to be heard while the
+            # tools run, not held by the TTS node's splitter until the next request's words
+            # (its last sentence, or a short one, waits there for more): a flush says so. The
+            # space keeps the next request's words apart ("that.It is sunny"). Only the
+            # chunk carries it, not the history.
+            gap = "" if parts[-1][-1:].isspace() else " "
             self._send_text(
-                TextChunk(turn_id=turn_id, text=" ", allow_interruptions=allow_interruptions)
+                TextChunk(
+                    turn_id=turn_id, text=gap, flush=True,
+                    allow_interruptions=allow_interruptions,
+                )
             )
         return calls

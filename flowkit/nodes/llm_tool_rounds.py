@@ -77,6 +77,10 @@ class ToolRounds:
         """The tools a request with ``tool_choice`` offers."""
         return self.specs if tool_choice != "none" else ()
 
+    def awaits(self, call_id: str) -> bool:
+        """Whether a round is waiting for the result of call ``call_id`` now."""
+        return call_id in self._pending
+
     def deliver(self, result: ToolResult) -> None:
         """Take a result from the feedback loop to the round that waits for it, if one does."""
         future = self._pending.pop(result.call_id, None)
@@ -116,13 +120,17 @@ class ToolRounds:
             futures.append(future)
         for call in calls:
             self._send_call(call)
-        done, _ = await asyncio.wait(futures, timeout=timeout)
+        try:
+            done, _ = await asyncio.wait(futures, timeout=timeout)
+        finally:
+            # Also when the reply is cut while it waits: nothing waits for these any more.
+            for call in calls:
+                self._pending.pop(call.call_id, None)
         results = []
         for call, future in zip(calls, futures, strict=True):
             if future in done:
                 results.append(future.result())
                 continue
-            self._pending.pop(call.call_id, None)
             results.append(
                 ToolResult(
                     turn_id=call.turn_id, call_id=call.call_id, name=call.name, is_error=True,

@@ -8,16 +8,21 @@ and the result carries the agent to the LLM, which switches its instructions.
 
 Calls to the tools of its ``mcp_servers`` go to those servers (the same server objects as
 the LLM node's: they share one connection per job); their tools stay across handoffs.
+
+With ``speech`` linked to the LLM node's ``tool_speech``, a tool can speak while it runs
+(``await ctx.say("One moment while I look that up.")``): the words are spoken in the reply
+that made the call, before its result is back. Unlinked, ``ctx.say`` raises and says what
+to link.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from flowkit.messages import ToolCall, ToolResult
+from flowkit.messages import ToolCall, ToolResult, ToolSpeech
 from flowkit.node import Node, NodeParams
 from flowkit.ports import In, Out
 from flowkit.tools.context import RunContext
@@ -33,7 +38,12 @@ class ToolRouter(Node):
     """Runs tool calls, in parallel, and sends back their results."""
 
     calls: In[ToolCall] = In(doc="tool calls from the LLM")
-    results: Out[ToolResult] = Out(doc="results, to the LLM's tool_results (a feedback loop)")
+    results: Out[ToolResult] = Out(
+        default=True, doc="results, to the LLM's tool_results (a feedback loop)"
+    )
+    speech: Out[ToolSpeech] = Out(
+        doc="what tools say while they run (ctx.say), to the LLM's tool_speech"
+    )
 
     class Params(NodeParams):
         """Parameters of :class:`ToolRouter`."""
@@ -93,7 +103,8 @@ class ToolRouter(Node):
         params = self.params
         # The job lets a tool act on the call itself (send_dtmf presses keys on its line).
         context: RunContext[Any] = RunContext(
-            call=call, userdata=params.userdata, job=self.ctx.job  # type: ignore[attr-defined]
+            call=call, userdata=params.userdata, job=self.ctx.job,  # type: ignore[attr-defined]
+            session=self._speaker(call),
         )
         outcome = await invoke_tool(
             self.toolset, call, context, timeout=params.timeout  # type: ignore[attr-defined]
@@ -101,6 +112,33 @@ class ToolRouter(Node):
         self.results.send(_result_of(outcome))
         if outcome.handoff is not None:
             self._tools.hand_over(tuple(outcome.handoff.tools), self.ctx.logger)
+
+
+    def _speaker(self, call: ToolCall) -> _CallSpeaker | None:
+        """What lets the call's tool speak, when the graph takes its words anywhere."""
+        if not self.ctx.output_linked("speech"):
+            return None
+        return _CallSpeaker(call, self.speech.send)
+
+
+class _CallSpeaker:
+    """The session a tool's :class:`RunContext` gets: ``say`` sends the words on their way."""
+
+    def __init__(self, call: ToolCall, send: Callable[[ToolSpeech], None]) -> None:
+        self._call = call
+        self._send = send
+
+    async def say(self, text: str) -> None:
+        """Send ``text`` to be spoken in the call's reply; return without waiting for it."""
+        if not text.strip():
+            raise ValueError(
+                f"tool {self._call.name!r} called ctx.say() with nothing to say ({text!r}); "
+                "give the words to speak"
+            )
+        call = self._call
+        self._send(
+            ToolSpeech(turn_id=call.turn_id, call_id=call.call_id, name=call.name, text=text)
+        )
 
 
 def _result_of(outcome: ToolOutcome) -> ToolResult:

@@ -71,9 +71,13 @@ class _Reply:
         for sentence in self.splitter.push(text):
             self.sentences.put_nowait(sentence)
 
-    def end_text(self) -> None:
+    def flush_text(self) -> None:
+        """Speak the text held back so far as a sentence, short or unfinished as it is."""
         for sentence in self.splitter.flush():
             self.sentences.put_nowait(sentence)
+
+    def end_text(self) -> None:
+        self.flush_text()
         self.sentences.put_nowait(None)
         self.text_ended = True
 
@@ -84,11 +88,13 @@ class TTS(Node):
     Sentences of a turn are synthesised one after the other, in order. Text of a newer turn
     cancels the older turn's synthesis; a ``FLUSH`` interrupt for a turn (``turn_id`` 0: the
     current one) cancels it too, and later text of that turn is dropped, as is text of an
-    older turn than the current one. A cancelled reply gets no end marker (the sink ends it
-    itself). When a request fails, the error is logged and the reply ends with its marker,
-    so the sink reports what was played and the next turn starts afresh. ``metrics`` gets one
-    :class:`~flowkit.messages.Metrics` per reply (``ttfa`` from its first sentence's request
-    to its first audio), with the reply's ``turn_id``.
+    older turn than the current one. A chunk with ``flush`` has the text held back so far
+    spoken at once, even a sentence shorter than ``min_sentence_length`` or one without its
+    end (the LLM node flushes before a tool round). A cancelled reply gets no end marker (the
+    sink ends it itself). When a request fails, the error is logged and the reply ends with
+    its marker, so the sink reports what was played and the next turn starts afresh.
+    ``metrics`` gets one :class:`~flowkit.messages.Metrics` per reply (``ttfa`` from its
+    first sentence's request to its first audio), with the reply's ``turn_id``.
 
     Each sentence goes through ``text_transforms`` before it is synthesised; a sentence that
     comes out empty (a rule line, a lone emoji) is skipped, and a transform that raises skips
@@ -215,6 +221,8 @@ class _Session:
         reply.push(chunk.text)
         if chunk.final:
             reply.end_text()
+        elif chunk.flush:
+            reply.flush_text()
 
     async def finish(self) -> None:
         """The text ended: speak what is left of the last reply and wait for its audio."""

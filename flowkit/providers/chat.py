@@ -180,6 +180,29 @@ class ChatHistory:
         self.append(message)
         return message
 
+    def extend_last_assistant(self, text: str) -> ChatMessage | None:
+        """Append ``text`` to the last assistant message, as words said after its own.
+
+        What a tool says while it runs (``ctx.say``) goes here, on the message that called
+        the tool: a message of its own between the call and its result would break the
+        order providers require (each call's result right after the message that made it).
+
+        Args:
+            text: What was said, joined to the message's text with a space.
+
+        Returns:
+            The replacement message, or ``None`` when the history has no assistant message.
+        """
+        for index in range(len(self._messages) - 1, -1, -1):
+            message = self._messages[index]
+            if message.role != "assistant":
+                continue
+            joined = f"{message.content} {text}" if message.content else text
+            extended = replace(message, content=joined.strip())
+            self._messages[index] = extended
+            return extended
+        return None
+
     def truncate_last_assistant(self, played_text: str) -> ChatMessage | None:
         """Keep only what was played of the last assistant reply, marked interrupted.
 

@@ -60,6 +60,20 @@ class NodeContext:
         """
         return self._runner._create_node_task(self.node_name, coro, name)
 
+    def output_linked(self, port: str) -> bool:
+        """Whether the graph links this node's output ``port`` to anything.
+
+        For a node that offers a feature only through an optional output (a tool's speech
+        needs the router's ``speech`` linked): it can refuse the feature clearly, rather
+        than send into a port that nobody reads.
+        """
+        return any(
+            edge.src.node is not None
+            and edge.src.node.name == self.node_name
+            and edge.src.name == port
+            for edge in self._runner.plan.edges
+        )
+
     async def run_in_thread(self, fn: Callable[..., R], *args: Any) -> R:
         """Run CPU-heavy ``fn(*args)`` on a worker thread and await its result on the loop."""
         return await self.loop.run_in_executor(self._runner._executor(self.node_name), fn, *args)

@@ -12,6 +12,9 @@ reads them in order::
     result.expect.next_event().is_message(role="assistant", contains="sunny")
     result.expect.no_more_events()
 
+What a tool says while it runs (``ctx.say``) is an assistant message event where the tool
+said it, before its call's output, once the LLM node has spoken it.
+
 Mark such tests ``@pytest.mark.looptime`` so that scripted delays take no real time.
 """
 
@@ -24,7 +27,7 @@ from typing import Any
 
 from flowkit.graph import Graph
 from flowkit.job import JobContext
-from flowkit.messages import TextChunk, ToolCall, ToolResult, UserTurn, new_turn_id
+from flowkit.messages import TextChunk, ToolCall, ToolResult, ToolSpeech, UserTurn, new_turn_id
 from flowkit.runtime.runner import GraphRunner
 from flowkit.typenames import is_assignable
 
@@ -210,11 +213,14 @@ class _Recorder:
         self.result = RunResult("")
         self.done = asyncio.Event()
         self._text: list[str] = []
+        # What tools said, not yet spoken by the LLM node: (words, where they were said).
+        self._said: list[tuple[str, int]] = []
 
     def start(self, turn_id: int, user_input: str) -> RunResult:
         self.turn_id, self.result = turn_id, RunResult(user_input)
         self.done.clear()
         self._text = []
+        self._said = []
         return self.result
 
     def _flush_text(self) -> None:
@@ -225,13 +231,34 @@ class _Recorder:
             self.result.events.append(ChatMessageEvent("assistant", text))
         self._text = []
 
+    def on_speech(self, speech: ToolSpeech) -> None:
+        if speech.turn_id != self.turn_id:
+            return
+        self._flush_text()
+        # Its event goes here, where the tool said it, before the call's output; but only
+        # once the LLM node speaks it (the node drops words said after the reply moved on).
+        self._said.append((speech.text.strip(), len(self.result.events)))
+
+    def _spoken_by_tool(self, chunk: TextChunk) -> bool:
+        """Record ``chunk`` where its tool said it, if it is a tool's words being spoken."""
+        words = chunk.text.strip()
+        found = next((i for i, (said, _) in enumerate(self._said) if said == words), None)
+        if not chunk.flush or found is None:
+            return False
+        _, index = self._said.pop(found)
+        self.result.events.insert(index, ChatMessageEvent("assistant", words))
+        self._said = [(said, at + (at >= index)) for said, at in self._said]
+        return True
+
     def on_text(self, chunk: TextChunk) -> None:
-        if chunk.turn_id != self.turn_id:
+        if chunk.turn_id != self.turn_id or self._spoken_by_tool(chunk):
             return
         self._text.append(chunk.text)
         if chunk.final:
             self._flush_text()
             self.done.set()
+        elif chunk.flush:
+            self._flush_text()  # a stretch of speech ends: before a tool round, or a tool's words
 
     def on_call(self, call: ToolCall) -> None:
         if call.turn_id != self.turn_id:
@@ -298,6 +325,7 @@ class Harness:
             (TextChunk, self._recorder.on_text),
             (ToolCall, self._recorder.on_call),
             (ToolResult, self._recorder.on_result),
+            (ToolSpeech, self._recorder.on_speech),
         ]
         for node in self.runner.plan.nodes:
             for name, port in node.outputs.items():

@@ -10,12 +10,13 @@ type the userdata); that parameter is filled by flowkit and never shown to the L
         ...
 
 The node that runs tools builds one context per call. A ``session`` (anything with an async
-``say(text)``) lets a tool speak; the built-in :class:`~flowkit.nodes.tools.ToolRouter` has
-no way to speak and passes none, nor do tools run by hand or in tests, so
-:meth:`RunContext.say` raises a clear error there. It passes
-the ``job`` the graph runs for, so a tool can act on the call itself through the job's room
-I/O (:data:`flowkit.tools.dtmf.send_dtmf` presses keys on the phone line); a tool run
-outside a job gets ``job=None``.
+``say(text)``) lets a tool speak: the built-in :class:`~flowkit.nodes.tools.ToolRouter`
+passes one when its ``speech`` output is linked to the LLM node's ``tool_speech``, and the
+words are spoken in the reply that made the call while the tool goes on. An unlinked router
+passes none, nor do tools run by hand or in tests, so :meth:`RunContext.say` raises a clear
+error there. The router passes the ``job`` the graph runs for, so a tool can act on the
+call itself through the job's room I/O (:data:`flowkit.tools.dtmf.send_dtmf` presses keys
+on the phone line); a tool run outside a job gets ``job=None``.
 """
 
 from __future__ import annotations
@@ -85,19 +86,28 @@ class RunContext(Generic[UserdataT]):
         return self.call.turn_id
 
     async def say(self, text: str) -> None:
-        """Speak to the user while the tool runs, e.g. "let me check that".
+        """Speak to the user while the tool runs, e.g. "one moment while I look that up".
+
+        It returns once the words are on their way, not when they have been heard, so the
+        tool goes on with its work meanwhile. In a graph, the words are spoken in the reply
+        that called the tool, if that reply is still waiting for the tool's result; words
+        said after the user cut the reply off, or after its round gave up on the call, are
+        dropped.
 
         Args:
-            text: What to say.
+            text: What to say, as plain text for TTS.
 
         Raises:
-            RuntimeError: When the context has no session (the tool runs outside an
-                agent): pass ``session=`` when building the context, or do not call ``say``.
+            RuntimeError: When the context has no session: a ToolRouter whose ``speech``
+                output is not linked (link it to the LLM node's ``tool_speech``), or a tool
+                run outside an agent (pass ``session=`` when building the context).
+            ValueError: ``text`` is blank (from the ToolRouter's session).
         """
         if self.session is None:
             raise RuntimeError(
                 f"tool {self.call.name!r} called ctx.say() but its RunContext has no session; "
-                "build the context with session=... to let tools speak (the ToolRouter node passes "
-                "none: speak from the reply that follows the tool's result instead)"
+                "in a graph, link the ToolRouter's speech output to the LLM node's tool_speech "
+                "input (router.speech >> llm.tool_speech); outside one, build the context with "
+                "session=..."
             )
         await self.session.say(text)

@@ -115,6 +115,7 @@ async def test_restaurant_handoff_switches_agents_and_keeps_the_history() -> Non
     expect = booked.expect
     expect.next_event().is_function_call(
         name="book_table", arguments={"time": "7 pm", "party_size": 4})
+    expect.next_event().is_message(content="One moment while I book that.")  # ctx.say
     expect.next_event().is_function_call_output(output="booked a table for 4 at 7 pm")
     expect.next_event().is_message(contains="See you then")
     booking = job.extra["booking"]
