@@ -46,6 +46,7 @@ __all__ = [
     "ToolResult",
     "ToolSpeech",
     "Transcript",
+    "TurnPrediction",
     "UserState",
     "UserStateKind",
     "UserTurn",
@@ -327,6 +328,27 @@ class VADEvent(Message):
     timestamp: float = 0.0
     speech_duration: float = 0.0
     silence_duration: float = 0.0
+    speaker: str = "user"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnPrediction(Message):
+    """How likely the user's turn is over, judged from their voice at an end of speech.
+
+    A :class:`~flowkit.nodes.turn_prediction.TurnPredictor` sends one per end of speech;
+    the :class:`~flowkit.nodes.turn.TurnDetector` waits the short endpointing delay when
+    the turn sounds finished and the long one when it does not.
+
+    Attributes:
+        probability: The model's probability that the turn is complete, 0 to 1.
+        speech_end: The ``timestamp`` of the :class:`VADEvent` (end of speech) it answers.
+        elapsed: Seconds the model took.
+        speaker: The participant identity whose audio this is.
+    """
+
+    probability: float
+    speech_end: float
+    elapsed: float = 0.0
     speaker: str = "user"
 
 

@@ -23,6 +23,14 @@ generation) and keeps it only if the turn commits as announced. None is announce
 user has spoken more than ``max_tentative_speech`` seconds in the turn (by the VAD): a long
 utterance is more likely to go on, and its speaker to expect a slower answer.
 
+The endpointing delay is ``min_endpointing_delay`` unless a turn model says the turn is
+probably not over (its probability below ``unlikely_threshold``): then it is
+``max_endpointing_delay``. Two kinds of model can say so. With ``predictions`` linked (from
+a :class:`~flowkit.nodes.turn_prediction.TurnPredictor`, which hears how the speech ended),
+each end of speech waits for its prediction, but never past the short delay: a prediction
+that has not come by then is not waited for, and the turn commits as if there were none.
+Otherwise ``end_of_turn``, a function of the turn's text, is asked.
+
 The user is ``away`` after ``user_away_timeout`` seconds in which neither side spoke. With
 the agent's state linked to ``agent_state`` (a feedback input: ``states >>
 turns.agent_state``), the clock runs only while the agent is listening too, as in LiveKit
@@ -44,6 +52,7 @@ from flowkit.messages import (
     AgentStateKind,
     TentativeTurn,
     Transcript,
+    TurnPrediction,
     UserState,
     UserStateKind,
     UserTurn,
@@ -65,6 +74,9 @@ class TurnDetector(Node):
 
     transcripts: In[Transcript] = In(default=True, doc="the user's interim and final transcripts")
     vad: In[VADEvent] = In(required=False, doc="start and end of the user's speech")
+    predictions: In[TurnPrediction] = In(
+        required=False, doc="whether the voice says the turn is over (a TurnPredictor's)"
+    )
     commit: In[Any] = In(required=False, doc="any message commits the pending turn now")
     agent_state: In[AgentState] = In(
         required=False, feedback=True,
@@ -117,8 +129,8 @@ class TurnDetector(Node):
         Args:
             mode: What ends a turn: ``"vad"``, ``"stt"`` or ``"manual"`` (see the module).
             min_endpointing_delay: Seconds of silence after speech before committing.
-            max_endpointing_delay: The delay used when ``end_of_turn`` says the text looks
-                unfinished.
+            max_endpointing_delay: The delay used when the turn model (``predictions`` or
+                ``end_of_turn``) says the turn is probably not over.
             end_of_turn: A function (sync or async) from the turn's text to the probability
                 that the turn is complete, e.g. a turn-detector model.
             unlikely_threshold: Below this probability the delay is the maximum one.
@@ -151,6 +163,7 @@ class TurnDetector(Node):
         vad: AsyncIterator[VADEvent],
         commit: AsyncIterator[Any],
         agent_state: AsyncIterator[AgentState],
+        predictions: AsyncIterator[TurnPrediction],
     ) -> None:
         """Read the inputs until they end; commit what is pending at the end.
 
@@ -163,6 +176,10 @@ class TurnDetector(Node):
             self.ctx.create_task(endpointer.read_vad(vad), name="vad"),
             self.ctx.create_task(endpointer.read_commits(commit), name="commit"),
         ]
+        # Not waited for at the end: no turn is left to time once the transcripts end.
+        predicting = self.ctx.create_task(
+            endpointer.read_predictions(predictions), name="predictions"
+        )
         agent = self.ctx.create_task(endpointer.read_agent_states(agent_state), name="agent")
         try:
             async for transcript in transcripts:
@@ -171,7 +188,7 @@ class TurnDetector(Node):
             endpointer.commit_now()
             await asyncio.wait(readers)
         finally:
-            for reader in (*readers, agent):
+            for reader in (*readers, agent, predicting):
                 reader.cancel()
             endpointer.close()
 
@@ -200,6 +217,13 @@ class _Endpointer:
         self.announcements = 0
         # Seconds of speech since the last commit, by the VAD's end-of-speech events.
         self.speech = 0.0
+        # The audio turn model's answers, by the end of speech they judge (the VAD event's
+        # timestamp), and the last end of speech; set when the linked input ended or never
+        # was linked (an unlinked input ends at once).
+        self.predictions: dict[float, float] = {}
+        self.predicted = asyncio.Event()
+        self.predictions_over = False
+        self.last_speech_end: float | None = None
         self._arm_away()
 
     # -- inputs ---------------------------------------------------------------------------
@@ -210,6 +234,17 @@ class _Endpointer:
         # From now on the transcripts alone say when the user speaks.
         self.vad_linked = False
         self.vad_speaking = False
+
+    async def read_predictions(self, predictions: AsyncIterator[TurnPrediction]) -> None:
+        try:
+            async for prediction in predictions:
+                self.predictions[prediction.speech_end] = prediction.probability
+                while len(self.predictions) > 8:  # only the latest end of speech is asked
+                    del self.predictions[next(iter(self.predictions))]
+                self.predicted.set()
+        finally:
+            self.predictions_over = True
+            self.predicted.set()
 
     async def read_commits(self, commits: AsyncIterator[Any]) -> None:
         async for _ in commits:
@@ -237,6 +272,7 @@ class _Endpointer:
             return
         self.vad_speaking = False
         self.speech += event.speech_duration
+        self.last_speech_end = event.timestamp
         self._set_state(UserStateKind.LISTENING)
         if mode == "vad" or (mode == "stt" and self.pending):
             self.ended_at = self.loop.time()
@@ -315,15 +351,18 @@ class _Endpointer:
         return " ".join(self.pending)
 
     async def _commit_after_delay(self, ended_at: float, text: str) -> None:
-        delay = await self._delay(text)
+        delay = await self._delay(text, ended_at)
         remaining = ended_at + delay - self.loop.time()
         if remaining > 0:
             await asyncio.sleep(remaining)
         self.timer = None  # commit_now must not cancel the task it runs in
         self.commit_now()
 
-    async def _delay(self, text: str) -> float:
+    async def _delay(self, text: str, ended_at: float) -> float:
         params = self.params
+        probability = await self._predicted(ended_at + params.min_endpointing_delay)
+        if probability is not None:
+            return self._delay_for(probability)
         hook = params.end_of_turn
         if hook is None:
             return params.min_endpointing_delay
@@ -336,9 +375,34 @@ class _Endpointer:
                 "end_of_turn(%r) raised; using min_endpointing_delay", text, exc_info=True
             )
             return params.min_endpointing_delay
+        return self._delay_for(probability)
+
+    def _delay_for(self, probability: float) -> float:
+        params = self.params
         if probability < params.unlikely_threshold:
             return params.max_endpointing_delay
         return params.min_endpointing_delay
+
+    async def _predicted(self, deadline: float) -> float | None:
+        """The audio model's answer for the last end of speech, waited for until ``deadline``.
+
+        ``None`` when no model is linked, the VAD gave no end of speech, or the answer did
+        not come in time (the short delay is not stretched for a slow model).
+        """
+        end = self.last_speech_end
+        if end is None:
+            return None
+        while end not in self.predictions and not self.predictions_over:
+            self.predicted.clear()
+            left = deadline - self.loop.time()
+            if left <= 0:
+                self.node.ctx.logger.debug("no turn prediction for the speech end at %.2f", end)
+                return None
+            try:
+                await asyncio.wait_for(self.predicted.wait(), left)
+            except TimeoutError:
+                continue
+        return self.predictions.get(end)
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
