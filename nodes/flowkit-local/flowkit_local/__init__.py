@@ -5,7 +5,7 @@ one provider (implementing a :mod:`flowkit.providers` contract) and a node preco
 it, so that a graph can use either ``VAD(SileroVADProvider())`` or ``SileroVAD()``.
 
 The names below are imported from their module on first use, so a worker that uses only
-Silero does not load the other four modules.
+Silero does not load the other modules.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from flowkit_local.llama import LlamaLLM, LlamaLLMProvider
     from flowkit_local.piper import PiperTTS, PiperTTSProvider
     from flowkit_local.silero import SileroVAD, SileroVADProvider
+    from flowkit_local.smart_turn import SmartTurn, SmartTurnModel
     from flowkit_local.whisper import WhisperSTT, WhisperSTTProvider
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "PiperTTSProvider",
     "SileroVAD",
     "SileroVADProvider",
+    "SmartTurn",
+    "SmartTurnModel",
     "WhisperSTT",
     "WhisperSTTProvider",
 ]
@@ -43,6 +46,8 @@ _MODULES = {
     "PiperTTSProvider": "piper",
     "SileroVAD": "silero",
     "SileroVADProvider": "silero",
+    "SmartTurn": "smart_turn",
+    "SmartTurnModel": "smart_turn",
     "WhisperSTT": "whisper",
     "WhisperSTTProvider": "whisper",
 }
