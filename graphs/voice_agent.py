@@ -2,14 +2,18 @@
 
 RoomSource → Resample → VAD → STT → TurnDetector → LLM (⇄ ToolRouter) → TTS → RoomSink, with
 barge-in (Interruptions), preemptive generation (LLM and TTS), agent states, transcripts of
-both sides, typed chat (lk.chat) and telephone keypad entries (DTMF) as user turns, and, where
-the model can see, the participant's camera (VideoInput → VideoSampler → ImageEncoder → LLM).
+both sides, typed chat (lk.chat) and telephone keypad entries (DTMF) as user turns, where the
+model can see, the participant's camera (VideoInput → VideoSampler → ImageEncoder → LLM), and,
+where an audio turn model is installed, a TurnPredictor that tells the TurnDetector whether a
+pause sounds like the end of the turn.
 
 Providers, chosen by ``job.extra["providers"]`` or the ``FLOWKIT_PROVIDERS`` environment
 variable:
 
 - ``local`` (the default): local models from the flowkit-local library, offline: Silero VAD,
-  Whisper tiny.en, SmolLM2-135M on llama.cpp, Piper. Each model loads once per process.
+  Whisper tiny.en, SmolLM2-135M on llama.cpp, Piper, and Smart Turn (an audio turn model:
+  a pause that sounds mid-sentence does not end the turn) when its wheel is installed
+  (``pip install --no-deps pipecat-ai==1.14.0``). Each model loads once per process.
 - ``openai``: any OpenAI-compatible endpoint for STT, LLM and TTS (flowkit-openai), with
   ``OPENAI_BASE_URL``, ``OPENAI_API_KEY`` and ``FLOWKIT_OPENAI_MODEL`` (default
   ``gpt-4o-mini``, which sees images); voice activity stays local (Silero).
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import logging
 import os
 from typing import Any, NamedTuple
 
@@ -40,6 +45,7 @@ from flowkit.nodes import (
     tools,
     tts,
     turn,
+    turn_prediction,
     vad,
     video,
 )
@@ -62,6 +68,7 @@ class Providers(NamedTuple):
     tts: Any
     tools: bool
     vision: bool = False
+    turn_model: Any = None  # an audio turn model (Smart Turn), when it is installed
 
 
 def _flowkit_local() -> Any:
@@ -82,6 +89,20 @@ def _silero() -> Any:
 
 
 @functools.cache
+def _smart_turn() -> Any:
+    """Smart Turn v3, loaded; ``None`` (VAD-only endpointing) when its wheel is missing."""
+    try:
+        model = _flowkit_local().SmartTurnModel()
+        model.load()
+    except (FileNotFoundError, RuntimeError) as exc:
+        logging.getLogger(__name__).warning(
+            "no audio turn model, turns end after a fixed silence: %s", exc
+        )
+        return None
+    return model
+
+
+@functools.cache
 def _local() -> Providers:
     local = _flowkit_local()
     stt_, llm_, tts_ = (
@@ -92,7 +113,7 @@ def _local() -> Providers:
     for provider in (stt_, llm_, tts_):
         provider.load()  # now, not inside the first turn's latency
     # SmolLM2-135M cannot use tools reliably (it speaks the call syntax): offer it none.
-    return Providers(_silero(), stt_, llm_, tts_, tools=False)
+    return Providers(_silero(), stt_, llm_, tts_, tools=False, turn_model=_smart_turn())
 
 
 def providers(job: fk.JobContext) -> Providers:
@@ -111,7 +132,7 @@ def providers(job: fk.JobContext) -> Providers:
         model = os.environ.get("FLOWKIT_OPENAI_MODEL", "gpt-4o-mini")
         return Providers(
             _silero(), OpenAISTTProvider(), OpenAILLMProvider(model), OpenAITTSProvider(),
-            tools=True, vision=True,
+            tools=True, vision=True, turn_model=_smart_turn(),
         )
     raise ValueError(f"providers {choice!r}: choose 'local', 'openai' or 'demo'")
 
@@ -130,7 +151,12 @@ def build(job: fk.JobContext) -> fk.Graph:
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
     ears = g.add(vad.VAD(chosen.vad), name="vad")
     asr = g.add(stt.STT(chosen.stt), name="stt")
-    turns = g.add(turn.TurnDetector(mode="vad", min_endpointing_delay=0.5), name="turns")
+    # With a turn model, a pause that sounds mid-sentence waits up to 3 s (LiveKit Agents'
+    # default) before the turn ends; one that sounds finished, 0.5 s.
+    turns = g.add(
+        turn.TurnDetector(mode="vad", min_endpointing_delay=0.5, max_endpointing_delay=3.0),
+        name="turns",
+    )
     brain = g.add(llm.LLM(chosen.llm, instructions=INSTRUCTIONS, tools=agent_tools), name="llm")
     router = g.add(tools.ToolRouter(agent_tools), name="tools")
     voice = g.add(tts.TTS(chosen.tts), name="tts")
@@ -144,6 +170,12 @@ def build(job: fk.JobContext) -> fk.Graph:
     hear = audio.Resample(16_000, channels=1, quality="LQ")
     mic >> hear >> ears >> asr >> turns >> brain >> voice >> speaker
     ears.events >> [asr.speech, turns.vad, barge.vad]
+    if chosen.turn_model is not None:
+        # Does the voice say the turn is over? Asked at each end of speech, on a worker thread.
+        predictor = g.add(turn_prediction.TurnPredictor(chosen.turn_model), name="turn_model")
+        ears >> predictor
+        ears.events >> predictor.vad
+        predictor >> turns.predictions
     asr >> barge.transcripts
     asr >> g.add(room.TranscriptPublisher(), name="user_transcripts")
     turns >> states
