@@ -16,11 +16,12 @@ python3 -m venv .venv
 # the first time (minutes), later runs take pip's cached wheel. [build]: onnx, to check the
 # vendored dense Silero model against its builder.
 .venv/bin/python -m pip install --quiet -e "nodes/flowkit-local[build]"
-# Smart Turn v3 (the audio turn model) ships only in Pipecat's wheel; its dependencies pin
-# protobuf below 7, which livekit needs, and flowkit-local reads only the model file.
-.venv/bin/python -m pip install --quiet --no-deps pipecat-ai==1.14.0
 # The OpenAI-compatible library, with a real llama_cpp.server to test it against.
 .venv/bin/python -m pip install --quiet -e "nodes/flowkit-openai[test]"
+# Smart Turn v3 (the audio turn model) ships only in Pipecat's wheel; its dependencies pin
+# protobuf below 7, which livekit needs, and flowkit-local reads only the model file. Last,
+# so that no later install's resolver reports the dependencies it was installed without.
+.venv/bin/python -m pip install --quiet --no-deps pipecat-ai==1.14.0
 
 .venv/bin/python -m pytest
 .venv/bin/python -m mypy --strict flowkit nodes/flowkit-local/flowkit_local \
