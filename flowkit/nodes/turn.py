@@ -217,10 +217,10 @@ class _Endpointer:
         self.announcements = 0
         # Seconds of speech since the last commit, by the VAD's end-of-speech events.
         self.speech = 0.0
-        # The audio turn model's answers, by the end of speech they judge (the VAD event's
-        # timestamp), and the last end of speech; set when the linked input ended or never
-        # was linked (an unlinked input ends at once).
-        self.predictions: dict[float, float] = {}
+        # The audio turn model's answers (probability, when it came), by the end of speech
+        # they judge (the VAD event's timestamp), and the last end of speech; over when the
+        # linked input ended or never was linked (an unlinked input ends at once).
+        self.predictions: dict[float, tuple[float, float]] = {}
         self.predicted = asyncio.Event()
         self.predictions_over = False
         self.last_speech_end: float | None = None
@@ -238,7 +238,8 @@ class _Endpointer:
     async def read_predictions(self, predictions: AsyncIterator[TurnPrediction]) -> None:
         try:
             async for prediction in predictions:
-                self.predictions[prediction.speech_end] = prediction.probability
+                arrived = self.loop.time()
+                self.predictions[prediction.speech_end] = (prediction.probability, arrived)
                 while len(self.predictions) > 8:  # only the latest end of speech is asked
                     del self.predictions[next(iter(self.predictions))]
                 self.predicted.set()
@@ -402,7 +403,12 @@ class _Endpointer:
                 await asyncio.wait_for(self.predicted.wait(), left)
             except TimeoutError:
                 continue
-        return self.predictions.get(end)
+        answer = self.predictions.get(end)
+        # One that came late stays unused when the commit is re-timed (a late transcript):
+        # the turn is timed as it would have been without it.
+        if answer is None or answer[1] > deadline:
+            return None
+        return answer[0]
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:

@@ -193,6 +193,26 @@ async def test_the_detector_waits_long_only_when_the_voice_says_the_turn_goes_on
 
 
 @pytest.mark.looptime
+async def test_a_late_prediction_stays_unused_when_a_late_transcript_re_times_the_turn() -> None:
+    # The transcript comes after the short delay (a slow recogniser): the turn commits at
+    # once, as without a model, although an "unfinished" prediction came meanwhile.
+    g = fk.Graph("late")
+    detector = g.add(
+        TurnDetector(min_endpointing_delay=0.5, max_endpointing_delay=3.0), name="turns"
+    )
+    slow = Script((2.0, fk.Transcript(text="book a table for", final=True)), end_at=6.0)
+    g.add(slow, name="stt") >> detector
+    vad = Script(_start(0.3, onset=0.2), _end(1.0, speech_ended=0.7), end_at=6.0)
+    g.add(vad, name="vad") >> detector.vad
+    g.add(Script((1.8, _prediction(0.05))), name="model") >> detector.predictions
+    turns = g.add(TimedCollect(), name="out")
+    detector >> turns
+    await fk.GraphRunner(g).run()
+    [at] = [at for at, t in turns.items if isinstance(t, fk.UserTurn)]
+    assert at == pytest.approx(2.0, abs=0.03)
+
+
+@pytest.mark.looptime
 async def test_a_prediction_outweighs_the_text_hook() -> None:
     asked: list[str] = []
 
