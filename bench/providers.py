@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = ROOT / "examples" / "audio" / "weather_question.wav"
 SENTENCE = "The weather in Paris today is sunny, with a light breeze and a high of twenty degrees."
-PROVIDERS = ("silero", "whisper", "piper", "espeak", "llama")
+PROVIDERS = ("silero", "whisper", "piper", "espeak", "llama", "smart_turn")
 
 
 def _rss_mib() -> float:
@@ -144,8 +144,28 @@ async def _llama() -> dict[str, Any]:
             "extra": {"tokens": tokens, "tokens_per_s": tokens / generating if generating else 0}}
 
 
+async def _smart_turn() -> dict[str, Any]:
+    import soxr
+    from flowkit_local import SmartTurnModel
+
+    pcm, rate = _speech()
+    audio = soxr.resample(pcm.astype(np.float32) / 32768, rate, 16_000)
+    model = SmartTurnModel()
+    start = time.perf_counter()
+    model.load()
+    load = time.perf_counter() - start
+    runs = []
+    for _ in range(5):  # one prediction per end of speech: its cost is the figure
+        wall, cpu = time.perf_counter(), time.process_time()
+        probability = model.predict(audio)
+        runs.append((time.perf_counter() - wall, time.process_time() - cpu))
+    wall_s, cpu_s = min(runs)
+    return {"load_s": load, "rtf": None, "first_output_ms": wall_s * 1000,
+            "extra": {"cpu_ms_per_prediction": cpu_s * 1000, "probability": probability}}
+
+
 MEASURES = {"silero": _silero, "whisper": _whisper, "piper": _piper, "espeak": _espeak,
-            "llama": _llama}
+            "llama": _llama, "smart_turn": _smart_turn}
 
 
 def _one(name: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ The input features are Whisper's log-mel spectrogram, computed by faster-whisper
 ``FeatureExtractor`` (already a dependency, for the recogniser) over 8 s windows, after the
 zero-mean, unit-variance normalisation the model was trained with.
 
-Measured on the 2-core machine this was built on: 70-140 ms of one core per prediction.
+Its cost per prediction is measured by ``bench/providers.py`` (docs/providers.md).
 """
 
 from __future__ import annotations
