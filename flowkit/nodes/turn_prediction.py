@@ -204,12 +204,12 @@ class _TurnWindow:
 
 
 class _HeardAudio:
-    """The most recent audio, as mono float samples, with the time of its first sample."""
+    """The most recent audio, mono, kept as the frames' own samples until a clip is cut."""
 
     def __init__(self, rate: int, max_seconds: float) -> None:
         self.rate = rate
         self.keep = int(rate * max_seconds)
-        self.blocks: deque[NDArray[np.float32]] = deque()
+        self.blocks: deque[NDArray[np.int16]] = deque()
         self.kept = 0
         self.total = 0  # samples heard since the first frame
         self.grew = asyncio.Event()
@@ -217,8 +217,9 @@ class _HeardAudio:
 
     def add(self, frame: rtc.AudioFrame) -> None:
         block = samples(frame)
+        # A view of a mono frame: no copy per frame; the conversion is paid per clip.
         mono = block[:, 0] if frame.num_channels == 1 else mix_channels(block, 1)[:, 0]
-        self.blocks.append(mono.astype(np.float32) / 32768.0)
+        self.blocks.append(mono)
         self.kept += mono.size
         self.total += mono.size
         # Whole blocks beyond what the model can use are dropped.
@@ -253,4 +254,6 @@ class _HeardAudio:
         first = self.total - heard.size  # the time, in samples, of heard[0]
         lo = max(round(start * self.rate) - first, 0, heard.size - self.keep)
         hi = min(round(end * self.rate) - first, heard.size)
-        return heard[lo:hi] if hi > lo else np.zeros(0, np.float32)
+        if hi <= lo:
+            return np.zeros(0, np.float32)
+        return heard[lo:hi].astype(np.float32) / np.float32(32768.0)
