@@ -4,6 +4,7 @@ of its predictions (the short delay when the turn sounds over, the long one when
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pytest
@@ -149,16 +150,23 @@ def test_an_object_without_the_model_shape_is_refused() -> None:
 
 async def _commit_time(
     predictions: list[tuple[float, TurnPrediction]],
+    *,
+    transcript_at: float = 1.1,
+    text: str = "I would like to book a table for",
+    end_of_turn: Any = None,
 ) -> float:
     """When the turn of one utterance ending at 1.0 s commits (min 0.5 s, max 3.0 s)."""
     g = fk.Graph("turns")
     detector = g.add(
-        TurnDetector(mode="vad", min_endpointing_delay=0.5, max_endpointing_delay=3.0),
+        TurnDetector(
+            mode="vad", min_endpointing_delay=0.5, max_endpointing_delay=3.0,
+            end_of_turn=end_of_turn,
+        ),
         name="turns",
     )
-    transcript = fk.Transcript(text="I would like to book a table for", final=True)
-    # The transcripts stay open past every delay: their end would commit at once.
-    g.add(Script((1.1, transcript), end_at=6.0), name="stt") >> detector
+    transcript = fk.Transcript(text=text, final=True)
+    # The transcripts and VAD stay open past every delay: their end would commit at once.
+    g.add(Script((transcript_at, transcript), end_at=6.0), name="stt") >> detector
     vad = Script(_start(0.3, onset=0.2), _end(1.0, speech_ended=0.7), end_at=6.0)
     g.add(vad, name="vad") >> detector.vad
     g.add(Script(*predictions), name="model") >> detector.predictions
@@ -166,7 +174,7 @@ async def _commit_time(
     detector >> turns
     await fk.GraphRunner(g).run()
     [(at, turn)] = [(at, t) for at, t in turns.items if isinstance(t, fk.UserTurn)]
-    assert turn.text == "I would like to book a table for"
+    assert turn.text == text
     return at
 
 
@@ -196,19 +204,7 @@ async def test_the_detector_waits_long_only_when_the_voice_says_the_turn_goes_on
 async def test_a_late_prediction_stays_unused_when_a_late_transcript_re_times_the_turn() -> None:
     # The transcript comes after the short delay (a slow recogniser): the turn commits at
     # once, as without a model, although an "unfinished" prediction came meanwhile.
-    g = fk.Graph("late")
-    detector = g.add(
-        TurnDetector(min_endpointing_delay=0.5, max_endpointing_delay=3.0), name="turns"
-    )
-    slow = Script((2.0, fk.Transcript(text="book a table for", final=True)), end_at=6.0)
-    g.add(slow, name="stt") >> detector
-    vad = Script(_start(0.3, onset=0.2), _end(1.0, speech_ended=0.7), end_at=6.0)
-    g.add(vad, name="vad") >> detector.vad
-    g.add(Script((1.8, _prediction(0.05))), name="model") >> detector.predictions
-    turns = g.add(TimedCollect(), name="out")
-    detector >> turns
-    await fk.GraphRunner(g).run()
-    [at] = [at for at, t in turns.items if isinstance(t, fk.UserTurn)]
+    at = await _commit_time([(1.8, _prediction(0.05))], transcript_at=2.0)
     assert at == pytest.approx(2.0, abs=0.03)
 
 
@@ -220,20 +216,7 @@ async def test_a_prediction_outweighs_the_text_hook() -> None:
         asked.append(text)
         return 0.0  # would pick the long delay
 
-    g = fk.Graph("both")
-    detector = g.add(
-        TurnDetector(min_endpointing_delay=0.5, max_endpointing_delay=3.0, end_of_turn=text_model),
-        name="turns",
-    )
-    thanks = Script((1.1, fk.Transcript(text="Thanks.", final=True)), end_at=6.0)
-    g.add(thanks, name="stt") >> detector
-    vad = Script(_start(0.3, onset=0.2), _end(1.0, speech_ended=0.7), end_at=6.0)
-    g.add(vad, name="vad") >> detector.vad
-    g.add(Script((1.1, _prediction(0.95))), name="model") >> detector.predictions
-    turns = g.add(TimedCollect(), name="out")
-    detector >> turns
-    await fk.GraphRunner(g).run()
-    [at] = [at for at, t in turns.items if isinstance(t, fk.UserTurn)]
+    at = await _commit_time([(1.1, _prediction(0.95))], text="Thanks.", end_of_turn=text_model)
     assert at == pytest.approx(1.5, abs=0.03)
     assert asked == []
 
