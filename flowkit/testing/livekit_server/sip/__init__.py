@@ -1,0 +1,115 @@
+"""Simulated phones, and LiveKit's SIP service over them: dialling out and transferring calls.
+
+There is no phone network here: a test registers **simulated phones** on the server
+(``server.sip.add_phone("+15550100", answer_after=0.2)``), each scripted to answer after some
+ringing, to be busy (486 Busy Here), to decline (603 Decline), to fail with any other SIP
+response, or never to answer; and, once answered, maybe to hang up by itself. The Twirp methods
+``livekit.SIP/CreateSIPParticipant`` and ``livekit.SIP/TransferSIPParticipant`` then behave as
+LiveKit's do, as far as a program calling them through ``livekit-api`` can tell:
+
+- **CreateSIPParticipant** (SIP grant ``call``) creates the room if needed and puts a SIP
+  participant in it at once: a :class:`SimulatedCall`, a participant without WebRTC whose far
+  end is the phone. Its attributes are the request's plus those LiveKit's SIP service sets
+  (``sip.callID``, ``sip.trunkID``, ``sip.phoneNumber``, ``sip.trunkPhoneNumber``,
+  ``sip.hostname`` for an inline trunk, and ``sip.callStatus``: ``dialing``, ``ringing``,
+  ``automation`` while ``dtmf`` digits are sent, ``active``, ``hangup``); each change reaches
+  the room's clients. With ``wait_until_answered`` the reply waits for the answer, and a call
+  that fails is a Twirp error (see :func:`twirp_code_of_sip`).
+- **TransferSIPParticipant** (SIP ``call`` and ``roomAdmin``) hands a SIP participant's call to
+  another phone (a cold transfer): when that phone answers, the participant leaves the room;
+  when it does not, the reply is an error and the participant stays.
+
+What LiveKit does, from its sources (livekit/sip ``pkg/sip``, livekit/protocol ``livekit/sip.go``
+and ``rpc/sip.go``, livekit/livekit ``pkg/service/sip.go``), and what this double does alike:
+
+- The default identity is ``sip_<sip_call_to>``; ``hide_phone_number`` leaves out the
+  number attributes. A request needs ``sip_trunk_id``, an inline ``trunk`` (with a
+  ``hostname``) or a ``sip_number``; ``sip_call_to`` (a number or SIP user, no ``@``); and
+  ``room_name``.
+- A failed dial is a Twirp error carrying the SIP status in ``meta`` (``sip_status_code``,
+  ``sip_status``), with the Twirp code LiveKit maps that SIP code to (486 ``resource_exhausted``,
+  603 ``permission_denied``, 404 ``not_found``...), so ``livekit-api`` raises
+  ``api.SipCallError``. A phone that does not answer within ``ringing_timeout`` gives no SIP
+  status: LiveKit answers ``canceled`` ("sip request timed out"), a plain ``api.TwirpError``.
+- A call that fails leaves the room without a ``hangup`` status (LiveKit sets none for a
+  rejected or unanswered call; the room hears the participant leave). A call that ends after
+  being answered (the phone hangs up, ``max_call_duration``, a transfer) is set to ``hangup``
+  first. A call the room ends (``DeleteRoom``, ``RemoveParticipant``) is hung up on the phone,
+  which records the room's ``DisconnectReason``.
+- A transfer's target answers: ``STS_TRANSFER_SUCCESSFUL``, reason ``STR_COMPLETED``, SIP 200;
+  it rejects: the SIP status and ``sip_transfer_reason`` ``STR_REJECTED`` in ``meta``; it does not
+  answer: ``deadline_exceeded`` with ``STR_RINGING_TIMEOUT``. ``transfer_to`` is a ``sip:``,
+  ``sips:`` or ``tel:`` URI, optionally in ``<>``. A call not yet answered cannot be
+  transferred (``failed_precondition``).
+
+Where this double differs: any ``sip_trunk_id`` is accepted (there are no trunks; the
+trunk's number is :attr:`SimulatedSIP.trunk_number` unless the request sets ``sip_number``);
+a transfer needs a participant of kind SIP (LiveKit looks for its ``sip.callID`` attribute, so
+an SDK client that joined with a SIP-kind token can stand for a SIP bridge's participant here);
+the ``sip_transfer_reason`` meta follows ``livekit-api``'s reading of it, as the open-source
+server does not send it yet; a simulated call publishes no audio track.
+
+The package, one concept a module:
+
+- :mod:`~flowkit.testing.livekit_server.sip.codes`: SIP's vocabulary: :class:`SIPResponse` and
+  the common responses, :class:`CallStatus`, the ``sip.*`` attribute names, and
+  :func:`twirp_code_of_sip`;
+- :mod:`~flowkit.testing.livekit_server.sip.phones`: the simulated phones
+  (:class:`SimulatedPhone`) and their records of calls (:class:`PhoneCall`, :class:`SentTrack`,
+  :class:`CallEnd`);
+- :mod:`~flowkit.testing.livekit_server.sip.call`: a dialled call in the room, its state
+  machine and participant link (:class:`SimulatedCall`, :class:`DialPlan`, :class:`DialError`);
+- :mod:`~flowkit.testing.livekit_server.sip.network`: the phone network of one server
+  (:class:`SimulatedSIP`): its phones, dialling and transfers (:class:`TransferResult`,
+  :class:`TransferError`);
+- :mod:`~flowkit.testing.livekit_server.sip.service`: the Twirp methods (:class:`SIPService`)
+  and :func:`mount` (:data:`SIP_KEY`).
+"""
+
+from flowkit.testing.livekit_server.sip.call import DialError, DialPlan, SimulatedCall
+from flowkit.testing.livekit_server.sip.codes import (
+    BUSY_HERE,
+    DECLINE,
+    NOT_FOUND,
+    OK,
+    CallStatus,
+    SIPResponse,
+    twirp_code_of_sip,
+)
+from flowkit.testing.livekit_server.sip.network import (
+    DEFAULT_RINGING_TIMEOUT,
+    SimulatedSIP,
+    TransferError,
+    TransferResult,
+)
+from flowkit.testing.livekit_server.sip.phones import (
+    CallEnd,
+    PhoneCall,
+    SentTrack,
+    SimulatedPhone,
+)
+from flowkit.testing.livekit_server.sip.service import SIP_KEY, SIPService, mount
+
+__all__ = [
+    "BUSY_HERE",
+    "DECLINE",
+    "DEFAULT_RINGING_TIMEOUT",
+    "NOT_FOUND",
+    "OK",
+    "SIP_KEY",
+    "CallEnd",
+    "CallStatus",
+    "DialError",
+    "DialPlan",
+    "PhoneCall",
+    "SIPResponse",
+    "SIPService",
+    "SentTrack",
+    "SimulatedCall",
+    "SimulatedPhone",
+    "SimulatedSIP",
+    "TransferError",
+    "TransferResult",
+    "mount",
+    "twirp_code_of_sip",
+]

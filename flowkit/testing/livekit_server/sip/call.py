@@ -1,0 +1,334 @@
+"""A dialled call in the room: the SIP participant whose far end is a simulated phone.
+
+:class:`SimulatedCall` is the call's state machine (``dialing``, ``ringing``, ``automation``,
+``active``, ``hangup``) and its participant's link to the room; :class:`DialPlan` is the
+validated CreateSIPParticipant request it plays, :class:`DialError` a call that was not
+answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from livekit.protocol import models
+
+from flowkit.testing.livekit_server.rooms import Participant, PublishedTrack, Room, new_sid
+from flowkit.testing.livekit_server.sip.codes import (
+    ATTR_CALL_STATUS,
+    BUSY_HERE,
+    DECLINE,
+    NOT_FOUND,
+    OK,
+    CallStatus,
+    SIPResponse,
+)
+from flowkit.testing.livekit_server.sip.phones import (
+    CallEnd,
+    PhoneCall,
+    SentTrack,
+    SimulatedPhone,
+)
+
+__all__ = [
+    "DialError",
+    "DialPlan",
+    "SimulatedCall",
+]
+
+log = logging.getLogger("flowkit.testing.sip")
+
+
+def _disconnect_reason(response: SIPResponse | None) -> int:
+    """Why a failed call's participant left, as LiveKit's SIP service says (pkg/sip/errors.go)."""
+    reasons = models.DisconnectReason
+    if response is None:  # no answer within the ringing timeout
+        return reasons.USER_UNAVAILABLE
+    code = response.code
+    if code in (401, 403, 407, 486, 488) or 600 <= code < 700:
+        return reasons.USER_REJECTED
+    if 400 <= code < 500:
+        return reasons.USER_UNAVAILABLE
+    if 500 <= code < 600:
+        return reasons.SIP_TRUNK_FAILURE
+    return reasons.UNKNOWN_REASON
+
+
+def _current_task() -> asyncio.Task[object] | None:
+    """The running task, None outside the event loop (a call may be ended from plain code)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def _reason_name(reason: int | None) -> str:
+    return "none" if reason is None else models.DisconnectReason.Name(reason)
+
+
+class DialError(Exception):
+    """A dialled call did not get answered: how it ended, and the phone's response if any."""
+
+    def __init__(self, end: CallEnd, message: str, response: SIPResponse | None = None) -> None:
+        super().__init__(message)
+        self.end = end
+        self.response = response
+
+
+@dataclass(frozen=True)
+class DialPlan:
+    """A validated CreateSIPParticipant request: whom to call, as whom, and how.
+
+    Attributes:
+        address: What is dialled (``sip_call_to``).
+        call_id: The call's ``sip.callID`` (``SCL_...``).
+        identity, name, metadata, attributes: The SIP participant's, its ``sip.*`` attributes
+            included (``sip.callStatus`` is added when it joins).
+        caller: The number the call comes from (``sip_number``, or the trunk's number).
+        ringing_timeout: Seconds the phone may ring.
+        max_call_duration: Seconds the call may last from dialling, None for no limit.
+        dtmf: Digits to send once answered.
+        play_dialtone: Whether the request asked for a dial tone in the room.
+        headers: The SIP headers the request adds.
+    """
+
+    address: str
+    call_id: str
+    identity: str
+    name: str
+    metadata: str
+    attributes: dict[str, str]
+    caller: str
+    ringing_timeout: float
+    max_call_duration: float | None
+    dtmf: str
+    play_dialtone: bool
+    headers: dict[str, str]
+
+
+class SimulatedCall:
+    """A SIP participant whose far end is a simulated phone: a participant without WebRTC.
+
+    It is the participant's :class:`~flowkit.testing.livekit_server.rooms.ParticipantLink`:
+    signal messages are dropped; the tracks and data packets the room sends are recorded on
+    the phone's :class:`PhoneCall` once it answered (LiveKit's SIP service subscribes then);
+    ``close(reason)`` is the room hanging up. Its ``sip.callStatus`` follows the call, and
+    every change reaches the room's clients.
+
+    Attributes:
+        participant: The SIP participant (kind SIP) it is the link of.
+        room: The room it calls into.
+        address: The number dialled.
+        phone: The phone it reached, None when no phone has the number.
+        record: That phone's record of the call, None without a phone.
+        call_id: Its ``sip.callID``.
+        status: The last ``sip.callStatus`` it set.
+        ended: How it ended, None while it goes on.
+        failure: Why it was not answered, for a call that was not.
+        disconnect_reason: The ``DisconnectReason`` its participant left with.
+    """
+
+    def __init__(self, room: Room, dial: DialPlan, phone: SimulatedPhone | None) -> None:
+        self.room = room
+        self.address = dial.address
+        self.phone = phone
+        self.call_id = dial.call_id
+        self.status = CallStatus.DIALING
+        self.ended: CallEnd | None = None
+        self.failure: DialError | None = None
+        self.disconnect_reason: int | None = None
+        self._dial = dial
+        self._settled = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._started = time.monotonic()
+        self.participant = Participant(
+            sid=new_sid("PA"),
+            identity=dial.identity,
+            link=self,
+            name=dial.name,
+            metadata=dial.metadata,
+            attributes={**dial.attributes, ATTR_CALL_STATUS: CallStatus.DIALING.value},
+            kind=models.ParticipantInfo.Kind.SIP,
+        )
+        self.record: PhoneCall | None = None
+        if phone is not None:
+            self.record = PhoneCall(
+                call_id=dial.call_id, room=room.name, identity=dial.identity, caller=dial.caller,
+                play_dialtone=dial.play_dialtone, headers=dict(dial.headers),
+            )
+            phone.calls.append(self.record)
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task that plays the call, once started."""
+        return self._task
+
+    def start(self) -> None:
+        """Join the room (status ``dialing``) and dial in the background."""
+        self.room.join(self.participant)
+        self._task = asyncio.create_task(self._run(), name=f"sip call {self.call_id}")
+
+    async def wait_answered(self) -> None:
+        """Wait until the phone answers.
+
+        Raises:
+            DialError: The call ended before it was answered.
+        """
+        await self._settled.wait()
+        if self.failure is not None:
+            raise self.failure
+
+    # ParticipantLink ----------------------------------------------------------------------------
+
+    def send_signal(self, response: object) -> None:
+        """Dropped: a phone hears no signal messages."""
+
+    def subscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
+        """Record that the phone is sent the track, if it is on the call."""
+        if self.record is None or self.status != CallStatus.ACTIVE:
+            return
+        kind = "audio" if track.info.type == models.TrackType.AUDIO else "video"
+        self.record.tracks.append(
+            SentTrack(publisher.identity, track.info.sid, track.info.name, kind)
+        )
+
+    def unsubscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
+        """Record that the track stopped."""
+        for sent in self.record.tracks if self.record is not None else ():
+            if sent.sid == track.info.sid and not sent.stopped:
+                sent.stopped = True
+
+    def send_data(self, label: str, payload: bytes) -> None:
+        """Record a data packet sent to the phone."""
+        if self.record is None:
+            return
+        packet = models.DataPacket()
+        with contextlib.suppress(Exception):  # the room only relays packets it decoded
+            packet.ParseFromString(payload)
+            self.record.data.append(packet)
+
+    def close(self, reason: int) -> None:
+        """The room hangs up: the call ends (the phone records why) and leaves the room."""
+        self._finish(CallEnd.ROOM_HUNG_UP, reason)
+
+    # The call -----------------------------------------------------------------------------------
+
+    def hand_over(self, transfer_to: str) -> None:
+        """The call was transferred: ``hangup``, then the participant leaves, as in LiveKit."""
+        if self.record is not None:
+            self.record.transferred_to = transfer_to
+        self._finish(
+            CallEnd.TRANSFERRED, models.DisconnectReason.CLIENT_INITIATED, hangup=True
+        )
+
+    async def _run(self) -> None:
+        try:
+            response = await self._ring()
+            if response == OK:
+                self._answered()
+                await self._talk()
+            else:
+                self._failed(response)
+        except Exception:  # a bug in the simulation must not leave the call hanging
+            log.exception("simulated SIP call %s failed", self.call_id)
+            self._finish(CallEnd.ROOM_HUNG_UP, models.DisconnectReason.UNKNOWN_REASON)
+
+    async def _ring(self) -> SIPResponse | None:
+        if self.phone is None:
+            return NOT_FOUND
+        return await self.phone.ring(
+            self._dial.ringing_timeout, lambda: self._set_status(CallStatus.RINGING)
+        )
+
+    def _answered(self) -> None:
+        assert self.record is not None  # only a registered phone answers
+        self.record.answered_at = time.time()
+        if self._dial.dtmf:
+            self._set_status(CallStatus.AUTOMATION)
+            self.record.dtmf = self._dial.dtmf
+        self._set_status(CallStatus.ACTIVE)
+        # LiveKit's SIP service subscribes once the call is up: the tracks already published.
+        for other in self.room.others(self.participant):
+            for track in other.tracks.values():
+                if track.media is not None:
+                    self.subscribe_track(other, track)
+        self._settled.set()
+
+    async def _talk(self) -> None:
+        """Wait for the phone to hang up, or the call's maximum duration."""
+        assert self.phone is not None
+        ends: list[tuple[float, CallEnd]] = []
+        if self.phone.hang_up_after is not None:
+            ends.append((self.phone.hang_up_after, CallEnd.PHONE_HUNG_UP))
+        if self._dial.max_call_duration is not None:
+            left = self._dial.max_call_duration - (time.monotonic() - self._started)
+            ends.append((max(left, 0.0), CallEnd.MAX_DURATION))
+        if not ends:
+            return  # the call goes on until the room ends it
+        delay, end = min(ends, key=lambda pair: pair[0])
+        await asyncio.sleep(delay)
+        self._finish(end, models.DisconnectReason.CLIENT_INITIATED, hangup=True)
+
+    def _failed(self, response: SIPResponse | None) -> None:
+        if response is None:
+            end = CallEnd.NOT_ANSWERED
+            message = (
+                f"sip request timed out: {self.address!r} did not answer within "
+                f"{self._dial.ringing_timeout:g} s (ringing_timeout)"
+            )
+        else:
+            end = CallEnd.REJECTED
+            message = f"sip status {response.code}: {response.status}: " + self._why(response)
+        self.failure = DialError(end, message, response)
+        log.info("simulated SIP call %s to %r failed: %s", self.call_id, self.address, message)
+        self._finish(end, _disconnect_reason(response), response=response)
+
+    def _why(self, response: SIPResponse) -> str:
+        if self.phone is None:
+            return (
+                f"no simulated phone has the number {self.address!r}; register one with "
+                f"server.sip.add_phone({self.address!r}, ...) (TestLiveKitServer.sip)"
+            )
+        if response == BUSY_HERE and self.phone.busy:
+            return f"the simulated phone {self.address!r} is busy"
+        if response == DECLINE and self.phone.rejects:
+            return f"the simulated phone {self.address!r} declined the call"
+        return f"the simulated phone {self.address!r} answered {response}"
+
+    def _finish(
+        self,
+        end: CallEnd,
+        reason: int,
+        *,
+        response: SIPResponse | None = None,
+        hangup: bool = False,
+    ) -> None:
+        """End the call once: status, the phone's record, leaving the room, the waiters."""
+        if self.ended is not None:
+            return
+        if hangup:
+            self._set_status(CallStatus.HANGUP)  # before leaving, so the room hears it
+        self.ended = end
+        self.disconnect_reason = reason
+        if self.record is not None:
+            self.record.finish(end, response=response, reason=reason)
+        self.room.leave(self.participant)
+        if self.failure is None and not self._settled.is_set():
+            self.failure = DialError(
+                end,
+                f"the call to {self.address!r} ended before it was answered: "
+                f"{end.value} ({_reason_name(reason)})",
+            )
+        self._settled.set()
+        if self._task is not None and self._task is not _current_task():
+            self._task.cancel()
+
+    def _set_status(self, status: CallStatus) -> None:
+        self.status = status
+        if self.room.participants.get(self.participant.identity) is self.participant:
+            self.room.update_participant(
+                self.participant, attributes={ATTR_CALL_STATUS: status.value}
+            )

@@ -1,0 +1,261 @@
+"""``livekit.SIP`` on the test server's Twirp API: CreateSIPParticipant and TransferSIPParticipant.
+
+:class:`SIPService` validates the requests as LiveKit does and plays them on the
+:class:`~flowkit.testing.livekit_server.sip.network.SimulatedSIP`, turning failed calls and
+transfers into LiveKit's Twirp errors; :func:`mount` serves it and stores the network as
+``app[SIP_KEY]``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from google.protobuf.duration_pb2 import Duration
+from livekit.protocol import models
+from livekit.protocol import sip as sip_pb
+
+from flowkit.testing.livekit_server.rooms import new_sid
+from flowkit.testing.livekit_server.sip.call import DialError, DialPlan, SimulatedCall
+from flowkit.testing.livekit_server.sip.codes import (
+    ATTR_CALL_ID,
+    ATTR_HOSTNAME,
+    ATTR_PHONE_NUMBER,
+    ATTR_TRUNK_ID,
+    ATTR_TRUNK_NUMBER,
+    OK,
+    CallStatus,
+    SIPResponse,
+    twirp_code_of_sip,
+)
+from flowkit.testing.livekit_server.sip.network import SimulatedSIP, TransferError
+from flowkit.testing.livekit_server.twirp import (
+    ROOM_ADMIN,
+    SIP_CALL,
+    TWIRP_KEY,
+    TwirpAPI,
+    TwirpError,
+)
+
+__all__ = [
+    "SIP_KEY",
+    "SIPService",
+    "mount",
+]
+
+_TRANSFER_RINGING_TIMEOUT = 30.0  # LiveKit's server default for a transfer
+
+
+def _seconds(duration: Duration) -> float:
+    return duration.seconds + duration.nanos / 1e9
+
+
+def _transfer_uri(transfer_to: str) -> str:
+    """``transfer_to`` if it is a SIP or TEL URI (in ``<>`` or not); ``invalid_argument`` if not."""
+    if not transfer_to:
+        raise TwirpError(
+            "invalid_argument",
+            "missing transfer to: set transfer_to to a SIP or TEL URI, e.g. 'tel:+15550100' "
+            "or 'sip:+15550100@sip.example.com'",
+        )
+    inner = transfer_to.removeprefix("<").removesuffix(">")
+    if not inner.startswith(("sip:", "sips:", "tel:")):
+        raise TwirpError(
+            "invalid_argument",
+            f"transfer_to must be a SIP or TEL URI (sip:, sips: or tel:), not {transfer_to!r}: "
+            f"e.g. 'tel:{inner}' or 'sip:{inner}@sip.example.com'",
+        )
+    return inner
+
+
+class SIPService:
+    """``livekit.SIP`` on the test server's Twirp API: the two call methods, over the phones.
+
+    Args:
+        twirp: The server's Twirp API (its rooms and lookups).
+        sip: The simulated phones.
+    """
+
+    def __init__(self, twirp: TwirpAPI, sip: SimulatedSIP) -> None:
+        self.twirp = twirp
+        self.sip = sip
+
+    async def create_sip_participant(
+        self, request: sip_pb.CreateSIPParticipantRequest
+    ) -> sip_pb.SIPParticipantInfo:
+        """Dial ``sip_call_to`` and put its SIP participant in the room (created if needed).
+
+        The participant's identity defaults to ``sip_<sip_call_to>``, as in LiveKit
+        (livekit/protocol ``rpc/sip.go``). With ``wait_until_answered`` the reply comes when
+        the phone answers, or is the call's failure; without, it comes at once (``dialing``).
+        """
+        dial = self._dial(request)
+        room = self.twirp.rooms.create(request.room_name)
+        call = self.sip.dial(room, dial)
+        if request.wait_until_answered:
+            try:
+                await call.wait_answered()
+            except DialError as failure:
+                raise _call_error(failure) from None
+        return sip_pb.SIPParticipantInfo(
+            participant_id=call.participant.sid,
+            participant_identity=call.participant.identity,
+            room_name=room.name,
+            sip_call_id=call.call_id,
+        )
+
+    def _dial(self, request: sip_pb.CreateSIPParticipantRequest) -> DialPlan:
+        """The validated request (LiveKit's checks, in its order), ``invalid_argument`` if not."""
+        trunk = request.trunk if request.HasField("trunk") else None
+        if not request.sip_trunk_id and trunk is None and not request.sip_number:
+            raise TwirpError(
+                "invalid_argument",
+                "missing sip trunk id and sip number: set sip_trunk_id (any id works on the "
+                "test server), trunk (an inline SIPOutboundConfig) or sip_number",
+            )
+        if trunk is not None and not trunk.hostname:
+            raise TwirpError(
+                "invalid_argument",
+                "no outbound hostname specified: set trunk.hostname (e.g. 'sip.example.com')",
+            )
+        if not request.sip_call_to:
+            raise TwirpError(
+                "invalid_argument",
+                "missing sip callee number: set sip_call_to to the number to dial "
+                "(e.g. '+15550100') or a SIP user",
+            )
+        if "@" in request.sip_call_to:
+            raise TwirpError(
+                "invalid_argument",
+                f"sip_call_to should be a phone number or SIP user, not a full SIP URI "
+                f"({request.sip_call_to!r}): set the host in the trunk",
+            )
+        if not request.room_name:
+            raise TwirpError(
+                "invalid_argument", "missing room name: set room_name to the room to call into"
+            )
+        caller = request.sip_number or self.sip.trunk_number
+        attributes = dict(request.participant_attributes)
+        attributes[ATTR_CALL_ID] = call_id = new_sid("SCL")
+        attributes[ATTR_TRUNK_ID] = request.sip_trunk_id
+        if not request.hide_phone_number:
+            attributes[ATTR_PHONE_NUMBER] = request.sip_call_to
+            attributes[ATTR_TRUNK_NUMBER] = caller
+            if trunk is not None:
+                attributes[ATTR_HOSTNAME] = trunk.hostname
+        ringing = _seconds(request.ringing_timeout) if request.HasField("ringing_timeout") else 0
+        longest = (
+            _seconds(request.max_call_duration) if request.HasField("max_call_duration") else 0
+        )
+        return DialPlan(
+            address=request.sip_call_to,
+            call_id=call_id,
+            identity=request.participant_identity or f"sip_{request.sip_call_to}",
+            name=request.participant_name,
+            metadata=request.participant_metadata,
+            attributes={key: value for key, value in attributes.items() if value},
+            caller=caller,
+            ringing_timeout=ringing or self.sip.ringing_timeout,
+            max_call_duration=longest or None,
+            dtmf=request.dtmf,
+            play_dialtone=request.play_dialtone or request.play_ringtone,
+            headers=dict(request.headers),
+        )
+
+    async def transfer_sip_participant(
+        self, request: sip_pb.TransferSIPParticipantRequest
+    ) -> sip_pb.TransferSIPParticipantResponse:
+        """Hand a SIP participant's call to ``transfer_to``; it leaves the room once answered."""
+        if not request.room_name:
+            raise TwirpError("invalid_argument", "missing room name: set room_name")
+        if not request.participant_identity:
+            raise TwirpError(
+                "invalid_argument",
+                "missing participant identity: set participant_identity to the SIP participant "
+                "to transfer",
+            )
+        transfer_to = _transfer_uri(request.transfer_to)
+        room = self.twirp.require_room(request.room_name)
+        participant = self.twirp.require_participant(room, request.participant_identity)
+        if participant.kind != models.ParticipantInfo.Kind.SIP:
+            kind = models.ParticipantInfo.Kind.Name(participant.kind)
+            raise TwirpError(
+                "invalid_argument",
+                f"no SIP session associated with participant {participant.identity!r} (kind "
+                f"{kind}): only SIP participants can be transferred (those CreateSIPParticipant "
+                "makes, or clients whose token has kind 'sip')",
+            )
+        link = participant.link
+        if isinstance(link, SimulatedCall) and link.status != CallStatus.ACTIVE:
+            raise TwirpError(
+                "failed_precondition",
+                f"can't transfer non established call: {participant.identity!r} is "
+                f"{link.status.value!r}; wait until it is 'active' (wait_until_answered=True)",
+            )
+        ringing = (
+            _seconds(request.ringing_timeout) if request.HasField("ringing_timeout") else 0
+        )
+        try:
+            transfer = await self.sip.transfer(
+                room, participant, transfer_to,
+                ringing_timeout=ringing or _TRANSFER_RINGING_TIMEOUT,
+                play_dialtone=request.play_dialtone, headers=request.headers,
+            )
+        except TransferError as failure:
+            raise _transfer_error(failure) from None
+        return sip_pb.TransferSIPParticipantResponse(
+            transfer_id=transfer.transfer_id,
+            status=sip_pb.SIPTransferStatus.STS_TRANSFER_SUCCESSFUL,
+            reason=sip_pb.SIPTransferReason.STR_COMPLETED,
+            sip_status=sip_pb.SIPStatus(code=OK.code, status=OK.status),  # type: ignore[arg-type]
+        )
+
+
+def _sip_meta(response: SIPResponse | None) -> dict[str, str]:
+    """The error meta LiveKit sends for a SIP status (livekit/protocol SIPStatus.TwirpErrorMeta)."""
+    if response is None:
+        return {}
+    return {"sip_status_code": str(response.code), "sip_status": response.status}
+
+
+def _call_error(failure: DialError) -> TwirpError:
+    if failure.response is not None:
+        return TwirpError(
+            twirp_code_of_sip(failure.response.code), str(failure), _sip_meta(failure.response)
+        )
+    # No SIP status (no answer, or the room ended the call): LiveKit's SIP service answers
+    # psrpc Canceled, "sip request timed out" (pkg/sip/outbound.go), which carries no meta.
+    return TwirpError("canceled", str(failure))
+
+
+def _transfer_error(failure: TransferError) -> TwirpError:
+    meta = _sip_meta(failure.response)
+    meta["sip_transfer_reason"] = sip_pb.SIPTransferReason.Name(failure.reason)
+    meta["sip_transfer_id"] = failure.transfer_id
+    if failure.response is not None:
+        code = twirp_code_of_sip(failure.response.code)
+    elif failure.reason == sip_pb.SIPTransferReason.STR_RINGING_TIMEOUT:
+        code = "deadline_exceeded"  # LiveKit's server gives up when the ringing timeout ends
+    else:
+        code = "aborted"
+    return TwirpError(code, str(failure), meta)
+
+
+SIP_KEY = web.AppKey("flowkit_simulated_sip", SimulatedSIP)
+"""Where :func:`mount` puts the :class:`SimulatedSIP` in the application."""
+
+
+def mount(app: web.Application, sip: SimulatedSIP) -> SIPService:
+    """Serve ``livekit.SIP`` ``CreateSIPParticipant`` and ``TransferSIPParticipant`` over ``sip``.
+
+    The application must serve the Twirp API already (:func:`~.twirp.mount`).
+
+    Returns:
+        The service; ``sip`` is also stored as ``app[SIP_KEY]``.
+    """
+    service = SIPService(app[TWIRP_KEY], sip)
+    app[SIP_KEY] = sip
+    twirp = app[TWIRP_KEY]
+    twirp.add_method("livekit.SIP", "CreateSIPParticipant", service.create_sip_participant,
+                     SIP_CALL)
+    twirp.add_method("livekit.SIP", "TransferSIPParticipant", service.transfer_sip_participant,
+                     SIP_CALL, ROOM_ADMIN)
+    return service
