@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from flowkit_local.silero import SileroVADOptions, SileroVADProvider
-from flowkit_local.silero_batch import BatchedSileroVADStream
+from flowkit_local.silero_batch import BatchedSileroVADStream, SileroBatcher
 from support import Collect, collected
 
 import flowkit as fk
@@ -225,6 +225,78 @@ async def test_only_batches_of_batch_thread_from_windows_go_to_the_thread(
 def test_batch_thread_from_must_be_a_window_count() -> None:
     with pytest.raises(ValueError, match=r"at least 1 window.*None"):
         SileroVADProvider(batch=True, batch_thread_from=0)
+
+
+def waiting_batcher(
+    streams: int, wait: float = 0.002
+) -> tuple[list[BatchedSileroVADStream], SileroBatcher]:
+    """``streams`` streams of a provider whose batches wait ``wait`` for missing streams."""
+    provider = SileroVADProvider(batch=True, batch_thread_from=None, batch_wait=wait)
+    made = [provider.stream(on_decisions=lambda _: None) for _ in range(streams)]
+    return [s for s in made if isinstance(s, BatchedSileroVADStream)], provider.batcher(
+        asyncio.get_running_loop()
+    )
+
+
+async def join(batcher: SileroBatcher, streams: list[BatchedSileroVADStream], window: PCM) -> None:
+    """Push a window into each stream at once (a full batch), so each counts as a member."""
+    for stream in streams:
+        stream.push(window, RATE)
+    await asyncio.sleep(0)
+    await batcher.wait_idle()
+
+
+@pytest.mark.looptime
+async def test_a_batch_short_of_a_stream_waits_for_its_window(sessions: list[PCM]) -> None:
+    (a, b), batcher = waiting_batcher(2)
+    window = sessions[0][RATE : RATE + 512]
+    await join(batcher, [a, b], window)
+    calls = batcher.calls
+    a.push(window, RATE)
+    await asyncio.sleep(0.001)  # half the wait: still gathering
+    assert batcher.calls == calls and a.pending_windows == 1
+    b.push(window, RATE)  # the batch is full: it goes at once, both windows in one call
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert batcher.calls == calls + 1
+    assert a.pending_windows == b.pending_windows == 0
+
+
+@pytest.mark.looptime
+async def test_a_batch_goes_alone_when_the_wait_is_over(sessions: list[PCM]) -> None:
+    (a, b), batcher = waiting_batcher(2)
+    window = sessions[0][RATE : RATE + 512]
+    await join(batcher, [a, b], window)
+    calls, start = batcher.calls, asyncio.get_running_loop().time()
+    a.push(window, RATE)
+    await batcher.wait_idle()
+    assert batcher.calls == calls + 1 and a.pending_windows == 0
+    assert asyncio.get_running_loop().time() - start == pytest.approx(0.002, abs=1e-4)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("case", ["one stream", "the other flushed", "wait 0"])
+async def test_a_batch_waits_for_no_one_when_no_stream_is_missing(
+    sessions: list[PCM], case: str
+) -> None:
+    streams, batcher = waiting_batcher(
+        1 if case == "one stream" else 2, wait=0.0 if case == "wait 0" else 0.002
+    )
+    window = sessions[0][RATE : RATE + 512]
+    await join(batcher, streams, window)
+    if case == "the other flushed":
+        streams[1].flush()  # its audio ended: the batcher no longer counts it
+    calls, start = batcher.calls, asyncio.get_running_loop().time()
+    streams[0].push(window, RATE)
+    await asyncio.sleep(0)
+    assert batcher.calls == calls + 1 and streams[0].pending_windows == 0
+    assert asyncio.get_running_loop().time() == start
+
+
+@pytest.mark.parametrize("wait", [-0.001, 0.05])
+def test_batch_wait_must_be_within_a_window(wait: float) -> None:
+    with pytest.raises(ValueError, match=r"between 0 and one window \(0\.032 s\)"):
+        SileroVADProvider(batch=True, batch_wait=wait)
 
 
 async def test_a_flush_during_a_threaded_call_waits_for_its_row(

@@ -116,6 +116,7 @@ class SileroVADProvider:
         model_path: str | Path | None = None,
         batch: bool = False,
         batch_thread_from: int | None = 128,
+        batch_wait: float = 0.002,
     ) -> None:
         """Load the model.
 
@@ -134,11 +135,22 @@ class SileroVADProvider:
                 thread (two wake-ups per call, and the heap the thread's allocations
                 fragment: 16 against 1.6 MiB/min of RSS growth at 100 sessions). ``None``:
                 always on the loop; ``1``: always on the thread.
+            batch_wait: Seconds a batch may wait for more streams' windows when it does
+                not hold one of every stream yet. Frames that a transport delivers at
+                each session's own moment reach the loop a few at a time, and a model
+                call on a few windows costs several times more per window than one on
+                dozens; waiting gathers them, at the price of up to that much delay on
+                the decisions (bench/voice_sessions.py, 150 sessions each fed at its own
+                moment: 1 window per call and not real time with 0; 25 per call and real
+                time at 72% of a core with 2 ms). A batch holding a window of every
+                stream goes at once, so one session, or sessions fed together, never
+                wait. 0: a batch is what one loop iteration queued.
 
         Raises:
             FileNotFoundError: ``model_path`` does not exist.
             ValueError: ``model_path`` has no ``sr`` input (the dense 16 kHz model) but
-                the options ask for 8 kHz, or ``batch_thread_from`` is below 1.
+                the options ask for 8 kHz, ``batch_thread_from`` is below 1, or
+                ``batch_wait`` is negative or more than a window.
         """
         self._options = options if options is not None else SileroVADOptions()
         rate = self._options.sample_rate
@@ -186,6 +198,15 @@ class SileroVADProvider:
                 "use None to keep every batch on the event loop"
             )
         self._batch_thread_from = batch_thread_from
+        # More than a window would let a stream's windows pile up behind one batch.
+        window_s = _WINDOWS[rate] / rate
+        if not 0.0 <= batch_wait <= window_s:
+            raise ValueError(
+                f"batch_wait must be between 0 and one window ({window_s:.3f} s), got "
+                f"{batch_wait}; a few ms gathers the windows of sessions whose frames "
+                "arrive at different moments"
+            )
+        self._batch_wait = batch_wait
         # One batcher per event loop; a loop that is gone takes its batcher with it.
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SileroBatcher] = (
             weakref.WeakKeyDictionary()
@@ -304,7 +325,7 @@ class SileroVADProvider:
                 from flowkit_local.silero_batch import SileroBatcher
 
                 batcher = self._batchers[loop] = SileroBatcher(
-                    self, loop, thread_from=self._batch_thread_from
+                    self, loop, thread_from=self._batch_thread_from, wait=self._batch_wait
                 )
             return batcher
 

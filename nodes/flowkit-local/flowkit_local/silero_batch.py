@@ -11,7 +11,11 @@ together:
    :class:`~flowkit.vad.energy.WindowedVADStream`, keeps them (copied) with the stream and
    puts the stream on its loop's :class:`SileroBatcher`; it returns ``[]``.
 2. The first stream queued in an iteration schedules the batcher with ``loop.call_soon``,
-   so it runs right after the callbacks already ready, before the loop polls again.
+   so it runs right after the callbacks already ready, before the loop polls again. A batch
+   that does not hold a window of every stream then waits for the others, up to the
+   provider's ``batch_wait`` (2 ms) after its first window: a transport delivers each
+   session's frames at its own moment, and the windows of one iteration alone would make
+   calls of one or two rows, several times dearer per window.
 3. The batcher gives the model one row per stream with a pending window (each stream's own
    context and recurrent state); a window depends on the state the one before left, so a
    stream's windows cannot share a call. A big batch (the provider's ``batch_thread_from``,
@@ -38,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -170,6 +175,7 @@ class SileroBatcher:
         loop: asyncio.AbstractEventLoop,
         *,
         thread_from: int | None,
+        wait: float = 0.0,
     ) -> None:
         """Make a batcher; normally through the provider.
 
@@ -178,11 +184,19 @@ class SileroBatcher:
             loop: The event loop the streams are fed on.
             thread_from: Batches of at least this many windows run on a worker thread of
                 this batcher; ``None``: every batch runs on the loop.
+            wait: Seconds a batch that does not hold a window of every stream may wait
+                for the others (the provider's ``batch_wait``); 0: never wait.
         """
         self._provider = provider
         self._loop = loop
         self._queued: list[BatchedSileroVADStream] = []
         self._scheduled = False
+        self._wait = wait
+        # The streams fed through this batcher and not flushed since: a batch holding a
+        # window of each is full and waits no longer.
+        self._members: weakref.WeakSet[BatchedSileroVADStream] = weakref.WeakSet()
+        self._first_at = 0.0  # when the batch being gathered got its first window
+        self._timer: asyncio.TimerHandle | None = None
         self._inflight: _Batch | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -198,20 +212,55 @@ class SileroBatcher:
         Args:
             stream: A stream that is not already queued.
         """
-        self._queued.append(stream)
+        queued = self._queued
+        queued.append(stream)
         self._idle.clear()
-        if not self._scheduled and self._inflight is None:
+        if not stream._joined:
+            stream._joined = True
+            self._members.add(stream)
+        if self._inflight is not None:
+            return  # the call in flight starts the next one when it lands
+        if not self._scheduled:
             # After the callbacks already ready in this iteration: every session's frame of
             # this tick is queued by then.
             self._scheduled = True
+            if self._wait:
+                self._first_at = self._loop.time()
+            self._loop.call_soon(self._run_when_full)
+        elif self._timer is not None and len(queued) >= len(self._members):
+            # Waiting for the rest, and this was the last stream: go now.
+            self._timer.cancel()
+            self._timer = None
             self._loop.call_soon(self._run)
+
+    def leave(self, stream: BatchedSileroVADStream) -> None:
+        """Stop counting ``stream`` among those a full batch holds (its audio ended).
+
+        Args:
+            stream: A stream fed through this batcher.
+        """
+        stream._joined = False
+        self._members.discard(stream)
 
     async def wait_idle(self) -> None:
         """Wait until every window queued so far is classified and its decisions delivered."""
         await self._idle.wait()
 
+    def _run_when_full(self) -> None:
+        # A batch without a window of every stream waits (up to ``wait`` after its first
+        # window) for the others: a transport delivers each session's frames at its own
+        # moment, so one iteration's batch holds only the sessions whose frames came
+        # together, and a few windows per model call cost several times more per window.
+        if self._wait and len(self._queued) < len(self._members):
+            due = self._first_at + self._wait
+            if due > self._loop.time():
+                self._timer = self._loop.call_at(due, self._run)
+                return
+        self._run()
+
     def _run(self) -> None:
         self._scheduled = False
+        self._timer = None
         if self._inflight is not None:
             return  # the call in flight starts the next one when it lands
         streams, self._queued = self._queued, []
@@ -330,6 +379,7 @@ class BatchedSileroVADStream(_silero.SileroVADStream):
         self._pending: list[PCMSamples] = []
         self._decided: list[VADDecision] = []
         self._queued = False
+        self._joined = False  # counted among the batcher's members
         # The batcher's call holding this stream's next window, until its result is applied.
         self._inflight: _Batch | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -378,6 +428,8 @@ class BatchedSileroVADStream(_silero.SileroVADStream):
             open; nothing of the audio pushed so far reaches ``on_decisions`` afterwards.
         """
         decisions = self._settle()
+        if self._joined and self._batcher is not None:
+            self._batcher.leave(self)  # a batch need not wait for a stream that ended
         return decisions + super().flush()
 
     def reset(self) -> None:
