@@ -63,7 +63,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
                        turn_delay: float, profile: str | None,
                        vad_batch: bool = True, pull_input: bool = False,
                        vad_thread_from: int | None = 128,
-                       input_phases: int = 1) -> dict[str, Any]:
+                       input_phases: int = 1, vad_batch_wait: float = 0.002) -> dict[str, Any]:
     from flowkit_local.silero import SileroVADOptions, SileroVADProvider
     from model_clock import ModelClock
     from voice_workload import (
@@ -86,7 +86,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     # batch=True: every session's VAD windows of one loop iteration in one ONNX call.
     vad_provider = SileroVADProvider(
         SileroVADOptions(min_silence_duration=min_silence), batch=vad_batch,
-        batch_thread_from=vad_thread_from,
+        batch_thread_from=vad_thread_from, batch_wait=vad_batch_wait,
     )
     gc.collect()
     # The "baseline RSS (imported, VAD loaded)": before the workload's own audio.
@@ -206,6 +206,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         "input": "pull (frames())" if pull_input else "push (deliver())",
         "vad_thread_from": vad_thread_from,
         "input_phases": input_phases,
+        "vad_batch_wait_ms": round(vad_batch_wait * 1000.0, 3),
         "vad_batcher": batcher_stats,
         "speech": {"source": speech_source, "seconds": round(speech_s, 3)},
         "warmup_s": warmup,
@@ -320,7 +321,7 @@ def child(args: argparse.Namespace) -> None:
     result = asyncio.run(
         run_sessions(args.sessions, args.warmup, args.measure, args.min_silence,
                      args.turn_delay, args.profile, args.vad_batch, args.pull_input,
-                     args.vad_thread_from, args.input_phases)
+                     args.vad_thread_from, args.input_phases, args.vad_batch_wait / 1000.0)
     )
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -339,6 +340,7 @@ def run_child(n: int, args: argparse.Namespace) -> dict[str, Any]:
         cmd += ["--pull-input"]
     cmd += ["--vad-thread-from", str(args.vad_thread_from or 0)]
     cmd += ["--input-phases", str(args.input_phases)]
+    cmd += ["--vad-batch-wait", str(args.vad_batch_wait)]
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           timeout=args.warmup + args.measure + 300)
     for line in proc.stdout.splitlines():
@@ -536,6 +538,10 @@ def main() -> None:
     parser.add_argument("--input-phases", type=int, default=1,
                         help="deal the sessions into this many groups fed 20/phases ms apart "
                         "(a variant of voice-session v1, which is 1: every frame in one tick)")
+    parser.add_argument("--vad-batch-wait", type=float, default=2.0, metavar="MS",
+                        help="a VAD batch without a window of every session waits up to this "
+                        "many ms for the others (SileroVADProvider batch_wait; default 2, "
+                        "the provider's; 0: a batch is one loop iteration's windows)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.vad_thread_from = args.vad_thread_from or None
