@@ -85,7 +85,10 @@ def _flowkit_local() -> Any:
 # Cached: graphs are built per job, models should load once per process.
 @functools.cache
 def _silero() -> Any:
-    return _flowkit_local().SileroVADProvider()
+    # batch=True: the jobs of a worker process share one model and its windows go through
+    # it together (a quarter of the CPU per window at dozens of jobs; docs/performance.md).
+    # A lone job never waits for a batch: it is always full.
+    return _flowkit_local().SileroVADProvider(batch=True)
 
 
 @functools.cache

@@ -1,6 +1,7 @@
 """The embedded default: graphs/voice_agent.py on local models answers a spoken question."""
 
 import asyncio
+import importlib.util
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from wer import wer
 
 from flowkit.audio.wav import read_frames
 from flowkit.cli import main
+from flowkit.vad import is_deferred
 
 ROOT = Path(__file__).parents[2]
 
@@ -39,3 +41,16 @@ def test_the_reply_is_speech_that_says_what_the_agent_answered(tmp_path: Path) -
         WhisperSTTProvider().recognize(pcm, frames[0].sample_rate)
     ).text
     assert wer([(agent_text, transcript)]) <= 0.25, (agent_text, transcript)
+
+
+def test_the_jobs_of_a_process_share_one_batching_silero_model() -> None:
+    # Graphs are built per job; the VAD model is loaded once per process and batches the
+    # windows of every job it serves (issue 7's shared, batched Silero).
+    path = ROOT / "graphs" / "voice_agent.py"
+    spec = importlib.util.spec_from_file_location("voice_agent_graph", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    vad = module._silero()
+    assert vad is module._silero()
+    assert is_deferred(vad)
