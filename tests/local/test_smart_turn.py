@@ -83,6 +83,12 @@ def test_a_missing_model_names_the_install_command(monkeypatch: pytest.MonkeyPat
         smart_turn_model_path()
 
 
+@pytest.mark.parametrize("threads", [0, -1])
+def test_a_thread_count_below_one_is_refused_with_the_value(threads: int) -> None:
+    with pytest.raises(ValueError, match=rf"intra_op_threads must be at least 1, got {threads}"):
+        SmartTurnModel(intra_op_threads=threads)
+
+
 def test_audio_that_is_not_mono_is_refused(model: SmartTurnModel) -> None:
     with pytest.raises(ValueError, match="expected mono samples"):
         model.predict(np.zeros((2, RATE), np.float32))
