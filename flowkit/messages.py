@@ -367,13 +367,21 @@ class InterruptAction(enum.StrEnum):
 class Interrupt(Message):
     """Pause, resume or end the agent's reply of ``turn_id`` (barge-in, or from code).
 
+    ``turn_id`` 0 means the reply being played or made, whichever it is.
+
     Attributes:
         action: Pause, resume or flush.
         reason: Why: ``"barge_in"``, ``"false_interruption"``, ``"manual"``, ...
+        force: ``False``: a flush that leaves alone a reply that may not be interrupted
+            (``ReplyRequest(allow_interruptions=False)``), as LiveKit Agents'
+            ``interrupt(force=False)``; typed text and key presses flush so, and their turn
+            is answered after that reply. ``True`` (the default): cut whatever reply it
+            names.
     """
 
     action: InterruptAction = InterruptAction.FLUSH
     reason: str = "barge_in"
+    force: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,9 @@ packet, and :class:`DTMFInput` reads them through the job's room I/O
   the sink, TTS and LLM ``interrupt`` inputs and a key press stops the agent's speech at
   once, as keypad barge-in does in a phone menu: a caller who presses keys has heard
   enough, and the turn their keys make comes only at the end of the entry. Leave it unlinked
-  and the agent talks on until the turn commits (a reply that may not be interrupted is cut
-  by a linked flush too, as with :class:`~flowkit.nodes.room_state.ChatInput`).
+  and the agent talks on until the turn commits. The flush is not forced: a reply that may
+  not be interrupted (``ReplyRequest(allow_interruptions=False)``) plays to its end, as with
+  :class:`~flowkit.nodes.room_state.ChatInput`.
 
 The turn's text is ``template`` with ``{digits}`` replaced by the keys separated by spaces:
 ``<dtmf>1 2 3 4</dtmf>`` by default. The tag tells the LLM the user pressed keys rather than
@@ -169,7 +170,9 @@ class DTMFInput(Node):
         try:
             async for press in io.dtmf_input(params.participant):
                 self.interrupts.send(
-                    Interrupt(turn_id=0, action=InterruptAction.FLUSH, reason="dtmf")
+                    Interrupt(
+                        turn_id=0, action=InterruptAction.FLUSH, reason="dtmf", force=False
+                    )
                 )
                 self.digits.send(press)
                 entries.press(press)

@@ -423,6 +423,11 @@ class LLM(Node):
         async for message in interrupt:
             if message.action is not InterruptAction.FLUSH:
                 continue
+            if not message.force and (
+                message.turn_id == self._protected
+                or (message.turn_id == self._reply_turn and not self._reply_allows_interruptions)
+            ):
+                continue  # not forced: a reply that may not be interrupted goes on
             if message.turn_id == self._reply_turn:
                 self._cancel_reply()
             if message.turn_id == self._protected:

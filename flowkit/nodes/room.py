@@ -412,6 +412,8 @@ class _Playback:
         if event.action is InterruptAction.FLUSH:
             if event.turn_id == 0 and reply is None:
                 return
+            if not event.force and reply is not None and not reply.allow_interruptions:
+                return  # typed text or a key press: a protected reply plays to its end
             target = event.turn_id or (reply.turn_id if reply is not None else 0)
             self.flushed = max(self.flushed, target)
             if reply is not None and not reply.done and reply.turn_id <= target:

@@ -78,7 +78,12 @@ class AgentStatePublisher(Node):
 
 
 class ChatInput(Node):
-    """Typed messages from the room as user turns (LiveKit: text streams on ``lk.chat``)."""
+    """Typed messages from the room as user turns (LiveKit: text streams on ``lk.chat``).
+
+    Each message also flushes the reply being spoken (``interrupts``), unless that reply may
+    not be interrupted: the flush is not forced, so such a reply plays to its end and the
+    message is answered after it.
+    """
 
     turns: Out[UserTurn] = Out(default=True, doc="one committed turn per message")
     transcripts: Out[Transcript] = Out(doc="the message as a final transcript")
@@ -98,8 +103,11 @@ class ChatInput(Node):
             if not words:
                 continue
             turn_id = new_turn_id()
+            # Not forced: a reply that may not be interrupted plays on; the turn after it.
             self.interrupts.send(
-                Interrupt(turn_id=0, action=InterruptAction.FLUSH, reason="text_input")
+                Interrupt(
+                    turn_id=0, action=InterruptAction.FLUSH, reason="text_input", force=False
+                )
             )
             self.transcripts.send(
                 Transcript(turn_id=turn_id, text=words, final=True, speaker=identity)

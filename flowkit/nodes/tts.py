@@ -243,6 +243,8 @@ class _Session:
             if event.action is not InterruptAction.FLUSH:
                 continue  # pause and resume are the sink's business: keep synthesising
             reply = self.current
+            if not event.force and reply is not None and not reply.allow_interruptions:
+                continue  # not forced: a reply that may not be interrupted is made whole
             target = event.turn_id or (reply.turn_id if reply is not None else -1)
             self.flushed = max(self.flushed, target)
             if reply is not None and reply.turn_id <= target:

@@ -158,7 +158,7 @@ async def test_the_template_shapes_the_turn_text() -> None:
 async def test_every_press_flushes_the_reply_being_spoken() -> None:
     run = await Run(DTMFInput(), MemoryIO(dtmf="3#")).run()
     assert [i for _, i in run.interrupts.items] == [
-        Interrupt(turn_id=0, action=InterruptAction.FLUSH, reason="dtmf")
+        Interrupt(turn_id=0, action=InterruptAction.FLUSH, reason="dtmf", force=False)
     ] * 2
 
 

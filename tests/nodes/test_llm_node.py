@@ -299,6 +299,28 @@ async def test_without_a_speaker_a_reply_that_may_not_be_interrupted_protects_it
     assert answer and end_of_protected <= answer[0] < 3.0
 
 
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.looptime
+async def test_a_flush_that_is_not_forced_leaves_the_protected_reply_being_written(
+    force: bool,
+) -> None:
+    fake = FakeLLM(["one two three four five six"], ttft=0.1, token_gap=0.1)
+    llm = LLM(fake)
+    first = fk.new_turn_id()
+    request = fk.ReplyRequest(turn_id=first, instructions="Go.", allow_interruptions=False)
+    flush = fk.Interrupt(turn_id=first, action=fk.InterruptAction.FLUSH, force=force)
+    g = fk.Graph("llm")
+    g.add(Script(end_at=3.0), name="turns") >> g.add(llm, name="llm")
+    g.add(Script((0, request)), name="requests") >> llm.requests
+    g.add(Script((0.3, flush)), name="interrupts") >> llm.interrupt
+    text = g.add(TimedCollect(), name="text")
+    llm >> text
+    await fk.GraphRunner(g).run()
+    written = "".join(c.text for _, c in text.items if c.turn_id == first)
+    assert fake.requests[0].cancelled is force
+    assert (written == "one two three four five six") is not force
+
+
 @pytest.mark.parametrize("end", ["flushed", "failed"])
 @pytest.mark.looptime
 async def test_a_protected_reply_that_never_plays_out_does_not_keep_turns_waiting(

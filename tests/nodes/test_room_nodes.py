@@ -451,6 +451,38 @@ async def test_a_reply_that_may_not_be_interrupted_says_so_in_its_audio_and_play
     ]
 
 
+@pytest.mark.looptime
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("protected", [False, True])
+async def test_a_flush_that_is_not_forced_leaves_a_protected_reply_alone(
+    force: bool, protected: bool
+) -> None:
+    # What typed text and key presses send: Interrupt(turn_id=0, force=False).
+    io = MemoryIO(paced=True)
+    g = fk.Graph("speak")
+    playout = Collect()
+    sink = g.add(RoomSink())
+    tts = g.add(TTS(FakeTTS(seconds_per_char=0.05, ttfa=0.1)))
+    first, second = "Please hold.", "I am checking your account."
+    words, allow = f"{first} {second}", not protected
+    text = Script(  # the second sentence reaches TTS after the flush
+        (0.0, TextChunk(turn_id=4, text=first + " ", flush=True, allow_interruptions=allow)),
+        (1.0, TextChunk(turn_id=4, text=second, final=True, allow_interruptions=allow)),
+    )
+    flush = Interrupt(turn_id=0, action=InterruptAction.FLUSH, reason="dtmf", force=force)
+    interrupts = Script((0.4, flush), end_at=3.0)  # while the first sentence plays
+    g.add(text) >> tts >> sink >> playout
+    g.add(interrupts) >> tts.interrupt
+    interrupts >> sink.interrupt
+    await fk.GraphRunner(g, job=fk.JobContext(io=io)).run()
+    last: Playout = collected(playout)[-1]
+    if protected and not force:
+        assert last.event is PlayoutEvent.FINISHED and last.played_text == words
+    else:
+        assert last.event is PlayoutEvent.INTERRUPTED
+        assert len(last.played_text) < len(words)
+
+
 # ---------------------------------------------------------------------------- RoomSource
 
 

@@ -315,6 +315,25 @@ def test_while_a_say_that_may_not_be_cut_plays_the_users_input_waits_in_order() 
     assert recorder.events()[-1] == "audio"
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_flush_that_is_not_forced_leaves_a_say_that_may_not_be_cut(force: bool) -> None:
+    recorder = _Recorder()
+    dialogue = _dialogue(recorder, voiced=True)
+    dialogue.on_request(fk.ReplyRequest(turn_id=5, say=HOLD, allow_interruptions=False))
+    dialogue.on_playout(fk.Playout(turn_id=5, event=fk.PlayoutEvent.STARTED))
+    del recorder.log[:]
+    # What a key press or a typed message sends.
+    dialogue.on_flush(fk.Interrupt(turn_id=0, action=fk.InterruptAction.FLUSH, force=force))
+    dialogue.user_audio(b"\0" * 4800)
+    # Forced, the say is cut (the sink stops it); not forced, it plays on. Either way the
+    # user's audio waits for the sink's report that it ended.
+    assert dialogue.replies[5].cut is force
+    assert recorder.events() == []
+    end = fk.PlayoutEvent.INTERRUPTED if force else fk.PlayoutEvent.FINISHED
+    dialogue.on_playout(fk.Playout(turn_id=5, event=end, allow_interruptions=False))
+    assert recorder.events()[-1:] == ["audio"]  # after the cut's rewrite, when forced
+
+
 def test_a_reply_queued_behind_the_response_under_way_is_dropped_by_a_say() -> None:
     recorder = _Recorder()
     dialogue = _dialogue(recorder, voiced=True)

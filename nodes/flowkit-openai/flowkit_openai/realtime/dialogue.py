@@ -428,6 +428,8 @@ class Dialogue:
         """A flush from the graph: cancel the response, and cut the replies it names."""
         if interrupt.action is not InterruptAction.FLUSH:
             return
+        if not interrupt.force and self.said.protecting():
+            return  # typed text or a key press: the protected reply plays on, input waits
         if self._active is not None:
             self.send({"type": "response.cancel"})
         self.listening.flush(interrupt.turn_id, interrupt.reason)
