@@ -4,7 +4,11 @@ When the LLM calls the :data:`~flowkit.tools.end_call.end_call` tool, the tool a
 "say goodbye", and the reply that follows is the goodbye. :class:`EndCall` reads the tool
 router's results (``results``) and the sink's playout reports (``playout``). A successful
 result of its tool arms it for that call's turn; the reply of that turn finishing, or being
-cut off by the user, ends the call:
+cut off by the user, ends the call. A session without a speaker (text only: no sink, so no
+reports) links the LLM's ``text`` instead, and the goodbye's last chunk ends the call once
+it is written, as LiveKit Agents' playout wait ends for a reply that is only text. With
+neither linked the node warns at its start, naming both links, and a call ends
+``max_wait`` after the tool's result:
 
 1. in a LiveKit job, the room is deleted (``delete_room=True``, the default), which
    disconnects everyone in it, phone callers included, as LiveKit Agents' ``EndCallTool``
@@ -26,7 +30,7 @@ from collections.abc import AsyncIterator
 
 import pydantic
 
-from flowkit.messages import Playout, PlayoutEvent, ToolResult
+from flowkit.messages import Playout, PlayoutEvent, TextChunk, ToolResult
 from flowkit.node import Node, NodeParams
 from flowkit.ports import In
 from flowkit.tools.function_tool import FunctionTool
@@ -43,7 +47,14 @@ class EndCall(Node):
     """Ends the call (deletes the room, ends the job) after the end-call tool's goodbye."""
 
     results: In[ToolResult] = In(default=True, doc="the tool router's results")
-    playout: In[Playout] = In(doc="the sink's reports: the goodbye finishing ends the call")
+    playout: In[Playout] = In(
+        required=False, doc="the sink's reports: the goodbye finishing ends the call"
+    )
+    text: In[TextChunk] = In(
+        required=False,
+        doc="the LLM's text, for a session without a speaker: the goodbye's last chunk ends "
+        "the call (ignored when playout is linked)",
+    )
 
     class Params(NodeParams):
         """Parameters of :class:`EndCall`."""
@@ -72,13 +83,28 @@ class EndCall(Node):
         super().__init__(tool_name=name, delete_room=delete_room, max_wait=max_wait)
 
     async def run(
-        self, results: AsyncIterator[ToolResult], playout: AsyncIterator[Playout]
+        self,
+        results: AsyncIterator[ToolResult],
+        playout: AsyncIterator[Playout],
+        text: AsyncIterator[TextChunk],
     ) -> None:
         """Wait for the tool's result, then for its turn's reply to end; then hang up."""
         params = self.params
         armed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         ended = asyncio.Event()
-        watcher = self.ctx.create_task(self._watch(playout, armed, ended), name="playout")
+        if self.ctx.input_linked("playout"):
+            watching = self._watch(playout, armed, ended)
+        elif self.ctx.input_linked("text"):
+            watching = self._watch_text(text, armed, ended)
+        else:
+            self.ctx.logger.warning(
+                "%s cannot tell when the goodbye ends, so a call will end max_wait=%g s after "
+                "the tool's result: link the sink's reports (sink.playout >> %s.playout) or, "
+                "in a session without a speaker, the LLM's text (llm.text >> %s.text)",
+                self.name, params.max_wait, self.name, self.name,  # type: ignore[attr-defined]
+            )
+            watching = self._watch_text(text, armed, ended)  # an unlinked input: ends at once
+        watcher = self.ctx.create_task(watching, name="goodbye")
         try:
             async for result in results:
                 if result.name != params.tool_name:  # type: ignore[attr-defined]
@@ -114,6 +140,15 @@ class EndCall(Node):
                 and report.turn_id == armed.result()
                 and report.event in _ENDS_A_REPLY
             ):
+                ended.set()
+                return
+
+    async def _watch_text(
+        self, text: AsyncIterator[TextChunk], armed: asyncio.Future[int], ended: asyncio.Event
+    ) -> None:
+        """Set ``ended`` when the armed turn's reply has been written to its last chunk."""
+        async for chunk in text:
+            if armed.done() and chunk.turn_id == armed.result() and chunk.final:
                 ended.set()
                 return
 

@@ -74,6 +74,19 @@ class NodeContext:
             for edge in self._runner.plan.edges
         )
 
+    def input_linked(self, port: str) -> bool:
+        """Whether the graph links anything into this node's input ``port``.
+
+        An unlinked input ends at once; a node that can follow either of two inputs (a
+        speaker's reports, or the text when there is no speaker) asks which one it has.
+        """
+        return any(
+            edge.dst.node is not None
+            and edge.dst.node.name == self.node_name
+            and edge.dst.name == port
+            for edge in self._runner.plan.edges
+        )
+
     async def run_in_thread(self, fn: Callable[..., R], *args: Any) -> R:
         """Run CPU-heavy ``fn(*args)`` on a worker thread and await its result on the loop."""
         return await self.loop.run_in_executor(self._runner._executor(self.node_name), fn, *args)

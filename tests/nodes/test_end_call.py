@@ -86,6 +86,48 @@ async def test_the_call_ends_when_the_goodbye_after_the_tool_has_played() -> Non
     assert report.played_duration > 1.5
 
 
+@pytest.mark.looptime
+async def test_without_a_speaker_the_call_ends_when_the_goodbye_is_written() -> None:
+    job = fk.JobContext()  # a text-only session: no TTS, no sink, no playout reports
+    g = fk.Graph("goodbye")
+    llm = g.add(LLM(_model(), tools=[end_call]), name="llm")
+    g.add(Script((0.0, UserTurn(turn_id=1, text="That's all, bye.")))) >> llm
+    router = g.add(ToolRouter([end_call]), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    hang_up = g.add(EndCall(end_call), name="end_call")
+    router.results >> hang_up.results
+    text = TimedCollect()
+    llm >> g.add(text)
+    llm >> hang_up.text
+
+    ended_at = await _call_ended(job, g)
+
+    assert job.shutdown_reason == END_CALL_REASON
+    written = "".join(c.text for _, c in text.items)
+    assert written.endswith(GOODBYE)  # the whole goodbye was written before it ended
+    [last_at] = [t for t, c in text.items if c.final]
+    assert ended_at is not None and last_at <= ended_at < last_at + 0.05
+
+
+@pytest.mark.looptime
+async def test_an_end_call_that_cannot_tell_when_the_goodbye_ends_says_how_and_waits_max_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    g = fk.Graph("hang-up")
+    node = g.add(EndCall(max_wait=2.0), name="end_call")
+    g.add(Script((0.5, _result()))) >> node.results
+    job = fk.JobContext()
+    with caplog.at_level(logging.WARNING, logger="flowkit.node.end_call"):
+        ended_at = await _call_ended(job, g)
+    assert job.shutdown_reason == END_CALL_REASON
+    assert ended_at == 2.5  # max_wait after the result
+    assert any(
+        "sink.playout >> end_call.playout" in r.getMessage()
+        and "llm.text >> end_call.text" in r.getMessage()
+        for r in caplog.records
+    )
+
+
 async def _run_node(
     node: EndCall, results: Script, playout: Script, job: fk.JobContext | None
 ) -> None:
