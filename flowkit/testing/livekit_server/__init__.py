@@ -6,7 +6,9 @@ agents end to end. It needs ``aiortc`` (``pip install 'flowkit-agents[testing]'`
 WebRTC needs a real network interface: run it inside :mod:`flowkit.testing.netns`.
 
 Its server API (``livekit-api``) also dials out and transfers calls, to simulated phones a
-test registers on ``server.sip`` (:mod:`~flowkit.testing.livekit_server.sip`).
+test registers on ``server.sip``, and keeps SIP trunks and dispatch rules, which route the
+calls those phones make in (``await server.sip.call_in(caller, number)``; see
+:mod:`~flowkit.testing.livekit_server.sip`).
 
 Example::
 
@@ -31,6 +33,8 @@ from flowkit.testing.livekit_server.signal import ServerConfig, authenticate
 from flowkit.testing.livekit_server.sip import (
     CallEnd,
     CallStatus,
+    InboundCall,
+    InboundCallError,
     PhoneCall,
     SimulatedCall,
     SimulatedPhone,
@@ -47,6 +51,8 @@ __all__ = [
     "SIP_KEY",
     "CallEnd",
     "CallStatus",
+    "InboundCall",
+    "InboundCallError",
     "Mount",
     "Participant",
     "PhoneCall",

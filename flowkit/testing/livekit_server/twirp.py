@@ -15,9 +15,9 @@ A test double of the services a program most often calls on a LiveKit server:
   name, metadata or attributes (what LiveKit's SIP service does to ``sip.callStatus``) tells
   every client in the room, the participant's own too; its ``permission`` is not supported.
 - ``livekit.SIP``: ``CreateSIPParticipant`` and ``TransferSIPParticipant``, against simulated
-  phones rather than a phone network; :mod:`~flowkit.testing.livekit_server.sip` registers
-  them (:meth:`TwirpAPI.add_method`) and says what they do. Trunks and dispatch rules are not
-  implemented.
+  phones rather than a phone network, and the trunk and dispatch-rule methods (create, list,
+  delete), kept in memory for inbound calls; :mod:`~flowkit.testing.livekit_server.sip`
+  registers them (:meth:`TwirpAPI.add_method`) and says what they do.
 
 Calls are ``POST /twirp/livekit.<Service>/<Method>`` with a protobuf body
 (``application/protobuf``, what ``livekit-api`` sends) or a JSON one (``application/json``);
@@ -29,8 +29,9 @@ makes it raise ``api.SipCallError``.
 Authorization is LiveKit's: a Bearer JWT signed with the server's key pair, whose video grant
 holds ``roomAdmin`` for the request's room (the dispatch calls and the participant calls),
 ``roomCreate`` (CreateRoom, DeleteRoom) or ``roomList`` (ListRooms), and whose SIP grant holds
-``call`` (CreateSIPParticipant; TransferSIPParticipant needs it and ``roomAdmin``). Like
-LiveKit, a missing grant is ``unauthenticated`` (HTTP 401), not ``permission_denied``.
+``call`` (CreateSIPParticipant; TransferSIPParticipant needs it and ``roomAdmin``) or
+``admin`` (the trunk and dispatch-rule methods). Like LiveKit, a missing grant is
+``unauthenticated`` (HTTP 401), not ``permission_denied``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from flowkit.testing.livekit_server.signal import CONFIG_KEY, authenticate, bear
 __all__ = [
     "PREFIX",
     "ROOM_ADMIN",
+    "SIP_ADMIN",
     "SIP_CALL",
     "TWIRP_KEY",
     "Grant",
@@ -172,6 +174,8 @@ ROOM_ADMIN = Grant("roomAdmin", "room_admin", per_room=True)
 """``roomAdmin`` for the request's room: the dispatch and participant calls."""
 SIP_CALL = Grant("call", "call", sip=True)
 """The SIP ``call`` grant: making and transferring calls."""
+SIP_ADMIN = Grant("admin", "admin", sip=True)
+"""The SIP ``admin`` grant: managing trunks and dispatch rules."""
 _CREATE = Grant("roomCreate", "room_create")
 _LIST = Grant("roomList", "room_list")
 

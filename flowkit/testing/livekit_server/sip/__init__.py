@@ -1,11 +1,13 @@
-"""Simulated phones, and LiveKit's SIP service over them: dialling out and transferring calls.
+"""Simulated phones, and LiveKit's SIP service over them: calls out and in, transfers, trunks.
 
 There is no phone network here: a test registers **simulated phones** on the server
 (``server.sip.add_phone("+15550100", answer_after=0.2)``), each scripted to answer after some
 ringing, to be busy (486 Busy Here), to decline (603 Decline), to fail with any other SIP
-response, or never to answer; and, once answered, maybe to hang up by itself. The Twirp methods
-``livekit.SIP/CreateSIPParticipant`` and ``livekit.SIP/TransferSIPParticipant`` then behave as
-LiveKit's do, as far as a program calling them through ``livekit-api`` can tell:
+response, or never to answer; and, once answered, maybe to hang up by itself. A test also
+makes a phone **call in** (``await server.sip.call_in("+15550100", "+15551234")``), to a
+number of the inbound trunks created through the server API. The Twirp methods of
+``livekit.SIP`` then behave as LiveKit's do, as far as a program calling them through
+``livekit-api`` can tell:
 
 - **CreateSIPParticipant** (SIP grant ``call``) creates the room if needed and puts a SIP
   participant in it at once: a :class:`SimulatedCall`, a participant without WebRTC whose far
@@ -18,9 +20,27 @@ LiveKit's do, as far as a program calling them through ``livekit-api`` can tell:
 - **TransferSIPParticipant** (SIP ``call`` and ``roomAdmin``) hands a SIP participant's call to
   another phone (a cold transfer): when that phone answers, the participant leaves the room;
   when it does not, the reply is an error and the participant stays.
+- **Trunks and dispatch rules** (SIP ``admin``): ``CreateSIPInboundTrunk``,
+  ``CreateSIPOutboundTrunk``, ``ListSIPInboundTrunk``, ``ListSIPOutboundTrunk``,
+  ``DeleteSIPTrunk``, ``CreateSIPDispatchRule``, ``ListSIPDispatchRule``,
+  ``DeleteSIPDispatchRule`` keep them in memory (:class:`SIPProvisioning`), with LiveKit's ids
+  (``ST_``, ``SDR_``), list filters and checks on create: conflicting inbound trunks or
+  dispatch rules, a rule without a rule, are ``invalid_argument``; deleting an unknown id is
+  ``not_found``.
+- **Inbound calls** (:meth:`SimulatedSIP.call_in`) are routed as LiveKit routes them: the
+  inbound trunk for the caller and the number called, then the best dispatch rule (specific
+  to the trunk before default, PIN rules first, rules naming the numbers first), which names
+  the room (direct, individual, callee) and the participant (``sip_<caller>``, ``Phone
+  <caller>``, the rule's metadata and attributes, ``sip.callID``, ``sip.trunkID``,
+  ``sip.ruleID``, the number attributes unless ``hide_phone_number``). The room is created
+  with the rule's ``room_config`` (its ``agents`` are dispatched) and the call joins it
+  answered (:class:`InboundCall`, ``active``), until the caller hangs up
+  (``hang_up_after``, :meth:`InboundCall.hang_up`: ``hangup``, then it leaves) or the room
+  ends it. A call LiveKit would not take raises :class:`InboundCallError` and creates nothing.
 
-What LiveKit does, from its sources (livekit/sip ``pkg/sip``, livekit/protocol ``livekit/sip.go``
-and ``rpc/sip.go``, livekit/livekit ``pkg/service/sip.go``), and what this double does alike:
+What LiveKit does, from its sources (livekit/sip ``pkg/sip``, livekit/protocol ``livekit/sip.go``,
+``sip/sip.go`` and ``rpc/sip.go``, livekit/livekit ``pkg/service/sip.go``), and what this double
+does alike:
 
 - The default identity is ``sip_<sip_call_to>``; ``hide_phone_number`` leaves out the
   number attributes. A request needs ``sip_trunk_id``, an inline ``trunk`` (with a
@@ -42,12 +62,17 @@ and ``rpc/sip.go``, livekit/livekit ``pkg/service/sip.go``), and what this doubl
   ``sips:`` or ``tel:`` URI, optionally in ``<>``. A call not yet answered cannot be
   transferred (``failed_precondition``).
 
-Where this double differs: any ``sip_trunk_id`` is accepted (there are no trunks; the
-trunk's number is :attr:`SimulatedSIP.trunk_number` unless the request sets ``sip_number``);
-a transfer needs a participant of kind SIP (LiveKit looks for its ``sip.callID`` attribute, so
-an SDK client that joined with a SIP-kind token can stand for a SIP bridge's participant here);
-the ``sip_transfer_reason`` meta follows ``livekit-api``'s reading of it, as the open-source
-server does not send it yet; a simulated call publishes no audio track.
+Where this double differs: CreateSIPParticipant accepts any ``sip_trunk_id``, not only the
+outbound trunks created (the caller's number is :attr:`SimulatedSIP.trunk_number` unless the
+request sets ``sip_number``); the other trunk and dispatch-rule methods (Get, Update, the
+deprecated ListSIPTrunk) answer ``unimplemented``, and the lists are not paged; deleting an
+unknown trunk is ``not_found`` (the open-source server says nothing); an inbound call joins
+already ``active``, and a PIN rule refuses a call without ``pin=`` (LiveKit would ask the
+caller for it by DTMF); the trunks' ``allowed_addresses`` are ignored; a transfer needs a
+participant of kind SIP (LiveKit looks for its ``sip.callID`` attribute, so an SDK client that
+joined with a SIP-kind token can stand for a SIP bridge's participant here); the
+``sip_transfer_reason`` meta follows ``livekit-api``'s reading of it, as the open-source server
+does not send it yet; a simulated call, dialled or inbound, publishes no audio track.
 
 The package, one concept a module:
 
@@ -59,9 +84,15 @@ The package, one concept a module:
   :class:`CallEnd`);
 - :mod:`~flowkit.testing.livekit_server.sip.call`: a dialled call in the room, its state
   machine and participant link (:class:`SimulatedCall`, :class:`DialPlan`, :class:`DialError`);
+- :mod:`~flowkit.testing.livekit_server.sip.provisioning`: the trunks and dispatch rules and
+  the checks on them (:class:`SIPProvisioning`, :class:`ProvisioningError`), and how numbers
+  compare (:func:`normalize_number`);
+- :mod:`~flowkit.testing.livekit_server.sip.inbound`: an inbound call, how it is routed
+  (:func:`route_inbound_call`, :class:`InboundRoute`, :class:`InboundCallError`) and its
+  participant in the room (:class:`InboundCall`);
 - :mod:`~flowkit.testing.livekit_server.sip.network`: the phone network of one server
-  (:class:`SimulatedSIP`): its phones, dialling and transfers (:class:`TransferResult`,
-  :class:`TransferError`);
+  (:class:`SimulatedSIP`): its phones, trunks and rules, dialling, inbound calls and
+  transfers (:class:`TransferResult`, :class:`TransferError`);
 - :mod:`~flowkit.testing.livekit_server.sip.service`: the Twirp methods (:class:`SIPService`)
   and :func:`mount` (:data:`SIP_KEY`).
 """
@@ -76,6 +107,12 @@ from flowkit.testing.livekit_server.sip.codes import (
     SIPResponse,
     twirp_code_of_sip,
 )
+from flowkit.testing.livekit_server.sip.inbound import (
+    InboundCall,
+    InboundCallError,
+    InboundRoute,
+    route_inbound_call,
+)
 from flowkit.testing.livekit_server.sip.network import (
     DEFAULT_RINGING_TIMEOUT,
     SimulatedSIP,
@@ -87,6 +124,11 @@ from flowkit.testing.livekit_server.sip.phones import (
     PhoneCall,
     SentTrack,
     SimulatedPhone,
+)
+from flowkit.testing.livekit_server.sip.provisioning import (
+    ProvisioningError,
+    SIPProvisioning,
+    normalize_number,
 )
 from flowkit.testing.livekit_server.sip.service import SIP_KEY, SIPService, mount
 
@@ -101,7 +143,12 @@ __all__ = [
     "CallStatus",
     "DialError",
     "DialPlan",
+    "InboundCall",
+    "InboundCallError",
+    "InboundRoute",
     "PhoneCall",
+    "ProvisioningError",
+    "SIPProvisioning",
     "SIPResponse",
     "SIPService",
     "SentTrack",
@@ -111,5 +158,7 @@ __all__ = [
     "TransferError",
     "TransferResult",
     "mount",
+    "normalize_number",
+    "route_inbound_call",
     "twirp_code_of_sip",
 ]

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from livekit.protocol import models
 
@@ -131,12 +132,15 @@ class SimulatedCall:
         disconnect_reason: The ``DisconnectReason`` its participant left with.
     """
 
+    _JOINS_AS: ClassVar[CallStatus] = CallStatus.DIALING
+    """The ``sip.callStatus`` its participant joins with: a dialled call is not answered yet."""
+
     def __init__(self, room: Room, dial: DialPlan, phone: SimulatedPhone | None) -> None:
         self.room = room
         self.address = dial.address
         self.phone = phone
         self.call_id = dial.call_id
-        self.status = CallStatus.DIALING
+        self.status = self._JOINS_AS
         self.ended: CallEnd | None = None
         self.failure: DialError | None = None
         self.disconnect_reason: int | None = None
@@ -150,16 +154,20 @@ class SimulatedCall:
             link=self,
             name=dial.name,
             metadata=dial.metadata,
-            attributes={**dial.attributes, ATTR_CALL_STATUS: CallStatus.DIALING.value},
+            attributes={**dial.attributes, ATTR_CALL_STATUS: self._JOINS_AS.value},
             kind=models.ParticipantInfo.Kind.SIP,
         )
         self.record: PhoneCall | None = None
         if phone is not None:
-            self.record = PhoneCall(
-                call_id=dial.call_id, room=room.name, identity=dial.identity, caller=dial.caller,
-                play_dialtone=dial.play_dialtone, headers=dict(dial.headers),
-            )
+            self.record = self._new_record(dial)
             phone.calls.append(self.record)
+
+    def _new_record(self, dial: DialPlan) -> PhoneCall:
+        """The phone's record of this call."""
+        return PhoneCall(
+            call_id=dial.call_id, room=self.room.name, identity=dial.identity, caller=dial.caller,
+            play_dialtone=dial.play_dialtone, headers=dict(dial.headers),
+        )
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -226,15 +234,19 @@ class SimulatedCall:
 
     async def _run(self) -> None:
         try:
-            response = await self._ring()
-            if response == OK:
-                self._answered()
-                await self._talk()
-            else:
-                self._failed(response)
+            await self._play()
         except Exception:  # a bug in the simulation must not leave the call hanging
             log.exception("simulated SIP call %s failed", self.call_id)
             self._finish(CallEnd.ROOM_HUNG_UP, models.DisconnectReason.UNKNOWN_REASON)
+
+    async def _play(self) -> None:
+        """Ring the phone; once it answers, talk until the call ends."""
+        response = await self._ring()
+        if response == OK:
+            self._answered()
+            await self._talk()
+        else:
+            self._failed(response)
 
     async def _ring(self) -> SIPResponse | None:
         if self.phone is None:
@@ -250,19 +262,26 @@ class SimulatedCall:
             self._set_status(CallStatus.AUTOMATION)
             self.record.dtmf = self._dial.dtmf
         self._set_status(CallStatus.ACTIVE)
-        # LiveKit's SIP service subscribes once the call is up: the tracks already published.
+        self._subscribe_published()
+        self._settled.set()
+
+    def _subscribe_published(self) -> None:
+        """Take the tracks already published (LiveKit's SIP service subscribes once it is up)."""
         for other in self.room.others(self.participant):
             for track in other.tracks.values():
                 if track.media is not None:
                     self.subscribe_track(other, track)
-        self._settled.set()
+
+    def _hang_up_after(self) -> float | None:
+        """Seconds after the answer when the phone hangs up, None for never."""
+        return self.phone.hang_up_after if self.phone is not None else None
 
     async def _talk(self) -> None:
         """Wait for the phone to hang up, or the call's maximum duration."""
-        assert self.phone is not None
         ends: list[tuple[float, CallEnd]] = []
-        if self.phone.hang_up_after is not None:
-            ends.append((self.phone.hang_up_after, CallEnd.PHONE_HUNG_UP))
+        hang_up_after = self._hang_up_after()
+        if hang_up_after is not None:
+            ends.append((hang_up_after, CallEnd.PHONE_HUNG_UP))
         if self._dial.max_call_duration is not None:
             left = self._dial.max_call_duration - (time.monotonic() - self._started)
             ends.append((max(left, 0.0), CallEnd.MAX_DURATION))

@@ -16,6 +16,7 @@ __all__ = [
     "ATTR_CALL_STATUS",
     "ATTR_HOSTNAME",
     "ATTR_PHONE_NUMBER",
+    "ATTR_RULE_ID",
     "ATTR_TRUNK_ID",
     "ATTR_TRUNK_NUMBER",
     "BUSY_HERE",
@@ -34,6 +35,7 @@ ATTR_PHONE_NUMBER = "sip.phoneNumber"
 ATTR_TRUNK_ID = "sip.trunkID"
 ATTR_TRUNK_NUMBER = "sip.trunkPhoneNumber"
 ATTR_HOSTNAME = "sip.hostname"
+ATTR_RULE_ID = "sip.ruleID"  # the dispatch rule an inbound call matched
 
 
 class CallStatus(StrEnum):

@@ -1,8 +1,11 @@
-"""The simulated phone network of one test server: its phones, dialling and transfers.
+"""The simulated phone network of one test server: its phones, calls in and out, transfers.
 
-:class:`SimulatedSIP` keeps the registered phones (keyed by number or SIP address) and the
-calls made, dials (a :class:`~flowkit.testing.livekit_server.sip.call.SimulatedCall`) and
-transfers a call to another phone (:class:`TransferResult`, or :class:`TransferError`).
+:class:`SimulatedSIP` keeps the registered phones (keyed by number or SIP address), the
+server's SIP trunks and dispatch rules (:attr:`SimulatedSIP.provisioning`) and the calls made;
+it dials (a :class:`~flowkit.testing.livekit_server.sip.call.SimulatedCall`), takes a phone's
+call to a trunk number (:meth:`SimulatedSIP.call_in`, an
+:class:`~flowkit.testing.livekit_server.sip.inbound.InboundCall`) and transfers a call to
+another phone (:class:`TransferResult`, or :class:`TransferError`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from livekit.protocol import models
 from livekit.protocol import sip as sip_pb
 
-from flowkit.testing.livekit_server.rooms import Participant, Room, new_sid
+from flowkit.testing.livekit_server.rooms import Participant, Room, Rooms, new_sid
 from flowkit.testing.livekit_server.sip.call import DialPlan, SimulatedCall
 from flowkit.testing.livekit_server.sip.codes import (
     ATTR_PHONE_NUMBER,
@@ -23,7 +26,9 @@ from flowkit.testing.livekit_server.sip.codes import (
     OK,
     SIPResponse,
 )
+from flowkit.testing.livekit_server.sip.inbound import InboundCall, route_inbound_call
 from flowkit.testing.livekit_server.sip.phones import CallEnd, PhoneCall, SimulatedPhone
+from flowkit.testing.livekit_server.sip.provisioning import SIPProvisioning
 
 __all__ = [
     "DEFAULT_RINGING_TIMEOUT",
@@ -69,9 +74,10 @@ class TransferResult:
 
 
 class SimulatedSIP:
-    """The simulated phone network of one test server: its phones and the calls made.
+    """The simulated phone network of one test server: its phones, trunks, rules and calls.
 
-    ``TestLiveKitServer.sip`` is one; register phones on it before the code under test dials.
+    ``TestLiveKitServer.sip`` is one; register phones on it before the code under test dials,
+    and make calls come in with :meth:`call_in` once the trunks and dispatch rules are there.
 
     Args:
         trunk_number: The number calls come from when a request sets no ``sip_number`` (in
@@ -90,6 +96,14 @@ class SimulatedSIP:
         self.ringing_timeout = ringing_timeout
         self.phones: dict[str, SimulatedPhone] = {}
         self.calls: list[SimulatedCall] = []
+        """Every call, dialled or inbound (an :class:`InboundCall`), oldest first."""
+        self.provisioning = SIPProvisioning()
+        """The server's inbound and outbound trunks and dispatch rules."""
+        self._rooms: Rooms | None = None
+
+    def attach(self, rooms: Rooms) -> None:
+        """Use ``rooms`` for inbound calls (:func:`~.service.mount` attaches the server's)."""
+        self._rooms = rooms
 
     def add_phone(
         self,
@@ -155,6 +169,70 @@ class SimulatedSIP:
             if call.room.name == room and call.participant.identity == identity:
                 return call
         return None
+
+    async def call_in(
+        self,
+        caller: str,
+        number: str,
+        *,
+        pin: str | None = None,
+        hang_up_after: float | None = None,
+        host: str = "sip.example.com",
+    ) -> InboundCall:
+        """A phone calls ``number``: route the call as LiveKit does and put it in its room.
+
+        The inbound trunks and dispatch rules (created with ``lkapi.sip``, or on
+        :attr:`provisioning`) decide the room and the participant, see
+        :mod:`~flowkit.testing.livekit_server.sip.inbound`. The room is created if needed
+        (with the rule's ``room_config``: its ``agents`` are dispatched) and the SIP
+        participant joins it answered, ``sip.callStatus`` ``active``.
+
+        Args:
+            caller: The number calling. If a phone has it (:meth:`add_phone`), the call goes on
+                its ``calls`` and its ``hang_up_after`` applies unless this call sets one.
+            number: The number called: one of an inbound trunk's ``numbers``.
+            pin: The PIN the caller enters, for a dispatch rule that asks for one.
+            hang_up_after: Seconds after joining when the caller hangs up; None: the phone's,
+                or never (``call.hang_up()`` then ends it, or the room).
+            host: The host the call comes from (the ``sip.hostname`` attribute).
+
+        Returns:
+            The call; it goes on in the background.
+
+        Raises:
+            InboundCallError: LiveKit would not take the call (no trunk or dispatch rule for
+                it, conflicting trunks, a PIN needed); nothing was created.
+            RuntimeError: This network is not attached to a server's rooms.
+            ValueError: No caller or number, or a negative ``hang_up_after``.
+        """
+        if self._rooms is None:
+            raise RuntimeError(
+                "this SimulatedSIP is not attached to a server's rooms, so calls cannot come "
+                "in: use TestLiveKitServer().sip, or call sip.attach(rooms) (the sip "
+                "service's mount(app, sip) does)"
+            )
+        if not caller or not number:
+            raise ValueError(
+                "call_in needs the number calling and the number called, e.g. "
+                "call_in(caller='+15550100', number='+15551234')"
+            )
+        if hang_up_after is not None and hang_up_after < 0:
+            raise ValueError(f"hang_up_after must be 0 s or more, not {hang_up_after}")
+        route = route_inbound_call(
+            self.provisioning, caller=caller, number=number, host=host,
+            call_id=new_sid("SCL"), pin=pin,
+        )
+        config = route.room_config
+        room = self._rooms.create(
+            route.room_name, metadata=config.metadata, agents=config.agents
+        )
+        phone = self.phone(caller)
+        if hang_up_after is None and phone is not None:
+            hang_up_after = phone.hang_up_after
+        call = InboundCall(room, route, phone, hang_up_after=hang_up_after)
+        self.calls.append(call)
+        call.start()
+        return call
 
     def dial(self, room: Room, dial: DialPlan) -> SimulatedCall:
         """Put the call's participant in ``room`` and ring the phone ``dial.address``."""

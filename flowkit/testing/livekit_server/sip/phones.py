@@ -1,8 +1,8 @@
-"""Simulated phones: how each answers, and what it records of the calls it gets.
+"""Simulated phones: how each answers, and what it records of its calls.
 
 :class:`SimulatedPhone` plays its script for a call (:meth:`SimulatedPhone.ring`); each call
-it gets is a :class:`PhoneCall`, with the tracks the room sent it (:class:`SentTrack`) and how
-it ended (:class:`CallEnd`).
+it gets or makes is a :class:`PhoneCall`, with the tracks the room sent it
+(:class:`SentTrack`) and how it ended (:class:`CallEnd`).
 """
 
 from __future__ import annotations
@@ -54,17 +54,23 @@ class SentTrack:
 
 @dataclass(eq=False)
 class PhoneCall:
-    """One call a simulated phone got: dialled by CreateSIPParticipant, or transferred to it.
+    """One call of a simulated phone: dialled, transferred to it, or made by it (inbound).
+
+    Dialled by CreateSIPParticipant, transferred to it by TransferSIPParticipant, or made by
+    the phone to a number of an inbound trunk (:meth:`~.network.SimulatedSIP.call_in`).
 
     Attributes:
-        call_id: The call's id: the dialled participant's ``sip.callID``; for a transfer, the
+        call_id: The call's id: the SIP participant's ``sip.callID``; for a transfer, the
             transfer's id.
-        room: The room the call came from.
+        room: The room the call came from (or, for an inbound call, went to).
         identity: The SIP participant of the call: the phone's own participant for a dialled
-            call, the participant handed over for a transfer.
+            or inbound call, the participant handed over for a transfer.
         caller: The number calling: the trunk's number for a dialled call, the transferred
-            participant's ``sip.phoneNumber`` for a transfer ("" when it has none).
+            participant's ``sip.phoneNumber`` for a transfer ("" when it has none), the
+            phone's own number for an inbound call.
         transferred: It came by TransferSIPParticipant.
+        inbound: The phone made the call, to ``called`` (a number of an inbound trunk).
+        called: The number an inbound call dialled; "" for the other calls.
         play_dialtone: The request asked for a dial tone.
         headers: The SIP headers the request added.
         answered_at: When the phone answered (``time.time()``), None if it did not.
@@ -84,6 +90,8 @@ class PhoneCall:
     identity: str
     caller: str
     transferred: bool = False
+    inbound: bool = False
+    called: str = ""
     play_dialtone: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     answered_at: float | None = None
@@ -126,7 +134,7 @@ class PhoneCall:
 
 @dataclass(eq=False)
 class SimulatedPhone:
-    """A phone registered on the test server: how it answers, and the calls it got.
+    """A phone registered on the test server: how it answers, and its calls (in and out).
 
     Create them with :meth:`~.network.SimulatedSIP.add_phone`, which documents the script.
     """
@@ -142,7 +150,7 @@ class SimulatedPhone:
 
     @property
     def last_call(self) -> PhoneCall:
-        """The latest call the phone got.
+        """The latest call of the phone.
 
         Raises:
             LookupError: It got none.

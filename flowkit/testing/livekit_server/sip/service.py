@@ -1,12 +1,18 @@
-"""``livekit.SIP`` on the test server's Twirp API: CreateSIPParticipant and TransferSIPParticipant.
+"""``livekit.SIP`` on the test server's Twirp API: calls, transfers, trunks and dispatch rules.
 
 :class:`SIPService` validates the requests as LiveKit does and plays them on the
-:class:`~flowkit.testing.livekit_server.sip.network.SimulatedSIP`, turning failed calls and
-transfers into LiveKit's Twirp errors; :func:`mount` serves it and stores the network as
+:class:`~flowkit.testing.livekit_server.sip.network.SimulatedSIP`: CreateSIPParticipant and
+TransferSIPParticipant, turning failed calls and transfers into LiveKit's Twirp errors, and the
+trunk and dispatch-rule methods over its
+:class:`~flowkit.testing.livekit_server.sip.provisioning.SIPProvisioning`. :func:`mount` serves
+it, attaches the server's rooms to the network (for inbound calls) and stores the network as
 ``app[SIP_KEY]``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 from aiohttp import web
 from google.protobuf.duration_pb2 import Duration
@@ -27,10 +33,14 @@ from flowkit.testing.livekit_server.sip.codes import (
     twirp_code_of_sip,
 )
 from flowkit.testing.livekit_server.sip.network import SimulatedSIP, TransferError
+from flowkit.testing.livekit_server.sip.provisioning import ProvisioningError, dispatch_rule_of
 from flowkit.testing.livekit_server.twirp import (
     ROOM_ADMIN,
+    SIP_ADMIN,
     SIP_CALL,
     TWIRP_KEY,
+    Grant,
+    Run,
     TwirpAPI,
     TwirpError,
 )
@@ -42,6 +52,16 @@ __all__ = [
 ]
 
 _TRANSFER_RINGING_TIMEOUT = 30.0  # LiveKit's server default for a transfer
+
+_Reply = TypeVar("_Reply")
+
+
+def _provisioned(change: Callable[[], _Reply]) -> _Reply:
+    """``change()``'s result; a refused trunk or rule as the Twirp error LiveKit answers."""
+    try:
+        return change()
+    except ProvisioningError as refused:
+        raise TwirpError(refused.code, str(refused)) from None
 
 
 def _seconds(duration: Duration) -> float:
@@ -67,11 +87,11 @@ def _transfer_uri(transfer_to: str) -> str:
 
 
 class SIPService:
-    """``livekit.SIP`` on the test server's Twirp API: the two call methods, over the phones.
+    """``livekit.SIP`` on the test server's Twirp API: calls over the phones, and provisioning.
 
     Args:
         twirp: The server's Twirp API (its rooms and lookups).
-        sip: The simulated phones.
+        sip: The simulated phones, and the trunks and dispatch rules.
     """
 
     def __init__(self, twirp: TwirpAPI, sip: SimulatedSIP) -> None:
@@ -209,6 +229,74 @@ class SIPService:
         )
 
 
+    # Trunks and dispatch rules (SIP admin) -----------------------------------------------------
+
+    async def create_sip_inbound_trunk(
+        self, request: sip_pb.CreateSIPInboundTrunkRequest
+    ) -> sip_pb.SIPInboundTrunkInfo:
+        """Store an inbound trunk: the numbers callers dial, and whom it takes calls from."""
+        if not request.HasField("trunk"):
+            raise TwirpError(
+                "invalid_argument",
+                "missing trunk: set trunk to a SIPInboundTrunkInfo (numbers=['+15551234'], ...)",
+            )
+        return _provisioned(lambda: self.sip.provisioning.create_inbound_trunk(request.trunk))
+
+    async def create_sip_outbound_trunk(
+        self, request: sip_pb.CreateSIPOutboundTrunkRequest
+    ) -> sip_pb.SIPOutboundTrunkInfo:
+        """Store an outbound trunk: the provider's address and the numbers calls come from."""
+        if not request.HasField("trunk"):
+            raise TwirpError(
+                "invalid_argument",
+                "missing trunk: set trunk to a SIPOutboundTrunkInfo (address='sip.example.com', "
+                "numbers=['+15550000000'], ...)",
+            )
+        return _provisioned(lambda: self.sip.provisioning.create_outbound_trunk(request.trunk))
+
+    async def list_sip_inbound_trunk(
+        self, request: sip_pb.ListSIPInboundTrunkRequest
+    ) -> sip_pb.ListSIPInboundTrunkResponse:
+        """The inbound trunks, filtered by ``trunk_ids`` and ``numbers`` if set (no paging)."""
+        trunks = self.sip.provisioning.list_inbound_trunks(request.trunk_ids, request.numbers)
+        return sip_pb.ListSIPInboundTrunkResponse(items=trunks)
+
+    async def list_sip_outbound_trunk(
+        self, request: sip_pb.ListSIPOutboundTrunkRequest
+    ) -> sip_pb.ListSIPOutboundTrunkResponse:
+        """The outbound trunks, filtered by ``trunk_ids`` and ``numbers`` if set (no paging)."""
+        trunks = self.sip.provisioning.list_outbound_trunks(request.trunk_ids, request.numbers)
+        return sip_pb.ListSIPOutboundTrunkResponse(items=trunks)
+
+    async def delete_sip_trunk(self, request: sip_pb.DeleteSIPTrunkRequest) -> sip_pb.SIPTrunkInfo:
+        """Forget an inbound or outbound trunk; ``not_found`` for an id there is not."""
+        return _provisioned(lambda: self.sip.provisioning.delete_trunk(request.sip_trunk_id))
+
+    async def create_sip_dispatch_rule(
+        self, request: sip_pb.CreateSIPDispatchRuleRequest
+    ) -> sip_pb.SIPDispatchRuleInfo:
+        """Store a dispatch rule, given in ``dispatch_rule`` or in the deprecated fields."""
+        rule = dispatch_rule_of(request)
+        return _provisioned(lambda: self.sip.provisioning.create_dispatch_rule(rule))
+
+    async def list_sip_dispatch_rule(
+        self, request: sip_pb.ListSIPDispatchRuleRequest
+    ) -> sip_pb.ListSIPDispatchRuleResponse:
+        """The dispatch rules, filtered by ``dispatch_rule_ids`` and ``trunk_ids`` if set."""
+        rules = self.sip.provisioning.list_dispatch_rules(
+            request.dispatch_rule_ids, request.trunk_ids
+        )
+        return sip_pb.ListSIPDispatchRuleResponse(items=rules)
+
+    async def delete_sip_dispatch_rule(
+        self, request: sip_pb.DeleteSIPDispatchRuleRequest
+    ) -> sip_pb.SIPDispatchRuleInfo:
+        """Forget a dispatch rule and return it; ``not_found`` for an id there is not."""
+        return _provisioned(
+            lambda: self.sip.provisioning.delete_dispatch_rule(request.sip_dispatch_rule_id)
+        )
+
+
 def _sip_meta(response: SIPResponse | None) -> dict[str, str]:
     """The error meta LiveKit sends for a SIP status (livekit/protocol SIPStatus.TwirpErrorMeta)."""
     if response is None:
@@ -244,18 +332,30 @@ SIP_KEY = web.AppKey("flowkit_simulated_sip", SimulatedSIP)
 
 
 def mount(app: web.Application, sip: SimulatedSIP) -> SIPService:
-    """Serve ``livekit.SIP`` ``CreateSIPParticipant`` and ``TransferSIPParticipant`` over ``sip``.
+    """Serve ``livekit.SIP`` over ``sip``: calls, transfers, trunks and dispatch rules.
 
-    The application must serve the Twirp API already (:func:`~.twirp.mount`).
+    The application must serve the Twirp API already (:func:`~.twirp.mount`); its rooms are
+    attached to ``sip``, where inbound calls (:meth:`SimulatedSIP.call_in`) go.
 
     Returns:
         The service; ``sip`` is also stored as ``app[SIP_KEY]``.
     """
-    service = SIPService(app[TWIRP_KEY], sip)
-    app[SIP_KEY] = sip
     twirp = app[TWIRP_KEY]
-    twirp.add_method("livekit.SIP", "CreateSIPParticipant", service.create_sip_participant,
-                     SIP_CALL)
-    twirp.add_method("livekit.SIP", "TransferSIPParticipant", service.transfer_sip_participant,
-                     SIP_CALL, ROOM_ADMIN)
+    service = SIPService(twirp, sip)
+    app[SIP_KEY] = sip
+    sip.attach(twirp.rooms)
+    methods: dict[str, tuple[Run, tuple[Grant, ...]]] = {
+        "CreateSIPParticipant": (service.create_sip_participant, (SIP_CALL,)),
+        "TransferSIPParticipant": (service.transfer_sip_participant, (SIP_CALL, ROOM_ADMIN)),
+        "CreateSIPInboundTrunk": (service.create_sip_inbound_trunk, (SIP_ADMIN,)),
+        "ListSIPInboundTrunk": (service.list_sip_inbound_trunk, (SIP_ADMIN,)),
+        "CreateSIPOutboundTrunk": (service.create_sip_outbound_trunk, (SIP_ADMIN,)),
+        "ListSIPOutboundTrunk": (service.list_sip_outbound_trunk, (SIP_ADMIN,)),
+        "DeleteSIPTrunk": (service.delete_sip_trunk, (SIP_ADMIN,)),
+        "CreateSIPDispatchRule": (service.create_sip_dispatch_rule, (SIP_ADMIN,)),
+        "ListSIPDispatchRule": (service.list_sip_dispatch_rule, (SIP_ADMIN,)),
+        "DeleteSIPDispatchRule": (service.delete_sip_dispatch_rule, (SIP_ADMIN,)),
+    }
+    for method, (run, grants) in methods.items():
+        twirp.add_method("livekit.SIP", method, run, *grants)
     return service
