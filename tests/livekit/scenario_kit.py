@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from livekit import rtc
+from livekit.protocol import models
 from livekit.protocol import rtc as rtc_pb
 
 from flowkit.job import JobContext
@@ -130,3 +131,14 @@ class RecordingLink:
 
     def close(self, reason: int) -> None:
         self.closed.append(reason)
+
+    def updates_about(self, identity: str) -> list[tuple[str, str]]:
+        """Each participant update about ``identity``: its ``sip.callStatus`` and state."""
+        state = models.ParticipantInfo.State.Name
+        return [
+            (info.attributes.get("sip.callStatus", ""), state(info.state))
+            for response in self.sent
+            if response.WhichOneof("message") == "update"
+            for info in response.update.participants
+            if info.identity == identity
+        ]

@@ -99,22 +99,8 @@ def _token(sip: api.SIPGrants) -> str:
     return api.AccessToken(KEY, SECRET).with_sip_grants(sip).to_jwt()
 
 
-class StatusLink(RecordingLink):
-    """A recording link that reads the ``sip.callStatus`` updates the room sent it."""
-
-    def updates_about(self, identity: str) -> list[tuple[str, str]]:
-        state = models.ParticipantInfo.State.Name
-        return [
-            (info.attributes.get("sip.callStatus", ""), state(info.state))
-            for response in self.sent
-            if response.WhichOneof("message") == "update"
-            for info in response.update.participants
-            if info.identity == identity
-        ]
-
-
-def join(room: Any, identity: str) -> tuple[Participant, StatusLink]:
-    link = StatusLink()
+def join(room: Any, identity: str) -> tuple[Participant, RecordingLink]:
+    link = RecordingLink()
     participant = Participant(sid=new_sid("PA"), identity=identity, link=link)
     room.join(participant)
     return participant, link

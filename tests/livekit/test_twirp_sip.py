@@ -54,24 +54,9 @@ async def serving(
         yield server, lkapi
 
 
-class StatusLink(RecordingLink):
-    """A recording link that also reads the call statuses the room told it of."""
-
-    def updates_about(self, identity: str) -> list[tuple[str, str]]:
-        """Each update about ``identity``: its ``sip.callStatus`` and state, in order."""
-        state = models.ParticipantInfo.State.Name
-        return [
-            (info.attributes.get("sip.callStatus", ""), state(info.state))
-            for response in self.sent
-            if response.WhichOneof("message") == "update"
-            for info in response.update.participants
-            if info.identity == identity
-        ]
-
-
-def join(room: Room, identity: str, kind: int = Kind.STANDARD, **fields: Any) -> StatusLink:
+def join(room: Room, identity: str, kind: int = Kind.STANDARD, **fields: Any) -> RecordingLink:
     """Put a participant with a recording link in ``room``; its link."""
-    link = StatusLink()
+    link = RecordingLink()
     room.join(Participant(sid=new_sid("PA"), identity=identity, link=link, kind=kind, **fields))
     return link
 
@@ -98,7 +83,7 @@ async def identities(lkapi: api.LiveKitAPI, room: str = ROOM) -> list[str]:
     return [p.identity for p in listed.participants]
 
 
-async def answered_call(server: TestLiveKitServer, lkapi: api.LiveKitAPI) -> StatusLink:
+async def answered_call(server: TestLiveKitServer, lkapi: api.LiveKitAPI) -> RecordingLink:
     """Alice on the phone in the room (answered), and an observer there; the observer's link."""
     server.sip.add_phone(ALICE)
     observer = join(server.create_room(ROOM), "agent")
@@ -354,7 +339,7 @@ async def test_the_phone_is_sent_the_rooms_tracks_and_data_once_it_answers() -> 
     async with serving() as (server, lkapi):
         phone = server.sip.add_phone(ALICE, answer_after=0.3)
         room = server.create_room(ROOM)
-        agent = Participant(sid=new_sid("PA"), identity="agent", link=StatusLink())
+        agent = Participant(sid=new_sid("PA"), identity="agent", link=RecordingLink())
         room.join(agent)
 
         def publish(sid: str, kind: int) -> None:
