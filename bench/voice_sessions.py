@@ -63,7 +63,8 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
                        turn_delay: float, profile: str | None,
                        vad_batch: bool = True, pull_input: bool = False,
                        vad_thread_from: int | None = 128,
-                       input_phases: int = 1, vad_batch_wait: float = 0.002) -> dict[str, Any]:
+                       input_phases: int = 1, vad_batch_wait: float = 0.002,
+                       turn_model: bool = False) -> dict[str, Any]:
     from flowkit_local.silero import SileroVADOptions, SileroVADProvider
     from model_clock import ModelClock
     from voice_workload import (
@@ -91,6 +92,13 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     gc.collect()
     # The "baseline RSS (imported, VAD loaded)": before the workload's own audio.
     rss_loaded = rss_bytes()
+    # Shared by every session, as graphs/voice_agent.py shares it: loaded after the baseline.
+    smart_turn = None
+    if turn_model:
+        from flowkit_local import SmartTurnModel
+
+        smart_turn = SmartTurnModel()
+        smart_turn.load()
     frames, last_speech, speech_source, speech_s = speech_loop()
     chunks = tone_chunks()
     gc.collect()
@@ -101,7 +109,8 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     runners = []
     build_start = time.perf_counter()
     for session in sessions:
-        graph = build_session_graph(session, vad_provider, chunks, endpointing_delay=turn_delay)
+        graph = build_session_graph(session, vad_provider, chunks, endpointing_delay=turn_delay,
+                                    turn_model=smart_turn)
         runner = fk.GraphRunner(graph, job=fk.JobContext(io=session.io))
         await runner.start()
         runners.append(runner)
@@ -207,6 +216,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         "vad_thread_from": vad_thread_from,
         "input_phases": input_phases,
         "vad_batch_wait_ms": round(vad_batch_wait * 1000.0, 3),
+        "turn_model": smart_turn.name if smart_turn is not None else None,
         "vad_batcher": batcher_stats,
         "speech": {"source": speech_source, "seconds": round(speech_s, 3)},
         "warmup_s": warmup,
@@ -321,7 +331,8 @@ def child(args: argparse.Namespace) -> None:
     result = asyncio.run(
         run_sessions(args.sessions, args.warmup, args.measure, args.min_silence,
                      args.turn_delay, args.profile, args.vad_batch, args.pull_input,
-                     args.vad_thread_from, args.input_phases, args.vad_batch_wait / 1000.0)
+                     args.vad_thread_from, args.input_phases, args.vad_batch_wait / 1000.0,
+                     args.turn_model)
     )
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -341,6 +352,8 @@ def run_child(n: int, args: argparse.Namespace) -> dict[str, Any]:
     cmd += ["--vad-thread-from", str(args.vad_thread_from or 0)]
     cmd += ["--input-phases", str(args.input_phases)]
     cmd += ["--vad-batch-wait", str(args.vad_batch_wait)]
+    if args.turn_model:
+        cmd += ["--turn-model"]
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           timeout=args.warmup + args.measure + 300)
     for line in proc.stdout.splitlines():
@@ -542,6 +555,10 @@ def main() -> None:
                         help="a VAD batch without a window of every session waits up to this "
                         "many ms for the others (SileroVADProvider batch_wait; default 2, "
                         "the provider's; 0: a batch is one loop iteration's windows)")
+    parser.add_argument("--turn-model", action="store_true",
+                        help="add a TurnPredictor running Smart Turn v3 (flowkit-local, needs "
+                        "pipecat-ai installed) to every session, as graphs/voice_agent.py has "
+                        "(a variant, not v1)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.vad_thread_from = args.vad_thread_from or None

@@ -44,7 +44,7 @@ from flowkit.messages import (
     Transcript,
     VADEventKind,
 )
-from flowkit.nodes import audio, interrupt, llm, room, stt, turn, vad
+from flowkit.nodes import audio, interrupt, llm, room, stt, turn, turn_prediction, vad
 from flowkit.providers.chat import ChatMessage, ToolSpec
 from flowkit.providers.llm import LLMChunk, TextDelta
 from flowkit.providers.stt import SpeechResult
@@ -707,8 +707,14 @@ def build_session_graph(
     chunks: tuple[rtc.AudioFrame, ...],
     *,
     endpointing_delay: float,
+    turn_model: Any = None,
 ) -> fk.Graph:
-    """The voice agent of one session, from the room's audio to the agent's voice."""
+    """The voice agent of one session, from the room's audio to the agent's voice.
+
+    With ``turn_model`` (a loaded audio turn model, e.g. flowkit-local's ``SmartTurnModel``),
+    a ``TurnPredictor`` judges each end of speech for the turn detector, as in
+    ``graphs/voice_agent.py`` (not part of voice-session v1).
+    """
     g = fk.Graph(f"voice-session-{session.index}")
     mic = g.add(room.RoomSource(sample_rate=RATE_IN), name="mic")
     ears = g.add(vad.VAD(TappedVAD(vad_provider, session)), name="vad")  # type: ignore[arg-type]
@@ -729,4 +735,9 @@ def build_session_graph(
     asr >> barge.transcripts
     barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]
     speaker >> [brain.playout, barge.playout]
+    if turn_model is not None:
+        predictor = g.add(turn_prediction.TurnPredictor(turn_model), name="turn_model")
+        ears >> predictor
+        ears.events >> predictor.vad
+        predictor >> turns.predictions
     return g
