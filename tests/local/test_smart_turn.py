@@ -14,7 +14,6 @@ from flowkit_local.smart_turn import SmartTurn, SmartTurnModel, smart_turn_model
 from livekit import rtc
 from numpy.typing import NDArray
 from support import Collect, Script, collected
-from threadpoolctl import ThreadpoolController
 
 import flowkit as fk
 
@@ -76,27 +75,6 @@ def test_the_features_are_the_ones_the_model_was_trained_on(model: SmartTurnMode
     expected = reference.compute_whisper_log_mel_features(padded, do_normalize=True)
     assert model.features(speech).shape == (80, 800)
     assert np.abs(model.features(speech) - expected).max() < 1e-4
-
-
-def test_the_features_run_with_numpys_blas_on_one_thread_and_restore_it(
-    model: SmartTurnModel, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # numpy's OpenBLAS threads spin after a product and would burn a second core through
-    # the model call that follows: the mel product runs on one thread.
-    blas = ThreadpoolController().select(user_api="blas")
-    seen: list[int] = []
-    compute = model._features
-
-    def noted(*args: object, **kwargs: object) -> NDArray[np.float32]:
-        seen.extend(lib["num_threads"] for lib in blas.info())
-        return compute(*args, **kwargs)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(model, "_features", noted)
-    with blas.limit(limits=2):  # as on a machine of two cores or more
-        model.features(np.zeros(RATE, np.float32))
-        after = [lib["num_threads"] for lib in blas.info()]
-    assert seen and set(seen) == {1}
-    assert set(after) == {2}
 
 
 def test_a_missing_model_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

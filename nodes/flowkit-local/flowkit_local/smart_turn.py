@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from flowkit.nodes.turn_prediction import TurnPredictor
+from flowkit_local.blas import hold_blas_to_one_thread
 
 __all__ = ["SMART_TURN_PACKAGE", "SmartTurn", "SmartTurnModel", "smart_turn_model_path"]
 
@@ -99,9 +100,7 @@ class SmartTurnModel:
         self._threads = intra_op_threads
         self._session: Any = None  # an onnxruntime.InferenceSession (untyped)
         self._features: Any = None
-        self._blas: Any = None  # a threadpoolctl.ThreadpoolController
         self._lock = threading.Lock()
-        self._features_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SmartTurnModel(path={str(self._path) if self._path else 'pipecat-ai wheel'!r})"
@@ -119,7 +118,6 @@ class SmartTurnModel:
             from faster_whisper.feature_extractor import (  # type: ignore[import-untyped]
                 FeatureExtractor,
             )
-            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
             path = self._path if self._path is not None else smart_turn_model_path()
             options = onnxruntime.SessionOptions()
@@ -129,7 +127,9 @@ class SmartTurnModel:
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
             self._features = FeatureExtractor(feature_size=80, chunk_length=_SECONDS)
-            self._blas = ThreadpoolController()
+            # The mel filters are a numpy product: one BLAS thread, or OpenBLAS's spinning
+            # threads take a second core through the model call that follows (blas.py).
+            hold_blas_to_one_thread()
 
     def features(self, audio: NDArray[np.float32]) -> NDArray[np.float32]:
         """The model's input for ``audio``: an ``[80, 800]`` log-mel spectrogram.
@@ -142,12 +142,7 @@ class SmartTurnModel:
         window = _RATE * _SECONDS
         clip = clip[-window:] if clip.size > window else np.pad(clip, (window - clip.size, 0))
         clip = (clip - clip.mean()) / np.sqrt(clip.var() + _NORMALISATION_EPS)
-        # The mel filters are a numpy product, and numpy's OpenBLAS threads spin after one,
-        # keeping a second core busy through the model call that follows: 104 against 60 ms
-        # of CPU per prediction here. One thread for this product; the lock because the
-        # limit is the whole process's while it holds.
-        with self._features_lock, self._blas.limit(limits=1, user_api="blas"):
-            mel: NDArray[np.float32] = self._features(clip, padding=0)
+        mel: NDArray[np.float32] = self._features(clip, padding=0)
         return mel[:, : window // 160].astype(np.float32)
 
     def predict(self, audio: NDArray[np.float32]) -> float:

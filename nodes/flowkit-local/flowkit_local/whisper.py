@@ -30,6 +30,7 @@ from flowkit.nodes.stt import STT
 from flowkit.providers.errors import ProviderError, ProviderRejected
 from flowkit.providers.stt import SpeechResult
 from flowkit.vad.contract import PCMSamples, VADProvider
+from flowkit_local.blas import hold_blas_to_one_thread
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel  # type: ignore[import-untyped]
@@ -187,6 +188,10 @@ class WhisperSTTProvider:
         with self._load_lock:  # two first requests at once must not load it twice
             if self._model is None:
                 from faster_whisper import WhisperModel
+
+                # Its features are a numpy product: one BLAS thread, or OpenBLAS's
+                # spinning threads take a second core through the decoding (blas.py).
+                hold_blas_to_one_thread()
 
                 try:
                     self._model = WhisperModel(
