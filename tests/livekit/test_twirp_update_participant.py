@@ -248,3 +248,22 @@ async def test_a_refused_update_is_a_twirp_error_and_changes_nothing(
         )
         [update] = link.sent
         assert update.update.participants[0] == reply
+
+
+async def test_an_update_that_changes_nothing_is_sent_to_no_one() -> None:
+    async with serving() as (server, lkapi):
+        room = server.create_room(ROOM)
+        link = RecordingLink()
+        caller = Participant(sid=new_sid("PA"), identity=CALLER, link=link, name="n",
+                             metadata="m", attributes={"sip.callStatus": "active"})
+        room.join(caller)
+        link.sent.clear()
+        same = _update(name="n", metadata="m", attributes={"sip.callStatus": "active", "x": ""})
+        reply = await lkapi.room.update_participant(same)
+        assert (reply.name, reply.metadata, dict(reply.attributes)) == (
+            "n", "m", {"sip.callStatus": "active"}
+        )
+        assert link.sent == []  # nothing changed: no participant update
+        await lkapi.room.update_participant(_update(attributes={"sip.callStatus": "hangup"}))
+        [update] = link.sent
+        assert update.update.participants[0].attributes["sip.callStatus"] == "hangup"

@@ -190,8 +190,10 @@ class Room:
 
         LiveKit's rules, whoever asks (the participant's own UpdateParticipantMetadata, or
         RoomService.UpdateParticipant): an empty name or metadata leaves it as it is; the
-        attributes are merged in, and a key whose value is empty is deleted.
+        attributes are merged in, and a key whose value is empty is deleted. An update that
+        changes nothing is not sent to anyone, as LiveKit sends none.
         """
+        before = (participant.name, participant.metadata, dict(participant.attributes))
         if metadata:
             participant.metadata = metadata
         if name:
@@ -201,6 +203,8 @@ class Room:
                 participant.attributes[key] = value
             else:
                 participant.attributes.pop(key, None)
+        if (participant.name, participant.metadata, participant.attributes) == before:
+            return
         participant.touch()
         # The participant hears of it too: after an admin's update, that is the only way its
         # SDK's local participant learns the new values.
