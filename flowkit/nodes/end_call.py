@@ -94,6 +94,8 @@ class EndCall(Node):
         ended = asyncio.Event()
         if self.ctx.input_linked("playout"):
             watching = self._watch(playout, armed, ended)
+            # Linked too, but unused: read it, or its queue would grow for the whole call.
+            self.ctx.create_task(_drain(text), name="unused text")
         elif self.ctx.input_linked("text"):
             watching = self._watch_text(text, armed, ended)
         else:
@@ -170,3 +172,8 @@ class EndCall(Node):
                 )
         self.ctx.logger.info("%s (turn of the goodbye ended)", END_CALL_REASON)
         job.shutdown(END_CALL_REASON)
+
+
+async def _drain(messages: AsyncIterator[object]) -> None:
+    async for _ in messages:
+        pass

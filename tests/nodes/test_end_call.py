@@ -40,16 +40,22 @@ def _model() -> FakeLLM:
 
 
 async def _call_ended(
-    job: fk.JobContext, g: fk.Graph, timeout: float = 30.0
+    job: fk.JobContext, g: fk.Graph, timeout: float = 30.0,
+    metrics: list[fk.GraphMetrics] | None = None,
 ) -> float | None:
-    """Run the graph; the loop time (from the start) at which the job was asked to end."""
+    """Run the graph; the loop time (from the start) at which the job was asked to end.
+
+    ``metrics`` gets the runner's figures at that moment.
+    """
     loop = asyncio.get_running_loop()
     start = loop.time()
-    async with fk.GraphRunner(g, job=job):
+    async with fk.GraphRunner(g, job=job) as runner:
         try:
             await asyncio.wait_for(job.wait_for_shutdown(), timeout)
         except TimeoutError:
             return None
+        if metrics is not None:
+            metrics.append(runner.metrics())
         return round(loop.time() - start, 6)
 
 
@@ -71,10 +77,15 @@ async def test_the_call_ends_when_the_goodbye_after_the_tool_has_played() -> Non
     reports = TimedCollect()
     sink.playout >> hang_up.playout
     sink.playout >> g.add(reports)
+    llm >> hang_up.text  # linked too: unused while playout is, and read so it cannot pile up
 
-    ended_at = await _call_ended(job, g)
+    figures: list[fk.GraphMetrics] = []
+    ended_at = await _call_ended(job, g, metrics=figures)
 
     assert job.shutdown_reason == END_CALL_REASON
+    # The unused text input was read as it came: nothing piled up in its queue.
+    unused = figures[0].edge("llm.text", "end_call.text")
+    assert unused.messages > 0 and unused.queue_depth == 0
     # The goodbye came after the tool's answer, in the reply of the same turn.
     assert " ".join(voice.texts) == f"Alright. {GOODBYE}"
     finished = [(t, r) for t, r in reports.items if r.event is PlayoutEvent.FINISHED]
