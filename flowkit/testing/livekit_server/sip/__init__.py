@@ -11,8 +11,9 @@ number of the inbound trunks created through the server API. The Twirp methods o
 
 - **CreateSIPParticipant** (SIP grant ``call``) creates the room if needed and puts a SIP
   participant in it at once: a :class:`SimulatedCall`, a participant without WebRTC whose far
-  end is the phone. Its attributes are the request's plus those LiveKit's SIP service sets
-  (``sip.callID``, ``sip.trunkID``, ``sip.phoneNumber``, ``sip.trunkPhoneNumber``,
+  end is the phone (it speaks when the test says so: :meth:`SimulatedCall.say`). Its
+  attributes are the request's plus those LiveKit's SIP service sets (``sip.callID``,
+  ``sip.trunkID``, ``sip.phoneNumber``, ``sip.trunkPhoneNumber``,
   ``sip.hostname`` for an inline trunk, and ``sip.callStatus``: ``dialing``, ``ringing``,
   ``automation`` while ``dtmf`` digits are sent, ``active``, ``hangup``); each change reaches
   the room's clients. With ``wait_until_answered`` the reply waits for the answer, and a call
@@ -72,7 +73,10 @@ caller for it by DTMF); the trunks' ``allowed_addresses`` are ignored; a transfe
 participant of kind SIP (LiveKit looks for its ``sip.callID`` attribute, so an SDK client that
 joined with a SIP-kind token can stand for a SIP bridge's participant here); the
 ``sip_transfer_reason`` meta follows ``livekit-api``'s reading of it, as the open-source server
-does not send it yet; a simulated call, dialled or inbound, publishes no audio track.
+does not send it yet; a simulated call, dialled or inbound, publishes no audio track until
+the test makes its phone speak: :meth:`SimulatedCall.say` (once answered) publishes the
+call's microphone track (``phone``) on first use and plays the samples given in real time,
+then silence, until the call ends and unpublishes it.
 
 The package, one concept a module:
 
@@ -83,7 +87,9 @@ The package, one concept a module:
   (:class:`SimulatedPhone`) and their records of calls (:class:`PhoneCall`, :class:`SentTrack`,
   :class:`CallEnd`);
 - :mod:`~flowkit.testing.livekit_server.sip.call`: a dialled call in the room, its state
-  machine and participant link (:class:`SimulatedCall`, :class:`DialPlan`, :class:`DialError`);
+  machine, participant link and voice (:class:`SimulatedCall`, :class:`DialPlan`,
+  :class:`DialError`; its audio track is a
+  :class:`~flowkit.testing.livekit_server.server_audio.ServerAudioTrack`);
 - :mod:`~flowkit.testing.livekit_server.sip.provisioning`: the trunks and dispatch rules and
   the checks on them (:class:`SIPProvisioning`, :class:`ProvisioningError`), and how numbers
   compare (:func:`normalize_number`);

@@ -3,7 +3,8 @@
 :class:`SimulatedCall` is the call's state machine (``dialing``, ``ringing``, ``automation``,
 ``active``, ``hangup``) and its participant's link to the room; :class:`DialPlan` is the
 validated CreateSIPParticipant request it plays, :class:`DialError` a call that was not
-answered.
+answered. A call answered speaks with :meth:`SimulatedCall.say`, on an audio track it
+publishes then (:data:`PHONE_TRACK_NAME`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+import numpy.typing as npt
 from livekit.protocol import models
 
 from flowkit.testing.livekit_server.rooms import Participant, PublishedTrack, Room, new_sid
+from flowkit.testing.livekit_server.server_audio import ServerAudioTrack
 from flowkit.testing.livekit_server.sip.codes import (
     ATTR_CALL_STATUS,
     BUSY_HERE,
@@ -35,6 +39,7 @@ from flowkit.testing.livekit_server.sip.phones import (
 )
 
 __all__ = [
+    "PHONE_TRACK_NAME",
     "DialError",
     "DialPlan",
     "SimulatedCall",
@@ -68,6 +73,10 @@ def _current_task() -> asyncio.Task[object] | None:
 
 def _reason_name(reason: int | None) -> str:
     return "none" if reason is None else models.DisconnectReason.Name(reason)
+
+
+PHONE_TRACK_NAME = "phone"
+"""The name of the audio track a call publishes when it first speaks (:meth:`SimulatedCall.say`)."""
 
 
 class DialError(Exception):
@@ -117,7 +126,9 @@ class SimulatedCall:
     signal messages are dropped; the tracks and data packets the room sends are recorded on
     the phone's :class:`PhoneCall` once it answered (LiveKit's SIP service subscribes then);
     ``close(reason)`` is the room hanging up. Its ``sip.callStatus`` follows the call, and
-    every change reaches the room's clients.
+    every change reaches the room's clients. Once answered, the phone can speak
+    (:meth:`say`): the call then publishes a microphone track, which the room relays to its
+    clients until the call ends.
 
     Attributes:
         participant: The SIP participant (kind SIP) it is the link of.
@@ -130,6 +141,8 @@ class SimulatedCall:
         ended: How it ended, None while it goes on.
         failure: Why it was not answered, for a call that was not.
         disconnect_reason: The ``DisconnectReason`` its participant left with.
+        microphone: The audio track it publishes, once it spoke (:meth:`say`); None before,
+            and again once the call ended and the track was unpublished.
     """
 
     _JOINS_AS: ClassVar[CallStatus] = CallStatus.DIALING
@@ -148,6 +161,7 @@ class SimulatedCall:
         self._settled = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
+        self.microphone: PublishedTrack | None = None
         self.participant = Participant(
             sid=new_sid("PA"),
             identity=dial.identity,
@@ -188,6 +202,59 @@ class SimulatedCall:
         await self._settled.wait()
         if self.failure is not None:
             raise self.failure
+
+    def say(self, samples: npt.NDArray[np.int16], sample_rate: int) -> None:
+        """The phone speaks: play ``samples`` (mono int16) into the room, after what is queued.
+
+        The first time, the call publishes its microphone track (named ``phone``), which the
+        room announces and relays to every other participant; after the samples it plays
+        silence, so the track stays live until the call ends and unpublishes it. Samples at
+        another rate than 48 kHz are resampled. Playing advances only while someone is sent
+        the track, so what is said before anyone subscribed waits for the first subscriber.
+
+        Raises:
+            RuntimeError: The call has ended, or is not answered yet (await
+                :meth:`wait_answered` first).
+            ValueError: The samples are not a 1-D int16 array, or the rate is not positive.
+        """
+        if self.ended is not None:
+            raise RuntimeError(
+                f"the call {self.call_id} ({self.address!r}) has ended ({self.ended.value}): "
+                "a phone that hung up cannot speak; start a new call"
+            )
+        if self.status != CallStatus.ACTIVE:
+            raise RuntimeError(
+                f"the call {self.call_id} to {self.address!r} is not answered yet "
+                f"(sip.callStatus {self.status.value}): await call.wait_answered() before "
+                "call.say(...)"
+            )
+        if self.microphone is None:
+            self.microphone = self._publish_microphone()
+        assert isinstance(self.microphone.media, ServerAudioTrack)
+        self.microphone.media.play(samples, sample_rate)
+
+    def _publish_microphone(self) -> PublishedTrack:
+        """Publish the phone's audio as an SDK client's microphone track would be published."""
+        info = models.TrackInfo(
+            sid=new_sid("TR"),
+            type=models.TrackType.AUDIO,
+            source=models.TrackSource.MICROPHONE,
+            name=PHONE_TRACK_NAME,
+            mime_type="audio/opus",  # what a subscriber is sent (the relay encodes to Opus)
+        )
+        track = PublishedTrack(info=info, cid=info.sid, media=ServerAudioTrack())
+        self.participant.tracks[info.sid] = track
+        self.room.track_arrived(self.participant, track)
+        return track
+
+    def _unpublish_microphone(self) -> None:
+        """Unpublish the phone's track, so subscribers see it go before the participant leaves."""
+        track, self.microphone = self.microphone, None
+        if track is None:
+            return
+        self.room.unpublish(self.participant, track.info.sid)
+        if track.media is not None:
+            track.media.stop()
 
     # ParticipantLink ----------------------------------------------------------------------------
 
@@ -334,6 +401,7 @@ class SimulatedCall:
         self.disconnect_reason = reason
         if self.record is not None:
             self.record.finish(end, response=response, reason=reason)
+        self._unpublish_microphone()
         self.room.leave(self.participant)
         if self.failure is None and not self._settled.is_set():
             self.failure = DialError(
