@@ -106,6 +106,35 @@ async def play_tone_track(
     return asyncio.create_task(play(), name=f"{hz:.0f} Hz tone")
 
 
+async def record_audio(
+    track: rtc.Track, seconds: float, sample_rate: int, timeout: float = 20.0
+) -> np.ndarray:
+    """``seconds`` of what ``track`` plays, mono at ``sample_rate``, from its first loud frame.
+
+    The frames before the tone reaches the client (silence) are skipped.
+    """
+    stream = rtc.AudioStream(track, sample_rate=sample_rate, num_channels=1)
+    chunks: list[np.ndarray] = []
+    got = 0
+
+    async def collect() -> None:
+        nonlocal got
+        async for event in stream:
+            data = np.frombuffer(event.frame.data, dtype=np.int16)
+            if got == 0 and np.abs(data).max() < 500:
+                continue
+            chunks.append(data.copy())
+            got += len(data)
+            if got >= seconds * sample_rate:
+                return
+
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    finally:
+        await stream.aclose()
+    return np.concatenate(chunks)
+
+
 class RecordingLink:
     """A participant's link (the room's ``ParticipantLink``) that records what it is sent.
 

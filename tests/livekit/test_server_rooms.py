@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from livekit import rtc
-from scenario_kit import quiet_logs, until
+from scenario_kit import quiet_logs, record_audio, until
 
 from flowkit.testing.livekit_server import TestLiveKitServer
 
@@ -49,28 +49,6 @@ async def _publish_tone(
         frame = rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, 1, samples_per_frame)
         await source.capture_frame(frame)
     return publication
-
-
-async def _record(track: rtc.Track, seconds: float) -> np.ndarray:
-    stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
-    chunks: list[np.ndarray] = []
-    got = 0
-
-    async def collect() -> None:
-        nonlocal got
-        async for event in stream:
-            data = np.frombuffer(event.frame.data, dtype=np.int16)
-            # skip the silence before the tone starts flowing
-            if got == 0 and np.abs(data).max() < 500:
-                continue
-            chunks.append(data.copy())
-            got += len(data)
-            if got >= seconds * SAMPLE_RATE:
-                return
-
-    await asyncio.wait_for(collect(), TIMEOUT)
-    await stream.aclose()
-    return np.concatenate(chunks)
 
 
 def _tone_figures(samples: np.ndarray) -> dict[str, float]:
@@ -123,7 +101,8 @@ async def _relay_tone(
     """
     publishing = asyncio.create_task(_publish_tone(speaker, 3.0, hz))
     track = await _within_timeout(_first_audio_track(listener, identity, other_than=other_than))
-    samples = None if track is None else await _within_timeout(_record(track, 1.0))
+    recording = None if track is None else record_audio(track, 1.0, SAMPLE_RATE, TIMEOUT)
+    samples = None if recording is None else await _within_timeout(recording)
     publication = await publishing
     figures = {"rms": 0.0, "peak_hz": 0.0} if samples is None else _tone_figures(samples)
     return {
@@ -163,7 +142,7 @@ async def scenario_audio() -> dict[str, Any]:
         bob = await _join(server, "bob")
         publishing = asyncio.create_task(_publish_tone(alice, 4.0))
         track = await _first_audio_track(bob, "alice")
-        samples = await _record(track, 1.5)
+        samples = await record_audio(track, 1.5, SAMPLE_RATE, TIMEOUT)
         await publishing
         result = _tone_figures(samples)
         await alice.disconnect()
@@ -283,7 +262,7 @@ async def scenario_leave_and_rejoin() -> dict[str, Any]:
         second_sid = bob.remote_participants["alice"].sid
         publishing = asyncio.create_task(_publish_tone(alice, 3.0))
         track = await _first_audio_track(bob, "alice")
-        figures = _tone_figures(await _record(track, 1.0))
+        figures = _tone_figures(await record_audio(track, 1.0, SAMPLE_RATE, TIMEOUT))
         await publishing
         result = {
             "events": list(events),
@@ -374,7 +353,7 @@ async def scenario_join_after_a_track_was_published() -> dict[str, Any]:
         await until(lambda: any(t.media for t in lobby.participants["alice"].tracks.values()))
         bob = await _join(server, "bob")
         track = await _first_audio_track(bob, "alice")
-        figures = _tone_figures(await _record(track, 1.0))
+        figures = _tone_figures(await record_audio(track, 1.0, SAMPLE_RATE, TIMEOUT))
         await publishing
         await alice.disconnect()
         await bob.disconnect()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from livekit import api, rtc
 from livekit.protocol import models
-from scenario_kit import RecordingLink, quiet_logs, sound_figures, until
+from scenario_kit import RecordingLink, quiet_logs, record_audio, sound_figures, until
 
 from flowkit.testing.livekit_server import TestLiveKitServer
 from flowkit.testing.livekit_server.rooms import Participant, new_sid
@@ -148,30 +148,6 @@ def test_an_sdk_client_hears_the_phone_and_the_track_goes_with_the_call(
     assert result["left"] == [f"sip_{CALLER}"]
 
 
-async def _listen(track: rtc.Track, seconds: float) -> np.ndarray:
-    """``seconds`` of what ``track`` plays, from its first loud frame."""
-    stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
-    chunks: list[np.ndarray] = []
-    got = 0
-
-    async def collect() -> None:
-        nonlocal got
-        async for event in stream:
-            data = np.frombuffer(event.frame.data, dtype=np.int16)
-            if got == 0 and np.abs(data).max() < 500:
-                continue  # the silence before the tone reaches the client
-            chunks.append(data.copy())
-            got += len(data)
-            if got >= seconds * RATE:
-                return
-
-    try:
-        await asyncio.wait_for(collect(), 20)
-    finally:
-        await stream.aclose()
-    return np.concatenate(chunks)
-
-
 async def scenario_phone_speaks() -> dict[str, Any]:
     quiet_logs()
     async with TestLiveKitServer("10.99.0.1", api_key=KEY, api_secret=SECRET) as server, \
@@ -191,7 +167,7 @@ async def scenario_phone_speaks() -> dict[str, Any]:
         call.say(tone(1.0), PHONE_RATE)
         await until(lambda: subscribed)
         track, publication, publisher = subscribed[0]
-        heard = await _listen(track, 1.6)
+        heard = await record_audio(track, 1.6, RATE)
         call.hang_up()
         await until(lambda: unpublished and left)
         result = {
