@@ -7,6 +7,7 @@ flowkit.testing.netns) and asserts on the JSON it returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -28,9 +29,12 @@ T = TypeVar("T")
 # Scenario helpers (they run inside the namespace) --------------------------------------
 
 
-async def _join(server: TestLiveKitServer, identity: str, room: str = "lobby") -> rtc.Room:
+async def _join(
+    server: TestLiveKitServer, identity: str, room: str = "lobby", **grants: bool
+) -> rtc.Room:
     client = rtc.Room()
-    await asyncio.wait_for(client.connect(server.url, server.token(identity, room)), TIMEOUT)
+    token = server.token(identity, room, **grants)
+    await asyncio.wait_for(client.connect(server.url, token), TIMEOUT)
     return client
 
 
@@ -202,7 +206,16 @@ async def scenario_attributes() -> dict[str, Any]:
         await until(lambda: len(changes) >= 2)
         await alice.local_participant.set_metadata("alice's metadata")
         await until(lambda: bob.remote_participants["alice"].metadata == "alice's metadata")
+        # Without canUpdateOwnMetadata the server refuses: nothing reaches bob.
+        carol = await _join(server, "carol", can_update_own_metadata=False)
+        await until(lambda: "carol" in bob.remote_participants)
+        with contextlib.suppress(Exception):  # the SDK may report the refusal or not
+            await asyncio.wait_for(
+                carol.local_participant.set_attributes({"lk.agent.state": "thinking"}), TIMEOUT
+            )
+        await asyncio.sleep(0.5)  # time enough for an update that should not come
         result = {
+            "carol_seen_by_bob": dict(bob.remote_participants["carol"].attributes),
             "changes": list(changes),
             "bob_sees": dict(bob.remote_participants["alice"].attributes),
             "alice_has": dict(alice.local_participant.attributes),
@@ -210,6 +223,7 @@ async def scenario_attributes() -> dict[str, Any]:
         }
         await alice.disconnect()
         await bob.disconnect()
+        await carol.disconnect()
         return result
 
 
@@ -402,6 +416,8 @@ def test_attributes_and_metadata_reach_the_other_side(run_scenario: Any) -> None
     assert result["bob_sees"] == {"lk.agent.state": "speaking"}
     assert result["alice_has"] == {"lk.agent.state": "speaking"}
     assert result["metadata"] == "alice's metadata"
+    assert result["carol_seen_by_bob"] == {}
+    assert len(result["changes"]) == 2  # alice's two changes, nothing of carol's
 
 
 def test_rpc_reaches_only_its_destination(run_scenario: Any) -> None:

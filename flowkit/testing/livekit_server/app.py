@@ -207,16 +207,22 @@ class TestLiveKitServer:
         attributes: dict[str, str] | None = None,
         kind: str = "",
         room_config: room_pb.RoomConfiguration | None = None,
+        can_update_own_metadata: bool = True,
     ) -> str:
         """A join token for ``identity`` in ``room``, signed with this server's key pair.
 
         ``room_config`` applies if this join creates the room: its ``agents`` are then the
         room's dispatches instead of the default one, as in LiveKit.
+        ``can_update_own_metadata`` lets the client change its own name, metadata and
+        attributes (the grant agents' tokens have); ``False`` for a client that may not.
         """
+        grants = api.VideoGrants(
+            room_join=True, room=room, can_update_own_metadata=can_update_own_metadata
+        )
         token = (
             api.AccessToken(self.api_key, self.api_secret)
             .with_identity(identity)
-            .with_grants(api.VideoGrants(room_join=True, room=room))
+            .with_grants(grants)
         )
         if name:
             token = token.with_name(name)

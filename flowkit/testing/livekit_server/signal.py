@@ -146,6 +146,10 @@ class SignalSession:
             kind=_KINDS.get(claims.kind, models.ParticipantInfo.Kind.STANDARD),
             client_protocol=client_protocol,
         )
+        # LiveKit's grant for changing one's own name, metadata and attributes.
+        self._may_update_metadata = bool(
+            claims.video is not None and claims.video.can_update_own_metadata
+        )
         self._outbox: asyncio.Queue[rtc.SignalResponse | None] = asyncio.Queue()
         self.media = MediaSession(self.send_signal, self._on_track, self._on_data)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -331,6 +335,20 @@ class SignalSession:
         self.room.relay_data(self.participant, label, packet)
 
     def _update_metadata(self, update: rtc.UpdateParticipantMetadata) -> None:
+        if not self._may_update_metadata:
+            # As LiveKit: refused, nothing changes, nobody else hears of it.
+            self.send_signal(
+                rtc.SignalResponse(
+                    request_response=rtc.RequestResponse(
+                        request_id=update.request_id,
+                        reason=rtc.RequestResponse.Reason.NOT_ALLOWED,
+                        message="does not have permission to update own metadata: the "
+                        "token needs canUpdateOwnMetadata",
+                        update_metadata=update,
+                    )
+                )
+            )
+            return
         # LiveKit answers the request at once and broadcasts the update after: same order.
         self.send_signal(
             rtc.SignalResponse(
