@@ -26,7 +26,8 @@ job is asked to end and no room is deleted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import pydantic
 
@@ -92,6 +93,7 @@ class EndCall(Node):
         params = self.params
         armed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         ended = asyncio.Event()
+        watching: Coroutine[Any, Any, None] | None
         if self.ctx.input_linked("playout"):
             watching = self._watch(playout, armed, ended)
             # Linked too, but unused: read it, or its queue would grow for the whole call.
@@ -105,8 +107,10 @@ class EndCall(Node):
                 "in a session without a speaker, the LLM's text (llm.text >> %s.text)",
                 self.name, params.max_wait, self.name, self.name,  # type: ignore[attr-defined]
             )
-            watching = self._watch_text(text, armed, ended)  # an unlinked input: ends at once
-        watcher = self.ctx.create_task(watching, name="goodbye")
+            watching = None  # nothing to watch: the max_wait below ends the call
+        watcher = (
+            self.ctx.create_task(watching, name="goodbye") if watching is not None else None
+        )
         try:
             async for result in results:
                 if result.name != params.tool_name:  # type: ignore[attr-defined]
@@ -129,7 +133,8 @@ class EndCall(Node):
                     "result; hanging up anyway", armed.result(), max_wait, params.tool_name,  # type: ignore[attr-defined]
                 )
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
         await self._hang_up()
 
     async def _watch(
