@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
-from livekit import rtc
+from livekit import api, rtc
 from livekit.protocol import models
 from livekit.protocol import rtc as rtc_pb
 
 from flowkit.job import JobContext
 from flowkit.livekit import connect_job, room_token
+from flowkit.testing.livekit_server import TestLiveKitServer
+from flowkit.testing.livekit_server.app import Mount
 from flowkit.testing.livekit_server.rooms import Participant, PublishedTrack
 
 RATE = 48_000
@@ -133,6 +136,16 @@ async def record_audio(
     finally:
         await stream.aclose()
     return np.concatenate(chunks)
+
+
+@asynccontextmanager
+async def server_with_api(
+    key: str, secret: str, host: str = "127.0.0.1", *, agents: Mount | None = None
+) -> AsyncIterator[tuple[TestLiveKitServer, api.LiveKitAPI]]:
+    """A test server with the key pair ``key``/``secret``, and a livekit-api client for it."""
+    server = TestLiveKitServer(host, api_key=key, api_secret=secret, agents=agents)
+    async with server, api.LiveKitAPI(server.url, key, secret) as lkapi:
+        yield server, lkapi
 
 
 class RecordingLink:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 from livekit import api, rtc
 from livekit.protocol import models
-from scenario_kit import RecordingLink, quiet_logs, until
+from scenario_kit import RecordingLink, quiet_logs, server_with_api, until
 
 from flowkit.testing.livekit_server import (
     CallEnd,
@@ -43,15 +42,12 @@ Rule = api.SIPDispatchRule
 # Helpers -------------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def serving(
+def serving(
     host: str = "127.0.0.1", *, dispatcher: bool = False
-) -> AsyncIterator[tuple[TestLiveKitServer, api.LiveKitAPI]]:
+) -> AbstractAsyncContextManager[tuple[TestLiveKitServer, api.LiveKitAPI]]:
     """The test server (agent dispatch mounted if asked) and a livekit-api client for it."""
     agents = AgentDispatcher().mount if dispatcher else None
-    server = TestLiveKitServer(host, api_key=KEY, api_secret=SECRET, agents=agents)
-    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
-        yield server, lkapi
+    return server_with_api(KEY, SECRET, host, agents=agents)
 
 
 async def inbound_trunk(

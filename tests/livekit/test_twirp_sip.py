@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from google.protobuf.duration_pb2 import Duration
 from livekit import api, rtc
 from livekit.protocol import models
 from livekit.protocol import sip as sip_pb
-from scenario_kit import RecordingLink, quiet_logs, until
+from scenario_kit import RecordingLink, quiet_logs, server_with_api, until
 
 from flowkit.testing.livekit_server import (
     CallEnd,
@@ -44,14 +43,11 @@ Reason = models.DisconnectReason
 # Helpers -------------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def serving(
+def serving(
     host: str = "127.0.0.1",
-) -> AsyncIterator[tuple[TestLiveKitServer, api.LiveKitAPI]]:
+) -> AbstractAsyncContextManager[tuple[TestLiveKitServer, api.LiveKitAPI]]:
     """The test server (its phones empty) and a livekit-api client signed with its keys."""
-    server = TestLiveKitServer(host, api_key=KEY, api_secret=SECRET)
-    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
-        yield server, lkapi
+    return server_with_api(KEY, SECRET, host)
 
 
 def join(room: Room, identity: str, kind: int = Kind.STANDARD, **fields: Any) -> RecordingLink:

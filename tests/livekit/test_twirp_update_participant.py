@@ -9,14 +9,14 @@ flowkit.testing.netns), like tests/livekit/test_twirp_api.py; the error tests ru
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 from livekit import api, rtc
 from livekit.protocol import models
-from scenario_kit import RecordingLink, quiet_logs, until
+from scenario_kit import RecordingLink, quiet_logs, server_with_api, until
 
 from flowkit.testing.livekit_server import TestLiveKitServer
 from flowkit.testing.livekit_server.rooms import Participant, new_sid
@@ -28,14 +28,11 @@ CALLER = "sip_+15550100"
 TIMEOUT = 20.0
 
 
-@asynccontextmanager
-async def serving(
+def serving(
     host: str = "127.0.0.1",
-) -> AsyncIterator[tuple[TestLiveKitServer, api.LiveKitAPI]]:
+) -> AbstractAsyncContextManager[tuple[TestLiveKitServer, api.LiveKitAPI]]:
     """The test server and a livekit-api client signed with its keys."""
-    server = TestLiveKitServer(host, api_key=KEY, api_secret=SECRET)
-    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
-        yield server, lkapi
+    return server_with_api(KEY, SECRET, host)
 
 
 def _update(**fields: Any) -> api.UpdateParticipantRequest:
