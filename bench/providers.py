@@ -74,14 +74,19 @@ async def _whisper() -> dict[str, Any]:
     provider.load()
     load = time.perf_counter() - start
     times = []
+    cpu = time.process_time()
     for _ in range(3):
         t = time.perf_counter()
         result = await provider.recognize(pcm, rate)
         times.append(time.perf_counter() - t)
+    # The process's CPU (every thread's), beside the wall time: more CPU than wall time means
+    # threads working beside the transcription (flowkit_local/blas.py).
+    cpu_ms = (time.process_time() - cpu) / len(times) * 1000
     seconds = pcm.size / rate
     best = min(times)
     return {"load_s": load, "rtf": best / seconds, "first_output_ms": best * 1000,
-            "extra": {"text": result.text}}
+            "extra": {"text": result.text, "cpu_ms_per_transcription": cpu_ms,
+                      "wall_ms_per_transcription": sum(times) / len(times) * 1000}}
 
 
 async def _tts(provider: Any) -> dict[str, Any]:
