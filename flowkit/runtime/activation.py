@@ -117,10 +117,13 @@ def _queue_inputs(run: NodeRun) -> dict[str, InputQueue[Any]]:
     queues: dict[str, InputQueue[Any]] = {}
     for name, stream in run.inputs.items():
         port = run.node.inputs[name]
-        queue: InputQueue[Any] = InputQueue(port.queue, port.overflow)
+        queue: InputQueue[Any] = InputQueue(
+            port.queue, port.overflow, label=f"node {run.name!r} input {name!r}"
+        )
         run.cleanup.append(stream.feed_queue(queue))
         run.cleanup.append(queue.close)
         queues[name] = queue
+    run.queues = queues
     return queues
 
 

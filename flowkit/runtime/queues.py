@@ -13,6 +13,7 @@ queue entry per item; the node's task only waits for the input to end.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from time import perf_counter_ns
@@ -24,21 +25,34 @@ from flowkit.runtime.metrics import EdgeStats
 __all__ = ["InputQueue", "for_each"]
 
 T = TypeVar("T")
+log = logging.getLogger("flowkit.runtime")
 
 
 class InputQueue(Generic[T]):
     """A bounded FIFO read as an async iterator; ends when its input completes.
 
+    A ``BLOCK`` queue that a synchronous producer fills past its bound keeps every item
+    (nothing is lost) and logs a warning when it first passes the bound and again each time
+    its length doubles, so an input its node reads too slowly, or not at all, shows in the
+    logs long before it shows in the process's memory.
+
     Args:
         maxsize: The bound.
         overflow: What a push into a full queue does (see :class:`~flowkit.ports.Overflow`).
+        label: Who reads it, for warnings (``"node 'llm' input 'text'"``).
     """
 
-    def __init__(self, maxsize: int, overflow: Overflow) -> None:
+    def __init__(self, maxsize: int, overflow: Overflow, *, label: str = "an input queue") -> None:
         self.maxsize = maxsize
         self.overflow = overflow
+        self.label = label
         self._items: deque[tuple[int, EdgeStats | None, T]] = deque()
         self._closed = False
+        # Set by retire(): the reader is gone, so what arrives is dropped, not kept.
+        self._retired = False
+        self._loss_reported = False
+        # The length at which a BLOCK queue past its bound warns next (doubling).
+        self._warn_at = maxsize + 1
         self._getter: asyncio.Future[None] | None = None
         self._room_waiters: list[asyncio.Future[None]] = []
         # Set by consume(): items go to it where they are delivered instead of queueing.
@@ -50,6 +64,8 @@ class InputQueue(Generic[T]):
     def push(self, value: T, stats: EdgeStats | None = None) -> None:
         """Add ``value`` (arriving on the edge ``stats`` counts), applying the overflow policy."""
         if self._closed:
+            if self._retired:
+                self._lose(stats)
             return
         if len(self._items) >= self.maxsize:
             if self.overflow is Overflow.DROP_NEWEST:
@@ -61,8 +77,11 @@ class InputQueue(Generic[T]):
                 if old_stats is not None:
                     old_stats.dropped += 1
                     old_stats.queued -= 1
-            elif stats is not None:
-                stats.overflowed += 1
+            else:
+                if stats is not None:
+                    stats.overflowed += 1
+                if len(self._items) + 1 >= self._warn_at:
+                    self._warn_overflow()
         self._items.append((perf_counter_ns(), stats, value))
         if stats is not None:
             stats.queued += 1
@@ -75,6 +94,56 @@ class InputQueue(Generic[T]):
         self._closed = True
         self._wake_getter()
         self._release_room_waiters()
+
+    def retire(self) -> int:
+        """Its reader is gone for good (the node's ``run`` returned): drop what it left.
+
+        Queued items are dropped and counted on their edges' ``dropped``, and so is
+        everything that arrives afterwards, instead of being kept for a reader that will
+        never come. The first loss logs one warning naming the input.
+
+        Returns:
+            How many queued items were dropped now.
+        """
+        dropped = len(self._items)
+        for _, stats, _ in self._items:
+            if stats is not None:
+                stats.queued -= 1
+                stats.dropped += 1
+        self._items.clear()
+        if dropped:
+            self._warn_lost(dropped)
+        self._retired = True
+        self.close()
+        return dropped
+
+    def _lose(self, stats: EdgeStats | None) -> None:
+        if stats is not None:
+            stats.dropped += 1
+        self._warn_lost(1)
+
+    def _warn_lost(self, count: int) -> None:
+        # One warning per input: the edges' `dropped` counters keep the tally.
+        if self._loss_reported:
+            return
+        self._loss_reported = True
+        log.warning(
+            "%s: its node finished (run() returned) while this input still had messages: "
+            "%d dropped, and later ones are dropped too (counted as the edge's `dropped`). "
+            "Read the input until it ends before returning from run(), or do not link it",
+            self.label, count,
+        )
+
+    def _warn_overflow(self) -> None:
+        length = len(self._items) + 1
+        self._warn_at = 2 * length
+        log.warning(
+            "%s: %d messages queued, past its bound of %d (overflow=block keeps them all): "
+            "its node reads this input slower than messages arrive, or not at all. Read it "
+            "(drain an input the node does not need), or give the port "
+            "overflow=Overflow.DROP_OLDEST or a larger queue=",
+            self.label, length, self.maxsize,
+        )
 
     def clear(self) -> int:
         """Drop every queued item (e.g. a flush on barge-in); return how many were dropped."""

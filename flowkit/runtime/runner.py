@@ -32,6 +32,7 @@ from flowkit.runtime.bridges import settle_bridges
 from flowkit.runtime.context import NodeContext
 from flowkit.runtime.errors import GraphFailed, NodeError
 from flowkit.runtime.metrics import EdgeMetrics, EdgeStats, GraphMetrics, NodeMetrics, NodeStats
+from flowkit.runtime.queues import InputQueue
 from flowkit.runtime.streams import Clock, EdgeTap, InputStream, PortStream
 
 __all__ = ["GraphRunner", "RunnerState"]
@@ -56,6 +57,8 @@ class NodeRun:
         self.node = node
         self.stats = stats
         self.inputs: dict[str, InputStream[Any]] = {}
+        # The queues an async node reads its inputs from (none for other styles).
+        self.queues: dict[str, InputQueue[Any]] = {}
         self.outputs: dict[str, PortStream[Any]] = {}
         self.cleanup: list[Any] = []
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -175,6 +178,7 @@ class GraphRunner:
 
     def _deactivate(self, run: NodeRun) -> None:
         cleanup, run.cleanup = run.cleanup, []
+        run.queues = {}
         for dispose in reversed(cleanup):
             dispose()
         for task in run.tasks:
@@ -260,6 +264,11 @@ class GraphRunner:
                 return
             if main:
                 self.finish_node(run)
+            if run.finished and not run.tasks:
+                # Nothing of the node is left to read its inputs: what still arrives would
+                # queue for the rest of the job.
+                for queue in run.queues.values():
+                    queue.retire()
 
         task.add_done_callback(done)
         return task

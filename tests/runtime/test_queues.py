@@ -1,4 +1,5 @@
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -196,3 +197,125 @@ async def test_for_each_reads_a_plain_async_iterator() -> None:
     seen: list[int] = []
     await fk.for_each(items(), seen.append)
     assert seen == [0, 1, 2]
+
+
+def test_a_block_queue_warns_past_its_bound_and_at_each_doubling(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flowkit.runtime")
+    stats = EdgeStats("a.out", "b.inp")
+    queue: InputQueue[int] = InputQueue(4, fk.Overflow.BLOCK, label="node 'b' input 'inp'")
+    for i in range(4):
+        queue.push(i, stats)
+    assert not caplog.records  # at the bound: nothing to say
+    for i in range(4, 40):
+        queue.push(i, stats)
+    assert len(queue) == 40 and stats.overflowed == 36  # nothing lost
+    lengths = [record.args[1] for record in caplog.records]  # type: ignore[index]
+    assert lengths == [5, 10, 20, 40]
+    message = caplog.records[0].getMessage()
+    assert "node 'b' input 'inp'" in message and "bound of 4" in message
+    assert "DROP_OLDEST" in message  # the remedy
+
+
+def test_dropping_queues_do_not_warn(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="flowkit.runtime")
+    for overflow in (fk.Overflow.DROP_OLDEST, fk.Overflow.DROP_NEWEST):
+        queue: InputQueue[int] = InputQueue(2, overflow)
+        for i in range(20):
+            queue.push(i)
+    assert not caplog.records  # dropping is what the port asked for
+
+
+def test_a_retired_queue_drops_and_counts_what_it_held_and_what_comes_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flowkit.runtime")
+    stats = EdgeStats("a.out", "b.inp")
+    queue: InputQueue[int] = InputQueue(8, fk.Overflow.BLOCK, label="node 'b' input 'inp'")
+    queue.push(1, stats)
+    queue.push(2, stats)
+    assert queue.retire() == 2
+    assert len(queue) == 0 and queue.exhausted
+    assert stats.queued == 0 and stats.dropped == 2
+    for i in range(5):
+        queue.push(i, stats)
+    assert len(queue) == 0 and stats.dropped == 7
+    assert len(caplog.records) == 1  # once per input; the counter keeps the tally
+    assert "node 'b' input 'inp'" in caplog.records[0].getMessage()
+    assert "2 dropped" in caplog.records[0].getMessage()
+
+
+def test_a_closed_queue_that_was_not_retired_ignores_pushes_silently() -> None:
+    stats = EdgeStats("a.out", "b.inp")
+    queue: InputQueue[int] = InputQueue(8, fk.Overflow.BLOCK)
+    queue.close()
+    queue.push(1, stats)
+    assert stats.dropped == 0 and len(queue) == 0
+
+
+class FirstOnly(fk.Node):
+    """Reads one message, then returns while its input goes on."""
+
+    inp: fk.In[int]
+    out: fk.Out[int]
+
+    async def run(self, inp: AsyncIterator[int]) -> None:
+        async for item in inp:
+            self.out.send(item)
+            return
+
+
+class Steady(fk.Node):
+    """A source that keeps sending after its consumer returned: one message a second."""
+
+    out: fk.Out[int]
+
+    async def run(self) -> None:
+        for i in range(10):
+            self.out.send(i)
+            await asyncio.sleep(1)
+
+
+@pytest.mark.looptime
+async def test_messages_to_a_node_that_returned_are_dropped_not_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flowkit.runtime")
+    g = fk.Graph("returned")
+    sink = Collect()
+    g.add(Steady()) >> g.add(FirstOnly()) >> sink
+    runner = fk.GraphRunner(g)
+    await runner.run()
+    assert collected(sink) == [0]
+    edge = runner.metrics().edge("steady.out", "first_only.inp")
+    # Nine messages came after the node's run() returned: none is held for the job's life.
+    assert edge.messages == 10 and edge.dropped == 9 and edge.queue_depth == 0
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "node 'first_only' input 'inp'" in warnings[0]
+
+
+class IgnoresInput(fk.Node):
+    """Never reads its input: a node that forgot a linked port."""
+
+    inp: fk.In[int] = fk.In(queue=2)
+    done: fk.In[int]
+
+    async def run(self, inp: AsyncIterator[int], done: AsyncIterator[int]) -> None:
+        async for _ in done:
+            pass
+
+
+@pytest.mark.looptime
+async def test_an_input_its_node_never_reads_is_named_in_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flowkit.runtime")
+    g = fk.Graph("unread")
+    node = g.add(IgnoresInput())
+    g.add(Steady()) >> node.inp
+    g.add(Steady(), name="other") >> node.done
+    runner = fk.GraphRunner(g)
+    await runner.run()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("node 'ignores_input' input 'inp'" in w and "bound of 2" in w for w in warnings)
