@@ -11,6 +11,7 @@ import pytest
 import soxr
 from flowkit_local.piper import PiperTTSProvider
 from flowkit_local.whisper import WhisperSTT, WhisperSTTProvider
+from flowkit_local.whisper_window import fitted_frames
 from support import Collect, collected
 from wer import wer
 
@@ -128,3 +129,35 @@ async def test_whisper_stt_node_transcribes_a_wav_file(stt: WhisperSTTProvider) 
     text = " ".join(t.text for t in finals).lower()
     assert "weather" in text and "paris" in text, finals
     assert all(t.speaker == "user" and t.end_time > t.start_time for t in finals)
+
+
+def test_the_fitted_window_is_the_audio_plus_a_margin_within_whispers_window() -> None:
+    assert fitted_frames(16_000 * 2) == 1000  # a short turn: the 10 s floor
+    assert fitted_frames(16_000 * 12) == 1200 + 1 + 300  # the audio, then 3 s of padding
+    assert fitted_frames(16_000 * 27) is None  # would not be shorter than 30 s: as before
+    assert fitted_frames(16_000 * 45) is None  # several windows: faster-whisper's own way
+
+
+async def test_the_encoder_hears_a_fitted_window_and_the_words_stay_the_same(
+    stt: WhisperSTTProvider, tts: PiperTTSProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faster_whisper import WhisperModel
+
+    encoded: list[int] = []
+    encode = WhisperModel.encode
+
+    def spy(self: WhisperModel, features: np.ndarray) -> object:
+        encoded.append(features.shape[-1])
+        return encode(self, features)
+
+    monkeypatch.setattr(WhisperModel, "encode", spy)
+    whole = WhisperSTTProvider(fit_window=False)
+    fitted_texts, whole_texts = [], []
+    for text in UTTERANCES:
+        pcm = await _speech(tts, text)
+        fitted_texts.append((await stt.recognize(pcm, tts.sample_rate)).text)
+        whole_texts.append((await whole.recognize(pcm, tts.sample_rate)).text)
+    # Each utterance is under 7 s: 10 s of frames, against the 30 s window without the fit.
+    assert set(encoded[0::2]) == {1000} and set(encoded[1::2]) == {3000}, encoded
+    pairs = list(zip(whole_texts, fitted_texts, strict=True))
+    assert wer(pairs) <= 0.05, pairs
