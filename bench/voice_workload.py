@@ -273,6 +273,9 @@ class PushFeedInput(FeedInput):
         super().__init__(lateness)
         self.on_frame: Callable[[rtc.AudioFrame], None] | None = None
         self.failure: BaseException | None = None
+        # Set by deliver(): asyncio.get_running_loop() per frame would cost a getpid()
+        # system call each time on Python 3.11 (docs/performance.md, item 16).
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def push(self, frame: rtc.AudioFrame, due: float) -> None:
         on_frame = self.on_frame
@@ -280,7 +283,8 @@ class PushFeedInput(FeedInput):
             super().push(frame, due)
             return
         if self.lateness.measuring:
-            self.lateness.add(asyncio.get_running_loop().time() - due)
+            assert self.loop is not None
+            self.lateness.add(self.loop.time() - due)
         try:
             on_frame(frame)
         except Exception as exc:  # one session's failure must not stop the feeder
@@ -289,7 +293,7 @@ class PushFeedInput(FeedInput):
             self._wake()
 
     async def deliver(self, on_frame: Callable[[rtc.AudioFrame], None]) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         while self.frames_due:
             on_frame(self.frames_due.popleft()[0])
         self.on_frame = on_frame

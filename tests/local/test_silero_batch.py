@@ -358,6 +358,35 @@ def test_outside_an_event_loop_push_answers_at_once(
     assert late == []
 
 
+def test_a_stream_follows_the_loop_it_is_pushed_from(
+    provider: SileroVADProvider, sessions: list[PCM]
+) -> None:
+    # The stream remembers its loop to skip asyncio.get_running_loop() (a system call on
+    # 3.11) while that loop runs here: once it has stopped, a push answers at once again,
+    # and a push from a new loop defers to that loop's batcher.
+    pcm = sessions[1]
+    later: list[VADDecision] = []
+    stream = provider.stream(on_decisions=later.extend)
+    half = (pcm.size // 2) // FRAME * FRAME
+
+    async def feed(start: int, stop: int) -> list[VADDecision]:
+        answered: list[VADDecision] = []
+        for pos in range(start, stop, FRAME):
+            answered += stream.push(pcm[pos : pos + FRAME], RATE)
+        await provider.batcher(asyncio.get_running_loop()).wait_idle()
+        return answered
+
+    assert asyncio.run(feed(0, FRAME * 20)) == []  # deferred: all through on_decisions
+    at_once: list[VADDecision] = []
+    for pos in range(FRAME * 20, half, FRAME):  # no loop runs now
+        at_once += stream.push(pcm[pos : pos + FRAME], RATE)
+    deferred_before = len(later)
+    assert asyncio.run(feed(half, pcm.size)) == []
+    assert len(later) > deferred_before  # the new loop's batcher classified them
+    same(later[:deferred_before] + at_once + later[deferred_before:] + stream.flush(),
+         unbatched(provider, pcm))
+
+
 async def test_a_failing_callback_does_not_starve_the_other_streams(
     provider: SileroVADProvider, sessions: list[PCM]
 ) -> None:
