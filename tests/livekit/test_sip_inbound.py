@@ -29,6 +29,7 @@ from flowkit.testing.livekit_server import (
 )
 from flowkit.testing.livekit_server.agents import AgentDispatcher
 from flowkit.testing.livekit_server.rooms import Participant, PublishedTrack, Rooms, new_sid
+from flowkit.testing.livekit_server.server_audio import ServerAudioTrack
 
 KEY = "devkey"
 SECRET = "sip-inbound-secret-0123456789abcdef"
@@ -557,7 +558,7 @@ async def test_the_call_is_sent_the_tracks_already_published_and_the_rooms_data(
         agent, _ = join(server.create_room("desk"), "agent")
         track = PublishedTrack(
             info=models.TrackInfo(sid="TR_voice", name="voice", type=models.TrackType.AUDIO),
-            cid="TR_voice", media=object())  # type: ignore[arg-type]  # the room only relays it
+            cid="TR_voice", media=ServerAudioTrack())  # the phone hears it once it answers
         agent.tracks["TR_voice"] = track
         server.rooms.get("desk").track_arrived(agent, track)  # type: ignore[union-attr]
 
@@ -568,6 +569,9 @@ async def test_the_call_is_sent_the_tracks_already_published_and_the_rooms_data(
         call.room.relay_data(agent, "_reliable", models.DataPacket(
             sip_dtmf=models.SipDTMF(code=1, digit="1")))
         assert [packet.sip_dtmf.digit for packet in call.record.data] == ["1"]
+        call.hang_up()
+        assert track.media is not None
+        track.media.stop()
 
 
 async def test_a_trunks_max_call_duration_ends_the_call() -> None:

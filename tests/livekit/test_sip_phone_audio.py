@@ -1,4 +1,5 @@
-"""A simulated phone speaks: ``call.say`` publishes the call's audio track into the room.
+"""A simulated phone speaks and hears: ``call.say`` publishes the call's audio track into the
+room, and each audio track the room sends the phone is kept as what it heard.
 
 The room's side (the track announced, unpublished when the call ends, the errors) is checked
 in-process with recording links; what a real SDK client hears needs WebRTC, so that scenario
@@ -15,16 +16,26 @@ import numpy as np
 import pytest
 from livekit import api, rtc
 from livekit.protocol import models
-from scenario_kit import RecordingLink, quiet_logs, record_audio, sound_figures, until
+from scenario_kit import (
+    RecordingLink,
+    play_tone_track,
+    quiet_logs,
+    record_audio,
+    sound_figures,
+    until,
+)
 
 from flowkit.testing.livekit_server import TestLiveKitServer
 from flowkit.testing.livekit_server.rooms import Participant, new_sid
 from flowkit.testing.livekit_server.server_audio import ServerAudioTrack
 from flowkit.testing.livekit_server.sip import DialPlan, SimulatedCall
+from flowkit.testing.livekit_server.sip.hearing import HEARD_RATE
+from flowkit.testing.livekit_server.sip.phones import SentTrack
 
 KEY = "devkey"
 SECRET = "sip-phone-audio-secret-0123456789abcdef"
 CALLER = "+15550100"
+LISTENER = "+15550199"
 NUMBER = "+15551234"
 TONE_HZ = 440.0
 PHONE_RATE = 16_000
@@ -128,6 +139,38 @@ async def test_the_track_plays_in_real_time_then_silence() -> None:
     assert min(loud[:4]) > 5000 and max(loud[6:]) == 0  # 0.1 s of tone, then silence
 
 
+def _heard_seconds(sent: SentTrack) -> float:
+    return sum(len(chunk) for chunk in sent.audio) / HEARD_RATE
+
+
+async def test_a_phone_hears_another_phone_on_the_call_until_it_hangs_up() -> None:
+    async with TestLiveKitServer("127.0.0.1", api_key=KEY, api_secret=SECRET) as server, \
+            api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
+        await _desk_rule(lkapi)
+        listener_phone = server.sip.add_phone(LISTENER)
+        listener = await server.sip.call_in(LISTENER, NUMBER, hang_up_after=30)
+        speaker = await server.sip.call_in(CALLER, NUMBER, hang_up_after=30)
+        speaker.say(tone(0.5), PHONE_RATE)
+        record = listener_phone.calls[0]
+        await until(lambda: record.tracks and _heard_seconds(record.tracks[0]) >= 0.8)
+        sent = record.tracks[0]
+        assert (sent.publisher, sent.name, sent.kind) == (f"sip_{CALLER}", "phone", "audio")
+        heard = sent.heard()
+        assert heard.dtype == np.int16 and heard.ndim == 1
+        loud = np.flatnonzero(np.abs(heard) > 3000)
+        start = int(loud[0])
+        figures = sound_figures(heard[start : start + HEARD_RATE * 2 // 5], HEARD_RATE)
+        assert figures["rms"] > 4000 and abs(figures["peak_hz"] - TONE_HZ) < 10, figures
+        assert np.abs(heard[start + 3 * HEARD_RATE // 5 :]).max() < 300  # then the silence
+
+        speaker.hang_up()  # the track goes: the phone stops hearing it
+        await until(lambda: sent.stopped)
+        kept = _heard_seconds(sent)
+        await asyncio.sleep(0.3)
+        assert _heard_seconds(sent) == kept
+        listener.hang_up()
+
+
 # With a real SDK client: WebRTC, so a network namespace ----------------------------------------
 
 
@@ -181,5 +224,46 @@ async def scenario_phone_speaks() -> dict[str, Any]:
             "unpublished": unpublished,
             "left": left,
         }
+        await client.disconnect()
+        return result
+
+
+def test_a_phone_hears_an_sdk_clients_microphone(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_phone_hears")
+    assert result["sent"] == ["talker", "mic", "audio"]
+    # Through WebRTC: the client's Opus, decoded by the server's relay, kept by the phone.
+    assert result["tone"]["rms"] > 2000, result
+    assert abs(result["tone"]["peak_hz"] - 660.0) < 10, result
+
+
+async def scenario_phone_hears() -> dict[str, Any]:
+    quiet_logs()
+    async with TestLiveKitServer("10.99.0.1", api_key=KEY, api_secret=SECRET) as server, \
+            api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
+        await _desk_rule(lkapi)
+        phone = server.sip.add_phone(LISTENER)
+        call = await server.sip.call_in(LISTENER, NUMBER, hang_up_after=30)
+        client = rtc.Room()
+        await asyncio.wait_for(client.connect(server.url, server.token("talker", "desk")), 20)
+        playing = await play_tone_track(client, 660.0, 3.0)
+        record = phone.calls[0]
+
+        def loud_seconds() -> float:
+            if not record.tracks:
+                return 0.0
+            heard = record.tracks[0].heard()
+            loud = np.flatnonzero(np.abs(heard) > 2000)
+            return (len(heard) - int(loud[0])) / HEARD_RATE if len(loud) else 0.0
+
+        await until(lambda: loud_seconds() >= 1.0)
+        sent = record.tracks[0]
+        heard = sent.heard()
+        start = int(np.flatnonzero(np.abs(heard) > 2000)[0]) + HEARD_RATE // 10
+        result = {
+            "sent": [sent.publisher, sent.name, sent.kind],
+            "tone": sound_figures(heard[start : start + HEARD_RATE // 2], HEARD_RATE),
+        }
+        playing.cancel()
+        call.hang_up()
         await client.disconnect()
         return result

@@ -29,6 +29,7 @@ from flowkit.testing.livekit_server import (
     TestLiveKitServer,
 )
 from flowkit.testing.livekit_server.rooms import Participant, PublishedTrack, Room, new_sid
+from flowkit.testing.livekit_server.server_audio import ServerAudioTrack
 
 KEY = "devkey"
 SECRET = "twirp-sip-secret-0123456789abcdef"
@@ -338,10 +339,14 @@ async def test_the_phone_is_sent_the_rooms_tracks_and_data_once_it_answers() -> 
         agent = Participant(sid=new_sid("PA"), identity="agent", link=RecordingLink())
         room.join(agent)
 
+        voice = ServerAudioTrack()  # a real track: the phone hears an audio one
+
         def publish(sid: str, kind: int) -> None:
+            # The video's media is a stand-in: the room only relays it.
+            media = voice if kind == models.TrackType.AUDIO else object()
             track = PublishedTrack(
                 info=models.TrackInfo(sid=sid, name=sid.lower(), type=kind),  # type: ignore[arg-type]
-                cid=sid, media=object())  # type: ignore[arg-type]  # the room only relays it
+                cid=sid, media=media)  # type: ignore[arg-type]
             agent.tracks[sid] = track
             room.track_arrived(agent, track)
 
@@ -362,6 +367,7 @@ async def test_the_phone_is_sent_the_rooms_tracks_and_data_once_it_answers() -> 
 
         room.unpublish(agent, "TR_voice")
         assert [t.stopped for t in phone.last_call.tracks] == [True, False]
+        voice.stop()
 
 
 # Errors of CreateSIPParticipant ----------------------------------------------------------------

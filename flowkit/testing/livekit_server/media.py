@@ -55,7 +55,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from livekit.protocol import rtc
 
-__all__ = ["DATA_LABELS", "MediaSession"]
+__all__ = ["DATA_LABELS", "MediaSession", "relay_subscribe"]
 
 logger = logging.getLogger("flowkit.testing.livekit_server")
 
@@ -65,6 +65,20 @@ DATA_LABELS = ("_reliable", "_lossy")
 ANSWER_TIMEOUT = 10.0
 
 _relay = MediaRelay()
+
+
+def relay_subscribe(track: MediaStreamTrack, *, buffered: bool) -> MediaStreamTrack:
+    """A reader of a published track through the server's one relay, beside the others.
+
+    Every reader of a track (each subscriber connection, the drain, a simulated phone's
+    ear) must come through the same relay: aiortc's track has one ``recv``, which the
+    relay calls once per frame for all of them.
+
+    Args:
+        track: The published track's media.
+        buffered: Keep every frame for a slow reader (True) or only the newest (False).
+    """
+    return _relay.subscribe(track, buffered=buffered)
 
 
 @dataclass(frozen=True)
@@ -261,7 +275,7 @@ class MediaSession:
             self._held[stream_id] = track
             return
         # Buffered: the encoder takes every frame, so a slow moment delays audio, not drops it.
-        proxy = _relay.subscribe(track, buffered=True)
+        proxy = relay_subscribe(track, buffered=True)
         # A fresh transceiver, never addTrack's reuse of one whose track is gone: the client
         # reports a track only for an m-line that starts receiving (a changed msid on one
         # already receiving goes unnoticed), and the old aiortc sender would not send again.
@@ -293,7 +307,7 @@ class MediaSession:
 
     def drain(self, track: MediaStreamTrack) -> None:
         """Keep reading a published track, so its frames do not pile up while nobody listens."""
-        proxy = _relay.subscribe(track, buffered=False)
+        proxy = relay_subscribe(track, buffered=False)
         self._drained.append(proxy)
         self._drains.append(asyncio.create_task(self._discard(proxy)))
 

@@ -31,6 +31,7 @@ from flowkit.testing.livekit_server.sip.codes import (
     CallStatus,
     SIPResponse,
 )
+from flowkit.testing.livekit_server.sip.hearing import PhoneEar
 from flowkit.testing.livekit_server.sip.phones import (
     CallEnd,
     PhoneCall,
@@ -162,6 +163,7 @@ class SimulatedCall:
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
         self.microphone: PublishedTrack | None = None
+        self._ears: dict[str, PhoneEar] = {}  # by track sid: the audio the phone hears
         self.participant = Participant(
             sid=new_sid("PA"),
             identity=dial.identity,
@@ -262,16 +264,24 @@ class SimulatedCall:
         """Dropped: a phone hears no signal messages."""
 
     def subscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
-        """Record that the phone is sent the track, if it is on the call."""
+        """Record that the phone is sent the track, if it is on the call; hear an audio one."""
         if self.record is None or self.status != CallStatus.ACTIVE:
             return
+        if any(sent.sid == track.info.sid and not sent.stopped for sent in self.record.tracks):
+            return  # sent already: the room offers each track once
         kind = "audio" if track.info.type == models.TrackType.AUDIO else "video"
-        self.record.tracks.append(
-            SentTrack(publisher.identity, track.info.sid, track.info.name, kind)
-        )
+        sent = SentTrack(publisher.identity, track.info.sid, track.info.name, kind)
+        self.record.tracks.append(sent)
+        if kind == "audio" and track.media is not None:
+            self._ears[track.info.sid] = PhoneEar(
+                track.media, sent.audio, f"{self.address} hears {publisher.identity}"
+            )
 
     def unsubscribe_track(self, publisher: Participant, track: PublishedTrack) -> None:
-        """Record that the track stopped."""
+        """Record that the track stopped; the phone stops hearing it."""
+        ear = self._ears.pop(track.info.sid, None)
+        if ear is not None:
+            ear.stop()
         for sent in self.record.tracks if self.record is not None else ():
             if sent.sid == track.info.sid and not sent.stopped:
                 sent.stopped = True
@@ -402,6 +412,9 @@ class SimulatedCall:
         if self.record is not None:
             self.record.finish(end, response=response, reason=reason)
         self._unpublish_microphone()
+        for ear in self._ears.values():
+            ear.stop()
+        self._ears.clear()
         self.room.leave(self.participant)
         if self.failure is None and not self._settled.is_set():
             self.failure = DialError(

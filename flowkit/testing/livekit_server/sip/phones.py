@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
+import numpy.typing as npt
 from livekit.protocol import models
 
 from flowkit.testing.livekit_server.sip.codes import BUSY_HERE, DECLINE, OK, SIPResponse
@@ -43,13 +45,25 @@ class CallEnd(StrEnum):
 
 @dataclass
 class SentTrack:
-    """A track the room sent to a simulated phone: whose, which, and whether it stopped."""
+    """A track the room sent to a simulated phone: whose, which, whether it stopped.
+
+    Attributes:
+        audio: The decoded frames the phone heard, in order: mono int16 at 48 kHz
+            (:data:`~flowkit.testing.livekit_server.sip.hearing.HEARD_RATE`); empty for video.
+    """
 
     publisher: str
     sid: str
     name: str
     kind: str  # "audio" or "video"
     stopped: bool = False
+    audio: list[npt.NDArray[np.int16]] = field(default_factory=list, repr=False)
+
+    def heard(self) -> npt.NDArray[np.int16]:
+        """Everything the phone heard of this track so far, as one 48 kHz mono array."""
+        if not self.audio:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self.audio)
 
 
 @dataclass(eq=False)
