@@ -4,7 +4,8 @@ Everything is real except the providers (the demo stand-ins, for deterministic t
 test LiveKit server dispatches a job to a `flowkit dev` worker process when the room is
 created, the worker builds the graph and joins the room, and the user, an `rtc.Room` of the
 official SDK, speaks a recorded question, hears the agent's answer, reads both transcripts on
-`lk.transcription`, sees `lk.agent.state` change, and barges in.
+`lk.transcription`, sees `lk.agent.state` change, and barges in. A caller on a simulated
+phone asks the same question through an inbound SIP call and hears the answer.
 """
 
 from __future__ import annotations
@@ -232,3 +233,54 @@ def test_one_worker_talks_in_two_rooms_at_once(run_scenario: Any) -> None:
     for room in ("red", "blue"):
         assert result[room]["loudest"] > 500, result[room]
         assert any(s.startswith("I heard [") for s in result[room]["said"]), result[room]
+
+
+async def scenario_a_caller_asks_the_voice_agent_by_phone() -> dict[str, Any]:
+    from livekit import api
+
+    async with _server_and_worker() as (server, dispatcher), \
+            api.LiveKitAPI(server.url, server.api_key, server.api_secret) as lkapi:
+        # A phone number whose calls go to the room "hotline", where the agent is dispatched.
+        rule = api.SIPDispatchRule(
+            dispatch_rule_direct=api.SIPDispatchRuleDirect(room_name="hotline"))
+        await lkapi.sip.create_dispatch_rule(api.CreateSIPDispatchRuleRequest(
+            dispatch_rule=api.SIPDispatchRuleInfo(rule=rule)))
+        phone = server.sip.add_phone("+15550100")
+        call = await server.sip.call_in("+15550100", "+15551234", hang_up_after=90)
+        room = call.room
+        await _until(lambda: any(p.kind == 4 for p in room.participants.values()))  # AGENT
+        record = phone.calls[0]
+        frames = list(read_frames(QUESTION))
+        question = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+        # The agent publishes its voice when it first speaks: the phone is sent it then.
+        call.say(question, frames[0].sample_rate)
+        said_at = time.monotonic()
+
+        def loud_reply() -> bool:
+            heard = [t.heard() for t in record.tracks if t.kind == "audio"]
+            return any(h.size > 0 and float(np.abs(h).max()) > 3000 for h in heard)
+
+        await _until(loud_reply)
+        answered_after = time.monotonic() - said_at
+        sent = next(t for t in record.tracks if t.kind == "audio")
+        call.hang_up()
+        return {
+            "jobs": len(dispatcher.jobs),
+            "sent": [sent.publisher, sent.kind],
+            "agent": next(p.identity for p in room.participants.values() if p.kind == 4)
+            if any(p.kind == 4 for p in room.participants.values()) else "",
+            "answered_after_s": answered_after,
+        }
+    raise AssertionError("unreachable")
+
+
+def test_a_caller_asks_the_voice_agent_by_phone_and_hears_its_answer(
+    run_scenario: Any,
+) -> None:
+    # Inbound SIP: the dispatch rule puts the call in "hotline", the worker's agent joins,
+    # hears the phone's question on its microphone track, and the phone hears the answer.
+    result = run_scenario(__file__, "scenario_a_caller_asks_the_voice_agent_by_phone", 180.0)
+    assert result["jobs"] == 1
+    assert result["sent"][1] == "audio" and result["sent"][0] == result["agent"]
+    # The question is 4 s long, then the endpointing and the demo reply's tone.
+    assert 4.0 < result["answered_after_s"] < 15.0, result
