@@ -105,12 +105,7 @@ class InputQueue(Generic[T]):
         Returns:
             How many queued items were dropped now.
         """
-        dropped = len(self._items)
-        for _, stats, _ in self._items:
-            if stats is not None:
-                stats.queued -= 1
-                stats.dropped += 1
-        self._items.clear()
+        dropped = self.clear()
         if dropped:
             self._warn_lost(dropped)
         self._retired = True
