@@ -184,6 +184,11 @@ def is_deferred(provider: object) -> bool:
     return getattr(provider, "deferred", False) is True
 
 
+_INT16 = np.dtype(np.int16)
+# Built once: `int | np.integer` written in the check made a new union on every call.
+_RATE_TYPES = (int, np.integer)
+
+
 def check_pcm(samples: object, sample_rate: object) -> PCMSamples:
     """Check that audio pushed into a :class:`VADStream` is 16-bit mono PCM.
 
@@ -207,7 +212,8 @@ def check_pcm(samples: object, sample_rate: object) -> PCMSamples:
             f"VAD audio must be a numpy int16 array, got {type(samples).__name__}; "
             "wrap PCM bytes with np.frombuffer(data, dtype=np.int16)"
         )
-    if samples.dtype != np.int16:
+    # Native int16 is one dtype object: the identity test spares the comparison per frame.
+    if samples.dtype is not _INT16 and samples.dtype != np.int16:
         raise TypeError(
             f"VAD audio must be int16 PCM, got dtype {samples.dtype}; convert float audio "
             "in [-1, 1] with (np.clip(x, -1, 1) * 32767).astype(np.int16)"
@@ -219,7 +225,7 @@ def check_pcm(samples: object, sample_rate: object) -> PCMSamples:
             "a (n, 1) array can be flattened with samples.ravel()"
         )
     # bool is an int subclass but never a sample rate.
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, _RATE_TYPES):
         raise TypeError(
             f"sample_rate must be an integer number of Hz, got {sample_rate!r}; pass e.g. 16000"
         )
