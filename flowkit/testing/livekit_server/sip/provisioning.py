@@ -14,6 +14,12 @@ memory, gives them their ids (``ST_...``, ``SDR_...``) and refuses, with
   and a common trunk, calling number and called number (an empty list standing for "any");
 - an id set by the request (LiveKit assigns it).
 
+Updates (UpdateSIPInboundTrunk, UpdateSIPOutboundTrunk, UpdateSIPDispatchRule) either replace
+a trunk or rule whole, keeping its id, or change the fields their ``update`` sets (see
+:mod:`~flowkit.testing.livekit_server.sip.updates`). As in LiveKit, the request is checked
+first, then the trunk or rule looked up (``not_found``), then the result must be one that
+create would take, apart from the *other* trunks or rules. A refused update changes nothing.
+
 Phone numbers are compared as LiveKit compares them: equal as written, or equal once
 normalised (:func:`normalize_number`: ``(555) 010-0`` and ``+5550100`` are the same number).
 """
@@ -22,11 +28,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 from livekit.protocol import sip as sip_pb
 
 from flowkit.testing.livekit_server.rooms import new_sid
+from flowkit.testing.livekit_server.sip.updates import (
+    InvalidUpdateError,
+    apply_lists,
+    apply_map_diff,
+    apply_media,
+    apply_scalars,
+    check_list_updates,
+)
 
 __all__ = [
     "ProvisioningError",
@@ -40,6 +54,23 @@ __all__ = [
 
 _NUMBER = re.compile(r"\+?[\d\- ()]+")
 _RULE_KINDS = ("dispatch_rule_direct", "dispatch_rule_individual", "dispatch_rule_callee")
+
+# The fields each kind of update changes, as LiveKit applies them (livekit/protocol sip.go).
+_INBOUND_LISTS = ("numbers", "allowed_addresses", "allowed_numbers")
+_INBOUND_SCALARS = ("auth_username", "auth_password", "auth_realm", "name", "metadata")
+_OUTBOUND_LISTS = ("numbers",)
+_OUTBOUND_SCALARS = (
+    "address", "transport", "destination_country", "auth_username", "auth_password", "name",
+    "metadata", "from_host",
+)
+_RULE_LISTS = ("trunk_ids",)
+_RULE_SCALARS = ("name", "metadata")
+
+_UpdateRequest: TypeAlias = (
+    sip_pb.UpdateSIPInboundTrunkRequest
+    | sip_pb.UpdateSIPOutboundTrunkRequest
+    | sip_pb.UpdateSIPDispatchRuleRequest
+)
 
 
 def normalize_number(number: str) -> str:
@@ -159,14 +190,7 @@ class SIPProvisioning:
         """
         if trunk.sip_trunk_id:
             raise _id_set("trunk", "sip_trunk_id", trunk.sip_trunk_id)
-        if not (trunk.numbers or trunk.allowed_addresses or trunk.auth_username
-                or trunk.auth_password):
-            raise ProvisioningError(
-                "invalid_argument",
-                "an inbound trunk must say which calls it takes, for security: set numbers "
-                "(the numbers callers dial, e.g. ['+15551234']), allowed_addresses, or "
-                "auth_username and auth_password",
-            )
+        _check_inbound(trunk)
         for other in self.inbound_trunks.values():
             self._check_trunks_apart(trunk, other)
         stored = sip_pb.SIPInboundTrunkInfo()
@@ -187,7 +211,10 @@ class SIPProvisioning:
         calling = (
             f"the caller {caller}" if caller else "any caller (neither sets allowed_numbers)"
         )
-        new = f"the new trunk ({trunk.name!r})" if trunk.name else "the new trunk"
+        if trunk.sip_trunk_id:  # an update: the trunk as it would be, against another one
+            new = f"{_name('trunk', trunk.sip_trunk_id, trunk.name)}, as updated,"
+        else:
+            new = f"the new trunk ({trunk.name!r})" if trunk.name else "the new trunk"
         raise ProvisioningError(
             "invalid_argument",
             f"conflicting inbound SIP trunks: {new} and "
@@ -207,25 +234,7 @@ class SIPProvisioning:
         """
         if trunk.sip_trunk_id:
             raise _id_set("trunk", "sip_trunk_id", trunk.sip_trunk_id)
-        if not trunk.numbers:
-            raise ProvisioningError(
-                "invalid_argument",
-                "no trunk numbers specified: set numbers to the numbers calls come from, "
-                "e.g. ['+15550000000']",
-            )
-        if not trunk.address:
-            raise ProvisioningError(
-                "invalid_argument",
-                "no outbound address specified: set address to the SIP provider's host, "
-                "e.g. 'sip.example.com'",
-            )
-        address = trunk.address
-        if "@" in address or ";" in address or address.startswith(("sip:", "sips:")):
-            raise ProvisioningError(
-                "invalid_argument",
-                f"the trunk address should be a host name or IP address, not a SIP URI: "
-                f"{address!r} (e.g. 'sip.example.com'; the transport goes in transport)",
-            )
+        _check_outbound(trunk)
         stored = sip_pb.SIPOutboundTrunkInfo()
         stored.CopyFrom(trunk)
         stored.sip_trunk_id = new_sid("ST")
@@ -274,6 +283,87 @@ class SIPProvisioning:
             if _listed(trunk.sip_trunk_id, trunk_ids) and _takes(trunk.numbers, numbers)
         ]
 
+    def update_inbound_trunk(
+        self, request: sip_pb.UpdateSIPInboundTrunkRequest
+    ) -> sip_pb.SIPInboundTrunkInfo:
+        """Replace the inbound trunk ``sip_trunk_id`` whole (its id kept), or change some fields.
+
+        Args:
+            request: The trunk's id, and ``replace`` (a SIPInboundTrunkInfo) or ``update`` (a
+                SIPInboundTrunkUpdate: list updates, and the fields to set).
+
+        Returns:
+            The trunk as it is now.
+
+        Raises:
+            ProvisioningError: ``invalid_argument``: no id or no action, a replacement with
+                another id, an invalid list update, or a result that create would refuse (it
+                takes no calls, or the same calls as another inbound trunk); ``not_found``: no
+                inbound trunk has the id. Nothing changes then.
+        """
+        trunk = self._updated_inbound(request)
+        for other in self.inbound_trunks.values():
+            if other.sip_trunk_id != trunk.sip_trunk_id:  # its old form is no rival
+                self._check_trunks_apart(trunk, other)
+        self.inbound_trunks[trunk.sip_trunk_id] = trunk
+        return _copy(trunk)
+
+    def _updated_inbound(
+        self, request: sip_pb.UpdateSIPInboundTrunkRequest
+    ) -> sip_pb.SIPInboundTrunkInfo:
+        """The trunk ``request`` makes, checked by itself; what is stored is left as it is."""
+        if _action(request, "trunk", "sip_trunk_id", "SIPInboundTrunk") == "replace":
+            trunk = _replacement(request.replace, request.sip_trunk_id, "sip_trunk_id")
+            _check_inbound(trunk)
+            self._inbound(request.sip_trunk_id)
+            return trunk
+        _check_lists(request.update, _INBOUND_LISTS)
+        trunk = _copy(self._inbound(request.sip_trunk_id))
+        _apply(trunk, request.update, _INBOUND_LISTS, _INBOUND_SCALARS)
+        _check_inbound(trunk)
+        return trunk
+
+    def update_outbound_trunk(
+        self, request: sip_pb.UpdateSIPOutboundTrunkRequest
+    ) -> sip_pb.SIPOutboundTrunkInfo:
+        """Replace the outbound trunk ``sip_trunk_id`` whole (its id kept), or change some fields.
+
+        Args:
+            request: The trunk's id, and ``replace`` (a SIPOutboundTrunkInfo) or ``update`` (a
+                SIPOutboundTrunkUpdate: a list update of ``numbers``, and the fields to set).
+
+        Returns:
+            The trunk as it is now.
+
+        Raises:
+            ProvisioningError: ``invalid_argument``: no id or no action, a replacement with
+                another id, an invalid list update, or a result that create would refuse (no
+                numbers, no address, a SIP URI for an address); ``not_found``: no outbound
+                trunk has the id. Nothing changes then.
+        """
+        if _action(request, "trunk", "sip_trunk_id", "SIPOutboundTrunk") == "replace":
+            trunk = _replacement(request.replace, request.sip_trunk_id, "sip_trunk_id")
+            _check_outbound(trunk)
+            self._outbound(request.sip_trunk_id)
+        else:
+            _check_lists(request.update, _OUTBOUND_LISTS)
+            trunk = _copy(self._outbound(request.sip_trunk_id))
+            _apply(trunk, request.update, _OUTBOUND_LISTS, _OUTBOUND_SCALARS)
+            _check_outbound(trunk)
+        # As in LiveKit, outbound trunks may overlap: nothing to check against the others.
+        self.outbound_trunks[trunk.sip_trunk_id] = trunk
+        return _copy(trunk)
+
+    def _inbound(self, trunk_id: str) -> sip_pb.SIPInboundTrunkInfo:
+        hint = "UpdateSIPOutboundTrunk" if trunk_id in self.outbound_trunks else ""
+        return _stored(self.inbound_trunks, trunk_id, "inbound trunk", "ListSIPInboundTrunk",
+                       hint)
+
+    def _outbound(self, trunk_id: str) -> sip_pb.SIPOutboundTrunkInfo:
+        hint = "UpdateSIPInboundTrunk" if trunk_id in self.inbound_trunks else ""
+        return _stored(self.outbound_trunks, trunk_id, "outbound trunk", "ListSIPOutboundTrunk",
+                       hint)
+
     # Dispatch rules ------------------------------------------------------------------------
 
     def create_dispatch_rule(
@@ -287,20 +377,7 @@ class SIPProvisioning:
         """
         if rule.sip_dispatch_rule_id:
             raise _id_set("dispatch rule", "sip_dispatch_rule_id", rule.sip_dispatch_rule_id)
-        kind = rule.rule.WhichOneof("rule") if rule.HasField("rule") else None
-        if kind is None:
-            raise ProvisioningError(
-                "invalid_argument",
-                "missing rule: set the dispatch rule's rule to a SIPDispatchRule with one of "
-                "dispatch_rule_direct (room_name=...), dispatch_rule_individual "
-                "(room_prefix=...) or dispatch_rule_callee (room_prefix=...)",
-            )
-        if kind == "dispatch_rule_direct" and not rule.rule.dispatch_rule_direct.room_name:
-            raise ProvisioningError(
-                "invalid_argument",
-                "a direct dispatch rule needs the room to send callers to: set "
-                "dispatch_rule_direct.room_name",
-            )
+        _check_rule(rule)
         for other in self.dispatch_rules.values():
             self._check_rules_apart(rule, other)
         stored = sip_pb.SIPDispatchRuleInfo()
@@ -322,14 +399,65 @@ class SIPProvisioning:
         if not trunks or caller is None or number is None:
             return
         trunk = f"trunk {trunks[0]}" if trunks[0] else "any trunk (no trunk_ids)"
+        updated = rule.sip_dispatch_rule_id  # set for an update: name the rule it would change
+        subject = (
+            f"{_name('rule', updated, rule.name)}, as updated, would take the same calls as "
+            "another: " if updated else ""
+        )
         raise ProvisioningError(
             "invalid_argument",
-            f"a dispatch rule for the same trunk, calling number, called number and PIN "
+            f"{subject}a dispatch rule for the same trunk, calling number, called number and PIN "
             f"already exists: {_name('rule', other.sip_dispatch_rule_id, other.name)} takes "
             f"calls on {trunk} from {caller or 'any caller'} to {number or 'any number'}; "
             "set different trunk_ids, inbound_numbers, numbers or PIN, or delete it first "
             "(DeleteSIPDispatchRule)",
         )
+
+    def update_dispatch_rule(
+        self, request: sip_pb.UpdateSIPDispatchRuleRequest
+    ) -> sip_pb.SIPDispatchRuleInfo:
+        """Replace the dispatch rule ``sip_dispatch_rule_id`` whole (its id kept), or change some.
+
+        Args:
+            request: The rule's id, and ``replace`` (a SIPDispatchRuleInfo) or ``update`` (a
+                SIPDispatchRuleUpdate: a list update of ``trunk_ids``, a new ``rule``, the
+                ``name`` and ``metadata`` to set, an ``attributes`` diff).
+
+        Returns:
+            The rule as it is now.
+
+        Raises:
+            ProvisioningError: ``invalid_argument``: no id or no action, a replacement with
+                another id, an invalid list update, or a result that create would refuse (no
+                rule, a direct rule without a room, the same calls as another rule);
+                ``not_found``: no dispatch rule has the id. Nothing changes then.
+        """
+        rule = self._updated_rule(request)
+        for other in self.dispatch_rules.values():
+            if other.sip_dispatch_rule_id != rule.sip_dispatch_rule_id:
+                self._check_rules_apart(rule, other)
+        self.dispatch_rules[rule.sip_dispatch_rule_id] = rule
+        return _copy(rule)
+
+    def _updated_rule(
+        self, request: sip_pb.UpdateSIPDispatchRuleRequest
+    ) -> sip_pb.SIPDispatchRuleInfo:
+        """The rule ``request`` makes, checked by itself; what is stored is left as it is."""
+        rule_id = request.sip_dispatch_rule_id
+        if _action(request, "rule", "sip_dispatch_rule_id", "SIPDispatchRule") == "replace":
+            rule = _replacement(request.replace, rule_id, "sip_dispatch_rule_id")
+            _check_rule(rule)
+            _stored(self.dispatch_rules, rule_id, "dispatch rule", "ListSIPDispatchRule")
+            return rule
+        update = request.update
+        _check_lists(update, _RULE_LISTS)
+        rule = _copy(_stored(self.dispatch_rules, rule_id, "dispatch rule", "ListSIPDispatchRule"))
+        _apply(rule, update, _RULE_LISTS, _RULE_SCALARS)
+        if update.HasField("rule"):
+            rule.rule.CopyFrom(update.rule)  # the rule goes whole, as LiveKit replaces it
+        apply_map_diff(rule.attributes, update.attributes)
+        _check_rule(rule)
+        return rule
 
     def delete_dispatch_rule(self, rule_id: str) -> sip_pb.SIPDispatchRuleInfo:
         """Forget the dispatch rule ``rule_id``; the rule it was.
@@ -378,6 +506,141 @@ def _copy(message: _Stored) -> _Stored:
     copied = type(message)()
     copied.CopyFrom(message)
     return copied
+
+
+_Update = TypeVar(
+    "_Update",
+    sip_pb.SIPInboundTrunkUpdate, sip_pb.SIPOutboundTrunkUpdate, sip_pb.SIPDispatchRuleUpdate,
+)
+
+
+def _check_inbound(trunk: sip_pb.SIPInboundTrunkInfo) -> None:
+    """Refuse an inbound trunk open to every call (LiveKit asks for a limit, for security)."""
+    if not (trunk.numbers or trunk.allowed_addresses or trunk.auth_username
+            or trunk.auth_password):
+        raise ProvisioningError(
+            "invalid_argument",
+            "an inbound trunk must say which calls it takes, for security: set numbers "
+            "(the numbers callers dial, e.g. ['+15551234']), allowed_addresses, or "
+            "auth_username and auth_password",
+        )
+
+
+def _check_outbound(trunk: sip_pb.SIPOutboundTrunkInfo) -> None:
+    """Refuse an outbound trunk without numbers or address, or whose address is a SIP URI."""
+    if not trunk.numbers:
+        raise ProvisioningError(
+            "invalid_argument",
+            "no trunk numbers specified: set numbers to the numbers calls come from, "
+            "e.g. ['+15550000000']",
+        )
+    if not trunk.address:
+        raise ProvisioningError(
+            "invalid_argument",
+            "no outbound address specified: set address to the SIP provider's host, "
+            "e.g. 'sip.example.com'",
+        )
+    address = trunk.address
+    if "@" in address or ";" in address or address.startswith(("sip:", "sips:")):
+        raise ProvisioningError(
+            "invalid_argument",
+            f"the trunk address should be a host name or IP address, not a SIP URI: "
+            f"{address!r} (e.g. 'sip.example.com'; the transport goes in transport)",
+        )
+
+
+def _check_rule(rule: sip_pb.SIPDispatchRuleInfo) -> None:
+    """Refuse a dispatch rule without a rule, or a direct rule without a room."""
+    kind = rule.rule.WhichOneof("rule") if rule.HasField("rule") else None
+    if kind is None:
+        raise ProvisioningError(
+            "invalid_argument",
+            "missing rule: set the dispatch rule's rule to a SIPDispatchRule with one of "
+            "dispatch_rule_direct (room_name=...), dispatch_rule_individual "
+            "(room_prefix=...) or dispatch_rule_callee (room_prefix=...)",
+        )
+    if kind == "dispatch_rule_direct" and not rule.rule.dispatch_rule_direct.room_name:
+        raise ProvisioningError(
+            "invalid_argument",
+            "a direct dispatch rule needs the room to send callers to: set "
+            "dispatch_rule_direct.room_name",
+        )
+
+
+def _action(request: _UpdateRequest, what: str, id_field: str, message: str) -> str:
+    """The update's action (``replace`` or ``update``), once its id and action are there.
+
+    Args:
+        request: An Update... request.
+        what: ``trunk`` or ``rule``, for the messages.
+        id_field: The request's id field (``sip_trunk_id``, ``sip_dispatch_rule_id``).
+        message: The messages' common name (``SIPInboundTrunk`` for ``...Info``/``...Update``).
+    """
+    if not getattr(request, id_field):
+        raise ProvisioningError(
+            "invalid_argument",
+            f"{what} id must be set: set {id_field} to the id of the {what} to update",
+        )
+    action: str | None = request.WhichOneof("action")
+    if action is None:
+        raise ProvisioningError(
+            "invalid_argument",
+            f"missing or unsupported update action: set replace (a whole {message}Info) or "
+            f"update (a {message}Update with the fields to change)",
+        )
+    return action
+
+
+def _replacement(info: _Stored, ident: str, id_field: str) -> _Stored:
+    """A copy of a replace action's ``info`` with the id ``ident`` it replaces."""
+    given = getattr(info, id_field)
+    if given and given != ident:
+        raise ProvisioningError(
+            "invalid_argument",
+            f"the replacement's {id_field} must be empty or match the one updated: it is "
+            f"{given!r}, the request's is {ident!r}; leave replace.{id_field} empty",
+        )
+    replaced = _copy(info)
+    setattr(replaced, id_field, ident)
+    return replaced
+
+
+def _check_lists(update: _Update, fields: Iterable[str]) -> None:
+    try:
+        check_list_updates(update, fields)
+    except InvalidUpdateError as refused:
+        raise ProvisioningError("invalid_argument", str(refused)) from None
+
+
+def _apply(info: _Stored, update: _Update, lists: Iterable[str], scalars: Iterable[str]) -> None:
+    """Apply the list updates, scalar fields and media settings that ``update`` sets."""
+    apply_lists(info, update, lists)
+    apply_scalars(info, update, scalars)
+    apply_media(info, update)
+
+
+def _stored(
+    items: dict[str, _Stored], ident: str, what: str, lister: str, elsewhere: str = ""
+) -> _Stored:
+    """``items[ident]`` (not a copy); ``not_found`` naming the ids there are if none.
+
+    Args:
+        items: The stored trunks or rules of one kind.
+        ident: The id asked for.
+        what: Their kind, for the message (``inbound trunk``).
+        lister: The method that lists them (``ListSIPInboundTrunk``).
+        elsewhere: The method to use instead, when the id is one of another kind.
+    """
+    found = items.get(ident)
+    if found is not None:
+        return found
+    known = ", ".join(items) or "none"
+    other = f"; {ident} is another kind of trunk: use {elsewhere}" if elsewhere else ""
+    raise ProvisioningError(
+        "not_found",
+        f"requested SIP {what} does not exist: {ident!r} (the {what}s are: {known}; {lister} "
+        f"lists them{other})",
+    )
 
 
 def _listed(ident: str, ids: Iterable[str]) -> bool:

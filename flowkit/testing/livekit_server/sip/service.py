@@ -254,6 +254,18 @@ class SIPService:
             )
         return _provisioned(lambda: self.sip.provisioning.create_outbound_trunk(request.trunk))
 
+    async def update_sip_inbound_trunk(
+        self, request: sip_pb.UpdateSIPInboundTrunkRequest
+    ) -> sip_pb.SIPInboundTrunkInfo:
+        """Replace an inbound trunk (its id kept) or change some fields, as LiveKit does."""
+        return _provisioned(lambda: self.sip.provisioning.update_inbound_trunk(request))
+
+    async def update_sip_outbound_trunk(
+        self, request: sip_pb.UpdateSIPOutboundTrunkRequest
+    ) -> sip_pb.SIPOutboundTrunkInfo:
+        """Replace an outbound trunk (its id kept) or change some fields, as LiveKit does."""
+        return _provisioned(lambda: self.sip.provisioning.update_outbound_trunk(request))
+
     async def list_sip_inbound_trunk(
         self, request: sip_pb.ListSIPInboundTrunkRequest
     ) -> sip_pb.ListSIPInboundTrunkResponse:
@@ -278,6 +290,12 @@ class SIPService:
         """Store a dispatch rule, given in ``dispatch_rule`` or in the deprecated fields."""
         rule = dispatch_rule_of(request)
         return _provisioned(lambda: self.sip.provisioning.create_dispatch_rule(rule))
+
+    async def update_sip_dispatch_rule(
+        self, request: sip_pb.UpdateSIPDispatchRuleRequest
+    ) -> sip_pb.SIPDispatchRuleInfo:
+        """Replace a dispatch rule (its id kept) or change some fields, as LiveKit does."""
+        return _provisioned(lambda: self.sip.provisioning.update_dispatch_rule(request))
 
     async def list_sip_dispatch_rule(
         self, request: sip_pb.ListSIPDispatchRuleRequest
@@ -348,11 +366,14 @@ def mount(app: web.Application, sip: SimulatedSIP) -> SIPService:
         "CreateSIPParticipant": (service.create_sip_participant, (SIP_CALL,)),
         "TransferSIPParticipant": (service.transfer_sip_participant, (SIP_CALL, ROOM_ADMIN)),
         "CreateSIPInboundTrunk": (service.create_sip_inbound_trunk, (SIP_ADMIN,)),
+        "UpdateSIPInboundTrunk": (service.update_sip_inbound_trunk, (SIP_ADMIN,)),
         "ListSIPInboundTrunk": (service.list_sip_inbound_trunk, (SIP_ADMIN,)),
         "CreateSIPOutboundTrunk": (service.create_sip_outbound_trunk, (SIP_ADMIN,)),
+        "UpdateSIPOutboundTrunk": (service.update_sip_outbound_trunk, (SIP_ADMIN,)),
         "ListSIPOutboundTrunk": (service.list_sip_outbound_trunk, (SIP_ADMIN,)),
         "DeleteSIPTrunk": (service.delete_sip_trunk, (SIP_ADMIN,)),
         "CreateSIPDispatchRule": (service.create_sip_dispatch_rule, (SIP_ADMIN,)),
+        "UpdateSIPDispatchRule": (service.update_sip_dispatch_rule, (SIP_ADMIN,)),
         "ListSIPDispatchRule": (service.list_sip_dispatch_rule, (SIP_ADMIN,)),
         "DeleteSIPDispatchRule": (service.delete_sip_dispatch_rule, (SIP_ADMIN,)),
     }
