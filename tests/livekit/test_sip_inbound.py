@@ -30,6 +30,7 @@ from flowkit.testing.livekit_server import (
 from flowkit.testing.livekit_server.agents import AgentDispatcher
 from flowkit.testing.livekit_server.rooms import Participant, PublishedTrack, Rooms, new_sid
 from flowkit.testing.livekit_server.server_audio import ServerAudioTrack
+from flowkit.testing.livekit_server.sip.inbound import address_allowed
 
 KEY = "devkey"
 SECRET = "sip-inbound-secret-0123456789abcdef"
@@ -572,6 +573,39 @@ async def test_the_call_is_sent_the_tracks_already_published_and_the_rooms_data(
         call.hang_up()
         assert track.media is not None
         track.media.stop()
+
+
+@pytest.mark.parametrize(("source_ip", "host", "allowed", "taken"), [
+    ("10.1.2.3", "", ["10.0.0.0/8"], True),
+    ("10.1.2.3", "", ["10.1.2.3"], True),
+    ("10.1.2.3", "", ["10.9.9.9/8"], True),  # host bits set: the prefix still counts
+    ("192.0.2.7", "", ["10.0.0.0/8", "10.1.2.3"], False),
+    ("2001:db8::5", "", ["2001:db8::/32"], True),
+    ("2001:db8::5", "", ["10.0.0.0/8"], False),
+    ("192.0.2.7", "pbx.example.com", ["pbx.example.com"], True),  # the caller's host
+    ("192.0.2.7", "", ["10.0.0.0/8, 192.0.2.7"], True),  # malformed: left out, none left
+    ("192.0.2.7", "", ["http://192.0.2.7", "10.0.0.0/8"], False),
+    ("", "", ["10.0.0.0/8"], True),  # no source address: every trunk takes it
+    ("192.0.2.7", "", [], True),
+])
+def test_allowed_addresses_take_calls_as_livekit_matches_them(
+    source_ip: str, host: str, allowed: list[str], taken: bool
+) -> None:
+    assert address_allowed(source_ip, host, allowed) is taken
+
+
+async def test_a_trunks_allowed_addresses_decide_which_calls_it_takes() -> None:
+    async with serving() as (server, lkapi):
+        trunk = await inbound_trunk(lkapi, allowed_addresses=["10.0.0.0/8"])
+        await dispatch_rule(lkapi, direct("trusted"), trunk_ids=[trunk])
+        await dispatch_rule(lkapi, direct("public"))  # for calls no trunk takes
+        inside = await server.sip.call_in(CALLER, NUMBER, source_ip="10.4.5.6")
+        outside = await server.sip.call_in("+15550111", NUMBER, source_ip="192.0.2.7")
+        assert (inside.route.trunk is not None
+                and inside.route.trunk.sip_trunk_id == trunk and inside.room.name == "trusted")
+        assert outside.route.trunk is None and outside.room.name == "public"
+        inside.hang_up()
+        outside.hang_up()
 
 
 async def test_a_trunks_max_call_duration_ends_the_call() -> None:

@@ -13,8 +13,11 @@ LiveKit's rules, restated (livekit/protocol ``sip/sip.go``):
   skipped. A trunk listing the called number in ``numbers`` matches it specifically; a
   trunk without ``numbers`` is a default trunk, used only when no specific one matched.
   Two specific matches, or two default ones, are an error. No trunk at all is allowed:
-  then only the dispatch rules without ``trunk_ids`` can take the call. The trunks'
-  ``allowed_addresses`` are ignored here (a simulated phone has no address).
+  then only the dispatch rules without ``trunk_ids`` can take the call. A trunk whose
+  ``allowed_addresses`` is set is skipped unless one entry is the call's host or matches
+  its source address (an IP, or a CIDR prefix); entries LiveKit takes as malformed (with
+  a space, a comma, ``://``...) are left out, and a call without a source address
+  (``call_in``'s default) passes every trunk, as in LiveKit.
 - **Dispatch rule**: a rule is skipped when its ``inbound_numbers`` is set and lacks the
   caller, or its ``numbers`` is set and lacks the called number (compared as written). With
   a PIN sent, only the rules with that PIN are left; without, a PIN rule still matches, and
@@ -43,6 +46,7 @@ Krisp settings, and the trunk's headers and ringing timeout, are ignored; the tr
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import secrets
 import string
@@ -120,10 +124,58 @@ class InboundRoute:
     participant: DialPlan
 
 
+def address_allowed(source_ip: str, host: str, allowed: Iterable[str]) -> bool:
+    """Whether a trunk's ``allowed_addresses`` take a call from ``source_ip`` (or ``host``).
+
+    Args:
+        source_ip: The address the call comes from; not an IP (e.g. ""): every trunk takes it.
+        host: The host of the caller's SIP address; an entry equal to it matches too.
+        allowed: The trunk's ``allowed_addresses``: IPs, CIDR prefixes, host names.
+
+    Returns:
+        True when the list (malformed entries left out) is empty, or an entry matches.
+    """
+    try:
+        address = ipaddress.ip_address(source_ip)
+    except ValueError:
+        return True
+    masks = [mask for mask in allowed if _well_formed_mask(mask)]
+    if not masks:
+        return True
+    return any(mask == host or _in_mask(address, mask) for mask in masks)
+
+
+def _well_formed_mask(mask: str) -> bool:
+    # LiveKit drops such entries rather than refusing the trunk.
+    return not any(char in mask for char in "()+*;, \t\n\r") and "://" not in mask
+
+
+def _in_mask(address: ipaddress.IPv4Address | ipaddress.IPv6Address, mask: str) -> bool:
+    try:
+        if "/" not in mask:
+            return address == ipaddress.ip_address(mask)
+        # Host bits may be set ("10.1.2.3/8"), as LiveKit's prefix parser accepts.
+        return address in ipaddress.ip_network(mask, strict=False)
+    except ValueError:
+        return False  # a host name, or not an address at all
+
+
 def match_inbound_trunk(
-    trunks: Iterable[sip_pb.SIPInboundTrunkInfo], caller: str, number: str
+    trunks: Iterable[sip_pb.SIPInboundTrunkInfo],
+    caller: str,
+    number: str,
+    *,
+    source_ip: str = "",
+    host: str = "",
 ) -> sip_pb.SIPInboundTrunkInfo | None:
     """The inbound trunk a call from ``caller`` to ``number`` arrives on; None for none.
+
+    Args:
+        trunks: The inbound trunks, in creation order.
+        caller: The number calling.
+        number: The number called.
+        source_ip: The address the call comes from ("" for none: no trunk refuses it).
+        host: The host of the caller's SIP address.
 
     Raises:
         InboundCallError: Two trunks list ``number`` for this caller, or no trunk lists it
@@ -133,6 +185,8 @@ def match_inbound_trunk(
     defaults: list[sip_pb.SIPInboundTrunkInfo] = []
     for trunk in trunks:
         if trunk.allowed_numbers and not number_in(caller, trunk.allowed_numbers):
+            continue
+        if not address_allowed(source_ip, host, trunk.allowed_addresses):
             continue
         if not trunk.numbers:
             defaults.append(trunk)
@@ -324,13 +378,16 @@ def route_inbound_call(
     host: str,
     call_id: str,
     pin: str | None = None,
+    source_ip: str = "",
 ) -> InboundRoute:
     """Where the trunks and dispatch rules of ``provisioning`` send a call to ``number``.
 
     Raises:
         InboundCallError: No trunk or rule takes the call, trunks conflict, or a PIN is needed.
     """
-    trunk = match_inbound_trunk(provisioning.inbound_trunks.values(), caller, number)
+    trunk = match_inbound_trunk(
+        provisioning.inbound_trunks.values(), caller, number, source_ip=source_ip, host=host
+    )
     rule = match_dispatch_rule(trunk, provisioning.dispatch_rules.values(), caller, number, pin)
     return evaluate_dispatch_rule(
         trunk, rule, caller=caller, number=number, host=host, call_id=call_id, pin=pin

@@ -178,6 +178,7 @@ class SimulatedSIP:
         pin: str | None = None,
         hang_up_after: float | None = None,
         host: str = "sip.example.com",
+        source_ip: str = "",
     ) -> InboundCall:
         """A phone calls ``number``: route the call as LiveKit does and put it in its room.
 
@@ -195,6 +196,8 @@ class SimulatedSIP:
             hang_up_after: Seconds after joining when the caller hangs up; None: the phone's,
                 or never (``call.hang_up()`` then ends it, or the room).
             host: The host the call comes from (the ``sip.hostname`` attribute).
+            source_ip: The address the call's packets come from, for the trunks'
+                ``allowed_addresses``; "" (the default): none, which every trunk takes.
 
         Returns:
             The call; it goes on in the background.
@@ -219,7 +222,7 @@ class SimulatedSIP:
         if hang_up_after is not None and hang_up_after < 0:
             raise ValueError(f"hang_up_after must be 0 s or more, not {hang_up_after}")
         route = route_inbound_call(
-            self.provisioning, caller=caller, number=number, host=host,
+            self.provisioning, caller=caller, number=number, host=host, source_ip=source_ip,
             call_id=new_sid("SCL"), pin=pin,
         )
         config = route.room_config
