@@ -191,13 +191,18 @@ class SIPProvisioning:
         if trunk.sip_trunk_id:
             raise _id_set("trunk", "sip_trunk_id", trunk.sip_trunk_id)
         _check_inbound(trunk)
-        for other in self.inbound_trunks.values():
-            self._check_trunks_apart(trunk, other)
+        self._check_against_other_trunks(trunk)
         stored = sip_pb.SIPInboundTrunkInfo()
         stored.CopyFrom(trunk)
         stored.sip_trunk_id = new_sid("ST")
         self.inbound_trunks[stored.sip_trunk_id] = stored
         return _copy(stored)
+
+    def _check_against_other_trunks(self, trunk: sip_pb.SIPInboundTrunkInfo) -> None:
+        """Refuse ``trunk`` if it takes the same calls as another stored inbound trunk."""
+        for other in self.inbound_trunks.values():
+            if other.sip_trunk_id != trunk.sip_trunk_id:  # an update's old form is no rival
+                self._check_trunks_apart(trunk, other)
 
     @staticmethod
     def _check_trunks_apart(
@@ -302,9 +307,7 @@ class SIPProvisioning:
                 inbound trunk has the id. Nothing changes then.
         """
         trunk = self._updated_inbound(request)
-        for other in self.inbound_trunks.values():
-            if other.sip_trunk_id != trunk.sip_trunk_id:  # its old form is no rival
-                self._check_trunks_apart(trunk, other)
+        self._check_against_other_trunks(trunk)
         self.inbound_trunks[trunk.sip_trunk_id] = trunk
         return _copy(trunk)
 
@@ -378,13 +381,18 @@ class SIPProvisioning:
         if rule.sip_dispatch_rule_id:
             raise _id_set("dispatch rule", "sip_dispatch_rule_id", rule.sip_dispatch_rule_id)
         _check_rule(rule)
-        for other in self.dispatch_rules.values():
-            self._check_rules_apart(rule, other)
+        self._check_against_other_rules(rule)
         stored = sip_pb.SIPDispatchRuleInfo()
         stored.CopyFrom(rule)
         stored.sip_dispatch_rule_id = new_sid("SDR")
         self.dispatch_rules[stored.sip_dispatch_rule_id] = stored
         return _copy(stored)
+
+    def _check_against_other_rules(self, rule: sip_pb.SIPDispatchRuleInfo) -> None:
+        """Refuse ``rule`` if it takes the same calls as another stored dispatch rule."""
+        for other in self.dispatch_rules.values():
+            if other.sip_dispatch_rule_id != rule.sip_dispatch_rule_id:  # its old form
+                self._check_rules_apart(rule, other)
 
     @staticmethod
     def _check_rules_apart(
@@ -433,9 +441,7 @@ class SIPProvisioning:
                 ``not_found``: no dispatch rule has the id. Nothing changes then.
         """
         rule = self._updated_rule(request)
-        for other in self.dispatch_rules.values():
-            if other.sip_dispatch_rule_id != rule.sip_dispatch_rule_id:
-                self._check_rules_apart(rule, other)
+        self._check_against_other_rules(rule)
         self.dispatch_rules[rule.sip_dispatch_rule_id] = rule
         return _copy(rule)
 
@@ -470,15 +476,8 @@ class SIPProvisioning:
                 "invalid_argument",
                 "dispatch rule ID is required: set sip_dispatch_rule_id to the rule's id",
             )
-        rule = self.dispatch_rules.pop(rule_id, None)
-        if rule is None:
-            known = ", ".join(self.dispatch_rules) or "none"
-            raise ProvisioningError(
-                "not_found",
-                f"requested SIP dispatch rule does not exist: {rule_id!r} (the rules are: "
-                f"{known}; ListSIPDispatchRule lists them)",
-            )
-        return rule
+        _stored(self.dispatch_rules, rule_id, "dispatch rule", "ListSIPDispatchRule")
+        return self.dispatch_rules.pop(rule_id)
 
     def list_dispatch_rules(
         self, rule_ids: Iterable[str] = (), trunk_ids: Iterable[str] = ()
