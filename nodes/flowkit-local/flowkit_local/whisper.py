@@ -232,13 +232,9 @@ class WhisperSTTProvider:
                 provider=self.name,
             )
         options = self._options
-        # Loaded by _get_model already: the name's lookup, not an import's work.
-        from flowkit_local.whisper_window import FittedWindowWhisper
-
+        # _get_model made a FittedWindowWhisper exactly when fit_window is set.
         window: contextlib.AbstractContextManager[None] = (
-            model.fitted(audio.size)
-            if isinstance(model, FittedWindowWhisper)
-            else contextlib.nullcontext()
+            model.fitted(audio.size) if self._fit_window else contextlib.nullcontext()
         )
         try:
             with window:
