@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from av import AudioFrame
 from livekit import api, rtc
 from livekit.protocol import models
 from scenario_kit import (
@@ -29,7 +30,7 @@ from flowkit.testing.livekit_server import TestLiveKitServer
 from flowkit.testing.livekit_server.rooms import Participant, new_sid
 from flowkit.testing.livekit_server.server_audio import ServerAudioTrack
 from flowkit.testing.livekit_server.sip import DialPlan, SimulatedCall
-from flowkit.testing.livekit_server.sip.hearing import HEARD_RATE
+from flowkit.testing.livekit_server.sip.hearing import HEARD_RATE, mono_pcm
 from flowkit.testing.livekit_server.sip.phones import SentTrack
 
 KEY = "devkey"
@@ -137,6 +138,20 @@ async def test_the_track_plays_in_real_time_then_silence() -> None:
     assert elapsed == pytest.approx(0.18)  # ten 20 ms frames, the first at once (virtual time)
     loud = [int(np.abs(frame.to_ndarray()).max()) for frame in frames]
     assert min(loud[:4]) > 5000 and max(loud[6:]) == 0  # 0.1 s of tone, then silence
+
+
+def test_a_heard_frame_becomes_48khz_mono_and_a_float_frame_is_refused() -> None:
+    stereo = AudioFrame.from_ndarray(
+        np.array([[1000, 3000] * 480], dtype=np.int16), format="s16", layout="stereo")
+    stereo.sample_rate = HEARD_RATE
+    assert mono_pcm(stereo).tolist() == [2000] * 480  # the channels averaged
+    slow = AudioFrame.from_ndarray(tone(0.02).reshape(1, -1), format="s16", layout="mono")
+    slow.sample_rate = PHONE_RATE
+    assert mono_pcm(slow).size == 960  # 20 ms at 48 kHz
+    floats = AudioFrame.from_ndarray(np.zeros((1, 960), dtype=np.float32), format="flt",
+                                     layout="mono")
+    with pytest.raises(ValueError, match=r"packed s16.*got flt"):
+        mono_pcm(floats)
 
 
 def _heard_seconds(sent: SentTrack) -> float:
