@@ -29,7 +29,12 @@ async def test_server_restart_reconnects_and_keeps_running_jobs() -> None:
             await worker.wait_registered(timeout=10)
             assert worker.id != first_id
             assert worker.id in server.dispatcher.workers
-            assert runner.metrics().node("ticker").messages_out > ticks
+            # The job kept running: its ticker (a tick every 20 ms) goes on. Waited for, not
+            # read at once: the reconnection can take less than one tick.
+            deadline = asyncio.get_running_loop().time() + 5
+            while runner.metrics().node("ticker").messages_out <= ticks:
+                assert asyncio.get_running_loop().time() < deadline, "the job stopped ticking"
+                await asyncio.sleep(0.01)
             assert job.id in worker.jobs
 
             after = await server.dispatcher.dispatch("after")  # takes the next job
