@@ -96,17 +96,12 @@ def _espeak_cli(path: Path) -> tuple[np.ndarray, int]:
 
 
 def _espeak_library() -> tuple[np.ndarray, int]:
-    from flowkit_local import EspeakTTSOptions, EspeakTTSProvider
+    from flowkit_local.espeak import EspeakTTSOptions, EspeakTTSProvider
 
-    # The CLI's default voice is "en"; 120 words per minute as with -s 120.
+    # The CLI's default voice is "en"; 120 words per minute as with -s 120. Synchronous:
+    # this runs inside the benchmark's event loop, before the sessions start.
     provider = EspeakTTSProvider(EspeakTTSOptions(voice="en", rate=120))
-
-    async def collect() -> list[np.ndarray]:
-        return [
-            np.frombuffer(f.data, np.int16).copy() async for f in provider.synthesize(SENTENCE)
-        ]
-
-    return np.concatenate(asyncio.run(collect())), provider.sample_rate
+    return provider.synthesize_sync(SENTENCE), provider.sample_rate
 
 
 def speech_loop() -> tuple[list[rtc.AudioFrame], int, str, float]:
