@@ -217,9 +217,12 @@ class ToolResult(Message):
 class ToolSpeech(Message):
     """What a running tool says to the user (``await ctx.say(...)``), on its call's turn.
 
-    A :class:`~flowkit.nodes.tools.ToolRouter` sends it from its ``speech`` output; the
-    :class:`~flowkit.nodes.llm.LLM` node speaks it as part of the reply that made the call,
-    while that reply waits for the call's result, and drops it otherwise.
+    A :class:`~flowkit.nodes.tools.ToolRouter` sends it from its ``speech`` output to the
+    ``tool_speech`` input of the node that made the call, which speaks it as part of the reply
+    that made the call, while that reply waits for the call's result, and drops it otherwise:
+    the :class:`~flowkit.nodes.llm.LLM` node, or flowkit-openai's ``RealtimeModel`` when a TTS
+    node speaks its text (``output_modality="text"``; one that speaks itself cannot say a
+    given text, so it drops every one, with a warning).
 
     Attributes:
         call_id: The id of the call whose tool speaks.

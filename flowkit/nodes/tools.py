@@ -9,7 +9,8 @@ and the result carries the agent to the LLM, which switches its instructions.
 Calls to the tools of its ``mcp_servers`` go to those servers (the same server objects as
 the LLM node's: they share one connection per job); their tools stay across handoffs.
 
-With ``speech`` linked to the LLM node's ``tool_speech``, a tool can speak while it runs
+With ``speech`` linked to the LLM node's ``tool_speech`` (or a RealtimeModel's, whose text a
+TTS node speaks), a tool can speak while it runs
 (``await ctx.say("One moment while I look that up.")``): the words are spoken in the reply
 that made the call, before its result is back. Unlinked, ``ctx.say`` raises and says what
 to link.
@@ -42,7 +43,8 @@ class ToolRouter(Node):
         default=True, doc="results, to the LLM's tool_results (a feedback loop)"
     )
     speech: Out[ToolSpeech] = Out(
-        doc="what tools say while they run (ctx.say), to the LLM's tool_speech"
+        doc="what tools say while they run (ctx.say), to the LLM's (or realtime model's) "
+        "tool_speech"
     )
 
     class Params(NodeParams):

@@ -11,10 +11,10 @@ type the userdata); that parameter is filled by flowkit and never shown to the L
 
 The node that runs tools builds one context per call. A ``session`` (anything with an async
 ``say(text)``) lets a tool speak: the built-in :class:`~flowkit.nodes.tools.ToolRouter`
-passes one when its ``speech`` output is linked to the LLM node's ``tool_speech``, and the
-words are spoken in the reply that made the call while the tool goes on. An unlinked router
-passes none, nor do tools run by hand or in tests, so :meth:`RunContext.say` raises a clear
-error there. The router passes the ``job`` the graph runs for, so a tool can act on the
+passes one when its ``speech`` output is linked to the LLM node's ``tool_speech`` (or a
+realtime model's, whose text a TTS node speaks), and the words are spoken in the reply that
+made the call while the tool goes on. An unlinked router passes none, nor do tools run by
+hand or in tests, so :meth:`RunContext.say` raises a clear error there. The router passes the ``job`` the graph runs for, so a tool can act on the
 call itself through the job's room I/O (:data:`flowkit.tools.dtmf.send_dtmf` presses keys
 on the phone line); a tool run outside a job gets ``job=None``.
 """
@@ -99,7 +99,8 @@ class RunContext(Generic[UserdataT]):
 
         Raises:
             RuntimeError: When the context has no session: a ToolRouter whose ``speech``
-                output is not linked (link it to the LLM node's ``tool_speech``), or a tool
+                output is not linked (link it to the LLM node's ``tool_speech``, or the
+                realtime model's), or a tool
                 run outside an agent (pass ``session=`` when building the context).
             ValueError: ``text`` is blank (from the ToolRouter's session).
         """
@@ -107,7 +108,8 @@ class RunContext(Generic[UserdataT]):
             raise RuntimeError(
                 f"tool {self.call.name!r} called ctx.say() but its RunContext has no session; "
                 "in a graph, link the ToolRouter's speech output to the LLM node's tool_speech "
-                "input (router.speech >> llm.tool_speech); outside one, build the context with "
+                "input (router.speech >> llm.tool_speech, or model.tool_speech for a "
+                "RealtimeModel); outside one, build the context with "
                 "session=..."
             )
         await self.session.say(text)

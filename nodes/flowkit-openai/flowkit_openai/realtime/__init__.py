@@ -10,6 +10,8 @@
 * :mod:`~flowkit_openai.realtime.voiced_text`: a text reply out as ``TextChunk`` s for a TTS
   node, and the refusal of that link on a model that speaks itself.
 * :mod:`~flowkit_openai.realtime.say`: ``ReplyRequest(say=...)``, spoken by that TTS node.
+* :mod:`~flowkit_openai.realtime.tool_speech`: what a tool says while it runs (``ctx.say``),
+  spoken by that TTS node in the reply waiting for the tool.
 * :mod:`~flowkit_openai.realtime.held_input`: the user's input held while a reply that may
   not be cut plays.
 * :mod:`~flowkit_openai.realtime.effects`: what the state machine asks of the node.

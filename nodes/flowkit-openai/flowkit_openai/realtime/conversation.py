@@ -3,8 +3,9 @@
 A :class:`Reply` is what the listener hears as one answer: the responses the model made for
 one turn, tool rounds included (a call, its result, the response that uses it), so it keeps
 one ``turn_id`` from the first audio to the end marker. Its :class:`SpokenItem` s are the
-assistant message items whose audio the model streamed; they tell, for a played duration,
-which items to truncate at which millisecond and which words were heard. In a text-only
+assistant message items whose audio the model streamed (or that the node said for it: a
+``say``, a tool's words); they tell, for a played duration, which items to truncate at which
+millisecond and which words were heard. In a text-only
 session the items hold the model's text and no audio; when a TTS node speaks that text, the
 sink's report of the words heard (:attr:`Reply.played_text`) says which items to rewrite
 (:meth:`Reply.text_cuts`).

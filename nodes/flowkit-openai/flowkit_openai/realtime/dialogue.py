@@ -35,7 +35,9 @@ The mapping, event by event:
 A ``ReplyRequest`` asks for a response (``instructions``, ``user_text``), or, with ``say``,
 has the TTS node speak a text as written (:mod:`.say`; voiced sessions only). While a reply
 said with ``allow_interruptions=False`` plays, the user's audio, commits and requests wait
-(:mod:`.held_input`).
+(:mod:`.held_input`). A ``ToolSpeech`` (a tool's ``ctx.say``) is spoken by the TTS node in
+the reply waiting for that tool, after the response that called it (:mod:`.tool_speech`;
+voiced sessions only).
 
 What the listener heard (barge-ins, playout reports, truncation, the agent's transcript) is
 :mod:`.listening`'s; tool rounds are :mod:`.tool_rounds`'; the agent's state, derived again
@@ -61,6 +63,7 @@ from flowkit.messages import (
     Playout,
     ReplyRequest,
     ToolResult,
+    ToolSpeech,
     Transcript,
     new_turn_id,
 )
@@ -74,6 +77,7 @@ from flowkit_openai.realtime.say import SaidReplies
 from flowkit_openai.realtime.server_errors import describe_error, describe_failed_response
 from flowkit_openai.realtime.states import ConversationStates
 from flowkit_openai.realtime.tool_rounds import ToolRounds
+from flowkit_openai.realtime.tool_speech import ToolSpeaker
 from flowkit_openai.realtime.voiced_text import VoicedText
 
 __all__ = ["TURN_KEY", "Dialogue"]
@@ -119,6 +123,7 @@ class Dialogue:
         history: The conversation's text, for a new connection.
         listening: The listener's side of the replies.
         tools: The replies' tool rounds.
+        tool_speech: What tools say, spoken in the replies waiting for them.
         states: The agent's and the user's states.
         held: The user's input held while a reply that may not be cut plays.
         session_confirmed: The server sent ``session.updated`` on this connection.
@@ -174,6 +179,8 @@ class Dialogue:
             self.voicing, listening=self.listening, history=self.history, send=self.send,
             logger=logger, supersede=self._supersede, end_reply=self.end_reply,
         )
+        self.tool_speech = ToolSpeaker(self.voicing, tools=self.tools, said=self.said,
+                                       logger=logger)
         # (Looked up when audio comes: an Effects without audio serves a dialogue fed none.)
         self.held = HeldInput(blocked=self.said.protecting,
                               send_audio=lambda pcm: self.effects.send_audio(pcm), logger=logger)
@@ -399,6 +406,8 @@ class Dialogue:
                     self._play(reply, item, item.framer.flush())
             called = reply.round is not None and bool(reply.round.calls)
             if called and status == "completed" and not reply.cut:
+                # What the tools said meanwhile goes before the round can go on.
+                self.tool_speech.response_ended(reply)
                 self.tools.response_ended(reply)
             else:
                 self.end_reply(reply)
@@ -410,6 +419,11 @@ class Dialogue:
     def on_tool_result(self, result: ToolResult) -> None:
         """A tool's result (see :mod:`.tool_rounds`)."""
         self.tools.result(result)
+        self.states.refresh()
+
+    def on_tool_speech(self, speech: ToolSpeech) -> None:
+        """What a tool says while it runs (see :mod:`.tool_speech`)."""
+        self.tool_speech.take(speech)
         self.states.refresh()
 
     def on_playout(self, report: Playout) -> None:
@@ -509,6 +523,7 @@ class Dialogue:
         if not reply.generating:
             return
         reply.generating = False
+        self.tool_speech.reply_ended(reply)
         if reply.round is not None and reply.round.timer is not None:
             reply.round.timer.cancel()
         reply.round = None

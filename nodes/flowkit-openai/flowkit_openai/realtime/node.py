@@ -25,11 +25,17 @@ node with a voice of the user's choice to speak it (:mod:`flowkit_openai.realtim
     model.text >> tts >> speaker                         # the model writes, the TTS speaks
     model.interrupts >> [tts.interrupt, speaker.interrupt]
     speaker >> model.playout                             # the model keeps what was heard
+    model.tool_calls >> router >> model.tool_results
+    router.speech >> model.tool_speech                   # tools speak while they run
 
 Such a graph can also speak a given text: ``ReplyRequest(say=...)`` on ``requests`` goes to
 the TTS node as a reply of its own, in place of what was under way, and joins the model's
-conversation as heard (:mod:`flowkit_openai.realtime.say`). A model that speaks itself has no
-voice for a given text: it logs the request with that remedy and ignores it.
+conversation as heard (:mod:`flowkit_openai.realtime.say`); what a tool says while it runs
+(``await ctx.say(...)``, on ``tool_speech`` from the router) is spoken in the reply waiting
+for that tool, as the LLM node speaks it, and joins the conversation too
+(:mod:`flowkit_openai.realtime.tool_speech`). A model that speaks itself has no voice for a
+given text: it logs a say, or the first words a tool says in a run, with that remedy and
+drops them.
 
 The user is ``away`` after ``user_away_timeout`` seconds in which both the user and the
 agent listened (:mod:`flowkit_openai.realtime.states`).
@@ -70,6 +76,7 @@ from flowkit.messages import (
     TextChunk,
     ToolCall,
     ToolResult,
+    ToolSpeech,
     Transcript,
     UserState,
 )
@@ -108,13 +115,26 @@ DEFAULT_TURN_DETECTION = ServerVAD()
 
 
 class RealtimeModel(Node):
-    """A speech-to-speech model on the OpenAI Realtime API (see the module)."""
+    """A speech-to-speech model on the OpenAI Realtime API (see the module).
+
+    A ToolRouter serves its ``tool_calls`` and answers on ``tool_results``; linked to
+    ``tool_speech`` too (``router.speech >> model.tool_speech``), the router lets tools speak
+    while they run (``await ctx.say(...)``). With ``output_modality="text"`` and a TTS node on
+    ``text``, those words are spoken in the reply waiting for the tool and join the model's
+    conversation (:mod:`flowkit_openai.realtime.tool_speech`); a model that speaks itself
+    cannot say a given text, so it drops them, with one warning per run naming the remedy.
+    """
 
     audio: In[rtc.AudioFrame] = In(
         default=True, format=AudioFormat(SAMPLE_RATE, 1), doc="the user's audio, 24 kHz mono"
     )
     tool_results: In[ToolResult] = In(
         feedback=True, required=False, doc="results of the tool calls (from a ToolRouter)"
+    )
+    tool_speech: In[ToolSpeech] = In(
+        feedback=True, required=False,
+        doc="what running tools say (ctx.say), spoken in their reply by the TTS node on "
+        "text (from a ToolRouter; output_modality='text' only, else dropped with a warning)",
     )
     playout: In[Playout] = In(
         feedback=True, required=False, doc="what the sink played (truncation to what was heard)"
@@ -245,7 +265,10 @@ class RealtimeModel(Node):
                 ``agent_transcripts``, or, with ``text`` linked, goes to a TTS node that
                 speaks it: the reply is then followed through the sink's reports (agent
                 state, transcript of what was heard) and cut on a barge-in as speech is,
-                and ``ReplyRequest(say=...)`` has the TTS node speak a given text.
+                ``ReplyRequest(say=...)`` has the TTS node speak a given text, and so
+                does a tool's ``ctx.say`` (``router.speech >> model.tool_speech``), in the
+                reply waiting for that tool. A model that speaks itself drops what tools
+                say, with a warning.
             base_url: The API root (``.../v1``); ``None`` for OpenAI (or ``OPENAI_BASE_URL``).
             api_key: The key; ``None`` reads ``OPENAI_API_KEY``. Kept out of the graph's spec.
             timeout: Seconds the WebSocket handshake may take.
@@ -312,6 +335,7 @@ class RealtimeModel(Node):
         interrupt: AsyncIterator[Interrupt],
         requests: AsyncIterator[ReplyRequest],
         commit: AsyncIterator[Any],
+        tool_speech: AsyncIterator[ToolSpeech],
     ) -> None:
         """Converse until the user's audio ends; then finish the reply and close the loops."""
         p = self.settings
@@ -341,6 +365,8 @@ class RealtimeModel(Node):
         loops = [
             self.ctx.create_task(self._read_results(tool_results, dialogue), name="results"),
             self.ctx.create_task(self._read_playout(playout, dialogue), name="playout"),
+            self.ctx.create_task(self._read_tool_speech(tool_speech, dialogue),
+                                 name="tool_speech"),
         ]
         chunker = AudioChunker(p.append_ms)
         warned = False
@@ -370,7 +396,8 @@ class RealtimeModel(Node):
         with contextlib.suppress(asyncio.CancelledError):
             await connection
         dialogue.close()
-        # (The TTS node's audio on ``text`` comes back as playout, a loop too.)
+        # (The TTS node's audio on ``text`` comes back as playout, and the router's ends
+        # its speech with its results: loops too.)
         loop_outputs: tuple[Out[Any], ...] = (self.speech, self.tool_calls, self.text)
         for port in loop_outputs:
             port.close()  # this node owns the loops: ending them lets them complete
@@ -492,6 +519,13 @@ class RealtimeModel(Node):
     async def _read_results(results: AsyncIterator[ToolResult], dialogue: Dialogue) -> None:
         async for result in results:
             dialogue.on_tool_result(result)
+
+    @staticmethod
+    async def _read_tool_speech(
+        speech: AsyncIterator[ToolSpeech], dialogue: Dialogue
+    ) -> None:
+        async for said in speech:
+            dialogue.on_tool_speech(said)
 
     @staticmethod
     async def _read_playout(reports: AsyncIterator[Playout], dialogue: Dialogue) -> None:

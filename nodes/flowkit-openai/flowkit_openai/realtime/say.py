@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowkit.messages import ReplyRequest, new_turn_id
-from flowkit_openai.realtime.conversation import History, Reply
+from flowkit_openai.realtime.conversation import History, Reply, SpokenItem
 from flowkit_openai.realtime.listening import Listening
 from flowkit_openai.realtime.voiced_text import VoicedText
 
@@ -101,11 +101,16 @@ class SaidReplies:
             for reply in self.listening.replies.values()
         )
 
-    def _say(self, voicing: VoicedText, turn_id: int, text: str, allow: bool) -> Reply:
-        """Send ``text`` to the TTS node as the reply ``turn_id``, and into the conversation."""
-        reply = self.listening.replies[turn_id] = Reply(turn_id, allow_interruptions=allow)
-        self.listening.entries[turn_id] = self.history.add("assistant")
-        # The node names the item, so that a cut can rewrite it as it rewrites the model's.
+    def add_item(self, reply: Reply, text: str) -> SpokenItem:
+        """Add ``text`` to ``reply`` as an item of its own, and to the server's conversation.
+
+        An assistant message (``conversation.item.create``, ``output_text`` content, last in
+        the conversation) whose id the node gives (``fk_said_<n>``), so that a cut can
+        rewrite it as it rewrites the model's items. Its text is the item's whole
+        transcript: it counts in the words heard, the agent's transcript and the history
+        entry of ``reply``. A said reply's only item, or what a tool said in its reply
+        (:mod:`.tool_speech`).
+        """
         item = reply.item(f"fk_said_{next(self._ids)}")
         item.transcript, item.transcript_done = [text], True
         self._send({
@@ -113,5 +118,12 @@ class SaidReplies:
             "item": {"id": item.item_id, "type": "message", "role": "assistant",
                      "content": [{"type": "output_text", "text": text}]},
         })
+        return item
+
+    def _say(self, voicing: VoicedText, turn_id: int, text: str, allow: bool) -> Reply:
+        """Send ``text`` to the TTS node as the reply ``turn_id``, and into the conversation."""
+        reply = self.listening.replies[turn_id] = Reply(turn_id, allow_interruptions=allow)
+        self.listening.entries[turn_id] = self.history.add("assistant")
+        item = self.add_item(reply, text)
         voicing.push(reply, item, text, done=False)
         return reply

@@ -85,6 +85,20 @@ class ToolRounds:
             reply.round.results[result.call_id] = result
             self._go_on(reply)
 
+    def awaiting(self, call_id: str) -> Reply | None:
+        """The reply whose tool round waits for the result of ``call_id``, if one does.
+
+        ``None`` for a call that was answered (the timeout's error result included), that
+        the connection's end forgot, that no response made, or whose reply ended without
+        its round (cut once the calling response was done). A reply cut while that
+        response still streams keeps its round until the response ends: the caller checks
+        :attr:`Reply.cut`.
+        """
+        reply = self._by_call.get(call_id)  # (a result takes its call out of it)
+        if reply is None or reply.round is None or call_id not in reply.round.calls:
+            return None
+        return reply
+
     def forget(self) -> None:
         """The connection ended: no result can reach the model any more."""
         self._by_call.clear()

@@ -19,7 +19,10 @@ cascaded pipeline:
 
 A reply said from code (``ReplyRequest(say=...)``, :mod:`.say`) goes out the same way, as the
 LLM node sends a say: its whole text in one chunk, then the final one, each with the
-request's ``allow_interruptions``.
+request's ``allow_interruptions``. What a tool says while the reply waits for it
+(:mod:`.tool_speech`) goes out in that reply as the LLM node sends it: one chunk with the
+whole text and a space, flushed (``TextChunk(flush=True)``), so the TTS node speaks it at
+once.
 
 The node takes whatever is linked to ``text`` to speak it (it then waits for the sink's
 reports on those replies), so the output is for a TTS node, text filters in between
@@ -75,6 +78,21 @@ class VoicedText:
         item.tts_text += text
         reply.voiced = True
         self._send(TextChunk(turn_id=reply.turn_id, text=text,
+                             allow_interruptions=reply.allow_interruptions))
+
+    def sentence(self, reply: Reply, item: SpokenItem, text: str) -> None:
+        """Send ``text`` as a sentence of its own in ``reply``: whole, a space, ``flush``.
+
+        What a tool says while the reply waits for it (:mod:`.tool_speech`), as the LLM
+        node sends it: flushed, so the TTS node speaks it now, even unfinished ("One
+        moment"), instead of holding it in its sentence splitter until the reply's next
+        words, which come only after the tool's result, and would run into it. Marks the
+        reply voiced.
+        """
+        text = text + " "
+        item.tts_text += text
+        reply.voiced = True
+        self._send(TextChunk(turn_id=reply.turn_id, text=text, flush=True,
                              allow_interruptions=reply.allow_interruptions))
 
     def end(self, reply: Reply) -> None:

@@ -1,0 +1,135 @@
+"""What a tool says while it runs (``await ctx.say(...)``), spoken by the graph's TTS node.
+
+The :class:`~flowkit.nodes.tools.ToolRouter`'s ``speech`` output, linked to the node's
+``tool_speech`` input, brings a :class:`~flowkit.messages.ToolSpeech` for each ``ctx.say``.
+As with the LLM node, the words belong to the reply that made the call, and only while that
+reply waits for the call's result: the call is in a tool round of the reply of the
+message's turn, it has no result yet (nor the timeout's error result), and the reply was not
+cut (by the user, a flush or a ``say``). Anything else (an unknown or answered call, another
+turn, a cut reply, a connection lost meanwhile) is dropped with a debug log naming the tool
+and its words, as the LLM node drops them.
+
+The Realtime API speaks only what its model generates, so only a text session whose ``text``
+output a TTS node speaks (:mod:`.voiced_text`) can say them. There, what a tool says:
+
+* goes to the TTS node in the reply, under its turn and ``allow_interruptions``, as a
+  sentence of its own, flushed so that it is spoken at once (:meth:`.VoicedText.sentence`);
+* joins the server's conversation as an assistant message the node names
+  (:meth:`.SaidReplies.add_item`), last in it when sent. The router gets each call as the
+  call's item is done, before the response that made it ends; words that come meanwhile
+  wait for that end (``response.done``), so that they follow every item of that response,
+  on the server and at the TTS node, rather than cut into its text. They go before the
+  ``response.create`` that continues the reply, and before the call's
+  ``function_call_output`` when the tool speaks before it returns (each result is sent as it
+  comes). So the model reads its text, its call, what the tool said, the output, and goes
+  on after them; a ``function_call_output`` only needs its call to be in the conversation,
+  so a message between the two is accepted (the chat APIs' rule that results follow their
+  call at once, which has the LLM node keep the words on the calling message, is not the
+  Realtime API's);
+* is an item of the reply for the listener (:mod:`.listening`): the sink's reports on the
+  reply cover it (the agent ``speaking`` while it plays), its words count in the words heard,
+  and when the user cuts the reply short in it or before it, its item is rewritten on the
+  server to the words heard (or deleted), as the model's items are. The reply's history
+  entry, which a reconnection replays, is the reply's text with these words in their place
+  (or the words heard of it).
+
+A model that speaks itself (``output_modality="audio"``), or a text one whose ``text`` is not
+linked, has no voice for a given text: the first words a tool says in a run are logged as a
+warning with the remedy, and all are dropped; nothing is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flowkit.messages import ToolSpeech
+from flowkit_openai.realtime.conversation import Reply
+from flowkit_openai.realtime.say import SaidReplies
+from flowkit_openai.realtime.tool_rounds import ToolRounds
+from flowkit_openai.realtime.voiced_text import VoicedText
+
+__all__ = ["ToolSpeaker"]
+
+
+class ToolSpeaker:
+    """Speaks what tools say in the replies waiting for them (see the module).
+
+    Args:
+        voicing: Sends text on for the TTS node; ``None``: there is none (the model speaks
+            itself, or its ``text`` output is not linked), so tools' words are dropped.
+        tools: The replies' tool rounds (which call a reply still waits for).
+        said: Adds an item the node names to a reply and to the server's conversation.
+        logger: The node's logger.
+    """
+
+    def __init__(
+        self,
+        voicing: VoicedText | None,
+        *,
+        tools: ToolRounds,
+        said: SaidReplies,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self.voicing, self.tools, self.said, self.log = voicing, tools, said, logger
+        # Words that came while the response that made their call still streamed, by turn.
+        self._held: dict[int, list[ToolSpeech]] = {}
+        self._warned = False
+
+    def take(self, speech: ToolSpeech) -> None:
+        """Speak ``speech`` in its reply now, after its calling response, or drop it."""
+        if self.voicing is None:
+            self._no_voice(speech)
+            return
+        reply = self.tools.awaiting(speech.call_id)
+        if reply is None:
+            self._drop(speech, "its reply no longer waits for that call: answered, timed out or "
+                               "unknown")
+        elif reply.turn_id != speech.turn_id:
+            self._drop(speech, f"its call is of turn {reply.turn_id}, not {speech.turn_id}")
+        elif reply.cut:
+            self._drop(speech, "its reply was cut")
+        elif not speech.text.strip():
+            self._drop(speech, "it is blank")
+        elif reply.round is not None and not reply.round.response_done:
+            self._held.setdefault(reply.turn_id, []).append(speech)
+        else:
+            self._speak(self.voicing, reply, speech)
+
+    def response_ended(self, reply: Reply) -> None:
+        """The response that made ``reply``'s calls is done: say what waited for that.
+
+        Called before the reply's tool round goes on, so the words come before the next
+        response of the reply.
+        """
+        held = self._held.pop(reply.turn_id, [])
+        if self.voicing is not None:
+            for speech in held:
+                self._speak(self.voicing, reply, speech)
+
+    def reply_ended(self, reply: Reply) -> None:
+        """The model is done with ``reply``: words still waiting for its response are dropped."""
+        for speech in self._held.pop(reply.turn_id, []):
+            self._drop(speech, "its reply ended before the response that made the call did")
+
+    def _speak(self, voicing: VoicedText, reply: Reply, speech: ToolSpeech) -> None:
+        text = speech.text.strip()
+        item = self.said.add_item(reply, text)
+        voicing.sentence(reply, item, text)
+
+    def _drop(self, speech: ToolSpeech, why: str) -> None:
+        self.log.debug("dropped what tool %r said (%s): %r", speech.name, why, speech.text)
+
+    def _no_voice(self, speech: ToolSpeech) -> None:
+        if self._warned:
+            self.log.debug("dropped what tool %r said (no TTS node speaks for this model): %r",
+                           speech.name, speech.text)
+            return
+        self._warned = True
+        self.log.warning(
+            "tool %r said %r (ctx.say), which is dropped, as is whatever tools say later in "
+            "this run: this RealtimeModel has no TTS node to speak a given text, and the "
+            "Realtime API speaks only what its model generates; build it with "
+            "RealtimeModel(output_modality='text') and link its text to a TTS node "
+            "(model.text >> tts >> speaker), or have the tool return those words in its "
+            "result for the model to say", speech.name, speech.text,
+        )

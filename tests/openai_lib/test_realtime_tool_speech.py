@@ -1,0 +1,396 @@
+"""A tool's ``ctx.say`` in a realtime graph: spoken by the TTS node in the reply waiting for it.
+
+``router.speech >> model.tool_speech``, as with the LLM node. In a text session whose text a
+TTS node speaks, the words go out in the reply that called the tool, join the server's
+conversation as an assistant message and are followed like the rest of the reply; a model
+that speaks itself cannot say them and warns once. The graph tests run the node, a TTS node
+with a deterministic fake voice, a ToolRouter and the room sink against the test Realtime
+server through the real openai SDK, in real time; the state machine's tests feed the
+dialogue directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+from fake_server import close_clients  # noqa: F401 (a fixture)
+from flowkit_openai.realtime.dialogue import Dialogue
+from flowkit_openai.testing.realtime_script import ScriptedReply
+from flowkit_openai.testing.realtime_server import RealtimeTestServer
+from openai.resources.realtime.realtime import AsyncRealtimeConnection
+from realtime_helpers import Agent, agent
+from support import speech
+
+import flowkit as fk
+from flowkit.nodes.tools import ToolRouter
+from flowkit.nodes.tts import TTS
+from flowkit.testing.fakes import FakeTTS
+
+QUESTION = "What is the weather in Paris?"
+BEFORE = "Let me check the weather for you."
+# No full stop: only the flush has the TTS node speak it before the reply's next words.
+SAID = "One moment while I look that up"
+AFTER = "It is sunny in Paris today."
+# Two sentences; the first lasts 2.2 s at 0.03 s a character.
+LONG = ("One two three four five six seven eight nine ten eleven twelve thirteen. "
+        "Fourteen fifteen sixteen.")
+AGAIN = "Yes, go on."
+ARGUMENTS = json.dumps({"city": "Paris"})
+
+
+def _events(playout: list[fk.Playout]) -> list[tuple[int, fk.PlayoutEvent]]:
+    return [(p.turn_id, p.event) for p in playout]
+
+
+def _speaking_tool(*words: str, then: float) -> fk.FunctionTool:
+    """``get_weather``, which says ``words`` as it starts and answers ``then`` s later."""
+
+    @fk.function_tool
+    async def get_weather(ctx: fk.RunContext, city: str) -> str:
+        """Look up today's weather for a city (slowly).
+
+        Args:
+            city: The city's name.
+        """
+        for said in words:
+            await ctx.say(said)
+        await asyncio.sleep(then)
+        return f"sunny in {city}"
+
+    return get_weather
+
+
+def _with_tool_speech(a: Agent) -> Agent:
+    """``a`` with its router's speech linked to the model, as a user links it."""
+    router = a.graph.nodes["tools"]
+    assert isinstance(router, ToolRouter)
+    router.speech >> a.model.tool_speech
+    return a
+
+
+# -- against the test server ------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_a_tools_words_are_spoken_in_its_reply_and_join_the_conversation() -> None:
+    replies = [ScriptedReply(BEFORE, tool_call=("get_weather", ARGUMENTS)),
+               ScriptedReply("It is {output} today.")]
+    async with RealtimeTestServer(replies, user_transcripts=[QUESTION]) as server:
+        voice = FakeTTS(seconds_per_char=0.02)
+        audio = speech(("silence", 0.3), ("voice", 0.6), ("silence", 3.5))
+        a = _with_tool_speech(agent(server.base_url, audio, output_modality="text",
+                                    tts=TTS(voice), tools=[_speaking_tool(SAID, then=0.6)]))
+        runner = await a.run()
+    assert runner.node_errors == []
+    assert a.texts is not None
+
+    # At the TTS node: one reply, the tool's words as a sentence of their own, flushed, after
+    # the text before the call and before the text the reply goes on with.
+    [call] = a.calls.items
+    turn = call.turn_id
+    chunks = a.texts.items
+    assert {c.turn_id for c in chunks} == {turn} and all(c.allow_interruptions for c in chunks)
+    said = chunks.index(fk.TextChunk(turn_id=turn, text=SAID + " ", flush=True))
+    assert "".join(c.text for c in chunks[:said]) == BEFORE + " "
+    assert "".join(c.text for c in chunks[said + 1:]).strip() == AFTER
+    assert [c.final for c in chunks].count(True) == 1 and chunks[-1].final
+    assert voice.texts == [BEFORE, SAID, AFTER]
+    # One reply for the listener, the words included.
+    assert _events(a.playout.items) == [(turn, fk.PlayoutEvent.STARTED),
+                                        (turn, fk.PlayoutEvent.FINISHED)]
+    assert [t.text for t in a.agents.items] == [f"{BEFORE} {SAID} {AFTER}"]
+    # The model's conversation: its call, what the tool said (an item the node named), the
+    # output, then the rest of the reply.
+    creates = server.of_type("conversation.item.create")
+    assert [e["item"]["type"] for e in creates] == ["message", "function_call_output"]
+    item = creates[0]["item"]
+    assert item["id"].startswith("fk_said_") and item["role"] == "assistant"
+    assert item["content"] == [{"type": "output_text", "text": SAID}]
+    conversation = server.conversations[0]
+    assert [(i.type, i.text) for i in conversation.items] == [
+        ("message", QUESTION), ("message", BEFORE),
+        ("function_call", f"get_weather({ARGUMENTS})"), ("message", SAID),
+        ("function_call_output", "sunny in Paris"), ("message", AFTER),
+    ]
+    assert conversation.items[3].id == item["id"]
+    assert server.deletions == []
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_a_reconnection_gives_the_model_back_the_tools_words_in_their_reply() -> None:
+    replies = [ScriptedReply(BEFORE, tool_call=("get_weather", ARGUMENTS)),
+               ScriptedReply("It is {output} today.")]
+    async with RealtimeTestServer(replies, user_transcripts=[QUESTION]) as server:
+        voice = FakeTTS(seconds_per_char=0.02)
+        audio = speech(("silence", 0.3), ("voice", 0.6), ("silence", 5.0))
+        a = _with_tool_speech(agent(server.base_url, audio, output_modality="text",
+                                    tts=TTS(voice), tools=[_speaking_tool(SAID, then=0.4)]))
+
+        async def drop_once_heard() -> None:
+            # The reply is played out at about 3.5 s; the input goes on to 5.9 s.
+            await asyncio.sleep(4.5)
+            await server.drop()
+
+        dropping = asyncio.ensure_future(drop_once_heard())
+        runner = await a.run()
+        await dropping
+    assert runner.node_errors == []
+    assert server.connections == 2
+    # The new session was given the reply as heard: the tool's words in their place.
+    assert server.conversations[1].messages() == [
+        ("user", QUESTION), ("assistant", f"{BEFORE} {SAID} {AFTER}")
+    ]
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_a_user_who_cuts_the_tools_words_short_leaves_the_model_what_was_heard() -> None:
+    replies = [ScriptedReply("", tool_call=("get_weather", ARGUMENTS)), ScriptedReply(AGAIN)]
+    async with RealtimeTestServer(replies, user_transcripts=[QUESTION, "Wait."]) as server:
+        # Synthesis at twice the pace of playback: the sink has more than it played.
+        voice = FakeTTS(seconds_per_char=0.03, frame_gap=0.01)
+        # The question, then "Wait." at 2.2 s, about 0.9 s into the tool's words.
+        audio = speech(("silence", 0.3), ("voice", 0.6), ("silence", 1.3), ("voice", 0.5),
+                       ("silence", 2.0))
+        a = _with_tool_speech(agent(server.base_url, audio, output_modality="text",
+                                    tts=TTS(voice), tools=[_speaking_tool(LONG, then=2.0)]))
+        runner = await a.run()
+    assert runner.node_errors == []
+    assert a.texts is not None
+
+    [call] = a.calls.items
+    first, second = dict.fromkeys(c.turn_id for c in a.texts.items)
+    assert first == call.turn_id
+    # Followed as the rest of a reply: cut by the barge-in, heard as far as the sink says.
+    [flush] = a.interrupts.items
+    assert (flush.turn_id, flush.reason) == (first, "barge_in")
+    [cut] = [p for p in a.playout.items if p.event is fk.PlayoutEvent.INTERRUPTED]
+    heard = cut.played_text
+    assert cut.turn_id == first and LONG.startswith(heard) and 0 < len(heard) < len(LONG)
+    # Its item is made again in its place, after the call, with the words heard.
+    [said, again] = [e for e in server.of_type("conversation.item.create")
+                     if e["item"]["type"] == "message"]
+    [deleted] = server.deletions
+    assert said["item"]["id"] == deleted["item_id"] == again["item"]["id"]
+    conversation = server.conversations[0]
+    [function_call] = [i for i in conversation.items if i.type == "function_call"]
+    assert again["previous_item_id"] == function_call.id
+    assert again["item"]["content"] == [{"type": "output_text", "text": heard}]
+    assert conversation.messages() == [
+        ("user", QUESTION), ("assistant", heard), ("user", "Wait."), ("assistant", AGAIN)
+    ]
+    assert [(t.turn_id, t.text) for t in a.agents.items] == [(first, heard), (second, AGAIN)]
+    # The reply was cut: its tool's result is given to the model, but it does not go on.
+    assert [e["item"]["output"] for e in server.of_type("conversation.item.create")
+            if e["item"]["type"] == "function_call_output"] == ["sunny in Paris"]
+    assert server.of_type("response.create") == []
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_a_model_that_speaks_itself_warns_once_and_sends_nothing_of_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="flowkit.node")
+    replies = [ScriptedReply(BEFORE, 400, tool_call=("get_weather", ARGUMENTS)),
+               ScriptedReply("It is {output} today.", 400)]
+    async with RealtimeTestServer(replies, user_transcripts=[QUESTION]) as server:
+        audio = speech(("silence", 0.3), ("voice", 0.6), ("silence", 2.0))
+        tool = _speaking_tool(SAID, "Almost there.", then=0.3)
+        a = _with_tool_speech(agent(server.base_url, audio, tools=[tool]))  # audio output
+        runner = await a.run()
+    assert runner.node_errors == []
+
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith(f"tool 'get_weather' said {SAID!r} (ctx.say), which is dropped, "
+                              "as is whatever tools say later in this run: this RealtimeModel "
+                              "has no TTS node")
+    assert "RealtimeModel(output_modality='text')" in warning
+    assert "model.text >> tts >> speaker" in warning
+    assert "have the tool return those words in its result" in warning
+    assert any("'Almost there.'" in r.getMessage() for r in caplog.records
+               if r.levelno == logging.DEBUG)
+    # Nothing of it went anywhere; the reply went on as the model made it.
+    assert [e["item"]["type"] for e in server.of_type("conversation.item.create")] == [
+        "function_call_output"
+    ]
+    assert [(i.type, i.text) for i in server.conversations[0].items if i.type == "message"] == [
+        ("message", QUESTION), ("message", BEFORE), ("message", AFTER)
+    ]
+    assert [t.text for t in a.agents.items] == [f"{BEFORE} {AFTER}"]
+
+
+# -- the state machine alone ------------------------------------------------------------------
+
+
+class _Recorder:
+    """The dialogue's effects, recorded in one list: events, audio, chunks, messages."""
+
+    def __init__(self) -> None:
+        self.log: list[Any] = []
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.log.append(event)
+
+    def send_audio(self, pcm: bytes) -> None:
+        self.log.append(("audio", len(pcm)))
+
+    def speak(self, message: Any) -> None:
+        self.log.append(message)
+
+    speak_text = user_transcript = agent_transcript = tool_call = interrupt = speak
+    metrics = agent_state = user_state = handoff = speak
+
+    def sent(self) -> list[Any]:
+        """What left for the server or the TTS node: events by type, and text chunks."""
+        return [m["type"] if isinstance(m, dict) else m for m in self.log
+                if isinstance(m, dict | fk.TextChunk)]
+
+    def call(self) -> fk.ToolCall:
+        [call] = [m for m in self.log if isinstance(m, fk.ToolCall)]
+        return call
+
+
+class _Handle:
+    def cancel(self) -> None:
+        pass
+
+
+class _Timers:
+    """``call_later`` that keeps the callbacks for the test to fire."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[], None]] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> _Handle:
+        self.callbacks.append(callback)
+        return _Handle()
+
+
+def _event(kind: str, **fields: Any) -> Any:
+    """A server event, parsed by the SDK as the node receives it."""
+    return AsyncRealtimeConnection.parse_event(
+        cast(Any, None), json.dumps({"type": kind, "event_id": "e", **fields})
+    )
+
+
+def _dialogue(recorder: _Recorder, timers: _Timers | None = None, *,
+              voiced: bool = True) -> Dialogue:
+    return Dialogue(recorder, url="ws://example/v1/realtime?model=m", clock=lambda: 0.0,
+                    call_later=timers or (lambda delay, callback: None), voiced=voiced,
+                    logger=logging.getLogger("flowkit.node.test"))
+
+
+def _calling_response(dialogue: Dialogue, *, done: bool = True) -> None:
+    """The server's VAD answers with a response that calls get_weather (call ``c1``)."""
+    dialogue.on_event(_event("response.created", response={"id": "r1"}))
+    dialogue.on_event(_event(
+        "response.output_item.done", response_id="r1", output_index=0,
+        item={"id": "i1", "type": "function_call", "call_id": "c1", "name": "get_weather",
+              "arguments": ARGUMENTS},
+    ))
+    if done:
+        dialogue.on_event(_event("response.done", response={"id": "r1", "status": "completed"}))
+
+
+def _said(call: fk.ToolCall, text: str = SAID, **changes: Any) -> fk.ToolSpeech:
+    fields: dict[str, Any] = {"turn_id": call.turn_id, "call_id": call.call_id,
+                              "name": call.name, "text": text, **changes}
+    return fk.ToolSpeech(**fields)
+
+
+def test_words_that_come_while_the_calling_response_streams_wait_for_its_end() -> None:
+    recorder = _Recorder()
+    dialogue = _dialogue(recorder)
+    _calling_response(dialogue, done=False)
+    call = recorder.call()
+    dialogue.on_tool_speech(_said(call))
+    # An instant tool: its result comes before the response's end, and goes out at once.
+    dialogue.on_tool_result(fk.ToolResult(turn_id=call.turn_id, call_id="c1",
+                                          name="get_weather", output="sunny in Paris"))
+    assert recorder.sent() == ["conversation.item.create"]  # the function_call_output
+    dialogue.on_event(_event("response.done", response={"id": "r1", "status": "completed"}))
+    # Then the words (on the server and for the TTS node), and only then the next response.
+    chunk = fk.TextChunk(turn_id=call.turn_id, text=SAID + " ", flush=True)
+    assert recorder.sent() == ["conversation.item.create", "conversation.item.create", chunk,
+                               "response.create"]
+    said = [m for m in recorder.log if isinstance(m, dict)][1]
+    assert said["item"]["id"].startswith("fk_said_")
+    assert said["item"]["content"] == [{"type": "output_text", "text": SAID}]
+
+
+Case = Callable[[Dialogue, fk.ToolCall, _Timers], fk.ToolSpeech]
+
+
+def _answered(dialogue: Dialogue, call: fk.ToolCall, timers: _Timers) -> fk.ToolSpeech:
+    dialogue.on_tool_result(fk.ToolResult(turn_id=call.turn_id, call_id="c1",
+                                          name="get_weather", output="sunny in Paris"))
+    return _said(call)
+
+
+def _timed_out(dialogue: Dialogue, call: fk.ToolCall, timers: _Timers) -> fk.ToolSpeech:
+    [timeout] = timers.callbacks
+    timeout()
+    return _said(call)
+
+
+def _unknown_call(dialogue: Dialogue, call: fk.ToolCall, timers: _Timers) -> fk.ToolSpeech:
+    return _said(call, call_id="c9")
+
+
+def _other_turn(dialogue: Dialogue, call: fk.ToolCall, timers: _Timers) -> fk.ToolSpeech:
+    return _said(call, turn_id=call.turn_id + 1)
+
+
+def _cut(dialogue: Dialogue, call: fk.ToolCall, timers: _Timers) -> fk.ToolSpeech:
+    dialogue.on_flush(fk.Interrupt(turn_id=call.turn_id, action=fk.InterruptAction.FLUSH))
+    return _said(call)
+
+
+CASES: dict[str, tuple[bool, Case]] = {
+    # name: (the calling response is done first, what happens before the words come)
+    "answered": (True, _answered),
+    "timed out": (True, _timed_out),
+    "unknown call": (True, _unknown_call),
+    "other turn": (True, _other_turn),
+    "cut while waiting for the tool": (True, _cut),
+    "cut while the calling response streams": (False, _cut),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_words_for_a_reply_that_moved_on_are_dropped_with_a_debug_log(
+    caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="flowkit.node")
+    recorder, timers = _Recorder(), _Timers()
+    dialogue = _dialogue(recorder, timers)
+    done, before = CASES[case]
+    _calling_response(dialogue, done=done)
+    words = before(dialogue, recorder.call(), timers)
+    sent = recorder.sent()
+    dialogue.on_tool_speech(words)
+    # Dropped at once (not held for the end of a response), with nothing sent: no item, no
+    # text for the TTS node.
+    assert recorder.sent() == sent
+    [dropped] = [r.getMessage() for r in caplog.records if "dropped what tool" in r.getMessage()]
+    assert dropped.startswith("dropped what tool 'get_weather' said (")
+    assert dropped.endswith(f"): {SAID!r}")
+
+
+def test_words_held_for_a_response_that_is_then_cancelled_are_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="flowkit.node")
+    recorder = _Recorder()
+    dialogue = _dialogue(recorder)
+    _calling_response(dialogue, done=False)
+    dialogue.on_tool_speech(_said(recorder.call()))
+    # The response ends without going on (the server cancelled it): no tool round follows.
+    dialogue.on_event(_event("response.done", response={"id": "r1", "status": "cancelled"}))
+    assert recorder.sent() == []
+    [dropped] = [r.getMessage() for r in caplog.records if "dropped what tool" in r.getMessage()]
+    assert "its reply ended before the response that made the call did" in dropped
