@@ -14,9 +14,10 @@ The node that runs tools builds one context per call. A ``session`` (anything wi
 passes one when its ``speech`` output is linked to the LLM node's ``tool_speech`` (or a
 realtime model's, whose text a TTS node speaks), and the words are spoken in the reply that
 made the call while the tool goes on. An unlinked router passes none, nor do tools run by
-hand or in tests, so :meth:`RunContext.say` raises a clear error there. The router passes the ``job`` the graph runs for, so a tool can act on the
-call itself through the job's room I/O (:data:`flowkit.tools.dtmf.send_dtmf` presses keys
-on the phone line); a tool run outside a job gets ``job=None``.
+hand or in tests, so :meth:`RunContext.say` raises a clear error there. The router passes
+the ``job`` the graph runs for, so a tool can act on the call itself through the job's room
+I/O (:data:`flowkit.tools.dtmf.send_dtmf` presses keys on the phone line); a tool run
+outside a job gets ``job=None``.
 """
 
 from __future__ import annotations
