@@ -36,6 +36,9 @@ async def _job_in(
     The job is not joined to the room: the calls under test need only its API client.
     """
     server = TestLiveKitServer("127.0.0.1", api_key=KEY, api_secret=SECRET)
+    # The outbound trunk the job dials through (its id as a deployment configures it).
+    server.sip.provisioning.add_outbound_trunk(api.SIPOutboundTrunkInfo(
+        sip_trunk_id="ST_out", address="sip.example.com", numbers=["+15550000000"]))
     async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
         await lkapi.room.create_room(api.CreateRoomRequest(name=room))
         job = fk.JobContext(job_id="AJ_1", room_name=room)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -37,6 +38,8 @@ ROOM = "call-room"
 ALICE = "+15550100"
 CALLER = f"sip_{ALICE}"  # LiveKit's default identity for a dialled number
 TRUNK_NUMBER = "+15550199"
+TRUNK = "ST_test"  # the outbound trunk every server here has (see serving)
+TRUNK_HOST = "sip.example.com"
 Kind = models.ParticipantInfo.Kind
 Reason = models.DisconnectReason
 
@@ -44,11 +47,15 @@ Reason = models.DisconnectReason
 # Helpers -------------------------------------------------------------------------------------
 
 
-def serving(
+@asynccontextmanager
+async def serving(
     host: str = "127.0.0.1",
-) -> AbstractAsyncContextManager[tuple[TestLiveKitServer, api.LiveKitAPI]]:
-    """The test server (its phones empty) and a livekit-api client signed with its keys."""
-    return server_with_api(KEY, SECRET, host)
+) -> AsyncIterator[tuple[TestLiveKitServer, api.LiveKitAPI]]:
+    """The test server (its phones empty, the outbound trunk TRUNK stored) and a client."""
+    async with server_with_api(KEY, SECRET, host) as (server, lkapi):
+        server.sip.provisioning.add_outbound_trunk(api.SIPOutboundTrunkInfo(
+            sip_trunk_id=TRUNK, address=TRUNK_HOST, numbers=[TRUNK_NUMBER]))
+        yield server, lkapi
 
 
 def join(room: Room, identity: str, kind: int = Kind.STANDARD, **fields: Any) -> RecordingLink:
@@ -59,7 +66,7 @@ def join(room: Room, identity: str, kind: int = Kind.STANDARD, **fields: Any) ->
 
 
 def dial(number: str = ALICE, **fields: Any) -> api.CreateSIPParticipantRequest:
-    fields.setdefault("sip_trunk_id", "ST_test")
+    fields.setdefault("sip_trunk_id", TRUNK)
     fields.setdefault("room_name", ROOM)
     return api.CreateSIPParticipantRequest(sip_call_to=number, **fields)
 
@@ -114,6 +121,7 @@ async def test_a_dialled_phone_joins_as_a_sip_participant_and_waiting_returns_wh
             "customer": "gold",
             "sip.callID": info.sip_call_id,
             "sip.callStatus": "active",
+            "sip.hostname": TRUNK_HOST,
             "sip.phoneNumber": ALICE,
             "sip.trunkID": "ST_test",
             "sip.trunkPhoneNumber": TRUNK_NUMBER,
@@ -264,6 +272,7 @@ async def test_request_options_inline_trunk_hidden_number_dtmf_and_max_duration(
         observer = join(server.create_room(ROOM), "agent")
         info = await lkapi.sip.create_sip_participant(dial(
             sip_trunk_id="", trunk=sip_pb.SIPOutboundConfig(hostname="sip.example.com"),
+            sip_number=TRUNK_NUMBER,
             participant_identity="alice", hide_phone_number=True, dtmf="12w3",
             max_call_duration=seconds(0.3), wait_until_answered=True))
         assert info.participant_identity == "alice"
@@ -284,11 +293,11 @@ async def test_an_inline_trunk_shows_its_hostname() -> None:
         server.sip.add_phone(ALICE)
         await lkapi.sip.create_sip_participant(dial(
             sip_trunk_id="", trunk=sip_pb.SIPOutboundConfig(hostname="sip.example.com"),
-            wait_until_answered=True))
+            sip_number=TRUNK_NUMBER, wait_until_answered=True))
         got = await lkapi.room.get_participant(api.RoomParticipantIdentity(room=ROOM,
                                                                            identity=CALLER))
         assert got.attributes["sip.hostname"] == "sip.example.com"
-        assert got.attributes["sip.trunkPhoneNumber"] == server.sip.trunk_number
+        assert got.attributes["sip.trunkPhoneNumber"] == TRUNK_NUMBER
         assert "sip.trunkID" not in got.attributes
 
 

@@ -9,15 +9,21 @@ number of the inbound trunks created through the server API. The Twirp methods o
 ``livekit.SIP`` then behave as LiveKit's do, as far as a program calling them through
 ``livekit-api`` can tell:
 
-- **CreateSIPParticipant** (SIP grant ``call``) creates the room if needed and puts a SIP
-  participant in it at once: a :class:`SimulatedCall`, a participant without WebRTC whose far
-  end is the phone (it speaks when the test says so: :meth:`SimulatedCall.say`). Its
-  attributes are the request's plus those LiveKit's SIP service sets (``sip.callID``,
-  ``sip.trunkID``, ``sip.phoneNumber``, ``sip.trunkPhoneNumber``,
-  ``sip.hostname`` for an inline trunk, and ``sip.callStatus``: ``dialing``, ``ringing``,
-  ``automation`` while ``dtmf`` digits are sent, ``active``, ``hangup``); each change reaches
-  the room's clients. With ``wait_until_answered`` the reply waits for the answer, and a call
-  that fails is a Twirp error (see :func:`twirp_code_of_sip`).
+- **CreateSIPParticipant** (SIP grant ``call``) places the call through the outbound trunk
+  it names: a stored one (``sip_trunk_id``, created with ``CreateSIPOutboundTrunk`` or
+  :meth:`SIPProvisioning.add_outbound_trunk`; an unknown id is refused ``not_found``), an
+  inline ``trunk``, or ``sip_number`` alone (:func:`route_outbound_call`). It creates the
+  room if needed and puts a SIP participant in it at once: a :class:`SimulatedCall`, a
+  participant without WebRTC whose far end is the phone (it speaks when the test says so:
+  :meth:`SimulatedCall.say`). Its attributes are the request's plus those LiveKit's SIP
+  service sets (``sip.callID``, ``sip.trunkID``, ``sip.phoneNumber``, ``sip.hostname``: the
+  trunk's address, ``sip.trunkPhoneNumber``: the From number, those the phone's answer
+  headers give through the trunk's ``headers_to_attributes`` and ``include_headers``, and
+  ``sip.callStatus``: ``dialing``, ``ringing``, ``automation`` while ``dtmf`` digits are
+  sent, ``active``, ``hangup``); each change reaches the room's clients. The phone records
+  the From number, the trunk's address and the INVITE's headers (the trunk's and the
+  request's). With ``wait_until_answered`` the reply waits for the answer, and a call that
+  fails is a Twirp error (see :func:`twirp_code_of_sip`).
 - **TransferSIPParticipant** (SIP ``call`` and ``roomAdmin``) hands a SIP participant's call to
   another phone (a cold transfer): when that phone answers, the participant leaves the room;
   when it does not, the reply is an error and the participant stays.
@@ -44,9 +50,15 @@ What LiveKit does, from its sources (livekit/sip ``pkg/sip``, livekit/protocol `
 does alike:
 
 - The default identity is ``sip_<sip_call_to>``; ``hide_phone_number`` leaves out the
-  number attributes. A request needs ``sip_trunk_id``, an inline ``trunk`` (with a
-  ``hostname``) or a ``sip_number``; ``sip_call_to`` (a number or SIP user, no ``@``); and
-  ``room_name``.
+  number and host attributes. A request needs ``sip_trunk_id``, an inline ``trunk`` (with a
+  ``hostname`` that is a host, not a SIP URI) or a ``sip_number``; ``sip_call_to`` (a number
+  or SIP user, no ``@``); and ``room_name`` (``invalid_argument``). Then ``sip_trunk_id``
+  must name a stored outbound trunk (``not_found``, "requested sip trunk does not exist"),
+  which wins over an inline ``trunk``; the From number is ``sip_number`` as given, or one of
+  the stored trunk's ``numbers`` at random, and without either (an inline trunk and no
+  ``sip_number``) the call is refused ``failed_precondition``, "no numbers on outbound
+  trunk". The INVITE carries the trunk's ``headers`` and the request's (which win); see
+  :mod:`~flowkit.testing.livekit_server.sip.outbound`.
 - A failed dial is a Twirp error carrying the SIP status in ``meta`` (``sip_status_code``,
   ``sip_status``), with the Twirp code LiveKit maps that SIP code to (486 ``resource_exhausted``,
   603 ``permission_denied``, 404 ``not_found``...), so ``livekit-api`` raises
@@ -63,10 +75,14 @@ does alike:
   ``sips:`` or ``tel:`` URI, optionally in ``<>``. A call not yet answered cannot be
   transferred (``failed_precondition``).
 
-Where this double differs: CreateSIPParticipant accepts any ``sip_trunk_id``, not only the
-outbound trunks created (the caller's number is :attr:`SimulatedSIP.trunk_number` unless the
-request sets ``sip_number``); the other trunk and dispatch-rule methods (Get, Update, the
-deprecated ListSIPTrunk) answer ``unimplemented``, and the lists are not paged; deleting an
+Where this double differs: a call placed by ``sip_number`` alone (no trunk) is dialled,
+where the open-source SIP service refuses it for want of an address to send the INVITE to
+(livekit/sip ``pkg/sip/client.go``, "address must be set");
+the trunks' ``transport``, auth, ``destination_country``, ``from_host``, media settings and
+``attributes_to_headers`` are stored but change nothing here, and a 200 OK's headers are only
+the phone's ``answer_headers`` (no ``Via``, ``From``..., no ``sip.callIDFull`` or
+``sip.callTag``); the Get trunk methods and the deprecated ListSIPTrunk answer
+``unimplemented``, and the lists are not paged; deleting an
 unknown trunk is ``not_found`` (the open-source server says nothing); an inbound call joins
 already ``active``, and a PIN rule refuses a call without ``pin=`` (LiveKit would ask the
 caller for it by DTMF); the trunks' ``allowed_addresses`` are ignored; a transfer needs a
@@ -90,6 +106,11 @@ The package, one concept a module:
   machine, participant link and voice (:class:`SimulatedCall`, :class:`DialPlan`,
   :class:`DialError`; its audio track is a
   :class:`~flowkit.testing.livekit_server.server_audio.ServerAudioTrack`);
+- :mod:`~flowkit.testing.livekit_server.sip.outbound`: the outbound trunk and the request
+  merged into how a dialled call goes out (:class:`OutboundRoute`,
+  :func:`route_outbound_call`);
+- :mod:`~flowkit.testing.livekit_server.sip.headers`: the answer's headers as participant
+  attributes (:func:`attributes_from_headers`);
 - :mod:`~flowkit.testing.livekit_server.sip.provisioning`: the trunks and dispatch rules and
   the checks on them (:class:`SIPProvisioning`, :class:`ProvisioningError`), and how numbers
   compare (:func:`normalize_number`);
@@ -113,6 +134,7 @@ from flowkit.testing.livekit_server.sip.codes import (
     SIPResponse,
     twirp_code_of_sip,
 )
+from flowkit.testing.livekit_server.sip.headers import attributes_from_headers
 from flowkit.testing.livekit_server.sip.inbound import (
     InboundCall,
     InboundCallError,
@@ -125,6 +147,7 @@ from flowkit.testing.livekit_server.sip.network import (
     TransferError,
     TransferResult,
 )
+from flowkit.testing.livekit_server.sip.outbound import OutboundRoute, route_outbound_call
 from flowkit.testing.livekit_server.sip.phones import (
     CallEnd,
     PhoneCall,
@@ -152,6 +175,7 @@ __all__ = [
     "InboundCall",
     "InboundCallError",
     "InboundRoute",
+    "OutboundRoute",
     "PhoneCall",
     "ProvisioningError",
     "SIPProvisioning",
@@ -163,8 +187,10 @@ __all__ = [
     "SimulatedSIP",
     "TransferError",
     "TransferResult",
+    "attributes_from_headers",
     "mount",
     "normalize_number",
     "route_inbound_call",
+    "route_outbound_call",
     "twirp_code_of_sip",
 ]

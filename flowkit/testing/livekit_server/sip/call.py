@@ -2,8 +2,10 @@
 
 :class:`SimulatedCall` is the call's state machine (``dialing``, ``ringing``, ``automation``,
 ``active``, ``hangup``) and its participant's link to the room; :class:`DialPlan` is the
-validated CreateSIPParticipant request it plays, :class:`DialError` a call that was not
-answered. A call answered speaks with :meth:`SimulatedCall.say`, on an audio track it
+validated CreateSIPParticipant request it plays (merged with its outbound trunk), and
+:class:`DialError` a call that was not answered. When the phone answers, the headers of its
+answer set the attributes the trunk maps them to (before the call turns ``active``, as in
+LiveKit). A call answered speaks with :meth:`SimulatedCall.say`, on an audio track it
 publishes then (:data:`PHONE_TRACK_NAME`).
 """
 
@@ -13,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -31,6 +33,7 @@ from flowkit.testing.livekit_server.sip.codes import (
     CallStatus,
     SIPResponse,
 )
+from flowkit.testing.livekit_server.sip.headers import attributes_from_headers
 from flowkit.testing.livekit_server.sip.hearing import PhoneEar
 from flowkit.testing.livekit_server.sip.phones import (
     CallEnd,
@@ -103,7 +106,11 @@ class DialPlan:
         max_call_duration: Seconds the call may last from dialling, None for no limit.
         dtmf: Digits to send once answered.
         play_dialtone: Whether the request asked for a dial tone in the room.
-        headers: The SIP headers the request adds.
+        headers: The SIP headers the INVITE adds (the trunk's and the request's).
+        host: The SIP provider's address the call goes out through ("" for none).
+        headers_to_attributes: Which headers of the phone's answer fill which attributes.
+        include_headers: Which headers of the answer go to ``sip.h.*`` attributes (a
+            ``SIPHeaderOptions`` value).
     """
 
     address: str
@@ -118,6 +125,9 @@ class DialPlan:
     dtmf: str
     play_dialtone: bool
     headers: dict[str, str]
+    host: str = ""
+    headers_to_attributes: dict[str, str] = field(default_factory=dict)
+    include_headers: int = 0
 
 
 class SimulatedCall:
@@ -182,7 +192,7 @@ class SimulatedCall:
         """The phone's record of this call."""
         return PhoneCall(
             call_id=dial.call_id, room=self.room.name, identity=dial.identity, caller=dial.caller,
-            play_dialtone=dial.play_dialtone, headers=dict(dial.headers),
+            host=dial.host, play_dialtone=dial.play_dialtone, headers=dict(dial.headers),
         )
 
     @property
@@ -333,8 +343,16 @@ class SimulatedCall:
         )
 
     def _answered(self) -> None:
-        assert self.record is not None  # only a registered phone answers
+        assert self.record is not None and self.phone is not None  # only a phone answers
         self.record.answered_at = time.time()
+        # LiveKit sets the attributes the answer's headers give before the call turns
+        # active (livekit/sip pkg/sip/outbound.go), so a client sees them by then.
+        extra = attributes_from_headers(
+            self.phone.answer_headers, self._dial.headers_to_attributes,
+            self._dial.include_headers,
+        )
+        if extra:
+            self.room.update_participant(self.participant, attributes=extra)
         if self._dial.dtmf:
             self._set_status(CallStatus.AUTOMATION)
             self.record.dtmf = self._dial.dtmf

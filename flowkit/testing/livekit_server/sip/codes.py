@@ -14,6 +14,7 @@ from enum import StrEnum
 __all__ = [
     "ATTR_CALL_ID",
     "ATTR_CALL_STATUS",
+    "ATTR_HEADER_PREFIX",
     "ATTR_HOSTNAME",
     "ATTR_PHONE_NUMBER",
     "ATTR_RULE_ID",
@@ -36,6 +37,7 @@ ATTR_TRUNK_ID = "sip.trunkID"
 ATTR_TRUNK_NUMBER = "sip.trunkPhoneNumber"
 ATTR_HOSTNAME = "sip.hostname"
 ATTR_RULE_ID = "sip.ruleID"  # the dispatch rule an inbound call matched
+ATTR_HEADER_PREFIX = "sip.h."  # + a header's lower-case name, for include_headers
 
 
 class CallStatus(StrEnum):

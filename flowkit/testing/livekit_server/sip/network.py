@@ -80,19 +80,11 @@ class SimulatedSIP:
     and make calls come in with :meth:`call_in` once the trunks and dispatch rules are there.
 
     Args:
-        trunk_number: The number calls come from when a request sets no ``sip_number`` (in
-            LiveKit, one of the outbound trunk's numbers).
         ringing_timeout: How long a dialled phone may ring when the request sets no
             ``ringing_timeout``, in seconds.
     """
 
-    def __init__(
-        self,
-        *,
-        trunk_number: str = "+15550000000",
-        ringing_timeout: float = DEFAULT_RINGING_TIMEOUT,
-    ) -> None:
-        self.trunk_number = trunk_number
+    def __init__(self, *, ringing_timeout: float = DEFAULT_RINGING_TIMEOUT) -> None:
         self.ringing_timeout = ringing_timeout
         self.phones: dict[str, SimulatedPhone] = {}
         self.calls: list[SimulatedCall] = []
@@ -115,6 +107,7 @@ class SimulatedSIP:
         never_answers: bool = False,
         fails_with: SIPResponse | None = None,
         hang_up_after: float | None = None,
+        answer_headers: Mapping[str, str] | None = None,
     ) -> SimulatedPhone:
         """Register a phone (replacing one with the same number) and return it.
 
@@ -129,6 +122,9 @@ class SimulatedSIP:
             fails_with: It rings, then answers with this failure response, e.g.
                 ``SIPResponse(480, "Temporarily Unavailable")``.
             hang_up_after: Seconds after answering when it hangs up by itself; None: never.
+            answer_headers: The headers its answer (200 OK) to a dialled call carries, e.g.
+                ``{"X-Account": "42"}``: the outbound trunk's ``headers_to_attributes`` and
+                ``include_headers`` turn them into the participant's attributes.
 
         Raises:
             ValueError: More than one of busy, rejects, never_answers, fails_with; a negative
@@ -151,6 +147,7 @@ class SimulatedSIP:
         phone = SimulatedPhone(
             number=number, answer_after=answer_after, busy=busy, rejects=rejects,
             never_answers=never_answers, fails_with=fails_with, hang_up_after=hang_up_after,
+            answer_headers=dict(answer_headers or {}),
         )
         self.phones[_address_key(number)] = phone
         return phone

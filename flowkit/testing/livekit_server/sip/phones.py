@@ -79,14 +79,20 @@ class PhoneCall:
         room: The room the call came from (or, for an inbound call, went to).
         identity: The SIP participant of the call: the phone's own participant for a dialled
             or inbound call, the participant handed over for a transfer.
-        caller: The number calling: the trunk's number for a dialled call, the transferred
-            participant's ``sip.phoneNumber`` for a transfer ("" when it has none), the
-            phone's own number for an inbound call.
+        caller: The number calling: for a dialled call the From number (the request's
+            ``sip_number``, or one of its outbound trunk's ``numbers``), for a transfer the
+            transferred participant's ``sip.phoneNumber`` ("" when it has none), for an
+            inbound call the phone's own number.
+        host: For a dialled call, the SIP provider's address the call went out through (the
+            outbound trunk's ``address``, or the inline trunk's ``hostname``; "" for a call
+            placed by ``sip_number`` alone); "" for the other calls.
         transferred: It came by TransferSIPParticipant.
         inbound: The phone made the call, to ``called`` (a number of an inbound trunk).
         called: The number an inbound call dialled; "" for the other calls.
         play_dialtone: The request asked for a dial tone.
-        headers: The SIP headers the request added.
+        headers: The SIP headers the call's INVITE added: for a dialled call its outbound
+            trunk's ``headers`` and the request's (the request's win); for a transfer, the
+            request's.
         answered_at: When the phone answered (``time.time()``), None if it did not.
         dtmf: The digits sent to the phone once it answered (the request's ``dtmf``).
         end: How the call ended; None while it goes on (a transferred-in call stays on:
@@ -103,6 +109,7 @@ class PhoneCall:
     room: str
     identity: str
     caller: str
+    host: str = ""
     transferred: bool = False
     inbound: bool = False
     called: str = ""
@@ -160,6 +167,9 @@ class SimulatedPhone:
     never_answers: bool = False
     fails_with: SIPResponse | None = None
     hang_up_after: float | None = None
+    answer_headers: dict[str, str] = field(default_factory=dict)
+    """The headers its 200 OK carries (``X-Account: 42``...), for the outbound trunk's
+    ``headers_to_attributes`` and ``include_headers``."""
     calls: list[PhoneCall] = field(default_factory=list)
 
     @property

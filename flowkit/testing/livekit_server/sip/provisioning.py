@@ -14,6 +14,11 @@ memory, gives them their ids (``ST_...``, ``SDR_...``) and refuses, with
   and a common trunk, calling number and called number (an empty list standing for "any");
 - an id set by the request (LiveKit assigns it).
 
+:meth:`SIPProvisioning.add_outbound_trunk` stores an outbound trunk under an id of the test's
+choosing (a trunk made elsewhere, whose id the code under test is configured with);
+:meth:`SIPProvisioning.outbound_trunk` finds the trunk a call is dialled through, or refuses
+an unknown id as LiveKit does (``not_found``, "requested sip trunk does not exist").
+
 Updates (UpdateSIPInboundTrunk, UpdateSIPOutboundTrunk, UpdateSIPDispatchRule) either replace
 a trunk or rule whole, keeping its id, or change the fields their ``update`` sets (see
 :mod:`~flowkit.testing.livekit_server.sip.updates`). As in LiveKit, the request is checked
@@ -239,12 +244,60 @@ class SIPProvisioning:
         """
         if trunk.sip_trunk_id:
             raise _id_set("trunk", "sip_trunk_id", trunk.sip_trunk_id)
+        return self.add_outbound_trunk(trunk)
+
+    def add_outbound_trunk(
+        self, trunk: sip_pb.SIPOutboundTrunkInfo
+    ) -> sip_pb.SIPOutboundTrunkInfo:
+        """Store a copy of ``trunk`` under its own id (a new ``ST_...`` if it has none).
+
+        CreateSIPOutboundTrunk always gives a new id. A trunk made elsewhere (LiveKit Cloud's
+        console, ``lk sip outbound create``) has its id already, and the code under test
+        reads it from its configuration: a test stores the trunk under that id with this,
+        so that calls dialled through it (``sip_trunk_id``) find it.
+
+        Returns:
+            The trunk as stored.
+
+        Raises:
+            ProvisioningError: ``invalid_argument``: ``numbers`` or ``address`` is not set,
+                or the address is a SIP URI; ``already_exists``: a trunk has the id.
+        """
         _check_outbound(trunk)
-        stored = sip_pb.SIPOutboundTrunkInfo()
-        stored.CopyFrom(trunk)
-        stored.sip_trunk_id = new_sid("ST")
+        trunk_id = trunk.sip_trunk_id
+        if trunk_id in self.outbound_trunks or trunk_id in self.inbound_trunks:
+            raise ProvisioningError(
+                "already_exists",
+                f"a SIP trunk with the id {trunk_id!r} exists already: give the new one "
+                f"another id, or delete {trunk_id} first (DeleteSIPTrunk)",
+            )
+        stored = _copy(trunk)
+        stored.sip_trunk_id = trunk_id or new_sid("ST")
         self.outbound_trunks[stored.sip_trunk_id] = stored
         return _copy(stored)
+
+    def outbound_trunk(self, trunk_id: str) -> sip_pb.SIPOutboundTrunkInfo:
+        """A copy of the outbound trunk ``trunk_id``, which a call is dialled through.
+
+        Raises:
+            ProvisioningError: ``not_found``, LiveKit's "requested sip trunk does not exist",
+                naming the outbound trunks there are and how to make one: no outbound trunk
+                has the id (an inbound trunk's id included).
+        """
+        trunk = self.outbound_trunks.get(trunk_id)
+        if trunk is not None:
+            return _copy(trunk)
+        known = ", ".join(self.outbound_trunks) or "none"
+        inbound = " (an inbound trunk's, which only takes calls in)" if (
+            trunk_id in self.inbound_trunks) else ""
+        raise ProvisioningError(
+            "not_found",
+            f"requested sip trunk does not exist: no outbound trunk has the id {trunk_id!r}"
+            f"{inbound} (the outbound trunks are: {known}); create one with "
+            "CreateSIPOutboundTrunk (lkapi.sip.create_outbound_trunk) and dial through its "
+            "id, or leave sip_trunk_id empty and set trunk to an inline "
+            "SIPOutboundConfig(hostname=...) with a sip_number",
+        )
 
     def delete_trunk(self, trunk_id: str) -> sip_pb.SIPTrunkInfo:
         """Forget the inbound or outbound trunk ``trunk_id``; its id, as LiveKit answers.

@@ -1,7 +1,9 @@
 """``livekit.SIP`` on the test server's Twirp API: calls, transfers, trunks and dispatch rules.
 
 :class:`SIPService` validates the requests as LiveKit does and plays them on the
-:class:`~flowkit.testing.livekit_server.sip.network.SimulatedSIP`: CreateSIPParticipant and
+:class:`~flowkit.testing.livekit_server.sip.network.SimulatedSIP`: CreateSIPParticipant
+(through the stored outbound trunk ``sip_trunk_id`` names, refused ``not_found`` when there is
+none, or an inline ``trunk``: see :mod:`~flowkit.testing.livekit_server.sip.outbound`) and
 TransferSIPParticipant, turning failed calls and transfers into LiveKit's Twirp errors, and the
 trunk and dispatch-rule methods over its
 :class:`~flowkit.testing.livekit_server.sip.provisioning.SIPProvisioning`. :func:`mount` serves
@@ -33,6 +35,7 @@ from flowkit.testing.livekit_server.sip.codes import (
     twirp_code_of_sip,
 )
 from flowkit.testing.livekit_server.sip.network import SimulatedSIP, TransferError
+from flowkit.testing.livekit_server.sip.outbound import route_outbound_call
 from flowkit.testing.livekit_server.sip.provisioning import ProvisioningError, dispatch_rule_of
 from flowkit.testing.livekit_server.twirp import (
     ROOM_ADMIN,
@@ -62,6 +65,56 @@ def _provisioned(change: Callable[[], _Reply]) -> _Reply:
         return change()
     except ProvisioningError as refused:
         raise TwirpError(refused.code, str(refused)) from None
+
+
+def _check_host(host: str, field: str) -> None:
+    """Refuse a host that is a SIP URI or carries a transport, as LiveKit does."""
+    if "transport=" in host:
+        raise TwirpError(
+            "invalid_argument",
+            f"{field} should not contain transport parameter ({host!r}): give the host alone "
+            "and set trunk.transport",
+        )
+    if "@" in host or ";" in host or host.startswith(("sip:", "sips:")):
+        raise TwirpError(
+            "invalid_argument",
+            f"{field} should be a hostname or IP, not SIP URI ({host!r}): e.g. "
+            "'sip.example.com'",
+        )
+
+
+def _check_dial_request(request: sip_pb.CreateSIPParticipantRequest) -> None:
+    """LiveKit's checks of a CreateSIPParticipant request, in its order: ``invalid_argument``."""
+    if not request.sip_trunk_id and not request.HasField("trunk") and not request.sip_number:
+        raise TwirpError(
+            "invalid_argument",
+            "missing sip trunk id and sip number: set sip_trunk_id (an outbound trunk's id, "
+            "from CreateSIPOutboundTrunk), trunk (an inline SIPOutboundConfig) or sip_number",
+        )
+    if request.HasField("trunk"):
+        if not request.trunk.hostname:
+            raise TwirpError(
+                "invalid_argument",
+                "no outbound hostname specified: set trunk.hostname (e.g. 'sip.example.com')",
+            )
+        _check_host(request.trunk.hostname, "trunk hostname")
+        _check_host(request.trunk.from_host, "from_host")
+    if not request.sip_call_to:
+        raise TwirpError(
+            "invalid_argument",
+            "missing sip callee number: set sip_call_to to the number to dial "
+            "(e.g. '+15550100') or a SIP user",
+        )
+    if "@" in request.sip_call_to:
+        raise TwirpError(
+            "invalid_argument",
+            f"sip_call_to should be a phone number or SIP user, not a full SIP URI "
+            f"({request.sip_call_to!r}): set the host in the trunk",
+        )
+    if not request.room_name:
+        raise TwirpError(
+            "invalid_argument", "missing room name: set room_name to the room to call into"
+        )
 
 
 def _seconds(duration: Duration) -> float:
@@ -106,6 +159,7 @@ class SIPService:
         The participant's identity defaults to ``sip_<sip_call_to>``, as in LiveKit
         (livekit/protocol ``rpc/sip.go``). With ``wait_until_answered`` the reply comes when
         the phone answers, or is the call's failure; without, it comes at once (``dialing``).
+        A request refused (see :meth:`_dial`) creates nothing, the room included.
         """
         dial = self._dial(request)
         room = self.twirp.rooms.create(request.room_name)
@@ -123,44 +177,25 @@ class SIPService:
         )
 
     def _dial(self, request: sip_pb.CreateSIPParticipantRequest) -> DialPlan:
-        """The validated request (LiveKit's checks, in its order), ``invalid_argument`` if not."""
-        trunk = request.trunk if request.HasField("trunk") else None
-        if not request.sip_trunk_id and trunk is None and not request.sip_number:
-            raise TwirpError(
-                "invalid_argument",
-                "missing sip trunk id and sip number: set sip_trunk_id (any id works on the "
-                "test server), trunk (an inline SIPOutboundConfig) or sip_number",
-            )
-        if trunk is not None and not trunk.hostname:
-            raise TwirpError(
-                "invalid_argument",
-                "no outbound hostname specified: set trunk.hostname (e.g. 'sip.example.com')",
-            )
-        if not request.sip_call_to:
-            raise TwirpError(
-                "invalid_argument",
-                "missing sip callee number: set sip_call_to to the number to dial "
-                "(e.g. '+15550100') or a SIP user",
-            )
-        if "@" in request.sip_call_to:
-            raise TwirpError(
-                "invalid_argument",
-                f"sip_call_to should be a phone number or SIP user, not a full SIP URI "
-                f"({request.sip_call_to!r}): set the host in the trunk",
-            )
-        if not request.room_name:
-            raise TwirpError(
-                "invalid_argument", "missing room name: set room_name to the room to call into"
-            )
-        caller = request.sip_number or self.sip.trunk_number
+        """The call ``request`` places, as LiveKit's server checks and routes it.
+
+        In LiveKit's order: the request's own checks (``invalid_argument``), then the stored
+        outbound trunk ``sip_trunk_id`` names (``not_found`` for an unknown id), then the
+        From number (``failed_precondition`` when there is none); see
+        :mod:`~flowkit.testing.livekit_server.sip.outbound` for how they merge.
+        """
+        _check_dial_request(request)
+        trunk = None
+        if request.sip_trunk_id:
+            trunk = _provisioned(lambda: self.sip.provisioning.outbound_trunk(request.sip_trunk_id))
+        route = _provisioned(lambda: route_outbound_call(request, trunk))
         attributes = dict(request.participant_attributes)
         attributes[ATTR_CALL_ID] = call_id = new_sid("SCL")
-        attributes[ATTR_TRUNK_ID] = request.sip_trunk_id
+        attributes[ATTR_TRUNK_ID] = route.trunk_id
         if not request.hide_phone_number:
             attributes[ATTR_PHONE_NUMBER] = request.sip_call_to
-            attributes[ATTR_TRUNK_NUMBER] = caller
-            if trunk is not None:
-                attributes[ATTR_HOSTNAME] = trunk.hostname
+            attributes[ATTR_HOSTNAME] = route.host
+            attributes[ATTR_TRUNK_NUMBER] = route.number
         ringing = _seconds(request.ringing_timeout) if request.HasField("ringing_timeout") else 0
         longest = (
             _seconds(request.max_call_duration) if request.HasField("max_call_duration") else 0
@@ -171,13 +206,17 @@ class SIPService:
             identity=request.participant_identity or f"sip_{request.sip_call_to}",
             name=request.participant_name,
             metadata=request.participant_metadata,
+            # An empty value would mean "delete" to the SDK: left out (no trunk id, no host).
             attributes={key: value for key, value in attributes.items() if value},
-            caller=caller,
+            caller=route.number,
             ringing_timeout=ringing or self.sip.ringing_timeout,
             max_call_duration=longest or None,
             dtmf=request.dtmf,
             play_dialtone=request.play_dialtone or request.play_ringtone,
-            headers=dict(request.headers),
+            headers=route.headers,
+            host=route.host,
+            headers_to_attributes=route.headers_to_attributes,
+            include_headers=route.include_headers,
         )
 
     async def transfer_sip_participant(
