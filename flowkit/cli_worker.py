@@ -67,6 +67,9 @@ def _worker_flags(fn: Any) -> Any:
         click.option("--memory-limit-mb", type=click.FloatRange(min=0), default=None,
                      help="Report full (no new jobs; running jobs go on) while the worker "
                      "process's memory is above this many MB (default 0: no limit)."),
+        click.option("--loop-stall-ms", type=click.FloatRange(min=0), default=None,
+                     help="Log a warning naming the job, node and line when code blocks the "
+                     "event loop all jobs share for this many ms (default 250; 0: off)."),
         click.option("--drain-timeout", type=float, default=None,
                      help="Seconds running jobs get to finish on SIGTERM (start: 1800, dev: 5)."),
         click.option("--http-host", default="0.0.0.0", show_default=True,
@@ -128,6 +131,7 @@ def _options(flags: dict[str, Any], dev: bool) -> WorkerOptions:
         else (math.inf if dev else 0.75),
         max_jobs=flags["max_jobs"],
         memory_warn_mb=flags["memory_warn_mb"], memory_limit_mb=flags["memory_limit_mb"],
+        loop_stall_ms=flags["loop_stall_ms"],
         drain_timeout=flags["drain_timeout"] if flags["drain_timeout"] is not None
         else (5.0 if dev else 1800.0),
         http_host=flags["http_host"], http_port=None if http_port < 0 else http_port,

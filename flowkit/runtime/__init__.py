@@ -3,6 +3,7 @@
 from flowkit.runtime.bridges import from_async_iterable, to_async_iterator
 from flowkit.runtime.context import NodeContext
 from flowkit.runtime.errors import GraphFailed, NodeError
+from flowkit.runtime.loop_watch import LoopStall, LoopWatch
 from flowkit.runtime.metrics import EdgeMetrics, GraphMetrics, NodeMetrics
 from flowkit.runtime.queues import for_each
 from flowkit.runtime.runner import GraphRunner, RunnerState
@@ -13,6 +14,8 @@ __all__ = [
     "GraphFailed",
     "GraphMetrics",
     "GraphRunner",
+    "LoopStall",
+    "LoopWatch",
     "NodeContext",
     "NodeError",
     "NodeMetrics",

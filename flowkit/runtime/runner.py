@@ -388,3 +388,14 @@ class GraphRunner:
     def run_of(self, node_name: str) -> NodeRun:
         """The runtime side of the node named ``node_name``."""
         return self._runs[node_name]
+
+    def node_of(self, task: asyncio.Task[Any]) -> str | None:
+        """The name of the node that ``task`` belongs to in this graph, if it is one of them.
+
+        A node's tasks are its ``run()`` and those it made with ``ctx.create_task`` (for
+        example, to name the node a :class:`~flowkit.runtime.loop_watch.LoopStall` caught).
+        """
+        for name, run in self._runs.items():
+            if task in run.tasks:
+                return name
+        return None

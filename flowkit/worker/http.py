@@ -2,11 +2,11 @@
 
 - ``GET /``: ``200 OK`` while the worker is registered with the server, ``503`` otherwise
   (a load balancer or Kubernetes probe takes the worker out while it reconnects).
-- ``GET /worker``: JSON with the worker's id, agent name, load, memory, status and active
-  jobs.
-- ``GET /metrics``: Prometheus text: the worker's load, memory and job counts, and every
-  running job's per-node counters from its graph runner (labelled with job, room, graph and
-  node).
+- ``GET /worker``: JSON with the worker's id, agent name, load, memory, event-loop stalls,
+  status and active jobs.
+- ``GET /metrics``: Prometheus text: the worker's load, memory, event-loop stalls and job
+  counts, and every running job's per-node counters from its graph runner (labelled with job,
+  room, graph and node).
 - ``GET /jobs/<id>/graph``: a live HTML page of an active job: its graph drawn
   (:mod:`flowkit.viz.html`) with its figures, updated every second from
 - ``GET /jobs/<id>/metrics.json``: the job's figures now: ``metrics`` (a
@@ -57,6 +57,7 @@ class WorkerCollector(Collector):
         w = self.worker
         yield GaugeMetricFamily("flowkit_worker_load", "The load last reported (0-1).", w.load)
         yield from _memory_metrics(w)
+        yield from _loop_metrics(w)
         yield GaugeMetricFamily("flowkit_worker_active_jobs", "Jobs running now.", len(w.jobs))
         yield GaugeMetricFamily(
             "flowkit_worker_connected", "1 while registered with the server.", int(w.connected)
@@ -110,6 +111,24 @@ def _memory_metrics(worker: Worker) -> Iterator[Metric]:
     )
 
 
+def _loop_metrics(worker: Worker) -> Iterator[Metric]:
+    watch = worker.loop_watch
+    if watch is None:  # loop_stall_ms=0: nothing is measured
+        return
+    yield CounterMetricFamily(
+        "flowkit_worker_loop_stalls",
+        "Times code blocked the event loop every job shares for loop_stall_ms or more.",
+        watch.stalls,
+    )
+    yield CounterMetricFamily(
+        "flowkit_worker_loop_stalled_seconds", "The time those stalls lasted, in all.",
+        watch.stalled_s,
+    )
+    yield GaugeMetricFamily(
+        "flowkit_worker_loop_stall_longest_seconds", "The longest stall so far.", watch.longest_s
+    )
+
+
 def _describe(worker: Worker) -> dict[str, Any]:
     now = time.time()
     rss = worker.memory.rss_mb
@@ -127,6 +146,10 @@ def _describe(worker: Worker) -> dict[str, Any]:
         "memory_state": worker.memory.state.value,
         "memory_warn_mb": worker.options.memory_warn_mb,
         "memory_limit_mb": worker.options.memory_limit_mb,
+        "loop_stall_ms": worker.options.loop_stall_ms,
+        "loop_stalls": worker.loop_watch.stalls if worker.loop_watch is not None else None,
+        "loop_stall_longest_ms": round(worker.loop_watch.longest_s * 1000, 1)
+        if worker.loop_watch is not None else None,
         "active_jobs": [
             {
                 "id": job.id,

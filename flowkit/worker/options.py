@@ -144,6 +144,9 @@ class WorkerOptions:
         memory_fnc: Returns the process's memory in MB, or ``None`` when it cannot be read;
             defaults to :func:`~flowkit.worker.memory.process_rss_mb` (``/proc/self/statm``).
             Read at each status report and each job offer, so it must be quick.
+        loop_stall_ms: Log a warning, naming the job, node and line, when code blocks the
+            worker's event loop (shared by every job) for this many milliseconds or more
+            (0: off); see :mod:`flowkit.runtime.loop_watch`.
         drain_timeout: On SIGTERM, running jobs get this many seconds to finish before they
             are ended.
         status_interval: Seconds between load reports (UpdateWorkerStatus).
@@ -171,6 +174,7 @@ class WorkerOptions:
     memory_warn_mb: float = 2048.0
     memory_limit_mb: float = 0.0
     memory_fnc: MemoryFn | None = None
+    loop_stall_ms: float = 250.0
     drain_timeout: float = 1800.0
     status_interval: float = 2.5
     register_timeout: float = 10.0
@@ -226,6 +230,14 @@ class WorkerOptions:
         if not (self.load_threshold > 0 or math.isinf(self.load_threshold)):
             raise WorkerOptionsError(
                 f"load_threshold is {self.load_threshold}; give a load above 0 (1.0 = all CPUs)"
+            )
+        stall = self.loop_stall_ms
+        if isinstance(stall, bool) or not isinstance(stall, int | float) or not (
+            math.isfinite(stall) and stall >= 0
+        ):
+            raise WorkerOptionsError(
+                f"loop_stall_ms is {stall!r}; give the milliseconds of a blocked event loop "
+                "worth a warning (e.g. 250), or 0 to turn the watch off"
             )
         for name in ("memory_warn_mb", "memory_limit_mb"):
             value = getattr(self, name)

@@ -29,6 +29,7 @@ from livekit.protocol import agent as agent_pb
 
 from flowkit.graph import Graph
 from flowkit.job import JobContext
+from flowkit.runtime.loop_watch import LoopWatch
 from flowkit.runtime.runner import GraphRunner
 from flowkit.timeline import TurnTimeline
 from flowkit.trace import trace_of_run
@@ -53,6 +54,7 @@ from flowkit.worker.protocol import (
     WorkerConnectError,
     reconnect_delays,
 )
+from flowkit.worker.stalls import StallReporter
 
 __all__ = ["Worker", "install_signal_handlers"]
 
@@ -107,6 +109,11 @@ class Worker:
         self.load = 0.0
         self.draining = False
         self.jobs: dict[str, RunningJob] = {}
+        # The shared event loop, watched for code that blocks it (every job waits then).
+        self.loop_watch: LoopWatch | None = (
+            LoopWatch(options.loop_stall_ms / 1000, StallReporter(self.jobs))
+            if options.loop_stall_ms else None
+        )
         self.outcomes: Counter[str] = Counter()
         self.server_info: agent_pb.RegisterWorkerResponse | None = None
         self._conn: AgentConnection | None = None
@@ -184,6 +191,19 @@ class Worker:
             WorkerAuthError: The server refused the credentials (never retried).
             WorkerConnectError: ``max_retries`` connection attempts in a row failed.
         """
+        watch = self.loop_watch
+        watching = watch is not None and not watch.running
+        if watching:
+            assert watch is not None
+            watch.start()
+        try:
+            await self._connect_and_serve()
+        finally:
+            if watching:
+                assert watch is not None
+                watch.stop()
+
+    async def _connect_and_serve(self) -> None:
         failures = 0
         delays = reconnect_delays(self.options.reconnect_min, self.options.reconnect_max)
         async with aiohttp.ClientSession() as session:

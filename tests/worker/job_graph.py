@@ -2,13 +2,17 @@
 
 Metadata is JSON: ``{"mode": "forever"}`` (default) ticks until the job is ended;
 ``{"mode": "finish", "seconds": 0.3}`` ends after that long; ``{"mode": "raise",
-"seconds": 0.2}`` raises after that long (the job fails).
+"seconds": 0.2}`` raises after that long (the job fails); ``{"mode": "block", "seconds":
+0.4}`` blocks the event loop that long after its first tick (with ``"times": n``, n times,
+0.1 s apart), then ticks forever. ``{"build_blocks": 0.4}`` blocks the loop in ``build``,
+as loading a model there would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import flowkit as fk
 
@@ -20,10 +24,11 @@ class Ticker(fk.Node):
 
     ticks: fk.Out[int]
 
-    def __init__(self, mode: str = "forever", seconds: float = 0.0) -> None:
+    def __init__(self, mode: str = "forever", seconds: float = 0.0, times: int = 1) -> None:
         super().__init__()
         self.mode = mode
         self.seconds = seconds
+        self.times = times
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -33,10 +38,20 @@ class Ticker(fk.Node):
             await self.ticks.put(n)
             n += 1
             await asyncio.sleep(0.02)
-            if self.mode != "forever" and loop.time() - start >= self.seconds:
+            if self.mode == "block" and n == 1:
+                for _ in range(self.times):
+                    block_the_loop(self.seconds)
+                    await asyncio.sleep(0.1)
+                continue
+            if self.mode not in ("forever", "block") and loop.time() - start >= self.seconds:
                 break
         if self.mode == "raise":
             raise RuntimeError("the job graph raised on purpose")
+
+
+def block_the_loop(seconds: float) -> None:
+    """What a synchronous call in a node does to the event loop every job shares."""
+    time.sleep(seconds)
 
 
 @fk.node
@@ -46,7 +61,11 @@ def count(n: int) -> None:
 
 def build(job: fk.JobContext) -> fk.Graph:
     config = json.loads(job.metadata or "{}")
+    if config.get("build_blocks"):
+        block_the_loop(config["build_blocks"])
     g = fk.Graph("worker-test")
-    ticker = g.add(Ticker(config.get("mode", "forever"), config.get("seconds", 0.0)))
+    ticker = g.add(
+        Ticker(config.get("mode", "forever"), config.get("seconds", 0.0), config.get("times", 1))
+    )
     ticker >> count()
     return g
