@@ -17,12 +17,15 @@ loop may never come back to report it.
 
 Code that holds the GIL for the whole stall (a C extension that does not release it) keeps
 the watch's thread from running too: such a stall is measured when it ends, but what ran is
-not seen.
+not seen. Python's garbage collector is such code, so the watch also times collections
+(:data:`gc.callbacks`) and says how much of a stall was one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import sys
 import sysconfig
@@ -65,11 +68,19 @@ class LoopStall:
             (``None``: a plain callback was running, or nothing was seen).
         stack: The loop thread's stack while it was blocked, outermost frame first
             (``None``: not seen, see the module).
+        gc_s: How much of the stall Python's garbage collector ran (a full collection of a
+            big heap holds the GIL, so its stack is never seen).
     """
 
     duration_s: float
     task: asyncio.Task[Any] | None
     stack: traceback.StackSummary | None
+    gc_s: float = 0.0
+
+    @property
+    def garbage_collection(self) -> bool:
+        """Whether the garbage collector ran for at least half of the stall."""
+        return self.gc_s >= self.duration_s / 2
 
     @property
     def culprit(self) -> traceback.FrameSummary | None:
@@ -86,7 +97,14 @@ class LoopStall:
         return self.stack[-1]
 
     def where(self) -> str:
-        """Where the loop was blocked, as ``file:line in function``, or why it is unknown."""
+        """Where the loop was blocked, as ``file:line in function``, or why it is unknown.
+
+        A stall that was mostly a garbage collection is told as one, whatever stack was
+        seen: the collection runs inside whichever allocation set it off, so that line
+        is not to blame.
+        """
+        if self.garbage_collection:
+            return f"Python's garbage collection ({round(self.gc_s * 1000)} ms of it)"
         frame = self.culprit
         if frame is None:
             return (
@@ -160,6 +178,10 @@ class LoopWatch:
         # What the watch's thread saw while the heartbeat due at `due` was overdue.
         self._seen: tuple[float, asyncio.Task[Any] | None, traceback.StackSummary] | None = None
         self._told_due = 0.0  # the due time whose stall was logged as still going on
+        # The garbage collector's time (gc.callbacks), in all and as of the last heartbeat.
+        self._gc_s = 0.0
+        self._gc_at_beat = 0.0
+        self._gc_start = 0.0
 
     @property
     def running(self) -> bool:
@@ -179,6 +201,8 @@ class LoopWatch:
         self._loop_thread = threading.get_ident()
         self._stop.clear()
         self._due = time.monotonic() + self.interval
+        self._gc_at_beat = self._gc_s
+        gc.callbacks.append(self._on_gc)
         self._handle = loop.call_later(self.interval, self._beat)
         self._thread = threading.Thread(target=self._watch, name="flowkit-loop-watch", daemon=True)
         self._thread.start()
@@ -189,6 +213,8 @@ class LoopWatch:
         if thread is None:
             return
         self._stop.set()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -201,12 +227,14 @@ class LoopWatch:
         now = time.monotonic()
         due = self._due
         late = now - due
+        gc_s = self._gc_s - self._gc_at_beat
+        self._gc_at_beat = self._gc_s
         if late >= self.threshold:
             seen = self._seen
             if seen is not None and seen[0] == due:  # the watch's thread saw this stall
-                self._record(LoopStall(late, seen[1], seen[2]))
+                self._record(LoopStall(late, seen[1], seen[2], gc_s))
             else:
-                self._record(LoopStall(late, None, None))
+                self._record(LoopStall(late, None, None, gc_s))
         self._seen = None
         self._due = now + self.interval
         assert self._loop is not None
@@ -223,6 +251,14 @@ class LoopWatch:
             self.on_stall(stall)
         except Exception:  # the watch must outlive a failing report
             log.exception("the loop watch's on_stall callback failed")
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        # gc.callbacks: called at the start and the stop of every collection, in the thread
+        # that triggered it (the loop's, nearly always).
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self._gc_s += time.perf_counter() - self._gc_start
 
     # -- on the watch's thread --------------------------------------------------------------
 

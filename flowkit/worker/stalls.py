@@ -95,14 +95,24 @@ class StallReporter:
             f" ({unsaid} more stall(s) at this place since it was last logged)" if unsaid else ""
         )
         stack = stall.stack_text()
+        if stall.garbage_collection:
+            remedy = (
+                "A collection this long means a big heap of long-lived objects: call "
+                "gc.freeze() once the worker's models and caches are loaded (at the end of the "
+                "graph file's module code, which the worker runs once), so that collections "
+                "skip them"
+            )
+        else:
+            remedy = (
+                "Move blocking work off the loop: a node with threaded=True, "
+                "ctx.run_in_thread(...) or asyncio.to_thread(...) in a node or tool, an async "
+                "client for network calls, and models loaded once per worker, not in build(job)"
+            )
         log.warning(
             "the event loop was blocked for %d ms: every job of this worker waited (their "
-            "audio, replies and the server's pings). It was running %s, at %s%s%s. Move "
-            "blocking work off the loop: a node with threaded=True, ctx.run_in_thread(...) or "
-            "asyncio.to_thread(...) in a node or tool, an async client for network calls, and "
-            "models loaded once per worker, not in build(job)",
+            "audio, replies and the server's pings). It was running %s, at %s%s%s. %s",
             round(stall.duration_s * 1000), culprit.description, place,
-            f" (stack: {stack})" if stack else "", again,
+            f" (stack: {stack})" if stack else "", again, remedy,
             extra={"job_id": culprit.job_id, "room": culprit.room, "node": culprit.node,
                    "stall_ms": round(stall.duration_s * 1000)},
         )
