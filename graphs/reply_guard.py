@@ -5,11 +5,12 @@ The pipeline of graphs/voice_agent.py with a ReplyGuard between the LLM and TTS:
     LLM.text ─▶ ReplyGuard ─▶ TTS ─▶ RoomSink
                     └─ rejected (the failed replies, for logs and review)
 
-Each reply is held until the LLM has finished it, then checked; a reply that contains a
-banned word or a phone number is replaced by a safe reply, and only the replacement is
-spoken. In a fixed STT → LLM → TTS pipeline the check would be a callback inside the
-session; here it is a node you can see in the drawing, measure (the guard's latency is its
-own line in the metrics) and move.
+Each reply is held until the LLM has finished it, or until it asks for what it wrote to be
+spoken at once (a flush: before a tool runs, and a tool's own words), then checked; a reply
+that contains a banned word or a phone number is replaced by a safe reply, and only the
+replacement is spoken (after what an earlier check let through). In a fixed STT → LLM →
+TTS pipeline the check would be a callback inside the session; here it is a node you can see
+in the drawing, measure (the guard's latency is its own line in the metrics) and move.
 
 Providers: ``job.extra["stt"]`` / ``["llm"]`` / ``["tts"]`` replace the stand-ins.
 """

@@ -159,23 +159,64 @@ class TranscriptChooser(Node):
 # ------------------------------------------------------------------------------ ReplyGuard
 
 
+@dataclass(slots=True)
+class _GuardedReply:
+    """What :class:`ReplyGuard` holds of the reply it is checking."""
+
+    turn_id: int
+    held: list[TextChunk] = field(default_factory=list)
+    # Passed on at a checkpoint already: later checks judge the new text in its context.
+    released: str = ""
+    # Replaced already: the rest of it is never spoken.
+    rejected: bool = False
+
+
 class ReplyGuard(Node):
     """Checks each reply before it is spoken; a reply that fails is replaced by a safe one.
 
-    The chunks of a reply (one ``turn_id``) are held until its final chunk, then the whole
-    text is checked: it fails when it contains one of ``banned_words`` (whole words, any
-    case), matches one of ``patterns`` (regular expressions, e.g. :data:`PHONE_NUMBER`), or
-    ``check(text)`` returns ``False``. A reply that passes goes on as it came (the same
-    chunks); one that fails is replaced by ``fallback`` and sent, whole, on ``rejected``.
+    The chunks of a reply (one ``turn_id``) are held and the reply's text is checked: it
+    fails when it contains one of ``banned_words`` (whole words, any case), matches one of
+    ``patterns`` (regular expressions, e.g. :data:`PHONE_NUMBER`), or ``check(text)``
+    returns ``False``. A reply that passes goes on as it came (the same chunks); one that
+    fails is replaced by ``fallback``, and its text is sent, as one chunk, on ``rejected``.
 
-    Holding the whole reply costs the time the LLM takes to write it (the first audio waits
-    for the last token), the price of never speaking a word of a bad reply. Chunks of an
-    older turn than the newest one seen are dropped: the LLM abandoned that reply.
+    The check runs at the reply's final chunk and, with ``release_at_flush`` (the default),
+    at each chunk with ``flush`` too: such a chunk asks for the text so far to be spoken
+    now (the LLM node flushes before a tool round and after what a tool says with
+    ``ctx.say``), so that is a checkpoint. The reply's text so far (what was passed on
+    before and what is held) is checked, and if it passes the held chunks go on at once,
+    in order, the flush chunk with them, so the caller hears "Let me check that." and "One
+    moment." while the tool runs; what follows is held until the next checkpoint. Every
+    check sees the reply from its start, so a banned word is judged in context, and
+    ``check`` is called once per checkpoint: it must be a test of the text alone.
+
+    A reply that fails before anything of it was passed on is replaced whole, as if it had
+    never been written. One that fails after a checkpoint passed cannot be taken back: the
+    words passed on are spoken, ``fallback`` replaces the rest (it is sent where the
+    failing text would have been, after a space if the spoken text ends without one, and
+    ends the reply), and ``rejected`` carries all of the reply's text up to the failure,
+    the spoken part included. Either way the replacement has the reply's ``turn_id`` and
+    ``allow_interruptions`` and ends with a final chunk, and the reply's later chunks are
+    dropped.
+
+    Checkpoints have a price: a pattern that spans one is judged only at the next check,
+    so a phone number split by a tool round can have its first half spoken before the
+    whole number fails the reply. ``release_at_flush=False`` holds every reply whole until
+    its final chunk, as a strict guard must, and as a ``check`` must that only a whole
+    reply can pass (one that asks for a closing question or a disclaimer would fail every
+    reply at its first checkpoint): no word of a bad reply is ever spoken, and the
+    caller hears nothing of a reply, tool speech included, until the LLM's last token.
+
+    Without flushes (a reply without tool rounds) the first audio waits for the last
+    token either way. Chunks of an older turn than the newest one seen are dropped: the
+    LLM abandoned that reply.
     """
 
     text: In[TextChunk] = In(default=True, doc="the LLM's reply, streamed")
     checked: Out[TextChunk] = Out(default=True, doc="the reply, or its safe replacement")
-    rejected: Out[TextChunk] = Out(doc="replies that failed the check, whole, one chunk each")
+    rejected: Out[TextChunk] = Out(
+        doc="replies that failed the check, up to where they failed, one chunk each"
+    )
 
     class Params(NodeParams):
         """Parameters of :class:`ReplyGuard`."""
@@ -184,6 +225,7 @@ class ReplyGuard(Node):
         banned_words: tuple[str, ...] = ()
         patterns: tuple[str, ...] = ()
         check: Callable[[str], bool] | None = None
+        release_at_flush: bool = True
 
         @pydantic.field_validator("patterns")
         @classmethod
@@ -204,6 +246,7 @@ class ReplyGuard(Node):
         banned_words: Sequence[str] = (),
         patterns: Sequence[str] = (),
         check: Callable[[str], bool] | None = None,
+        release_at_flush: bool = True,
     ) -> None:
         """Create a reply guard.
 
@@ -211,13 +254,20 @@ class ReplyGuard(Node):
             fallback: What is spoken instead of a reply that fails.
             banned_words: Words a reply must not contain.
             patterns: Regular expressions a reply must not match.
-            check: Any other test: ``False`` fails the reply.
+            check: Any other test: ``False`` fails the reply. Called with the reply's text
+                so far at each checkpoint, and with the whole reply at its end.
+            release_at_flush: Check the text so far at each flushed chunk and pass it on
+                if it passes, so that what the LLM asked to be spoken now (before a tool
+                round, a tool's own words) is heard now. ``False`` holds each reply whole
+                until its final chunk: never a word of a bad reply, at the cost of silence
+                while tools run.
         """
         super().__init__(
             fallback=fallback,
             banned_words=tuple(banned_words),
             patterns=tuple(patterns),
             check=check,
+            release_at_flush=release_at_flush,
         )
         words = [re.escape(w) for w in banned_words]
         self._banned = re.compile(rf"\b(?:{'|'.join(words)})\b", re.I) if words else None
@@ -233,36 +283,60 @@ class ReplyGuard(Node):
         return check is None or bool(check(text))
 
     async def run(self, text: AsyncIterator[TextChunk]) -> None:
-        """Hold each reply until its end, check it, send it or its replacement."""
-        replies: dict[int, list[TextChunk]] = {}
+        """Hold each reply to its next checkpoint (a flush, its end); send it or its stand-in."""
+        at_flush: bool = self.params.release_at_flush  # type: ignore[attr-defined]
+        reply: _GuardedReply | None = None
         newest = 0
         async for chunk in text:
             if chunk.turn_id < newest:
                 continue
             if chunk.turn_id > newest:
                 newest = chunk.turn_id
-                replies = {}
-            replies.setdefault(chunk.turn_id, []).append(chunk)
+                reply = None  # an older reply never finished: the LLM abandoned it
+            if reply is None:
+                reply = _GuardedReply(chunk.turn_id)
+            if reply.rejected:
+                # Its replacement is out, final chunk included: nothing more of it is spoken.
+                if chunk.final:
+                    reply = None
+                continue
+            reply.held.append(chunk)
             if chunk.final:
-                self._release(replies.pop(chunk.turn_id))
+                self._checkpoint(reply)
+                reply = None  # more text of this turn would be a reply of its own, as before
+            elif chunk.flush and at_flush:
+                self._checkpoint(reply)
 
-    def _release(self, chunks: list[TextChunk]) -> None:
-        whole = "".join(c.text for c in chunks)
-        if self.passes(whole):
-            for chunk in chunks:
+    def _checkpoint(self, reply: _GuardedReply) -> None:
+        """Check the reply so far; pass on what is held, or replace the rest of the reply."""
+        text = reply.released + "".join(c.text for c in reply.held)
+        if self.passes(text):
+            for chunk in reply.held:
                 self.checked.send(chunk)
+            reply.released, reply.held = text, []
             return
-        turn_id = chunks[-1].turn_id
-        allow = chunks[-1].allow_interruptions  # the replacement is spoken as the reply was
+        last = reply.held[-1]
+        turn_id = reply.turn_id
+        allow = last.allow_interruptions  # the replacement is spoken as the reply was
         fallback: str = self.params.fallback  # type: ignore[attr-defined]
-        self.ctx.logger.info("reply of turn %d failed the check; replaced", turn_id)
+        if reply.released:
+            self.ctx.logger.info(
+                "reply of turn %d failed the check after %d characters of it were passed on;"
+                " the rest replaced", turn_id, len(reply.released),
+            )
+            # The fallback follows words already spoken: keep it from running into them.
+            if not reply.released[-1:].isspace():
+                fallback = " " + fallback
+        else:
+            self.ctx.logger.info("reply of turn %d failed the check; replaced", turn_id)
         self.rejected.send(
-            TextChunk(turn_id=turn_id, text=whole, final=True, allow_interruptions=allow)
+            TextChunk(turn_id=turn_id, text=text, final=True, allow_interruptions=allow)
         )
         self.checked.send(TextChunk(turn_id=turn_id, text=fallback, allow_interruptions=allow))
         self.checked.send(
             TextChunk(turn_id=turn_id, text="", final=True, allow_interruptions=allow)
         )
+        reply.held, reply.rejected = [], True
 
 
 # ---------------------------------------------------------------------- TranscriptTimeline

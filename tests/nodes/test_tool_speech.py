@@ -218,3 +218,38 @@ async def test_words_of_a_tool_that_returns_at_once_are_still_spoken_before_the_
     assert [(m.role, m.content) for m in fake.requests[1].history] == [
         ("user", "note milk"), ("assistant", "Noting that down."), ("tool", "saved"),
     ]
+
+
+@pytest.mark.looptime
+async def test_a_reply_guard_passes_on_the_tool_words_before_the_reply_ends() -> None:
+    # The flushes are the guard's checkpoints: "Sure." and the tool's "One moment." pass
+    # the check and go on while the tool runs, not after the reply's last token.
+    from flowkit.nodes.text import ReplyGuard
+
+    fake = FakeLLM([
+        _calling("look_up_order", '{"order": "42"}', text="Sure."),
+        "Your order ships tomorrow.",
+    ], ttft=0.1, token_gap=0.0)
+    g = fk.Graph("guarded-tool-speech")
+    llm = g.add(LLM(fake, tools=[look_up_order]), name="llm")
+    turn = fk.UserTurn(turn_id=fk.new_turn_id(), text="where is order 42?")
+    g.add(Script((0, turn)), name="turns") >> llm
+    router = g.add(ToolRouter([look_up_order]), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    router.speech >> llm.tool_speech
+    guard = g.add(ReplyGuard(banned_words=["password"]), name="guard")
+    text, audio = g.add(TimedCollect(), name="text"), g.add(TimedCollect(), name="audio")
+    fake_tts = FakeTTS(seconds_per_char=0.01, ttfa=0.05)
+    llm >> guard >> text
+    guard >> g.add(TTS(fake_tts), name="tts") >> audio
+    start = asyncio.get_running_loop().time()
+    await fk.GraphRunner(g).run()
+
+    [(final_at, _)] = [(at, c) for at, c in text.items if c.final]
+    said_at = next(at for at, c in text.items if c.text.startswith("One moment."))
+    assert said_at < 1.0  # the tool sleeps 2 s after its words, the reply ends after that
+    assert final_at == pytest.approx(0.1 + 2.0 + 0.1, abs=0.05)
+    assert "".join(c.text for _, c in text.items) == "Sure. One moment. Your order ships tomorrow."
+    assert fake_tts.texts == ["Sure.", "One moment.", "Your order ships tomorrow."]
+    heard = _first_audio(audio, start)
+    assert heard["Sure."] < heard["One moment."] < 1.0
