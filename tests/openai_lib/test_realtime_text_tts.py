@@ -271,3 +271,70 @@ async def test_without_playout_reports_the_reply_is_spoken_but_not_followed(
     [turn] = {s.turn_id for s in a.agent_states.items if s.turn_id}
     assert a.agent_state_changes() == [("listening", 0), ("thinking", turn), ("listening", turn)]
     assert [t.text for t in a.agents.items] == [ANSWER]
+
+
+async def test_unfinished_text_before_a_tool_call_is_flushed_to_the_tts_node_for_the_round(
+    server: RealtimeTestServer,
+) -> None:
+    loop = asyncio.get_running_loop()
+    returned: list[float] = []
+    seen: list[list[fk.TextChunk]] = []  # what the TTS input had when the tool returned
+
+    @fk.function_tool
+    async def get_weather(city: str) -> str:
+        """Look up today's weather for a city (slowly).
+
+        Args:
+            city: The city's name.
+        """
+        await asyncio.sleep(1.0)
+        assert a.texts is not None
+        seen.append(list(a.texts.items))
+        returned.append(loop.time())
+        return f"sunny in {city}"
+
+    # No full stop: the TTS node's sentence splitter would hold it for the sentence to go
+    # on, that is until the words after the tool's result, were it not flushed.
+    before = "Let me check the weather"
+    after = "It is sunny in Paris today."
+    server.replies.extend([
+        ScriptedReply(before, tool_call=("get_weather", json.dumps({"city": "Paris"}))),
+        ScriptedReply("It is {output} today."),
+    ])
+    voice = FakeTTS(seconds_per_char=0.03)
+    a = agent(server.base_url, _question(3.0), tools=[get_weather], output_modality="text",
+              tts=TTS(voice))
+    runner = await a.run()
+    assert runner.node_errors == []
+    assert a.texts is not None
+
+    # The reply's text, then an empty flushed chunk of its turn (as the LLM node sends before
+    # a tool round), then the text after the result, then the final chunk.
+    [call] = a.calls.items
+    turn = call.turn_id
+    chunks = a.texts.items
+    assert {c.turn_id for c in chunks} == {turn} and all(c.allow_interruptions for c in chunks)
+    flush = fk.TextChunk(turn_id=turn, text="", flush=True)
+    assert chunks.count(flush) == 1 and [c.flush for c in chunks].count(True) == 1
+    at = chunks.index(flush)
+    assert "".join(c.text for c in chunks[:at]) == before + " "
+    assert "".join(c.text for c in chunks[at + 1:]).strip() == after
+    assert [c.final for c in chunks].count(True) == 1 and chunks[-1].final
+    # The flush reached the TTS input before the tool's result went back to the model (and
+    # so before any text of the response that uses it).
+    [so_far] = seen
+    assert so_far == chunks[:at + 1]
+    # So the TTS node spoke the unfinished sentence while the tool ran, on its own.
+    assert voice.texts == [before, after]
+    [done] = returned
+    assert a.io.played[0][0] < done - 0.3
+    # The empty chunk carries no words: the reply is heard, and kept, as written.
+    assert _events(a.playout.items) == [(turn, fk.PlayoutEvent.STARTED),
+                                        (turn, fk.PlayoutEvent.FINISHED)]
+    assert [t.text for t in a.agents.items] == [f"{before} {after}"]
+    assert server.deletions == [] and server.truncations == []
+    assert [(i.type, i.text) for i in server.conversations[0].items] == [
+        ("message", QUESTION), ("message", before),
+        ("function_call", 'get_weather({"city": "Paris"})'),
+        ("function_call_output", "sunny in Paris"), ("message", after),
+    ]

@@ -29,7 +29,8 @@ The mapping, event by event:
   it), so that a voiced reply cut short can be put back in its place with the words heard.
 * ``response.output_item.done`` of a ``function_call``: a :class:`~flowkit.messages.ToolCall`.
 * ``response.done``: the reply's end marker, or, when the response called tools, a wait
-  for the results, then ``function_call_output`` items and ``response.create``.
+  for the results (voiced, the TTS node is first told to speak the reply's text so far:
+  :meth:`.VoicedText.flush`), then ``function_call_output`` items and ``response.create``.
 * ``error``: a log line that says what was refused and what to do (:mod:`.server_errors`).
 
 A ``ReplyRequest`` asks for a response (``instructions``, ``user_text``), or, with ``say``,
@@ -406,6 +407,10 @@ class Dialogue:
                     self._play(reply, item, item.framer.flush())
             called = reply.round is not None and bool(reply.round.calls)
             if called and status == "completed" and not reply.cut:
+                if self.voicing is not None:
+                    # The model's words before its calls are spoken while the tools run,
+                    # not held by the TTS node until the words after the results.
+                    self.voicing.flush(reply)
                 # What the tools said meanwhile goes before the round can go on.
                 self.tool_speech.response_ended(reply)
                 self.tools.response_ended(reply)

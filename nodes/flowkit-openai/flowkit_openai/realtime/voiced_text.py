@@ -13,6 +13,14 @@ cascaded pipeline:
   item's last sentence is complete, so the TTS node speaks it now instead of after the tool
   round that may follow (its sentence splitter waits for the whitespace after a full stop),
   and the words of two items never run together;
+* when a response that called tools ends and the reply waits for their results, an empty
+  chunk with ``flush=True``, as the LLM node sends before a tool round: the text the model
+  wrote before its calls ("Let me check the weather", unfinished as it may be) is spoken
+  while the tools run, instead of waiting in the TTS node's sentence splitter for the
+  reply's next words, which come only after the results and would run into it. None when
+  no text went out since the reply's last flush (the response wrote none), as the LLM node
+  sends none after a request that wrote no text: the TTS node holds nothing of the reply
+  then, and a reply with nothing sent yet is not opened at the TTS node by an empty chunk;
 * once the model is done with the reply, an empty chunk with ``final=True``. A reply that
   was cut gets none, as the LLM node sends none for a reply it cancelled: the TTS node and
   the sink were flushed, and the next reply's turn id ends its text anyway.
@@ -22,7 +30,7 @@ LLM node sends a say: its whole text in one chunk, then the final one, each with
 request's ``allow_interruptions``. What a tool says while the reply waits for it
 (:mod:`.tool_speech`) goes out in that reply as the LLM node sends it: one chunk with the
 whole text and a space, flushed (``TextChunk(flush=True)``), so the TTS node speaks it at
-once.
+once; words said while the calling response streamed follow that response's flush.
 
 The node takes whatever is linked to ``text`` to speak it (it then waits for the sink's
 reports on those replies), so the output is for a TTS node, text filters in between
@@ -58,6 +66,9 @@ class VoicedText:
 
     def __init__(self, send: Callable[[TextChunk], None]) -> None:
         self._send = send
+        # Replies (turn ids) with text sent since their last flushed chunk: the TTS node may
+        # be holding the end of it for the sentence to go on.
+        self._unflushed: set[int] = set()
 
     def push(self, reply: Reply, item: SpokenItem, text: str, *, done: bool) -> None:
         """Send an item's text delta, or (``done``) the rest of its whole text and a space.
@@ -77,6 +88,7 @@ class VoicedText:
             return
         item.tts_text += text
         reply.voiced = True
+        self._unflushed.add(reply.turn_id)
         self._send(TextChunk(turn_id=reply.turn_id, text=text,
                              allow_interruptions=reply.allow_interruptions))
 
@@ -92,11 +104,31 @@ class VoicedText:
         text = text + " "
         item.tts_text += text
         reply.voiced = True
+        self._unflushed.discard(reply.turn_id)  # this chunk flushes what came before it
         self._send(TextChunk(turn_id=reply.turn_id, text=text, flush=True,
+                             allow_interruptions=reply.allow_interruptions))
+
+    def flush(self, reply: Reply) -> None:
+        """Have the TTS node speak ``reply``'s text so far now: its tool round starts.
+
+        An empty chunk with ``flush=True``, as the LLM node sends before a tool round, so
+        that the model's words before its calls, even unfinished ("Let me check the
+        weather"), are heard while the tools run rather than held in the TTS node's
+        sentence splitter until the words after the results. Sent only when text went out
+        since the reply's last flush, as the LLM node flushes only after a request that
+        wrote text: otherwise the TTS node holds nothing of it, and an empty chunk would
+        open at the TTS node a reply that has nothing to say yet. It carries no words, so
+        no item's :attr:`~.SpokenItem.tts_text` changes and the words heard do not either.
+        """
+        if reply.turn_id not in self._unflushed or reply.cut:
+            return
+        self._unflushed.discard(reply.turn_id)
+        self._send(TextChunk(turn_id=reply.turn_id, text="", flush=True,
                              allow_interruptions=reply.allow_interruptions))
 
     def end(self, reply: Reply) -> None:
         """The model is done with ``reply``: its last chunk, unless it was cut or is empty."""
+        self._unflushed.discard(reply.turn_id)  # the final chunk ends its text, if any
         if reply.voiced and not reply.cut:
             self._send(TextChunk(turn_id=reply.turn_id, text="", final=True,
                                  allow_interruptions=reply.allow_interruptions))
