@@ -9,12 +9,14 @@ server is a real socket (no virtual time here).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from flowkit_openai.realtime import RealtimeModel, ServerVAD
 from livekit import rtc
+from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from support import Collect
 
 import flowkit as fk
@@ -129,3 +131,47 @@ async def get_weather(city: str) -> str:
         city: The city's name.
     """
     return f"sunny in {city}"
+
+
+class EffectsRecorder:
+    """A realtime ``Dialogue``'s effects, recorded in one list: events, audio, chunks, messages.
+
+    For tests of the dialogue's state machine alone, without a connection or a graph.
+    """
+
+    def __init__(self) -> None:
+        self.log: list[Any] = []
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.log.append(event)
+
+    def send_audio(self, pcm: bytes) -> None:
+        self.log.append(("audio", len(pcm)))
+
+    def speak(self, message: Any) -> None:
+        self.log.append(message)
+
+    speak_text = user_transcript = agent_transcript = tool_call = interrupt = speak
+    metrics = agent_state = user_state = handoff = speak
+
+    def events(self) -> list[str]:
+        """The client events sent, by type, and the audio sent, as ``"audio"``."""
+        return [m["type"] if isinstance(m, dict) else m[0] for m in self.log
+                if isinstance(m, dict | tuple)]
+
+    def sent(self) -> list[Any]:
+        """What left for the server or the TTS node: events by type, and text chunks."""
+        return [m["type"] if isinstance(m, dict) else m for m in self.log
+                if isinstance(m, dict | fk.TextChunk)]
+
+    def call(self) -> fk.ToolCall:
+        """The one tool call the dialogue made."""
+        [call] = [m for m in self.log if isinstance(m, fk.ToolCall)]
+        return call
+
+
+def server_event(kind: str, **fields: Any) -> Any:
+    """A server event, parsed by the SDK as the node receives it."""
+    return AsyncRealtimeConnection.parse_event(
+        cast(Any, None), json.dumps({"type": kind, "event_id": "e", **fields})
+    )

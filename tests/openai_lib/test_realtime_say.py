@@ -8,17 +8,14 @@ socket: no looptime); the state machine's tests feed the dialogue directly.
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, cast
 
 import pytest
 from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.realtime.dialogue import Dialogue
 from flowkit_openai.testing.realtime_script import ScriptedReply
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
-from openai.resources.realtime.realtime import AsyncRealtimeConnection
-from realtime_helpers import agent
+from realtime_helpers import EffectsRecorder, agent, server_event
 from support import Script, TimedCollect, speech
 
 import flowkit as fk
@@ -216,37 +213,7 @@ async def test_a_say_that_may_not_be_cut_plays_whole_and_the_user_is_answered_af
 # -- the state machine alone ------------------------------------------------------------------
 
 
-class _Recorder:
-    """The dialogue's effects, recorded in one list: events, audio, chunks, messages."""
-
-    def __init__(self) -> None:
-        self.log: list[Any] = []
-
-    def send(self, event: dict[str, Any]) -> None:
-        self.log.append(event)
-
-    def send_audio(self, pcm: bytes) -> None:
-        self.log.append(("audio", len(pcm)))
-
-    def speak(self, message: Any) -> None:
-        self.log.append(message)
-
-    speak_text = user_transcript = agent_transcript = tool_call = interrupt = speak
-    metrics = agent_state = user_state = handoff = speak
-
-    def events(self) -> list[str]:
-        return [m["type"] if isinstance(m, dict) else m[0] for m in self.log
-                if isinstance(m, dict | tuple)]
-
-
-def _event(kind: str, **fields: Any) -> Any:
-    """A server event, parsed by the SDK as the node receives it."""
-    return AsyncRealtimeConnection.parse_event(
-        cast(Any, None), json.dumps({"type": kind, "event_id": "e", **fields})
-    )
-
-
-def _dialogue(recorder: _Recorder, *, voiced: bool) -> Dialogue:
+def _dialogue(recorder: EffectsRecorder, *, voiced: bool) -> Dialogue:
     return Dialogue(recorder, url="ws://example/v1/realtime?model=m", clock=lambda: 0.0,
                     call_later=lambda delay, callback: None, voiced=voiced,
                     logger=logging.getLogger("flowkit.node.test"))
@@ -257,7 +224,7 @@ def test_a_model_without_a_tts_node_logs_the_remedy_and_says_nothing(
     caplog: pytest.LogCaptureFixture, allow: bool
 ) -> None:
     caplog.set_level(logging.WARNING, logger="flowkit.node")
-    recorder = _Recorder()
+    recorder = EffectsRecorder()
     dialogue = _dialogue(recorder, voiced=False)  # speaks itself, or text not linked
     dialogue.on_request(fk.ReplyRequest(say=SAID, allow_interruptions=allow))
     [warning] = [r.getMessage() for r in caplog.records]
@@ -276,7 +243,7 @@ def test_a_blank_say_is_refused_and_leaves_the_reply_under_way_alone(
     caplog: pytest.LogCaptureFixture, text: str
 ) -> None:
     caplog.set_level(logging.WARNING, logger="flowkit.node")
-    recorder = _Recorder()
+    recorder = EffectsRecorder()
     dialogue = _dialogue(recorder, voiced=True)
     dialogue.on_request(fk.ReplyRequest(say=text))
     [warning] = [r.getMessage() for r in caplog.records]
@@ -285,7 +252,7 @@ def test_a_blank_say_is_refused_and_leaves_the_reply_under_way_alone(
 
 
 def test_while_a_say_that_may_not_be_cut_plays_the_users_input_waits_in_order() -> None:
-    recorder = _Recorder()
+    recorder = EffectsRecorder()
     dialogue = _dialogue(recorder, voiced=True)
     dialogue.on_request(fk.ReplyRequest(turn_id=5, say=HOLD, allow_interruptions=False))
     assert recorder.events() == ["conversation.item.create"]
@@ -297,7 +264,7 @@ def test_while_a_say_that_may_not_be_cut_plays_the_users_input_waits_in_order() 
     dialogue.user_audio(b"\0" * 4800)
     dialogue.on_commit(respond=False)
     # Audio already on its way when the say started may still be heard: no barge-in on it.
-    dialogue.on_event(_event("input_audio_buffer.speech_started", audio_start_ms=0,
+    dialogue.on_event(server_event("input_audio_buffer.speech_started", audio_start_ms=0,
                              item_id="u1"))
     assert recorder.events() == []
     assert not [m for m in recorder.log if isinstance(m, fk.Interrupt)]
@@ -317,7 +284,7 @@ def test_while_a_say_that_may_not_be_cut_plays_the_users_input_waits_in_order() 
 
 @pytest.mark.parametrize("force", [False, True])
 def test_a_flush_that_is_not_forced_leaves_a_say_that_may_not_be_cut(force: bool) -> None:
-    recorder = _Recorder()
+    recorder = EffectsRecorder()
     dialogue = _dialogue(recorder, voiced=True)
     dialogue.on_request(fk.ReplyRequest(turn_id=5, say=HOLD, allow_interruptions=False))
     dialogue.on_playout(fk.Playout(turn_id=5, event=fk.PlayoutEvent.STARTED))
@@ -335,13 +302,13 @@ def test_a_flush_that_is_not_forced_leaves_a_say_that_may_not_be_cut(force: bool
 
 
 def test_a_reply_queued_behind_the_response_under_way_is_dropped_by_a_say() -> None:
-    recorder = _Recorder()
+    recorder = EffectsRecorder()
     dialogue = _dialogue(recorder, voiced=True)
-    dialogue.on_event(_event("response.created", response={"id": "r1"}))  # the server's VAD
+    dialogue.on_event(server_event("response.created", response={"id": "r1"}))  # the server's VAD
     dialogue.on_request(fk.ReplyRequest(turn_id=3, instructions="Answer."))  # waits for r1
     dialogue.on_request(fk.ReplyRequest(turn_id=4, say=SAID))
     assert recorder.events() == ["response.cancel", "conversation.item.create"]
-    dialogue.on_event(_event("response.done", response={"id": "r1", "status": "cancelled"}))
+    dialogue.on_event(server_event("response.done", response={"id": "r1", "status": "cancelled"}))
     # The reply asked for before the say is never asked of the model.
     assert recorder.events() == ["response.cancel", "conversation.item.create"]
     assert not dialogue.busy

@@ -15,15 +15,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.realtime.dialogue import Dialogue
 from flowkit_openai.testing.realtime_script import ScriptedReply
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
-from openai.resources.realtime.realtime import AsyncRealtimeConnection
-from realtime_helpers import Agent, agent
+from realtime_helpers import Agent, EffectsRecorder, agent, server_event
 from support import speech
 
 import flowkit as fk
@@ -226,34 +225,6 @@ async def test_a_model_that_speaks_itself_warns_once_and_sends_nothing_of_it(
 # -- the state machine alone ------------------------------------------------------------------
 
 
-class _Recorder:
-    """The dialogue's effects, recorded in one list: events, audio, chunks, messages."""
-
-    def __init__(self) -> None:
-        self.log: list[Any] = []
-
-    def send(self, event: dict[str, Any]) -> None:
-        self.log.append(event)
-
-    def send_audio(self, pcm: bytes) -> None:
-        self.log.append(("audio", len(pcm)))
-
-    def speak(self, message: Any) -> None:
-        self.log.append(message)
-
-    speak_text = user_transcript = agent_transcript = tool_call = interrupt = speak
-    metrics = agent_state = user_state = handoff = speak
-
-    def sent(self) -> list[Any]:
-        """What left for the server or the TTS node: events by type, and text chunks."""
-        return [m["type"] if isinstance(m, dict) else m for m in self.log
-                if isinstance(m, dict | fk.TextChunk)]
-
-    def call(self) -> fk.ToolCall:
-        [call] = [m for m in self.log if isinstance(m, fk.ToolCall)]
-        return call
-
-
 class _Handle:
     def cancel(self) -> None:
         pass
@@ -270,14 +241,10 @@ class _Timers:
         return _Handle()
 
 
-def _event(kind: str, **fields: Any) -> Any:
-    """A server event, parsed by the SDK as the node receives it."""
-    return AsyncRealtimeConnection.parse_event(
-        cast(Any, None), json.dumps({"type": kind, "event_id": "e", **fields})
-    )
 
 
-def _dialogue(recorder: _Recorder, timers: _Timers | None = None, *,
+
+def _dialogue(recorder: EffectsRecorder, timers: _Timers | None = None, *,
               voiced: bool = True) -> Dialogue:
     return Dialogue(recorder, url="ws://example/v1/realtime?model=m", clock=lambda: 0.0,
                     call_later=timers or (lambda delay, callback: None), voiced=voiced,
@@ -286,14 +253,15 @@ def _dialogue(recorder: _Recorder, timers: _Timers | None = None, *,
 
 def _calling_response(dialogue: Dialogue, *, done: bool = True) -> None:
     """The server's VAD answers with a response that calls get_weather (call ``c1``)."""
-    dialogue.on_event(_event("response.created", response={"id": "r1"}))
-    dialogue.on_event(_event(
+    dialogue.on_event(server_event("response.created", response={"id": "r1"}))
+    dialogue.on_event(server_event(
         "response.output_item.done", response_id="r1", output_index=0,
         item={"id": "i1", "type": "function_call", "call_id": "c1", "name": "get_weather",
               "arguments": ARGUMENTS},
     ))
     if done:
-        dialogue.on_event(_event("response.done", response={"id": "r1", "status": "completed"}))
+        done_event = server_event("response.done", response={"id": "r1", "status": "completed"})
+        dialogue.on_event(done_event)
 
 
 def _said(call: fk.ToolCall, text: str = SAID, **changes: Any) -> fk.ToolSpeech:
@@ -303,7 +271,7 @@ def _said(call: fk.ToolCall, text: str = SAID, **changes: Any) -> fk.ToolSpeech:
 
 
 def test_words_that_come_while_the_calling_response_streams_wait_for_its_end() -> None:
-    recorder = _Recorder()
+    recorder = EffectsRecorder()
     dialogue = _dialogue(recorder)
     _calling_response(dialogue, done=False)
     call = recorder.call()
@@ -312,7 +280,7 @@ def test_words_that_come_while_the_calling_response_streams_wait_for_its_end() -
     dialogue.on_tool_result(fk.ToolResult(turn_id=call.turn_id, call_id="c1",
                                           name="get_weather", output="sunny in Paris"))
     assert recorder.sent() == ["conversation.item.create"]  # the function_call_output
-    dialogue.on_event(_event("response.done", response={"id": "r1", "status": "completed"}))
+    dialogue.on_event(server_event("response.done", response={"id": "r1", "status": "completed"}))
     # Then the words (on the server and for the TTS node), and only then the next response.
     chunk = fk.TextChunk(turn_id=call.turn_id, text=SAID + " ", flush=True)
     assert recorder.sent() == ["conversation.item.create", "conversation.item.create", chunk,
@@ -366,7 +334,7 @@ def test_words_for_a_reply_that_moved_on_are_dropped_with_a_debug_log(
     caplog: pytest.LogCaptureFixture, case: str
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="flowkit.node")
-    recorder, timers = _Recorder(), _Timers()
+    recorder, timers = EffectsRecorder(), _Timers()
     dialogue = _dialogue(recorder, timers)
     done, before = CASES[case]
     _calling_response(dialogue, done=done)
@@ -385,12 +353,12 @@ def test_words_held_for_a_response_that_is_then_cancelled_are_dropped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="flowkit.node")
-    recorder = _Recorder()
+    recorder = EffectsRecorder()
     dialogue = _dialogue(recorder)
     _calling_response(dialogue, done=False)
     dialogue.on_tool_speech(_said(recorder.call()))
     # The response ends without going on (the server cancelled it): no tool round follows.
-    dialogue.on_event(_event("response.done", response={"id": "r1", "status": "cancelled"}))
+    dialogue.on_event(server_event("response.done", response={"id": "r1", "status": "cancelled"}))
     assert recorder.sent() == []
     [dropped] = [r.getMessage() for r in caplog.records if "dropped what tool" in r.getMessage()]
     assert "its reply ended before the response that made the call did" in dropped
