@@ -257,8 +257,9 @@ class LoopWatch:
         # that triggered it (the loop's, nearly always).
         if phase == "start":
             self._gc_start = time.perf_counter()
-        else:
+        elif self._gc_start:  # (a stop without its start, had one been missed, counts nothing)
             self._gc_s += time.perf_counter() - self._gc_start
+            self._gc_start = 0.0
 
     # -- on the watch's thread --------------------------------------------------------------
 
