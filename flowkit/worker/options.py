@@ -231,23 +231,18 @@ class WorkerOptions:
             raise WorkerOptionsError(
                 f"load_threshold is {self.load_threshold}; give a load above 0 (1.0 = all CPUs)"
             )
-        stall = self.loop_stall_ms
-        if isinstance(stall, bool) or not isinstance(stall, int | float) or not (
-            math.isfinite(stall) and stall >= 0
+        # Figures where 0 turns the feature off: each with what to give instead.
+        for name, give in (
+            ("memory_warn_mb", "a size in MB above 0 (e.g. 2048)"),
+            ("memory_limit_mb", "a size in MB above 0 (e.g. 2048)"),
+            ("loop_stall_ms", "the milliseconds of a blocked event loop worth a warning "
+                              "(e.g. 250)"),
         ):
-            raise WorkerOptionsError(
-                f"loop_stall_ms is {stall!r}; give the milliseconds of a blocked event loop "
-                "worth a warning (e.g. 250), or 0 to turn the watch off"
-            )
-        for name in ("memory_warn_mb", "memory_limit_mb"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (
                 math.isfinite(value) and value >= 0
             ):
-                raise WorkerOptionsError(
-                    f"{name} is {value!r}; give a size in MB above 0 (e.g. 2048), "
-                    "or 0 to turn it off"
-                )
+                raise WorkerOptionsError(f"{name} is {value!r}; give {give}, or 0 to turn it off")
 
     def agent_ws_url(self) -> str:
         """The worker endpoint: the server URL with a WebSocket scheme and path ``/agent``."""

@@ -191,16 +191,16 @@ class Worker:
             WorkerAuthError: The server refused the credentials (never retried).
             WorkerConnectError: ``max_retries`` connection attempts in a row failed.
         """
+        # Watched while the worker serves (unless off, or already watched by an earlier run).
         watch = self.loop_watch
-        watching = watch is not None and not watch.running
-        if watching:
-            assert watch is not None
+        if watch is not None and watch.running:
+            watch = None  # an earlier run of this worker is watching already
+        if watch is not None:
             watch.start()
         try:
             await self._connect_and_serve()
         finally:
-            if watching:
-                assert watch is not None
+            if watch is not None:
                 watch.stop()
 
     async def _connect_and_serve(self) -> None:
