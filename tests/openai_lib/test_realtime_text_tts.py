@@ -18,13 +18,14 @@ from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.realtime import RealtimeModel
 from flowkit_openai.testing.realtime_script import ScriptedReply
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
-from realtime_helpers import API_KEY, agent
+from realtime_helpers import API_KEY, Agent, agent
 from support import speech
 
 import flowkit as fk
 from flowkit.nodes.room import RoomSink, RoomSource
 from flowkit.nodes.tts import TTS
 from flowkit.testing.fakes import FakeTTS
+from flowkit.tools.function_tool import FunctionTool
 
 pytestmark = pytest.mark.usefixtures("close_clients")
 
@@ -50,6 +51,24 @@ def _barge_in() -> list[object]:
     # The question, then "Wait." about 0.9 s into the spoken answer.
     return speech(("silence", 0.3), ("voice", 0.6), ("silence", 1.2), ("voice", 0.5),
                   ("silence", 1.5))
+
+
+def _weather_round(
+    server: RealtimeTestServer, before: str, get_weather: FunctionTool
+) -> tuple[Agent, FakeTTS]:
+    """A text session spoken by a TTS node, the model scripted for one tool round.
+
+    It writes ``before`` and calls ``get_weather`` for Paris, then says "It is {output}
+    today." with the tool's result.
+    """
+    server.replies.extend([
+        ScriptedReply(before, tool_call=("get_weather", json.dumps({"city": "Paris"}))),
+        ScriptedReply("It is {output} today."),
+    ])
+    voice = FakeTTS(seconds_per_char=0.03)
+    a = agent(server.base_url, _question(3.0), tools=[get_weather], output_modality="text",
+              tts=TTS(voice))
+    return a, voice
 
 
 def _events(playout: list[fk.Playout]) -> list[tuple[int, fk.PlayoutEvent]]:
@@ -183,13 +202,7 @@ async def test_a_tool_round_is_one_spoken_reply_whose_first_sentence_does_not_wa
         return f"sunny in {city}"
 
     before = "Let me check the weather for you."
-    server.replies.extend([
-        ScriptedReply(before, tool_call=("get_weather", json.dumps({"city": "Paris"}))),
-        ScriptedReply("It is {output} today."),
-    ])
-    voice = FakeTTS(seconds_per_char=0.03)
-    a = agent(server.base_url, _question(3.0), tools=[get_weather], output_modality="text",
-              tts=TTS(voice))
+    a, voice = _weather_round(server, before, get_weather)
     runner = await a.run()
     assert runner.node_errors == []
     assert a.texts is not None
@@ -297,13 +310,7 @@ async def test_unfinished_text_before_a_tool_call_is_flushed_to_the_tts_node_for
     # on, that is until the words after the tool's result, were it not flushed.
     before = "Let me check the weather"
     after = "It is sunny in Paris today."
-    server.replies.extend([
-        ScriptedReply(before, tool_call=("get_weather", json.dumps({"city": "Paris"}))),
-        ScriptedReply("It is {output} today."),
-    ])
-    voice = FakeTTS(seconds_per_char=0.03)
-    a = agent(server.base_url, _question(3.0), tools=[get_weather], output_modality="text",
-              tts=TTS(voice))
+    a, voice = _weather_round(server, before, get_weather)
     runner = await a.run()
     assert runner.node_errors == []
     assert a.texts is not None

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import aiohttp
 import pytest
 from livekit.protocol import agent as agent_pb
 from worker_support import GRAPH, Server, meta, options, running_server, running_worker
 
+from flowkit.testing.livekit_server.agents import ServerJob
 from flowkit.worker import Worker, WorkerOptions
 from flowkit.worker.http import WorkerHTTPServer
 from flowkit.worker.options import WorkerOptionsError
@@ -22,13 +24,19 @@ def stall_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.getMessage().startswith(STALL)]
 
 
-async def until_stalls(worker: Worker, count: int, timeout: float = 10.0) -> None:
-    """Wait until the worker's loop watch has seen ``count`` stalls."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def job_that_stalls(
+    server: Server, worker: Worker, room: str, count: int, **config: Any
+) -> ServerJob:
+    """Dispatch a job of ``job_graph.py`` (``config`` as its metadata) and wait until it runs
+    and the worker's loop watch has seen ``count`` stalls in all."""
+    job = await server.dispatcher.dispatch(room, metadata=meta(**config))
+    await server.dispatcher.wait_for_job(job.id, agent_pb.JS_RUNNING)
+    deadline = asyncio.get_running_loop().time() + 10.0
     assert worker.loop_watch is not None
     while worker.loop_watch.stalls < count:
         assert asyncio.get_running_loop().time() < deadline, "no stall was seen"
         await asyncio.sleep(0.02)
+    return job
 
 
 async def test_a_node_blocking_the_loop_is_named_with_its_job_and_line(
@@ -41,11 +49,7 @@ async def test_a_node_blocking_the_loop_is_named_with_its_job_and_line(
         await http.start()
         await worker.start(timeout=10)
         try:
-            job = await server.dispatcher.dispatch(
-                "slow-room", metadata=meta(mode="block", seconds=0.4)
-            )
-            await server.dispatcher.wait_for_job(job.id, agent_pb.JS_RUNNING)
-            await until_stalls(worker, 1)
+            job = await job_that_stalls(server, worker, "slow-room", 1, mode="block", seconds=0.4)
 
             [record] = stall_records(caplog)
             message = record.getMessage()
@@ -79,9 +83,7 @@ async def test_a_build_that_blocks_names_the_job_being_built(
     async with running_server() as server, running_worker(
         server.url, loop_stall_ms=150
     ) as worker:
-        job = await server.dispatcher.dispatch("model-room", metadata=meta(build_blocks=0.4))
-        await server.dispatcher.wait_for_job(job.id, agent_pb.JS_RUNNING)
-        await until_stalls(worker, 1)
+        job = await job_that_stalls(server, worker, "model-room", 1, build_blocks=0.4)
         [record] = stall_records(caplog)
         message = record.getMessage()
         assert f"job {job.id} in room 'model-room', building its graph" in message
@@ -96,11 +98,7 @@ async def test_stalls_at_one_place_are_logged_once_and_counted(
     async with running_server() as server, running_worker(
         server.url, loop_stall_ms=150
     ) as worker:
-        job = await server.dispatcher.dispatch(
-            "busy-room", metadata=meta(mode="block", seconds=0.25, times=3)
-        )
-        await server.dispatcher.wait_for_job(job.id, agent_pb.JS_RUNNING)
-        await until_stalls(worker, 3)
+        await job_that_stalls(server, worker, "busy-room", 3, mode="block", seconds=0.25, times=3)
         assert worker.loop_watch is not None
         assert 0.6 <= worker.loop_watch.stalled_s < 3.0
         assert len(stall_records(caplog)) == 1  # the next line for the place would say "2 more"
