@@ -136,7 +136,7 @@ def test_a_stall_not_seen_says_why() -> None:
 async def test_a_garbage_collection_stall_is_told_as_one() -> None:
     stalls: list[LoopStall] = []
     # Three million tracked objects: a full collection of them holds the GIL for well over
-    # the threshold (about 0.17 s here), so the watch's thread cannot see a stack.
+    # the threshold (0.20-0.23 s in the runs here), so the watch's thread cannot see a stack.
     heap = [[i] for i in range(3_000_000)]
     watch = LoopWatch(0.05, stalls.append)
     watch.start()
