@@ -251,6 +251,37 @@ async def test_what_comes_before_the_connection_is_open_waits_for_it() -> None:
         assert "transcription" not in slow.sessions[0]["audio"]["input"]
 
 
+async def test_words_said_before_a_late_connection_are_answered_after_the_input_ends() -> None:
+    # The handshake outlasts the user's audio (a distant server, or MCP servers still
+    # listing their tools): the words wait in the queue and are heard and answered once the
+    # connection opens, rather than dropped when the input ends.
+    async with RealtimeTestServer([ScriptedReply(ANSWER, audio_ms=400)],
+                                  user_transcripts=[QUESTION], accept_delay=2.5) as late:
+        voice = speech(("silence", 0.2), ("voice", 0.6), ("silence", 0.8))
+        a = agent(late.base_url, voice)
+        runner = await a.run()
+        assert runner.node_errors == []
+        assert len(late.sessions) == 1
+        appended = sum(e["bytes"] for e in late.of_type("input_audio_buffer.append"))
+        assert appended / 48_000 == pytest.approx(1.6, abs=0.03)
+        assert [t.text for t in a.users.items] == [QUESTION]
+        assert [t.text for t in a.agents.items] == [ANSWER]
+        assert a.io.played_duration == pytest.approx(0.4)
+
+
+async def test_a_late_connection_with_nothing_to_answer_closes_soon_after_it_opens() -> None:
+    # Only silence waited: nothing starts a reply, and the node closes once the server has
+    # been quiet for a second, not after the 30 s a reply under way may take.
+    async with RealtimeTestServer(accept_delay=1.5) as late:
+        a = agent(late.base_url, speech(("silence", 0.5)))
+        runner = await a.run()
+        ended = asyncio.get_running_loop().time() - a.started
+        assert runner.node_errors == []
+        assert len(late.sessions) == 1 and late.of_type("input_audio_buffer.append")
+        assert a.agents.items == []
+        assert 2.5 <= ended < 6.0
+
+
 async def test_closing_the_graph_mid_session_hangs_up_and_leaves_nothing_running(
     server: RealtimeTestServer,
 ) -> None:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import pytest
 from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.realtime import RealtimeModel
+from flowkit_openai.realtime import node as realtime_node
 from flowkit_openai.testing import realtime_connection
 from flowkit_openai.testing.realtime_script import ScriptedReply
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
@@ -233,3 +234,21 @@ async def test_with_reconnecting_off_a_drop_ends_the_model_at_once(
     [error] = _messages(node_logs, logging.ERROR)
     assert "could not get it back (reconnecting is off: max_reconnects=0)" in error
     assert [t.text for t in a.agents.items] == [ANSWER]
+
+
+async def test_a_server_not_reached_in_time_after_the_input_ends_is_hung_up_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The input has ended and the handshake outlasts the wait for it: the node warns and
+    # closes; the connection that opens after that is hung up at once, not served for ever.
+    monkeypatch.setattr(realtime_node, "_SETTLE_S", 0.5)
+    caplog.set_level(logging.WARNING, logger="flowkit")
+    async with RealtimeTestServer(accept_delay=2.0) as late:
+        a = agent(late.base_url, speech(("silence", 0.3)))
+        runner = await a.run(timeout=10.0)
+        assert runner.node_errors == []
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert "was not reached within 0.5 s of the input's end" in warning
+        assert f"ws://127.0.0.1:{late.base_url.split(':')[2].split('/')[0]}/" in warning
+        await asyncio.sleep(0.2)
+        assert late.open_connections == 0

@@ -109,6 +109,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TURN_DETECTION", "RealtimeModel"]
 
 _SETTLE_S = 30.0  # at the end of input, how long a reply under way may take to finish
+# After a backlog is sent at the end of input, how long the server must stay silent before
+# the node takes it that no reply is coming: it hears the backlog at once, faster than it
+# was spoken, so its turn detection answers within a round trip or two.
+_QUIET_S = 1.0
 
 DEFAULT_TURN_DETECTION = ServerVAD()
 """The server's VAD with the API's own defaults: threshold 0.5, 300 ms prefix, 500 ms silence."""
@@ -390,7 +394,7 @@ class RealtimeModel(Node):
         )
         if rest := chunker.flush():
             dialogue.user_audio(rest)
-        await self._settle(dialogue, connection)
+        await self._settle(dialogue, session, connection)
         # (Cancelled instead, the connection task hangs up as it unwinds.)
         await session.close()
         with contextlib.suppress(asyncio.CancelledError):
@@ -499,21 +503,61 @@ class RealtimeModel(Node):
         if self.dialogue is not None:
             self.dialogue.send(self._session_update())
 
-    async def _settle(self, dialogue: Dialogue, connection: asyncio.Task[None]) -> None:
+    async def _settle(
+        self, dialogue: Dialogue, session: RealtimeSession, connection: asyncio.Task[None]
+    ) -> None:
         """Wait (bounded) for the reply under way, if any, to be made whole.
 
         The user's last words held back while a reply that may not be cut plays are sent
-        once it has played, and waited for too.
+        once it has played, and waited for too. When the input ended before the model was
+        first reached, what waits for the connection is sent and answered first.
         """
         deadline = asyncio.get_running_loop().time() + _SETTLE_S
+        first_pending = session.connections == 0 and not connection.done()
+        if first_pending and not await self._send_backlog(dialogue, session, connection, deadline):
+            return
         while (dialogue.busy or dialogue.held.holding) and not connection.done():
             if asyncio.get_running_loop().time() > deadline:
-                self.ctx.logger.warning(
-                    "the reply under way at the end of the input did not finish within %g s; "
-                    "closing the connection anyway", _SETTLE_S,
-                )
+                self._warn_unsettled()
                 return
             await asyncio.sleep(0.05)
+
+    async def _send_backlog(
+        self, dialogue: Dialogue, session: RealtimeSession, connection: asyncio.Task[None],
+        deadline: float,
+    ) -> bool:
+        """Let what waited for the first connection be sent, then heard; ``False`` if late.
+
+        The user's words spoken before the model was reached (a slow handshake, MCP
+        servers still listing their tools) wait in the session's queue: closing at the end
+        of the input would lose them unheard. Once sent, the server hears them at once, so
+        a reply it starts shows within :data:`_QUIET_S` of its last event.
+        """
+        loop = asyncio.get_running_loop()
+        self.ctx.logger.info(
+            "the input ended before %s was reached; what waits for the connection is sent "
+            "and answered before closing", session.link.url,
+        )
+        while not connection.done() and (not session.connected or session.unsent):
+            if loop.time() > deadline:
+                self.ctx.logger.warning(
+                    "%s was not reached within %g s of the input's end; closing, so what the "
+                    "user said before is not answered", session.link.url, _SETTLE_S,
+                )
+                return False
+            await asyncio.sleep(0.05)
+        sent_at = loop.time()
+        while not connection.done() and not dialogue.busy:
+            if loop.time() - max(sent_at, session.last_heard) >= _QUIET_S:
+                break
+            await asyncio.sleep(0.05)
+        return True
+
+    def _warn_unsettled(self) -> None:
+        self.ctx.logger.warning(
+            "the reply under way at the end of the input did not finish within %g s; "
+            "closing the connection anyway", _SETTLE_S,
+        )
 
     @staticmethod
     async def _read_results(results: AsyncIterator[ToolResult], dialogue: Dialogue) -> None:

@@ -77,6 +77,7 @@ class RealtimeSession:
         self.reconnect_delay = reconnect_delay
         self.max_queued = max_queued
         self.connections = 0  # how many times it has connected
+        self.last_heard = 0.0  # loop time of the server's last event (or of connecting)
         self.failed: str | None = None  # why it gave up, once it has
         self._socket: AsyncRealtimeConnection | None = None
         self._queue: asyncio.Queue[str] | None = asyncio.Queue()  # until the first connection
@@ -94,6 +95,11 @@ class RealtimeSession:
     def connected(self) -> bool:
         """A connection is open."""
         return self._socket is not None
+
+    @property
+    def unsent(self) -> int:
+        """How many events wait in the queue to be sent (0 with no queue)."""
+        return 0 if self._queue is None else self._queue.qsize()
 
     def send(self, event: dict[str, Any]) -> None:
         """Queue a client event; between connections it is dropped (a debug line)."""
@@ -160,6 +166,10 @@ class RealtimeSession:
 
     async def _serve(self, socket: AsyncRealtimeConnection) -> str:
         """Set the session up, read it until it ends, and say why it ended."""
+        if self._closing:  # closed during the handshake: hang up at once
+            with contextlib.suppress(Exception):
+                await socket.close()
+            return "closed during the handshake"
         # What waited for the first connection is sent; a later one starts afresh.
         first_queue = self._queue if self.connections == 0 else None
         queue = first_queue if first_queue is not None else asyncio.Queue()
@@ -170,9 +180,12 @@ class RealtimeSession:
             for first in self._setup(self.connections > 1):
                 await self.link.send(socket, first)
             self._socket, self._queue, self._dropping = socket, queue, False
+            clock = asyncio.get_running_loop().time
+            self.last_heard = clock()
             sender = self._spawn(self._send_all(socket, queue))
             while True:
                 event = await self.link.receive(socket)
+                self.last_heard = clock()
                 if event is None:
                     self.log.warning("the server at %s sent a message that is not JSON; "
                                      "skipped", self.link.url)
