@@ -73,6 +73,7 @@ from flowkit.tools import (
     ToolSet,
     function_tool,
 )
+from flowkit.usage import ProviderUsage, UsageLedger, UsageSummary
 
 try:
     __version__ = version("flowkit-agents")
@@ -125,6 +126,7 @@ __all__ = [
     "PlayoutEvent",
     "Problem",
     "ProblemKind",
+    "ProviderUsage",
     "ReplyRequest",
     "RunContext",
     "SoundCue",
@@ -142,6 +144,8 @@ __all__ = [
     "ToolSpeech",
     "Transcript",
     "TurnPrediction",
+    "UsageLedger",
+    "UsageSummary",
     "UserState",
     "UserStateKind",
     "UserTurn",

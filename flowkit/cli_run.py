@@ -2,8 +2,9 @@
 
 The graph file's ``build(job)`` receives a :class:`~flowkit.job.JobContext` whose ``io`` is an
 :class:`~flowkit.offline.OfflineIO`, so its room source hears ``--input`` and its room sink
-speaks into ``--output``. After the run, the conversation and a per-turn latency table
-(:class:`~flowkit.timeline.TurnTimeline`) are printed.
+speaks into ``--output``. After the run, the conversation, a per-turn latency table
+(:class:`~flowkit.timeline.TurnTimeline`) and what each provider consumed
+(:class:`~flowkit.usage.UsageLedger`) are printed.
 
 A graph must have a room source, or nothing would hear the input. A node counts as one when
 it is a :class:`flowkit.nodes.room.RoomSource` or when its class sets ``room_source = True``
@@ -49,6 +50,7 @@ from flowkit.runtime.fastforward import FastForwardLoop
 from flowkit.runtime.runner import GraphRunner
 from flowkit.timeline import LATENCY_NAMES, TurnRecord, TurnTimeline
 from flowkit.trace import trace_of_run
+from flowkit.usage import USAGE_VALUES, UsageSummary
 
 __all__ = ["PROGRESS_MIN_SECONDS", "conversation", "has_room_source", "latency_table", "run"]
 
@@ -104,6 +106,32 @@ def latency_table(records: list[TurnRecord]) -> Table:
             for value in record.latencies().values()
         ]
         table.add_row(str(index), *cells)
+    return table
+
+
+_USAGE_COLUMNS = {
+    "prompt_tokens": "prompt", "completion_tokens": "completion", "input_tokens": "in",
+    "output_tokens": "out", "characters": "chars", "audio_duration": "audio",
+}
+
+
+def usage_table(usage: UsageSummary) -> Table:
+    """What each provider node consumed: requests and every usage value reported."""
+    names = [n for n in USAGE_VALUES if any(n in p.values for p in usage.providers)]
+    table = Table(title="provider usage (tokens, characters, seconds of audio)",
+                  title_justify="left")
+    table.add_column("node")
+    table.add_column("provider")
+    for column in ("requests", *(_USAGE_COLUMNS[name] for name in names)):
+        table.add_column(column, justify="right")
+    for p in usage.providers:
+        cells = [
+            "-" if name not in p.values
+            else f"{p.values[name]:.1f} s" if name == "audio_duration"
+            else f"{p.values[name]:.0f}"
+            for name in names
+        ]
+        table.add_row(p.node, p.provider or "-", str(p.requests), *cells)
     return table
 
 
@@ -194,7 +222,7 @@ def run(
 ) -> None:
     """Run GRAPH_FILE on a WAV file: its room source hears --input, its sink speaks --output.
 
-    Prints the conversation and each turn's latencies.
+    Prints the conversation, each turn's latencies and each provider's usage.
     """
     state: CliState = ctx.ensure_object(CliState)
     try:
@@ -230,7 +258,7 @@ def run(
     try:
         loop_factory = None if realtime else FastForwardLoop
         with asyncio.Runner(loop_factory=loop_factory) as aio:
-            records = aio.run(_run(
+            records, usage = aio.run(_run(
                 graph, job, io, state.stderr() if show_progress and not live else None,
                 trace_path, state.stderr() if live else None,
             ))
@@ -240,6 +268,8 @@ def run(
     out.print(conversation(records) if records else Text("(no turns)", style="dim"), end="")
     if records:
         out.print(latency_table(records))
+    if usage.providers:
+        out.print(usage_table(usage))
     # The file's length: the voice with any other track (background sound) mixed in.
     written = io.file_duration or 0.0
     out.print(
@@ -252,7 +282,7 @@ def run(
 async def _run(
     graph: Graph, job: JobContext, io: OfflineIO, console: Console | None,
     trace_path: Path | None = None, live_console: Console | None = None,
-) -> list[TurnRecord]:
+) -> tuple[list[TurnRecord], UsageSummary]:
     runner = GraphRunner(graph, job=job)
     await runner.start()
     origin = asyncio.get_running_loop().time()
@@ -270,7 +300,7 @@ async def _run(
         if trace_path is not None:
             # Written even when the graph failed: its errors are what the trace is for.
             trace_of_run(runner, timeline, origin).write(trace_path)
-    return timeline.turns
+    return timeline.turns, runner.usage.summary()
 
 
 async def _until_done_or_ended(runner: GraphRunner, job: JobContext) -> None:

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from flowkit.usage import UsageLedger
+
 if TYPE_CHECKING:
     from livekit import api, rtc
     from livekit.protocol import sip as sip_pb
@@ -52,6 +54,9 @@ class JobContext:
         livekit: The LiveKit session of a LiveKit job (:func:`flowkit.livekit.connect_job`
             sets it); ``None`` outside LiveKit.
         shutdown_reason: Why the job was asked to end, once it was.
+        usage: What the providers of the job's graph consumed (tokens, characters, seconds
+            of audio; :class:`~flowkit.usage.UsageLedger`): ``job.usage.summary()``, e.g.
+            in a shutdown callback, for cost accounting.
     """
 
     job_id: str = "local"
@@ -63,6 +68,7 @@ class JobContext:
     participant_identity: str = ""
     livekit: LiveKitJob | None = None
     shutdown_reason: str | None = field(default=None, init=False)
+    usage: UsageLedger = field(default_factory=UsageLedger, init=False, repr=False)
     _shutdown: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
     _callbacks: list[ShutdownCallback] = field(default_factory=list, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)

@@ -250,3 +250,37 @@ def test_a_graph_with_problems_lists_them_and_exits_1(tmp_path: Path) -> None:
     assert code == 1
     assert "graph 'unwired'" in out and "is not valid" in out
     assert "needs.text" in out
+
+
+def test_run_prints_what_each_provider_consumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The voice agent on the demo providers: every provider node reports its requests.
+    root = Path(__file__).parents[1]
+    monkeypatch.setenv("FLOWKIT_PROVIDERS", "demo")
+    code, out, err = invoke(
+        "run", str(root / "graphs" / "voice_agent.py"), "--input",
+        str(root / "examples" / "audio" / "weather_question.wav"), "--output",
+        str(tmp_path / "out.wav"),
+    )
+    assert code == 0, err
+    assert "provider usage (tokens, characters, seconds of audio)" in out
+    table = out[out.index("provider usage"):]
+    header = next(line for line in table.splitlines() if "node" in line)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
+        "node", "provider", "requests", "prompt", "completion", "chars", "audio"
+    ]
+    rows = {
+        cells[0]: cells for cells in (
+            [c.strip() for c in line.strip("│ ").split("│")]
+            for line in table.splitlines() if line.startswith("│")
+        )
+    }
+    assert set(rows) == {"stt", "llm", "tts"}
+    # One utterance heard (about 2 s of speech), one reply written and spoken.
+    assert rows["stt"][2] == "1" and 1.0 <= float(rows["stt"][6].removesuffix(" s")) <= 3.0
+    assert rows["llm"][2] == "1" and int(rows["llm"][4]) > 0
+    # The TTS spoke the reply printed above the tables (wrapped at the console's width).
+    reply = out[out.index("agent: ") + len("agent: "):out.index("latency per turn")]
+    spoken = " ".join(reply.split())
+    assert spoken.startswith("I heard [") and abs(int(rows["tts"][5]) - len(spoken)) <= 2

@@ -34,6 +34,7 @@ from flowkit.runtime.errors import GraphFailed, NodeError
 from flowkit.runtime.metrics import EdgeMetrics, EdgeStats, GraphMetrics, NodeMetrics, NodeStats
 from flowkit.runtime.queues import InputQueue
 from flowkit.runtime.streams import Clock, EdgeTap, InputStream, PortStream
+from flowkit.usage import UsageLedger
 
 __all__ = ["GraphRunner", "RunnerState"]
 
@@ -89,6 +90,11 @@ class GraphRunner:
 
     Use ``async with GraphRunner(graph) as runner: await runner.wait()``, or ``await
     runner.run()`` for start, wait and close in one call.
+
+    Attributes:
+        usage: What the graph's providers consumed since it started (a
+            :class:`~flowkit.usage.UsageLedger`), counted into the job's
+            (``job.usage``) too when ``job`` is a :class:`~flowkit.job.JobContext`.
     """
 
     def __init__(self, graph: Graph, *, job: Any = None, close_timeout: float = 10.0) -> None:
@@ -116,6 +122,8 @@ class GraphRunner:
         self._done: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        job_usage = getattr(job, "usage", None)
+        self.usage = UsageLedger(into=None)
 
     @property
     def errors(self) -> Observable[NodeError]:
@@ -133,6 +141,7 @@ class GraphRunner:
         self.scheduler = AsyncIOScheduler(loop)
         self._done = asyncio.Event()
         self._build_streams(loop)
+        self.usage.listen(self)  # before any node runs: no request goes uncounted
         self.state = RunnerState.RUNNING
         # Consumers first: a source that emits as soon as it is subscribed must find every
         # edge downstream of it already in place.

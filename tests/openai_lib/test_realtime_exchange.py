@@ -81,6 +81,7 @@ async def test_a_spoken_question_is_answered_in_speech(server: RealtimeTestServe
     assert a.io.played_duration == pytest.approx(0.8)
     [metrics] = a.metrics.items
     assert metrics.node == "model" and metrics.labels["status"] == "completed"
+    assert metrics.labels["provider"] == "openai-realtime:gpt-realtime"
     assert 0 <= metrics.values["ttfa"] < 0.5 and metrics.values["output_tokens"] == 10
     assert a.interrupts.items == [] and server.truncations == []
 

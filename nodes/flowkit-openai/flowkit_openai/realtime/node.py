@@ -636,8 +636,11 @@ class _Effects:
         _emit(self.node.interrupts, interrupt)
 
     def metrics(self, metrics: Metrics) -> None:
-        metrics = Metrics(kind=metrics.kind, node=self.node.name, turn_id=metrics.turn_id,
-                          values=metrics.values, labels=metrics.labels)
+        node = self.node
+        # The provider (with its model), as the other providers' metrics name theirs.
+        labels = {**metrics.labels, "provider": node.provider_name}
+        metrics = Metrics(kind=metrics.kind, node=node.name, turn_id=metrics.turn_id,
+                          values=metrics.values, labels=labels)
         _emit(self.node.metrics, metrics)
 
     def handoff(self, agent: Any) -> None:
