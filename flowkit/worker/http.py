@@ -3,10 +3,11 @@
 - ``GET /``: ``200 OK`` while the worker is registered with the server, ``503`` otherwise
   (a load balancer or Kubernetes probe takes the worker out while it reconnects).
 - ``GET /worker``: JSON with the worker's id, agent name, load, memory, event-loop stalls,
-  status and active jobs.
+  status, its jobs' provider usage, and active jobs (each with its usage so far).
 - ``GET /metrics``: Prometheus text: the worker's load, memory, event-loop stalls and job
-  counts, and every running job's per-node counters from its graph runner (labelled with job,
-  room, graph and node).
+  counts, its jobs' provider requests and usage (tokens, characters, seconds of audio, by
+  kind and provider, ended jobs included), and every running job's per-node counters from
+  its graph runner (labelled with job, room, graph and node).
 - ``GET /jobs/<id>/graph``: a live HTML page of an active job: its graph drawn
   (:mod:`flowkit.viz.html`) with its figures, updated every second from
 - ``GET /jobs/<id>/metrics.json``: the job's figures now: ``metrics`` (a
@@ -29,6 +30,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from flowkit.spec import graph_spec
 from flowkit.trace import TurnTrace, trace_of_run
+from flowkit.usage import UsageSummary
 from flowkit.worker.jobs import RunningJob
 from flowkit.worker.memory import BYTES_PER_MB
 from flowkit.worker.worker import Worker
@@ -58,6 +60,7 @@ class WorkerCollector(Collector):
         yield GaugeMetricFamily("flowkit_worker_load", "The load last reported (0-1).", w.load)
         yield from _memory_metrics(w)
         yield from _loop_metrics(w)
+        yield from _usage_metrics(w.usage.summary())
         yield GaugeMetricFamily("flowkit_worker_active_jobs", "Jobs running now.", len(w.jobs))
         yield GaugeMetricFamily(
             "flowkit_worker_connected", "1 while registered with the server.", int(w.connected)
@@ -129,6 +132,31 @@ def _loop_metrics(worker: Worker) -> Iterator[Metric]:
     )
 
 
+def _usage_metrics(usage: UsageSummary) -> Iterator[Metric]:
+    requests = CounterMetricFamily(
+        "flowkit_provider_requests", "Requests the jobs' provider nodes made.",
+        labels=["kind", "provider"],
+    )
+    used = CounterMetricFamily(
+        "flowkit_provider_usage",
+        "What the jobs' providers consumed: tokens, characters, seconds of audio, by value.",
+        labels=["kind", "provider", "value"],
+    )
+    # Summed over nodes: a node's name is the graph's business, the bill is the provider's.
+    by_provider: dict[tuple[str, str], tuple[int, dict[str, float]]] = {}
+    for p in usage.providers:
+        count, values = by_provider.get((p.kind, p.provider), (0, {}))
+        for name, value in p.values.items():
+            values[name] = values.get(name, 0.0) + value
+        by_provider[(p.kind, p.provider)] = (count + p.requests, values)
+    for (kind, provider), (count, values) in by_provider.items():
+        requests.add_metric([kind, provider], count)
+        for name, value in values.items():
+            used.add_metric([kind, provider, name], value)
+    yield requests
+    yield used
+
+
 def _describe(worker: Worker) -> dict[str, Any]:
     now = time.time()
     rss = worker.memory.rss_mb
@@ -150,12 +178,14 @@ def _describe(worker: Worker) -> dict[str, Any]:
         "loop_stalls": worker.loop_watch.stalls if worker.loop_watch is not None else None,
         "loop_stall_longest_ms": round(worker.loop_watch.longest_s * 1000, 1)
         if worker.loop_watch is not None else None,
+        "usage": worker.usage.summary().model_dump(mode="json")["providers"],
         "active_jobs": [
             {
                 "id": job.id,
                 "room": job.room_name,
                 "graph": job.runner.graph.name if job.runner is not None else None,
                 "running_s": round(now - job.started, 3),
+                "usage": job.context.usage.summary().model_dump(mode="json")["providers"],
             }
             for job in list(worker.jobs.values())
         ],

@@ -33,6 +33,7 @@ from flowkit.runtime.loop_watch import LoopWatch
 from flowkit.runtime.runner import GraphRunner
 from flowkit.timeline import TurnTimeline
 from flowkit.trace import trace_of_run
+from flowkit.usage import UsageLedger
 from flowkit.worker.jobs import (
     AcceptFn,
     ConnectJob,
@@ -115,6 +116,8 @@ class Worker:
             if options.loop_stall_ms else None
         )
         self.outcomes: Counter[str] = Counter()
+        # What every job's providers consumed (each job's ledger counts into it): /metrics.
+        self.usage = UsageLedger()
         self.server_info: agent_pb.RegisterWorkerResponse | None = None
         self._conn: AgentConnection | None = None
         self._pending: dict[str, JobAcceptance] = {}
@@ -414,6 +417,7 @@ class Worker:
         room_var.set(job.room_name)
         status, error, reason = agent_pb.JS_SUCCESS, "", "the graph finished"
         disconnect: Disconnect | None = None
+        job.context.usage.into = self.usage
         try:
             graph = self._build(job.context)
             disconnect = await self._connect_job(job.context)
@@ -461,6 +465,10 @@ class Worker:
         outcome = "terminated" if job.terminated else _STATUS_NAMES.get(status, "unknown")
         self.outcomes[outcome] += 1
         log.info("job ended: %s (%s)", outcome, reason)
+        usage = job.context.usage.summary()
+        if usage.providers:
+            log.info("job %s usage: %s", job.id, usage.describe(),
+                     extra={"usage": usage.model_dump(mode="json")})
         await self._job_status(job, status, error)
         if not self._stop.is_set():
             await self._send_worker_status()

@@ -6,6 +6,13 @@ Metadata is JSON: ``{"mode": "forever"}`` (default) ticks until the job is ended
 0.4}`` blocks the event loop that long after its first tick (with ``"times": n``, n times,
 0.1 s apart), then ticks forever. ``{"build_blocks": 0.4}`` blocks the loop in ``build``,
 as loading a model there would.
+
+``{"usage": n}`` (with any mode) adds a ``provider`` node that reports, on its ``metrics``
+output (linked to nothing), as a provider node does: ``n`` LLM requests of provider
+``"fake-llm"`` (40 prompt and 12 completion tokens each, and a ``ttft``), then one TTS
+request of provider ``"fake-tts"`` (120 characters, 2.5 s of audio, and a ``ttfa``).
+``{"usage_file": path}`` registers a shutdown callback writing ``job.usage.summary()``, as
+it sees it then, to ``path`` as JSON.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import flowkit as fk
 
@@ -49,6 +57,29 @@ class Ticker(fk.Node):
             raise RuntimeError("the job graph raised on purpose")
 
 
+class Provider(fk.Node):
+    """Reports ``requests`` LLM requests and one TTS request, as provider nodes do; ends."""
+
+    metrics: fk.Out[fk.Metrics]
+
+    def __init__(self, requests: int) -> None:
+        super().__init__()
+        self.requests = requests
+
+    async def run(self) -> None:
+        for _ in range(self.requests):
+            await self.metrics.put(fk.Metrics(
+                kind="llm", node=self.name,
+                values={"prompt_tokens": 40.0, "completion_tokens": 12.0, "ttft": 0.2},
+                labels={"provider": "fake-llm", "cancelled": False},
+            ))
+        await self.metrics.put(fk.Metrics(
+            kind="tts", node=self.name,
+            values={"characters": 120.0, "audio_duration": 2.5, "ttfa": 0.1},
+            labels={"provider": "fake-tts"},
+        ))
+
+
 def block_the_loop(seconds: float) -> None:
     """What a synchronous call in a node does to the event loop every job shares."""
     time.sleep(seconds)
@@ -68,4 +99,13 @@ def build(job: fk.JobContext) -> fk.Graph:
         Ticker(config.get("mode", "forever"), config.get("seconds", 0.0), config.get("times", 1))
     )
     ticker >> count()
+    if config.get("usage"):
+        g.add(Provider(config["usage"]))
+    if config.get("usage_file"):
+        path = Path(config["usage_file"])
+
+        async def write_usage() -> None:
+            path.write_text(job.usage.summary().model_dump_json())
+
+        job.add_shutdown_callback(write_usage)
     return g
