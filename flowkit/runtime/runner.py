@@ -123,7 +123,7 @@ class GraphRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.scheduler: AsyncIOScheduler | None = None
         job_usage = getattr(job, "usage", None)
-        self.usage = UsageLedger(into=None)
+        self.usage = UsageLedger(into=job_usage if isinstance(job_usage, UsageLedger) else None)
 
     @property
     def errors(self) -> Observable[NodeError]:
