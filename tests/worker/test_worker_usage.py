@@ -18,11 +18,10 @@ import aiohttp
 import pytest
 from livekit.protocol import agent as agent_pb
 from prometheus_client.parser import text_string_to_metric_families
-from worker_support import GRAPH, Server, meta, options, running_server, running_worker
+from worker_support import meta, running_server, running_worker, served_worker
 
 from flowkit.testing.livekit_server.agents import ServerJob
 from flowkit.worker import Worker
-from flowkit.worker.http import WorkerHTTPServer
 
 USAGE_FAMILIES = ("flowkit_provider_requests", "flowkit_provider_usage")
 
@@ -77,78 +76,62 @@ async def get(session: aiohttp.ClientSession, url: str) -> Any:
 
 
 async def test_metrics_add_up_the_usage_of_ended_jobs_by_kind_and_provider() -> None:
-    async with running_server() as server:
-        worker = Worker(GRAPH, options(server.url))
-        http = WorkerHTTPServer(worker, "127.0.0.1", 0)
-        await http.start()
-        await worker.start(timeout=10)
-        try:
-            first = await server.dispatcher.dispatch(
-                "usage-a", metadata=meta(mode="finish", seconds=0.2, usage=2)
-            )
-            second = await server.dispatcher.dispatch(
-                "usage-b", metadata=meta(mode="finish", seconds=0.2, usage=3)
-            )
-            for job in (first, second):
-                await server.dispatcher.wait_for_job(job.id, agent_pb.JS_SUCCESS)
-            assert not worker.jobs  # both ended: their usage stays in the worker's
+    async with running_server() as server, served_worker(server.url) as (worker, http):
+        first = await server.dispatcher.dispatch(
+            "usage-a", metadata=meta(mode="finish", seconds=0.2, usage=2)
+        )
+        second = await server.dispatcher.dispatch(
+            "usage-b", metadata=meta(mode="finish", seconds=0.2, usage=3)
+        )
+        for job in (first, second):
+            await server.dispatcher.wait_for_job(job.id, agent_pb.JS_SUCCESS)
+        assert not worker.jobs  # both ended: their usage stays in the worker's
 
-            async with aiohttp.ClientSession() as session:
-                text = await get(session, http.url + "/metrics")
-            families, samples = usage_samples(text)
-            assert families == set(USAGE_FAMILIES)
-            assert samples == {
-                requests("llm", "fake-llm"): 5.0,
-                used("llm", "fake-llm", "prompt_tokens"): 5 * 40.0,
-                used("llm", "fake-llm", "completion_tokens"): 5 * 12.0,
-                requests("tts", "fake-tts"): 2.0,
-                used("tts", "fake-tts", "characters"): 2 * 120.0,
-                used("tts", "fake-tts", "audio_duration"): 2 * 2.5,
-            }  # the latencies (ttft, ttfa) are not usage: no sample has them
-            assert "ttft" not in text and "ttfa" not in text
-        finally:
-            await worker.aclose()
-            await http.aclose()
+        async with aiohttp.ClientSession() as session:
+            text = await get(session, http.url + "/metrics")
+        families, samples = usage_samples(text)
+        assert families == set(USAGE_FAMILIES)
+        assert samples == {
+            requests("llm", "fake-llm"): 5.0,
+            used("llm", "fake-llm", "prompt_tokens"): 5 * 40.0,
+            used("llm", "fake-llm", "completion_tokens"): 5 * 12.0,
+            requests("tts", "fake-tts"): 2.0,
+            used("tts", "fake-tts", "characters"): 2 * 120.0,
+            used("tts", "fake-tts", "audio_duration"): 2 * 2.5,
+        }  # the latencies (ttft, ttfa) are not usage: no sample has them
+        assert "ttft" not in text and "ttfa" not in text
 
 
 async def test_worker_json_shows_a_running_jobs_usage_and_the_workers_total() -> None:
-    async with running_server() as server:
-        worker = Worker(GRAPH, options(server.url))
-        http = WorkerHTTPServer(worker, "127.0.0.1", 0)
-        await http.start()
-        await worker.start(timeout=10)
-        try:
-            ended = await server.dispatcher.dispatch(
-                "usage-ended", metadata=meta(mode="finish", seconds=0.1, usage=1)
-            )
-            await server.dispatcher.wait_for_job(ended.id, agent_pb.JS_SUCCESS)
-            job = await server.dispatcher.dispatch(
-                "usage-live", metadata=meta(mode="forever", usage=2)
-            )
-            await server.dispatcher.wait_for_job(job.id, agent_pb.JS_RUNNING)
-            await counted(worker, job, 3)  # 2 LLM requests and 1 TTS
+    async with running_server() as server, served_worker(server.url) as (worker, http):
+        ended = await server.dispatcher.dispatch(
+            "usage-ended", metadata=meta(mode="finish", seconds=0.1, usage=1)
+        )
+        await server.dispatcher.wait_for_job(ended.id, agent_pb.JS_SUCCESS)
+        job = await server.dispatcher.dispatch(
+            "usage-live", metadata=meta(mode="forever", usage=2)
+        )
+        await server.dispatcher.wait_for_job(job.id, agent_pb.JS_RUNNING)
+        await counted(worker, job, 3)  # 2 LLM requests and 1 TTS
 
-            async with aiohttp.ClientSession() as session:
-                described = await get(session, http.url + "/worker")
-            [active] = described["active_jobs"]
-            assert active["id"] == job.id
-            assert active["usage"] == [
-                {"kind": "llm", "node": "provider", "provider": "fake-llm", "requests": 2,
-                 "values": {"prompt_tokens": 80.0, "completion_tokens": 24.0}},
-                {"kind": "tts", "node": "provider", "provider": "fake-tts", "requests": 1,
-                 "values": {"characters": 120.0, "audio_duration": 2.5}},
-            ]
-            # The worker's total: the ended job's and the running one's so far.
-            assert described["usage"] == [
-                {"kind": "llm", "node": "provider", "provider": "fake-llm", "requests": 3,
-                 "values": {"prompt_tokens": 120.0, "completion_tokens": 36.0}},
-                {"kind": "tts", "node": "provider", "provider": "fake-tts", "requests": 2,
-                 "values": {"characters": 240.0, "audio_duration": 5.0}},
-            ]
-            assert job.id in worker.jobs  # the job goes on
-        finally:
-            await worker.aclose()
-            await http.aclose()
+        async with aiohttp.ClientSession() as session:
+            described = await get(session, http.url + "/worker")
+        [active] = described["active_jobs"]
+        assert active["id"] == job.id
+        assert active["usage"] == [
+            {"kind": "llm", "node": "provider", "provider": "fake-llm", "requests": 2,
+             "values": {"prompt_tokens": 80.0, "completion_tokens": 24.0}},
+            {"kind": "tts", "node": "provider", "provider": "fake-tts", "requests": 1,
+             "values": {"characters": 120.0, "audio_duration": 2.5}},
+        ]
+        # The worker's total: the ended job's and the running one's so far.
+        assert described["usage"] == [
+            {"kind": "llm", "node": "provider", "provider": "fake-llm", "requests": 3,
+             "values": {"prompt_tokens": 120.0, "completion_tokens": 36.0}},
+            {"kind": "tts", "node": "provider", "provider": "fake-tts", "requests": 2,
+             "values": {"characters": 240.0, "audio_duration": 5.0}},
+        ]
+        assert job.id in worker.jobs  # the job goes on
 
 
 async def test_an_ended_job_logs_its_usage_once_with_the_figures_as_extra(
@@ -182,13 +165,7 @@ async def test_a_job_without_provider_requests_logs_and_exports_no_usage(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="flowkit.worker")
-    server = Server()
-    await server.start()
-    worker = Worker(GRAPH, options(server.url))
-    http = WorkerHTTPServer(worker, "127.0.0.1", 0)
-    await http.start()
-    try:
-        await worker.start(timeout=10)
+    async with running_server() as server, served_worker(server.url) as (_, http):
         job = await server.dispatcher.dispatch("quiet", metadata=meta(mode="finish", seconds=0.1))
         await server.dispatcher.wait_for_job(job.id, agent_pb.JS_SUCCESS)
         assert any(r.getMessage().startswith("job ended: success") for r in caplog.records)
@@ -201,10 +178,6 @@ async def test_a_job_without_provider_requests_logs_and_exports_no_usage(
         assert families == set(USAGE_FAMILIES)  # the families are there, with no sample
         assert samples == {}
         assert described["usage"] == []
-    finally:
-        await worker.aclose()
-        await http.aclose()
-        await server.stop()
 
 
 async def test_a_shutdown_callback_reads_the_jobs_usage_after_its_graph_closed(

@@ -12,6 +12,7 @@ from typing import Any
 from flowkit.testing.livekit_server import TestLiveKitServer
 from flowkit.testing.livekit_server.agents import AgentDispatcher
 from flowkit.worker import Worker, WorkerOptions
+from flowkit.worker.http import WorkerHTTPServer
 
 KEY = "devkey"
 SECRET = "worker-test-secret-0123456789abcdef"
@@ -81,6 +82,22 @@ async def running_worker(
         yield worker
     finally:
         await worker.aclose()
+
+
+@asynccontextmanager
+async def served_worker(
+    url: str, **overrides: Any
+) -> AsyncIterator[tuple[Worker, WorkerHTTPServer]]:
+    """A started worker and its HTTP server on a free port (``http.url``)."""
+    worker = Worker(GRAPH, options(url, **overrides))
+    http = WorkerHTTPServer(worker, "127.0.0.1", 0)
+    await http.start()
+    try:
+        await worker.start(timeout=10)
+        yield worker, http
+    finally:
+        await worker.aclose()
+        await http.aclose()
 
 
 def meta(**config: Any) -> str:
