@@ -642,7 +642,9 @@ class SoundCue(Message):
             )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# weakref_slot: a UsageLedger remembers the metrics it counted, to count a message passed on
+# by another node once, without keeping them alive (docs/observability.md, "Provider usage").
+@dataclass(frozen=True, slots=True, kw_only=True, weakref_slot=True)
 class Metrics(Message):
     """Figures a provider node measured for one request (time to first token, ...).
 

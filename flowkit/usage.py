@@ -28,7 +28,7 @@ length), not only the speech counted here.
 
 from __future__ import annotations
 
-import collections
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -47,10 +47,6 @@ USAGE_VALUES: tuple[str, ...] = (
     "audio_duration",
 )
 """The :class:`~flowkit.messages.Metrics` values a :class:`UsageLedger` adds up."""
-
-# A message passed on by another node is the same object: it is counted once. The ids of
-# the last ones counted are kept (with the messages, so that no id is reused meanwhile).
-_RECENT = 64
 
 
 class ProviderUsage(pydantic.BaseModel):
@@ -136,7 +132,16 @@ class UsageLedger:
     def __init__(self, into: UsageLedger | None = None) -> None:
         self.into = into
         self._tallies: dict[tuple[str, str, str], _Tally] = {}
-        self._recent: collections.deque[Metrics] = collections.deque(maxlen=_RECENT)
+        # A message passed on by another node is the same object: it is counted once. The
+        # ledger remembers each message it counted for as long as anything else holds it
+        # (a relay's queue, a node's list) and no longer: a weak value per id, dropped when
+        # the message is freed, so an id reused by a later message is not mistaken for it.
+        # Keeping the messages themselves (a deque of the last 64, before) held each
+        # graph's last 64 metrics: 0.3 MiB/min more RSS growth at 50 sessions in
+        # bench/voice_sessions.py (docs/performance.md, item 17).
+        self._counted: weakref.WeakValueDictionary[int, Metrics] = (
+            weakref.WeakValueDictionary()
+        )
         self._subscriptions: list[DisposableBase] = []
         self.ports: list[str] = []
 
@@ -161,9 +166,10 @@ class UsageLedger:
 
     def add(self, metrics: Metrics) -> None:
         """Count one request's figures (a message already counted is skipped)."""
-        if any(seen is metrics for seen in self._recent):
+        ident = id(metrics)
+        if self._counted.get(ident) is metrics:
             return
-        self._recent.append(metrics)
+        self._counted[ident] = metrics
         provider = metrics.labels.get("provider", "")
         key = (metrics.kind, metrics.node, provider if isinstance(provider, str) else "")
         tally = self._tallies.get(key)

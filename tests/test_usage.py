@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -131,3 +133,21 @@ def test_a_message_without_a_provider_label_is_counted_under_no_provider() -> No
     [usage] = ledger.summary().providers
     assert (usage.provider, usage.requests, usage.values) == ("", 2, {"audio_duration": 3.0})
     assert ledger.summary().describe() == "stt 'ears': 2 requests, 3.0 audio_duration"
+
+
+def test_the_ledger_does_not_keep_what_it_counted_alive() -> None:
+    # A ledger per running graph (and per job) lives as long as its calls: holding the
+    # messages it counted would grow every session's memory with each request.
+    ledger = fk.UsageLedger()
+    first = llm(10, 2)
+    seen = weakref.ref(first)
+    ledger.add(first)
+    ledger.add(first)  # passed on by another node: the same object, counted once
+    del first
+    gc.collect()
+    assert seen() is None
+    # A new message may reuse the freed one's id: it is still a new request.
+    for _ in range(20):
+        ledger.add(llm(10, 2))
+    assert ledger.summary().total("prompt_tokens") == 210
+    assert ledger.summary().providers[0].requests == 21
