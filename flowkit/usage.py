@@ -16,14 +16,16 @@ completion_tokens  tokens an LLM wrote (counted as streamed deltas when the
 input_tokens       tokens a realtime model read (audio and text)
 output_tokens      tokens a realtime model wrote (audio and text)
 characters         characters a TTS spoke
-audio_duration     seconds of audio a TTS made; for an STT, the seconds of speech
-                   the VAD measured in each utterance transcribed
+audio_duration     seconds of audio a TTS made; for an STT, the seconds of audio
+                   each request carried (a batch recogniser's utterance with its
+                   padding and trailing silence), or the speech the VAD measured
+                   when the recogniser does not say
 ============== =================================================================
 
 A cancelled request counts: a provider bills what it did before it was stopped. The
 latencies in the same messages (``ttft``, ``duration``, ...) are not usage and are left out.
 A streaming STT service may bill every second streamed to it, silence included (the job's
-length), not only the speech counted here.
+length), not only the utterances counted here.
 """
 
 from __future__ import annotations

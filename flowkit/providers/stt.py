@@ -46,6 +46,10 @@ class SpeechResult:
         start_time: Seconds from the start of the audio (the stream, for a stream) to the
             first word.
         end_time: Seconds from the start of the audio to the end of the last word.
+        audio_duration: Seconds of audio the recogniser was given for this result, what a
+            service bills by, when the stream knows it (:class:`StreamingSTTFromBatch`
+            reports each request's audio: the speech, its padding and the trailing silence
+            the VAD waited for); ``None`` when not reported.
     """
 
     text: str
@@ -54,6 +58,7 @@ class SpeechResult:
     confidence: float | None = None
     start_time: float = 0.0
     end_time: float = 0.0
+    audio_duration: float | None = None
 
 
 @runtime_checkable
@@ -153,7 +158,13 @@ class STTMeter:
         self._audio_duration = 0.0
 
     def audio_ended(self, audio_duration: float = 0.0) -> None:
-        """Mark the end of the utterance's audio (the moment the recogniser had it all)."""
+        """Mark the end of the utterance's audio (the moment the recogniser had it all).
+
+        Args:
+            audio_duration: The utterance's seconds of audio as the caller measured them
+                (the STT node: the speech its VAD measured); a final result that reports
+                its own ``audio_duration`` (what the recogniser was given) replaces it.
+        """
         self._ended = self._clock()
         self._audio_duration = audio_duration
 
@@ -161,16 +172,18 @@ class STTMeter:
         """Take a result; for a final one after :meth:`audio_ended`, return its metrics.
 
         The values are ``latency`` (seconds from the end of audio to this result) and
-        ``audio_duration``; the labels name the ``provider``.
+        ``audio_duration`` (the result's own when it reports one: what the recogniser was
+        given); the labels name the ``provider``.
         """
         if not result.final or self._ended is None:
             return None
         latency = self._clock() - self._ended
         self._ended = None
+        audio = self._audio_duration if result.audio_duration is None else result.audio_duration
         return Metrics(
             kind="stt",
             node=self._node,
-            values={"latency": latency, "audio_duration": self._audio_duration},
+            values={"latency": latency, "audio_duration": audio},
             labels={"provider": self._provider},
         )
 
@@ -280,5 +293,7 @@ class _SegmentingSTTStream(WorkerStream[SpeechResult]):
                     end_time=min(segment.start + result.end_time, segment.end)
                     if result.end_time > 0
                     else segment.end,
+                    # What the request carried: what a service bills by.
+                    audio_duration=segment.samples.size / self._rate,
                 )
             )

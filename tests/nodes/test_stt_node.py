@@ -70,6 +70,13 @@ async def test_batch_recogniser_is_cut_by_a_vad_and_latency_is_measured(tmp_path
     assert all(r.sample_rate == 16_000 and r.samples > 8_000 for r in fake.requests)
     latencies = [m.values["latency"] for m in collected(metrics)]
     assert len(latencies) == 2 and all(0.2 <= x < 1.0 for x in latencies)
+    # The audio counted is what each request carried (a service bills that: the 1 s of
+    # speech with the adapter's padding and trailing silence), not the speech the graph's
+    # VAD measured.
+    sent = [r.samples / r.sample_rate for r in fake.requests]
+    counted = [m.values["audio_duration"] for m in collected(metrics)]
+    assert counted == pytest.approx(sent)
+    assert all(x > 1.2 for x in counted)
 
 
 def test_stt_refuses_what_is_not_a_recogniser() -> None:
