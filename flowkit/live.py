@@ -122,14 +122,9 @@ class LiveView:
             (UserState, self._on_user_state),
             (Transcript, self._on_transcript),
         )
-        for node in self.runner.plan.nodes:
-            for port in node.outputs.values():
-                for kind, handler in handlers:
-                    if isinstance(port.type, type) and issubclass(port.type, kind):
-                        ref = f"{node.name}.{port.name}"
-                        self._subscriptions.append(
-                            self.runner.observe(ref).subscribe(handler)
-                        )
+        for kind, handler in handlers:
+            for ref in self.runner.outputs_carrying(kind):
+                self._subscriptions.append(self.runner.observe(ref).subscribe(handler))
 
     def detach(self) -> None:
         """Stop listening (what was seen stays)."""

@@ -217,12 +217,9 @@ class TurnTimeline:
             )
         if self._clock is None:
             self._clock = asyncio.get_running_loop().time
-        for node in runner.plan.nodes:
-            for port in node.outputs.values():
-                if isinstance(port.type, type) and issubclass(port.type, TIMED_TYPES):
-                    ref = f"{node.name}.{port.name}"
-                    self.ports.append(ref)
-                    self._subscriptions.append(runner.observe(ref).subscribe(self.on_message))
+        for ref in runner.outputs_carrying(TIMED_TYPES):
+            self.ports.append(ref)
+            self._subscriptions.append(runner.observe(ref).subscribe(self.on_message))
 
     def detach(self) -> None:
         """Stop listening (the records stay)."""

@@ -153,12 +153,9 @@ class UsageLedger:
         The runner must have built its streams (``GraphRunner.start`` calls this before the
         graph's tasks run, so nothing is missed).
         """
-        for node in runner.plan.nodes:
-            for port in node.outputs.values():
-                if isinstance(port.type, type) and issubclass(port.type, Metrics):
-                    ref = f"{node.name}.{port.name}"
-                    self.ports.append(ref)
-                    self._subscriptions.append(runner.observe(ref).subscribe(self.add))
+        for ref in runner.outputs_carrying(Metrics):
+            self.ports.append(ref)
+            self._subscriptions.append(runner.observe(ref).subscribe(self.add))
 
     def detach(self) -> None:
         """Stop listening (the totals stay)."""

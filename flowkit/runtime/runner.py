@@ -362,6 +362,20 @@ class GraphRunner:
             raise KeyError(f"node {node_name!r} has no output {port!r}: {list(run.outputs)}")
         return run.outputs[port]
 
+    def outputs_carrying(self, kind: type | tuple[type, ...]) -> list[str]:
+        """Every output declared to carry ``kind`` (or a subclass), as ``"node.port"``.
+
+        What a listener subscribes to with :meth:`observe` when it follows a message type
+        wherever it is produced (the usage ledger, the turn timeline, the live view),
+        linked or not.
+        """
+        return [
+            f"{node.name}.{port.name}"
+            for node in self.plan.nodes
+            for port in node.outputs.values()
+            if isinstance(port.type, type) and issubclass(port.type, kind)
+        ]
+
     def inject(self, ref: str, value: Any) -> None:
         """Deliver ``value`` to input ``"node.port"`` as if an edge had sent it (tests, tools).
 

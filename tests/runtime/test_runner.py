@@ -239,6 +239,20 @@ async def test_observe_gives_an_output_stream() -> None:
     assert seen == [7, 8]
 
 
+async def test_outputs_carrying_a_type_are_found_linked_or_not() -> None:
+    g = fk.Graph("typed")
+    split = g.add(TwoOut(), name="split")
+    g.add(Numbers([1, 2]), name="numbers") >> split
+    split.evens >> g.add(to_text(), name="text") >> Collect()  # odds: linked to nothing
+    runner = fk.GraphRunner(g)
+    await runner.start()
+    assert sorted(runner.outputs_carrying(int)) == ["numbers.out", "split.evens", "split.odds"]
+    assert runner.outputs_carrying((str, bytes)) == ["text.out"]
+    assert runner.outputs_carrying(float) == []
+    await runner.wait()
+    await runner.close()
+
+
 def test_an_invalid_graph_does_not_start() -> None:
     g = fk.Graph("bad")
     g.add(Collect())
