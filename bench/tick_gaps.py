@@ -119,7 +119,7 @@ async def direct_path_cost(sessions: int, gap: float, ticks: int) -> float:
     stream's push and the STT stream's push (the workload's fake, which keeps nothing). What
     :func:`input_path_cost` spends beyond this is the runtime's share of a hop: port streams,
     edge taps with their counts and sampled timing, the stage observers, the STT's input
-    queue. It bounds what fusing the path into one call per frame could save.
+    queue.
     """
     import voice_workload as vw
 
