@@ -18,7 +18,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 import click
 
@@ -30,7 +30,15 @@ from flowkit.spec import ProblemSpec
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["EXIT_BAD_FILE", "EXIT_PROBLEMS", "CliState", "load_or_exit", "main", "print_problems"]
+__all__ = [
+    "EXIT_BAD_FILE",
+    "EXIT_PROBLEMS",
+    "CliState",
+    "fail",
+    "load_or_exit",
+    "main",
+    "print_problems",
+]
 
 EXIT_PROBLEMS = 1
 EXIT_BAD_FILE = 2
@@ -45,6 +53,7 @@ _COMMANDS = {
     "start": "flowkit.cli_worker:start",
     "dev": "flowkit.cli_worker:dev",
     "nodes": "flowkit.cli_nodes:nodes",
+    "console": "flowkit.cli_console:console",
 }
 """Every ``flowkit`` command: its name and where it is defined (``module:attribute``).
 
@@ -103,6 +112,18 @@ class _Commands(click.Group):
 def main(ctx: click.Context, debug: bool) -> None:
     """Build, check and draw voice AI agent graphs for LiveKit."""
     ctx.obj = CliState(debug=debug)
+
+
+def fail(ctx: click.Context, error: BaseException | str, code: int) -> NoReturn:
+    """Say what went wrong in one line on stderr, then exit with ``code``.
+
+    With ``--debug`` the error's traceback (its cause's, when it wraps one) comes first.
+    """
+    state = ctx.find_object(CliState) or CliState()
+    if state.debug and isinstance(error, BaseException):
+        traceback.print_exception(error.__cause__ or error, file=sys.stderr)
+    click.echo(f"error: {' '.join(str(error).split())}", err=True)
+    ctx.exit(code)
 
 
 def load_or_exit(ctx: click.Context, path: Path) -> Graph:

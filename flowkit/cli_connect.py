@@ -17,16 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
-import traceback
 from pathlib import Path
-from typing import NoReturn
 
 import click
 from livekit import rtc
 from rich.text import Text
 
-from flowkit.cli import EXIT_BAD_FILE, EXIT_PROBLEMS, GRAPH_FILE, CliState, print_problems
+from flowkit.cli import EXIT_BAD_FILE, EXIT_PROBLEMS, GRAPH_FILE, CliState, fail, print_problems
 from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.livekit.job import AutoSubscribe, attach_job
@@ -92,16 +89,13 @@ def connect(
     """Run GRAPH_FILE in the LiveKit room --room, joined directly (no agent dispatch)."""
     state: CliState = ctx.ensure_object(CliState)
     if not room.strip():
-        _fail(ctx, state, click.UsageError("--room is empty; give the room's name"), EXIT_BAD_FILE)
+        fail(ctx, click.UsageError("--room is empty; give the room's name"), EXIT_BAD_FILE)
     if not identity.strip():
-        _fail(
-            ctx, state, click.UsageError("--identity is empty; give the agent's identity"),
-            EXIT_BAD_FILE,
-        )
+        fail(ctx, click.UsageError("--identity is empty; give the agent's identity"), EXIT_BAD_FILE)
     try:
         creds = Credentials(url, api_key, api_secret)
     except ValueError as exc:
-        _fail(ctx, state, exc, EXIT_BAD_FILE)
+        fail(ctx, exc, EXIT_BAD_FILE)
     token = creds.token(room, identity, kind="agent", name=identity)
     job = JobContext(
         job_id=f"connect-{room}",
@@ -119,7 +113,7 @@ def connect(
             console.print(Text(str(exc.error), style="bold"), soft_wrap=True)
             print_problems(console, exc.problems)
             ctx.exit(exc.code)
-        _fail(ctx, state, exc.error, exc.code)
+        fail(ctx, exc.error, exc.code)
     except KeyboardInterrupt:  # a second Ctrl-C while closing
         ctx.exit(130)
     exit_after_livekit(0)  # the room is closed: skip the native SDK's racy teardown
@@ -194,10 +188,3 @@ def _on_signals(job: JobContext) -> None:
             loop.add_signal_handler(signum, job.shutdown, f"got {signal.Signals(signum).name}")
 
 
-def _fail(ctx: click.Context, state: CliState, error: BaseException | str, code: int) -> NoReturn:
-    """One line on stderr (after the traceback with ``--debug``), then exit with ``code``."""
-    if state.debug and isinstance(error, BaseException):
-        traceback.print_exception(error.__cause__ or error, file=sys.stderr)
-    message = " ".join(str(error).split())
-    click.echo(f"error: {message}", err=True)
-    ctx.exit(code)

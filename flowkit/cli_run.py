@@ -19,10 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -36,6 +34,7 @@ from flowkit.cli import (
     EXIT_PROBLEMS,
     GRAPH_FILE,
     CliState,
+    fail,
     print_problems,
 )
 from flowkit.graph import Graph
@@ -161,15 +160,6 @@ def _key_entries(
     return tuple(entries)
 
 
-def _fail(ctx: click.Context, state: CliState, exc: BaseException, code: int) -> NoReturn:
-    """One line on stderr (after the traceback with ``--debug``), then exit with ``code``."""
-    if state.debug:
-        traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
-    message = " ".join(str(exc).split())
-    click.echo(f"error: {message}", err=True)
-    ctx.exit(code)
-
-
 @click.command("run")
 @click.argument("graph_file", type=GRAPH_FILE)
 @click.option(
@@ -232,15 +222,15 @@ def run(
             input_path, output_path, realtime=True, camera=camera_path, dtmf=dtmf
         )
     except (AudioFileError, ValueError, FileNotFoundError) as exc:
-        _fail(ctx, state, exc, EXIT_BAD_FILE)
+        fail(ctx, exc, EXIT_BAD_FILE)
     job = JobContext.local(input=str(input_path), output=str(output_path), realtime=realtime)
     job.io = io
     try:
         graph = load_graph(graph_file, job)
     except GraphFileError as exc:
-        _fail(ctx, state, exc, EXIT_BAD_FILE)
+        fail(ctx, exc, EXIT_BAD_FILE)
     if not has_room_source(graph):
-        _fail(ctx, state, click.UsageError(
+        fail(ctx, click.UsageError(
             f"{graph_file}: graph {graph.name!r} has no RoomSource: flowkit run feeds --input "
             "into a RoomSource node; add one (flowkit.nodes.room.RoomSource), or set "
             "room_source = True on the class of a node that reads ctx.job.io.audio_input()"
@@ -263,7 +253,7 @@ def run(
                 trace_path, state.stderr() if live else None,
             ))
     except (GraphFailed, GraphError) as exc:
-        _fail(ctx, state, exc, EXIT_PROBLEMS)
+        fail(ctx, exc, EXIT_PROBLEMS)
     out = state.stdout()
     out.print(conversation(records) if records else Text("(no turns)", style="dim"), end="")
     if records:

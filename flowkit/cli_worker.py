@@ -21,13 +21,12 @@ import asyncio
 import logging
 import math
 import sys
-import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from flowkit.cli import EXIT_BAD_FILE, GRAPH_FILE, CliState
+from flowkit.cli import EXIT_BAD_FILE, GRAPH_FILE, fail
 from flowkit.livekit.process_exit import exit_after_livekit
 from flowkit.loader import GraphFileError
 from flowkit.worker.http import WorkerHTTPServer
@@ -113,14 +112,6 @@ def dev(ctx: click.Context, /, graph_file: Path, reload: bool, **flags: Any) -> 
     _serve(ctx, graph_file, dev=True, flags=flags, reload=reload)
 
 
-def _fail(ctx: click.Context, exc: BaseException, code: int) -> NoReturn:
-    state = ctx.find_object(CliState) or CliState()
-    if state.debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    click.echo(f"error: {' '.join(str(exc).split())}", err=True)
-    ctx.exit(code)
-
-
 def _options(flags: dict[str, Any], dev: bool) -> WorkerOptions:
     http_port = flags["http_port"]
     return WorkerOptions.from_env(
@@ -152,11 +143,11 @@ def _serve(
         worker = Worker(graph_file, options, connect_job=connect,
                         trace_dir=flags["trace_dir"])
     except (WorkerOptionsError, GraphFileError) as exc:
-        _fail(ctx, exc, EXIT_BAD_FILE)
+        fail(ctx, exc, EXIT_BAD_FILE)
     try:
         asyncio.run(_run(worker, live=flags["live"], reload=reload))
     except WorkerConnectError as exc:
-        _fail(ctx, exc, EXIT_SERVER)
+        fail(ctx, exc, EXIT_SERVER)
     exit_after_livekit(0)  # drained and closed: skip the native SDK's racy teardown
 
 
