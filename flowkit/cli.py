@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
@@ -24,6 +25,7 @@ import click
 
 import flowkit
 from flowkit.graph import Graph
+from flowkit.job import JobContext
 from flowkit.loader import GraphFileError, load_graph
 from flowkit.spec import ProblemSpec
 
@@ -35,6 +37,7 @@ __all__ = [
     "EXIT_PROBLEMS",
     "CliState",
     "fail",
+    "load_for_job",
     "load_or_exit",
     "main",
     "print_problems",
@@ -140,6 +143,37 @@ def load_or_exit(ctx: click.Context, path: Path) -> Graph:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(EXIT_BAD_FILE)
     raise AssertionError("unreachable")  # ctx.exit raises  # pragma: no cover
+
+
+def load_for_job(
+    ctx: click.Context, path: Path, job: JobContext, needs: Callable[[Graph], bool],
+    missing: str,
+) -> Graph:
+    """Load the graph file at ``path`` for ``job``, ready to run, or exit saying why not.
+
+    A bad file, or a graph without what the command feeds (``needs`` is false), is one
+    line on stderr and exit 2 (``missing`` is that line, ``{name}`` the graph's name); a
+    graph with problems has them listed on stdout and exits with 1.
+    """
+    from rich.text import Text  # see _console
+
+    try:
+        graph = load_graph(path, job)
+    except GraphFileError as exc:
+        fail(ctx, exc, EXIT_BAD_FILE)
+    if not needs(graph):
+        fail(ctx, click.UsageError(f"{path}: {missing.format(name=repr(graph.name))}"),
+             EXIT_BAD_FILE)
+    spec = graph.spec()
+    if spec.problems:
+        state = ctx.find_object(CliState) or CliState()
+        console = state.stdout()
+        console.print(
+            Text(f"graph {spec.name!r} ({path}) is not valid", style="bold"), soft_wrap=True
+        )
+        print_problems(console, spec.problems)
+        ctx.exit(EXIT_PROBLEMS)
+    return graph
 
 
 def print_problems(console: Console, problems: tuple[ProblemSpec, ...]) -> None:

@@ -21,14 +21,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import click
-from rich.text import Text
 
-from flowkit.cli import EXIT_BAD_FILE, EXIT_PROBLEMS, GRAPH_FILE, CliState, fail, print_problems
+from flowkit.cli import EXIT_PROBLEMS, GRAPH_FILE, CliState, fail, load_for_job
 from flowkit.cli_run import usage_table
 from flowkit.console import ConsoleIO, TranscriptPrinter, converse
 from flowkit.graph import Graph
 from flowkit.job import JobContext
-from flowkit.loader import GraphFileError, load_graph
 from flowkit.problems import GraphError
 from flowkit.runtime.errors import GraphFailed
 
@@ -96,23 +94,11 @@ def console(
     io = ConsoleIO(printer.show, output=output_path)
     job = JobContext.local(console=True, output=str(output_path) if output_path else None)
     job.io = io
-    try:
-        graph = load_graph(graph_file, job)
-    except GraphFileError as exc:
-        fail(ctx, exc, EXIT_BAD_FILE)
-    if not has_chat_input(graph):
-        fail(ctx, click.UsageError(
-            f"{graph_file}: graph {graph.name!r} has no ChatInput: flowkit console types "
-            "user turns into a ChatInput node; add one "
-            "(flowkit.nodes.room_state.ChatInput) and link its turns to the LLM"
-        ), EXIT_BAD_FILE)
-    spec = graph.spec()
-    if spec.problems:
-        out = state.stdout()
-        out.print(Text(f"graph {spec.name!r} ({graph_file}) is not valid", style="bold"),
-                  soft_wrap=True)
-        print_problems(out, spec.problems)
-        ctx.exit(EXIT_PROBLEMS)
+    graph = load_for_job(
+        ctx, graph_file, job, has_chat_input,
+        "graph {name} has no ChatInput: flowkit console types user turns into a ChatInput "
+        "node; add one (flowkit.nodes.room_state.ChatInput) and link its turns to the LLM",
+    )
     interactive = sys.stdin.isatty()
     if interactive:
         click.echo("Type a message and press Enter; Ctrl+D ends the conversation.", err=True)

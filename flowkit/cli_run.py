@@ -35,12 +35,11 @@ from flowkit.cli import (
     GRAPH_FILE,
     CliState,
     fail,
-    print_problems,
+    load_for_job,
 )
 from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.live import LiveView, live_dashboard
-from flowkit.loader import GraphFileError, load_graph
 from flowkit.node import Node
 from flowkit.offline import KeyEntry, OfflineIO
 from flowkit.problems import GraphError
@@ -225,25 +224,12 @@ def run(
         fail(ctx, exc, EXIT_BAD_FILE)
     job = JobContext.local(input=str(input_path), output=str(output_path), realtime=realtime)
     job.io = io
-    try:
-        graph = load_graph(graph_file, job)
-    except GraphFileError as exc:
-        fail(ctx, exc, EXIT_BAD_FILE)
-    if not has_room_source(graph):
-        fail(ctx, click.UsageError(
-            f"{graph_file}: graph {graph.name!r} has no RoomSource: flowkit run feeds --input "
-            "into a RoomSource node; add one (flowkit.nodes.room.RoomSource), or set "
-            "room_source = True on the class of a node that reads ctx.job.io.audio_input()"
-        ), EXIT_BAD_FILE)
-    spec = graph.spec()
-    if spec.problems:
-        console = state.stdout()
-        console.print(
-            Text(f"graph {spec.name!r} ({graph_file}) is not valid", style="bold"),
-            soft_wrap=True,
-        )
-        print_problems(console, spec.problems)
-        ctx.exit(EXIT_PROBLEMS)
+    graph = load_for_job(
+        ctx, graph_file, job, has_room_source,
+        "graph {name} has no RoomSource: flowkit run feeds --input into a RoomSource node; "
+        "add one (flowkit.nodes.room.RoomSource), or set room_source = True on the class of "
+        "a node that reads ctx.job.io.audio_input()",
+    )
     show_progress = not quiet and io.input_duration >= PROGRESS_MIN_SECONDS
     try:
         loop_factory = None if realtime else FastForwardLoop
