@@ -416,8 +416,10 @@ async def converse(
             await asyncio.wait({finished, ended, typed}, return_when=asyncio.FIRST_COMPLETED)
             if typed.done() and not (finished.done() or ended.done()):
                 unanswered = typist.result()
+            if typed.done() and not (finished.done() or ended.done() or turn_by_turn):
                 # Every line's turn is known by now (the end of the typing is read after
                 # them): what is left is the last one's reply, if it has not played yet.
+                # (Turn by turn, the typist has waited for every reply already.)
                 last = asyncio.ensure_future(replies.played())
                 done, _ = await asyncio.wait(
                     {last, finished, ended}, timeout=reply_timeout,

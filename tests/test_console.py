@@ -175,6 +175,17 @@ async def test_a_reply_that_never_comes_is_given_up_on(tmp_path: Path) -> None:
     assert shown == f"{AGENT_PREFIX}you said hello.\n"  # the conversation went on
 
 
+async def test_a_last_line_never_answered_is_counted_once(tmp_path: Path) -> None:
+    for turn_by_turn in (True, False):
+        result, shown, _ = await chat(
+            lines_of("hello", "silence"), tmp_path, turn_by_turn=turn_by_turn,
+            reply_timeout=0.5,
+        )
+        assert result.unanswered == 1, turn_by_turn
+        # Turn by turn "hello" is answered first; pasted, "silence" cuts its reply off.
+        assert (f"{AGENT_PREFIX}you said hello." in shown) is turn_by_turn
+
+
 async def test_the_last_reply_is_waited_for_once_the_typing_ends(tmp_path: Path) -> None:
     # Not turn by turn: the typing ends at once, the reply comes after.
     result, shown, _ = await chat(lines_of("hello"), tmp_path, turn_by_turn=False)
