@@ -101,6 +101,14 @@ async def test_a_frame_in_another_format_is_refused_naming_both() -> None:
         await output.write(tone(0.02))
 
 
+def test_a_second_voice_format_is_refused_naming_both() -> None:
+    io = ConsoleIO(lambda t: None)
+    first = io.audio_output(24_000, 1)
+    assert io.audio_output(24_000, 1) is first  # the same output, asked again
+    with pytest.raises(ValueError, match=r"24 kHz mono, not 16 kHz mono.*resample"):
+        io.audio_output(16_000, 1)
+
+
 async def test_typed_lines_come_with_the_users_identity_until_the_typing_ends() -> None:
     io = ConsoleIO(lambda t: None, identity="ada")
     io.type_line("hello")
