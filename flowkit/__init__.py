@@ -61,6 +61,7 @@ from flowkit.runtime import (
 )
 from flowkit.spec import GraphSpec
 from flowkit.tools import (
+    AgentTask,
     FunctionTool,
     MCPServer,
     MCPServerError,
@@ -86,6 +87,7 @@ __all__ = [
     "AgentAudio",
     "AgentState",
     "AgentStateKind",
+    "AgentTask",
     "AudioFormat",
     "DTMFDigit",
     "Edge",

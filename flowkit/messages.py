@@ -202,7 +202,10 @@ class ToolResult(Message):
         output: The tool's return value as text (JSON for structured values).
         is_error: ``True`` when ``output`` describes an error for the LLM to see.
         stop_response: The tool asked that the LLM not reply after this call.
-        handoff: An agent (``instructions`` and ``tools``) the conversation moves to.
+        handoff: An agent (``instructions`` and ``tools``) the conversation moves to, or a
+            task's start or end (:class:`~flowkit.tools.task.TaskStarted`,
+            :class:`~flowkit.tools.task.TaskEnded`), which the nodes that keep an agent's
+            instructions and tools follow with :meth:`flowkit.tools.Toolbox.switch`.
     """
 
     call_id: str

@@ -6,8 +6,10 @@ When the model answers with tool calls, the LLM node sends them out on ``tool_ca
 with no result within ``tool_result_timeout`` gets an error result instead, so a lost result
 cannot hang the reply. A result that hands the conversation to another agent swaps the
 instructions and the agent's function tools; the MCP servers' tools stay (see
-:mod:`flowkit.tools.toolbox`). A reply gets at most ``max_tool_steps`` rounds: the request
-after the last one offers no tools, so the model must answer in text.
+:mod:`flowkit.tools.toolbox`). A task a tool runs (:mod:`flowkit.tools.task`) is a handoff
+that ends: its start keeps the instructions and tools aside, its end brings them back. A
+reply gets at most ``max_tool_steps`` rounds: the request after the last one offers no
+tools, so the model must answer in text.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from contextlib import asynccontextmanager
 
 from flowkit.messages import ToolCall, ToolResult
 from flowkit.providers.chat import ChatHistory, ToolSpec
-from flowkit.tools.invoke import AgentLike
 from flowkit.tools.toolbox import Logger, Toolbox
 
 __all__ = ["ToolRounds"]
@@ -143,8 +144,8 @@ class ToolRounds:
         self, results: list[ToolResult], history: ChatHistory, logger: Logger
     ) -> None:
         for result in results:
-            agent = result.handoff
-            if isinstance(agent, AgentLike):
-                history.instructions = agent.instructions or None
-                # The agent's function tools swap; the MCP servers' tools stay.
-                self._tools.hand_over(tuple(agent.tools), logger)
+            # An agent swaps the instructions and function tools (the MCP servers' tools
+            # stay); a task's start and end keep them aside and bring them back.
+            history.instructions = self._tools.switch(
+                result.handoff, history.instructions, logger
+            )

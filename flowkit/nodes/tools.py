@@ -14,22 +14,30 @@ TTS node speaks), a tool can speak while it runs
 (``await ctx.say("One moment while I look that up.")``): the words are spoken in the reply
 that made the call, before its result is back. Unlinked, ``ctx.say`` raises and says what
 to link.
+
+A tool can run a task (``await ctx.run_task(task)``, :mod:`flowkit.tools.task`): a
+sub-conversation with its own instructions and tools. The router answers the tool's call at
+once with a result that moves the conversation to the task, keeps the tool waiting, and
+answers the call that completes the task with what the tool returns once it goes on, the
+conversation moving back. Tools that still wait when the calls end are cancelled: no task
+tool can complete their task any more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from flowkit.messages import ToolCall, ToolResult, ToolSpeech
 from flowkit.node import Node, NodeParams
 from flowkit.ports import In, Out
-from flowkit.tools.context import RunContext
+from flowkit.tools.context import RunContext, no_speech_error
 from flowkit.tools.function_tool import FunctionTool, ToolSet
-from flowkit.tools.invoke import AgentLike, ToolOutcome, invoke_tool
+from flowkit.tools.invoke import AgentLike, ToolOutcome, deadline_paused, invoke_tool
 from flowkit.tools.mcp.server import MCPServer
+from flowkit.tools.task import AgentTask, TaskEnded, TaskStarted
 from flowkit.tools.toolbox import Toolbox
 
 __all__ = ["ToolRouter"]
@@ -80,6 +88,8 @@ class ToolRouter(Node):
             tools=chosen, mcp_servers=tuple(mcp_servers), timeout=timeout, userdata=userdata
         )
         self._tools = Toolbox(chosen, mcp_servers)
+        # The tasks that tools wait for, innermost last.
+        self._tasks: list[_TaskRun] = []
 
     @property
     def toolset(self) -> ToolSet:
@@ -98,49 +108,139 @@ class ToolRouter(Node):
             task = self.ctx.create_task(self._answer(call), name=f"tool:{call.name}")
             running.add(task)
             task.add_done_callback(running.discard)
-        if running:
-            await asyncio.gather(*running)
+        # No call can come to complete a task now: the tools waiting for one never would.
+        for run in self._tasks:
+            run.waiter.cancel()
+        self._tasks.clear()
+        ended = await asyncio.gather(*running, return_exceptions=True)
+        for error in ended:
+            if isinstance(error, BaseException) and not isinstance(error, asyncio.CancelledError):
+                raise error
 
     async def _answer(self, call: ToolCall) -> None:
         params = self.params
+        session = _CallSession(call, self)
         # The job lets a tool act on the call itself (send_dtmf presses keys on its line).
         context: RunContext[Any] = RunContext(
             call=call, userdata=params.userdata, job=self.ctx.job,  # type: ignore[attr-defined]
-            session=self._speaker(call),
+            session=session,
         )
-        outcome = await invoke_tool(
-            self.toolset, call, context, timeout=params.timeout  # type: ignore[attr-defined]
-        )
+        try:
+            outcome = await invoke_tool(
+                self.toolset, call, context, timeout=params.timeout  # type: ignore[attr-defined]
+            )
+        except BaseException:
+            if session.task_run is not None:
+                session.task_run.outcome.cancel()  # cancelled while it waited: no outcome
+            raise
+        if session.task_run is not None:
+            # Its call was answered when the task started; this answers the completing one.
+            session.task_run.outcome.set_result(outcome)
+            return
+        self._send(await self._after_task(call, outcome))
+
+    def _send(self, outcome: ToolOutcome) -> None:
         self.results.send(_result_of(outcome))
-        if outcome.handoff is not None:
-            self._tools.hand_over(tuple(outcome.handoff.tools), self.ctx.logger)
+        self._tools.switch(outcome.handoff, None, self.ctx.logger)
+
+    def _start_task(self, run: _TaskRun) -> None:
+        """Answer the call of the tool that runs a task, moving the conversation to it."""
+        self._tasks.append(run)
+        call, name = run.session.call, type(run.task).__name__
+        result = ToolResult(
+            turn_id=call.turn_id, call_id=call.call_id, name=call.name,
+            output=f"{name} has started: follow its instructions until it is complete.",
+        )
+        self._send(ToolOutcome(result=result, handoff=TaskStarted(run.task)))
+
+    async def _after_task(self, call: ToolCall, outcome: ToolOutcome) -> ToolOutcome:
+        """What answers ``call``: the waiting tool's outcome, if ``call`` completed its task."""
+        if not self._tasks or not self._tasks[-1].task.done():
+            return outcome
+        run = self._tasks.pop()
+        waiting = run.session.call
+        run.session.call = call  # what the tool says from now on is spoken in this reply
+        try:
+            finished = await asyncio.shield(run.outcome)
+        except asyncio.CancelledError:
+            if not run.outcome.cancelled():
+                raise  # this call itself is being cancelled
+            finished = ToolOutcome(result=dataclasses.replace(
+                outcome.result, is_error=True,
+                output=f"the tool {waiting.name!r} that ran {type(run.task).__name__} was "
+                "stopped before it finished",
+            ))
+        result = dataclasses.replace(
+            finished.result, turn_id=call.turn_id, call_id=call.call_id, name=call.name
+        )
+        return ToolOutcome(
+            result=result, stop_response=finished.stop_response,
+            handoff=TaskEnded(run.task, then=finished.handoff),
+        )
 
 
-    def _speaker(self, call: ToolCall) -> _CallSpeaker | None:
-        """What lets the call's tool speak, when the graph takes its words anywhere."""
-        if not self.ctx.output_linked("speech"):
-            return None
-        return _CallSpeaker(call, self.speech.send)
+class _TaskRun:
+    """A task a tool waits for: the tool's session and, once it goes on, its outcome."""
+
+    def __init__(self, task: AgentTask[Any], session: _CallSession) -> None:
+        self.task = task
+        self.session = session
+        self.waiter = asyncio.current_task() or _no_task()
+        self.outcome: asyncio.Future[ToolOutcome] = asyncio.get_running_loop().create_future()
 
 
-class _CallSpeaker:
-    """The session a tool's :class:`RunContext` gets: ``say`` sends the words on their way."""
+def _no_task() -> asyncio.Task[Any]:
+    raise RuntimeError("ctx.run_task() must be awaited from the tool's own task")
 
-    def __init__(self, call: ToolCall, send: Callable[[ToolSpeech], None]) -> None:
-        self._call = call
-        self._send = send
+
+class _CallSession:
+    """The session a tool's :class:`RunContext` gets: it speaks and runs tasks for the call."""
+
+    def __init__(self, call: ToolCall, router: ToolRouter) -> None:
+        self.call = call
+        self._router = router
+        self.task_run: _TaskRun | None = None
 
     async def say(self, text: str) -> None:
         """Send ``text`` to be spoken in the call's reply; return without waiting for it."""
+        call = self.call
+        if not self._router.ctx.output_linked("speech"):
+            raise no_speech_error(call.name)
         if not text.strip():
             raise ValueError(
-                f"tool {self._call.name!r} called ctx.say() with nothing to say ({text!r}); "
+                f"tool {call.name!r} called ctx.say() with nothing to say ({text!r}); "
                 "give the words to speak"
             )
-        call = self._call
-        self._send(
+        self._router.speech.send(
             ToolSpeech(turn_id=call.turn_id, call_id=call.call_id, name=call.name, text=text)
         )
+
+    async def run_task(self, task: AgentTask[Any]) -> Any:
+        """Move the conversation to ``task`` and wait for its result (see the module)."""
+        if not isinstance(task, AgentTask):
+            raise TypeError(
+                f"tool {self.call.name!r} called ctx.run_task() with {task!r}, which is not an "
+                "AgentTask; subclass flowkit.AgentTask"
+            )
+        if task.started:
+            raise RuntimeError(
+                f"tool {self.call.name!r} ran {task!r} again; a task runs once: make a new one"
+            )
+        if task.done():
+            raise RuntimeError(
+                f"tool {self.call.name!r} ran {task!r}, which was completed before it ran; "
+                "complete a task from one of its own tools, once it runs"
+            )
+        if self.task_run is not None:
+            raise RuntimeError(
+                f"tool {self.call.name!r} ran a second task; its call was answered when the "
+                "first began, so a tool runs one task (a task's own tools may run others)"
+            )
+        task.started = True
+        self.task_run = _TaskRun(task, self)
+        self._router._start_task(self.task_run)
+        with deadline_paused():  # the user is talking to the task: the tool is not slow
+            return await task.result()
 
 
 def _result_of(outcome: ToolOutcome) -> ToolResult:

@@ -29,6 +29,7 @@ from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.messages import TextChunk, ToolCall, ToolResult, ToolSpeech, UserTurn, new_turn_id
 from flowkit.runtime.runner import GraphRunner
+from flowkit.tools.task import TaskEnded, TaskStarted
 from flowkit.typenames import is_assignable
 
 __all__ = [
@@ -73,9 +74,16 @@ class FunctionCallOutputEvent:
 
 @dataclass(frozen=True, slots=True)
 class AgentHandoffEvent:
-    """A tool handed the conversation to another agent."""
+    """A tool handed the conversation to another agent, or a task began or ended.
+
+    Attributes:
+        agent: The agent now talking: the one handed to, or the task that began; ``None``
+            when a task ended and the conversation went back to the agent from before it.
+        ended: The task that ended, if one did (:mod:`flowkit.tools.task`).
+    """
 
     agent: Any
+    ended: Any = None
 
 
 RunEvent = ChatMessageEvent | FunctionCallEvent | FunctionCallOutputEvent | AgentHandoffEvent
@@ -198,6 +206,9 @@ def _describe(event: RunEvent) -> str:
         return f"call {event.name}({event.arguments})"
     if isinstance(event, FunctionCallOutputEvent):
         return f"{'error ' if event.is_error else ''}output of {event.name}: {event.output!r}"
+    if event.ended is not None:
+        back = "the agent before it" if event.agent is None else type(event.agent).__name__
+        return f"end of {type(event.ended).__name__}, back to {back}"
     return f"handoff to {type(event.agent).__name__}"
 
 
@@ -276,8 +287,13 @@ class _Recorder:
         self.result.events.append(
             FunctionCallOutputEvent(result.name, result.output, result.is_error, result.call_id)
         )
-        if result.handoff is not None:
-            self.result.events.append(AgentHandoffEvent(result.handoff))
+        handoff = result.handoff
+        if isinstance(handoff, TaskStarted):
+            self.result.events.append(AgentHandoffEvent(handoff.task))
+        elif isinstance(handoff, TaskEnded):
+            self.result.events.append(AgentHandoffEvent(handoff.then, ended=handoff.task))
+        elif handoff is not None:
+            self.result.events.append(AgentHandoffEvent(handoff))
 
 
 class Harness:

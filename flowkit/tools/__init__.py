@@ -10,6 +10,8 @@
 - :class:`MCPServerStdio`, :class:`MCPServerHTTP` and :class:`MCPServerSSE` bring the tools
   of Model Context Protocol servers (:mod:`flowkit.tools.mcp`; the SDK is the ``mcp``
   extra, imported only when a server connects);
+- :class:`AgentTask` is a sub-conversation a tool runs with ``await ctx.run_task(task)``
+  and gets a result from (:mod:`flowkit.tools.task`);
 - :class:`Toolbox` is what a node holds: its function tools and its MCP servers' tools;
 - :data:`send_dtmf` (and :func:`send_dtmf_tool`) lets the LLM press telephone keys on the
   job's phone line, for phone menus (:mod:`flowkit.tools.dtmf`);
@@ -20,12 +22,19 @@
 This package does not depend on the graph runtime; the tool router node builds on it.
 """
 
-from flowkit.tools.context import RunContext, ToolSession
+from flowkit.tools.context import RunContext, TaskSession, ToolSession
 from flowkit.tools.dtmf import DEFAULT_KEY_GAP, DEFAULT_MAX_KEYS, send_dtmf, send_dtmf_tool
 from flowkit.tools.end_call import end_call, end_call_tool
 from flowkit.tools.errors import DuplicateToolError, StopResponse, ToolDefinitionError, ToolError
 from flowkit.tools.function_tool import FunctionTool, ToolSet, ToolSpec, function_tool, tools_of
-from flowkit.tools.invoke import EMPTY_OUTPUT, AgentLike, ToolOutcome, invoke_all, invoke_tool
+from flowkit.tools.invoke import (
+    EMPTY_OUTPUT,
+    AgentLike,
+    ToolOutcome,
+    deadline_paused,
+    invoke_all,
+    invoke_tool,
+)
 from flowkit.tools.mcp import (
     MCPServer,
     MCPServerError,
@@ -35,6 +44,7 @@ from flowkit.tools.mcp import (
     MCPTool,
 )
 from flowkit.tools.schema import ToolSignature
+from flowkit.tools.task import AgentTask, TaskEnded, TaskStarted
 from flowkit.tools.toolbox import Toolbox, ToolClashError
 
 __all__ = [
@@ -42,6 +52,7 @@ __all__ = [
     "DEFAULT_MAX_KEYS",
     "EMPTY_OUTPUT",
     "AgentLike",
+    "AgentTask",
     "DuplicateToolError",
     "FunctionTool",
     "MCPServer",
@@ -52,6 +63,9 @@ __all__ = [
     "MCPTool",
     "RunContext",
     "StopResponse",
+    "TaskEnded",
+    "TaskSession",
+    "TaskStarted",
     "ToolClashError",
     "ToolDefinitionError",
     "ToolError",
@@ -61,6 +75,7 @@ __all__ = [
     "ToolSignature",
     "ToolSpec",
     "Toolbox",
+    "deadline_paused",
     "end_call",
     "end_call_tool",
     "function_tool",

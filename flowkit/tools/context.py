@@ -11,13 +11,14 @@ type the userdata); that parameter is filled by flowkit and never shown to the L
 
 The node that runs tools builds one context per call. A ``session`` (anything with an async
 ``say(text)``) lets a tool speak: the built-in :class:`~flowkit.nodes.tools.ToolRouter`
-passes one when its ``speech`` output is linked to the LLM node's ``tool_speech`` (or a
-realtime model's, whose text a TTS node speaks), and the words are spoken in the reply that
-made the call while the tool goes on. An unlinked router passes none, nor do tools run by
-hand or in tests, so :meth:`RunContext.say` raises a clear error there. The router passes
-the ``job`` the graph runs for, so a tool can act on the call itself through the job's room
-I/O (:data:`flowkit.tools.dtmf.send_dtmf` presses keys on the phone line); a tool run
-outside a job gets ``job=None``.
+passes one whose words are spoken, in the reply that made the call while the tool goes on,
+when its ``speech`` output is linked to the LLM node's ``tool_speech`` (or a realtime
+model's, whose text a TTS node speaks); unlinked, its ``say`` raises a clear error, as
+:meth:`RunContext.say` does for a context without a session (tools run by hand or in
+tests). The router's session also runs tasks (:meth:`RunContext.run_task`, see
+:mod:`flowkit.tools.task`). The router passes the ``job`` the graph runs for, so a tool can
+act on the call itself through the job's room I/O (:data:`flowkit.tools.dtmf.send_dtmf`
+presses keys on the phone line); a tool run outside a job gets ``job=None``.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from flowkit.messages import ToolCall
 
 if TYPE_CHECKING:
     from flowkit.job import JobContext
+    from flowkit.tools.task import AgentTask
 
-__all__ = ["RunContext", "ToolSession"]
+__all__ = ["RunContext", "TaskSession", "ToolSession", "no_speech_error"]
 
 UserdataT = TypeVar("UserdataT", default=Any)
+ResultT = TypeVar("ResultT")
 
 
 @runtime_checkable
@@ -51,6 +54,23 @@ class ToolSession(Protocol):
 
         Args:
             text: What to say, as plain text for TTS.
+        """
+        ...
+
+
+@runtime_checkable
+class TaskSession(Protocol):
+    """A :class:`ToolSession` that also runs tasks for the tool (:mod:`flowkit.tools.task`)."""
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` to the user now, while the tool keeps running."""
+        ...
+
+    async def run_task(self, task: AgentTask[ResultT]) -> ResultT:
+        """Hand the conversation to ``task`` until it completes; its result.
+
+        Args:
+            task: The task, not run before.
         """
         ...
 
@@ -99,18 +119,54 @@ class RunContext(Generic[UserdataT]):
             text: What to say, as plain text for TTS.
 
         Raises:
-            RuntimeError: When the context has no session: a ToolRouter whose ``speech``
-                output is not linked (link it to the LLM node's ``tool_speech``, or the
-                realtime model's), or a tool
-                run outside an agent (pass ``session=`` when building the context).
+            RuntimeError: Nothing speaks the words: a ToolRouter whose ``speech`` output is
+                not linked (link it to the LLM node's ``tool_speech``, or the realtime
+                model's), or a context without a session, for a tool run outside an agent
+                (pass ``session=`` when building the context).
             ValueError: ``text`` is blank (from the ToolRouter's session).
         """
         if self.session is None:
-            raise RuntimeError(
-                f"tool {self.call.name!r} called ctx.say() but its RunContext has no session; "
-                "in a graph, link the ToolRouter's speech output to the LLM node's tool_speech "
-                "input (router.speech >> llm.tool_speech, or model.tool_speech for a "
-                "RealtimeModel); outside one, build the context with "
-                "session=..."
-            )
+            raise no_speech_error(self.call.name)
         await self.session.say(text)
+
+    async def run_task(self, task: AgentTask[ResultT]) -> ResultT:
+        """Let ``task`` talk with the user until it completes, and return its result.
+
+        The conversation moves to the task (its instructions and tools) at once; the call
+        that ran it is answered then, and the tool waits here, its timeout stopped. When
+        one of the task's tools calls ``task.complete(result)``, the conversation comes
+        back to the agent that was talking and this returns ``result``; what the tool then
+        returns answers that completing call. See :mod:`flowkit.tools.task`.
+
+        Args:
+            task: The task to run; a task runs once.
+
+        Returns:
+            What the task was completed with.
+
+        Raises:
+            RuntimeError: The context has no session that runs tasks (a tool run outside a
+                graph's ToolRouter), or the task ran already.
+            BaseException: The exception the task was completed with.
+        """
+        if not isinstance(self.session, TaskSession):
+            raise RuntimeError(
+                f"tool {self.call.name!r} called ctx.run_task() but its RunContext has no "
+                "session that runs tasks; tasks run in a graph, where the ToolRouter runs the "
+                "tool (outside one, build the context with a session that has run_task())"
+            )
+        return await self.session.run_task(task)
+
+
+def no_speech_error(tool: str) -> RuntimeError:
+    """The error of ``ctx.say()`` where nothing takes the words to be spoken.
+
+    Args:
+        tool: The name of the tool that called it.
+    """
+    return RuntimeError(
+        f"tool {tool!r} called ctx.say() but nothing speaks its words; in a graph, link the "
+        "ToolRouter's speech output to the LLM node's tool_speech input "
+        "(router.speech >> llm.tool_speech, or model.tool_speech for a RealtimeModel); "
+        "outside one, build the context with session=..."
+    )

@@ -18,10 +18,12 @@ A tool steers the conversation through its return value or exception:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,8 +34,17 @@ from flowkit.messages import ToolCall, ToolResult
 from flowkit.tools.context import RunContext
 from flowkit.tools.errors import StopResponse, ToolError
 from flowkit.tools.function_tool import FunctionTool, ToolSet
+from flowkit.tools.task import TaskEnded, TaskStarted
 
-__all__ = ["EMPTY_OUTPUT", "AgentLike", "ToolOutcome", "ToolsLike", "invoke_all", "invoke_tool"]
+__all__ = [
+    "EMPTY_OUTPUT",
+    "AgentLike",
+    "ToolOutcome",
+    "ToolsLike",
+    "deadline_paused",
+    "invoke_all",
+    "invoke_tool",
+]
 
 logger = logging.getLogger("flowkit.tools")
 
@@ -41,6 +52,12 @@ EMPTY_OUTPUT = "done"
 """The output of a tool that returned ``None``: LLMs handle an empty result poorly."""
 
 _MAX_INPUT_REPR = 80
+
+# The running tool's timeout and its length, for deadline_paused(): set by invoke_tool in
+# the task that runs the tool, so each tool sees its own.
+_deadline: contextvars.ContextVar[tuple[asyncio.Timeout, float | None]] = contextvars.ContextVar(
+    "flowkit_tool_deadline"
+)
 
 
 @runtime_checkable
@@ -69,12 +86,13 @@ class ToolOutcome:
     Attributes:
         result: The result to send back to the LLM.
         stop_response: ``True`` when the tool asked that the LLM not reply to this call.
-        handoff: The agent to hand the conversation to, when the tool returned one.
+        handoff: The agent to hand the conversation to, when the tool returned one (or, from
+            the ToolRouter, a task's start or end: :mod:`flowkit.tools.task`).
     """
 
     result: ToolResult
     stop_response: bool = False
-    handoff: AgentLike | None = None
+    handoff: AgentLike | TaskStarted | TaskEnded | None = None
 
 
 ToolsLike = FunctionTool | ToolSet | Iterable[FunctionTool]
@@ -117,6 +135,7 @@ async def invoke_tool(
         return args
 
     deadline = asyncio.timeout(timeout)
+    token = _deadline.set((deadline, timeout))
     try:
         async with deadline:
             value = await _run(tool, ctx, args)
@@ -138,7 +157,29 @@ async def invoke_tool(
     except Exception:
         logger.exception("tool %r (call %s) failed", call.name, call.call_id)
         return _internal_error(call)
+    finally:
+        _deadline.reset(token)
     return _outcome_of(call, value)
+
+
+@contextlib.contextmanager
+def deadline_paused() -> Iterator[None]:
+    """Stop the running tool's timeout inside the block; it starts afresh on leaving.
+
+    For a tool that waits on the user (a task it runs) rather than on work: the wait is
+    not the tool being slow. Outside a tool run by :func:`invoke_tool`, it does nothing.
+    """
+    running = _deadline.get(None)
+    if running is None:
+        yield
+        return
+    deadline, timeout = running
+    deadline.reschedule(None)
+    try:
+        yield
+    finally:
+        if timeout is not None and not deadline.expired():
+            deadline.reschedule(asyncio.get_running_loop().time() + timeout)
 
 
 async def invoke_all(

@@ -27,8 +27,10 @@ from typing import Any
 from flowkit.providers.chat import ToolSpec
 from flowkit.tools.errors import DuplicateToolError, ToolDefinitionError
 from flowkit.tools.function_tool import FunctionTool, ToolSet
+from flowkit.tools.invoke import AgentLike
 from flowkit.tools.mcp.convert import MCPTool
 from flowkit.tools.mcp.server import MCPServer, MCPServerError
+from flowkit.tools.task import TaskEnded, TaskStarted
 
 __all__ = ["ToolClashError", "Toolbox"]
 
@@ -84,6 +86,8 @@ class Toolbox:
         self._listed: tuple[tuple[MCPTool, ...], ...] = ()
         self._logger: Logger | None = None
         self._toolset = self._functions
+        # The agents kept aside while tasks run, innermost last: (instructions, tools).
+        self._set_aside: list[tuple[str | None, ToolSet]] = []
 
     @property
     def functions(self) -> ToolSet:
@@ -134,6 +138,32 @@ class Toolbox:
                 self._logger = None
                 self._listed = ()
                 self._toolset = self._functions
+
+    def switch(self, handoff: Any, instructions: str | None, logger: Logger) -> str | None:
+        """Follow a tool result's ``handoff``; the instructions to use from now on.
+
+        An agent swaps the function tools for its own. :class:`~flowkit.tools.task.TaskStarted`
+        keeps the current instructions and tools aside first, and
+        :class:`~flowkit.tools.task.TaskEnded` brings back the ones kept aside (then hands
+        over to the agent it names, if any). Anything else changes nothing.
+
+        Args:
+            handoff: The result's ``handoff``, or ``None``.
+            instructions: The instructions in use now (a node without any passes ``None``).
+            logger: Where clashes with the MCP tools are reported.
+        """
+        if isinstance(handoff, TaskStarted):
+            self._set_aside.append((instructions, self._functions))
+            handoff = handoff.task
+        elif isinstance(handoff, TaskEnded):
+            if self._set_aside:
+                instructions, functions = self._set_aside.pop()
+                self.hand_over(tuple(functions), logger)
+            handoff = handoff.then
+        if isinstance(handoff, AgentLike):
+            self.hand_over(tuple(handoff.tools), logger)
+            return handoff.instructions or None
+        return instructions
 
     def hand_over(self, tools: Sequence[FunctionTool], logger: Logger) -> ToolSet:
         """Swap the function tools for another agent's; the MCP servers' tools stay.

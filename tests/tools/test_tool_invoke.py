@@ -154,7 +154,7 @@ async def test_context_sees_call_turn_userdata_and_can_speak() -> None:
 
 async def test_say_without_a_session_names_the_remedy() -> None:
     c = call("t")
-    with pytest.raises(RuntimeError, match="has no session") as raised:
+    with pytest.raises(RuntimeError, match="nothing speaks its words") as raised:
         await context(c).say("hi")
     # Both remedies: the link a graph lacks, and the argument for a context built by hand.
     assert "router.speech >> llm.tool_speech" in str(raised.value)

@@ -61,4 +61,4 @@ class Effects(Protocol):
         """Send the figures of one response."""
 
     def handoff(self, agent: Any) -> None:
-        """A tool handed the conversation to ``agent``: switch instructions and tools."""
+        """A tool result handed the conversation on (an agent, or a task's start or end)."""

@@ -493,13 +493,15 @@ class RealtimeModel(Node):
         payload = settings.payload(self._instructions, tools.specs(), p.tool_choice)
         return {"type": "session.update", "session": payload}
 
-    def hand_off(self, agent: AgentLike) -> None:
-        """Switch to ``agent``'s instructions and function tools (a tool returned it).
+    def hand_off(self, handoff: Any) -> None:
+        """Follow a tool result's handoff: an agent's, or a task's, instructions and tools.
 
-        The MCP servers' tools stay.
+        The MCP servers' tools stay; a task's end brings back what its start kept aside
+        (see :meth:`flowkit.tools.Toolbox.switch`).
         """
-        self._instructions = agent.instructions
-        self._toolbox.hand_over(tuple(agent.tools), self.ctx.logger)
+        self._instructions = (
+            self._toolbox.switch(handoff, self._instructions, self.ctx.logger) or ""
+        )
         if self.dialogue is not None:
             self.dialogue.send(self._session_update())
 
@@ -644,8 +646,7 @@ class _Effects:
         _emit(self.node.metrics, metrics)
 
     def handoff(self, agent: Any) -> None:
-        if isinstance(agent, AgentLike):
-            self.node.hand_off(agent)
+        self.node.hand_off(agent)
 
 
 def _emit(port: Out[Any], message: Any) -> None:

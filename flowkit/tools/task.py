@@ -1,0 +1,155 @@
+"""Tasks: a sub-conversation a tool runs and waits for, as LiveKit Agents' ``AgentTask``.
+
+A task is an agent (instructions and tools) with a result. A tool runs it with
+``await ctx.run_task(task)``: the conversation moves to the task, which talks with the user
+for as many turns as it needs until one of its tools calls :meth:`AgentTask.complete`; then
+the conversation returns to the agent that was talking before, and ``run_task`` returns the
+result to the tool, which goes on::
+
+    class GetEmail(AgentTask[str]):
+        instructions = "Ask for the user's email address and confirm it back to them."
+
+        @function_tool
+        async def email_confirmed(self, email: str) -> None:
+            '''Call once the user has confirmed their email address.'''
+            self.complete(email)
+
+    @function_tool
+    async def book(ctx: RunContext, day: str) -> str:
+        '''Book an appointment.'''
+        email = await ctx.run_task(GetEmail())
+        return f"booked for {day}; the confirmation goes to {email}"
+
+How it travels through a graph (the :class:`~flowkit.nodes.tools.ToolRouter` does the
+bookkeeping, the LLM node follows the results it gets):
+
+1. ``run_task`` answers the tool's call at once, with a result that carries
+   :class:`TaskStarted`: the LLM node keeps the current instructions and function tools
+   aside and switches to the task's, and its reply goes on under them, so the task speaks
+   first. The history stays one conversation: the task sees what was said before it.
+2. The tool waits, its timeout stopped: the user may take minutes.
+3. The call of the task's tool that completes it is answered with what the waiting tool
+   returns once it goes on (its timeout started afresh), and carries :class:`TaskEnded`:
+   the LLM node and the router switch back to the instructions and tools kept aside, and
+   the reply goes on there. A tool that returns an agent after its task hands over to it.
+
+Tasks nest: a task's tool may run another. Complete a task from one of its tools; its
+result, or the exception given to :meth:`AgentTask.complete`, is what ``run_task`` returns
+or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from flowkit.tools.function_tool import FunctionTool, tools_of
+
+__all__ = ["AgentTask", "TaskEnded", "TaskStarted"]
+
+ResultT = TypeVar("ResultT")
+
+
+class AgentTask(Generic[ResultT]):
+    """An agent that talks with the user until it has a result (see the module).
+
+    Subclass it: give ``instructions`` (a class attribute, or the argument) and method tools
+    (``@function_tool``) that call :meth:`complete`. A task runs once.
+
+    Args:
+        instructions: The task's system instructions; the class attribute when omitted.
+        tools: Function tools offered besides the task's method tools.
+
+    Raises:
+        ValueError: The task has no instructions.
+    """
+
+    instructions: str = ""
+
+    def __init__(
+        self, instructions: str | None = None, *, tools: Sequence[FunctionTool] = ()
+    ) -> None:
+        if instructions is not None:
+            self.instructions = instructions
+        if not self.instructions.strip():
+            raise ValueError(
+                f"{type(self).__name__} has no instructions: a task is an agent the LLM plays "
+                "while it runs; set the class attribute instructions = '...' or pass "
+                "instructions=..."
+            )
+        self._extra_tools = tuple(tools)
+        self._finished = asyncio.Event()
+        self._outcome: tuple[ResultT | None, BaseException | None] | None = None
+        self.started = False
+
+    @property
+    def tools(self) -> list[FunctionTool]:
+        """The tools the LLM may call while the task runs: its method tools, then the others."""
+        return [*tools_of(self), *self._extra_tools]
+
+    def complete(self, result: ResultT | BaseException) -> None:
+        """Finish the task: ``run_task`` returns ``result`` (or raises it, an exception).
+
+        Call it from one of the task's tools: that call's result then carries the outcome
+        of the tool that ran the task back to the LLM.
+
+        Raises:
+            RuntimeError: The task was completed already.
+        """
+        if self._outcome is not None:
+            raise RuntimeError(
+                f"{type(self).__name__} was completed already; complete() gives a task its "
+                "one result"
+            )
+        if isinstance(result, BaseException):
+            self._outcome = (None, result)
+        else:
+            self._outcome = (result, None)
+        self._finished.set()
+
+    def done(self) -> bool:
+        """Whether :meth:`complete` was called."""
+        return self._outcome is not None
+
+    async def result(self) -> ResultT:
+        """Wait for :meth:`complete`; its result, or its exception raised.
+
+        Raises:
+            BaseException: The exception the task was completed with.
+        """
+        await self._finished.wait()
+        assert self._outcome is not None  # set with the event
+        value, error = self._outcome
+        if error is not None:
+            raise error
+        return value  # type: ignore[return-value]  # complete() was given a ResultT
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "running" if self.started else "not started"
+        return f"<{type(self).__name__} {state}>"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStarted:
+    """A tool result's handoff: a task begins; keep the current agent aside for its end.
+
+    Attributes:
+        task: The task the conversation moves to.
+    """
+
+    task: AgentTask[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnded:
+    """A tool result's handoff: a task ended; go back to the agent kept aside when it began.
+
+    Attributes:
+        task: The task that ended.
+        then: The agent the tool that ran the task handed over to afterwards, if it did.
+    """
+
+    task: AgentTask[Any]
+    then: Any = None

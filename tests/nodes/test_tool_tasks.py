@@ -1,0 +1,283 @@
+"""Tasks in a graph: a tool runs an AgentTask through the ToolRouter and the LLM node."""
+
+import asyncio
+from typing import Any
+
+import pytest
+from support import Collect, Script, collected
+
+import flowkit as fk
+from flowkit.nodes.llm import LLM
+from flowkit.nodes.tools import ToolRouter
+from flowkit.providers.llm import ToolCallChunk
+from flowkit.testing import FakeLLM, FakeReply, Harness
+
+FRONT_DESK = "You are the front desk."
+
+
+class GetEmail(fk.AgentTask[str]):
+    instructions = "Ask for the user's email address."
+
+    @fk.function_tool
+    async def email_given(self, email: str) -> str:
+        """The user gave their email address."""
+        self.complete(email)
+        return "noted"
+
+    @fk.function_tool
+    async def refused(self) -> None:
+        """The user will not give an email address."""
+        self.complete(fk.ToolError("the user would not give an email address"))
+
+
+class GetPhone(fk.AgentTask[str]):
+    instructions = "Ask for the user's phone number."
+
+    @fk.function_tool
+    async def phone_given(self, phone: str) -> None:
+        """The user gave their phone number."""
+        self.complete(phone)
+
+
+class Trace:
+    """What the tools saw, to check from the test."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+
+TRACE = Trace()
+
+
+@fk.function_tool
+async def book(ctx: fk.RunContext, day: str) -> str:
+    """Book an appointment.
+
+    Args:
+        day: The day.
+    """
+    try:
+        email = await ctx.run_task(GetEmail())
+    except fk.ToolError as error:
+        return f"not booked: {error.message}"
+    except asyncio.CancelledError:
+        TRACE.events.append("book cancelled")
+        raise
+    await ctx.say("Booking it now.")
+    return f"booked {day} for {email}"
+
+
+class EmailThenPhone(fk.AgentTask[str]):
+    """A task whose tool runs another task."""
+
+    instructions = "Collect contact details."
+
+    @fk.function_tool
+    async def collect(self, ctx: fk.RunContext) -> str:
+        """Collect the phone number."""
+        phone = await ctx.run_task(GetPhone())
+        self.complete(f"phone {phone}")
+        return "collected"
+
+
+@fk.function_tool
+async def contact(ctx: fk.RunContext) -> str:
+    """Collect contact details."""
+    return f"contact: {await ctx.run_task(EmailThenPhone())}"
+
+
+class Rerun(fk.AgentTask[str]):
+    instructions = "Ask again."
+
+    @fk.function_tool
+    async def again(self, ctx: fk.RunContext) -> str:
+        """Runs this task once more."""
+        try:
+            return await ctx.run_task(self)
+        except RuntimeError as error:
+            return f"refused: {error}"
+
+
+@fk.function_tool
+async def run_rerun(ctx: fk.RunContext) -> str:
+    """Runs a Rerun task."""
+    return await ctx.run_task(Rerun())
+
+
+@fk.function_tool
+async def run_done(ctx: fk.RunContext) -> str:
+    """Runs a task completed before it runs."""
+    task = GetEmail()
+    task.complete("x@y.z")
+    try:
+        return await ctx.run_task(task)
+    except RuntimeError as error:
+        return f"refused: {error}"
+
+
+def _turn(text: str) -> fk.UserTurn:
+    return fk.UserTurn(turn_id=fk.new_turn_id(), text=text)
+
+
+def _call(call_id: str, name: str, arguments: str = "{}") -> FakeReply:
+    return FakeReply(tool_calls=(ToolCallChunk(call_id, name, arguments),))
+
+
+def _graph(
+    fake: FakeLLM, tools: list[fk.FunctionTool], turns: list[tuple[float, Any]],
+    *, timeout: float = 30.0, end_at: float | None = None,
+) -> tuple[fk.Graph, LLM, Collect, Collect]:
+    g = fk.Graph("tasks")
+    llm = g.add(LLM(fake, instructions=FRONT_DESK, tools=tools), name="llm")
+    g.add(Script(*turns, end_at=end_at), name="turns") >> llm
+    router = g.add(ToolRouter(tools, timeout=timeout), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    router.speech >> llm.tool_speech
+    text, results = g.add(Collect(), name="text"), g.add(Collect(), name="results")
+    llm >> text
+    router.results >> results
+    return g, llm, text, results
+
+
+def _system(fake: FakeLLM, index: int) -> str:
+    return fake.requests[index].history[0].content
+
+
+def _tools(fake: FakeLLM, index: int) -> set[str]:
+    return {tool.name for tool in fake.requests[index].tools}
+
+
+@pytest.mark.looptime
+async def test_a_task_talks_with_the_user_and_its_result_goes_back_to_the_tool() -> None:
+    fake = FakeLLM([
+        _call("c1", "book", '{"day": "Friday"}'),
+        "What is your email address?",
+        _call("c2", "email_given", '{"email": "ana@example.com"}'),
+        "You are booked for Friday.",
+    ], ttft=0.0, token_gap=0.0)
+    first, second = _turn("Book me for Friday"), _turn("ana@example.com")
+    # The user answers 20 s later, far past the router's 1 s timeout for a tool.
+    g, llm, text, results = _graph(fake, [book], [(0, first), (20.0, second)], timeout=1.0)
+    await fk.GraphRunner(g).run()
+
+    # The task spoke first, under its own instructions and tools...
+    assert _system(fake, 1) == GetEmail.instructions
+    assert _tools(fake, 1) == {"email_given", "refused"}
+    assert _system(fake, 2) == GetEmail.instructions
+    # ...seeing the conversation before it.
+    assert any(m.content == "Book me for Friday" for m in fake.requests[2].history)
+    # Back to the front desk once the task completed, with what book() returned.
+    assert _system(fake, 3) == FRONT_DESK and _tools(fake, 3) == {"book"}
+    [*_, last_result] = [m for m in fake.requests[3].history if m.role == "tool"]
+    assert last_result.content == "booked Friday for ana@example.com"
+
+    sent = collected(results)
+    assert [(r.call_id, type(r.handoff).__name__) for r in sent] == [
+        ("c1", "TaskStarted"), ("c2", "TaskEnded"),
+    ]
+    assert "GetEmail has started" in sent[0].output and not sent[1].is_error
+    # What book() said after the task is spoken in the reply of the completing call.
+    reply = "".join(c.text for c in collected(text) if c.turn_id == second.turn_id)
+    assert "Booking it now." in reply and "You are booked for Friday." in reply
+    assert llm.history.instructions == FRONT_DESK
+
+
+@pytest.mark.looptime
+async def test_a_task_completed_with_an_error_raises_it_in_the_tool() -> None:
+    fake = FakeLLM([
+        _call("c1", "book", '{"day": "Monday"}'),
+        "What is your email address?",
+        _call("c2", "refused"),
+        "No problem, I did not book it.",
+    ], ttft=0.0, token_gap=0.0)
+    g, _, _, results = _graph(fake, [book], [(0, _turn("Book Monday")), (5.0, _turn("no"))])
+    await fk.GraphRunner(g).run()
+    last = collected(results)[-1]
+    assert last.output == "not booked: the user would not give an email address"
+    assert _system(fake, 3) == FRONT_DESK
+
+
+@pytest.mark.looptime
+async def test_a_tool_waiting_for_a_task_is_cancelled_when_the_calls_end() -> None:
+    TRACE.events.clear()
+    fake = FakeLLM([
+        _call("c1", "book", '{"day": "Friday"}'), "What is your email address?",
+    ], ttft=0.0, token_gap=0.0)
+    # The user never answers; the turns end at 3 s and the graph must still finish.
+    g, llm, _, _ = _graph(fake, [book], [(0, _turn("Book Friday"))], end_at=3.0)
+    await asyncio.wait_for(fk.GraphRunner(g).run(), timeout=120)
+    assert TRACE.events == ["book cancelled"]
+    assert llm.history.instructions == GetEmail.instructions  # it never came back
+
+
+@pytest.mark.looptime
+async def test_tasks_nest_and_each_end_returns_to_the_one_before() -> None:
+    fake = FakeLLM([
+        _call("c1", "contact"), "Let me collect your details.",
+        _call("c2", "collect"), "What is your phone number?",
+        _call("c3", "phone_given", '{"phone": "555 0100"}'), "Thanks.",
+    ], ttft=0.0, token_gap=0.0)
+    turns = [(0, _turn("Take my details")), (2.0, _turn("go on")), (4.0, _turn("555 0100"))]
+    g, llm, _, results = _graph(fake, [contact], turns)
+    await fk.GraphRunner(g).run()
+    assert _system(fake, 1) == EmailThenPhone.instructions
+    assert _system(fake, 3) == GetPhone.instructions
+    # The inner task ended inside the outer task's tool, which completed the outer one:
+    # the completing call carries contact()'s outcome, and both tasks are gone.
+    sent = collected(results)
+    assert [(r.call_id, type(r.handoff).__name__) for r in sent] == [
+        ("c1", "TaskStarted"), ("c2", "TaskStarted"), ("c3", "TaskEnded"),
+    ]
+    assert sent[-1].output == "collected"
+    assert _system(fake, 5) == EmailThenPhone.instructions
+    assert llm.history.instructions == EmailThenPhone.instructions
+
+
+@pytest.mark.looptime
+async def test_a_task_run_twice_or_completed_before_it_runs_fails_in_the_tool() -> None:
+    fake = FakeLLM([
+        _call("c1", "run_done"), "Sorry.",
+        _call("c2", "run_rerun"), "Ask again.", _call("c3", "again"), "Sorry again.",
+    ], ttft=0.0, token_gap=0.0)
+    turns = [(0, _turn("one")), (2.0, _turn("two")), (4.0, _turn("three"))]
+    g, llm, _, results = _graph(fake, [run_done, run_rerun], turns)
+    await fk.GraphRunner(g).run()
+    done, started, again = collected(results)
+    # Neither moved the conversation: the errors came before the task could start.
+    assert done.handoff is None and "completed before it ran" in done.output
+    assert isinstance(started.handoff, fk.tools.TaskStarted)
+    assert again.handoff is None and "a task runs once: make a new one" in again.output
+    assert llm.history.instructions == Rerun.instructions  # still in the task
+
+
+@pytest.mark.looptime
+async def test_the_harness_shows_a_task_beginning_and_ending() -> None:
+    fake = FakeLLM([
+        _call("c1", "book", '{"day": "Friday"}'),
+        "What is your email address?",
+        _call("c2", "email_given", '{"email": "ana@example.com"}'),
+        "You are booked.",
+    ], ttft=0.0, token_gap=0.0)
+    g = fk.Graph("harness-tasks")
+    llm = g.add(LLM(fake, instructions=FRONT_DESK, tools=[book]), name="llm")
+    g.add(Script(hold=True), name="user") >> llm  # a live source: the graph stays open
+    llm >> g.add(Collect(), name="speaker")
+    router = g.add(ToolRouter([book]), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    router.speech >> llm.tool_speech
+    async with Harness(g) as agent:
+        asked = await agent.run("Book me for Friday")
+        answered = await agent.run("ana@example.com")
+    expect = asked.expect
+    expect.next_event().is_function_call(name="book", arguments={"day": "Friday"})
+    expect.next_event().is_function_call_output()
+    assert isinstance(expect.next_event().is_agent_handoff().agent, GetEmail)
+    expect.next_event().is_message(contains="email address")
+    expect.no_more_events()
+    expect = answered.expect
+    expect.next_event().is_function_call(name="email_given")
+    expect.next_event().is_message(content="Booking it now.")
+    expect.next_event().is_function_call_output(output="booked Friday for ana@example.com")
+    back = expect.next_event().is_agent_handoff()
+    assert back.agent is None and isinstance(back.ended, GetEmail)
+    expect.next_event().is_message(contains="You are booked.")
