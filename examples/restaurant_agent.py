@@ -7,6 +7,10 @@ new tools, and the chat history carries over, so the reservation agent knows wha
 already said. The booking lives in the router's ``userdata`` (what ``RunContext.userdata``
 gives the tools), shared by both agents.
 
+Before it books, ``book_table`` runs a task (LiveKit's ``AgentTask``): ``GetPhoneNumber``
+asks for the number to text the confirmation to, for as many turns as it takes, and hands
+it back to the tool, which then books and answers.
+
 Until a real model is installed the LLM is scripted as a function of the history: it reads
 the system message to know which agent it is playing.
 
@@ -47,6 +51,7 @@ class Booking:
 
     time: str | None = None
     party_size: int | None = None
+    phone: str | None = None
     confirmed: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -63,6 +68,27 @@ async def to_greeter() -> Agent:
     return GREETER
 
 
+class GetPhoneNumber(fk.AgentTask[str]):
+    """A task: ask for the caller's phone number until a whole one is given."""
+
+    instructions = (
+        "Ask for the caller's phone number, to text them the booking's confirmation. When "
+        "they give it, call phone_number_given; if it is not a whole number, ask again."
+    )
+
+    @fk.function_tool
+    async def phone_number_given(self, phone: str) -> None:
+        """The caller gave their phone number.
+
+        Args:
+            phone: The number as the caller said it, digits and spaces.
+        """
+        if sum(c.isdigit() for c in phone) < 7:
+            # The task goes on: the LLM reads the error and asks again.
+            raise fk.ToolError(f"{phone!r} is not a whole phone number; ask for all of it.")
+        self.complete(phone)
+
+
 @fk.function_tool
 async def book_table(ctx: fk.RunContext[Booking], time: str, party_size: int) -> str:
     """Book a table.
@@ -73,11 +99,13 @@ async def book_table(ctx: fk.RunContext[Booking], time: str, party_size: int) ->
     """
     if not 1 <= party_size <= 12:
         raise fk.ToolError("We take bookings for 1 to 12 people.")
+    # The conversation moves to the task until it has the number; then this goes on.
+    phone = await ctx.run_task(GetPhoneNumber())
     # Heard while the booking is made (a real one waits on a reservation system).
     await ctx.say("One moment while I book that.")
     ctx.userdata.time, ctx.userdata.party_size = time, party_size
-    ctx.userdata.confirmed = True
-    return f"booked a table for {party_size} at {time}"
+    ctx.userdata.phone, ctx.userdata.confirmed = phone, True
+    return f"booked a table for {party_size} at {time}; the confirmation goes to {phone}"
 
 
 GREETER = Agent(
@@ -94,6 +122,7 @@ RESERVATIONS = Agent(
 )
 
 _PARTY = re.compile(r"(\d{1,2}(?::\d\d)? ?[ap]m)\b.*?\b(\d+) (?:people|persons|guests)", re.I)
+_PHONE = re.compile(r"\d[\d ]*\d")
 
 
 def scripted_model() -> FakeLLM:
@@ -104,8 +133,16 @@ def scripted_model() -> FakeLLM:
         return FakeReply(tool_calls=(chunk,))
 
     def reply(history: Sequence[ChatMessage]) -> str | FakeReply:
-        role = "reservations" if history[0].content == RESERVATIONS.instructions else "greeter"
+        roles = {RESERVATIONS.instructions: "reservations", GetPhoneNumber.instructions: "phone"}
+        role = roles.get(history[0].content, "greeter")
         last = history[-1]
+        if role == "phone":
+            number = _PHONE.search(last.content) if last.role == "user" else None
+            if number is not None:
+                return call("phone_number_given", history, phone=number[0])
+            if last.role == "tool" and last.name == "phone_number_given":
+                return "Sorry, I need the whole number. What is it?"
+            return "What phone number should we text the confirmation to?"
         if role == "greeter":
             if last.role == "tool":
                 return "Welcome back to the greeter. What else can I do for you?"
@@ -113,7 +150,7 @@ def scripted_model() -> FakeLLM:
                 return call("to_reservations", history)
             return "Welcome to Flowkit Bistro! Would you like to book a table?"
         if last.role == "tool":
-            if last.name == "book_table":
+            if last.name == "phone_number_given":  # answered with what book_table returned
                 return f"Done: I have {last.content}. See you then!"
             return "Reservations here. For what time, and how many people?"
         party = _PARTY.search(last.content)

@@ -1,4 +1,4 @@
-"""The examples: weather, restaurant (handoff), timed transcript, background audio, outbound."""
+"""The examples: weather, restaurant (handoff and task), timed transcript, background, outbound."""
 
 from __future__ import annotations
 
@@ -92,7 +92,9 @@ async def test_restaurant_handoff_switches_agents_and_keeps_the_history() -> Non
     async with Harness(graph, job=job) as agent:
         hello = await agent.run("Hi there")
         transfer = await agent.run("I'd like to book a table")
-        booked = await agent.run("At 7 pm for 4 people please")
+        asked = await agent.run("At 7 pm for 4 people please")
+        partial = await agent.run("It's 5 5")
+        booked = await agent.run("Sorry, it's 555 0100 200")
         back = await agent.run("Can I ask about the menu?")
 
     hello.expect.next_event().is_message(contains="Welcome to Flowkit Bistro")
@@ -112,14 +114,39 @@ async def test_restaurant_handoff_switches_agents_and_keeps_the_history() -> Non
     said = [m.content for m in request.history if m.role == "user"]
     assert said == ["Hi there", "I'd like to book a table", "At 7 pm for 4 people please"]
 
-    expect = booked.expect
+    # book_table runs the GetPhoneNumber task, which asks until it has a whole number.
+    expect = asked.expect
     expect.next_event().is_function_call(
         name="book_table", arguments={"time": "7 pm", "party_size": 4})
+    expect.next_event().is_function_call_output(output=(
+        "GetPhoneNumber has started: follow its instructions until it is complete."))
+    task = expect.next_event().is_agent_handoff().agent
+    assert type(task).__name__ == "GetPhoneNumber"
+    expect.next_event().is_message(contains="What phone number")
+    expect.no_more_events()
+
+    expect = partial.expect
+    expect.next_event().is_function_call(name="phone_number_given", arguments={"phone": "5 5"})
+    expect.next_event().is_function_call_output(is_error=True)
+    expect.next_event().is_message(contains="the whole number")
+    request = next(r for r in model.requests if r.history[-1].content == "It's 5 5")
+    assert request.history[0].content == task.instructions
+    assert {t.name for t in request.tools} == {"phone_number_given"}
+
+    expect = booked.expect
+    expect.next_event().is_function_call(
+        name="phone_number_given", arguments={"phone": "555 0100 200"})
     expect.next_event().is_message(content="One moment while I book that.")  # ctx.say
-    expect.next_event().is_function_call_output(output="booked a table for 4 at 7 pm")
+    expect.next_event().is_function_call_output(
+        output="booked a table for 4 at 7 pm; the confirmation goes to 555 0100 200")
+    ended = expect.next_event().is_agent_handoff()
+    assert ended.agent is None and ended.ended is task  # back to the reservation agent
     expect.next_event().is_message(contains="See you then")
     booking = job.extra["booking"]
     assert (booking.time, booking.party_size, booking.confirmed) == ("7 pm", 4, True)
+    assert booking.phone == "555 0100 200"
+    request = next(r for r in model.requests if r.history[-1].content.startswith("booked"))
+    assert request.history[0].content.startswith("You take table reservations")
 
     expect = back.expect
     expect.next_event().is_function_call(name="to_greeter")
