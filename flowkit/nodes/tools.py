@@ -131,11 +131,12 @@ class ToolRouter(Node):
             )
         except BaseException:
             if session.task_run is not None:
-                session.task_run.outcome.cancel()  # cancelled while it waited: no outcome
+                session.task_run.next.cancel()  # cancelled while it waited: no outcome
             raise
         if session.task_run is not None:
-            # Its call was answered when the task started; this answers the completing one.
-            session.task_run.outcome.set_result(outcome)
+            # Its call was answered when its first task started; this answers the call
+            # that completed its last one.
+            session.task_run.next.set_result(outcome)
             return
         self._send(await self._after_task(call, outcome))
 
@@ -154,39 +155,56 @@ class ToolRouter(Node):
         self._send(ToolOutcome(result=result, handoff=TaskStarted(run.task)))
 
     async def _after_task(self, call: ToolCall, outcome: ToolOutcome) -> ToolOutcome:
-        """What answers ``call``: the waiting tool's outcome, if ``call`` completed its task."""
+        """What answers ``call``: if it completed a task, what the waiting tool did next.
+
+        That is the tool's outcome, or the start of its next task.
+        """
         if not self._tasks or not self._tasks[-1].task.done():
             return outcome
         run = self._tasks.pop()
         waiting = run.session.call
         run.session.call = call  # what the tool says from now on is spoken in this reply
+        ended = type(run.task).__name__
         try:
-            finished = await asyncio.shield(run.outcome)
+            step = await asyncio.shield(run.next)
         except asyncio.CancelledError:
-            if not run.outcome.cancelled():
+            if not run.next.cancelled():
                 raise  # this call itself is being cancelled
-            finished = ToolOutcome(result=dataclasses.replace(
+            step = ToolOutcome(result=dataclasses.replace(
                 outcome.result, is_error=True,
-                output=f"the tool {waiting.name!r} that ran {type(run.task).__name__} was "
-                "stopped before it finished",
+                output=f"the tool {waiting.name!r} that ran {ended} was stopped before it "
+                "finished",
             ))
+        if isinstance(step, _TaskRun):
+            self._tasks.append(step)
+            started = type(step.task).__name__
+            return ToolOutcome(
+                result=dataclasses.replace(outcome.result, is_error=False, output=(
+                    f"{ended} is complete. {started} has started: follow its instructions "
+                    "until it is complete."
+                )),
+                handoff=TaskEnded(run.task, then=TaskStarted(step.task)),
+            )
         result = dataclasses.replace(
-            finished.result, turn_id=call.turn_id, call_id=call.call_id, name=call.name
+            step.result, turn_id=call.turn_id, call_id=call.call_id, name=call.name
         )
         return ToolOutcome(
-            result=result, stop_response=finished.stop_response,
-            handoff=TaskEnded(run.task, then=finished.handoff),
+            result=result, stop_response=step.stop_response,
+            handoff=TaskEnded(run.task, then=step.handoff),
         )
 
 
 class _TaskRun:
-    """A task a tool waits for: the tool's session and, once it goes on, its outcome."""
+    """A task a tool waits for, and what the tool does next once the task is complete."""
 
     def __init__(self, task: AgentTask[Any], session: _CallSession) -> None:
         self.task = task
         self.session = session
         self.waiter = asyncio.current_task() or _no_task()
-        self.outcome: asyncio.Future[ToolOutcome] = asyncio.get_running_loop().create_future()
+        # The tool's outcome, or the run of the next task it starts.
+        self.next: asyncio.Future[ToolOutcome | _TaskRun] = (
+            asyncio.get_running_loop().create_future()
+        )
 
 
 def _no_task() -> asyncio.Task[Any]:
@@ -231,14 +249,13 @@ class _CallSession:
                 f"tool {self.call.name!r} ran {task!r}, which was completed before it ran; "
                 "complete a task from one of its own tools, once it runs"
             )
-        if self.task_run is not None:
-            raise RuntimeError(
-                f"tool {self.call.name!r} ran a second task; its call was answered when the "
-                "first began, so a tool runs one task (a task's own tools may run others)"
-            )
         task.started = True
-        self.task_run = _TaskRun(task, self)
-        self._router._start_task(self.task_run)
+        run, before = _TaskRun(task, self), self.task_run
+        self.task_run = run
+        if before is None:
+            self._router._start_task(run)  # the tool's own call is answered now
+        else:
+            before.next.set_result(run)  # the call that completed the task before answers
         with deadline_paused():  # the user is talking to the task: the tool is not slow
             return await task.result()
 

@@ -77,8 +77,9 @@ class AgentHandoffEvent:
     """A tool handed the conversation to another agent, or a task began or ended.
 
     Attributes:
-        agent: The agent now talking: the one handed to, or the task that began; ``None``
-            when a task ended and the conversation went back to the agent from before it.
+        agent: The agent now talking: the one handed to, or the task that began (also when
+            a task's end starts the next task of the same tool); ``None`` when a task ended
+            and the conversation went back to the agent from before it.
         ended: The task that ended, if one did (:mod:`flowkit.tools.task`).
     """
 
@@ -291,7 +292,8 @@ class _Recorder:
         if isinstance(handoff, TaskStarted):
             self.result.events.append(AgentHandoffEvent(handoff.task))
         elif isinstance(handoff, TaskEnded):
-            self.result.events.append(AgentHandoffEvent(handoff.then, ended=handoff.task))
+            then = handoff.then.task if isinstance(handoff.then, TaskStarted) else handoff.then
+            self.result.events.append(AgentHandoffEvent(then, ended=handoff.task))
         elif handoff is not None:
             self.result.events.append(AgentHandoffEvent(handoff))
 

@@ -33,6 +33,8 @@ bookkeeping, the LLM node follows the results it gets):
    the LLM node and the router switch back to the instructions and tools kept aside, and
    the reply goes on there. A tool that returns an agent after its task hands over to it.
 
+A tool may run several tasks, one after another: the call that completes one is answered
+with the next one's start (a :class:`TaskEnded` whose ``then`` is a :class:`TaskStarted`).
 Tasks nest: a task's tool may run another. Complete a task from one of its tools; its
 result, or the exception given to :meth:`AgentTask.complete`, is what ``run_task`` returns
 or raises.
@@ -148,7 +150,8 @@ class TaskEnded:
 
     Attributes:
         task: The task that ended.
-        then: The agent the tool that ran the task handed over to afterwards, if it did.
+        then: What the tool that ran the task did next, if it moved the conversation: the
+            agent it handed over to, or the :class:`TaskStarted` of its next task.
     """
 
     task: AgentTask[Any]

@@ -144,8 +144,9 @@ class Toolbox:
 
         An agent swaps the function tools for its own. :class:`~flowkit.tools.task.TaskStarted`
         keeps the current instructions and tools aside first, and
-        :class:`~flowkit.tools.task.TaskEnded` brings back the ones kept aside (then hands
-        over to the agent it names, if any). Anything else changes nothing.
+        :class:`~flowkit.tools.task.TaskEnded` brings back the ones kept aside, then follows
+        its ``then`` (an agent handed to, or the next task's start). Anything else changes
+        nothing.
 
         Args:
             handoff: The result's ``handoff``, or ``None``.
@@ -159,7 +160,8 @@ class Toolbox:
             if self._set_aside:
                 instructions, functions = self._set_aside.pop()
                 self.hand_over(tuple(functions), logger)
-            handoff = handoff.then
+            # The tool that ran the task may have handed over, or started its next task.
+            return self.switch(handoff.then, instructions, logger)
         if isinstance(handoff, AgentLike):
             self.hand_over(tuple(handoff.tools), logger)
             return handoff.instructions or None

@@ -86,6 +86,14 @@ async def contact(ctx: fk.RunContext) -> str:
     return f"contact: {await ctx.run_task(EmailThenPhone())}"
 
 
+@fk.function_tool
+async def sign_up(ctx: fk.RunContext) -> str:
+    """Sign the user up: their email, then their phone number."""
+    email = await ctx.run_task(GetEmail())
+    phone = await ctx.run_task(GetPhone())
+    return f"signed up {email}, {phone}"
+
+
 class Rerun(fk.AgentTask[str]):
     instructions = "Ask again."
 
@@ -234,6 +242,33 @@ async def test_tasks_nest_and_each_end_returns_to_the_one_before() -> None:
 
 
 @pytest.mark.looptime
+async def test_a_tool_runs_tasks_one_after_another() -> None:
+    fake = FakeLLM([
+        _call("c1", "sign_up"), "What is your email address?",
+        _call("c2", "email_given", '{"email": "ana@example.com"}'), "And your phone number?",
+        _call("c3", "phone_given", '{"phone": "555 0100"}'), "You are signed up.",
+    ], ttft=0.0, token_gap=0.0)
+    turns = [(0, _turn("Sign me up")), (2.0, _turn("ana@example.com")), (4.0, _turn("555 0100"))]
+    g, llm, _, results = _graph(fake, [sign_up], turns)
+    await fk.GraphRunner(g).run()
+    assert [_system(fake, i) for i in range(6)] == [
+        FRONT_DESK, GetEmail.instructions, GetEmail.instructions, GetPhone.instructions,
+        GetPhone.instructions, FRONT_DESK,
+    ]
+    assert _tools(fake, 3) == {"phone_given"} and _tools(fake, 5) == {"sign_up"}
+    started, switched, ended = collected(results)
+    assert isinstance(started.handoff, fk.tools.TaskStarted)
+    # The call that completed the first task is answered with the second one's start.
+    assert isinstance(switched.handoff, fk.tools.TaskEnded)
+    assert isinstance(switched.handoff.then, fk.tools.TaskStarted)
+    assert isinstance(switched.handoff.then.task, GetPhone)
+    assert switched.output.startswith("GetEmail is complete. GetPhone has started")
+    assert isinstance(ended.handoff, fk.tools.TaskEnded) and ended.handoff.then is None
+    assert ended.output == "signed up ana@example.com, 555 0100"
+    assert llm.history.instructions == FRONT_DESK
+
+
+@pytest.mark.looptime
 async def test_a_task_run_twice_or_completed_before_it_runs_fails_in_the_tool() -> None:
     fake = FakeLLM([
         _call("c1", "run_done"), "Sorry.",
@@ -281,3 +316,26 @@ async def test_the_harness_shows_a_task_beginning_and_ending() -> None:
     back = expect.next_event().is_agent_handoff()
     assert back.agent is None and isinstance(back.ended, GetEmail)
     expect.next_event().is_message(contains="You are booked.")
+
+
+@pytest.mark.looptime
+async def test_the_harness_shows_the_next_task_when_an_end_starts_one() -> None:
+    fake = FakeLLM([
+        _call("c1", "sign_up"), "What is your email address?",
+        _call("c2", "email_given", '{"email": "ana@example.com"}'), "And your phone number?",
+    ], ttft=0.0, token_gap=0.0)
+    g = fk.Graph("harness-chained-tasks")
+    llm = g.add(LLM(fake, instructions=FRONT_DESK, tools=[sign_up]), name="llm")
+    g.add(Script(hold=True), name="user") >> llm
+    llm >> g.add(Collect(), name="speaker")
+    router = g.add(ToolRouter([sign_up]), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    async with Harness(g) as agent:
+        await agent.run("Sign me up")
+        answered = await agent.run("ana@example.com")
+    expect = answered.expect
+    expect.next_event().is_function_call(name="email_given")
+    expect.next_event().is_function_call_output()
+    switched = expect.next_event().is_agent_handoff()
+    assert isinstance(switched.agent, GetPhone) and isinstance(switched.ended, GetEmail)
+    expect.next_event().is_message(contains="phone number")

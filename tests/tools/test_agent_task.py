@@ -163,3 +163,13 @@ def test_tasks_nest_and_an_end_may_hand_over_to_another_agent() -> None:
     # A plain handoff, and a result without one.
     assert box.switch(None, now, LOG) == "You are the concierge."
     assert box.switch(GetEmail(), now, LOG) == "Ask for the email address."
+
+
+def test_an_end_may_start_the_next_task_of_the_same_tool() -> None:
+    box = Toolbox([lookup])
+    first, second = GetEmail(), GetEmail("Ask for the phone number.")
+    now = box.switch(TaskStarted(first), "front desk", LOG)
+    now = box.switch(TaskEnded(first, then=TaskStarted(second)), now, LOG)
+    assert now == "Ask for the phone number."
+    assert box.switch(TaskEnded(second), now, LOG) == "front desk"  # not the first task's
+    assert box.functions.names == ["lookup"]
