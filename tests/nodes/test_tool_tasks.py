@@ -147,6 +147,27 @@ def _graph(
     return g, llm, text, results
 
 
+def _booking(closing: str) -> FakeLLM:
+    """The model's side of a booking for Friday: book(), the task asks, the user answers."""
+    return FakeLLM([
+        _call("c1", "book", '{"day": "Friday"}'),
+        "What is your email address?",
+        _call("c2", "email_given", '{"email": "ana@example.com"}'),
+        closing,
+    ], ttft=0.0, token_gap=0.0)
+
+
+def _harness_graph(fake: FakeLLM, tools: list[fk.FunctionTool]) -> fk.Graph:
+    g = fk.Graph("harness-tasks")
+    llm = g.add(LLM(fake, instructions=FRONT_DESK, tools=tools), name="llm")
+    g.add(Script(hold=True), name="user") >> llm  # a live source: the graph stays open
+    llm >> g.add(Collect(), name="speaker")
+    router = g.add(ToolRouter(tools), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    router.speech >> llm.tool_speech
+    return g
+
+
 def _system(fake: FakeLLM, index: int) -> str:
     return fake.requests[index].history[0].content
 
@@ -157,12 +178,7 @@ def _tools(fake: FakeLLM, index: int) -> set[str]:
 
 @pytest.mark.looptime
 async def test_a_task_talks_with_the_user_and_its_result_goes_back_to_the_tool() -> None:
-    fake = FakeLLM([
-        _call("c1", "book", '{"day": "Friday"}'),
-        "What is your email address?",
-        _call("c2", "email_given", '{"email": "ana@example.com"}'),
-        "You are booked for Friday.",
-    ], ttft=0.0, token_gap=0.0)
+    fake = _booking("You are booked for Friday.")
     first, second = _turn("Book me for Friday"), _turn("ana@example.com")
     # The user answers 20 s later, far past the router's 1 s timeout for a tool.
     g, llm, text, results = _graph(fake, [book], [(0, first), (20.0, second)], timeout=1.0)
@@ -287,20 +303,7 @@ async def test_a_task_run_twice_or_completed_before_it_runs_fails_in_the_tool() 
 
 @pytest.mark.looptime
 async def test_the_harness_shows_a_task_beginning_and_ending() -> None:
-    fake = FakeLLM([
-        _call("c1", "book", '{"day": "Friday"}'),
-        "What is your email address?",
-        _call("c2", "email_given", '{"email": "ana@example.com"}'),
-        "You are booked.",
-    ], ttft=0.0, token_gap=0.0)
-    g = fk.Graph("harness-tasks")
-    llm = g.add(LLM(fake, instructions=FRONT_DESK, tools=[book]), name="llm")
-    g.add(Script(hold=True), name="user") >> llm  # a live source: the graph stays open
-    llm >> g.add(Collect(), name="speaker")
-    router = g.add(ToolRouter([book]), name="router")
-    llm.tool_calls >> router >> llm.tool_results
-    router.speech >> llm.tool_speech
-    async with Harness(g) as agent:
+    async with Harness(_harness_graph(_booking("You are booked."), [book])) as agent:
         asked = await agent.run("Book me for Friday")
         answered = await agent.run("ana@example.com")
     expect = asked.expect
@@ -324,13 +327,7 @@ async def test_the_harness_shows_the_next_task_when_an_end_starts_one() -> None:
         _call("c1", "sign_up"), "What is your email address?",
         _call("c2", "email_given", '{"email": "ana@example.com"}'), "And your phone number?",
     ], ttft=0.0, token_gap=0.0)
-    g = fk.Graph("harness-chained-tasks")
-    llm = g.add(LLM(fake, instructions=FRONT_DESK, tools=[sign_up]), name="llm")
-    g.add(Script(hold=True), name="user") >> llm
-    llm >> g.add(Collect(), name="speaker")
-    router = g.add(ToolRouter([sign_up]), name="router")
-    llm.tool_calls >> router >> llm.tool_results
-    async with Harness(g) as agent:
+    async with Harness(_harness_graph(fake, [sign_up])) as agent:
         await agent.run("Sign me up")
         answered = await agent.run("ana@example.com")
     expect = answered.expect
