@@ -437,7 +437,7 @@ class LLM(Node):
 
     async def _read_results(self, results: AsyncIterator[ToolResult]) -> None:
         async for result in results:
-            self._rounds.deliver(result)
+            self._rounds.deliver(result, self.history, self.ctx.logger)
 
     async def _read_tool_speech(self, speech: AsyncIterator[ToolSpeech]) -> None:
         async for said in speech:

@@ -8,8 +8,9 @@ cannot hang the reply. A result that hands the conversation to another agent swa
 instructions and the agent's function tools; the MCP servers' tools stay (see
 :mod:`flowkit.tools.toolbox`). A task a tool runs (:mod:`flowkit.tools.task`) is a handoff
 that ends: its start keeps the instructions and tools aside, its end brings them back. A
-reply gets at most ``max_tool_steps`` rounds: the request after the last one offers no
-tools, so the model must answer in text.
+result no round waits for any more (its reply was cut) still moves the conversation, as it
+moved the ToolRouter's tools. A reply gets at most ``max_tool_steps`` rounds: the request
+after the last one offers no tools, so the model must answer in text.
 """
 
 from __future__ import annotations
@@ -82,11 +83,23 @@ class ToolRounds:
         """Whether a round is waiting for the result of call ``call_id`` now."""
         return call_id in self._pending
 
-    def deliver(self, result: ToolResult) -> None:
-        """Take a result from the feedback loop to the round that waits for it, if one does."""
+    def deliver(self, result: ToolResult, history: ChatHistory, logger: Logger) -> None:
+        """Take a result from the feedback loop to the round that waits for it, if one does.
+
+        A result no round waits for (its reply was cut, or the round gave up on it) still
+        moves the conversation if it carries a handoff: the ToolRouter has switched tools
+        already, and the two nodes must stay in step.
+
+        Args:
+            result: The result.
+            history: The conversation, whose instructions a late handoff changes.
+            logger: Where a late handoff's clashes with the MCP tools are reported.
+        """
         future = self._pending.pop(result.call_id, None)
         if future is not None and not future.done():
             future.set_result(result)
+        elif result.handoff is not None:
+            self._apply_handoffs([result], history, logger)
 
     async def run(
         self, history: ChatHistory, text: str, calls: list[ToolCall], logger: Logger

@@ -67,6 +67,14 @@ async def book(ctx: fk.RunContext, day: str) -> str:
     return f"booked {day} for {email}"
 
 
+@fk.function_tool
+async def slow_book(ctx: fk.RunContext) -> str:
+    """Book, slowly after the task."""
+    email = await ctx.run_task(GetEmail())
+    await asyncio.sleep(2.0)  # a slow booking system: the user speaks meanwhile
+    return f"booked for {email}"
+
+
 class EmailThenPhone(fk.AgentTask[str]):
     """A task whose tool runs another task."""
 
@@ -232,6 +240,26 @@ async def test_a_tool_waiting_for_a_task_is_cancelled_when_the_calls_end() -> No
     await asyncio.wait_for(fk.GraphRunner(g).run(), timeout=120)
     assert TRACE.events == ["book cancelled"]
     assert llm.history.instructions == GetEmail.instructions  # it never came back
+
+
+@pytest.mark.looptime
+async def test_a_task_ends_for_the_llm_too_when_the_user_cut_the_reply_that_waited() -> None:
+    fake = FakeLLM([
+        _call("c1", "slow_book"), "What is your email address?",
+        _call("c2", "email_given", '{"email": "ana@example.com"}'),
+        "One moment.", "Hello again.",
+    ], ttft=0.0, token_gap=0.0)
+    # The third turn cuts the reply waiting for email_given's result (slow_book's, 2 s).
+    turns = [(0, _turn("Book me")), (2.0, _turn("ana@example.com")), (3.0, _turn("hello?")),
+             (6.0, _turn("are you there?"))]
+    g, llm, _, results = _graph(fake, [slow_book], turns)
+    await fk.GraphRunner(g).run()
+    assert isinstance(collected(results)[-1].handoff, fk.tools.TaskEnded)
+    assert _system(fake, 3) == GetEmail.instructions  # the task had not ended yet
+    # The result came after its reply was cut, and still brought the front desk back,
+    # in step with the router.
+    assert _system(fake, 4) == FRONT_DESK and _tools(fake, 4) == {"slow_book"}
+    assert llm.history.instructions == FRONT_DESK
 
 
 @pytest.mark.looptime
