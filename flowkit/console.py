@@ -30,6 +30,7 @@ from livekit import rtc
 
 from flowkit.audio.frames import frame_format
 from flowkit.audio.wav import WavWriter
+from flowkit.following import Following
 from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.messages import Playout, PlayoutEvent, Transcript, UserTurn
@@ -399,12 +400,11 @@ async def converse(
         )
     runner = GraphRunner(graph, job=job)
     replies = _Replies()
-    subscriptions = []
+    following = Following()
     unanswered = 0
     await runner.start()
     try:
-        for ref in runner.outputs_carrying((UserTurn, Playout)):
-            subscriptions.append(runner.observe(ref).subscribe(replies.on_message))
+        following.follow(runner, (UserTurn, Playout), replies.on_message)
         typist = asyncio.ensure_future(_type(
             lines, io, replies, turn_by_turn=turn_by_turn, reply_timeout=reply_timeout,
             on_typed=on_typed,
@@ -435,8 +435,7 @@ async def converse(
         if finished.done() and not finished.cancelled():
             finished.result()
     finally:
-        for subscription in subscriptions:
-            subscription.dispose()
+        following.dispose()
         await runner.close()
         await io.aclose()
     return Conversation(runner.usage.summary(), unanswered)

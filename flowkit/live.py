@@ -24,12 +24,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Protocol
 
-from reactivex.abc import DisposableBase
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from flowkit.following import Following
 from flowkit.messages import AgentState, Transcript, UserState
 from flowkit.runtime.metrics import GraphMetrics
 from flowkit.timeline import LATENCY_NAMES, TurnTimeline
@@ -98,7 +98,7 @@ class LiveView:
         self._origin = 0.0
         self._rates = _Rates()
         self.rates: dict[str, tuple[float, float]] = {}
-        self._subscriptions: list[DisposableBase] = []
+        self._following = Following()
 
     @classmethod
     def attach(
@@ -123,14 +123,11 @@ class LiveView:
             (Transcript, self._on_transcript),
         )
         for kind, handler in handlers:
-            for ref in self.runner.outputs_carrying(kind):
-                self._subscriptions.append(self.runner.observe(ref).subscribe(handler))
+            self._following.follow(self.runner, kind, handler)
 
     def detach(self) -> None:
         """Stop listening (what was seen stays)."""
-        for subscription in self._subscriptions:
-            subscription.dispose()
-        self._subscriptions.clear()
+        self._following.dispose()
         if self.timeline is not None:
             self.timeline.detach()
 

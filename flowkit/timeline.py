@@ -28,8 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reactivex.abc import DisposableBase
-
+from flowkit.following import Following
 from flowkit.messages import (
     AgentAudio,
     Playout,
@@ -188,8 +187,12 @@ class TurnTimeline:
         self._turns: dict[int, _Turn] = {}
         self._end_of_speech: float | None = None
         self._finals: list[float] = []
-        self._subscriptions: list[DisposableBase] = []
-        self.ports: list[str] = []
+        self._following = Following()
+
+    @property
+    def ports(self) -> list[str]:
+        """Every output listened to, as ``"node.port"``."""
+        return self._following.ports
 
     @classmethod
     def attach(cls, runner: GraphRunner, clock: Callable[[], float] | None = None) -> TurnTimeline:
@@ -217,15 +220,11 @@ class TurnTimeline:
             )
         if self._clock is None:
             self._clock = asyncio.get_running_loop().time
-        for ref in runner.outputs_carrying(TIMED_TYPES):
-            self.ports.append(ref)
-            self._subscriptions.append(runner.observe(ref).subscribe(self.on_message))
+        self._following.follow(runner, TIMED_TYPES, self.on_message)
 
     def detach(self) -> None:
         """Stop listening (the records stay)."""
-        for subscription in self._subscriptions:
-            subscription.dispose()
-        self._subscriptions.clear()
+        self._following.dispose()
 
     @property
     def turns(self) -> list[TurnRecord]:

@@ -35,8 +35,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import pydantic
-from reactivex.abc import DisposableBase
 
+from flowkit.following import Following
 from flowkit.messages import Metrics
 
 if TYPE_CHECKING:
@@ -144,8 +144,12 @@ class UsageLedger:
         self._counted: weakref.WeakValueDictionary[int, Metrics] = (
             weakref.WeakValueDictionary()
         )
-        self._subscriptions: list[DisposableBase] = []
-        self.ports: list[str] = []
+        self._following = Following()
+
+    @property
+    def ports(self) -> list[str]:
+        """Every output listened to, as ``"node.port"``."""
+        return self._following.ports
 
     def listen(self, runner: GraphRunner) -> None:
         """Subscribe to every output of ``runner`` declared to carry :class:`Metrics`.
@@ -153,15 +157,11 @@ class UsageLedger:
         The runner must have built its streams (``GraphRunner.start`` calls this before the
         graph's tasks run, so nothing is missed).
         """
-        for ref in runner.outputs_carrying(Metrics):
-            self.ports.append(ref)
-            self._subscriptions.append(runner.observe(ref).subscribe(self.add))
+        self._following.follow(runner, Metrics, self.add)
 
     def detach(self) -> None:
         """Stop listening (the totals stay)."""
-        for subscription in self._subscriptions:
-            subscription.dispose()
-        self._subscriptions.clear()
+        self._following.dispose()
 
     def add(self, metrics: Metrics) -> None:
         """Count one request's figures (a message already counted is skipped)."""

@@ -365,9 +365,9 @@ class GraphRunner:
     def outputs_carrying(self, kind: type | tuple[type, ...]) -> list[str]:
         """Every output declared to carry ``kind`` (or a subclass), as ``"node.port"``.
 
-        What a listener subscribes to with :meth:`observe` when it follows a message type
-        wherever it is produced (the usage ledger, the turn timeline, the live view),
-        linked or not.
+        What a listener follows (:class:`~flowkit.following.Following`) when it
+        wants a message type wherever it is produced (the usage ledger, the turn timeline,
+        the live view, the console), linked or not.
         """
         return [
             f"{node.name}.{port.name}"
