@@ -200,15 +200,13 @@ class _TaskRun:
     def __init__(self, task: AgentTask[Any], session: _CallSession) -> None:
         self.task = task
         self.session = session
-        self.waiter = asyncio.current_task() or _no_task()
+        waiter = asyncio.current_task()
+        assert waiter is not None  # run_task is awaited in the tool's task
+        self.waiter = waiter
         # The tool's outcome, or the run of the next task it starts.
         self.next: asyncio.Future[ToolOutcome | _TaskRun] = (
             asyncio.get_running_loop().create_future()
         )
-
-
-def _no_task() -> asyncio.Task[Any]:
-    raise RuntimeError("ctx.run_task() must be awaited from the tool's own task")
 
 
 class _CallSession:

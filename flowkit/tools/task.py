@@ -66,6 +66,10 @@ class AgentTask(Generic[ResultT]):
 
     Raises:
         ValueError: The task has no instructions.
+
+    Attributes:
+        instructions: The task's system instructions.
+        started: Whether a tool has run the task (set by the ToolRouter).
     """
 
     instructions: str = ""

@@ -126,9 +126,13 @@ async def run_done(ctx: fk.RunContext) -> str:
     task = GetEmail()
     task.complete("x@y.z")
     try:
+        await ctx.run_task("GetEmail")  # type: ignore[arg-type]  # not a task
+    except TypeError as error:
+        refused = f"refused: {error}"
+    try:
         return await ctx.run_task(task)
     except RuntimeError as error:
-        return f"refused: {error}"
+        return f"{refused}; refused: {error}"
 
 
 def _turn(text: str) -> fk.UserTurn:
@@ -324,6 +328,7 @@ async def test_a_task_run_twice_or_completed_before_it_runs_fails_in_the_tool() 
     done, started, again = collected(results)
     # Neither moved the conversation: the errors came before the task could start.
     assert done.handoff is None and "completed before it ran" in done.output
+    assert "'GetEmail', which is not an AgentTask; subclass flowkit.AgentTask" in done.output
     assert isinstance(started.handoff, fk.tools.TaskStarted)
     assert again.handoff is None and "a task runs once: make a new one" in again.output
     assert llm.history.instructions == Rerun.instructions  # still in the task
