@@ -178,10 +178,12 @@ class ToolRouter(Node):
         if isinstance(step, _TaskRun):
             self._tasks.append(step)
             started = type(step.task).__name__
+            error = run.task.exception()
+            how = "is complete" if error is None else f"ended ({error})"
             return ToolOutcome(
                 result=dataclasses.replace(outcome.result, is_error=False, output=(
-                    f"{ended} is complete. {started} has started: follow its instructions "
-                    "until it is complete."
+                    f"{ended} {how}. {started} has started: follow its instructions until it "
+                    "is complete."
                 )),
                 handoff=TaskEnded(run.task, then=TaskStarted(step.task)),
             )

@@ -11,7 +11,8 @@
   of Model Context Protocol servers (:mod:`flowkit.tools.mcp`; the SDK is the ``mcp``
   extra, imported only when a server connects);
 - :class:`AgentTask` is a sub-conversation a tool runs with ``await ctx.run_task(task)``
-  and gets a result from (:mod:`flowkit.tools.task`);
+  and gets a result from (:mod:`flowkit.tools.task`); :class:`TaskGroup` runs several in a
+  row, with a way back to earlier ones (:mod:`flowkit.tools.task_group`);
 - :class:`Toolbox` is what a node holds: its function tools and its MCP servers' tools;
 - :data:`send_dtmf` (and :func:`send_dtmf_tool`) lets the LLM press telephone keys on the
   job's phone line, for phone menus (:mod:`flowkit.tools.dtmf`);
@@ -45,6 +46,7 @@ from flowkit.tools.mcp import (
 )
 from flowkit.tools.schema import ToolSignature
 from flowkit.tools.task import AgentTask, TaskEnded, TaskStarted
+from flowkit.tools.task_group import TaskCompletedEvent, TaskGroup, TaskGroupResult
 from flowkit.tools.toolbox import Toolbox, ToolClashError
 
 __all__ = [
@@ -63,7 +65,10 @@ __all__ = [
     "MCPTool",
     "RunContext",
     "StopResponse",
+    "TaskCompletedEvent",
     "TaskEnded",
+    "TaskGroup",
+    "TaskGroupResult",
     "TaskSession",
     "TaskStarted",
     "ToolClashError",

@@ -24,7 +24,7 @@ presses keys on the phone line); a tool run outside a job gets ``job=None``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, overload, runtime_checkable
 
 # typing_extensions (a pydantic dependency) for the PEP 696 default: a bare ``RunContext``
 # annotation means ``RunContext[Any]`` and passes mypy --strict, as tool authors expect.
@@ -35,6 +35,7 @@ from flowkit.messages import ToolCall
 if TYPE_CHECKING:
     from flowkit.job import JobContext
     from flowkit.tools.task import AgentTask
+    from flowkit.tools.task_group import TaskGroup, TaskGroupResult
 
 __all__ = ["RunContext", "TaskSession", "ToolSession", "no_speech_error"]
 
@@ -129,7 +130,11 @@ class RunContext(Generic[UserdataT]):
             raise no_speech_error(self.call.name)
         await self.session.say(text)
 
-    async def run_task(self, task: AgentTask[ResultT]) -> ResultT:
+    @overload
+    async def run_task(self, task: AgentTask[ResultT]) -> ResultT: ...
+    @overload
+    async def run_task(self, task: TaskGroup) -> TaskGroupResult: ...
+    async def run_task(self, task: AgentTask[Any] | TaskGroup) -> Any:
         """Let ``task`` talk with the user until it completes, and return its result.
 
         The conversation moves to the task (its instructions and tools) at once; the call
@@ -138,11 +143,14 @@ class RunContext(Generic[UserdataT]):
         back to the agent that was talking and this returns ``result``; what the tool then
         returns answers that completing call. See :mod:`flowkit.tools.task`.
 
+        A :class:`~flowkit.tools.task_group.TaskGroup` runs its tasks one after another here
+        and returns all their results (see :mod:`flowkit.tools.task_group`).
+
         Args:
-            task: The task to run; a task runs once.
+            task: The task, or task group, to run; each runs once.
 
         Returns:
-            What the task was completed with.
+            What the task was completed with; a group's ``TaskGroupResult``.
 
         Raises:
             RuntimeError: The context has no session that runs tasks (a tool run outside a
@@ -155,6 +163,11 @@ class RunContext(Generic[UserdataT]):
                 "session that runs tasks; tasks run in a graph, where the ToolRouter runs the "
                 "tool (outside one, build the context with a session that has run_task())"
             )
+        # Here, not at the top: task_group imports the tool machinery, which imports this module.
+        from flowkit.tools.task_group import TaskGroup
+
+        if isinstance(task, TaskGroup):
+            return await task.run(self)
         return await self.session.run_task(task)
 
 

@@ -95,6 +95,22 @@ class AgentTask(Generic[ResultT]):
         """The tools the LLM may call while the task runs: its method tools, then the others."""
         return [*tools_of(self), *self._extra_tools]
 
+    def add_tool(self, tool: FunctionTool) -> None:
+        """Offer one more tool while the task runs (a TaskGroup adds its way back).
+
+        Args:
+            tool: The tool.
+
+        Raises:
+            RuntimeError: The task has started: the LLM got its tools then.
+        """
+        if self.started:
+            raise RuntimeError(
+                f"{type(self).__name__} has started, so the LLM has its tools already; add "
+                "tools before running the task"
+            )
+        self._extra_tools = (*self._extra_tools, tool)
+
     def complete(self, result: ResultT | BaseException) -> None:
         """Finish the task: ``run_task`` returns ``result`` (or raises it, an exception).
 
@@ -118,6 +134,10 @@ class AgentTask(Generic[ResultT]):
     def done(self) -> bool:
         """Whether :meth:`complete` was called."""
         return self._outcome is not None
+
+    def exception(self) -> BaseException | None:
+        """The exception the task was completed with; ``None`` for a result or no outcome yet."""
+        return self._outcome[1] if self._outcome is not None else None
 
     async def result(self) -> ResultT:
         """Wait for :meth:`complete`; its result, or its exception raised.
