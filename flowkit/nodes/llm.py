@@ -187,8 +187,10 @@ class LLM(Node):
             Toolbox(tools, mcp_servers), self.tool_calls.send,
             max_steps=p.max_tool_steps, result_timeout=p.tool_result_timeout,
         )
+        rounds = self._rounds
         self._requests = RequestStreamer(
-            p.provider, self.text.send, self.metrics.send, max_history=p.max_history
+            p.provider, self.text.send, self.metrics.send, max_history=p.max_history,
+            history_from=lambda: rounds.history_from,
         )
         self._reply: asyncio.Task[None] | None = None
         self._reply_turn = 0

@@ -38,6 +38,7 @@ class RequestStreamer:
         send_metrics: Callable[[Metrics], None],
         *,
         max_history: int | None = None,
+        history_from: Callable[[], str | None] = lambda: None,
     ) -> None:
         """Create the streamer of one node's requests.
 
@@ -47,10 +48,13 @@ class RequestStreamer:
             send_metrics: Sends a request's metrics when it ends (the ``metrics`` output).
             max_history: Keep at most this many messages (besides the instructions) in each
                 request; older ones are dropped, tool calls with their results.
+            history_from: The call from which a request shows the conversation (a running
+                task's own history), or ``None`` for all of it; asked at each request.
         """
         self._provider = provider
         self._send_text, self._send_metrics = send_text, send_metrics
         self._max_history = max_history
+        self._history_from = history_from
         # Text streamed by the request in progress and not yet in the history.
         self._streamed: list[str] = []
 
@@ -65,9 +69,10 @@ class RequestStreamer:
         """
         if self._max_history is not None:
             history.trim(self._max_history)
+        since = self._history_from()
         if not instructions:
-            return history.messages
-        view = history.copy()
+            return history.since_call(since) if since else history.messages
+        view = ChatHistory(messages=history.since_call(since)) if since else history.copy()
         view.instructions = f"{view.instructions or ''}\n\n{instructions}".strip()
         return view.messages
 

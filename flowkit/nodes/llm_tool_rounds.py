@@ -71,6 +71,11 @@ class ToolRounds:
         """
         return self._tools.specs()
 
+    @property
+    def history_from(self) -> str | None:
+        """The call from which requests show the conversation (a task's own), or ``None``."""
+        return self._tools.history_from
+
     def tool_choice(self, steps: int) -> str:
         """The ``tool_choice`` of a reply's request after ``steps`` rounds."""
         return "auto" if self.specs and steps < self._max_steps else "none"
@@ -160,5 +165,5 @@ class ToolRounds:
             # An agent swaps the instructions and function tools (the MCP servers' tools
             # stay); a task's start and end keep them aside and bring them back.
             history.instructions = self._tools.switch(
-                result.handoff, history.instructions, logger
+                result.handoff, history.instructions, logger, call_id=result.call_id
             )

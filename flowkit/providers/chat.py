@@ -228,6 +228,27 @@ class ChatHistory:
             return cut
         return None
 
+    def since_call(self, call_id: str) -> tuple[ChatMessage, ...]:
+        """The system message and the messages from the one that made call ``call_id`` on.
+
+        What a task with its own history shows the LLM: the call that started it, its
+        result, and what was said since.
+
+        Args:
+            call_id: The id of a tool call.
+
+        Returns:
+            That view; every message when no message made the call (trimmed away, say).
+        """
+        for index in range(len(self._messages) - 1, -1, -1):
+            message = self._messages[index]
+            if message.role == "assistant" and any(
+                call.call_id == call_id for call in message.tool_calls
+            ):
+                head = 1 if self.instructions is not None else 0
+                return (*self._messages[:head], *self._messages[max(index, head):])
+        return self.messages
+
     def copy(self) -> ChatHistory:
         """An independent history with the same messages (which are immutable)."""
         return ChatHistory(messages=self._messages)

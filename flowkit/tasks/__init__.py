@@ -32,13 +32,16 @@ reading of the value (checking it: a wrong one is sent back to the LLM with what
 ``decline_<value>_capture`` ends it when the user will not give it: ``run_task`` then raises
 a :class:`~flowkit.tools.ToolError` with their reason. ``require_confirmation=False`` ends
 the task with the first valid value instead (the default of :class:`GetDtmfTask`), and
-``extra_instructions`` adds to the task's instructions.
+``extra_instructions`` adds to the task's instructions (:class:`CaptureOptions` lists the
+options every task takes; ``own_history=True`` shows the LLM only the task's part of the
+conversation).
 
 Importing :mod:`flowkit` does not import this package (nor ``email-validator`` and
 ``phonenumbers``, which it uses); import it where you use it.
 """
 
 from flowkit.tasks.address import GetAddressResult, GetAddressTask
+from flowkit.tasks.capture import CaptureOptions
 from flowkit.tasks.date_of_birth import MAX_AGE_YEARS, GetDateOfBirthResult, GetDateOfBirthTask
 from flowkit.tasks.dtmf_digits import GetDtmfResult, GetDtmfTask
 from flowkit.tasks.email import GetEmailResult, GetEmailTask
@@ -47,6 +50,7 @@ from flowkit.tasks.phone_number import GetPhoneNumberResult, GetPhoneNumberTask
 
 __all__ = [
     "MAX_AGE_YEARS",
+    "CaptureOptions",
     "GetAddressResult",
     "GetAddressTask",
     "GetDateOfBirthResult",

@@ -22,16 +22,25 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import ClassVar, TypeVar
+from typing import ClassVar, TypedDict, TypeVar
 
 from flowkit.tools.context import RunContext
 from flowkit.tools.errors import ToolError
 from flowkit.tools.function_tool import FunctionTool, function_tool, tools_of
 from flowkit.tools.task import AgentTask
 
-__all__ = ["CaptureTask"]
+__all__ = ["CaptureOptions", "CaptureTask"]
 
 ResultT = TypeVar("ResultT")
+
+
+class CaptureOptions(TypedDict, total=False):
+    """The options every prebuilt task takes (see :class:`CaptureTask`), for ``**options``."""
+
+    extra_instructions: str
+    require_confirmation: bool
+    tools: Sequence[FunctionTool]
+    own_history: bool
 
 
 class CaptureTask(AgentTask[ResultT]):
@@ -47,6 +56,8 @@ class CaptureTask(AgentTask[ResultT]):
         require_confirmation: Read the value back and wait for the user's yes before the
             task ends; ``False`` ends it with the first value the update tool accepts.
         tools: Function tools offered besides the task's own.
+        own_history: Show the LLM only the task's part of the conversation (see
+            :class:`~flowkit.tools.AgentTask`); the user's earlier words are then not seen.
 
     Raises:
         TypeError: The subclass has no ``update_<subject>`` method tool.
@@ -64,6 +75,7 @@ class CaptureTask(AgentTask[ResultT]):
         extra_instructions: str = "",
         require_confirmation: bool = True,
         tools: Sequence[FunctionTool] = (),
+        own_history: bool = False,
     ) -> None:
         self.require_confirmation = require_confirmation
         self._recorded: ResultT | None = None
@@ -79,7 +91,10 @@ class CaptureTask(AgentTask[ResultT]):
         own = [tool.__get__(self, type(self)) for tool in closing]
         if not require_confirmation:
             own = [tool for tool in own if tool.name != confirm]
-        super().__init__(self._instructions(extra_instructions), tools=[*own, *tools])
+        self.own_history = own_history  # read by _instructions
+        super().__init__(
+            self._instructions(extra_instructions), tools=[*own, *tools], own_history=own_history
+        )
 
     def _describe(self) -> str:
         """The task's own part of the instructions: how to ask, hear and read back the value."""
@@ -92,8 +107,10 @@ class CaptureTask(AgentTask[ResultT]):
             f"Your one job now is to collect the {noun} from the user. This is one step of a "
             "longer conversation: keep to it, and keep each reply short.",
             self._describe(),
-            f"If the user gave the {noun} earlier in the conversation, record it rather than "
-            "asking again.",
+            ""
+            if self.own_history
+            else f"If the user gave the {noun} earlier in the conversation, record it rather "
+            "than asking again.",
             f"Whenever you have a new reading of the {noun} (the first answer, a correction, a "
             f"part spelled out), call {update} with that reading at once, before you reply. Use "
             f"only what the user said: never make up or complete the {noun} yourself.",
@@ -117,7 +134,7 @@ class CaptureTask(AgentTask[ResultT]):
         ]
         if extra.strip():
             lines.append(extra.strip())
-        return "\n".join(lines)
+        return "\n".join(line for line in lines if line)
 
     def _record(self, ctx: RunContext, value: ResultT, read_back: str) -> str:
         """Keep ``value`` as the user's answer (or end the task with it, without confirmation).

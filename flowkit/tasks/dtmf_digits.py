@@ -12,13 +12,14 @@ unless asked (``require_confirmation=True``): keyed digits are not misheard.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flowkit.tasks.capture import CaptureTask
+from typing_extensions import Unpack
+
+from flowkit.tasks.capture import CaptureOptions, CaptureTask
 from flowkit.tools.context import RunContext
 from flowkit.tools.errors import ToolError
-from flowkit.tools.function_tool import FunctionTool, function_tool
+from flowkit.tools.function_tool import function_tool
 
 __all__ = ["GetDtmfResult", "GetDtmfTask"]
 
@@ -47,11 +48,10 @@ class GetDtmfTask(CaptureTask[GetDtmfResult]):
         num_digits: How many digits the entry has.
         min_digits: The fewest digits an entry may have.
         max_digits: The most digits an entry may have.
-        require_confirmation: Read the digits back and wait for the user's yes; by default
-            the first entry of the right length ends the task.
-        extra_instructions: Added at the end of the task's instructions: say what the
-            digits are ("the 8-digit account number on the customer's card").
-        tools: Function tools offered besides the task's own.
+        **options: The options of every prebuilt task (:class:`CaptureOptions`):
+            ``extra_instructions`` (say what the digits are: "the 8-digit account number on
+            the customer's card"), ``require_confirmation`` (here ``False`` by default: the
+            first entry of the right length ends the task), ``tools``, ``own_history``.
 
     Raises:
         ValueError: No length, both an exact length and a range, or an impossible one.
@@ -69,9 +69,7 @@ class GetDtmfTask(CaptureTask[GetDtmfResult]):
         num_digits: int | None = None,
         min_digits: int | None = None,
         max_digits: int | None = None,
-        require_confirmation: bool = False,
-        extra_instructions: str = "",
-        tools: Sequence[FunctionTool] = (),
+        **options: Unpack[CaptureOptions],
     ) -> None:
         if num_digits is not None and (min_digits is not None or max_digits is not None):
             raise ValueError(
@@ -91,11 +89,9 @@ class GetDtmfTask(CaptureTask[GetDtmfResult]):
                 "one digit, and max_digits must not be below min_digits"
             )
         self.min_digits, self.max_digits = low, high
-        super().__init__(
-            extra_instructions=extra_instructions,
-            require_confirmation=require_confirmation,
-            tools=tools,
-        )
+        # Keyed digits are not misheard: no read-back unless asked for (as LiveKit's task).
+        options.setdefault("require_confirmation", False)
+        super().__init__(**options)
 
     def _describe(self) -> str:
         return (

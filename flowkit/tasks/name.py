@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flowkit.tasks.capture import CaptureTask
+from typing_extensions import Unpack
+
+from flowkit.tasks.capture import CaptureOptions, CaptureTask
 from flowkit.tools.context import RunContext
 from flowkit.tools.errors import ToolError
-from flowkit.tools.function_tool import FunctionTool, function_tool
+from flowkit.tools.function_tool import function_tool
 
 __all__ = ["GetNameResult", "GetNameTask"]
 
@@ -42,10 +44,9 @@ class GetNameTask(CaptureTask[GetNameResult]):
         last_name: Ask for the last name.
         verify_spelling: Spell the name back letter by letter, for names that must be
             written right (a booking, an account).
-        extra_instructions: Added at the end of the task's instructions.
-        require_confirmation: Read the name back and wait for the user's yes; ``False``
-            takes the first complete name.
-        tools: Function tools offered besides the task's own.
+        **options: The options of every prebuilt task (:class:`CaptureOptions`):
+            ``extra_instructions``, ``require_confirmation`` (``False`` takes the first
+            complete name), ``tools``, ``own_history``.
 
     Raises:
         ValueError: No part of the name is asked for.
@@ -65,9 +66,7 @@ class GetNameTask(CaptureTask[GetNameResult]):
         middle_name: bool = False,
         last_name: bool = False,
         verify_spelling: bool = False,
-        extra_instructions: str = "",
-        require_confirmation: bool = True,
-        tools: Sequence[FunctionTool] = (),
+        **options: Unpack[CaptureOptions],
     ) -> None:
         asked = {"first_name": first_name, "middle_name": middle_name, "last_name": last_name}
         self.parts = tuple(part for part, wanted in asked.items() if wanted)
@@ -77,11 +76,7 @@ class GetNameTask(CaptureTask[GetNameResult]):
                 "middle_name=True or last_name=True"
             )
         self.verify_spelling = verify_spelling
-        super().__init__(
-            extra_instructions=extra_instructions,
-            require_confirmation=require_confirmation,
-            tools=tools,
-        )
+        super().__init__(**options)
 
     def _describe(self) -> str:
         spelling = (

@@ -7,15 +7,15 @@ there, not just the right count of digits. It is kept in E.164 form (``+16502530
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import phonenumbers
+from typing_extensions import Unpack
 
-from flowkit.tasks.capture import CaptureTask
+from flowkit.tasks.capture import CaptureOptions, CaptureTask
 from flowkit.tools.context import RunContext
 from flowkit.tools.errors import ToolError
-from flowkit.tools.function_tool import FunctionTool, function_tool
+from flowkit.tools.function_tool import function_tool
 
 __all__ = ["GetPhoneNumberResult", "GetPhoneNumberTask"]
 
@@ -38,10 +38,9 @@ class GetPhoneNumberTask(CaptureTask[GetPhoneNumberResult]):
         default_region: The region of numbers given without a country code, as an ISO
             3166-1 alpha-2 code (``"US"``, ``"GB"``, ``"DE"``); ``None`` takes only numbers
             with a country code.
-        extra_instructions: Added at the end of the task's instructions.
-        require_confirmation: Read the number back and wait for the user's yes; ``False``
-            takes the first valid number.
-        tools: Function tools offered besides the task's own.
+        **options: The options of every prebuilt task (:class:`CaptureOptions`):
+            ``extra_instructions``, ``require_confirmation`` (``False`` takes the first valid
+            number), ``tools``, ``own_history``.
 
     Raises:
         ValueError: ``default_region`` is not a region ``phonenumbers`` knows.
@@ -56,9 +55,7 @@ class GetPhoneNumberTask(CaptureTask[GetPhoneNumberResult]):
         self,
         *,
         default_region: str | None = "US",
-        extra_instructions: str = "",
-        require_confirmation: bool = True,
-        tools: Sequence[FunctionTool] = (),
+        **options: Unpack[CaptureOptions],
     ) -> None:
         region = default_region.upper() if default_region is not None else None
         if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
@@ -68,11 +65,7 @@ class GetPhoneNumberTask(CaptureTask[GetPhoneNumberResult]):
                 "numbers with a country code"
             )
         self.default_region = region
-        super().__init__(
-            extra_instructions=extra_instructions,
-            require_confirmation=require_confirmation,
-            tools=tools,
-        )
+        super().__init__(**options)
 
     def _describe(self) -> str:
         if self.default_region is None:

@@ -63,22 +63,35 @@ class AgentTask(Generic[ResultT]):
     Args:
         instructions: The task's system instructions; the class attribute when omitted.
         tools: Function tools offered besides the task's method tools.
+        own_history: Show the LLM only the task's part of the conversation while it runs
+            (from the tool call that started it on), as a task with a context of its own
+            in LiveKit Agents; the class attribute when omitted (``False``: the task sees
+            the whole conversation). Either way the agent's history keeps every turn, so
+            what was said during the task is there once it ends.
 
     Raises:
         ValueError: The task has no instructions.
 
     Attributes:
         instructions: The task's system instructions.
+        own_history: Whether the LLM sees only the task's part of the conversation.
         started: Whether a tool has run the task (set by the ToolRouter).
     """
 
     instructions: str = ""
+    own_history: bool = False
 
     def __init__(
-        self, instructions: str | None = None, *, tools: Sequence[FunctionTool] = ()
+        self,
+        instructions: str | None = None,
+        *,
+        tools: Sequence[FunctionTool] = (),
+        own_history: bool | None = None,
     ) -> None:
         if instructions is not None:
             self.instructions = instructions
+        if own_history is not None:
+            self.own_history = own_history
         if not self.instructions.strip():
             raise ValueError(
                 f"{type(self).__name__} has no instructions: a task is an agent the LLM plays "

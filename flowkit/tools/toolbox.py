@@ -88,6 +88,9 @@ class Toolbox:
         self._toolset = self._functions
         # The agents kept aside while tasks run, innermost last: (instructions, tools).
         self._set_aside: list[tuple[str | None, ToolSet]] = []
+        # For each running task, innermost last: the call that started it, if the task has
+        # its own history (the LLM sees the conversation from that call on), else None.
+        self._history_from: list[str | None] = []
 
     @property
     def functions(self) -> ToolSet:
@@ -139,7 +142,9 @@ class Toolbox:
                 self._listed = ()
                 self._toolset = self._functions
 
-    def switch(self, handoff: Any, instructions: str | None, logger: Logger) -> str | None:
+    def switch(
+        self, handoff: Any, instructions: str | None, logger: Logger, *, call_id: str = ""
+    ) -> str | None:
         """Follow a tool result's ``handoff``; the instructions to use from now on.
 
         An agent swaps the function tools for its own. :class:`~flowkit.tools.task.TaskStarted`
@@ -152,20 +157,33 @@ class Toolbox:
             handoff: The result's ``handoff``, or ``None``.
             instructions: The instructions in use now (a node without any passes ``None``).
             logger: Where clashes with the MCP tools are reported.
+            call_id: The id of the call the result answers: where the conversation of a
+                task with its own history starts (see :attr:`history_from`).
         """
         if isinstance(handoff, TaskStarted):
             self._set_aside.append((instructions, self._functions))
+            self._history_from.append(call_id if handoff.task.own_history else None)
             handoff = handoff.task
         elif isinstance(handoff, TaskEnded):
             if self._set_aside:
                 instructions, functions = self._set_aside.pop()
+                self._history_from.pop()
                 self.hand_over(tuple(functions), logger)
             # The tool that ran the task may have handed over, or started its next task.
-            return self.switch(handoff.then, instructions, logger)
+            return self.switch(handoff.then, instructions, logger, call_id=call_id)
         if isinstance(handoff, AgentLike):
             self.hand_over(tuple(handoff.tools), logger)
             return handoff.instructions or None
         return instructions
+
+    @property
+    def history_from(self) -> str | None:
+        """The call from which the LLM sees the conversation, or ``None`` for all of it.
+
+        That is the call that started the innermost running task with its own history
+        (``AgentTask(own_history=True)``); a task nested in it without one sees what it sees.
+        """
+        return next((call for call in reversed(self._history_from) if call), None)
 
     def hand_over(self, tools: Sequence[FunctionTool], logger: Logger) -> ToolSet:
         """Swap the function tools for another agent's; the MCP servers' tools stay.

@@ -369,3 +369,48 @@ async def test_the_harness_shows_the_next_task_when_an_end_starts_one() -> None:
     switched = expect.next_event().is_agent_handoff()
     assert isinstance(switched.agent, GetPhone) and isinstance(switched.ended, GetEmail)
     expect.next_event().is_message(contains="phone number")
+
+
+class GetEmailPrivately(GetEmail):
+    """The same task, shown only its own part of the conversation."""
+
+    own_history = True
+
+
+@fk.function_tool
+async def book_privately(ctx: fk.RunContext, day: str) -> str:
+    """Book an appointment.
+
+    Args:
+        day: The day.
+    """
+    return f"booked {day} for {await ctx.run_task(GetEmailPrivately())}"
+
+
+@pytest.mark.looptime
+async def test_a_task_with_its_own_history_sees_only_its_part_of_the_conversation() -> None:
+    fake = FakeLLM([
+        "Hello, how can I help?",
+        _call("c1", "book_privately", '{"day": "Friday"}'),
+        "What is your email address?",
+        _call("c2", "email_given", '{"email": "ana@example.com"}'),
+        "You are booked.",
+        "Anything else?",
+    ], ttft=0.0, token_gap=0.0)
+    turns = [(0, _turn("Hi, I'm Ana")), (2.0, _turn("Book me for Friday")),
+             (5.0, _turn("ana@example.com")), (9.0, _turn("thanks"))]
+    g, llm, _, _ = _graph(fake, [book_privately], turns)
+    await fk.GraphRunner(g).run()
+
+    def said(index: int) -> list[str]:
+        return [m.content for m in fake.requests[index].history if m.role == "user"]
+
+    # The task's requests start at the call that started it: no greeting, no earlier turn.
+    task_request = fake.requests[2]
+    assert [m.role for m in task_request.history] == ["system", "assistant", "tool"]
+    assert task_request.history[0].content == GetEmailPrivately.instructions
+    assert said(3) == ["ana@example.com"]
+    # Once it ended, the agent sees every turn, the task's included.
+    assert _system(fake, 4) == FRONT_DESK
+    assert said(4) == ["Hi, I'm Ana", "Book me for Friday", "ana@example.com"]
+    assert said(5)[-1] == "thanks" and len(llm.history.messages) > len(task_request.history)

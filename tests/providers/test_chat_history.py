@@ -137,3 +137,20 @@ def test_keep_images_strips_all_but_the_newest_messages_images() -> None:
     assert not any(m.images for m in history.messages)
     with pytest.raises(ValueError, match="max_images must be >= 0"):
         history.keep_images(-1)
+
+
+def test_since_call_keeps_the_system_message_and_what_follows_the_call() -> None:
+    history = ChatHistory("Ask for the email.")
+    history.add_user("Book me for Friday")
+    history.add_assistant("Let me book that.", [call("c1")])
+    history.add_tool_result(result("c1"))
+    history.add_assistant("What is your email?")
+    history.add_user("ana@example.com")
+    view = history.since_call("c1")
+    assert [m.role for m in view] == ["system", "assistant", "tool", "assistant", "user"]
+    assert view[0].content == "Ask for the email." and view[1].content == "Let me book that."
+    # A call no message made (trimmed away, say): the whole history.
+    assert history.since_call("gone") == history.messages
+    # Without instructions, the view starts at the call.
+    bare = ChatHistory(messages=history.messages[1:])
+    assert [m.role for m in bare.since_call("c1")] == ["assistant", "tool", "assistant", "user"]

@@ -152,3 +152,17 @@ def test_a_capture_task_without_its_update_tool_is_refused_naming_the_tool() -> 
 
     with pytest.raises(TypeError, match="Forgetful has no method tool 'update_shoe_size'"):
         Forgetful()
+
+
+def test_own_history_reaches_the_task_and_drops_the_look_back_in_the_instructions() -> None:
+    from flowkit.tasks import GetDtmfTask, GetPhoneNumberTask
+
+    shared, private = GetColourTask(), GetColourTask(own_history=True)
+    assert not shared.own_history and private.own_history
+    assert "earlier in the conversation" in shared.instructions
+    assert "earlier in the conversation" not in private.instructions
+    # The tasks with options of their own pass it on too, and keep their defaults.
+    assert GetPhoneNumberTask(own_history=True, default_region="GB").own_history
+    digits = GetDtmfTask(num_digits=4, own_history=True)
+    assert digits.own_history and not digits.require_confirmation
+    assert GetDtmfTask(num_digits=4, require_confirmation=True).require_confirmation

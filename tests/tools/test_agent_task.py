@@ -173,3 +173,29 @@ def test_an_end_may_start_the_next_task_of_the_same_tool() -> None:
     assert now == "Ask for the phone number."
     assert box.switch(TaskEnded(second), now, LOG) == "front desk"  # not the first task's
     assert box.functions.names == ["lookup"]
+
+
+def test_history_from_follows_the_innermost_task_with_its_own_history() -> None:
+    box = Toolbox([lookup])
+    own = GetEmail(own_history=True)
+    shared = GetEmail("Ask for the phone.")
+    next_own = GetEmail("Ask for the PIN.", own_history=True)
+    assert not GetEmail().own_history and own.own_history
+    now = box.switch(TaskStarted(own), "front desk", LOG, call_id="c1")
+    assert box.history_from == "c1"
+    # A task without its own history, nested in one with it, sees what that one sees.
+    now = box.switch(TaskStarted(shared), now, LOG, call_id="c2")
+    assert box.history_from == "c1"
+    now = box.switch(TaskEnded(shared), now, LOG, call_id="c3")
+    # The next task of the same tool starts its own view at the call that ended the first.
+    now = box.switch(TaskEnded(own, then=TaskStarted(next_own)), now, LOG, call_id="c4")
+    assert box.history_from == "c4" and now == "Ask for the PIN."
+    box.switch(TaskEnded(next_own), now, LOG, call_id="c5")
+    assert box.history_from is None
+
+
+def test_own_history_is_a_class_attribute_the_argument_overrides() -> None:
+    class Private(GetEmail):
+        own_history = True
+
+    assert Private().own_history and not Private(own_history=False).own_history

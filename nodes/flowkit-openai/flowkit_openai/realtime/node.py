@@ -87,6 +87,7 @@ from flowkit.runtime import for_each
 from flowkit.tools.function_tool import FunctionTool, ToolSet
 from flowkit.tools.invoke import AgentLike
 from flowkit.tools.mcp.server import MCPServer
+from flowkit.tools.task import TaskEnded, TaskStarted
 from flowkit.tools.toolbox import Toolbox
 from flowkit_openai._client import ClientPool, Connection
 from flowkit_openai.realtime.audio_in import AudioChunker, format_problem
@@ -497,8 +498,19 @@ class RealtimeModel(Node):
         """Follow a tool result's handoff: an agent's, or a task's, instructions and tools.
 
         The MCP servers' tools stay; a task's end brings back what its start kept aside
-        (see :meth:`flowkit.tools.Toolbox.switch`).
+        (see :meth:`flowkit.tools.Toolbox.switch`). A task with its own history sees the
+        whole conversation here: the server keeps one, and flowkit does not prune it.
         """
+        started = handoff
+        while isinstance(started, TaskEnded):  # a task's end may start the next one
+            started = started.then
+        if isinstance(started, TaskStarted) and started.task.own_history:
+            self.ctx.logger.warning(
+                "%s has own_history=True, but a RealtimeModel keeps one conversation on the "
+                "server: the task sees all of it. Use an LLM node for a task with its own "
+                "history, or leave own_history off",
+                type(started.task).__name__,
+            )
         self._instructions = (
             self._toolbox.switch(handoff, self._instructions, self.ctx.logger) or ""
         )
