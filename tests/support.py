@@ -166,6 +166,53 @@ class Script(fk.Node):
             await asyncio.Event().wait()
 
 
+def user_turn(text: str) -> fk.UserTurn:
+    """A committed user turn with a fresh turn id."""
+    return fk.UserTurn(turn_id=fk.new_turn_id(), text=text)
+
+
+def tool_call(call_id: str, name: str, arguments: str = "{}") -> Any:
+    """A FakeLLM reply that calls one tool."""
+    from flowkit.providers.llm import ToolCallChunk
+    from flowkit.testing import FakeReply
+
+    return FakeReply(tool_calls=(ToolCallChunk(call_id, name, arguments),))
+
+
+def tool_loop_graph(
+    fake: Any, instructions: str, tools: list[fk.FunctionTool], turns: list[tuple[float, Any]],
+    *, timeout: float = 30.0, end_at: float | None = None,
+) -> tuple[fk.Graph, Any, Collect, Collect]:
+    """Scripted user turns → LLM ⇄ ToolRouter (its speech linked): the graph of the task tests.
+
+    Returns:
+        The graph, its LLM node, and the Collects of the LLM's text and the router's results.
+    """
+    from flowkit.nodes.llm import LLM
+    from flowkit.nodes.tools import ToolRouter
+
+    g = fk.Graph("tool-loop")
+    llm = g.add(LLM(fake, instructions=instructions, tools=tools), name="llm")
+    g.add(Script(*turns, end_at=end_at), name="turns") >> llm
+    router = g.add(ToolRouter(tools, timeout=timeout), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    router.speech >> llm.tool_speech
+    text, results = g.add(Collect(), name="text"), g.add(Collect(), name="results")
+    llm >> text
+    router.results >> results
+    return g, llm, text, results
+
+
+def system_prompt(fake: Any, index: int) -> str:
+    """The system message of a FakeLLM's ``index``-th request."""
+    return str(fake.requests[index].history[0].content)
+
+
+def offered_tools(fake: Any, index: int) -> set[str]:
+    """The names of the tools a FakeLLM's ``index``-th request offered."""
+    return {tool.name for tool in fake.requests[index].tools}
+
+
 class TimedCollect(fk.Node):
     """Records ``(seconds since it started, message)``, and when its input ended."""
 

@@ -2,13 +2,10 @@
 included (the group on its own is in tests/tools/test_task_group.py)."""
 
 import pytest
-from support import Collect, Script, collected
+from support import collected, tool_call, tool_loop_graph, user_turn
 
 import flowkit as fk
-from flowkit.nodes.llm import LLM
-from flowkit.nodes.tools import ToolRouter
-from flowkit.providers.llm import ToolCallChunk
-from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing import FakeLLM
 from flowkit.tools.task_group import REVISIT_TOOL
 
 FRONT_DESK = "You are the front desk."
@@ -41,35 +38,21 @@ async def sign_up(ctx: fk.RunContext) -> str:
     return f"signed up {answers['name']}, {answers['phone']}"
 
 
-def _call(call_id: str, name: str, arguments: str = "{}") -> FakeReply:
-    return FakeReply(tool_calls=(ToolCallChunk(call_id, name, arguments),))
-
-
-def _turn(text: str) -> fk.UserTurn:
-    return fk.UserTurn(turn_id=fk.new_turn_id(), text=text)
 
 
 @pytest.mark.looptime
 async def test_the_conversation_follows_the_group_back_to_a_step_and_on_to_the_end() -> None:
     fake = FakeLLM([
-        _call("c1", "sign_up"), "What is your name?",
-        _call("c2", "answered", '{"value": "Ana"}'), "And your phone number?",
-        _call("c3", REVISIT_TOOL, '{"task_ids": ["name"]}'), "Sure, what is your name?",
-        _call("c4", "answered", '{"value": "Anna"}'), "And your phone number?",
-        _call("c5", "answered", '{"value": "555 0100"}'), "You are signed up.",
+        tool_call("c1", "sign_up"), "What is your name?",
+        tool_call("c2", "answered", '{"value": "Ana"}'), "And your phone number?",
+        tool_call("c3", REVISIT_TOOL, '{"task_ids": ["name"]}'), "Sure, what is your name?",
+        tool_call("c4", "answered", '{"value": "Anna"}'), "And your phone number?",
+        tool_call("c5", "answered", '{"value": "555 0100"}'), "You are signed up.",
     ], ttft=0.0, token_gap=0.0)
-    turns = [(0, _turn("Sign me up")), (5.0, _turn("Ana")),
-             (10.0, _turn("sorry, my name is Anna")), (15.0, _turn("Anna")),
-             (20.0, _turn("555 0100"))]
-    g = fk.Graph("task-group")
-    tools = [sign_up]
-    llm = g.add(LLM(fake, instructions=FRONT_DESK, tools=tools), name="llm")
-    g.add(Script(*turns), name="turns") >> llm
-    router = g.add(ToolRouter(tools, timeout=1.0), name="router")
-    llm.tool_calls >> router >> llm.tool_results
-    router.speech >> llm.tool_speech
-    results = g.add(Collect(), name="results")
-    router.results >> results
+    turns = [(0, user_turn("Sign me up")), (5.0, user_turn("Ana")),
+             (10.0, user_turn("sorry, my name is Anna")), (15.0, user_turn("Anna")),
+             (20.0, user_turn("555 0100"))]
+    g, llm, _, results = tool_loop_graph(fake, FRONT_DESK, [sign_up], turns, timeout=1.0)
     await fk.GraphRunner(g).run()
 
     systems = [request.history[0].content for request in fake.requests]

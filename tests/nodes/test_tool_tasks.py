@@ -4,13 +4,21 @@ import asyncio
 from typing import Any
 
 import pytest
-from support import Collect, Script, collected
+from support import (
+    Collect,
+    Script,
+    collected,
+    offered_tools,
+    system_prompt,
+    tool_call,
+    tool_loop_graph,
+    user_turn,
+)
 
 import flowkit as fk
 from flowkit.nodes.llm import LLM
 from flowkit.nodes.tools import ToolRouter
-from flowkit.providers.llm import ToolCallChunk
-from flowkit.testing import FakeLLM, FakeReply, Harness
+from flowkit.testing import FakeLLM, Harness
 
 FRONT_DESK = "You are the front desk."
 
@@ -135,36 +143,21 @@ async def run_done(ctx: fk.RunContext) -> str:
         return f"{refused}; refused: {error}"
 
 
-def _turn(text: str) -> fk.UserTurn:
-    return fk.UserTurn(turn_id=fk.new_turn_id(), text=text)
-
-
-def _call(call_id: str, name: str, arguments: str = "{}") -> FakeReply:
-    return FakeReply(tool_calls=(ToolCallChunk(call_id, name, arguments),))
 
 
 def _graph(
     fake: FakeLLM, tools: list[fk.FunctionTool], turns: list[tuple[float, Any]],
     *, timeout: float = 30.0, end_at: float | None = None,
 ) -> tuple[fk.Graph, LLM, Collect, Collect]:
-    g = fk.Graph("tasks")
-    llm = g.add(LLM(fake, instructions=FRONT_DESK, tools=tools), name="llm")
-    g.add(Script(*turns, end_at=end_at), name="turns") >> llm
-    router = g.add(ToolRouter(tools, timeout=timeout), name="router")
-    llm.tool_calls >> router >> llm.tool_results
-    router.speech >> llm.tool_speech
-    text, results = g.add(Collect(), name="text"), g.add(Collect(), name="results")
-    llm >> text
-    router.results >> results
-    return g, llm, text, results
+    return tool_loop_graph(fake, FRONT_DESK, tools, turns, timeout=timeout, end_at=end_at)
 
 
 def _booking(closing: str) -> FakeLLM:
     """The model's side of a booking for Friday: book(), the task asks, the user answers."""
     return FakeLLM([
-        _call("c1", "book", '{"day": "Friday"}'),
+        tool_call("c1", "book", '{"day": "Friday"}'),
         "What is your email address?",
-        _call("c2", "email_given", '{"email": "ana@example.com"}'),
+        tool_call("c2", "email_given", '{"email": "ana@example.com"}'),
         closing,
     ], ttft=0.0, token_gap=0.0)
 
@@ -180,30 +173,24 @@ def _harness_graph(fake: FakeLLM, tools: list[fk.FunctionTool]) -> fk.Graph:
     return g
 
 
-def _system(fake: FakeLLM, index: int) -> str:
-    return fake.requests[index].history[0].content
-
-
-def _tools(fake: FakeLLM, index: int) -> set[str]:
-    return {tool.name for tool in fake.requests[index].tools}
 
 
 @pytest.mark.looptime
 async def test_a_task_talks_with_the_user_and_its_result_goes_back_to_the_tool() -> None:
     fake = _booking("You are booked for Friday.")
-    first, second = _turn("Book me for Friday"), _turn("ana@example.com")
+    first, second = user_turn("Book me for Friday"), user_turn("ana@example.com")
     # The user answers 20 s later, far past the router's 1 s timeout for a tool.
     g, llm, text, results = _graph(fake, [book], [(0, first), (20.0, second)], timeout=1.0)
     await fk.GraphRunner(g).run()
 
     # The task spoke first, under its own instructions and tools...
-    assert _system(fake, 1) == GetEmail.instructions
-    assert _tools(fake, 1) == {"email_given", "refused"}
-    assert _system(fake, 2) == GetEmail.instructions
+    assert system_prompt(fake, 1) == GetEmail.instructions
+    assert offered_tools(fake, 1) == {"email_given", "refused"}
+    assert system_prompt(fake, 2) == GetEmail.instructions
     # ...seeing the conversation before it.
     assert any(m.content == "Book me for Friday" for m in fake.requests[2].history)
     # Back to the front desk once the task completed, with what book() returned.
-    assert _system(fake, 3) == FRONT_DESK and _tools(fake, 3) == {"book"}
+    assert system_prompt(fake, 3) == FRONT_DESK and offered_tools(fake, 3) == {"book"}
     [*_, last_result] = [m for m in fake.requests[3].history if m.role == "tool"]
     assert last_result.content == "booked Friday for ana@example.com"
 
@@ -221,26 +208,26 @@ async def test_a_task_talks_with_the_user_and_its_result_goes_back_to_the_tool()
 @pytest.mark.looptime
 async def test_a_task_completed_with_an_error_raises_it_in_the_tool() -> None:
     fake = FakeLLM([
-        _call("c1", "book", '{"day": "Monday"}'),
+        tool_call("c1", "book", '{"day": "Monday"}'),
         "What is your email address?",
-        _call("c2", "refused"),
+        tool_call("c2", "refused"),
         "No problem, I did not book it.",
     ], ttft=0.0, token_gap=0.0)
-    g, _, _, results = _graph(fake, [book], [(0, _turn("Book Monday")), (5.0, _turn("no"))])
+    g, _, _, results = _graph(fake, [book], [(0, user_turn("Book Monday")), (5.0, user_turn("no"))])
     await fk.GraphRunner(g).run()
     last = collected(results)[-1]
     assert last.output == "not booked: the user would not give an email address"
-    assert _system(fake, 3) == FRONT_DESK
+    assert system_prompt(fake, 3) == FRONT_DESK
 
 
 @pytest.mark.looptime
 async def test_a_tool_waiting_for_a_task_is_cancelled_when_the_calls_end() -> None:
     TRACE.events.clear()
     fake = FakeLLM([
-        _call("c1", "book", '{"day": "Friday"}'), "What is your email address?",
+        tool_call("c1", "book", '{"day": "Friday"}'), "What is your email address?",
     ], ttft=0.0, token_gap=0.0)
     # The user never answers; the turns end at 3 s and the graph must still finish.
-    g, llm, _, _ = _graph(fake, [book], [(0, _turn("Book Friday"))], end_at=3.0)
+    g, llm, _, _ = _graph(fake, [book], [(0, user_turn("Book Friday"))], end_at=3.0)
     await asyncio.wait_for(fk.GraphRunner(g).run(), timeout=120)
     assert TRACE.events == ["book cancelled"]
     assert llm.history.instructions == GetEmail.instructions  # it never came back
@@ -249,35 +236,37 @@ async def test_a_tool_waiting_for_a_task_is_cancelled_when_the_calls_end() -> No
 @pytest.mark.looptime
 async def test_a_task_ends_for_the_llm_too_when_the_user_cut_the_reply_that_waited() -> None:
     fake = FakeLLM([
-        _call("c1", "slow_book"), "What is your email address?",
-        _call("c2", "email_given", '{"email": "ana@example.com"}'),
+        tool_call("c1", "slow_book"), "What is your email address?",
+        tool_call("c2", "email_given", '{"email": "ana@example.com"}'),
         "One moment.", "Hello again.",
     ], ttft=0.0, token_gap=0.0)
     # The third turn cuts the reply waiting for email_given's result (slow_book's, 2 s).
-    turns = [(0, _turn("Book me")), (2.0, _turn("ana@example.com")), (3.0, _turn("hello?")),
-             (6.0, _turn("are you there?"))]
+    turns = [(0, user_turn("Book me")), (2.0, user_turn("ana@example.com")),
+             (3.0, user_turn("hello?")),
+             (6.0, user_turn("are you there?"))]
     g, llm, _, results = _graph(fake, [slow_book], turns)
     await fk.GraphRunner(g).run()
     assert isinstance(collected(results)[-1].handoff, fk.tools.TaskEnded)
-    assert _system(fake, 3) == GetEmail.instructions  # the task had not ended yet
+    assert system_prompt(fake, 3) == GetEmail.instructions  # the task had not ended yet
     # The result came after its reply was cut, and still brought the front desk back,
     # in step with the router.
-    assert _system(fake, 4) == FRONT_DESK and _tools(fake, 4) == {"slow_book"}
+    assert system_prompt(fake, 4) == FRONT_DESK and offered_tools(fake, 4) == {"slow_book"}
     assert llm.history.instructions == FRONT_DESK
 
 
 @pytest.mark.looptime
 async def test_tasks_nest_and_each_end_returns_to_the_one_before() -> None:
     fake = FakeLLM([
-        _call("c1", "contact"), "Let me collect your details.",
-        _call("c2", "collect"), "What is your phone number?",
-        _call("c3", "phone_given", '{"phone": "555 0100"}'), "Thanks.",
+        tool_call("c1", "contact"), "Let me collect your details.",
+        tool_call("c2", "collect"), "What is your phone number?",
+        tool_call("c3", "phone_given", '{"phone": "555 0100"}'), "Thanks.",
     ], ttft=0.0, token_gap=0.0)
-    turns = [(0, _turn("Take my details")), (2.0, _turn("go on")), (4.0, _turn("555 0100"))]
+    turns = [(0, user_turn("Take my details")), (2.0, user_turn("go on")),
+             (4.0, user_turn("555 0100"))]
     g, llm, _, results = _graph(fake, [contact], turns)
     await fk.GraphRunner(g).run()
-    assert _system(fake, 1) == EmailThenPhone.instructions
-    assert _system(fake, 3) == GetPhone.instructions
+    assert system_prompt(fake, 1) == EmailThenPhone.instructions
+    assert system_prompt(fake, 3) == GetPhone.instructions
     # The inner task ended inside the outer task's tool, which completed the outer one:
     # the completing call carries contact()'s outcome, and both tasks are gone.
     sent = collected(results)
@@ -285,25 +274,26 @@ async def test_tasks_nest_and_each_end_returns_to_the_one_before() -> None:
         ("c1", "TaskStarted"), ("c2", "TaskStarted"), ("c3", "TaskEnded"),
     ]
     assert sent[-1].output == "collected"
-    assert _system(fake, 5) == EmailThenPhone.instructions
+    assert system_prompt(fake, 5) == EmailThenPhone.instructions
     assert llm.history.instructions == EmailThenPhone.instructions
 
 
 @pytest.mark.looptime
 async def test_a_tool_runs_tasks_one_after_another() -> None:
     fake = FakeLLM([
-        _call("c1", "sign_up"), "What is your email address?",
-        _call("c2", "email_given", '{"email": "ana@example.com"}'), "And your phone number?",
-        _call("c3", "phone_given", '{"phone": "555 0100"}'), "You are signed up.",
+        tool_call("c1", "sign_up"), "What is your email address?",
+        tool_call("c2", "email_given", '{"email": "ana@example.com"}'), "And your phone number?",
+        tool_call("c3", "phone_given", '{"phone": "555 0100"}'), "You are signed up.",
     ], ttft=0.0, token_gap=0.0)
-    turns = [(0, _turn("Sign me up")), (2.0, _turn("ana@example.com")), (4.0, _turn("555 0100"))]
+    turns = [(0, user_turn("Sign me up")), (2.0, user_turn("ana@example.com")),
+             (4.0, user_turn("555 0100"))]
     g, llm, _, results = _graph(fake, [sign_up], turns)
     await fk.GraphRunner(g).run()
-    assert [_system(fake, i) for i in range(6)] == [
+    assert [system_prompt(fake, i) for i in range(6)] == [
         FRONT_DESK, GetEmail.instructions, GetEmail.instructions, GetPhone.instructions,
         GetPhone.instructions, FRONT_DESK,
     ]
-    assert _tools(fake, 3) == {"phone_given"} and _tools(fake, 5) == {"sign_up"}
+    assert offered_tools(fake, 3) == {"phone_given"} and offered_tools(fake, 5) == {"sign_up"}
     started, switched, ended = collected(results)
     assert isinstance(started.handoff, fk.tools.TaskStarted)
     # The call that completed the first task is answered with the second one's start.
@@ -319,10 +309,10 @@ async def test_a_tool_runs_tasks_one_after_another() -> None:
 @pytest.mark.looptime
 async def test_a_task_run_twice_or_completed_before_it_runs_fails_in_the_tool() -> None:
     fake = FakeLLM([
-        _call("c1", "run_done"), "Sorry.",
-        _call("c2", "run_rerun"), "Ask again.", _call("c3", "again"), "Sorry again.",
+        tool_call("c1", "run_done"), "Sorry.",
+        tool_call("c2", "run_rerun"), "Ask again.", tool_call("c3", "again"), "Sorry again.",
     ], ttft=0.0, token_gap=0.0)
-    turns = [(0, _turn("one")), (2.0, _turn("two")), (4.0, _turn("three"))]
+    turns = [(0, user_turn("one")), (2.0, user_turn("two")), (4.0, user_turn("three"))]
     g, llm, _, results = _graph(fake, [run_done, run_rerun], turns)
     await fk.GraphRunner(g).run()
     done, started, again = collected(results)
@@ -357,8 +347,8 @@ async def test_the_harness_shows_a_task_beginning_and_ending() -> None:
 @pytest.mark.looptime
 async def test_the_harness_shows_the_next_task_when_an_end_starts_one() -> None:
     fake = FakeLLM([
-        _call("c1", "sign_up"), "What is your email address?",
-        _call("c2", "email_given", '{"email": "ana@example.com"}'), "And your phone number?",
+        tool_call("c1", "sign_up"), "What is your email address?",
+        tool_call("c2", "email_given", '{"email": "ana@example.com"}'), "And your phone number?",
     ], ttft=0.0, token_gap=0.0)
     async with Harness(_harness_graph(fake, [sign_up])) as agent:
         await agent.run("Sign me up")
@@ -391,14 +381,14 @@ async def book_privately(ctx: fk.RunContext, day: str) -> str:
 async def test_a_task_with_its_own_history_sees_only_its_part_of_the_conversation() -> None:
     fake = FakeLLM([
         "Hello, how can I help?",
-        _call("c1", "book_privately", '{"day": "Friday"}'),
+        tool_call("c1", "book_privately", '{"day": "Friday"}'),
         "What is your email address?",
-        _call("c2", "email_given", '{"email": "ana@example.com"}'),
+        tool_call("c2", "email_given", '{"email": "ana@example.com"}'),
         "You are booked.",
         "Anything else?",
     ], ttft=0.0, token_gap=0.0)
-    turns = [(0, _turn("Hi, I'm Ana")), (2.0, _turn("Book me for Friday")),
-             (5.0, _turn("ana@example.com")), (9.0, _turn("thanks"))]
+    turns = [(0, user_turn("Hi, I'm Ana")), (2.0, user_turn("Book me for Friday")),
+             (5.0, user_turn("ana@example.com")), (9.0, user_turn("thanks"))]
     g, llm, _, _ = _graph(fake, [book_privately], turns)
     await fk.GraphRunner(g).run()
 
@@ -411,6 +401,6 @@ async def test_a_task_with_its_own_history_sees_only_its_part_of_the_conversatio
     assert task_request.history[0].content == GetEmailPrivately.instructions
     assert said(3) == ["ana@example.com"]
     # Once it ended, the agent sees every turn, the task's included.
-    assert _system(fake, 4) == FRONT_DESK
+    assert system_prompt(fake, 4) == FRONT_DESK
     assert said(4) == ["Hi, I'm Ana", "Book me for Friday", "ana@example.com"]
     assert said(5)[-1] == "thanks" and len(llm.history.messages) > len(task_request.history)

@@ -3,14 +3,19 @@
 from typing import Any
 
 import pytest
-from support import Collect, Script, collected
+from support import (
+    Collect,
+    collected,
+    offered_tools,
+    system_prompt,
+    tool_call,
+    tool_loop_graph,
+    user_turn,
+)
 
 import flowkit as fk
-from flowkit.nodes.llm import LLM
-from flowkit.nodes.tools import ToolRouter
-from flowkit.providers.llm import ToolCallChunk
 from flowkit.tasks import GetDtmfResult, GetDtmfTask, GetEmailResult, GetEmailTask
-from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing import FakeLLM
 
 FRONT_DESK = "You are the front desk."
 EMAIL_TOOLS = {"update_email_address", "confirm_email_address", "decline_email_address_capture"}
@@ -37,62 +42,42 @@ async def check_account(ctx: fk.RunContext) -> str:
     return f"account {entry.user_input} is in good standing"
 
 
-def _turn(text: str) -> fk.UserTurn:
-    return fk.UserTurn(turn_id=fk.new_turn_id(), text=text)
-
-
-def _call(call_id: str, name: str, arguments: str = "{}") -> FakeReply:
-    return FakeReply(tool_calls=(ToolCallChunk(call_id, name, arguments),))
 
 
 def _run_graph(
     fake: FakeLLM, tool: fk.FunctionTool, turns: list[tuple[float, Any]]
 ) -> tuple[fk.Graph, Collect]:
-    g = fk.Graph("prebuilt-tasks")
-    llm = g.add(LLM(fake, instructions=FRONT_DESK, tools=[tool]), name="llm")
-    g.add(Script(*turns), name="turns") >> llm
-    router = g.add(ToolRouter([tool]), name="router")
-    llm.tool_calls >> router >> llm.tool_results
-    router.speech >> llm.tool_speech
-    llm >> g.add(Collect(), name="text")
-    results = g.add(Collect(), name="results")
-    router.results >> results
+    g, _, _, results = tool_loop_graph(fake, FRONT_DESK, [tool], turns)
     return g, results
 
 
-def _system(fake: FakeLLM, index: int) -> str:
-    return fake.requests[index].history[0].content
-
-
-def _tools(fake: FakeLLM, index: int) -> set[str]:
-    return {tool.name for tool in fake.requests[index].tools}
 
 
 @pytest.mark.looptime
 async def test_the_email_task_records_waits_for_the_users_yes_and_returns_its_result() -> None:
     received.clear()
     fake = FakeLLM([
-        _call("c1", "sign_up"),
+        tool_call("c1", "sign_up"),
         "What is your email address?",
-        _call("c2", "update_email_address", '{"email_address": "Ana@Example.COM"}'),
+        tool_call("c2", "update_email_address", '{"email_address": "Ana@Example.COM"}'),
         # Confirming in the same turn, before the user could answer, is refused...
-        _call("c3", "confirm_email_address"),
+        tool_call("c3", "confirm_email_address"),
         "I have A n a at example dot com. Is that right?",
         # ...and accepted once the user said yes.
-        _call("c4", "confirm_email_address"),
+        tool_call("c4", "confirm_email_address"),
         "You are signed up.",
     ], ttft=0.0, token_gap=0.0)
-    turns = [(0, _turn("Sign me up")), (5.0, _turn("ana at example dot com")),
-             (10.0, _turn("yes"))]
+    turns = [(0, user_turn("Sign me up")), (5.0, user_turn("ana at example dot com")),
+             (10.0, user_turn("yes"))]
     g, results = _run_graph(fake, sign_up, turns)
     await fk.GraphRunner(g).run()
 
     task_instructions = GetEmailTask().instructions
-    assert [_system(fake, i) for i in range(7)] == [
+    assert [system_prompt(fake, i) for i in range(7)] == [
         FRONT_DESK, *[task_instructions] * 5, FRONT_DESK,
     ]
-    assert all(_tools(fake, i) == EMAIL_TOOLS for i in range(1, 6))
-    assert _tools(fake, 6) == {"sign_up"}
+    assert all(offered_tools(fake, i) == EMAIL_TOOLS for i in range(1, 6))
+    assert offered_tools(fake, 6) == {"sign_up"}
 
     started, recorded, too_soon, ended = collected(results)
     assert isinstance(started.handoff, fk.tools.TaskStarted)
@@ -111,38 +96,38 @@ async def test_the_email_task_records_waits_for_the_users_yes_and_returns_its_re
 async def test_a_declined_email_raises_in_the_front_desk_tool_with_the_reason() -> None:
     received.clear()
     fake = FakeLLM([
-        _call("c1", "sign_up"),
+        tool_call("c1", "sign_up"),
         "What is your email address?",
-        _call("c2", "decline_email_address_capture", '{"reason": "no email account"}'),
+        tool_call("c2", "decline_email_address_capture", '{"reason": "no email account"}'),
         "No problem.",
     ], ttft=0.0, token_gap=0.0)
-    g, results = _run_graph(fake, sign_up, [(0, _turn("Sign me up")),
-                                            (5.0, _turn("I don't have email"))])
+    g, results = _run_graph(fake, sign_up, [(0, user_turn("Sign me up")),
+                                            (5.0, user_turn("I don't have email"))])
     await fk.GraphRunner(g).run()
     ended = collected(results)[-1]
     assert isinstance(ended.handoff, fk.tools.TaskEnded)
     assert ended.output == (
         "not signed up: The user declined to give the email address: no email account"
     )
-    assert _system(fake, 3) == FRONT_DESK and received == []
+    assert system_prompt(fake, 3) == FRONT_DESK and received == []
 
 
 @pytest.mark.looptime
 async def test_a_keypad_entry_completes_the_dtmf_task_without_a_read_back() -> None:
     received.clear()
     fake = FakeLLM([
-        _call("c1", "check_account"),
+        tool_call("c1", "check_account"),
         "Please enter your four-digit account number.",
-        _call("c2", "update_digits", '{"digits": "1 2 3 4"}'),
+        tool_call("c2", "update_digits", '{"digits": "1 2 3 4"}'),
         "Your account is in good standing.",
     ], ttft=0.0, token_gap=0.0)
-    turns = [(0, _turn("Check my account")), (5.0, _turn("<dtmf>1 2 3 4</dtmf>"))]
+    turns = [(0, user_turn("Check my account")), (5.0, user_turn("<dtmf>1 2 3 4</dtmf>"))]
     g, results = _run_graph(fake, check_account, turns)
     await fk.GraphRunner(g).run()
-    assert _system(fake, 1) == GetDtmfTask(num_digits=4).instructions
-    assert _tools(fake, 1) == {"update_digits", "decline_digits_capture"}
+    assert system_prompt(fake, 1) == GetDtmfTask(num_digits=4).instructions
+    assert offered_tools(fake, 1) == {"update_digits", "decline_digits_capture"}
     assert any(m.content == "<dtmf>1 2 3 4</dtmf>" for m in fake.requests[2].history)
     ended = collected(results)[-1]
     assert isinstance(ended.handoff, fk.tools.TaskEnded)
     assert ended.output == "account 1234 is in good standing"
-    assert received == [GetDtmfResult("1234")] and _system(fake, 3) == FRONT_DESK
+    assert received == [GetDtmfResult("1234")] and system_prompt(fake, 3) == FRONT_DESK
