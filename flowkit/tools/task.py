@@ -37,7 +37,9 @@ A tool may run several tasks, one after another: the call that completes one is 
 with the next one's start (a :class:`TaskEnded` whose ``then`` is a :class:`TaskStarted`).
 Tasks nest: a task's tool may run another. Complete a task from one of its tools; its
 result, or the exception given to :meth:`AgentTask.complete`, is what ``run_task`` returns
-or raises.
+or raises. A :class:`~flowkit.tools.task_group.TaskGroup` runs several in a row, with a way
+back to earlier ones; ``own_history=True`` shows the LLM only the task's part of the
+conversation; :mod:`flowkit.tasks` has prebuilt tasks.
 """
 
 from __future__ import annotations
