@@ -45,6 +45,7 @@ class GetAddressTask(CaptureTask[GetAddressResult]):
         require_confirmation: Read the address back and wait for the user's yes; ``False``
             takes the first complete address.
         tools: Function tools offered besides the task's own.
+        own_history: Show the LLM only the task's part of the conversation.
     """
 
     subject = "address"

@@ -40,6 +40,7 @@ class GetDateOfBirthTask(CaptureTask[GetDateOfBirthResult]):
         require_confirmation: Read the date back and wait for the user's yes; ``False``
             takes the first valid date.
         tools: Function tools offered besides the task's own.
+        own_history: Show the LLM only the task's part of the conversation.
     """
 
     subject = "date of birth"

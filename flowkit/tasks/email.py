@@ -42,6 +42,7 @@ class GetEmailTask(CaptureTask[GetEmailResult]):
         require_confirmation: Read the address back and wait for the user's yes; ``False``
             takes the first valid address.
         tools: Function tools offered besides the task's own.
+        own_history: Show the LLM only the task's part of the conversation.
     """
 
     subject = "email address"
