@@ -496,6 +496,8 @@ class LLM(Node):
         streamed = self._requests.take_text()
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
+            # Now, not as the task unwinds: its calls need results before a new message.
+            self._rounds.abandon(self.history)
             # Recorded now, not when the task unwinds: a new user message is about to be
             # added and the cut reply must come before it.
             if streamed:

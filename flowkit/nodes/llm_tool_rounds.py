@@ -4,13 +4,16 @@ When the model answers with tool calls, the LLM node sends them out on ``tool_ca
 :class:`~flowkit.nodes.tools.ToolRouter`), waits for their results, which come back on the
 ``tool_results`` feedback loop, adds both to the history and asks the model again. A call
 with no result within ``tool_result_timeout`` gets an error result instead, so a lost result
-cannot hang the reply. A result that hands the conversation to another agent swaps the
-instructions and the agent's function tools; the MCP servers' tools stay (see
-:mod:`flowkit.tools.toolbox`). A task a tool runs (:mod:`flowkit.tools.task`) is a handoff
-that ends: its start keeps the instructions and tools aside, its end brings them back. A
-result no round waits for any more (its reply was cut) still moves the conversation, as it
-moved the ToolRouter's tools. A reply gets at most ``max_tool_steps`` rounds: the request
-after the last one offers no tools, so the model must answer in text.
+cannot hang the reply; a reply cut while its round waits answers the round's calls in the
+history at once (with the results that came, and an error result for each other call), so
+that every call in the history has its result, as chat APIs require. A result that hands the
+conversation to another agent swaps the instructions and the agent's function tools; the MCP
+servers' tools stay (see :mod:`flowkit.tools.toolbox`). A task a tool runs
+(:mod:`flowkit.tools.task`) is a handoff that ends: its start keeps the instructions and
+tools aside, its end brings them back. A result no round waits for any more (its reply was
+cut) still moves the conversation, as it moved the ToolRouter's tools. A reply gets at most
+``max_tool_steps`` rounds: the request after the last one offers no tools, so the model must
+answer in text.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class ToolRounds:
         self._send_call = send_call
         self._max_steps, self._timeout = max_steps, result_timeout
         self._pending: dict[str, asyncio.Future[ToolResult]] = {}
+        # The round waiting now: its calls and their results' futures, in order.
+        self._round: list[tuple[ToolCall, asyncio.Future[ToolResult]]] = []
 
     @asynccontextmanager
     async def opened(self, logger: Logger) -> AsyncIterator[None]:
@@ -106,6 +111,32 @@ class ToolRounds:
         elif result.handoff is not None:
             self._apply_handoffs([result], history, logger)
 
+    def abandon(self, history: ChatHistory) -> None:
+        """The reply is being cut while its round waits: answer the round's calls now.
+
+        The history already holds the message with the calls, and a chat API refuses a
+        request in which a call has no result, so each call gets its result here, before
+        the cut reply's task unwinds and before the next user message is added: the one
+        that came, or an error result saying that its outcome is unknown (the tool may
+        still finish; a result that comes later is not waited for). Nothing happens when
+        no round waits.
+
+        Args:
+            history: The conversation whose last message made the calls.
+        """
+        round_, self._round = self._round, []
+        for call, future in round_:
+            self._pending.pop(call.call_id, None)
+            if future.done() and not future.cancelled():
+                history.add_tool_result(future.result())
+                continue
+            future.cancel()
+            history.add_tool_result(ToolResult(
+                turn_id=call.turn_id, call_id=call.call_id, name=call.name, is_error=True,
+                output=f"no result: the user cut the reply off while the tool {call.name!r} "
+                "ran, so its outcome is unknown (it may have finished)",
+            ))
+
     async def run(
         self, history: ChatHistory, text: str, calls: list[ToolCall], logger: Logger
     ) -> list[ToolResult]:
@@ -137,12 +168,14 @@ class ToolRounds:
             future: asyncio.Future[ToolResult] = loop.create_future()
             self._pending[call.call_id] = future
             futures.append(future)
+        self._round = list(zip(calls, futures, strict=True))
         for call in calls:
             self._send_call(call)
         try:
             done, _ = await asyncio.wait(futures, timeout=timeout)
         finally:
             # Also when the reply is cut while it waits: nothing waits for these any more.
+            self._round = []
             for call in calls:
                 self._pending.pop(call.call_id, None)
         results = []
