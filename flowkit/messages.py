@@ -227,15 +227,21 @@ class ToolSpeech(Message):
     node speaks its text (``output_modality="text"``; one that speaks itself cannot say a
     given text, so it drops every one, with a warning).
 
+    With ``allow_interruptions=False`` (``ctx.disallow_interruptions()``) it also asks that
+    the reply may no longer be interrupted, from now until it ends; ``text`` is then empty
+    when the tool says nothing.
+
     Attributes:
         call_id: The id of the call whose tool speaks.
         name: The tool's name.
-        text: What to say, as plain text for TTS.
+        text: What to say, as plain text for TTS; empty when there are no words.
+        allow_interruptions: ``False`` to protect the rest of the reply from barge-in.
     """
 
     call_id: str
     name: str
     text: str
+    allow_interruptions: bool = True
 
 
 DTMF_DIGITS = "0123456789*#ABCD"
@@ -409,8 +415,12 @@ class TimedWord:
 class AgentAudio(Message):
     """A piece of the agent's speech, with the text it speaks, on its way to the speaker.
 
+    A piece without a frame that is not ``final`` is a marker: it tells the speaker that
+    the reply may no longer be interrupted (``allow_interruptions=False``) before its next
+    audio is made, as when a tool calls ``ctx.disallow_interruptions()``.
+
     Attributes:
-        frame: The audio, or ``None`` on the end-of-reply marker.
+        frame: The audio, or ``None`` on the end-of-reply marker and the protection marker.
         text: The sentence (segment) this audio speaks; the same on each of its frames.
         segment: The index of that sentence within the reply.
         final: ``True`` on the end-of-reply marker, after the reply's last frame.
@@ -435,6 +445,9 @@ class PlayoutEvent(enum.StrEnum):
     STARTED = "started"
     PAUSED = "paused"
     RESUMED = "resumed"
+    PROTECTED = "protected"
+    """The reply may no longer be interrupted, from now on (a tool's
+    ``ctx.disallow_interruptions()``); the report says ``allow_interruptions=False``."""
     FINISHED = "finished"
     INTERRUPTED = "interrupted"
 

@@ -13,7 +13,9 @@ brings ``min_interruption_words`` transcribed words is a barge-in:
 With ``resume_false_interruption=False`` or ``false_interruption_timeout=None`` the first
 step is a ``FLUSH``. A reply whose playout reports say ``allow_interruptions=False`` (asked
 for with ``ReplyRequest(allow_interruptions=False)``) is never interrupted, and neither is
-any reply with the node's ``allow_interruptions=False``. A flushed or finished reply is
+any reply with the node's ``allow_interruptions=False``; a ``PROTECTED`` report (a tool's
+``ctx.disallow_interruptions()``) makes the reply such a reply from then on, resuming it if
+it was paused for a barge-in still undecided. A flushed or finished reply is
 never interrupted again; a resumed one may be. The node ends when ``vad`` and
 ``transcripts`` end (``playout`` is a feedback input and is not waited for); a pause still
 undecided then is resumed, since no words can come.
@@ -188,6 +190,13 @@ class _BargeIn:
             self._reset()
             self.reply = report.turn_id
             self.reply_interruptible = report.allow_interruptions
+        elif event is PlayoutEvent.PROTECTED and report.turn_id == self.reply:
+            self.reply_interruptible = False
+            if self.phase is _Phase.PAUSED:
+                # Paused for a barge-in still undecided: the reply may no longer be cut.
+                self._send(InterruptAction.RESUME, "protected")
+            if self.phase is not _Phase.DONE:
+                self._reset()
         elif event in (PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED) and (
             report.turn_id == self.reply
         ):

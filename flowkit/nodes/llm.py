@@ -17,7 +17,9 @@ A reply asked for with ``ReplyRequest(allow_interruptions=False)`` is not cut by
 after it: user turns and requests that arrive while it is under way wait, in order, until
 the speaker reports it finished (``playout``; with no playout input, until its text is
 written), and are then taken as if they had just arrived. Nothing the user said is dropped,
-where LiveKit Agents skips a user turn that ends during such a reply.
+where LiveKit Agents skips a user turn that ends during such a reply. A tool makes the reply
+that called it such a reply from then on with ``ctx.disallow_interruptions()`` (a
+``ToolSpeech`` with ``allow_interruptions=False``).
 
 With ``tentative`` linked (from the turn detector), the node generates preemptively: it
 starts the request for a :class:`TentativeTurn` while the endpointing delay runs, and the
@@ -449,12 +451,17 @@ class LLM(Node):
         """Speak what a tool says, in the reply waiting for that tool's result.
 
         Anywhere else it would be out of place: the reply was cut by the user or a newer
-        turn, or its round gave up on the call (timed out), so it is dropped.
+        turn, or its round gave up on the call (timed out), so it is dropped. So is a
+        request to protect the reply (``allow_interruptions=False``) that comes too late.
         """
         if said.turn_id != self._reply_turn or not self._rounds.awaits(said.call_id):
             self.ctx.logger.debug(
                 "dropped what tool %r said after its reply moved on: %r", said.name, said.text
             )
+            return
+        if not said.allow_interruptions:
+            self._protect_reply(said.turn_id)
+        if not said.text.strip():
             return
         # Its own sentence, spoken now; the history keeps it on the message that called
         # the tool (see ChatHistory.extend_last_assistant).
@@ -465,6 +472,25 @@ class LLM(Node):
             )
         )
         self.history.extend_last_assistant(said.text.strip())
+
+    def _protect_reply(self, turn_id: int) -> None:
+        """Let nothing but a forced interrupt cut the reply under way, until it has played.
+
+        The reply becomes what ``ReplyRequest(allow_interruptions=False)`` makes: turns and
+        requests that come meanwhile wait for it. An empty chunk carries the protection
+        to the TTS node and, through its audio, to the speaker and the barge-in detector,
+        at once: the reply may be silent for as long as its tool runs.
+        """
+        if not self._reply_allows_interruptions:
+            return  # protected from the start, or by an earlier tool
+        self._reply_allows_interruptions = False
+        self.text.send(TextChunk(turn_id=turn_id, text="", allow_interruptions=False))
+        reply = self._reply
+        if self._protected is not None or reply is None:
+            return
+        self._protected = turn_id
+        self._unprotected.clear()
+        reply.add_done_callback(lambda task: self._reply_ended(turn_id, task))
 
     async def _read_playout(self, playout: AsyncIterator[Playout]) -> None:
         try:
@@ -549,6 +575,8 @@ class LLM(Node):
         """The reply: requests, with a tool round between two while the model calls tools."""
         steps = 0
         while True:
+            # A tool may have protected the reply during the round before (ToolSpeech).
+            allow_interruptions = self._allows_interruptions(turn_id, allow_interruptions)
             calls = await self._request(
                 turn_id, instructions, self._rounds.tool_choice(steps), allow_interruptions, early
             )
@@ -561,9 +589,14 @@ class LLM(Node):
             results = await self._rounds.run(self.history, text, calls, self.ctx.logger)
             if any(r.stop_response for r in results):
                 break
+        allow_interruptions = self._allows_interruptions(turn_id, allow_interruptions)
         self.text.send(
             TextChunk(turn_id=turn_id, text="", final=True, allow_interruptions=allow_interruptions)
         )
+
+    def _allows_interruptions(self, turn_id: int, allowed: bool) -> bool:
+        """Whether the reply of ``turn_id`` may still be cut: ``allowed``, unless protected."""
+        return allowed and (turn_id != self._reply_turn or self._reply_allows_interruptions)
 
     async def _request(
         self,

@@ -276,7 +276,9 @@ class RoomSink(Node):
     A reply is the audio of one turn up to its end marker. The output is opened at the
     first frame's format. ``playout`` reports, per reply: ``STARTED`` once its first frame
     is written, ``FINISHED`` once its last frame is written (a paced output returns from
-    ``write`` when the frame starts playing), ``PAUSED`` / ``RESUMED`` on interrupts, and
+    ``write`` when the frame starts playing), ``PAUSED`` / ``RESUMED`` on interrupts,
+    ``PROTECTED`` when a tool protects a reply that has started from barge-in (a marker
+    in its audio, see :class:`~flowkit.messages.AgentAudio`), and
     ``INTERRUPTED`` on a flush, on audio of a newer turn, or when the input ends while the
     reply is paused. An interrupt names its reply by ``turn_id`` (``0``: the current one).
     Audio of an older turn than the current one, or of a flushed turn, is dropped.
@@ -380,9 +382,20 @@ class _Playback:
             if reply is not None and not reply.done:
                 self.interrupt(reply, "a newer turn")
             reply = self.current = _Reply(item.turn_id, item.allow_interruptions, self.rate)
+        elif reply.allow_interruptions and not item.allow_interruptions:
+            self.protect(reply)
+        if item.frame is None and not item.final:
+            return  # the protection marker: nothing to play
         reply.receive(item)
         self.start_player()
         self.wake.set()
+
+    def protect(self, reply: _Reply) -> None:
+        """From now on only a forced interrupt stops ``reply`` (a tool protected it)."""
+        reply.allow_interruptions = False
+        if reply.started:
+            # Whoever watches for barge-in learned the reply's protection when it started.
+            self.report(reply, PlayoutEvent.PROTECTED)
 
     async def drain(self) -> None:
         """Wait until the last reply has played.

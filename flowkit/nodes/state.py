@@ -97,6 +97,9 @@ class _Tracker:
     def on_playout(self, report: Playout) -> None:
         turn = report.turn_id
         self.newest_turn = max(self.newest_turn, turn)
+        if report.event is PlayoutEvent.PROTECTED:
+            self.protected = turn  # still speaking; a turn meanwhile waits for it
+            return
         if report.event in _SPEAKING_EVENTS:
             self.protected = None if report.allow_interruptions else turn
             if self.awaited_from is not None and turn >= self.awaited_from:

@@ -12,8 +12,9 @@ the LLM node's: they share one connection per job); their tools stay across hand
 With ``speech`` linked to the LLM node's ``tool_speech`` (or a RealtimeModel's, whose text a
 TTS node speaks), a tool can speak while it runs
 (``await ctx.say("One moment while I look that up.")``): the words are spoken in the reply
-that made the call, before its result is back. Unlinked, ``ctx.say`` raises and says what
-to link.
+that made the call, before its result is back; ``ctx.disallow_interruptions()`` travels the
+same way and protects that reply from barge-in until it ends. Unlinked, both raise and say
+what to link.
 
 A tool can run a task (``await ctx.run_task(task)``, :mod:`flowkit.tools.task`): a
 sub-conversation with its own instructions and tools. The router answers the tool's call at
@@ -232,6 +233,20 @@ class _CallSession:
         self._router.speech.send(
             ToolSpeech(turn_id=call.turn_id, call_id=call.call_id, name=call.name, text=text)
         )
+
+    def disallow_interruptions(self) -> None:
+        """Ask the LLM node to protect the call's reply from barge-in until it ends."""
+        call = self.call
+        if not self._router.ctx.output_linked("speech"):
+            raise RuntimeError(
+                f"tool {call.name!r} called ctx.disallow_interruptions() but ToolRouter "
+                f"{self._router.name!r} has its speech output unlinked, so the request cannot "
+                "reach the reply; link router.speech >> llm.tool_speech"
+            )
+        self._router.speech.send(ToolSpeech(
+            turn_id=call.turn_id, call_id=call.call_id, name=call.name, text="",
+            allow_interruptions=False,
+        ))
 
     async def run_task(self, task: AgentTask[Any]) -> Any:
         """Move the conversation to ``task`` and wait for its result (see the module)."""

@@ -218,11 +218,25 @@ class _Session:
                 "dropped text of turn %d after its final chunk: %r", chunk.turn_id, chunk.text
             )
             return
+        elif reply.allow_interruptions and not chunk.allow_interruptions:
+            self.protect(reply)
         reply.push(chunk.text)
         if chunk.final:
             reply.end_text()
         elif chunk.flush:
             reply.flush_text()
+
+    def protect(self, reply: _Reply) -> None:
+        """The reply may no longer be interrupted (a tool said so): tell the speaker now.
+
+        Not with the next frame: the reply may be silent for as long as the tool runs, and
+        the speaker must not stop what it is playing meanwhile. Sent past the queue's
+        back-pressure, as a marker holds no audio.
+        """
+        reply.allow_interruptions = False
+        self.node.audio.send(
+            AgentAudio(turn_id=reply.turn_id, frame=None, allow_interruptions=False)
+        )
 
     async def finish(self) -> None:
         """The text ended: speak what is left of the last reply and wait for its audio."""

@@ -244,8 +244,8 @@ class _Recorder:
         self._text = []
 
     def on_speech(self, speech: ToolSpeech) -> None:
-        if speech.turn_id != self.turn_id:
-            return
+        if speech.turn_id != self.turn_id or not speech.text.strip():
+            return  # another turn's, or a tool protecting its reply without words
         self._flush_text()
         # Its event goes here, where the tool said it, before the call's output; but only
         # once the LLM node speaks it (the node drops words said after the reply moved on).

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from flowkit.tools.task import AgentTask
     from flowkit.tools.task_group import TaskGroup, TaskGroupResult
 
-__all__ = ["RunContext", "TaskSession", "ToolSession", "no_speech_error"]
+__all__ = [
+    "InterruptionControl", "RunContext", "TaskSession", "ToolSession", "no_speech_error",
+]
 
 UserdataT = TypeVar("UserdataT", default=Any)
 ResultT = TypeVar("ResultT")
@@ -56,6 +58,19 @@ class ToolSession(Protocol):
         Args:
             text: What to say, as plain text for TTS.
         """
+        ...
+
+
+@runtime_checkable
+class InterruptionControl(Protocol):
+    """A :class:`ToolSession` that can protect the reply waiting for the tool from barge-in."""
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` to the user now, while the tool keeps running."""
+        ...
+
+    def disallow_interruptions(self) -> None:
+        """Let nobody interrupt the reply that made the call, from now until it ends."""
         ...
 
 
@@ -129,6 +144,31 @@ class RunContext(Generic[UserdataT]):
         if self.session is None:
             raise no_speech_error(self.call.name)
         await self.session.say(text)
+
+    def disallow_interruptions(self) -> None:
+        """Let nobody interrupt the reply that made the call, from now until it ends.
+
+        For work that must not be cut off halfway: a payment, a booking, a transfer. What
+        is playing and what the reply says after the tool returns are no longer stopped by
+        the user talking over them (a forced interrupt, such as the end of the call, still
+        stops them), and turns the user finishes meanwhile are answered, in order, once the
+        reply has played, as for ``ReplyRequest(allow_interruptions=False)``. The tool's
+        own call is no longer cancelled by a new turn either. It does nothing once the
+        reply has moved on (cut off already, or its round gave up on the call).
+
+        Raises:
+            RuntimeError: Nothing carries the request to the reply: a ToolRouter whose
+                ``speech`` output is not linked (link it to the LLM node's ``tool_speech``),
+                or a context without a session that can (a tool run outside an agent).
+        """
+        if not isinstance(self.session, InterruptionControl):
+            raise RuntimeError(
+                f"tool {self.call.name!r} called ctx.disallow_interruptions() but its "
+                "RunContext has no session that reaches the reply; in a graph the ToolRouter "
+                "runs the tool (outside one, build the context with a session that has "
+                "disallow_interruptions())"
+            )
+        self.session.disallow_interruptions()
 
     @overload
     async def run_task(self, task: AgentTask[ResultT]) -> ResultT: ...

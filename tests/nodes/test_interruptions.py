@@ -180,6 +180,21 @@ async def test_a_reply_asked_not_to_be_interrupted_is_left_alone_the_next_is_not
     assert got == [(at(5.5), FLUSH, REPLY + 1, "barge_in")]
 
 
+@pytest.mark.looptime
+async def test_a_reply_protected_while_paused_resumes_and_is_not_interrupted_again() -> None:
+    # A tool protects the reply (ctx.disallow_interruptions()) while a barge-in is pending.
+    protected = Playout(turn_id=REPLY, event=PlayoutEvent.PROTECTED, allow_interruptions=False)
+    got, _ = await run_interruptions(
+        Interruptions(false_interruption_timeout=2.0),
+        Script(vad(1.0, START), vad(1.8, END), vad(4.0, START), vad(6.0, END), end_at=10),
+        Script(playout(0.0, PlayoutEvent.STARTED), playout(1.51, PlayoutEvent.PAUSED),
+               (2.0, protected), playout(2.01, PlayoutEvent.RESUMED), end_at=10),
+        Script(words(2.5, "wait"), words(4.5, "stop stop"), end_at=10),
+    )
+    # Resumed at the protection, not at the timeout; later words and speech change nothing.
+    assert got == [(at(1.5), PAUSE, REPLY, "barge_in"), (at(2.0), RESUME, REPLY, "protected")]
+
+
 @pytest.mark.parametrize(
     "options",
     [{"resume_false_interruption": False}, {"false_interruption_timeout": None}],

@@ -145,12 +145,23 @@ async def says_nothing(ctx: fk.RunContext) -> str:
     return "done"
 
 
+@fk.function_tool
+async def pays(ctx: fk.RunContext) -> str:
+    """Take the payment: the reply may not be cut from here on."""
+    await asyncio.sleep(0.5)  # the words before the call are spoken meanwhile
+    ctx.disallow_interruptions()
+    await asyncio.sleep(1.0)
+    return "paid"
+
+
 @pytest.mark.looptime
 @pytest.mark.parametrize(
     ("tool", "linked", "expected"),
     [
         (look_up_order, False, "link the ToolRouter's speech output to the LLM node's tool_speech"),
         (says_nothing, True, "called ctx.say() with nothing to say"),
+        (pays, False, "speech output unlinked, so the request cannot reach the reply; link "
+                      "router.speech >> llm.tool_speech"),
     ],
 )
 async def test_a_say_that_cannot_be_spoken_fails_the_call_and_the_log_names_the_fix(
@@ -253,3 +264,32 @@ async def test_a_reply_guard_passes_on_the_tool_words_before_the_reply_ends() ->
     assert fake_tts.texts == ["Sure.", "One moment.", "Your order ships tomorrow."]
     heard = _first_audio(audio, start)
     assert heard["Sure."] < heard["One moment."] < 1.0
+
+
+@pytest.mark.looptime
+async def test_a_tool_protects_the_rest_of_its_reply_down_to_the_audio() -> None:
+    fake = FakeLLM([_calling("pays", "{}", "Let me take that payment."), "It is done."],
+                   ttft=0.0, token_gap=0.0)
+    llm = LLM(fake, tools=[pays])
+    turn = fk.UserTurn(turn_id=fk.new_turn_id(), text="pay")
+    g, text, audio, fake_tts = _graph(llm, ToolRouter([pays]), [(0, turn)])
+    await fk.GraphRunner(g).run()
+    chunks: list[fk.TextChunk] = collected(text)
+    # The text before the call may be cut; from the tool's request on, nothing may.
+    sent = next(i for i, c in enumerate(chunks) if not c.allow_interruptions)
+    assert chunks[sent].text == "" and not chunks[sent].final  # the protection, at once
+    assert all(c.allow_interruptions for c in chunks[:sent])
+    assert "".join(c.text for c in chunks[:sent]).strip() == "Let me take that payment."
+    assert not any(c.allow_interruptions for c in chunks[sent:])
+    assert "".join(c.text for c in chunks[sent:]) == "It is done."
+    assert chunks[-1].final
+    # At the TTS node's output: the audio before, a marker without audio, then only
+    # protected audio.
+    items = [item for _, item in audio.items]
+    marker = next(i for i, item in enumerate(items) if item.frame is None and not item.final)
+    assert not items[marker].allow_interruptions
+    before = items[:marker]
+    assert before and all(item.allow_interruptions for item in before)
+    assert all(not item.allow_interruptions for item in items[marker + 1:])
+    assert any(item.text == "It is done." for item in items[marker + 1:])
+    assert fake_tts.texts == ["Let me take that payment.", "It is done."]

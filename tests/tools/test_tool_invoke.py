@@ -161,6 +161,15 @@ async def test_say_without_a_session_names_the_remedy() -> None:
     assert "build the context with session=" in str(raised.value)
 
 
+def test_disallow_interruptions_without_a_session_that_reaches_the_reply_names_the_remedy(
+) -> None:
+    c = call("pay")
+    for session in (None, Session()):  # none, or one that can only speak
+        with pytest.raises(RuntimeError, match="has no session that reaches the reply") as e:
+            context(c, session=session).disallow_interruptions()
+        assert "session that has disallow_interruptions()" in str(e.value)
+
+
 # ---- error paths ------------------------------------------------------------------------
 
 

@@ -33,6 +33,9 @@ output a TTS node speaks (:mod:`.voiced_text`) can say them. There, what a tool 
   entry, which a reconnection replays, is the reply's text with these words in their place
   (or the words heard of it).
 
+A tool's ``ctx.disallow_interruptions()`` is not honoured here: the node logs a warning,
+once, and the reply stays open to barge-in.
+
 A model that speaks itself (``output_modality="audio"``), or a text one whose ``text`` is not
 linked, has no voice for a given text: the first words a tool says in a run are logged as a
 warning with the remedy, and all are dropped; nothing is sent.
@@ -74,9 +77,14 @@ class ToolSpeaker:
         # Words that came while the response that made their call still streamed, by turn.
         self._held: dict[int, list[ToolSpeech]] = {}
         self._warned = False
+        self._warned_protect = False
 
     def take(self, speech: ToolSpeech) -> None:
         """Speak ``speech`` in its reply now, after its calling response, or drop it."""
+        if not speech.allow_interruptions:
+            self._cannot_protect(speech)
+            if not speech.text.strip():
+                return
         if self.voicing is None:
             self._no_voice(speech)
             return
@@ -118,6 +126,16 @@ class ToolSpeaker:
 
     def _drop(self, speech: ToolSpeech, why: str) -> None:
         self.log.debug("dropped what tool %r said (%s): %r", speech.name, why, speech.text)
+
+    def _cannot_protect(self, speech: ToolSpeech) -> None:
+        if self._warned_protect:
+            return
+        self._warned_protect = True
+        self.log.warning(
+            "tool %r called ctx.disallow_interruptions(), which a RealtimeModel does not "
+            "honour yet: the reply stays open to barge-in; to protect a reply from the "
+            "start, ask for it with ReplyRequest(allow_interruptions=False)", speech.name,
+        )
 
     def _no_voice(self, speech: ToolSpeech) -> None:
         if self._warned:
