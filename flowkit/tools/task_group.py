@@ -13,8 +13,9 @@ their results by id::
     results = await ctx.run_task(group)  # a TaskGroupResult
     email = results.task_results["email"]
 
-While a task runs, the LLM also has a tool, ``revisit_tasks``, that goes back to tasks
-already run in this group ("actually, my email is different"): the running task ends, the
+While a task runs, the LLM also has a tool, ``revisit_tasks``, that goes back to tasks of
+this group that have ended ("actually, my email is different"; a task left for earlier ones
+by this tool has not ended, and is not offered until it has): the running task ends, the
 tasks asked for run again (a new instance each, from their factory), then the interrupted
 task starts afresh and the group goes on from there. A task run again replaces its result.
 
@@ -175,10 +176,10 @@ class TaskGroup:
             revisit = self._revisit_tool(task, visited - {task_id})
             if revisit is not None:
                 task.add_tool(revisit)
-            visited.add(task_id)
             try:
                 result = await ctx.run_task(task)
             except _RevisitError as back:
+                # Not visited: a step left for earlier ones is not one to go back to.
                 pending[:0] = [*back.task_ids, task_id]
                 continue
             except Exception as error:
@@ -186,8 +187,10 @@ class TaskGroup:
                 # (the task never ran) is the tool's to see.
                 if not (self._return_exceptions and task.done()):
                     raise
+                visited.add(task_id)
                 results[task_id] = error
                 continue
+            visited.add(task_id)
             results[task_id] = result
             if self._on_task_completed is not None:
                 await self._on_task_completed(TaskCompletedEvent(task, task_id, result))
