@@ -484,7 +484,12 @@ class LLM(Node):
         if not self._reply_allows_interruptions:
             return  # protected from the start, or by an earlier tool
         self._reply_allows_interruptions = False
-        self.text.send(TextChunk(turn_id=turn_id, text="", allow_interruptions=False))
+        # Flushed (there is no text held: the text before the round and the tool's words
+        # were flushed) so that a ReplyGuard between passes it on now, not at the reply's
+        # next checkpoint.
+        self.text.send(
+            TextChunk(turn_id=turn_id, text="", flush=True, allow_interruptions=False)
+        )
         reply = self._reply
         if self._protected is not None or reply is None:
             return

@@ -11,6 +11,7 @@ from support import Collect, Script, TimedCollect, collected
 
 import flowkit as fk
 from flowkit.nodes.llm import LLM
+from flowkit.nodes.text import ReplyGuard
 from flowkit.nodes.tools import ToolRouter
 from flowkit.nodes.tts import TTS
 from flowkit.providers.llm import ToolCallChunk
@@ -293,3 +294,26 @@ async def test_a_tool_protects_the_rest_of_its_reply_down_to_the_audio() -> None
     assert all(not item.allow_interruptions for item in items[marker + 1:])
     assert any(item.text == "It is done." for item in items[marker + 1:])
     assert fake_tts.texts == ["Let me take that payment.", "It is done."]
+
+
+@pytest.mark.looptime
+async def test_a_tool_protection_passes_a_reply_guard_at_once() -> None:
+    fake = FakeLLM([_calling("pays", "{}", "Let me take that payment."), "It is done."],
+                   ttft=0.0, token_gap=0.0)
+    llm = LLM(fake, tools=[pays])
+    turn = fk.UserTurn(turn_id=fk.new_turn_id(), text="pay")
+    g = fk.Graph("guarded-payment")
+    g.add(Script((0, turn)), name="turns") >> g.add(llm, name="llm")
+    router = g.add(ToolRouter([pays]), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    router.speech >> llm.tool_speech
+    audio = g.add(TimedCollect(), name="audio")
+    guard = g.add(ReplyGuard(banned_words=["refund"]), name="guard")
+    tts = g.add(TTS(FakeTTS(seconds_per_char=0.01, ttfa=0.05)), name="tts")
+    llm >> guard >> tts >> audio
+    start = asyncio.get_running_loop().time()
+    await fk.GraphRunner(g).run()
+    # The marker reaches the speaker when the tool asks (0.5 s in), not when it returns.
+    [marker_at] = [at - start for at, item in audio.items
+                   if item.frame is None and not item.final]
+    assert marker_at == pytest.approx(0.5, abs=0.05)
