@@ -124,6 +124,23 @@ async def test_a_turn_during_a_protected_reply_keeps_the_agent_speaking() -> Non
 
 
 @pytest.mark.looptime
+async def test_a_turn_after_a_tool_protected_the_reply_keeps_the_agent_speaking() -> None:
+    reply, t2 = fk.new_turn_id(), fk.new_turn_id()
+    protected = Playout(turn_id=reply, event=PlayoutEvent.PROTECTED, allow_interruptions=False)
+    states, _, _ = await run_states(
+        Script(turn(2.0, t2), end_at=10),
+        Script(played(0.5, PlayoutEvent.STARTED, reply), (1.0, protected),
+               played(3.0, PlayoutEvent.FINISHED, reply),
+               played(4.0, PlayoutEvent.STARTED, t2), played(5.0, PlayoutEvent.FINISHED, t2),
+               end_at=10),
+    )
+    # Protected at 1.0 (ctx.disallow_interruptions()): the turn at 2.0 waits for the reply.
+    assert states == [
+        (0.0, LISTENING), (0.5, SPEAKING), (3.0, THINKING), (4.0, SPEAKING), (5.0, LISTENING),
+    ]
+
+
+@pytest.mark.looptime
 async def test_ends_with_turns_and_requests_without_waiting_for_playout() -> None:
     t1 = fk.new_turn_id()
     states, _, ended = await run_states(
