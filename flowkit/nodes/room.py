@@ -394,7 +394,7 @@ class _Playback:
         """From now on only a forced interrupt stops ``reply`` (a tool protected it)."""
         reply.allow_interruptions = False
         if reply.started:
-            # Whoever watches for barge-in learned the reply's protection when it started.
+            # One not started yet says so in its STARTED report, which carries the flag.
             self.report(reply, PlayoutEvent.PROTECTED)
 
     async def drain(self) -> None:
