@@ -52,9 +52,8 @@ class ToolRounds:
         self._tools = tools
         self._send_call = send_call
         self._max_steps, self._timeout = max_steps, result_timeout
-        self._pending: dict[str, asyncio.Future[ToolResult]] = {}
-        # The round waiting now: its calls and their results' futures, in order.
-        self._round: list[tuple[ToolCall, asyncio.Future[ToolResult]]] = []
+        # The calls of the round waiting now, in order, each with its result's future.
+        self._pending: dict[str, tuple[ToolCall, asyncio.Future[ToolResult]]] = {}
 
     @asynccontextmanager
     async def opened(self, logger: Logger) -> AsyncIterator[None]:
@@ -91,7 +90,8 @@ class ToolRounds:
 
     def awaits(self, call_id: str) -> bool:
         """Whether a round is waiting for the result of call ``call_id`` now."""
-        return call_id in self._pending
+        entry = self._pending.get(call_id)
+        return entry is not None and not entry[1].done()
 
     def deliver(self, result: ToolResult, history: ChatHistory, logger: Logger) -> None:
         """Take a result from the feedback loop to the round that waits for it, if one does.
@@ -105,9 +105,9 @@ class ToolRounds:
             history: The conversation, whose instructions a late handoff changes.
             logger: Where a late handoff's clashes with the MCP tools are reported.
         """
-        future = self._pending.pop(result.call_id, None)
-        if future is not None and not future.done():
-            future.set_result(result)
+        entry = self._pending.get(result.call_id)
+        if entry is not None and not entry[1].done():
+            entry[1].set_result(result)
         elif result.handoff is not None:
             self._apply_handoffs([result], history, logger)
 
@@ -124,9 +124,8 @@ class ToolRounds:
         Args:
             history: The conversation whose last message made the calls.
         """
-        round_, self._round = self._round, []
-        for call, future in round_:
-            self._pending.pop(call.call_id, None)
+        round_, self._pending = self._pending, {}
+        for call, future in round_.values():
             if future.done() and not future.cancelled():
                 history.add_tool_result(future.result())
                 continue
@@ -166,16 +165,14 @@ class ToolRounds:
         futures = []
         for call in calls:
             future: asyncio.Future[ToolResult] = loop.create_future()
-            self._pending[call.call_id] = future
+            self._pending[call.call_id] = (call, future)
             futures.append(future)
-        self._round = list(zip(calls, futures, strict=True))
         for call in calls:
             self._send_call(call)
         try:
             done, _ = await asyncio.wait(futures, timeout=timeout)
         finally:
             # Also when the reply is cut while it waits: nothing waits for these any more.
-            self._round = []
             for call in calls:
                 self._pending.pop(call.call_id, None)
         results = []
