@@ -85,6 +85,9 @@ from flowkit.tools.toolbox import Toolbox
 
 __all__ = ["LLM"]
 
+# Reports of what was played of replies not written (yet) that the node holds at most.
+_PLAYED_KEPT = 8
+
 
 class LLM(Node):
     """Answers user turns with a streamed reply, calling tools through a ToolRouter."""
@@ -199,7 +202,6 @@ class LLM(Node):
         self._reply_allows_interruptions = True
         # Interrupted replies whose history entry was not written yet: turn -> played text.
         self._played: dict[int, str] = {}
-        self._assistant_turn: int | None = None
         # The turn of a reply that may not be interrupted, until it has played; what comes
         # meanwhile waits in _waiting. _playout_open: the speaker can still report.
         self._protected: int | None = None
@@ -510,12 +512,11 @@ class LLM(Node):
     def _on_playout(self, report: Playout) -> None:
         if report.event is PlayoutEvent.INTERRUPTED:
             if report.turn_id == self._reply_turn:
-                self._cancel_reply()  # the speaker stopped it even if no Interrupt reached us
-            if self._assistant_turn == report.turn_id:
-                self.history.truncate_last_assistant(report.played_text)
-                self._assistant_turn = None
-            else:
-                self._played[report.turn_id] = report.played_text
+                # The speaker stopped it even if no Interrupt reached us; what it streamed
+                # is written now, so that the report can cut it.
+                self._cancel_reply()
+            if not self.history.truncate_reply(report.turn_id, report.played_text):
+                self._keep_played(report.turn_id, report.played_text)
         if report.turn_id == self._protected and report.event in (
             PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED
         ):
@@ -558,17 +559,26 @@ class LLM(Node):
         self._remember_reply(turn_id, text)
 
     def _remember_reply(self, turn_id: int, text: str, *, cut: bool = False) -> None:
-        """Add the reply to the history, cut to what was played if that is known already."""
+        """Add the reply's last text to the history, cut to what was played if known.
+
+        Its earlier messages, if it called tools, are in the history already (written by
+        its rounds); a report of what was played cuts them all (``truncate_reply``).
+        """
         played = self._played.pop(turn_id, None)
-        if not text:
-            return
-        self.history.add_assistant(text)
+        if text:
+            self.history.add_assistant(text, turn_id=turn_id)
+            if cut and played is None:
+                self.history.truncate_last_assistant(text)  # marked interrupted
         if played is not None:
-            self.history.truncate_last_assistant(played)
-            return
-        if cut:
-            self.history.truncate_last_assistant(text)  # marked interrupted
-        self._assistant_turn = turn_id
+            self.history.truncate_reply(turn_id, played)
+
+    def _keep_played(self, turn_id: int, played_text: str) -> None:
+        """Hold a report of what was played of a reply not written yet, for when it is."""
+        self._played[turn_id] = played_text
+        # A reply that is never written (nothing was streamed) leaves its report here: keep
+        # the newest few, a long call must not collect them.
+        while len(self._played) > _PLAYED_KEPT:
+            del self._played[next(iter(self._played))]
 
     async def _generate(
         self,
@@ -591,7 +601,9 @@ class LLM(Node):
                 self._remember_reply(turn_id, text)
                 break
             steps += 1
-            results = await self._rounds.run(self.history, text, calls, self.ctx.logger)
+            results = await self._rounds.run(
+                self.history, turn_id, text, calls, self.ctx.logger
+            )
             if any(r.stop_response for r in results):
                 break
         allow_interruptions = self._allows_interruptions(turn_id, allow_interruptions)

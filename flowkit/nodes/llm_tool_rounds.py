@@ -11,7 +11,8 @@ conversation to another agent swaps the instructions and the agent's function to
 servers' tools stay (see :mod:`flowkit.tools.toolbox`). A task a tool runs
 (:mod:`flowkit.tools.task`) is a handoff that ends: its start keeps the instructions and
 tools aside, its end brings them back. A result no round waits for any more (its reply was
-cut) still moves the conversation, as it moved the ToolRouter's tools. A reply gets at most
+cut) still moves the conversation, as it moved the ToolRouter's tools, and takes the place of
+the error result its cut round gave the call. A reply gets at most
 ``max_tool_steps`` rounds: the request after the last one offers no tools, so the model must
 answer in text.
 """
@@ -19,6 +20,7 @@ answer in text.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -26,7 +28,15 @@ from flowkit.messages import ToolCall, ToolResult
 from flowkit.providers.chat import ChatHistory, ToolSpec
 from flowkit.tools.toolbox import Logger, Toolbox
 
-__all__ = ["ToolRounds"]
+__all__ = ["LATE_RESULT_NOTE", "ToolRounds"]
+
+LATE_RESULT_NOTE = (
+    "this result came after the user cut the reply off; they have not heard it"
+)
+"""What the history adds to a result that replaces a cut round's "no result" answer."""
+
+# Calls answered without their result whose late result the rounds still watch for, at most.
+_UNANSWERED_KEPT = 64
 
 
 class ToolRounds:
@@ -54,6 +64,8 @@ class ToolRounds:
         self._max_steps, self._timeout = max_steps, result_timeout
         # The calls of the round waiting now, in order, each with its result's future.
         self._pending: dict[str, tuple[ToolCall, asyncio.Future[ToolResult]]] = {}
+        # Calls of cut rounds answered in the history without their result, by call id.
+        self._unanswered: dict[str, ToolCall] = {}
 
     @asynccontextmanager
     async def opened(self, logger: Logger) -> AsyncIterator[None]:
@@ -98,7 +110,9 @@ class ToolRounds:
 
         A result no round waits for (its reply was cut, or the round gave up on it) still
         moves the conversation if it carries a handoff: the ToolRouter has switched tools
-        already, and the two nodes must stay in step.
+        already, and the two nodes must stay in step. The result of a call that a cut round
+        answered without it (:meth:`abandon`) replaces that answer in the history, so that
+        the model knows what the tool did (a payment made, a booking taken).
 
         Args:
             result: The result.
@@ -108,7 +122,12 @@ class ToolRounds:
         entry = self._pending.get(result.call_id)
         if entry is not None and not entry[1].done():
             entry[1].set_result(result)
-        elif result.handoff is not None:
+            return
+        if self._unanswered.pop(result.call_id, None) is not None:
+            history.replace_tool_result(dataclasses.replace(
+                result, output=f"{result.output}\n({LATE_RESULT_NOTE})"
+            ))
+        if result.handoff is not None:
             self._apply_handoffs([result], history, logger)
 
     def abandon(self, history: ChatHistory) -> None:
@@ -135,15 +154,25 @@ class ToolRounds:
                 output=f"no result: the user cut the reply off while the tool {call.name!r} "
                 "ran, so its outcome is unknown (it may have finished)",
             ))
+            self._unanswered[call.call_id] = call
+        # A router that stopped never answers: keep the newest calls only.
+        while len(self._unanswered) > _UNANSWERED_KEPT:
+            del self._unanswered[next(iter(self._unanswered))]
 
     async def run(
-        self, history: ChatHistory, text: str, calls: list[ToolCall], logger: Logger
+        self,
+        history: ChatHistory,
+        turn_id: int,
+        text: str,
+        calls: list[ToolCall],
+        logger: Logger,
     ) -> list[ToolResult]:
         """One round: call the tools the model asked for and add the results to the history.
 
         Args:
             history: The conversation: it gets the model's message (``text`` with its
                 ``calls``), then the results, and the instructions of an agent handed to.
+            turn_id: The turn of the reply, which the model's message is part of.
             text: What the model said before calling the tools.
             calls: The tool calls of the model's answer.
             logger: Where a handoff's clashes with the MCP tools are reported.
@@ -152,7 +181,7 @@ class ToolRounds:
             The results, in the order of the calls; an error result for a call whose result
             did not come in time.
         """
-        history.add_assistant(text, calls)
+        history.add_assistant(text, calls, turn_id=turn_id)
         results = await self._call(calls)
         for result in results:
             history.add_tool_result(result)

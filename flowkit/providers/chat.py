@@ -8,6 +8,7 @@ snapshot (:attr:`ChatHistory.messages`) per request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -38,6 +39,9 @@ class ChatMessage:
         images: For a user message: what the agent saw as the user spoke (a camera frame,
             a shared screen), for a vision model. A provider whose model cannot see leaves
             them out.
+        turn_id: For an assistant message: the turn of the reply it is part of (a reply
+            that calls tools spans several messages), so that a barge-in's report can cut
+            the right ones; ``0`` when it is not known. Providers do not send it.
     """
 
     role: ChatRole
@@ -47,6 +51,7 @@ class ChatMessage:
     name: str | None = None
     interrupted: bool = False
     images: tuple[Image, ...] = ()
+    turn_id: int = 0
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
@@ -168,9 +173,18 @@ class ChatHistory:
         self.append(message)
         return message
 
-    def add_assistant(self, text: str, tool_calls: Iterable[ToolCall] = ()) -> ChatMessage:
-        """Append an assistant message (a reply, tool calls, or both) and return it."""
-        message = ChatMessage("assistant", text, tool_calls=tuple(tool_calls))
+    def add_assistant(
+        self, text: str, tool_calls: Iterable[ToolCall] = (), *, turn_id: int = 0
+    ) -> ChatMessage:
+        """Append an assistant message (a reply, tool calls, or both) and return it.
+
+        Args:
+            text: What the assistant said.
+            tool_calls: The tools it called.
+            turn_id: The turn of the reply the message is part of (see
+                :meth:`truncate_reply`), ``0`` for none.
+        """
+        message = ChatMessage("assistant", text, tool_calls=tuple(tool_calls), turn_id=turn_id)
         self.append(message)
         return message
 
@@ -179,6 +193,27 @@ class ChatHistory:
         message = ChatMessage.tool_result(result)
         self.append(message)
         return message
+
+    def replace_tool_result(self, result: ToolResult) -> ChatMessage | None:
+        """Put ``result`` in place of the result the history holds for its call.
+
+        For a result that came late, after the call was answered without it (a cut reply's
+        round answers every call at once): it stays where the call's answer must be, right
+        after the calls.
+
+        Args:
+            result: The result, for a call the history answered already.
+
+        Returns:
+            The new message, or ``None`` when the history holds no result for that call
+            (trimmed away, say); nothing changes then.
+        """
+        for index in range(len(self._messages) - 1, -1, -1):
+            message = self._messages[index]
+            if message.role == "tool" and message.tool_call_id == result.call_id:
+                replaced = self._messages[index] = ChatMessage.tool_result(result)
+                return replaced
+        return None
 
     def extend_last_assistant(self, text: str) -> ChatMessage | None:
         """Append ``text`` to the last assistant message, as words said after its own.
@@ -227,6 +262,47 @@ class ChatHistory:
             self._messages[index] = cut
             return cut
         return None
+
+    def truncate_reply(self, turn_id: int, played_text: str) -> bool:
+        """Keep only what was played of the reply of ``turn_id``, after a barge-in.
+
+        A reply that called tools spans several assistant messages: the text before each
+        round's calls (with what the tools said while they ran), then the text after. The
+        speaker's ``played_text`` covers the whole reply, so it is shared out among them in
+        order, word by word: the messages played whole before the cut stay as they are,
+        the one the cut fell in keeps the words played of it and is marked interrupted,
+        and those after it, of which nothing was heard, are removed, or emptied and
+        marked interrupted if they called tools (their results follow them).
+
+        Args:
+            turn_id: The reply's turn, as its messages were added with
+                (:meth:`add_assistant`).
+            played_text: What the listener heard of the reply.
+
+        Returns:
+            Whether the history holds a message of that reply (nothing changes otherwise).
+        """
+        indices = [
+            index for index, message in enumerate(self._messages)
+            if message.role == "assistant" and message.turn_id == turn_id
+        ]
+        if not turn_id or not indices:
+            return False
+        rest, removed = played_text.strip(), []
+        for position, index in enumerate(indices):
+            message = self._messages[index]
+            words = len(message.content.split())
+            if position < len(indices) - 1 and len(rest.split()) >= words:
+                rest = _after_words(rest, words)  # heard whole; the cut came later
+                continue
+            if not rest and not message.tool_calls:
+                removed.append(index)
+            else:
+                self._messages[index] = replace(message, content=rest, interrupted=True)
+            rest = ""
+        for index in reversed(removed):
+            del self._messages[index]
+        return True
 
     def since_call(self, call_id: str) -> tuple[ChatMessage, ...]:
         """The system message and the messages from the one that made call ``call_id`` on.
@@ -305,3 +381,15 @@ class ChatHistory:
 
     def __repr__(self) -> str:
         return f"ChatHistory({len(self._messages)} messages)"
+
+
+def _after_words(text: str, count: int) -> str:
+    """``text`` without its first ``count`` words (and the space after them)."""
+    if count == 0:
+        return text
+    end = 0
+    for index, word in enumerate(re.finditer(r"\S+", text)):
+        end = word.end()
+        if index == count - 1:
+            break
+    return text[end:].strip()

@@ -15,6 +15,7 @@ from support import speech
 
 import flowkit as fk
 from flowkit.nodes import audio, interrupt, llm, room, stt, tools, tts, turn, vad
+from flowkit.nodes.llm_tool_rounds import LATE_RESULT_NOTE
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
 from flowkit.testing import FakeLLM, FakeReply, FakeTTS
@@ -120,10 +121,18 @@ async def test_the_same_speech_cuts_an_unprotected_tool_reply() -> None:
     heard = [t.text for t in io.transcripts if t.speaker == "agent" and t.final]
     assert f"Let me charge your card. {SAID}".startswith(heard[0])
     assert len(heard[0]) < len(f"Let me charge your card. {SAID}")  # cut in the tool's words
-    # The call cut off waiting has an error result right after it, before the user's
-    # next message, as a chat API requires; the result that came later is not the model's.
+    # The calling message keeps what was heard of it (its text and the tool's words), cut.
     messages = brain.history.messages
     assert [m.role for m in messages] == ["user", "assistant", "tool", "user", "assistant"]
+    assert (messages[1].content, messages[1].interrupted) == (heard[0], True)
     assert messages[2].tool_call_id == messages[1].tool_calls[0].call_id
-    assert messages[2].content.startswith("no result: the user cut the reply off")
+    # The user's words were answered while the tool still ran: the call had an error result
+    # right after it, before their message, as a chat API requires.
+    model = brain.params.provider  # type: ignore[attr-defined]
+    answer = model.requests[-1].history
+    assert answer[-1].content == messages[3].content
+    assert answer[-2].content.startswith("no result: the user cut the reply off")
+    # The tool finished later: its result took that answer's place; the rest of the reply
+    # (DONE) was never asked for.
+    assert messages[2].content == f"paid\n({LATE_RESULT_NOTE})"
     assert DONE not in [m.content for m in messages]

@@ -208,6 +208,51 @@ async def test_flush_cancels_and_playout_truncates_history_to_what_was_played() 
     assert (last.role, last.content, last.interrupted) == ("assistant", "The weather is", True)
 
 
+def _round_then_text() -> FakeLLM:
+    return FakeLLM([
+        FakeReply(text="Let me check.", tool_calls=(
+            ToolCallChunk("c1", "get_weather", '{"city": "Paris"}'),
+        )),
+        "It is sunny and warm in Paris today.",
+    ], ttft=0.1, token_gap=0.0)
+
+
+@pytest.mark.looptime
+async def test_a_reply_cut_after_its_tool_round_keeps_the_round_whole() -> None:
+    # The speaker's played text covers the whole reply, both of its requests.
+    llm = LLM(_round_then_text(), tools=[get_weather])
+    turn = _turn("weather?")
+    played = fk.Playout(turn_id=turn.turn_id, event=fk.PlayoutEvent.INTERRUPTED,
+                        played_text="Let me check. It is sunny")
+    g, _ = _graph(llm, [(0, turn)], ToolRouter([get_weather]), playout=[(3.0, played)])
+    await fk.GraphRunner(g).run()
+    assert [(m.role, m.content, m.interrupted) for m in llm.history.messages] == [
+        ("user", "weather?", False),
+        ("assistant", "Let me check.", False),
+        ("tool", "sunny in Paris", False),
+        ("assistant", "It is sunny", True),
+    ]
+
+
+@pytest.mark.looptime
+async def test_a_reply_cut_while_its_tool_runs_keeps_what_was_heard_of_the_call() -> None:
+    llm = LLM(_round_then_text(), tools=[get_weather])
+    turn, next_turn = _turn("weather?"), _turn("never mind")
+    played = fk.Playout(turn_id=turn.turn_id, event=fk.PlayoutEvent.INTERRUPTED,
+                        played_text="Let me")
+    # The tool takes 1 s; the speaker stops the reply at 0.5 s, the user goes on at 0.6 s.
+    g, _ = _graph(llm, [(0, turn), (0.6, next_turn)], ToolRouter([get_weather]),
+                  playout=[(0.5, played)])
+    await fk.GraphRunner(g).run()
+    calling, answer = llm.history.messages[1], llm.history.messages[2]
+    assert (calling.content, calling.interrupted) == ("Let me", True)
+    assert [c.call_id for c in calling.tool_calls] == ["c1"]
+    # The tool finished after the cut: its result stands in the history, noted as unheard.
+    assert (answer.role, answer.tool_call_id) == ("tool", "c1")
+    assert answer.content.startswith("sunny in Paris\n(this result came after the user cut")
+    assert [m.role for m in llm.history.messages[3:]] == ["user", "assistant"]
+
+
 @pytest.mark.looptime
 async def test_interrupt_flush_cancels_the_request() -> None:
     fake = FakeLLM(["a b c d e f g h i j", "later"], ttft=0.1, token_gap=0.2)

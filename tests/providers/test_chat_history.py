@@ -71,6 +71,68 @@ def test_truncate_keeps_an_unplayed_reply_that_called_tools() -> None:
     assert ChatHistory().truncate_last_assistant("x") is None
 
 
+def _reply_over_a_tool_round(turn_id: int) -> ChatHistory:
+    """A reply that spoke, called a tool (which said a sentence), then spoke again."""
+    history = ChatHistory("sys")
+    history.add_user("weather?")
+    history.add_assistant("Let me  check.", [call("c1")], turn_id=turn_id)
+    history.extend_last_assistant("One moment.")
+    history.add_tool_result(result("c1"))
+    history.add_assistant("It is sunny in Paris today.", turn_id=turn_id)
+    return history
+
+
+def test_truncate_reply_shares_what_was_played_among_the_replys_messages() -> None:
+    history = _reply_over_a_tool_round(7)
+    # The speaker joins the sentences its way; words are what is shared out.
+    assert history.truncate_reply(7, "Let me check. One moment. It is sunny")
+    first, second = history.messages[2], history.messages[4]
+    assert (first.content, first.interrupted) == ("Let me  check. One moment.", False)
+    assert first.tool_calls == (call("c1"),)
+    assert (second.content, second.interrupted, second.turn_id) == ("It is sunny", True, 7)
+
+
+def test_truncate_reply_cut_in_its_first_message_drops_the_text_after() -> None:
+    history = _reply_over_a_tool_round(7)
+    assert history.truncate_reply(7, "Let me check. One")
+    assert [m.role for m in history.messages] == ["system", "user", "assistant", "tool"]
+    cut = history.messages[2]
+    assert (cut.content, cut.interrupted, cut.tool_calls) == (
+        "Let me check. One", True, (call("c1"),)
+    )
+    # Nothing heard: the calls stay (their result follows), with no text.
+    history = _reply_over_a_tool_round(7)
+    assert history.truncate_reply(7, "")
+    assert [(m.role, m.content, m.interrupted) for m in history.messages[2:]] == [
+        ("assistant", "", True), ("tool", "sunny", False),
+    ]
+
+
+def test_truncate_reply_touches_only_its_own_turn() -> None:
+    history = _reply_over_a_tool_round(7)
+    history.add_user("and tomorrow?")
+    history.add_assistant("Tomorrow it rains.", turn_id=8)
+    before = history.messages
+    assert not history.truncate_reply(9, "Tomorrow")
+    assert not history.truncate_reply(0, "x")  # 0: a message of no known reply
+    assert history.messages == before
+    assert history.truncate_reply(8, "Tomorrow")
+    assert history.messages[:-1] == before[:-1]
+    assert history.messages[-1].content == "Tomorrow"
+
+
+def test_replace_tool_result_answers_the_call_in_place() -> None:
+    history = _reply_over_a_tool_round(7)
+    history.add_user("and tomorrow?")
+    late = ToolResult(call_id="c1", name="weather", output="rain")
+    replaced = history.replace_tool_result(late)
+    assert replaced is not None and history.messages[3] == replaced
+    assert (replaced.role, replaced.content, replaced.tool_call_id) == ("tool", "rain", "c1")
+    assert len(history) == 6
+    assert history.replace_tool_result(result("c9")) is None
+    assert len(history) == 6
+
+
 def test_copy_is_independent() -> None:
     history = ChatHistory("sys")
     history.add_user("one")
