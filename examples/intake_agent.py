@@ -291,5 +291,5 @@ def build(job: fk.JobContext) -> fk.Graph:
     ears.events >> [asr.speech, turns.vad, barge.vad]
     asr >> barge.transcripts
     barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]
-    speaker >> [brain.playout, barge.playout]
+    speaker >> [brain.playout, barge.playout, router.playout]  # router: ctx.wait_for_playout
     return g

@@ -169,12 +169,17 @@ class TextChunk(Message):
         allow_interruptions: Whether the user may barge in on this reply
             (:attr:`ReplyRequest.allow_interruptions`); carried on to its audio and its
             playout reports, where :class:`~flowkit.nodes.Interruptions` reads it.
+        mark: Not ``0`` on a playout marker (a tool's ``ctx.wait_for_playout()``), a chunk
+            without text: the TTS node puts it among the reply's audio after the audio of
+            the text before it, and the speaker reports ``Playout(REACHED, mark=...)``
+            when it gets there.
     """
 
     text: str
     final: bool = False
     flush: bool = False
     allow_interruptions: bool = True
+    mark: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,19 +234,22 @@ class ToolSpeech(Message):
 
     With ``allow_interruptions=False`` (``ctx.disallow_interruptions()``) it also asks that
     the reply may no longer be interrupted, from now until it ends; ``text`` is then empty
-    when the tool says nothing.
+    when the tool says nothing. With a ``mark`` (``ctx.wait_for_playout()``) it asks for a
+    playout marker in the reply, after what it has said so far (see :attr:`TextChunk.mark`).
 
     Attributes:
         call_id: The id of the call whose tool speaks.
         name: The tool's name.
         text: What to say, as plain text for TTS; empty when there are no words.
         allow_interruptions: ``False`` to protect the rest of the reply from barge-in.
+        mark: Not ``0``: the playout marker the tool waits for.
     """
 
     call_id: str
     name: str
     text: str
     allow_interruptions: bool = True
+    mark: int = 0
 
 
 DTMF_DIGITS = "0123456789*#ABCD"
@@ -415,9 +423,11 @@ class TimedWord:
 class AgentAudio(Message):
     """A piece of the agent's speech, with the text it speaks, on its way to the speaker.
 
-    A piece without a frame that is not ``final`` is a marker: it tells the speaker that
-    the reply may no longer be interrupted (``allow_interruptions=False``) before its next
-    audio is made, as when a tool calls ``ctx.disallow_interruptions()``.
+    A piece without a frame that is not ``final`` is a marker. With a ``mark``, the speaker
+    reports ``Playout(REACHED, mark=...)`` once it has played the audio before it (a tool's
+    ``ctx.wait_for_playout()``); without, it tells the speaker that the reply may no longer
+    be interrupted (``allow_interruptions=False``) before its next audio is made, as when a
+    tool calls ``ctx.disallow_interruptions()``.
 
     Attributes:
         frame: The audio, or ``None`` on the end-of-reply marker and the protection marker.
@@ -429,6 +439,7 @@ class AgentAudio(Message):
             (:class:`TimedWord`, continuing where the sentence's earlier frames left off:
             together, the first words of ``text``, one for each of its words, in order).
             Empty when it gives none; the sink then estimates from the speaking rate.
+        mark: Not ``0`` on a playout marker (see :attr:`TextChunk.mark`).
     """
 
     frame: rtc.AudioFrame | None
@@ -437,6 +448,7 @@ class AgentAudio(Message):
     final: bool = False
     allow_interruptions: bool = True
     words: tuple[TimedWord, ...] = ()
+    mark: int = 0
 
 
 class PlayoutEvent(enum.StrEnum):
@@ -448,6 +460,9 @@ class PlayoutEvent(enum.StrEnum):
     PROTECTED = "protected"
     """The reply may no longer be interrupted, from now on (a tool's
     ``ctx.disallow_interruptions()``); the report says ``allow_interruptions=False``."""
+    REACHED = "reached"
+    """The speaker has played the reply's audio up to a playout marker, whose id the
+    report's ``mark`` gives (a tool's ``ctx.wait_for_playout()``); the reply goes on."""
     FINISHED = "finished"
     INTERRUPTED = "interrupted"
 
@@ -462,12 +477,14 @@ class Playout(Message):
             share of the current one that was played, cut at a word).
         played_duration: Seconds of the reply's audio played.
         allow_interruptions: Whether the user may barge in on this reply (from its audio).
+        mark: For ``REACHED``: the id of the marker reached.
     """
 
     event: PlayoutEvent
     played_text: str = ""
     played_duration: float = 0.0
     allow_interruptions: bool = True
+    mark: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

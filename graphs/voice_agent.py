@@ -194,7 +194,8 @@ def build(job: fk.JobContext) -> fk.Graph:
     brain.tool_calls >> router >> brain.tool_results          # the tool loop
     router.speech >> brain.tool_speech  # what a tool says while it runs (ctx.say)
     barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]  # barge-in
-    speaker >> [brain.playout, barge.playout, states.playout]  # what was played, fed back
+    # What was played, fed back (the router: for tools that wait for it, ctx.wait_for_playout).
+    speaker >> [brain.playout, barge.playout, states.playout, router.playout]
     if chosen.vision:
         # Sight: the camera's newest frame, kept about once a second while the user speaks,
         # goes with their turn (a room without a camera leaves the agent blind, no error).

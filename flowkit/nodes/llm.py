@@ -454,7 +454,9 @@ class LLM(Node):
 
         Anywhere else it would be out of place: the reply was cut by the user or a newer
         turn, or its round gave up on the call (timed out), so it is dropped. So is a
-        request to protect the reply (``allow_interruptions=False``) that comes too late.
+        request to protect the reply (``allow_interruptions=False``) that comes too late,
+        and a playout marker (``mark``): the ToolRouter stops waiting for it when the
+        speaker reports the reply's end.
         """
         if said.turn_id != self._reply_turn or not self._rounds.awaits(said.call_id):
             self.ctx.logger.debug(
@@ -463,17 +465,25 @@ class LLM(Node):
             return
         if not said.allow_interruptions:
             self._protect_reply(said.turn_id)
-        if not said.text.strip():
-            return
-        # Its own sentence, spoken now; the history keeps it on the message that called
-        # the tool (see ChatHistory.extend_last_assistant).
-        self.text.send(
-            TextChunk(
-                turn_id=said.turn_id, text=said.text.strip() + " ", flush=True,
-                allow_interruptions=self._reply_allows_interruptions,
+        if said.text.strip():
+            # Its own sentence, spoken now; the history keeps it on the message that called
+            # the tool (see ChatHistory.extend_last_assistant).
+            self.text.send(
+                TextChunk(
+                    turn_id=said.turn_id, text=said.text.strip() + " ", flush=True,
+                    allow_interruptions=self._reply_allows_interruptions,
+                )
             )
-        )
-        self.history.extend_last_assistant(said.text.strip())
+            self.history.extend_last_assistant(said.text.strip())
+        if said.mark:
+            # The tool waits for the speaker to play the reply up to here. Flushed, so that
+            # a ReplyGuard between passes it on now.
+            self.text.send(
+                TextChunk(
+                    turn_id=said.turn_id, text="", flush=True, mark=said.mark,
+                    allow_interruptions=self._reply_allows_interruptions,
+                )
+            )
 
     def _protect_reply(self, turn_id: int) -> None:
         """Let nothing but a forced interrupt cut the reply under way, until it has played.

@@ -278,7 +278,8 @@ class RoomSink(Node):
     is written, ``FINISHED`` once its last frame is written (a paced output returns from
     ``write`` when the frame starts playing), ``PAUSED`` / ``RESUMED`` on interrupts,
     ``PROTECTED`` when a tool protects a reply that has started from barge-in (a marker
-    in its audio, see :class:`~flowkit.messages.AgentAudio`), and
+    in its audio, see :class:`~flowkit.messages.AgentAudio`), ``REACHED`` when it has played
+    a reply's audio up to a playout marker (a tool's ``ctx.wait_for_playout()``), and
     ``INTERRUPTED`` on a flush, on audio of a newer turn, or when the input ends while the
     reply is paused. An interrupt names its reply by ``turn_id`` (``0``: the current one).
     Audio of an older turn than the current one, or of a flushed turn, is dropped.
@@ -379,14 +380,20 @@ class _Playback:
             self.node.ctx.logger.debug("dropped stale audio of turn %d", item.turn_id)
             return
         if reply is None or item.turn_id > reply.turn_id or reply.done:
+            if item.mark and item.frame is None and not item.final:
+                # A playout marker with nothing of its reply before it here (a tool called
+                # before any words): reached now. It opens no reply, which no end would close.
+                self.report(_Reply(item.turn_id, item.allow_interruptions, self.rate),
+                            PlayoutEvent.REACHED, mark=item.mark)
+                return
             if reply is not None and not reply.done:
                 self.interrupt(reply, "a newer turn")
             reply = self.current = _Reply(item.turn_id, item.allow_interruptions, self.rate)
         elif reply.allow_interruptions and not item.allow_interruptions:
             self.protect(reply)
-        if item.frame is None and not item.final:
+        if item.frame is None and not item.final and not item.mark:
             return  # the protection marker: nothing to play
-        reply.receive(item)
+        reply.receive(item)  # a playout marker waits in the queue for the audio before it
         self.start_player()
         self.wake.set()
 
@@ -487,6 +494,8 @@ class _Playback:
             reply.queue.popleft()
             if item.frame is not None:
                 self.played(reply, item, item.frame)
+            if item.mark:
+                self.report(reply, PlayoutEvent.REACHED, mark=item.mark)
             if item.final:
                 self.end(reply, PlayoutEvent.FINISHED)
             written += 1
@@ -555,7 +564,7 @@ class _Playback:
         self.report(reply, event)
         self.settled.set()
 
-    def report(self, reply: _Reply, event: PlayoutEvent) -> None:
+    def report(self, reply: _Reply, event: PlayoutEvent, *, mark: int = 0) -> None:
         with contextlib.suppress(RuntimeError):  # the graph closed under us: nobody listens
             self.node.playout.send(
                 Playout(
@@ -564,5 +573,6 @@ class _Playback:
                     played_text=reply.played_text(),
                     played_duration=reply.played,
                     allow_interruptions=reply.allow_interruptions,
+                    mark=mark,
                 )
             )

@@ -100,6 +100,8 @@ class _Tracker:
         if report.event is PlayoutEvent.PROTECTED:
             self.protected = turn  # still speaking; a turn meanwhile waits for it
             return
+        if report.event is PlayoutEvent.REACHED:
+            return  # a tool's marker within the reply: the reply plays on
         if report.event in _SPEAKING_EVENTS:
             self.protected = None if report.allow_interruptions else turn
             if self.awaited_from is not None and turn >= self.awaited_from:

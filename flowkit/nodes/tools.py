@@ -13,8 +13,10 @@ With ``speech`` linked to the LLM node's ``tool_speech`` (or a RealtimeModel's, 
 TTS node speaks), a tool can speak while it runs
 (``await ctx.say("One moment while I look that up.")``): the words are spoken in the reply
 that made the call, before its result is back; ``ctx.disallow_interruptions()`` travels the
-same way and protects that reply from barge-in until it ends. Unlinked, both raise and say
-what to link.
+same way and protects that reply from barge-in until it ends. With the speaker's ``playout``
+linked to the router's ``playout`` too, ``await ctx.wait_for_playout()`` returns once the
+user has heard what the reply said so far (:mod:`flowkit.nodes.tool_playout`). Unlinked,
+each raises and says what to link.
 
 A tool can run a task (``await ctx.run_task(task)``, :mod:`flowkit.tools.task`): a
 sub-conversation with its own instructions and tools. The router answers the tool's call at
@@ -31,8 +33,9 @@ import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from flowkit.messages import ToolCall, ToolResult, ToolSpeech
+from flowkit.messages import Playout, ToolCall, ToolResult, ToolSpeech
 from flowkit.node import Node, NodeParams
+from flowkit.nodes.tool_playout import PlayoutWaits
 from flowkit.ports import In, Out
 from flowkit.tools.context import RunContext, no_speech_error
 from flowkit.tools.function_tool import FunctionTool, ToolSet
@@ -54,6 +57,11 @@ class ToolRouter(Node):
     speech: Out[ToolSpeech] = Out(
         doc="what tools say while they run (ctx.say), to the LLM's (or realtime model's) "
         "tool_speech"
+    )
+    playout: In[Playout] = In(
+        feedback=True, required=False,
+        doc="the speaker's reports, for tools that wait for their reply to be heard "
+        "(ctx.wait_for_playout)",
     )
 
     class Params(NodeParams):
@@ -91,16 +99,30 @@ class ToolRouter(Node):
         self._tools = Toolbox(chosen, mcp_servers)
         # The tasks that tools wait for, innermost last.
         self._tasks: list[_TaskRun] = []
+        self._playout = PlayoutWaits()
 
     @property
     def toolset(self) -> ToolSet:
         """The tools it runs now: the current agent's, then the MCP servers' (once listed)."""
         return self._tools.toolset
 
-    async def run(self, calls: AsyncIterator[ToolCall]) -> None:
+    async def run(self, calls: AsyncIterator[ToolCall], playout: AsyncIterator[Playout]) -> None:
         """List the MCP servers' tools, then run the calls (see the class)."""
-        async with self._tools.opened(self.ctx.logger):
-            await self._serve(calls)
+        # A restarted run starts afresh: the waits of the tools that died with it are gone.
+        self._playout = PlayoutWaits()
+        watching = self.ctx.create_task(self._read_playout(playout), name="playout")
+        try:
+            async with self._tools.opened(self.ctx.logger):
+                await self._serve(calls)
+        finally:
+            watching.cancel()
+
+    async def _read_playout(self, playout: AsyncIterator[Playout]) -> None:
+        try:
+            async for report in playout:
+                self._playout.on_playout(report)
+        finally:
+            self._playout.close()  # no report can settle a wait now
 
     async def _serve(self, calls: AsyncIterator[ToolCall]) -> None:
         """Start each call as it arrives; finish when the calls end and all have answered."""
@@ -247,6 +269,28 @@ class _CallSession:
             turn_id=call.turn_id, call_id=call.call_id, name=call.name, text="",
             allow_interruptions=False,
         ))
+
+    async def wait_for_playout(self) -> None:
+        """Wait until the speaker has played the call's reply up to now (see the module)."""
+        call, router = self.call, self._router
+        missing = [
+            link for link, linked in (
+                ("router.speech >> llm.tool_speech", router.ctx.output_linked("speech")),
+                ("speaker.playout >> router.playout", router.ctx.input_linked("playout")),
+            ) if not linked
+        ]
+        if missing:
+            raise RuntimeError(
+                f"tool {call.name!r} called ctx.wait_for_playout() but ToolRouter "
+                f"{router.name!r} cannot follow the reply to the speaker; link "
+                f"{' and '.join(missing)}"
+            )
+        mark, played = router._playout.new_mark(call.turn_id)
+        if not played.done():
+            router.speech.send(ToolSpeech(
+                turn_id=call.turn_id, call_id=call.call_id, name=call.name, text="", mark=mark,
+            ))
+        await played
 
     async def run_task(self, task: AgentTask[Any]) -> Any:
         """Move the conversation to ``task`` and wait for its result (see the module)."""

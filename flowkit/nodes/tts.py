@@ -59,7 +59,8 @@ class _Reply:
         self.turn_id = turn_id
         self.allow_interruptions = allow_interruptions
         self.splitter = SentenceSplitter(min_length)
-        self.sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        # Sentences in order; an int is a playout marker's id, None the end of the text.
+        self.sentences: asyncio.Queue[str | int | None] = asyncio.Queue()
         self.text_ended = False
         self.cancelled = False
         self.task: asyncio.Task[None] | None = None
@@ -76,6 +77,11 @@ class _Reply:
         for sentence in self.splitter.flush():
             self.sentences.put_nowait(sentence)
 
+    def mark(self, mark: int) -> None:
+        """Put playout marker ``mark`` after the text so far, which is spoken now."""
+        self.flush_text()
+        self.sentences.put_nowait(mark)
+
     def end_text(self) -> None:
         self.flush_text()
         self.sentences.put_nowait(None)
@@ -90,9 +96,11 @@ class TTS(Node):
     current one) cancels it too, and later text of that turn is dropped, as is text of an
     older turn than the current one. A chunk with ``flush`` has the text held back so far
     spoken at once, even a sentence shorter than ``min_sentence_length`` or one without its
-    end (the LLM node flushes before a tool round). A cancelled reply gets no end marker (the
-    sink ends it itself). When a request fails, the error is logged and the reply ends with
-    its marker, so the sink reports what was played and the next turn starts afresh.
+    end (the LLM node flushes before a tool round). A chunk with a ``mark`` puts a playout
+    marker among the reply's audio, after the audio of the text before it (a tool's
+    ``ctx.wait_for_playout()``). A cancelled reply gets no end marker (the sink ends it
+    itself). When a request fails, the error is logged and the reply ends with its marker,
+    so the sink reports what was played and the next turn starts afresh.
     ``metrics`` gets one :class:`~flowkit.messages.Metrics` per reply (``ttfa`` from its
     first sentence's request to its first audio), with the reply's ``turn_id``.
 
@@ -221,6 +229,8 @@ class _Session:
         elif reply.allow_interruptions and not chunk.allow_interruptions:
             self.protect(reply)
         reply.push(chunk.text)
+        if chunk.mark:
+            reply.mark(chunk.mark)
         if chunk.final:
             reply.end_text()
         elif chunk.flush:
@@ -279,6 +289,13 @@ class _Session:
         node, segment = self.node, 0
         try:
             while (sentence := await reply.sentences.get()) is not None:
+                if isinstance(sentence, int):
+                    # After the audio of every sentence before it, as the tool asked.
+                    await node.audio.put(AgentAudio(
+                        turn_id=reply.turn_id, frame=None, segment=segment, mark=sentence,
+                        allow_interruptions=reply.allow_interruptions,
+                    ))
+                    continue
                 spoken = self._spoken(sentence)
                 if not spoken:
                     continue

@@ -15,7 +15,9 @@ passes one whose words are spoken, in the reply that made the call while the too
 when its ``speech`` output is linked to the LLM node's ``tool_speech`` (or a realtime
 model's, whose text a TTS node speaks); unlinked, its ``say`` raises a clear error, as
 :meth:`RunContext.say` does for a context without a session (tools run by hand or in
-tests). The router's session also runs tasks (:meth:`RunContext.run_task`, see
+tests). With the speaker's reports linked to the router's ``playout``, a tool can wait until
+its reply's words have been heard (:meth:`RunContext.wait_for_playout`). The router's
+session also runs tasks (:meth:`RunContext.run_task`, see
 :mod:`flowkit.tools.task`). The router passes the ``job`` the graph runs for, so a tool can
 act on the call itself through the job's room I/O (:data:`flowkit.tools.dtmf.send_dtmf`
 presses keys on the phone line); a tool run outside a job gets ``job=None``.
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
     from flowkit.tools.task_group import TaskGroup, TaskGroupResult
 
 __all__ = [
-    "InterruptionControl", "RunContext", "TaskSession", "ToolSession", "no_speech_error",
+    "InterruptionControl", "PlayoutWaiter", "RunContext", "TaskSession", "ToolSession",
+    "no_speech_error",
 ]
 
 UserdataT = TypeVar("UserdataT", default=Any)
@@ -71,6 +74,19 @@ class InterruptionControl(Protocol):
 
     def disallow_interruptions(self) -> None:
         """Let nobody interrupt the reply that made the call, from now until it ends."""
+        ...
+
+
+@runtime_checkable
+class PlayoutWaiter(Protocol):
+    """A :class:`ToolSession` that can wait until the reply that made the call is heard."""
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` to the user now, while the tool keeps running."""
+        ...
+
+    async def wait_for_playout(self) -> None:
+        """Return once the speaker has played what the reply said so far."""
         ...
 
 
@@ -169,6 +185,33 @@ class RunContext(Generic[UserdataT]):
                 "disallow_interruptions())"
             )
         self.session.disallow_interruptions()
+
+    async def wait_for_playout(self) -> None:
+        """Wait until the user has heard what the reply that made the call said so far.
+
+        That is the model's words before the call and what tools said since (``say``),
+        as LiveKit Agents' ``RunContext.wait_for_playout()`` waits for the speech before
+        the tool. For what must follow the words, not run over them: hang up after the
+        goodbye, transfer after "I'll put you through". It returns at once if that reply
+        is over already, and when it is cut off or replaced by a newer one meanwhile
+        (whatever played of it is all that will). Time spent waiting counts toward the
+        tool's timeout.
+
+        Raises:
+            RuntimeError: Nothing follows the reply to the speaker: a ToolRouter whose
+                ``speech`` output or ``playout`` input is not linked (link
+                ``router.speech >> llm.tool_speech`` and ``speaker.playout >>
+                router.playout``), or a context without a session that can (a tool run
+                outside an agent).
+        """
+        if not isinstance(self.session, PlayoutWaiter):
+            raise RuntimeError(
+                f"tool {self.call.name!r} called ctx.wait_for_playout() but its RunContext "
+                "has no session that follows the reply to the speaker; in a graph the "
+                "ToolRouter runs the tool (outside one, build the context with a session "
+                "that has wait_for_playout())"
+            )
+        await self.session.wait_for_playout()
 
     @overload
     async def run_task(self, task: AgentTask[ResultT]) -> ResultT: ...

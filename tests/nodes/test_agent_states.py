@@ -141,6 +141,18 @@ async def test_a_turn_after_a_tool_protected_the_reply_keeps_the_agent_speaking(
 
 
 @pytest.mark.looptime
+async def test_a_tools_playout_marker_reached_mid_reply_keeps_the_agent_speaking() -> None:
+    reply = fk.new_turn_id()
+    reached = Playout(turn_id=reply, event=PlayoutEvent.REACHED, mark=3)
+    states, _, _ = await run_states(
+        Script(end_at=10),
+        Script(played(0.5, PlayoutEvent.STARTED, reply), (1.0, reached),
+               played(3.0, PlayoutEvent.FINISHED, reply), end_at=10),
+    )
+    assert states == [(0.0, LISTENING), (0.5, SPEAKING), (3.0, LISTENING)]
+
+
+@pytest.mark.looptime
 async def test_ends_with_turns_and_requests_without_waiting_for_playout() -> None:
     t1 = fk.new_turn_id()
     states, _, ended = await run_states(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import math
 from collections.abc import AsyncIterator, Callable
@@ -374,6 +375,30 @@ async def test_a_newer_turn_interrupts_the_reply_playing() -> None:
     assert sum(turn == 2 for _, turn in played) == 10
     assert run.report(PlayoutEvent.INTERRUPTED).played_text == "one two three"  # 0.32 s
     assert [t - run.start for t in run.io.cleared] == pytest.approx([0.3])
+
+
+@pytest.mark.looptime
+async def test_a_playout_marker_is_reached_once_the_audio_before_it_has_played() -> None:
+    first = reply(1, ("Let me put you through.", 0.4), final=False)
+    # The marker behind the first sentence, the second sentence sent at once after it.
+    marker = AgentAudio(turn_id=1, frame=None, mark=7)
+    second = [dataclasses.replace(item, segment=item.segment + 1)
+              for item in reply(1, ("Hold on.", 0.2))]
+    items = [*first, marker, *second]
+    # Before its reply, a marker of the next turn, whose reply has nothing before it here:
+    # reached at once, without cutting the reply playing.
+    early = AgentAudio(turn_id=2, frame=None, mark=8)
+    run = await Sink(at(0.0, items) + at(0.1, [early])).run()
+    reached = [(t - run.start, p) for t, p in run.playout.items
+               if p.event is PlayoutEvent.REACHED]
+    assert [(p.turn_id, p.mark) for _, p in reached] == [(2, 8), (1, 7)]
+    assert reached[0][0] == pytest.approx(0.1)
+    # As the first sentence's last frame starts (a paced write returns then).
+    assert reached[1][0] == pytest.approx(0.4 - FRAME)
+    assert reached[1][1].played_text == "Let me put you through."
+    assert run.events == [(1, PlayoutEvent.STARTED), (2, PlayoutEvent.REACHED),
+                          (1, PlayoutEvent.REACHED), (1, PlayoutEvent.FINISHED)]
+    assert len(run.io.played) == 30
 
 
 @pytest.mark.looptime

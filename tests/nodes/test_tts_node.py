@@ -69,6 +69,27 @@ async def test_first_sentence_is_spoken_before_the_text_is_complete() -> None:
 
 
 @pytest.mark.looptime
+async def test_a_playout_marker_follows_the_audio_of_the_text_before_it() -> None:
+    # Synthesis takes time (frames 20 ms apart): the marker, sent at once with the text,
+    # must still come out after every frame of it, not as it arrives.
+    fake = FakeTTS(seconds_per_char=0.01, ttfa=0.1, frame_gap=0.02)
+    text = Script(
+        (0.0, TextChunk(turn_id=1, text="Let me put you through")),  # unfinished: flushed
+        (0.0, TextChunk(turn_id=1, text="", flush=True, mark=7)),
+        (0.0, TextChunk(turn_id=1, text=S2 + " ")),
+        (0.0, TextChunk(turn_id=1, text="", final=True)),
+    )
+    g, audio, _ = _graph(TTS(fake), text)
+    await _run(g)
+    items = [a for _, a in audio.items]
+    [at] = [i for i, a in enumerate(items) if a.mark]
+    assert (items[at].mark, items[at].frame, items[at].final) == (7, None, False)
+    assert {a.text for a in items[:at]} == {"Let me put you through"}
+    assert {a.text for a in items[at + 1:-1]} == {S2} and items[-1].final
+    assert fake.texts == ["Let me put you through", S2]
+
+
+@pytest.mark.looptime
 async def test_a_newer_turn_cancels_the_older_synthesis() -> None:
     fake = FakeTTS(seconds_per_char=0.05, ttfa=0.1, frame_gap=0.02)
     text = Script(

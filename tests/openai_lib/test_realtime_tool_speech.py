@@ -12,6 +12,7 @@ dialogue directly.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -362,3 +363,47 @@ def test_words_held_for_a_response_that_is_then_cancelled_are_dropped(
     assert recorder.sent() == []
     [dropped] = [r.getMessage() for r in caplog.records if "dropped what tool" in r.getMessage()]
     assert "its reply ended before the response that made the call did" in dropped
+
+
+# -- playout markers (ctx.wait_for_playout) ----------------------------------------------------
+
+
+def test_a_marker_waits_for_the_calling_response_then_goes_to_the_tts_node() -> None:
+    recorder = EffectsRecorder()
+    dialogue = _dialogue(recorder)
+    _calling_response(dialogue, done=False)
+    call = recorder.call()
+    dialogue.on_tool_speech(_said(call, text="", mark=7))
+    assert recorder.sent() == []  # behind the whole response, which still streams
+    dialogue.on_event(server_event("response.done", response={"id": "r1", "status": "completed"}))
+    marker = fk.TextChunk(turn_id=call.turn_id, text="", flush=True, mark=7)
+    assert recorder.sent() == [marker]
+    # Nothing joins the server's conversation for it.
+    assert not [m for m in recorder.log if isinstance(m, dict)]
+
+
+def test_a_model_that_speaks_itself_puts_the_marker_behind_its_audio() -> None:
+    recorder = EffectsRecorder()
+    dialogue = _dialogue(recorder, voiced=False)
+    _calling_response(dialogue)
+    call = recorder.call()
+    dialogue.on_tool_speech(_said(call, text="", mark=7))
+    [marker] = [m for m in recorder.log if isinstance(m, fk.AgentAudio)]
+    assert (marker.turn_id, marker.frame, marker.mark, marker.final) == (
+        call.turn_id, None, 7, False
+    )
+    assert recorder.sent() == []  # no text, no event
+
+
+@pytest.mark.parametrize("case", ["answered", "timed out", "other turn", "cut while waiting"])
+def test_a_marker_for_a_reply_that_moved_on_is_dropped(case: str) -> None:
+    recorder, timers = EffectsRecorder(), _Timers()
+    dialogue = _dialogue(recorder, timers)
+    _calling_response(dialogue)
+    call = recorder.call()
+    before = {"answered": _answered, "timed out": _timed_out, "other turn": _other_turn,
+              "cut while waiting": _cut}[case]
+    words = before(dialogue, call, timers)
+    log = list(recorder.log)
+    dialogue.on_tool_speech(dataclasses.replace(words, text="", mark=7))
+    assert recorder.log == log

@@ -181,6 +181,7 @@ class Dialogue:
             logger=logger, supersede=self._supersede, end_reply=self.end_reply,
         )
         self.tool_speech = ToolSpeaker(self.voicing, tools=self.tools, said=self.said,
+                                       speak=lambda audio: self.effects.speak(audio),
                                        logger=logger)
         # (Looked up when audio comes: an Effects without audio serves a dialogue fed none.)
         self.held = HeldInput(blocked=self.said.protecting,

@@ -104,8 +104,8 @@ class Listening:
     def on_playout(self, report: Playout) -> None:
         """The sink's report: whether a reply is playing, what of it was played, if it was cut."""
         reply = self.replies.get(report.turn_id)
-        if reply is None or report.event is PlayoutEvent.PROTECTED:
-            return  # protected: it plays on as it was
+        if reply is None or report.event in (PlayoutEvent.PROTECTED, PlayoutEvent.REACHED):
+            return  # protected, or a tool's marker reached: it plays on as it was
         reply.audible = report.event in (PlayoutEvent.STARTED, PlayoutEvent.RESUMED)
         reply.started = reply.started or reply.audible
         if report.event not in (PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED):

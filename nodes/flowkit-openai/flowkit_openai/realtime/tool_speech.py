@@ -36,6 +36,11 @@ output a TTS node speaks (:mod:`.voiced_text`) can say them. There, what a tool 
 A tool's ``ctx.disallow_interruptions()`` is not honoured here: the node logs a warning,
 once, and the reply stays open to barge-in.
 
+A tool's ``ctx.wait_for_playout()`` is: its playout marker goes behind what the reply has
+said, once the calling response is done (as words do): to the TTS node in a text session
+(:meth:`.VoicedText.mark`), or to the speaker behind the model's audio in one that speaks
+itself. The speaker reports reaching it to the ToolRouter.
+
 A model that speaks itself (``output_modality="audio"``), or a text one whose ``text`` is not
 linked, has no voice for a given text: the first words a tool says in a run are logged as a
 warning with the remedy, and all are dropped; nothing is sent.
@@ -44,8 +49,9 @@ warning with the remedy, and all are dropped; nothing is sent.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from flowkit.messages import ToolSpeech
+from flowkit.messages import AgentAudio, ToolSpeech
 from flowkit_openai.realtime.conversation import Reply
 from flowkit_openai.realtime.say import SaidReplies
 from flowkit_openai.realtime.tool_rounds import ToolRounds
@@ -62,6 +68,7 @@ class ToolSpeaker:
             itself, or its ``text`` output is not linked), so tools' words are dropped.
         tools: The replies' tool rounds (which call a reply still waits for).
         said: Adds an item the node names to a reply and to the server's conversation.
+        speak: Sends audio (a playout marker) to the speaker, behind the model's own.
         logger: The node's logger.
     """
 
@@ -71,9 +78,11 @@ class ToolSpeaker:
         *,
         tools: ToolRounds,
         said: SaidReplies,
+        speak: Callable[[AgentAudio], None],
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
     ) -> None:
         self.voicing, self.tools, self.said, self.log = voicing, tools, said, logger
+        self._speak_audio = speak
         # Words that came while the response that made their call still streamed, by turn.
         self._held: dict[int, list[ToolSpeech]] = {}
         self._warned = False
@@ -81,6 +90,9 @@ class ToolSpeaker:
 
     def take(self, speech: ToolSpeech) -> None:
         """Speak ``speech`` in its reply now, after its calling response, or drop it."""
+        if speech.mark:
+            self._take_mark(speech)
+            return
         if not speech.allow_interruptions:
             self._cannot_protect(speech)
             if not speech.text.strip():
@@ -109,9 +121,10 @@ class ToolSpeaker:
         Called before the reply's tool round goes on, so the words come before the next
         response of the reply.
         """
-        held = self._held.pop(reply.turn_id, [])
-        if self.voicing is not None:
-            for speech in held:
+        for speech in self._held.pop(reply.turn_id, []):
+            if speech.mark:
+                self._mark(reply, speech.mark)
+            elif self.voicing is not None:
                 self._speak(self.voicing, reply, speech)
 
     def reply_ended(self, reply: Reply) -> None:
@@ -123,6 +136,27 @@ class ToolSpeaker:
         text = speech.text.strip()
         item = self.said.add_item(reply, text)
         voicing.sentence(reply, item, text)
+
+    def _take_mark(self, speech: ToolSpeech) -> None:
+        """Put a playout marker in the reply after what it said so far, or drop it."""
+        reply = self.tools.awaiting(speech.call_id)
+        if reply is None or reply.turn_id != speech.turn_id or reply.cut:
+            # The ToolRouter stops waiting when the speaker reports the reply over.
+            self._drop(speech, "its reply no longer waits for the call")
+        elif reply.round is not None and not reply.round.response_done:
+            self._held.setdefault(reply.turn_id, []).append(speech)
+        else:
+            self._mark(reply, speech.mark)
+
+    def _mark(self, reply: Reply, mark: int) -> None:
+        if self.voicing is not None:
+            self.voicing.mark(reply, mark)
+        else:
+            # Behind the model's audio of the reply so far, on its way to the speaker.
+            self._speak_audio(AgentAudio(
+                turn_id=reply.turn_id, frame=None, mark=mark,
+                allow_interruptions=reply.allow_interruptions,
+            ))
 
     def _drop(self, speech: ToolSpeech, why: str) -> None:
         self.log.debug("dropped what tool %r said (%s): %r", speech.name, why, speech.text)

@@ -126,6 +126,16 @@ class VoicedText:
         self._send(TextChunk(turn_id=reply.turn_id, text="", flush=True,
                              allow_interruptions=reply.allow_interruptions))
 
+    def mark(self, reply: Reply, mark: int) -> None:
+        """Have the TTS node put playout marker ``mark`` behind ``reply``'s text so far.
+
+        Flushed, so the text before it is spoken now. It carries no words and does not
+        make the reply voiced: with no text before it, the speaker reaches it at once.
+        """
+        self._unflushed.discard(reply.turn_id)
+        self._send(TextChunk(turn_id=reply.turn_id, text="", flush=True, mark=mark,
+                             allow_interruptions=reply.allow_interruptions))
+
     def end(self, reply: Reply) -> None:
         """The model is done with ``reply``: its last chunk, unless it was cut or is empty."""
         self._unflushed.discard(reply.turn_id)  # the final chunk ends its text, if any
