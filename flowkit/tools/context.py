@@ -194,8 +194,9 @@ class RunContext(Generic[UserdataT]):
         the tool. For what must follow the words, not run over them: hang up after the
         goodbye, transfer after "I'll put you through". It returns at once if that reply
         is over already, and when it is cut off or replaced by a newer one meanwhile
-        (whatever played of it is all that will). Time spent waiting counts toward the
-        tool's timeout.
+        (whatever played of it is all that will; a reply cut before any of its audio
+        reached the speaker is over for the wait when the speaker reports the next one).
+        Time spent waiting counts toward the tool's timeout.
 
         Raises:
             RuntimeError: Nothing follows the reply to the speaker: a ToolRouter whose
