@@ -8,7 +8,6 @@ snapshot (:attr:`ChatHistory.messages`) per request.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -385,11 +384,5 @@ class ChatHistory:
 
 def _after_words(text: str, count: int) -> str:
     """``text`` without its first ``count`` words (and the space after them)."""
-    if count == 0:
-        return text
-    end = 0
-    for index, word in enumerate(re.finditer(r"\S+", text)):
-        end = word.end()
-        if index == count - 1:
-            break
-    return text[end:].strip()
+    parts = text.split(maxsplit=count)
+    return parts[count] if len(parts) > count else ""
