@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import deque
 
 from flowkit.messages import Playout, PlayoutEvent
 
@@ -29,18 +28,16 @@ __all__ = ["PlayoutWaits"]
 # Marker ids are unique in the process, so that two routers feeding one speaker never mix.
 _marks = itertools.count(1)
 
-# Turns whose end the speaker reported that are remembered (a marker of an older one comes
-# late, after its reply ended; the newest turn reported covers all older ones anyway).
-_ENDED_KEPT = 16
-
 
 class PlayoutWaits:
     """The markers tools wait for, settled by the speaker's reports (see the module)."""
 
     def __init__(self) -> None:
         self._waiting: dict[int, tuple[int, asyncio.Future[None]]] = {}
-        self._newest_turn = 0  # the newest turn the speaker reported on
-        self._ended: deque[int] = deque(maxlen=_ENDED_KEPT)
+        # The newest turn the speaker reported on, and whether its end was reported: every
+        # older turn is over (the speaker plays one reply at a time), so that is all to know.
+        self._newest_turn = 0
+        self._newest_ended = False
         self._closed = False
 
     def new_mark(self, turn_id: int) -> tuple[int, asyncio.Future[None]]:
@@ -66,9 +63,12 @@ class PlayoutWaits:
             if entry is not None and not entry[1].done():
                 entry[1].set_result(None)
             return
-        if report.event in (PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED):
-            self._ended.append(turn)
-        self._newest_turn = max(self._newest_turn, turn)
+        if turn > self._newest_turn:
+            self._newest_turn, self._newest_ended = turn, False
+        if turn == self._newest_turn and report.event in (
+            PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED
+        ):
+            self._newest_ended = True
         for waited, future in list(self._waiting.values()):
             if self._over(waited) and not future.done():
                 future.set_result(None)
@@ -81,4 +81,5 @@ class PlayoutWaits:
                 future.set_result(None)
 
     def _over(self, turn_id: int) -> bool:
-        return self._closed or turn_id < self._newest_turn or turn_id in self._ended
+        newest = self._newest_turn
+        return self._closed or turn_id < newest or (turn_id == newest and self._newest_ended)
