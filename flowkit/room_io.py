@@ -6,9 +6,9 @@ they run for (``ctx.job.io``). An offline run binds them to WAV files; a LiveKit
 to the room's tracks. The same graph runs in both.
 
 What only some I/Os have is an optional protocol, checked with ``isinstance`` by the node
-that needs it (:class:`PushAudioInput`, :class:`TrackOutputs`, :class:`VideoInputSource`,
-:class:`DTMFInputSource`, :class:`DTMFOutput`, :class:`ParticipantUpdates`), so an I/O
-written without it keeps working.
+that needs it (:class:`PushAudioInput`, :class:`QueuedAudioOutput`, :class:`TrackOutputs`,
+:class:`VideoInputSource`, :class:`DTMFInputSource`, :class:`DTMFOutput`,
+:class:`ParticipantUpdates`), so an I/O written without it keeps working.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "DTMFOutput",
     "ParticipantUpdates",
     "PushAudioInput",
+    "QueuedAudioOutput",
     "RoomIO",
     "TrackOutputs",
     "VideoInputSource",
@@ -85,6 +86,26 @@ class AudioOutput(Protocol):
 
     async def aclose(self) -> None:
         """Finish playing what was written and release the output."""
+        ...
+
+
+@runtime_checkable
+class QueuedAudioOutput(AudioOutput, Protocol):
+    """An audio output whose ``write`` returns before the frame is heard.
+
+    Optional, like :class:`PushAudioInput`. LiveKit's ``rtc.AudioSource`` takes a frame into
+    a playout queue (200 ms by default) and ``write`` returns once it is queued, so what was
+    written runs ahead of what was heard by up to the queue's length. An output that says how
+    much is queued lets :class:`~flowkit.nodes.room.RoomSink` report what was *heard*: a
+    reply finishes when its last frame has played, not when it was queued; an interrupted
+    reply's ``played_text`` leaves out the queued audio the barge-in dropped; a paused reply
+    plays that audio again when it resumes. An output without it is taken to play each frame
+    as ``write`` returns (a paced file or memory output).
+    """
+
+    @property
+    def queued_seconds(self) -> float:
+        """Seconds of audio written and not yet heard, now."""
         ...
 
 

@@ -9,7 +9,9 @@ room, or of whoever it picks next. It ends only when the room closes.
 :class:`LiveKitAudioOutput` is an ``rtc.AudioSource`` behind one ``LocalAudioTrack``,
 published on the first write: the agent's voice, or another track of its own (background
 sound). ``write`` queues audio in the SDK's playout queue and returns once it is queued, so a
-writer runs at most the queue's length ahead of what is heard.
+writer runs at most the queue's length ahead of what is heard; ``queued_seconds`` says how far
+(:class:`~flowkit.room_io.QueuedAudioOutput`), which the room sink takes off what it reports
+as heard.
 """
 
 from __future__ import annotations
@@ -122,12 +124,24 @@ class LiveKitAudioOutput:
         self.publication: rtc.LocalTrackPublication | None = None
         self._publishing: asyncio.Task[None] | None = None
         self._piece = fmt.sample_rate * _PIECE_MS // 1000
+        # Seconds of the write in progress already handed to the source: a write cancelled
+        # midway (a barge-in) leaves them queued, but its caller holds the frame as unwritten.
+        self._partial = 0.0
         self.released = False
 
     @property
     def paced(self) -> bool:
         """Always ``True``: ``write`` returns once the SDK's playout queue takes the frame."""
         return True
+
+    @property
+    def queued_seconds(self) -> float:
+        """Seconds of audio written and not yet heard: in the SDK's playout queue.
+
+        The part of a write still in progress (or cancelled midway) is left out: its
+        caller has not been told it was written, and writes it again whole.
+        """
+        return max(self.source.queued_duration - self._partial, 0.0)
 
     @property
     def track_sid(self) -> str | None:
@@ -169,25 +183,29 @@ class LiveKitAudioOutput:
             )
         await self.publish()
         count = frame.samples_per_channel
+        # capture_frame queues a piece before its first await, so a piece counts as queued
+        # as soon as it is handed over, even if the write is cancelled while it waits.
         if count <= self._piece:
+            self._partial = count / frame.sample_rate
             await self.source.capture_frame(frame)
+            self._partial = 0.0
             return
         data = frame.data  # int16, interleaved
         step = self._piece * frame.num_channels
+        self._partial = 0.0
         for start in range(0, count * frame.num_channels, step):
             chunk = data[start : start + step]
+            piece = len(chunk) // frame.num_channels
+            self._partial += piece / frame.sample_rate
             await self.source.capture_frame(
-                rtc.AudioFrame(
-                    chunk.tobytes(),
-                    frame.sample_rate,
-                    frame.num_channels,
-                    len(chunk) // frame.num_channels,
-                )
+                rtc.AudioFrame(chunk.tobytes(), frame.sample_rate, frame.num_channels, piece)
             )
+        self._partial = 0.0
 
     def clear(self) -> None:
         """Drop the audio queued but not yet played (barge-in)."""
         self.source.clear_queue()
+        self._partial = 0.0
 
     async def aclose(self) -> None:
         """Wait until the audio written has been played; the track stays published."""

@@ -32,7 +32,13 @@ from flowkit.nodes.audio import mix_channels
 from flowkit.ports import AudioFormat
 from flowkit.room_io import VideoSource
 
-__all__ = ["DEFAULT_PARTICIPANT", "MemoryAudioInput", "MemoryAudioOutput", "MemoryIO"]
+__all__ = [
+    "DEFAULT_PARTICIPANT",
+    "MemoryAudioInput",
+    "MemoryAudioOutput",
+    "MemoryIO",
+    "QueuedMemoryAudioOutput",
+]
 
 T = TypeVar("T")
 
@@ -251,6 +257,16 @@ class MemoryAudioOutput:
             ValueError: The frame's format is not the one the output was opened at.
             RuntimeError: The output was closed.
         """
+        self._check(frame)
+        now = _now()
+        if self.paced:
+            start = max(self._head, now)
+            if start > now:
+                await asyncio.sleep(start - now)
+            self._head = start + _seconds(frame)
+        self._record.append((_now(), frame))
+
+    def _check(self, frame: rtc.AudioFrame) -> None:
         if self.closed:
             raise RuntimeError("MemoryIO: write() after aclose(); open a new audio_output()")
         have = AudioFormat(frame.sample_rate, frame.num_channels)
@@ -259,13 +275,6 @@ class MemoryAudioOutput:
                 f"MemoryIO: the output was opened at {self.format} but got a {have} frame; "
                 "resample to one format before playing, or open another output"
             )
-        now = _now()
-        if self.paced:
-            start = max(self._head, now)
-            if start > now:
-                await asyncio.sleep(start - now)
-            self._head = start + _seconds(frame)
-        self._record.append((_now(), frame))
 
     def clear(self) -> None:
         """Stop the frame being played now; the next write plays at once."""
@@ -280,12 +289,76 @@ class MemoryAudioOutput:
         self.closed = True
 
 
+class QueuedMemoryAudioOutput(MemoryAudioOutput):
+    """A paced output that queues up to ``queue`` seconds ahead, as LiveKit's source does.
+
+    ``rtc.AudioSource`` takes frames into a playout queue and returns from ``capture_frame``
+    once a frame is queued; this output does the same on the loop's clock, so tests can see
+    what a room sink does with audio written but not yet heard
+    (:class:`~flowkit.room_io.QueuedAudioOutput`). Each frame is recorded with the loop time
+    it starts playing; :meth:`clear` drops the frames not yet started and cuts the one
+    playing where it was, so the record holds exactly what was heard.
+    """
+
+    def __init__(
+        self,
+        io: MemoryIO,
+        fmt: AudioFormat,
+        queue: float,
+        record: list[tuple[float, rtc.AudioFrame]] | None = None,
+    ) -> None:
+        super().__init__(io, fmt, record)
+        self.queue = queue
+        self._in_flight = 0.0  # the frame of a write that has not returned (as LiveKit's)
+
+    @property
+    def queued_seconds(self) -> float:
+        """Seconds written and not yet heard, less a write that has not returned."""
+        return max(self._head - _now() - self._in_flight, 0.0)
+
+    async def write(self, frame: rtc.AudioFrame) -> None:
+        """Queue ``frame`` after the frames before it; return once at most ``queue`` is queued.
+
+        Raises:
+            ValueError: The frame's format is not the one the output was opened at.
+            RuntimeError: The output was closed.
+        """
+        self._check(frame)
+        now = _now()
+        start = max(self._head, now)
+        self._head = start + _seconds(frame)
+        self._record.append((start, frame))
+        self._in_flight = _seconds(frame)
+        try:
+            if self._head - self.queue > now:
+                await asyncio.sleep(self._head - self.queue - now)
+        finally:
+            self._in_flight = 0.0
+
+    def clear(self) -> None:
+        """Drop what is queued: frames not yet started go, the one playing is cut."""
+        now = _now()
+        self._io.cleared.append(now)
+        record = self._record
+        while record and record[-1][0] >= now:
+            record.pop()
+        if record:
+            start, frame = record[-1]
+            heard = round((now - start) * frame.sample_rate)
+            if heard < frame.samples_per_channel:
+                pcm = samples(frame)[:heard].copy()
+                record[-1] = (start, frame_from_samples(pcm, frame.sample_rate))
+        self._head = min(self._head, now)
+
+
 class MemoryIO:
     """A :class:`~flowkit.room_io.RoomIO` in memory, for tests and the test harness.
 
     Attributes:
         paced: Input and output keep real time on the loop's clock (see the module).
-        played: Every frame the agent played, with the loop time it started playing.
+        output_queue: Seconds the outputs queue ahead of what is heard (see ``__init__``).
+        played: Every frame the agent played, with the loop time it started playing (with
+            a queue: what was heard; a frame cut by a clear is cut in the record too).
         cleared: The loop times at which the output was cleared (barge-ins).
         transcripts: Every transcript published, in order.
         output: The last output opened by :meth:`audio_output`, if any.
@@ -304,6 +377,7 @@ class MemoryIO:
         *,
         paced: bool = False,
         live: bool = False,
+        output_queue: float = 0.0,
         dtmf: Sequence[str | DTMFDigit] = (),
         video: Sequence[rtc.VideoFrame] = (),
         participants: Sequence[ParticipantUpdate] = (),
@@ -321,6 +395,11 @@ class MemoryIO:
                 open for :meth:`push_video` until :meth:`end_video`, and the participant
                 updates open for :meth:`push_participant` until :meth:`end_participants`.
                 Otherwise each input ends after what was given.
+            output_queue: Seconds of audio the agent's output (and each named track) may
+                queue ahead of what is heard, as LiveKit's ``rtc.AudioSource`` does (200 ms
+                there): ``write`` then returns up to that long before its frame plays (see
+                :class:`QueuedMemoryAudioOutput`). ``0``: ``write`` returns as its frame
+                starts. Needs ``paced=True``.
             dtmf: Keys pressed before anything runs: digits (pressed by the default
                 participant) or whole :class:`~flowkit.messages.DTMFDigit` presses.
             video: The default participant's camera frames, delivered at once to a reader.
@@ -329,8 +408,15 @@ class MemoryIO:
                 these come after that.
 
         Raises:
-            ValueError: A digit in ``dtmf`` is not a keypad key.
+            ValueError: A digit in ``dtmf`` is not a keypad key, or ``output_queue`` is
+                negative or set without ``paced``.
         """
+        if output_queue < 0 or (output_queue > 0 and not paced):
+            raise ValueError(
+                f"MemoryIO: output_queue={output_queue!r} needs to be >= 0, and only a paced "
+                "output has a queue: pass paced=True with it"
+            )
+        self.output_queue = output_queue
         tracks = dict(audio) if isinstance(audio, Mapping) else {DEFAULT_PARTICIPANT: audio}
         self.paced = paced
         self._live = live
@@ -372,7 +458,7 @@ class MemoryIO:
 
     def audio_output(self, sample_rate: int, num_channels: int) -> MemoryAudioOutput:
         """The agent's output at that format (frames of another format are refused)."""
-        self.output = MemoryAudioOutput(self, AudioFormat(sample_rate, num_channels))
+        self.output = self._open(AudioFormat(sample_rate, num_channels), None)
         return self.output
 
     def track_output(self, name: str, sample_rate: int, num_channels: int) -> MemoryAudioOutput:
@@ -387,13 +473,20 @@ class MemoryIO:
         output = self._track_outputs.get(name)
         if output is None or output.closed:
             record = self.tracks.setdefault(name, [])
-            output = self._track_outputs[name] = MemoryAudioOutput(self, fmt, record)
+            output = self._track_outputs[name] = self._open(fmt, record)
         elif output.format != fmt:
             raise ValueError(
                 f"MemoryIO: track {name!r} is open at {output.format}, not {fmt}; play one "
                 "format on a track, or give the other audio a track of its own"
             )
         return output
+
+    def _open(
+        self, fmt: AudioFormat, record: list[tuple[float, rtc.AudioFrame]] | None
+    ) -> MemoryAudioOutput:
+        if self.output_queue > 0:
+            return QueuedMemoryAudioOutput(self, fmt, self.output_queue, record)
+        return MemoryAudioOutput(self, fmt, record)
 
     def publish_transcript(self, transcript: Transcript) -> None:
         """Record ``transcript`` in :attr:`transcripts`."""
