@@ -29,15 +29,19 @@ from flowkit.messages import (
     Transcript,
 )
 from flowkit.node import Node, NodeParams
+from flowkit.nodes.unheard import UnheardAudio
 from flowkit.policy import ErrorPolicy
 from flowkit.ports import AudioFormat, In, Out
-from flowkit.room_io import AudioOutput, PushAudioInput, RoomIO
+from flowkit.room_io import AudioOutput, PushAudioInput, QueuedAudioOutput, RoomIO
 
 __all__ = ["RoomSink", "RoomSource", "TranscriptPublisher", "room_io"]
 
 # An unpaced output (a file) returns from write at once; yield to the loop this often so a
 # long reply does not keep interrupts and timers waiting.
 _YIELD_EVERY = 50
+
+# Less audio than this left in a queued output counts as played out (float noise).
+_PLAYED_OUT = 1e-3
 
 
 def room_io(node: Node) -> RoomIO:
@@ -169,25 +173,25 @@ class _SpeakingRate:
 class _Sentence:
     text: str
     received: float = 0.0  # seconds of its audio received
-    played: float = 0.0  # seconds of its audio written to the output
+    played: float = 0.0  # seconds of its audio played (written, less what was taken back)
     complete: bool = False  # audio of a later sentence, or the end marker, arrived
     # The synthesiser's timings of the sentence's first words, one per word, in order.
     words: list[TimedWord] = field(default_factory=list)
 
-    def heard(self, rate: _SpeakingRate) -> str:
-        """The words of the sentence played so far (it is being played, not yet whole)."""
+    def heard(self, rate: _SpeakingRate, played: float) -> str:
+        """The words of the sentence within its first ``played`` seconds (not yet whole)."""
         if self.words:
             # Timed: the words that have ended, whether or not the rest has arrived.
             count = 0
             for word in self.words:
-                if word.end > self.played + 1e-6:
+                if word.end > played + 1e-6:
                     break
                 count += 1
             return _first_words(self.text, count)
         length = self.received
         if not self.complete:
             length = max(length, rate.seconds(self.text))
-        return _words_within(self.text, self.played / length if length else 0.0)
+        return _words_within(self.text, played / length if length else 0.0)
 
 
 class _Reply:
@@ -200,8 +204,13 @@ class _Reply:
         self.queue: deque[AgentAudio] = deque()
         self.sentences: dict[int, _Sentence] = {}
         self.started = self.paused = self.done = False
+        self.draining = False  # all written; a queued output is still playing the end
         self.played = 0.0
         self.published = ""  # the heard text last published (synchronized transcripts)
+        # For a queued output: the pieces written it may still hold, and the markers
+        # written whose audio before them is still queued, each reported by a timer.
+        self.unheard = UnheardAudio()
+        self.marks: dict[int, asyncio.TimerHandle] = {}
 
     def receive(self, audio: AgentAudio) -> None:
         if audio.frame is not None:
@@ -215,30 +224,51 @@ class _Reply:
             self._complete_all()
         self.queue.append(audio)
 
+    def unplay(self, items: list[AgentAudio]) -> None:
+        """Take back written pieces that were never heard from what counts as played."""
+        for item in items:
+            if item.frame is not None:
+                seconds = _seconds(item.frame)
+                self.played -= seconds
+                self.sentences[item.segment].played -= seconds
+
+    def forget_marks(self) -> None:
+        """Cancel the reports of markers not yet reached (the reply ended first)."""
+        for handle in self.marks.values():
+            handle.cancel()
+        self.marks.clear()
+
     def _complete_all(self) -> None:
         for sentence in self.sentences.values():
             if not sentence.complete:
                 sentence.complete = True
                 self.rate.learn(sentence.text, sentence.received)
 
-    def played_text(self) -> str:
+    def played_text(self, unheard: float = 0.0) -> str:
         """Whole sentences played, then the played share of the current one, cut at a word.
 
         The share of a sentence whose audio is still arriving is taken of its expected
         length (by the voice's speaking rate) when that is longer than the audio received:
         a TTS streaming at playback speed is only a little ahead of the player, and the
         audio received says little about how much of the sentence is left.
+
+        Args:
+            unheard: Seconds at the end of the audio played that a queued output still
+                holds: left out, so that only what was heard counts.
         """
         parts: list[str] = []
+        left = self.played - unheard  # sentences play in order: the first ones got it
         for index in sorted(self.sentences):
             sentence = self.sentences[index]
-            if sentence.played <= 0:
+            played = min(sentence.played, left)
+            left -= sentence.played
+            if played <= 0:
                 break
-            if sentence.complete and sentence.played >= sentence.received - 1e-9:
+            if sentence.complete and played >= sentence.received - 1e-9:
                 if sentence.text.strip():
                     parts.append(sentence.text.strip())
                 continue
-            heard = sentence.heard(self.rate)
+            heard = sentence.heard(self.rate, played)
             if heard:
                 parts.append(heard)
             break
@@ -275,8 +305,10 @@ class RoomSink(Node):
 
     A reply is the audio of one turn up to its end marker. The output is opened at the
     first frame's format. ``playout`` reports, per reply: ``STARTED`` once its first frame
-    is written, ``FINISHED`` once its last frame is written (a paced output returns from
-    ``write`` when the frame starts playing), ``PAUSED`` / ``RESUMED`` on interrupts,
+    is written, ``FINISHED`` once its last frame has played (a paced output returns from
+    ``write`` when the frame starts playing; a queued one, such as LiveKit's, up to its
+    queue's length earlier, see :class:`~flowkit.room_io.QueuedAudioOutput`, and the sink
+    waits for the queue to play out), ``PAUSED`` / ``RESUMED`` on interrupts,
     ``PROTECTED`` when a tool protects a reply that has started from barge-in (a marker
     in its audio, see :class:`~flowkit.messages.AgentAudio`), ``REACHED`` when it has played
     a reply's audio up to a playout marker (a tool's ``ctx.wait_for_playout()``), and
@@ -299,6 +331,13 @@ class RoomSink(Node):
     sentence is still arriving, of the length the voice's speaking rate gives it when that
     is longer (learned from this sink's earlier sentences; about 18 characters a second
     before the first).
+
+    With a queued output, what the output still holds when a barge-in clears it is taken
+    off what was played: an interrupted reply's ``played_text`` and ``played_duration``
+    leave it out, a paused reply plays it again when it resumes (cut where the listener
+    was), and a marker is reported reached once the audio before it has played. A newer
+    reply's audio arriving while the last one's end is still queued ends that one as
+    ``FINISHED`` at once (its end plays before the newer reply's start).
     """
 
     audio: In[AgentAudio] = In(
@@ -362,6 +401,7 @@ class _Playback:
         self.publish = p.publish_transcripts
         self.sync = p.publish_transcripts and p.sync_transcripts
         self.output: AudioOutput | None = None
+        self.queued_output: QueuedAudioOutput | None = None  # the output, if it queues
         self.format: AudioFormat | None = None
         self.current: _Reply | None = None
         self.rate = _SpeakingRate()  # of the voice, over every reply this sink plays
@@ -387,7 +427,12 @@ class _Playback:
                             PlayoutEvent.REACHED, mark=item.mark)
                 return
             if reply is not None and not reply.done:
-                self.interrupt(reply, "a newer turn")
+                if reply.draining:
+                    # All written: its end, still in the output's queue, plays before this
+                    # reply's start. Reported now, up to the queue's length early.
+                    self.end(reply, PlayoutEvent.FINISHED)
+                else:
+                    self.interrupt(reply, "a newer turn")
             reply = self.current = _Reply(item.turn_id, item.allow_interruptions, self.rate)
         elif reply.allow_interruptions and not item.allow_interruptions:
             self.protect(reply)
@@ -445,6 +490,9 @@ class _Playback:
         if event.action is InterruptAction.PAUSE and not reply.paused:
             self.stop_player()
             reply.paused = True
+            # What the output still holds was not heard: it plays again on resume.
+            reply.queue.extendleft(reversed(self.take_back(reply)))
+            reply.draining = False
             self.clear_output()
             self.report(reply, PlayoutEvent.PAUSED)
         elif event.action is InterruptAction.RESUME and reply.paused:
@@ -457,6 +505,7 @@ class _Playback:
         """End ``reply`` now: stop its audio and report what was heard."""
         self.node.ctx.logger.debug("reply of turn %d interrupted: %s", reply.turn_id, reason)
         self.stop_player()
+        self.take_back(reply)
         self.clear_output()
         self.end(reply, PlayoutEvent.INTERRUPTED)
         self.start_player()  # for the replies after it
@@ -479,7 +528,7 @@ class _Playback:
             reply = self.current
             if reply is None or reply.done or reply.paused or not reply.queue:
                 if reply is not None and not reply.done and not reply.paused and self.audio_ended:
-                    self.end(reply, PlayoutEvent.FINISHED)  # no end marker, but nothing more
+                    await self.finish(reply)  # no end marker, but nothing more
                     continue
                 self.wake.clear()
                 await self.wake.wait()
@@ -492,12 +541,16 @@ class _Playback:
             # No await between the write and here: a cancelled write leaves its frame queued,
             # a finished one is accounted for, never both.
             reply.queue.popleft()
+            queued = 0.0
+            if self.queued_output is not None:
+                queued = self.queued_output.queued_seconds
+                reply.unheard.wrote(item, queued)
             if item.frame is not None:
                 self.played(reply, item, item.frame)
             if item.mark:
-                self.report(reply, PlayoutEvent.REACHED, mark=item.mark)
+                self.reach(reply, item.mark, queued)
             if item.final:
-                self.end(reply, PlayoutEvent.FINISHED)
+                await self.finish(reply)
             written += 1
             if output is not None and not output.paced and written % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -507,6 +560,8 @@ class _Playback:
         if self.output is None:
             self.output = self.io.audio_output(fmt.sample_rate, fmt.num_channels)
             self.format = fmt
+            if isinstance(self.output, QueuedAudioOutput):
+                self.queued_output = self.output
         elif fmt != self.format:
             raise ValueError(
                 f"RoomSink {self.node.name!r}: got {fmt} audio after {self.format} audio; the "
@@ -514,6 +569,48 @@ class _Playback:
                 "sink speak one format (one voice per sink, or resample in the provider)"
             )
         return self.output
+
+    def reach(self, reply: _Reply, mark: int, queued: float) -> None:
+        """Report the marker ``mark`` reached once the ``queued`` audio before it has played."""
+        if queued > _PLAYED_OUT:
+            loop = asyncio.get_running_loop()
+            reply.marks[mark] = loop.call_later(queued, self.reached, reply, mark)
+        else:
+            self.report(reply, PlayoutEvent.REACHED, mark=mark)
+
+    def reached(self, reply: _Reply, mark: int) -> None:
+        reply.marks.pop(mark, None)
+        self.report(reply, PlayoutEvent.REACHED, mark=mark)
+
+    async def finish(self, reply: _Reply) -> None:
+        """End ``reply`` as finished, once the output has played all of it."""
+        queued = 0.0 if self.queued_output is None else self.queued_output.queued_seconds
+        if queued > _PLAYED_OUT:
+            reply.draining = True
+            await asyncio.sleep(queued)
+        if reply.done:
+            return  # a newer reply ended it while its end played
+        for mark, handle in list(reply.marks.items()):  # due now too: reached first
+            handle.cancel()
+            self.reached(reply, mark)
+        self.end(reply, PlayoutEvent.FINISHED)
+
+    def take_back(self, reply: _Reply) -> list[AgentAudio]:
+        """The pieces of ``reply`` the output holds unheard, taken off what was played.
+
+        Call it before clearing the output: the markers among them are no longer reached.
+        """
+        if self.queued_output is None:
+            return []
+        back = reply.unheard.take_back(
+            self.queued_output.queued_seconds,
+            lambda item: item.final or item.mark in reply.marks,
+        )
+        for item in back:
+            if item.mark:
+                reply.marks.pop(item.mark).cancel()
+        reply.unplay(back)
+        return back
 
     def played(self, reply: _Reply, item: AgentAudio, frame: rtc.AudioFrame) -> None:
         seconds = _seconds(frame)
@@ -540,7 +637,11 @@ class _Playback:
         comes in; an interim is only sent when it is longer than the last one, so the text
         on a listener's screen never shrinks before the final.
         """
-        heard = reply.played_text()
+        # An interim comes as audio is written: a queued output has not played all of it.
+        queued = 0.0
+        if not final and self.queued_output is not None:
+            queued = self.queued_output.queued_seconds
+        heard = reply.played_text(queued)
         if final:
             if not heard and not reply.published:
                 return  # nothing was played and nothing shown: no segment to close
@@ -559,6 +660,7 @@ class _Playback:
 
     def end(self, reply: _Reply, event: PlayoutEvent) -> None:
         reply.done = True
+        reply.forget_marks()
         if self.sync:
             self.publish_heard(reply, final=True)
         self.report(reply, event)

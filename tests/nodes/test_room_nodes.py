@@ -77,8 +77,9 @@ class Sink:
         paced: bool = True,
         publish_transcripts: bool = True,
         sync_transcripts: bool = True,
+        output_queue: float = 0.0,
     ) -> None:
-        self.io = MemoryIO(paced=paced)
+        self.io = MemoryIO(paced=paced, output_queue=output_queue)
         self.graph = g = fk.Graph("sink")
         sink = g.add(
             RoomSink(publish_transcripts=publish_transcripts, sync_transcripts=sync_transcripts)
@@ -399,6 +400,127 @@ async def test_a_playout_marker_is_reached_once_the_audio_before_it_has_played()
     assert run.events == [(1, PlayoutEvent.STARTED), (2, PlayoutEvent.REACHED),
                           (1, PlayoutEvent.REACHED), (1, PlayoutEvent.FINISHED)]
     assert len(run.io.played) == 30
+
+
+# A LiveKit AudioSource's queue: write returns up to this long before its frame is heard.
+QUEUE = 0.2
+
+
+def time_of(run: Sink, event: PlayoutEvent) -> float:
+    (found,) = [t - run.start for t, p in run.playout.items if p.event is event]
+    return found
+
+
+def heard_samples(run: Sink) -> np.ndarray:
+    return np.concatenate([np.frombuffer(f.data, np.int16) for _, f in run.io.played])
+
+
+def reply_samples(items: list[AgentAudio]) -> np.ndarray:
+    return np.concatenate([np.frombuffer(a.frame.data, np.int16) for a in items if a.frame])
+
+
+@pytest.mark.looptime
+async def test_a_queued_output_reports_markers_and_the_end_once_they_are_heard() -> None:
+    first = reply(1, ("Let me put you through.", 0.4), final=False)
+    marker = AgentAudio(turn_id=1, frame=None, mark=7)
+    second = [dataclasses.replace(item, segment=item.segment + 1)
+              for item in reply(1, ("Hold on.", 0.2))]
+    run = await Sink(at(0.0, [*first, marker, *second]), output_queue=QUEUE).run()
+
+    # The last write returns QUEUE before its frame ends; the reports wait for the ears.
+    assert run.events == [(1, PlayoutEvent.STARTED), (1, PlayoutEvent.REACHED),
+                          (1, PlayoutEvent.FINISHED)]
+    assert time_of(run, PlayoutEvent.REACHED) == pytest.approx(0.4)
+    assert time_of(run, PlayoutEvent.FINISHED) == pytest.approx(0.6)
+    assert run.report(PlayoutEvent.FINISHED).played_duration == pytest.approx(0.6)
+    assert run.played_times == pytest.approx([i * FRAME for i in range(30)])
+
+
+@pytest.mark.looptime
+async def test_a_flush_on_a_queued_output_reports_only_what_was_heard() -> None:
+    items = reply(1, ("one two three four five six seven eight nine ten", 1.0))
+    run = await Sink(
+        at(0.0, items),
+        [(0.51, Interrupt(turn_id=1, action=InterruptAction.FLUSH))],
+        output_queue=QUEUE,
+    ).run()
+
+    cut = run.report(PlayoutEvent.INTERRUPTED)
+    # Written by then: 0.72 s (the queue ahead of the ears); heard: 0.51 s.
+    assert cut.played_duration == pytest.approx(0.51)
+    assert cut.played_text == "one two three four five"
+    assert len(heard_samples(run)) == round(0.51 * 24_000)
+    assert run.io.transcripts[-1].text == "one two three four five"
+
+
+@pytest.mark.looptime
+async def test_interim_transcripts_of_a_queued_output_never_run_ahead_of_the_ears() -> None:
+    text = "one two three four five six seven eight nine ten."
+    run = Sink(at(0.0, reply(1, (text, 1.0))), output_queue=QUEUE)
+    published = published_over_time(run)
+    await run.run()
+
+    interims = [(t, s) for t, s in published if not s.final]
+    assert len(interims) >= 7  # the last words are written before they play: in the final
+    for when, interim in interims:
+        # The audio of the words published had played (their end's share of 1.0 s).
+        assert len(interim.text) / len(text) <= when + 1e-6
+    assert published[-1][1].final and published[-1][1].text == text
+
+
+@pytest.mark.looptime
+async def test_a_paused_reply_on_a_queued_output_resumes_where_the_listener_was() -> None:
+    items = reply(1, ("A whole second of speech for the pause test.", 1.0))
+    pause, resume = 0.31, 1.0
+    run = await Sink(
+        at(0.0, items),
+        [
+            (pause, Interrupt(turn_id=1, action=InterruptAction.PAUSE)),
+            (resume, Interrupt(turn_id=1, action=InterruptAction.RESUME)),
+        ],
+        output_queue=QUEUE,
+    ).run()
+
+    # The queued audio the pause dropped plays again: the listener hears every sample once.
+    assert np.array_equal(heard_samples(run), reply_samples(items))
+    assert run.report(PlayoutEvent.PAUSED).played_duration == pytest.approx(pause)
+    done = run.report(PlayoutEvent.FINISHED)
+    assert done.played_duration == pytest.approx(1.0)
+    assert time_of(run, PlayoutEvent.FINISHED) == pytest.approx(resume + 1.0 - pause)
+
+
+@pytest.mark.looptime
+async def test_a_pause_while_a_queued_end_plays_holds_the_end_back_too() -> None:
+    items = reply(1, ("Short.", 0.3))
+    pause, resume = 0.25, 0.5  # all written by 0.1; the end is still in the queue
+    run = await Sink(
+        at(0.0, items),
+        [
+            (pause, Interrupt(turn_id=1, action=InterruptAction.PAUSE)),
+            (resume, Interrupt(turn_id=1, action=InterruptAction.RESUME)),
+        ],
+        output_queue=QUEUE,
+    ).run()
+
+    assert run.events == [(1, PlayoutEvent.STARTED), (1, PlayoutEvent.PAUSED),
+                          (1, PlayoutEvent.RESUMED), (1, PlayoutEvent.FINISHED)]
+    assert np.array_equal(heard_samples(run), reply_samples(items))
+    assert time_of(run, PlayoutEvent.FINISHED) == pytest.approx(resume + 0.3 - pause)
+
+
+@pytest.mark.looptime
+async def test_a_newer_reply_lets_the_queued_end_of_the_last_one_play() -> None:
+    older = reply(1, ("one two three four five", 0.5))
+    newer = reply(2, ("The answer to the new turn.", 0.2))
+    # By 0.35 the older reply is all written (at 0.3) and its last 0.15 s are queued.
+    run = await Sink(at(0.0, older) + at(0.35, newer), output_queue=QUEUE).run()
+
+    assert run.events == [(1, PlayoutEvent.STARTED), (1, PlayoutEvent.FINISHED),
+                          (2, PlayoutEvent.STARTED), (2, PlayoutEvent.FINISHED)]
+    finished = [p for _, p in run.playout.items if p.event is PlayoutEvent.FINISHED]
+    assert finished[0].played_text == "one two three four five"
+    assert np.array_equal(heard_samples(run), reply_samples(older + newer))
+    assert run.played_times == pytest.approx([i * FRAME for i in range(35)])
 
 
 @pytest.mark.looptime
