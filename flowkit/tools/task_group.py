@@ -219,15 +219,16 @@ class TaskGroup:
         )
         enum: list[pydantic.JsonValue] = [*sorted(choices)]
         ids = pydantic.Field(
+            min_length=1,
             description="The ids of the steps to go back to",
             json_schema_extra={"items": {"type": "string", "enum": enum}},
         )
 
         async def revisit_tasks(task_ids: list[str]) -> None:
-            unknown = [i for i in task_ids if i not in choices]
-            if unknown or not task_ids:
+            unknown = [i for i in task_ids if i not in choices]  # none: `ids` has min_length
+            if unknown:
                 raise ToolError(
-                    f"cannot go back to {unknown or task_ids}: the steps to go back to are "
+                    f"cannot go back to {unknown}: the steps to go back to are "
                     f"{sorted(choices)}"
                 )
             if not task.done():

@@ -164,6 +164,7 @@ async def test_going_back_from_the_current_step_offers_only_the_others_visited()
     [revisit] = [t for t in email.tools if t.name == REVISIT_TOOL]
     enum = revisit.parameters["properties"]["task_ids"]["items"]["enum"]
     assert enum == ["name"]
+    assert revisit.parameters["properties"]["task_ids"]["minItems"] == 1  # "none" is no answer
     assert "the user's name" in revisit.description
     assert "phone" not in revisit.description  # not run yet: nothing to go back to
 
@@ -179,10 +180,11 @@ async def test_going_back_to_an_unknown_step_is_an_error_the_llm_reads() -> None
     result = await context(session).run_task(three_steps())
     assert result.task_results["email"] == "a@b.co"
     errors = [out for task, name, out in task_outputs if name == REVISIT_TOOL]
-    assert errors == [
-        "cannot go back to ['phone']: the steps to go back to are ['name']",
-        "cannot go back to []: the steps to go back to are ['name']",
-    ]
+    assert errors[0] == "cannot go back to ['phone']: the steps to go back to are ['name']"
+    # An empty list is refused by the arguments' schema (minItems), before the tool runs.
+    assert errors[1].startswith("Invalid arguments for tool 'revisit_tasks': 'task_ids': ")
+    assert "at least 1 item" in errors[1]
+    assert len(errors) == 2
     assert [type(t).__name__ for t in session.ran] == ["GetName", "GetEmail", "GetPhone"]
 
 
