@@ -208,8 +208,9 @@ def _describe(event: RunEvent) -> str:
     if isinstance(event, FunctionCallOutputEvent):
         return f"{'error ' if event.is_error else ''}output of {event.name}: {event.output!r}"
     if event.ended is not None:
-        back = "the agent before it" if event.agent is None else type(event.agent).__name__
-        return f"end of {type(event.ended).__name__}, back to {back}"
+        # Not "back to": in a task group the next agent can be the next task.
+        then = "the agent before it" if event.agent is None else type(event.agent).__name__
+        return f"end of {type(event.ended).__name__}, then {then}"
     return f"handoff to {type(event.agent).__name__}"
 
 
