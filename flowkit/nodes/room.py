@@ -175,6 +175,7 @@ class _Sentence:
     received: float = 0.0  # seconds of its audio received
     played: float = 0.0  # seconds of its audio played (written, less what was taken back)
     complete: bool = False  # audio of a later sentence, or the end marker, arrived
+    started: bool = False  # its first audio was written (its transcript sent)
     # The synthesiser's timings of the sentence's first words, one per word, in order.
     words: list[TimedWord] = field(default_factory=list)
 
@@ -616,7 +617,8 @@ class _Playback:
         seconds = _seconds(frame)
         reply.played += seconds
         sentence = reply.sentences[item.segment]
-        starts = sentence.played == 0
+        starts = not sentence.started  # not played == 0: a pause can take it all back
+        sentence.started = True
         sentence.played += seconds
         if not reply.started:
             reply.started = True

@@ -490,6 +490,26 @@ async def test_a_paused_reply_on_a_queued_output_resumes_where_the_listener_was(
 
 
 @pytest.mark.looptime
+async def test_a_sentence_a_pause_took_back_whole_is_announced_once() -> None:
+    items = reply(1, ("First one.", 0.2), ("Second.", FRAME), ("Third sentence here.", 0.5))
+    # At 0.19 the output holds up to 0.39: the second sentence's one frame goes back whole,
+    # and its played time returns to exactly 0.
+    run = await Sink(
+        at(0.0, items),
+        [
+            (0.19, Interrupt(turn_id=1, action=InterruptAction.PAUSE)),
+            (0.5, Interrupt(turn_id=1, action=InterruptAction.RESUME)),
+        ],
+        output_queue=QUEUE,
+    ).run()
+
+    assert run.report(PlayoutEvent.PAUSED).played_text == "First"
+    spoken = [s.text for _, s in run.transcripts.items]
+    assert spoken == ["First one.", "Second.", "Third sentence here."]
+    assert np.array_equal(heard_samples(run), reply_samples(items))
+
+
+@pytest.mark.looptime
 async def test_a_pause_while_a_queued_end_plays_holds_the_end_back_too() -> None:
     items = reply(1, ("Short.", 0.3))
     pause, resume = 0.25, 0.5  # all written by 0.1; the end is still in the queue
