@@ -338,8 +338,9 @@ class LLM(Node):
     def _reply_ended(self, turn_id: int, task: asyncio.Task[None]) -> None:
         """The protected reply's task ended: written whole, flushed, or failed."""
         if task.cancelled() or task.exception() is not None:
-            # Flushed from outside or failed: its end may never be played, so nothing is
-            # left to wait for (the next turn replaces what was sent of it).
+            # Flushed from outside: its end is never played. Failed: its end was sent, but
+            # the node restarts and a speaker's report of it is not waited for. Either way
+            # nothing is left to wait for (the next turn replaces what was sent of it).
             if self._protected == turn_id:
                 self._release()
             return
@@ -598,6 +599,24 @@ class LLM(Node):
         early: PreemptiveRequest | None = None,
     ) -> None:
         """The reply: requests, with a tool round between two while the model calls tools."""
+        try:
+            await self._rounds_of(turn_id, instructions, allow_interruptions, early)
+        except Exception:
+            self._end_failed_reply(turn_id, allow_interruptions)
+            raise  # the node's error: logged, reported, and its policy applies
+        allow_interruptions = self._allows_interruptions(turn_id, allow_interruptions)
+        self.text.send(
+            TextChunk(turn_id=turn_id, text="", final=True, allow_interruptions=allow_interruptions)
+        )
+
+    async def _rounds_of(
+        self,
+        turn_id: int,
+        instructions: str | None,
+        allow_interruptions: bool,
+        early: PreemptiveRequest | None,
+    ) -> None:
+        """The reply's requests and tool rounds, until the model answers without calls."""
         steps = 0
         while True:
             # A tool may have protected the reply during the round before (ToolSpeech).
@@ -616,10 +635,27 @@ class LLM(Node):
             )
             if any(r.stop_response for r in results):
                 break
-        allow_interruptions = self._allows_interruptions(turn_id, allow_interruptions)
-        self.text.send(
-            TextChunk(turn_id=turn_id, text="", final=True, allow_interruptions=allow_interruptions)
-        )
+
+    def _end_failed_reply(self, turn_id: int, allow_interruptions: bool) -> None:
+        """The model failed mid-reply (its provider's retries and fallbacks ran out).
+
+        What it streamed before was sent to TTS and is heard, so it goes into the history,
+        marked interrupted (the answer was cut off), before the next user message; the
+        calls of a round under way get their results; and the reply is ended, so that TTS
+        speaks its last words and the speaker reports its end (agent state, barge-in and
+        waiting tools follow that report) instead of holding the reply open.
+        """
+        if turn_id != self._reply_turn:
+            return  # a newer reply took over: it cancelled this one, and wrote its text
+        self._rounds.abandon(self.history)
+        text = self._requests.take_text()
+        if text:
+            self._remember_reply(turn_id, text, cut=True)
+        allow = self._allows_interruptions(turn_id, allow_interruptions)
+        with contextlib.suppress(RuntimeError):  # the graph closed under the request
+            self.text.send(
+                TextChunk(turn_id=turn_id, text="", final=True, allow_interruptions=allow)
+            )
 
     def _allows_interruptions(self, turn_id: int, allowed: bool) -> bool:
         """Whether the reply of ``turn_id`` may still be cut: ``allowed``, unless protected."""

@@ -33,8 +33,9 @@ class ChatMessage:
         tool_calls: For an assistant message: the tools it called.
         tool_call_id: For a tool message: the id of the call it answers.
         name: For a tool message: the tool's name; otherwise an optional speaker name.
-        interrupted: ``True`` when the user cut the reply off: ``content`` is then only the
-            part that was actually played.
+        interrupted: ``True`` when the reply was cut off, by the user or by the model
+            failing mid-answer: ``content`` is then only the part that was actually played
+            (or, after a failure, streamed).
         images: For a user message: what the agent saw as the user spoke (a camera frame,
             a shared screen), for a vision model. A provider whose model cannot see leaves
             them out.

@@ -411,3 +411,82 @@ def test_llm_refuses_what_is_not_a_provider() -> None:
     with pytest.raises(TypeError, match="an LLM provider has name and chat"):
         LLM(provider="gpt")  # type: ignore[arg-type]
 
+
+
+@pytest.mark.looptime
+async def test_a_reply_whose_model_fails_midway_is_ended_and_its_words_kept() -> None:
+    # The provider fails after four tokens (its retries and fallbacks spent): those words
+    # were sent to TTS and are heard, so the history keeps them, marked cut off, before the
+    # next user message; and the reply is ended, or the speaker would hold it open.
+    cut = FakeReply(text="The weather in Paris is sunny today", error=RuntimeError("down"),
+                    error_after=4)
+    fake = FakeLLM([cut, "Fine."], ttft=0.1, token_gap=0.05)
+    llm = LLM(fake)
+    first, second = _turn("weather?"), _turn("and?")
+    g, text = _graph(llm, [(0, first), (2.0, second)])
+    runner = fk.GraphRunner(g)
+    errors: list[Any] = []
+    runner.errors.subscribe(errors.append)
+    await runner.run()
+    chunks = [c for c in collected(text) if c.turn_id == first.turn_id]
+    assert "".join(c.text for c in chunks) == "The weather in Paris"
+    assert chunks[-1].final and not any(c.final for c in chunks[:-1])
+    assert [(m.role, m.content, m.interrupted) for m in llm.history.messages] == [
+        ("user", "weather?", False), ("assistant", "The weather in Paris", True),
+        ("user", "and?", False), ("assistant", "Fine.", False),
+    ]
+    assert [e.node for e in errors] == ["llm"] and "down" in str(errors[0].error)
+
+
+@pytest.mark.looptime
+async def test_a_reply_whose_model_fails_after_a_tool_round_keeps_the_round() -> None:
+    # The failure comes in the request after the tools answered: the round stays as it
+    # was, and the words streamed since join the history after it.
+    call = ToolCallChunk(call_id="c1", name="get_weather", arguments='{"city": "Paris"}')
+    fake = FakeLLM([
+        FakeReply(text="Let me check.", tool_calls=(call,)),
+        FakeReply(text="It is sunny and warm", error=RuntimeError("down"), error_after=2),
+    ], ttft=0.1, token_gap=0.05)
+    llm = LLM(fake, tools=[get_weather])
+    turn = _turn("weather in Paris?")
+    g, text = _graph(llm, [(0, turn)], router=ToolRouter([get_weather]))
+    await fk.GraphRunner(g).run()
+    chunks = [c for c in collected(text) if c.turn_id == turn.turn_id]
+    assert chunks[-1].final
+    roles = [(m.role, m.content, m.interrupted) for m in llm.history.messages]
+    assert roles == [
+        ("user", "weather in Paris?", False),
+        ("assistant", "Let me check.", False),
+        ("tool", "sunny in Paris", False),
+        ("assistant", "It is", True),
+    ]
+
+
+@pytest.mark.looptime
+async def test_the_speaker_plays_a_failed_reply_to_its_last_word_and_reports_its_end() -> None:
+    from flowkit.nodes.room import RoomSink
+    from flowkit.nodes.tts import TTS
+    from flowkit.testing.fakes import FakeTTS
+    from flowkit.testing.memory_io import MemoryIO
+
+    cut = FakeReply(text="The weather in Paris is sunny today", error=RuntimeError("down"),
+                    error_after=4)
+    llm = LLM(FakeLLM([cut], ttft=0.1, token_gap=0.05))
+    turn = _turn("weather?")
+    g = fk.Graph("failed reply")
+    g.add(Script((0, turn), end_at=5.0), name="turns") >> g.add(llm, name="llm")
+    sink = g.add(RoomSink(publish_transcripts=False), name="speaker")
+    llm >> g.add(TTS(FakeTTS(seconds_per_char=0.05, ttfa=0.1)), name="tts") >> sink
+    sink.playout >> llm.playout
+    reports = g.add(TimedCollect(), name="reports")
+    sink.playout >> reports
+    io = MemoryIO(paced=True)
+    await fk.GraphRunner(g, job=fk.JobContext(io=io)).run()
+    events = [(t, r.event) for t, r in reports.items if r.turn_id == turn.turn_id]
+    assert [event for _, event in events] == [fk.PlayoutEvent.STARTED, fk.PlayoutEvent.FINISHED]
+    # Spoken at once and ended with its last word (a paced write returns as its frame
+    # starts), not held until the graph closed (the turns end at 5 s).
+    assert events[0][0] < 0.5
+    assert events[1][0] == pytest.approx(io.played[-1][0], abs=0.001) and events[1][0] < 1.5
+    heard = sum(frame.samples_per_channel / frame.sample_rate for _, frame in io.played)
+    assert heard == pytest.approx(len("The weather in Paris") * 0.05, abs=0.03)
