@@ -407,3 +407,56 @@ def test_a_marker_for_a_reply_that_moved_on_is_dropped(case: str) -> None:
     log = list(recorder.log)
     dialogue.on_tool_speech(dataclasses.replace(words, text="", mark=7))
     assert recorder.log == log
+
+
+@pytest.mark.parametrize("modality", ["text", "audio"])
+@pytest.mark.usefixtures("close_clients")
+async def test_a_tool_that_waits_for_playout_acts_once_the_calling_words_were_heard(
+    modality: str,
+) -> None:
+    # Against the test server, end to end: the marker goes behind the words before the call
+    # (to the TTS node in a text session, behind the model's audio in one that speaks
+    # itself), the speaker reaches it, and its report reaches the router.
+    loop = asyncio.get_running_loop()
+    acted: list[float] = []
+
+    @fk.function_tool
+    async def get_weather(ctx: fk.RunContext, city: str) -> str:
+        """Look up today's weather for a city.
+
+        Args:
+            city: The city's name.
+        """
+        await ctx.wait_for_playout()
+        acted.append(loop.time())
+        return f"sunny in {city}"
+
+    replies = [ScriptedReply(BEFORE, tool_call=("get_weather", ARGUMENTS)),
+               ScriptedReply("It is {output} today.")]
+    async with RealtimeTestServer(replies, user_transcripts=[QUESTION]) as server:
+        audio = speech(("silence", 0.3), ("voice", 0.6), ("silence", 4.0))
+        if modality == "text":
+            a = agent(server.base_url, audio, output_modality="text",
+                      tts=TTS(FakeTTS(seconds_per_char=0.02)), tools=[get_weather])
+        else:
+            a = agent(server.base_url, audio, tools=[get_weather])
+        router = a.graph.nodes["tools"]
+        assert isinstance(router, ToolRouter)
+        router.speech >> a.model.tool_speech
+        a.graph.nodes["speaker"].playout >> router.playout
+        runner = await a.run()
+    assert runner.node_errors == []
+    [moment] = acted
+    [turn] = {p.turn_id for p in a.playout.items}
+    # The words before the call had all started playing when the tool acted (a paced write
+    # returns as its frame starts), and the words after its result only once it had.
+    before = [at for at, _ in a.io.played if at <= moment]
+    assert a.io.played[len(before):]
+    if modality == "text":
+        heard = sum(f.samples_per_channel / f.sample_rate for _, f in a.io.played[:len(before)])
+        assert heard == pytest.approx(len(BEFORE) * 0.02, abs=0.05)
+    else:
+        # Exactly the model's audio before the marker: none of the reply's words after it.
+        marker = next(i for i, s in enumerate(a.speech.items) if s.mark)
+        assert len(before) == marker
+    assert _events(a.playout.items)[-1] == (turn, fk.PlayoutEvent.FINISHED)
