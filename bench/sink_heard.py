@@ -62,9 +62,11 @@ def main() -> None:
     for attempt in range(args.runs):
         for name, function in VARIANTS.items():  # alternately: a slow stretch hits both
             result = run_async_in_namespace(SCENARIO, function, timeout=180.0)
-            if result["stretches"] != 2:
+            if result["stretches"] != 2 or result["node_errors"]:
                 raise SystemExit(f"run {attempt + 1} of {name!r}: the listener heard "
-                                 f"{result['stretches']} loud stretches, not 2: {result}")
+                                 f"{result['stretches']} loud stretches (2 expected) and "
+                                 f"the graph had node errors {result['node_errors']}: "
+                                 f"{result}")
             run = figures(result)
             runs[name].append({**result, **run})
             console.print(f"run {attempt + 1}, {name}: end heard "

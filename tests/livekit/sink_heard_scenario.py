@@ -94,7 +94,7 @@ class QueueBlindIO:
 
 
 class _QueueBlindOutput:
-    """An audio output with ``paced``, ``write`` and ``clear`` only."""
+    """An audio output with what ``AudioOutput`` asks for only (no ``queued_seconds``)."""
 
     def __init__(self, output: Any) -> None:
         self._output = output
@@ -108,6 +108,9 @@ class _QueueBlindOutput:
 
     def clear(self) -> None:
         self._output.clear()
+
+    async def aclose(self) -> None:
+        await self._output.aclose()
 
 
 async def scenario_sink_reports_what_was_heard() -> dict[str, Any]:
@@ -127,7 +130,8 @@ async def sink_in_a_room(*, queue_aware: bool) -> dict[str, Any]:
         ``stretches``: loud stretches bob heard (2 expected); ``first_heard_s`` and
         ``cut_heard_s``: how long each was; ``first_end_heard_after_finished_s``: when the
         end of the first reached bob, after its ``FINISHED``; ``finished_played_s`` and
-        ``cut_played_s``: the ``played_duration`` the sink reported for each.
+        ``cut_played_s``: the ``played_duration`` the sink reported for each;
+        ``node_errors``: the graph's node errors (none expected).
     """
     from flowkit.testing.livekit_server import TestLiveKitServer
 
@@ -143,7 +147,8 @@ async def sink_in_a_room(*, queue_aware: bool) -> dict[str, Any]:
         sink, reports = g.add(RoomSink()), g.add(Reports())
         audio >> sink >> reports
         interrupts >> sink.interrupt
-        running = asyncio.create_task(GraphRunner(g, job=job).run())
+        runner = GraphRunner(g, job=job)
+        running = asyncio.create_task(runner.run())
 
         # What bob hears: (arrival time, loud) per 10 ms frame of the agent's track.
         heard: list[tuple[float, bool]] = []
@@ -197,5 +202,6 @@ async def sink_in_a_room(*, queue_aware: bool) -> dict[str, Any]:
             "finished_played_s": finished.played_duration,
             "cut_heard_s": len(stretches[1]) * 0.01,
             "cut_played_s": cut.played_duration,
+            "node_errors": [str(error) for error in runner.node_errors],
         }
 
