@@ -547,7 +547,7 @@ class _Playback:
                 queued = self.queued_output.queued_seconds
                 reply.unheard.wrote(item, queued)
             if item.frame is not None:
-                self.played(reply, item, item.frame)
+                self.played(reply, item, item.frame, queued)
             if item.mark:
                 self.reach(reply, item.mark, queued)
             if item.final:
@@ -613,7 +613,10 @@ class _Playback:
         reply.unplay(back)
         return back
 
-    def played(self, reply: _Reply, item: AgentAudio, frame: rtc.AudioFrame) -> None:
+    def played(
+        self, reply: _Reply, item: AgentAudio, frame: rtc.AudioFrame, queued: float
+    ) -> None:
+        """Count ``frame`` as played; ``queued``: what the output holds unheard after it."""
         seconds = _seconds(frame)
         reply.played += seconds
         sentence = reply.sentences[item.segment]
@@ -629,9 +632,9 @@ class _Playback:
             if self.publish and not self.sync:
                 self.io.publish_transcript(spoken)
         if self.sync:
-            self.publish_heard(reply, final=False)
+            self.publish_heard(reply, final=False, queued=queued)
 
-    def publish_heard(self, reply: _Reply, *, final: bool) -> None:
+    def publish_heard(self, reply: _Reply, *, final: bool, queued: float = 0.0) -> None:
         """Publish what has been played of ``reply``: an interim if it grew, or the final.
 
         The heard text is an estimate while a sentence is still arriving (see
@@ -639,11 +642,9 @@ class _Playback:
         comes in; an interim is only sent when it is longer than the last one, so the text
         on a listener's screen never shrinks before the final.
         """
-        # An interim comes as audio is written: a queued output has not played all of it.
-        queued = 0.0
-        if not final and self.queued_output is not None:
-            queued = self.queued_output.queued_seconds
-        heard = reply.played_text(queued)
+        # An interim comes as audio is written: a queued output has not played all of it
+        # (``queued``, read once per frame by the player). The final counts what was heard.
+        heard = reply.played_text(0.0 if final else queued)
         if final:
             if not heard and not reply.published:
                 return  # nothing was played and nothing shown: no segment to close
