@@ -439,7 +439,8 @@ class LLM(Node):
                 self._cancel_reply()
             if message.turn_id == self._protected:
                 # Flushed on purpose (Interruptions never flushes such a reply): whatever of
-                # it reached the speaker is dropped, so no report of its end may come.
+                # it reached the speaker is dropped, and this flush need not have reached the
+                # speaker, so no report of its end may come.
                 self._release()
 
     async def _read_results(self, results: AsyncIterator[ToolResult]) -> None:

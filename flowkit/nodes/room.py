@@ -314,8 +314,11 @@ class RoomSink(Node):
     in its audio, see :class:`~flowkit.messages.AgentAudio`), ``REACHED`` when it has played
     a reply's audio up to a playout marker (a tool's ``ctx.wait_for_playout()``), and
     ``INTERRUPTED`` on a flush, on audio of a newer turn, or when the input ends while the
-    reply is paused. An interrupt names its reply by ``turn_id`` (``0``: the current one).
-    Audio of an older turn than the current one, or of a flushed turn, is dropped.
+    reply is paused. An interrupt names its reply by ``turn_id`` (``0``: the current one);
+    a flush stops that turn and every older one. Audio of an older turn than the current
+    one, or of a flushed turn, is dropped, so a flush that names a turn none of whose audio
+    has come reports that turn ``INTERRUPTED`` at once, nothing played: its end would
+    otherwise never be reported to whoever waits for it.
 
     The agent's transcript published to the room (``publish_transcripts``) follows the
     playout by default (``sync_transcripts``), as LiveKit Agents' transcription sync does:
@@ -481,10 +484,16 @@ class _Playback:
             if not event.force and reply is not None and not reply.allow_interruptions:
                 return  # typed text or a key press: a protected reply plays to its end
             target = event.turn_id or (reply.turn_id if reply is not None else 0)
+            newly_flushed = target > self.flushed
             self.flushed = max(self.flushed, target)
             if reply is not None and not reply.done and reply.turn_id <= target:
                 reply.queue.clear()
                 self.interrupt(reply, event.reason)
+            if newly_flushed and (reply is None or reply.turn_id < target):
+                # None of that reply's audio came here, and none will now: its end is
+                # reported all the same, nothing played, or whoever waits for it (a tool's
+                # wait_for_playout, the agent's state, EndCall) would wait on.
+                self.report(_Reply(target, True, self.rate), PlayoutEvent.INTERRUPTED)
             return
         if reply is None or reply.done or event.turn_id not in (0, reply.turn_id):
             return

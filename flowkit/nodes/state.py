@@ -6,7 +6,8 @@
 - ``speaking`` when the sink reports the reply ``STARTED`` or ``RESUMED``;
 - ``listening`` when it reports ``PAUSED`` (a possible interruption: the agent is quiet and
   hears the user out, as LiveKit shows it), ``FINISHED`` or ``INTERRUPTED``, unless a newer
-  turn or request still waits for its reply, which is ``thinking``.
+  turn or request still waits for its reply, which is ``thinking``; a reply that ends
+  without having started (flushed before any of it played) is no longer awaited either.
 
 A state is sent only when it changes, with the turn id of the message that changed it. The
 node ends when ``turns`` and ``requests`` end; ``playout`` is a feedback input and is not
@@ -32,6 +33,7 @@ from flowkit.ports import In, Out
 __all__ = ["AgentStates"]
 
 _SPEAKING_EVENTS = (PlayoutEvent.STARTED, PlayoutEvent.RESUMED)
+_ENDS = (PlayoutEvent.FINISHED, PlayoutEvent.INTERRUPTED)
 
 
 class AgentStates(Node):
@@ -71,6 +73,9 @@ class _Tracker:
         # The reply awaited is the first one played with a turn id at least this; None
         # when no reply is awaited.
         self.awaited_from: int | None = None
+        # The lowest turn id the newest awaited reply can have: once the sink ends a reply
+        # at least that new, nothing awaited is still coming (replies come in turn order).
+        self.awaited_to = 0
         # A reply that may not be interrupted, playing: a turn meanwhile waits for it (the
         # LLM answers after it), so the agent is still speaking, not thinking.
         self.protected: int | None = None
@@ -91,6 +96,7 @@ class _Tracker:
         self.newest_turn = max(self.newest_turn, turn_id)
         if self.awaited_from is None or first_turn < self.awaited_from:
             self.awaited_from = first_turn
+        self.awaited_to = max(self.awaited_to, first_turn)
         if self.protected is None:
             self._set(AgentStateKind.THINKING, turn_id)
 
@@ -112,6 +118,10 @@ class _Tracker:
             self.protected = None
         elif self.protected is not None:
             return  # the late report of an older reply: the protected one plays on
+        if report.event in _ENDS and turn >= self.awaited_to:
+            # Ended without starting (flushed before any of it played, or it had no audio):
+            # it was the reply awaited, and no other is coming.
+            self.awaited_from = None
         if self.awaited_from is not None:
             self._set(AgentStateKind.THINKING, turn)
         else:

@@ -195,7 +195,8 @@ class RunContext(Generic[UserdataT]):
         goodbye, transfer after "I'll put you through". It returns at once if that reply
         is over already, and when it is cut off or replaced by a newer one meanwhile
         (whatever played of it is all that will; a reply cut before any of its audio
-        reached the speaker is over for the wait when the speaker reports the next one).
+        reached the speaker is over for the wait when the flush naming it reaches the
+        speaker, which reports it interrupted, or when the speaker reports a newer one).
         Time spent waiting counts toward the tool's timeout.
 
         Raises:

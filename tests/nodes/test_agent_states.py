@@ -96,6 +96,25 @@ async def test_a_newer_turn_keeps_thinking_while_the_old_reply_is_cut() -> None:
 
 
 @pytest.mark.looptime
+async def test_a_reply_that_ends_before_it_started_is_no_longer_awaited() -> None:
+    # Flushed by code before any of it played: the sink ends it with nothing played.
+    t1, t2, t3 = fk.new_turn_id(), fk.new_turn_id(), fk.new_turn_id()
+    states, ids, _ = await run_states(
+        Script(turn(1.0, t1), turn(3.0, t2), turn(3.5, t3), end_at=10),
+        Script(
+            played(2.0, PlayoutEvent.INTERRUPTED, t1),
+            played(4.0, PlayoutEvent.INTERRUPTED, t2),  # t3's reply is still coming
+            played(5.0, PlayoutEvent.FINISHED, t3),  # a reply with no audio at all
+            end_at=10,
+        ),
+    )
+    assert states == [
+        (0.0, LISTENING), (1.0, THINKING), (2.0, LISTENING), (3.0, THINKING), (5.0, LISTENING)
+    ]
+    assert ids == [0, t1, t1, t2, t3]
+
+
+@pytest.mark.looptime
 async def test_a_reply_requested_from_code() -> None:
     reply = fk.new_turn_id() + 1  # the id the LLM will draw for the reply
     states, _, _ = await run_states(

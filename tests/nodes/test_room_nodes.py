@@ -858,6 +858,25 @@ async def test_an_interrupt_without_a_turn_flushes_the_current_reply() -> None:
     assert len(run.io.played) == 11
 
 
+@pytest.mark.looptime
+async def test_a_flush_of_a_turn_whose_audio_never_came_reports_its_end_once() -> None:
+    flush6 = Interrupt(turn_id=6, action=InterruptAction.FLUSH, reason="code")
+    run = await Sink(
+        at(0.0, reply(5, ("one two three", 0.2))) + at(0.5, reply(6, ("four five", 0.2))),
+        [(0.11, flush6), (0.2, flush6), (0.3, Interrupt(turn_id=5))],
+    ).run()
+    # A flush names its turn and every older one: reply 5 is cut where it was; 6 had no
+    # audio here and will have none (it is dropped), so it ends as named, nothing played.
+    # A flush already made reports nothing again, nor does one naming an older turn.
+    assert run.events == [
+        (5, PlayoutEvent.STARTED), (5, PlayoutEvent.INTERRUPTED), (6, PlayoutEvent.INTERRUPTED)
+    ]
+    six = run.playout.items[2]
+    assert six[0] - run.start == pytest.approx(0.11)
+    assert (six[1].played_text, six[1].played_duration) == ("", 0.0)
+    assert len(run.io.played) == 6  # reply 5's frames begun by 0.11 s, nothing of 6
+
+
 # ------------------------------------------------------------------- word timings (TTS)
 
 

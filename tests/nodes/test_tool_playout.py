@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from support import Script
+from support import Collect, Script, collected
 
 import flowkit as fk
 from flowkit.nodes.llm import LLM
@@ -64,7 +64,8 @@ async def test_every_wait_ends_when_the_reports_end() -> None:
 
 
 def _graph(
-    tool: fk.FunctionTool, *, playout: bool = True, speech: bool = True, before: str = GOODBYE
+    tool: fk.FunctionTool, *, playout: bool = True, speech: bool = True, before: str = GOODBYE,
+    turn_id: int | None = None,
 ) -> tuple[fk.Graph, LLM, RoomSink]:
     fake = FakeLLM([
         FakeReply(text=before, tool_calls=(ToolCallChunk("c1", tool.name, "{}"),)),
@@ -72,7 +73,8 @@ def _graph(
     ], ttft=0.1, token_gap=0.0)
     g = fk.Graph("transfer")
     llm = g.add(LLM(fake, tools=[tool]), name="llm")
-    g.add(Script((0, fk.UserTurn(turn_id=fk.new_turn_id(), text="a person, please"))),
+    turn = fk.UserTurn(turn_id=turn_id or fk.new_turn_id(), text="a person, please")
+    g.add(Script((0, turn)),
           name="turns") >> llm
     router = g.add(ToolRouter([tool]), name="router")
     llm.tool_calls >> router >> llm.tool_results
@@ -172,6 +174,48 @@ async def test_a_wait_ends_when_the_user_cuts_the_reply_off() -> None:
     [moment] = moments
     assert moment - start == pytest.approx(1.0, abs=0.02)
     assert llm.history.messages[1].interrupted
+
+
+@pytest.mark.looptime
+async def test_a_wait_ends_when_code_flushes_the_reply_before_its_audio_came() -> None:
+    loop = asyncio.get_running_loop()
+    waited: list[float] = []
+
+    @fk.function_tool
+    async def transfer(ctx: fk.RunContext) -> str:
+        """Put the caller through to a person."""
+        try:
+            await ctx.wait_for_playout()
+        finally:  # the wait ends either way: the reply's end, or the reply cancelled
+            waited.append(loop.time())
+        return "transferred"
+
+    turn_id = fk.new_turn_id()
+    g, llm, sink = _graph(transfer, turn_id=turn_id)
+    # The tool is called at 0.1 s and the goodbye's first audio comes at 0.2 s: flushed
+    # by name in between, the speaker never has any of that reply.
+    flush = fk.Interrupt(turn_id=turn_id, action=fk.InterruptAction.FLUSH, reason="code")
+    g.add(Script((0.15, flush)), name="code") >> sink.interrupt
+    reports = g.add(Collect(), name="reports")
+    sink.playout >> reports
+    start = loop.time()
+    io = MemoryIO(paced=True)
+    runner = fk.GraphRunner(g, job=fk.JobContext(io=io))
+    await runner.run()
+    assert runner.node_errors == []
+    [moment] = waited
+    assert moment - start == pytest.approx(0.15, abs=0.02)  # not the tool's 30 s timeout
+    assert io.played == []
+    [report] = collected(reports)
+    assert (report.turn_id, report.event, report.played_text) == (
+        turn_id, fk.PlayoutEvent.INTERRUPTED, ""
+    )
+    # The reply is over for the LLM too: what it streamed is kept as heard, that is nothing,
+    # and no reply follows the tool's result.
+    assert [(m.role, m.interrupted) for m in llm.history.messages] == [
+        ("user", False), ("assistant", True), ("tool", False)
+    ]
+    assert llm.history.messages[1].content == ""
 
 
 @pytest.mark.parametrize("unlinked", ["speech", "playout"])

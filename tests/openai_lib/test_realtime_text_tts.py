@@ -159,7 +159,7 @@ async def test_a_reply_cut_before_any_of_it_played_leaves_the_conversation(
 ) -> None:
     server.replies.extend([ScriptedReply(LONG), ScriptedReply(AGAIN)])
     # The first synthesis never answers: nothing of the first reply reaches the sink, which
-    # therefore never reports on it.
+    # reports it ended when the flush names it, with nothing played.
     voice = FakeTTS(seconds_per_char=0.03, hang=[0])
     a = agent(server.base_url, _barge_in(), output_modality="text", tts=TTS(voice))
     runner = await a.run()
@@ -169,7 +169,10 @@ async def test_a_reply_cut_before_any_of_it_played_leaves_the_conversation(
     first, second = dict.fromkeys(c.turn_id for c in a.texts.items)
     assert [i.turn_id for i in a.interrupts.items] == [first]
     assert voice.requests[0].cancelled  # the flush closed the hanging request
-    assert {p.turn_id for p in a.playout.items} == {second}
+    [cut] = [p for p in a.playout.items if p.turn_id == first]
+    assert (cut.event, cut.played_text, cut.played_duration) == (
+        fk.PlayoutEvent.INTERRUPTED, "", 0.0
+    )
     # Never heard: deleted from the server's conversation, not made again.
     [deleted] = server.deletions
     assert server.of_type("conversation.item.create") == []

@@ -13,7 +13,8 @@ A text reply that a TTS node speaks (a *voiced* reply, :mod:`.voiced_text`) is f
 through the same sink reports, with two differences. What was heard is the words the sink
 reports (``played_text``), since the node knows nothing of the TTS node's audio; a reply
 cut before the sink reported it started was not heard at all (the sink may never have had
-any of it, and then sends no report). And the Realtime API truncates audio only, so a voiced
+any of it; it then reports the reply interrupted, nothing played, when the flush reaches
+it). And the Realtime API truncates audio only, so a voiced
 reply cut short is put right by rewriting its items as LiveKit Agents does: each item the
 listener stopped in or never reached is deleted (``conversation.item.delete``) and, if some
 of it was heard, created again with the same id in the same place with the words heard
