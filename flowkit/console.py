@@ -28,7 +28,7 @@ from pathlib import Path
 
 from livekit import rtc
 
-from flowkit.audio.frames import frame_format
+from flowkit.audio.frames import duration_s, frame_format
 from flowkit.audio.wav import WavWriter
 from flowkit.following import Following
 from flowkit.graph import Graph
@@ -169,7 +169,7 @@ class ConsoleAudioOutput:
             )
         if self._writer is not None:
             self._writer.write(frame)
-        seconds = frame.samples_per_channel / frame.sample_rate
+        seconds = duration_s(frame)
         self.written += seconds
         now = asyncio.get_running_loop().time()
         start = max(self._end, now)

@@ -41,7 +41,13 @@ import numpy as np
 import soxr
 from livekit import rtc
 
-from flowkit.audio.frames import frame_format, frame_from_samples, samples, samples_for
+from flowkit.audio.frames import (
+    duration_s,
+    frame_format,
+    frame_from_samples,
+    samples,
+    samples_for,
+)
 from flowkit.audio.wav import WavInfo, WavWriter, probe, read_frames
 from flowkit.images import load_frame
 from flowkit.messages import DTMF_DIGITS, DTMFDigit, Transcript, dtmf_code
@@ -366,7 +372,7 @@ class OfflineAudioInput:
         io._moved(over=True)
 
     async def _deliver(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
-        end = self.position + frame.samples_per_channel / frame.sample_rate
+        end = self.position + duration_s(frame)
         if self._io.realtime:
             delay = self._io.origin() + end - asyncio.get_running_loop().time()
             if delay > 0:

@@ -5,6 +5,7 @@ The nodes built on these live in :mod:`flowkit.nodes.audio`.
 
 from flowkit.audio.frames import (
     duration_ms,
+    duration_s,
     frame_format,
     frame_from_samples,
     samples,
@@ -18,6 +19,7 @@ __all__ = [
     "WavInfo",
     "WavWriter",
     "duration_ms",
+    "duration_s",
     "frame_format",
     "frame_from_samples",
     "probe",

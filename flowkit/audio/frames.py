@@ -21,6 +21,7 @@ from flowkit.ports import AudioFormat
 
 __all__ = [
     "duration_ms",
+    "duration_s",
     "frame_format",
     "frame_from_samples",
     "samples",
@@ -193,6 +194,11 @@ def samples_for(duration_ms: float, sample_rate: int) -> int:
 def duration_ms(frame: rtc.AudioFrame) -> float:
     """The frame's duration in milliseconds."""
     return frame.samples_per_channel * 1000 / frame.sample_rate
+
+
+def duration_s(frame: rtc.AudioFrame) -> float:
+    """The frame's duration in seconds."""
+    return frame.samples_per_channel / frame.sample_rate
 
 
 def frame_format(frame: rtc.AudioFrame) -> AudioFormat:

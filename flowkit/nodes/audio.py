@@ -25,7 +25,7 @@ from livekit import rtc
 from numpy.typing import NDArray
 from reactivex import Observable
 
-from flowkit.audio.frames import frame_from_samples, samples, samples_for
+from flowkit.audio.frames import duration_s, frame_from_samples, samples, samples_for
 from flowkit.audio.wav import WavInfo, WavWriter, probe, read_frames
 from flowkit.converters import register_converter
 from flowkit.node import Node, NodeParams
@@ -419,7 +419,7 @@ class WavSource(Node):
                 delay = start + audio_time - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                audio_time += frame.samples_per_channel / frame.sample_rate
+                audio_time += duration_s(frame)
             elif index % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
             await self.out.put(frame)

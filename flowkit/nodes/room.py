@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pydantic
 from livekit import rtc
 
+from flowkit.audio.frames import duration_s
 from flowkit.messages import (
     AgentAudio,
     Interrupt,
@@ -219,7 +220,7 @@ class _Reply:
             if sentence is None:
                 self._complete_all()
                 sentence = self.sentences[audio.segment] = _Sentence(audio.text)
-            sentence.received += _seconds(audio.frame)
+            sentence.received += duration_s(audio.frame)
             sentence.words.extend(audio.words)
         if audio.final:
             self._complete_all()
@@ -229,7 +230,7 @@ class _Reply:
         """Take back written pieces that were never heard from what counts as played."""
         for item in items:
             if item.frame is not None:
-                seconds = _seconds(item.frame)
+                seconds = duration_s(item.frame)
                 self.played -= seconds
                 self.sentences[item.segment].played -= seconds
 
@@ -295,10 +296,6 @@ def _first_words(text: str, count: int) -> str:
             break
         end = word.end()
     return text[:end].strip()
-
-
-def _seconds(frame: rtc.AudioFrame) -> float:
-    return frame.samples_per_channel / frame.sample_rate
 
 
 class RoomSink(Node):
@@ -626,7 +623,7 @@ class _Playback:
         self, reply: _Reply, item: AgentAudio, frame: rtc.AudioFrame, queued: float
     ) -> None:
         """Count ``frame`` as played; ``queued``: what the output holds unheard after it."""
-        seconds = _seconds(frame)
+        seconds = duration_s(frame)
         reply.played += seconds
         sentence = reply.sentences[item.segment]
         starts = not sentence.started  # not played == 0: a pause can take it all back

@@ -17,7 +17,7 @@ import dataclasses
 from collections import deque
 from collections.abc import Callable
 
-from flowkit.audio.frames import frame_from_samples, samples
+from flowkit.audio.frames import duration_s, frame_from_samples, samples
 from flowkit.messages import AgentAudio
 
 __all__ = ["UnheardAudio"]
@@ -28,7 +28,7 @@ _EPSILON = 1e-6
 
 def _duration(item: AgentAudio) -> float:
     frame = item.frame
-    return 0.0 if frame is None else frame.samples_per_channel / frame.sample_rate
+    return 0.0 if frame is None else duration_s(frame)
 
 
 class UnheardAudio:

@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from livekit import rtc
 
+from flowkit.audio.frames import duration_s
 from flowkit.messages import Metrics, TimedWord
 from flowkit.providers.clock import loop_time
 from flowkit.providers.sentences import SentenceSplitter
@@ -149,7 +150,7 @@ class TTSMeter:
         """Take one frame of the audio."""
         if self._first is None:
             self._first = self._clock()
-        self._audio += frame.samples_per_channel / frame.sample_rate
+        self._audio += duration_s(frame)
 
     def finish(self, characters: int = 0, *, cancelled: bool = False) -> Metrics:
         """The synthesis' metrics.
@@ -254,7 +255,7 @@ class _SentenceTTSStream(WorkerStream[rtc.AudioFrame]):
                         attach_timed_words(frame, (
                             TimedWord(w.text, w.start + offset, w.end + offset) for w in words
                         ))
-                    offset += frame.samples_per_channel / frame.sample_rate
+                    offset += duration_s(frame)
                     self._emit(frame)
             finally:
                 # Close at once on cancellation, so the provider's request ends too.

@@ -26,7 +26,7 @@ import numpy as np
 import soxr
 from livekit import rtc
 
-from flowkit.audio.frames import frame_from_samples, samples
+from flowkit.audio.frames import duration_s, frame_from_samples, samples
 from flowkit.messages import DTMFDigit, ParticipantUpdate, Transcript, dtmf_code
 from flowkit.nodes.audio import mix_channels
 from flowkit.ports import AudioFormat
@@ -48,10 +48,6 @@ DEFAULT_PARTICIPANT = "user"
 
 def _now() -> float:
     return asyncio.get_running_loop().time()
-
-
-def _seconds(frame: rtc.AudioFrame) -> float:
-    return frame.samples_per_channel / frame.sample_rate
 
 
 class _Changes:
@@ -218,7 +214,7 @@ class MemoryAudioInput:
                     deadline = now
                 if deadline > now:
                     await asyncio.sleep(deadline - now)
-                deadline += _seconds(frame)
+                deadline += duration_s(frame)
             converted = converter.push(frame)
             if converted is not None:
                 yield converted
@@ -263,7 +259,7 @@ class MemoryAudioOutput:
             start = max(self._head, now)
             if start > now:
                 await asyncio.sleep(start - now)
-            self._head = start + _seconds(frame)
+            self._head = start + duration_s(frame)
         self._record.append((_now(), frame))
 
     def _check(self, frame: rtc.AudioFrame) -> None:
@@ -326,9 +322,9 @@ class QueuedMemoryAudioOutput(MemoryAudioOutput):
         self._check(frame)
         now = _now()
         start = max(self._head, now)
-        self._head = start + _seconds(frame)
+        self._head = start + duration_s(frame)
         self._record.append((start, frame))
-        self._in_flight = _seconds(frame)
+        self._in_flight = duration_s(frame)
         try:
             if self._head - self.queue > now:
                 await asyncio.sleep(self._head - self.queue - now)
@@ -651,7 +647,7 @@ class MemoryIO:
     @property
     def played_duration(self) -> float:
         """Seconds of agent audio played."""
-        return sum(_seconds(frame) for _, frame in self.played)
+        return sum(duration_s(frame) for _, frame in self.played)
 
     def _default(self) -> str:
         return next(iter(self._tracks), DEFAULT_PARTICIPANT)

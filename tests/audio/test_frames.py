@@ -4,6 +4,7 @@ from livekit import rtc
 
 from flowkit.audio import (
     duration_ms,
+    duration_s,
     frame_format,
     frame_from_samples,
     samples,
@@ -123,6 +124,7 @@ def test_durations_and_formats() -> None:
     frame = silence(20, 48000, 2)
     assert frame.samples_per_channel == 960
     assert duration_ms(frame) == 20
+    assert duration_s(frame) == 0.02
     assert frame_format(frame) == AudioFormat(48000, 2)
     assert not samples(frame).any()
     assert samples_for(10, 44100) == 441
