@@ -31,7 +31,7 @@ from flowkit.tools.toolbox import Logger, Toolbox
 __all__ = ["LATE_RESULT_NOTE", "ToolRounds"]
 
 LATE_RESULT_NOTE = (
-    "this result came after the user cut the reply off; they have not heard it"
+    "this result came after the reply was cut off; the user has not heard it"
 )
 """What the history adds to a result that replaces a cut round's "no result" answer."""
 
