@@ -6,6 +6,7 @@ from support import Collect, Script, TimedCollect, collected, to_billing
 
 import flowkit as fk
 from flowkit.nodes.llm import LLM
+from flowkit.nodes.llm_tool_rounds import LATE_RESULT_NOTE
 from flowkit.nodes.tools import ToolRouter
 from flowkit.providers.llm import ToolCallChunk
 from flowkit.providers.sentences import SentenceSplitter
@@ -249,7 +250,7 @@ async def test_a_reply_cut_while_its_tool_runs_keeps_what_was_heard_of_the_call(
     assert [c.call_id for c in calling.tool_calls] == ["c1"]
     # The tool finished after the cut: its result stands in the history, noted as unheard.
     assert (answer.role, answer.tool_call_id) == ("tool", "c1")
-    assert answer.content.startswith("sunny in Paris\n(this result came after the user cut")
+    assert answer.content == f"sunny in Paris\n({LATE_RESULT_NOTE})"
     assert [m.role for m in llm.history.messages[3:]] == ["user", "assistant"]
 
 
