@@ -424,8 +424,8 @@ class _Playback:
             if item.mark and item.frame is None and not item.final:
                 # A playout marker with nothing of its reply before it here (a tool called
                 # before any words): reached now. It opens no reply, which no end would close.
-                self.report(_Reply(item.turn_id, item.allow_interruptions, self.rate),
-                            PlayoutEvent.REACHED, mark=item.mark)
+                self.report_unplayed(item.turn_id, PlayoutEvent.REACHED,
+                                     allow_interruptions=item.allow_interruptions, mark=item.mark)
                 return
             if reply is not None and not reply.done:
                 if reply.draining:
@@ -490,7 +490,7 @@ class _Playback:
                 # None of that reply's audio came here, and none will now: its end is
                 # reported all the same, nothing played, or whoever waits for it (a tool's
                 # wait_for_playout, the agent's state, EndCall) would wait on.
-                self.report(_Reply(target, True, self.rate), PlayoutEvent.INTERRUPTED)
+                self.report_unplayed(target, PlayoutEvent.INTERRUPTED)
             return
         if reply is None or reply.done or event.turn_id not in (0, reply.turn_id):
             return
@@ -674,6 +674,17 @@ class _Playback:
             self.publish_heard(reply, final=True)
         self.report(reply, event)
         self.settled.set()
+
+    def report_unplayed(
+        self,
+        turn_id: int,
+        event: PlayoutEvent,
+        *,
+        allow_interruptions: bool = True,
+        mark: int = 0,
+    ) -> None:
+        """Report on a turn that has no reply here: nothing of it was played."""
+        self.report(_Reply(turn_id, allow_interruptions, self.rate), event, mark=mark)
 
     def report(self, reply: _Reply, event: PlayoutEvent, *, mark: int = 0) -> None:
         with contextlib.suppress(RuntimeError):  # the graph closed under us: nobody listens
