@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from livekit import rtc
 
@@ -56,6 +56,9 @@ class LiveKitAudioInput(TrackFollower[rtc.RemoteAudioTrack, rtc.AudioFrame]):
         participant: The identity to hear; ``None`` for the first participant.
         frame_size_ms: The frames' duration; ``None`` for the SDK's (10 ms).
         on_track: Told (identity, track sid) each time a track starts being heard.
+        held: Whether the participant is on hold now: each frame is then delivered as
+            silence of the same length (see :meth:`LiveKitRoomIO.set_on_hold
+            <flowkit.livekit.LiveKitRoomIO.set_on_hold>`).
     """
 
     def __init__(
@@ -65,8 +68,10 @@ class LiveKitAudioInput(TrackFollower[rtc.RemoteAudioTrack, rtc.AudioFrame]):
         participant: str | None,
         frame_size_ms: int | None = None,
         on_track: Callable[[str, str], None] | None = None,
+        held: Callable[[], bool] | None = None,
     ) -> None:
         self.format = fmt
+        self._held = held
 
         def open_stream(track: rtc.RemoteAudioTrack) -> rtc.AudioStream:
             return rtc.AudioStream(
@@ -79,6 +84,24 @@ class LiveKitAudioInput(TrackFollower[rtc.RemoteAudioTrack, rtc.AudioFrame]):
         super().__init__(
             watch, participant, audio_publication, rtc.RemoteAudioTrack, open_stream, on_track
         )
+
+    def frames(self) -> AsyncIterator[rtc.AudioFrame]:
+        """The participant's frames, silenced while on hold; ends when the room closes."""
+        heard = super().frames()
+        return heard if self._held is None else self._silenced(heard, self._held)
+
+    @staticmethod
+    async def _silenced(
+        heard: AsyncIterator[rtc.AudioFrame], held: Callable[[], bool]
+    ) -> AsyncIterator[rtc.AudioFrame]:
+        # Silence, not nothing: the clock of the graph's audio goes on, so a VAD hears the
+        # speech that was going on end, and no turn is left open for the hold's length.
+        async for frame in heard:
+            if held():
+                frame = rtc.AudioFrame.create(
+                    frame.sample_rate, frame.num_channels, frame.samples_per_channel
+                )
+            yield frame
 
 
 class LiveKitAudioOutput:

@@ -6,6 +6,7 @@ has:
 
 - ``audio_input``: a participant's microphone at the rate the graph asks for, following the
   participant leaving and coming back (:class:`~flowkit.livekit.audio.LiveKitAudioInput`);
+  ``set_on_hold`` silences it while the call is on hold (a warm transfer);
 - ``audio_output``: the agent's track (:class:`~flowkit.livekit.audio.LiveKitAudioOutput`);
 - ``track_output``: more tracks of the agent's own beside its voice, such as background
   sound, each published under its name with source unknown (listeners mix them);
@@ -121,6 +122,7 @@ class LiveKitRoomIO:
         self._output_options = (track_name, output_queue_ms, subscription_timeout)
         self._watch = RoomWatch(room)
         self._started = self._closed = False
+        self._on_hold = False
         self._segments = TranscriptSegments()
         self._heard: dict[str, str] = {}  # identity -> sid of the track last heard
         self._last_heard: str | None = None
@@ -214,6 +216,27 @@ class LiveKitRoomIO:
             if task is not None:
                 task.cancel()
 
+    # --- hold
+
+    @property
+    def on_hold(self) -> bool:
+        """Whether the participants are on hold: the audio inputs deliver silence."""
+        return self._on_hold
+
+    def set_on_hold(self, on_hold: bool) -> None:
+        """Put the participants on hold, or take them off it.
+
+        While on hold every audio input of this I/O delivers silence in place of what it
+        hears, frame for frame, so the graph's VAD, recogniser and turn detector hear nobody
+        and the agent starts no reply; the tracks stay subscribed, and taking the hold off
+        resumes with the next frame. This is LiveKit Agents' disabled audio input during a
+        warm transfer (:mod:`flowkit.livekit.warm_transfer`). Typed chat and keypad entries
+        are not held.
+        """
+        if on_hold != self._on_hold:
+            logger.info("room %s: %s hold", self.room.name, "on" if on_hold else "off")
+        self._on_hold = on_hold
+
     # --- RoomIO
 
     def audio_input(
@@ -234,6 +257,7 @@ class LiveKitRoomIO:
             want,
             self._frame_size_ms,
             on_track=self._on_track,
+            held=lambda: self._on_hold,
         )
 
     def audio_output(self, sample_rate: int, num_channels: int) -> LiveKitAudioOutput:
