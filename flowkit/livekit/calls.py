@@ -11,6 +11,9 @@ What LiveKit Agents' ``JobContext.delete_room``, ``add_sip_participant`` and
   returns once the call is answered; a call the far end refuses (busy, declined) raises
   ``api.SipCallError`` with the SIP status, and one nobody answers before the ringing
   timeout raises ``api.TwirpError`` (``canceled``: LiveKit has no SIP status for it).
+- :func:`move_participant` moves a participant of another room into the job's room (LiveKit
+  Cloud's ``MoveParticipant``): how a warm transfer brings the human agent to the caller
+  (:mod:`flowkit.livekit.warm_transfer`).
 - :func:`transfer_sip_participant` hands a SIP participant's call to another number (a cold
   transfer, SIP REFER): it returns once the transfer is done, and the caller leaves the room;
   a transfer that fails raises ``api.SipCallError`` with the reason, and the caller stays.
@@ -30,7 +33,9 @@ from livekit import api, rtc
 if TYPE_CHECKING:
     from flowkit.livekit.job import LiveKitJob
 
-__all__ = ["add_sip_participant", "delete_room", "transfer_sip_participant"]
+__all__ = [
+    "add_sip_participant", "delete_room", "move_participant", "transfer_sip_participant",
+]
 
 logger = logging.getLogger("flowkit.livekit")
 
@@ -73,6 +78,8 @@ async def add_sip_participant(
     wait_until_answered: bool = False,
     ringing_timeout: float | None = None,
     play_dialtone: bool = False,
+    sip_number: str = "",
+    dtmf: str = "",
 ) -> api.SIPParticipantInfo:
     """Dial ``call_to`` through an outbound SIP trunk into the job's room.
 
@@ -89,6 +96,9 @@ async def add_sip_participant(
         ringing_timeout: Seconds the phone may ring before the call fails (the server's
             default when ``None``).
         play_dialtone: Have the callee hear a dial tone while the call connects.
+        sip_number: The number to call from; empty: one of the trunk's numbers.
+        dtmf: Keys to press once the call is answered (an extension, ``"1234#"``; ``w``
+            waits half a second).
 
     Returns:
         The callee's participant: its id, identity, room and SIP call id.
@@ -115,6 +125,8 @@ async def add_sip_participant(
         participant_attributes=participant_attributes or {},
         wait_until_answered=wait_until_answered,
         play_dialtone=play_dialtone,
+        sip_number=sip_number,
+        dtmf=dtmf,
     )
     if ringing_timeout is not None:
         request.ringing_timeout.FromNanoseconds(round(ringing_timeout * 1e9))
@@ -178,3 +190,36 @@ async def transfer_sip_participant(
     )
     logger.info("transferred %r's call to %s", identity, transfer_to)
     return response
+
+
+async def move_participant(job: LiveKitJob, identity: str, *, from_room: str) -> None:
+    """Move the participant ``identity`` of ``from_room`` into the job's room.
+
+    The participant leaves ``from_room`` and joins the job's room with the same identity,
+    attributes and tracks; a phone call goes on, now in the job's room.
+
+    Args:
+        job: The LiveKit job.
+        identity: Whom to move.
+        from_room: The room they are in now.
+
+    Raises:
+        ValueError: ``identity`` or ``from_room`` is empty, or ``from_room`` is the job's.
+        api.TwirpError: The server refused (no such room or participant, or a server that
+            cannot move participants: LiveKit offers it in its Cloud and Private Cloud).
+    """
+    room = _room_name(job)
+    if not identity or not from_room:
+        raise ValueError(
+            f"move_participant: give whom to move and from which room (got identity="
+            f"{identity!r}, from_room={from_room!r})"
+        )
+    if from_room == room:
+        raise ValueError(
+            f"move_participant: {identity!r} is to move from {from_room!r}, which is the "
+            "job's own room; give the room they are in now"
+        )
+    await job.api.room.move_participant(
+        api.MoveParticipantRequest(room=from_room, identity=identity, destination_room=room)
+    )
+    logger.info("moved %r from room %r into %r", identity, from_room, room)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import os
 from typing import Any
 
 from livekit import api, rtc
@@ -27,6 +28,7 @@ from livekit import api, rtc
 from flowkit.job import JobContext
 from flowkit.livekit.follow import choose_participant
 from flowkit.livekit.room_io import LiveKitRoomIO
+from flowkit.livekit.tokens import room_token
 from flowkit.livekit.watch import RoomWatch
 
 __all__ = ["AutoSubscribe", "LiveKitJob", "attach_job", "connect_job"]
@@ -108,6 +110,39 @@ class LiveKitJob:
                     "LIVEKIT_API_KEY and LIVEKIT_API_SECRET for the worker"
                 ) from None
         return self._api
+
+    @property
+    def api_credentials(self) -> tuple[str, str]:
+        """The API key and secret the job signs with (given, else from the environment).
+
+        Raises:
+            RuntimeError: Neither given nor set in the environment.
+        """
+        key = self._api_key or os.environ.get("LIVEKIT_API_KEY", "")
+        secret = self._api_secret or os.environ.get("LIVEKIT_API_SECRET", "")
+        if not key or not secret:
+            raise RuntimeError(
+                f"job {self.job.job_id!r} has no LiveKit API key and secret; set "
+                "LIVEKIT_API_KEY and LIVEKIT_API_SECRET for the worker"
+            )
+        return key, secret
+
+    def token_for(self, room: str) -> str:
+        """A token for the agent to join ``room`` too, as itself, signed with the job's key.
+
+        For a second room of the same job (a warm transfer's consultation room): the identity
+        is the agent's in the job's room, the kind ``agent``.
+
+        Raises:
+            RuntimeError: The job has not joined its room yet, or has no API key and secret.
+        """
+        if not self.room.isconnected():
+            raise RuntimeError(
+                f"job {self.job.job_id!r}: token_for({room!r}) before the job joined its room; "
+                "the token is for the agent's identity, known once it has joined"
+            )
+        key, secret = self.api_credentials
+        return room_token(key, secret, room, self.room.local_participant.identity, kind="agent")
 
     async def connect(
         self, auto_subscribe: AutoSubscribe | str = AutoSubscribe.SUBSCRIBE_ALL

@@ -16,6 +16,7 @@ from livekit import api
 from support import Script
 
 import flowkit as fk
+from flowkit.livekit.calls import move_participant
 from flowkit.livekit.job import LiveKitJob
 from flowkit.messages import Playout, PlayoutEvent, ToolResult
 from flowkit.nodes.end_call import END_CALL_REASON, EndCall
@@ -172,3 +173,29 @@ async def test_outside_livekit_the_call_control_methods_say_what_they_need() -> 
     with pytest.raises(RuntimeError, match=r"transfer_sip_participant\(\) needs"):
         await job.transfer_sip_participant("sip_+15550100", "tel:+15550111")
     await asyncio.sleep(0)
+
+
+async def test_move_participant_refuses_an_empty_name_and_the_jobs_own_room() -> None:
+    async with _job_in() as (_, _, job):
+        assert job.livekit is not None
+        with pytest.raises(ValueError, match="whom to move and from which room"):
+            await move_participant(job.livekit, "", from_room="consult")
+        with pytest.raises(ValueError, match="the job's own room"):
+            await move_participant(job.livekit, "callee", from_room=ROOM)
+
+
+async def test_the_jobs_api_credentials_come_from_the_job_else_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # async: the SDK's Room wants a running loop
+    job = fk.JobContext(job_id="AJ_2", room_name=ROOM)
+    given = LiveKitJob(job, url="ws://x", token="t", api_key="k", api_secret="s")
+    assert given.api_credentials == ("k", "s")
+    monkeypatch.setenv("LIVEKIT_API_KEY", "env-key")
+    monkeypatch.setenv("LIVEKIT_API_SECRET", "env-secret")
+    from_env = LiveKitJob(fk.JobContext(job_id="AJ_3"), url="ws://x", token="t")
+    assert from_env.api_credentials == ("env-key", "env-secret")
+    monkeypatch.delenv("LIVEKIT_API_SECRET")
+    with pytest.raises(RuntimeError, match="LIVEKIT_API_SECRET"):
+        from_env.api_credentials  # noqa: B018 (the property raises)
+    with pytest.raises(RuntimeError, match="before the job joined its room"):
+        given.token_for("consult")
