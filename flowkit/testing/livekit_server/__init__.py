@@ -6,9 +6,9 @@ agents end to end. It needs ``aiortc`` (``pip install 'flowkit-agents[testing]'`
 WebRTC needs a real network interface: run it inside :mod:`flowkit.testing.netns`.
 
 Its server API (``livekit-api``) also dials out and transfers calls, to simulated phones a
-test registers on ``server.sip``, and keeps SIP trunks and dispatch rules, which route the
-calls those phones make in (``await server.sip.call_in(caller, number)``; see
-:mod:`~flowkit.testing.livekit_server.sip`).
+test registers on ``server.sip``, moves those calls between rooms (``MoveParticipant``), and
+keeps SIP trunks and dispatch rules, which route the calls those phones make in
+(``await server.sip.call_in(caller, number)``; see :mod:`~flowkit.testing.livekit_server.sip`).
 
 Example::
 

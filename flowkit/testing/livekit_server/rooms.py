@@ -6,6 +6,10 @@ who gets what: participant updates to everyone, tracks to every other participan
 clients auto-subscribe here) until their publisher unpublishes them or leaves, data packets
 to the others or to the named destinations. Listeners on :class:`Rooms` hear of rooms
 created, participants joining and tracks arriving (agent dispatch hooks in there).
+
+A participant whose link is a :class:`MovableLink` can be moved to another room
+(:meth:`Room.move`, what ``RoomService.MoveParticipant`` does): the room's others see it
+leave, the destination's see it join, with its published tracks.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aiortc import MediaStreamTrack
 from livekit.protocol import agent_dispatch, models, rtc
 
 __all__ = [
+    "MovableLink",
     "Participant",
     "ParticipantLink",
     "PublishedTrack",
@@ -51,6 +56,19 @@ class ParticipantLink(Protocol):
 
     def close(self, reason: int) -> None:
         """Ask the participant to leave (sends a LeaveRequest, then closes the socket)."""
+
+
+@runtime_checkable
+class MovableLink(Protocol):
+    """A participant link that can follow its participant into another room.
+
+    The simulated SIP calls are (their far end is a phone, not a client holding a token for
+    one room); an SDK client's WebRTC session is not: LiveKit would send it a RoomMoved
+    signal with a new token, which the test server does not.
+    """
+
+    def move_to(self, destination: Room) -> None:
+        """Move the link's participant from its room to ``destination`` (:meth:`Room.move`)."""
 
 
 @dataclass
@@ -170,6 +188,54 @@ class Room:
         self.broadcast_update(participant)
         for track in participant.tracks.values():
             self._stop_relaying(participant, track)
+
+    def move(self, participant: Participant, destination: Room) -> None:
+        """Move a participant of this room to ``destination``, with its published tracks.
+
+        What LiveKit documents for MoveParticipant: to the others here it leaves (a
+        DISCONNECTED update, and the relays of its tracks to them stop), to the destination's
+        it joins (a new sid, the same identity, kind, name, metadata and attributes; its
+        published tracks are announced and relayed to them). The participant stops being
+        sent this room's tracks and is offered the destination's. The joined listeners run,
+        and the published listeners too if it publishes a track, as for any participant
+        joining the destination. The link is not told to leave: the caller updates the
+        link's own idea of its room (see :meth:`MovableLink.move_to`).
+
+        Raises:
+            ValueError: The participant is not this room's, the destination is this room, or
+                its identity is taken there.
+        """
+        if self.participants.get(participant.identity) is not participant:
+            raise ValueError(f"{participant.identity!r} is not a participant of room {self.name!r}")
+        if destination is self:
+            raise ValueError(f"{participant.identity!r} is in room {self.name!r} already")
+        if participant.identity in destination.participants:
+            raise ValueError(
+                f"room {destination.name!r} has a participant {participant.identity!r} already"
+            )
+        self.leave(participant)
+        for other in self.participants.values():
+            for track in other.tracks.values():
+                if track.media is not None:
+                    participant.link.unsubscribe_track(other, track)
+        # A join, to the destination's clients: a new sid, so none of them mistakes it for
+        # a session they knew, and the state and join time of a participant just arrived.
+        participant.sid = new_sid("PA")
+        participant.state = models.ParticipantInfo.State.JOINED
+        participant.joined_at = time.time()
+        participant.touch()
+        destination.join(participant)
+        published = [track for track in participant.tracks.values() if track.media is not None]
+        for track in published:
+            for other in destination.others(participant):
+                other.link.subscribe_track(participant, track)
+        if published:
+            for listener in list(destination.published_listeners):
+                listener(destination, participant)
+        for other in destination.others(participant):
+            for track in other.tracks.values():
+                if track.media is not None:
+                    participant.link.subscribe_track(other, track)
 
     def broadcast_update(self, participant: Participant, *, include_self: bool = False) -> None:
         """Send a ParticipantUpdate about ``participant`` to the others (and itself)."""

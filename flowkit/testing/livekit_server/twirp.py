@@ -10,10 +10,13 @@ A test double of the services a program most often calls on a LiveKit server:
   (``JobTermination``). Listing shows every dispatch of the room, the default one too.
 - ``livekit.RoomService``: ``CreateRoom`` (with the agents to dispatch), ``ListRooms``,
   ``DeleteRoom``, ``ListParticipants``, ``GetParticipant``, ``UpdateParticipant``,
-  ``RemoveParticipant``, over the server's rooms. Removing a participant or deleting its room
-  sends the SDK client a leave request and closes its connection. Updating a participant's
-  name, metadata or attributes (what LiveKit's SIP service does to ``sip.callStatus``) tells
-  every client in the room, the participant's own too; its ``permission`` is not supported.
+  ``RemoveParticipant``, ``MoveParticipant``, over the server's rooms. Removing a participant
+  or deleting its room sends the SDK client a leave request and closes its connection.
+  Updating a participant's name, metadata or attributes (what LiveKit's SIP service does to
+  ``sip.callStatus``) tells every client in the room, the participant's own too; its
+  ``permission`` is not supported. Moving a participant (a LiveKit Cloud method) moves SIP
+  participants only, the simulated calls (an agent-assisted warm transfer's last step: see
+  :meth:`TwirpAPI.move_participant`); an SDK client is refused ``unimplemented``.
 - ``livekit.SIP``: ``CreateSIPParticipant`` and ``TransferSIPParticipant``, against simulated
   phones rather than a phone network, and the trunk and dispatch-rule methods (create, list,
   delete), kept in memory for inbound calls; :mod:`~flowkit.testing.livekit_server.sip`
@@ -27,7 +30,8 @@ call a ``meta`` object (``sip_status_code``, ``sip_status``, ``sip_transfer_reas
 makes it raise ``api.SipCallError``.
 
 Authorization is LiveKit's: a Bearer JWT signed with the server's key pair, whose video grant
-holds ``roomAdmin`` for the request's room (the dispatch calls and the participant calls),
+holds ``roomAdmin`` for the request's room (the dispatch calls and the participant calls;
+MoveParticipant also needs ``destinationRoom`` naming the request's ``destination_room``),
 ``roomCreate`` (CreateRoom, DeleteRoom) or ``roomList`` (ListRooms), and whose SIP grant holds
 ``call`` (CreateSIPParticipant; TransferSIPParticipant needs it and ``roomAdmin``) or
 ``admin`` (the trunk and dispatch-rule methods). Like LiveKit, a missing grant is
@@ -51,8 +55,13 @@ from livekit.protocol import room as room_pb
 from livekit.protocol import sip as sip_pb
 
 from flowkit.testing.livekit_server.agents import DISPATCHER_KEY, AgentDispatcher
-from flowkit.testing.livekit_server.rooms import Participant, Room
-from flowkit.testing.livekit_server.signal import CONFIG_KEY, authenticate, bearer_token
+from flowkit.testing.livekit_server.rooms import MovableLink, Participant, Room
+from flowkit.testing.livekit_server.signal import (
+    CONFIG_KEY,
+    SignalSession,
+    authenticate,
+    bearer_token,
+)
 
 __all__ = [
     "PREFIX",
@@ -150,24 +159,28 @@ class Grant:
         field: The field of ``api.VideoGrants`` (or ``api.SIPGrants``) that sets it.
         per_room: The grant must be for the request's room (``VideoGrants.room``).
         sip: It is a SIP grant (``claims.sip``), not a video grant (``claims.video``).
+        to_destination: The token's ``destinationRoom`` must also name the request's
+            ``destination_room`` (``VideoGrants.destination_room``), as for MoveParticipant.
     """
 
     claim: str
     field: str
     per_room: bool = False
     sip: bool = False
+    to_destination: bool = False
 
     @property
     def name(self) -> str:
         """How errors name it: ``roomAdmin``, ``SIP call``."""
         return f"SIP {self.claim}" if self.sip else self.claim
 
-    def hint(self, room: str) -> str:
+    def hint(self, room: str, destination: str = "") -> str:
         """The ``livekit-api`` expression that grants it, e.g. ``SIPGrants(call=True)``."""
         if self.sip:
             return f"SIPGrants({self.field}=True)"
         room_part = f", room={room!r}" if self.per_room else ""
-        return f"VideoGrants({self.field}=True{room_part})"
+        destination_part = f", destination_room={destination!r}" if self.to_destination else ""
+        return f"VideoGrants({self.field}=True{room_part}{destination_part})"
 
 
 ROOM_ADMIN = Grant("roomAdmin", "room_admin", per_room=True)
@@ -178,37 +191,60 @@ SIP_ADMIN = Grant("admin", "admin", sip=True)
 """The SIP ``admin`` grant: managing trunks and dispatch rules."""
 _CREATE = Grant("roomCreate", "room_create")
 _LIST = Grant("roomList", "room_list")
+# LiveKit's EnsureDestRoomPermission (pkg/service/auth.go): roomAdmin for the source room,
+# and destinationRoom equal to the request's destination, checked together.
+_MOVE = Grant("roomAdmin", "room_admin", per_room=True, to_destination=True)
 
 
 def _check_grants(
-    claims: Claims | None, grants: tuple[Grant, ...], method: str, room: str
+    claims: Claims | None,
+    grants: tuple[Grant, ...],
+    method: str,
+    room: str,
+    destination: str = "",
 ) -> None:
-    """Raise ``unauthenticated`` unless the token holds every grant (for ``room``, if scoped)."""
+    """Raise ``unauthenticated`` unless the token holds every grant (for ``room``, if scoped).
+
+    ``destination`` is the request's ``destination_room``, for a grant ``to_destination``.
+    """
     if claims is None:
-        needed = " and ".join(grant.hint(room) for grant in grants)
+        needed = " and ".join(grant.hint(room, destination) for grant in grants)
         raise TwirpError(
             "unauthenticated",
             f"no access token: {method} needs 'Authorization: Bearer <jwt>' with "
             f"{needed}, signed with this server's API key and secret",
         )
     for grant in grants:
-        _check_grant(claims, grant, method, room)
+        _check_grant(claims, grant, method, room, destination)
 
 
-def _check_grant(claims: Claims, grant: Grant, method: str, room: str) -> None:
+def _check_grant(
+    claims: Claims, grant: Grant, method: str, room: str, destination: str
+) -> None:
     held = claims.sip if grant.sip else claims.video
+    hint = grant.hint(room, destination)
     if held is None or not getattr(held, grant.field):
         raise TwirpError(
             "unauthenticated",
             f"permissions denied: {method} needs the {grant.name} grant; "
-            f"sign the token with {grant.hint(room)}",
+            f"sign the token with {hint}",
         )
     video = claims.video
     if grant.per_room and video is not None and video.room != room:
         raise TwirpError(
             "unauthenticated",
             f"permissions denied: {method} on room {room!r} needs {grant.claim} for that room, "
-            f"and the token's is for room {video.room!r}; sign it with {grant.hint(room)}",
+            f"and the token's is for room {video.room!r}; sign it with {hint}",
+        )
+    if grant.to_destination and video is not None and (video.destination_room or "") != (
+        destination
+    ):
+        named = video.destination_room
+        held_room = f"the token's names room {named!r}" if named else "the token has none"
+        raise TwirpError(
+            "unauthenticated",
+            f"permissions denied: {method} to room {destination!r} needs the destinationRoom "
+            f"grant naming that room, and {held_room}; sign it with {hint}",
         )
 
 
@@ -217,6 +253,13 @@ def _request_room(message: Message) -> str:
     for field in ("room", "room_name"):
         if field in message.DESCRIPTOR.fields_by_name:
             return str(getattr(message, field))
+    return ""
+
+
+def _request_destination(message: Message) -> str:
+    """The room a request moves or forwards a participant to ("" for none)."""
+    if isinstance(message, room_pb.MoveParticipantRequest | room_pb.ForwardParticipantRequest):
+        return message.destination_room
     return ""
 
 
@@ -298,6 +341,7 @@ class TwirpAPI:
             (rooms, "GetParticipant"): _Method((ROOM_ADMIN,), self.get_participant),
             (rooms, "UpdateParticipant"): _Method((ROOM_ADMIN,), self.update_participant),
             (rooms, "RemoveParticipant"): _Method((ROOM_ADMIN,), self.remove_participant),
+            (rooms, "MoveParticipant"): _Method((_MOVE,), self.move_participant),
         }
 
     def add_method(self, service: str, method: str, run: Run, *grants: Grant) -> None:
@@ -348,7 +392,10 @@ class TwirpAPI:
             )
         message = message_factory.GetMessageClass(method.input_type)()
         _decode(await request.read(), content_type, message)
-        _check_grants(claims, implemented.grants, method.name, _request_room(message))
+        _check_grants(
+            claims, implemented.grants, method.name, _request_room(message),
+            _request_destination(message),
+        )
         return _encode(await implemented.run(message), content_type)
 
     def _route(self, request: web.Request) -> tuple[MethodDescriptor, _Method]:
@@ -550,6 +597,83 @@ class TwirpAPI:
         room.leave(participant)  # the others hear of it now, not when the socket closes
         participant.link.close(models.DisconnectReason.PARTICIPANT_REMOVED)
         return room_pb.RemoveParticipantResponse()
+
+    async def move_participant(
+        self, request: room_pb.MoveParticipantRequest
+    ) -> room_pb.MoveParticipantResponse:
+        """Move a SIP participant to ``destination_room``: it leaves its room and joins that one.
+
+        LiveKit Cloud's method (the open-source server answers "not implemented"), as its API
+        documents it: the participant is removed from its room and added to the destination,
+        and the others see it disconnect from one and join the other. Here that is done for
+        the participants whose link is a :class:`~.rooms.MovableLink`, the simulated SIP
+        calls (dialled or inbound), which is what an agent-assisted warm transfer moves: the
+        human's call, dialled into a private consultation room, into the caller's room. The
+        source room's clients get a DISCONNECTED update (no ``DisconnectReason``); the
+        destination's see it join (new sid, same identity, kind, name, metadata and
+        attributes, its ``sip.callStatus`` unchanged) with its microphone track, relayed to
+        them; the phone hears the destination from then on (see
+        :meth:`~.sip.call.SimulatedCall.move_to`). The destination room is created if there
+        is none, as a join creates it.
+
+        Refused, with LiveKit's codes: the same room as destination (``invalid_argument``,
+        checked first, as LiveKit's service does), an unknown room or identity
+        (``not_found``), no ``destination_room`` (``invalid_argument``); and, this server's
+        choice, an identity already in the destination (``already_exists``: a join would
+        replace that participant, a move does not). An SDK client (WebRTC) is refused
+        ``unimplemented``: LiveKit would send it a RoomMoved signal with a token for the
+        destination and move its WebRTC session, which this server does not do; reconnect
+        such a client to the destination instead.
+        """
+        identity, destination_name = request.identity, request.destination_room
+        if request.room == destination_name:
+            raise TwirpError(
+                "invalid_argument",
+                f"destination room cannot be the same as source room ({request.room!r}): set "
+                f"destination_room to the room to move {identity!r} to",
+            )
+        source = self.require_room(request.room)
+        participant = self.require_participant(source, identity)
+        if not destination_name:
+            raise TwirpError(
+                "invalid_argument",
+                f"no room name: set destination_room to the room to move {identity!r} to",
+            )
+        link = participant.link
+        if not isinstance(link, MovableLink):
+            raise TwirpError("unimplemented", _not_movable(participant, source, destination_name))
+        destination = self.rooms.get(destination_name)
+        if destination is not None and identity in destination.participants:
+            raise TwirpError(
+                "already_exists",
+                f"a participant with the same identity is already in the destination room: "
+                f"{identity!r} is in room {destination_name!r}; remove it there first "
+                "(RemoveParticipant), or dial the call with another participant_identity",
+            )
+        link.move_to(self.rooms.create(destination_name))
+        return room_pb.MoveParticipantResponse()
+
+
+def _not_movable(participant: Participant, source: Room, destination: str) -> str:
+    """Why MoveParticipant cannot move ``participant``, and what to do instead."""
+    kind = models.ParticipantInfo.Kind.Name(participant.kind)
+    if isinstance(participant.link, SignalSession):
+        what = (
+            f"an SDK client (kind {kind}, connected over WebRTC); LiveKit would send it a "
+            f"RoomMoved signal with a token for {destination!r} and move its session, which "
+            f"this server does not simulate. Connect the client to {destination!r} with a "
+            f"token for that room instead (and disconnect it from {source.name!r})"
+        )
+    else:
+        what = (
+            f"a participant whose link ({type(participant.link).__name__}) does not "
+            "implement rooms.MovableLink (move_to)"
+        )
+    return (
+        f"MoveParticipant is implemented by the flowkit test server for SIP participants only "
+        f"(the simulated calls of CreateSIPParticipant and server.sip.call_in): "
+        f"{participant.identity!r} in room {source.name!r} is {what}"
+    )
 
 
 TWIRP_KEY = web.AppKey("flowkit_twirp_api", TwirpAPI)

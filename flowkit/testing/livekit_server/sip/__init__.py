@@ -27,6 +27,11 @@ number of the inbound trunks created through the server API. The Twirp methods o
 - **TransferSIPParticipant** (SIP ``call`` and ``roomAdmin``) hands a SIP participant's call to
   another phone (a cold transfer): when that phone answers, the participant leaves the room;
   when it does not, the reply is an error and the participant stays.
+- **MoveParticipant** (``livekit.RoomService``, ``roomAdmin`` and ``destinationRoom``; see
+  :meth:`~flowkit.testing.livekit_server.twirp.TwirpAPI.move_participant`) moves a call,
+  dialled or inbound, into another room, where it goes on
+  (:meth:`SimulatedCall.move_to`): the warm transfer's last step. The phone then hears the
+  destination, its microphone track is relayed there, and it ends there.
 - **Trunks and dispatch rules** (SIP ``admin``): ``CreateSIPInboundTrunk``,
   ``CreateSIPOutboundTrunk``, ``ListSIPInboundTrunk``, ``ListSIPOutboundTrunk``,
   ``DeleteSIPTrunk``, ``CreateSIPDispatchRule``, ``ListSIPDispatchRule``,

@@ -6,7 +6,8 @@ validated CreateSIPParticipant request it plays (merged with its outbound trunk)
 :class:`DialError` a call that was not answered. When the phone answers, the headers of its
 answer set the attributes the trunk maps them to (before the call turns ``active``, as in
 LiveKit). A call answered speaks with :meth:`SimulatedCall.say`, on an audio track it
-publishes then (:data:`PHONE_TRACK_NAME`).
+publishes then (:data:`PHONE_TRACK_NAME`). ``RoomService.MoveParticipant`` moves a call to
+another room (:meth:`SimulatedCall.move_to`), where it goes on.
 """
 
 from __future__ import annotations
@@ -139,11 +140,12 @@ class SimulatedCall:
     ``close(reason)`` is the room hanging up. Its ``sip.callStatus`` follows the call, and
     every change reaches the room's clients. Once answered, the phone can speak
     (:meth:`say`): the call then publishes a microphone track, which the room relays to its
-    clients until the call ends.
+    clients until the call ends. ``RoomService.MoveParticipant`` moves it to another room
+    (:meth:`move_to`, the warm transfer's last step), where all of this goes on.
 
     Attributes:
         participant: The SIP participant (kind SIP) it is the link of.
-        room: The room it calls into.
+        room: The room it is in: the one it called into, or the last it was moved to.
         address: The number dialled.
         phone: The phone it reached, None when no phone has the number.
         record: That phone's record of the call, None without a phone.
@@ -267,6 +269,31 @@ class SimulatedCall:
         self.room.unpublish(self.participant, track.info.sid)
         if track.media is not None:
             track.media.stop()
+
+    def move_to(self, destination: Room) -> None:
+        """Move the call's participant to ``destination``: the call goes on there.
+
+        What ``RoomService.MoveParticipant`` does to a SIP participant (see
+        :meth:`~flowkit.testing.livekit_server.rooms.Room.move`): the room's clients see it
+        leave, the destination's see it join with its identity, kind, name, metadata and
+        attributes (``sip.callStatus`` unchanged) and its microphone track, if the phone has
+        spoken. From then on the phone is sent what the destination sends (the tracks it was
+        sent here stop), :meth:`say` speaks there, and hanging up, a transfer or the
+        destination's ``DeleteRoom`` end the call there. The phone's record keeps the room
+        the call came from (``PhoneCall.room``).
+
+        Raises:
+            RuntimeError: The call has ended.
+            ValueError: ``destination`` is the call's room, or has a participant with the
+                call's identity.
+        """
+        if self.ended is not None:
+            raise RuntimeError(
+                f"the call {self.call_id} ({self.address!r}) has ended ({self.ended.value}): "
+                "an ended call cannot be moved"
+            )
+        self.room.move(self.participant, destination)
+        self.room = destination
 
     # ParticipantLink ----------------------------------------------------------------------------
 
