@@ -1,4 +1,5 @@
-"""The examples: weather, restaurant (handoff and task), timed transcript, background, outbound."""
+"""The examples: weather, restaurant (handoff and task), timed transcript, background, outbound,
+warm transfer."""
 
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ def live_job(**extra: object) -> fk.JobContext:
 
 @pytest.mark.parametrize(
     "name",
-    ["weather_agent", "restaurant_agent", "timed_transcript", "background_audio", "outbound_call"],
+    [
+        "weather_agent", "restaurant_agent", "timed_transcript", "background_audio",
+        "outbound_call", "warm_transfer",
+    ],
 )
 def test_example_is_valid_and_drawn(name: str) -> None:
     assert load_graph(EXAMPLES / f"{name}.py").problems() == []
@@ -274,3 +278,23 @@ async def test_outbound_call_answers_a_person_and_stays_on_the_line() -> None:
     # person answered, so the watch never started.
     assert job.shutdown_reason is None
     assert voice.texts == ["Hi, this is the clinic calling about your appointment tomorrow at 10."]
+
+
+# --------------------------------------------------------------------------- warm transfer
+
+
+@pytest.mark.looptime
+async def test_warm_transfer_outside_a_room_tells_the_caller_it_could_not_transfer() -> None:
+    # Offline there is no call to transfer: the tool says so, and the model tells the caller.
+    job = live_job(tts=FakeTTS(sample_rate=24_000))
+    graph = load_graph(EXAMPLES / "warm_transfer.py", job)
+    async with Harness(graph, job=job, turn_input="llm.turns") as agent:
+        result = await agent.run("Can I talk to a person?")
+    expect = result.expect
+    expect.next_event().is_message(contains="please hold")
+    expect.next_event().is_function_call(
+        name="transfer_to_human", arguments={"summary": "A caller wants to change a booking."})
+    failed = expect.next_event().is_function_call_output(is_error=True)
+    assert "no phone call to transfer here" in failed.output
+    expect.next_event().is_message(contains="could not reach anyone")
+    expect.no_more_events()
