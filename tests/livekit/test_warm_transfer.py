@@ -9,6 +9,7 @@ namespace (see flowkit.testing.netns). The set-up's errors need no room and run 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -35,7 +36,7 @@ from flowkit.providers.llm import ToolCallChunk
 from flowkit.testing import FakeLLM, FakeReply, FakeSTT, FakeTTS
 from flowkit.testing.livekit_server import TestLiveKitServer
 from flowkit.testing.livekit_server.sip.hearing import HEARD_RATE
-from flowkit.tools import RunContext
+from flowkit.tools import RunContext, ToolError
 from flowkit.tools.invoke import invoke_tool
 from flowkit.vad import EnergyVAD
 
@@ -294,6 +295,16 @@ async def scenario_connects() -> dict[str, Any]:
         return out
 
 
+async def _through_the_tool(transfer: WarmTransfer, job: fk.JobContext) -> None:
+    """Run ``transfer`` as the caller's model would; raise the tool's error result."""
+    call = ToolCall(turn_id=3, call_id="c1", name="transfer_to_human",
+                    arguments=json.dumps({"summary": SUMMARY}))
+    context = RunContext(call=call, userdata=None, job=job)
+    outcome = await invoke_tool([warm_transfer_tool(transfer)], call, context, timeout=2.0)
+    if outcome.result.is_error:
+        raise ToolError(outcome.result.output)
+
+
 def test_a_busy_line_or_a_declining_human_agent_gives_the_caller_back(
     run_scenario: Any,
 ) -> None:
@@ -301,8 +312,11 @@ def test_a_busy_line_or_a_declining_human_agent_gives_the_caller_back(
     busy, declined = result["busy"], result["declined"]
     assert busy["code"] == WarmTransferFailure.DIAL_FAILED
     assert busy["sip_status_code"] == 486 and "486" in busy["message"]
-    assert declined["code"] == WarmTransferFailure.DECLINED
-    assert declined["reason"] == "in a meeting"
+    # Declined, as the caller's model reads it through the tool (which ran past its timeout).
+    assert declined["tool_error"] == (
+        "the transfer did not happen: the human agent declined the call: in a meeting. The "
+        "caller is back with you: tell them, and offer to try again later or to help "
+        "otherwise.")
     for outcome in (busy, declined):
         assert outcome["held_after"] is False  # the agent hears the caller again
         assert outcome["rooms"] == [ROOM]  # the consultation room is gone
@@ -324,7 +338,10 @@ async def scenario_fails() -> dict[str, Any]:
         async def attempt(number: str, *, speak: bool) -> dict[str, Any]:
             transfer = WarmTransfer(number, sip_trunk_id="ST_out", consultation=consultation_graph(
                 ["hello", "no I am in a meeting"], requests))
-            running = asyncio.ensure_future(transfer.run(job, SUMMARY))
+            if speak:  # through the tool, whose 2 s timeout must not cut the transfer short
+                running = asyncio.ensure_future(_through_the_tool(transfer, job))
+            else:
+                running = asyncio.ensure_future(transfer.run(job, SUMMARY))
             if speak:
                 consult_room = f"{ROOM}-human-agent"
                 await until(lambda: server.sip.call(consult_room, HUMAN_ID) is not None
@@ -341,6 +358,8 @@ async def scenario_fails() -> dict[str, Any]:
             except WarmTransferError as exc:
                 failed = {"code": exc.code, "message": str(exc), "reason": exc.reason,
                           "sip_status_code": exc.sip_status_code}
+            except ToolError as exc:  # through the tool: what the caller's model reads
+                failed = {"tool_error": str(exc)}
             else:
                 failed = {"code": "connected"}
             failed["held_after"] = job.io.on_hold  # type: ignore[union-attr]
