@@ -5,6 +5,10 @@
 - :func:`connect_job` / :class:`LiveKitJob`: make a :class:`flowkit.JobContext` a LiveKit
   job and join its room;
 - :func:`room_token` / :class:`Credentials`: tokens for joining a room.
+
+Call control lives in modules of its own, imported when used: :mod:`flowkit.livekit.calls`
+(hang up, dial out, transfer, move a participant), :mod:`flowkit.livekit.hold` (hold music)
+and :mod:`flowkit.livekit.warm_transfer` (brief a human agent, then hand them the call).
 """
 
 from flowkit.livekit.audio import LiveKitAudioInput, LiveKitAudioOutput
