@@ -212,8 +212,8 @@ class WarmTransfer:
             goes.
 
     Raises:
-        ValueError: No number, no trunk (here or in the environment), or instructions
-            without ``{summary}``.
+        ValueError: No number, no trunk (here or in the environment), instructions without
+            ``{summary}``, or hold music that is not mono int16 samples.
     """
 
     def __init__(
@@ -254,6 +254,11 @@ class WarmTransfer:
         if isinstance(hold_audio, bool):
             self.hold_audio = hold_music() if hold_audio else None
         elif isinstance(hold_audio, np.ndarray):
+            if hold_audio.dtype != np.int16 or hold_audio.ndim != 1:
+                raise ValueError(
+                    f"WarmTransfer: hold_audio is {hold_audio.dtype} of shape "
+                    f"{hold_audio.shape}; give mono int16 samples at 48 kHz (or a WAV file)"
+                )
             self.hold_audio = hold_audio
         else:
             self.hold_audio = load_hold_audio(hold_audio)
@@ -309,17 +314,18 @@ class _TransferRun:
             hold.start()
         self.lk.room.on("participant_disconnected", self._on_caller_room_left)
         logger.info("warm transfer of room %r: calling %s", self.caller_room, self.spec.sip_call_to)
+        connected = False
         try:
             await self._consult()
             result = await self.outcome
-        except BaseException:
-            self.lk.io.set_on_hold(False)
-            raise
+            connected = True
         finally:
             self.lk.room.off("participant_disconnected", self._on_caller_room_left)
             await self._close_consultation()
             if hold is not None:
                 await hold.stop()
+            if not connected:  # the caller is back with the agent, once the music is off
+                self.lk.io.set_on_hold(False)
         # The call is theirs now: the agent stays, deaf and silent, until one of them leaves.
         self.lk.room.on("participant_disconnected", self._hang_up_when_one_leaves)
         logger.info("warm transfer of room %r: %s took the call", self.caller_room, self.human)

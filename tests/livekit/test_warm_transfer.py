@@ -35,7 +35,9 @@ from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
 from flowkit.testing import FakeLLM, FakeReply, FakeSTT, FakeTTS
 from flowkit.testing.livekit_server import TestLiveKitServer
+from flowkit.testing.livekit_server.sip import SimulatedCall
 from flowkit.testing.livekit_server.sip.hearing import HEARD_RATE
+from flowkit.testing.livekit_server.sip.phones import SimulatedPhone
 from flowkit.tools import RunContext, ToolError
 from flowkit.tools.invoke import invoke_tool
 from flowkit.vad import EnergyVAD
@@ -79,6 +81,8 @@ def test_a_transfer_needs_a_number_a_trunk_and_a_place_for_the_summary(
     assert WarmTransfer(HUMAN, consultation=_nothing).sip_trunk_id == "ST_env"
     silent = WarmTransfer(HUMAN, consultation=_nothing, hold_audio=False)
     assert silent.hold_audio is None
+    with pytest.raises(ValueError, match=r"float64 of shape \(10,\); give mono int16"):
+        WarmTransfer(HUMAN, consultation=_nothing, hold_audio=np.zeros(10))
 
 
 async def test_the_tool_asks_for_a_summary_and_says_when_there_is_no_call_to_transfer() -> None:
@@ -142,7 +146,7 @@ def consultation_graph(
     return build
 
 
-async def _serve() -> Any:
+def _serve() -> TestLiveKitServer:
     server = TestLiveKitServer("10.99.0.1", api_key=KEY, api_secret=SECRET)
     server.sip.provisioning.add_outbound_trunk(api.SIPOutboundTrunkInfo(
         sip_trunk_id="ST_out", address="sip.example.com", numbers=["+15550000000"]))
@@ -161,6 +165,16 @@ async def _caller_and_job(server: TestLiveKitServer, lkapi: api.LiveKitAPI) -> A
         job, url=server.url, token=server.token("agent", ROOM, kind="agent"),
         api_key=KEY, api_secret=SECRET), 20)
     return caller_phone, caller, job
+
+
+async def _answered(server: TestLiveKitServer, phone: SimulatedPhone) -> SimulatedCall:
+    """The human agent's call in the consultation room, once ``phone`` has answered it."""
+    consult_room = f"{ROOM}-human-agent"
+    await until(lambda: server.sip.call(consult_room, HUMAN_ID) is not None
+                and bool(phone.calls) and phone.calls[-1].answered_at is not None)
+    call = server.sip.call(consult_room, HUMAN_ID)
+    assert call is not None
+    return call
 
 
 def _loud_seconds(chunks: Sequence[np.ndarray]) -> float:
@@ -209,7 +223,7 @@ def test_a_human_agent_is_briefed_then_takes_the_call(run_scenario: Any) -> None
 async def scenario_connects() -> dict[str, Any]:
     quiet_logs()
     requests: list[Sequence[ChatMessage]] = []
-    server = await _serve()
+    server = _serve()
     async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
         human_phone = server.sip.add_phone(HUMAN, answer_after=0.3)
         caller_phone, caller, job = await _caller_and_job(server, lkapi)
@@ -219,11 +233,7 @@ async def scenario_connects() -> dict[str, Any]:
                 ["hello who is this", "sure put them through"], requests),
         )
         running = asyncio.ensure_future(transfer.run(job, SUMMARY))
-        consult_room = f"{ROOM}-human-agent"
-        await until(lambda: server.sip.call(consult_room, HUMAN_ID) is not None
-                    and human_phone.calls and human_phone.calls[-1].answered_at is not None)
-        human = server.sip.call(consult_room, HUMAN_ID)
-        assert human is not None
+        human = await _answered(server, human_phone)
         held_during = job.io.on_hold  # type: ignore[union-attr]
         await asyncio.sleep(0.5)
         human.say(_tone(0.6), 16_000)  # "hello who is this"
@@ -289,9 +299,7 @@ async def scenario_connects() -> dict[str, Any]:
             "human_call_ended": record.end is not None,
             "job_shutdown": job.shutdown_requested,
         }
-        await job.aclose()
-        assert job.livekit is not None
-        await job.livekit.aclose()
+        await job.aclose()  # and leave the room
         return out
 
 
@@ -328,7 +336,7 @@ def test_a_busy_line_or_a_declining_human_agent_gives_the_caller_back(
 async def scenario_fails() -> dict[str, Any]:
     quiet_logs()
     requests: list[Sequence[ChatMessage]] = []
-    server = await _serve()
+    server = _serve()
     async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
         server.sip.add_phone(BUSY, busy=True)
         human_phone = server.sip.add_phone(HUMAN, answer_after=0.2)
@@ -343,12 +351,7 @@ async def scenario_fails() -> dict[str, Any]:
             else:
                 running = asyncio.ensure_future(transfer.run(job, SUMMARY))
             if speak:
-                consult_room = f"{ROOM}-human-agent"
-                await until(lambda: server.sip.call(consult_room, HUMAN_ID) is not None
-                            and bool(human_phone.calls)
-                            and human_phone.calls[-1].answered_at is not None)
-                human = server.sip.call(consult_room, HUMAN_ID)
-                assert human is not None
+                human = await _answered(server, human_phone)
                 await asyncio.sleep(0.5)
                 human.say(_tone(0.6), 16_000)
                 await asyncio.sleep(3.0)  # the briefing
@@ -370,10 +373,8 @@ async def scenario_fails() -> dict[str, Any]:
         out["declined"] = await attempt(HUMAN, speak=True)
         record = human_phone.calls[-1]
         await until(lambda: record.end is not None, timeout=10)
-        out["declined"]["human_call_ended"] = True
+        out["declined"]["human_call_ended"] = record.end is not None
         out["caller_still_on"] = caller.ended is None
         caller.hang_up()
-        await job.aclose()
-        assert job.livekit is not None
-        await job.livekit.aclose()
+        await job.aclose()  # and leave the room
         return out
