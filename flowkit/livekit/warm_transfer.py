@@ -49,7 +49,7 @@ from livekit import api, rtc
 from numpy.typing import NDArray
 
 from flowkit.job import JobContext
-from flowkit.livekit.calls import add_sip_participant, move_participant
+from flowkit.livekit.calls import add_sip_participant, delete_room, move_participant
 from flowkit.livekit.hold import HoldPlayer, hold_music, load_hold_audio
 from flowkit.livekit.job import connect_job
 from flowkit.tools.context import RunContext
@@ -444,7 +444,7 @@ class _TransferRun:
 
     async def _delete_caller_room(self) -> None:
         try:
-            await self.lk.api.room.delete_room(api.DeleteRoomRequest(room=self.caller_room))
+            await delete_room(self.lk)
         except api.TwirpError as exc:
             logger.warning("could not end the transferred call in %r: %s", self.caller_room, exc)
 
