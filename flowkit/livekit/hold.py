@@ -131,7 +131,5 @@ class HoldPlayer:
                 frame = frame_from_samples(clip[at : at + piece], HOLD_FORMAT.sample_rate)
                 await output.write(frame)
                 at = (at + piece) % len(self._clip)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # a hold without music is still a hold
             logger.warning("hold music stopped: %s", exc)

@@ -40,7 +40,7 @@ import contextlib
 import enum
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +103,7 @@ _SUMMARY_DOC = (
 )
 
 DEFAULT_IDENTITY = "human-agent-sip"
+"""The human agent's identity in both rooms, unless given (LiveKit's too)."""
 _ROOM_SUFFIX = "-human-agent"
 _USERS = (rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, rtc.ParticipantKind.PARTICIPANT_KIND_SIP)
 
@@ -399,7 +400,7 @@ class _TransferRun:
             self.answered = True
             logger.info("warm transfer of room %r: %s answered", self.caller_room, self.human)
 
-    def _watch(self, ending: Any, why: str) -> None:
+    def _watch(self, ending: Awaitable[object], why: str) -> None:
         async def watch() -> None:
             try:
                 await ending
