@@ -4,16 +4,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import reactivex
+import soxr
 from livekit import rtc
 
 import flowkit as fk
 from flowkit.audio import AudioFileError, frame_from_samples, probe, read_frames, samples, write_wav
 from flowkit.nodes.audio import (
+    SILENCE_SETTLES_MS,
     Downmix,
     Rechunk,
     Resample,
+    ResampleQuality,
     WavSink,
     WavSource,
+    _Resampler,  # the node's per-run state, to count soxr's calls
     mix_channels,
     resample_converter,
 )
@@ -115,6 +119,112 @@ def test_resample_flush_emits_the_tail() -> None:
     # One frame: soxr holds all of it back until the flush.
     out = through(Resample(16000), chunked(sine(440, 48000, 0.02), 48000, 960))
     assert sum(f.samples_per_channel for f in out) == 320
+
+
+def sound_then_silence(rate: int, rounds: int = 2) -> np.ndarray:
+    """Rounds of 0.6 s of loud noise and 1 s of digital silence (all-zero samples)."""
+    rng = np.random.default_rng(rate)
+    parts = []
+    for _ in range(rounds):
+        parts += [(rng.standard_normal(rate * 6 // 10) * 8000).astype(np.int16)]
+        parts += [np.zeros(rate, np.int16)]
+    return np.concatenate(parts)[:, None]
+
+
+class CountingStream:
+    """A soxr stream that counts its calls and the samples it was given."""
+
+    def __init__(self, stream: object) -> None:
+        self.stream = stream
+        self.calls = 0
+        self.samples = 0
+
+    def resample_chunk(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        self.calls += 1
+        self.samples += block.shape[0]
+        return self.stream.resample_chunk(block, last=last)  # type: ignore[attr-defined,no-any-return]
+
+
+def resampled_counting(
+    rate_out: int, quality: ResampleQuality, shortcut: bool, audio: np.ndarray, rate_in: int,
+    size: int,
+) -> tuple[np.ndarray, CountingStream]:
+    """The node's resampling of ``audio`` in frames of ``size``, and its soxr stream's count."""
+    resampler = _Resampler(rate_out, None, quality, shortcut)
+    out: list[rtc.AudioFrame] = []
+    counting: CountingStream | None = None
+    for frame in chunked(audio, rate_in, size):
+        out += resampler.push(frame)
+        if counting is None:  # the stream is made at the first frame
+            counting = resampler.stream = CountingStream(resampler.stream)
+    out += resampler.flush()
+    assert counting is not None
+    return joined(out)[:, 0], counting
+
+
+@pytest.mark.parametrize("quality", ["QQ", "LQ", "MQ", "HQ", "VHQ"])
+@pytest.mark.parametrize(("rate_in", "rate_out"), [(48000, 16000), (24000, 48000), (44100, 16000)])
+def test_settled_digital_silence_is_made_without_soxr_and_changes_only_its_dither(
+    quality: ResampleQuality, rate_in: int, rate_out: int
+) -> None:
+    audio = sound_then_silence(rate_in)
+    size = rate_in // 50  # 20 ms frames
+    on, stream_on = resampled_counting(rate_out, quality, True, audio, rate_in, size)
+    off, stream_off = resampled_counting(rate_out, quality, False, audio, rate_in, size)
+    # The same samples: as many, each within soxr's dither (±1 LSB on either side).
+    assert on.size == off.size
+    assert np.abs(on.astype(np.int32) - off).max() <= 2
+    # Each second of silence past the settling time went around soxr ...
+    skipped = stream_off.samples - stream_on.samples
+    settled = 2 * (rate_in - rate_in * SILENCE_SETTLES_MS // 1000)
+    assert settled - 2 * size <= skipped <= settled
+    # ... and came out as exact zeros, where soxr's own output is dither.
+    # From 100 ms after the skipping starts to 100 ms before the next sound: soxr's
+    # held-back output (up to its delay, 20-40 ms) is what lies in those margins.
+    settled_at = 0.6 + SILENCE_SETTLES_MS / 1000 + 0.1
+    quiet = slice(round(settled_at * rate_out), round(1.5 * rate_out))
+    assert not on[quiet].any()
+    assert off[quiet].any()
+
+
+def test_the_resample_node_takes_the_shortcut_unless_told_not_to() -> None:
+    frames = chunked(sound_then_silence(48000, rounds=1), 48000, 960)
+    quiet = slice(16000 * 9 // 10, 16000 * 15 // 10)  # 0.3 s after the sound ends
+    assert not joined(through(Resample(16000), frames))[quiet].any()
+    assert joined(through(Resample(16000, silence_shortcut=False), frames))[quiet].any()
+
+
+def test_silence_in_frames_of_no_whole_output_length_still_goes_through_soxr() -> None:
+    # 100 samples at 48 kHz are 33.3 at 16 kHz: skipping them would shift soxr's phase.
+    audio = sound_then_silence(48000, rounds=1)
+    on, stream_on = resampled_counting(16000, "LQ", True, audio, 48000, 100)
+    off, _ = resampled_counting(16000, "LQ", False, audio, 48000, 100)
+    assert stream_on.samples == audio.shape[0] - 100  # all but the first frame, counted after
+    assert on.size == off.size
+    assert np.abs(on.astype(np.int32) - off).max() <= 2
+    assert on[16000 * 12 // 10 : 16000 * 15 // 10].any()  # soxr's dither, on the silence too
+
+
+@pytest.mark.parametrize("quality", ["QQ", "LQ", "MQ", "HQ", "VHQ"])
+def test_every_soxr_filter_settles_within_the_silence_the_shortcut_waits_for(
+    quality: ResampleQuality,
+) -> None:
+    # Without dither (float samples), a filter's output after loud noise falls below half a
+    # 16-bit step, so that it rounds to zero, once its memory holds only silence: find
+    # when, for the rate pairs a voice agent meets.
+    rng = np.random.default_rng(7)
+    half_step = 0.5 / 32768
+    for rate_in, rate_out in [(48000, 16000), (44100, 16000), (48000, 24000), (8000, 48000),
+                              (16000, 48000), (24000, 48000), (48000, 8000), (22050, 16000)]:
+        stream = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality=quality)
+        stream.resample_chunk((rng.standard_normal((rate_in // 5, 1)) * 0.3).astype(np.float32))
+        step = rate_in // 100
+        last_sound_at = 0
+        for fed in range(step, rate_in + step, step):
+            out = stream.resample_chunk(np.zeros((step, 1), np.float32))
+            if out.size and np.abs(out).max() >= half_step:
+                last_sound_at = fed
+        assert last_sound_at < rate_in * SILENCE_SETTLES_MS // 1000, (rate_in, rate_out)
 
 
 def test_resample_hq_filters_what_qq_aliases() -> None:
