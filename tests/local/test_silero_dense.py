@@ -9,7 +9,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from flowkit_local.silero import MODEL_PATH, SileroVADOptions, SileroVADProvider
-from flowkit_local.silero_dense import DENSE_MODEL_PATH, build_dense_model, conv_matrix
+from flowkit_local.silero_dense import (
+    DENSE_MODEL_PATH,
+    SILENT_MODEL_PATH,
+    build_dense_model,
+    build_silent_model,
+    conv_matrix,
+)
 
 AUDIO = Path(__file__).resolve().parents[2] / "examples" / "audio"
 
@@ -122,3 +128,123 @@ def test_the_dense_model_at_8khz_is_refused_with_the_remedy(tmp_path: Path) -> N
 def test_a_missing_model_file_is_named_with_the_remedy(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"missing\.onnx; pass model_path= an existing"):
         SileroVADProvider(model_path=tmp_path / "missing.onnx")
+
+
+# --------------------------------------------------------------------------- the silence shortcut
+
+
+class CountingSession:
+    """An onnxruntime session that counts the rows it was asked to classify."""
+
+    def __init__(self, session: object) -> None:
+        self.session = session
+        self.rows = 0
+
+    def run(self, outputs: object, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.rows += feed["state"].shape[1]
+        return self.session.run(outputs, feed)  # type: ignore[attr-defined,no-any-return]
+
+
+def with_counting(provider: SileroVADProvider) -> CountingSession:
+    counting = CountingSession(provider._silent_session)
+    provider._silent_session = counting
+    return counting
+
+
+def silent_windows(pcm: npt.NDArray[np.int16], window: int = 512, context: int = 64) -> int:
+    """The windows whose samples and context (the window before's tail) are all zero."""
+    count, previous_tail = 0, np.zeros(context, np.int16)
+    for start in range(0, pcm.size - window + 1, window):
+        block = pcm[start : start + window]
+        count += not (block.any() or previous_tail.any())
+        previous_tail = block[-context:]
+    return count
+
+
+def test_the_silence_shortcut_is_on_for_the_vendored_16khz_model_only(tmp_path: Path) -> None:
+    assert SileroVADProvider().silence_shortcut
+    assert not SileroVADProvider(silence_shortcut=False).silence_shortcut
+    assert not SileroVADProvider(model_path=MODEL_PATH).silence_shortcut
+    assert not SileroVADProvider(SileroVADOptions(sample_rate=8000)).silence_shortcut
+    # Another dense model may have other weights: its encoding of zeros is not known.
+    copy = tmp_path / "vad.onnx"
+    copy.write_bytes(DENSE_MODEL_PATH.read_bytes())
+    assert not SileroVADProvider(model_path=copy).silence_shortcut
+
+
+def test_the_silent_model_gives_the_dense_models_outputs_for_windows_of_zeros() -> None:
+    provider = SileroVADProvider(silence_shortcut=False)
+    silent = SileroVADProvider()._silent_session
+    assert silent is not None
+    # States from speech, and from the start: the recurrent half is all that differs.
+    pcm = weather_with_silence()
+    rows = np.zeros((4, provider.context + provider.window), np.float32)
+    states = provider.initial_state(4)
+    for k in range(40):
+        rows[:, provider.context :] = pcm[16_000 + 512 * k : 16_000 + 512 * (k + 1)] / 32768.0
+        rows[0] = 0.0  # one stream stays at its initial state
+        _, states = provider.infer_batch(rows, states)
+    zeros = np.zeros_like(rows)
+    dense_p, dense_s = provider._run_whole(zeros, states)
+    silent_p, silent_s = silent.run(None, {"state": states})
+    assert np.ptp(dense_p) > 0.001  # the states differ, and so do their probabilities
+    # Equal bit for bit where the model was built; to rounding on another CPU's kernels.
+    np.testing.assert_allclose(silent_p, dense_p, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(silent_s, dense_s, rtol=0, atol=1e-6)
+
+
+def test_a_stream_with_the_shortcut_decides_as_the_whole_network_does() -> None:
+    pcm = weather_with_silence()
+    whole = SileroVADProvider(silence_shortcut=False)
+    shortcut = SileroVADProvider()
+    counting = with_counting(shortcut)
+    np.testing.assert_allclose(
+        probabilities(shortcut, pcm), probabilities(whole, pcm), rtol=0, atol=1e-6
+    )
+    # Every window of zeros went to the silent model, and only those.
+    assert counting.rows == silent_windows(pcm) > 100
+    counting.rows = 0
+    assert shortcut.stream().push(pcm, 16_000) == whole.stream().push(pcm, 16_000)
+    assert counting.rows == silent_windows(pcm)
+
+
+def test_a_batch_of_silent_and_sounding_rows_is_split_between_the_two_models() -> None:
+    pcm = weather_with_silence()
+    whole, shortcut = SileroVADProvider(silence_shortcut=False), SileroVADProvider()
+    counting = with_counting(shortcut)
+    width, context = whole.context + whole.window, whole.context
+    offsets = [0, 4_000, 9_000, 14_000, 20_000]
+    rows = np.zeros((len(offsets), width), np.float32)
+    states_w, states_s = whole.initial_state(len(offsets)), shortcut.initial_state(len(offsets))
+    silent_rows = 0
+    for start in range(0, pcm.size - max(offsets) - 512, 512):
+        rows[:, :context] = rows[:, -context:]
+        for i, offset in enumerate(offsets):
+            rows[i, context:] = pcm[offset + start : offset + start + 512] / 32768.0
+        silent_rows += int((~rows.any(axis=1)).sum())
+        p_w, states_w = whole.infer_batch(rows, states_w)
+        p_s, states_s = shortcut.infer_batch(rows, states_s)
+        np.testing.assert_allclose(p_s, p_w, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(states_s, states_w, rtol=0, atol=1e-6)
+    assert counting.rows == silent_rows > 100
+
+
+def test_the_vendored_silent_model_is_what_the_builder_makes() -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    built = onnx.load_from_string(build_silent_model(MODEL_PATH))
+    vendored = onnx.load(str(SILENT_MODEL_PATH))
+
+    def code(model: onnx.ModelProto) -> npt.NDArray[np.float32]:
+        (tensor,) = [t for t in model.graph.initializer if t.name == "silent_encoding"]
+        model.graph.initializer.remove(tensor)
+        return numpy_helper.to_array(tensor)
+
+    # The encoding of zeros is onnxruntime's arithmetic, which may round the last bit
+    # differently on another CPU; the rest must be the same bytes.
+    np.testing.assert_allclose(code(built), code(vendored), rtol=1e-6)
+    assert built.SerializeToString() == vendored.SerializeToString(), (
+        "models/silero_vad_16k_silent.onnx is stale: rebuild it with "
+        "python -m flowkit_local.silero_dense"
+    )

@@ -7,7 +7,9 @@ of the window before as context, through a recurrent state of ``[2, batch, 128]`
 the provider runs the same network rewritten as dense matrix products
 (``models/silero_vad_16k_dense.onnx``, built by :mod:`flowkit_local.silero_dense`): the
 same probabilities to about 1e-7, for half the CPU of the published file alone and a
-third of it in batches.
+third of it in batches. A window of digital silence (it and its context all zeros) goes to
+that network's recurrent half alone (``models/silero_vad_16k_silent.onnx``): the encoder's
+output for zeros is a constant, so the outputs are the same for a fifth of the work.
 
 :class:`SileroVADProvider` loads the model once and is shared by every session; each
 :meth:`~SileroVADProvider.stream` keeps its own recurrent state and context. Decisions come
@@ -45,7 +47,7 @@ import onnxruntime as ort  # type: ignore[import-untyped]
 from flowkit.nodes.vad import VAD
 from flowkit.vad.contract import DecisionCallback, PCMSamples, VADDecision
 from flowkit.vad.energy import SpeechOptions, WindowedVADStream
-from flowkit_local.silero_dense import DENSE_MODEL_PATH
+from flowkit_local.silero_dense import DENSE_MODEL_PATH, SILENT_MODEL_PATH
 
 if TYPE_CHECKING:
     from flowkit_local.silero_batch import SileroBatcher
@@ -117,6 +119,7 @@ class SileroVADProvider:
         batch: bool = False,
         batch_thread_from: int | None = 128,
         batch_wait: float = 0.002,
+        silence_shortcut: bool = True,
     ) -> None:
         """Load the model.
 
@@ -145,6 +148,13 @@ class SileroVADProvider:
                 time at 72% of a core with 2 ms). A batch holding a window of every
                 stream goes at once, so one session, or sessions fed together, never
                 wait. 0: a batch is what one loop iteration queued.
+            silence_shortcut: Classify windows of digital silence (the window and its
+                context all zeros) with the 16 kHz network's recurrent half alone
+                (:data:`~flowkit_local.silero_dense.SILENT_MODEL_PATH`): the same outputs
+                for a fifth of the model's work on them (``bench/silero_model.py``).
+                ``False`` runs every window through the whole network (to compare). It
+                applies to the vendored 16 kHz model only; another ``model_path`` always
+                runs whole.
 
         Raises:
             FileNotFoundError: ``model_path`` does not exist.
@@ -172,6 +182,19 @@ class SileroVADProvider:
         self._session = ort.InferenceSession(
             str(path), sess_options=settings, providers=["CPUExecutionProvider"]
         )
+        # The silent model holds the vendored dense network's encoding of zeros, so it
+        # stands in for that network only, not for a model the caller brings.
+        self._silent_session: ort.InferenceSession | None = None
+        if silence_shortcut and path.resolve() == DENSE_MODEL_PATH.resolve():
+            if not SILENT_MODEL_PATH.is_file():
+                raise FileNotFoundError(
+                    f"Silero VAD model not found at {SILENT_MODEL_PATH}; reinstall "
+                    "flowkit-local (it ships models/silero_vad_16k_silent.onnx), or pass "
+                    "silence_shortcut=False"
+                )
+            self._silent_session = ort.InferenceSession(
+                str(SILENT_MODEL_PATH), sess_options=settings, providers=["CPUExecutionProvider"]
+            )
         # The published graph takes the rate as an input; the dense one is 16 kHz only.
         takes_rate = any(i.name == "sr" for i in self._session.get_inputs())
         if not takes_rate and rate != 16_000:
@@ -280,7 +303,48 @@ class SileroVADProvider:
         probabilities, new_states = self._run(windows, states)
         return probabilities[:, 0], new_states
 
+    @property
+    def silence_shortcut(self) -> bool:
+        """Whether windows of digital silence run through the network's recurrent half."""
+        return self._silent_session is not None
+
     def _run(self, windows: FloatArray, states: FloatArray) -> tuple[FloatArray, FloatArray]:
+        if self._silent_session is not None:
+            # count_nonzero first: a numpy reduction (any, sum) before the model call costs
+            # the call about 6 us more at one row (measured, not understood); this does not.
+            if not np.count_nonzero(windows):
+                return self._run_silent(states)
+            if windows.shape[0] > 1:
+                sounding: npt.NDArray[np.bool_] = np.any(windows, axis=1)
+                if not sounding.all():
+                    return self._run_split(windows, states, sounding)
+        return self._run_whole(windows, states)
+
+    def _run_silent(self, states: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The silent model for rows that are all digital silence."""
+        assert self._silent_session is not None
+        outputs = self._silent_session.run(
+            None, {"state": np.ascontiguousarray(states, dtype=np.float32)}
+        )
+        return np.asarray(outputs[0]), np.asarray(outputs[1])
+
+    def _run_split(
+        self, windows: FloatArray, states: FloatArray, sounding: npt.NDArray[np.bool_]
+    ) -> tuple[FloatArray, FloatArray]:
+        """One call of the whole network for the sounding rows, one of the silent model."""
+        count = windows.shape[0]
+        probabilities = np.empty((count, 1), np.float32)
+        new_states = np.empty((2, count, _STATE_SIZE), np.float32)
+        heard, silent = np.flatnonzero(sounding), np.flatnonzero(~sounding)
+        probabilities[heard], new_states[:, heard] = self._run_whole(
+            windows[heard], states[:, heard]
+        )
+        probabilities[silent], new_states[:, silent] = self._run_silent(states[:, silent])
+        return probabilities, new_states
+
+    def _run_whole(
+        self, windows: FloatArray, states: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         outputs = self._session.run(
             None,
             {
@@ -401,6 +465,7 @@ class SileroVADStream(WindowedVADStream):
         row = self._input
         context = self._context
         run = self._provider._session.run
+        silent = self._provider._silent_session
         feed: dict[str, npt.NDArray[Any]] = {
             "input": row,
             "state": self._state,
@@ -412,7 +477,10 @@ class SileroVADStream(WindowedVADStream):
             np.multiply(block, _INT16_SCALE, out=row[0, context:])
             # The arrays are already float32 and contiguous: no _run checks in this loop,
             # which is most of a session's CPU time.
-            out, feed["state"] = run(None, feed)
+            if silent is not None and not np.count_nonzero(row):
+                out, feed["state"] = silent.run(None, {"state": feed["state"]})
+            else:
+                out, feed["state"] = run(None, feed)
             probabilities.append(float(out[0, 0]))
         self._state = feed["state"].astype(np.float32, copy=False)
         return probabilities

@@ -1,6 +1,7 @@
-"""Silero VAD's 16 kHz network as dense matrix products: the builder of the vendored model.
+"""Silero VAD's 16 kHz network as dense matrix products: the builder of the vendored models.
 
-``models/silero_vad_16k_dense.onnx`` is made here, from ``models/silero_vad.onnx``.
+``models/silero_vad_16k_dense.onnx`` and ``models/silero_vad_16k_silent.onnx`` are made
+here, from ``models/silero_vad.onnx``.
 The published model is a torch export: both rates sit behind ``If`` nodes, with
 shape-dependent squeezes in nested ``If`` nodes, and the encoder is four 1-D convolutions
 over 4, 4, 2 and 1 time steps. onnxruntime runs each convolution as one small matrix
@@ -24,9 +25,15 @@ probabilities agree with the published model to about 1e-7 (a test checks both o
 Measured by ``bench/silero_model.py`` with one intra-op thread: about 60 us per window
 alone (110-115 for the published model), 15-17 us per window in batches of 25-200 (54-56).
 
-Run ``python -m flowkit_local.silero_dense`` to rebuild the vendored file from
-``models/silero_vad.onnx``; it needs the ``onnx`` package (flowkit-local's ``[build]``
-extra), which nothing imports at run time.
+A window of digital silence (the window and its context all zeros) encodes to one
+constant vector, so the second model, :func:`build_silent_model`, is the LSTM step and the
+decoder alone on that vector: about a fifth of the work, the same outputs. The provider
+sends such windows to it (in a voice call most windows are silence, and a muted or
+comfort-silent line sends exact zeros).
+
+Run ``python -m flowkit_local.silero_dense`` to rebuild the vendored files from
+``models/silero_vad.onnx``; it needs the ``onnx`` package, which nothing imports when the
+models run.
 """
 
 from __future__ import annotations
@@ -40,10 +47,20 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["DENSE_MODEL_PATH", "build_dense_model", "conv_matrix"]
+__all__ = [
+    "DENSE_MODEL_PATH",
+    "SILENT_MODEL_PATH",
+    "build_dense_model",
+    "build_silent_model",
+    "conv_matrix",
+    "silent_encoding",
+]
 
 DENSE_MODEL_PATH = Path(__file__).parent / "models" / "silero_vad_16k_dense.onnx"
 """The 16 kHz network as dense products, built from the vendored model by this module."""
+
+SILENT_MODEL_PATH = Path(__file__).parent / "models" / "silero_vad_16k_silent.onnx"
+"""The dense network's recurrent half on a window of zeros (:func:`build_silent_model`)."""
 
 _SOURCE_PATH = Path(__file__).parent / "models" / "silero_vad.onnx"
 
@@ -116,35 +133,54 @@ def _gates_for_onnx(rows: Float32Array) -> Float32Array:
     )
 
 
-def build_dense_model(source: Path = _SOURCE_PATH) -> bytes:
-    """Build the dense 16 kHz model from a Silero VAD v5/v6 ONNX file.
+class _GraphParts:
+    """Nodes and weights being put together into one of the two models."""
 
-    Args:
-        source: The published model (the vendored ``silero_vad.onnx`` by default).
+    def __init__(self) -> None:
+        self.initializers: list[onnx.TensorProto] = []
+        self.nodes: list[onnx.NodeProto] = []
 
-    Returns:
-        The serialized ONNX model: inputs ``input [batch, 576]`` and
-        ``state [2, batch, 128]``, outputs ``output [batch, 1]`` and
-        ``stateN [2, batch, 128]`` (no ``sr`` input: it is 16 kHz only).
+    def constant(self, name: str, value: npt.NDArray[np.generic]) -> str:
+        """Add a weight (once per name) and return its name for the nodes' inputs."""
+        from onnx import numpy_helper
 
-    Raises:
-        KeyError: ``source`` lacks a weight of the expected network (another model).
-    """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weights = _branch_constants(onnx.load(str(source)))
-    initializers: list[onnx.TensorProto] = []
-
-    def constant(name: str, value: npt.NDArray[np.generic]) -> str:
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        if any(t.name == name for t in self.initializers):
+            return name  # the encoder's and the recurrent part's small shared constants
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def ints(name: str, *values: int) -> str:
-        return constant(name, np.array(values, dtype=np.int64))
+    def ints(self, name: str, *values: int) -> str:
+        """Add an int64 constant (shapes, axes) and return its name."""
+        return self.constant(name, np.array(values, dtype=np.int64))
+
+    def model(
+        self,
+        name: str,
+        inputs: list[onnx.ValueInfoProto],
+        outputs: list[onnx.ValueInfoProto],
+    ) -> onnx.ModelProto:
+        """The checked model of the nodes added so far."""
+        import onnx
+        from onnx import helper
+
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", 16)],
+            producer_name="flowkit_local.silero_dense",
+        )
+        model.ir_version = 8  # what onnxruntime 1.17 (flowkit-local's oldest) reads
+        onnx.checker.check_model(model)
+        return model
+
+
+def _add_encoder(parts: _GraphParts, weights: dict[str, Float32Array], source: Path) -> str:
+    """The STFT and the four convolutions, from ``input``; returns the encoding's name."""
+    from onnx import helper
 
     basis = weights["stft.forward_basis_buffer"][:, 0, :]  # [2 * bins, 256]
-    nodes = [
+    ints, constant = parts.ints, parts.constant
+    parts.nodes += [
         helper.make_node("Pad", ["input", ints("pads", 0, 0, 0, _PAD)], ["padded"], mode="reflect"),
         helper.make_node(
             "Reshape", ["padded", ints("blocks_shape", -1, _FRAMES + 1, _HOP)], ["blocks"]
@@ -175,7 +211,7 @@ def build_dense_model(source: Path = _SOURCE_PATH) -> bytes:
             stride,
             padding,
         )
-        nodes += [
+        parts.nodes += [
             helper.make_node(
                 "Gemm",
                 [
@@ -193,15 +229,22 @@ def build_dense_model(source: Path = _SOURCE_PATH) -> bytes:
             f"the encoder should end on one time step, got {steps}: {source} is not Silero "
             "VAD v5/v6; pass the vendored model"
         )
+    return previous
 
+
+def _add_recurrent(parts: _GraphParts, weights: dict[str, Float32Array], encoded: str) -> None:
+    """The LSTM step and the decoder, from ``encoded [batch, 128]`` and ``state``."""
+    from onnx import helper
+
+    constant = parts.constant
     lstm_bias = np.concatenate(
         [
             _gates_for_onnx(weights["decoder.rnn.bias_ih"]),
             _gates_for_onnx(weights["decoder.rnn.bias_hh"]),
         ]
     )[None]
-    nodes += [
-        helper.make_node("Unsqueeze", [previous, "zero"], ["lstm_in"]),
+    parts.nodes += [
+        helper.make_node("Unsqueeze", [encoded, parts.ints("zero", 0)], ["lstm_in"]),
         helper.make_node("Split", ["state"], ["h_in", "c_in"], axis=0),
         helper.make_node(
             "LSTM",
@@ -231,33 +274,121 @@ def build_dense_model(source: Path = _SOURCE_PATH) -> bytes:
         ),
         helper.make_node("Sigmoid", ["logit"], ["output"]),
     ]
-    graph = helper.make_graph(
-        nodes,
+
+
+def _value(name: str, *shape: int | str) -> onnx.ValueInfoProto:
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
+
+
+_STATE = ("state", 2, "batch", _HIDDEN)
+_OUTPUTS = (("output", "batch", 1), ("stateN", 2, "batch", _HIDDEN))
+
+
+def build_dense_model(source: Path = _SOURCE_PATH) -> bytes:
+    """Build the dense 16 kHz model from a Silero VAD v5/v6 ONNX file.
+
+    Args:
+        source: The published model (the vendored ``silero_vad.onnx`` by default).
+
+    Returns:
+        The serialized ONNX model: inputs ``input [batch, 576]`` and
+        ``state [2, batch, 128]``, outputs ``output [batch, 1]`` and
+        ``stateN [2, batch, 128]`` (no ``sr`` input: it is 16 kHz only).
+
+    Raises:
+        KeyError: ``source`` lacks a weight of the expected network (another model).
+    """
+    import onnx
+
+    weights = _branch_constants(onnx.load(str(source)))
+    parts = _GraphParts()
+    _add_recurrent(parts, weights, _add_encoder(parts, weights, source))
+    model = parts.model(
         "silero_vad_16k_dense",
-        [
-            helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", _WIDTH]),
-            helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "batch", _HIDDEN]),
-        ],
-        [
-            helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 1]),
-            helper.make_tensor_value_info("stateN", TensorProto.FLOAT, [2, "batch", _HIDDEN]),
-        ],
-        initializers,
+        [_value("input", "batch", _WIDTH), _value(*_STATE)],
+        [_value(*shape) for shape in _OUTPUTS],
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", 16)],
-        producer_name="flowkit_local.silero_dense",
+    return model.SerializeToString()
+
+
+def silent_encoding(source: Path = _SOURCE_PATH) -> Float32Array:
+    """The encoder's output for a row of zeros, ``[1, 128]``, as onnxruntime computes it.
+
+    Zeros in, the STFT's magnitude is zero and each convolution gives its bias through the
+    ReLUs: a constant. It is computed by running the dense model's own encoder nodes, with
+    the same kernels as the dense model, so the silent model's outputs equal the dense
+    model's on silence exactly (bit for bit on the machine that built it; elsewhere a
+    differently vectorised kernel may round the last bit differently).
+    """
+    import onnx
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    parts = _GraphParts()
+    encoded = _add_encoder(parts, _branch_constants(onnx.load(str(source))), source)
+    model = parts.model(
+        "silero_vad_16k_encoder", [_value("input", "batch", _WIDTH)], [_value(encoded, 1, _HIDDEN)]
     )
-    model.ir_version = 8  # what onnxruntime 1.17 (flowkit-local's oldest) reads
-    onnx.checker.check_model(model)
+    settings = ort.SessionOptions()
+    settings.intra_op_num_threads = 1
+    session = ort.InferenceSession(
+        model.SerializeToString(), sess_options=settings, providers=["CPUExecutionProvider"]
+    )
+    (code,) = session.run(None, {"input": np.zeros((1, _WIDTH), np.float32)})
+    return np.asarray(code, dtype=np.float32)
+
+
+def build_silent_model(source: Path = _SOURCE_PATH) -> bytes:
+    """Build the model of a window of digital silence: the dense model without its encoder.
+
+    A row of 576 zeros (the window and its context) always encodes to the same vector
+    (:func:`silent_encoding`), so such a window's probability and new state need only the
+    LSTM step and the decoder, about a fifth of the dense model's work. The provider runs
+    this model for those rows; its outputs are the dense model's for them.
+
+    Args:
+        source: The published model (the vendored ``silero_vad.onnx`` by default).
+
+    Returns:
+        The serialized ONNX model: input ``state [2, batch, 128]`` (one row per silent
+        window), outputs ``output [batch, 1]`` and ``stateN [2, batch, 128]``.
+    """
+    import onnx
+    from onnx import helper
+
+    weights = _branch_constants(onnx.load(str(source)))
+    parts = _GraphParts()
+    # The constant encoding repeated for each state row: [batch, 128].
+    parts.nodes += [
+        helper.make_node("Shape", ["state"], ["state_shape"]),
+        helper.make_node(
+            "Slice",
+            ["state_shape", parts.ints("batch_at", 1), parts.ints("batch_end", 2)],
+            ["batch_size"],
+        ),
+        helper.make_node(
+            "Concat", ["batch_size", parts.ints("width", _HIDDEN)], ["encoded_shape"], axis=0
+        ),
+        helper.make_node(
+            "Expand",
+            [parts.constant("silent_encoding", silent_encoding(source)), "encoded_shape"],
+            ["encoded"],
+        ),
+    ]
+    _add_recurrent(parts, weights, "encoded")
+    model = parts.model(
+        "silero_vad_16k_silent", [_value(*_STATE)], [_value(*shape) for shape in _OUTPUTS]
+    )
     return model.SerializeToString()
 
 
 def main() -> None:
-    """Rebuild ``models/silero_vad_16k_dense.onnx`` from ``models/silero_vad.onnx``."""
-    DENSE_MODEL_PATH.write_bytes(build_dense_model())
-    print(f"wrote {DENSE_MODEL_PATH} ({DENSE_MODEL_PATH.stat().st_size} bytes)")
+    """Rebuild the two vendored 16 kHz models from ``models/silero_vad.onnx``."""
+    builders = ((DENSE_MODEL_PATH, build_dense_model), (SILENT_MODEL_PATH, build_silent_model))
+    for path, build in builders:
+        path.write_bytes(build())
+        print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":
