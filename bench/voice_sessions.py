@@ -64,7 +64,8 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
                        vad_batch: bool = True, pull_input: bool = False,
                        vad_thread_from: int | None = 128,
                        input_phases: int = 1, vad_batch_wait: float = 0.002,
-                       turn_model: bool = False) -> dict[str, Any]:
+                       turn_model: bool = False,
+                       silence_shortcut: bool = True) -> dict[str, Any]:
     from flowkit_local.silero import SileroVADOptions, SileroVADProvider
     from model_clock import ModelClock
     from voice_workload import (
@@ -88,6 +89,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     vad_provider = SileroVADProvider(
         SileroVADOptions(min_silence_duration=min_silence), batch=vad_batch,
         batch_thread_from=vad_thread_from, batch_wait=vad_batch_wait,
+        silence_shortcut=silence_shortcut,
     )
     gc.collect()
     # The "baseline RSS (imported, VAD loaded)": before the workload's own audio.
@@ -110,7 +112,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
     build_start = time.perf_counter()
     for session in sessions:
         graph = build_session_graph(session, vad_provider, chunks, endpointing_delay=turn_delay,
-                                    turn_model=smart_turn)
+                                    turn_model=smart_turn, silence_shortcut=silence_shortcut)
         runner = fk.GraphRunner(graph, job=fk.JobContext(io=session.io))
         await runner.start()
         runners.append(runner)
@@ -216,6 +218,7 @@ async def run_sessions(n: int, warmup: float, measure: float, min_silence: float
         "vad_thread_from": vad_thread_from,
         "input_phases": input_phases,
         "vad_batch_wait_ms": round(vad_batch_wait * 1000.0, 3),
+        "silence_shortcut": vad_provider.silence_shortcut,
         "turn_model": smart_turn.name if smart_turn is not None else None,
         "vad_batcher": batcher_stats,
         "speech": {"source": speech_source, "seconds": round(speech_s, 3)},
@@ -332,7 +335,7 @@ def child(args: argparse.Namespace) -> None:
         run_sessions(args.sessions, args.warmup, args.measure, args.min_silence,
                      args.turn_delay, args.profile, args.vad_batch, args.pull_input,
                      args.vad_thread_from, args.input_phases, args.vad_batch_wait / 1000.0,
-                     args.turn_model)
+                     args.turn_model, args.silence_shortcut)
     )
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -354,6 +357,8 @@ def run_child(n: int, args: argparse.Namespace) -> dict[str, Any]:
     cmd += ["--vad-batch-wait", str(args.vad_batch_wait)]
     if args.turn_model:
         cmd += ["--turn-model"]
+    if not args.silence_shortcut:
+        cmd += ["--no-silence-shortcut"]
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           timeout=args.warmup + args.measure + 300)
     for line in proc.stdout.splitlines():
@@ -559,6 +564,10 @@ def main() -> None:
                         help="add a TurnPredictor running Smart Turn v3 (flowkit-local, needs "
                         "pipecat-ai installed) to every session, as graphs/voice_agent.py has "
                         "(a variant, not v1)")
+    parser.add_argument("--no-silence-shortcut", dest="silence_shortcut", action="store_false",
+                        help="soxr called on digital silence too and every VAD window through "
+                        "Silero's whole network (Resample and SileroVADProvider "
+                        "silence_shortcut=False; to compare)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.vad_thread_from = args.vad_thread_from or None

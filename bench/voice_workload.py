@@ -707,12 +707,14 @@ def build_session_graph(
     *,
     endpointing_delay: float,
     turn_model: Any = None,
+    silence_shortcut: bool = True,
 ) -> fk.Graph:
     """The voice agent of one session, from the room's audio to the agent's voice.
 
     With ``turn_model`` (a loaded audio turn model, e.g. flowkit-local's ``SmartTurnModel``),
     a ``TurnPredictor`` judges each end of speech for the turn detector, as in
-    ``graphs/voice_agent.py`` (not part of voice-session v1).
+    ``graphs/voice_agent.py`` (not part of voice-session v1). ``silence_shortcut=False``
+    has the resampler call soxr on digital silence too (``Resample(silence_shortcut=)``).
     """
     g = fk.Graph(f"voice-session-{session.index}")
     mic = g.add(room.RoomSource(sample_rate=RATE_IN), name="mic")
@@ -728,7 +730,7 @@ def build_session_graph(
 
     # As graphs/voice_agent.py: LQ holds back half the audio HQ does (11 ms against 21 on
     # average), and the VAD's end of speech waits for it.
-    hear = audio.Resample(16_000, channels=1, quality="LQ")
+    hear = audio.Resample(16_000, channels=1, quality="LQ", silence_shortcut=silence_shortcut)
     mic >> hear >> ears >> asr >> turns >> brain >> voice >> speaker
     ears.events >> [asr.speech, turns.vad, barge.vad]
     asr >> barge.transcripts
