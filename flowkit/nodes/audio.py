@@ -13,6 +13,7 @@ so a graph inserts one wherever a producer's format differs from what a consumer
 from __future__ import annotations
 
 import asyncio
+import functools
 import typing
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -53,6 +54,59 @@ ResampleQuality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
 # Digital silence this long (in input time) has flushed every soxr filter: measured, the
 # longest (VHQ, 44.1 to 16 kHz) settles in 136 ms; tests/nodes hold every preset to this.
 SILENCE_SETTLES_MS = 250
+
+# The longest period (in frames) of soxr's output counts looked for: the common presets and
+# rates repeat within 500 frames (HQ 44.1 to 16 kHz in 10 ms frames: 496).
+_MAX_PATTERN_FRAMES = 1200
+
+
+class _OutputPattern:
+    """How many samples a soxr stream gives for each frame of one length, by frame index.
+
+    soxr works in blocks of its own, so a stream's output per frame follows a pattern set by
+    the input's position alone (48 to 16 kHz at LQ in 20 ms frames: 300 samples 16 times in
+    15 frames, none the rest). Resample's silence shortcut follows it, so that a stream's
+    frames come out as long as soxr's would: then many sessions' VAD windows still complete
+    in the same loop iterations, and batch together.
+    """
+
+    __slots__ = ("counts", "period")
+
+    def __init__(self, counts: list[int], period: int) -> None:
+        self.counts = counts
+        self.period = period
+
+    def at(self, frame: int) -> int:
+        """The output samples of the frame with this index (0 is the stream's first)."""
+        counts = self.counts
+        if frame < len(counts):
+            return counts[frame]
+        start = len(counts) - self.period
+        return counts[start + (frame - start) % self.period]
+
+
+@functools.lru_cache(maxsize=32)
+def _output_pattern(
+    rate_in: int, rate_out: int, channels: int, quality: str, length: int
+) -> _OutputPattern | None:
+    """The output counts of a soxr stream for frames of ``length`` samples, learnt on zeros.
+
+    ``None`` when they do not repeat within :data:`_MAX_PATTERN_FRAMES` frames.
+    """
+    stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="int16", quality=quality)
+    zeros = np.zeros((length, channels), np.int16)
+    counts: list[int] = []
+    while len(counts) < 3 * _MAX_PATTERN_FRAMES + 64:
+        counts += [stream.resample_chunk(zeros).shape[0] for _ in range(64)]
+        for period in range(1, len(counts) // 3 + 1):
+            last = counts[-period:]
+            if (
+                sum(last) * rate_in == period * length * rate_out
+                and last == counts[-2 * period : -period]
+                and last == counts[-3 * period : -2 * period]
+            ):
+                return _OutputPattern(counts, period)
+    return None
 
 # A non-realtime WavSource yields to the loop this often, so a long file read in one go
 # does not starve the other tasks of the job (timers, the room connection).
@@ -102,12 +156,16 @@ class _Resampler:
 
     __slots__ = (
         "channels",
+        "frames_in",
         "in_format",
+        "length",
+        "pattern",
         "quality",
         "rate",
         "settle",
         "shortcut",
         "silent_for",
+        "soxr_frames",
         "stream",
     )
 
@@ -122,6 +180,10 @@ class _Resampler:
         self.stream: Any = None  # soxr.ResampleStream; None when the rate already matches
         self.settle = 0  # input samples of silence after which soxr holds only zeros
         self.silent_for = 0  # input samples of digital silence since the last sound
+        self.length = 0  # the frames' length, which the shortcut needs to stay the same
+        self.pattern: _OutputPattern | None = None
+        self.frames_in = 0  # frames taken in
+        self.soxr_frames = 0  # of which soxr has seen (the others were settled silence)
 
     def push(self, frame: rtc.AudioFrame) -> tuple[rtc.AudioFrame, ...]:
         # The SDK's fields are properties: read each once (this runs per frame and session).
@@ -153,24 +215,51 @@ class _Resampler:
     def _resample(self, stream: Any, block: NDArray[np.int16], rate: int) -> NDArray[np.int16]:
         # Once soxr has taken in enough digital silence its filters hold only zeros, so more
         # silence would come out as zeros (plus soxr's dither on int16, which is all it
-        # would add): make them here instead, for a fraction of the call. soxr's state is
-        # left where it was, which is the state the silence would have left. Only whole
-        # output samples per frame, so soxr's phase against the input stays the same.
+        # would add): make them here instead, for a fraction of the call, as many per frame
+        # as soxr would give (its pattern). When sound comes back, soxr is fed the silence
+        # it missed, less whole periods of its pattern, in one call whose output was already
+        # made: its phase then is what the silence would have left, and what it gives next
+        # is what it would have given.
         if self.shortcut:
             length = block.shape[0]
-            if np.count_nonzero(block):
-                self.silent_for = 0
-            elif self.silent_for >= self.settle and length * self.rate % rate == 0:
-                return np.zeros((length * self.rate // rate, block.shape[1]), np.int16)
-            else:
+            if not np.count_nonzero(block):
+                if self.silent_for >= self.settle and length == self.length:
+                    pattern = self.pattern or self._learn_pattern(rate, block.shape[1])
+                    if pattern is not None:
+                        made = pattern.at(self.frames_in)
+                        self.frames_in += 1
+                        return np.zeros((made, block.shape[1]), np.int16)
                 self.silent_for += length
+            else:
+                self.silent_for = 0
+            self._catch_up(stream, block.shape[1])
+            if length != self.length:  # the first frame, or frames of varying length
+                self.length = length if self.frames_in == 0 else -1  # -1: no shortcut
+            self.frames_in += 1
+            self.soxr_frames = self.frames_in
         result: NDArray[np.int16] = stream.resample_chunk(block)
         return result
+
+    def _learn_pattern(self, rate: int, channels: int) -> _OutputPattern | None:
+        pattern = _output_pattern(rate, self.rate, channels, self.quality, self.length)
+        if pattern is None:
+            self.shortcut = False  # no pattern to follow: soxr makes every frame
+        self.pattern = pattern
+        return pattern
+
+    def _catch_up(self, stream: Any, channels: int) -> None:
+        behind = self.frames_in - self.soxr_frames
+        if behind and self.pattern is not None:
+            missed = behind % self.pattern.period
+            if missed:  # its output lies where this node already made zeros
+                stream.resample_chunk(np.zeros((missed * self.length, channels), np.int16))
+            self.soxr_frames = self.frames_in
 
     def flush(self) -> tuple[rtc.AudioFrame, ...]:
         if self.stream is None or self.in_format is None:
             return ()
         channels = min(self.channels or self.in_format[1], self.in_format[1])
+        self._catch_up(self.stream, channels)
         tail = self.stream.resample_chunk(np.zeros((0, channels), np.int16), last=True)
         self.stream = None
         if tail.shape[0] == 0:
@@ -220,9 +309,11 @@ class Resample(Node):
     Digital silence: after 250 ms of input whose samples are all zero (a muted microphone, a
     caller on hold, the gaps of a file), soxr's filters hold only zeros, and the node makes
     the zeros that would come out itself instead of calling soxr (``silence_shortcut``): the
-    same samples, except that soxr would add its ±1 LSB dither to them (it dithers every
-    16-bit output). Downstream, a Silero VAD then sees exact zeros, which it classifies for
-    a fifth of the model's work (:class:`flowkit_local.silero.SileroVADProvider`).
+    same samples in frames of the same lengths, except that soxr would add its ±1 LSB
+    dither to them (it dithers every 16-bit output). When sound comes back, one call catches
+    soxr up. Downstream, a Silero VAD then sees exact zeros, which it classifies for a fifth
+    of the model's work (:class:`flowkit_local.silero.SileroVADProvider`). Frames must keep
+    one length for this (transports' frames do); frames of varying length go through soxr.
 
     Args:
         rate: The output sample rate in Hz.
