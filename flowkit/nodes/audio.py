@@ -217,7 +217,7 @@ class _Resampler:
         # silence would come out as zeros (plus soxr's dither on int16, which is all it
         # would add): make them here instead, for a fraction of the call, as many per frame
         # as soxr would give (its pattern). When sound comes back, soxr is fed the silence
-        # it missed, less whole periods of its pattern, in one call whose output was already
+        # it missed, less whole periods of its pattern, and what that gives was already
         # made: its phase then is what the silence would have left, and what it gives next
         # is what it would have given.
         if self.shortcut:
@@ -250,9 +250,11 @@ class _Resampler:
     def _catch_up(self, stream: Any, channels: int) -> None:
         behind = self.frames_in - self.soxr_frames
         if behind and self.pattern is not None:
-            missed = behind % self.pattern.period
-            if missed:  # its output lies where this node already made zeros
-                stream.resample_chunk(np.zeros((missed * self.length, channels), np.int16))
+            # Its output lies where this node already made zeros. A frame at a time: a
+            # longer chunk would grow soxr's buffers for good (50 KiB a stream at LQ).
+            zeros = np.zeros((self.length, channels), np.int16)
+            for _ in range(behind % self.pattern.period):
+                stream.resample_chunk(zeros)
             self.soxr_frames = self.frames_in
 
     def flush(self) -> tuple[rtc.AudioFrame, ...]:
@@ -310,8 +312,10 @@ class Resample(Node):
     caller on hold, the gaps of a file), soxr's filters hold only zeros, and the node makes
     the zeros that would come out itself instead of calling soxr (``silence_shortcut``): the
     same samples in frames of the same lengths, except that soxr would add its ±1 LSB
-    dither to them (it dithers every 16-bit output). When sound comes back, one call catches
-    soxr up. Downstream, a Silero VAD then sees exact zeros, which it classifies for a fifth
+    dither to them (it dithers every 16-bit output). When sound comes back, soxr is fed the
+    frames of silence it missed less whole periods of its block pattern (15 frames at LQ
+    from 48 to 16 kHz in 20 ms frames, but 197 at MQ and 367 at HQ, so those spare soxr
+    little in silences of a few seconds). Downstream, a Silero VAD then sees exact zeros, which it classifies for a fifth
     of the model's work (:class:`flowkit_local.silero.SileroVADProvider`). Frames must keep
     one length for this (transports' frames do); frames of varying length go through soxr.
 
