@@ -315,9 +315,10 @@ class Resample(Node):
     dither to them (it dithers every 16-bit output). When sound comes back, soxr is fed the
     frames of silence it missed less whole periods of its block pattern (15 frames at LQ
     from 48 to 16 kHz in 20 ms frames, but 197 at MQ and 367 at HQ, so those spare soxr
-    little in silences of a few seconds). Downstream, a Silero VAD then sees exact zeros, which it classifies for a fifth
-    of the model's work (:class:`flowkit_local.silero.SileroVADProvider`). Frames must keep
-    one length for this (transports' frames do); frames of varying length go through soxr.
+    little in silences of a few seconds). Downstream, a Silero VAD then sees exact zeros,
+    which it classifies for a fifth of the model's work
+    (:class:`flowkit_local.silero.SileroVADProvider`). Frames must keep one length for this
+    (transports' frames do); frames of varying length go through soxr.
 
     Args:
         rate: The output sample rate in Hz.
