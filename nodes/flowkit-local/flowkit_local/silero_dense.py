@@ -144,8 +144,11 @@ class _GraphParts:
         """Add a weight (once per name) and return its name for the nodes' inputs."""
         from onnx import numpy_helper
 
-        if any(t.name == name for t in self.initializers):
-            return name  # the encoder's and the recurrent part's small shared constants
+        for existing in self.initializers:  # the two halves share small constants ("zero")
+            if existing.name == name:
+                if not np.array_equal(numpy_helper.to_array(existing), value):
+                    raise ValueError(f"two different constants named {name!r}: rename one")
+                return name
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
