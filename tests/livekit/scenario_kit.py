@@ -148,6 +148,24 @@ async def server_with_api(
         yield server, lkapi
 
 
+TRUNK = "ST_test"
+"""The outbound trunk :func:`server_with_trunk` stores."""
+TRUNK_HOST = "sip.example.com"
+TRUNK_NUMBER = "+15550199"
+
+
+@asynccontextmanager
+async def server_with_trunk(
+    key: str, secret: str, host: str = "127.0.0.1"
+) -> AsyncIterator[tuple[TestLiveKitServer, api.LiveKitAPI]]:
+    """:func:`server_with_api`, with the outbound trunk ``TRUNK`` (at ``TRUNK_HOST``,
+    number ``TRUNK_NUMBER``) stored, and its phones empty."""
+    async with server_with_api(key, secret, host) as (server, lkapi):
+        server.sip.provisioning.add_outbound_trunk(api.SIPOutboundTrunkInfo(
+            sip_trunk_id=TRUNK, address=TRUNK_HOST, numbers=[TRUNK_NUMBER]))
+        yield server, lkapi
+
+
 class RecordingLink:
     """A participant's link (the room's ``ParticipantLink``) that records what it is sent.
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import numpy as np
@@ -22,11 +21,12 @@ import pytest
 from livekit import api, rtc
 from livekit.protocol import models
 from scenario_kit import (
+    TRUNK,
     RecordingLink,
     play_tone_track,
     quiet_logs,
     record_audio,
-    server_with_api,
+    server_with_trunk,
     sound_figures,
     until,
 )
@@ -42,7 +42,6 @@ CONSULT = "consult-room"  # where the agent briefs the human
 CALLER_ROOM = "caller-room"  # where the caller waits
 SUPERVISOR = "+15550177"
 HUMAN = f"sip_{SUPERVISOR}"  # LiveKit's default identity for a dialled number
-TRUNK = "ST_test"
 RATE = 48_000
 Kind = models.ParticipantInfo.Kind
 Reason = models.DisconnectReason
@@ -51,15 +50,11 @@ Reason = models.DisconnectReason
 # Helpers -------------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def serving(
-    host: str = "127.0.0.1",
-) -> AsyncIterator[tuple[TestLiveKitServer, api.LiveKitAPI]]:
+def serving(host: str = "127.0.0.1") -> AbstractAsyncContextManager[
+    tuple[TestLiveKitServer, api.LiveKitAPI]
+]:
     """The test server with the outbound trunk TRUNK stored, and a livekit-api client."""
-    async with server_with_api(KEY, SECRET, host) as (server, lkapi):
-        server.sip.provisioning.add_outbound_trunk(api.SIPOutboundTrunkInfo(
-            sip_trunk_id=TRUNK, address="sip.example.com", numbers=["+15550199"]))
-        yield server, lkapi
+    return server_with_trunk(KEY, SECRET, host)
 
 
 class TrackLink(RecordingLink):

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -21,7 +20,15 @@ from google.protobuf.duration_pb2 import Duration
 from livekit import api, rtc
 from livekit.protocol import models
 from livekit.protocol import sip as sip_pb
-from scenario_kit import RecordingLink, quiet_logs, server_with_api, until
+from scenario_kit import (
+    TRUNK,
+    TRUNK_HOST,
+    TRUNK_NUMBER,
+    RecordingLink,
+    quiet_logs,
+    server_with_trunk,
+    until,
+)
 
 from flowkit.testing.livekit_server import (
     CallEnd,
@@ -37,9 +44,6 @@ SECRET = "twirp-sip-secret-0123456789abcdef"
 ROOM = "call-room"
 ALICE = "+15550100"
 CALLER = f"sip_{ALICE}"  # LiveKit's default identity for a dialled number
-TRUNK_NUMBER = "+15550199"
-TRUNK = "ST_test"  # the outbound trunk every server here has (see serving)
-TRUNK_HOST = "sip.example.com"
 Kind = models.ParticipantInfo.Kind
 Reason = models.DisconnectReason
 
@@ -47,15 +51,11 @@ Reason = models.DisconnectReason
 # Helpers -------------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def serving(
-    host: str = "127.0.0.1",
-) -> AsyncIterator[tuple[TestLiveKitServer, api.LiveKitAPI]]:
+def serving(host: str = "127.0.0.1") -> AbstractAsyncContextManager[
+    tuple[TestLiveKitServer, api.LiveKitAPI]
+]:
     """The test server (its phones empty, the outbound trunk TRUNK stored) and a client."""
-    async with server_with_api(KEY, SECRET, host) as (server, lkapi):
-        server.sip.provisioning.add_outbound_trunk(api.SIPOutboundTrunkInfo(
-            sip_trunk_id=TRUNK, address=TRUNK_HOST, numbers=[TRUNK_NUMBER]))
-        yield server, lkapi
+    return server_with_trunk(KEY, SECRET, host)
 
 
 def join(room: Room, identity: str, kind: int = Kind.STANDARD, **fields: Any) -> RecordingLink:
