@@ -232,7 +232,8 @@ class _Resampler:
                 self.silent_for += length
             else:
                 self.silent_for = 0
-            self._catch_up(stream, block.shape[1])
+            if self.frames_in != self.soxr_frames:
+                self._catch_up(stream, block.shape[1])
             if length != self.length:  # the first frame, or frames of varying length
                 self.length = length if self.frames_in == 0 else -1  # -1: no shortcut
             self.frames_in += 1
@@ -249,7 +250,7 @@ class _Resampler:
 
     def _catch_up(self, stream: Any, channels: int) -> None:
         behind = self.frames_in - self.soxr_frames
-        if behind and self.pattern is not None:
+        if behind and self.pattern is not None:  # frames were made without soxr
             # Its output lies where this node already made zeros. A frame at a time: a
             # longer chunk would grow soxr's buffers for good (50 KiB a stream at LQ).
             zeros = np.zeros((self.length, channels), np.int16)
