@@ -51,9 +51,11 @@ R = TypeVar("R")
 ResampleQuality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
 """soxr's quality presets, from quick cubic interpolation (QQ) to very high (VHQ)."""
 
-# Digital silence this long (in input time) has flushed every soxr filter: measured, the
-# longest (VHQ, 44.1 to 16 kHz) settles in 136 ms; tests/nodes hold every preset to this.
+# Measured, the longest filter (VHQ, 44.1 to 16 kHz) settles in 136 ms; tests/nodes hold
+# every preset to this.
 SILENCE_SETTLES_MS = 250
+"""Milliseconds of digital silence (input time) after which every soxr filter holds only
+zeros, and :class:`Resample` makes the output of more silence without calling soxr."""
 
 # The longest period (in frames) of soxr's output counts looked for: the common presets and
 # rates repeat within 500 frames (HQ 44.1 to 16 kHz in 10 ms frames: 496).

@@ -248,3 +248,25 @@ def test_the_vendored_silent_model_is_what_the_builder_makes() -> None:
         "models/silero_vad_16k_silent.onnx is stale: rebuild it with "
         "python -m flowkit_local.silero_dense"
     )
+
+
+def test_a_missing_silent_model_is_named_with_the_remedy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flowkit_local.silero as silero
+
+    monkeypatch.setattr(silero, "SILENT_MODEL_PATH", tmp_path / "gone.onnx")
+    with pytest.raises(FileNotFoundError, match=r"gone\.onnx; reinstall flowkit-local .* "
+                       r"silence_shortcut=False"):
+        SileroVADProvider()
+    assert not SileroVADProvider(silence_shortcut=False).silence_shortcut
+
+
+def test_the_builder_refuses_two_different_constants_under_one_name() -> None:
+    from flowkit_local.silero_dense import _GraphParts
+
+    parts = _GraphParts()
+    assert parts.ints("zero", 0) == parts.ints("zero", 0) == "zero"  # shared: added once
+    assert len(parts.initializers) == 1
+    with pytest.raises(ValueError, match=r"two different constants named 'zero'"):
+        parts.ints("zero", 1)
