@@ -12,6 +12,7 @@ dialogue directly.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
@@ -21,10 +22,10 @@ from typing import Any
 import pytest
 from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.realtime.dialogue import Dialogue
-from flowkit_openai.testing.realtime_script import ScriptedReply
+from flowkit_openai.testing.realtime_script import ScriptedReply, tone
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
 from realtime_helpers import Agent, EffectsRecorder, agent, server_event
-from support import speech
+from support import TimedCollect, speech
 
 import flowkit as fk
 from flowkit.nodes.tools import ToolRouter
@@ -460,3 +461,216 @@ async def test_a_tool_that_waits_for_playout_acts_once_the_calling_words_were_he
         marker = next(i for i, s in enumerate(a.speech.items) if s.mark)
         assert len(before) == marker
     assert _events(a.playout.items)[-1] == (turn, fk.PlayoutEvent.FINISHED)
+
+
+# -- protection (ctx.disallow_interruptions) ---------------------------------------------------
+
+
+def _protection(call: fk.ToolCall, **changes: Any) -> fk.ToolSpeech:
+    """What ``ctx.disallow_interruptions()`` sends: no words, the flag cleared."""
+    return _said(call, text="", allow_interruptions=False, **changes)
+
+
+def _audio(dialogue: Dialogue, ms: int, response_id: str, item_id: str) -> None:
+    dialogue.on_event(server_event(
+        "response.output_audio.delta", response_id=response_id, item_id=item_id,
+        output_index=0, content_index=0, delta=base64.b64encode(tone(ms)).decode(),
+    ))
+
+
+def _held_and_unbroken(dialogue: Dialogue, recorder: EffectsRecorder) -> None:
+    """The user talks over the reply: nothing reaches the server, nothing is cut."""
+    del recorder.log[:]
+    dialogue.user_audio(b"\0" * 4800)
+    dialogue.on_commit(respond=True)
+    # Audio the server had before the protection may still be heard: no barge-in on it.
+    dialogue.on_event(server_event("input_audio_buffer.speech_started", audio_start_ms=0,
+                                   item_id="u1"))
+    # What a key press or a typed message sends: not forced, so it leaves the reply alone.
+    dialogue.on_flush(fk.Interrupt(turn_id=0, action=fk.InterruptAction.FLUSH, force=False))
+    assert recorder.events() == []
+    assert not [m for m in recorder.log if isinstance(m, fk.Interrupt)]
+
+
+def test_a_tool_protects_its_reply_in_a_text_session_at_once() -> None:
+    recorder = EffectsRecorder()
+    dialogue = _dialogue(recorder)
+    _calling_response(dialogue, done=False)  # the calling response still streams
+    call = recorder.call()
+    turn = call.turn_id
+    dialogue.on_tool_speech(_protection(call))
+    # At once (not behind the response, as words are), to the TTS node: an empty chunk with
+    # the flag, not flushed, so the sentence being written is not cut short at the TTS node.
+    assert recorder.sent() == [fk.TextChunk(turn_id=turn, text="", allow_interruptions=False)]
+    assert dialogue.replies[turn].allow_interruptions is False
+    _held_and_unbroken(dialogue, recorder)
+
+    # The reply goes on after the tool's result; what it says next carries the flag too.
+    dialogue.on_event(server_event("response.done", response={"id": "r1", "status": "completed"}))
+    dialogue.on_tool_result(fk.ToolResult(turn_id=turn, call_id="c1", name="get_weather",
+                                          output="sunny in Paris"))
+    assert recorder.events() == ["conversation.item.create", "response.create"]
+    del recorder.log[:]
+    dialogue.on_event(server_event("response.created", response={"id": "r2"}))
+    dialogue.on_event(server_event("response.output_text.delta", response_id="r2", item_id="i2",
+                                   output_index=0, content_index=0, delta=AFTER))
+    dialogue.on_event(server_event("response.done", response={"id": "r2", "status": "completed"}))
+    assert [m for m in recorder.log if isinstance(m, fk.TextChunk)] == [
+        fk.TextChunk(turn_id=turn, text=AFTER, allow_interruptions=False),
+        fk.TextChunk(turn_id=turn, text="", final=True, allow_interruptions=False),
+    ]
+    assert recorder.events() == []  # the user's input still waits: the reply is not heard yet
+
+    # Once the sink reports it played, the user's input goes to the server, in order.
+    dialogue.on_playout(fk.Playout(turn_id=turn, event=fk.PlayoutEvent.STARTED,
+                                   allow_interruptions=False))
+    assert recorder.events() == []
+    dialogue.on_playout(fk.Playout(turn_id=turn, event=fk.PlayoutEvent.FINISHED,
+                                   played_text=AFTER, allow_interruptions=False))
+    assert recorder.events() == ["audio", "input_audio_buffer.commit", "response.create"]
+
+
+def test_a_tool_protects_the_reply_of_a_model_that_speaks_itself() -> None:
+    recorder = EffectsRecorder()
+    dialogue = _dialogue(recorder, voiced=False)
+    _calling_response(dialogue, done=False)
+    _audio(dialogue, 100, "r1", "i0")  # the model's words (before its call, in its place)
+    dialogue.on_event(server_event("response.done", response={"id": "r1", "status": "completed"}))
+    call = recorder.call()
+    turn = call.turn_id
+    dialogue.on_tool_speech(_protection(call))
+    # A frameless marker behind the audio the speaker has, which it reports PROTECTED on.
+    marker = [m for m in recorder.log if isinstance(m, fk.AgentAudio)][-1]
+    assert (marker.turn_id, marker.frame, marker.final, marker.mark,
+            marker.allow_interruptions) == (turn, None, False, 0, False)
+    _held_and_unbroken(dialogue, recorder)
+
+    dialogue.on_tool_result(fk.ToolResult(turn_id=turn, call_id="c1", name="get_weather",
+                                          output="sunny in Paris"))
+    dialogue.on_event(server_event("response.created", response={"id": "r2"}))
+    _audio(dialogue, 100, "r2", "i2")
+    dialogue.on_event(server_event("response.output_audio.done", response_id="r2",
+                                   item_id="i2", output_index=0, content_index=0))
+    dialogue.on_event(server_event("response.done", response={"id": "r2", "status": "completed"}))
+    after = [m for m in recorder.log if isinstance(m, fk.AgentAudio)]
+    # Its audio after the tool, and its end marker, carry the flag.
+    assert after[-1].final
+    assert sum(a.frame is not None for a in after) == 5  # 100 ms in 20 ms frames
+    assert not any(a.allow_interruptions for a in after)
+    dialogue.on_playout(fk.Playout(turn_id=turn, event=fk.PlayoutEvent.FINISHED,
+                                   played_duration=0.2, allow_interruptions=False))
+    assert recorder.events()[-3:] == ["audio", "input_audio_buffer.commit", "response.create"]
+
+
+def test_a_reply_with_nothing_at_the_speaker_gets_the_flag_with_its_first_audio() -> None:
+    recorder = EffectsRecorder()
+    dialogue = _dialogue(recorder, voiced=False)
+    _calling_response(dialogue)  # a call before any words
+    call = recorder.call()
+    dialogue.on_tool_speech(_protection(call))
+    # No marker: it would open a reply at the speaker that no end marker closes.
+    assert [m for m in recorder.log if isinstance(m, fk.AgentAudio)] == []
+    # But the reply is protected while it waits for its tool, with nothing to hear yet.
+    _held_and_unbroken(dialogue, recorder)
+    dialogue.on_tool_result(fk.ToolResult(turn_id=call.turn_id, call_id="c1",
+                                          name="get_weather", output="sunny in Paris"))
+    dialogue.on_event(server_event("response.created", response={"id": "r2"}))
+    _audio(dialogue, 40, "r2", "i2")
+    first = next(m for m in recorder.log if isinstance(m, fk.AgentAudio))
+    assert first.frame is not None and first.allow_interruptions is False
+
+
+@pytest.mark.parametrize("case", ["answered", "timed out", "other turn",
+                                  "cut while waiting for the tool"])
+def test_a_protection_that_comes_after_the_reply_moved_on_is_dropped(
+    caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="flowkit.node")
+    recorder, timers = EffectsRecorder(), _Timers()
+    dialogue = _dialogue(recorder, timers)
+    _calling_response(dialogue)
+    call = recorder.call()
+    words = CASES[case][1](dialogue, call, timers)
+    log = list(recorder.log)
+    dialogue.on_tool_speech(dataclasses.replace(words, text="", allow_interruptions=False))
+    assert recorder.log == log  # nothing sent
+    assert all(reply.allow_interruptions for reply in dialogue.replies.values())
+    [dropped] = [r.getMessage() for r in caplog.records
+                 if "disallow_interruptions" in r.getMessage()]
+    assert dropped.startswith("dropped ctx.disallow_interruptions() of tool 'get_weather'")
+    dialogue.user_audio(b"\0" * 4800)  # nothing holds the user's input back
+    assert recorder.events()[-1] == "audio"
+
+
+def _protecting_tool(*, protect: bool) -> fk.FunctionTool:
+    """``get_weather``, which protects its reply (or not) and answers 0.3 s later."""
+
+    @fk.function_tool
+    async def get_weather(ctx: fk.RunContext, city: str) -> str:
+        """Look up today's weather for a city (a booking-like step that must not be cut).
+
+        Args:
+            city: The city's name.
+        """
+        if protect:
+            ctx.disallow_interruptions()
+        await asyncio.sleep(0.3)
+        return f"sunny in {city}"
+
+    return get_weather
+
+
+@pytest.mark.parametrize("modality", ["audio", "text"])
+@pytest.mark.parametrize("protect", [True, False])
+@pytest.mark.usefixtures("close_clients")
+async def test_speech_over_a_reply_a_tool_protected_is_answered_after_it(
+    modality: str, protect: bool
+) -> None:
+    # Against the test server, end to end: the user says "Wait." while the words after the
+    # tool's result play. Protected, the reply plays whole and "Wait." is heard and answered
+    # after it; not protected (the control), the same speech cuts it.
+    replies = [ScriptedReply(BEFORE, 1000, tool_call=("get_weather", ARGUMENTS)),
+               ScriptedReply("It is {output} today.", 1500), ScriptedReply(AGAIN, 500)]
+    async with RealtimeTestServer(replies, user_transcripts=[QUESTION, "Wait."]) as server:
+        audio = speech(("silence", 0.3), ("voice", 0.6), ("silence", 1.8), ("voice", 0.4),
+                       ("silence", 3.0))
+        tool = _protecting_tool(protect=protect)
+        if modality == "text":
+            # 0.04 s a character: BEFORE lasts 1.3 s, the words after the result 1.1 s.
+            a = agent(server.base_url, audio, output_modality="text",
+                      tts=TTS(FakeTTS(seconds_per_char=0.04)), tools=[tool])
+        else:
+            a = agent(server.base_url, audio, tools=[tool])
+        a = _with_tool_speech(a)
+        users = a.graph.add(TimedCollect(), name="user_times")
+        heard = a.graph.add(TimedCollect(), name="playout_times")
+        a.model.user_state >> users
+        a.graph.nodes["speaker"].playout >> heard
+        runner = await a.run()
+    assert runner.node_errors == []
+    [call] = a.calls.items
+    turn = call.turn_id
+    events = [p.event for p in a.playout.items if p.turn_id == turn]
+    speaking = [t for t, s in users.items if s.state is fk.UserStateKind.SPEAKING]
+    messages = server.conversations[0].messages()
+    if not protect:
+        assert events[-1] is fk.PlayoutEvent.INTERRUPTED
+        assert [i.turn_id for i in a.interrupts.items] == [turn]
+        assert messages[-2:] == [("user", "Wait."), ("assistant", AGAIN)]
+        return
+    # The speaker was told (PROTECTED, or a STARTED that says so if the protection came
+    # before the reply's first audio), and the reply played to its end.
+    reports = [p for p in a.playout.items if p.turn_id == turn]
+    told = next(p for p in reports if not p.allow_interruptions)
+    assert told.event in (fk.PlayoutEvent.PROTECTED, fk.PlayoutEvent.STARTED)
+    assert events[-1] is fk.PlayoutEvent.FINISHED and not reports[-1].allow_interruptions
+    assert a.interrupts.items == []
+    [finished_at] = [t for t, p in heard.items
+                     if p.turn_id == turn and p.event is fk.PlayoutEvent.FINISHED]
+    # "Wait." reached the server only once the reply had played, then was answered.
+    assert speaking[-1] > finished_at
+    assert messages == [("user", QUESTION), ("assistant", BEFORE),
+                        ("assistant", AFTER), ("user", "Wait."), ("assistant", AGAIN)]
+    # None of the user's audio was dropped.
+    appended = sum(e["bytes"] for e in server.of_type("input_audio_buffer.append"))
+    assert appended / 48_000 == pytest.approx(6.1, abs=0.03)

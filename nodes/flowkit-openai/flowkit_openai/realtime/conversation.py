@@ -123,9 +123,10 @@ class Reply:
             reports on it, as on the model's own audio.
         played_text: Of a voiced reply, the words the listener heard, once known (the
             sink's report, or ``""`` when it was cut before any of it played).
-        allow_interruptions: The user may cut it by speaking. ``False`` only for a reply
-            said from code with ``ReplyRequest(allow_interruptions=False)``; it rides on
-            its text chunks (:mod:`.say`).
+        allow_interruptions: The user may cut it by speaking. ``False`` for a reply said
+            from code with ``ReplyRequest(allow_interruptions=False)`` (:mod:`.say`), and
+            from the moment a tool protects the reply that called it
+            (:mod:`.tool_speech`); it rides on its text chunks and its audio.
     """
 
     turn_id: int

@@ -36,8 +36,9 @@ The mapping, event by event:
 A ``ReplyRequest`` asks for a response (``instructions``, ``user_text``), or, with ``say``,
 has the TTS node speak a text as written (:mod:`.say`; voiced sessions only). While a reply
 said with ``allow_interruptions=False`` plays, the user's audio, commits and requests wait
-(:mod:`.held_input`). A ``ToolSpeech`` (a tool's ``ctx.say``) is spoken by the TTS node in
-the reply waiting for that tool, after the response that called it (:mod:`.tool_speech`;
+(:mod:`.held_input`), as they do once a tool's ``ctx.disallow_interruptions()`` protected
+the reply that called it. A ``ToolSpeech`` (a tool's ``ctx.say``) is spoken by the TTS node
+in the reply waiting for that tool, after the response that called it (:mod:`.tool_speech`;
 voiced sessions only).
 
 What the listener heard (barge-ins, playout reports, truncation, the agent's transcript) is
@@ -534,7 +535,8 @@ class Dialogue:
             reply.round.timer.cancel()
         reply.round = None
         if reply.audio_s > 0:
-            self.effects.speak(AgentAudio(frame=None, turn_id=reply.turn_id, final=True))
+            self.effects.speak(AgentAudio(frame=None, turn_id=reply.turn_id, final=True,
+                                          allow_interruptions=reply.allow_interruptions))
         elif self.voicing is not None and reply.voiced:
             self.voicing.end(reply)  # the sink reports when it has played it (if linked)
         else:
@@ -572,7 +574,8 @@ class Dialogue:
     def _play(self, reply: Reply, item: SpokenItem, frames: list[Any]) -> None:
         segment = reply.items.index(item)
         for frame in frames:
-            self.effects.speak(AgentAudio(frame=frame, turn_id=reply.turn_id, segment=segment))
+            self.effects.speak(AgentAudio(frame=frame, turn_id=reply.turn_id, segment=segment,
+                                          allow_interruptions=reply.allow_interruptions))
 
     def _user(self, item_id: str) -> _UserItem:
         user = self._users.get(item_id)

@@ -1,6 +1,7 @@
 """The user's input held back from the server while a reply that may not be cut plays.
 
-A reply said with ``ReplyRequest(say=..., allow_interruptions=False)`` asks that the user
+A reply said with ``ReplyRequest(say=..., allow_interruptions=False)``, or one a tool
+protected with ``ctx.disallow_interruptions()`` (:mod:`.tool_speech`), asks that the user
 not cut it. The server's turn detection knows nothing of that: hearing the user, it would
 answer, and the answer, a newer turn, would replace the reply at the TTS node and the sink.
 So while such a reply is on its way or being heard, the node holds back everything that

@@ -95,9 +95,15 @@ class SaidReplies:
         self._end_reply(reply)
 
     def protecting(self) -> bool:
-        """A reply said with ``allow_interruptions=False`` is on its way or being heard."""
+        """A reply that may not be cut is on its way or being heard.
+
+        Said with ``allow_interruptions=False``, or protected by a tool
+        (:meth:`.ToolSpeaker.protect`): such a reply may still be made (waiting for its
+        tool, or for the response after it) with nothing of it at the speaker yet.
+        """
         return any(
-            not reply.allow_interruptions and self.listening.playing(reply)
+            not reply.allow_interruptions
+            and (self.listening.playing(reply) or (reply.generating and not reply.cut))
             for reply in self.listening.replies.values()
         )
 

@@ -33,8 +33,18 @@ output a TTS node speaks (:mod:`.voiced_text`) can say them. There, what a tool 
   entry, which a reconnection replays, is the reply's text with these words in their place
   (or the words heard of it).
 
-A tool's ``ctx.disallow_interruptions()`` is not honoured here: the node logs a warning,
-once, and the reply stays open to barge-in.
+A tool's ``ctx.disallow_interruptions()`` (a ``ToolSpeech`` with ``allow_interruptions=False``)
+makes the reply waiting for it one that may not be cut, from then until it ends, as a
+``ReplyRequest(allow_interruptions=False)`` makes a reply from its start, and as the LLM node
+does for a tool (:meth:`ToolSpeaker.protect`): the server's barge-ins leave it alone
+(:meth:`.Listening.barge_in`), a flush that is not forced does too, and the user's audio,
+commits and requests wait until it has played, then reach the server in order
+(:mod:`.held_input`). The flag rides on the reply's later text chunks or audio, and the
+speaker is told at once (an empty chunk for the TTS node, a frameless ``AgentAudio`` behind
+the model's audio), so it reports the reply ``PROTECTED`` and no flush that is not forced
+stops it; a reply the speaker has nothing of yet gets the flag with its first audio. A
+request for a reply that has moved on (cut, answered, another turn) is dropped with a debug
+log, as the LLM node drops it.
 
 A tool's ``ctx.wait_for_playout()`` is: its playout marker goes behind what the reply has
 said, once the calling response is done (as words do): to the TTS node in a text session
@@ -86,7 +96,6 @@ class ToolSpeaker:
         # Words that came while the response that made their call still streamed, by turn.
         self._held: dict[int, list[ToolSpeech]] = {}
         self._warned = False
-        self._warned_protect = False
 
     def take(self, speech: ToolSpeech) -> None:
         """Speak ``speech`` in its reply now, after its calling response, or drop it."""
@@ -94,7 +103,7 @@ class ToolSpeaker:
             self._take_mark(speech)
             return
         if not speech.allow_interruptions:
-            self._cannot_protect(speech)
+            self._take_protection(speech)
             if not speech.text.strip():
                 return
         if self.voicing is None:
@@ -161,15 +170,35 @@ class ToolSpeaker:
     def _drop(self, speech: ToolSpeech, why: str) -> None:
         self.log.debug("dropped what tool %r said (%s): %r", speech.name, why, speech.text)
 
-    def _cannot_protect(self, speech: ToolSpeech) -> None:
-        if self._warned_protect:
+    def _take_protection(self, speech: ToolSpeech) -> None:
+        """Protect the reply waiting for ``speech``'s call, or drop the request (too late)."""
+        reply = self.tools.awaiting(speech.call_id)
+        if reply is None or reply.turn_id != speech.turn_id or reply.cut:
+            self.log.debug(
+                "dropped ctx.disallow_interruptions() of tool %r: its reply no longer waits "
+                "for the call (cut, answered, timed out or of another turn)", speech.name,
+            )
             return
-        self._warned_protect = True
-        self.log.warning(
-            "tool %r called ctx.disallow_interruptions(), which a RealtimeModel does not "
-            "honour yet: the reply stays open to barge-in; to protect a reply from the "
-            "start, ask for it with ReplyRequest(allow_interruptions=False)", speech.name,
-        )
+        self.protect(reply)
+
+    def protect(self, reply: Reply) -> None:
+        """From now until it ends, only a forced flush cuts ``reply`` (see the module).
+
+        The speaker learns it at once, not with the reply's next audio: the tool may run for
+        a while, and what the speaker plays meanwhile must not be stopped either.
+        """
+        if not reply.allow_interruptions:
+            return  # said that way, or protected by an earlier tool
+        reply.allow_interruptions = False
+        if self.voicing is not None:
+            # The TTS node passes it on to the speaker, and opens the reply for it if none of
+            # its text came yet; the reply's final chunk will then close it there.
+            self.voicing.protect(reply)
+        elif reply.audio_s > 0:
+            # Without audio at the speaker, a marker would open a reply there that no end
+            # marker closes (a reply without audio has none); its first frame carries the flag.
+            self._speak_audio(AgentAudio(turn_id=reply.turn_id, frame=None,
+                                         allow_interruptions=False))
 
     def _no_voice(self, speech: ToolSpeech) -> None:
         if self._warned:

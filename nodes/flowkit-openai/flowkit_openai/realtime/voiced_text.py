@@ -136,6 +136,20 @@ class VoicedText:
         self._send(TextChunk(turn_id=reply.turn_id, text="", flush=True, mark=mark,
                              allow_interruptions=reply.allow_interruptions))
 
+    def protect(self, reply: Reply) -> None:
+        """Tell the TTS node, and through it the speaker, that ``reply`` may not be cut now.
+
+        An empty chunk carrying ``allow_interruptions=False`` (the reply's flag, which the
+        caller cleared), as the LLM node sends for a tool's ``ctx.disallow_interruptions()``.
+        Not flushed: the TTS node acts on the flag at once, and a flush would have it speak
+        the sentence the model is still writing as if it had ended. It opens the reply at
+        the TTS node if none of its text went there yet, so the reply counts as voiced: its
+        final chunk closes it there, and the sink reports on it.
+        """
+        reply.voiced = True
+        self._send(TextChunk(turn_id=reply.turn_id, text="",
+                             allow_interruptions=reply.allow_interruptions))
+
     def end(self, reply: Reply) -> None:
         """The model is done with ``reply``: its last chunk, unless it was cut or is empty."""
         self._unflushed.discard(reply.turn_id)  # the final chunk ends its text, if any
