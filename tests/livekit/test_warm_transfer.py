@@ -31,6 +31,8 @@ from flowkit.livekit.warm_transfer import (
 )
 from flowkit.messages import ToolCall
 from flowkit.nodes import audio, llm, room, stt, tools, tts, turn, vad
+from flowkit.policy import ErrorPolicy
+from flowkit.ports import Out
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
 from flowkit.testing import FakeLLM, FakeReply, FakeSTT, FakeTTS
@@ -377,4 +379,81 @@ async def scenario_fails() -> dict[str, Any]:
         out["caller_still_on"] = caller.ended is None
         caller.hang_up()
         await job.aclose()  # and leave the room
+        return out
+
+
+class _QuotaGone(fk.Node):
+    """Fails ``after`` seconds into the consultation, ending its graph (as a provider whose
+    account ran dry would, with a node that ends the graph on failure)."""
+
+    error_policy = ErrorPolicy.END_GRAPH
+    out: Out[str] = Out(doc="nothing: it only fails")
+
+    def __init__(self, after: float) -> None:
+        super().__init__()
+        self.after = after
+
+    async def run(self) -> None:
+        await asyncio.sleep(self.after)
+        raise RuntimeError("the consultation model's quota ran out")
+
+
+def test_a_consultation_graph_that_fails_gives_the_caller_back(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_consultation_fails", timeout=150)
+    broken, ended = result["broken"], result["ended"]
+    for outcome in (broken, ended):
+        assert outcome["code"] == WarmTransferFailure.CONSULTATION_FAILED
+        assert outcome["held_after"] is False  # the agent hears the caller again
+        assert outcome["rooms"] == [ROOM]  # the consultation room is gone
+    # A graph that cannot be built fails before anyone is called.
+    assert broken["message"] == (
+        "the consultation graph could not start: ValueError: no voice named 'nova'")
+    assert broken["human_calls"] == 0
+    # One that fails once the human agent answered ends their call with the room.
+    assert ended["message"].startswith("the consultation graph ended: GraphFailed: ")
+    assert "the consultation model's quota ran out" in ended["message"]
+    assert ended["human_calls"] == 1 and ended["human_call_ended"] is True
+    assert result["caller_still_on"] is True
+
+
+async def scenario_consultation_fails() -> dict[str, Any]:
+    quiet_logs()
+    requests: list[Sequence[ChatMessage]] = []
+    server = _serve()
+    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
+        human_phone = server.sip.add_phone(HUMAN, answer_after=0.2)
+        _, caller, job = await _caller_and_job(server, lkapi)
+        briefing = consultation_graph(["hello"], requests)
+
+        def broken(consultation: Consultation) -> fk.Graph:
+            raise ValueError("no voice named 'nova'")
+
+        def ends(consultation: Consultation) -> fk.Graph:
+            g = briefing(consultation)
+            g.add(_QuotaGone(after=2.0), name="quota")
+            return g
+
+        async def attempt(build: Any) -> dict[str, Any]:
+            transfer = WarmTransfer(HUMAN, sip_trunk_id="ST_out", consultation=build)
+            try:
+                await asyncio.wait_for(transfer.run(job, SUMMARY), 30)
+            except WarmTransferError as exc:
+                failed: dict[str, Any] = {"code": exc.code, "message": str(exc)}
+            else:
+                failed = {"code": "connected"}
+            failed["held_after"] = job.io.on_hold  # type: ignore[union-attr]
+            failed["rooms"] = await _rooms(lkapi)
+            failed["human_calls"] = len(human_phone.calls)
+            return failed
+
+        out: dict[str, Any] = {"broken": await attempt(broken)}
+        out["ended"] = await attempt(ends)
+        out["ended"]["human_calls"] -= out["broken"]["human_calls"]
+        if human_phone.calls:
+            record = human_phone.calls[-1]
+            await until(lambda: record.end is not None, timeout=10)
+            out["ended"]["human_call_ended"] = record.end is not None
+        out["caller_still_on"] = caller.ended is None
+        caller.hang_up()
+        await job.aclose()
         return out
