@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from livekit import api
+from livekit import api, rtc
 from scenario_kit import quiet_logs, sound_figures, until
 
 import flowkit as fk
@@ -112,12 +112,14 @@ def consultation_graph(
     heard: Sequence[str], requests: list[Sequence[ChatMessage]],
 ) -> Any:
     """A consultation graph on fakes: the human agent's words are ``heard`` in order; the
-    model briefs them on the first turn and, on the second, takes their answer: it connects
-    on "put them through" and declines otherwise. Each request's history goes to
-    ``requests``."""
+    model briefs them on the first turn and, on each later one, takes their answer: it
+    connects on "put them through" and declines otherwise; it apologises when the connection
+    failed. Each request's history goes to ``requests``."""
 
     def reply(history: Sequence[ChatMessage]) -> str | FakeReply:
         requests.append(list(history))
+        if history[-1].role == "tool":  # a tool failed (the others end the response)
+            return "Sorry, I could not connect you."
         said = [m.content for m in history if m.role == "user"]
         if len(said) < 2:
             return BRIEFING
@@ -454,6 +456,73 @@ async def scenario_consultation_fails() -> dict[str, Any]:
             await until(lambda: record.end is not None, timeout=10)
             out["ended"]["human_call_ended"] = record.end is not None
         out["caller_still_on"] = caller.ended is None
+        caller.hang_up()
+        await job.aclose()
+        return out
+
+
+def test_a_move_the_server_refuses_leaves_the_consultation_going(run_scenario: Any) -> None:
+    result = run_scenario(__file__, "scenario_move_refused", timeout=150)
+    # The consultation model read why (the server's reason) and went on with the human
+    # agent, who then declined.
+    assert result["connect_error"].startswith(
+        "could not connect the human agent to the caller: a participant with the same "
+        f"identity is already in the destination room: {HUMAN_ID!r} is in room {ROOM!r}")
+    assert result["said_after"] == "Sorry, I could not connect you."
+    assert result["code"] == WarmTransferFailure.DECLINED
+    assert result["held_after"] is False
+    assert result["rooms"] == [ROOM]
+    assert result["human_call_ended"] is True
+    # Nobody was moved: the caller's room holds the agent, the caller's phone and the one
+    # who held the identity, not the human agent's phone.
+    assert sorted(result["desk"].values()) == ["AGENT", "SIP", "STANDARD"]
+    assert result["desk"][HUMAN_ID] == "STANDARD"
+    assert result["caller_still_on"] is True
+
+
+async def scenario_move_refused() -> dict[str, Any]:
+    quiet_logs()
+    requests: list[Sequence[ChatMessage]] = []
+    server = _serve()
+    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
+        human_phone = server.sip.add_phone(HUMAN, answer_after=0.2)
+        _, caller, job = await _caller_and_job(server, lkapi)
+        # Someone in the caller's room already has the human agent's identity: LiveKit
+        # refuses to move a participant onto it.
+        squatter = rtc.Room()
+        await squatter.connect(server.url, server.token(HUMAN_ID, ROOM))
+        transfer = WarmTransfer(HUMAN, sip_trunk_id="ST_out", consultation=consultation_graph(
+            ["hello", "put them through", "then no I have to go"], requests))
+        running = asyncio.ensure_future(transfer.run(job, SUMMARY))
+        human = await _answered(server, human_phone)
+        await asyncio.sleep(0.5)
+        human.say(_tone(0.6), 16_000)
+        await asyncio.sleep(3.0)  # the briefing
+        human.say(_tone(0.6), 16_000)
+        await until(lambda: any(m.role == "tool" for m in requests[-1]), timeout=30)
+        await asyncio.sleep(2.0)  # the apology
+        human.say(_tone(0.6), 16_000)
+        out: dict[str, Any] = {}
+        try:
+            await asyncio.wait_for(running, 30)
+        except WarmTransferError as exc:
+            out["code"] = exc.code
+        else:
+            out["code"] = "connected"
+        [error] = [m.content for m in requests[-1] if m.role == "tool"][:1]
+        out["connect_error"] = error
+        out["said_after"] = next(
+            m.content for m in requests[-1] if m.role == "assistant" and m.content
+            and m.content.startswith("Sorry"))
+        out["held_after"] = job.io.on_hold  # type: ignore[union-attr]
+        out["rooms"] = await _rooms(lkapi)
+        record = human_phone.calls[-1]
+        await until(lambda: record.end is not None, timeout=10)
+        out["human_call_ended"] = record.end is not None
+        out["desk"] = {identity: api.ParticipantInfo.Kind.Name(info.kind)
+                       for identity, info in (await _participants(lkapi, ROOM)).items()}
+        out["caller_still_on"] = caller.ended is None
+        await squatter.disconnect()
         caller.hang_up()
         await job.aclose()
         return out
