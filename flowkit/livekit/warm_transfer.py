@@ -422,6 +422,12 @@ class _TransferRun:
                 message, code=code, reason=reason, sip_status_code=sip_status_code
             ))
 
+    def human_in_consultation(self) -> bool:
+        """Whether the human agent is in the consultation room now."""
+        return self.consult is not None and (
+            self.human in self.consult.room.remote_participants
+        )
+
     def _on_consultation_left(self, participant: rtc.RemoteParticipant) -> None:
         if participant.identity == self.human and self.answered and not self.moving:
             status = participant.attributes.get("sip.callStatus", "")
@@ -484,6 +490,12 @@ class _TransferRun:
                 await move_participant(run.lk, run.human, from_room=run.room)
             except api.TwirpError as exc:
                 run.moving = False
+                if not run.human_in_consultation():
+                    # They hung up during the move, which is why it failed; their leaving
+                    # was not counted then (a move looks the same from this room).
+                    run._fail("the human agent hung up before taking the call",
+                              WarmTransferFailure.DESTINATION_LEFT)
+                    raise StopResponse() from None
                 raise ToolError(
                     f"could not connect the human agent to the caller: {exc.message}; tell "
                     "them, and try again or decline the transfer"

@@ -526,3 +526,72 @@ async def scenario_move_refused() -> dict[str, Any]:
         caller.hang_up()
         await job.aclose()
         return out
+
+
+def test_a_human_agent_who_hangs_up_during_the_move_ends_the_transfer(
+    run_scenario: Any,
+) -> None:
+    result = run_scenario(__file__, "scenario_hang_up_during_move", timeout=150)
+    # The move failed because they were gone: the transfer ends at once, as when they hang
+    # up at any other moment, instead of waiting on a consultation with nobody in it.
+    assert result["move_error"] == "not_found"
+    assert result["code"] == WarmTransferFailure.DESTINATION_LEFT
+    assert result["message"] == "the human agent hung up before taking the call"
+    assert result["seconds_after_move"] < 5
+    assert result["held_after"] is False
+    assert result["rooms"] == [ROOM]
+    assert result["caller_still_on"] is True
+
+
+async def scenario_hang_up_during_move() -> dict[str, Any]:
+    import flowkit.livekit.warm_transfer as warm_transfer
+
+    quiet_logs()
+    requests: list[Sequence[ChatMessage]] = []
+    server = _serve()
+    loop = asyncio.get_running_loop()
+    out: dict[str, Any] = {}
+    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
+        human_phone = server.sip.add_phone(HUMAN, answer_after=0.2)
+        _, caller, job = await _caller_and_job(server, lkapi)
+        real_move = warm_transfer.move_participant
+
+        async def hang_up_first(lk: Any, identity: str, *, from_room: str) -> None:
+            # The human agent hangs up just as the move is asked for, and the agent sees
+            # them leave while it waits for the server's answer.
+            moving = server.sip.call(from_room, identity)
+            assert moving is not None
+            moving.hang_up()
+            await asyncio.sleep(1.0)
+            out["moved_at"] = loop.time()
+            try:
+                await real_move(lk, identity, from_room=from_room)
+            except api.TwirpError as exc:
+                out["move_error"] = exc.code
+                raise
+
+        warm_transfer.move_participant = hang_up_first  # type: ignore[assignment]
+        try:
+            transfer = WarmTransfer(HUMAN, sip_trunk_id="ST_out", consultation=consultation_graph(
+                ["hello", "put them through"], requests))
+            running = asyncio.ensure_future(transfer.run(job, SUMMARY))
+            human = await _answered(server, human_phone)
+            await asyncio.sleep(0.5)
+            human.say(_tone(0.6), 16_000)
+            await asyncio.sleep(3.0)  # the briefing
+            human.say(_tone(0.6), 16_000)
+            try:
+                await asyncio.wait_for(running, 30)
+            except WarmTransferError as exc:
+                out.update(code=exc.code, message=str(exc))
+            else:
+                out["code"] = "connected"
+            out["seconds_after_move"] = loop.time() - out.pop("moved_at")
+        finally:
+            warm_transfer.move_participant = real_move
+        out["held_after"] = job.io.on_hold  # type: ignore[union-attr]
+        out["rooms"] = await _rooms(lkapi)
+        out["caller_still_on"] = caller.ended is None
+        caller.hang_up()
+        await job.aclose()
+        return out

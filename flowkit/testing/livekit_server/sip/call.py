@@ -338,6 +338,14 @@ class SimulatedCall:
 
     # The call -----------------------------------------------------------------------------------
 
+    def hang_up(self) -> None:
+        """The phone hangs up now: ``hangup``, then the participant leaves its room.
+
+        For a test that ends a call at a moment of its choosing (``hang_up_after`` counts
+        from the answer).
+        """
+        self._finish(CallEnd.PHONE_HUNG_UP, models.DisconnectReason.CLIENT_INITIATED, hangup=True)
+
     def hand_over(self, transfer_to: str) -> None:
         """The call was transferred: ``hangup``, then the participant leaves, as in LiveKit."""
         if self.record is not None:

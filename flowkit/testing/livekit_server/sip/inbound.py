@@ -54,7 +54,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from livekit.protocol import models
 from livekit.protocol import room as room_pb
 from livekit.protocol import sip as sip_pb
 
@@ -69,7 +68,7 @@ from flowkit.testing.livekit_server.sip.codes import (
     ATTR_TRUNK_NUMBER,
     CallStatus,
 )
-from flowkit.testing.livekit_server.sip.phones import CallEnd, PhoneCall, SimulatedPhone
+from flowkit.testing.livekit_server.sip.phones import PhoneCall, SimulatedPhone
 from flowkit.testing.livekit_server.sip.provisioning import (
     SIPProvisioning,
     number_in,
@@ -447,10 +446,6 @@ class InboundCall(SimulatedCall):
         super().start()
         self._subscribe_published()
         self._settled.set()
-
-    def hang_up(self) -> None:
-        """The caller hangs up now: ``hangup``, then the participant leaves the room."""
-        self._finish(CallEnd.PHONE_HUNG_UP, models.DisconnectReason.CLIENT_INITIATED, hangup=True)
 
     async def _play(self) -> None:
         await self._talk()  # answered already: nothing rings
