@@ -230,8 +230,11 @@ class LiveKitRoomIO:
         hears, frame for frame, so the graph's VAD, recogniser and turn detector hear nobody
         and the agent starts no reply; the tracks stay subscribed, and taking the hold off
         resumes with the next frame. This is LiveKit Agents' disabled audio input during a
-        warm transfer (:mod:`flowkit.livekit.warm_transfer`). Typed chat and keypad entries
-        are not held.
+        warm transfer (:mod:`flowkit.livekit.warm_transfer`). Typed chat (``text_input``) and
+        keypad entries (``dtmf_input``) that arrive while on hold are dropped too, with a
+        debug log: like the audio, they were meant for whoever had the call then (nobody, or
+        a human agent being briefed), and a graph that acted on them once the hold was lifted
+        would answer keys and words from minutes before.
         """
         if on_hold != self._on_hold:
             logger.info("room %s: %s hold", self.room.name, "on" if on_hold else "off")
@@ -541,6 +544,9 @@ class LiveKitRoomIO:
         except Exception as exc:
             logger.warning("could not read a chat message from %s: %s", identity, exc)
             return
+        if self._on_hold:
+            logger.debug("dropped a chat message from %s: the call is on hold", identity)
+            return
         message = ChatMessage(identity, text)
         if not self._chat_readers:
             self._chat_backlog.append(message)
@@ -555,6 +561,9 @@ class LiveKitRoomIO:
             logger.debug("dropped a DTMF packet with neither digit nor known code")
             return
         who = "" if event.participant is None else event.participant.identity
+        if self._on_hold:
+            logger.debug("dropped key %r pressed by %s: the call is on hold", digit, who)
+            return
         press = DTMFDigit(digit=digit, code=event.code, participant=who)
         if not self._dtmf_readers:
             self._dtmf_backlog.append(press)

@@ -71,6 +71,20 @@ async def test_room_io_hears_presses_per_participant_and_keeps_a_backlog() -> No
     assert await _read_all(io.dtmf_input()) == []
 
 
+async def test_presses_while_on_hold_are_dropped() -> None:
+    io = LiveKitRoomIO(rtc.Room())
+    presses = io.dtmf_input()
+    _press(io, 1, "1", "caller")
+    io.set_on_hold(True)  # a warm transfer: meant for nobody here
+    _press(io, 2, "2", "caller")
+    io.set_on_hold(False)
+    _press(io, 3, "3", "caller")
+    reading = asyncio.ensure_future(_read_all(presses))
+    await asyncio.sleep(0)
+    await io.aclose()
+    assert await asyncio.wait_for(reading, 5) == [("1", 1, "caller"), ("3", 3, "caller")]
+
+
 async def test_a_participant_room_io_hears_its_participant_by_default() -> None:
     io = LiveKitRoomIO(rtc.Room(), participant="caller")
     presses = io.dtmf_input()

@@ -538,6 +538,13 @@ async def scenario_transcripts_state_chat_rpc_data() -> dict[str, Any]:
         typed = io.text_input()
         await alice.local_participant.send_text("what's the weather?", topic=TOPIC_CHAT)
         chat = await asyncio.wait_for(anext(typed), TIMEOUT)
+        # On hold (a warm transfer), typed words are meant for nobody here: dropped.
+        io.set_on_hold(True)
+        await alice.local_participant.send_text("are you there?", topic=TOPIC_CHAT)
+        await asyncio.sleep(1.0)  # time to arrive, as the next message takes
+        io.set_on_hold(False)
+        await alice.local_participant.send_text("hello again", topic=TOPIC_CHAT)
+        chat_after_hold = await asyncio.wait_for(anext(typed), TIMEOUT)
 
         async def ping(data: rtc.RpcInvocationData) -> str:
             return f"pong:{data.caller_identity}:{data.payload}"
@@ -559,6 +566,7 @@ async def scenario_transcripts_state_chat_rpc_data() -> dict[str, Any]:
             "states": states,
             "agent_attributes": agent_attributes,
             "chat": list(chat),
+            "chat_after_hold": list(chat_after_hold),
             "rpc_reply": reply,
             "packets": packets,
             "waited_for": waited_for,
@@ -672,6 +680,7 @@ def test_transcripts_state_chat_rpc_and_data_reach_the_user(run_scenario: Any) -
     assert result["states"][-2:] == ["thinking", "speaking"]
     assert result["agent_attributes"][ATTR_AGENT_STATE] == "speaking"
     assert result["chat"] == ["alice", "what's the weather?"]
+    assert result["chat_after_hold"] == ["alice", "hello again"]
     assert result["rpc_reply"] == "pong:alice:42"
     assert result["packets"] == [{"topic": "news", "data": "hello data"}]
 
