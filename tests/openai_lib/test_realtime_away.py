@@ -168,7 +168,10 @@ async def test_the_node_says_away_on_user_state_after_a_quiet_stretch() -> None:
         ("away", user.turn_id),
     ]
     [first_away, last_away] = [t for t, s in users.items if s.state is fk.UserStateKind.AWAY]
-    assert first_away == pytest.approx(0.5, abs=0.1)
+    # The first clock starts with the node, which on a loaded machine can be a few hundred
+    # ms before the collector starts its own (a CI run read 0.26): only "not late" holds,
+    # and "before the user spoke" (0.8 s). The second clock, below, is timed exactly.
+    assert first_away <= 0.6
     # The second clock ran from the end of the answer, not from the end of the question.
     answered = max(t for t, s in agents.items if s.state is fk.AgentStateKind.LISTENING)
     assert last_away - answered == pytest.approx(0.5, abs=0.05)
