@@ -181,6 +181,15 @@ async def _answered(server: TestLiveKitServer, phone: SimulatedPhone) -> Simulat
     return call
 
 
+async def _brief_then_answer(server: TestLiveKitServer, phone: SimulatedPhone) -> None:
+    """The human agent answers, says hello, hears the briefing out, and answers it."""
+    human = await _answered(server, phone)
+    await asyncio.sleep(0.5)
+    human.say(_tone(0.6), 16_000)
+    await asyncio.sleep(3.0)  # the briefing
+    human.say(_tone(0.6), 16_000)
+
+
 def _loud_seconds(chunks: Sequence[np.ndarray]) -> float:
     if not chunks:
         return 0.0
@@ -355,11 +364,7 @@ async def scenario_fails() -> dict[str, Any]:
             else:
                 running = asyncio.ensure_future(transfer.run(job, SUMMARY))
             if speak:
-                human = await _answered(server, human_phone)
-                await asyncio.sleep(0.5)
-                human.say(_tone(0.6), 16_000)
-                await asyncio.sleep(3.0)  # the briefing
-                human.say(_tone(0.6), 16_000)
+                await _brief_then_answer(server, human_phone)
             try:
                 await asyncio.wait_for(running, 30)
             except WarmTransferError as exc:
@@ -494,13 +499,10 @@ async def scenario_move_refused() -> dict[str, Any]:
         transfer = WarmTransfer(HUMAN, sip_trunk_id="ST_out", consultation=consultation_graph(
             ["hello", "put them through", "then no I have to go"], requests))
         running = asyncio.ensure_future(transfer.run(job, SUMMARY))
-        human = await _answered(server, human_phone)
-        await asyncio.sleep(0.5)
-        human.say(_tone(0.6), 16_000)
-        await asyncio.sleep(3.0)  # the briefing
-        human.say(_tone(0.6), 16_000)
+        await _brief_then_answer(server, human_phone)
         await until(lambda: any(m.role == "tool" for m in requests[-1]), timeout=30)
         await asyncio.sleep(2.0)  # the apology
+        human = await _answered(server, human_phone)
         human.say(_tone(0.6), 16_000)
         out: dict[str, Any] = {}
         try:
@@ -575,11 +577,7 @@ async def scenario_hang_up_during_move() -> dict[str, Any]:
             transfer = WarmTransfer(HUMAN, sip_trunk_id="ST_out", consultation=consultation_graph(
                 ["hello", "put them through"], requests))
             running = asyncio.ensure_future(transfer.run(job, SUMMARY))
-            human = await _answered(server, human_phone)
-            await asyncio.sleep(0.5)
-            human.say(_tone(0.6), 16_000)
-            await asyncio.sleep(3.0)  # the briefing
-            human.say(_tone(0.6), 16_000)
+            await _brief_then_answer(server, human_phone)
             try:
                 await asyncio.wait_for(running, 30)
             except WarmTransferError as exc:
