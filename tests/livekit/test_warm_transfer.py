@@ -9,10 +9,11 @@ namespace (see flowkit.testing.netns). The set-up's errors need no room and run 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -150,25 +151,43 @@ def consultation_graph(
     return build
 
 
-def _serve() -> TestLiveKitServer:
+class _Desk(NamedTuple):
+    """A scenario's world: the server, its API, the phones, the caller's call, the job."""
+
+    server: TestLiveKitServer
+    lkapi: api.LiveKitAPI
+    human_phone: SimulatedPhone
+    caller_phone: SimulatedPhone
+    caller: Any
+    job: fk.JobContext
+
+
+@contextlib.asynccontextmanager
+async def _desk(answer_after: float = 0.2) -> AsyncIterator[_Desk]:
+    """The test server with the outbound trunk, the human agent's phone (answering after
+    ``answer_after`` s), the caller's call in room ``desk`` and the agent's job joined to it.
+    On the way out the caller hangs up (if still on) and the job leaves the room."""
+    quiet_logs()
     server = TestLiveKitServer("10.99.0.1", api_key=KEY, api_secret=SECRET)
     server.sip.provisioning.add_outbound_trunk(api.SIPOutboundTrunkInfo(
         sip_trunk_id="ST_out", address="sip.example.com", numbers=["+15550000000"]))
-    return server
-
-
-async def _caller_and_job(server: TestLiveKitServer, lkapi: api.LiveKitAPI) -> Any:
-    """The caller's call in room ``desk``, and the agent's job joined to it."""
-    rule = api.SIPDispatchRule(dispatch_rule_direct=api.SIPDispatchRuleDirect(room_name=ROOM))
-    await lkapi.sip.create_dispatch_rule(
-        api.CreateSIPDispatchRuleRequest(dispatch_rule=api.SIPDispatchRuleInfo(rule=rule)))
-    caller_phone = server.sip.add_phone(CALLER)
-    caller = await server.sip.call_in(CALLER, NUMBER, hang_up_after=120)
-    job = fk.JobContext(job_id="AJ_1", room_name=ROOM)
-    await asyncio.wait_for(connect_job(
-        job, url=server.url, token=server.token("agent", ROOM, kind="agent"),
-        api_key=KEY, api_secret=SECRET), 20)
-    return caller_phone, caller, job
+    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
+        human_phone = server.sip.add_phone(HUMAN, answer_after=answer_after)
+        rule = api.SIPDispatchRule(dispatch_rule_direct=api.SIPDispatchRuleDirect(room_name=ROOM))
+        await lkapi.sip.create_dispatch_rule(
+            api.CreateSIPDispatchRuleRequest(dispatch_rule=api.SIPDispatchRuleInfo(rule=rule)))
+        caller_phone = server.sip.add_phone(CALLER)
+        caller = await server.sip.call_in(CALLER, NUMBER, hang_up_after=120)
+        job = fk.JobContext(job_id="AJ_1", room_name=ROOM)
+        await asyncio.wait_for(connect_job(
+            job, url=server.url, token=server.token("agent", ROOM, kind="agent"),
+            api_key=KEY, api_secret=SECRET), 20)
+        try:
+            yield _Desk(server, lkapi, human_phone, caller_phone, caller, job)
+        finally:
+            if caller.ended is None:
+                caller.hang_up()
+            await job.aclose()  # and leave the room
 
 
 async def _answered(server: TestLiveKitServer, phone: SimulatedPhone) -> SimulatedCall:
@@ -234,12 +253,8 @@ def test_a_human_agent_is_briefed_then_takes_the_call(run_scenario: Any) -> None
 
 
 async def scenario_connects() -> dict[str, Any]:
-    quiet_logs()
     requests: list[Sequence[ChatMessage]] = []
-    server = _serve()
-    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
-        human_phone = server.sip.add_phone(HUMAN, answer_after=0.3)
-        caller_phone, caller, job = await _caller_and_job(server, lkapi)
+    async with _desk(answer_after=0.3) as (server, lkapi, human_phone, caller_phone, caller, job):
         transfer = WarmTransfer(
             HUMAN, sip_trunk_id="ST_out",
             consultation=consultation_graph(
@@ -312,7 +327,6 @@ async def scenario_connects() -> dict[str, Any]:
             "human_call_ended": record.end is not None,
             "job_shutdown": job.shutdown_requested,
         }
-        await job.aclose()  # and leave the room
         return out
 
 
@@ -347,13 +361,9 @@ def test_a_busy_line_or_a_declining_human_agent_gives_the_caller_back(
 
 
 async def scenario_fails() -> dict[str, Any]:
-    quiet_logs()
     requests: list[Sequence[ChatMessage]] = []
-    server = _serve()
-    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
+    async with _desk() as (server, lkapi, human_phone, _, caller, job):
         server.sip.add_phone(BUSY, busy=True)
-        human_phone = server.sip.add_phone(HUMAN, answer_after=0.2)
-        _, caller, job = await _caller_and_job(server, lkapi)
         out: dict[str, Any] = {}
 
         async def attempt(number: str, *, speak: bool) -> dict[str, Any]:
@@ -384,8 +394,6 @@ async def scenario_fails() -> dict[str, Any]:
         await until(lambda: record.end is not None, timeout=10)
         out["declined"]["human_call_ended"] = record.end is not None
         out["caller_still_on"] = caller.ended is None
-        caller.hang_up()
-        await job.aclose()  # and leave the room
         return out
 
 
@@ -424,12 +432,8 @@ def test_a_consultation_graph_that_fails_gives_the_caller_back(run_scenario: Any
 
 
 async def scenario_consultation_fails() -> dict[str, Any]:
-    quiet_logs()
     requests: list[Sequence[ChatMessage]] = []
-    server = _serve()
-    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
-        human_phone = server.sip.add_phone(HUMAN, answer_after=0.2)
-        _, caller, job = await _caller_and_job(server, lkapi)
+    async with _desk() as (_, lkapi, human_phone, _, caller, job):
         briefing = consultation_graph(["hello"], requests)
 
         def broken(consultation: Consultation) -> fk.Graph:
@@ -461,8 +465,6 @@ async def scenario_consultation_fails() -> dict[str, Any]:
             await until(lambda: record.end is not None, timeout=10)
             out["ended"]["human_call_ended"] = record.end is not None
         out["caller_still_on"] = caller.ended is None
-        caller.hang_up()
-        await job.aclose()
         return out
 
 
@@ -486,12 +488,8 @@ def test_a_move_the_server_refuses_leaves_the_consultation_going(run_scenario: A
 
 
 async def scenario_move_refused() -> dict[str, Any]:
-    quiet_logs()
     requests: list[Sequence[ChatMessage]] = []
-    server = _serve()
-    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
-        human_phone = server.sip.add_phone(HUMAN, answer_after=0.2)
-        _, caller, job = await _caller_and_job(server, lkapi)
+    async with _desk() as (server, lkapi, human_phone, _, caller, job):
         # Someone in the caller's room already has the human agent's identity: LiveKit
         # refuses to move a participant onto it.
         squatter = rtc.Room()
@@ -525,8 +523,6 @@ async def scenario_move_refused() -> dict[str, Any]:
                        for identity, info in (await _participants(lkapi, ROOM)).items()}
         out["caller_still_on"] = caller.ended is None
         await squatter.disconnect()
-        caller.hang_up()
-        await job.aclose()
         return out
 
 
@@ -548,14 +544,10 @@ def test_a_human_agent_who_hangs_up_during_the_move_ends_the_transfer(
 async def scenario_hang_up_during_move() -> dict[str, Any]:
     import flowkit.livekit.warm_transfer as warm_transfer
 
-    quiet_logs()
     requests: list[Sequence[ChatMessage]] = []
-    server = _serve()
     loop = asyncio.get_running_loop()
     out: dict[str, Any] = {}
-    async with server, api.LiveKitAPI(server.url, KEY, SECRET) as lkapi:
-        human_phone = server.sip.add_phone(HUMAN, answer_after=0.2)
-        _, caller, job = await _caller_and_job(server, lkapi)
+    async with _desk() as (server, lkapi, human_phone, _, caller, job):
         real_move = warm_transfer.move_participant
 
         async def hang_up_first(lk: Any, identity: str, *, from_room: str) -> None:
@@ -590,6 +582,4 @@ async def scenario_hang_up_during_move() -> dict[str, Any]:
         out["held_after"] = job.io.on_hold  # type: ignore[union-attr]
         out["rooms"] = await _rooms(lkapi)
         out["caller_still_on"] = caller.ended is None
-        caller.hang_up()
-        await job.aclose()
         return out
