@@ -211,6 +211,11 @@ class ToolResult(Message):
             task's start or end (:class:`~flowkit.tools.task.TaskStarted`,
             :class:`~flowkit.tools.task.TaskEnded`), which the nodes that keep an agent's
             instructions and tools follow with :meth:`flowkit.tools.Toolbox.switch`.
+        call: The call this answers, when no model made it: the ToolRouter's own, for a
+            task completed outside any tool call (:mod:`flowkit.tools.task`). ``turn_id``
+            is then a fresh turn: the node that keeps the history adds the call and this
+            result to it and replies, unless ``stop_response``. ``None`` for a result of
+            the model's own call.
     """
 
     call_id: str
@@ -219,6 +224,7 @@ class ToolResult(Message):
     is_error: bool = False
     stop_response: bool = False
     handoff: Any = None
+    call: ToolCall | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -136,8 +136,10 @@ def collected(node: fk.Node) -> list[Any]:
 class Script(fk.Node):
     """Sends each ``(at, message)`` at ``at`` seconds after it starts.
 
-    It ends after the last message, or at ``end_at``; with ``hold=True`` it stays open like a
-    live source until the graph closes.
+    A callable ``message`` is called at that moment and its value sent (a user turn whose
+    turn id must be drawn when the user speaks, not when the test is written). It ends
+    after the last message, or at ``end_at``; with ``hold=True`` it stays open like a live
+    source until the graph closes.
     """
 
     out: fk.Out[Any]
@@ -159,7 +161,7 @@ class Script(fk.Node):
         start = loop.time()
         for at, message in params.events:
             await asyncio.sleep(max(0.0, start + at - loop.time()))
-            self.out.send(message)
+            self.out.send(message() if callable(message) else message)
         if params.end_at is not None:
             await asyncio.sleep(max(0.0, start + params.end_at - loop.time()))
         if params.hold:

@@ -205,10 +205,13 @@ class LLM(Node):
         # The turn of a reply that may not be interrupted, until it has played; what comes
         # meanwhile waits in _waiting. _playout_open: the speaker can still report.
         self._protected: int | None = None
-        self._waiting: deque[UserTurn | ReplyRequest] = deque()
+        self._waiting: deque[UserTurn | ReplyRequest | ToolResult] = deque()
         self._unprotected = asyncio.Event()
         self._unprotected.set()
         self._playout_open = True
+        # The turns and requests have ended: a result the ToolRouter sends on its own (a task
+        # completed outside its tools) still joins the history but starts no reply.
+        self._inputs_ended = False
         # The request started for the turn the user has probably finished, if any.
         self._preemptive: PreemptiveRequest | None = None
         self._prefetch_keys = itertools.count(1)
@@ -255,6 +258,7 @@ class LLM(Node):
         self._waiting.clear()
         self._unprotected.set()
         self._playout_open = True
+        self._inputs_ended = False
         loops = [
             self.ctx.create_task(self._read_results(tool_results), name="tool_results"),
             self.ctx.create_task(self._read_playout(playout), name="playout"),
@@ -264,6 +268,7 @@ class LLM(Node):
             self._read_turns(turns), self._read_requests(requests),
             self._read_interrupts(interrupt), self._read_tentative(tentative),
         )
+        self._inputs_ended = True
         self._drop_preemptive()  # no turn can come to take it over
         # What waits behind a protected reply is still to be answered.
         while self._waiting:
@@ -353,6 +358,8 @@ class LLM(Node):
             item = self._waiting.popleft()
             if isinstance(item, UserTurn):
                 self._take_turn(item)
+            elif isinstance(item, ToolResult):
+                self._take_router_result(item)
             else:
                 self._take_request(item)
         if self._protected is None:
@@ -445,7 +452,26 @@ class LLM(Node):
 
     async def _read_results(self, results: AsyncIterator[ToolResult]) -> None:
         async for result in results:
-            self._rounds.deliver(result, self.history, self.ctx.logger)
+            if result.call is None:
+                self._rounds.deliver(result, self.history, self.ctx.logger)
+            elif self._protected is not None:
+                self._waiting.append(result)  # a turn of its own: after the protected reply
+            else:
+                self._take_router_result(result)
+
+    def _take_router_result(self, result: ToolResult) -> None:
+        """A result of a call the ToolRouter made (a task completed outside its tools).
+
+        It is a turn of its own, as a ``generate_reply`` is: the reply under way is cut, the
+        call and its result join the history, its handoff is followed, and the model replies
+        from there, unless the tool asked for no reply or the inputs have ended.
+        """
+        self._cancel_reply()
+        self._drop_preemptive()  # the turn it was started for is answered from here now
+        self._rounds.take_router_result(result, self.history, self.ctx.logger)
+        if result.stop_response or self._inputs_ended:
+            return
+        self._start_reply(result.turn_id)
 
     async def _read_tool_speech(self, speech: AsyncIterator[ToolSpeech]) -> None:
         async for said in speech:

@@ -130,6 +130,26 @@ class ToolRounds:
         if result.handoff is not None:
             self._apply_handoffs([result], history, logger)
 
+    def take_router_result(
+        self, result: ToolResult, history: ChatHistory, logger: Logger
+    ) -> None:
+        """Add a call the ToolRouter made and its result to the history; follow its handoff.
+
+        The router makes a call of its own to bring back the outcome of a task completed
+        outside any tool call (``result.call``; :mod:`flowkit.tools.task`). No round waits
+        for it: it comes between replies, as a user turn does, so the history takes the call
+        and its answer at once, as if the model had made the call in a reply of its own.
+
+        Args:
+            result: The result; its ``call`` is the call it answers.
+            history: The conversation.
+            logger: Where the handoff's clashes with the MCP tools are reported.
+        """
+        assert result.call is not None, "a result of the model's own call goes to deliver()"
+        history.add_assistant("", [result.call], turn_id=result.turn_id)
+        history.add_tool_result(result)
+        self._apply_handoffs([result], history, logger)
+
     def abandon(self, history: ChatHistory) -> None:
         """The reply is being cut while its round waits: answer the round's calls now.
 

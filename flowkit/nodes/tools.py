@@ -22,18 +22,21 @@ A tool can run a task (``await ctx.run_task(task)``, :mod:`flowkit.tools.task`):
 sub-conversation with its own instructions and tools. The router answers the tool's call at
 once with a result that moves the conversation to the task, keeps the tool waiting, and
 answers the call that completes the task with what the tool returns once it goes on, the
-conversation moving back. Tools that still wait when the calls end are cancelled: no task
-tool can complete their task any more.
+conversation moving back. A task completed outside any call (a timer, an event) has no call
+to answer, so the router answers one of its own making (``ToolResult.call``) with the same
+outcome. Tools that still wait when the calls end are cancelled: no task tool can complete
+their task any more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from flowkit.messages import Playout, ToolCall, ToolResult, ToolSpeech
+from flowkit.messages import Playout, ToolCall, ToolResult, ToolSpeech, new_turn_id
 from flowkit.node import Node, NodeParams
 from flowkit.nodes.tool_playout import PlayoutWaits
 from flowkit.ports import In, Out
@@ -41,7 +44,7 @@ from flowkit.tools.context import RunContext, no_speech_error
 from flowkit.tools.function_tool import FunctionTool, ToolSet
 from flowkit.tools.invoke import AgentLike, ToolOutcome, deadline_paused, invoke_tool
 from flowkit.tools.mcp.server import MCPServer
-from flowkit.tools.task import AgentTask, TaskEnded, TaskStarted
+from flowkit.tools.task import AgentTask, TaskEnded, TaskStarted, answering_call
 from flowkit.tools.toolbox import Toolbox
 
 __all__ = ["ToolRouter"]
@@ -99,6 +102,10 @@ class ToolRouter(Node):
         self._tools = Toolbox(chosen, mcp_servers)
         # The tasks that tools wait for, innermost last.
         self._tasks: list[_TaskRun] = []
+        # The calls being answered now: one that completes a task carries its outcome back.
+        self._answering: set[_CallSession] = set()
+        # The ends of tasks taken off the stack and not sent yet, in the order taken.
+        self._ends: list[asyncio.Future[None]] = []
         self._playout = PlayoutWaits()
 
     @property
@@ -148,20 +155,31 @@ class ToolRouter(Node):
             call=call, userdata=params.userdata, job=self.ctx.job,  # type: ignore[attr-defined]
             session=session,
         )
+        self._answering.add(session)
         try:
-            outcome = await invoke_tool(
-                self.toolset, call, context, timeout=params.timeout  # type: ignore[attr-defined]
-            )
-        except BaseException:
+            try:
+                with answering_call(session):
+                    outcome = await invoke_tool(
+                        self.toolset, call, context,
+                        timeout=params.timeout,  # type: ignore[attr-defined]
+                    )
+            except BaseException:
+                if session.task_run is not None:
+                    session.task_run.next.cancel()  # cancelled while it waited: no outcome
+                raise
             if session.task_run is not None:
-                session.task_run.next.cancel()  # cancelled while it waited: no outcome
-            raise
-        if session.task_run is not None:
-            # Its call was answered when its first task started; this answers the call
-            # that completed its last one.
-            session.task_run.next.set_result(outcome)
-            return
-        self._send(await self._after_task(call, outcome))
+                # Its call was answered when its first task started; this answers the call
+                # that completed its last one.
+                session.task_run.next.set_result(outcome)
+                return
+            if self._tasks and self._tasks[-1].task.done():
+                # It completed the innermost task: the waiting tool's next step answers it.
+                run = self._tasks.pop()
+                await self._end_task(run, call, self._reserve_end())
+            else:
+                self._send(outcome)
+        finally:
+            self._answering.discard(session)
 
     def _send(self, outcome: ToolOutcome) -> None:
         self.results.send(_result_of(outcome))
@@ -177,14 +195,92 @@ class ToolRouter(Node):
         )
         self._send(ToolOutcome(result=result, handoff=TaskStarted(run.task)))
 
-    async def _after_task(self, call: ToolCall, outcome: ToolOutcome) -> ToolOutcome:
-        """What answers ``call``: if it completed a task, what the waiting tool did next.
+    def _reserve_end(self) -> tuple[list[asyncio.Future[None]], asyncio.Future[None]]:
+        """A place in the order in which the ends of tasks are sent: the order they were taken.
 
-        That is the tool's outcome, or the start of its next task.
+        Taken when a task's run leaves the stack, innermost first, so that a task ended
+        inside another is answered before the outer one: every node that follows the
+        handoffs pops the same agents in the same order.
+
+        Returns:
+            The ends taken before, still to be sent, and this one's.
         """
-        if not self._tasks or not self._tasks[-1].task.done():
-            return outcome
-        run = self._tasks.pop()
+        mine = asyncio.get_running_loop().create_future()
+        before = list(self._ends)
+        self._ends.append(mine)
+        return before, mine
+
+    async def _end_task(
+        self,
+        run: _TaskRun,
+        call: ToolCall,
+        place: tuple[list[asyncio.Future[None]], asyncio.Future[None]],
+        *,
+        made_here: bool = False,
+    ) -> None:
+        """Answer ``call`` with what the tool waiting for ``run``'s task did next, in order.
+
+        Args:
+            run: The task's run, off the stack.
+            call: The call to answer: the one that completed the task, or the router's own.
+            place: Its place in the order of ends (:meth:`_reserve_end`).
+            made_here: ``call`` is the router's own: the result carries it.
+        """
+        before, mine = place
+        try:
+            outcome = await self._next_step(run, call)
+            if before:
+                await asyncio.wait(before)
+            if made_here:
+                outcome = dataclasses.replace(
+                    outcome, result=dataclasses.replace(outcome.result, call=call)
+                )
+            self._send(outcome)
+        finally:
+            mine.set_result(None)
+            self._ends.remove(mine)
+
+    def _task_ended(self, run: _TaskRun) -> None:
+        """The tool waiting for ``run``'s task goes on: answer for it if no call will.
+
+        A call whose tool completed the task answers for it when its tool returns
+        (:meth:`_answer`), unless it has stopped meanwhile or ran a task itself (such a
+        call's tool answers through that task's run, not its own call). Otherwise the
+        task was completed outside any call, and the router makes one of its own.
+        """
+        if run not in self._tasks:
+            return  # the completing call took it already
+        by = run.task.completed_in
+        if isinstance(by, _CallSession) and by in self._answering and by.task_run is None:
+            return  # that call takes it when its tool returns
+        ended = type(run.task).__name__
+        if self._tasks[-1] is not run:
+            inner = type(self._tasks[-1].task).__name__
+            self.ctx.logger.warning(
+                "%s was completed outside its tools while %s, which runs inside it, goes on; "
+                "the conversation stays with %s: complete the inner task first", ended, inner,
+                inner,
+            )
+            return
+        self._tasks.pop()
+        waiting = run.session.call
+        # The call is the waiting tool's, made again: the model reads its outcome as the
+        # outcome of that tool, as it would have if the tool had not run a task.
+        call = ToolCall(
+            turn_id=new_turn_id(), call_id=f"fk_{secrets.token_hex(8)}", name=waiting.name,
+            arguments=waiting.arguments,
+        )
+        self.ctx.create_task(
+            self._end_task(run, call, self._reserve_end(), made_here=True),
+            name=f"task-ended:{ended}",
+        )
+
+    async def _next_step(self, run: _TaskRun, call: ToolCall) -> ToolOutcome:
+        """What ``call`` is answered with once ``run``'s task is complete.
+
+        The waiting tool's outcome, or the start of its next task; the tool's words from
+        now on are spoken in ``call``'s reply.
+        """
         waiting = run.session.call
         run.session.call = call  # what the tool says from now on is spoken in this reply
         ended = type(run.task).__name__
@@ -193,8 +289,8 @@ class ToolRouter(Node):
         except asyncio.CancelledError:
             if not run.next.cancelled():
                 raise  # this call itself is being cancelled
-            step = ToolOutcome(result=dataclasses.replace(
-                outcome.result, is_error=True,
+            step = ToolOutcome(result=ToolResult(
+                turn_id=call.turn_id, call_id=call.call_id, name=call.name, is_error=True,
                 output=f"the tool {waiting.name!r} that ran {ended} was stopped before it "
                 "finished",
             ))
@@ -204,10 +300,12 @@ class ToolRouter(Node):
             error = run.task.exception()
             how = "is complete" if error is None else f"ended ({error})"
             return ToolOutcome(
-                result=dataclasses.replace(outcome.result, is_error=False, output=(
-                    f"{ended} {how}. {started} has started: follow its instructions until it "
-                    "is complete."
-                )),
+                result=ToolResult(
+                    turn_id=call.turn_id, call_id=call.call_id, name=call.name, output=(
+                        f"{ended} {how}. {started} has started: follow its instructions "
+                        "until it is complete."
+                    ),
+                ),
                 handoff=TaskEnded(run.task, then=TaskStarted(step.task)),
             )
         result = dataclasses.replace(
@@ -306,7 +404,8 @@ class _CallSession:
         if task.done():
             raise RuntimeError(
                 f"tool {self.call.name!r} ran {task!r}, which was completed before it ran; "
-                "complete a task from one of its own tools, once it runs"
+                "make a new task for each run, and complete it once it runs (from its tools, "
+                "or from a timer or an event started after run_task)"
             )
         task.started = True
         run, before = _TaskRun(task, self), self.task_run
@@ -316,7 +415,11 @@ class _CallSession:
         else:
             before.next.set_result(run)  # the call that completed the task before answers
         with deadline_paused():  # the user is talking to the task: the tool is not slow
-            return await task.result()
+            try:
+                return await task.result()
+            finally:
+                if task.done():  # not cancelled while it waited
+                    self._router._task_ended(run)
 
 
 def _result_of(outcome: ToolOutcome) -> ToolResult:

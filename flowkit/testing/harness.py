@@ -15,6 +15,10 @@ reads them in order::
 What a tool says while it runs (``ctx.say``) is an assistant message event where the tool
 said it, before its call's output, once the LLM node has spoken it.
 
+A reply the agent makes on its own, not to a turn sent by :meth:`Harness.run` (a task
+completed by a timer or an event, which the ToolRouter answers in a call of its own), is
+read with :meth:`Harness.next_reply`, called before that reply starts.
+
 Mark such tests ``@pytest.mark.looptime`` so that scripted delays take no real time.
 """
 
@@ -218,11 +222,16 @@ def _listing(events: list[RunEvent]) -> str:
     return "[" + "; ".join(_describe(e) for e in events) + "]" if events else "none"
 
 
+_NOT_YET = -2  # the turn of a reply of the agent's own, before it starts
+
+
 class _Recorder:
     """Turns the graph's messages of one turn into run events."""
 
     def __init__(self) -> None:
         self.turn_id = -1
+        # Waiting for a reply of the agent's own: the turns it may be newer than.
+        self._newer_than = -1
         self.result = RunResult("")
         self.done = asyncio.Event()
         self._text: list[str] = []
@@ -236,6 +245,17 @@ class _Recorder:
         self._said = []
         return self.result
 
+    def start_own(self) -> RunResult:
+        """Record the next reply of a turn newer than the last one recorded, when it starts."""
+        self._newer_than = max(self.turn_id, self._newer_than)
+        return self.start(_NOT_YET, "")
+
+    def _adopt(self, turn_id: int) -> bool:
+        """Whether a message of ``turn_id`` is of the turn recorded, adopting a new own one."""
+        if self.turn_id == _NOT_YET and turn_id > self._newer_than:
+            self.turn_id = turn_id
+        return turn_id == self.turn_id
+
     def _flush_text(self) -> None:
         # The message as the model wrote it: the LLM node ends the text before a tool round
         # with a space for the TTS node's sentence splitter, which is not the model's.
@@ -245,7 +265,7 @@ class _Recorder:
         self._text = []
 
     def on_speech(self, speech: ToolSpeech) -> None:
-        if speech.turn_id != self.turn_id or not speech.text.strip():
+        if not speech.text.strip() or not self._adopt(speech.turn_id):
             return  # another turn's, or a tool protecting its reply without words
         self._flush_text()
         # Its event goes here, where the tool said it, before the call's output; but only
@@ -264,7 +284,7 @@ class _Recorder:
         return True
 
     def on_text(self, chunk: TextChunk) -> None:
-        if chunk.turn_id != self.turn_id or self._spoken_by_tool(chunk):
+        if not self._adopt(chunk.turn_id) or self._spoken_by_tool(chunk):
             return
         self._text.append(chunk.text)
         if chunk.final:
@@ -274,7 +294,7 @@ class _Recorder:
             self._flush_text()  # a stretch of speech ends: before a tool round, or a tool's words
 
     def on_call(self, call: ToolCall) -> None:
-        if call.turn_id != self.turn_id:
+        if not self._adopt(call.turn_id):
             return
         self._flush_text()
         try:
@@ -284,8 +304,10 @@ class _Recorder:
         self.result.events.append(FunctionCallEvent(call.name, arguments, call.call_id))
 
     def on_result(self, result: ToolResult) -> None:
-        if result.turn_id != self.turn_id:
+        if not self._adopt(result.turn_id):
             return
+        if result.call is not None:
+            self.on_call(result.call)  # the ToolRouter's own call: no model sent it out
         self.result.events.append(
             FunctionCallOutputEvent(result.name, result.output, result.is_error, result.call_id)
         )
@@ -368,5 +390,29 @@ class Harness:
             raise AssertionError(
                 f"the agent did not finish its reply to {user_input!r} within "
                 f"{self.reply_timeout:g} s; events so far: {_listing(result.events)}"
+            ) from None
+        return result
+
+    async def next_reply(self) -> RunResult:
+        """Wait for the next reply the agent makes on its own; what it did until it ended.
+
+        Not a reply to a turn sent by :meth:`run`: one the agent starts itself, such as
+        the reply to a task completed outside its tools (a timer, an event), which the
+        ToolRouter answers in a call of its own: its events are that call, its output, the
+        task's end, then what the agent said. Call it before that reply starts: it waits
+        for a reply newer than the last one recorded.
+
+        Raises:
+            AssertionError: No such reply ended within ``reply_timeout`` (one whose tool
+                asked for no reply, ``StopResponse``, never does).
+        """
+        result = self._recorder.start_own()
+        try:
+            async with asyncio.timeout(self.reply_timeout):
+                await self._recorder.done.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"the agent made no reply of its own within {self.reply_timeout:g} s; "
+                f"events so far: {_listing(result.events)}"
             ) from None
         return result

@@ -226,7 +226,9 @@ class RunContext(Generic[UserdataT]):
         that ran it is answered then, and the tool waits here, its timeout stopped. When
         one of the task's tools calls ``task.complete(result)``, the conversation comes
         back to the agent that was talking and this returns ``result``; what the tool then
-        returns answers that completing call. See :mod:`flowkit.tools.task`.
+        returns answers that completing call. A task completed from anywhere else (a
+        timer, an event) comes back the same way, in a call the ToolRouter makes. See
+        :mod:`flowkit.tools.task`.
 
         A :class:`~flowkit.tools.task_group.TaskGroup` runs its tasks one after another here
         and returns all their results (see :mod:`flowkit.tools.task_group`).

@@ -35,25 +35,65 @@ bookkeeping, the LLM node follows the results it gets):
 
 A tool may run several tasks, one after another: the call that completes one is answered
 with the next one's start (a :class:`TaskEnded` whose ``then`` is a :class:`TaskStarted`).
-Tasks nest: a task's tool may run another. Complete a task from one of its tools; its
-result, or the exception given to :meth:`AgentTask.complete`, is what ``run_task`` returns
-or raises. A :class:`~flowkit.tools.task_group.TaskGroup` runs several in a row, with a way
-back to earlier ones; ``own_history=True`` shows the LLM only the task's part of the
-conversation; :mod:`flowkit.tasks` has prebuilt tasks.
+Tasks nest: a task's tool may run another. A task's result, or the exception given to
+:meth:`AgentTask.complete`, is what ``run_task`` returns or raises.
+
+A task may also be completed from outside its tools: a timer, a room event, a key pressed,
+the tool that runs it giving up. No call is then being answered that could carry the
+outcome back, so the router makes one: once the waiting tool returns, it sends the LLM a
+result for a call it made itself (:attr:`~flowkit.messages.ToolResult.call`, the waiting
+tool's name and arguments), carrying :class:`TaskEnded`; the LLM node adds the call and its
+result to the history and replies from there, as after a call of its own (it cuts a reply
+under way, as ``generate_reply`` does); a RealtimeModel gives the server the call and its
+output as items and asks for a response after the one under way. Words the tool says
+between the task's end and its return have no reply to go into then, and are dropped. An
+outer task completed this way while a task inside it still runs is left running, with a
+warning: complete the inner one first.
+
+A :class:`~flowkit.tools.task_group.TaskGroup` runs several in a row, with a way back to
+earlier ones; ``own_history=True`` shows the LLM only the task's part of the conversation;
+:mod:`flowkit.tasks` has prebuilt tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from flowkit.tools.function_tool import FunctionTool, tools_of
 
-__all__ = ["AgentTask", "TaskEnded", "TaskStarted"]
+__all__ = ["AgentTask", "TaskEnded", "TaskStarted", "answering_call"]
 
 ResultT = TypeVar("ResultT")
+
+# What stands for the tool call being answered in this context (set by the ToolRouter around
+# each tool it runs), so that complete() can say where it was called: inside a call, whose
+# answer carries the outcome back, or outside any.
+_answering: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "flowkit_answering_call", default=None
+)
+
+
+@contextlib.contextmanager
+def answering_call(marker: object) -> Iterator[None]:
+    """Mark the code inside the block as answering a tool call that ``marker`` stands for.
+
+    A task completed inside records it (:attr:`AgentTask.completed_in`); the ToolRouter uses
+    it to tell a task completed by a call it is answering from one completed elsewhere.
+    Tasks and threads started inside inherit the mark (a context variable).
+
+    Args:
+        marker: Any object that stands for the call (the router's session of it).
+    """
+    token = _answering.set(marker)
+    try:
+        yield
+    finally:
+        _answering.reset(token)
 
 
 class AgentTask(Generic[ResultT]):
@@ -78,6 +118,9 @@ class AgentTask(Generic[ResultT]):
         instructions: The task's system instructions.
         own_history: Whether the LLM sees only the task's part of the conversation.
         started: Whether a tool has run the task (set by the ToolRouter).
+        completed_in: What stood for the tool call being answered where :meth:`complete`
+            was called (see :func:`answering_call`); ``None`` when it was called outside
+            any, or not yet.
     """
 
     instructions: str = ""
@@ -103,7 +146,9 @@ class AgentTask(Generic[ResultT]):
         self._extra_tools = tuple(tools)
         self._finished = asyncio.Event()
         self._outcome: tuple[ResultT | None, BaseException | None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop result() waits on
         self.started = False
+        self.completed_in: object | None = None
 
     @property
     def tools(self) -> list[FunctionTool]:
@@ -129,8 +174,10 @@ class AgentTask(Generic[ResultT]):
     def complete(self, result: ResultT | BaseException) -> None:
         """Finish the task: ``run_task`` returns ``result`` (or raises it, an exception).
 
-        Call it from one of the task's tools: that call's result then carries the outcome
-        of the tool that ran the task back to the LLM.
+        Called from one of the task's tools, that call's result carries the outcome of the
+        tool that ran the task back to the LLM. Called from anywhere else (a timer, an
+        event handler, another thread), the ToolRouter sends it in a result of its own
+        (see the module).
 
         Raises:
             RuntimeError: The task was completed already.
@@ -144,7 +191,12 @@ class AgentTask(Generic[ResultT]):
             self._outcome = (None, result)
         else:
             self._outcome = (result, None)
-        self._finished.set()
+        self.completed_in = _answering.get()
+        loop = self._loop
+        if loop is not None and not _runs(loop):
+            loop.call_soon_threadsafe(self._finished.set)  # an asyncio.Event is not thread-safe
+        else:
+            self._finished.set()
 
     def done(self) -> bool:
         """Whether :meth:`complete` was called."""
@@ -160,6 +212,7 @@ class AgentTask(Generic[ResultT]):
         Raises:
             BaseException: The exception the task was completed with.
         """
+        self._loop = asyncio.get_running_loop()
         await self._finished.wait()
         assert self._outcome is not None  # set with the event
         value, error = self._outcome
@@ -170,6 +223,14 @@ class AgentTask(Generic[ResultT]):
     def __repr__(self) -> str:
         state = "done" if self.done() else "running" if self.started else "not started"
         return f"<{type(self).__name__} {state}>"
+
+
+def _runs(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread is running ``loop`` now."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

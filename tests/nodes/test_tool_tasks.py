@@ -260,22 +260,33 @@ async def test_tasks_nest_and_each_end_returns_to_the_one_before() -> None:
         tool_call("c1", "contact"), "Let me collect your details.",
         tool_call("c2", "collect"), "What is your phone number?",
         tool_call("c3", "phone_given", '{"phone": "555 0100"}'), "Thanks.",
+        "Your details are saved.",
     ], ttft=0.0, token_gap=0.0)
     turns = [(0, user_turn("Take my details")), (2.0, user_turn("go on")),
              (4.0, user_turn("555 0100"))]
-    g, llm, _, results = _graph(fake, [contact], turns)
+    g, llm, text, results = _graph(fake, [contact], turns, end_at=8.0)
     await fk.GraphRunner(g).run()
     assert system_prompt(fake, 1) == EmailThenPhone.instructions
     assert system_prompt(fake, 3) == GetPhone.instructions
-    # The inner task ended inside the outer task's tool, which completed the outer one:
-    # the completing call carries contact()'s outcome, and both tasks are gone.
+    # The inner task ended inside the outer task's tool (c3 answers with collect()'s
+    # outcome), and that tool completed the outer one: no call of the outer task's tools
+    # was being answered, so the router answered a call of its own with contact()'s outcome,
+    # after c3's, and both tasks are gone.
     sent = collected(results)
-    assert [(r.call_id, type(r.handoff).__name__) for r in sent] == [
+    assert [(r.call_id, type(r.handoff).__name__) for r in sent[:3]] == [
         ("c1", "TaskStarted"), ("c2", "TaskStarted"), ("c3", "TaskEnded"),
     ]
-    assert sent[-1].output == "collected"
-    assert system_prompt(fake, 5) == EmailThenPhone.instructions
-    assert llm.history.instructions == EmailThenPhone.instructions
+    assert sent[2].output == "collected"
+    own = sent[3]
+    assert isinstance(own.handoff, fk.tools.TaskEnded) and own.handoff.task.done()
+    assert own.call is not None and own.call.name == "contact" and own.call_id == own.call.call_id
+    assert own.output == "contact: phone 555 0100"
+    # The model replied to it, back at the front desk, in a turn of its own.
+    assert system_prompt(fake, len(fake.requests) - 1) == FRONT_DESK
+    assert "Your details are saved." in "".join(
+        c.text for c in collected(text) if c.turn_id == own.turn_id
+    )
+    assert llm.history.instructions == FRONT_DESK
 
 
 @pytest.mark.looptime

@@ -6,6 +6,7 @@ The events are parsed by the openai SDK's own ``parse_event``, as the node recei
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -194,9 +195,41 @@ def test_a_tool_that_does_not_answer_in_time_gets_an_error_result(
                               "output": "error: the tool 'slow' gave no result within 5 s"}
     assert create["type"] == "response.create"
     assert create["response"]["metadata"] == {"flowkit_turn": str(call.turn_id)}
-    # The late result is dropped: the model has its answer already.
-    dialogue.on_tool_result(fk.ToolResult(call_id="c1", name="slow", output="late"))
+    # The late result is dropped: the model has its answer already. Its handoff is still
+    # followed: the ToolRouter switched its tools when it sent it.
+    agent = object()
+    dialogue.on_tool_result(fk.ToolResult(call_id="c1", name="slow", output="late",
+                                          handoff=agent))
     assert len(recorder.sent) == 2
+    assert recorder.handoffs == [agent]
+
+
+def test_a_result_of_the_routers_own_call_is_a_reply_of_its_own(
+    dialogue: Dialogue, recorder: Recorder
+) -> None:
+    call = fk.ToolCall(turn_id=fk.new_turn_id(), call_id="fk_1", name="book",
+                       arguments='{"day": "Friday"}')
+    ended = object()
+    dialogue.on_tool_result(fk.ToolResult(
+        turn_id=call.turn_id, call_id="fk_1", name="book", output="not booked", is_error=True,
+        handoff=ended, call=call,
+    ))
+    made, output, create = recorder.sent
+    assert made["item"] == {"type": "function_call", "call_id": "fk_1", "name": "book",
+                            "arguments": '{"day": "Friday"}'}
+    assert output["item"] == {"type": "function_call_output", "call_id": "fk_1",
+                              "output": "error: not booked"}
+    assert create["response"]["metadata"] == {"flowkit_turn": str(call.turn_id)}
+    assert recorder.handoffs == [ended]
+    # With stop_response the call and its output go to the server, and no response.
+    quiet = dataclasses.replace(call, call_id="fk_2")
+    dialogue.on_tool_result(fk.ToolResult(
+        turn_id=quiet.turn_id, call_id="fk_2", name="book", output="", stop_response=True,
+        call=quiet,
+    ))
+    assert [e["item"]["type"] for e in recorder.sent[3:]] == [
+        "function_call", "function_call_output",
+    ]
 
 
 def test_a_tool_result_with_a_handoff_switches_agents(

@@ -5,6 +5,7 @@ The Realtime server is the test double, over real sockets, so this runs in real 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -80,3 +81,48 @@ async def test_the_session_takes_the_tasks_instructions_and_tools_then_comes_bac
     warned = [r.getMessage() for r in caplog.records if "own_history=True" in r.getMessage()]
     assert len(warned) == (1 if own_history else 0)
     assert all("GetEmail has own_history=True" in message for message in warned)
+
+
+@fk.function_tool
+async def book_or_give_up(ctx: fk.RunContext, day: str) -> str:
+    """Book an appointment; gives up on the email after 1.5 s."""
+    task = GetEmail()
+    asyncio.get_running_loop().call_later(
+        1.5, lambda: task.done() or task.complete(fk.ToolError("no email address in time"))
+    )
+    try:
+        return f"booked {day} for {await ctx.run_task(task)}"
+    except fk.ToolError as error:
+        return f"not booked: {error.message}"
+
+
+async def test_a_task_completed_outside_its_tools_comes_back_in_a_call_the_router_made(
+    server: RealtimeTestServer,
+) -> None:
+    server.replies.extend([
+        ScriptedReply("", tool_call=(book_or_give_up.name, json.dumps({"day": "Friday"}))),
+        ScriptedReply("What is your email address?", audio_ms=300),
+        ScriptedReply("Sorry: {output}.", audio_ms=300),
+    ])
+    # The user asks, then says nothing more: the tool's timer ends the task.
+    user = speech(("silence", 0.3), ("voice", 0.6), ("silence", 4.0))
+    a = agent(server.base_url, user, tools=[book_or_give_up],
+              instructions="You are the front desk.")
+    runner = await a.run()
+    assert runner.node_errors == []
+    # The session went to the task and came back when the timer completed it...
+    assert [s["instructions"] for s in server.sessions] == [
+        "You are the front desk.", "Ask for the user's email address.", "You are the front desk.",
+    ]
+    # ...the server got the router's call as a function call item, then its output, then a
+    # request for the response, in that order...
+    created = [e for e in server.events if e["type"] in (
+        "conversation.item.create", "response.create")]
+    call, output, respond = created[-3:]
+    assert (call["item"]["type"], call["item"]["name"]) == ("function_call", "book_or_give_up")
+    assert call["item"]["arguments"] == json.dumps({"day": "Friday"})
+    assert output["item"] == {"type": "function_call_output", "call_id": call["item"]["call_id"],
+                              "output": "not booked: no email address in time"}
+    assert respond["type"] == "response.create"
+    # ...and the model's answer was spoken.
+    assert [t.text for t in a.agents.items][-1] == "Sorry: not booked: no email address in time."

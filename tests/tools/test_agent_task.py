@@ -3,6 +3,8 @@ tests/nodes/test_tool_tasks.py)."""
 
 import asyncio
 import logging
+import threading
+import time
 
 import pytest
 
@@ -18,6 +20,7 @@ from flowkit.tools import (
     function_tool,
     invoke_tool,
 )
+from flowkit.tools.task import answering_call
 
 LOG = logging.getLogger("test")
 
@@ -94,6 +97,35 @@ def test_a_task_is_completed_once() -> None:
     task.complete("a@b.c")
     with pytest.raises(RuntimeError, match="GetEmail was completed already"):
         task.complete("d@e.f")
+
+
+def test_a_task_records_the_call_it_was_completed_in() -> None:
+    inside, outside = GetEmail(), GetEmail()
+    marker = object()
+    with answering_call(marker):
+        inside.complete("a@b.c")
+    outside.complete("d@e.f")
+    assert inside.completed_in is marker and outside.completed_in is None
+
+
+async def test_a_task_completed_from_another_thread_wakes_the_loop_that_waits() -> None:
+    task = GetEmail()
+    waiting = asyncio.ensure_future(task.result())
+    await asyncio.sleep(0)  # result() is waiting on this loop now
+
+    def later() -> None:
+        time.sleep(0.05)
+        task.complete("a@b.c")
+
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    threading.Thread(target=later).start()
+    # The loop has nothing else to wake it: only a thread-safe completion ends the wait
+    # long before the timeout (an asyncio.Event set from the thread leaves the loop asleep
+    # until the timeout wakes it, 5 s on).
+    await asyncio.wait({waiting}, timeout=5.0)
+    assert loop.time() - start < 4.0
+    assert waiting.result() == "a@b.c"
 
 
 async def test_run_task_outside_a_router_says_where_tasks_run() -> None:

@@ -424,8 +424,22 @@ class Dialogue:
     # -- inputs ----------------------------------------------------------------------------
 
     def on_tool_result(self, result: ToolResult) -> None:
-        """A tool's result (see :mod:`.tool_rounds`)."""
-        self.tools.result(result)
+        """A tool's result (see :mod:`.tool_rounds`).
+
+        A result of a call the ToolRouter made itself (``result.call``: a task completed
+        outside its tools) is a reply of its own, asked for as ``generate_reply`` asks:
+        it waits, as they do, while a reply that may not be cut plays.
+        """
+        if result.call is not None:
+            self.held.run(lambda: self._take_router_result(result))
+        else:
+            self.tools.result(result)
+        self.states.refresh()
+
+    def _take_router_result(self, result: ToolResult) -> None:
+        self.tools.router_result(result)
+        if not result.stop_response:
+            self.create_response(result.turn_id)
         self.states.refresh()
 
     def on_tool_speech(self, speech: ToolSpeech) -> None:

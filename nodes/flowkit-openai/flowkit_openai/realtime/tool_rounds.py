@@ -71,19 +71,48 @@ class ToolRounds:
         self._go_on(reply)
 
     def result(self, result: ToolResult) -> None:
-        """A tool's result: to the model at once; the reply goes on when its round is done."""
+        """A tool's result: to the model at once; the reply goes on when its round is done.
+
+        A result no round waits for any more (an unknown call, or one the timeout answered
+        already) is not sent, but its handoff is followed: the ToolRouter switched its tools
+        when it sent it, and the two must stay in step.
+        """
         reply = self._by_call.pop(result.call_id, None)
         if reply is None:
-            return  # an unknown call, or one answered by the timeout already
+            if result.handoff is not None:
+                self.effects.handoff(result.handoff)
+            return
+        self._send_output(result)
+        if reply.round is not None and result.call_id in reply.round.calls:
+            reply.round.results[result.call_id] = result
+            self._go_on(reply)
+
+    def router_result(self, result: ToolResult) -> None:
+        """Give the model a call the ToolRouter made and its result; follow its handoff.
+
+        The router makes a call of its own to bring back the outcome of a task completed
+        outside any tool call (``result.call``; :mod:`flowkit.tools.task`): the server gets
+        the call as a ``function_call`` item, as if the model had made it, then its output.
+        The caller asks for the response.
+        """
+        call = result.call
+        assert call is not None, "a result of the model's own call goes to result()"
+        self._send({
+            "type": "conversation.item.create",
+            "item": {"type": "function_call", "call_id": call.call_id, "name": call.name,
+                     "arguments": call.arguments},
+        })
+        self._send_output(result)
+        if result.handoff is not None:
+            self.effects.handoff(result.handoff)
+
+    def _send_output(self, result: ToolResult) -> None:
         output = f"error: {result.output}" if result.is_error else result.output
         self._send({
             "type": "conversation.item.create",
             "item": {"type": "function_call_output", "call_id": result.call_id,
                      "output": output},
         })
-        if reply.round is not None and result.call_id in reply.round.calls:
-            reply.round.results[result.call_id] = result
-            self._go_on(reply)
 
     def awaiting(self, call_id: str) -> Reply | None:
         """The reply whose tool round waits for the result of ``call_id``, if one does.
