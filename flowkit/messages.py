@@ -173,6 +173,9 @@ class TextChunk(Message):
             without text: the TTS node puts it among the reply's audio after the audio of
             the text before it, and the speaker reports ``Playout(REACHED, mark=...)``
             when it gets there.
+        audio: Recorded speech of ``text`` (a ``say`` with ``audio``): the TTS node plays
+            it, converted to its voice's format, instead of synthesising ``text``, after
+            the audio of the text before it.
     """
 
     text: str
@@ -180,6 +183,7 @@ class TextChunk(Message):
     flush: bool = False
     allow_interruptions: bool = True
     mark: int = 0
+    audio: tuple[rtc.AudioFrame, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -501,17 +505,50 @@ class ReplyRequest(Message):
         instructions: Extra instructions for this reply (``generate_reply``).
         user_text: A user message to add before replying.
         say: Speak exactly this text, without the LLM (``say``); it joins the history.
+        audio: With ``say``: recorded speech to play instead of synthesising ``say``, which
+            stays its transcript (a cached greeting, a recorded notice), as LiveKit Agents'
+            ``say(text, audio=...)``. 16-bit PCM frames of any one rate and channel count;
+            the TTS node converts them to its voice's format (read a WAV file with
+            :func:`flowkit.audio.read_frames`).
         allow_interruptions: Whether the user may barge in on this reply. ``False`` rides
             with the reply's text, audio and playout reports:
             :class:`~flowkit.nodes.Interruptions` leaves such a reply alone, and the
             :class:`~flowkit.nodes.LLM` answers user turns that end meanwhile once it has
             played.
+
+    Raises:
+        ValueError: ``audio`` without ``say`` (the text the listener's transcript and the
+            history show), or with no frames.
     """
 
     instructions: str | None = None
     user_text: str | None = None
     say: str | None = None
+    audio: tuple[rtc.AudioFrame, ...] | None = None
     allow_interruptions: bool = True
+
+    def __post_init__(self) -> None:
+        if self.audio is None:
+            return
+        if self.say is None or not self.say.strip():
+            raise ValueError(
+                "ReplyRequest(audio=...) needs say=... too: the words the recording speaks, "
+                "for the transcript and the chat history"
+            )
+        if not self.audio:
+            raise ValueError(
+                f"ReplyRequest(say={self.say!r}, audio=()) has no frames to play; pass the "
+                "recording's frames, or leave audio out to have the text synthesised"
+            )
+        first = self.audio[0]
+        for frame in self.audio:
+            if (frame.sample_rate, frame.num_channels) != (first.sample_rate, first.num_channels):
+                raise ValueError(
+                    f"ReplyRequest(say={self.say!r}, audio=...) mixes formats: a "
+                    f"{frame.sample_rate} Hz, {frame.num_channels}-channel frame after "
+                    f"{first.sample_rate} Hz, {first.num_channels}-channel ones; give one "
+                    "recording in one format (read_frames of one WAV file is)"
+                )
 
 
 class AgentStateKind(enum.StrEnum):

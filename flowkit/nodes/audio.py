@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -41,6 +41,7 @@ __all__ = [
     "ResampleQuality",
     "WavSink",
     "WavSource",
+    "convert_recording",
     "mix_channels",
     "resample_converter",
 ]
@@ -388,6 +389,29 @@ def resample_converter(src: AudioFormat, dst: AudioFormat) -> Resample | None:
     if not _can_mix(src.num_channels, dst.num_channels):
         return None
     return Resample(dst.sample_rate, dst.num_channels)
+
+
+def convert_recording(
+    frames: Iterable[rtc.AudioFrame], sample_rate: int, num_channels: int
+) -> list[rtc.AudioFrame]:
+    """A whole recording's frames converted to ``sample_rate`` and ``num_channels``.
+
+    soxr HQ: the recording is converted at once, so the filter's delay costs nothing, and
+    every sample comes out (the stream is flushed). For speech recorded ahead (a ``say``
+    with ``audio``), played where a voice of another format plays.
+
+    Args:
+        frames: 16-bit PCM frames of one format.
+        sample_rate: The rate to convert to, in Hz.
+        num_channels: The channel count to convert to (one side mono, or equal).
+
+    Raises:
+        ValueError: The frames change format, or the channels cannot be mixed.
+    """
+    resampler = _Resampler(sample_rate, num_channels, "HQ")
+    converted = [out for frame in frames for out in resampler.push(frame)]
+    converted.extend(resampler.flush())
+    return converted
 
 
 class _Rechunker:

@@ -53,6 +53,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pydantic
+from livekit import rtc
 
 from flowkit.messages import (
     Image,
@@ -321,7 +322,7 @@ class LLM(Node):
         self._drop_preemptive()  # the reply from code changes what the turn is answered from
         allow = request.allow_interruptions
         if request.say is not None:
-            self._say(turn_id, request.say, allow)
+            self._say(turn_id, request.say, allow, request.audio)
         else:
             if request.user_text:
                 self._add_user(self.history, request.user_text)
@@ -587,10 +588,18 @@ class LLM(Node):
             self._generate(turn_id, instructions, allow_interruptions, early), name="reply"
         )
 
-    def _say(self, turn_id: int, text: str, allow_interruptions: bool) -> None:
+    def _say(
+        self,
+        turn_id: int,
+        text: str,
+        allow_interruptions: bool,
+        audio: tuple[rtc.AudioFrame, ...] | None = None,
+    ) -> None:
         self._reply_turn = turn_id
         allow = allow_interruptions
-        self.text.send(TextChunk(turn_id=turn_id, text=text, allow_interruptions=allow))
+        self.text.send(
+            TextChunk(turn_id=turn_id, text=text, allow_interruptions=allow, audio=audio)
+        )
         self.text.send(
             TextChunk(turn_id=turn_id, text="", final=True, allow_interruptions=allow)
         )

@@ -38,6 +38,7 @@ from flowkit.messages import (
     TextChunk,
 )
 from flowkit.node import Node, NodeParams
+from flowkit.nodes.audio import convert_recording
 from flowkit.nodes.tts_prefetch import PrefetchedSpeech, SpeechPrefetcher
 from flowkit.ports import In, Out
 from flowkit.providers.sentences import SentenceSplitter
@@ -52,6 +53,14 @@ from flowkit.providers.tts_words import WrittenWords, timed_words
 __all__ = ["TTS"]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Recorded:
+    """Recorded speech of ``text`` (a ``say`` with ``audio``), to play as it is."""
+
+    text: str
+    frames: tuple[rtc.AudioFrame, ...]
+
+
 class _Reply:
     """One turn's synthesis: its sentences, waiting in order, and the task speaking them."""
 
@@ -60,7 +69,7 @@ class _Reply:
         self.allow_interruptions = allow_interruptions
         self.splitter = SentenceSplitter(min_length)
         # Sentences in order; an int is a playout marker's id, None the end of the text.
-        self.sentences: asyncio.Queue[str | int | None] = asyncio.Queue()
+        self.sentences: asyncio.Queue[str | int | _Recorded | None] = asyncio.Queue()
         self.text_ended = False
         self.cancelled = False
         self.task: asyncio.Task[None] | None = None
@@ -76,6 +85,11 @@ class _Reply:
         """Speak the text held back so far as a sentence, short or unfinished as it is."""
         for sentence in self.splitter.flush():
             self.sentences.put_nowait(sentence)
+
+    def recorded(self, text: str, frames: tuple[rtc.AudioFrame, ...]) -> None:
+        """Play ``frames``, the recorded speech of ``text``, after the text so far."""
+        self.flush_text()
+        self.sentences.put_nowait(_Recorded(text, frames))
 
     def mark(self, mark: int) -> None:
         """Put playout marker ``mark`` after the text so far, which is spoken now."""
@@ -98,9 +112,11 @@ class TTS(Node):
     spoken at once, even a sentence shorter than ``min_sentence_length`` or one without its
     end (the LLM node flushes before a tool round). A chunk with a ``mark`` puts a playout
     marker among the reply's audio, after the audio of the text before it (a tool's
-    ``ctx.wait_for_playout()``). A cancelled reply gets no end marker (the sink ends it
-    itself). When a request fails, the error is logged and the reply ends with its marker,
-    so the sink reports what was played and the next turn starts afresh.
+    ``ctx.wait_for_playout()``). A chunk with ``audio`` (a ``say`` with a recording) has
+    that recording played in its place among the reply's sentences, converted to the
+    provider's format, its text the frames' sentence. A cancelled reply gets no end marker
+    (the sink ends it itself). When a request fails, the error is logged and the reply ends
+    with its marker, so the sink reports what was played and the next turn starts afresh.
     ``metrics`` gets one :class:`~flowkit.messages.Metrics` per reply (``ttfa`` from its
     first sentence's request to its first audio), with the reply's ``turn_id``.
 
@@ -228,7 +244,10 @@ class _Session:
             return
         elif reply.allow_interruptions and not chunk.allow_interruptions:
             self.protect(reply)
-        reply.push(chunk.text)
+        if chunk.audio is not None:
+            reply.recorded(chunk.text, chunk.audio)
+        else:
+            reply.push(chunk.text)
         if chunk.mark:
             reply.mark(chunk.mark)
         if chunk.final:
@@ -295,6 +314,19 @@ class _Session:
                         turn_id=reply.turn_id, frame=None, segment=segment, mark=sentence,
                         allow_interruptions=reply.allow_interruptions,
                     ))
+                    continue
+                if isinstance(sentence, _Recorded):
+                    # In the voice's format: the sink's output opens at its first frame's.
+                    provider = self.provider
+                    converted = convert_recording(
+                        sentence.frames, provider.sample_rate, provider.num_channels
+                    )
+                    for frame in converted:
+                        await node.audio.put(AgentAudio(
+                            turn_id=reply.turn_id, frame=frame, text=sentence.text,
+                            segment=segment, allow_interruptions=reply.allow_interruptions,
+                        ))
+                    segment += 1
                     continue
                 spoken = self._spoken(sentence)
                 if not spoken:

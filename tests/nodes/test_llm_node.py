@@ -491,3 +491,50 @@ async def test_the_speaker_plays_a_failed_reply_to_its_last_word_and_reports_its
     assert events[1][0] == pytest.approx(io.played[-1][0], abs=0.001) and events[1][0] < 1.5
     heard = sum(frame.samples_per_channel / frame.sample_rate for _, frame in io.played)
     assert heard == pytest.approx(len("The weather in Paris") * 0.05, abs=0.03)
+
+
+@pytest.mark.looptime
+async def test_say_with_recorded_audio_plays_it_and_keeps_its_text() -> None:
+    from flowkit.audio.frames import silence
+    from flowkit.nodes.room import RoomSink
+    from flowkit.nodes.tts import TTS
+    from flowkit.testing.fakes import FakeTTS
+    from flowkit.testing.memory_io import MemoryIO
+
+    notice = "This call may be recorded."
+    recording = tuple(silence(20, 16_000) for _ in range(100))  # 2 s at 16 kHz, in 20 ms frames
+    tts_provider = FakeTTS(sample_rate=24_000, seconds_per_char=0.05)
+    llm = LLM(FakeLLM([]), instructions="Be kind.")
+    g = fk.Graph("recorded say")
+    g.add(Script(end_at=5.0), name="turns") >> g.add(llm, name="llm")
+    g.add(Script((0, fk.ReplyRequest(say=notice, audio=recording))), name="requests") >> (
+        llm.requests
+    )
+    sink = g.add(RoomSink(), name="speaker")
+    llm >> g.add(TTS(tts_provider), name="tts") >> sink
+    sink.playout >> llm.playout
+    spoken = g.add(Collect(), name="spoken")
+    sink.transcripts >> spoken
+    io = MemoryIO(paced=True)
+    await fk.GraphRunner(g, job=fk.JobContext(io=io)).run()
+    # The recording was played, at the voice's rate, and nothing was synthesised.
+    assert tts_provider.texts == []
+    assert {frame.sample_rate for _, frame in io.played} == {24_000}
+    heard = sum(frame.samples_per_channel / frame.sample_rate for _, frame in io.played)
+    assert heard == pytest.approx(2.0, abs=0.001)
+    # Its text is the transcript and joins the history, as a say's does.
+    assert [t.text for t in collected(spoken)] == [notice]
+    assert [t.text for t in io.transcripts if t.final] == [notice]
+    assert [m.content for m in llm.history.messages if m.role == "assistant"] == [notice]
+
+
+def test_a_recorded_say_needs_its_text_frames_and_one_format() -> None:
+    from flowkit.audio.frames import silence
+
+    with pytest.raises(ValueError, match=r"needs say=\.\.\. too"):
+        fk.ReplyRequest(audio=(silence(20, 16_000),))
+    with pytest.raises(ValueError, match="has no frames to play"):
+        fk.ReplyRequest(say="Hi.", audio=())
+    with pytest.raises(ValueError, match="mixes formats: a 48000 Hz, 1-channel frame after "
+                       "16000 Hz, 1-channel ones"):
+        fk.ReplyRequest(say="Hi.", audio=(silence(20, 16_000), silence(20, 48_000)))

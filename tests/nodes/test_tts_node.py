@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import numpy as np
 import pytest
+from livekit import rtc
 from support import Collect, Script, TimedCollect, collected
 
 import flowkit as fk
+from flowkit.audio.frames import frame_from_samples, samples
 from flowkit.messages import Interrupt, InterruptAction, Metrics, TextChunk
 from flowkit.nodes.tts import TTS
 from flowkit.providers.tts import StreamingTTSFromBatch
@@ -263,3 +266,44 @@ def test_tts_refuses_a_transform_that_is_not_callable() -> None:
     fake = FakeTTS()
     with pytest.raises(TypeError, match=r"'upper' is not callable"):
         TTS(fake, text_transforms=["upper"])  # type: ignore[list-item]
+
+
+def _recording(seconds: float, rate: int = 48_000, hz: float = 300.0) -> tuple[rtc.AudioFrame, ...]:
+    """A tone of ``seconds`` in 20 ms frames, as read_frames reads a WAV file."""
+    t = np.arange(round(seconds * rate)) / rate
+    tone = (np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16)
+    step = rate // 50
+    return tuple(
+        frame_from_samples(tone[i:i + step].reshape(-1, 1), rate)
+        for i in range(0, tone.size, step)
+    )
+
+
+@pytest.mark.looptime
+async def test_recorded_speech_plays_in_the_voices_format_instead_of_its_text() -> None:
+    fake = FakeTTS(sample_rate=24_000, seconds_per_char=0.01)
+    notice = "This call may be recorded."
+    text = Script(
+        (0.0, TextChunk(turn_id=1, text="Hello")),  # held text: spoken before the recording
+        (0.0, TextChunk(turn_id=1, text=notice, audio=_recording(1.5))),
+        (0.0, TextChunk(turn_id=1, text=S2 + " ")),
+        (0.0, TextChunk(turn_id=1, text="", final=True)),
+    )
+    g, audio, _ = _graph(TTS(fake), text)
+    await _run(g)
+    items = [a for _, a in audio.items]
+    assert fake.texts == ["Hello", S2]  # the recording's text was never synthesised
+    assert [a.text for a in items if a.frame is not None and a.text != notice][:1] == ["Hello"]
+    recorded = [a for a in items if a.text == notice]
+    assert [a.segment for a in recorded] == [1] * len(recorded)  # a sentence of its own
+    assert {(a.frame.sample_rate, a.frame.num_channels) for a in recorded if a.frame} == {
+        (24_000, 1)
+    }
+    played = np.concatenate([samples(a.frame)[:, 0] for a in recorded if a.frame is not None])
+    # All of it, converted: 1.5 s at 24 kHz, its 300 Hz tone where it was.
+    assert played.size == 36_000
+    spectrum = np.abs(np.fft.rfft(played.astype(np.float64)))
+    assert np.argmax(spectrum) * 24_000 / played.size == pytest.approx(300.0, abs=1.0)
+    # Then the text after it, then the end marker.
+    after = items[items.index(recorded[-1]) + 1:]
+    assert {a.text for a in after[:-1]} == {S2} and after[-1].final

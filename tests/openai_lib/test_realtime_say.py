@@ -8,8 +8,10 @@ socket: no looptime); the state machine's tests feed the dialogue directly.
 
 from __future__ import annotations
 
+import base64
 import logging
 
+import numpy as np
 import pytest
 from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.realtime.dialogue import Dialogue
@@ -19,6 +21,7 @@ from realtime_helpers import EffectsRecorder, agent, server_event
 from support import Script, TimedCollect, speech
 
 import flowkit as fk
+from flowkit.audio.frames import frame_from_samples, silence
 from flowkit.nodes.room import RoomSink
 from flowkit.nodes.tts import TTS
 from flowkit.testing.fakes import FakeTTS
@@ -74,6 +77,56 @@ async def test_said_text_is_spoken_by_the_tts_node_and_joins_the_conversation() 
     assert create["item"]["content"] == [{"type": "output_text", "text": SAID}]
     assert server.conversations[0].messages() == [("assistant", SAID)]
     assert server.deletions == []
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_a_said_recording_is_played_by_the_tts_node_and_its_text_joins_the_conversation(
+) -> None:
+    recording = tuple(silence(20, 48_000) for _ in range(50))  # 1 s, 20 ms frames
+    async with RealtimeTestServer() as server:
+        voice = FakeTTS(seconds_per_char=0.03)
+        a = agent(server.base_url, _quiet(2.0), output_modality="text", tts=TTS(voice))
+        a.graph.add(Script((0.1, fk.ReplyRequest(say=SAID, audio=recording))), name="code") \
+            >> a.model.requests
+        runner = await a.run()
+    assert runner.node_errors == []
+    assert a.texts is not None
+    [said, end] = a.texts.items
+    assert (said.text, said.audio, end.final) == (SAID, recording, True)
+    assert voice.texts == []  # played, not synthesised
+    assert a.agents.items == [fk.Transcript(turn_id=said.turn_id, text=SAID, speaker="agent")]
+    assert server.conversations[0].messages() == [("assistant", SAID)]
+    assert server.of_type("response.create") == []
+
+
+@pytest.mark.usefixtures("close_clients")
+async def test_a_model_that_speaks_itself_plays_a_said_recording_and_keeps_its_text() -> None:
+    rate = 16_000
+    tone = (np.sin(2 * np.pi * 300 * np.arange(rate * 3 // 2) / rate) * 8000).astype(np.int16)
+    recording = tuple(
+        frame_from_samples(tone[i:i + 320].reshape(-1, 1), rate) for i in range(0, tone.size, 320)
+    )
+    async with RealtimeTestServer() as server:
+        a = agent(server.base_url, _quiet(2.5))  # audio out: the model speaks itself
+        a.graph.add(Script((0.1, fk.ReplyRequest(say=HOLD, audio=recording))), name="code") \
+            >> a.model.requests
+        runner = await a.run()
+    assert runner.node_errors == []
+    frames = a.frames()
+    [turn] = {f.turn_id for f in frames}
+    # The whole recording, at the session's 24 kHz, its text on every frame.
+    assert {(f.frame.sample_rate, f.text) for f in frames if f.frame} == {(24_000, HOLD)}
+    assert sum(f.frame.samples_per_channel for f in frames if f.frame) == 36_000
+    assert [a.final for a in a.speech.items if a.frame is None] == [True]
+    assert _events(a.playout.items) == [(turn, fk.PlayoutEvent.STARTED),
+                                        (turn, fk.PlayoutEvent.FINISHED)]
+    assert a.agent_state_changes() == [
+        ("listening", 0), ("thinking", turn), ("speaking", turn), ("listening", turn)
+    ]
+    assert a.agents.items == [fk.Transcript(turn_id=turn, text=HOLD, speaker="agent")]
+    # The model was asked for nothing; the text joined its conversation.
+    assert server.of_type("response.create") == []
+    assert server.conversations[0].messages() == [("assistant", HOLD)]
 
 
 @pytest.mark.usefixtures("close_clients")
@@ -314,3 +367,53 @@ def test_a_reply_queued_behind_the_response_under_way_is_dropped_by_a_say() -> N
     assert not dialogue.busy
     assert [m.turn_id for m in recorder.log if isinstance(m, fk.TextChunk)] == [4, 4]
 
+
+
+def test_a_recording_said_over_a_reply_the_model_speaks_cuts_it_as_a_barge_in_does() -> None:
+    recorder = EffectsRecorder()
+    dialogue = _dialogue(recorder, voiced=False)  # the model speaks itself
+    dialogue.on_event(server_event("response.created", response={"id": "r1"}))
+    dialogue.on_event(server_event(
+        "response.output_audio.delta", response_id="r1", item_id="i1", output_index=0,
+        content_index=0, delta=base64.b64encode(b"\0" * 48_000).decode(),  # 1 s at 24 kHz
+    ))
+    [speaking] = {a.turn_id for a in recorder.log if isinstance(a, fk.AgentAudio)}
+    dialogue.on_playout(fk.Playout(turn_id=speaking, event=fk.PlayoutEvent.STARTED))
+    del recorder.log[:]
+
+    dialogue.on_request(fk.ReplyRequest(turn_id=9, say=SAID, audio=(silence(500, 16_000),)))
+    # The reply under way is cancelled and flushed; the said text joins the conversation.
+    assert recorder.events() == ["response.cancel", "conversation.item.create"]
+    [flush] = [m for m in recorder.log if isinstance(m, fk.Interrupt)]
+    assert (flush.turn_id, flush.reason) == (speaking, "say")
+    # Still a reply of audio: when the sink says where it stopped, its audio is cut there.
+    assert not dialogue.replies[speaking].voiced
+    dialogue.on_playout(fk.Playout(turn_id=speaking, event=fk.PlayoutEvent.INTERRUPTED,
+                                   played_duration=0.25))
+    [truncate] = [m for m in recorder.log
+                  if isinstance(m, dict) and m["type"] == "conversation.item.truncate"]
+    assert (truncate["item_id"], truncate["audio_end_ms"]) == ("i1", 250)
+    # The recording went out after the flush, 0.5 s at 24 kHz, then its end marker.
+    said = [a for a in recorder.log if isinstance(a, fk.AgentAudio) and a.turn_id == 9]
+    assert sum(a.frame.samples_per_channel for a in said if a.frame) == 12_000
+    assert said[-1].final and {a.text for a in said if a.frame} == {SAID}
+
+
+def test_a_said_recording_the_user_cuts_stays_in_the_conversation_as_heard() -> None:
+    recorder = EffectsRecorder()
+    dialogue = _dialogue(recorder, voiced=False)  # the model speaks itself
+    dialogue.on_request(fk.ReplyRequest(turn_id=7, say=HOLD, audio=(silence(3000, 24_000),)))
+    [create] = [m for m in recorder.log if isinstance(m, dict)]
+    item_id = create["item"]["id"]
+    dialogue.on_playout(fk.Playout(turn_id=7, event=fk.PlayoutEvent.STARTED))
+    del recorder.log[:]
+    dialogue.on_playout(fk.Playout(turn_id=7, event=fk.PlayoutEvent.INTERRUPTED,
+                                   played_duration=1.2, played_text="Calls are recorded."))
+    # The server has no audio of it to truncate: its item is rewritten to the words heard.
+    delete, again = [m for m in recorder.log if isinstance(m, dict)]
+    assert (delete["type"], delete["item_id"]) == ("conversation.item.delete", item_id)
+    assert again["item"]["id"] == item_id
+    assert again["item"]["content"] == [{"type": "output_text", "text": "Calls are recorded."}]
+    assert [t.text for t in recorder.log if isinstance(t, fk.Transcript)] == [
+        "Calls are recorded."
+    ]

@@ -529,12 +529,16 @@ class Dialogue:
                 self.end_reply(waiting)  # the next response of its tool round will not come
 
     def _drop(self, reply: Reply, reason: str, *, notify: bool) -> None:
-        """Cut ``reply``, a text reply the TTS node speaks, even if none of it was sent yet.
+        """Cut ``reply`` for a said one, even if none of it was sent yet.
 
-        Marked voiced, it is heard as far as the sink reports (nothing, if it never started),
-        so whatever the model wrote of it is rewritten or deleted on the server too.
+        A text reply the TTS node speaks is marked voiced: it is heard as far as the sink
+        reports (nothing, if it never started), so whatever the model wrote of it is
+        rewritten or deleted on the server too. A reply the model speaks itself (a recording
+        said on such a model) is cut as a barge-in cuts it: its audio truncated where the
+        sink stopped.
         """
-        reply.voiced = True
+        if self.voicing is not None:
+            reply.voiced = True
         self.listening.cut(reply, reason, notify=notify)
 
     # -- replies ---------------------------------------------------------------------------
@@ -551,8 +555,11 @@ class Dialogue:
         if reply.audio_s > 0:
             self.effects.speak(AgentAudio(frame=None, turn_id=reply.turn_id, final=True,
                                           allow_interruptions=reply.allow_interruptions))
-        elif self.voicing is not None and reply.voiced:
-            self.voicing.end(reply)  # the sink reports when it has played it (if linked)
+        elif reply.voiced:
+            # The sink reports when it has played it (if linked). A recording said on a
+            # model that speaks itself went out with its end marker (SaidReplies._play).
+            if self.voicing is not None:
+                self.voicing.end(reply)
         else:
             # Nothing of it went to the sink (a text reply, or one cut before its audio): no
             # playout report will come, and an end marker would open an empty reply there.

@@ -4,7 +4,9 @@ LiveKit Agents' ``session.say(text)`` with a realtime model that writes text and
 the user's. The Realtime API can only speak what its model generates, so ``say`` needs a
 text session (``output_modality="text"``) whose ``text`` output a TTS node speaks
 (:mod:`.voiced_text`); a model that speaks itself logs the request with that remedy and
-ignores it. A said reply:
+ignores it, unless it comes with a recording (``audio=``): the node then plays that itself,
+converted to the session's 24 kHz mono, ``say`` on every frame, and follows it as a voiced
+reply (the sink reports the words heard). A said reply:
 
 * replaces what is under way, as the LLM node's ``say`` cancels the reply in progress: the
   response being made is cancelled (``response.cancel``), the responses asked for and not
@@ -35,9 +37,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flowkit.messages import ReplyRequest, new_turn_id
+from livekit import rtc
+
+from flowkit.messages import AgentAudio, ReplyRequest, new_turn_id
+from flowkit.nodes.audio import convert_recording
 from flowkit_openai.realtime.conversation import History, Reply, SpokenItem
 from flowkit_openai.realtime.listening import Listening
+from flowkit_openai.realtime.options import SAMPLE_RATE
 from flowkit_openai.realtime.voiced_text import VoicedText
 
 __all__ = ["SaidReplies"]
@@ -75,13 +81,18 @@ class SaidReplies:
         self._ids = itertools.count(1)
 
     def take(self, request: ReplyRequest) -> None:
-        """Have the TTS node speak ``request.say`` in place of what is under way."""
+        """Have the TTS node speak ``request.say`` in place of what is under way.
+
+        With ``request.audio`` and no TTS node (a model that speaks itself), the node
+        plays the recording itself.
+        """
         text = request.say or ""
-        if self.voicing is None:
+        if self.voicing is None and request.audio is None:
             self.log.warning(
                 "ReplyRequest(say=%r) ignored: this RealtimeModel has no TTS node to speak a "
-                "given text, and the Realtime API speaks only what its model generates; build "
-                "it with RealtimeModel(output_modality='text') and link its text to a TTS node "
+                "given text, and the Realtime API speaks only what its model generates; give "
+                "a recording of it (ReplyRequest(say=..., audio=frames)), build it with "
+                "RealtimeModel(output_modality='text') and link its text to a TTS node "
                 "(model.text >> tts >> speaker), or ask the model with "
                 "ReplyRequest(instructions='Say: ...')", text,
             )
@@ -90,8 +101,12 @@ class SaidReplies:
             self.log.warning("ReplyRequest(say=%r) ignored: there is nothing to say", text)
             return
         self._supersede()
-        reply = self._say(self.voicing, request.turn_id or new_turn_id(), text,
-                          request.allow_interruptions)
+        turn_id, allow = request.turn_id or new_turn_id(), request.allow_interruptions
+        if self.voicing is None:
+            assert request.audio is not None  # (checked above)
+            reply = self._play(turn_id, text, allow, request.audio)
+        else:
+            reply = self._say(self.voicing, turn_id, text, allow, request.audio)
         self._end_reply(reply)
 
     def protecting(self) -> bool:
@@ -126,10 +141,40 @@ class SaidReplies:
         })
         return item
 
-    def _say(self, voicing: VoicedText, turn_id: int, text: str, allow: bool) -> Reply:
-        """Send ``text`` to the TTS node as the reply ``turn_id``, and into the conversation."""
+    def _play(
+        self, turn_id: int, text: str, allow: bool, audio: tuple[rtc.AudioFrame, ...]
+    ) -> Reply:
+        """Play the recording ``audio`` of ``text`` as the reply ``turn_id``; text to the server.
+
+        In the session's audio format, with ``text`` on every frame, then its end marker.
+        It is followed as a voiced reply is (the sink reports the words heard, and a cut
+        rewrites its item to them), as the server has no audio of it to truncate.
+        """
+        reply = self.listening.replies[turn_id] = Reply(turn_id, allow_interruptions=allow)
+        self.listening.entries[turn_id] = self.history.add("assistant")
+        self.add_item(reply, text)
+        reply.voiced = True
+        speak = self.listening.effects.speak
+        for frame in convert_recording(audio, SAMPLE_RATE, 1):
+            speak(AgentAudio(frame=frame, turn_id=turn_id, text=text,
+                             allow_interruptions=allow))
+        speak(AgentAudio(frame=None, turn_id=turn_id, final=True, allow_interruptions=allow))
+        return reply
+
+    def _say(
+        self,
+        voicing: VoicedText,
+        turn_id: int,
+        text: str,
+        allow: bool,
+        audio: tuple[rtc.AudioFrame, ...] | None,
+    ) -> Reply:
+        """Send ``text`` to the TTS node as the reply ``turn_id``, and into the conversation.
+
+        With ``audio``, the TTS node plays that recording of the text instead.
+        """
         reply = self.listening.replies[turn_id] = Reply(turn_id, allow_interruptions=allow)
         self.listening.entries[turn_id] = self.history.add("assistant")
         item = self.add_item(reply, text)
-        voicing.push(reply, item, text, done=False)
+        voicing.push(reply, item, text, done=False, audio=audio)
         return reply

@@ -46,6 +46,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from livekit import rtc
+
 from flowkit.messages import TextChunk
 from flowkit.node import Node
 from flowkit.problems import Problem, ProblemKind
@@ -70,10 +72,20 @@ class VoicedText:
         # be holding the end of it for the sentence to go on.
         self._unflushed: set[int] = set()
 
-    def push(self, reply: Reply, item: SpokenItem, text: str, *, done: bool) -> None:
+    def push(
+        self,
+        reply: Reply,
+        item: SpokenItem,
+        text: str,
+        *,
+        done: bool,
+        audio: tuple[rtc.AudioFrame, ...] | None = None,
+    ) -> None:
         """Send an item's text delta, or (``done``) the rest of its whole text and a space.
 
-        Marks the reply voiced once some of it went out: the sink will report on it.
+        Marks the reply voiced once some of it went out: the sink will report on it. With
+        ``audio`` (a said reply's recording), the TTS node plays that instead of
+        synthesising the text.
         """
         if done:
             said = item.tts_text
@@ -90,7 +102,7 @@ class VoicedText:
         reply.voiced = True
         self._unflushed.add(reply.turn_id)
         self._send(TextChunk(turn_id=reply.turn_id, text=text,
-                             allow_interruptions=reply.allow_interruptions))
+                             allow_interruptions=reply.allow_interruptions, audio=audio))
 
     def sentence(self, reply: Reply, item: SpokenItem, text: str) -> None:
         """Send ``text`` as a sentence of its own in ``reply``: whole, a space, ``flush``.
