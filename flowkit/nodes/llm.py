@@ -468,7 +468,9 @@ class LLM(Node):
         from there, unless the tool asked for no reply or the inputs have ended.
         """
         self._cancel_reply()
-        self._drop_preemptive()  # the turn it was started for is answered from here now
+        # Started from the history and agent before this end: the user's turn, once
+        # committed, is asked afresh.
+        self._drop_preemptive()
         self._rounds.take_router_result(result, self.history, self.ctx.logger)
         if result.stop_response or self._inputs_ended:
             return

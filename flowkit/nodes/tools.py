@@ -232,9 +232,13 @@ class ToolRouter(Node):
             if before:
                 await asyncio.wait(before)
             if made_here:
-                outcome = dataclasses.replace(
-                    outcome, result=dataclasses.replace(outcome.result, call=call)
-                )
+                # Its turn is drawn now, not when the task ended: the tool may have taken a
+                # while, and the reply must be newer than any the user started meanwhile, or
+                # the TTS node and the sink would drop it as stale.
+                call = dataclasses.replace(call, turn_id=new_turn_id())
+                outcome = dataclasses.replace(outcome, result=dataclasses.replace(
+                    outcome.result, turn_id=call.turn_id, call=call
+                ))
             self._send(outcome)
         finally:
             mine.set_result(None)
@@ -265,9 +269,11 @@ class ToolRouter(Node):
         self._tasks.pop()
         waiting = run.session.call
         # The call is the waiting tool's, made again: the model reads its outcome as the
-        # outcome of that tool, as it would have if the tool had not run a task.
+        # outcome of that tool, as it would have if the tool had not run a task. (Its turn
+        # is drawn when it is sent; until then no reply waits for it, so the tool's words
+        # meanwhile are dropped.)
         call = ToolCall(
-            turn_id=new_turn_id(), call_id=f"fk_{secrets.token_hex(8)}", name=waiting.name,
+            turn_id=0, call_id=f"fk_{secrets.token_hex(8)}", name=waiting.name,
             arguments=waiting.arguments,
         )
         self.ctx.create_task(

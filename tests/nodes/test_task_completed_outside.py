@@ -310,3 +310,43 @@ async def test_the_harness_says_when_no_reply_of_the_agents_own_comes() -> None:
         await agent.run("Hi")
         with pytest.raises(AssertionError, match="made no reply of its own within 5 s"):
             await agent.next_reply()
+
+
+@fk.function_tool
+async def book_slowly(ctx: fk.RunContext) -> str:
+    """Book; the booking system takes 2 s once the email is known."""
+    task = GetEmail()
+    RUNNING.task = task
+    email = await ctx.run_task(task)
+    await asyncio.sleep(2.0)
+    return f"booked for {email}"
+
+
+@pytest.mark.looptime
+async def test_the_routers_reply_is_newer_than_a_turn_the_user_took_meanwhile() -> None:
+    fake = _fake(
+        tool_call("c1", "book_slowly"), "What is your email address?", "Just a moment.",
+        "You are booked.",
+    )
+    said: list[fk.UserTurn] = []
+
+    def hello() -> fk.UserTurn:
+        said.append(turn("hello?"))
+        return said[-1]
+
+    # The task ends at 4 s; the user speaks at 5 s, while book_slowly() still works.
+    turns = [(0, turn("Book it")), (5.0, hello)]
+    g, llm, text, results = tool_loop_graph(fake, FRONT_DESK, [book_slowly], turns, end_at=10.0)
+    await asyncio.gather(fk.GraphRunner(g).run(), _complete_at(4.0, "ana@example.com"))
+
+    [own] = _own_results(results)
+    # Drawn when it was sent, after the user's turn: a reply of an older turn than the one
+    # before it would be dropped as stale by the TTS node and the sink.
+    assert own.turn_id > said[0].turn_id
+    replies = {c.turn_id: "" for c in collected(text)}
+    for chunk in collected(text):
+        replies[chunk.turn_id] += chunk.text
+    assert replies[said[0].turn_id] == "Just a moment."
+    assert replies[own.turn_id] == "You are booked."
+    assert system_prompt(fake, 2) == GetEmail.instructions  # the user's turn: still the task
+    assert system_prompt(fake, 3) == FRONT_DESK and llm.history.instructions == FRONT_DESK
