@@ -13,6 +13,7 @@ import pytest
 from support import (
     Collect,
     Script,
+    TimedCollect,
     collected,
     offered_tools,
     system_prompt,
@@ -350,3 +351,37 @@ async def test_the_routers_reply_is_newer_than_a_turn_the_user_took_meanwhile() 
     assert replies[own.turn_id] == "You are booked."
     assert system_prompt(fake, 2) == GetEmail.instructions  # the user's turn: still the task
     assert system_prompt(fake, 3) == FRONT_DESK and llm.history.instructions == FRONT_DESK
+
+
+@pytest.mark.looptime
+async def test_the_routers_result_waits_while_a_reply_that_may_not_be_cut_plays() -> None:
+    fake = _fake(tool_call("c1", "book", '{"day": "Friday"}'), "What is your email address?",
+                 "Booked for Friday.")
+    notice = fk.new_turn_id()
+    g = fk.Graph("protected")
+    llm = g.add(LLM(fake, instructions=FRONT_DESK, tools=[book]), name="llm")
+    g.add(Script((0, turn("Book Friday")), end_at=12.0), name="turns") >> llm
+    say = fk.ReplyRequest(turn_id=notice, say="Calls are recorded.", allow_interruptions=False)
+    g.add(Script((4.0, say)), name="requests") >> llm.requests
+    g.add(Script(
+        (4.1, fk.Playout(turn_id=notice, event=fk.PlayoutEvent.STARTED,
+                         allow_interruptions=False)),
+        (8.0, fk.Playout(turn_id=notice, event=fk.PlayoutEvent.FINISHED,
+                         allow_interruptions=False)),
+    ), name="playout") >> llm.playout
+    router = g.add(ToolRouter([book]), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    text = g.add(TimedCollect(), name="text")
+    llm >> text
+    results = g.add(Collect(), name="results")
+    router.results >> results
+    # The email comes at 5 s, while the notice that may not be cut plays (to 8 s).
+    await asyncio.gather(fk.GraphRunner(g).run(), _complete_at(5.0, "ana@example.com"))
+
+    [own] = _own_results(results)
+    replied = [at for at, chunk in text.items if chunk.turn_id == own.turn_id]
+    assert replied and min(replied) >= 8.0  # answered once the notice had played
+    assert "".join(c.text for _, c in text.items if c.turn_id == own.turn_id) == (
+        "Booked for Friday."
+    )
+    assert llm.history.instructions == FRONT_DESK
