@@ -106,13 +106,26 @@ class Transcript(Message):
 class UserTurn(Message):
     """A committed user turn: what the user said, ready for the LLM.
 
+    A node between the turn detector and the LLM may enrich a turn before it is answered,
+    as LiveKit Agents' ``on_user_turn_completed`` does: look up what the user asked about
+    and send the turn on with ``context``, or with ``reply=False`` to keep it unanswered.
+
     Attributes:
         text: The whole turn's text.
         speaker: The participant identity of the speaker.
+        context: Notes for the LLM that go with this turn (passages a retrieval step found
+            for it, a customer record): the LLM node adds them to the history as one
+            assistant message just before the user's words, as LiveKit's RAG recipe adds
+            them to ``turn_ctx``, so they stay there for later turns too.
+        reply: ``False``: the user's words (and ``context``) join the history, and no reply
+            is made, as ``StopResponse`` from ``on_user_turn_completed``. The reply under
+            way is still cut: the user has spoken.
     """
 
     text: str
     speaker: str = "user"
+    context: tuple[str, ...] = ()
+    reply: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
