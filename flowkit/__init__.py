@@ -62,6 +62,7 @@ from flowkit.runtime import (
 from flowkit.spec import GraphSpec
 from flowkit.tools import (
     AgentTask,
+    AgentUpdate,
     FunctionTool,
     MCPServer,
     MCPServerError,
@@ -91,6 +92,7 @@ __all__ = [
     "AgentState",
     "AgentStateKind",
     "AgentTask",
+    "AgentUpdate",
     "AudioFormat",
     "DTMFDigit",
     "Edge",

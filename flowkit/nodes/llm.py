@@ -79,6 +79,7 @@ from flowkit.nodes.llm_tool_rounds import ToolRounds
 from flowkit.ports import In, Out, Overflow
 from flowkit.providers.chat import ChatHistory
 from flowkit.providers.llm import LLMMeter, LLMProvider
+from flowkit.tools.agent_update import AgentUpdate
 from flowkit.tools.function_tool import FunctionTool
 from flowkit.tools.invoke import AgentLike
 from flowkit.tools.mcp.server import MCPServer
@@ -119,6 +120,10 @@ class LLM(Node):
     images: In[Image] = In(
         required=False, queue=1, overflow=Overflow.DROP_OLDEST,
         doc="what the agent sees (an ImageEncoder's): the newest goes with the next user turn",
+    )
+    updates: In[AgentUpdate] = In(
+        required=False,
+        doc="changes to the agent from code (AgentUpdate); link them to the ToolRouter too",
     )
     text: Out[TextChunk] = Out(default=True, doc="the reply, streamed")
     tool_calls: Out[ToolCall] = Out(doc="tool calls, to a ToolRouter")
@@ -234,10 +239,13 @@ class LLM(Node):
         tentative: AsyncIterator[TentativeTurn],
         images: AsyncIterator[Image],
         tool_speech: AsyncIterator[ToolSpeech],
+        updates: AsyncIterator[AgentUpdate],
     ) -> None:
         """List the MCP servers' tools, then serve until the inputs end (see the class)."""
-        # Images are not waited for at the end: a camera lasts as long as the room.
+        # Images and updates are not waited for at the end: their sources may last as long
+        # as the room.
         looking = self.ctx.create_task(self._read_images(images), name="images")
+        updating = self.ctx.create_task(self._read_updates(updates), name="updates")
         try:
             # No request may go out before the tool list is known: the servers answer first.
             async with self._rounds.opened(self.ctx.logger):
@@ -246,6 +254,7 @@ class LLM(Node):
                 )
         finally:
             looking.cancel()
+            updating.cancel()
 
     async def _serve(
         self,
@@ -302,6 +311,11 @@ class LLM(Node):
                 self._waiting.append(request)
             else:
                 self._take_request(request)
+
+    async def _read_updates(self, updates: AsyncIterator[AgentUpdate]) -> None:
+        async for update in updates:
+            # At once: the next request has them; one under way finishes as it began.
+            self._rounds.update(update, self.history, self.ctx.logger)
 
     async def _read_images(self, images: AsyncIterator[Image]) -> None:
         async for image in images:

@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 
 from flowkit.messages import ToolCall, ToolResult
 from flowkit.providers.chat import ChatHistory, ToolSpec
+from flowkit.tools.agent_update import AgentUpdate
 from flowkit.tools.toolbox import Logger, Toolbox
 
 __all__ = ["LATE_RESULT_NOTE", "ToolRounds"]
@@ -129,6 +130,16 @@ class ToolRounds:
             ))
         if result.handoff is not None:
             self._apply_handoffs([result], history, logger)
+
+    def update(self, update: AgentUpdate, history: ChatHistory, logger: Logger) -> None:
+        """Change the agent from code (:class:`~flowkit.tools.AgentUpdate`).
+
+        Args:
+            update: The change.
+            history: The conversation, whose instructions it may change.
+            logger: Where clashes with the MCP tools are reported.
+        """
+        history.instructions = update.applied(self._tools, history.instructions, logger)
 
     def take_router_result(
         self, result: ToolResult, history: ChatHistory, logger: Logger

@@ -18,6 +18,9 @@ linked to the router's ``playout`` too, ``await ctx.wait_for_playout()`` returns
 user has heard what the reply said so far (:mod:`flowkit.nodes.tool_playout`). Unlinked,
 each raises and says what to link.
 
+An :class:`~flowkit.tools.AgentUpdate` on ``updates`` (the same as the LLM node's) changes
+the tools it runs from then on, for code that changes the agent outside a tool.
+
 A tool can run a task (``await ctx.run_task(task)``, :mod:`flowkit.tools.task`): a
 sub-conversation with its own instructions and tools. The router answers the tool's call at
 once with a result that moves the conversation to the task, keeps the tool waiting, and
@@ -40,6 +43,7 @@ from flowkit.messages import Playout, ToolCall, ToolResult, ToolSpeech, new_turn
 from flowkit.node import Node, NodeParams
 from flowkit.nodes.tool_playout import PlayoutWaits
 from flowkit.ports import In, Out
+from flowkit.tools.agent_update import AgentUpdate
 from flowkit.tools.context import RunContext, no_speech_error
 from flowkit.tools.function_tool import FunctionTool, ToolSet
 from flowkit.tools.invoke import AgentLike, ToolOutcome, deadline_paused, invoke_tool
@@ -65,6 +69,10 @@ class ToolRouter(Node):
         feedback=True, required=False,
         doc="the speaker's reports, for tools that wait for their reply to be heard "
         "(ctx.wait_for_playout)",
+    )
+    updates: In[AgentUpdate] = In(
+        required=False,
+        doc="changes to the agent from code (AgentUpdate), the same as the LLM node gets",
     )
 
     class Params(NodeParams):
@@ -113,16 +121,27 @@ class ToolRouter(Node):
         """The tools it runs now: the current agent's, then the MCP servers' (once listed)."""
         return self._tools.toolset
 
-    async def run(self, calls: AsyncIterator[ToolCall], playout: AsyncIterator[Playout]) -> None:
+    async def run(
+        self,
+        calls: AsyncIterator[ToolCall],
+        playout: AsyncIterator[Playout],
+        updates: AsyncIterator[AgentUpdate],
+    ) -> None:
         """List the MCP servers' tools, then run the calls (see the class)."""
         # A restarted run starts afresh: the waits of the tools that died with it are gone.
         self._playout = PlayoutWaits()
         watching = self.ctx.create_task(self._read_playout(playout), name="playout")
+        updating = self.ctx.create_task(self._read_updates(updates), name="updates")
         try:
             async with self._tools.opened(self.ctx.logger):
                 await self._serve(calls)
         finally:
             watching.cancel()
+            updating.cancel()
+
+    async def _read_updates(self, updates: AsyncIterator[AgentUpdate]) -> None:
+        async for update in updates:
+            update.applied(self._tools, None, self.ctx.logger)  # calls from now on
 
     async def _read_playout(self, playout: AsyncIterator[Playout]) -> None:
         try:

@@ -14,6 +14,8 @@
   and gets a result from (:mod:`flowkit.tools.task`); :class:`TaskGroup` runs several in a
   row, with a way back to earlier ones (:mod:`flowkit.tools.task_group`);
 - :class:`Toolbox` is what a node holds: its function tools and its MCP servers' tools;
+- :class:`AgentUpdate` changes the agent from code, not a tool: a handoff, or new
+  instructions or tools (:mod:`flowkit.tools.agent_update`);
 - :data:`send_dtmf` (and :func:`send_dtmf_tool`) lets the LLM press telephone keys on the
   job's phone line, for phone menus (:mod:`flowkit.tools.dtmf`);
 - :data:`end_call` (and :func:`end_call_tool`) lets the LLM end the call: the
@@ -23,6 +25,7 @@
 This package does not depend on the graph runtime; the tool router node builds on it.
 """
 
+from flowkit.tools.agent_update import AgentUpdate
 from flowkit.tools.context import RunContext, TaskSession, ToolSession
 from flowkit.tools.dtmf import DEFAULT_KEY_GAP, DEFAULT_MAX_KEYS, send_dtmf, send_dtmf_tool
 from flowkit.tools.end_call import end_call, end_call_tool
@@ -55,6 +58,7 @@ __all__ = [
     "EMPTY_OUTPUT",
     "AgentLike",
     "AgentTask",
+    "AgentUpdate",
     "DuplicateToolError",
     "FunctionTool",
     "MCPServer",

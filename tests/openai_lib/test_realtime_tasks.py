@@ -15,9 +15,10 @@ from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.testing.realtime_script import ScriptedReply
 from flowkit_openai.testing.realtime_server import RealtimeTestServer
 from realtime_helpers import agent
-from support import speech
+from support import Script, speech
 
 import flowkit as fk
+from flowkit.nodes.tools import ToolRouter
 
 pytestmark = pytest.mark.usefixtures("close_clients")
 
@@ -126,3 +127,26 @@ async def test_a_task_completed_outside_its_tools_comes_back_in_a_call_the_route
     assert respond["type"] == "response.create"
     # ...and the model's answer was spoken.
     assert [t.text for t in a.agents.items][-1] == "Sorry: not booked: no email address in time."
+
+
+@fk.function_tool
+async def refund(amount: float) -> str:
+    """Refund an amount."""
+    return f"refunded {amount:g}"
+
+
+async def test_an_update_from_code_goes_to_the_server_in_a_session_update(
+    server: RealtimeTestServer,
+) -> None:
+    user = speech(("silence", 1.5))
+    a = agent(server.base_url, user, tools=[book], instructions="You are the front desk.")
+    router = a.graph.nodes["tools"]
+    update = fk.AgentUpdate(instructions="You handle billing.", tools=(refund,))
+    a.graph.add(Script((0.5, update)), name="code") >> [a.model.updates, router.updates]
+    runner = await a.run()
+    assert runner.node_errors == []
+    updates = [(s["instructions"], [t["name"] for t in s["tools"]])  # type: ignore[index]
+               for s in server.sessions]
+    assert updates == [("You are the front desk.", ["book"]),
+                       ("You handle billing.", ["refund"])]
+    assert isinstance(router, ToolRouter) and router.toolset.names == ["refund"]

@@ -84,6 +84,7 @@ from flowkit.node import Node, NodeParams
 from flowkit.ports import AudioFormat, In, Out
 from flowkit.problems import Problem
 from flowkit.runtime import for_each
+from flowkit.tools.agent_update import AgentUpdate
 from flowkit.tools.function_tool import FunctionTool, ToolSet
 from flowkit.tools.invoke import AgentLike
 from flowkit.tools.mcp.server import MCPServer
@@ -147,6 +148,10 @@ class RealtimeModel(Node):
     interrupt: In[Interrupt] = In(required=False, doc="FLUSH cancels the reply under way")
     requests: In[ReplyRequest] = In(required=False, doc="replies asked for from code")
     commit: In[Any] = In(required=False, doc="end the user's turn now (no turn detection)")
+    updates: In[AgentUpdate] = In(
+        required=False,
+        doc="changes to the agent from code (AgentUpdate); link them to the ToolRouter too",
+    )
     speech: Out[AgentAudio] = Out(default=True, doc="the model's speech, 24 kHz, 20 ms frames")
     text: Out[TextChunk] = Out(
         doc="the reply's text for a TTS node to speak (only with output_modality='text')"
@@ -341,6 +346,7 @@ class RealtimeModel(Node):
         requests: AsyncIterator[ReplyRequest],
         commit: AsyncIterator[Any],
         tool_speech: AsyncIterator[ToolSpeech],
+        updates: AsyncIterator[AgentUpdate],
     ) -> None:
         """Converse until the user's audio ends; then finish the reply and close the loops."""
         p = self.settings
@@ -373,6 +379,8 @@ class RealtimeModel(Node):
             self.ctx.create_task(self._read_tool_speech(tool_speech, dialogue),
                                  name="tool_speech"),
         ]
+        # Not waited for at the end: the updates' source may last as long as the room.
+        updating = self.ctx.create_task(self._read_updates(updates), name="updates")
         chunker = AudioChunker(p.append_ms)
         warned = False
 
@@ -393,6 +401,7 @@ class RealtimeModel(Node):
             self._read_requests(requests, dialogue),
             self._read_commits(commit, dialogue, respond),
         )
+        updating.cancel()
         if rest := chunker.flush():
             dialogue.user_audio(rest)
         await self._settle(dialogue, session, connection)
@@ -493,6 +502,15 @@ class RealtimeModel(Node):
         tools = self._offered = self._toolbox.toolset
         payload = settings.payload(self._instructions, tools.specs(), p.tool_choice)
         return {"type": "session.update", "session": payload}
+
+    async def _read_updates(self, updates: AsyncIterator[AgentUpdate]) -> None:
+        async for update in updates:
+            # At once, in a session.update: the next response has them.
+            self._instructions = (
+                update.applied(self._toolbox, self._instructions, self.ctx.logger) or ""
+            )
+            if self.dialogue is not None:
+                self.dialogue.send(self._session_update())
 
     def hand_off(self, handoff: Any) -> None:
         """Follow a tool result's handoff: an agent's, or a task's, instructions and tools.
