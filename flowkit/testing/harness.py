@@ -32,11 +32,14 @@ from typing import Any
 from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.messages import TextChunk, ToolCall, ToolResult, ToolSpeech, UserTurn, new_turn_id
+from flowkit.providers.chat import ChatMessage, ToolSpec
+from flowkit.providers.llm import LLMProvider, TextDelta, ToolCallChunk
 from flowkit.runtime.runner import GraphRunner
 from flowkit.tools.task import TaskEnded, TaskStarted
 from flowkit.typenames import is_assignable
 
 __all__ = [
+    "JUDGE_TOOL",
     "AgentHandoffEvent",
     "ChatMessageEvent",
     "EventAssert",
@@ -153,6 +156,7 @@ class EventAssert:
 
     def __init__(self, event: RunEvent, index: int, result: RunResult) -> None:
         self.event = event
+        self._user_input = result.user_input
         self._where = f"event {index} for {result.user_input!r} ({_describe(event)})"
 
     def _fail(self, expected: str) -> AssertionError:
@@ -203,6 +207,67 @@ class EventAssert:
             raise self._fail("a handoff to another agent")
         return self.event
 
+    async def judge(self, llm: LLMProvider, *, intent: str) -> str:
+        """Check it is an agent's message that does what ``intent`` says, as ``llm`` judges.
+
+        LiveKit Agents' ``judge``: for what a string match cannot check ("asks for the
+        caller's email address, politely", "does not promise a refund"). The judge model
+        gets the user's input, the message and the intent, and must call ``check_intent``
+        with its verdict and a reason (:data:`JUDGE_TOOL`). Use a capable model: a small one
+        judges poorly.
+
+        Args:
+            llm: The judge (any chat provider that can call tools).
+            intent: What the message should do, in plain words.
+
+        Returns:
+            The judge's reason for its verdict.
+
+        Raises:
+            AssertionError: It is not an agent's message; the judge says it does not do
+                what ``intent`` says (with its reason); or the judge gave no verdict, or a
+                malformed one.
+        """
+        message = self.is_message(role="assistant")
+        history = [
+            ChatMessage("system", _JUDGE_INSTRUCTIONS),
+            ChatMessage("user", (
+                f"The user said: {self._user_input!r}\n\nThe agent answered: "
+                f"{message.content!r}\n\nIntent: {intent}"
+            )),
+        ]
+        calls: list[ToolCallChunk] = []
+        written: list[str] = []
+        async for chunk in llm.chat(history, [JUDGE_TOOL], tool_choice=JUDGE_TOOL.name):
+            if isinstance(chunk, ToolCallChunk):
+                calls.append(chunk)
+            elif isinstance(chunk, TextDelta):
+                written.append(chunk.text)
+        verdict = next((call for call in calls if call.name == JUDGE_TOOL.name), None)
+        if verdict is None:
+            raise AssertionError(
+                f"{self._where}: the judge {llm.name} gave no verdict on {intent!r} (it must "
+                f"call {JUDGE_TOOL.name}; it wrote {''.join(written)!r}); use a model that "
+                "calls tools"
+            )
+        try:
+            arguments = json.loads(verdict.arguments)
+            success, reason = arguments["success"], arguments["reason"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            success, reason = None, None
+        if not isinstance(success, bool) or not isinstance(reason, str):
+            raise AssertionError(
+                f"{self._where}: the judge {llm.name} gave a malformed verdict on {intent!r}: "
+                f"{verdict.arguments!r} (expected {{\"success\": true or false, \"reason\": "
+                "\"...\"}})"
+            )
+        if not success:
+            raise AssertionError(
+                f"{self._where}: the judge {llm.name} found it does not do what was intended "
+                f"({intent!r}): {reason}"
+            )
+        return reason
+
 
 def _describe(event: RunEvent) -> str:
     if isinstance(event, ChatMessageEvent):
@@ -223,6 +288,28 @@ def _listing(events: list[RunEvent]) -> str:
 
 
 _NOT_YET = -2  # the turn of a reply of the agent's own, before it starts
+
+JUDGE_TOOL = ToolSpec(
+    name="check_intent",
+    description="Give your verdict: whether the agent's answer does what the intent says.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "success": {"type": "boolean", "description": "true if it does, false if not"},
+            "reason": {"type": "string", "description": "why, in one or two sentences"},
+        },
+        "required": ["success", "reason"],
+        "additionalProperties": False,
+    },
+)
+"""The tool a judge model must call with its verdict (:meth:`EventAssert.judge`)."""
+
+_JUDGE_INSTRUCTIONS = (
+    "You check a voice agent's answers in a test. You get what the user said, the agent's "
+    "answer and the intent the answer should fulfil. Judge the answer only against the "
+    "intent: not its style or length unless the intent asks for them. Answer by calling "
+    "check_intent once, with success and a short reason."
+)
 
 
 class _Recorder:

@@ -13,6 +13,8 @@ Each behaviour lives under its own prefix, so a test picks one by base_url:
 * ``malformed``: an SSE stream whose data is not JSON.
 * ``endless``: streams a text delta every 20 ms until the client goes away, then sets
   ``disconnected``.
+* ``judge``: a test judge's verdict: one ``check_intent`` call (success, with a reason),
+  its arguments in fragments.
 * ``amd``: an answering-machine classifier's reply: a little text, then one
   ``record_category`` call for ``machine-vm`` and one ``wait_for_more`` call for 25 seconds,
   their arguments in fragments.
@@ -89,6 +91,18 @@ AMD_CHUNKS: list[dict[str, Any]] = [
     ]}),
     _chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'vm"}'}}]}),
     _chunk({"tool_calls": [{"index": 1, "function": {"arguments": "5}"}}]}),
+    _chunk({}, finish="tool_calls"),
+]
+
+
+JUDGE_CHUNKS: list[dict[str, Any]] = [
+    _chunk({"role": "assistant", "tool_calls": [
+        {"index": 0, "id": "call_j", "type": "function",
+         "function": {"name": "check_intent", "arguments": '{"success": tr'}},
+    ]}),
+    _chunk({"tool_calls": [
+        {"index": 0, "function": {"arguments": 'ue, "reason": "It asks for the email."}'}},
+    ]}),
     _chunk({}, finish="tool_calls"),
 ]
 
@@ -173,6 +187,8 @@ class FakeOpenAI:
         chunks = OK_CHUNKS
         if prefix == "amd":
             chunks = AMD_CHUNKS
+        if prefix == "judge":
+            chunks = JUDGE_CHUNKS
         if prefix == "text":
             chunks = [*OK_CHUNKS[:2], _chunk({}, finish="stop"), OK_CHUNKS[-1]]
         for chunk in chunks:

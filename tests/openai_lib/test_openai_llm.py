@@ -26,7 +26,7 @@ from flowkit.providers import (
     ToolSpec,
     Usage,
 )
-from flowkit.testing.harness import Harness
+from flowkit.testing.harness import ChatMessageEvent, Harness, RunResult
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -258,3 +258,19 @@ async def test_node_answers_a_turn_in_a_graph(server: FakeOpenAI) -> None:
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Hi!"},
     ]
+
+
+async def test_a_harness_judge_through_the_openai_sdk(server: FakeOpenAI) -> None:
+    # The judge is the real SDK against a server whose verdict comes in fragments.
+    result = RunResult("newsletter please", events=[
+        ChatMessageEvent("assistant", "What is your email address?"),
+    ])
+    reason = await result.expect.next_event().judge(
+        llm(server, "judge"), intent="asks for the email address"
+    )
+    assert reason == "It asks for the email."
+    body = server.requests[-1].json
+    assert body is not None
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "check_intent"}}
+    assert [tool["function"]["name"] for tool in body["tools"]] == ["check_intent"]
+    assert "Intent: asks for the email address" in body["messages"][-1]["content"]
