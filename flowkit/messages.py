@@ -528,10 +528,13 @@ class ReplyRequest(Message):
             :class:`~flowkit.nodes.Interruptions` leaves such a reply alone, and the
             :class:`~flowkit.nodes.LLM` answers user turns that end meanwhile once it has
             played.
+        add_to_history: With ``say``: ``False`` keeps the said text out of the chat history
+            (LiveKit's ``add_to_chat_ctx=False``), so the model never reads it (a notice it
+            should not repeat or answer). It is still spoken and its transcript published.
 
     Raises:
         ValueError: ``audio`` without ``say`` (the text the listener's transcript and the
-            history show), or with no frames.
+            history show), or with no frames; ``add_to_history=False`` without ``say``.
     """
 
     instructions: str | None = None
@@ -539,8 +542,14 @@ class ReplyRequest(Message):
     say: str | None = None
     audio: tuple[rtc.AudioFrame, ...] | None = None
     allow_interruptions: bool = True
+    add_to_history: bool = True
 
     def __post_init__(self) -> None:
+        if not self.add_to_history and self.say is None:
+            raise ValueError(
+                "ReplyRequest(add_to_history=False) applies to a say: a generated reply is "
+                "the model's own and stays in its history; give say=... too"
+            )
         if self.audio is None:
             return
         if self.say is None or not self.say.strip():

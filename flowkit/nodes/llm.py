@@ -350,7 +350,7 @@ class LLM(Node):
         self._drop_preemptive()  # the reply from code changes what the turn is answered from
         allow = request.allow_interruptions
         if request.say is not None:
-            self._say(turn_id, request.say, allow, request.audio)
+            self._say(turn_id, request.say, allow, request.audio, request.add_to_history)
         else:
             if request.user_text:
                 self._add_user(self.history, request.user_text)
@@ -624,6 +624,7 @@ class LLM(Node):
         text: str,
         allow_interruptions: bool,
         audio: tuple[rtc.AudioFrame, ...] | None = None,
+        add_to_history: bool = True,
     ) -> None:
         self._reply_turn = turn_id
         allow = allow_interruptions
@@ -633,7 +634,8 @@ class LLM(Node):
         self.text.send(
             TextChunk(turn_id=turn_id, text="", final=True, allow_interruptions=allow)
         )
-        self._remember_reply(turn_id, text)
+        if add_to_history:
+            self._remember_reply(turn_id, text)
 
     def _remember_reply(self, turn_id: int, text: str, *, cut: bool = False) -> None:
         """Add the reply's last text to the history, cut to what was played if known.

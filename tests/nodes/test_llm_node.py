@@ -538,3 +538,19 @@ def test_a_recorded_say_needs_its_text_frames_and_one_format() -> None:
     with pytest.raises(ValueError, match="mixes formats: a 48000 Hz, 1-channel frame after "
                        "16000 Hz, 1-channel ones"):
         fk.ReplyRequest(say="Hi.", audio=(silence(20, 16_000), silence(20, 48_000)))
+
+
+@pytest.mark.looptime
+async def test_a_say_kept_out_of_the_history_is_spoken_and_never_read_by_the_model() -> None:
+    fake = FakeLLM(["Sure."], ttft=0.0, token_gap=0.0)
+    llm = LLM(fake, instructions="Be kind.")
+    notice = fk.ReplyRequest(say="This call is recorded.", add_to_history=False)
+    # (The turn's id is drawn when it is said, after the say's.)
+    g, text = _graph(llm, [(1.0, lambda: _turn("hello"))], requests=[(0, notice)])
+    await fk.GraphRunner(g).run()
+    assert "".join(c.text for c in collected(text)) == "This call is recorded.Sure."
+    assert [(m.role, m.content) for m in fake.requests[0].history] == [
+        ("system", "Be kind."), ("user", "hello"),
+    ]
+    with pytest.raises(ValueError, match=r"add_to_history=False\) applies to a say"):
+        fk.ReplyRequest(instructions="Greet.", add_to_history=False)

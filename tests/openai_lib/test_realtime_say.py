@@ -417,3 +417,22 @@ def test_a_said_recording_the_user_cuts_stays_in_the_conversation_as_heard() -> 
     assert [t.text for t in recorder.log if isinstance(t, fk.Transcript)] == [
         "Calls are recorded."
     ]
+
+
+def test_a_say_kept_out_of_the_history_never_reaches_the_servers_conversation() -> None:
+    recorder = EffectsRecorder()
+    dialogue = _dialogue(recorder, voiced=True)
+    dialogue.on_request(fk.ReplyRequest(turn_id=5, say=HOLD, add_to_history=False))
+    # Spoken by the TTS node, but no item for the server.
+    assert recorder.events() == []
+    assert [c.text for c in recorder.log if isinstance(c, fk.TextChunk)] == [HOLD, ""]
+    dialogue.on_playout(fk.Playout(turn_id=5, event=fk.PlayoutEvent.STARTED))
+    dialogue.on_playout(fk.Playout(turn_id=5, event=fk.PlayoutEvent.INTERRUPTED,
+                                   played_text="Calls are recorded."))
+    # Cut short: nothing to rewrite on the server; the transcript is still published.
+    assert recorder.events() == []
+    assert [t.text for t in recorder.log if isinstance(t, fk.Transcript)] == [
+        "Calls are recorded."
+    ]
+    # Nor is it in the history a new connection replays.
+    assert dialogue.history.messages() == []

@@ -61,6 +61,8 @@ class SpokenItem:
         placed: The server said where the item sits (``conversation.item.added``).
         previous_item_id: The item before it in the server's conversation, once placed
             (``None``: it is the first).
+        on_server: The server's conversation has it (not so a ``say`` kept out of the
+            history): only then may a cut rewrite it there.
     """
 
     item_id: str
@@ -71,6 +73,7 @@ class SpokenItem:
     tts_text: str = ""
     placed: bool = False
     previous_item_id: str | None = None
+    on_server: bool = True
 
     @property
     def text(self) -> str:

@@ -143,6 +143,8 @@ class Listening:
             return  # without the sink's report nothing better than the text so far is known
         reply.truncated = True
         for item, kept in reply.text_cuts(reply.played_text):
+            if not item.on_server:
+                continue  # a say kept out of the history: nothing to put right there
             self._send({"type": "conversation.item.delete", "item_id": item.item_id})
             if not kept:
                 continue

@@ -101,12 +101,18 @@ class SaidReplies:
             self.log.warning("ReplyRequest(say=%r) ignored: there is nothing to say", text)
             return
         self._supersede()
-        turn_id, allow = request.turn_id or new_turn_id(), request.allow_interruptions
+        turn_id = request.turn_id or new_turn_id()
+        reply = self.listening.replies[turn_id] = Reply(
+            turn_id, allow_interruptions=request.allow_interruptions
+        )
+        if request.add_to_history:
+            self.listening.entries[turn_id] = self.history.add("assistant")
+        item = self.add_item(reply, text, on_server=request.add_to_history)
         if self.voicing is None:
             assert request.audio is not None  # (checked above)
-            reply = self._play(turn_id, text, allow, request.audio)
+            self._play(reply, text, request.audio)
         else:
-            reply = self._say(self.voicing, turn_id, text, allow, request.audio)
+            self.voicing.push(reply, item, text, done=False, audio=request.audio)
         self._end_reply(reply)
 
     def protecting(self) -> bool:
@@ -122,7 +128,7 @@ class SaidReplies:
             for reply in self.listening.replies.values()
         )
 
-    def add_item(self, reply: Reply, text: str) -> SpokenItem:
+    def add_item(self, reply: Reply, text: str, *, on_server: bool = True) -> SpokenItem:
         """Add ``text`` to ``reply`` as an item of its own, and to the server's conversation.
 
         An assistant message (``conversation.item.create``, ``output_text`` content, last in
@@ -130,51 +136,31 @@ class SaidReplies:
         rewrite it as it rewrites the model's items. Its text is the item's whole
         transcript: it counts in the words heard, the agent's transcript and the history
         entry of ``reply``. A said reply's only item, or what a tool said in its reply
-        (:mod:`.tool_speech`).
+        (:mod:`.tool_speech`). With ``on_server=False`` (a say kept out of the history) the
+        server never gets it, and a cut leaves it alone there.
         """
         item = reply.item(f"fk_said_{next(self._ids)}")
         item.transcript, item.transcript_done = [text], True
-        self._send({
-            "type": "conversation.item.create",
-            "item": {"id": item.item_id, "type": "message", "role": "assistant",
-                     "content": [{"type": "output_text", "text": text}]},
-        })
+        item.on_server = on_server
+        if on_server:
+            self._send({
+                "type": "conversation.item.create",
+                "item": {"id": item.item_id, "type": "message", "role": "assistant",
+                         "content": [{"type": "output_text", "text": text}]},
+            })
         return item
 
-    def _play(
-        self, turn_id: int, text: str, allow: bool, audio: tuple[rtc.AudioFrame, ...]
-    ) -> Reply:
-        """Play the recording ``audio`` of ``text`` as the reply ``turn_id``; text to the server.
+    def _play(self, reply: Reply, text: str, audio: tuple[rtc.AudioFrame, ...]) -> None:
+        """Play the recording ``audio`` of ``text`` as ``reply``, for a model that speaks itself.
 
         In the session's audio format, with ``text`` on every frame, then its end marker.
         It is followed as a voiced reply is (the sink reports the words heard, and a cut
         rewrites its item to them), as the server has no audio of it to truncate.
         """
-        reply = self.listening.replies[turn_id] = Reply(turn_id, allow_interruptions=allow)
-        self.listening.entries[turn_id] = self.history.add("assistant")
-        self.add_item(reply, text)
         reply.voiced = True
+        turn_id, allow = reply.turn_id, reply.allow_interruptions
         speak = self.listening.effects.speak
         for frame in convert_recording(audio, SAMPLE_RATE, 1):
             speak(AgentAudio(frame=frame, turn_id=turn_id, text=text,
                              allow_interruptions=allow))
         speak(AgentAudio(frame=None, turn_id=turn_id, final=True, allow_interruptions=allow))
-        return reply
-
-    def _say(
-        self,
-        voicing: VoicedText,
-        turn_id: int,
-        text: str,
-        allow: bool,
-        audio: tuple[rtc.AudioFrame, ...] | None,
-    ) -> Reply:
-        """Send ``text`` to the TTS node as the reply ``turn_id``, and into the conversation.
-
-        With ``audio``, the TTS node plays that recording of the text instead.
-        """
-        reply = self.listening.replies[turn_id] = Reply(turn_id, allow_interruptions=allow)
-        self.listening.entries[turn_id] = self.history.add("assistant")
-        item = self.add_item(reply, text)
-        voicing.push(reply, item, text, done=False, audio=audio)
-        return reply
