@@ -470,15 +470,9 @@ class Harness:
         turn = UserTurn(turn_id=new_turn_id(), text=user_input)
         result = self._recorder.start(turn.turn_id, user_input)
         self.runner.inject(self.turn_input, turn)
-        try:
-            async with asyncio.timeout(self.reply_timeout):
-                await self._recorder.done.wait()
-        except TimeoutError:
-            raise AssertionError(
-                f"the agent did not finish its reply to {user_input!r} within "
-                f"{self.reply_timeout:g} s; events so far: {_listing(result.events)}"
-            ) from None
-        return result
+        return await self._until_done(
+            result, f"the agent did not finish its reply to {user_input!r}"
+        )
 
     async def next_reply(self) -> RunResult:
         """Wait for the next reply the agent makes on its own; what it did until it ended.
@@ -494,12 +488,16 @@ class Harness:
                 asked for no reply, ``StopResponse``, never does).
         """
         result = self._recorder.start_own()
+        return await self._until_done(result, "the agent made no reply of its own")
+
+    async def _until_done(self, result: RunResult, failure: str) -> RunResult:
+        """``result`` once its reply has ended; ``failure`` if it does not in time."""
         try:
             async with asyncio.timeout(self.reply_timeout):
                 await self._recorder.done.wait()
         except TimeoutError:
             raise AssertionError(
-                f"the agent made no reply of its own within {self.reply_timeout:g} s; "
-                f"events so far: {_listing(result.events)}"
+                f"{failure} within {self.reply_timeout:g} s; events so far: "
+                f"{_listing(result.events)}"
             ) from None
         return result
