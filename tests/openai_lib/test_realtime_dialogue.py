@@ -398,3 +398,35 @@ def test_without_playout_reports_the_clock_says_when_the_agent_stops_speaking(
     now[0] = 0.5
     timers.pending[-1][1]()
     assert _states(recorder, fk.AgentState)[-1] == ("listening", reply)
+
+
+def test_the_newest_image_goes_with_the_users_next_turn(
+    dialogue: Dialogue, recorder: Recorder
+) -> None:
+    old = fk.Image(data=b"old", mime_type="image/png")
+    new = fk.Image(data=b"new", mime_type="image/png")
+    dialogue.on_image(old)
+    dialogue.on_image(new)
+    assert recorder.sent == []  # nothing until the user speaks
+    dialogue.on_event(event(type="input_audio_buffer.speech_started", event_id="e",
+                            audio_start_ms=0, item_id="u1"))
+    [shown] = recorder.sent
+    assert shown["item"] == {
+        "type": "message", "role": "user",
+        "content": [{"type": "input_image", "image_url": new.data_url()}],
+    }
+    # Shown once: the next turn without a newer image sends none.
+    dialogue.on_event(event(type="input_audio_buffer.speech_started", event_id="e",
+                            audio_start_ms=900, item_id="u2"))
+    assert len(recorder.sent) == 1
+    # A commit the graph makes, and a request's user text, take the newest one too, first.
+    dialogue.on_image(old)
+    dialogue.on_commit(respond=False)
+    assert [e["type"] for e in recorder.sent[1:]] == [
+        "conversation.item.create", "input_audio_buffer.commit",
+    ]
+    dialogue.on_image(new)
+    dialogue.on_request(fk.ReplyRequest(user_text="What do you see?"))
+    image, text = recorder.sent[3:5]
+    assert image["item"]["content"][0]["type"] == "input_image"
+    assert text["item"]["content"] == [{"type": "input_text", "text": "What do you see?"}]

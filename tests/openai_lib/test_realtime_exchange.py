@@ -299,3 +299,23 @@ async def test_closing_the_graph_mid_session_hangs_up_and_leaves_nothing_running
     assert runner.pending_tasks() == [] and runner.live_subscriptions() == 0
     await asyncio.sleep(0.1)
     assert server.open_connections == 0
+
+
+async def test_what_the_agent_sees_goes_to_the_server_before_the_users_words(
+    server: RealtimeTestServer,
+) -> None:
+    server.replies.append(ScriptedReply(ANSWER, audio_ms=300))
+    voice = speech(("silence", 0.5), ("voice", 0.8), ("silence", 1.4))
+    a = agent(server.base_url, voice)
+    camera = fk.Image(data=b"\xff\xd8jpeg", mime_type="image/jpeg", width=64, height=48)
+    a.graph.add(Script((0.1, camera)), name="camera") >> a.model.images
+    runner = await a.run()
+    assert runner.node_errors == []
+    [created] = server.of_type("conversation.item.create")
+    assert created["item"]["content"] == [{"type": "input_image", "image_url": camera.data_url()}]
+    # In the server's conversation: the image, then the user's spoken turn, then the answer.
+    items = server.conversations[0].items
+    assert [(item.type, item.role) for item in items] == [
+        ("message", "user"), ("message", "user"), ("message", "assistant"),
+    ]
+    assert [item.text for item in items[1:]] == [QUESTION, ANSWER]

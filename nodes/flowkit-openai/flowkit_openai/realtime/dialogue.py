@@ -33,6 +33,12 @@ The mapping, event by event:
   :meth:`.VoicedText.flush`), then ``function_call_output`` items and ``response.create``.
 * ``error``: a log line that says what was refused and what to do (:mod:`.server_errors`).
 
+What the agent sees (the node's ``images``, an ``ImageEncoder``'s) goes with the user's next
+turn, as the LLM node shows it: the newest image not yet shown is sent as a user message
+with one ``input_image`` part (a data URL) when the server hears the user start speaking,
+before a commit the graph makes, and before a request's ``user_text``. The images are not
+in the text history a new connection replays.
+
 A ``ReplyRequest`` asks for a response (``instructions``, ``user_text``), or, with ``say``,
 has the TTS node speak a text as written (:mod:`.say`; voiced sessions only). While a reply
 said with ``allow_interruptions=False`` plays, the user's audio, commits and requests wait
@@ -59,6 +65,7 @@ from typing import Any
 
 from flowkit.messages import (
     AgentAudio,
+    Image,
     Interrupt,
     InterruptAction,
     Metrics,
@@ -173,6 +180,7 @@ class Dialogue:
         self._sent: OrderedDict[str, str] = OrderedDict()  # event id -> type, for errors
         self._ids = itertools.count(1)
         self._speech_stopped_at: float | None = None
+        self._unseen_image: Image | None = None
         self._handlers = EventHandlers(self)
         self.states = ConversationStates(effects, listening=self.listening,
                                          awaited=self._awaited_turns, call_later=call_later,
@@ -256,8 +264,24 @@ class Dialogue:
             if reply is not None and reply not in self._by_response.values():
                 self.end_reply(reply)
 
+    def on_image(self, image: Image) -> None:
+        """What the agent sees now: the newest goes with the user's next turn."""
+        self._unseen_image = image
+
+    def _show_image(self) -> None:
+        """Send the newest image not yet shown, as a user message before the turn's words."""
+        image, self._unseen_image = self._unseen_image, None
+        if image is None:
+            return
+        self.send({
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user",
+                     "content": [{"type": "input_image", "image_url": image.data_url()}]},
+        })
+
     def speech_started(self, item_id: str) -> None:
         """The user started speaking: a new user turn, and a barge-in if replies play."""
+        self._show_image()  # before the turn's audio item, which the server commits later
         self.states.user_speaking(self._user(item_id).turn_id)
         if self.interrupt_response:
             self.listening.barge_in("barge_in")
@@ -488,6 +512,7 @@ class Dialogue:
             self.states.refresh()
             return
         if request.user_text:
+            self._show_image()
             self.send({
                 "type": "conversation.item.create",
                 "item": {"type": "message", "role": "user",
@@ -506,6 +531,7 @@ class Dialogue:
         self.held.run(lambda: self._commit(respond))
 
     def _commit(self, respond: bool) -> None:
+        self._show_image()
         self.send({"type": "input_audio_buffer.commit"})
         if respond:
             self.create_response(new_turn_id())

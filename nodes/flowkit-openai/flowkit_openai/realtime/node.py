@@ -69,6 +69,7 @@ from livekit import rtc
 from flowkit.messages import (
     AgentAudio,
     AgentState,
+    Image,
     Interrupt,
     Metrics,
     Playout,
@@ -81,7 +82,7 @@ from flowkit.messages import (
     UserState,
 )
 from flowkit.node import Node, NodeParams
-from flowkit.ports import AudioFormat, In, Out
+from flowkit.ports import AudioFormat, In, Out, Overflow
 from flowkit.problems import Problem
 from flowkit.runtime import for_each
 from flowkit.tools.agent_update import AgentUpdate
@@ -151,6 +152,11 @@ class RealtimeModel(Node):
     updates: In[AgentUpdate] = In(
         required=False,
         doc="changes to the agent from code (AgentUpdate); link them to the ToolRouter too",
+    )
+    # Only the newest image matters: a full queue drops the older one.
+    images: In[Image] = In(
+        required=False, queue=1, overflow=Overflow.DROP_OLDEST,
+        doc="what the agent sees (an ImageEncoder's): the newest goes with the next user turn",
     )
     speech: Out[AgentAudio] = Out(default=True, doc="the model's speech, 24 kHz, 20 ms frames")
     text: Out[TextChunk] = Out(
@@ -347,6 +353,7 @@ class RealtimeModel(Node):
         commit: AsyncIterator[Any],
         tool_speech: AsyncIterator[ToolSpeech],
         updates: AsyncIterator[AgentUpdate],
+        images: AsyncIterator[Image],
     ) -> None:
         """Converse until the user's audio ends; then finish the reply and close the loops."""
         p = self.settings
@@ -379,8 +386,9 @@ class RealtimeModel(Node):
             self.ctx.create_task(self._read_tool_speech(tool_speech, dialogue),
                                  name="tool_speech"),
         ]
-        # Not waited for at the end: the updates' source may last as long as the room.
+        # Not waited for at the end: their sources (a camera) may last as long as the room.
         updating = self.ctx.create_task(self._read_updates(updates), name="updates")
+        looking = self.ctx.create_task(for_each(images, dialogue.on_image), name="images")
         chunker = AudioChunker(p.append_ms)
         warned = False
 
@@ -402,6 +410,7 @@ class RealtimeModel(Node):
             self._read_commits(commit, dialogue, respond),
         )
         updating.cancel()
+        looking.cancel()
         if rest := chunker.flush():
             dialogue.user_audio(rest)
         await self._settle(dialogue, session, connection)
