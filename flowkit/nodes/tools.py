@@ -37,12 +37,13 @@ import asyncio
 import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.messages import Playout, ToolCall, ToolResult, ToolSpeech, new_turn_id
 from flowkit.node import Node, NodeParams
 from flowkit.nodes.tool_playout import PlayoutWaits
 from flowkit.ports import In, Out
+from flowkit.problems import Problem, ProblemKind
 from flowkit.tools.agent_update import AgentUpdate
 from flowkit.tools.context import RunContext, no_speech_error
 from flowkit.tools.function_tool import FunctionTool, ToolSet
@@ -50,6 +51,9 @@ from flowkit.tools.invoke import AgentLike, ToolOutcome, deadline_paused, invoke
 from flowkit.tools.mcp.server import MCPServer
 from flowkit.tools.task import AgentTask, TaskEnded, TaskStarted, answering_call
 from flowkit.tools.toolbox import Toolbox
+
+if TYPE_CHECKING:
+    from flowkit.graph import Edge
 
 __all__ = ["ToolRouter"]
 
@@ -138,6 +142,54 @@ class ToolRouter(Node):
         finally:
             watching.cancel()
             updating.cancel()
+
+    def link_problems(self, edges: Sequence[Edge]) -> list[Problem]:
+        """Refuse agent updates that reach the model that calls it but not it, or the reverse.
+
+        The model (an LLM node, a RealtimeModel) and the router each keep the agent's tools;
+        an :class:`~flowkit.tools.AgentUpdate` that only one of them gets leaves the model
+        calling tools the router does not run, or the router running tools the model was
+        never offered.
+
+        Args:
+            edges: The edges into or out of this node.
+        """
+        everything = self.graph.edges if self.graph is not None else tuple(edges)
+
+        def update_sources(node: Node) -> set[str]:
+            return {
+                edge.src.qualname for edge in everything
+                if edge.dst.node is node and edge.dst.name == "updates"
+            }
+
+        mine = update_sources(self)
+        problems: list[Problem] = []
+        models = {
+            id(edge.src.node): edge.src.node for edge in edges
+            if edge.dst.node is self and edge.dst.name == "calls" and edge.src.node is not None
+        }
+        for model in models.values():
+            if "updates" not in model.inputs:
+                continue
+            theirs = update_sources(model)
+            if theirs == mine:
+                continue
+            only_model = ", ".join(sorted(theirs - mine))
+            only_router = ", ".join(sorted(mine - theirs))
+            where = "; ".join(part for part in (
+                f"{only_model} reach{'es' if len(theirs - mine) == 1 else ''} "
+                f"{model.name}.updates only" if only_model else "",
+                f"{only_router} reach{'es' if len(mine - theirs) == 1 else ''} "
+                f"{self.name}.updates only" if only_router else "",
+            ) if part)
+            problems.append(Problem(
+                ProblemKind.INVALID_LINK,
+                f"agent updates ({where}): {model.name} and {self.name} would disagree on "
+                f"the tools; link each source to both (updates >> [{model.name}.updates, "
+                f"{self.name}.updates])",
+                (model.name, self.name),
+            ))
+        return problems
 
     async def _read_updates(self, updates: AsyncIterator[AgentUpdate]) -> None:
         async for update in updates:

@@ -4,7 +4,8 @@ A tool changes the agent by returning another one (a handoff). Code that is not 
 node that reacts to a room event, a key pressed, a record loaded mid-call) sends an
 :class:`AgentUpdate` instead (LiveKit's ``update_agent``, ``update_instructions`` and
 ``update_tools``), to every node that keeps the agent's instructions and tools:
-the LLM node (or a RealtimeModel) and the ToolRouter, which must agree on the tools::
+the LLM node (or a RealtimeModel) and the ToolRouter, which must agree on the tools (the
+ToolRouter's link check refuses a graph in which a source reaches only one of them)::
 
     updates = g.add(MyUpdates())                 # a node with an Out[AgentUpdate]
     updates >> [llm.updates, router.updates]

@@ -128,3 +128,39 @@ async def test_an_update_while_a_task_runs_changes_the_task_and_not_the_agent_ke
     assert offered_tools(fake, 2) == {"email_given"}
     assert system_prompt(fake, 3) == FRONT_DESK  # the agent kept aside came back as it was
     assert llm.history.instructions == FRONT_DESK
+
+
+def _wired(to_model: bool, to_router: bool) -> fk.Graph:
+    g = fk.Graph("wiring")
+    llm = g.add(LLM(FakeLLM([]), instructions=FRONT_DESK, tools=[opening_hours]), name="llm")
+    g.add(Script(), name="turns") >> llm
+    router = g.add(ToolRouter([opening_hours]), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    code = g.add(Script(), name="code")
+    if to_model:
+        code >> llm.updates
+    if to_router:
+        code >> router.updates
+    llm >> g.add(Collect(), name="text")
+    return g
+
+
+@pytest.mark.parametrize(("to_model", "to_router", "only"), [
+    (True, False, "code.out reaches llm.updates only"),
+    (False, True, "code.out reaches router.updates only"),
+])
+def test_updates_that_reach_the_model_or_the_router_alone_are_refused(
+    to_model: bool, to_router: bool, only: str
+) -> None:
+    [problem] = [p for p in _wired(to_model, to_router).problems()
+                 if p.kind is fk.ProblemKind.INVALID_LINK]
+    assert problem.message == (
+        f"agent updates ({only}): llm and router would disagree on the tools; link each "
+        "source to both (updates >> [llm.updates, router.updates])"
+    )
+    assert problem.nodes == ("llm", "router")
+
+
+def test_updates_that_reach_both_or_neither_are_fine() -> None:
+    assert _wired(True, True).problems() == []
+    assert _wired(False, False).problems() == []
