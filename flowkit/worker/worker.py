@@ -31,6 +31,7 @@ from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.runtime.loop_watch import LoopWatch
 from flowkit.runtime.runner import GraphRunner
+from flowkit.telemetry import export_spans
 from flowkit.timeline import TurnTimeline
 from flowkit.trace import trace_of_run
 from flowkit.usage import UsageLedger
@@ -80,6 +81,8 @@ class Worker:
             :class:`~flowkit.worker.jobs.ConnectJob`); the default joins nothing.
         trace_dir: Write a trace of each job (:mod:`flowkit.trace`) to
             ``trace_dir/<job id>.json`` when it ends; ``None``: no traces.
+        tracer_provider: An OpenTelemetry ``TracerProvider``: each job's trace goes to it
+            as spans when the job ends (:mod:`flowkit.telemetry`); ``None``: none.
 
     Raises:
         WorkerOptionsError: An option is missing or wrong.
@@ -94,6 +97,7 @@ class Worker:
         accept: AcceptFn = accept_all,
         connect_job: ConnectJob = no_room,
         trace_dir: str | Path | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         options.check()
         self.options = options
@@ -101,6 +105,10 @@ class Worker:
         self._accept = accept
         self._connect_job = connect_job
         self.trace_dir = Path(trace_dir) if trace_dir is not None else None
+        # An OpenTelemetry tracer for each job's spans (flowkit.telemetry), if one was given.
+        self._tracer = (
+            tracer_provider.get_tracer("flowkit") if tracer_provider is not None else None
+        )
         self._load_fnc = options.load_fnc or ProcessCPULoad()
         # The process's memory against memory_warn_mb and memory_limit_mb (read with the load).
         self.memory = MemoryWatch(
@@ -453,7 +461,7 @@ class Worker:
                 await job.runner.close()
             except Exception:
                 log.exception("closing the graph of job %s raised", job.id)
-            self._write_trace(job)
+            self._report_trace(job)
         try:
             # Shutdown callbacks, then leave the room (when connect_job attached one).
             await job.context.aclose(reason)
@@ -473,18 +481,34 @@ class Worker:
         if not self._stop.is_set():
             await self._send_worker_status()
 
-    def _write_trace(self, job: RunningJob) -> None:
-        """Write ``job``'s trace into ``trace_dir`` (a failed job's too: that is its use)."""
-        if self.trace_dir is None or job.runner is None or job.timeline is None:
+    def _report_trace(self, job: RunningJob) -> None:
+        """Write ``job``'s trace into ``trace_dir`` and send its spans to the tracer.
+
+        A failed job's too: that is their use. Neither may fail the job's end.
+        """
+        if job.runner is None or job.timeline is None:
             return
-        path = self.trace_dir / f"{job.id}.json"
-        try:
-            self.trace_dir.mkdir(parents=True, exist_ok=True)
-            trace_of_run(job.runner, job.timeline, job.origin).write(path)
-        except OSError as exc:
-            log.error("cannot write the trace of job %s to %s: %s", job.id, path, exc)
-        else:
-            log.info("wrote the trace of job %s to %s", job.id, path)
+        if self.trace_dir is None and self._tracer is None:
+            return
+        trace = trace_of_run(job.runner, job.timeline, job.origin)
+        if self.trace_dir is not None:
+            path = self.trace_dir / f"{job.id}.json"
+            try:
+                self.trace_dir.mkdir(parents=True, exist_ok=True)
+                trace.write(path)
+            except OSError as exc:
+                log.error("cannot write the trace of job %s to %s: %s", job.id, path, exc)
+            else:
+                log.info("wrote the trace of job %s to %s", job.id, path)
+        if self._tracer is not None:
+            attributes = {
+                "flowkit.job.id": job.id, "livekit.room": job.room_name,
+                "livekit.agent_name": self.options.agent_name,
+            }
+            try:
+                export_spans(trace, self._tracer, attributes=attributes)
+            except Exception:
+                log.exception("cannot send the spans of job %s to the tracer", job.id)
 
     async def _job_status(
         self, job: RunningJob, status: agent_pb.JobStatus, error: str = ""

@@ -87,6 +87,36 @@ async def test_a_trace_per_job_in_the_trace_dir(tmp_path: Path) -> None:
     assert 0.15 <= trace.duration_s < 5
 
 
+async def test_each_jobs_trace_goes_to_the_tracer_as_spans() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with running_server() as server:
+        worker = Worker(GRAPH, options(server.url, agent_name="otel"), tracer_provider=provider)
+        try:
+            await worker.start(timeout=10)
+            job = await server.dispatcher.dispatch(
+                "otel-room", "otel", metadata=meta(mode="finish", seconds=0.2)
+            )
+            await server.dispatcher.wait_for_job(job.id, agent_pb.JS_SUCCESS)
+        finally:
+            await worker.aclose()
+    [span] = [s for s in exporter.get_finished_spans() if s.name == "flowkit.job"]
+    assert span.attributes is not None
+    assert span.attributes["flowkit.job.id"] == job.id
+    assert span.attributes["livekit.room"] == "otel-room"
+    assert span.attributes["livekit.agent_name"] == "otel"
+    assert span.attributes["flowkit.graph"] == "worker-test"
+    ticks = span.attributes["flowkit.node.ticker.messages_out"]
+    assert isinstance(ticks, int) and ticks >= 5  # 0.2 s of 20 ms ticks
+    assert span.end_time is not None and span.start_time is not None
+    assert 0.15e9 <= span.end_time - span.start_time < 5e9
+
+
 async def test_chromium_sees_the_live_page_update(tmp_path: Path) -> None:
     """The page's script polls metrics.json and rewrites the figures on the drawing."""
     chromium = shutil.which("chromium")
