@@ -127,6 +127,11 @@ class UserTurn(Message):
     context: tuple[str, ...] = ()
     reply: bool = True
 
+    def context_note(self) -> str:
+        """The message :attr:`context` becomes in the history; empty without notes."""
+        notes = "\n\n".join(note.strip() for note in self.context if note.strip())
+        return f"Information relevant to the user's next message:\n\n{notes}" if notes else ""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TentativeTurn(Message):

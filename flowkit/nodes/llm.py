@@ -85,16 +85,10 @@ from flowkit.tools.invoke import AgentLike
 from flowkit.tools.mcp.server import MCPServer
 from flowkit.tools.toolbox import Toolbox
 
-__all__ = ["LLM", "context_note"]
+__all__ = ["LLM"]
 
 # Reports of what was played of replies not written (yet) that the node holds at most.
 _PLAYED_KEPT = 8
-
-
-def context_note(context: Sequence[str]) -> str:
-    """The history's message for a turn's :attr:`~flowkit.messages.UserTurn.context`."""
-    notes = "\n\n".join(note.strip() for note in context if note.strip())
-    return f"Information relevant to the user's next message:\n\n{notes}" if notes else ""
 
 
 class LLM(Node):
@@ -333,7 +327,7 @@ class LLM(Node):
         if turn.turn_id < self._reply_turn:
             return  # an older turn than the reply in progress: stale
         self._cancel_reply()
-        if note := context_note(turn.context):
+        if note := turn.context_note():
             # Before the user's words, which the model answers: an assistant message, as
             # LiveKit's recipe adds it (the history keeps one system message, first).
             self.history.add_assistant(note)

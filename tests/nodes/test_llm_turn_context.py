@@ -12,7 +12,7 @@ import pytest
 from support import Collect, Script, collected
 
 import flowkit as fk
-from flowkit.nodes.llm import LLM, context_note
+from flowkit.nodes.llm import LLM
 from flowkit.testing import FakeLLM
 
 SPECIAL = "Today's special: lentil soup, 9 euros."
@@ -83,11 +83,13 @@ async def test_a_turn_that_is_not_answered_still_cuts_the_reply_under_way() -> N
     assert messages[-1] == ("user", "hold on", False)
 
 
+def _note(*context: str) -> str:
+    return fk.UserTurn(text="x", context=context).context_note()
+
+
 def test_blank_notes_make_no_message() -> None:
-    assert context_note(()) == "" and context_note(("  ", "")) == ""
-    assert context_note(("a", " b ")) == (
-        "Information relevant to the user's next message:\n\na\n\nb"
-    )
+    assert _note() == "" and _note("  ", "") == ""
+    assert _note("a", " b ") == "Information relevant to the user's next message:\n\na\n\nb"
 
 
 @pytest.mark.looptime
@@ -106,5 +108,5 @@ async def test_a_request_started_before_the_context_came_is_not_used() -> None:
     # and a new request, with the note, answers the turn.
     assert len(fake.requests) == 2
     assert [m.role for m in fake.requests[0].history] == ["system", "user"]
-    assert fake.requests[1].history[1].content == context_note((SPECIAL,))
+    assert fake.requests[1].history[1].content == _note(SPECIAL)
     assert "".join(c.text for c in collected(text)) == "With the note."

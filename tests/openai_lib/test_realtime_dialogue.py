@@ -430,3 +430,24 @@ def test_the_newest_image_goes_with_the_users_next_turn(
     image, text = recorder.sent[3:5]
     assert image["item"]["content"][0]["type"] == "input_image"
     assert text["item"]["content"] == [{"type": "input_text", "text": "What do you see?"}]
+
+
+def test_a_typed_turn_is_a_user_message_and_a_reply_of_its_own(
+    dialogue: Dialogue, recorder: Recorder
+) -> None:
+    turn = fk.UserTurn(turn_id=fk.new_turn_id(), text="What is on the menu?",
+                       context=("Lentil soup today.",))
+    dialogue.on_turn(turn)
+    note, said, create = recorder.sent
+    assert note["item"] == {"type": "message", "role": "assistant", "content": [
+        {"type": "output_text", "text": turn.context_note()}]}
+    assert said["item"] == {"type": "message", "role": "user", "content": [
+        {"type": "input_text", "text": "What is on the menu?"}]}
+    assert create["response"]["metadata"] == {"flowkit_turn": str(turn.turn_id)}
+    # Kept unanswered: the words go to the server, no response is asked for.
+    dialogue.on_turn(fk.UserTurn(turn_id=fk.new_turn_id(), text="hold on", reply=False))
+    assert [e["type"] for e in recorder.sent[3:]] == ["conversation.item.create"]
+    assert [(m.role, m.text) for m in dialogue.history.messages()] == [
+        ("assistant", turn.context_note()), ("user", "What is on the menu?"),
+        ("user", "hold on"),
+    ]

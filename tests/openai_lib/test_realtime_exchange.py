@@ -319,3 +319,16 @@ async def test_what_the_agent_sees_goes_to_the_server_before_the_users_words(
         ("message", "user"), ("message", "user"), ("message", "assistant"),
     ]
     assert [item.text for item in items[1:]] == [QUESTION, ANSWER]
+
+
+async def test_a_typed_turn_is_answered_in_speech(server: RealtimeTestServer) -> None:
+    server.replies.append(ScriptedReply(ANSWER, audio_ms=300))
+    a = agent(server.base_url, speech(("silence", 2.0)))
+    typed = fk.UserTurn(turn_id=fk.new_turn_id(), text=QUESTION)
+    a.graph.add(Script((0.2, typed)), name="chat") >> a.model.turns
+    runner = await a.run()
+    assert runner.node_errors == []
+    assert server.conversations[0].messages() == [("user", QUESTION), ("assistant", ANSWER)]
+    [turn] = {f.turn_id for f in a.frames()}
+    assert turn == typed.turn_id  # the reply is the typed turn's
+    assert a.io.played_duration == pytest.approx(0.3)

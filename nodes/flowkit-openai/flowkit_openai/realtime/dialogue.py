@@ -39,6 +39,10 @@ with one ``input_image`` part (a data URL) when the server hears the user start 
 before a commit the graph makes, and before a request's ``user_text``. The images are not
 in the text history a new connection replays.
 
+A ``UserTurn`` the graph makes (a ``ChatInput``'s typed message, a ``DTMFInput``'s entry)
+goes to the server as a user text message (its ``context`` notes before it, as an assistant
+message), and a response is asked for under the turn's id, unless ``reply=False``.
+
 A ``ReplyRequest`` asks for a response (``instructions``, ``user_text``), or, with ``say``,
 has the TTS node speak a text as written (:mod:`.say`; voiced sessions only). While a reply
 said with ``allow_interruptions=False`` plays, the user's audio, commits and requests wait
@@ -74,6 +78,7 @@ from flowkit.messages import (
     ToolResult,
     ToolSpeech,
     Transcript,
+    UserTurn,
     new_turn_id,
 )
 from flowkit_openai.realtime.conversation import History, HistoryEntry, Reply, SpokenItem
@@ -521,6 +526,33 @@ class Dialogue:
             self.history.add("user", request.user_text)
         options = {"instructions": request.instructions} if request.instructions else {}
         self.create_response(request.turn_id or new_turn_id(), **options)
+        self.states.refresh()
+
+    def on_turn(self, turn: UserTurn) -> None:
+        """A user turn the graph made (typed text, a key-pad entry): a reply of its own.
+
+        It waits, as requests do, while a reply that may not be cut plays.
+        """
+        self.held.run(lambda: self._take_turn(turn))
+
+    def _take_turn(self, turn: UserTurn) -> None:
+        if note := turn.context_note():
+            # Before the user's words, as the LLM node puts a turn's notes.
+            self.send({
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "assistant",
+                         "content": [{"type": "output_text", "text": note}]},
+            })
+            self.history.add("assistant", note)
+        self._show_image()
+        self.send({
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user",
+                     "content": [{"type": "input_text", "text": turn.text}]},
+        })
+        self.history.add("user", turn.text)
+        if turn.reply:
+            self.create_response(turn.turn_id)
         self.states.refresh()
 
     def on_commit(self, *, respond: bool) -> None:

@@ -80,6 +80,7 @@ from flowkit.messages import (
     ToolSpeech,
     Transcript,
     UserState,
+    UserTurn,
 )
 from flowkit.node import Node, NodeParams
 from flowkit.ports import AudioFormat, In, Out, Overflow
@@ -152,6 +153,10 @@ class RealtimeModel(Node):
     updates: In[AgentUpdate] = In(
         required=False,
         doc="changes to the agent from code (AgentUpdate); link them to the ToolRouter too",
+    )
+    turns: In[UserTurn] = In(
+        required=False,
+        doc="turns the graph makes (typed chat, key-pad entries): a user message and a reply",
     )
     # Only the newest image matters: a full queue drops the older one.
     images: In[Image] = In(
@@ -354,6 +359,7 @@ class RealtimeModel(Node):
         tool_speech: AsyncIterator[ToolSpeech],
         updates: AsyncIterator[AgentUpdate],
         images: AsyncIterator[Image],
+        turns: AsyncIterator[UserTurn],
     ) -> None:
         """Converse until the user's audio ends; then finish the reply and close the loops."""
         p = self.settings
@@ -408,6 +414,7 @@ class RealtimeModel(Node):
             self._read_flushes(interrupt, dialogue),
             self._read_requests(requests, dialogue),
             self._read_commits(commit, dialogue, respond),
+            for_each(turns, dialogue.on_turn),
         )
         updating.cancel()
         looking.cancel()
