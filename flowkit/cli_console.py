@@ -73,9 +73,15 @@ async def stdin_lines() -> AsyncIterator[str]:
     show_default=True,
     help="Seconds to wait for a reply to be spoken before going on without it.",
 )
+@click.option(
+    "--states", "show_states", is_flag=True,
+    help="Show the agent's state as it changes ([thinking], [speaking], [listening]), on "
+    "stderr; the graph must publish it (AgentStates into AgentStatePublisher).",
+)
 @click.pass_context
 def console(
-    ctx: click.Context, graph_file: Path, output_path: Path | None, reply_timeout: float
+    ctx: click.Context, graph_file: Path, output_path: Path | None, reply_timeout: float,
+    show_states: bool,
 ) -> None:
     """Talk to GRAPH_FILE by typing: each line is a user turn, replies show as spoken.
 
@@ -91,7 +97,13 @@ def console(
         sys.stdout.flush()
 
     printer = TranscriptPrinter(write)
-    io = ConsoleIO(printer.show, output=output_path)
+
+    def show_state(state: str) -> None:
+        sys.stderr.write(f"[{state}]\n")
+        sys.stderr.flush()
+
+    io = ConsoleIO(printer.show, output=output_path,
+                   on_state=show_state if show_states else None)
     job = JobContext.local(console=True, output=str(output_path) if output_path else None)
     job.io = io
     graph = load_for_job(

@@ -12,7 +12,9 @@ room, for trying an agent's prompt, tools and flow without a LiveKit server:
   as it would in a room and its playout reports are true; with ``output`` it is also written
   to a WAV file, one reply after the other;
 - the user's audio: there is no microphone, so the room source hears nothing until the
-  console ends.
+  console ends;
+- the agent's state, when the graph publishes it, is kept (:attr:`ConsoleIO.agent_state`)
+  and, with ``on_state``, shown as it changes (``flowkit console --states``).
 
 :func:`converse` runs a graph on it until the typing ends (and the last reply has been
 played) or the graph ends the call.
@@ -201,6 +203,9 @@ class ConsoleIO:
             the agent's.
         output: A WAV file for the agent's voice, or ``None``.
         identity: The typing user's participant identity.
+        on_state: Called with the agent's state each time it changes (``thinking``,
+            ``speaking``, ``listening``), from a graph that publishes it
+            (``AgentStates`` into ``AgentStatePublisher``); ``None``: only kept.
 
     Attributes:
         agent_state: The agent's last state (``initializing``, ``listening``, ...).
@@ -213,8 +218,10 @@ class ConsoleIO:
         *,
         output: StrPath | None = None,
         identity: str = "user",
+        on_state: Callable[[str], None] | None = None,
     ) -> None:
         self._show = show
+        self._on_state = on_state
         self._output_path = output
         self.identity = identity
         self.agent_state = "initializing"
@@ -278,8 +285,11 @@ class ConsoleIO:
         self._show(transcript)
 
     def set_agent_state(self, state: str) -> None:
-        """Keep the agent's state."""
+        """Keep the agent's state; tell ``on_state`` when it changed."""
+        changed = state != self.agent_state
         self.agent_state = state
+        if changed and self._on_state is not None:
+            self._on_state(state)
 
     async def aclose(self) -> None:
         """End the user's audio and finish the output file."""

@@ -48,3 +48,13 @@ def test_a_wait_that_is_not_positive_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["console", str(CHAT), "--wait", "0"], input="")
     assert result.exit_code == 2
     assert "--wait" in result.stderr
+
+
+def test_states_shows_the_agents_state_as_it_changes() -> None:
+    result = CliRunner().invoke(main, ["console", str(CHAT), "--states"], input="hello\n")
+    assert result.exit_code == 0, result.stderr
+    states = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert states == ["[listening]", "[thinking]", "[speaking]", "[listening]"]
+    # Without the flag the state is kept, not shown.
+    quiet = CliRunner().invoke(main, ["console", str(CHAT)], input="hello\n")
+    assert quiet.exit_code == 0 and "[thinking]" not in quiet.stderr
