@@ -517,13 +517,7 @@ class Dialogue:
             self.states.refresh()
             return
         if request.user_text:
-            self._show_image()
-            self.send({
-                "type": "conversation.item.create",
-                "item": {"type": "message", "role": "user",
-                         "content": [{"type": "input_text", "text": request.user_text}]},
-            })
-            self.history.add("user", request.user_text)
+            self._add_user_text(request.user_text)
         options = {"instructions": request.instructions} if request.instructions else {}
         self.create_response(request.turn_id or new_turn_id(), **options)
         self.states.refresh()
@@ -544,16 +538,20 @@ class Dialogue:
                          "content": [{"type": "output_text", "text": note}]},
             })
             self.history.add("assistant", note)
+        self._add_user_text(turn.text)
+        if turn.reply:
+            self.create_response(turn.turn_id)
+        self.states.refresh()
+
+    def _add_user_text(self, text: str) -> None:
+        """The user's words as a text message, after the newest image not yet shown."""
         self._show_image()
         self.send({
             "type": "conversation.item.create",
             "item": {"type": "message", "role": "user",
-                     "content": [{"type": "input_text", "text": turn.text}]},
+                     "content": [{"type": "input_text", "text": text}]},
         })
-        self.history.add("user", turn.text)
-        if turn.reply:
-            self.create_response(turn.turn_id)
-        self.states.refresh()
+        self.history.add("user", text)
 
     def on_commit(self, *, respond: bool) -> None:
         """End the user's turn now (no server turn detection); ask for the answer.
