@@ -31,6 +31,7 @@ __all__ = [
     "LiveKitAudioInput",
     "LiveKitAudioOutput",
     "audio_publication",
+    "capture_when_ready",
 ]
 
 logger = logging.getLogger("flowkit.livekit")
@@ -38,6 +39,38 @@ logger = logging.getLogger("flowkit.livekit")
 # Audio is handed to the source in pieces of at most this long: a barge-in's clear_queue()
 # then drops everything not yet heard, since no bigger frame is still being pushed.
 _PIECE_MS = 20
+
+
+# How long capture_when_ready waits, at most, for the source to take a frame again.
+_CAPTURE_WAIT_S = 1.0
+_CAPTURE_RETRY_S = 0.01  # the source's own tick: it takes 10 ms of its queue at a time
+
+
+async def capture_when_ready(source: rtc.AudioSource, frame: rtc.AudioFrame) -> None:
+    """``source.capture_frame(frame)``, waiting while the source cannot take a frame yet.
+
+    The SDK refuses a frame (``InvalidState``) while the capture before it is pending: its
+    completion comes with the source's next 10 ms tick, and a write cancelled while it
+    waited (a barge-in stops the speaker mid-frame, then ``clear_queue()``) leaves it
+    pending for that long. The next reply's first frame then comes within the tick, and
+    under load the tick comes late. Refused, the frame is offered again every 10 ms, for
+    up to a second, before the error is raised.
+
+    Raises:
+        Exception: The SDK's error, when the source still refuses the frame after the wait
+            (the source was closed, or the frame is malformed).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _CAPTURE_WAIT_S
+    while True:
+        try:
+            await source.capture_frame(frame)
+            return
+        except Exception as exc:
+            # The SDK raises a bare Exception naming the error type (livekit.rtc 1.x).
+            if "InvalidState" not in str(exc) or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(_CAPTURE_RETRY_S)
 
 
 def audio_publication(participant: rtc.RemoteParticipant) -> rtc.RemoteTrackPublication | None:
@@ -210,7 +243,7 @@ class LiveKitAudioOutput:
         # as soon as it is handed over, even if the write is cancelled while it waits.
         if count <= self._piece:
             self._partial = count / frame.sample_rate
-            await self.source.capture_frame(frame)
+            await capture_when_ready(self.source, frame)
             self._partial = 0.0
             return
         data = frame.data  # int16, interleaved
@@ -220,8 +253,9 @@ class LiveKitAudioOutput:
             chunk = data[start : start + step]
             piece = len(chunk) // frame.num_channels
             self._partial += piece / frame.sample_rate
-            await self.source.capture_frame(
-                rtc.AudioFrame(chunk.tobytes(), frame.sample_rate, frame.num_channels, piece)
+            await capture_when_ready(
+                self.source,
+                rtc.AudioFrame(chunk.tobytes(), frame.sample_rate, frame.num_channels, piece),
             )
         self._partial = 0.0
 
