@@ -60,15 +60,19 @@ async def capture_when_ready(source: rtc.AudioSource, frame: rtc.AudioFrame) -> 
         Exception: The SDK's error, when the source still refuses the frame after the wait
             (the source was closed, or the frame is malformed).
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + _CAPTURE_WAIT_S
+    deadline: float | None = None  # set at the first refusal: no clock read per frame
     while True:
         try:
             await source.capture_frame(frame)
             return
         except Exception as exc:
             # The SDK raises a bare Exception naming the error type (livekit.rtc 1.x).
-            if "InvalidState" not in str(exc) or loop.time() >= deadline:
+            if "InvalidState" not in str(exc):
+                raise
+            now = asyncio.get_running_loop().time()
+            if deadline is None:
+                deadline = now + _CAPTURE_WAIT_S
+            elif now >= deadline:
                 raise
         await asyncio.sleep(_CAPTURE_RETRY_S)
 
