@@ -111,6 +111,11 @@ def _own_results(results: Collect) -> list[ToolResult]:
     return [r for r in collected(results) if r.call is not None]
 
 
+def _reply_text(text: Collect, turn_id: int) -> str:
+    """What the LLM wrote in the reply of ``turn_id``."""
+    return "".join(c.text for c in collected(text) if c.turn_id == turn_id)
+
+
 def _fake(*replies: str | FakeReply) -> FakeLLM:
     return FakeLLM(list(replies), ttft=0.0, token_gap=0.0)
 
@@ -142,8 +147,7 @@ async def test_a_timer_in_the_tool_gives_up_and_the_agent_says_so() -> None:
     assert asked.role == "assistant" and [c.call_id for c in asked.tool_calls] == [own.call_id]
     assert (answered.role, answered.tool_call_id) == ("tool", own.call_id)
     assert answered.content == own.output
-    reply = "".join(c.text for c in collected(text) if c.turn_id == own.turn_id)
-    assert reply == "I could not book it without your email address."
+    assert _reply_text(text, own.turn_id) == "I could not book it without your email address."
     assert llm.history.instructions == FRONT_DESK
 
 
@@ -162,9 +166,7 @@ async def test_a_task_completed_by_an_event_outside_any_call_brings_its_result_b
     [own] = _own_results(results)
     assert own.output == "booked Monday for ana@example.com"
     assert system_prompt(fake, 2) == FRONT_DESK
-    assert "Booked for Monday." in "".join(
-        c.text for c in collected(text) if c.turn_id == own.turn_id
-    )
+    assert "Booked for Monday." in _reply_text(text, own.turn_id)
     assert llm.history.instructions == FRONT_DESK
 
 
@@ -208,7 +210,7 @@ async def test_a_tool_that_stops_the_response_after_its_task_gets_no_reply() -> 
     [own] = _own_results(results)
     assert own.stop_response and own.output == ""
     assert len(fake.requests) == 2  # no reply asked for
-    assert not [c for c in collected(text) if c.turn_id == own.turn_id]
+    assert not [c for c in collected(text) if c.turn_id == own.turn_id]  # not even a final
     # The conversation is back at the front desk all the same, the call in its history.
     assert llm.history.instructions == FRONT_DESK
     assert llm.history.messages[-1].tool_call_id == own.call_id
@@ -344,11 +346,8 @@ async def test_the_routers_reply_is_newer_than_a_turn_the_user_took_meanwhile() 
     # Drawn when it was sent, after the user's turn: a reply of an older turn than the one
     # before it would be dropped as stale by the TTS node and the sink.
     assert own.turn_id > said[0].turn_id
-    replies = {c.turn_id: "" for c in collected(text)}
-    for chunk in collected(text):
-        replies[chunk.turn_id] += chunk.text
-    assert replies[said[0].turn_id] == "Just a moment."
-    assert replies[own.turn_id] == "You are booked."
+    assert _reply_text(text, said[0].turn_id) == "Just a moment."
+    assert _reply_text(text, own.turn_id) == "You are booked."
     assert system_prompt(fake, 2) == GetEmail.instructions  # the user's turn: still the task
     assert system_prompt(fake, 3) == FRONT_DESK and llm.history.instructions == FRONT_DESK
 
