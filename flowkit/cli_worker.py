@@ -86,6 +86,10 @@ def _worker_flags(fn: Any) -> Any:
         click.option("--trace-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=None,
                      help="Write a trace of each job to DIR/<job id>.json when it ends."),
+        click.option("--otlp-endpoint", metavar="URL", default=None,
+                     help="Send each job's OpenTelemetry spans (the job, each turn as it "
+                     "ends, its stages) over OTLP/HTTP to the collector at URL, e.g. "
+                     "http://localhost:4318 (headers from OTEL_EXPORTER_OTLP_HEADERS)."),
     ]
     for flag in reversed(flags):
         fn = flag(fn)
@@ -140,15 +144,28 @@ def _serve(
         options = _options(flags, dev)
         connect = no_room if flags["no_room"] else livekit_room(options.api_key,
                                                                  options.api_secret)
+        provider = _tracer_provider(flags["otlp_endpoint"], options.agent_name)
         worker = Worker(graph_file, options, connect_job=connect,
-                        trace_dir=flags["trace_dir"])
-    except (WorkerOptionsError, GraphFileError) as exc:
+                        trace_dir=flags["trace_dir"], tracer_provider=provider)
+    except (WorkerOptionsError, GraphFileError, ValueError, ImportError) as exc:
         fail(ctx, exc, EXIT_BAD_FILE)
     try:
         asyncio.run(_run(worker, live=flags["live"], reload=reload))
     except WorkerConnectError as exc:
         fail(ctx, exc, EXIT_SERVER)
+    finally:
+        if provider is not None:
+            provider.shutdown()  # the spans still batched go out before the process ends
     exit_after_livekit(0)  # drained and closed: skip the native SDK's racy teardown
+
+
+def _tracer_provider(endpoint: str | None, agent_name: str) -> Any:
+    """The OTLP tracer provider ``--otlp-endpoint`` asks for, or ``None`` without it."""
+    if endpoint is None:
+        return None
+    from flowkit.telemetry import otlp_tracer_provider  # the SDK: only when asked for
+
+    return otlp_tracer_provider(endpoint, service_name=agent_name or "flowkit-agent")
 
 
 async def _run(worker: Worker, *, live: bool = False, reload: bool = False) -> None:

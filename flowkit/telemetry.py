@@ -2,9 +2,9 @@
 
 A :class:`~flowkit.trace.Trace` holds what a run did: each turn's stage times (the user's end
 of speech, the transcript, the commit, the first token, the first audio, the reply heard)
-and every node's figures. :func:`export_spans` sends one to any OpenTelemetry
-``TracerProvider`` the application set up (an OTLP exporter to Jaeger, Tempo, Honeycomb,
-Langfuse, ...), as LiveKit Agents' traces show a session and its turns:
+and every node's figures. This module sends them to any OpenTelemetry ``TracerProvider``
+(an OTLP exporter to Jaeger, Tempo, Honeycomb, Langfuse, ...), as LiveKit Agents' traces
+show a session and its turns:
 
 - ``flowkit.job``: the run, from the graph's start to the trace; the graph's name, the
   attributes given (the worker gives the job id, the room and the agent's name) and every
@@ -18,22 +18,28 @@ Langfuse, ...), as LiveKit Agents' traces show a session and its turns:
     - ``stt``, ``endpointing``, ``llm``, ``tts``, ``playout``: a span per stage gap seen,
       e.g. ``llm`` from the commit to the first token.
 
-The worker exports each job's spans when the job ends (``Worker(tracer_provider=...)``); for a
-graph run by hand, build the trace with :func:`~flowkit.trace.trace_of_run` and pass it here.
-The spans are made when the trace is, with the times it recorded, so a turn appears once its
-job ends. It needs the ``opentelemetry-api`` package (the ``telemetry`` extra); an exporter
-is the application's choice.
+The worker sends them while each job runs (``Worker(tracer_provider=...)``, or ``flowkit
+start --otlp-endpoint URL``, which makes one with :func:`otlp_tracer_provider`): the job's
+span opens at its start, a turn's spans leave as soon as the turn is over (the next user
+turn is committed; :class:`JobSpans`), and the job's span, with the node figures, ends with
+the job. A job that runs for an hour shows its turns as they happen, and a process that dies
+loses at most the turn under way. For a graph run by hand, :func:`export_spans` sends a
+finished run's trace (:func:`~flowkit.trace.trace_of_run`) at once.
+
+It needs the ``opentelemetry-api`` package; :func:`otlp_tracer_provider` also the SDK and
+the OTLP/HTTP exporter (all three are the ``telemetry`` extra).
 """
 
 from __future__ import annotations
 
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from flowkit.trace import Trace, TurnTrace
 
-__all__ = ["STAGE_SPANS", "export_spans"]
+__all__ = ["STAGE_SPANS", "JobSpans", "export_spans", "otlp_tracer_provider"]
 
 STAGE_SPANS: tuple[tuple[str, str, str], ...] = (
     ("stt", "end_of_speech", "transcript"),
@@ -49,6 +55,97 @@ _NODE_FIGURES = ("messages_in", "messages_out", "errors", "restarts", "dropped",
 AttributeValue = str | bool | int | float
 
 
+class JobSpans:
+    """A job's spans, sent as it runs: its turns as each is over, the job's own at its end.
+
+    The ``flowkit.job`` span opens when this is made. :meth:`send_turn` sends a turn's span
+    and its stage spans at once (the worker sends each turn when the timeline says it is
+    over, :class:`~flowkit.timeline.TurnTimeline`'s ``on_turn_over``); :meth:`end` sends the
+    turns not sent yet, puts every node's figures on the job's span and ends it. A turn is
+    sent once, whichever of the two sees it first.
+
+    Args:
+        tracer: An OpenTelemetry ``Tracer`` (``provider.get_tracer("flowkit")``).
+        graph: The graph's name.
+        attributes: More attributes for the job's span (strings, numbers, booleans).
+        start_ns: When the run started, in nanoseconds since the epoch; now by default.
+            Every stage time a turn gives counts from it.
+
+    Raises:
+        ImportError: The ``opentelemetry-api`` package is not installed; the message says
+            which extra brings it.
+    """
+
+    def __init__(
+        self,
+        tracer: Any,
+        *,
+        graph: str,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        start_ns: int | None = None,
+    ) -> None:
+        otel = _otel_trace()
+        self._tracer = tracer
+        self._start_ns = time.time_ns() if start_ns is None else start_ns
+        self._job = tracer.start_span(
+            "flowkit.job", start_time=self._start_ns,
+            attributes={"flowkit.graph": graph, **(attributes or {})},
+        )
+        self._inside_job = otel.set_span_in_context(self._job)
+        self._sent: set[int] = set()
+        self._ended = False
+
+    @property
+    def sent_turns(self) -> frozenset[int]:
+        """The ids of the turns sent so far."""
+        return frozenset(self._sent)
+
+    def _at(self, seconds: float) -> int:
+        return self._start_ns + round(seconds * 1e9)
+
+    def send_turn(self, turn: TurnTrace) -> None:
+        """Send ``turn`` (stage times in seconds since the run started), unless already sent.
+
+        A turn with no stage seen sends nothing. Ignored once :meth:`end` was called.
+        """
+        if self._ended or turn.turn_id in self._sent:
+            return
+        seen = [t for t in turn.stages.values() if t is not None]
+        if not seen:
+            return
+        self._sent.add(turn.turn_id)
+        otel = _otel_trace()
+        span = self._tracer.start_span(
+            "flowkit.turn", context=self._inside_job, start_time=self._at(min(seen)),
+            attributes=_turn_attributes(turn),
+        )
+        inside_turn = otel.set_span_in_context(span)
+        for name, begin, finish in STAGE_SPANS:
+            first, last = turn.stages.get(begin), turn.stages.get(finish)
+            if first is None or last is None:
+                continue
+            stage = self._tracer.start_span(name, context=inside_turn, start_time=self._at(first))
+            stage.end(end_time=self._at(max(first, last)))
+        span.end(end_time=self._at(max(seen)))
+
+    def end(self, trace: Trace) -> None:
+        """Send ``trace``'s turns not sent yet and end the job's span with the node figures.
+
+        The job's span ends ``trace.duration_s`` after its start. Only the first call counts.
+        """
+        if self._ended:
+            return
+        for turn in trace.turns:
+            self.send_turn(turn)
+        self._ended = True
+        figures: dict[str, AttributeValue] = {"flowkit.turns": len(trace.turns)}
+        for node in trace.metrics.nodes:
+            for figure in _NODE_FIGURES:
+                figures[f"flowkit.node.{node.name}.{figure}"] = getattr(node, figure)
+        self._job.set_attributes(figures)
+        self._job.end(end_time=self._at(trace.duration_s))
+
+
 def export_spans(
     trace: Trace,
     tracer: Any,
@@ -56,7 +153,7 @@ def export_spans(
     attributes: Mapping[str, AttributeValue] | None = None,
     end_ns: int | None = None,
 ) -> None:
-    """Send ``trace`` as spans through ``tracer`` (see the module).
+    """Send a finished run's ``trace`` as spans through ``tracer``, all at once (see the module).
 
     Args:
         trace: The run's trace.
@@ -70,6 +167,56 @@ def export_spans(
         ImportError: The ``opentelemetry-api`` package is not installed; the message says
             which extra brings it.
     """
+    end = time.time_ns() if end_ns is None else end_ns
+    spans = JobSpans(
+        tracer, graph=trace.graph.name, attributes=attributes,
+        start_ns=end - round(trace.duration_s * 1e9),
+    )
+    spans.end(trace)
+
+
+def otlp_tracer_provider(endpoint: str, *, service_name: str = "flowkit-agent") -> Any:
+    """An OpenTelemetry ``TracerProvider`` sending spans in batches to an OTLP/HTTP collector.
+
+    What ``flowkit start --otlp-endpoint`` uses. Spans go from a background thread (the SDK's
+    ``BatchSpanProcessor``), so a slow collector does not hold up the event loop; call the
+    provider's ``shutdown()`` before the process ends to send the last ones. Headers (an API
+    key) come from ``OTEL_EXPORTER_OTLP_HEADERS``, as for any OTLP exporter.
+
+    Args:
+        endpoint: The collector's base URL (``http://localhost:4318``); spans go to its
+            ``/v1/traces`` (a URL already ending so is taken as is).
+        service_name: The ``service.name`` of the spans' resource.
+
+    Raises:
+        ValueError: ``endpoint`` is not an http(s) URL.
+        ImportError: The OpenTelemetry SDK or its OTLP/HTTP exporter is not installed; the
+            message says which extra brings them.
+    """
+    parsed = urllib.parse.urlsplit(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(
+            f"the OTLP endpoint {endpoint!r} is not an http(s) URL; give the collector's "
+            "base URL, e.g. http://localhost:4318"
+        )
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError as exc:
+        raise ImportError(
+            "sending spans to an OTLP endpoint needs the OpenTelemetry SDK and its OTLP/HTTP "
+            "exporter: pip install 'flowkit-agents[telemetry]'"
+        ) from exc
+    url = endpoint if parsed.path.endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
+    return provider
+
+
+def _otel_trace() -> Any:
+    """The ``opentelemetry.trace`` module, or an ImportError that says how to get it."""
     try:
         from opentelemetry import trace as otel
     except ImportError as exc:
@@ -77,38 +224,7 @@ def export_spans(
             "flowkit.telemetry needs the OpenTelemetry API: pip install "
             "'flowkit-agents[telemetry]' (and an exporter of your choice)"
         ) from exc
-    end = time.time_ns() if end_ns is None else end_ns
-    start = end - round(trace.duration_s * 1e9)
-
-    def at(seconds: float) -> int:
-        return start + round(seconds * 1e9)
-
-    job_attributes: dict[str, AttributeValue] = {
-        "flowkit.graph": trace.graph.name, "flowkit.turns": len(trace.turns),
-    }
-    for node in trace.metrics.nodes:
-        for figure in _NODE_FIGURES:
-            job_attributes[f"flowkit.node.{node.name}.{figure}"] = getattr(node, figure)
-    job_attributes.update(attributes or {})
-    job = tracer.start_span("flowkit.job", start_time=start, attributes=job_attributes)
-    inside_job = otel.set_span_in_context(job)
-    for turn in trace.turns:
-        seen = [t for t in turn.stages.values() if t is not None]
-        if not seen:
-            continue
-        span = tracer.start_span(
-            "flowkit.turn", context=inside_job, start_time=at(min(seen)),
-            attributes=_turn_attributes(turn),
-        )
-        inside_turn = otel.set_span_in_context(span)
-        for name, begin, finish in STAGE_SPANS:
-            first, last = turn.stages.get(begin), turn.stages.get(finish)
-            if first is None or last is None:
-                continue
-            stage = tracer.start_span(name, context=inside_turn, start_time=at(first))
-            stage.end(end_time=at(max(first, last)))
-        span.end(end_time=at(max(seen)))
-    job.end(end_time=end)
+    return otel
 
 
 def _turn_attributes(turn: TurnTrace) -> dict[str, AttributeValue]:

@@ -19,11 +19,17 @@ played         ``Playout(STARTED)``
 Speech and transcripts carry no turn yet (``turn_id`` 0): they belong to the next
 ``UserTurn``. A reply that no user turn started (a greeting from code) gets a record without
 the user's stages.
+
+A turn is *over* once a later user turn is committed: until then its reply may go on (a
+tool round, a reply the agent makes on its own, the speaker finishing). ``on_turn_over``
+hears each turn then, once, which is how a running job's turns leave as OpenTelemetry spans
+(:class:`flowkit.telemetry.JobSpans`) without waiting for the job's end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +50,8 @@ if TYPE_CHECKING:
     from flowkit.runtime.runner import GraphRunner
 
 __all__ = ["LATENCY_NAMES", "TIMED_TYPES", "TurnRecord", "TurnTimeline"]
+
+log = logging.getLogger(__name__)
 
 TIMED_TYPES: tuple[type, ...] = (VADEvent, Transcript, UserTurn, TextChunk, AgentAudio, Playout)
 """The message types whose ports a :class:`TurnTimeline` observes."""
@@ -180,11 +188,22 @@ class TurnTimeline:
 
     Args:
         clock: The time source; the running loop's clock by default.
+        on_turn_over: Called with each turn's record once the turn is over (a later user
+            turn was committed; see the module docs), in the order the turns began. What
+            it raises is logged, not passed on: the graph's delivery must not fail for it.
     """
 
-    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] | None = None,
+        *,
+        on_turn_over: Callable[[TurnRecord], None] | None = None,
+    ) -> None:
         self._clock = clock
+        self._on_turn_over = on_turn_over
         self._turns: dict[int, _Turn] = {}
+        # Turns already handed to on_turn_over.
+        self._over: set[int] = set()
         self._end_of_speech: float | None = None
         self._finals: list[float] = []
         self._following = Following()
@@ -195,17 +214,24 @@ class TurnTimeline:
         return self._following.ports
 
     @classmethod
-    def attach(cls, runner: GraphRunner, clock: Callable[[], float] | None = None) -> TurnTimeline:
+    def attach(
+        cls,
+        runner: GraphRunner,
+        clock: Callable[[], float] | None = None,
+        *,
+        on_turn_over: Callable[[TurnRecord], None] | None = None,
+    ) -> TurnTimeline:
         """A timeline listening to ``runner``, which must have started.
 
         Args:
             runner: The running graph.
             clock: The time source; the running loop's clock by default.
+            on_turn_over: See the class.
 
         Raises:
             RuntimeError: The runner has not started (its ports have no streams yet).
         """
-        timeline = cls(clock)
+        timeline = cls(clock, on_turn_over=on_turn_over)
         timeline.listen(runner)
         return timeline
 
@@ -280,6 +306,21 @@ class TurnTimeline:
             turn.mark("transcript", self._finals[-1])
         self._end_of_speech = None
         self._finals.clear()
+        if self._on_turn_over is not None:
+            self._hand_over(before=message.turn_id)
+
+    def _hand_over(self, before: int) -> None:
+        """Give ``on_turn_over`` every turn not yet over that began before ``before``."""
+        assert self._on_turn_over is not None
+        for turn_id, turn in list(self._turns.items()):
+            # Turn ids grow with time; a say from code can hold a later one than the commit.
+            if turn_id >= before or turn_id in self._over:
+                continue
+            self._over.add(turn_id)
+            try:
+                self._on_turn_over(turn.freeze())
+            except Exception:
+                log.exception("on_turn_over raised for turn %d; the timeline goes on", turn_id)
 
     def _turn(self, turn_id: int) -> _Turn:
         turn = self._turns.get(turn_id)

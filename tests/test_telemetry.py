@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from flowkit.runtime.metrics import GraphMetrics, NodeMetrics
 from flowkit.spec import GraphSpec
-from flowkit.telemetry import export_spans
+from flowkit.telemetry import JobSpans, export_spans
 from flowkit.trace import Trace, TurnTrace
 
 END = 1_800_000_000_000_000_000  # ns since the epoch
@@ -93,6 +93,36 @@ def test_a_trace_becomes_a_job_span_with_a_span_per_turn_and_per_stage() -> None
     assert [s.name for s in exporter.get_finished_spans()
             if s.parent is not None and s.parent.span_id == greeting.context.span_id] == ["tts"]
     assert len(exporter.get_finished_spans()) == 1 + 2 + 5 + 1
+
+
+def test_job_spans_send_a_turn_at_once_and_the_rest_at_the_end() -> None:
+    tracer, exporter = _tracer()
+    trace = _trace()
+    greeting, heard = trace.turns
+    spans = JobSpans(tracer, graph="voice-agent", attributes={"flowkit.job.id": "AJ_2"},
+                     start_ns=END)
+    spans.send_turn(heard)
+    spans.send_turn(heard)  # a second time: nothing more
+    # The turn and its five stages are out while the job's span is still open.
+    assert [s.name for s in exporter.get_finished_spans()] == [
+        "stt", "endpointing", "llm", "tts", "playout", "flowkit.turn"
+    ]
+    assert spans.sent_turns == {7}
+    spans.end(trace)
+    spans.end(trace)  # ended once
+    spans.send_turn(heard.model_copy(update={"turn_id": 8}))  # after the end: dropped
+    names = [(s.name, (s.attributes or {}).get("flowkit.turn_id"))
+             for s in exporter.get_finished_spans()]
+    assert names.count(("flowkit.turn", 7)) == 1
+    assert names[-3:] == [("tts", None), ("flowkit.turn", 3), ("flowkit.job", None)]
+    job = exporter.get_finished_spans()[-1]
+    assert (job.start_time, job.end_time) == (END, END + 10_000_000_000)
+    assert job.attributes is not None and job.attributes["flowkit.job.id"] == "AJ_2"
+    assert job.attributes["flowkit.node.llm.errors"] == 1
+    turn = next(s for s in exporter.get_finished_spans() if s.name == "flowkit.turn")
+    assert turn.start_time == END + 1_000_000_000
+    assert turn.parent is not None and turn.parent.span_id == job.context.span_id
+    assert greeting.turn_id == 3 and spans.sent_turns == {3, 7}
 
 
 def test_without_the_opentelemetry_api_the_error_names_the_extra(

@@ -29,6 +29,7 @@ from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.loader import GraphFileError, _check_path, _graph_of, _import
 from flowkit.runtime.runner import GraphRunner
+from flowkit.telemetry import JobSpans
 from flowkit.timeline import TurnTimeline
 
 __all__ = [
@@ -280,6 +281,8 @@ class RunningJob:
         runner: The graph's runner, once built (its ``metrics()`` feed ``/metrics``).
         timeline: The turns of its graph, once started (for the live page and traces).
         origin: The loop time at which its graph started (traces count from it).
+        spans: Its OpenTelemetry spans while it runs (:class:`~flowkit.telemetry.JobSpans`),
+            when the worker has a tracer.
         task: The task running the job.
         status: The status last reported (``JS_RUNNING``, ...).
         terminated: The server asked the job to end (``JobTermination``).
@@ -291,6 +294,7 @@ class RunningJob:
     runner: GraphRunner | None = None
     timeline: TurnTimeline | None = None
     origin: float = 0.0
+    spans: JobSpans | None = None
     task: asyncio.Task[None] | None = None
     status: agent_pb.JobStatus = agent_pb.JS_PENDING
     terminated: bool = False

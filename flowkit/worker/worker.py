@@ -21,6 +21,7 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,9 +32,9 @@ from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.runtime.loop_watch import LoopWatch
 from flowkit.runtime.runner import GraphRunner
-from flowkit.telemetry import export_spans
-from flowkit.timeline import TurnTimeline
-from flowkit.trace import trace_of_run
+from flowkit.telemetry import JobSpans
+from flowkit.timeline import TurnRecord, TurnTimeline
+from flowkit.trace import TurnTrace, trace_of_run
 from flowkit.usage import UsageLedger
 from flowkit.worker.jobs import (
     AcceptFn,
@@ -81,8 +82,9 @@ class Worker:
             :class:`~flowkit.worker.jobs.ConnectJob`); the default joins nothing.
         trace_dir: Write a trace of each job (:mod:`flowkit.trace`) to
             ``trace_dir/<job id>.json`` when it ends; ``None``: no traces.
-        tracer_provider: An OpenTelemetry ``TracerProvider``: each job's trace goes to it
-            as spans when the job ends (:mod:`flowkit.telemetry`); ``None``: none.
+        tracer_provider: An OpenTelemetry ``TracerProvider`` for each job's spans
+            (:mod:`flowkit.telemetry`): a turn's as soon as the next user turn is committed,
+            the rest and the job's own when the job ends; ``None``: none.
 
     Raises:
         WorkerOptionsError: An option is missing or wrong.
@@ -433,7 +435,10 @@ class Worker:
             await job.runner.start()
             # Right after start, before the graph's tasks run: no turn is missed.
             job.origin = asyncio.get_running_loop().time()
-            job.timeline = TurnTimeline.attach(job.runner)
+            job.spans = self._job_spans(job, graph.name)
+            job.timeline = TurnTimeline.attach(job.runner, on_turn_over=(
+                None if job.spans is None else partial(_send_turn, job.spans, job.origin)
+            ))
             await self._job_status(job, agent_pb.JS_RUNNING)
             log.info("job started: graph %r in room %r", graph.name, job.room_name)
             await _wait_job(job.runner, job.context)
@@ -500,15 +505,25 @@ class Worker:
                 log.error("cannot write the trace of job %s to %s: %s", job.id, path, exc)
             else:
                 log.info("wrote the trace of job %s to %s", job.id, path)
-        if self._tracer is not None:
-            attributes = {
-                "flowkit.job.id": job.id, "livekit.room": job.room_name,
-                "livekit.agent_name": self.options.agent_name,
-            }
+        if job.spans is not None:
             try:
-                export_spans(trace, self._tracer, attributes=attributes)
+                job.spans.end(trace)
             except Exception:
                 log.exception("cannot send the spans of job %s to the tracer", job.id)
+
+    def _job_spans(self, job: RunningJob, graph: str) -> JobSpans | None:
+        """The spans of ``job``, opened now, if the worker has a tracer (never fails the job)."""
+        if self._tracer is None:
+            return None
+        attributes = {
+            "flowkit.job.id": job.id, "livekit.room": job.room_name,
+            "livekit.agent_name": self.options.agent_name,
+        }
+        try:
+            return JobSpans(self._tracer, graph=graph, attributes=attributes)
+        except Exception:
+            log.exception("cannot open the spans of job %s; it runs without them", job.id)
+            return None
 
     async def _job_status(
         self, job: RunningJob, status: agent_pb.JobStatus, error: str = ""
@@ -516,6 +531,11 @@ class Worker:
         job.status = status
         update = agent_pb.UpdateJobStatus(job_id=job.id, status=status, error=error)
         await self._send(agent_pb.WorkerMessage(update_job=update), keep=True)
+
+
+def _send_turn(spans: JobSpans, origin: float, record: TurnRecord) -> None:
+    """Send a turn the timeline says is over (its times made relative to the job's start)."""
+    spans.send_turn(TurnTrace.of(record, origin))
 
 
 async def _wait_job(runner: GraphRunner, context: JobContext) -> None:

@@ -7,6 +7,10 @@ Metadata is JSON: ``{"mode": "forever"}`` (default) ticks until the job is ended
 0.1 s apart), then ticks forever. ``{"build_blocks": 0.4}`` blocks the loop in ``build``,
 as loading a model there would.
 
+``{"turns": n}`` (with any mode) adds a ``talker`` node that holds ``n`` conversation turns,
+0.05 s apart: each a committed ``UserTurn``, a reply's ``TextChunk`` and its
+``Playout(FINISHED)``, as a voice graph's nodes send them.
+
 ``{"usage": n}`` (with any mode) adds a ``provider`` node that reports, on its ``metrics``
 output (linked to nothing), as a provider node does: ``n`` LLM requests of provider
 ``"fake-llm"`` (40 prompt and 12 completion tokens each, and a ``ttft``), then one TTS
@@ -80,6 +84,29 @@ class Provider(fk.Node):
         ))
 
 
+class Talker(fk.Node):
+    """Holds ``turns`` conversation turns, as a voice graph's nodes report them, then waits."""
+
+    turns: fk.Out[fk.UserTurn]
+    replies: fk.Out[fk.TextChunk]
+    playouts: fk.Out[fk.Playout]
+
+    def __init__(self, turns: int) -> None:
+        super().__init__()
+        self.count = turns
+
+    async def run(self) -> None:
+        for n in range(1, self.count + 1):
+            turn_id = fk.new_turn_id()
+            await self.turns.put(fk.UserTurn(turn_id=turn_id, text=f"question {n}"))
+            await asyncio.sleep(0.01)
+            await self.replies.put(fk.TextChunk(turn_id=turn_id, text=f"answer {n}"))
+            await self.playouts.put(fk.Playout(
+                turn_id=turn_id, event=fk.PlayoutEvent.FINISHED, played_text=f"answer {n}",
+            ))
+            await asyncio.sleep(0.05)
+
+
 def block_the_loop(seconds: float) -> None:
     """What a synchronous call in a node does to the event loop every job shares."""
     time.sleep(seconds)
@@ -99,6 +126,8 @@ def build(job: fk.JobContext) -> fk.Graph:
         Ticker(config.get("mode", "forever"), config.get("seconds", 0.0), config.get("times", 1))
     )
     ticker >> count()
+    if config.get("turns"):
+        g.add(Talker(config["turns"]))
     if config.get("usage"):
         g.add(Provider(config["usage"]))
     if config.get("usage_file"):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 from livekit.protocol import agent as agent_pb
+from opentelemetry.sdk.trace import ReadableSpan
 from rich.console import Console
 from worker_support import GRAPH, meta, options, running_server
 
@@ -115,6 +116,60 @@ async def test_each_jobs_trace_goes_to_the_tracer_as_spans() -> None:
     assert isinstance(ticks, int) and ticks >= 5  # 0.2 s of 20 ms ticks
     assert span.end_time is not None and span.start_time is not None
     assert 0.15e9 <= span.end_time - span.start_time < 5e9
+
+
+async def test_a_running_jobs_turns_reach_the_tracer_before_the_job_ends() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def named(name: str) -> list[ReadableSpan]:
+        return [s for s in exporter.get_finished_spans() if s.name == name]
+
+    async with running_server() as server:
+        worker = Worker(GRAPH, options(server.url, agent_name="otel"), tracer_provider=provider)
+        try:
+            await worker.start(timeout=10)
+            job = await server.dispatcher.dispatch(
+                "otel-room", "otel", metadata=meta(mode="forever", turns=3)
+            )
+            await server.dispatcher.wait_for_job(job.id, agent_pb.JS_RUNNING)
+            for _ in range(200):  # the third turn is committed 0.12 s in
+                if len(named("flowkit.turn")) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            # Turns 1 and 2 are over (a later turn was committed); the job goes on.
+            live = named("flowkit.turn")
+            assert [s.attributes["flowkit.user_text"] for s in live] == [  # type: ignore[index]
+                "question 1", "question 2"
+            ]
+            assert named("flowkit.job") == [] and job.id in worker.jobs
+            timeline = worker.jobs[job.id].timeline
+            assert timeline is not None
+            for _ in range(200):  # until the third reply is heard
+                if [t.played_text for t in timeline.turns][-1:] == ["answer 3"]:
+                    break
+                await asyncio.sleep(0.02)
+            await server.dispatcher.terminate(job.id)
+            await server.dispatcher.wait_for_job(job.id, agent_pb.JS_SUCCESS)
+        finally:
+            await worker.aclose()
+    [span] = named("flowkit.job")
+    turns = named("flowkit.turn")
+    # The last turn at the job's end, each turn once, all inside the job's span.
+    assert [s.attributes["flowkit.agent_text"] for s in turns] == [  # type: ignore[index]
+        "answer 1", "answer 2", "answer 3"
+    ]
+    assert span.attributes is not None and span.attributes["flowkit.turns"] == 3
+    assert all(s.parent is not None and s.parent.span_id == span.context.span_id
+               for s in turns)
+    assert span.start_time is not None and span.end_time is not None
+    assert all(span.start_time <= s.start_time <= s.end_time <= span.end_time  # type: ignore[operator]
+               for s in turns)
 
 
 async def test_chromium_sees_the_live_page_update(tmp_path: Path) -> None:
