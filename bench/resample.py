@@ -10,6 +10,12 @@ Rows:
   graph: no Resample   the same graph without the Resample node: the runtime's own cost,
                        so "graph: Resample" minus this is what the node costs in a graph
 
+Then a recording a ``say`` plays (a minute of 44.1 kHz stereo, converted to a 24 kHz mono
+voice): its CPU converted at once on the loop (``convert_recording``), and with
+``converted_recording`` (a second at a time on a worker thread, as the TTS node does) the
+time to its first frame and the longest the event loop went without running (a 1 ms
+ticker's largest gap, against the same ticker with nothing else to do).
+
 Usage: python bench/resample.py [--minutes 10] [--repeat 3]
 Writes bench/results/resample.json.
 """
@@ -34,7 +40,7 @@ from rich.table import Table
 
 import flowkit as fk
 from flowkit.audio import frame_from_samples, samples
-from flowkit.nodes.audio import Resample
+from flowkit.nodes.audio import Resample, convert_recording, converted_recording
 
 IN_RATE, OUT_RATE, FRAME = 48_000, 16_000, 960  # 20 ms at 48 kHz
 FRAMES_PER_MINUTE = 60 * IN_RATE // FRAME
@@ -147,6 +153,61 @@ def graph(with_resample: bool) -> Callable[[int], int]:
     return work
 
 
+def _a_minute_recording() -> list[rtc.AudioFrame]:
+    rate = 44_100
+    t = np.arange(60 * rate) / rate
+    tone = np.stack([np.sin(2 * np.pi * 300 * t), np.sin(2 * np.pi * 500 * t)], axis=1)
+    pcm = (tone * 8000).astype(np.int16)
+    step = rate // 50
+    return [frame_from_samples(pcm[i:i + step], rate) for i in range(0, len(pcm), step)]
+
+
+async def _largest_loop_gap(work: Callable[[], Any] | None) -> tuple[float, float]:
+    """(largest gap between a 1 ms ticker's ticks, seconds until ``work``'s first frame)."""
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        last = loop.time()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.ensure_future(tick())
+    await asyncio.sleep(0.05)
+    start, first = loop.time(), 0.0
+    if work is None:
+        await asyncio.sleep(0.5)
+    else:
+        async for _ in work():
+            first = first or loop.time() - start
+    done.set()
+    await ticker
+    return max(gaps), first
+
+
+def recording_figures() -> dict[str, float]:
+    """A minute-long recording for a ``say``: at once on the loop, and off it (see module)."""
+    frames = _a_minute_recording()
+    convert_recording(frames[:50], 24_000, 1)  # warm up
+    at_once = min(timed(lambda _: len(convert_recording(frames, 24_000, 1)), 0)[0]
+                  for _ in range(3))
+    idle_gap, _ = asyncio.run(_largest_loop_gap(None))
+    off_gap, first = asyncio.run(
+        _largest_loop_gap(lambda: converted_recording(frames, 24_000, 1))
+    )
+    return {
+        "recording_s": 60.0,
+        "at_once_cpu_ms": round(at_once * 1000, 1),
+        "off_loop_first_frame_ms": round(first * 1000, 1),
+        "off_loop_largest_loop_gap_ms": round(off_gap * 1000, 1),
+        "idle_largest_loop_gap_ms": round(idle_gap * 1000, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="session-minutes per row")
@@ -192,6 +253,14 @@ def main() -> None:
             f"{r['us_per_frame']:.1f}", f"{r['samples_out']} / {r['samples_expected']}",
         )
     Console(width=110).print(table)
+    recording = recording_figures()
+    print(
+        "a 60 s 44.1 kHz stereo recording to 24 kHz mono: "
+        f"{recording['at_once_cpu_ms']:.1f} ms of CPU converted at once on the loop; "
+        f"off the loop, first frame after {recording['off_loop_first_frame_ms']:.1f} ms, "
+        f"largest loop gap {recording['off_loop_largest_loop_gap_ms']:.1f} ms "
+        f"(idle: {recording['idle_largest_loop_gap_ms']:.1f} ms)"
+    )
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
@@ -203,6 +272,7 @@ def main() -> None:
                 "python": platform.python_version(),
                 "machine": platform.machine(),
                 "results": results,
+                "recording": recording,
             },
             indent=2,
         )

@@ -38,7 +38,7 @@ from flowkit.messages import (
     TextChunk,
 )
 from flowkit.node import Node, NodeParams
-from flowkit.nodes.audio import convert_recording
+from flowkit.nodes.audio import converted_recording
 from flowkit.nodes.tts_prefetch import PrefetchedSpeech, SpeechPrefetcher
 from flowkit.ports import In, Out
 from flowkit.providers.sentences import SentenceSplitter
@@ -317,15 +317,17 @@ class _Session:
                     continue
                 if isinstance(sentence, _Recorded):
                     # In the voice's format: the sink's output opens at its first frame's.
+                    # Converted off the loop, a chunk at a time: a recording can be minutes.
                     provider = self.provider
-                    converted = convert_recording(
+                    converted = converted_recording(
                         sentence.frames, provider.sample_rate, provider.num_channels
                     )
-                    for frame in converted:
-                        await node.audio.put(AgentAudio(
-                            turn_id=reply.turn_id, frame=frame, text=sentence.text,
-                            segment=segment, allow_interruptions=reply.allow_interruptions,
-                        ))
+                    async with contextlib.aclosing(converted):
+                        async for frame in converted:
+                            await node.audio.put(AgentAudio(
+                                turn_id=reply.turn_id, frame=frame, text=sentence.text,
+                                segment=segment, allow_interruptions=reply.allow_interruptions,
+                            ))
                     segment += 1
                     continue
                 spoken = self._spoken(sentence)

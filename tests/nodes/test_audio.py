@@ -1,4 +1,5 @@
 import math
+import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from flowkit.nodes.audio import (
     WavSource,
     _output_pattern,
     _Resampler,  # the node's per-run state, to count soxr's calls
+    convert_recording,
+    converted_recording,
     mix_channels,
     resample_converter,
 )
@@ -458,3 +461,37 @@ async def test_wav_source_realtime_paces_with_sleeps(
     # No time passes while sleeps are faked, so frame k waits its whole deadline k * 0.1 s.
     assert len(delays) == 9
     assert delays == pytest.approx([0.1 * k for k in range(1, 10)], abs=0.05)
+
+
+async def test_a_recording_is_converted_off_the_loop_a_chunk_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rate = 44_100
+    t = np.arange(round(3.3 * rate)) / rate
+    tone = np.stack([np.sin(2 * np.pi * 300 * t), np.sin(2 * np.pi * 500 * t)], axis=1)
+    pcm = (tone * 8000).astype(np.int16)
+    step = rate // 50
+    frames = [frame_from_samples(pcm[i:i + step], rate) for i in range(0, len(pcm), step)]
+    whole = convert_recording(frames, 24_000, 1)
+
+    threads: list[int] = []
+    push = _Resampler.push
+
+    def watched(self: _Resampler, frame: rtc.AudioFrame) -> tuple[rtc.AudioFrame, ...]:
+        threads.append(threading.get_ident())
+        return push(self, frame)
+
+    monkeypatch.setattr(_Resampler, "push", watched)
+    # The first frame comes before the rest is converted: one chunk of about a second.
+    stream = converted_recording(frames, 24_000, 1, chunk_s=1.0)
+    first = await anext(stream)
+    assert 40 <= len(threads) <= 60  # 50 frames of 20 ms, not the recording's 165
+    chunked = [first] + [frame async for frame in stream]
+    assert len(threads) == len(frames)
+    assert threading.get_ident() not in threads  # never on the event loop's thread
+    # The same audio as converting it at once, every sample (soxr's int16 output differs
+    # from run to run by a unit or two even in one thread: its rounding is dithered).
+    got = np.concatenate([samples(f) for f in chunked]).astype(np.int32)
+    want = np.concatenate([samples(f) for f in whole]).astype(np.int32)
+    assert got.shape == want.shape and np.abs(got - want).max() <= 2
+    assert {(f.sample_rate, f.num_channels) for f in chunked} == {(24_000, 1)}
