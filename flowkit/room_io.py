@@ -6,7 +6,8 @@ they run for (``ctx.job.io``). An offline run binds them to WAV files; a LiveKit
 to the room's tracks. The same graph runs in both.
 
 What only some I/Os have is an optional protocol, checked with ``isinstance`` by the node
-that needs it (:class:`PushAudioInput`, :class:`QueuedAudioOutput`, :class:`TrackOutputs`,
+that needs it (:class:`PushAudioInput`, :class:`QueuedAudioOutput`,
+:class:`SegmentedAudioOutput`, :class:`AvatarOutputs`, :class:`TrackOutputs`,
 :class:`VideoInputSource`, :class:`DTMFInputSource`, :class:`DTMFOutput`,
 :class:`ParticipantUpdates`), so an I/O written without it keeps working.
 """
@@ -23,12 +24,14 @@ from flowkit.messages import DTMFDigit, ParticipantUpdate, Transcript
 __all__ = [
     "AudioInput",
     "AudioOutput",
+    "AvatarOutputs",
     "DTMFInputSource",
     "DTMFOutput",
     "ParticipantUpdates",
     "PushAudioInput",
     "QueuedAudioOutput",
     "RoomIO",
+    "SegmentedAudioOutput",
     "TrackOutputs",
     "VideoInputSource",
     "VideoSource",
@@ -106,6 +109,35 @@ class QueuedAudioOutput(AudioOutput, Protocol):
     @property
     def queued_seconds(self) -> float:
         """Seconds of audio written and not yet heard, now."""
+        ...
+
+
+@runtime_checkable
+class SegmentedAudioOutput(AudioOutput, Protocol):
+    """An audio output that wants to know where each reply's audio ends.
+
+    Optional, like :class:`PushAudioInput`. :class:`~flowkit.nodes.room.RoomSink` calls
+    :meth:`end_segment` once a reply's last frame is written. An avatar's output
+    (:class:`flowkit.livekit.avatar.AvatarAudioOutput`) sends each reply as one stream,
+    which the avatar plays out and reports on when it ends.
+    """
+
+    def end_segment(self) -> None:
+        """The audio written so far ends a reply; what comes next starts another."""
+        ...
+
+
+@runtime_checkable
+class AvatarOutputs(Protocol):
+    """A room I/O whose agent voice an avatar participant can speak instead of a track.
+
+    Optional, like :class:`PushAudioInput`: ``RoomSink(avatar="identity")`` opens
+    :meth:`avatar_output` when the job's I/O has it (a LiveKit room), and the plain
+    :meth:`RoomIO.audio_output` otherwise (an offline run, which has no avatar to send to).
+    """
+
+    def avatar_output(self, identity: str, sample_rate: int, num_channels: int) -> AudioOutput:
+        """The agent's voice at this format, sent to the avatar participant ``identity``."""
         ...
 
 

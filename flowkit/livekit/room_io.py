@@ -8,6 +8,8 @@ has:
   participant leaving and coming back (:class:`~flowkit.livekit.audio.LiveKitAudioInput`);
   ``set_on_hold`` silences it while the call is on hold (a warm transfer);
 - ``audio_output``: the agent's track (:class:`~flowkit.livekit.audio.LiveKitAudioOutput`);
+- ``avatar_output``: the agent's voice streamed to an avatar participant instead, which
+  speaks it with a face (:mod:`flowkit.livekit.avatar`);
 - ``track_output``: more tracks of the agent's own beside its voice, such as background
   sound, each published under its name with source unknown (listeners mix them);
 - ``publish_transcript``: a text stream on ``lk.transcription`` with LiveKit's attributes
@@ -43,6 +45,7 @@ from typing import NamedTuple
 from livekit import rtc
 
 from flowkit.livekit.audio import LiveKitAudioInput, LiveKitAudioOutput, audio_publication
+from flowkit.livekit.avatar import AvatarAudioOutput
 from flowkit.livekit.follow import choose_participant
 from flowkit.livekit.transcripts import (
     AGENT_SPEAKER,
@@ -127,6 +130,7 @@ class LiveKitRoomIO:
         self._heard: dict[str, str] = {}  # identity -> sid of the track last heard
         self._last_heard: str | None = None
         self._output: LiveKitAudioOutput | None = None
+        self._avatar: AvatarAudioOutput | None = None  # the voice, when an avatar speaks it
         self._tracks: dict[str, LiveKitAudioOutput] = {}  # track_output's, by name
         self._outbox: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
@@ -195,6 +199,8 @@ class LiveKitRoomIO:
                 async with asyncio.timeout(_FLUSH_TIMEOUT_S):
                     await self.flush()
         self._closed = True
+        if self._avatar is not None:
+            await self._avatar.release()
         outputs = [*([] if self._output is None else [self._output]), *self._tracks.values()]
         # Together: each unpublish waits for the server, and none depends on another; one
         # that fails must not keep the others published or this I/O half closed.
@@ -272,6 +278,11 @@ class LiveKitRoomIO:
         """
         if self._closed:
             raise RuntimeError("LiveKitRoomIO.audio_output() after aclose()")
+        if self._avatar is not None:
+            raise ValueError(
+                f"the agent's voice goes to avatar {self._avatar.identity!r}; give every room "
+                "sink of the graph the same avatar, or none"
+            )
         fmt = AudioFormat(sample_rate, num_channels)
         if self._output is None:
             name, queue_ms, timeout = self._output_options
@@ -289,6 +300,38 @@ class LiveKitRoomIO:
                 "every TTS feeding the room sink speak one format"
             )
         return self._output
+
+    # --- AvatarOutputs
+
+    def avatar_output(
+        self, identity: str, sample_rate: int, num_channels: int
+    ) -> AvatarAudioOutput:
+        """The agent's voice at this format, streamed to the avatar ``identity`` to speak.
+
+        The agent then publishes no voice track: the avatar publishes the audio (and its
+        video) on the agent's behalf (:mod:`flowkit.livekit.avatar`).
+
+        Raises:
+            ValueError: The output is already open at another format or for another avatar,
+                or the agent's own voice track is.
+            RuntimeError: This I/O was closed.
+        """
+        if self._closed:
+            raise RuntimeError("LiveKitRoomIO.avatar_output() after aclose()")
+        if self._output is not None:
+            raise ValueError(
+                "the agent already publishes its voice on a track of its own; give every room "
+                "sink of the graph the same avatar, or none"
+            )
+        fmt = AudioFormat(sample_rate, num_channels)
+        if self._avatar is None:
+            self._avatar = AvatarAudioOutput(self, identity, fmt)
+        elif (self._avatar.identity, self._avatar.format) != (identity, fmt):
+            raise ValueError(
+                f"the agent's voice goes to avatar {self._avatar.identity!r} at "
+                f"{self._avatar.format}, not to {identity!r} at {fmt}; one avatar, one format"
+            )
+        return self._avatar
 
     # --- TrackOutputs
 

@@ -21,6 +21,8 @@
   :data:`~flowkit.tools.end_call.end_call` tool has played: deletes the room, ends the job).
 - :mod:`~flowkit.nodes.video`: VideoInput, VideoSampler, ImageEncoder (what the agent sees of
   a participant's camera or screen, as images for a vision LLM).
+- :mod:`~flowkit.nodes.avatar`: LocalAvatar (an avatar of flowkit's own that joins the room
+  and speaks the voice ``RoomSink(avatar=...)`` sends it, with a picture drawn from it).
 
 See docs/voice-pipeline.md for their ports and behaviour.
 """

@@ -33,7 +33,14 @@ from flowkit.node import Node, NodeParams
 from flowkit.nodes.unheard import UnheardAudio
 from flowkit.policy import ErrorPolicy
 from flowkit.ports import AudioFormat, In, Out
-from flowkit.room_io import AudioOutput, PushAudioInput, QueuedAudioOutput, RoomIO
+from flowkit.room_io import (
+    AudioOutput,
+    AvatarOutputs,
+    PushAudioInput,
+    QueuedAudioOutput,
+    RoomIO,
+    SegmentedAudioOutput,
+)
 
 __all__ = ["RoomSink", "RoomSource", "TranscriptPublisher", "room_io"]
 
@@ -339,6 +346,12 @@ class RoomSink(Node):
     was), and a marker is reported reached once the audio before it has played. A newer
     reply's audio arriving while the last one's end is still queued ends that one as
     ``FINISHED`` at once (its end plays before the newer reply's start).
+
+    ``avatar`` names an avatar participant that speaks the agent's voice with a face: in a
+    LiveKit room the audio goes to it (:mod:`flowkit.livekit.avatar`, LiveKit Agents'
+    avatar protocol) instead of a track of the agent's, each reply as one stream; the
+    reports, the transcript and what was heard of a cut reply work as they do for a track.
+    Where the job's I/O has no avatars (an offline run), the voice plays as without one.
     """
 
     audio: In[AgentAudio] = In(
@@ -360,8 +373,18 @@ class RoomSink(Node):
             description="publish the transcript word by word as it plays, and only what "
             "was played of an interrupted reply",
         )
+        avatar: str | None = pydantic.Field(
+            default=None, min_length=1,
+            description="the identity of an avatar participant that speaks the agent's voice",
+        )
 
-    def __init__(self, *, publish_transcripts: bool = True, sync_transcripts: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        publish_transcripts: bool = True,
+        sync_transcripts: bool = True,
+        avatar: str | None = None,
+    ) -> None:
         """Create a room sink.
 
         Args:
@@ -370,9 +393,12 @@ class RoomSink(Node):
             sync_transcripts: Publish it as it plays: per reply, interim transcripts that
                 grow a word at a time and a final one with what was played. ``False``:
                 publish each sentence whole, as final, when it starts playing.
+            avatar: The identity of the avatar participant that speaks the agent's voice
+                (see the class); ``None``: the agent's own voice track.
         """
         super().__init__(
-            publish_transcripts=publish_transcripts, sync_transcripts=sync_transcripts
+            publish_transcripts=publish_transcripts, sync_transcripts=sync_transcripts,
+            avatar=avatar,
         )
 
     async def run(
@@ -401,6 +427,7 @@ class _Playback:
         assert isinstance(p, RoomSink.Params)
         self.publish = p.publish_transcripts
         self.sync = p.publish_transcripts and p.sync_transcripts
+        self.avatar = p.avatar
         self.output: AudioOutput | None = None
         self.queued_output: QueuedAudioOutput | None = None  # the output, if it queues
         self.format: AudioFormat | None = None
@@ -557,6 +584,8 @@ class _Playback:
             if item.mark:
                 self.reach(reply, item.mark, queued)
             if item.final:
+                if isinstance(self.output, SegmentedAudioOutput):
+                    self.output.end_segment()
                 await self.finish(reply)
             written += 1
             if output is not None and not output.paced and written % _YIELD_EVERY == 0:
@@ -565,7 +594,17 @@ class _Playback:
     def open_output(self, frame: rtc.AudioFrame) -> AudioOutput:
         fmt = AudioFormat(frame.sample_rate, frame.num_channels)
         if self.output is None:
-            self.output = self.io.audio_output(fmt.sample_rate, fmt.num_channels)
+            if self.avatar is not None and isinstance(self.io, AvatarOutputs):
+                self.output = self.io.avatar_output(
+                    self.avatar, fmt.sample_rate, fmt.num_channels
+                )
+            else:
+                if self.avatar is not None:
+                    self.node.ctx.logger.info(
+                        "no avatar here (%s): avatar %r is not sent the voice, it plays as is",
+                        type(self.io).__name__, self.avatar,
+                    )
+                self.output = self.io.audio_output(fmt.sample_rate, fmt.num_channels)
             self.format = fmt
             if isinstance(self.output, QueuedAudioOutput):
                 self.queued_output = self.output
