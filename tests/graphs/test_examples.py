@@ -29,7 +29,7 @@ def live_job(**extra: object) -> fk.JobContext:
     "name",
     [
         "weather_agent", "restaurant_agent", "timed_transcript", "background_audio",
-        "outbound_call", "warm_transfer",
+        "outbound_call", "warm_transfer", "avatar_agent",
     ],
 )
 def test_example_is_valid_and_drawn(name: str) -> None:
