@@ -2,6 +2,8 @@
 
 - :mod:`~flowkit.nodes.audio`: Resample (the converter for audio formats), Rechunk, Downmix,
   WavSource, WavSink.
+- :mod:`~flowkit.nodes.audio_processing`: AudioProcessing (WebRTC's noise suppression,
+  high-pass filter and gain control on the user's audio).
 - :mod:`~flowkit.nodes.room`: RoomSource, RoomSink, TranscriptPublisher (through the job's
   RoomIO).
 - :mod:`~flowkit.nodes.vad`, :mod:`~flowkit.nodes.stt`, :mod:`~flowkit.nodes.turn`,
