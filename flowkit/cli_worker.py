@@ -11,8 +11,11 @@ jobs (one fresh graph per job, in the room of the job), serve ``/``, ``/worker``
 ``/metrics`` over HTTP, and drain on SIGTERM or Ctrl-C (a second Ctrl-C ends the jobs at
 once).
 
-Exit codes: 0 after a drain; 2 the graph file or the options are wrong; 3 the server refused
-the credentials or could not be reached.
+Both call the graph file's ``prewarm()``, if it defines one, before registering: models
+load before the first job, not in its first turn.
+
+Exit codes: 0 after a drain; 2 the graph file or the options are wrong, or its
+``prewarm()`` raised; 3 the server refused the credentials or could not be reached.
 """
 
 from __future__ import annotations
@@ -153,6 +156,8 @@ def _serve(
         asyncio.run(_run(worker, live=flags["live"], reload=reload))
     except WorkerConnectError as exc:
         fail(ctx, exc, EXIT_SERVER)
+    except GraphFileError as exc:  # the graph file's prewarm() raised
+        fail(ctx, exc, EXIT_BAD_FILE)
     finally:
         if provider is not None:
             provider.shutdown()  # the spans still batched go out before the process ends

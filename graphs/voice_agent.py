@@ -22,6 +22,10 @@ variable:
   of what it was shown), a TTS that speaks a tone. Every stage still runs and is measured.
 
 SmolLM2 reads text only, so the local graph has no camera nodes.
+
+``prewarm()`` loads the models ``FLOWKIT_PROVIDERS`` names before a worker takes its first
+job (``flowkit start`` and ``flowkit dev`` call it before registering), so no caller waits
+for them.
 """
 
 from __future__ import annotations
@@ -117,6 +121,11 @@ def _local() -> Providers:
         provider.load()  # now, not inside the first turn's latency
     # SmolLM2-135M cannot use tools reliably (it speaks the call syntax): offer it none.
     return Providers(_silero(), stt_, llm_, tts_, tools=False, turn_model=_smart_turn())
+
+
+def prewarm() -> None:
+    """Load the models of the providers the environment chooses, before the first job."""
+    providers(fk.JobContext.local())
 
 
 def providers(job: fk.JobContext) -> Providers:

@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib.metadata
+import inspect
 import sys
 import time
 import types
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,22 +201,29 @@ class GraphFactory:
     after it build the new version, jobs already running keep the graph they were built
     with.
 
+    A graph file may also define ``prewarm()``, with no arguments: what to load before the
+    first job (LiveKit Agents' ``prewarm_fnc``), so that no job pays for it. A worker calls
+    it through :meth:`prewarm` before it registers, and again after each reload.
+
     Args:
-        path: The graph file (defines ``build(job)`` or a module-level ``graph``).
+        path: The graph file (defines ``build(job)`` or a module-level ``graph``, and may
+            define ``prewarm()``).
 
     Attributes:
         module: The graph file's module as last imported.
         version: 1 after the first import, one more after each successful reload.
 
     Raises:
-        flowkit.loader.GraphFileError: The file is missing or does not import (raised at
-            construction, so a worker with a broken graph file fails before it registers).
+        flowkit.loader.GraphFileError: The file is missing or does not import, or its
+            ``prewarm`` is not a function of no arguments (raised at construction, so a
+            worker with a broken graph file fails before it registers).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.given = Path(path)
         self.file = _check_path(self.given)
         self.module: types.ModuleType = _import(self.file, self.given)
+        self._prewarm_of(self.module)
         self.version = 1
 
     def __call__(self, job: JobContext) -> Graph:
@@ -239,12 +248,59 @@ class GraphFactory:
         saved = {n: sys.modules.pop(n) for n in beside}
         try:
             module = _import(self.file, self.given)
+            self._prewarm_of(module)
         except GraphFileError:
             sys.modules.update(saved)
             sys.modules[name] = self.module  # the failed import removed its name
             raise
         self.module = module
         self.version += 1
+
+    def prewarm(self) -> None:
+        """Call the graph file's ``prewarm()``, if it defines one (see :class:`Worker`).
+
+        Blocking: a worker calls it on a thread of its own.
+
+        Raises:
+            flowkit.loader.GraphFileError: ``prewarm()`` raised; the message names the file
+                and the error.
+        """
+        prewarm = self._prewarm_of(self.module)
+        if prewarm is None:
+            return
+        try:
+            prewarm()
+        except Exception as exc:
+            raise GraphFileError(
+                f"{self.given}: prewarm() raised {type(exc).__name__}: {exc}; the worker "
+                "does not take jobs its graph could not run (fix what prewarm() loads, or "
+                "remove it to load lazily in build(job))",
+                self.given,
+            ) from exc
+
+    def _prewarm_of(self, module: types.ModuleType) -> Callable[[], object] | None:
+        """``module``'s ``prewarm``, checked: ``None`` when it has none."""
+        prewarm = getattr(module, "prewarm", None)
+        if prewarm is None:
+            return None
+        if not callable(prewarm):
+            raise GraphFileError(
+                f"{self.given}: prewarm is a {type(prewarm).__name__}, not a function; "
+                "define 'def prewarm() -> None' to load models before the first job, or "
+                "rename it",
+                self.given,
+            )
+        try:
+            inspect.signature(prewarm).bind()
+        except TypeError:
+            raise GraphFileError(
+                f"{self.given}: prewarm{inspect.signature(prewarm)} needs arguments; the "
+                "worker calls it with none: 'def prewarm() -> None'",
+                self.given,
+            ) from None
+        except ValueError:  # a builtin without a signature: called as it is
+            pass
+        return typing.cast(Callable[[], object], prewarm)
 
 
 def _own_modules_under(directory: Path, *, keep: str) -> list[str]:

@@ -65,5 +65,10 @@ async def reload_on_change(
             "reloaded %s (version %d, changed: %s); new jobs build it, running jobs keep "
             "their graph", factory.given, factory.version, ", ".join(changed),
         )
+        try:
+            # The new version's prewarm(), off the loop the running jobs share.
+            await asyncio.to_thread(factory.prewarm)
+        except GraphFileError as exc:
+            log.error("%s; new jobs build the new version all the same", exc)
         if on_reload is not None:
             on_reload(None)

@@ -19,6 +19,7 @@ import inspect
 import logging
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -30,6 +31,7 @@ from livekit.protocol import agent as agent_pb
 
 from flowkit.graph import Graph
 from flowkit.job import JobContext
+from flowkit.loader import GraphFileError
 from flowkit.runtime.loop_watch import LoopWatch
 from flowkit.runtime.runner import GraphRunner
 from flowkit.telemetry import JobSpans
@@ -138,6 +140,7 @@ class Worker:
         self._drain_task: asyncio.Task[None] | None = None
         self._seq = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._prewarmed = False
 
     # -- state -----------------------------------------------------------------------------
 
@@ -175,6 +178,7 @@ class Worker:
         Raises:
             WorkerAuthError: The server refused the credentials.
             WorkerConnectError: The worker gave up connecting (``max_retries``).
+            GraphFileError: The graph file's ``prewarm()`` raised.
             TimeoutError: Not registered within ``timeout`` seconds.
         """
         self._run_task = asyncio.get_running_loop().create_task(self.run(), name="flowkit:worker")
@@ -200,9 +204,14 @@ class Worker:
     async def run(self) -> None:
         """Connect, register and serve jobs until closed or drained; reconnect when cut off.
 
+        A graph file's ``prewarm()`` runs first, once (see
+        :class:`~flowkit.worker.jobs.GraphFactory`): the worker registers, and so takes
+        jobs, only after it.
+
         Raises:
             WorkerAuthError: The server refused the credentials (never retried).
             WorkerConnectError: ``max_retries`` connection attempts in a row failed.
+            GraphFileError: The graph file's ``prewarm()`` raised.
         """
         # Watched while the worker serves (unless off, or already watched by an earlier run).
         watch = self.loop_watch
@@ -211,10 +220,25 @@ class Worker:
         if watch is not None:
             watch.start()
         try:
+            await self._prewarm()
             await self._connect_and_serve()
         finally:
             if watch is not None:
                 watch.stop()
+
+    async def _prewarm(self) -> None:
+        """The graph file's ``prewarm()``, once, on a thread, before the worker registers.
+
+        On a thread: the loop goes on serving the worker's HTTP endpoints meanwhile.
+        """
+        if self._prewarmed or not isinstance(self._build, GraphFactory):
+            return
+        started = time.perf_counter()
+        await asyncio.to_thread(self._build.prewarm)
+        self._prewarmed = True
+        if callable(getattr(self._build.module, "prewarm", None)):
+            log.info("prewarm() of %s took %.1f s", self._build.given,
+                     time.perf_counter() - started)
 
     async def _connect_and_serve(self) -> None:
         failures = 0
@@ -281,7 +305,9 @@ class Worker:
             await self._conn.close()
         run_task = self._run_task
         if run_task is not None and run_task is not asyncio.current_task():
-            with contextlib.suppress(asyncio.CancelledError, WorkerConnectError):
+            # What ended the run (gave up connecting, a prewarm() that raised) was raised
+            # by start() or run() already.
+            with contextlib.suppress(asyncio.CancelledError, WorkerConnectError, GraphFileError):
                 await run_task
 
     # -- connection --------------------------------------------------------------------------

@@ -221,3 +221,19 @@ def test_an_unknown_provider_choice_is_named_with_the_choices() -> None:
 
     with pytest.raises(GraphFileError, match="providers 'bogus': choose 'local', 'openai' or"):
         load_graph(GRAPH, fk.JobContext(extra={"providers": "bogus"}))
+
+
+def test_prewarm_loads_the_providers_the_environment_chooses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flowkit.worker.jobs import GraphFactory
+
+    factory = GraphFactory(GRAPH)
+    loads: list[str] = []
+    monkeypatch.setattr(factory.module, "_local", lambda: loads.append("local"))
+    monkeypatch.setenv("FLOWKIT_PROVIDERS", "local")
+    factory.prewarm()  # what a worker calls before it registers
+    assert loads == ["local"]
+    monkeypatch.setenv("FLOWKIT_PROVIDERS", "demo")
+    factory.prewarm()  # stand-ins: nothing to load
+    assert loads == ["local"]
