@@ -89,6 +89,10 @@ def _worker_flags(fn: Any) -> Any:
         click.option("--trace-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=None,
                      help="Write a trace of each job to DIR/<job id>.json when it ends."),
+        click.option("--record-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None,
+                     help="Record each job's conversation (the user left, the agent right) "
+                     "to DIR/<job id>.wav as it goes."),
         click.option("--otlp-endpoint", metavar="URL", default=None,
                      help="Send each job's OpenTelemetry spans (the job, each turn as it "
                      "ends, its stages) over OTLP/HTTP to the collector at URL, e.g. "
@@ -149,7 +153,8 @@ def _serve(
                                                                  options.api_secret)
         provider = _tracer_provider(flags["otlp_endpoint"], options.agent_name)
         worker = Worker(graph_file, options, connect_job=connect,
-                        trace_dir=flags["trace_dir"], tracer_provider=provider)
+                        trace_dir=flags["trace_dir"], tracer_provider=provider,
+                        record_dir=flags["record_dir"])
     except (WorkerOptionsError, GraphFileError, ValueError, ImportError) as exc:
         fail(ctx, exc, EXIT_BAD_FILE)
     try:

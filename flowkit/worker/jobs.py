@@ -30,6 +30,7 @@ from livekit.protocol import agent as agent_pb
 from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.loader import GraphFileError, _check_path, _graph_of, _import
+from flowkit.recording import ConversationRecorder
 from flowkit.runtime.runner import GraphRunner
 from flowkit.telemetry import JobSpans
 from flowkit.timeline import TurnTimeline
@@ -339,6 +340,7 @@ class RunningJob:
         origin: The loop time at which its graph started (traces count from it).
         spans: Its OpenTelemetry spans while it runs (:class:`~flowkit.telemetry.JobSpans`),
             when the worker has a tracer.
+        recorder: Its recording (:mod:`flowkit.recording`), when the worker records.
         task: The task running the job.
         status: The status last reported (``JS_RUNNING``, ...).
         terminated: The server asked the job to end (``JobTermination``).
@@ -351,6 +353,7 @@ class RunningJob:
     timeline: TurnTimeline | None = None
     origin: float = 0.0
     spans: JobSpans | None = None
+    recorder: ConversationRecorder | None = None
     task: asyncio.Task[None] | None = None
     status: agent_pb.JobStatus = agent_pb.JS_PENDING
     terminated: bool = False

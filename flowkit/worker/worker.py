@@ -32,6 +32,7 @@ from livekit.protocol import agent as agent_pb
 from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.loader import GraphFileError
+from flowkit.recording import ConversationRecorder, RecordingIO
 from flowkit.runtime.loop_watch import LoopWatch
 from flowkit.runtime.runner import GraphRunner
 from flowkit.telemetry import JobSpans
@@ -84,6 +85,9 @@ class Worker:
             :class:`~flowkit.worker.jobs.ConnectJob`); the default joins nothing.
         trace_dir: Write a trace of each job (:mod:`flowkit.trace`) to
             ``trace_dir/<job id>.json`` when it ends; ``None``: no traces.
+        record_dir: Record each job's conversation (the user left, the agent right) to
+            ``record_dir/<job id>.wav`` as it goes (:mod:`flowkit.recording`); ``None``:
+            no recordings.
         tracer_provider: An OpenTelemetry ``TracerProvider`` for each job's spans
             (:mod:`flowkit.telemetry`): a turn's as soon as the next user turn is committed,
             the rest and the job's own when the job ends; ``None``: none.
@@ -102,6 +106,7 @@ class Worker:
         connect_job: ConnectJob = no_room,
         trace_dir: str | Path | None = None,
         tracer_provider: Any = None,
+        record_dir: str | Path | None = None,
     ) -> None:
         options.check()
         self.options = options
@@ -109,6 +114,7 @@ class Worker:
         self._accept = accept
         self._connect_job = connect_job
         self.trace_dir = Path(trace_dir) if trace_dir is not None else None
+        self.record_dir = Path(record_dir) if record_dir is not None else None
         # An OpenTelemetry tracer for each job's spans (flowkit.telemetry), if one was given.
         self._tracer = (
             tracer_provider.get_tracer("flowkit") if tracer_provider is not None else None
@@ -457,6 +463,7 @@ class Worker:
         try:
             graph = self._build(job.context)
             disconnect = await self._connect_job(job.context)
+            self._record(job)
             job.runner = GraphRunner(graph, job=job.context)
             await job.runner.start()
             # Right after start, before the graph's tasks run: no turn is missed.
@@ -493,6 +500,14 @@ class Worker:
             except Exception:
                 log.exception("closing the graph of job %s raised", job.id)
             self._report_trace(job)
+        if job.recorder is not None:
+            try:
+                job.recorder.close()
+            except OSError as exc:
+                log.error("cannot finish the recording of job %s: %s", job.id, exc)
+            else:
+                log.info("recorded job %s to %s (%.1f s)", job.id, job.recorder.path,
+                         job.recorder.seconds)
         try:
             # Shutdown callbacks, then leave the room (when connect_job attached one).
             await job.context.aclose(reason)
@@ -536,6 +551,14 @@ class Worker:
                 job.spans.end(trace)
             except Exception:
                 log.exception("cannot send the spans of job %s to the tracer", job.id)
+
+    def _record(self, job: RunningJob) -> None:
+        """Record ``job``'s room I/O into ``record_dir``, when the worker records and it has one."""
+        io = job.context.io
+        if self.record_dir is None or io is None:
+            return
+        job.recorder = ConversationRecorder(self.record_dir / f"{job.id}.wav")
+        job.context.io = RecordingIO(io, job.recorder)
 
     def _job_spans(self, job: RunningJob, graph: str) -> JobSpans | None:
         """The spans of ``job``, opened now, if the worker has a tracer (never fails the job)."""
