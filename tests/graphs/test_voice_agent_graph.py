@@ -237,3 +237,17 @@ def test_prewarm_loads_the_providers_the_environment_chooses(
     monkeypatch.setenv("FLOWKIT_PROVIDERS", "demo")
     factory.prewarm()  # stand-ins: nothing to load
     assert loads == ["local"]
+
+
+def test_noise_suppression_is_opt_in_between_the_resampler_and_the_vad(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FLOWKIT_PROVIDERS", "demo")
+    plain = load_graph(GRAPH)
+    assert "denoise" not in plain.nodes
+    job = fk.JobContext.local(noise_suppression=True)
+    graph = load_graph(GRAPH, job)
+    assert graph.problems() == []
+    edges = {str(e) for e in graph.edges}
+    assert {"resample.out -> denoise.audio", "denoise.out -> vad.audio"} <= edges
+    assert "resample.out -> vad.audio" not in edges
