@@ -1,6 +1,7 @@
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 
 import pytest
 from livekit import rtc
@@ -115,10 +116,12 @@ def graph() -> fk.Graph:
     return g
 
 
-async def run_timeline() -> TurnTimeline:
+async def run_timeline(
+    on_turn_over: Callable[[TurnRecord], None] | None = None,
+) -> TurnTimeline:
     runner = fk.GraphRunner(graph())
     await runner.start()
-    timeline = TurnTimeline.attach(runner)
+    timeline = TurnTimeline.attach(runner, on_turn_over=on_turn_over)
     try:
         await runner.wait()
     finally:
@@ -221,23 +224,12 @@ def test_record_is_frozen() -> None:
         record.turn_id = 2  # type: ignore[misc]
 
 
-async def run_with_turn_over(on_turn_over: object) -> TurnTimeline:
-    runner = fk.GraphRunner(graph())
-    await runner.start()
-    timeline = TurnTimeline.attach(runner, on_turn_over=on_turn_over)  # type: ignore[arg-type]
-    try:
-        await runner.wait()
-    finally:
-        await runner.close()
-    return timeline
-
-
 @pytest.mark.looptime
 async def test_a_turn_is_over_when_a_later_user_turn_is_committed() -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
     over: list[tuple[float, TurnRecord]] = []
-    timeline = await run_with_turn_over(lambda record: over.append((loop.time(), record)))
+    timeline = await run_timeline(lambda record: over.append((loop.time(), record)))
     # Turn 11 at turn 12's commit (5.5 s), whole; turn 12 and the greeting are never over.
     [(when, record)] = over
     assert when - start == pytest.approx(5.5, abs=0.01)
@@ -254,7 +246,7 @@ async def test_a_failing_turn_over_callback_is_logged_and_the_timeline_goes_on(
     def fail(record: TurnRecord) -> None:
         raise RuntimeError("exporter down")
 
-    timeline = await run_with_turn_over(fail)
+    timeline = await run_timeline(fail)
     assert [t.turn_id for t in timeline.turns] == [11, 12, 99]
     assert timeline.turns[1].played_text == "Sure,"  # recorded after the callback raised
     assert "on_turn_over raised for turn 11" in caplog.text

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 from scenario_kit import agent_job, join, quiet_logs, record_audio, sound_figures, until
-from sink_heard_scenario import LOUD, Feed, Reports, tone_reply
+from sink_heard_scenario import LOUD, Feed, Reports, play_then_cut, tone_reply
 
 import flowkit as fk
 from flowkit.livekit.avatar import (
@@ -25,7 +25,7 @@ from flowkit.livekit.avatar import (
     AvatarNotJoinedError,
 )
 from flowkit.livekit.avatar_runner import AvatarRunner
-from flowkit.messages import Interrupt, InterruptAction, PlayoutEvent
+from flowkit.messages import PlayoutEvent
 from flowkit.nodes.avatar import LocalAvatar
 from flowkit.nodes.room import RoomSink
 from flowkit.runtime.runner import GraphRunner
@@ -93,16 +93,7 @@ async def scenario_avatar_speaks_for_the_agent() -> dict[str, Any]:
         listening = asyncio.create_task(listen())
         watching = asyncio.create_task(watch())
         await until(lambda: len(seen) > 10)  # the idle picture is showing
-        for item in tone_reply(1, 1.0):
-            audio.queue.put_nowait(item)
-        await until(lambda: reports.find(1, PlayoutEvent.FINISHED) is not None)
-        await asyncio.sleep(1.0)
-        for item in tone_reply(2, 4.0):
-            audio.queue.put_nowait(item)
-        await until(lambda: reports.find(2, PlayoutEvent.STARTED) is not None)
-        await asyncio.sleep(1.0)
-        interrupts.queue.put_nowait(Interrupt(turn_id=2, action=InterruptAction.FLUSH))
-        await until(lambda: reports.find(2, PlayoutEvent.INTERRUPTED) is not None)
+        await play_then_cut(audio, interrupts, reports)
         await until(lambda: len(avatar.reports) == 2)
         await asyncio.sleep(1.0)
         output = job.io.avatar_output("avatar", 24_000, 1)  # the sink's, already open

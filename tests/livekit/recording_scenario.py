@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scenario_kit import agent_job, join, play_tone_track, quiet_logs, until
-from sink_heard_scenario import Feed, Reports, tone_reply
+from scenario_kit import agent_job, join, play_tone_track, quiet_logs
+from sink_heard_scenario import Feed, Reports, play_then_cut
 
 import flowkit as fk
-from flowkit.messages import Interrupt, InterruptAction, PlayoutEvent
+from flowkit.messages import PlayoutEvent
 from flowkit.nodes.room import RoomSink, RoomSource
 from flowkit.recording import ConversationRecorder, RecordingIO
 from flowkit.runtime.runner import GraphRunner
@@ -82,16 +82,7 @@ async def scenario_recorded_call() -> dict[str, Any]:
         speaking = await play_tone_track(bob, 300, 1.0)
         await speaking
         await asyncio.sleep(0.5)
-        for item in tone_reply(1, 1.0):
-            audio.queue.put_nowait(item)
-        await until(lambda: reports.find(1, PlayoutEvent.FINISHED) is not None)
-        await asyncio.sleep(0.5)
-        for item in tone_reply(2, 4.0):
-            audio.queue.put_nowait(item)
-        await until(lambda: reports.find(2, PlayoutEvent.STARTED) is not None)
-        await asyncio.sleep(1.0)
-        interrupts.queue.put_nowait(Interrupt(turn_id=2, action=InterruptAction.FLUSH))
-        await until(lambda: reports.find(2, PlayoutEvent.INTERRUPTED) is not None)
+        await play_then_cut(audio, interrupts, reports, gap=0.5)
         await asyncio.sleep(0.5)
         audio.queue.put_nowait(None)
         interrupts.queue.put_nowait(None)

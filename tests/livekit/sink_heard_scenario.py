@@ -76,6 +76,23 @@ def tone_reply(turn: int, seconds: float) -> list[AgentAudio]:
     return [*items, AgentAudio(turn_id=turn, frame=None, segment=1, final=True)]
 
 
+async def play_then_cut(
+    audio: Feed, interrupts: Feed, reports: Reports, *, gap: float = 1.0
+) -> None:
+    """Turn 1, a 1 s reply, played to its end; ``gap`` later turn 2, a 4 s reply, cut
+    (flushed) a second after it started; returns once the sink reported the cut."""
+    for item in tone_reply(1, 1.0):
+        audio.queue.put_nowait(item)
+    await until(lambda: reports.find(1, PlayoutEvent.FINISHED) is not None)
+    await asyncio.sleep(gap)
+    for item in tone_reply(2, 4.0):
+        audio.queue.put_nowait(item)
+    await until(lambda: reports.find(2, PlayoutEvent.STARTED) is not None)
+    await asyncio.sleep(1.0)
+    interrupts.queue.put_nowait(Interrupt(turn_id=2, action=InterruptAction.FLUSH))
+    await until(lambda: reports.find(2, PlayoutEvent.INTERRUPTED) is not None)
+
+
 class QueueBlindIO:
     """The job's room I/O with an audio output that does not say what it holds unheard.
 
@@ -164,16 +181,7 @@ async def sink_in_a_room(*, queue_aware: bool) -> dict[str, Any]:
                 heard.append((loop.time(), float(np.sqrt(np.mean(pcm**2))) > LOUD))
 
         listening = asyncio.create_task(listen())
-        for item in tone_reply(1, 1.0):
-            audio.queue.put_nowait(item)
-        await until(lambda: reports.find(1, PlayoutEvent.FINISHED) is not None)
-        await asyncio.sleep(1.0)
-        for item in tone_reply(2, 4.0):
-            audio.queue.put_nowait(item)
-        await until(lambda: reports.find(2, PlayoutEvent.STARTED) is not None)
-        await asyncio.sleep(1.0)
-        interrupts.queue.put_nowait(Interrupt(turn_id=2, action=InterruptAction.FLUSH))
-        await until(lambda: reports.find(2, PlayoutEvent.INTERRUPTED) is not None)
+        await play_then_cut(audio, interrupts, reports)
         await asyncio.sleep(1.0)
         audio.queue.put_nowait(None)
         interrupts.queue.put_nowait(None)

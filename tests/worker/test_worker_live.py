@@ -10,7 +10,9 @@ from pathlib import Path
 
 import aiohttp
 from livekit.protocol import agent as agent_pb
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich.console import Console
 from worker_support import GRAPH, meta, options, running_server
 
@@ -88,14 +90,16 @@ async def test_a_trace_per_job_in_the_trace_dir(tmp_path: Path) -> None:
     assert 0.15 <= trace.duration_s < 5
 
 
-async def test_each_jobs_trace_goes_to_the_tracer_as_spans() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
+def memory_tracer() -> tuple[TracerProvider, InMemorySpanExporter]:
+    """A tracer provider whose spans are kept in memory, each as it ends."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+async def test_each_jobs_trace_goes_to_the_tracer_as_spans() -> None:
+    provider, exporter = memory_tracer()
     async with running_server() as server:
         worker = Worker(GRAPH, options(server.url, agent_name="otel"), tracer_provider=provider)
         try:
@@ -119,13 +123,7 @@ async def test_each_jobs_trace_goes_to_the_tracer_as_spans() -> None:
 
 
 async def test_a_running_jobs_turns_reach_the_tracer_before_the_job_ends() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = memory_tracer()
 
     def named(name: str) -> list[ReadableSpan]:
         return [s for s in exporter.get_finished_spans() if s.name == name]
