@@ -6,7 +6,9 @@ room's chat, which the graph's :class:`~flowkit.nodes.room_state.ChatInput` make
 turn, and the agent's replies are shown a word at a time as they are spoken (in real time;
 ``--output`` also keeps the voice in a WAV file). The end of input (Ctrl+D, or the end of a
 piped file) ends the conversation once the last reply has played; so does a graph that
-hangs up (``EndCall``). What each provider consumed is printed at the end.
+hangs up (``EndCall``). What each provider consumed is printed at the end. With ``--audio``
+the graph also hears the computer's microphone and speaks through its speakers
+(:mod:`flowkit.console_audio`), as LiveKit Agents' console mode does.
 
 Exit codes: 0 success; 1 the graph has problems or failed while running; 2 the graph file or
 the command line is wrong.
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import click
 
-from flowkit.cli import EXIT_PROBLEMS, GRAPH_FILE, CliState, fail, load_for_job
+from flowkit.cli import EXIT_BAD_FILE, EXIT_PROBLEMS, GRAPH_FILE, CliState, fail, load_for_job
 from flowkit.cli_run import usage_table
 from flowkit.console import ConsoleIO, TranscriptPrinter, converse
 from flowkit.graph import Graph
@@ -78,18 +80,37 @@ async def stdin_lines() -> AsyncIterator[str]:
     help="Show the agent's state as it changes ([thinking], [speaking], [listening]), on "
     "stderr; the graph must publish it (AgentStates into AgentStatePublisher).",
 )
+@click.option(
+    "--audio", is_flag=True,
+    help="Also talk: the microphone is the user's audio and the agent speaks through the "
+    "speakers (needs sounddevice: pip install 'flowkit-agents[console]').",
+)
+@click.option("--input-device", default=None,
+              help="The microphone for --audio (a name or index; default: the system's).")
+@click.option("--output-device", default=None,
+              help="The speakers for --audio (a name or index; default: the system's).")
 @click.pass_context
 def console(
     ctx: click.Context, graph_file: Path, output_path: Path | None, reply_timeout: float,
-    show_states: bool,
+    show_states: bool, audio: bool, input_device: str | None, output_device: str | None,
 ) -> None:
     """Talk to GRAPH_FILE by typing: each line is a user turn, replies show as spoken.
 
     The graph hears typed lines through a ChatInput node. Replies play in real time (no
     speaker: the words show as they would be heard). Ctrl+D ends the conversation once the
     last reply has played. Piped lines are a script: each is typed once the reply to the
-    one before has been spoken.
+    one before has been spoken. With --audio the graph also hears the microphone and the
+    replies play on the speakers.
     """
+    if audio and output_path is not None:
+        raise click.UsageError("--audio plays the voice on the speakers; drop --output")
+    if audio:
+        from flowkit.console_audio import sound_devices
+
+        try:
+            sound_devices()
+        except RuntimeError as exc:
+            fail(ctx, exc, EXIT_BAD_FILE)
     state: CliState = ctx.ensure_object(CliState)
 
     def write(text: str) -> None:
@@ -103,7 +124,8 @@ def console(
         sys.stderr.flush()
 
     io = ConsoleIO(printer.show, output=output_path,
-                   on_state=show_state if show_states else None)
+                   on_state=show_state if show_states else None, audio=audio,
+                   input_device=_device(input_device), output_device=_device(output_device))
     job = JobContext.local(console=True, output=str(output_path) if output_path else None)
     job.io = io
     graph = load_for_job(
@@ -113,7 +135,8 @@ def console(
     )
     interactive = sys.stdin.isatty()
     if interactive:
-        click.echo("Type a message and press Enter; Ctrl+D ends the conversation.", err=True)
+        talk = "Speak, or type" if audio else "Type"
+        click.echo(f"{talk} a message and press Enter; Ctrl+D ends the conversation.", err=True)
 
     def typed(line: str) -> None:
         # Piped lines are not on the screen: show each where the user's words go.
@@ -145,3 +168,10 @@ def console(
     if output_path is not None and io.output is not None:
         out.print(f"wrote {io.output.written:.2f} s of agent audio to {output_path}",
                   soft_wrap=True)
+
+
+def _device(given: str | None) -> str | int | None:
+    """A device as sounddevice takes it: an index when the option is a number, else a name."""
+    if given is None:
+        return None
+    return int(given) if given.isdigit() else given

@@ -11,8 +11,10 @@ room, for trying an agent's prompt, tools and flow without a LiveKit server:
 - the agent's voice is played on the loop's clock, in real time, so a reply takes as long
   as it would in a room and its playout reports are true; with ``output`` it is also written
   to a WAV file, one reply after the other;
-- the user's audio: there is no microphone, so the room source hears nothing until the
-  console ends;
+- the user's audio: by default there is no microphone, so the room source hears nothing
+  until the console ends; with ``audio=True`` (``flowkit console --audio``) the room source
+  hears the computer's microphone and the agent speaks through its speakers
+  (:mod:`flowkit.console_audio`), as in LiveKit Agents' console mode, typing still on;
 - the agent's state, when the graph publishes it, is kept (:attr:`ConsoleIO.agent_state`)
   and, with ``on_state``, shown as it changes (``flowkit console --states``).
 
@@ -27,11 +29,13 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from livekit import rtc
 
 from flowkit.audio.frames import duration_s, frame_format
 from flowkit.audio.wav import WavWriter
+from flowkit.console_audio import DeviceAudioInput, DeviceAudioOutput
 from flowkit.following import Following
 from flowkit.graph import Graph
 from flowkit.job import JobContext
@@ -206,6 +210,12 @@ class ConsoleIO:
         on_state: Called with the agent's state each time it changes (``thinking``,
             ``speaking``, ``listening``), from a graph that publishes it
             (``AgentStates`` into ``AgentStatePublisher``); ``None``: only kept.
+        audio: Hear the microphone and speak through the speakers (see the module).
+        input_device: The microphone (a ``sounddevice`` name or index; ``None``: default).
+        output_device: The speakers (likewise).
+
+    Raises:
+        ValueError: ``audio`` with ``output`` (the voice goes to the speakers).
 
     Attributes:
         agent_state: The agent's last state (``initializing``, ``listening``, ...).
@@ -219,13 +229,23 @@ class ConsoleIO:
         output: StrPath | None = None,
         identity: str = "user",
         on_state: Callable[[str], None] | None = None,
+        audio: bool = False,
+        input_device: Any = None,
+        output_device: Any = None,
     ) -> None:
+        if audio and output is not None:
+            raise ValueError(
+                "the console speaks through the speakers with audio=True; drop the output "
+                "file (or record with a RecordingIO)"
+            )
         self._show = show
         self._on_state = on_state
         self._output_path = output
+        self._audio = audio
+        self._devices = (input_device, output_device)
         self.identity = identity
         self.agent_state = "initializing"
-        self.output: ConsoleAudioOutput | None = None
+        self.output: ConsoleAudioOutput | DeviceAudioOutput | None = None
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._closed = asyncio.Event()
         self._typing_done = asyncio.Event()
@@ -260,11 +280,17 @@ class ConsoleIO:
 
     def audio_input(
         self, sample_rate: int, num_channels: int, participant: str | None = None
-    ) -> ConsoleAudioInput:
-        """The user's audio: none (there is no microphone); it ends with the console."""
+    ) -> ConsoleAudioInput | DeviceAudioInput:
+        """The user's audio: the microphone with ``audio``, else none; ends with the console."""
+        if self._audio:
+            return DeviceAudioInput(
+                AudioFormat(sample_rate, num_channels), self._closed, self._devices[0]
+            )
         return ConsoleAudioInput(self._closed)
 
-    def audio_output(self, sample_rate: int, num_channels: int) -> ConsoleAudioOutput:
+    def audio_output(
+        self, sample_rate: int, num_channels: int
+    ) -> ConsoleAudioOutput | DeviceAudioOutput:
         """The agent's voice output (the first call opens it; later ones get the same).
 
         Raises:
@@ -272,7 +298,10 @@ class ConsoleIO:
         """
         fmt = AudioFormat(sample_rate, num_channels)
         if self.output is None:
-            self.output = ConsoleAudioOutput(fmt, self._output_path)
+            self.output = (
+                DeviceAudioOutput(fmt, self._devices[1]) if self._audio
+                else ConsoleAudioOutput(fmt, self._output_path)
+            )
         elif self.output.format != fmt:
             raise ValueError(
                 f"the console's audio output is open at {self.output.format}, not {fmt}; "

@@ -5,8 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Headless Chromium renders the HTML drawings in the tests (Debian's package; no download).
-if ! command -v chromium >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+# PortAudio, and a PulseAudio server with null sinks as the microphone and speakers, for
+# `flowkit console --audio` (the ALSA plugin routes PortAudio's default device to it).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v pacat >/dev/null 2>&1 \
+    || ! ldconfig -p | grep -q libportaudio.so.2; then
+    apt-get update -qq && apt-get install -y -qq chromium libportaudio2 pulseaudio \
+        pulseaudio-utils libasound2-plugins >/dev/null
 fi
 
 python3 -m venv .venv

@@ -1,0 +1,223 @@
+"""The computer's microphone and speakers as the console's audio (``flowkit console --audio``).
+
+LiveKit Agents' ``console`` mode talks to an agent through the local sound devices; these
+are flowkit's, on PortAudio through ``sounddevice`` (the ``console`` extra, and the system's
+``libportaudio2``):
+
+- :class:`DeviceAudioInput`: the default (or a named) input device, at the rate the room
+  source asks for, each block handed to the graph from PortAudio's thread as it is captured
+  (:class:`~flowkit.room_io.PushAudioInput`);
+- :class:`DeviceAudioOutput`: the default (or a named) output device; ``write`` queues a
+  frame and returns while less than ``queue_s`` is waiting, and says how much is
+  (:class:`~flowkit.room_io.QueuedAudioOutput`), so the room sink's reports (finished, what
+  was heard of a cut reply) hold as in a LiveKit room.
+
+Each device opens when the graph first reads or writes, and a missing device or library is
+an error that names the remedy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from livekit import rtc
+
+from flowkit.ports import AudioFormat
+
+__all__ = ["DeviceAudioInput", "DeviceAudioOutput", "sound_devices"]
+
+
+def sound_devices() -> Any:
+    """The ``sounddevice`` module, or an error that says what to install.
+
+    Raises:
+        RuntimeError: ``sounddevice`` or the PortAudio library is missing.
+    """
+    try:
+        import sounddevice
+    except ImportError as exc:
+        raise RuntimeError(
+            "flowkit console --audio needs the sounddevice package: pip install "
+            "'flowkit-agents[console]'"
+        ) from exc
+    except OSError as exc:  # sounddevice raises it when the PortAudio library is missing
+        raise RuntimeError(
+            f"flowkit console --audio needs the PortAudio library ({exc}); install it "
+            "(Debian: apt-get install libportaudio2)"
+        ) from exc
+    return sounddevice
+
+
+class DeviceAudioInput:
+    """The microphone, as the room source's input (see the module).
+
+    Args:
+        fmt: The rate and channels to capture at.
+        closed: Set when the console ends: the input ends then.
+        device: The input device (a name or index; ``None``: the default).
+    """
+
+    def __init__(self, fmt: AudioFormat, closed: asyncio.Event, device: Any = None) -> None:
+        self.format = fmt
+        self.device = device
+        self._closed = closed
+
+    async def deliver(self, on_frame: Callable[[rtc.AudioFrame], None]) -> None:
+        """Call ``on_frame`` with each 20 ms block captured, until the console ends.
+
+        Raises:
+            RuntimeError: No input device, or it cannot capture this format.
+        """
+        sd = sound_devices()
+        loop = asyncio.get_running_loop()
+        rate, channels = self.format.sample_rate, self.format.num_channels
+        block = rate // 50
+        failed: list[BaseException] = []
+        done = asyncio.Event()
+
+        def deliver_one(data: bytes) -> None:
+            if done.is_set():
+                return
+            try:
+                on_frame(rtc.AudioFrame(data, rate, channels, block))
+            except BaseException as exc:  # the graph's error: stop capturing, raise it
+                failed.append(exc)
+                done.set()
+
+        def captured(indata: Any, frames: int, time: Any, status: Any) -> None:
+            # PortAudio's thread: hand a copy to the loop, nothing else here.
+            with contextlib.suppress(RuntimeError):  # the loop closed first
+                loop.call_soon_threadsafe(deliver_one, bytes(indata))
+
+        try:
+            stream = sd.RawInputStream(
+                samplerate=rate, channels=channels, dtype="int16", blocksize=block,
+                device=self.device, callback=captured,
+            )
+        except Exception as exc:
+            raise RuntimeError(
+                f"cannot open the microphone ({self.device or 'default input'}) at "
+                f"{self.format}: {exc}; check `python -m sounddevice` for the devices"
+            ) from exc
+        with stream:
+            closed = asyncio.ensure_future(self._closed.wait())
+            stopped = asyncio.ensure_future(done.wait())
+            try:
+                await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closed.cancel()
+                stopped.cancel()
+                done.set()
+        if failed:
+            raise failed[0]
+
+    async def frames(self) -> AsyncIterator[rtc.AudioFrame]:
+        """The captured blocks as an async iterator (for readers that pull)."""
+        queue: asyncio.Queue[rtc.AudioFrame | None] = asyncio.Queue()
+        capture = asyncio.ensure_future(self.deliver(queue.put_nowait))
+        capture.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            while (frame := await queue.get()) is not None:
+                yield frame
+        finally:
+            capture.cancel()
+
+
+class DeviceAudioOutput:
+    """The speakers, as the agent's voice output (see the module).
+
+    Args:
+        fmt: The voice's rate and channels.
+        device: The output device (a name or index; ``None``: the default).
+        queue_s: How far ``write`` may run ahead of what is heard.
+    """
+
+    def __init__(self, fmt: AudioFormat, device: Any = None, queue_s: float = 0.2) -> None:
+        self.format = fmt
+        self.device = device
+        self.queue_s = queue_s
+        self.written = 0.0
+        """Seconds of audio written so far."""
+        self._bytes_per_s = fmt.sample_rate * fmt.num_channels * 2
+        self._buffer = bytearray()
+        self._lock = threading.Lock()
+        self._stream: Any = None
+
+    @property
+    def paced(self) -> bool:
+        """Always ``True``: ``write`` returns once the frame is at most ``queue_s`` ahead."""
+        return True
+
+    @property
+    def queued_seconds(self) -> float:
+        """Seconds written and not yet played: waiting here, and in the device's buffer."""
+        with self._lock:
+            waiting = len(self._buffer) / self._bytes_per_s
+        latency = float(self._stream.latency) if self._stream is not None else 0.0
+        return waiting + (latency if waiting > 0 else 0.0)
+
+    async def write(self, frame: rtc.AudioFrame) -> None:
+        """Queue ``frame`` for the speakers; return once at most ``queue_s`` is waiting.
+
+        Raises:
+            ValueError: The frame's format is not the output's.
+            RuntimeError: No output device, or it cannot play this format.
+        """
+        have = AudioFormat(frame.sample_rate, frame.num_channels)
+        if have != self.format:
+            raise ValueError(
+                f"the speakers were opened at {self.format} but got a {have} frame; make "
+                "every TTS feeding the room sink speak one format"
+            )
+        if self._stream is None:
+            self._open()
+        while (ahead := self.queued_seconds - self.queue_s) > 0:
+            await asyncio.sleep(ahead)
+        count = frame.samples_per_channel * frame.num_channels
+        with self._lock:
+            self._buffer += frame.data[:count].cast("B")
+        self.written += frame.duration
+
+    def clear(self) -> None:
+        """Drop what waits to be played (barge-in)."""
+        with self._lock:
+            self._buffer.clear()
+
+    async def aclose(self) -> None:
+        """Play what waits, then close the device."""
+        while (left := self.queued_seconds) > 0:
+            await asyncio.sleep(left)
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+            self._stream = None
+
+    def _open(self) -> None:
+        sd = sound_devices()
+        rate, channels = self.format.sample_rate, self.format.num_channels
+
+        def play(outdata: Any, frames: int, time: Any, status: Any) -> None:
+            # PortAudio's thread: what waits, then silence.
+            wanted = len(outdata)
+            with self._lock:
+                chunk = bytes(self._buffer[:wanted])
+                del self._buffer[:wanted]
+            outdata[: len(chunk)] = chunk
+            outdata[len(chunk):] = b"\x00" * (wanted - len(chunk))
+
+        try:
+            self._stream = sd.RawOutputStream(
+                samplerate=rate, channels=channels, dtype="int16", blocksize=rate // 50,
+                device=self.device, callback=play,
+            )
+            self._stream.start()
+        except Exception as exc:
+            self._stream = None
+            raise RuntimeError(
+                f"cannot open the speakers ({self.device or 'default output'}) at "
+                f"{self.format}: {exc}; check `python -m sounddevice` for the devices"
+            ) from exc
