@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -144,6 +145,7 @@ class DeviceAudioOutput:
         """Seconds of audio written so far."""
         self._bytes_per_s = fmt.sample_rate * fmt.num_channels * 2
         self._buffer = bytearray()
+        self._drained_at: float | None = None  # when the device took the last audio waiting
         self._lock = threading.Lock()
         self._stream: Any = None
 
@@ -157,8 +159,14 @@ class DeviceAudioOutput:
         """Seconds written and not yet played: waiting here, and in the device's buffer."""
         with self._lock:
             waiting = len(self._buffer) / self._bytes_per_s
+            drained_at = self._drained_at
         latency = float(self._stream.latency) if self._stream is not None else 0.0
-        return waiting + (latency if waiting > 0 else 0.0)
+        if waiting > 0:
+            return waiting + latency
+        if drained_at is None:
+            return 0.0
+        # The last audio left the buffer then; the device plays it for its latency after.
+        return max(latency - (time.monotonic() - drained_at), 0.0)
 
     async def write(self, frame: rtc.AudioFrame) -> None:
         """Queue ``frame`` for the speakers; return once at most ``queue_s`` is waiting.
@@ -186,6 +194,7 @@ class DeviceAudioOutput:
         """Drop what waits to be played (barge-in)."""
         with self._lock:
             self._buffer.clear()
+            self._drained_at = None
 
     async def aclose(self) -> None:
         """Play what waits, then close the device."""
@@ -206,6 +215,8 @@ class DeviceAudioOutput:
             with self._lock:
                 chunk = bytes(self._buffer[:wanted])
                 del self._buffer[:wanted]
+                if chunk and not self._buffer:
+                    self._drained_at = time.monotonic()
             outdata[: len(chunk)] = chunk
             outdata[len(chunk):] = b"\x00" * (wanted - len(chunk))
 
