@@ -89,7 +89,7 @@ class DeviceAudioInput:
                 failed.append(exc)
                 done.set()
 
-        def captured(indata: Any, frames: int, time: Any, status: Any) -> None:
+        def captured(indata: Any, frames: int, when: Any, status: Any) -> None:
             # PortAudio's thread: hand a copy to the loop, nothing else here.
             with contextlib.suppress(RuntimeError):  # the loop closed first
                 loop.call_soon_threadsafe(deliver_one, bytes(indata))
@@ -209,7 +209,7 @@ class DeviceAudioOutput:
         sd = sound_devices()
         rate, channels = self.format.sample_rate, self.format.num_channels
 
-        def play(outdata: Any, frames: int, time: Any, status: Any) -> None:
+        def play(outdata: Any, frames: int, when: Any, status: Any) -> None:
             # PortAudio's thread: what waits, then silence.
             wanted = len(outdata)
             with self._lock:
