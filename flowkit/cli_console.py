@@ -89,10 +89,14 @@ async def stdin_lines() -> AsyncIterator[str]:
               help="The microphone for --audio (a name or index; default: the system's).")
 @click.option("--output-device", default=None,
               help="The speakers for --audio (a name or index; default: the system's).")
+@click.option("--echo-cancellation/--no-echo-cancellation", default=True, show_default=True,
+              help="With --audio, take what the speakers play out of what the microphone "
+              "hears (off with headphones, or to hear the difference).")
 @click.pass_context
 def console(
     ctx: click.Context, graph_file: Path, output_path: Path | None, reply_timeout: float,
     show_states: bool, audio: bool, input_device: str | None, output_device: str | None,
+    echo_cancellation: bool,
 ) -> None:
     """Talk to GRAPH_FILE by typing: each line is a user turn, replies show as spoken.
 
@@ -125,7 +129,8 @@ def console(
 
     io = ConsoleIO(printer.show, output=output_path,
                    on_state=show_state if show_states else None, audio=audio,
-                   input_device=_device(input_device), output_device=_device(output_device))
+                   input_device=_device(input_device), output_device=_device(output_device),
+                   echo_cancellation=echo_cancellation)
     job = JobContext.local(console=True, output=str(output_path) if output_path else None)
     job.io = io
     graph = load_for_job(

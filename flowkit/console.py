@@ -35,11 +35,12 @@ from livekit import rtc
 
 from flowkit.audio.frames import duration_s, frame_format
 from flowkit.audio.wav import WavWriter
-from flowkit.console_audio import DeviceAudioInput, DeviceAudioOutput
+from flowkit.console_audio import DeviceAudioInput, DeviceAudioOutput, EchoCanceller
 from flowkit.following import Following
 from flowkit.graph import Graph
 from flowkit.job import JobContext
 from flowkit.messages import Playout, PlayoutEvent, Transcript, UserTurn
+from flowkit.nodes.audio_processing import APM_RATES
 from flowkit.ports import AudioFormat
 from flowkit.runtime.runner import GraphRunner
 from flowkit.usage import UsageSummary
@@ -213,6 +214,9 @@ class ConsoleIO:
         audio: Hear the microphone and speak through the speakers (see the module).
         input_device: The microphone (a ``sounddevice`` name or index; ``None``: default).
         output_device: The speakers (likewise).
+        echo_cancellation: With ``audio``, take what the speakers play out of what the
+            microphone hears (:class:`~flowkit.console_audio.EchoCanceller`), for a
+            microphone read mono at 8, 16, 32 or 48 kHz.
 
     Raises:
         ValueError: ``audio`` with ``output`` (the voice goes to the speakers).
@@ -232,6 +236,7 @@ class ConsoleIO:
         audio: bool = False,
         input_device: Any = None,
         output_device: Any = None,
+        echo_cancellation: bool = True,
     ) -> None:
         if audio and output is not None:
             raise ValueError(
@@ -243,6 +248,9 @@ class ConsoleIO:
         self._output_path = output
         self._audio = audio
         self._devices = (input_device, output_device)
+        self._echo_cancellation = echo_cancellation
+        self._echo: EchoCanceller | None = None  # made with the microphone
+        self._microphone: DeviceAudioInput | None = None
         self.identity = identity
         self.agent_state = "initializing"
         self.output: ConsoleAudioOutput | DeviceAudioOutput | None = None
@@ -283,9 +291,14 @@ class ConsoleIO:
     ) -> ConsoleAudioInput | DeviceAudioInput:
         """The user's audio: the microphone with ``audio``, else none; ends with the console."""
         if self._audio:
-            return DeviceAudioInput(
-                AudioFormat(sample_rate, num_channels), self._closed, self._devices[0]
+            if (self._echo_cancellation and self._echo is None and num_channels == 1
+                    and sample_rate in APM_RATES):
+                self._echo = EchoCanceller(sample_rate)
+            self._microphone = DeviceAudioInput(
+                AudioFormat(sample_rate, num_channels), self._closed, self._devices[0],
+                echo=self._echo,
             )
+            return self._microphone
         return ConsoleAudioInput(self._closed)
 
     def audio_output(
@@ -299,7 +312,8 @@ class ConsoleIO:
         fmt = AudioFormat(sample_rate, num_channels)
         if self.output is None:
             self.output = (
-                DeviceAudioOutput(fmt, self._devices[1]) if self._audio
+                DeviceAudioOutput(fmt, self._devices[1], echo=self._echo,
+                                  microphone=self._microphone) if self._audio
                 else ConsoleAudioOutput(fmt, self._output_path)
             )
         elif self.output.format != fmt:

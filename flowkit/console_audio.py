@@ -12,6 +12,10 @@ are flowkit's, on PortAudio through ``sounddevice`` (the ``console`` extra, and 
   (:class:`~flowkit.room_io.QueuedAudioOutput`), so the room sink's reports (finished, what
   was heard of a cut reply) hold as in a LiveKit room.
 
+With an :class:`EchoCanceller` shared by the two, what the speakers play is taken out of
+what the microphone hears (WebRTC's echo canceller from the livekit SDK, as LiveKit Agents'
+console does), so an agent on a laptop's speakers does not hear, and answer, itself.
+
 Each device opens when the graph first reads or writes, and a missing device or library is
 an error that names the remedy.
 """
@@ -25,11 +29,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import numpy as np
 from livekit import rtc
 
+from flowkit.nodes.audio import _Resampler
 from flowkit.ports import AudioFormat
 
-__all__ = ["DeviceAudioInput", "DeviceAudioOutput", "sound_devices"]
+__all__ = ["DeviceAudioInput", "DeviceAudioOutput", "EchoCanceller", "sound_devices"]
 
 
 def sound_devices() -> Any:
@@ -53,6 +59,78 @@ def sound_devices() -> Any:
     return sounddevice
 
 
+class EchoCanceller:
+    """WebRTC's echo canceller between the speakers and the microphone of one console.
+
+    The speakers hand it what they played (:meth:`played`, from PortAudio's thread: it is
+    moved to the loop), the microphone each block it captured (:meth:`clean`, on the loop),
+    in the order they happen; the module learns the path from one to the other and takes
+    the echo out of the block in place. The delay between them is the two devices'
+    latencies (:meth:`set_delay`), which the module refines itself.
+
+    Args:
+        rate: The rate the module works at: the microphone's (8, 16, 32 or 48 kHz); what the
+            speakers played is converted to it.
+    """
+
+    def __init__(self, rate: int = 48_000) -> None:
+        self.rate = rate
+        self._module = rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._resampler: _Resampler | None = None
+        self._far = np.zeros(0, np.int16)  # played audio short of a whole 10 ms
+        self._near = np.zeros(0, np.int16)
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop that :meth:`played` hands the audio to (the devices' loop)."""
+        self._loop = loop
+
+    def set_delay(self, seconds: float) -> None:
+        """The time from a sample played to its echo captured: both devices' latency."""
+        self._module.set_stream_delay_ms(max(round(seconds * 1000), 0))
+
+    def played(self, data: bytes, rate: int, channels: int) -> None:
+        """The speakers played ``data`` (int16, interleaved) just now; any thread."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed first
+                self._loop.call_soon_threadsafe(self._far_end, data, rate, channels)
+
+    def clean(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
+        """``frame`` from the microphone, the echo taken out (mono, at :attr:`rate`)."""
+        if (frame.sample_rate, frame.num_channels) != (self.rate, 1):
+            raise ValueError(
+                f"the echo canceller works on {self.rate} Hz mono microphone audio, not "
+                f"{frame.sample_rate} Hz x{frame.num_channels}; open the microphone so"
+            )
+        pcm = np.concatenate([self._near, np.frombuffer(frame.data, np.int16)])
+        piece = self.rate // 100
+        whole = pcm.size // piece * piece
+        self._near = pcm[whole:].copy()
+        buffer = bytearray(pcm[:whole].tobytes())
+        for start in range(0, whole * 2, piece * 2):
+            ten_ms = rtc.AudioFrame(buffer[start:start + piece * 2], self.rate, 1, piece)
+            self._module.process_stream(ten_ms)
+            buffer[start:start + piece * 2] = ten_ms.data.cast("B")
+        return rtc.AudioFrame(buffer, self.rate, 1, whole)
+
+    def _far_end(self, data: bytes, rate: int, channels: int) -> None:
+        frame = rtc.AudioFrame(data, rate, channels, len(data) // (2 * channels))
+        if (rate, channels) == (self.rate, 1):
+            converted: tuple[rtc.AudioFrame, ...] = (frame,)
+        else:
+            if self._resampler is None:
+                self._resampler = _Resampler(self.rate, 1, "HQ")
+            converted = self._resampler.push(frame)
+        piece = self.rate // 100
+        for out in converted:
+            pcm = np.concatenate([self._far, np.frombuffer(out.data, np.int16)])
+            whole = pcm.size // piece * piece
+            self._far = pcm[whole:].copy()
+            for start in range(0, whole, piece):
+                chunk = pcm[start:start + piece].tobytes()
+                self._module.process_reverse_stream(rtc.AudioFrame(chunk, self.rate, 1, piece))
+
+
 class DeviceAudioInput:
     """The microphone, as the room source's input (see the module).
 
@@ -60,11 +138,18 @@ class DeviceAudioInput:
         fmt: The rate and channels to capture at.
         closed: Set when the console ends: the input ends then.
         device: The input device (a name or index; ``None``: the default).
+        echo: Takes the speakers' echo out of each block (the canceller the speakers feed).
     """
 
-    def __init__(self, fmt: AudioFormat, closed: asyncio.Event, device: Any = None) -> None:
+    def __init__(
+        self, fmt: AudioFormat, closed: asyncio.Event, device: Any = None,
+        echo: EchoCanceller | None = None,
+    ) -> None:
         self.format = fmt
         self.device = device
+        self.echo = echo
+        self.latency = 0.0
+        """The device's input latency, once open."""
         self._closed = closed
 
     async def deliver(self, on_frame: Callable[[rtc.AudioFrame], None]) -> None:
@@ -84,7 +169,8 @@ class DeviceAudioInput:
             if done.is_set():
                 return
             try:
-                on_frame(rtc.AudioFrame(data, rate, channels, block))
+                frame = rtc.AudioFrame(data, rate, channels, block)
+                on_frame(frame if self.echo is None else self.echo.clean(frame))
             except BaseException as exc:  # the graph's error: stop capturing, raise it
                 failed.append(exc)
                 done.set()
@@ -104,6 +190,9 @@ class DeviceAudioInput:
                 f"cannot open the microphone ({self.device or 'default input'}) at "
                 f"{self.format}: {exc}; check `python -m sounddevice` for the devices"
             ) from exc
+        self.latency = float(stream.latency)
+        if self.echo is not None:
+            self.echo.bind(loop)
         with stream:
             closed = asyncio.ensure_future(self._closed.wait())
             stopped = asyncio.ensure_future(done.wait())
@@ -135,12 +224,19 @@ class DeviceAudioOutput:
         fmt: The voice's rate and channels.
         device: The output device (a name or index; ``None``: the default).
         queue_s: How far ``write`` may run ahead of what is heard.
+        echo: Told what the speakers play, to take its echo out of the microphone.
+        microphone: The microphone the echo reaches (its latency adds to the delay).
     """
 
-    def __init__(self, fmt: AudioFormat, device: Any = None, queue_s: float = 0.2) -> None:
+    def __init__(
+        self, fmt: AudioFormat, device: Any = None, queue_s: float = 0.2,
+        echo: EchoCanceller | None = None, microphone: DeviceAudioInput | None = None,
+    ) -> None:
         self.format = fmt
         self.device = device
         self.queue_s = queue_s
+        self.echo = echo
+        self._microphone = microphone
         self.written = 0.0
         """Seconds of audio written so far."""
         self._bytes_per_s = fmt.sample_rate * fmt.num_channels * 2
@@ -208,6 +304,7 @@ class DeviceAudioOutput:
     def _open(self) -> None:
         sd = sound_devices()
         rate, channels = self.format.sample_rate, self.format.num_channels
+        echo = self.echo
 
         def play(outdata: Any, frames: int, when: Any, status: Any) -> None:
             # PortAudio's thread: what waits, then silence.
@@ -219,6 +316,8 @@ class DeviceAudioOutput:
                     self._drained_at = time.monotonic()
             outdata[: len(chunk)] = chunk
             outdata[len(chunk):] = b"\x00" * (wanted - len(chunk))
+            if echo is not None:
+                echo.played(bytes(outdata), rate, channels)
 
         try:
             self._stream = sd.RawOutputStream(
@@ -226,6 +325,10 @@ class DeviceAudioOutput:
                 device=self.device, callback=play,
             )
             self._stream.start()
+            if echo is not None:
+                echo.bind(asyncio.get_running_loop())
+                heard = self._microphone.latency if self._microphone is not None else 0.0
+                echo.set_delay(float(self._stream.latency) + heard)
         except Exception as exc:
             self._stream = None
             raise RuntimeError(

@@ -8,16 +8,23 @@ default microphone, and the agent's voice goes to ``speaker``, whose monitor the
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from livekit import rtc
+
+from flowkit.audio import read_frames, samples
+from flowkit.console_audio import EchoCanceller
+from flowkit.nodes.audio import convert_recording
 
 ROOT = Path(__file__).parents[1]
 QUESTION = ROOT / "examples" / "audio" / "weather_question.wav"
@@ -53,34 +60,42 @@ def sound_server(tmp_path: Path) -> Iterator[dict[str, str]]:
         server.wait(10)
 
 
-def test_a_spoken_question_is_answered_on_the_speakers(
-    sound_server: dict[str, str], tmp_path: Path
-) -> None:
-    env = {**sound_server, "FLOWKIT_PROVIDERS": "demo"}
-    heard = tmp_path / "speaker.raw"
-    recorder = subprocess.Popen(
-        ["parecord", "--device=speaker.monitor", "--raw", "--format=s16le", f"--rate={RATE}",
-         "--channels=1", str(heard)], env=env,
-    )
+def ask(env: dict[str, str], *flags: str, listen_s: float = 6.0) -> tuple[str, str]:
+    """Run the console on the demo voice agent, say the question, wait; its stdout, stderr."""
     agent = subprocess.Popen(
         [sys.executable, "-c", "from flowkit.cli import main; main()", "console", "--audio",
-         str(ROOT / "graphs" / "voice_agent.py")],
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+         *flags, str(ROOT / "graphs" / "voice_agent.py")],
+        env={**env, "FLOWKIT_PROVIDERS": "demo"}, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         time.sleep(3.0)  # the graph built and listening
         subprocess.run(["paplay", "--device=mic", str(QUESTION)], env=env, check=True,
                        timeout=30)
-        time.sleep(6.0)  # the turn ends, the reply is said
+        time.sleep(listen_s)  # the turn ends, the reply is said
         # The end of input (Ctrl+D): the console ends once the reply has played.
         out, err = agent.communicate(timeout=60)
     finally:
         if agent.poll() is None:
             agent.kill()
+    assert agent.returncode == 0, err
+    assert "Traceback" not in err, err  # nothing failed in PortAudio's callbacks either
+    return out, err
+
+
+def test_a_spoken_question_is_answered_on_the_speakers(
+    sound_server: dict[str, str], tmp_path: Path
+) -> None:
+    heard = tmp_path / "speaker.raw"
+    recorder = subprocess.Popen(
+        ["parecord", "--device=speaker.monitor", "--raw", "--format=s16le", f"--rate={RATE}",
+         "--channels=1", str(heard)], env=sound_server,
+    )
+    try:
+        out, err = ask(sound_server)
+    finally:
         recorder.terminate()
         recorder.wait(10)
-    assert agent.returncode == 0, err
     # The recogniser describes what the microphone brought, the model repeats it.
     assert "agent: I heard [" in out, (out, err)
     pcm = np.frombuffer(heard.read_bytes(), np.int16).astype(np.float64)
@@ -112,3 +127,39 @@ def test_without_sounddevice_the_error_names_the_extra(monkeypatch: pytest.Monke
     ])
     assert result.exit_code == 2
     assert "pip install 'flowkit-agents[console]'" in result.output
+
+
+
+async def test_the_echo_canceller_takes_what_was_played_out_of_the_microphone() -> None:
+    # The speakers play speech at 24 kHz (from PortAudio's thread); the microphone, at
+    # 48 kHz, hears it 80 ms later at half the level, over a little room noise.
+    played = np.concatenate([samples(f)[:, 0] for f in convert_recording(
+        list(read_frames(QUESTION)), 24_000, 1)])
+    played = np.concatenate([played, played])  # 8 s
+    echo = np.concatenate([samples(f)[:, 0] for f in convert_recording(
+        [rtc.AudioFrame(played.tobytes(), 24_000, 1, played.size)], RATE, 1)]).astype(float)
+    delay = round(0.08 * RATE)
+    near = np.zeros(echo.size)
+    near[delay:] = 0.5 * echo[:-delay]
+    near += np.random.default_rng(5).standard_normal(near.size) * 30
+    canceller = EchoCanceller(RATE)
+    canceller.bind(asyncio.get_running_loop())
+    canceller.set_delay(0.08)
+    cleaned = []
+    for k in range(near.size // 960):
+        block = played[k * 480:(k + 1) * 480].tobytes()
+        speaker = threading.Thread(target=canceller.played, args=(block, 24_000, 1))
+        speaker.start()
+        speaker.join()
+        await asyncio.sleep(0)  # the loop takes the speakers' block first, as it would
+        mic = near[k * 960:(k + 1) * 960].astype(np.int16)
+        out = canceller.clean(rtc.AudioFrame(mic.tobytes(), RATE, 1, 960))
+        cleaned.append(np.frombuffer(out.data, np.int16).astype(float))
+    got = np.concatenate(cleaned)
+    tail = slice(2 * RATE, got.size)  # once it has learnt the echo's path (about a second)
+
+    def rms(pcm: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(pcm**2)))
+
+    reduction = 20 * np.log10(rms(got[tail]) / rms(near[tail]))
+    assert reduction < -20, reduction  # 36 dB measured
