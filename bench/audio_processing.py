@@ -23,7 +23,7 @@ from livekit import rtc
 from rich.console import Console
 from rich.table import Table
 
-from flowkit.nodes.audio_processing import _Processor
+from flowkit.nodes.audio_processing import TenMsPieces
 
 RESULTS = Path(__file__).parent / "results" / "audio_processing.json"
 FEATURES = {
@@ -41,7 +41,7 @@ def run(rate: int, features: dict[str, bool], minutes: float) -> tuple[float, fl
     noise = (np.random.default_rng(3).standard_normal(size * 50) * 1036).astype(np.int16)
     frames = [rtc.AudioFrame(noise[i:i + size].tobytes(), rate, 1, size)
               for i in range(0, noise.size, size)]
-    processor = _Processor(rtc.AudioProcessingModule(**features), "bench")
+    processor = TenMsPieces(rtc.AudioProcessingModule(**features).process_stream, "bench")
     outputs: list[rtc.AudioFrame] = []
     start = time.process_time()
     for k in range(count):

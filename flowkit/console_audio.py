@@ -29,10 +29,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import numpy as np
 from livekit import rtc
 
 from flowkit.nodes.audio import _Resampler
+from flowkit.nodes.audio_processing import TenMsPieces
 from flowkit.ports import AudioFormat
 
 __all__ = ["DeviceAudioInput", "DeviceAudioOutput", "EchoCanceller", "sound_devices"]
@@ -78,8 +78,8 @@ class EchoCanceller:
         self._module = rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resampler: _Resampler | None = None
-        self._far = np.zeros(0, np.int16)  # played audio short of a whole 10 ms
-        self._near = np.zeros(0, np.int16)
+        self._far = TenMsPieces(self._module.process_reverse_stream, "the echo canceller")
+        self._near = TenMsPieces(self._module.process_stream, "the echo canceller")
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop that :meth:`played` hands the audio to (the devices' loop)."""
@@ -95,23 +95,18 @@ class EchoCanceller:
             with contextlib.suppress(RuntimeError):  # the loop closed first
                 self._loop.call_soon_threadsafe(self._far_end, data, rate, channels)
 
-    def clean(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
-        """``frame`` from the microphone, the echo taken out (mono, at :attr:`rate`)."""
+    def clean(self, frame: rtc.AudioFrame) -> tuple[rtc.AudioFrame, ...]:
+        """``frame`` from the microphone with the echo taken out (none while short of 10 ms).
+
+        Raises:
+            ValueError: The microphone's audio is not mono at :attr:`rate`.
+        """
         if (frame.sample_rate, frame.num_channels) != (self.rate, 1):
             raise ValueError(
                 f"the echo canceller works on {self.rate} Hz mono microphone audio, not "
                 f"{frame.sample_rate} Hz x{frame.num_channels}; open the microphone so"
             )
-        pcm = np.concatenate([self._near, np.frombuffer(frame.data, np.int16)])
-        piece = self.rate // 100
-        whole = pcm.size // piece * piece
-        self._near = pcm[whole:].copy()
-        buffer = bytearray(pcm[:whole].tobytes())
-        for start in range(0, whole * 2, piece * 2):
-            ten_ms = rtc.AudioFrame(buffer[start:start + piece * 2], self.rate, 1, piece)
-            self._module.process_stream(ten_ms)
-            buffer[start:start + piece * 2] = ten_ms.data.cast("B")
-        return rtc.AudioFrame(buffer, self.rate, 1, whole)
+        return self._near.push(frame)
 
     def _far_end(self, data: bytes, rate: int, channels: int) -> None:
         frame = rtc.AudioFrame(data, rate, channels, len(data) // (2 * channels))
@@ -121,14 +116,8 @@ class EchoCanceller:
             if self._resampler is None:
                 self._resampler = _Resampler(self.rate, 1, "HQ")
             converted = self._resampler.push(frame)
-        piece = self.rate // 100
         for out in converted:
-            pcm = np.concatenate([self._far, np.frombuffer(out.data, np.int16)])
-            whole = pcm.size // piece * piece
-            self._far = pcm[whole:].copy()
-            for start in range(0, whole, piece):
-                chunk = pcm[start:start + piece].tobytes()
-                self._module.process_reverse_stream(rtc.AudioFrame(chunk, self.rate, 1, piece))
+            self._far.push(out)
 
 
 class DeviceAudioInput:
@@ -170,7 +159,8 @@ class DeviceAudioInput:
                 return
             try:
                 frame = rtc.AudioFrame(data, rate, channels, block)
-                on_frame(frame if self.echo is None else self.echo.clean(frame))
+                for heard in (frame,) if self.echo is None else self.echo.clean(frame):
+                    on_frame(heard)
             except BaseException as exc:  # the graph's error: stop capturing, raise it
                 failed.append(exc)
                 done.set()

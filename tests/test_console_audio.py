@@ -153,7 +153,7 @@ async def test_the_echo_canceller_takes_what_was_played_out_of_the_microphone() 
         speaker.join()
         await asyncio.sleep(0)  # the loop takes the speakers' block first, as it would
         mic = near[k * 960:(k + 1) * 960].astype(np.int16)
-        out = canceller.clean(rtc.AudioFrame(mic.tobytes(), RATE, 1, 960))
+        (out,) = canceller.clean(rtc.AudioFrame(mic.tobytes(), RATE, 1, 960))
         cleaned.append(np.frombuffer(out.data, np.int16).astype(float))
     got = np.concatenate(cleaned)
     tail = slice(2 * RATE, got.size)  # once it has learnt the echo's path (about a second)

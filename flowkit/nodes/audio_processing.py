@@ -22,6 +22,7 @@ the playout delay, which a LiveKit client cancels on its own side already.
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 
 import numpy as np
 import pydantic
@@ -32,7 +33,7 @@ from flowkit.node import Node, NodeParams
 from flowkit.ports import In, Out
 from flowkit.runtime.stage import Stage
 
-__all__ = ["APM_RATES", "AudioProcessing"]
+__all__ = ["APM_RATES", "AudioProcessing", "TenMsPieces"]
 
 APM_RATES = (8_000, 16_000, 32_000, 48_000)
 """The sample rates WebRTC's audio processing module takes."""
@@ -96,33 +97,49 @@ class AudioProcessing(Node):
             noise_suppression=p.noise_suppression, high_pass_filter=p.high_pass_filter,
             auto_gain_control=p.auto_gain_control,
         )
-        return Stage(audio, _Processor(module, self.name).push)
+        pieces = TenMsPieces(module.process_stream, f"AudioProcessing {self.name!r}")
+        return Stage(audio, pieces.push)
 
 
-class _Processor:
-    """One stream through the module: 10 ms pieces, the remainder carried to the next frame."""
+class TenMsPieces:
+    """Audio through one of the module's calls in the 10 ms pieces it takes, in place.
 
-    __slots__ = ("format", "module", "node", "rest")
+    The node's core, and the console's echo canceller's (both its streams): each frame is
+    cut into 10 ms pieces, each goes through ``process`` (which changes a frame's own buffer,
+    as ``rtc.AudioProcessingModule.process_stream`` does), and they come out joined back into
+    one frame; a length short of a whole 10 ms waits for the next frame.
 
-    def __init__(self, module: rtc.AudioProcessingModule, node: str) -> None:
-        self.module = module
-        self.node = node
+    Args:
+        process: ``module.process_stream`` or ``module.process_reverse_stream``.
+        owner: Who processes, for the errors (``AudioProcessing 'denoise'``).
+    """
+
+    __slots__ = ("format", "owner", "process", "rest")
+
+    def __init__(self, process: Callable[[rtc.AudioFrame], None], owner: str) -> None:
+        self.process = process
+        self.owner = owner
         self.format: tuple[int, int] | None = None
         self.rest = np.zeros(0, np.int16)  # interleaved samples short of a whole 10 ms
 
     def push(self, frame: rtc.AudioFrame) -> tuple[rtc.AudioFrame, ...]:
+        """``frame``'s whole 10 ms processed, as one frame (none while short of 10 ms).
+
+        Raises:
+            ValueError: A rate the module does not take, or a format change.
+        """
         fmt = (frame.sample_rate, frame.num_channels)
         if self.format is None:
             if frame.sample_rate not in APM_RATES:
                 raise ValueError(
-                    f"AudioProcessing {self.node!r}: WebRTC's audio processing takes 8, 16, "
+                    f"{self.owner}: WebRTC's audio processing takes 8, 16, "
                     f"32 or 48 kHz audio, not {frame.sample_rate} Hz; put a Resample to "
                     "16 kHz (or 48) before it"
                 )
             self.format = fmt
         elif fmt != self.format:
             raise ValueError(
-                f"AudioProcessing {self.node!r}: got {fmt[0]} Hz x{fmt[1]} audio after "
+                f"{self.owner}: got {fmt[0]} Hz x{fmt[1]} audio after "
                 f"{self.format[0]} Hz x{self.format[1]}; one stream has one format"
             )
         rate, channels = fmt
@@ -140,6 +157,6 @@ class _Processor:
             # The module changes a frame's own buffer in place (the SDK copies a view it is
             # given), so each piece is a frame of its own, copied back once processed.
             ten_ms = rtc.AudioFrame(buffer[start:start + size], rate, channels, rate // 100)
-            self.module.process_stream(ten_ms)
+            self.process(ten_ms)
             buffer[start:start + size] = ten_ms.data.cast("B")
         return (rtc.AudioFrame(buffer, rate, channels, whole // channels),)
