@@ -9,7 +9,9 @@ does with the room goes straight through to the wrapped I/O.
 
 The file is 16-bit PCM at 16 kHz by default (3.8 MB a minute), written a second or two
 behind the conversation, with its header brought up to date at each write, so a process
-that dies leaves a file that plays up to that point. ``flowkit start --record-dir DIR``
+that dies leaves a file that plays up to that point. A file that cannot be written (a full
+disk, a folder that cannot be made) stops the recording with an error in the log, never
+the call. ``flowkit start --record-dir DIR``
 records every job to ``DIR/<job id>.wav`` (``Worker(record_dir=...)``).
 """
 
@@ -109,6 +111,8 @@ class ConversationRecorder:
         self._written = 0  # samples per channel in the file
         self._file: wave.Wave_write | None = None
         self.closed = False
+        self.failed: OSError | None = None
+        """Why the file could not be written (the recording stopped there), or ``None``."""
 
     @property
     def seconds(self) -> float:
@@ -135,21 +139,38 @@ class ConversationRecorder:
         end = max(track.end for track in self._tracks)
         self._write_until(end)
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:
+                self._fail(exc)
             self._file = None
 
     def _index(self, at: float) -> int:
         return max(round((at - self._origin) * self.sample_rate), 0)
 
     def _add(self, side: int, frame: rtc.AudioFrame, at: float) -> None:
-        if self.closed:
+        if self.closed or self.failed is not None:
             return
         self._tracks[side].add(frame, max(self._index(at), self._written), self._join)
         self._write_until(self._index(self._clock()) - self._hold)
 
     def _write_until(self, end: int) -> None:
-        if end <= self._written:
+        if end <= self._written or self.failed is not None:
             return
+        try:
+            self._write(end)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        # A full disk must not end the call: the recording stops, the conversation goes on.
+        self.failed = exc
+        log.error("cannot write the recording %s (%s); the call goes on unrecorded",
+                  self.path, exc)
+        for track in self._tracks:
+            track.pieces.clear()
+
+    def _write(self, end: int) -> None:
         stereo = np.zeros((end - self._written, 2), np.int16)
         for side, track in enumerate(self._tracks):
             channel = np.zeros(end - self._written, np.int16)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import wave
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,21 @@ async def test_a_graph_through_a_recording_io_with_a_playout_queue(tmp_path: Pat
     assert second[0] == pytest.approx(3.0, abs=0.05) and second[-1] == pytest.approx(3.45, abs=0.06)
     # Everything else of the I/O is the memory I/O's own.
     assert io.played and not hasattr(RecordingIO(io, recorder), "avatar_output")
+
+
+def test_a_file_that_cannot_be_written_stops_the_recording_not_the_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="flowkit.recording")
+    blocker = tmp_path / "calls"
+    blocker.write_text("a file where the folder should be")
+    clock = Clock()
+    recorder = ConversationRecorder(blocker / "job.wav", clock=clock, hold_s=0.5)
+    for frame in tone(300, 2.0):  # no error reaches whoever hands the frames over
+        recorder.user(frame)
+        clock.now += 0.02
+    recorder.close()
+    assert isinstance(recorder.failed, OSError) and recorder.seconds == 0.0
+    assert f"cannot write the recording {blocker / 'job.wav'}" in caplog.text
+    assert "the call goes on unrecorded" in caplog.text
+    assert caplog.text.count("cannot write the recording") == 1  # said once

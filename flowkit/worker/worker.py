@@ -501,11 +501,8 @@ class Worker:
                 log.exception("closing the graph of job %s raised", job.id)
             self._report_trace(job)
         if job.recorder is not None:
-            try:
-                job.recorder.close()
-            except OSError as exc:
-                log.error("cannot finish the recording of job %s: %s", job.id, exc)
-            else:
+            job.recorder.close()  # a file it could not write was logged, and stopped it
+            if job.recorder.failed is None:
                 log.info("recorded job %s to %s (%.1f s)", job.id, job.recorder.path,
                          job.recorder.seconds)
         try:
