@@ -163,3 +163,17 @@ async def test_the_echo_canceller_takes_what_was_played_out_of_the_microphone() 
 
     reduction = 20 * np.log10(rms(got[tail]) / rms(near[tail]))
     assert reduction < -20, reduction  # 36 dB measured
+
+
+async def test_a_device_that_does_not_exist_is_named_in_the_error() -> None:
+    from flowkit.console_audio import DeviceAudioInput, DeviceAudioOutput
+    from flowkit.ports import AudioFormat
+
+    fmt = AudioFormat(RATE, 1)
+    microphone = DeviceAudioInput(fmt, asyncio.Event(), device="no-such-microphone")
+    with pytest.raises(RuntimeError, match=r"cannot open the microphone \(no-such-microphone\)"
+                                           r" at 48 kHz mono: .*python -m sounddevice"):
+        await microphone.deliver(lambda frame: None)
+    speakers = DeviceAudioOutput(fmt, device="no-such-speakers")
+    with pytest.raises(RuntimeError, match=r"cannot open the speakers \(no-such-speakers\)"):
+        await speakers.write(rtc.AudioFrame(bytes(1920), RATE, 1, 960))
