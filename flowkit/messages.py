@@ -234,10 +234,17 @@ class ToolResult(Message):
             :class:`~flowkit.tools.task.TaskEnded`), which the nodes that keep an agent's
             instructions and tools follow with :meth:`flowkit.tools.Toolbox.switch`.
         call: The call this answers, when no model made it: the ToolRouter's own, for a
-            task completed outside any tool call (:mod:`flowkit.tools.task`). ``turn_id``
-            is then a fresh turn: the node that keeps the history adds the call and this
-            result to it and replies, unless ``stop_response``. ``None`` for a result of
-            the model's own call.
+            task completed outside any tool call (:mod:`flowkit.tools.task`), or for what a
+            tool running in the background reports (``deferred``). ``turn_id`` is then a
+            fresh turn: the node that keeps the history adds the call and this result to it
+            and replies, unless ``stop_response``. ``None`` for a result of the model's own
+            call.
+        deferred: With ``call``: an update or the result of a tool that went on in the
+            background (``await ctx.update(...)``, :mod:`flowkit.nodes.tool_background`).
+            It does not cut the agent short: the LLM node holds it until the agent is idle
+            (no reply under way, the last one played), then adds it to the history and
+            replies, several held results in one reply; a user turn that comes first takes
+            them into its history instead, and its reply is the answer.
     """
 
     call_id: str
@@ -247,6 +254,7 @@ class ToolResult(Message):
     stop_response: bool = False
     handoff: Any = None
     call: ToolCall | None = None
+    deferred: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

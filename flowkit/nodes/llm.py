@@ -37,6 +37,17 @@ the node lists them when it starts, before its first request (a server that cann
 reached is logged and left out), and keeps them across handoffs, which swap only the
 agent's function tools (see :mod:`flowkit.tools.toolbox`).
 
+A tool that goes on in the background (``await ctx.update(...)``) answers its call with its
+first update; what it reports later, and its outcome, come as results of calls the
+ToolRouter makes (``ToolResult(deferred=True)``, :mod:`flowkit.nodes.tool_background`). The
+node holds them until the agent is idle: no reply under way or protected, and the speaker
+has reported the end of the last one (with ``playout`` linked). It then adds them to the
+history and replies to all of them at once, on a turn of its own. A user turn taken while
+they wait takes them into the history before the user's words, and its reply is the answer:
+the model knows them. The node does not know whether the user is talking; a reply that
+starts while they do is cut by barge-in as any other, and the results stay in the history
+for the turn that follows.
+
 The node owns two feedback loops (tool results and playout), so it ends them itself: when
 its turns, requests and interrupts have ended and the last reply is done, it closes its
 outputs and then drains the loops.
@@ -76,6 +87,7 @@ from flowkit.node import Node, NodeParams
 from flowkit.nodes.llm_preemption import PreemptiveRequest
 from flowkit.nodes.llm_request import RequestStreamer
 from flowkit.nodes.llm_tool_rounds import ToolRounds
+from flowkit.nodes.tool_playout import PlayoutWaits
 from flowkit.ports import In, Out, Overflow
 from flowkit.providers.chat import ChatHistory
 from flowkit.providers.llm import LLMMeter, LLMProvider
@@ -222,6 +234,11 @@ class LLM(Node):
         self._preemptive: PreemptiveRequest | None = None
         self._prefetch_keys = itertools.count(1)
         self._preemptive_key = 0
+        # Results of tools in the background, held until the agent is idle, and the task
+        # that delivers them then; the speaker's reports say when a reply has played.
+        self._deferred: list[ToolResult] = []
+        self._delivering: asyncio.Task[None] | None = None
+        self._speaker = PlayoutWaits()
 
     async def run(
         self,
@@ -269,6 +286,11 @@ class LLM(Node):
         self._unprotected.set()
         self._playout_open = True
         self._inputs_ended = False
+        # Held results stay held; the task that waited to deliver them died with the run.
+        self._speaker = PlayoutWaits()
+        self._delivering = None
+        if self._deferred:
+            self._deliver_when_idle()
         loops = [
             self.ctx.create_task(self._read_results(tool_results), name="tool_results"),
             self.ctx.create_task(self._read_playout(playout), name="playout"),
@@ -286,6 +308,7 @@ class LLM(Node):
             await asyncio.sleep(0)  # let a reply started by the release take its first step
         if self._reply is not None:
             await asyncio.gather(self._reply, return_exceptions=True)
+        self._stop_delivering()
         for port in (self.text, self.tool_calls, self.metrics, self.prefetch):
             port.close()
         await asyncio.gather(*loops)
@@ -327,6 +350,9 @@ class LLM(Node):
         if turn.turn_id < self._reply_turn:
             return  # an older turn than the reply in progress: stale
         self._cancel_reply()
+        # What tools in the background reported meanwhile goes before the user's words:
+        # the reply to them answers both.
+        self._add_deferred()
         if note := turn.context_note():
             # Before the user's words, which the model answers: an assistant message, as
             # LiveKit's recipe adds it (the history keeps one system message, first).
@@ -477,6 +503,12 @@ class LLM(Node):
         async for result in results:
             if result.call is None:
                 self._rounds.deliver(result, self.history, self.ctx.logger)
+            elif result.deferred:
+                self._deferred.append(result)
+                if self._inputs_ended:
+                    self._add_deferred()  # no reply can be made for it: the history keeps it
+                else:
+                    self._deliver_when_idle()
             elif self._protected is not None:
                 self._waiting.append(result)  # a turn of its own: after the protected reply
             else:
@@ -497,6 +529,53 @@ class LLM(Node):
         if result.stop_response or self._inputs_ended:
             return
         self._start_reply(result.turn_id)
+
+    def _deliver_when_idle(self) -> None:
+        """Have the held results of tools in the background answered once the agent is idle."""
+        if self._delivering is None or self._delivering.done():
+            self._delivering = self.ctx.create_task(self._deliver_deferred(), name="deferred")
+
+    async def _deliver_deferred(self) -> None:
+        """Wait until the agent is idle, then reply to every held result at once."""
+        while self._deferred:
+            reply = self._reply
+            if reply is not None and not reply.done():
+                await asyncio.wait([reply])
+                continue
+            if self._protected is not None:
+                await self._unprotected.wait()
+                continue
+            if self._reply_turn and self.ctx.input_linked("playout"):
+                # Its text is written; it is over for the speaker once it has played (or
+                # was cut), which a newer reply's audio would cut short.
+                _, played = self._speaker.new_mark(self._reply_turn)
+                if not played.done():
+                    await played
+                    continue
+            results = self._add_deferred()
+            if not self._inputs_ended and any(not result.stop_response for result in results):
+                self._start_reply(new_turn_id())
+
+    def _stop_delivering(self) -> None:
+        """The inputs have ended: no reply can be made for held results; the history keeps them."""
+        if self._delivering is not None:
+            self._delivering.cancel()
+        self._add_deferred()
+
+    def _add_deferred(self) -> list[ToolResult]:
+        """Add the held results of tools in the background to the history; they are no more held.
+
+        Each is a call the ToolRouter made, so it goes in as one (see
+        :meth:`ToolRounds.take_router_result`), with its handoff followed.
+        """
+        results, self._deferred = self._deferred, []
+        if results:
+            # Started from the history as it was: the user's turn, once committed, is
+            # asked afresh.
+            self._drop_preemptive()
+        for result in results:
+            self._rounds.take_router_result(result, self.history, self.ctx.logger)
+        return results
 
     async def _read_tool_speech(self, speech: AsyncIterator[ToolSpeech]) -> None:
         async for said in speech:
@@ -565,8 +644,10 @@ class LLM(Node):
     async def _read_playout(self, playout: AsyncIterator[Playout]) -> None:
         try:
             async for report in playout:
+                self._speaker.on_playout(report)
                 self._on_playout(report)
         finally:
+            self._speaker.close()
             self._playout_open = False
             # No report can come now: a protected reply whose text is written is over.
             if self._protected is not None and (self._reply is None or self._reply.done()):

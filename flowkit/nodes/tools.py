@@ -29,6 +29,13 @@ conversation moving back. A task completed outside any call (a timer, an event) 
 to answer, so the router answers one of its own making (``ToolResult.call``) with the same
 outcome. Tools that still wait when the calls end are cancelled: no task tool can complete
 their task any more.
+
+A tool can go on in the background (``await ctx.update("Searching flights")``,
+:mod:`flowkit.nodes.tool_background`): the router answers its call with the update at once,
+and sends what it reports later, and its outcome, as results of calls of its own
+(``ToolResult(call=..., deferred=True)``), which the LLM node answers when the agent is
+idle. A second call of such a tool follows the tool's ``on_duplicate``. Tools still in the
+background when the calls end are cancelled.
 """
 
 from __future__ import annotations
@@ -41,13 +48,20 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.messages import Playout, ToolCall, ToolResult, ToolSpeech, new_turn_id
 from flowkit.node import Node, NodeParams
+from flowkit.nodes.tool_background import BackgroundCalls
 from flowkit.nodes.tool_playout import PlayoutWaits
 from flowkit.ports import In, Out
 from flowkit.problems import Problem, ProblemKind
 from flowkit.tools.agent_update import AgentUpdate
 from flowkit.tools.context import RunContext, no_speech_error
 from flowkit.tools.function_tool import FunctionTool, ToolSet
-from flowkit.tools.invoke import AgentLike, ToolOutcome, deadline_paused, invoke_tool
+from flowkit.tools.invoke import (
+    AgentLike,
+    ToolOutcome,
+    deadline_paused,
+    invoke_tool,
+    lift_deadline,
+)
 from flowkit.tools.mcp.server import MCPServer
 from flowkit.tools.task import AgentTask, TaskEnded, TaskStarted, answering_call
 from flowkit.tools.toolbox import Toolbox
@@ -119,6 +133,7 @@ class ToolRouter(Node):
         # The ends of tasks taken off the stack and not sent yet, in the order taken.
         self._ends: list[asyncio.Future[None]] = []
         self._playout = PlayoutWaits()
+        self._background = BackgroundCalls()
 
     @property
     def toolset(self) -> ToolSet:
@@ -132,8 +147,10 @@ class ToolRouter(Node):
         updates: AsyncIterator[AgentUpdate],
     ) -> None:
         """List the MCP servers' tools, then run the calls (see the class)."""
-        # A restarted run starts afresh: the waits of the tools that died with it are gone.
+        # A restarted run starts afresh: the waits of the tools that died with it are gone,
+        # and so are the tools that were in the background.
         self._playout = PlayoutWaits()
+        self._background = BackgroundCalls()
         watching = self.ctx.create_task(self._read_playout(playout), name="playout")
         updating = self.ctx.create_task(self._read_updates(updates), name="updates")
         try:
@@ -213,6 +230,8 @@ class ToolRouter(Node):
         for run in self._tasks:
             run.waiter.cancel()
         self._tasks.clear()
+        # Nor can a reply carry what the tools in the background would report.
+        self._background.cancel_all(self.ctx.logger)
         ended = await asyncio.gather(*running, return_exceptions=True)
         for error in ended:
             if isinstance(error, BaseException) and not isinstance(error, asyncio.CancelledError):
@@ -220,6 +239,13 @@ class ToolRouter(Node):
 
     async def _answer(self, call: ToolCall) -> None:
         params = self.params
+        tool = self.toolset.get(call.name)
+        refused = self._background.admit(
+            call, getattr(tool, "on_duplicate", "allow"), self.ctx.logger
+        )
+        if refused is not None:
+            self._send(refused)
+            return
         session = _CallSession(call, self)
         # The job lets a tool act on the call itself (send_dtmf presses keys on its line).
         context: RunContext[Any] = RunContext(
@@ -237,7 +263,13 @@ class ToolRouter(Node):
             except BaseException:
                 if session.task_run is not None:
                     session.task_run.next.cancel()  # cancelled while it waited: no outcome
+                if session.background:
+                    self._background.forget(session.call)
                 raise
+            if session.background:
+                # Its call was answered by its first update: this comes when idle.
+                self._send(self._background.finished(session.call, outcome))
+                return
             if session.task_run is not None:
                 # Its call was answered when its first task started; this answers the call
                 # that completed its last one.
@@ -416,10 +448,22 @@ class _CallSession:
         self.call = call
         self._router = router
         self.task_run: _TaskRun | None = None
+        self.background = False  # answered by its first update (ctx.update)
+        # The task answering the call, which runs the tool (a tool in the background is
+        # cancelled through it).
+        task = asyncio.current_task()
+        assert task is not None  # made in the call's own task (ToolRouter._answer)
+        self.task: asyncio.Task[Any] = task
 
     async def say(self, text: str) -> None:
         """Send ``text`` to be spoken in the call's reply; return without waiting for it."""
         call = self.call
+        if self.background:
+            raise RuntimeError(
+                f"tool {call.name!r} called ctx.say() after ctx.update(): its call is "
+                "answered and its reply has moved on, so the words have nowhere to go; "
+                "report with ctx.update() instead, the model says what it makes of it"
+            )
         if not self._router.ctx.output_linked("speech"):
             raise no_speech_error(call.name)
         if not text.strip():
@@ -467,8 +511,37 @@ class _CallSession:
             ))
         await played
 
+    async def update(self, message: str) -> None:
+        """Answer the call with ``message`` and go on in the background, or report later.
+
+        See :mod:`flowkit.nodes.tool_background`.
+        """
+        call, router = self.call, self._router
+        if not message.strip():
+            raise ValueError(
+                f"tool {call.name!r} called ctx.update() with nothing to report "
+                f"({message!r}); give the model something to read"
+            )
+        if self.task_run is not None:
+            raise RuntimeError(
+                f"tool {call.name!r} called ctx.update() while it runs a task: the task has "
+                "the conversation and answers for the tool; report from the task's tools"
+            )
+        if self.background:
+            router._send(router._background.update(call, message))
+            return
+        self.background = True
+        lift_deadline()  # nothing waits for the tool now: its length delays no one
+        router._send(router._background.started(call, self.task, message))
+
     async def run_task(self, task: AgentTask[Any]) -> Any:
         """Move the conversation to ``task`` and wait for its result (see the module)."""
+        if self.background:
+            raise RuntimeError(
+                f"tool {self.call.name!r} called ctx.run_task() after ctx.update(): its "
+                "call is answered and the conversation has moved on without it; run the "
+                "task before going to the background, or from another tool"
+            )
         if not isinstance(task, AgentTask):
             raise TypeError(
                 f"tool {self.call.name!r} called ctx.run_task() with {task!r}, which is not an "

@@ -2,7 +2,9 @@
 
 - :func:`function_tool` turns a sync or async function (or method) into a
   :class:`FunctionTool` with a name, a description and a JSON schema of its arguments;
-- :class:`RunContext` is what a tool sees of the conversation while it runs;
+- :class:`RunContext` is what a tool sees of the conversation while it runs (it speaks,
+  waits for its words to be heard, runs tasks, and goes on in the background with
+  ``await ctx.update(...)``, each through a session the ToolRouter gives it);
 - :class:`ToolError` and :class:`StopResponse` let a tool steer the conversation;
 - :func:`invoke_tool` / :func:`invoke_all` run calls and turn every outcome, failures
   included, into a :class:`~flowkit.messages.ToolResult` for the LLM;
@@ -26,11 +28,18 @@ This package does not depend on the graph runtime; the tool router node builds o
 """
 
 from flowkit.tools.agent_update import AgentUpdate
-from flowkit.tools.context import RunContext, TaskSession, ToolSession
+from flowkit.tools.context import BackgroundSession, RunContext, TaskSession, ToolSession
 from flowkit.tools.dtmf import DEFAULT_KEY_GAP, DEFAULT_MAX_KEYS, send_dtmf, send_dtmf_tool
 from flowkit.tools.end_call import end_call, end_call_tool
 from flowkit.tools.errors import DuplicateToolError, StopResponse, ToolDefinitionError, ToolError
-from flowkit.tools.function_tool import FunctionTool, ToolSet, ToolSpec, function_tool, tools_of
+from flowkit.tools.function_tool import (
+    DuplicatePolicy,
+    FunctionTool,
+    ToolSet,
+    ToolSpec,
+    function_tool,
+    tools_of,
+)
 from flowkit.tools.invoke import (
     EMPTY_OUTPUT,
     AgentLike,
@@ -59,6 +68,8 @@ __all__ = [
     "AgentLike",
     "AgentTask",
     "AgentUpdate",
+    "BackgroundSession",
+    "DuplicatePolicy",
     "DuplicateToolError",
     "FunctionTool",
     "MCPServer",

@@ -20,7 +20,9 @@ its reply's words have been heard (:meth:`RunContext.wait_for_playout`). The rou
 session also runs tasks (:meth:`RunContext.run_task`, see
 :mod:`flowkit.tools.task`). The router passes the ``job`` the graph runs for, so a tool can
 act on the call itself through the job's room I/O (:data:`flowkit.tools.dtmf.send_dtmf`
-presses keys on the phone line); a tool run outside a job gets ``job=None``.
+presses keys on the phone line); a tool run outside a job gets ``job=None``. A long tool
+goes on in the background with :meth:`RunContext.update` (the router's session answers its
+call with the first update; :mod:`flowkit.nodes.tool_background`).
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ if TYPE_CHECKING:
     from flowkit.tools.task_group import TaskGroup, TaskGroupResult
 
 __all__ = [
-    "InterruptionControl", "PlayoutWaiter", "RunContext", "TaskSession", "ToolSession",
-    "no_speech_error",
+    "BackgroundSession", "InterruptionControl", "PlayoutWaiter", "RunContext", "TaskSession",
+    "ToolSession", "no_speech_error",
 ]
 
 UserdataT = TypeVar("UserdataT", default=Any)
@@ -103,6 +105,23 @@ class TaskSession(Protocol):
 
         Args:
             task: The task, not run before.
+        """
+        ...
+
+
+@runtime_checkable
+class BackgroundSession(Protocol):
+    """A :class:`ToolSession` that lets a tool go on in the background (``ctx.update``)."""
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` to the user now, while the tool keeps running."""
+        ...
+
+    async def update(self, message: str) -> None:
+        """Report progress: the first answers the call, the next ones come when idle.
+
+        Args:
+            message: What the tool has to report, for the model to read.
         """
         ...
 
@@ -214,6 +233,39 @@ class RunContext(Generic[UserdataT]):
                 "that has wait_for_playout())"
             )
         await self.session.wait_for_playout()
+
+    async def update(self, message: str) -> None:
+        """Report progress and let the conversation go on while the tool works.
+
+        For work that takes more than a few seconds (a booking, a search, a document): the
+        first update answers the call at once, with ``message`` as its result and a note that
+        the tool goes on in the background, so the model can tell the user ("I'm searching
+        for flights now, this takes a minute") and the conversation continues; the tool's
+        timeout no longer applies. Each later update, and what the tool finally returns (or
+        raises), comes to the model as the result of a call of the same tool made again,
+        once the agent is idle: after the reply under way has played, several of them in
+        one reply; a user turn that comes first takes them into its history instead, and
+        its reply answers both (as LiveKit Agents' async tools). The tool's words
+        (:meth:`say`) have no reply to go into once it is in the background: use
+        ``update``. A tool still in the background when the conversation ends is
+        cancelled.
+
+        Args:
+            message: What the tool has to report, for the model to read (not spoken as it
+                is: the model says what it makes of it).
+
+        Raises:
+            RuntimeError: The context has no session that can take a tool to the background
+                (a tool run outside a graph's ToolRouter), or the tool runs a task.
+            ValueError: ``message`` is blank (from the ToolRouter's session).
+        """
+        if not isinstance(self.session, BackgroundSession):
+            raise RuntimeError(
+                f"tool {self.call.name!r} called ctx.update() but its RunContext has no "
+                "session that can take it to the background; in a graph the ToolRouter runs "
+                "the tool (outside one, build the context with a session that has update())"
+            )
+        await self.session.update(message)
 
     @overload
     async def run_task(self, task: AgentTask[ResultT]) -> ResultT: ...

@@ -25,7 +25,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, Literal, get_args, overload
 
 import pydantic
 
@@ -33,7 +33,12 @@ from flowkit.providers.chat import ToolSpec
 from flowkit.tools.errors import DuplicateToolError, ToolDefinitionError
 from flowkit.tools.schema import ToolSignature, read_signature
 
-__all__ = ["FunctionTool", "ToolSet", "ToolSpec", "function_tool", "tools_of"]
+__all__ = ["DuplicatePolicy", "FunctionTool", "ToolSet", "ToolSpec", "function_tool", "tools_of"]
+
+DuplicatePolicy = Literal["allow", "reject", "replace"]
+"""What a call of a tool does while an earlier call of it runs in the background
+(``ctx.update``): run too, be refused with an error the model reads, or replace (cancel) the
+earlier ones. See :mod:`flowkit.nodes.tool_background`."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -47,11 +52,14 @@ class FunctionTool:
         fn: The decorated function.
         signature: What :func:`~flowkit.tools.schema.read_signature` found in it.
         bound_to: The instance a method tool is bound to, or ``None``.
+        on_duplicate: What a call does while an earlier call of the tool runs in the
+            background (:data:`DuplicatePolicy`).
     """
 
     fn: Callable[..., Any]
     signature: ToolSignature
     bound_to: object | None = None
+    on_duplicate: DuplicatePolicy = "allow"
 
     @property
     def name(self) -> str:
@@ -130,7 +138,10 @@ class FunctionTool:
 def function_tool(fn: Callable[..., Any], /) -> FunctionTool: ...
 @overload
 def function_tool(
-    *, name: str | None = None, description: str | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    on_duplicate: DuplicatePolicy = "allow",
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 def function_tool(
     fn: Callable[..., Any] | None = None,
@@ -138,6 +149,7 @@ def function_tool(
     *,
     name: str | None = None,
     description: str | None = None,
+    on_duplicate: DuplicatePolicy = "allow",
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a tool from a sync or async function or method (see the module docstring).
 
@@ -145,13 +157,18 @@ def function_tool(
         fn: The function, when used bare as ``@function_tool``.
         name: The tool's name; defaults to the function's name.
         description: The tool's description; defaults to the docstring's summary and body.
+        on_duplicate: For a tool that goes on in the background (``ctx.update``): what a
+            call does while an earlier call of it is still there. ``"allow"`` runs it too,
+            ``"reject"`` answers it with an error saying the first is under way (one booking
+            at a time), ``"replace"`` cancels the earlier ones, whose results never come (a
+            search whose terms changed).
 
     Returns:
         A :class:`FunctionTool`, or a decorator making one when called with options.
 
     Raises:
         ToolDefinitionError: When the function cannot be described to an LLM; the message
-            names the parameter and the fix.
+            names the parameter and the fix. Or ``on_duplicate`` is not a policy.
     """
 
     def build(func: Callable[..., Any]) -> FunctionTool:
@@ -162,7 +179,17 @@ def function_tool(
                 f"@function_tool cannot wrap a {type(func).__name__}; make the tool a plain "
                 "method (it gets self) or a module-level function"
             )
-        return FunctionTool(func, read_signature(func, name=name, description=description))
+        return FunctionTool(
+            func, read_signature(func, name=name, description=description),
+            on_duplicate=on_duplicate,
+        )
+
+    policies = get_args(DuplicatePolicy)
+    if on_duplicate not in policies:
+        raise ToolDefinitionError(
+            f"@function_tool(on_duplicate={on_duplicate!r}): the policies are "
+            f"{', '.join(repr(policy) for policy in policies)}"
+        )
 
     return build(fn) if fn is not None else build
 

@@ -44,6 +44,7 @@ __all__ = [
     "deadline_paused",
     "invoke_all",
     "invoke_tool",
+    "lift_deadline",
 ]
 
 logger = logging.getLogger("flowkit.tools")
@@ -180,6 +181,18 @@ def deadline_paused() -> Iterator[None]:
     finally:
         if timeout is not None and not deadline.expired():
             deadline.reschedule(asyncio.get_running_loop().time() + timeout)
+
+
+def lift_deadline() -> None:
+    """Take the running tool's timeout away for good: it may run as long as it needs.
+
+    For a tool that has answered its call and goes on in the background
+    (``ctx.update()``): nothing waits for it any more, so its length is no one's delay.
+    Outside a tool run by :func:`invoke_tool`, it does nothing.
+    """
+    running = _deadline.get(None)
+    if running is not None:
+        running[0].reschedule(None)
 
 
 async def invoke_all(
