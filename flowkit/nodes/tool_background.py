@@ -13,7 +13,9 @@ is idle and replies to them then (:mod:`flowkit.nodes.llm`).
 A second call of a tool while an earlier call of it runs in the background follows the
 tool's ``on_duplicate`` (:func:`~flowkit.tools.function_tool.function_tool`): ``"allow"``
 runs it too, ``"reject"`` answers it at once with an error saying the first is under way,
-``"replace"`` cancels the earlier ones (their results never come) and runs it.
+``"replace"`` cancels the earlier ones (their results never come) and runs it. The model
+stops a call of a ``cancellable`` tool with :data:`~flowkit.tools.cancel_background.
+cancel_background`, through the session the router gives that tool.
 
 :class:`BackgroundCalls` keeps the calls in the background and writes what the model reads
 of them; the router owns it.
@@ -24,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 from flowkit.messages import ToolCall, ToolResult, new_turn_id
+from flowkit.tools.errors import ToolError
 from flowkit.tools.function_tool import DuplicatePolicy
 from flowkit.tools.invoke import ToolOutcome
 from flowkit.tools.toolbox import Logger
@@ -48,13 +50,6 @@ class BackgroundCalls:
 
     def __init__(self) -> None:
         self._running: list[_Running] = []
-
-    def __iter__(self) -> Iterator[ToolCall]:
-        """The calls in the background now, in the order they went there."""
-        return iter([running.call for running in self._running])
-
-    def __len__(self) -> int:
-        return len(self._running)
 
     def started(self, call: ToolCall, task: asyncio.Task[Any], message: str) -> ToolOutcome:
         """The call's tool went to the background: the outcome that answers its call now.
@@ -138,6 +133,40 @@ class BackgroundCalls:
             running.task.cancel()
             self.forget(running.call)
         return None
+
+    def cancel(self, name: str, cancellable: bool, logger: Logger) -> list[ToolCall]:
+        """Stop the calls of tool ``name`` in the background, for the model; the calls stopped.
+
+        Args:
+            name: The tool's name, as the model gave it.
+            cancellable: Whether that tool was made ``cancellable``.
+            logger: Where each stop is noted.
+
+        Raises:
+            ToolError: Nothing could be stopped: no call of ``name`` is in the background, or
+                the tool is not cancellable. The message says what runs there now.
+        """
+        mine = [running for running in self._running if running.call.name == name]
+        if not mine:
+            now = ", ".join(sorted({running.call.name for running in self._running}))
+            raise ToolError(
+                f"no call of {name!r} is running in the background"
+                + (f"; these are: {now}" if now else "; none is")
+                + ". Tell the user what is still under way, if anything."
+            )
+        if not cancellable:
+            raise ToolError(
+                f"{name!r} cannot be stopped once it has started; its result will come when "
+                "it is done. Tell the user so."
+            )
+        for running in mine:
+            logger.info(
+                "tool %r (call %s) in the background was stopped by the model",
+                name, running.call.call_id,
+            )
+            running.task.cancel()
+            self.forget(running.call)
+        return [running.call for running in mine]
 
     def cancel_all(self, logger: Logger) -> None:
         """The conversation has ended: cancel every tool still in the background."""

@@ -534,6 +534,14 @@ class _CallSession:
         lift_deadline()  # nothing waits for the tool now: its length delays no one
         router._send(router._background.started(call, self.task, message))
 
+    def cancel_background(self, name: str) -> list[ToolCall]:
+        """Stop the calls of tool ``name`` in the background (a ``cancellable`` one's)."""
+        router = self._router
+        tool = router.toolset.get(name)
+        return router._background.cancel(
+            name, bool(getattr(tool, "cancellable", False)), router.ctx.logger
+        )
+
     async def run_task(self, task: AgentTask[Any]) -> Any:
         """Move the conversation to ``task`` and wait for its result (see the module)."""
         if self.background:

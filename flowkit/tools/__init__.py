@@ -20,6 +20,8 @@
   instructions or tools (:mod:`flowkit.tools.agent_update`);
 - :data:`send_dtmf` (and :func:`send_dtmf_tool`) lets the LLM press telephone keys on the
   job's phone line, for phone menus (:mod:`flowkit.tools.dtmf`);
+- :data:`cancel_background` (and :func:`cancel_background_tool`) lets the LLM stop a
+  ``cancellable`` tool that goes on in the background (:mod:`flowkit.tools.cancel_background`);
 - :data:`end_call` (and :func:`end_call_tool`) lets the LLM end the call: the
   :class:`~flowkit.nodes.end_call.EndCall` node hangs up once the goodbye has played
   (:mod:`flowkit.tools.end_call`).
@@ -28,7 +30,14 @@ This package does not depend on the graph runtime; the tool router node builds o
 """
 
 from flowkit.tools.agent_update import AgentUpdate
-from flowkit.tools.context import BackgroundSession, RunContext, TaskSession, ToolSession
+from flowkit.tools.cancel_background import cancel_background, cancel_background_tool
+from flowkit.tools.context import (
+    BackgroundControl,
+    BackgroundSession,
+    RunContext,
+    TaskSession,
+    ToolSession,
+)
 from flowkit.tools.dtmf import DEFAULT_KEY_GAP, DEFAULT_MAX_KEYS, send_dtmf, send_dtmf_tool
 from flowkit.tools.end_call import end_call, end_call_tool
 from flowkit.tools.errors import DuplicateToolError, StopResponse, ToolDefinitionError, ToolError
@@ -68,6 +77,7 @@ __all__ = [
     "AgentLike",
     "AgentTask",
     "AgentUpdate",
+    "BackgroundControl",
     "BackgroundSession",
     "DuplicatePolicy",
     "DuplicateToolError",
@@ -95,6 +105,8 @@ __all__ = [
     "ToolSignature",
     "ToolSpec",
     "Toolbox",
+    "cancel_background",
+    "cancel_background_tool",
     "deadline_paused",
     "end_call",
     "end_call_tool",

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from flowkit.tools.task_group import TaskGroup, TaskGroupResult
 
 __all__ = [
-    "BackgroundSession", "InterruptionControl", "PlayoutWaiter", "RunContext", "TaskSession",
-    "ToolSession", "no_speech_error",
+    "BackgroundControl", "BackgroundSession", "InterruptionControl", "PlayoutWaiter",
+    "RunContext", "TaskSession", "ToolSession", "no_speech_error",
 ]
 
 UserdataT = TypeVar("UserdataT", default=Any)
@@ -122,6 +122,23 @@ class BackgroundSession(Protocol):
 
         Args:
             message: What the tool has to report, for the model to read.
+        """
+        ...
+
+
+@runtime_checkable
+class BackgroundControl(Protocol):
+    """A :class:`ToolSession` that can stop other tools' calls in the background."""
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` to the user now, while the tool keeps running."""
+        ...
+
+    def cancel_background(self, name: str) -> list[ToolCall]:
+        """Stop the calls of tool ``name`` in the background; the calls stopped.
+
+        Args:
+            name: The tool's name.
         """
         ...
 

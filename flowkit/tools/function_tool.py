@@ -54,12 +54,15 @@ class FunctionTool:
         bound_to: The instance a method tool is bound to, or ``None``.
         on_duplicate: What a call does while an earlier call of the tool runs in the
             background (:data:`DuplicatePolicy`).
+        cancellable: Whether the model may stop a call of it in the background
+            (:data:`~flowkit.tools.cancel_background.cancel_background_tool`).
     """
 
     fn: Callable[..., Any]
     signature: ToolSignature
     bound_to: object | None = None
     on_duplicate: DuplicatePolicy = "allow"
+    cancellable: bool = False
 
     @property
     def name(self) -> str:
@@ -142,6 +145,7 @@ def function_tool(
     name: str | None = None,
     description: str | None = None,
     on_duplicate: DuplicatePolicy = "allow",
+    cancellable: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 def function_tool(
     fn: Callable[..., Any] | None = None,
@@ -150,6 +154,7 @@ def function_tool(
     name: str | None = None,
     description: str | None = None,
     on_duplicate: DuplicatePolicy = "allow",
+    cancellable: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a tool from a sync or async function or method (see the module docstring).
 
@@ -162,6 +167,10 @@ def function_tool(
             ``"reject"`` answers it with an error saying the first is under way (one booking
             at a time), ``"replace"`` cancels the earlier ones, whose results never come (a
             search whose terms changed).
+        cancellable: For a tool that goes on in the background: the model may stop a call
+            of it there with :data:`~flowkit.tools.cancel_background.cancel_background`
+            (give the LLM node and the ToolRouter that tool too), when the user calls the
+            work off. Off by default: stopping work halfway is not safe for every tool.
 
     Returns:
         A :class:`FunctionTool`, or a decorator making one when called with options.
@@ -181,7 +190,7 @@ def function_tool(
             )
         return FunctionTool(
             func, read_signature(func, name=name, description=description),
-            on_duplicate=on_duplicate,
+            on_duplicate=on_duplicate, cancellable=cancellable,
         )
 
     policies = get_args(DuplicatePolicy)

@@ -26,7 +26,7 @@ from flowkit.providers.llm import ToolCallChunk
 from flowkit.testing import FakeLLM, FakeReply
 from flowkit.testing.fakes import FakeTTS
 from flowkit.testing.memory_io import MemoryIO
-from flowkit.tools import ToolDefinitionError
+from flowkit.tools import ToolDefinitionError, cancel_background
 from flowkit.tools.function_tool import DuplicatePolicy
 
 ARGS = json.dumps({"city": "Tokyo"})
@@ -385,3 +385,63 @@ def test_an_unknown_duplicate_policy_is_refused_when_the_tool_is_made() -> None:
             """A tool."""
             return city
 
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("cancellable", [True, False])
+async def test_the_model_stops_a_cancellable_tool_in_the_background(cancellable: bool) -> None:
+    stopped: list[str] = []
+
+    @fk.function_tool(cancellable=cancellable)
+    async def search(ctx: fk.RunContext, city: str) -> str:
+        """Search flights."""
+        await ctx.update("Searching.")
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            stopped.append(city)
+            raise
+        return "Flights found."
+
+    tools = [search, cancel_background]
+    fake = FakeLLM([
+        _call("search"), "Searching.",
+        _call("cancel_background", "c2", json.dumps({"tool": "search"})), "Okay, stopped.",
+        "Here are the flights.",
+    ], ttft=0.1, token_gap=0.0)
+    events = [(0, turn("flights to Tokyo")), (1.0, lambda: turn("never mind"))]
+    g, _, results = _voice_graph(fake, tools, events, end_at=10)
+    await _run(g)
+
+    answer = next(r for r in collected(results) if r.call_id == "c2")
+    deferred = [r for r in collected(results) if r.deferred]
+    if cancellable:
+        assert stopped == ["Tokyo"] and not answer.is_error
+        assert answer.output == f"Stopped 'search' (called with {ARGS}); its result will not come."
+        assert deferred == []
+    else:
+        assert stopped == [] and answer.is_error
+        assert "'search' cannot be stopped once it has started" in answer.output
+        assert [r.output for r in deferred] == [
+            "'search', which ran in the background, has finished: Flights found."
+        ]
+
+
+@pytest.mark.looptime
+async def test_stopping_a_tool_that_is_not_in_the_background_says_what_is() -> None:
+    @fk.function_tool
+    async def search(ctx: fk.RunContext, city: str) -> str:
+        """Search flights."""
+        return "Flights found."
+
+    fake = FakeLLM([
+        _call("cancel_background", "c1", json.dumps({"tool": "search"})), "Nothing to stop.",
+    ], ttft=0.1, token_gap=0.0)
+    g, _, results = _voice_graph(fake, [search, cancel_background], [(0, turn("stop it"))],
+                                 end_at=3)
+    await _run(g)
+    [answer] = collected(results)
+    assert answer.is_error and answer.output == (
+        "no call of 'search' is running in the background; none is. Tell the user what is "
+        "still under way, if anything."
+    )
