@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import typing
 from collections import deque
@@ -552,9 +553,19 @@ class LLM(Node):
                 if not played.done():
                     await played
                     continue
+            # The newest result's turn, unless a reply (from code) has come since the tool
+            # sent it: the TTS node and the speaker drop a reply older than the last one.
+            newest = max(result.turn_id for result in self._deferred)
+            turn_id = newest if newest > self._reply_turn else new_turn_id()
+            self._deferred = [
+                dataclasses.replace(result, turn_id=turn_id, call=dataclasses.replace(
+                    result.call, turn_id=turn_id
+                )) if result.call is not None else result
+                for result in self._deferred
+            ]
             results = self._add_deferred()
             if not self._inputs_ended and any(not result.stop_response for result in results):
-                self._start_reply(new_turn_id())
+                self._start_reply(turn_id)
 
     def _stop_delivering(self) -> None:
         """The inputs have ended: no reply can be made for held results; the history keeps them."""

@@ -23,7 +23,7 @@ from flowkit.nodes.tools import ToolRouter
 from flowkit.nodes.tts import TTS
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
-from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing import FakeLLM, FakeReply, Harness
 from flowkit.testing.fakes import FakeTTS
 from flowkit.testing.memory_io import MemoryIO
 from flowkit.tools import ToolDefinitionError, cancel_background
@@ -445,3 +445,65 @@ async def test_stopping_a_tool_that_is_not_in_the_background_says_what_is() -> N
         "no call of 'search' is running in the background; none is. Tell the user what is "
         "still under way, if anything."
     )
+
+
+@pytest.mark.looptime
+async def test_the_harness_reads_a_reports_reply_as_a_reply_of_the_agents_own() -> None:
+    @fk.function_tool
+    async def book_flight(ctx: fk.RunContext, city: str) -> str:
+        """Book a flight."""
+        await ctx.update(f"Searching flights to {city}.")
+        await asyncio.sleep(3)
+        return "Booked: DL289."
+
+    fake = FakeLLM([_call("book_flight"), "I'm searching now.", "You're booked on DL289."],
+                   ttft=0.1, token_gap=0.0)
+    g = fk.Graph("harness-background")
+    llm = g.add(LLM(fake, tools=[book_flight]), name="llm")
+    g.add(Script(hold=True), name="user") >> llm
+    router = g.add(ToolRouter([book_flight]), name="router")
+    llm.tool_calls >> router >> llm.tool_results
+    llm >> g.add(Collect(), name="speaker")
+    async with Harness(g) as agent:
+        asked = await agent.run("Book me a flight to Tokyo")
+        booked = await agent.next_reply()
+    expect = asked.expect
+    expect.next_event().is_function_call(name="book_flight", arguments={"city": "Tokyo"})
+    answer = expect.next_event().is_function_call_output()
+    assert answer.output.startswith("Searching flights to Tokyo.")
+    expect.next_event().is_message(content="I'm searching now.")
+    expect = booked.expect
+    expect.next_event().is_function_call(name="book_flight", arguments={"city": "Tokyo"})
+    expect.next_event().is_function_call_output(
+        output="'book_flight', which ran in the background, has finished: Booked: DL289."
+    )
+    expect.next_event().is_message(content="You're booked on DL289.")
+    expect.no_more_events()
+
+
+@pytest.mark.looptime
+async def test_a_report_after_a_say_from_code_is_spoken_on_a_turn_newer_than_the_say() -> None:
+    long = "This is a long answer that takes several seconds to say out loud to the user."
+
+    @fk.function_tool
+    async def check_status(ctx: fk.RunContext, city: str) -> str:
+        """Check the status."""
+        await ctx.update("Checking.")
+        await asyncio.sleep(1.0)
+        return "All clear."
+
+    fake = FakeLLM([_call("check_status"), long, "It is all clear."], ttft=0.1, token_gap=0.0)
+    g, text, _ = _voice_graph(fake, [check_status], [(0, turn("status?"))], end_at=15)
+    llm = g.nodes["llm"]
+    # A notice from code at 2 s, after the tool has sent its result (at 1 s).
+    g.add(Script((2.0, lambda: fk.ReplyRequest(turn_id=fk.new_turn_id(), say="A notice."))),
+          name="notices") >> llm.requests
+    reports = g.add(Collect(), name="reports")
+    g.nodes["speaker"].playout >> reports
+    await _run(g)
+
+    said = next(c.turn_id for _, c in text.items if "notice" in c.text.lower())
+    answer = next(c.turn_id for _, c in text.items if "clear" in c.text)
+    assert answer > said
+    played = {r.turn_id for r in collected(reports) if r.event is fk.PlayoutEvent.FINISHED}
+    assert {said, answer} <= played  # the answer was spoken, not dropped as stale
