@@ -51,6 +51,14 @@ the reply that called it. A ``ToolSpeech`` (a tool's ``ctx.say``) is spoken by t
 in the reply waiting for that tool, after the response that called it (:mod:`.tool_speech`;
 voiced sessions only).
 
+A result of a tool that went on in the background (``ToolResult(deferred=True)``: a later
+``ctx.update`` or the tool's outcome, :mod:`flowkit.nodes.tool_background`) waits until the
+agent is idle: no response under way or queued, nothing held, no reply still being heard.
+Then the call and its output go to the server as items, several held results together, and
+one response is asked for. A user turn that starts meanwhile (the server hears speech, or
+the graph sends a turn) takes them: their items go to the server first, and the answer to
+the user's turn is made with them in the conversation, with no response of their own.
+
 What the listener heard (barge-ins, playout reports, truncation, the agent's transcript) is
 :mod:`.listening`'s; tool rounds are :mod:`.tool_rounds`'; the agent's state, derived again
 after every event and input, is :mod:`.states`'.
@@ -186,6 +194,10 @@ class Dialogue:
         self._ids = itertools.count(1)
         self._speech_stopped_at: float | None = None
         self._unseen_image: Image | None = None
+        # Results of tools in the background, held until the agent is idle.
+        self._deferred: list[ToolResult] = []
+        self._call_later = call_later
+        self._deliver_timer = False  # a clock check of the held results is scheduled
         self._handlers = EventHandlers(self)
         self.states = ConversationStates(effects, listening=self.listening,
                                          awaited=self._awaited_turns, call_later=call_later,
@@ -250,6 +262,7 @@ class Dialogue:
     def on_event(self, event: Event) -> None:
         """Act on one server event (unknown types are ignored)."""
         self._handlers.handle(event)
+        self._deliver_deferred()
         self.states.refresh()
 
     def on_error(
@@ -287,6 +300,7 @@ class Dialogue:
     def speech_started(self, item_id: str) -> None:
         """The user started speaking: a new user turn, and a barge-in if replies play."""
         self._show_image()  # before the turn's audio item, which the server commits later
+        self._add_deferred()  # the answer to this turn is made with them
         self.states.user_speaking(self._user(item_id).turn_id)
         if self.interrupt_response:
             self.listening.barge_in("barge_in")
@@ -459,11 +473,43 @@ class Dialogue:
         outside its tools) is a reply of its own, asked for as ``generate_reply`` asks:
         it waits, as they do, while a reply that may not be cut plays.
         """
-        if result.call is not None:
+        if result.call is not None and result.deferred:
+            self._deferred.append(result)
+            self._deliver_deferred()
+        elif result.call is not None:
             self.held.run(lambda: self._take_router_result(result))
         else:
             self.tools.result(result)
         self.states.refresh()
+
+    def _deliver_deferred(self) -> None:
+        """Answer the held results of tools in the background, once the agent is idle."""
+        if not self._deferred or self.busy or self.held.waits():
+            return
+        playing = [reply for reply in self.replies.values() if self.listening.playing(reply)]
+        if playing:
+            if not self.listening.playout_linked and not self._deliver_timer:
+                # No report will say when it has played: the clock will (no server event
+                # need come meanwhile).
+                self._deliver_timer = True
+                left = max(self.listening.clock_left(reply) for reply in playing)
+                self._call_later(left + 0.01, self._deliver_on_clock)
+            return
+        results = self._add_deferred()
+        if any(not result.stop_response for result in results):
+            self.create_response(new_turn_id())
+
+    def _deliver_on_clock(self) -> None:
+        self._deliver_timer = False
+        self._deliver_deferred()
+        self.states.refresh()
+
+    def _add_deferred(self) -> list[ToolResult]:
+        """Send the held results' calls and outputs to the server; they are no more held."""
+        results, self._deferred = self._deferred, []
+        for result in results:
+            self.tools.router_result(result)
+        return results
 
     def _take_router_result(self, result: ToolResult) -> None:
         self.tools.router_result(result)
@@ -480,12 +526,14 @@ class Dialogue:
         """The sink's report (see :mod:`.listening`)."""
         self.listening.on_playout(report)
         self.held.release()
+        self._deliver_deferred()
         self.states.refresh()
 
     def playout_closed(self) -> None:
         """No playout report can come any more."""
         self.listening.playout_closed()
         self.held.release()
+        self._deliver_deferred()
         self.states.refresh()
 
     def on_flush(self, interrupt: Interrupt) -> None:
@@ -530,6 +578,7 @@ class Dialogue:
         self.held.run(lambda: self._take_turn(turn))
 
     def _take_turn(self, turn: UserTurn) -> None:
+        self._add_deferred()  # the answer to this turn is made with them
         if note := turn.context_note():
             # Before the user's words, as the LLM node puts a turn's notes.
             self.send({
