@@ -212,6 +212,8 @@ def build(job: fk.JobContext) -> fk.Graph:
     # Preemptive generation: the LLM starts on the text the turn would commit with while the
     # endpointing delay runs, and keeps the request only if the turn commits unchanged.
     turns.tentative >> brain.tentative
+    # What a tool in the background reports waits while the user speaks (ctx.update).
+    turns.user_state >> brain.user_state
     # Preemptive TTS: the early answer's first sentence is synthesised during the delay too,
     # and played only if the committed reply starts with it.
     brain.prefetch >> voice.prefetch

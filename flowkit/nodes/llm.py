@@ -40,13 +40,14 @@ agent's function tools (see :mod:`flowkit.tools.toolbox`).
 A tool that goes on in the background (``await ctx.update(...)``) answers its call with its
 first update; what it reports later, and its outcome, come as results of calls the
 ToolRouter makes (``ToolResult(deferred=True)``, :mod:`flowkit.nodes.tool_background`). The
-node holds them until the agent is idle: no reply under way or protected, and the speaker
-has reported the end of the last one (with ``playout`` linked). It then adds them to the
-history and replies to all of them at once, on a turn of its own. A user turn taken while
-they wait takes them into the history before the user's words, and its reply is the answer:
-the model knows them. The node does not know whether the user is talking; a reply that
-starts while they do is cut by barge-in as any other, and the results stay in the history
-for the turn that follows.
+node holds them until the agent is idle: no reply under way or protected, the speaker
+has reported the end of the last one (with ``playout`` linked), and the user is not speaking
+(with ``user_state`` linked, a TurnDetector's). It then adds them to the history and
+replies to all of them at once, on a turn of its own. A user turn taken while they wait
+takes them into the history before the user's words, and its reply is the answer: the model
+knows them. Without ``user_state`` the node does not know whether the user is talking; a
+reply that starts while they do is cut by barge-in as any other, and the results stay in the
+history for the turn that follows.
 
 The node owns two feedback loops (tool results and playout), so it ends them itself: when
 its turns, requests and interrupts have ended and the last reply is done, it closes its
@@ -81,6 +82,8 @@ from flowkit.messages import (
     ToolCall,
     ToolResult,
     ToolSpeech,
+    UserState,
+    UserStateKind,
     UserTurn,
     new_turn_id,
 )
@@ -131,6 +134,11 @@ class LLM(Node):
     updates: In[AgentUpdate] = In(
         required=False,
         doc="changes to the agent from code (AgentUpdate); link them to the ToolRouter too",
+    )
+    user_state: In[UserState] = In(
+        required=False,
+        doc="the user's state (a TurnDetector's): reports of tools in the background wait "
+        "while the user speaks",
     )
     text: Out[TextChunk] = Out(default=True, doc="the reply, streamed")
     tool_calls: Out[ToolCall] = Out(doc="tool calls, to a ToolRouter")
@@ -240,6 +248,8 @@ class LLM(Node):
         self._deferred: list[ToolResult] = []
         self._delivering: asyncio.Task[None] | None = None
         self._speaker = PlayoutWaits()
+        self._user_quiet = asyncio.Event()  # cleared while the user speaks (user_state)
+        self._user_quiet.set()
 
     async def run(
         self,
@@ -252,12 +262,14 @@ class LLM(Node):
         images: AsyncIterator[Image],
         tool_speech: AsyncIterator[ToolSpeech],
         updates: AsyncIterator[AgentUpdate],
+        user_state: AsyncIterator[UserState],
     ) -> None:
         """List the MCP servers' tools, then serve until the inputs end (see the class)."""
-        # Images and updates are not waited for at the end: their sources may last as long
-        # as the room.
+        # Images, updates and the user's state are not waited for at the end: their
+        # sources may last as long as the room.
         looking = self.ctx.create_task(self._read_images(images), name="images")
         updating = self.ctx.create_task(self._read_updates(updates), name="updates")
+        following = self.ctx.create_task(self._read_user_state(user_state), name="user_state")
         try:
             # No request may go out before the tool list is known: the servers answer first.
             async with self._rounds.opened(self.ctx.logger):
@@ -267,6 +279,7 @@ class LLM(Node):
         finally:
             looking.cancel()
             updating.cancel()
+            following.cancel()
 
     async def _serve(
         self,
@@ -334,6 +347,16 @@ class LLM(Node):
         async for update in updates:
             # At once: the next request has them; one under way finishes as it began.
             self._rounds.update(update, self.history, self.ctx.logger)
+
+    async def _read_user_state(self, states: AsyncIterator[UserState]) -> None:
+        try:
+            async for state in states:
+                if state.state is UserStateKind.SPEAKING:
+                    self._user_quiet.clear()
+                else:
+                    self._user_quiet.set()
+        finally:
+            self._user_quiet.set()  # no state can come: nothing waits on it
 
     async def _read_images(self, images: AsyncIterator[Image]) -> None:
         async for image in images:
@@ -545,6 +568,10 @@ class LLM(Node):
                 continue
             if self._protected is not None:
                 await self._unprotected.wait()
+                continue
+            if not self._user_quiet.is_set():
+                # Their turn, once committed, takes the reports (_take_turn).
+                await self._user_quiet.wait()
                 continue
             if self._reply_turn and self.ctx.input_linked("playout"):
                 # Its text is written; it is over for the speaker once it has played (or

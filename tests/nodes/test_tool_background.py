@@ -507,3 +507,27 @@ async def test_a_report_after_a_say_from_code_is_spoken_on_a_turn_newer_than_the
     assert answer > said
     played = {r.turn_id for r in collected(reports) if r.event is fk.PlayoutEvent.FINISHED}
     assert {said, answer} <= played  # the answer was spoken, not dropped as stale
+
+
+@pytest.mark.looptime
+async def test_a_report_waits_while_the_user_speaks() -> None:
+    @fk.function_tool
+    async def check_status(ctx: fk.RunContext, city: str) -> str:
+        """Check the status."""
+        await ctx.update("Checking.")
+        await asyncio.sleep(1.0)
+        return "All clear."
+
+    fake = FakeLLM([_call("check_status"), "Okay.", "It is all clear."], ttft=0.1, token_gap=0.0)
+    g, text, _ = _voice_graph(fake, [check_status], [(0, turn("status?"))], end_at=10)
+
+    def state(kind: fk.UserStateKind) -> fk.UserState:
+        return fk.UserState(turn_id=fk.new_turn_id(), state=kind)
+
+    # The user makes a sound from 0.9 s to 3 s that commits no turn (a cough, a word to
+    # someone else): the report's reply waits for them.
+    g.add(Script((0.9, lambda: state(fk.UserStateKind.SPEAKING)),
+                 (3.0, lambda: state(fk.UserStateKind.LISTENING))),
+          name="user") >> g.nodes["llm"].user_state
+    await _run(g)
+    assert 3.0 <= _first_chunk_at(text, "clear") < 3.5
