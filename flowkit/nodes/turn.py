@@ -31,6 +31,13 @@ each end of speech waits for its prediction, but never past the short delay: a p
 that has not come by then is not waited for, and the turn commits as if there were none.
 Otherwise ``end_of_turn``, a function of the turn's text, is asked.
 
+With ``endpointing="dynamic"`` both delays are learned from the user's own pauses as the
+call goes (:mod:`flowkit.nodes.endpointing`): the short one grows toward the pauses after
+which the user went on (before the agent answered, or just as it started), the long one
+moves toward the gaps the user leaves before the agent's answers, each within
+``[min_endpointing_delay, max_endpointing_delay]``; the agent's starts come from
+``agent_state``. ``endpointing_delays`` reads them.
+
 The user is ``away`` after ``user_away_timeout`` seconds in which neither side spoke. With
 the agent's state linked to ``agent_state`` (a feedback input: ``states >>
 turns.agent_state``), the clock runs only while the agent is listening too, as in LiveKit
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
@@ -61,6 +69,7 @@ from flowkit.messages import (
     new_turn_id,
 )
 from flowkit.node import Node, NodeParams
+from flowkit.nodes.endpointing import DynamicDelays
 from flowkit.ports import In, Out
 
 __all__ = ["EndOfTurn", "TurnDetector"]
@@ -100,6 +109,8 @@ class TurnDetector(Node):
         max_tentative: int = pydantic.Field(3, ge=0)
         max_tentative_speech: float | None = pydantic.Field(10.0, gt=0.0)
         speaker: str = "user"
+        endpointing: Literal["fixed", "dynamic"] = "fixed"
+        endpointing_alpha: float = pydantic.Field(0.9, ge=0.0, lt=1.0)
 
         @pydantic.model_validator(mode="after")
         def _delays_ordered(self) -> TurnDetector.Params:
@@ -123,6 +134,8 @@ class TurnDetector(Node):
         max_tentative: int = 3,
         max_tentative_speech: float | None = 10.0,
         speaker: str = "user",
+        endpointing: Literal["fixed", "dynamic"] = "fixed",
+        endpointing_alpha: float = 0.9,
     ) -> None:
         """Create a turn detector.
 
@@ -144,6 +157,15 @@ class TurnDetector(Node):
                 than this many seconds of speech (the VAD's ``speech_duration`` of its
                 utterances; without VAD events there is no cap); ``None``: no cap.
             speaker: The participant identity put on turns and states.
+            endpointing: ``"fixed"`` uses the two delays as given; ``"dynamic"`` learns
+                them from the user's pauses, within the given bounds (see the module; link
+                ``agent_state`` so that the agent's answers count).
+            endpointing_alpha: With ``"dynamic"``: the weight of the past in each update
+                (0.9 moves a delay a tenth of the way toward each new pause).
+
+        Raises:
+            NodeParamsError: A delay is negative, the maximum is below the minimum, or
+                ``endpointing_alpha`` is outside ``[0, 1)``.
         """
         super().__init__(
             mode=mode,
@@ -155,7 +177,22 @@ class TurnDetector(Node):
             max_tentative=max_tentative,
             max_tentative_speech=max_tentative_speech,
             speaker=speaker,
+            endpointing=endpointing,
+            endpointing_alpha=endpointing_alpha,
         )
+        p = typing.cast(TurnDetector.Params, self.params)
+        # Kept by the node, not the run: what was learned of the caller survives a restart.
+        self._delays = DynamicDelays(
+            p.min_endpointing_delay, p.max_endpointing_delay, p.endpointing_alpha
+        ) if endpointing == "dynamic" else None
+
+    @property
+    def endpointing_delays(self) -> tuple[float, float]:
+        """The short and long endpointing delays now (learned ones with ``"dynamic"``)."""
+        if self._delays is not None:
+            return self._delays.min_delay, self._delays.max_delay
+        p = typing.cast(TurnDetector.Params, self.params)
+        return p.min_endpointing_delay, p.max_endpointing_delay
 
     async def run(
         self,
@@ -171,7 +208,7 @@ class TurnDetector(Node):
         """
         params = self.params
         assert isinstance(params, TurnDetector.Params)
-        endpointer = _Endpointer(self, params)
+        endpointer = _Endpointer(self, params, self._delays)
         readers = [
             self.ctx.create_task(endpointer.read_vad(vad), name="vad"),
             self.ctx.create_task(endpointer.read_commits(commit), name="commit"),
@@ -196,9 +233,12 @@ class TurnDetector(Node):
 class _Endpointer:
     """The turn detector's state for one run (a restart begins afresh)."""
 
-    def __init__(self, node: TurnDetector, params: TurnDetector.Params) -> None:
+    def __init__(
+        self, node: TurnDetector, params: TurnDetector.Params, delays: DynamicDelays | None
+    ) -> None:
         self.node = node
         self.params = params
+        self.delays = delays
         self.loop = asyncio.get_running_loop()
         self.pending: list[str] = []
         # When the user's speech last ended (the start of the endpointing delay); None while
@@ -253,6 +293,8 @@ class _Endpointer:
 
     async def read_agent_states(self, states: AsyncIterator[AgentState]) -> None:
         async for state in states:
+            if state.state is AgentStateKind.SPEAKING and self.delays is not None:
+                self.delays.agent_started(self.loop.time())
             listening = state.state is AgentStateKind.LISTENING
             if listening == self.agent_listening:
                 continue
@@ -264,6 +306,17 @@ class _Endpointer:
 
     def on_vad(self, event: VADEvent) -> None:
         mode = self.params.mode
+        if self.delays is not None:
+            if event.kind is VADEventKind.START_OF_SPEECH:
+                before = self.delays.min_delay, self.delays.max_delay
+                self.delays.user_started(self.loop.time())
+                if (self.delays.min_delay, self.delays.max_delay) != before:
+                    self.node.ctx.logger.debug(
+                        "endpointing delays %.3f / %.3f s (were %.3f / %.3f)",
+                        self.delays.min_delay, self.delays.max_delay, *before,
+                    )
+            else:
+                self.delays.user_ended(self.loop.time())
         if event.kind is VADEventKind.START_OF_SPEECH:
             self.vad_speaking = True
             self._set_state(UserStateKind.SPEAKING)
@@ -361,12 +414,13 @@ class _Endpointer:
 
     async def _delay(self, text: str, ended_at: float) -> float:
         params = self.params
-        probability = await self._predicted(ended_at + params.min_endpointing_delay)
+        shortest, _ = self.node.endpointing_delays
+        probability = await self._predicted(ended_at + shortest)
         if probability is not None:
             return self._delay_for(probability)
         hook = params.end_of_turn
         if hook is None:
-            return params.min_endpointing_delay
+            return shortest
         try:
             answer = hook(text)
             probability = float(await answer if inspect.isawaitable(answer) else answer)
@@ -375,14 +429,12 @@ class _Endpointer:
             self.node.ctx.logger.warning(
                 "end_of_turn(%r) raised; using min_endpointing_delay", text, exc_info=True
             )
-            return params.min_endpointing_delay
+            return shortest
         return self._delay_for(probability)
 
     def _delay_for(self, probability: float) -> float:
-        params = self.params
-        if probability < params.unlikely_threshold:
-            return params.max_endpointing_delay
-        return params.min_endpointing_delay
+        shortest, longest = self.node.endpointing_delays
+        return longest if probability < self.params.unlikely_threshold else shortest
 
     async def _predicted(self, deadline: float) -> float | None:
         """The audio model's answer for the last end of speech, waited for until ``deadline``.
