@@ -1,8 +1,9 @@
 """The examples: weather, restaurant (handoff and task), timed transcript, background, outbound,
-warm transfer."""
+warm transfer, async tool."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ def live_job(**extra: object) -> fk.JobContext:
     "name",
     [
         "weather_agent", "restaurant_agent", "timed_transcript", "background_audio",
-        "outbound_call", "warm_transfer", "avatar_agent",
+        "outbound_call", "warm_transfer", "avatar_agent", "async_tool_agent",
     ],
 )
 def test_example_is_valid_and_drawn(name: str) -> None:
@@ -298,3 +299,53 @@ async def test_warm_transfer_outside_a_room_tells_the_caller_it_could_not_transf
     assert "no phone call to transfer here" in failed.output
     expect.next_event().is_message(contains="could not reach anyone")
     expect.no_more_events()
+
+
+# --------------------------------------------------------------------------- async tool
+
+
+@pytest.mark.looptime
+async def test_async_tool_agent_books_in_the_background_while_the_caller_talks() -> None:
+    voice = FakeTTS(sample_rate=24_000)
+    job = live_job(tts=voice, search_seconds=4.0, booking_seconds=6.0)
+    graph = load_graph(EXAMPLES / "async_tool_agent.py", job)
+    async with Harness(graph, job=job, turn_input="llm.turns") as agent:
+        asked = await agent.run("Book me a flight to Tokyo")
+        again = await agent.run("Actually book a flight to Tokyo again")
+        found = await agent.next_reply()  # the search's update, 4 s in
+        booked = await agent.next_reply()  # the booking, 6 s later
+        await asyncio.sleep(1.0)  # its words reach the voice
+    expect = asked.expect
+    expect.next_event().is_function_call(name="book_flight", arguments={"city": "Tokyo"})
+    assert "goes on in the background" in expect.next_event().is_function_call_output().output
+    expect.next_event().is_message(content="Searching flights to Tokyo; this takes a minute.")
+    # A second booking while the first runs is refused (on_duplicate="reject").
+    expect = again.expect
+    expect.next_event().is_function_call(name="book_flight")
+    expect.next_event().is_function_call_output(is_error=True)
+    expect.next_event().is_message(content="I'm already booking one; it's under way.")
+    found.expect.next_event().is_function_call(name="book_flight", arguments={"city": "Tokyo"})
+    assert "Found 3 flights" in found.expect.next_event().is_function_call_output().output
+    found.expect.next_event().is_message(contains="booking the cheapest")
+    booked.expect.skip_next(2)
+    booked.expect.next_event().is_message(
+        content="Booked on the 9:40 flight to Tokyo, confirmation DL289."
+    )
+    assert voice.texts[-1] == "Booked on the 9:40 flight to Tokyo, confirmation DL289."
+
+
+@pytest.mark.looptime
+async def test_async_tool_agent_calls_the_booking_off_when_asked() -> None:
+    job = live_job(tts=FakeTTS(sample_rate=24_000))
+    graph = load_graph(EXAMPLES / "async_tool_agent.py", job)
+    async with Harness(graph, job=job, turn_input="llm.turns", reply_timeout=20) as agent:
+        await agent.run("Book me a flight to Tokyo")
+        stopped = await agent.run("Never mind, cancel it")
+        with pytest.raises(AssertionError, match="no reply of its own"):
+            await agent.next_reply()  # the booking's result never comes
+    expect = stopped.expect
+    expect.next_event().is_function_call(
+        name="cancel_background", arguments={"tool": "book_flight"}
+    )
+    assert expect.next_event().is_function_call_output().output.startswith("Stopped 'book_flight'")
+    expect.next_event().is_message(content="Okay, I've called the booking off.")
