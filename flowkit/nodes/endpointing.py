@@ -24,12 +24,9 @@ the new pause, and both delays stay within the ``[min, max]`` the detector was g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 __all__ = ["DynamicDelays"]
 
 
-@dataclass(slots=True)
 class DynamicDelays:
     """The short and long endpointing delays, learned as the call goes (see the module).
 
@@ -41,26 +38,21 @@ class DynamicDelays:
     Attributes:
         min_delay: The short delay now (the turn is probably over).
         max_delay: The long delay now (a turn model says it probably is not).
+
+    Raises:
+        ValueError: ``alpha`` is outside ``[0, 1)``.
     """
 
-    lowest: float
-    highest: float
-    alpha: float = 0.9
-    min_delay: float = -1.0
-    max_delay: float = -1.0
-    _user_ended_at: float | None = None
-    _agent_started_at: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha < 1.0:
+    def __init__(self, lowest: float, highest: float, alpha: float = 0.9) -> None:
+        if not 0.0 <= alpha < 1.0:
             raise ValueError(
-                f"DynamicDelays(alpha={self.alpha}): the weight of the past must be in [0, 1) "
+                f"DynamicDelays(alpha={alpha}): the weight of the past must be in [0, 1) "
                 "(0.9 moves each delay a tenth of the way toward each new pause)"
             )
-        if self.min_delay < 0:
-            self.min_delay = self.lowest
-        if self.max_delay < 0:
-            self.max_delay = self.highest
+        self.lowest, self.highest, self.alpha = lowest, highest, alpha
+        self.min_delay, self.max_delay = lowest, highest
+        self._user_ended_at: float | None = None
+        self._agent_started_at: float | None = None
 
     def user_ended(self, at: float) -> None:
         """The user stopped speaking at ``at`` (the VAD's end of speech)."""
