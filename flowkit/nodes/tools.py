@@ -524,8 +524,9 @@ class _CallSession:
             )
         if self.task_run is not None:
             raise RuntimeError(
-                f"tool {call.name!r} called ctx.update() while it runs a task: the task has "
-                "the conversation and answers for the tool; report from the task's tools"
+                f"tool {call.name!r} called ctx.update() after ctx.run_task(): its call was "
+                "answered when the task started, and what it returns answers the call that "
+                "completed the task; report from the task's tools instead"
             )
         if self.background:
             router._send(router._background.update(call, message))

@@ -502,3 +502,50 @@ async def test_a_report_waits_while_the_user_speaks() -> None:
           name="user") >> g.nodes["llm"].user_state
     await _run(g)
     assert 3.0 <= _first_chunk_at(text, "clear") < 3.5
+
+
+class _GetEmail(fk.AgentTask[str]):
+    instructions = "Ask for the user's email address."
+
+    @fk.function_tool
+    async def email_given(self, email: str) -> None:
+        """The user gave their email address."""
+        self.complete(email)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("order", ["update then task", "task then update"])
+async def test_a_tool_cannot_both_run_a_task_and_go_to_the_background(
+    order: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    @fk.function_tool
+    async def book(ctx: fk.RunContext, city: str) -> str:
+        """Book a trip."""
+        if order == "update then task":
+            await ctx.update("Started.")
+            await ctx.run_task(_GetEmail())
+        else:
+            await ctx.run_task(_GetEmail())
+            await ctx.update("Started.")
+        return "never"
+
+    email = _call("email_given", "c2", json.dumps({"email": "ana@example.com"}))
+    script: list[Any] = (
+        [_call("book"), "Started it.", "Sorry, that failed."]
+        if order == "update then task"
+        else [_call("book"), "Your email?", email, "Sorry, that failed."]
+    )
+    fake = FakeLLM(script, ttft=0.1, token_gap=0.0)
+    events = [(0, turn("book a trip"))]
+    if order == "task then update":
+        events.append((2.0, lambda: turn("ana@example.com")))
+    caplog.set_level(logging.ERROR, logger="flowkit.tools")
+    g, _, results = _voice_graph(fake, [book], events, end_at=8)
+    await _run(g)
+    failed = collected(results)[-1]
+    assert failed.is_error and "internal error" in failed.output
+    expected = (
+        "called ctx.run_task() after ctx.update()" if order == "update then task"
+        else "called ctx.update() after ctx.run_task()"
+    )
+    assert expected in caplog.text
