@@ -60,6 +60,23 @@ def sound_server(tmp_path: Path) -> Iterator[dict[str, str]]:
         server.wait(10)
 
 
+def wait_for_microphone(env: dict[str, str], agent: subprocess.Popen[str]) -> None:
+    """Wait until something records from ``mic.monitor``, the console's microphone."""
+
+    def listed(kind: str) -> list[list[str]]:
+        out = subprocess.run(["pactl", "list", "short", kind], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        return [line.split("\t") for line in out.splitlines() if line.strip()]
+
+    (mic,) = [row[0] for row in listed("sources") if row[1] == "mic.monitor"]
+    deadline = time.monotonic() + 90
+    while not any(row[1] == mic for row in listed("source-outputs")):
+        assert agent.poll() is None, agent.communicate()
+        assert time.monotonic() < deadline, "the console did not open the microphone in 90 s"
+        time.sleep(0.1)
+    time.sleep(0.5)  # PortAudio's stream has started; the graph reads its first blocks
+
+
 def ask(env: dict[str, str], *flags: str, listen_s: float = 6.0) -> tuple[str, str]:
     """Run the console on the demo voice agent, say the question, wait; its stdout, stderr."""
     agent = subprocess.Popen(
@@ -69,7 +86,9 @@ def ask(env: dict[str, str], *flags: str, listen_s: float = 6.0) -> tuple[str, s
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        time.sleep(3.0)  # the graph built and listening
+        # Speak only once the console's microphone stream is open: a fixed wait lost the
+        # question on a loaded machine (the graph took longer to build, the mic heard silence).
+        wait_for_microphone(env, agent)
         subprocess.run(["paplay", "--device=mic", str(QUESTION)], env=env, check=True,
                        timeout=30)
         time.sleep(listen_s)  # the turn ends, the reply is said
