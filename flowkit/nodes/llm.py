@@ -42,8 +42,10 @@ first update; what it reports later, and its outcome, come as results of calls t
 ToolRouter makes (``ToolResult(deferred=True)``, :mod:`flowkit.nodes.tool_background`). The
 node holds them until the agent is idle: no reply under way or protected, the speaker
 has reported the end of the last one (with ``playout`` linked), and the user is not speaking
-(with ``user_state`` linked, a TurnDetector's). It then adds them to the history and
-replies to all of them at once, on a turn of its own. A user turn taken while they wait
+nor in the pause before their turn commits (with ``user_state`` linked, a TurnDetector's:
+until a turn is taken, while the detector has announced one on ``tentative``, else for
+:data:`~flowkit.nodes.user_floor.SETTLE_SECONDS` after they stop). It then adds them to the
+history and replies to all of them at once, on a turn of its own. A user turn taken while they wait
 takes them into the history before the user's words, and its reply is the answer: the model
 knows them. Without ``user_state`` the node does not know whether the user is talking; a
 reply that starts while they do is cut by barge-in as any other, and the results stay in the
@@ -92,6 +94,7 @@ from flowkit.nodes.llm_preemption import PreemptiveRequest
 from flowkit.nodes.llm_request import RequestStreamer
 from flowkit.nodes.llm_tool_rounds import ToolRounds
 from flowkit.nodes.tool_playout import PlayoutWaits
+from flowkit.nodes.user_floor import UserFloor
 from flowkit.ports import In, Out, Overflow
 from flowkit.providers.chat import ChatHistory
 from flowkit.providers.llm import LLMMeter, LLMProvider
@@ -248,8 +251,8 @@ class LLM(Node):
         self._deferred: list[ToolResult] = []
         self._delivering: asyncio.Task[None] | None = None
         self._speaker = PlayoutWaits()
-        self._user_quiet = asyncio.Event()  # cleared while the user speaks (user_state)
-        self._user_quiet.set()
+        # Whether the user may be in the middle of a turn (user_state, tentative, turns).
+        self._floor = UserFloor()
 
     async def run(
         self,
@@ -352,11 +355,11 @@ class LLM(Node):
         try:
             async for state in states:
                 if state.state is UserStateKind.SPEAKING:
-                    self._user_quiet.clear()
+                    self._floor.speaking()
                 else:
-                    self._user_quiet.set()
+                    self._floor.quiet()
         finally:
-            self._user_quiet.set()  # no state can come: nothing waits on it
+            self._floor.release()  # no state can come: nothing waits on it
 
     async def _read_images(self, images: AsyncIterator[Image]) -> None:
         async for image in images:
@@ -371,6 +374,7 @@ class LLM(Node):
         history.keep_images(self.params.max_images)  # type: ignore[attr-defined]
 
     def _take_turn(self, turn: UserTurn) -> None:
+        self._floor.turn_taken()
         if turn.turn_id < self._reply_turn:
             return  # an older turn than the reply in progress: stale
         self._cancel_reply()
@@ -442,6 +446,7 @@ class LLM(Node):
 
     async def _read_tentative(self, tentative: AsyncIterator[TentativeTurn]) -> None:
         async for turn in tentative:
+            self._floor.announced()
             self._preempt(turn)
 
     def _preempt(self, turn: TentativeTurn) -> None:
@@ -452,6 +457,11 @@ class LLM(Node):
             # turn will be answered from, so a request made now would be thrown away.
             return
         view = self.history.copy()
+        if any(result.handoff is not None for result in self._deferred):
+            return  # another agent will answer the turn (_take_turn follows the handoff)
+        for result in self._deferred:
+            # The turn takes what tools in the background reported before its words.
+            self._rounds.add_router_call(result, view)
         # The image the committed turn would carry, so that it can take this request over.
         self._add_user(view, turn.text, show=False)
         messages = self._requests.messages(view)
@@ -569,9 +579,10 @@ class LLM(Node):
             if self._protected is not None:
                 await self._unprotected.wait()
                 continue
-            if not self._user_quiet.is_set():
-                # Their turn, once committed, takes the reports (_take_turn).
-                await self._user_quiet.wait()
+            if self._floor.hold() != 0.0:
+                # Speaking, or in the pause before their turn commits: the turn takes the
+                # reports (_take_turn), and a reply started now would be cut by it.
+                await self._floor.wait()
                 continue
             if self._reply_turn and self.ctx.input_linked("playout"):
                 # Its text is written; it is over for the speaker once it has played (or
@@ -590,6 +601,7 @@ class LLM(Node):
                 )) if result.call is not None else result
                 for result in self._deferred
             ]
+            self._drop_preemptive()  # made from the history as it was
             results = self._add_deferred()
             if not self._inputs_ended and any(not result.stop_response for result in results):
                 self._start_reply(turn_id)
@@ -607,10 +619,8 @@ class LLM(Node):
         :meth:`ToolRounds.take_router_result`), with its handoff followed.
         """
         results, self._deferred = self._deferred, []
-        if results:
-            # Started from the history as it was: the user's turn, once committed, is
-            # asked afresh.
-            self._drop_preemptive()
+        # A preemptive request made with them (_preempt) still matches the turn that takes
+        # them; one made without them no longer does, and _take_preemptive discards it.
         for result in results:
             self._rounds.take_router_result(result, self.history, self.ctx.logger)
         return results

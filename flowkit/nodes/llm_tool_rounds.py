@@ -156,10 +156,19 @@ class ToolRounds:
             history: The conversation.
             logger: Where the handoff's clashes with the MCP tools are reported.
         """
+        self.add_router_call(result, history)
+        self._apply_handoffs([result], history, logger)
+
+    @staticmethod
+    def add_router_call(result: ToolResult, history: ChatHistory) -> None:
+        """Add a call the ToolRouter made and its result to ``history``; no handoff followed.
+
+        :meth:`take_router_result` without the handoff: for a copy of the history that shows
+        what a request will be made from.
+        """
         assert result.call is not None, "a result of the model's own call goes to deliver()"
         history.add_assistant("", [result.call], turn_id=result.turn_id)
         history.add_tool_result(result)
-        self._apply_handoffs([result], history, logger)
 
     def abandon(self, history: ChatHistory) -> None:
         """The reply is being cut while its round waits: answer the round's calls now.

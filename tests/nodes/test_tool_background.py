@@ -21,6 +21,7 @@ from flowkit.nodes.llm import LLM
 from flowkit.nodes.room import RoomSink
 from flowkit.nodes.tools import ToolRouter
 from flowkit.nodes.tts import TTS
+from flowkit.nodes.user_floor import SETTLE_SECONDS
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
 from flowkit.testing import FakeLLM, FakeReply, Harness
@@ -487,21 +488,57 @@ async def test_a_report_after_a_say_from_code_is_spoken_on_a_turn_newer_than_the
     assert {said, answer} <= played  # the answer was spoken, not dropped as stale
 
 
+def _user(kind: fk.UserStateKind) -> fk.UserState:
+    return fk.UserState(turn_id=fk.new_turn_id(), state=kind)
+
+
 @pytest.mark.looptime
-async def test_a_report_waits_while_the_user_speaks() -> None:
+async def test_a_report_waits_while_the_user_speaks_and_for_the_turn_that_may_follow() -> None:
     fake = FakeLLM([_call("check_status"), "Okay.", "It is all clear."], ttft=0.1, token_gap=0.0)
     g, text, _ = _voice_graph(fake, [check_status], [(0, turn("status?"))], end_at=10)
-
-    def state(kind: fk.UserStateKind) -> fk.UserState:
-        return fk.UserState(turn_id=fk.new_turn_id(), state=kind)
-
     # The user makes a sound from 0.9 s to 3 s that commits no turn (a cough, a word to
-    # someone else): the report's reply waits for them.
-    g.add(Script((0.9, lambda: state(fk.UserStateKind.SPEAKING)),
-                 (3.0, lambda: state(fk.UserStateKind.LISTENING))),
+    # someone else): the report's reply waits for them, then for a turn that does not come.
+    g.add(Script((0.9, lambda: _user(fk.UserStateKind.SPEAKING)),
+                 (3.0, lambda: _user(fk.UserStateKind.LISTENING)), end_at=10),
           name="user") >> g.nodes["llm"].user_state
     await _run(g)
-    assert 3.0 <= _first_chunk_at(text, "clear") < 3.5
+    assert 3.0 + SETTLE_SECONDS <= _first_chunk_at(text, "clear") < 3.5 + SETTLE_SECONDS
+    assert len(fake.requests) == 3
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("announced", [True, False], ids=["announced", "not announced"])
+async def test_a_report_waits_in_the_pause_before_the_users_turn_commits(announced: bool) -> None:
+    fake = FakeLLM([_call("check_status"), "Okay.", "Booked, and all is clear."],
+                   ttft=0.1, token_gap=0.0)
+    # The user speaks from 0.9 s to 2 s. Announced, the detector waits its long delay (its
+    # model says the sentence goes on) and commits 4 s later; else the transcript is late
+    # and the turn commits 1.5 s after their speech. Both are after the tool finished (1.1 s).
+    commit_at = 6.0 if announced else 3.5
+    words = "and book the hotel"
+    g, text, _ = _voice_graph(fake, [check_status], [
+        (0, turn("status?")), (commit_at, lambda: turn(words)),
+    ], end_at=12)
+    user_events: list[tuple[float, Any]] = [
+        (0.9, lambda: _user(fk.UserStateKind.SPEAKING)),
+        (2.0, lambda: _user(fk.UserStateKind.LISTENING)),
+    ]
+    llm = g.nodes["llm"]
+    g.add(Script(*user_events, end_at=12), name="user") >> llm.user_state
+    if announced:
+        g.add(Script((2.2, lambda: fk.TentativeTurn(turn_id=0, text=words)), end_at=12),
+              name="detector") >> llm.tentative
+    await _run(g)
+
+    # No reply of its own for the report (it would have started at 2 s and been cut): the
+    # turn took it, and its reply answers both.
+    assert len(fake.requests) == 3
+    history = fake.requests[2].history
+    assert history[-1].content == words
+    assert history[-2].content == (
+        "'check_status', which ran in the background, has finished: All clear."
+    )
+    assert _first_chunk_at(text, "Booked") >= commit_at
 
 
 class _GetEmail(fk.AgentTask[str]):
