@@ -45,11 +45,12 @@ has reported the end of the last one (with ``playout`` linked), and the user is 
 nor in the pause before their turn commits (with ``user_state`` linked, a TurnDetector's:
 until a turn is taken, while the detector has announced one on ``tentative``, else for
 :data:`~flowkit.nodes.user_floor.SETTLE_SECONDS` after they stop). It then adds them to the
-history and replies to all of them at once, on a turn of its own. A user turn taken while they wait
-takes them into the history before the user's words, and its reply is the answer: the model
-knows them. Without ``user_state`` the node does not know whether the user is talking; a
-reply that starts while they do is cut by barge-in as any other, and the results stay in the
-history for the turn that follows.
+history and replies to all of them at once, on a turn of its own. A user turn taken while
+they wait takes them into the history before the user's words, and its reply is the answer:
+the model knows them (a preemptive request for the turn is made with them). Without
+``user_state`` the node does not know whether the user is talking; a reply that starts while
+they do is cut by barge-in as any other, and the results stay in the history for the turn
+that follows.
 
 The node owns two feedback loops (tool results and playout), so it ends them itself: when
 its turns, requests and interrupts have ended and the last reply is done, it closes its
