@@ -96,6 +96,8 @@ class Participant:
     tracks: dict[str, PublishedTrack] = field(default_factory=dict)
     state: int = models.ParticipantInfo.State.JOINED
     version: int = 0
+    # Why it left (set when it leaves; clients read it from the DISCONNECTED update).
+    disconnect_reason: int = models.DisconnectReason.UNKNOWN_REASON
 
     def info(self) -> models.ParticipantInfo:
         """The ParticipantInfo clients see for this participant."""
@@ -107,6 +109,7 @@ class Participant:
             attributes=self.attributes,
             kind=self.kind,  # type: ignore[arg-type]
             state=self.state,  # type: ignore[arg-type]
+            disconnect_reason=self.disconnect_reason,  # type: ignore[arg-type]
             joined_at=int(self.joined_at),
             joined_at_ms=int(self.joined_at * 1000),
             version=self.version,
@@ -171,19 +174,26 @@ class Room:
         """Add a participant and tell the others; an identity already present is replaced."""
         old = self.participants.get(participant.identity)
         if old is not None:
-            self.leave(old)
+            self.leave(old, models.DisconnectReason.DUPLICATE_IDENTITY)
             old.link.close(models.DisconnectReason.DUPLICATE_IDENTITY)
         self.participants[participant.identity] = participant
         self.broadcast_update(participant)
         for listener in list(self.joined_listeners):
             listener(self, participant)
 
-    def leave(self, participant: Participant) -> None:
-        """Remove a participant (if still the current one), tell the others, stop its tracks."""
+    def leave(
+        self, participant: Participant, reason: int = models.DisconnectReason.UNKNOWN_REASON
+    ) -> None:
+        """Remove a participant (if still the current one), tell the others, stop its tracks.
+
+        ``reason`` (a ``DisconnectReason``) goes in the DISCONNECTED update, as LiveKit sends
+        it; a move gives none.
+        """
         if self.participants.get(participant.identity) is not participant:
             return
         del self.participants[participant.identity]
         participant.state = models.ParticipantInfo.State.DISCONNECTED
+        participant.disconnect_reason = reason
         participant.touch()
         self.broadcast_update(participant)
         for track in participant.tracks.values():
@@ -222,6 +232,7 @@ class Room:
         # a session they knew, and the state and join time of a participant just arrived.
         participant.sid = new_sid("PA")
         participant.state = models.ParticipantInfo.State.JOINED
+        participant.disconnect_reason = models.DisconnectReason.UNKNOWN_REASON
         participant.joined_at = time.time()
         participant.touch()
         destination.join(participant)

@@ -151,6 +151,10 @@ class SignalSession:
             claims.video is not None and claims.video.can_update_own_metadata
         )
         self._outbox: asyncio.Queue[rtc.SignalResponse | None] = asyncio.Queue()
+        # Why the participant leaves when the session ends: the client's leave request says
+        # CLIENT_INITIATED, the server's close its own reason; a socket that just closed,
+        # SIGNAL_CLOSE.
+        self._leave_reason: int = models.DisconnectReason.SIGNAL_CLOSE
         self.media = MediaSession(self.send_signal, self._on_track, self._on_data)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -175,6 +179,7 @@ class SignalSession:
 
     def close(self, reason: int) -> None:
         """Tell the client to leave, then close the socket."""
+        self._leave_reason = reason
         self.send_signal(
             rtc.SignalResponse(
                 leave=rtc.LeaveRequest(
@@ -207,7 +212,7 @@ class SignalSession:
                 if not await self._handle(request):
                     break
         finally:
-            self.room.leave(self.participant)
+            self.room.leave(self.participant, self._leave_reason)
             self._outbox.put_nowait(None)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
@@ -276,6 +281,7 @@ class SignalSession:
         elif which == "mute":
             self._mute(request.mute)
         elif which == "leave":
+            self._leave_reason = models.DisconnectReason.CLIENT_INITIATED
             return False
         return True
 

@@ -594,7 +594,8 @@ class TwirpAPI:
         """Take the participant out of the room and disconnect its client."""
         room = self.require_room(request.room)
         participant = self.require_participant(room, request.identity)
-        room.leave(participant)  # the others hear of it now, not when the socket closes
+        # The others hear of it now, not when the socket closes.
+        room.leave(participant, models.DisconnectReason.PARTICIPANT_REMOVED)
         participant.link.close(models.DisconnectReason.PARTICIPANT_REMOVED)
         return room_pb.RemoveParticipantResponse()
 

@@ -468,7 +468,7 @@ class SimulatedCall:
         for ear in self._ears.values():
             ear.stop()
         self._ears.clear()
-        self.room.leave(self.participant)
+        self.room.leave(self.participant, reason)
         if self.failure is None and not self._settled.is_set():
             self.failure = DialError(
                 end,

@@ -303,7 +303,7 @@ class SimulatedSIP:
         else:
             # An SDK client standing for a SIP bridge's participant: the bridge would leave
             # the room by itself after the transfer (CLIENT_INITIATED); here the server asks.
-            room.leave(participant)
+            room.leave(participant, models.DisconnectReason.CLIENT_INITIATED)
             link.close(models.DisconnectReason.CLIENT_INITIATED)
         return TransferResult(transfer_id, phone, record)
 
