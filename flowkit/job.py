@@ -53,6 +53,11 @@ class JobContext:
             default participant); empty otherwise.
         livekit: The LiveKit session of a LiveKit job (:func:`flowkit.livekit.connect_job`
             sets it); ``None`` outside LiveKit.
+        close_on_disconnect: In LiveKit, end the job when the participant it serves leaves
+            the room (they hung up or closed the app, declined the call, or the room was
+            deleted), as LiveKit Agents closes its session; ``False`` keeps the job, whose
+            room inputs then follow whoever comes next. Read when they leave, so
+            ``build(job)`` or a node may set it.
         shutdown_reason: Why the job was asked to end, once it was.
         usage: What the providers of the job's graph consumed (tokens, characters, seconds
             of audio; :class:`~flowkit.usage.UsageLedger`): ``job.usage.summary()``, e.g.
@@ -67,6 +72,7 @@ class JobContext:
     io: RoomIO | None = None
     participant_identity: str = ""
     livekit: LiveKitJob | None = None
+    close_on_disconnect: bool = True
     shutdown_reason: str | None = field(default=None, init=False)
     usage: UsageLedger = field(default_factory=UsageLedger, init=False, repr=False)
     _shutdown: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)

@@ -45,6 +45,16 @@ class AutoSubscribe(enum.StrEnum):
     VIDEO_ONLY = "video_only"
 
 
+# The reasons a participant leaves for that end the job serving them (LiveKit Agents' own
+# for closing a session): they hung up or closed the app, the room was deleted, they
+# declined the call. A lost connection or a removal by the server is not one: a client
+# whose link dropped may come back, and a removal is the server's own decision.
+_CLOSING_REASONS = frozenset({
+    rtc.DisconnectReason.CLIENT_INITIATED,
+    rtc.DisconnectReason.ROOM_DELETED,
+    rtc.DisconnectReason.USER_REJECTED,
+})
+
 _KINDS = {
     AutoSubscribe.AUDIO_ONLY: rtc.TrackKind.KIND_AUDIO,
     AutoSubscribe.VIDEO_ONLY: rtc.TrackKind.KIND_VIDEO,
@@ -90,7 +100,12 @@ class LiveKitJob:
         self._watch = RoomWatch(self.room)
         self._api: api.LiveKitAPI | None = None
         self._auto_subscribe = AutoSubscribe.SUBSCRIBE_ALL
+        # The first participant seen who is not an agent: whom the job serves while its
+        # inputs have heard nobody (a text-only graph), as LiveKit links the first to join.
+        self._first_person: str | None = None
         self.room.on("disconnected", self._on_disconnected)
+        self.room.on("participant_connected", self._on_participant_connected)
+        self.room.on("participant_disconnected", self._on_participant_disconnected)
 
     @property
     def api(self) -> api.LiveKitAPI:
@@ -172,7 +187,19 @@ class LiveKitJob:
             for participant in self.room.remote_participants.values():
                 for publication in participant.track_publications.values():
                     self._on_track_published(publication, participant)
+        for participant in self.room.remote_participants.values():
+            self._on_participant_connected(participant)
         self.io.start()
+
+    @property
+    def linked_participant(self) -> str | None:
+        """The identity of the participant the job serves, if known yet.
+
+        The room I/O's (a participant job's participant, else whom its audio inputs last
+        heard), else the first participant who joined and is not an agent. When they leave
+        for good, the job ends (``job.close_on_disconnect``).
+        """
+        return self.io.linked_participant or self._first_person
 
     async def wait_for_participant(
         self, identity: str | None = None, *, agents: bool = False
@@ -207,6 +234,8 @@ class LiveKitJob:
         self._watch.close("the job closed")
         self._watch.detach()
         self.room.off("disconnected", self._on_disconnected)
+        self.room.off("participant_connected", self._on_participant_connected)
+        self.room.off("participant_disconnected", self._on_participant_disconnected)
         with contextlib.suppress(Exception):
             await self.room.disconnect()
         if self._api is not None:
@@ -215,6 +244,29 @@ class LiveKitJob:
 
     def _on_disconnected(self, reason: Any = None) -> None:
         self.job.shutdown(self._watch.close_reason or "the room disconnected")
+
+    def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
+        agent = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        if self._first_person is None and not agent:
+            self._first_person = participant.identity
+
+    def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
+        identity = participant.identity
+        if identity != self.linked_participant:
+            return
+        reason = participant.disconnect_reason
+        name = rtc.DisconnectReason.Name(reason) if reason is not None else "no reason given"
+        if reason not in _CLOSING_REASONS or not self.job.close_on_disconnect:
+            logger.info(
+                "job %s: participant %r left the room (%s); the job goes on", self.job.job_id,
+                identity, name,
+            )
+            return
+        logger.info(
+            "job %s: participant %r left the room (%s): ending the job (set "
+            "job.close_on_disconnect = False to keep it)", self.job.job_id, identity, name,
+        )
+        self.job.shutdown(f"participant {identity!r} left the room ({name})")
 
     def _on_track_published(
         self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant

@@ -160,6 +160,14 @@ class LiveKitRoomIO:
         """Whether the room closed or :meth:`aclose` was called (inputs have ended)."""
         return self._watch.closed
 
+    @property
+    def linked_participant(self) -> str | None:
+        """Whom the room's inputs are for: the I/O's participant, else whom audio last came from.
+
+        ``None`` while no participant was given and no audio input has heard anyone.
+        """
+        return self.participant or self._last_heard
+
     def start(self) -> None:
         """Begin using the agent's participant: the room is connected. Safe to call again."""
         if self._started or self._closed:

@@ -341,6 +341,9 @@ class _TransferRun:
         consult_job = JobContext(
             job_id=f"{job.job_id}:consultation", room_name=self.room, metadata=job.metadata,
             agent_name=job.agent_name, extra=dict(job.extra), participant_identity=self.human,
+            # The human agent leaving is a transfer failure of its own (DESTINATION_LEFT,
+            # _on_consultation_left), not the end of a job.
+            close_on_disconnect=False,
         )
         consult_job.usage = job.usage  # the consultation's models are the call's cost too
         self.consult_job = consult_job

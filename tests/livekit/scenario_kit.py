@@ -43,11 +43,12 @@ async def join(server: Any, identity: str, room: str = "lobby", timeout: float =
 
 
 async def agent_job(
-    server: Any, job_id: str = "job-1", identity: str = "agent", **io_options: Any
+    server: Any, job_id: str = "job-1", identity: str = "agent", room: str = "lobby",
+    **io_options: Any,
 ) -> JobContext:
-    """A job connected to ``lobby`` as the agent ``identity`` (``io_options`` go to its I/O)."""
-    job = JobContext(job_id=job_id, room_name="lobby")
-    token = room_token(server.api_key, server.api_secret, "lobby", identity, kind="agent")
+    """A job connected to ``room`` as the agent ``identity`` (``io_options`` go to its I/O)."""
+    job = JobContext(job_id=job_id, room_name=room)
+    token = room_token(server.api_key, server.api_secret, room, identity, kind="agent")
     await asyncio.wait_for(connect_job(job, url=server.url, token=token, **io_options), 20.0)
     return job
 

@@ -99,6 +99,7 @@ async def scenario_participant_leaves_and_rejoins() -> dict[str, Any]:
     quiet_logs()
     async with TestLiveKitServer() as server:
         job = await agent_job(server, job_id="job-rejoin")
+        job.close_on_disconnect = False  # alice leaving does not end the job: she comes back
         graph = fk.Graph("room-source-rejoin")
         ears = Ears()
         graph.add(RoomSource(RATE)) >> graph.add(ears)
@@ -115,7 +116,7 @@ async def scenario_participant_leaves_and_rejoins() -> dict[str, Any]:
         alice = await join(server, "alice")
         playing = await _speak(alice, SECOND_HZ, 4.0)
         heard_second = await _until(lambda: ears.loud_seconds(left_at) >= 1.0)
-        graph_ran_throughout = not running.done()
+        graph_ran_throughout = not running.done() and not job.shutdown_requested
         await _leave(alice, playing)
 
         await job.aclose()
