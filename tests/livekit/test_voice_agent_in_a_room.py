@@ -223,13 +223,22 @@ async def scenario_two_rooms_at_once() -> dict[str, Any]:
         server.create_room("red")
         server.create_room("blue")
         red, blue = await asyncio.gather(_ask(server, "red", "rita"), _ask(server, "blue", "bob"))
-        return {"red": red, "blue": blue, "jobs": len(dispatcher.jobs)}
+        # Each caller hung up after the answer: the worker ends their jobs and says so.
+        from livekit.protocol import agent as agent_pb
+
+        ended = await asyncio.gather(*(
+            dispatcher.wait_for_job(job_id, agent_pb.JS_SUCCESS, timeout=TIMEOUT)
+            for job_id in list(dispatcher.jobs)
+        ))
+        return {"red": red, "blue": blue, "jobs": len(dispatcher.jobs),
+                "ended": [agent_pb.JobStatus.Name(job.status) for job in ended]}
     raise AssertionError("unreachable")
 
 
 def test_one_worker_talks_in_two_rooms_at_once(run_scenario: Any) -> None:
     result = run_scenario(__file__, "scenario_two_rooms_at_once", 180.0)
     assert result["jobs"] == 2
+    assert result["ended"] == ["JS_SUCCESS", "JS_SUCCESS"], result
     for room in ("red", "blue"):
         assert result[room]["loudest"] > 500, result[room]
         assert any(s.startswith("I heard [") for s in result[room]["said"]), result[room]
