@@ -9,12 +9,13 @@ What only some I/Os have is an optional protocol, checked with ``isinstance`` by
 that needs it (:class:`PushAudioInput`, :class:`QueuedAudioOutput`,
 :class:`SegmentedAudioOutput`, :class:`AvatarOutputs`, :class:`TrackOutputs`,
 :class:`VideoInputSource`, :class:`DTMFInputSource`, :class:`DTMFOutput`,
-:class:`ParticipantUpdates`), so an I/O written without it keeps working.
+:class:`ParticipantUpdates`, :class:`RpcMethods`), so an I/O written without it keeps
+working.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal, Protocol, runtime_checkable
 
 from livekit import rtc
@@ -31,6 +32,8 @@ __all__ = [
     "PushAudioInput",
     "QueuedAudioOutput",
     "RoomIO",
+    "RpcHandler",
+    "RpcMethods",
     "SegmentedAudioOutput",
     "TrackOutputs",
     "VideoInputSource",
@@ -39,6 +42,9 @@ __all__ = [
 
 VideoSource = Literal["camera", "screen_share"]
 """Where a participant's video comes from: their camera or their shared screen."""
+
+RpcHandler = Callable[[rtc.RpcInvocationData], Awaitable[str] | str]
+"""An RPC method: gets the call (caller identity, payload, ...), returns the response text."""
 
 
 @runtime_checkable
@@ -259,4 +265,22 @@ class ParticipantUpdates(Protocol):
             participant: The identity to follow; ``None``: the participant the I/O is
                 bound to, or the one its audio input hears, or the first.
         """
+        ...
+
+
+@runtime_checkable
+class RpcMethods(Protocol):
+    """A room I/O whose participants can call methods on the agent (LiveKit: RPC).
+
+    Optional: a node that answers calls (:class:`~flowkit.nodes.push_to_talk.PushToTalk`'s
+    button) registers its methods here, and does without where the I/O has none (an
+    offline run has nobody to call).
+    """
+
+    def register_rpc(self, name: str, handler: RpcHandler) -> None:
+        """Let other participants call ``name`` on the agent; ``handler`` answers each call."""
+        ...
+
+    def unregister_rpc(self, name: str) -> None:
+        """Remove the method ``name`` (nothing happens when there is none)."""
         ...

@@ -57,7 +57,7 @@ from flowkit.livekit.video import LiveKitVideoInput
 from flowkit.livekit.watch import RoomWatch
 from flowkit.messages import DTMF_DIGITS, DTMFDigit, ParticipantUpdate, Transcript, dtmf_code
 from flowkit.ports import AudioFormat
-from flowkit.room_io import VideoSource
+from flowkit.room_io import RpcHandler, VideoSource
 
 __all__ = ["ATTR_AGENT_STATE", "TOPIC_CHAT", "ChatMessage", "LiveKitRoomIO", "RpcHandler"]
 
@@ -65,9 +65,6 @@ logger = logging.getLogger("flowkit.livekit")
 
 ATTR_AGENT_STATE = "lk.agent.state"
 TOPIC_CHAT = "lk.chat"
-
-RpcHandler = Callable[[rtc.RpcInvocationData], Awaitable[str] | str]
-"""An RPC method: gets the call (caller identity, payload, ...), returns the response text."""
 
 _FLUSH_TIMEOUT_S = 5.0
 

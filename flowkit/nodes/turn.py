@@ -12,9 +12,15 @@ is committed depends on the mode:
   the commit and its end of speech restarts the timer.
 - ``"manual"``: only a message on ``commit`` commits (push to talk).
 
-In every mode a message on ``commit`` commits the pending text at once, and the end of the
+In every mode a message on ``commit`` commits the pending text, and the end of the
 transcripts commits it too, so an offline run loses nothing. A turn with no text is never
-committed.
+committed. A commit waits for the words the user has just said: while the VAD hears speech,
+or speech it heard has no final transcript yet, the commit is made when that transcript
+comes, or after ``commit_timeout`` seconds with what there is (a push-to-talk button is let
+go right after the last word, before the recogniser has it; LiveKit Agents'
+``commit_user_turn`` waits the same way). A message on ``clear`` discards the pending turn
+(a cancelled push to talk), and the transcripts of speech it was in the middle of, which
+come after it.
 
 While the endpointing delay runs (``"vad"`` and ``"stt"`` modes), ``tentative`` carries the
 text the turn would commit with, once per change of that text and at most
@@ -86,7 +92,8 @@ class TurnDetector(Node):
     predictions: In[TurnPrediction] = In(
         required=False, doc="whether the voice says the turn is over (a TurnPredictor's)"
     )
-    commit: In[Any] = In(required=False, doc="any message commits the pending turn now")
+    commit: In[Any] = In(required=False, doc="any message commits the pending turn")
+    clear: In[Any] = In(required=False, doc="any message discards the pending turn")
     agent_state: In[AgentState] = In(
         required=False, feedback=True,
         doc="the agent's state: the away clock runs only while the agent listens",
@@ -111,6 +118,7 @@ class TurnDetector(Node):
         speaker: str = "user"
         endpointing: Literal["fixed", "dynamic"] = "fixed"
         endpointing_alpha: float = pydantic.Field(0.9, ge=0.0, lt=1.0)
+        commit_timeout: float = pydantic.Field(2.0, ge=0.0)
 
         @pydantic.model_validator(mode="after")
         def _delays_ordered(self) -> TurnDetector.Params:
@@ -136,6 +144,7 @@ class TurnDetector(Node):
         speaker: str = "user",
         endpointing: Literal["fixed", "dynamic"] = "fixed",
         endpointing_alpha: float = 0.9,
+        commit_timeout: float = 2.0,
     ) -> None:
         """Create a turn detector.
 
@@ -162,6 +171,8 @@ class TurnDetector(Node):
                 ``agent_state`` so that the agent's answers count).
             endpointing_alpha: With ``"dynamic"``: the weight of the past in each update
                 (0.9 moves a delay a tenth of the way toward each new pause).
+            commit_timeout: How long a message on ``commit`` waits for the transcript of
+                speech still being recognised; ``0`` commits at once.
 
         Raises:
             NodeParamsError: A delay is negative, the maximum is below the minimum, or
@@ -179,6 +190,7 @@ class TurnDetector(Node):
             speaker=speaker,
             endpointing=endpointing,
             endpointing_alpha=endpointing_alpha,
+            commit_timeout=commit_timeout,
         )
         p = typing.cast(TurnDetector.Params, self.params)
         # Kept by the node, not the run: what was learned of the caller survives a restart.
@@ -199,6 +211,7 @@ class TurnDetector(Node):
         transcripts: AsyncIterator[Transcript],
         vad: AsyncIterator[VADEvent],
         commit: AsyncIterator[Any],
+        clear: AsyncIterator[Any],
         agent_state: AsyncIterator[AgentState],
         predictions: AsyncIterator[TurnPrediction],
     ) -> None:
@@ -212,6 +225,7 @@ class TurnDetector(Node):
         readers = [
             self.ctx.create_task(endpointer.read_vad(vad), name="vad"),
             self.ctx.create_task(endpointer.read_commits(commit), name="commit"),
+            self.ctx.create_task(endpointer.read_clears(clear), name="clear"),
         ]
         # Not waited for at the end: no turn is left to time once the transcripts end.
         predicting = self.ctx.create_task(
@@ -246,6 +260,11 @@ class _Endpointer:
         self.ended_at: float | None = None
         self.vad_linked = True
         self.vad_speaking = False
+        # Speech the VAD heard with no final transcript since it started (a commit waits
+        # for one); a commit that waits; and, after a clear, transcripts still to drop.
+        self.untranscribed = False
+        self.commit_wait: asyncio.TimerHandle | None = None
+        self.discarding = False
         self.timer: asyncio.Task[None] | None = None
         self.state = UserStateKind.LISTENING
         self.away: asyncio.TimerHandle | None = None
@@ -289,7 +308,11 @@ class _Endpointer:
 
     async def read_commits(self, commits: AsyncIterator[Any]) -> None:
         async for _ in commits:
-            self.commit_now()
+            self.request_commit()
+
+    async def read_clears(self, clears: AsyncIterator[Any]) -> None:
+        async for _ in clears:
+            self.clear()
 
     async def read_agent_states(self, states: AsyncIterator[AgentState]) -> None:
         async for state in states:
@@ -319,6 +342,7 @@ class _Endpointer:
                 self.delays.user_ended(self.loop.time())
         if event.kind is VADEventKind.START_OF_SPEECH:
             self.vad_speaking = True
+            self.untranscribed = True
             self._set_state(UserStateKind.SPEAKING)
             if mode != "manual":
                 self._cancel_timer()
@@ -334,13 +358,27 @@ class _Endpointer:
 
     def on_transcript(self, transcript: Transcript) -> None:
         text = transcript.text.strip()
+        if transcript.final:
+            # The speech since its start has words (a recogniser that finalises during the
+            # speech sends the rest after its end, if any: not waited for).
+            self.untranscribed = False
+        # A final transcript once the speech has ended: nothing heard is still to come.
+        settled = transcript.final and not self.vad_speaking
+        if self.discarding:
+            self.discarding = not settled  # words of the cleared turn, still coming in
+            return
         if not text:
+            if settled and self.commit_wait is not None:
+                self.commit_now()  # the last speech had no words: commit what there is
             return
         if not self.vad_linked:
             self._set_state(UserStateKind.SPEAKING)
         if transcript.final:
             self.pending.append(text)
         mode = self.params.mode
+        if self.commit_wait is not None and settled:
+            self.commit_now()  # the commit was waiting for these words
+            return
         if mode == "manual":
             return
         timed_by_text = mode == "stt" or not self.vad_linked
@@ -351,9 +389,38 @@ class _Endpointer:
         if not self.vad_speaking and self.ended_at is not None:
             self._schedule()
 
+    def request_commit(self) -> None:
+        """Commit the pending text once the speech just heard is transcribed (a ``commit``)."""
+        waits = self.vad_linked and (self.vad_speaking or self.untranscribed)
+        timeout = self.params.commit_timeout
+        if not waits or timeout <= 0:
+            self.commit_now()
+        elif self.commit_wait is None:
+            self.commit_wait = self.loop.call_later(timeout, self._commit_unheard)
+
+    def _commit_unheard(self) -> None:
+        self.commit_wait = None
+        self.node.ctx.logger.debug(
+            "commit: no transcript of the last speech within %.1f s; committing what there is",
+            self.params.commit_timeout,
+        )
+        self.commit_now()
+
+    def clear(self) -> None:
+        """Discard the pending turn, and the transcripts still to come of its speech."""
+        self._cancel_timer()
+        self._cancel_commit_wait()
+        self.ended_at = None
+        self.pending.clear()
+        self.announced, self.announcements, self.speech = None, 0, 0.0
+        self.discarding = self.vad_speaking or self.untranscribed
+        if not self.vad_speaking:
+            self._set_state(UserStateKind.LISTENING)
+
     def commit_now(self) -> None:
         """Commit the pending text now, whatever the timers say."""
         self._cancel_timer()
+        self._cancel_commit_wait()
         self.ended_at = None
         text = self._text()
         self.pending.clear()
@@ -369,6 +436,7 @@ class _Endpointer:
 
     def close(self) -> None:
         self._cancel_timer()
+        self._cancel_commit_wait()
         self._disarm_away()
 
     # -- endpointing ----------------------------------------------------------------------
@@ -461,6 +529,11 @@ class _Endpointer:
         if answer is None or answer[1] > deadline:
             return None
         return answer[0]
+
+    def _cancel_commit_wait(self) -> None:
+        if self.commit_wait is not None:
+            self.commit_wait.cancel()
+            self.commit_wait = None
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:

@@ -7,7 +7,8 @@ list per participant) and can also be pushed while the graph runs (:meth:`Memory
 presses (DTMF) are given and pushed the same way (:meth:`MemoryIO.push_dtmf`,
 :meth:`MemoryIO.end_dtmf`), and so are camera frames (:meth:`MemoryIO.push_video`) and
 participant updates (:meth:`MemoryIO.push_participant`: a SIP call's ``sip.callStatus``
-going from ``dialing`` to ``active``, say).
+going from ``dialing`` to ``active``, say). Participants call the agent's RPC methods
+with :meth:`MemoryIO.call_rpc`.
 Everything the agent plays is recorded with the loop time it was played at.
 
 With ``paced=True`` both directions keep real time on the event loop's clock: input frame
@@ -30,7 +31,7 @@ from flowkit.audio.frames import duration_s, frame_from_samples, samples
 from flowkit.messages import DTMFDigit, ParticipantUpdate, Transcript, dtmf_code
 from flowkit.nodes.audio import mix_channels
 from flowkit.ports import AudioFormat
-from flowkit.room_io import VideoSource
+from flowkit.room_io import RpcHandler, VideoSource
 
 __all__ = [
     "DEFAULT_PARTICIPANT",
@@ -432,6 +433,8 @@ class MemoryIO:
         self._people = _Feed(
             [*present, *participants], not live, "participant", "participant updates"
         )
+        self._rpc: dict[str, RpcHandler] = {}
+        self._rpc_calls = 0
 
     @property
     def participants(self) -> list[str]:
@@ -625,6 +628,43 @@ class MemoryIO:
     def end_participants(self) -> None:
         """End the participant updates (the room closed): readers end after those so far."""
         self._people.end()
+
+    def register_rpc(self, name: str, handler: RpcHandler) -> None:
+        """Let :meth:`call_rpc` call ``name`` (as participants call the agent in a room)."""
+        self._rpc[name] = handler
+
+    def unregister_rpc(self, name: str) -> None:
+        """Remove the RPC method ``name`` (nothing happens when there is none)."""
+        self._rpc.pop(name, None)
+
+    @property
+    def rpc_methods(self) -> list[str]:
+        """The RPC methods registered now."""
+        return list(self._rpc)
+
+    async def call_rpc(
+        self, name: str, payload: str = "", participant: str | None = None
+    ) -> str:
+        """Call the agent's RPC method ``name`` as ``participant``; its response.
+
+        Raises:
+            rtc.RpcError: No such method (``UNSUPPORTED_METHOD``, as LiveKit answers), or what
+                the handler raised.
+        """
+        handler = self._rpc.get(name)
+        if handler is None:
+            raise rtc.RpcError(
+                rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD,
+                f"no RPC method {name!r}; registered: {sorted(self._rpc)}",
+            )
+        who = participant if participant is not None else self._default()
+        self._rpc_calls += 1
+        call = rtc.RpcInvocationData(
+            request_id=f"RPC_{self._rpc_calls}", caller_identity=who, payload=payload,
+            response_timeout=10.0, method=name,
+        )
+        response = handler(call)
+        return await response if not isinstance(response, str) else response
 
     async def _read_people(self, identity: str) -> AsyncIterator[ParticipantUpdate]:
         last: ParticipantUpdate | None = None

@@ -47,6 +47,7 @@ async def run_detector(
     vad_events: Script | None = None,
     commits: Script | None = None,
     agent_states: Script | None = None,
+    clears: Script | None = None,
 ) -> tuple[list[tuple[float, str]], list[tuple[float, UserStateKind]], list[int]]:
     """Run the detector; return (time, text) of turns, (time, state) of user states, ids."""
     g = fk.Graph("turns")
@@ -59,6 +60,8 @@ async def run_detector(
         g.add(commits) >> node.commit
     if agent_states is not None:
         g.add(agent_states) >> node.agent_state
+    if clears is not None:
+        g.add(clears) >> node.clear
     node.turns >> g.add(turns)
     node.user_state >> g.add(states)
     await fk.GraphRunner(g).run()
@@ -275,6 +278,49 @@ async def test_manual_mode_commits_only_on_commit() -> None:
     )
     assert turns == [(at(4.0), "push to talk")]  # the empty second commit: nothing
     assert [s for _, s in states] == [SPEAKING, LISTENING, SPEAKING, LISTENING]
+
+
+@pytest.mark.looptime
+async def test_a_commit_waits_for_the_words_still_being_recognised() -> None:
+    # The button is let go just after the speech ends; the recogniser has the words 0.4 s
+    # later (a batch recogniser starts at the end of speech).
+    turns, _, _ = await run_detector(
+        TurnDetector("manual"),
+        Script(final(1.4, "book a table"), end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), end_at=10),
+        Script((1.05, "release"), end_at=10),
+    )
+    assert turns == [(at(1.4), "book a table")]
+
+
+@pytest.mark.looptime
+async def test_a_commit_waits_no_longer_than_its_timeout_for_words() -> None:
+    # The second utterance never gets a transcript (a cough the recogniser drops).
+    turns, _, _ = await run_detector(
+        TurnDetector("manual", commit_timeout=1.5),
+        Script(final(1.2, "first"), end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), vad(2.0, START), vad(3.0, END), end_at=10),
+        Script((3.1, "release"), end_at=10),
+    )
+    assert turns == [(at(4.6), "first")]
+
+
+@pytest.mark.looptime
+async def test_clear_discards_the_pending_turn_and_the_words_still_coming() -> None:
+    # "hello" is pending; the user is cut off mid-speech by a clear (a cancelled push to
+    # talk): neither it nor the words of that speech, recognised after the clear, are kept.
+    turns, states, _ = await run_detector(
+        TurnDetector("manual"),
+        Script(final(1.2, "hello"), final(3.4, "cancel this"), final(5.2, "book it"),
+               end_at=10),
+        Script(vad(0.0, START), vad(1.0, END), vad(2.0, START), vad(3.0, END),
+               vad(4.0, START), vad(5.0, END), end_at=10),
+        Script((5.5, "release"), end_at=10),
+        clears=Script((2.9, "cancel"), end_at=10),
+    )
+    assert turns == [(at(5.5), "book it")]
+    assert [s for _, s in states] == [SPEAKING, LISTENING, SPEAKING, LISTENING, SPEAKING,
+                                      LISTENING]
 
 
 @pytest.mark.looptime
