@@ -1,31 +1,28 @@
-"""Push to talk: the user's turn ends when the button is released, not when they pause.
+"""Push to talk: the user is heard while they hold the button, and letting go ends the turn.
 
-The pipeline of graphs/voice_agent.py with ``TurnDetector(mode="manual")``: what the user
-says is transcribed as they speak, but it becomes a turn (and the agent answers) only when a
-message reaches ``turns.commit``. Here that message comes from a ``TalkButton`` node, which
-reads the button's releases from an :class:`asyncio.Queue` the job carries in
-``job.extra["push_to_talk"]`` (a LiveKit worker's RPC handler, or a test, puts on it; ``None``
-ends the button). While the button is live, a test may also deliver a release straight
-into the running graph with ``runner.inject("turns.commit", "release")``.
+The pipeline of graphs/voice_agent.py with ``TurnDetector(mode="manual")`` and a
+``PushToTalk`` node between the microphone and the rest: LiveKit Agents' push-to-talk recipe.
+The client calls the agent's RPC methods ``start_turn`` (the button goes down: the agent
+stops talking, and the user is heard), ``end_turn`` (it comes up: the turn is committed once
+the last words are transcribed) and ``cancel_turn`` (what was said is thrown away). With the
+button up the rest of the graph hears silence.
 
-Without a queue (``flowkit run``, ``viz``) there is no button: the turn detector commits what
-was said when the audio ends, so an offline run still gets one answer.
+Offline (``flowkit run``, ``viz``) there is nobody to press it: the button stays down, and
+the turn detector commits what was said when the audio ends, so an offline run still gets
+one answer.
 
 Providers: ``job.extra["stt"]`` / ``["llm"]`` / ``["tts"]`` replace the stand-ins.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import flowkit as fk
-from flowkit.nodes import audio, interrupt, llm, room, stt, tts, turn, vad
+from flowkit.nodes import audio, interrupt, llm, push_to_talk, room, stt, tts, turn, vad
 from flowkit.testing import FakeTTS
 from flowkit.testing.demo import DescribingSTT, echo_llm
 from flowkit.vad import EnergyVAD
-
-QUEUE_KEY = "push_to_talk"
 
 
 def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
@@ -36,20 +33,6 @@ def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
         extra.get("llm") or echo_llm(),
         extra.get("tts") or FakeTTS(sample_rate=24_000),
     )
-
-
-class TalkButton(fk.Node):
-    """The push-to-talk button: one message per release, read from the job's queue."""
-
-    releases: fk.Out[str] = fk.Out(default=True, doc="one message per button release")
-
-    async def run(self) -> None:
-        extra = getattr(self.ctx.job, "extra", {})
-        queue: asyncio.Queue[str | None] | None = extra.get(QUEUE_KEY)
-        if queue is None:
-            return  # no button: the end of the audio commits the turn
-        while (release := await queue.get()) is not None:
-            self.releases.send(release)
 
 
 def build(job: fk.JobContext) -> fk.Graph:
@@ -64,8 +47,12 @@ def build(job: fk.JobContext) -> fk.Graph:
     speaker = g.add(room.RoomSink(), name="speaker")
     barge = g.add(interrupt.Interruptions(), name="interruptions")
 
-    mic >> audio.Resample(16_000, channels=1) >> ears >> asr >> turns >> brain >> voice >> speaker
-    g.add(TalkButton(), name="button") >> turns.commit
+    button = g.add(push_to_talk.PushToTalk(), name="button")
+    mic >> button >> audio.Resample(16_000, channels=1) >> ears >> asr >> turns >> brain
+    brain >> voice >> speaker
+    button.commit >> turns.commit  # let go: the turn, once its last words are in
+    button.clear >> turns.clear  # pressed, or cancelled: what was pending is dropped
+    button.interrupts >> [speaker.interrupt, voice.interrupt, brain.interrupt]
     ears.events >> [asr.speech, turns.vad, barge.vad]
     asr >> barge.transcripts
     barge >> [speaker.interrupt, voice.interrupt, brain.interrupt]  # speaking over the agent

@@ -15,6 +15,8 @@
   of their own).
 - :mod:`~flowkit.nodes.room_state`, :mod:`~flowkit.nodes.dtmf`: AgentStatePublisher,
   ChatInput and DTMFInput (telephone keypad presses as digits and user turns).
+- :mod:`~flowkit.nodes.push_to_talk`: PushToTalk (a talk button that clients press with
+  LiveKit RPC calls: the user is heard while it is held, letting go ends the turn).
 - :mod:`~flowkit.nodes.ivr`: IVRWatch (asks the LLM to act when a call with a phone menu
   falls silent or the menu repeats itself).
 - :mod:`~flowkit.nodes.amd`: AnsweringMachineDetector (who answered an outbound call: a
