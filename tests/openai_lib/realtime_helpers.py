@@ -21,6 +21,7 @@ from support import Collect
 
 import flowkit as fk
 from flowkit.nodes.audio import Resample
+from flowkit.nodes.push_to_talk import PushToTalk
 from flowkit.nodes.room import RoomSink, RoomSource
 from flowkit.nodes.tools import ToolRouter
 from flowkit.nodes.tts import TTS
@@ -79,13 +80,15 @@ def agent(
     mcp_servers: Sequence[Any] = (),
     playout: bool = True,
     tts: TTS | None = None,
+    button: PushToTalk | None = None,
     **options: Any,
 ) -> Agent:
     """The voice agent graph around a RealtimeModel pointed at ``base_url``.
 
     With ``tools`` or ``mcp_servers``, a ToolRouter with the same runs the model's calls.
     With ``tts`` (and ``output_modality="text"``), the TTS node speaks the model's text
-    and the barge-ins flush it too, as in the cascaded pipeline.
+    and the barge-ins flush it too, as in the cascaded pipeline. With ``button``, the
+    user's audio goes through that talk button, which commits and clears the model's turns.
     """
     options.setdefault("turn_detection", ServerVAD(silence_duration_ms=300))
     options.setdefault("api_key", API_KEY)
@@ -96,11 +99,17 @@ def agent(
         name="model",
     )
     speaker = g.add(RoomSink(publish_transcripts=False), name="speaker")
+    heard: fk.Node = mic
+    if button is not None:
+        heard = mic >> g.add(button, name="button")
+        button.commit >> model.commit
+        button.clear >> model.clear
+        button.interrupts >> model.interrupt
     if tts is None:
-        mic >> Resample(24_000, channels=1) >> model >> speaker
+        heard >> Resample(24_000, channels=1) >> model >> speaker
         model.interrupts >> speaker.interrupt
     else:
-        mic >> Resample(24_000, channels=1) >> model
+        heard >> Resample(24_000, channels=1) >> model
         model.text >> g.add(tts, name="tts") >> speaker
         model.interrupts >> [tts.interrupt, speaker.interrupt]
     if playout:

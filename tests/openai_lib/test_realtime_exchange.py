@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 from fake_server import close_clients  # noqa: F401 (a fixture)
 from flowkit_openai.realtime.conversation import heard_words
@@ -19,6 +20,7 @@ from realtime_helpers import agent, get_weather
 from support import Script, speech
 
 import flowkit as fk
+from flowkit.nodes.push_to_talk import PushToTalk
 from flowkit.testing.memory_io import MemoryIO
 
 pytestmark = pytest.mark.usefixtures("close_clients")
@@ -230,6 +232,32 @@ async def test_replies_asked_for_from_code_and_manual_turns(server: RealtimeTest
     assert [t.text for t in a.agents.items] == ["Hello! Ask me anything.", ANSWER]
     assert [t.text for t in a.users.items] == [QUESTION]  # the committed item, transcribed
     assert a.io.played_duration == pytest.approx(0.8)
+
+
+async def test_a_talk_button_commits_and_clears_the_models_turns(
+    server: RealtimeTestServer,
+) -> None:
+    server.replies.append(ScriptedReply(ANSWER, audio_ms=400))
+    # Speech with the button up (not sent as speech), held and let go, held and cancelled.
+    voice = speech(("voice", 0.5), ("silence", 1.0), ("voice", 0.5), ("silence", 1.5),
+                   ("voice", 0.4), ("silence", 1.0))
+    button = PushToTalk()
+    a = agent(server.base_url, voice, turn_detection=None, button=button)
+    a.graph.add(Script((1.4, "start"), (2.1, "end"), (3.4, "start"), (4.0, "cancel"),
+                       end_at=4.5), name="presses") >> button.presses
+    runner = await a.run()
+    assert runner.node_errors == []
+    kinds = [e["type"] for e in server.events if e["type"] != "input_audio_buffer.append"]
+    assert kinds == ["session.update", "input_audio_buffer.clear", "input_audio_buffer.commit",
+                     "response.create", "input_audio_buffer.clear", "input_audio_buffer.clear"]
+    # What the server had when it was committed: the held speech, not the earlier one.
+    [committed] = server.committed_audio
+    pcm = np.frombuffer(committed, dtype=np.int16)
+    pcm = pcm[: pcm.size // 240 * 240].reshape(-1, 240)  # 10 ms windows
+    loud = float((np.abs(pcm).max(axis=1) > 1000).sum()) / 100
+    assert 0.4 <= loud <= 0.6, loud  # the held half second, not the earlier one
+    assert [t.text for t in a.users.items] == [QUESTION]
+    assert [t.text for t in a.agents.items] == [ANSWER]
 
 
 async def test_what_comes_before_the_connection_is_open_waits_for_it() -> None:

@@ -609,6 +609,14 @@ class Dialogue:
         """
         self.held.run(lambda: self._commit(respond))
 
+    def on_clear(self) -> None:
+        """Drop the user's audio not yet committed (a push to talk cancelled or begun again).
+
+        It waits, as the user's audio does, while a reply that may not be cut plays, so it
+        drops only what came before it.
+        """
+        self.held.run(lambda: self.send({"type": "input_audio_buffer.clear"}))
+
     def _commit(self, respond: bool) -> None:
         self._show_image()
         self.send({"type": "input_audio_buffer.commit"})

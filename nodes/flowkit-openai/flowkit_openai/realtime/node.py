@@ -150,6 +150,9 @@ class RealtimeModel(Node):
     interrupt: In[Interrupt] = In(required=False, doc="FLUSH cancels the reply under way")
     requests: In[ReplyRequest] = In(required=False, doc="replies asked for from code")
     commit: In[Any] = In(required=False, doc="end the user's turn now (no turn detection)")
+    clear: In[Any] = In(
+        required=False, doc="drop the user's audio not yet committed (no turn detection)"
+    )
     updates: In[AgentUpdate] = In(
         required=False,
         doc="changes to the agent from code (AgentUpdate); link them to the ToolRouter too",
@@ -273,7 +276,9 @@ class RealtimeModel(Node):
             tool_choice: ``auto``, ``none``, ``required`` or one tool's name.
             turn_detection: :class:`ServerVAD` (the default) or :class:`SemanticVAD`;
                 ``None`` turns the server's detection off: a message on ``commit`` then
-                ends the user's turn and asks for the answer (push to talk).
+                ends the user's turn and asks for the answer, and one on ``clear`` drops
+                what the user said since the last commit (push to talk: a
+                :class:`~flowkit.nodes.push_to_talk.PushToTalk` drives both).
             transcription_model: The model that transcribes the user; ``None`` for no user
                 transcripts.
             speed: Speaking speed, 0.25 to 1.5.
@@ -356,6 +361,7 @@ class RealtimeModel(Node):
         interrupt: AsyncIterator[Interrupt],
         requests: AsyncIterator[ReplyRequest],
         commit: AsyncIterator[Any],
+        clear: AsyncIterator[Any],
         tool_speech: AsyncIterator[ToolSpeech],
         updates: AsyncIterator[AgentUpdate],
         images: AsyncIterator[Image],
@@ -409,11 +415,23 @@ class RealtimeModel(Node):
                 dialogue.user_audio(chunk)
 
         respond = detection is None or not detection.create_response
+
+        def commit_turn(_: object) -> None:
+            # The audio gathered toward the next append is the turn's last words.
+            if rest := chunker.flush():
+                dialogue.user_audio(rest)
+            dialogue.on_commit(respond=respond)
+
+        def clear_turn(_: object) -> None:
+            chunker.flush()  # dropped with the rest of the turn
+            dialogue.on_clear()
+
         await asyncio.gather(
             for_each(audio, push),
             self._read_flushes(interrupt, dialogue),
             self._read_requests(requests, dialogue),
-            self._read_commits(commit, dialogue, respond),
+            for_each(commit, commit_turn),
+            for_each(clear, clear_turn),
             for_each(turns, dialogue.on_turn),
         )
         updating.cancel()
@@ -636,11 +654,6 @@ class RealtimeModel(Node):
     async def _read_requests(requests: AsyncIterator[ReplyRequest], dialogue: Dialogue) -> None:
         async for request in requests:
             dialogue.on_request(request)
-
-    @staticmethod
-    async def _read_commits(commits: AsyncIterator[Any], dialogue: Dialogue, respond: bool) -> None:
-        async for _ in commits:
-            dialogue.on_commit(respond=respond)
 
 
 class _Effects:

@@ -78,7 +78,7 @@ class ServerConnection:
         self.conversation = ServerConversation()
         server.conversations.append(self.conversation)
         self.last_output = ""
-        self.buffered = 0  # bytes appended since the last commit
+        self.buffer = bytearray()  # the audio appended since the last commit or clear
         self.heard_ms = 0.0  # audio appended since the connection opened
         self.leftover = b""
         self.speaking_since: float | None = None
@@ -186,20 +186,21 @@ class ServerConnection:
         except (binascii.Error, ValueError):
             raise _Refused("Invalid 'audio': not base64-encoded audio.", param="audio") from None
         self.server.events[-1]["bytes"] = len(pcm)
-        self.buffered += len(pcm)
+        self.buffer += pcm
         await self._vad(self.leftover + pcm)
 
     async def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
-        if _ms(self.buffered) < 100:
+        if _ms(len(self.buffer)) < 100:
             raise _Refused(
                 "Error committing input audio buffer: buffer too small. Expected at least "
-                f"100ms of audio, but buffer only has {_ms(self.buffered):.2f}ms of audio.",
+                f"100ms of audio, but buffer only has {_ms(len(self.buffer)):.2f}ms of audio.",
                 code="input_audio_buffer_commit_empty",
             )
         await self._commit(self.speech_item or self._id("item"))
 
     async def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
-        self.buffered, self.speaking_since, self.speech_item = 0, None, None
+        self.buffer.clear()
+        self.speaking_since, self.speech_item = None, None
         await self.send({"type": "input_audio_buffer.cleared", "event_id": self._id("event")})
 
     async def _on_conversation_item_create(self, event: dict[str, Any]) -> None:
@@ -316,7 +317,9 @@ class ServerConnection:
             await self._respond({})
 
     async def _commit(self, item_id: str) -> None:
-        self.buffered, self.speech_item = 0, None
+        self.server.committed_audio.append(bytes(self.buffer))
+        self.buffer.clear()
+        self.speech_item = None
         await self.send({"type": "input_audio_buffer.committed", "event_id": self._id("event"),
                          "previous_item_id": self.conversation.last, "item_id": item_id})
         entry = ConversationItem(item_id, "message", "user")

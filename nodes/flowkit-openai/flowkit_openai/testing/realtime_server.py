@@ -78,6 +78,8 @@ class RealtimeTestServer:
             kept as its type and ``bytes`` of audio, not its audio).
         sessions: The ``session`` of each accepted ``session.update``.
         truncations: Each accepted ``conversation.item.truncate`` event.
+        committed_audio: The user's audio of each committed buffer (PCM16, 24 kHz mono),
+            by the client's commit or the server VAD's.
         deletions: Each accepted ``conversation.item.delete`` event.
         conversations: Each connection's conversation (its items in order, with their
             text), as it stands now.
@@ -128,6 +130,7 @@ class RealtimeTestServer:
         self.events: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
         self.truncations: list[dict[str, Any]] = []
+        self.committed_audio: list[bytes] = []
         self.deletions: list[dict[str, Any]] = []
         self.conversations: list[ServerConversation] = []
         self.deltas: list[tuple[float, str, int]] = []
