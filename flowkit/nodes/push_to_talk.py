@@ -21,6 +21,9 @@ Link it to a :class:`~flowkit.nodes.turn.TurnDetector` in ``"manual"`` mode::
     ptt.clear >> turns.clear
     ptt.interrupts >> [llm.interrupt, tts.interrupt, speaker.interrupt]
 
+With a speech-to-speech model instead (flowkit-openai's ``RealtimeModel(turn_detection=None)``),
+link the same three outputs to its ``commit``, ``clear`` and ``interrupt``.
+
 Presses can also come on the ``presses`` input (``"start"``, ``"end"``, ``"cancel"``): a
 keyboard, a test. The button starts up when something can press it (the room has RPC
 methods, or ``presses`` is linked), so nothing is heard before the first press; with
