@@ -18,6 +18,7 @@ from livekit import api, rtc
 from livekit.protocol import models
 from livekit.protocol import rtc as rtc_pb
 
+import flowkit as fk
 from flowkit.job import JobContext
 from flowkit.livekit import connect_job, room_token
 from flowkit.testing.livekit_server import TestLiveKitServer
@@ -51,6 +52,24 @@ async def agent_job(
     token = room_token(server.api_key, server.api_secret, room, identity, kind="agent")
     await asyncio.wait_for(connect_job(job, url=server.url, token=token, **io_options), 20.0)
     return job
+
+
+class ToneCounter(fk.Node):
+    """Counts the frames it hears, and those loud enough to carry a tone."""
+
+    audio: fk.In[rtc.AudioFrame] = fk.In(default=True)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames = 0
+        self.loud = 0
+
+    async def run(self, audio: AsyncIterator[rtc.AudioFrame]) -> None:
+        """Count until the input ends."""
+        async for frame in audio:
+            self.frames += 1
+            if np.abs(np.frombuffer(frame.data, dtype=np.int16)).max() > 2000:
+                self.loud += 1
 
 
 def tone_frames(

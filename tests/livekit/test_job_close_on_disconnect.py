@@ -11,32 +11,14 @@ namespace (WebRTC needs a real link); the tests assert on the JSON it returns.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
 from livekit import api, rtc
-from scenario_kit import agent_job, join, play_tone_track, quiet_logs, until
+from scenario_kit import ToneCounter, agent_job, join, play_tone_track, quiet_logs, until
 
 import flowkit as fk
 from flowkit.nodes.room import RoomSource
 from flowkit.runtime.runner import GraphRunner
-
-
-class Ears(fk.Node):
-    """Counts the loud frames it hears (module level: annotations resolve)."""
-
-    audio: fk.In[rtc.AudioFrame] = fk.In(default=True)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loud = 0
-
-    async def run(self, audio: AsyncIterator[rtc.AudioFrame]) -> None:
-        """Count the frames that carry a tone until the input ends."""
-        async for frame in audio:
-            if np.abs(np.frombuffer(frame.data, dtype=np.int16)).max() > 2000:
-                self.loud += 1
 
 
 async def _leave(client: rtc.Room, job: fk.JobContext, identity: str) -> None:
@@ -72,7 +54,7 @@ async def scenario_jobs_end_when_their_participant_leaves() -> dict[str, Any]:
         # The hall: carol is first in, but the job's microphone input hears dave.
         job = await agent_job(server, "job-hall", identity="agent-3", room="hall")
         graph = fk.Graph("hall")
-        ears = Ears()
+        ears = ToneCounter()
         graph.add(RoomSource(16_000)) >> graph.add(ears)
         running = asyncio.create_task(GraphRunner(graph, job=job).run())
         carol = await join(server, "carol", room="hall")

@@ -13,32 +13,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
-from livekit import rtc
-from scenario_kit import agent_job, join, play_tone_track, quiet_logs, until
+from scenario_kit import ToneCounter, agent_job, join, play_tone_track, quiet_logs, until
 
 import flowkit as fk
 from flowkit.nodes.push_to_talk import PushToTalk
 from flowkit.nodes.room import RoomSource
 from flowkit.runtime.runner import GraphRunner
-
-
-class Ears(fk.Node):
-    """Counts the loud frames it hears (module level: annotations resolve)."""
-
-    audio: fk.In[rtc.AudioFrame] = fk.In(default=True)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loud = 0
-        self.frames = 0
-
-    async def run(self, audio: AsyncIterator[rtc.AudioFrame]) -> None:
-        """Count every frame, and those that carry the tone, until the input ends."""
-        async for frame in audio:
-            self.frames += 1
-            if np.abs(np.frombuffer(frame.data, dtype=np.int16)).max() > 2000:
-                self.loud += 1
 
 
 class Record(fk.Node):
@@ -65,7 +45,7 @@ async def scenario_a_client_works_the_talk_button() -> dict[str, Any]:
         job = await agent_job(server, "job-ptt", identity="agent")
         graph = fk.Graph("push-to-talk-room")
         button = graph.add(PushToTalk(), name="button")
-        ears, commits, clears = Ears(), Record(), Record()
+        ears, commits, clears = ToneCounter(), Record(), Record()
         graph.add(RoomSource(48_000)) >> button >> graph.add(ears)
         button.commit >> graph.add(commits, name="commits")
         button.clear >> graph.add(clears, name="clears")
