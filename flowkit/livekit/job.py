@@ -196,8 +196,9 @@ class LiveKitJob:
         """The identity of the participant the job serves, if known yet.
 
         The room I/O's (a participant job's participant, else whom its audio inputs last
-        heard), else the first participant who joined and is not an agent. When they leave
-        for good, the job ends (``job.close_on_disconnect``).
+        heard), else the first participant who joined and is not an agent (once they have
+        left, the first of those still here, or the next to join). When they leave for
+        good, the job ends (``job.close_on_disconnect``).
         """
         return self.io.linked_participant or self._first_person
 
@@ -252,7 +253,13 @@ class LiveKitJob:
 
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         identity = participant.identity
-        if identity != self.linked_participant:
+        linked = self.linked_participant
+        if identity == self._first_person:
+            # Whoever is here next takes their place (the job goes on, or ends just below).
+            self._first_person = None
+            for other in self.room.remote_participants.values():
+                self._on_participant_connected(other)
+        if identity != linked:
             return
         reason = participant.disconnect_reason
         name = rtc.DisconnectReason.Name(reason) if reason is not None else "no reason given"

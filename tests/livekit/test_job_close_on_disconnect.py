@@ -49,6 +49,12 @@ async def scenario_jobs_end_when_their_participant_leaves() -> dict[str, Any]:
         await until(lambda: "alice" not in staying.room.remote_participants)
         result["after_alice"] = [ending.shutdown_requested, staying.shutdown_requested]
         result["reasons"] = [ending.shutdown_reason, staying.shutdown_reason]
+        # The job that goes on serves whoever comes next.
+        dora = await join(server, "dora")
+        await until(lambda: "dora" in staying.room.remote_participants)
+        result["staying_linked_then"] = staying.livekit.linked_participant if staying.livekit \
+            else None
+        await dora.disconnect()
         result["seen"] = {k: rtc.DisconnectReason.Name(v) if v else None for k, v in seen.items()}
 
         # The hall: carol is first in, but the job's microphone input hears dave.
@@ -97,6 +103,7 @@ def test_a_job_ends_when_the_participant_it_serves_hangs_up(run_scenario: Any) -
     # Alice hangs up: the first job ends, saying who left and why; the other goes on.
     assert result["after_alice"] == [True, False], result
     assert result["reasons"] == ["participant 'alice' left the room (CLIENT_INITIATED)", None]
+    assert result["staying_linked_then"] == "dora", result
     # The test server tells the room why each left, as LiveKit does.
     assert result["seen"] == {"bob": "CLIENT_INITIATED", "alice": "CLIENT_INITIATED"}, result
     # The hall. Whom the microphone input hears is served, not the first person in.
