@@ -49,13 +49,13 @@ async def scenario_jobs_end_when_their_participant_leaves() -> dict[str, Any]:
         await until(lambda: "alice" not in staying.room.remote_participants)
         result["after_alice"] = [ending.shutdown_requested, staying.shutdown_requested]
         result["reasons"] = [ending.shutdown_reason, staying.shutdown_reason]
+        result["seen"] = {k: rtc.DisconnectReason.Name(v) if v else None for k, v in seen.items()}
         # The job that goes on serves whoever comes next.
         dora = await join(server, "dora")
         await until(lambda: "dora" in staying.room.remote_participants)
         result["staying_linked_then"] = staying.livekit.linked_participant if staying.livekit \
             else None
         await dora.disconnect()
-        result["seen"] = {k: rtc.DisconnectReason.Name(v) if v else None for k, v in seen.items()}
 
         # The hall: carol is first in, but the job's microphone input hears dave.
         job = await agent_job(server, "job-hall", identity="agent-3", room="hall")

@@ -75,5 +75,6 @@ def test_a_clients_rpc_calls_work_the_talk_button(run_scenario: Any) -> None:
     assert result["loud_while_up"] == 0, result  # a second of her tone, not heard
     assert result["start"] == "" and result["end"] == "", result
     assert result["commits"] == ["end"] and result["clears"] == ["start"], result
-    # Frames already on their way when she let go, at most: 20 ms each.
-    assert result["loud_after_release"] <= 5, result
+    # Frames already past the button when she let go, at most (a loaded machine may hold a
+    # few in the recorder's queue); held, the second after it would bring about 50.
+    assert result["loud_after_release"] <= 15, result
