@@ -76,6 +76,16 @@ class PushToTalk(Node):
         end_method: str = pydantic.Field("end_turn", min_length=1)
         cancel_method: str = pydantic.Field("cancel_turn", min_length=1)
 
+        @pydantic.model_validator(mode="after")
+        def _distinct(self) -> PushToTalk.Params:
+            names = (self.start_method, self.end_method, self.cancel_method)
+            if len(set(names)) < 3:
+                raise ValueError(
+                    f"start_method, end_method and cancel_method are {names!r}: one RPC method "
+                    "cannot both press and let go of the button; give three different names"
+                )
+            return self
+
     def __init__(
         self,
         *,
@@ -89,6 +99,9 @@ class PushToTalk(Node):
             start_method: The RPC method a client calls when the button goes down.
             end_method: The RPC method for the button coming up: the turn is committed.
             cancel_method: The RPC method that throws the turn away.
+
+        Raises:
+            NodeParamsError: A name is empty, or two of them are the same.
         """
         super().__init__(
             start_method=start_method, end_method=end_method, cancel_method=cancel_method
@@ -100,7 +113,7 @@ class PushToTalk(Node):
         """Apply ``action`` (``"start"``, ``"end"`` or ``"cancel"``) to the button.
 
         A press while held, or a release or cancel while up, changes nothing (a client
-        that sends one twice, or a release after the job's start).
+        that sends one twice, or lets go before it pressed).
 
         Raises:
             ValueError: ``action`` is none of the three.

@@ -66,3 +66,8 @@ async def test_with_nothing_to_press_it_the_button_stays_down() -> None:
     button.out >> heard
     await fk.GraphRunner(g).run()
     assert all(frame.data[0] != 0 for frame in collected(heard)) and len(collected(heard)) == 10
+
+
+def test_the_three_methods_must_have_different_names() -> None:
+    with pytest.raises(fk.NodeParamsError, match="give three different names"):
+        PushToTalk(start_method="talk", end_method="talk")
