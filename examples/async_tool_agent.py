@@ -25,14 +25,13 @@ import asyncio
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import flowkit as fk
 from flowkit.nodes import audio, interrupt, llm, room, stt, tools, tts, turn, vad
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
-from flowkit.testing import FakeLLM, FakeReply, FakeTTS
-from flowkit.testing.demo import DescribingSTT
+from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing.demo import stand_ins
 from flowkit.tools.cancel_background import cancel_background
 from flowkit.vad import EnergyVAD
 
@@ -110,18 +109,8 @@ def _spoken(tool: str | None, result: str) -> str:
     return result.split("\n")[0]  # the first update: what the tool is doing
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins."""
-    extra = job.extra
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or scripted_model(),
-        extra.get("tts") or FakeTTS(sample_rate=24_000),
-    )
-
-
 def build(job: fk.JobContext) -> fk.Graph:
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(job, scripted_model())
     airline = Airline(float(job.extra.get("search_seconds", 4.0)),
                       float(job.extra.get("booking_seconds", 6.0)))
     agent_tools = [book_flight_tool(airline), cancel_background]

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import flowkit as fk
 from flowkit.nodes import audio, background, interrupt, llm, room, state, stt, tts, turn, vad
 from flowkit.providers.chat import ChatMessage
-from flowkit.testing import FakeLLM, FakeTTS
-from flowkit.testing.demo import DescribingSTT
+from flowkit.testing import FakeLLM
+from flowkit.testing.demo import stand_ins
 from flowkit.vad import EnergyVAD
 
 SOUNDS = Path(__file__).parent / "audio"
@@ -53,19 +52,10 @@ def stand_in_reply(history: Sequence[ChatMessage]) -> str:
     return f"You said {heard[-1]}. Did you hear me typing?"
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins (a slow thinker)."""
-    extra = job.extra
-    model = FakeLLM(stand_in_reply, ttft=1.5, name="slow-stand-in-llm")
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or model,
-        extra.get("tts") or FakeTTS(sample_rate=24_000),
-    )
-
-
 def build(job: fk.JobContext) -> fk.Graph:
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(
+        job, FakeLLM(stand_in_reply, ttft=1.5, name="slow-stand-in-llm")
+    )
     g = fk.Graph("background-audio", description="ambient sound, and typing while thinking")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
     ears = g.add(vad.VAD(EnergyVAD()), name="vad")

@@ -45,8 +45,8 @@ from flowkit.tasks import (
     GetPhoneNumberResult,
     GetPhoneNumberTask,
 )
-from flowkit.testing import FakeLLM, FakeReply, FakeTTS
-from flowkit.testing.demo import DescribingSTT
+from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing.demo import stand_ins
 from flowkit.vad import EnergyVAD
 
 FRONT_DESK = (
@@ -260,19 +260,9 @@ def scripted_model() -> FakeLLM:
     return FakeLLM(reply, ttft=0.2, token_gap=0.02, name="scripted-intake-llm")
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins."""
-    extra = job.extra
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or scripted_model(),
-        extra.get("tts") or FakeTTS(sample_rate=24_000),
-    )
-
-
 def build(job: fk.JobContext) -> fk.Graph:
     """The front-desk agent: a voice pipeline whose tool loop runs the intake group."""
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(job, scripted_model())
     registration = job.extra.setdefault("registration", Registration())  # read it after
     g = fk.Graph("intake-agent", description="a front desk that registers patients, TaskGroup")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")

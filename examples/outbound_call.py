@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import flowkit as fk
 from flowkit.messages import AMDCategory, AMDVerdict, Playout, PlayoutEvent
@@ -48,8 +47,8 @@ from flowkit.nodes import (
 from flowkit.nodes.amd_classifier import DEFAULT_AMD_PROMPT
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
-from flowkit.testing import FakeLLM, FakeReply, FakeTTS
-from flowkit.testing.demo import DescribingSTT
+from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing.demo import stand_ins
 from flowkit.tools.dtmf import send_dtmf
 from flowkit.vad import EnergyVAD
 
@@ -112,18 +111,8 @@ class CallOutcome(fk.Node):
                 return
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins."""
-    extra = job.extra
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or scripted_model(),
-        extra.get("tts") or FakeTTS(sample_rate=24_000),
-    )
-
-
 def build(job: fk.JobContext) -> fk.Graph:
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(job, scripted_model())
     g = fk.Graph("outbound-call", description="who answered, then talk or leave a message")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
     ears = g.add(vad.VAD(EnergyVAD()), name="vad")

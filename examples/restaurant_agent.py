@@ -31,8 +31,8 @@ import flowkit as fk
 from flowkit.nodes import audio, interrupt, llm, room, stt, tools, tts, turn, vad
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
-from flowkit.testing import FakeLLM, FakeReply, FakeTTS
-from flowkit.testing.demo import DescribingSTT
+from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing.demo import stand_ins
 from flowkit.vad import EnergyVAD
 
 
@@ -163,18 +163,8 @@ def scripted_model() -> FakeLLM:
     return FakeLLM(reply, ttft=0.2, token_gap=0.02, name="scripted-restaurant-llm")
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins."""
-    extra = job.extra
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or scripted_model(),
-        extra.get("tts") or FakeTTS(sample_rate=24_000),
-    )
-
-
 def build(job: fk.JobContext) -> fk.Graph:
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(job, scripted_model())
     booking = job.extra.setdefault("booking", Booking())  # the caller can read it after
     g = fk.Graph("restaurant-agent", description="a greeter and a reservation agent, handoff")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")

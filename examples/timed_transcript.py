@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import flowkit as fk
 from flowkit.nodes import audio, interrupt, llm, room, stt, tts, turn, vad
 from flowkit.providers.chat import ChatMessage
-from flowkit.testing import FakeLLM, FakeTTS
-from flowkit.testing.demo import DescribingSTT
+from flowkit.testing import FakeLLM
+from flowkit.testing.demo import stand_ins
 from flowkit.vad import EnergyVAD
 
 
@@ -70,19 +69,8 @@ def stand_in_reply(history: Sequence[ChatMessage]) -> str:
     return f"You said {heard[-1]}. I print this sentence as it starts playing."
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins."""
-    extra = job.extra
-    model = FakeLLM(stand_in_reply, name="stand-in-llm")
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or model,
-        extra.get("tts") or FakeTTS(sample_rate=24_000),
-    )
-
-
 def build(job: fk.JobContext) -> fk.Graph:
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(job, FakeLLM(stand_in_reply, name="stand-in-llm"))
     g = fk.Graph("timed-transcript", description="the agent's words, timed by its playout")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
     ears = g.add(vad.VAD(EnergyVAD()), name="vad")

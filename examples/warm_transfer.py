@@ -37,8 +37,8 @@ from flowkit.livekit.warm_transfer import Consultation, WarmTransfer, warm_trans
 from flowkit.nodes import audio, interrupt, llm, room, state, stt, tools, tts, turn, vad
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
-from flowkit.testing import FakeLLM, FakeReply, FakeTTS
-from flowkit.testing.demo import DescribingSTT
+from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing.demo import stand_ins
 from flowkit.vad import EnergyVAD
 
 INSTRUCTIONS = (
@@ -62,21 +62,11 @@ def stand_in_reply(history: Sequence[ChatMessage]) -> str | FakeReply:
     )
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins."""
-    extra = job.extra
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or FakeLLM(stand_in_reply, name="stand-in-llm"),
-        extra.get("tts") or FakeTTS(sample_rate=24_000),
-    )
-
-
 def voice_graph(
     name: str, job: fk.JobContext, instructions: str, agent_tools: Sequence[Any]
 ) -> fk.Graph:
     """A voice agent: listen, think (with ``agent_tools``), speak, barge-in."""
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(job, FakeLLM(stand_in_reply, name="stand-in-llm"))
     g = fk.Graph(name, description="a voice agent with tools")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
     ears = g.add(vad.VAD(EnergyVAD()), name="vad")

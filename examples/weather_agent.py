@@ -19,15 +19,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import flowkit as fk
 from flowkit.nodes import audio, interrupt, llm, room, stt, tools, tts, turn, vad
 from flowkit.nodes.end_call import EndCall
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.llm import ToolCallChunk
-from flowkit.testing import FakeLLM, FakeReply, FakeTTS
-from flowkit.testing.demo import DescribingSTT
+from flowkit.testing import FakeLLM, FakeReply
+from flowkit.testing.demo import stand_ins
 from flowkit.tools.end_call import end_call
 from flowkit.vad import EnergyVAD
 
@@ -81,18 +80,8 @@ def scripted_model() -> FakeLLM:
     return FakeLLM(reply, ttft=0.2, token_gap=0.02, name="scripted-weather-llm")
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins."""
-    extra = job.extra
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or scripted_model(),
-        extra.get("tts") or FakeTTS(sample_rate=24_000),
-    )
-
-
 def build(job: fk.JobContext) -> fk.Graph:
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(job, scripted_model())
     g = fk.Graph("weather-agent", description="a voice agent with a get_weather tool")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
     ears = g.add(vad.VAD(EnergyVAD()), name="vad")

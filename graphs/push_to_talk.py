@@ -16,27 +16,14 @@ Providers: ``job.extra["stt"]`` / ``["llm"]`` / ``["tts"]`` replace the stand-in
 
 from __future__ import annotations
 
-from typing import Any
-
 import flowkit as fk
 from flowkit.nodes import audio, interrupt, llm, push_to_talk, room, stt, tts, turn, vad
-from flowkit.testing import FakeTTS
-from flowkit.testing.demo import DescribingSTT, echo_llm
+from flowkit.testing.demo import echo_llm, stand_ins
 from flowkit.vad import EnergyVAD
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins."""
-    extra = job.extra
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or echo_llm(),
-        extra.get("tts") or FakeTTS(sample_rate=24_000),
-    )
-
-
 def build(job: fk.JobContext) -> fk.Graph:
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(job, echo_llm())
     g = fk.Graph("push-to-talk", description="turns end when the talk button is released")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
     ears = g.add(vad.VAD(EnergyVAD()), name="vad")

@@ -17,30 +17,17 @@ Providers: ``job.extra["stt"]`` / ``["llm"]`` / ``["tts"]`` replace the stand-in
 
 from __future__ import annotations
 
-from typing import Any
-
 import flowkit as fk
 from flowkit.nodes import audio, interrupt, llm, room, stt, text, tts, turn, vad
-from flowkit.testing import FakeTTS
-from flowkit.testing.demo import DescribingSTT, echo_llm
+from flowkit.testing.demo import echo_llm, stand_ins
 from flowkit.vad import EnergyVAD
 
 BANNED_WORDS = ("password", "guarantee", "diagnosis")
 SAFE_REPLY = "Sorry, I can't share that. Is there anything else I can help with?"
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins."""
-    extra = job.extra
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or echo_llm(),
-        extra.get("tts") or FakeTTS(sample_rate=24_000),
-    )
-
-
 def build(job: fk.JobContext) -> fk.Graph:
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(job, echo_llm())
     g = fk.Graph("reply-guard", description="a voice agent whose replies are checked")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")
     ears = g.add(vad.VAD(EnergyVAD()), name="vad")

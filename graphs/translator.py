@@ -17,13 +17,12 @@ language is ``job.extra["language"]`` (French by default).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import flowkit as fk
 from flowkit.nodes import audio, llm, room, stt, tts, turn, vad
 from flowkit.providers.chat import ChatMessage
 from flowkit.testing import FakeLLM, FakeTTS
-from flowkit.testing.demo import DescribingSTT
+from flowkit.testing.demo import stand_ins
 from flowkit.vad import EnergyVAD
 
 
@@ -43,18 +42,10 @@ def stand_in_translator() -> FakeLLM:
     return FakeLLM(reply, ttft=0.2, token_gap=0.02, name="stand-in-translator")
 
 
-def providers(job: fk.JobContext) -> tuple[Any, Any, Any]:
-    """STT, LLM and TTS: the job's, or the stand-ins (a lower voice than the agents')."""
-    extra = job.extra
-    return (
-        extra.get("stt") or DescribingSTT(),
-        extra.get("llm") or stand_in_translator(),
-        extra.get("tts") or FakeTTS(sample_rate=24_000, frequency=220.0),
-    )
-
-
 def build(job: fk.JobContext) -> fk.Graph:
-    recogniser, model, voice_provider = providers(job)
+    recogniser, model, voice_provider = stand_ins(  # a lower voice than the agents'
+        job, stand_in_translator(), tts=FakeTTS(sample_rate=24_000, frequency=220.0)
+    )
     language = job.extra.get("language", "French")
     g = fk.Graph("translator", description=f"speech translated into {language}")
     mic = g.add(room.RoomSource(sample_rate=48_000), name="mic")

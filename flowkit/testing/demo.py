@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
+from flowkit.job import JobContext
 from flowkit.providers.chat import ChatMessage
 from flowkit.providers.stt import SpeechResult
-from flowkit.testing.fakes import FakeLLM, FakeReply
+from flowkit.testing.fakes import FakeLLM, FakeReply, FakeTTS
 from flowkit.vad.contract import PCMSamples, check_pcm
 
-__all__ = ["DescribingSTT", "echo_llm"]
+__all__ = ["DescribingSTT", "echo_llm", "stand_ins"]
 
 
 class DescribingSTT:
@@ -62,3 +64,18 @@ def echo_llm(*, ttft: float = 0.2, token_gap: float = 0.02) -> FakeLLM:
         )
 
     return FakeLLM(reply, ttft=ttft, token_gap=token_gap, name="echo-llm")
+
+
+def stand_ins(job: JobContext, llm: Any, *, tts: Any = None) -> tuple[Any, Any, Any]:
+    """STT, LLM and TTS for a graph file: the job's, else the stand-ins.
+
+    ``job.extra["stt"]``, ``["llm"]`` and ``["tts"]`` (a test's or the caller's providers)
+    take the place of :class:`DescribingSTT`, ``llm`` and ``tts`` (a 24 kHz
+    :class:`~flowkit.testing.fakes.FakeTTS` when ``None``).
+    """
+    extra = job.extra
+    return (
+        extra.get("stt") or DescribingSTT(),
+        extra.get("llm") or llm,
+        extra.get("tts") or tts or FakeTTS(sample_rate=24_000),
+    )
